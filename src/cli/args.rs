@@ -1,0 +1,222 @@
+//! Flags and subcommands. kubectl forwards no flags to plugins, so its connection flags are ours.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Name clap shows in help: `kubectl vmmem` when run as a kubectl plugin.
+pub fn display_name(argv0: &str) -> &'static str {
+    let base = argv0.rsplit(['/', '\\']).next().unwrap_or(argv0);
+    if base.starts_with("kubectl-") || base.starts_with("kubectl_") {
+        "kubectl vmmem"
+    } else {
+        "kubectl-vmmem"
+    }
+}
+
+/// argv with argv[0] replaced by the display name, so usage lines read `kubectl vmmem …`.
+pub fn with_display_name(argv: &[String]) -> Vec<String> {
+    let mut out = argv.to_vec();
+    if let Some(first) = out.first_mut() {
+        *first = display_name(first).to_string();
+    }
+    out
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kubectl vmmem",
+    bin_name = "kubectl vmmem",
+    version = crate::cli::args::VERSION,
+    about = "Why KubeVirt VMs get OOM-killed: guest memory vs overhead per VM, and the fix",
+    long_about = "Shows, for every KubeVirt VM, guest memory, the virt-launcher pod's memory limit, live \
+cgroup usage and the overhead broken down by process, judges the OOM risk and recommends a \
+memory reservation.",
+    after_help = "Examples:\n  kubectl vmmem list -A\n  kubectl vmmem list --from support-bundle.zip -o wide\n  kubectl vmmem list --demo -o json"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("VMMEM_GIT_REVISION"),
+    ")"
+);
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List every VM's memory: guest, limits, usage, overhead, headroom, risk and recommendation.
+    #[command(
+        after_help = "Examples:\n  kubectl vmmem list -A\n  kubectl vmmem list -n prod -o wide\n  kubectl vmmem list --from ./supportbundle_x.zip -o json"
+    )]
+    List(ListArgs),
+}
+
+/// Output formats of `list`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum ListOutput {
+    #[default]
+    Table,
+    Wide,
+    Json,
+    Yaml,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct ListArgs {
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = ListOutput::Table)]
+    pub output: ListOutput,
+}
+
+/// How to read live memory numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum LiveMode {
+    /// Agent pod, else exec into the compute container, else the kubelet summary.
+    #[default]
+    Auto,
+    /// A privileged agent pod per node (pod slice, containers, processes).
+    Agent,
+    /// `sh` in each VM's compute container (its own cgroup only).
+    PodExec,
+    /// The kubelet Summary API through the API server (no per-process data).
+    Kubelet,
+    /// Specs only.
+    Off,
+}
+
+/// kubectl's connection flags plus the tool's global ones.
+#[derive(Debug, Clone, Default, Args)]
+pub struct GlobalArgs {
+    /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use.
+    #[arg(long, global = true)]
+    pub context: Option<String>,
+    /// The kubeconfig cluster to use.
+    #[arg(long, global = true)]
+    pub cluster: Option<String>,
+    /// The kubeconfig user to use.
+    #[arg(long, global = true)]
+    pub user: Option<String>,
+    /// Namespace scope (default: the context's namespace, else `default`).
+    #[arg(short = 'n', long, global = true)]
+    pub namespace: Option<String>,
+    /// All namespaces.
+    #[arg(short = 'A', long, global = true)]
+    pub all_namespaces: bool,
+    /// Username to impersonate.
+    #[arg(long = "as", global = true, value_name = "USER")]
+    pub as_user: Option<String>,
+    /// Group to impersonate (repeatable).
+    #[arg(long = "as-group", global = true, value_name = "GROUP")]
+    pub as_group: Vec<String>,
+    /// How long to wait for one server request, e.g. 10s, 1m; 0 waits forever.
+    #[arg(long, global = true, value_name = "DURATION", default_value = "0")]
+    pub request_timeout: String,
+    /// The address of the Kubernetes API server.
+    #[arg(short = 's', long, global = true)]
+    pub server: Option<String>,
+    /// Do not verify the server's certificate (insecure).
+    #[arg(long, global = true)]
+    pub insecure_skip_tls_verify: bool,
+    /// Bearer token for the API server.
+    #[arg(long, global = true)]
+    pub token: Option<String>,
+
+    /// Run against the built-in simulated cluster (no cluster needed).
+    #[arg(long, global = true, conflicts_with = "from")]
+    pub demo: bool,
+    /// Read objects from files instead of a cluster: a YAML/JSON file, a folder, or a Harvester
+    /// support bundle (zip or extracted).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub from: Option<PathBuf>,
+    /// KubeVirt version to assume when the cluster does not say (e.g. v1.3.0).
+    #[arg(long, global = true, value_name = "VERSION")]
+    pub kubevirt_version: Option<String>,
+    /// Where live memory numbers come from.
+    #[arg(long, global = true, value_enum, default_value_t = LiveMode::Auto)]
+    pub live: LiveMode,
+    /// Namespace for agent pods (default: harvester-system on Harvester, else KubeVirt's).
+    #[arg(long, global = true, value_name = "NS")]
+    pub agent_namespace: Option<String>,
+    /// Image for agent pods (default: busybox:1.37.0; SUSE BCI on Harvester).
+    #[arg(long, global = true, value_name = "IMAGE")]
+    pub agent_image: Option<String>,
+    /// Image pull secret for agent pods.
+    #[arg(long, global = true, value_name = "SECRET")]
+    pub agent_pull_secret: Option<String>,
+    /// Image pull policy for agent pods (Always, IfNotPresent, Never).
+    #[arg(long, global = true, value_name = "POLICY")]
+    pub agent_pull_policy: Option<String>,
+    /// Refresh interval of the dashboard.
+    #[arg(
+        short = 'r',
+        long,
+        global = true,
+        value_name = "DURATION",
+        default_value = "2s"
+    )]
+    pub refresh: String,
+    /// Disable every mutating action.
+    #[arg(long, global = true)]
+    pub readonly: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plugin_name_in_help() {
+        assert_eq!(
+            display_name("/usr/local/bin/kubectl-vmmem"),
+            "kubectl vmmem"
+        );
+        assert_eq!(display_name("target/debug/vmmem"), "kubectl-vmmem");
+    }
+
+    #[test]
+    fn kubectl_flags_parse_anywhere() {
+        let cli = Cli::try_parse_from([
+            "kubectl vmmem",
+            "list",
+            "-n",
+            "prod",
+            "--context",
+            "c1",
+            "--as",
+            "me",
+            "--as-group",
+            "g1",
+            "--as-group",
+            "g2",
+            "-o",
+            "json",
+            "--request-timeout",
+            "5s",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.namespace.as_deref(), Some("prod"));
+        assert_eq!(cli.global.context.as_deref(), Some("c1"));
+        assert_eq!(cli.global.as_group, vec!["g1", "g2"]);
+        assert_eq!(cli.global.request_timeout, "5s");
+        let Some(Command::List(l)) = cli.command else {
+            panic!()
+        };
+        assert_eq!(l.output, ListOutput::Json);
+        Cli::command_for_test().debug_assert();
+    }
+
+    impl Cli {
+        fn command_for_test() -> clap::Command {
+            <Cli as clap::CommandFactory>::command()
+        }
+    }
+}

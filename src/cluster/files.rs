@@ -1,0 +1,1 @@
+//! Reading an inventory from files: a manifest file, a folder, or a Harvester support bundle.

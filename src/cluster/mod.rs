@@ -1,0 +1,3 @@
+//! Sources of an [`Inventory`](crate::model::inventory::Inventory): files and the live cluster.
+
+pub mod files;

@@ -1,0 +1,50 @@
+//! The one plain value between the sources (files, live cluster, simulator) and the model.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::objects::{
+    HarvesterSetting, KubeVirt, Node, Pod, ResourceQuota, VirtualMachine, VirtualMachineInstance,
+};
+use super::readings::NodeReadings;
+
+/// Where the inventory came from (the `source` field of reports).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    #[default]
+    Live,
+    Demo,
+    Files,
+}
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Live => "live",
+            SourceKind::Demo => "demo",
+            SourceKind::Files => "files",
+        }
+    }
+}
+
+/// Objects read from a cluster or from files.
+#[derive(Debug, Clone, Default)]
+pub struct Inventory {
+    pub source: SourceKind,
+    pub vms: Vec<VirtualMachine>,
+    pub vmis: Vec<VirtualMachineInstance>,
+    /// virt-launcher pods (others are ignored).
+    pub pods: Vec<Pod>,
+    pub nodes: Vec<Node>,
+    pub kubevirts: Vec<KubeVirt>,
+    /// `Some` when the Harvester settings API exists (so this is a Harvester cluster).
+    pub harvester_settings: Option<Vec<HarvesterSetting>>,
+    pub resource_quotas: Vec<ResourceQuota>,
+    /// Things the reader could not see, as sentences (e.g. a namespace it may not list).
+    pub warnings: Vec<String>,
+}
+
+/// Live readings per node name.
+pub type Readings = BTreeMap<String, NodeReadings>;

@@ -1,0 +1,528 @@
+//! Lean, typed views of the Kubernetes and KubeVirt objects the tool reads.
+//!
+//! Only the fields the memory model, the joiner and the fixer need are kept: a cluster with
+//! thousands of VMs must fit in a few tens of MiB. Every field is optional on input
+//! (`#[serde(default)]`), quantities keep their original spelling ([`Quantity`]).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::parse::quantity::Quantity;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ObjectMeta {
+    pub name: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub uid: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub resource_version: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub creation_timestamp: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deletion_timestamp: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub owner_references: Vec<OwnerReference>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct OwnerReference {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+    pub uid: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub controller: Option<bool>,
+}
+
+/// `requests`/`limits` maps; only memory and cpu matter here.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ResourceList {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Quantity>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<Quantity>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Resources {
+    pub requests: ResourceList,
+    pub limits: ResourceList,
+    /// KubeVirt: do not add the overhead to the pod's memory request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overcommit_guest_overhead: Option<bool>,
+}
+
+// ---------------------------------------------------------------- KubeVirt
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct VirtualMachine {
+    pub metadata: ObjectMeta,
+    pub spec: VmSpec,
+    pub status: VmStatus,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct VmSpec {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub running: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_strategy: Option<String>,
+    pub template: VmTemplate,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct VmTemplate {
+    pub metadata: ObjectMeta,
+    pub spec: VmiSpec,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct VmStatus {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub printable_status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ready: Option<bool>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// The VMI spec, also the VM's `spec.template.spec`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct VmiSpec {
+    pub domain: DomainSpec,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<Volume>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub liveness_probe: Option<Probe>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub readiness_probe: Option<Probe>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub architecture: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct DomainSpec {
+    pub resources: Resources,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<MemorySpec>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<CpuSpec>,
+    pub devices: Devices,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub launch_security: Option<LaunchSecurity>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct MemorySpec {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guest: Option<Quantity>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_guest: Option<Quantity>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hugepages: Option<Hugepages>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reserved_overhead: Option<ReservedOverhead>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Hugepages {
+    pub page_size: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ReservedOverhead {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub added_overhead: Option<Quantity>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct CpuSpec {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cores: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sockets: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threads: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dedicated_cpu_placement: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Devices {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub autoattach_graphics_device: Option<bool>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub host_devices: Vec<serde_json::Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gpus: Vec<serde_json::Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub interfaces: Vec<Interface>,
+    /// `false` turns off the guest-console-log sidecar (v1.1+).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_serial_console: Option<bool>,
+    /// `tpm: {}` enables a vTPM; `tpm: {enabled: false}` (v1.6+) disables it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tpm: Option<Tpm>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Tpm {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub persistent: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Interface {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sriov: Option<serde_json::Value>,
+    /// Core passt binding before v1.3 (`passt: {}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub passt: Option<serde_json::Value>,
+    /// Core passt binding from v1.8 (`passtBinding: {}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub passt_binding: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub binding: Option<Binding>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bridge: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub masquerade: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Binding {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct LaunchSecurity {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sev: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snp: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Volume {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub downward_metrics: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Probe {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exec: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_get: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp_socket: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guest_agent_ping: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct VirtualMachineInstance {
+    pub metadata: ObjectMeta,
+    pub spec: VmiSpec,
+    pub status: VmiStatus,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct VmiStatus {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_name: Option<String>,
+    /// pod UID → node name; two entries while migrating.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub active_pods: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub migration_state: Option<MigrationState>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<VmiMemoryStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qos_class: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub launcher_container_image_version: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct MigrationState {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_node: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_node: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_pod: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completed: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct VmiMemoryStatus {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guest_at_boot: Option<Quantity>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guest_current: Option<Quantity>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guest_requested: Option<Quantity>,
+    /// v1.8+: KubeVirt's computed overhead O.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_overhead: Option<Quantity>,
+}
+
+/// The `kubevirt` CR (`kubevirt.io/v1`, kind KubeVirt).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct KubeVirt {
+    pub metadata: ObjectMeta,
+    pub spec: KubeVirtSpec,
+    pub status: KubeVirtStatus,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct KubeVirtSpec {
+    pub configuration: KubeVirtConfiguration,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct KubeVirtConfiguration {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub additional_guest_memory_overhead_ratio: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub developer_configuration: Option<DeveloperConfiguration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkConfiguration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vm_rollout_strategy: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct DeveloperConfiguration {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_overcommit: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct NetworkConfiguration {
+    /// binding plugin name → plugin
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub binding: BTreeMap<String, BindingPlugin>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct BindingPlugin {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compute_resource_overhead: Option<ComputeOverhead>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ComputeOverhead {
+    pub requests: ResourceList,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct KubeVirtStatus {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed_kube_virt_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+}
+
+// ---------------------------------------------------------------- core/v1
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Pod {
+    pub metadata: ObjectMeta,
+    pub spec: PodSpec,
+    pub status: PodStatus,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct PodSpec {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_name: Option<String>,
+    pub containers: Vec<Container>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Container {
+    pub name: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub image: String,
+    pub resources: Resources,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct PodStatus {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qos_class: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub container_statuses: Vec<ContainerStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ContainerStatus {
+    pub name: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub container_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart_count: Option<i64>,
+    /// `lastState.terminated.reason` is `OOMKilled` after a container-level OOM.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_state: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Node {
+    pub metadata: ObjectMeta,
+    pub status: NodeStatus,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct NodeStatus {
+    pub capacity: ResourceList,
+    pub allocatable: ResourceList,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_info: Option<NodeInfo>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct NodeInfo {
+    pub kernel_version: String,
+    pub architecture: String,
+    pub container_runtime_version: String,
+    pub kubelet_version: String,
+    pub os_image: String,
+}
+
+/// A namespace ResourceQuota; only whether it constrains `limits.memory` matters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ResourceQuota {
+    pub metadata: ObjectMeta,
+    pub spec: ResourceQuotaSpec,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ResourceQuotaSpec {
+    pub hard: BTreeMap<String, Quantity>,
+}
+
+impl ResourceQuota {
+    pub fn limits_memory(&self) -> bool {
+        self.spec.hard.contains_key("limits.memory")
+    }
+}
+
+/// A Harvester `Setting` (`harvesterhci.io/v1beta1`, cluster scoped): `value` overrides `default`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct HarvesterSetting {
+    pub metadata: ObjectMeta,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+}
+
+impl HarvesterSetting {
+    /// The effective value: `value` when set (even empty), else `default`.
+    pub fn effective(&self) -> Option<&str> {
+        self.value.as_deref().or(self.default.as_deref())
+    }
+}
+
+/// Well-known labels and annotations.
+pub mod keys {
+    pub const HARVESTER_RESERVED_MEMORY: &str = "harvesterhci.io/reservedMemory";
+    pub const HARVESTER_HOTPLUG: &str = "harvesterhci.io/enableCPUAndMemoryHotplug";
+    pub const LAUNCHER_LABEL: &str = "kubevirt.io";
+    pub const LAUNCHER_LABEL_VALUE: &str = "virt-launcher";
+    pub const CREATED_BY: &str = "kubevirt.io/created-by";
+    pub const MEMORY_OVERHEAD_ANNOTATION: &str = "kubevirt.io/memory-overhead-bytes";
+    pub const VM_NAME_LABEL: &str = "vm.kubevirt.io/name";
+    /// Where `fix` keeps the values it replaced, so `--undo` can restore them.
+    pub const UNDO_ANNOTATION: &str = "vmmem.kubectl.io/previous";
+    pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+    pub const MANAGED_BY_VALUE: &str = "kubectl-vmmem";
+    pub const SETTING_RATIO: &str = "additional-guest-memory-overhead-ratio";
+    pub const SETTING_OVERCOMMIT: &str = "overcommit-config";
+    pub const SETTING_SERVER_VERSION: &str = "server-version";
+}

@@ -1,0 +1,162 @@
+//! What the node probe measured: memory cgroup counters and per-process memory for each pod.
+//!
+//! Produced by `parse::probe` from `assets/probe.sh` output (or by the fallbacks: pod exec, kubelet
+//! summary), consumed by the memory model. Field names follow the `probe -o json` contract.
+
+use serde::{Deserialize, Serialize};
+
+/// The cgroup hierarchy version of a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CgroupVersion {
+    V1,
+    V2,
+}
+
+impl CgroupVersion {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CgroupVersion::V1 => "v1",
+            CgroupVersion::V2 => "v2",
+        }
+    }
+}
+
+/// Which cgroup a set of counters belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CgroupLevel {
+    Pod,
+    Container,
+}
+
+impl CgroupLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CgroupLevel::Pod => "pod",
+            CgroupLevel::Container => "container",
+        }
+    }
+}
+
+/// Where live numbers came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LiveSource {
+    /// Privileged agent pod on the node: pod slice, containers and processes.
+    Agent,
+    /// `sh` in the VM's compute container: its own cgroup and processes only.
+    PodExec,
+    /// kubelet Summary API: per-container usage/working set/rss, no processes.
+    Kubelet,
+    /// `probe --local` on the node itself.
+    Local,
+    /// The embedded simulator.
+    Sim,
+}
+
+impl LiveSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LiveSource::Agent => "agent",
+            LiveSource::PodExec => "pod-exec",
+            LiveSource::Kubelet => "kubelet",
+            LiveSource::Local => "local",
+            LiveSource::Sim => "sim",
+        }
+    }
+}
+
+/// The `memory.stat` keys the model uses, in bytes (v1 hierarchical `total_*` keys, or v2 keys).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct MemoryStat {
+    pub anon: Option<u64>,
+    pub file: Option<u64>,
+    pub shmem: Option<u64>,
+    pub inactive_file: Option<u64>,
+    pub active_file: Option<u64>,
+    /// Kernel memory as a whole (v2 `kernel`, v1 `kmem.usage_in_bytes`).
+    pub kernel: Option<u64>,
+    pub kernel_stack: Option<u64>,
+    pub pagetables: Option<u64>,
+    pub slab: Option<u64>,
+    pub sock: Option<u64>,
+    pub anon_thp: Option<u64>,
+}
+
+/// Counters of one memory cgroup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CgroupCounters {
+    pub level: CgroupLevel,
+    /// Path below the memory hierarchy root, e.g. `/kubepods.slice/…/cri-containerd-<id>.scope`.
+    pub path: String,
+    /// Container id (for container level), without the runtime prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
+    /// `None` = unlimited.
+    pub limit_bytes: Option<u64>,
+    pub usage_bytes: u64,
+    pub working_set_bytes: u64,
+    pub peak_bytes: Option<u64>,
+    pub failcnt: Option<u64>,
+    /// OOM kills in this cgroup and its descendants.
+    pub oom_kills: u64,
+    #[serde(default)]
+    pub stat: MemoryStat,
+}
+
+/// Memory of one process (from `/proc/PID/status` and, for qemu, `/proc/PID/smaps`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProcessReading {
+    pub pid: u32,
+    /// As the kernel shows it (15 characters at most), e.g. `qemu-system-x86`.
+    pub comm: String,
+    pub rss_anon_bytes: u64,
+    pub rss_file_bytes: u64,
+    pub rss_shmem_bytes: u64,
+    /// Container id of the cgroup the process lives in, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
+}
+
+/// Everything measured for one pod.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodReading {
+    /// Pod UID with dashes.
+    pub uid: String,
+    /// The pod-level cgroup, or the container's own when only that is visible (pod exec).
+    #[serde(flatten)]
+    pub cgroup: CgroupCounters,
+    /// Guest RAM resident in qemu, exact from smaps; `None` when not measured.
+    pub guest_resident_bytes: Option<u64>,
+    /// Hugepage-backed guest RAM (charged to hugetlb, not memory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest_hugetlb_bytes: Option<u64>,
+    #[serde(default)]
+    pub containers: Vec<CgroupCounters>,
+    #[serde(default)]
+    pub processes: Vec<ProcessReading>,
+}
+
+/// One probe of one node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeReadings {
+    pub node: String,
+    pub cgroup_version: CgroupVersion,
+    pub kernel: String,
+    pub source: LiveSource,
+    /// Unix seconds when taken (the caller's clock, passed in as a value).
+    pub taken_at: i64,
+    pub pods: Vec<PodReading>,
+}
+
+impl NodeReadings {
+    pub fn pod(&self, uid: &str) -> Option<&PodReading> {
+        self.pods.iter().find(|p| p.uid == uid)
+    }
+}

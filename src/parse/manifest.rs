@@ -1,0 +1,1 @@
+//! Kubernetes manifests as text (YAML multi-document or JSON, `kind: List`) → typed objects.

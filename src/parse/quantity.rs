@@ -1,0 +1,356 @@
+//! Kubernetes resource quantities (`2Gi`, `1.5G`, `100m`, `1e9`, `"1024"`) as exact byte counts.
+//!
+//! Follows `k8s.io/apimachinery/pkg/api/resource`: a signed decimal number, optionally with a
+//! fraction, followed by a binary suffix (`Ki`…`Ei`), a decimal SI suffix (`n u m k M G T P E`) or a
+//! decimal exponent (`e3`, `E-2`). Conversion to bytes rounds up, like `Quantity.Value()`.
+
+use std::fmt;
+
+/// Why a string is not a Kubernetes quantity.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{input:?} is not a Kubernetes quantity: {reason} (expected e.g. 2Gi, 1500M, 1.5Gi, 1e9)")]
+pub struct QuantityError {
+    pub input: String,
+    pub reason: &'static str,
+}
+
+fn err(input: &str, reason: &'static str) -> QuantityError {
+    QuantityError {
+        input: input.to_string(),
+        reason,
+    }
+}
+
+/// Parse a quantity into bytes (rounded up to a whole byte, like Kubernetes' `Value()`).
+pub fn parse_bytes(input: &str) -> Result<i64, QuantityError> {
+    let exact = parse_exact(input)?;
+    exact
+        .ceil_to_i64()
+        .ok_or_else(|| err(input, "value is out of range"))
+}
+
+/// Parse a CPU quantity into millicores (rounded up), e.g. `125m` → 125, `2` → 2000.
+pub fn parse_millis(input: &str) -> Result<i64, QuantityError> {
+    let exact = parse_exact(input)?;
+    let scaled = Exact {
+        num: exact
+            .num
+            .checked_mul(1000)
+            .ok_or_else(|| err(input, "value is out of range"))?,
+        den: exact.den,
+    };
+    scaled
+        .ceil_to_i64()
+        .ok_or_else(|| err(input, "value is out of range"))
+}
+
+/// A quantity as an exact rational number num/den (den > 0).
+#[derive(Debug, Clone, Copy)]
+struct Exact {
+    num: i128,
+    den: i128,
+}
+
+impl Exact {
+    fn ceil_to_i64(self) -> Option<i64> {
+        let q = self.num.div_euclid(self.den);
+        let r = self.num.rem_euclid(self.den);
+        let v = if r == 0 { q } else { q + 1 };
+        i64::try_from(v).ok()
+    }
+}
+
+const MAX_DIGITS: usize = 30;
+
+fn parse_exact(input: &str) -> Result<Exact, QuantityError> {
+    let s = input.trim();
+    let s = s
+        .strip_prefix('"')
+        .and_then(|x| x.strip_suffix('"'))
+        .or_else(|| s.strip_prefix('\'').and_then(|x| x.strip_suffix('\'')))
+        .unwrap_or(s);
+    if s.is_empty() {
+        return Err(err(input, "it is empty"));
+    }
+    let (negative, rest) = match s.as_bytes()[0] {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let num_end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(rest.len());
+    let (number, suffix) = rest.split_at(num_end);
+    if number.is_empty() || number == "." {
+        return Err(err(input, "it does not start with a number"));
+    }
+    let (int_part, frac_part) = match number.split_once('.') {
+        Some((i, f)) => {
+            if f.contains('.') {
+                return Err(err(input, "it has more than one decimal point"));
+            }
+            (i, f)
+        }
+        None => (number, ""),
+    };
+    let digits = int_part.len() + frac_part.len();
+    if digits > MAX_DIGITS {
+        return Err(err(input, "it has too many digits"));
+    }
+    let mut num: i128 = 0;
+    for c in int_part.bytes().chain(frac_part.bytes()) {
+        num = num * 10 + i128::from(c - b'0');
+    }
+    let mut den: i128 = 10i128.pow(frac_part.len() as u32);
+    // Suffix.
+    let (mul, div): (i128, i128) = match suffix {
+        "" => (1, 1),
+        "Ki" => (1 << 10, 1),
+        "Mi" => (1 << 20, 1),
+        "Gi" => (1 << 30, 1),
+        "Ti" => (1 << 40, 1),
+        "Pi" => (1 << 50, 1),
+        "Ei" => (1 << 60, 1),
+        "n" => (1, 1_000_000_000),
+        "u" => (1, 1_000_000),
+        "m" => (1, 1000),
+        "k" => (1000, 1),
+        "M" => (1_000_000, 1),
+        "G" => (1_000_000_000, 1),
+        "T" => (1_000_000_000_000, 1),
+        "P" => (1_000_000_000_000_000, 1),
+        "E" => (1_000_000_000_000_000_000, 1),
+        other if other.starts_with(['e', 'E']) => {
+            let exp = &other[1..];
+            let (eneg, edigits) = match exp.as_bytes().first() {
+                Some(b'-') => (true, &exp[1..]),
+                Some(b'+') => (false, &exp[1..]),
+                _ => (false, exp),
+            };
+            if edigits.is_empty() || !edigits.bytes().all(|c| c.is_ascii_digit()) {
+                return Err(err(input, "its exponent is not a whole number"));
+            }
+            let e: u32 = edigits
+                .parse()
+                .map_err(|_| err(input, "its exponent is too large"))?;
+            if e > 30 {
+                return Err(err(input, "its exponent is too large"));
+            }
+            if eneg {
+                (1, 10i128.pow(e))
+            } else {
+                (10i128.pow(e), 1)
+            }
+        }
+        _ => return Err(err(input, "its unit is unknown")),
+    };
+    num = num
+        .checked_mul(mul)
+        .ok_or_else(|| err(input, "value is out of range"))?;
+    den = den
+        .checked_mul(div)
+        .ok_or_else(|| err(input, "value is out of range"))?;
+    if negative {
+        num = -num;
+    }
+    Ok(Exact { num, den })
+}
+
+/// A quantity as it appeared in an object, keeping its original spelling (so an undo can
+/// restore it byte for byte). YAML/JSON numbers are accepted too.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Quantity(pub String);
+
+impl Quantity {
+    pub fn new(s: impl Into<String>) -> Self {
+        Quantity(s.into())
+    }
+    /// The value in bytes (rounded up).
+    pub fn bytes(&self) -> Result<i64, QuantityError> {
+        parse_bytes(&self.0)
+    }
+    /// The value in millis (CPU), rounded up.
+    pub fn millis(&self) -> Result<i64, QuantityError> {
+        parse_millis(&self.0)
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Quantity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Quantity({:?})", self.0)
+    }
+}
+
+impl fmt::Display for Quantity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl serde::Serialize for Quantity {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Quantity {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Quantity;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a Kubernetes quantity (string or number)")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Quantity, E> {
+                Ok(Quantity(v.to_string()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Quantity, E> {
+                Ok(Quantity(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Quantity, E> {
+                Ok(Quantity(v.to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Quantity, E> {
+                Ok(Quantity(format!("{v}")))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Spell a byte count the way Kubernetes users write it: the largest binary unit that divides
+/// it exactly (`2Gi`, `1948Mi`, `256Ki`), else plain bytes.
+pub fn to_quantity_string(bytes: i64) -> String {
+    const UNITS: [(&str, i64); 6] = [
+        ("Ei", 1 << 60),
+        ("Pi", 1 << 50),
+        ("Ti", 1 << 40),
+        ("Gi", 1 << 30),
+        ("Mi", 1 << 20),
+        ("Ki", 1 << 10),
+    ];
+    if bytes != 0 {
+        for (suffix, size) in UNITS {
+            if bytes % size == 0 {
+                return format!("{}{}", bytes / size, suffix);
+            }
+        }
+    }
+    bytes.to_string()
+}
+
+/// Human size in binary units for tables (`1.9 GiB`, `252 MiB`), negative values with a minus.
+pub fn human(bytes: i64) -> String {
+    use humansize::{format_size, BINARY};
+    let opts = BINARY.decimal_places(1).decimal_zeroes(0);
+    let s = format_size(bytes.unsigned_abs(), opts);
+    if bytes < 0 {
+        format!("-{s}")
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binary_and_decimal_suffixes() {
+        assert_eq!(parse_bytes("2Gi").unwrap(), 2 * 1024 * 1024 * 1024);
+        assert_eq!(parse_bytes("1948Mi").unwrap(), 1948 * 1024 * 1024);
+        assert_eq!(parse_bytes("1Ki").unwrap(), 1024);
+        assert_eq!(parse_bytes("1Ti").unwrap(), 1 << 40);
+        assert_eq!(parse_bytes("1Pi").unwrap(), 1 << 50);
+        assert_eq!(parse_bytes("1Ei").unwrap(), 1 << 60);
+        assert_eq!(parse_bytes("60M").unwrap(), 60_000_000);
+        assert_eq!(parse_bytes("1k").unwrap(), 1000);
+        assert_eq!(parse_bytes("2G").unwrap(), 2_000_000_000);
+        assert_eq!(parse_bytes("1T").unwrap(), 1_000_000_000_000);
+        assert_eq!(parse_bytes("1P").unwrap(), 1_000_000_000_000_000);
+        assert_eq!(parse_bytes("1E").unwrap(), 1_000_000_000_000_000_000);
+    }
+
+    #[test]
+    fn fractions_exponents_millis_and_quotes() {
+        assert_eq!(parse_bytes("1.5Gi").unwrap(), 1_610_612_736);
+        assert_eq!(parse_bytes("0.5Ki").unwrap(), 512);
+        assert_eq!(parse_bytes("1e9").unwrap(), 1_000_000_000);
+        assert_eq!(parse_bytes("2E3").unwrap(), 2000);
+        assert_eq!(parse_bytes("1.5e3").unwrap(), 1500);
+        assert_eq!(parse_bytes("12e-1").unwrap(), 2); // 1.2 rounds up
+        assert_eq!(parse_bytes("100m").unwrap(), 1); // 0.1 byte rounds up
+        assert_eq!(parse_bytes("2000m").unwrap(), 2);
+        assert_eq!(parse_bytes("\"1024\"").unwrap(), 1024);
+        assert_eq!(parse_bytes("'1Mi'").unwrap(), 1 << 20);
+        assert_eq!(parse_bytes(" 1024 ").unwrap(), 1024);
+        assert_eq!(parse_bytes("+1Ki").unwrap(), 1024);
+        assert_eq!(parse_bytes("-100Mi").unwrap(), -100 * 1024 * 1024);
+        assert_eq!(parse_bytes("0").unwrap(), 0);
+        assert_eq!(parse_bytes(".5Ki").unwrap(), 512);
+        assert_eq!(parse_millis("125m").unwrap(), 125);
+        assert_eq!(parse_millis("2").unwrap(), 2000);
+        assert_eq!(parse_millis("1.5").unwrap(), 1500);
+    }
+
+    #[test]
+    fn garbage_is_rejected_with_a_reason() {
+        for bad in [
+            "",
+            "Gi",
+            "abc",
+            "1.2.3Gi",
+            "1GB",
+            "1gi",
+            "1 Gi",
+            "1e",
+            "1eX",
+            "--1",
+            "1e99",
+            "99999999999999999999999999999999Ei",
+            "12Ei",
+            ".",
+        ] {
+            let e = parse_bytes(bad).unwrap_err();
+            assert!(
+                e.to_string().contains("is not a Kubernetes quantity"),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn spelling_round_trips() {
+        assert_eq!(to_quantity_string(2 << 30), "2Gi");
+        assert_eq!(to_quantity_string(1948 << 20), "1948Mi");
+        assert_eq!(to_quantity_string(1000), "1000");
+        assert_eq!(to_quantity_string(0), "0");
+        assert_eq!(to_quantity_string(-(256 << 20)), "-256Mi");
+        for b in [0i64, 1, 1024, 1 << 20, 3 << 30, 123_456_789] {
+            assert_eq!(parse_bytes(&to_quantity_string(b)).unwrap(), b);
+        }
+    }
+
+    #[test]
+    fn human_sizes_are_binary() {
+        assert_eq!(human(2 << 30), "2 GiB");
+        assert_eq!(human(264_937_472), "252.7 MiB");
+        assert_eq!(human(-(64 << 20)), "-64 MiB");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(s in "\\PC*") {
+            let _ = parse_bytes(&s);
+            let _ = parse_millis(&s);
+        }
+        #[test]
+        fn integers_with_binary_suffix_are_exact(n in 0i64..1_000_000, i in 0usize..4) {
+            let (suf, m) = [("Ki", 1i64 << 10), ("Mi", 1 << 20), ("Gi", 1 << 30), ("", 1)][i];
+            proptest::prop_assert_eq!(parse_bytes(&format!("{n}{suf}")).unwrap(), n * m);
+        }
+    }
+}
