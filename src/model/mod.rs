@@ -1,7 +1,13 @@
 //! The pure core: objects, the overhead formula, the memory model, risk and recommendations.
 
+pub mod harvester;
 pub mod inventory;
+pub mod join;
+pub mod memory;
 pub mod objects;
 pub mod overhead;
 pub mod readings;
+pub mod recommend;
+pub mod report;
+pub mod spec;
 pub mod version;

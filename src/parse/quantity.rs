@@ -242,10 +242,14 @@ pub fn to_quantity_string(bytes: i64) -> String {
     bytes.to_string()
 }
 
-/// Human size in binary units for tables (`1.9 GiB`, `252 MiB`), negative values with a minus.
+/// Human size in binary units for tables (`1.9GiB`, `252.7MiB`), negative values with a minus.
+/// No space inside, so table columns stay one word each.
 pub fn human(bytes: i64) -> String {
     use humansize::{format_size, BINARY};
-    let opts = BINARY.decimal_places(1).decimal_zeroes(0);
+    let opts = BINARY
+        .decimal_places(1)
+        .decimal_zeroes(0)
+        .space_after_value(false);
     let s = format_size(bytes.unsigned_abs(), opts);
     if bytes < 0 {
         format!("-{s}")
@@ -336,9 +340,10 @@ mod tests {
 
     #[test]
     fn human_sizes_are_binary() {
-        assert_eq!(human(2 << 30), "2 GiB");
-        assert_eq!(human(264_937_472), "252.7 MiB");
-        assert_eq!(human(-(64 << 20)), "-64 MiB");
+        assert_eq!(human(2 << 30), "2GiB");
+        assert_eq!(human(264_937_472), "252.7MiB");
+        assert_eq!(human(-(64 << 20)), "-64MiB");
+        assert_eq!(human(512), "512B");
     }
 
     proptest::proptest! {

@@ -1,0 +1,246 @@
+//! VM ↔ VMI ↔ virt-launcher pod: one entry per VM, plus VMIs that have no VM.
+
+use std::collections::HashMap;
+
+use super::inventory::Inventory;
+use super::objects::{keys, Pod, VirtualMachine, VirtualMachineInstance};
+
+/// The objects of one VM (or VMI without a VM).
+#[derive(Debug, Clone)]
+pub struct Joined<'a> {
+    pub vm: Option<&'a VirtualMachine>,
+    pub vmi: Option<&'a VirtualMachineInstance>,
+    /// The pod whose cgroup holds the running guest (the migration source while migrating).
+    pub pod: Option<&'a Pod>,
+    /// Other live pods of the VMI (the migration target).
+    pub other_pods: Vec<&'a Pod>,
+}
+
+impl Joined<'_> {
+    pub fn namespace(&self) -> &str {
+        self.vm
+            .map(|v| v.metadata.namespace.as_str())
+            .or(self.vmi.map(|v| v.metadata.namespace.as_str()))
+            .unwrap_or("")
+    }
+    pub fn name(&self) -> &str {
+        self.vm
+            .map(|v| v.metadata.name.as_str())
+            .or(self.vmi.map(|v| v.metadata.name.as_str()))
+            .unwrap_or("")
+    }
+    pub fn migrating(&self) -> bool {
+        let state = self.vmi.and_then(|v| v.status.migration_state.as_ref());
+        let in_flight = state.is_some_and(|m| m.completed != Some(true) && m.failed != Some(true));
+        in_flight || self.vmi.is_some_and(|v| v.status.active_pods.len() > 1)
+    }
+}
+
+fn is_launcher(p: &Pod) -> bool {
+    p.metadata
+        .labels
+        .get(keys::LAUNCHER_LABEL)
+        .map(String::as_str)
+        == Some(keys::LAUNCHER_LABEL_VALUE)
+        || p.metadata.labels.contains_key(keys::CREATED_BY)
+}
+
+fn finished(p: &Pod) -> bool {
+    matches!(
+        p.status.phase.as_deref(),
+        Some("Succeeded") | Some("Failed")
+    )
+}
+
+/// Join the inventory. Output order: by namespace, then name.
+pub fn join(inv: &Inventory) -> Vec<Joined<'_>> {
+    // Pods by the VMI UID that created them (label or controller owner reference).
+    let mut pods_by_vmi: HashMap<&str, Vec<&Pod>> = HashMap::new();
+    for pod in inv.pods.iter().filter(|p| is_launcher(p)) {
+        let by_label = pod
+            .metadata
+            .labels
+            .get(keys::CREATED_BY)
+            .map(String::as_str);
+        let by_owner = pod
+            .metadata
+            .owner_references
+            .iter()
+            .find(|o| o.kind == "VirtualMachineInstance")
+            .map(|o| o.uid.as_str());
+        if let Some(uid) = by_label.or(by_owner) {
+            pods_by_vmi.entry(uid).or_default().push(pod);
+        }
+    }
+    let mut vmis: HashMap<(&str, &str), &VirtualMachineInstance> = inv
+        .vmis
+        .iter()
+        .map(|v| ((v.metadata.namespace.as_str(), v.metadata.name.as_str()), v))
+        .collect();
+    let mut out: Vec<Joined> = Vec::with_capacity(inv.vms.len() + 8);
+    for vm in &inv.vms {
+        let vmi = vmis.remove(&(vm.metadata.namespace.as_str(), vm.metadata.name.as_str()));
+        out.push(with_pods(Some(vm), vmi, &pods_by_vmi));
+    }
+    let mut orphans: Vec<&VirtualMachineInstance> = vmis.into_values().collect();
+    orphans.sort_by(|a, b| {
+        (&a.metadata.namespace, &a.metadata.name).cmp(&(&b.metadata.namespace, &b.metadata.name))
+    });
+    for vmi in orphans {
+        out.push(with_pods(None, Some(vmi), &pods_by_vmi));
+    }
+    out.sort_by(|a, b| (a.namespace(), a.name()).cmp(&(b.namespace(), b.name())));
+    out
+}
+
+fn with_pods<'a>(
+    vm: Option<&'a VirtualMachine>,
+    vmi: Option<&'a VirtualMachineInstance>,
+    pods_by_vmi: &HashMap<&str, Vec<&'a Pod>>,
+) -> Joined<'a> {
+    let Some(vmi) = vmi else {
+        return Joined {
+            vm,
+            vmi: None,
+            pod: None,
+            other_pods: Vec::new(),
+        };
+    };
+    let mut pods: Vec<&Pod> = pods_by_vmi
+        .get(vmi.metadata.uid.as_str())
+        .map(|v| v.iter().copied().filter(|p| !finished(p)).collect())
+        .unwrap_or_default();
+    // Pods named in status.activePods first, then the newest.
+    let active = &vmi.status.active_pods;
+    if !active.is_empty() {
+        let listed: Vec<&Pod> = pods
+            .iter()
+            .copied()
+            .filter(|p| active.contains_key(&p.metadata.uid))
+            .collect();
+        if !listed.is_empty() {
+            pods = listed;
+        }
+    }
+    pods.sort_by(|a, b| {
+        b.metadata
+            .creation_timestamp
+            .cmp(&a.metadata.creation_timestamp)
+    });
+    let node = vmi.status.node_name.as_deref();
+    let current = pods
+        .iter()
+        .position(|p| node.is_some() && p.spec.node_name.as_deref() == node)
+        .or(if pods.is_empty() { None } else { Some(0) });
+    let pod = current.map(|i| pods.remove(i));
+    Joined {
+        vm,
+        vmi: Some(vmi),
+        pod,
+        other_pods: pods,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::objects::OwnerReference;
+
+    fn vm(ns: &str, name: &str) -> VirtualMachine {
+        let mut v = VirtualMachine::default();
+        v.metadata.namespace = ns.into();
+        v.metadata.name = name.into();
+        v
+    }
+    fn vmi(ns: &str, name: &str, uid: &str, node: &str) -> VirtualMachineInstance {
+        let mut v = VirtualMachineInstance::default();
+        v.metadata.namespace = ns.into();
+        v.metadata.name = name.into();
+        v.metadata.uid = uid.into();
+        v.status.node_name = Some(node.into());
+        v
+    }
+    fn pod(uid: &str, vmi_uid: &str, node: &str, created: &str, by_label: bool) -> Pod {
+        let mut p = Pod::default();
+        p.metadata.uid = uid.into();
+        p.metadata.creation_timestamp = Some(created.into());
+        p.spec.node_name = Some(node.into());
+        p.metadata
+            .labels
+            .insert("kubevirt.io".into(), "virt-launcher".into());
+        if by_label {
+            p.metadata
+                .labels
+                .insert("kubevirt.io/created-by".into(), vmi_uid.into());
+        } else {
+            p.metadata.owner_references.push(OwnerReference {
+                kind: "VirtualMachineInstance".into(),
+                uid: vmi_uid.into(),
+                controller: Some(true),
+                ..Default::default()
+            });
+        }
+        p
+    }
+
+    #[test]
+    fn one_row_per_vm_plus_orphan_vmis() {
+        let inv = Inventory {
+            vms: vec![vm("b", "stopped"), vm("a", "web")],
+            vmis: vec![vmi("a", "web", "u1", "n1"), vmi("a", "bare", "u2", "n2")],
+            pods: vec![
+                pod("p1", "u1", "n1", "2024-01-01T00:00:00Z", true),
+                pod("p2", "u2", "n2", "2024-01-01T00:00:00Z", false),
+            ],
+            ..Default::default()
+        };
+        let j = join(&inv);
+        let names: Vec<_> = j.iter().map(|x| (x.namespace(), x.name())).collect();
+        assert_eq!(names, vec![("a", "bare"), ("a", "web"), ("b", "stopped")]);
+        assert!(j[0].vm.is_none());
+        assert_eq!(j[0].pod.unwrap().metadata.uid, "p2");
+        assert_eq!(j[1].pod.unwrap().metadata.uid, "p1");
+        assert!(j[2].vmi.is_none() && j[2].pod.is_none());
+    }
+
+    #[test]
+    fn migration_keeps_the_source_pod_and_lists_the_target() {
+        let mut i = vmi("a", "web", "u1", "n1");
+        i.status.active_pods.insert("src".into(), "n1".into());
+        i.status.active_pods.insert("dst".into(), "n2".into());
+        let inv = Inventory {
+            vms: vec![vm("a", "web")],
+            vmis: vec![i],
+            pods: vec![
+                pod("old", "u1", "n0", "2023-01-01T00:00:00Z", true),
+                pod("src", "u1", "n1", "2024-01-01T00:00:00Z", true),
+                pod("dst", "u1", "n2", "2024-02-01T00:00:00Z", true),
+            ],
+            ..Default::default()
+        };
+        let j = join(&inv);
+        assert_eq!(j[0].pod.unwrap().metadata.uid, "src");
+        assert_eq!(j[0].other_pods.len(), 1);
+        assert_eq!(j[0].other_pods[0].metadata.uid, "dst");
+        assert!(j[0].migrating());
+    }
+
+    #[test]
+    fn finished_pods_are_ignored_and_newest_wins() {
+        let mut done = pod("done", "u1", "n1", "2025-01-01T00:00:00Z", true);
+        done.status.phase = Some("Failed".into());
+        let inv = Inventory {
+            vms: vec![vm("a", "web")],
+            vmis: vec![vmi("a", "web", "u1", "n1")],
+            pods: vec![
+                done,
+                pod("older", "u1", "n1", "2023-01-01T00:00:00Z", true),
+                pod("newer", "u1", "n1", "2024-01-01T00:00:00Z", true),
+            ],
+            ..Default::default()
+        };
+        let j = join(&inv);
+        assert_eq!(j[0].pod.unwrap().metadata.uid, "newer");
+        assert!(!j[0].migrating());
+    }
+}

@@ -1,0 +1,259 @@
+//! The memory model of DESIGN.md: overhead used, budget, projected peak, headroom and the
+//! breakdown of a pod's cgroup usage, from one probe reading.
+
+use serde::Serialize;
+
+use super::overhead::{process_role, ProcessConstants, ProcessRole};
+use super::readings::{CgroupCounters, PodReading, ProcessReading};
+
+/// One slice of the cgroup's usage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Component {
+    pub name: &'static str,
+    pub bytes: i64,
+    /// KubeVirt's budget for it, when it has one.
+    pub budget_bytes: Option<i64>,
+}
+
+/// The model's numbers for one VM with live data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryModel {
+    /// The cgroup whose limit binds (the tighter of pod slice and compute container).
+    pub counters: CgroupCounters,
+    pub guest_resident: i64,
+    pub guest_resident_exact: bool,
+    pub overhead_used: i64,
+    /// `None` without a limit.
+    pub budget: Option<i64>,
+    pub projected_peak: i64,
+    pub headroom: Option<i64>,
+    /// Overhead at the cgroup's recorded peak (peak counter − guest resident).
+    pub peak_overhead: Option<i64>,
+    /// OOM kills recorded for this pod (slice and descendants).
+    pub oom_kills: u64,
+    pub breakdown: Vec<Component>,
+}
+
+/// Budgets per breakdown component, derived from O's terms for this VMI.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Budgets {
+    pub constants: Option<ProcessConstants>,
+    /// Page-table term of O (kernel).
+    pub page_tables: i64,
+    /// vCPU threads + IOThread + video terms (qemu-side).
+    pub qemu_extra: i64,
+}
+
+fn private(p: &ProcessReading) -> i64 {
+    (p.rss_anon_bytes + p.rss_shmem_bytes) as i64
+}
+
+fn is_qemu(p: &ProcessReading) -> bool {
+    process_role(&p.comm) == Some(ProcessRole::Qemu)
+}
+
+/// Evaluate the model. `guest` is the guest memory charged to the memory cgroup (0 for
+/// hugepage-backed guests); `compute_id` names the compute container's id when known.
+pub fn evaluate(
+    guest: i64,
+    reading: &PodReading,
+    compute_id: Option<&str>,
+    budgets: &Budgets,
+) -> MemoryModel {
+    let qemu_rss: i64 = reading
+        .processes
+        .iter()
+        .filter(|p| is_qemu(p))
+        .map(private)
+        .sum();
+    let (guest_resident, exact) = match reading.guest_resident_bytes {
+        Some(g) => (g as i64, true),
+        None => (qemu_rss.min(guest).max(0), false),
+    };
+    let compute = pick_compute(reading, compute_id);
+    let candidates: Vec<&CgroupCounters> =
+        std::iter::once(&reading.cgroup).chain(compute).collect();
+    let evaluated: Vec<(&CgroupCounters, i64, Option<i64>)> = candidates
+        .into_iter()
+        .map(|c| {
+            let f = c.stat.inactive_file.unwrap_or(0) as i64;
+            let used = (c.usage_bytes as i64 - f) - guest_resident;
+            let headroom = c.limit_bytes.map(|l| l as i64 - (guest + used));
+            (c, used, headroom)
+        })
+        .collect();
+    // The binding cgroup: the one with the least headroom; without limits, the pod level.
+    let (counters, overhead_used, headroom) = evaluated
+        .iter()
+        .filter(|(_, _, h)| h.is_some())
+        .min_by_key(|(_, _, h)| h.unwrap_or(i64::MAX))
+        .or(evaluated.first())
+        .map(|(c, u, h)| ((*c).clone(), *u, *h))
+        .unwrap_or_else(|| (reading.cgroup.clone(), 0, None));
+    let budget = counters.limit_bytes.map(|l| l as i64 - guest);
+    let peak_overhead = counters
+        .peak_bytes
+        .map(|p| p as i64 - guest_resident)
+        .map(|p| p.max(overhead_used));
+    let oom_kills = reading
+        .cgroup
+        .oom_kills
+        .max(reading.containers.iter().map(|c| c.oom_kills).sum());
+    let breakdown = breakdown(&counters, reading, guest, guest_resident, budgets);
+    MemoryModel {
+        counters,
+        guest_resident,
+        guest_resident_exact: exact,
+        overhead_used,
+        budget,
+        projected_peak: guest + overhead_used,
+        headroom,
+        peak_overhead,
+        oom_kills,
+        breakdown,
+    }
+}
+
+fn pick_compute<'a>(
+    reading: &'a PodReading,
+    compute_id: Option<&str>,
+) -> Option<&'a CgroupCounters> {
+    if let Some(id) = compute_id {
+        if let Some(c) = reading
+            .containers
+            .iter()
+            .find(|c| c.container_id.as_deref() == Some(id))
+        {
+            return Some(c);
+        }
+    }
+    // The container that holds qemu, else the largest.
+    let qemu_ct = reading
+        .processes
+        .iter()
+        .find(|p| is_qemu(p))
+        .and_then(|p| p.container_id.as_deref());
+    if let Some(id) = qemu_ct {
+        if let Some(c) = reading
+            .containers
+            .iter()
+            .find(|c| c.container_id.as_deref() == Some(id))
+        {
+            return Some(c);
+        }
+    }
+    reading.containers.iter().max_by_key(|c| c.usage_bytes)
+}
+
+fn breakdown(
+    level: &CgroupCounters,
+    reading: &PodReading,
+    guest: i64,
+    guest_resident: i64,
+    budgets: &Budgets,
+) -> Vec<Component> {
+    let mi = super::overhead::MI;
+    let consts = budgets.constants;
+    let budget = |f: fn(&ProcessConstants) -> i64| {
+        consts.filter(|c| c.combined.is_none()).map(|c| f(&c) * mi)
+    };
+    // Processes that live in the chosen cgroup (all of them at pod level).
+    let in_level = |p: &&ProcessReading| match (&level.level, &level.container_id, &p.container_id)
+    {
+        (super::readings::CgroupLevel::Container, Some(id), Some(pid)) => id == pid,
+        _ => true,
+    };
+    let procs: Vec<&ProcessReading> = reading.processes.iter().filter(in_level).collect();
+    let sum_role = |role: ProcessRole| -> i64 {
+        procs
+            .iter()
+            .filter(|p| process_role(&p.comm) == Some(role))
+            .map(|p| private(p))
+            .sum()
+    };
+    let qemu_total = sum_role(ProcessRole::Qemu);
+    let libvirt_name = if procs.iter().any(|p| p.comm == "libvirtd") {
+        "libvirtd"
+    } else {
+        "virtqemud"
+    };
+    let others: i64 = procs
+        .iter()
+        .filter(|p| process_role(&p.comm).is_none())
+        .map(|p| private(p))
+        .sum();
+    let st = &level.stat;
+    let kernel = st.kernel.map(|k| k as i64).unwrap_or_else(|| {
+        [st.pagetables, st.kernel_stack, st.slab, st.sock]
+            .into_iter()
+            .flatten()
+            .sum::<u64>() as i64
+    });
+    let file = (st.file.unwrap_or(0) as i64 - st.shmem.unwrap_or(0) as i64).max(0);
+    let mut parts = vec![
+        Component {
+            name: "guest",
+            bytes: guest_resident,
+            budget_bytes: Some(guest),
+        },
+        Component {
+            name: "qemu",
+            bytes: (qemu_total - guest_resident).max(0),
+            budget_bytes: budget(|c| c.qemu).map(|b| b + budgets.qemu_extra),
+        },
+        Component {
+            name: "virt-launcher-monitor",
+            bytes: sum_role(ProcessRole::Monitor),
+            budget_bytes: budget(|c| c.monitor),
+        },
+        Component {
+            name: "virt-launcher",
+            bytes: sum_role(ProcessRole::Launcher),
+            budget_bytes: budget(|c| c.launcher),
+        },
+        Component {
+            name: libvirt_name,
+            bytes: sum_role(ProcessRole::Libvirt),
+            budget_bytes: budget(|c| c.libvirt),
+        },
+        Component {
+            name: "virtlogd",
+            bytes: sum_role(ProcessRole::Virtlogd),
+            budget_bytes: budget(|c| c.virtlogd),
+        },
+        Component {
+            name: "other",
+            bytes: others,
+            budget_bytes: None,
+        },
+        Component {
+            name: "kernel",
+            bytes: kernel,
+            budget_bytes: (budgets.page_tables > 0).then_some(budgets.page_tables),
+        },
+        Component {
+            name: "file",
+            bytes: file,
+            budget_bytes: None,
+        },
+    ];
+    // Make the parts add up to the cgroup's usage: what is unaccounted for is "other"; if the
+    // parts overshoot (shared pages counted twice), take it back from file, then kernel.
+    let total: i64 = parts.iter().map(|c| c.bytes).sum();
+    let mut residual = level.usage_bytes as i64 - total;
+    if residual >= 0 {
+        parts[6].bytes += residual;
+    } else {
+        // file, kernel, other, qemu, virtlogd, libvirt, launcher, monitor, guest.
+        for idx in [8usize, 7, 6, 1, 5, 4, 3, 2, 0] {
+            let take = (-residual).min(parts[idx].bytes);
+            parts[idx].bytes -= take;
+            residual += take;
+        }
+    }
+    parts
+}
+
+#[cfg(test)]
+mod tests;

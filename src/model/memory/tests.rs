@@ -1,0 +1,154 @@
+use super::*;
+use crate::model::overhead::{ProcessConstants, MI};
+use crate::model::readings::{CgroupLevel, MemoryStat};
+use crate::model::version::Version;
+
+fn counters(
+    level: CgroupLevel,
+    id: Option<&str>,
+    limit: Option<u64>,
+    usage: u64,
+    inactive_file: u64,
+) -> CgroupCounters {
+    CgroupCounters {
+        level,
+        path: String::new(),
+        container_id: id.map(String::from),
+        limit_bytes: limit,
+        usage_bytes: usage,
+        working_set_bytes: usage - inactive_file,
+        peak_bytes: None,
+        failcnt: None,
+        oom_kills: 0,
+        stat: MemoryStat {
+            inactive_file: Some(inactive_file),
+            ..Default::default()
+        },
+    }
+}
+
+fn proc_(comm: &str, anon_mi: u64, id: &str) -> ProcessReading {
+    ProcessReading {
+        pid: 1,
+        comm: comm.into(),
+        rss_anon_bytes: anon_mi * MI as u64,
+        rss_file_bytes: 0,
+        rss_shmem_bytes: 0,
+        container_id: Some(id.into()),
+    }
+}
+
+fn budgets() -> Budgets {
+    Budgets {
+        constants: Some(ProcessConstants::for_version(Version::new(1, 1, 1))),
+        page_tables: 2_795_521,
+        qemu_extra: 40 * MI,
+    }
+}
+
+/// The seed's Harvester v1.1 VM: 2Gi limit, guest 1948Mi, pod slice 2,472,419,328 bytes,
+/// usage 341,094,400, inactive file 1,978,368, max usage 341,999,616.
+fn seed_reading(guest_resident: Option<u64>) -> PodReading {
+    let mut pod = counters(
+        CgroupLevel::Pod,
+        None,
+        Some(2_472_419_328),
+        341_094_400,
+        1_978_368,
+    );
+    pod.peak_bytes = Some(341_999_616);
+    let compute = counters(
+        CgroupLevel::Container,
+        Some("fd57"),
+        Some(2_412_421_120),
+        330_000_000,
+        1_900_000,
+    );
+    PodReading {
+        uid: "99ee3a64-645b-4699-9384-5a3875d78b41".into(),
+        cgroup: pod,
+        guest_resident_bytes: guest_resident,
+        guest_hugetlb_bytes: None,
+        containers: vec![compute],
+        processes: vec![
+            proc_("virt-launcher-m", 20, "fd57"),
+            proc_("virt-launcher", 60, "fd57"),
+            proc_("virtqemud", 30, "fd57"),
+            proc_("virtlogd", 15, "fd57"),
+            proc_("qemu-system-x86", 180, "fd57"),
+        ],
+    }
+}
+
+#[test]
+fn seed_vm_numbers_follow_the_formulas() {
+    let guest = 1948 * MI;
+    let r = seed_reading(Some(150 * MI as u64));
+    let m = evaluate(guest, &r, Some("fd57"), &budgets());
+    // Both levels: the compute container has the smaller headroom here.
+    let pod_used = (341_094_400 - 1_978_368) - 150 * MI;
+    let ct_used = (330_000_000 - 1_900_000) - 150 * MI;
+    let pod_headroom = 2_472_419_328 - (guest + pod_used);
+    let ct_headroom = 2_412_421_120 - (guest + ct_used);
+    assert!(ct_headroom < pod_headroom);
+    assert_eq!(m.counters.level, CgroupLevel::Container);
+    assert_eq!(m.overhead_used, ct_used);
+    assert_eq!(m.budget, Some(2_412_421_120 - guest));
+    assert_eq!(m.projected_peak, guest + ct_used);
+    assert_eq!(m.headroom, Some(ct_headroom));
+    assert!(m.guest_resident_exact);
+    // The breakdown adds up to the chosen cgroup's usage.
+    assert_eq!(
+        m.breakdown.iter().map(|c| c.bytes).sum::<i64>(),
+        330_000_000
+    );
+    let qemu = m.breakdown.iter().find(|c| c.name == "qemu").unwrap();
+    assert_eq!(qemu.bytes, 30 * MI);
+    assert_eq!(qemu.budget_bytes, Some(70 * MI));
+    let vq = m.breakdown.iter().find(|c| c.name == "virtqemud").unwrap();
+    assert_eq!(vq.budget_bytes, Some(35 * MI));
+}
+
+#[test]
+fn without_smaps_guest_resident_is_estimated_from_qemu() {
+    let r = seed_reading(None);
+    let m = evaluate(1948 * MI, &r, None, &budgets());
+    assert!(!m.guest_resident_exact);
+    assert_eq!(m.guest_resident, 180 * MI);
+    // compute container found through the qemu process.
+    assert_eq!(m.counters.container_id.as_deref(), Some("fd57"));
+}
+
+#[test]
+fn no_limit_means_no_budget_or_headroom() {
+    let mut r = seed_reading(Some(0));
+    r.cgroup.limit_bytes = None;
+    r.containers[0].limit_bytes = None;
+    let m = evaluate(1948 * MI, &r, None, &budgets());
+    assert_eq!(m.budget, None);
+    assert_eq!(m.headroom, None);
+    assert_eq!(m.counters.level, CgroupLevel::Pod);
+}
+
+#[test]
+fn oom_kills_count_descendants_and_peak_overhead() {
+    let mut r = seed_reading(Some(100 * MI as u64));
+    r.containers[0].oom_kills = 1;
+    r.containers[0].peak_bytes = Some(400 * MI as u64);
+    let m = evaluate(1948 * MI, &r, Some("fd57"), &budgets());
+    assert_eq!(m.oom_kills, 1);
+    assert_eq!(m.peak_overhead, Some(300 * MI));
+}
+
+#[test]
+fn overshooting_parts_are_taken_back_from_file_and_kernel() {
+    let mut r = seed_reading(Some(0));
+    r.containers.clear();
+    r.cgroup.usage_bytes = 100 * MI as u64;
+    r.cgroup.stat.file = Some(50 * MI as u64);
+    let m = evaluate(GI_TEST, &r, None, &budgets());
+    assert_eq!(m.breakdown.iter().map(|c| c.bytes).sum::<i64>(), 100 * MI);
+    assert!(m.breakdown.iter().all(|c| c.bytes >= 0));
+}
+
+const GI_TEST: i64 = 1024 * MI;

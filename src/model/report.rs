@@ -1,0 +1,505 @@
+//! The report: one row per VM with the memory model, risk, flags and recommendation, shaped
+//! like the `list -o json` contract of DESIGN.md.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use super::harvester::HarvesterContext;
+use super::inventory::{Inventory, Readings, SourceKind};
+use super::join::{join, Joined};
+use super::memory::{evaluate, Budgets, Component, MemoryModel};
+use super::objects::{keys, Pod, VmiSpec};
+use super::overhead::{overhead, ClusterInputs, Overhead, ProcessConstants, Term, MI};
+use super::readings::LiveSource;
+use super::recommend::{recommend, Recommendation, Strategy};
+use super::spec::{defaulted_vmi_spec, expected_pod, memory_numbers, reservation};
+use super::version::{detect, DetectedVersion, Version};
+use crate::parse::quantity::Quantity;
+
+/// Inputs to a report besides the inventory.
+#[derive(Debug, Clone, Default)]
+pub struct ReportOptions {
+    /// `--kubevirt-version`.
+    pub version_flag: Option<Version>,
+    /// Highest overhead used seen so far per pod UID (the dashboard's session history).
+    pub session_peaks: HashMap<String, i64>,
+    /// Nodes whose live data is old or failed this round, with the reason.
+    pub stale_nodes: HashMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub kind: &'static str,
+    pub source: SourceKind,
+    pub kubevirt: ClusterInfo,
+    pub vms: Vec<VmRow>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterInfo {
+    pub version: Version,
+    pub version_source: &'static str,
+    pub overhead_ratio: Option<String>,
+    pub harvester: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Risk {
+    Critical,
+    Warn,
+    Unknown,
+    Ok,
+}
+
+impl Risk {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Risk::Critical => "critical",
+            Risk::Warn => "warn",
+            Risk::Unknown => "unknown",
+            Risk::Ok => "ok",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CgroupJson {
+    pub level: &'static str,
+    pub version: &'static str,
+    pub limit_bytes: Option<u64>,
+    pub usage_bytes: u64,
+    pub working_set_bytes: u64,
+    pub peak_bytes: Option<u64>,
+    pub failcnt: Option<u64>,
+    pub oom_kills: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VmRow {
+    pub namespace: String,
+    pub name: String,
+    pub node: Option<String>,
+    pub phase: String,
+    pub kubevirt_version: Version,
+    pub guest_bytes: Option<i64>,
+    pub vm_limit_bytes: Option<i64>,
+    pub vm_request_bytes: Option<i64>,
+    pub reserved_bytes: Option<i64>,
+    pub reserved_source: &'static str,
+    pub expected_overhead_bytes: i64,
+    pub expected_pod_limit_bytes: Option<i64>,
+    pub pod_limit_bytes: Option<i64>,
+    pub pod_request_bytes: Option<i64>,
+    pub cgroup: Option<CgroupJson>,
+    pub guest_resident_bytes: Option<i64>,
+    pub guest_resident_exact: bool,
+    pub overhead_used_bytes: Option<i64>,
+    pub overhead_budget_bytes: Option<i64>,
+    pub projected_peak_bytes: Option<i64>,
+    pub headroom_bytes: Option<i64>,
+    pub risk: Risk,
+    pub flags: Vec<&'static str>,
+    pub breakdown: Vec<Component>,
+    pub recommendation: Recommendation,
+    /// Where the live numbers came from (`null` without live data).
+    pub live_source: Option<LiveSource>,
+    /// Problems and remarks about this VM, as sentences.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// O's terms for this VMI (detail view).
+    #[serde(skip)]
+    pub overhead_terms: Vec<Term>,
+    #[serde(skip)]
+    pub pod_uid: Option<String>,
+    #[serde(skip)]
+    pub vm_uid: Option<String>,
+    #[serde(skip)]
+    pub resource_version: Option<String>,
+    #[serde(skip)]
+    pub sidecar_bytes: i64,
+    #[serde(skip)]
+    pub stale: bool,
+    #[serde(skip)]
+    pub has_vm: bool,
+    #[serde(skip)]
+    pub hugepages: bool,
+}
+
+impl VmRow {
+    pub fn has_flag(&self, f: &str) -> bool {
+        self.flags.contains(&f)
+    }
+}
+
+/// Cluster-wide facts derived once per report.
+struct Cluster {
+    detected: DetectedVersion,
+    harvester: Option<HarvesterContext>,
+    inputs: ClusterInputs,
+    memory_overcommit: i64,
+}
+
+fn cluster_facts(inv: &Inventory, opts: &ReportOptions) -> Cluster {
+    let cr = inv.kubevirts.first();
+    let images = inv.pods.iter().flat_map(|p| {
+        p.spec
+            .containers
+            .iter()
+            .filter(|c| c.name == "compute")
+            .map(|c| c.image.as_str())
+    });
+    let detected = detect(
+        cr.and_then(|c| c.status.observed_kube_virt_version.as_deref()),
+        images,
+        opts.version_flag,
+    );
+    let config = cr.map(|c| c.spec.configuration.clone()).unwrap_or_default();
+    let cluster_arch = inv
+        .nodes
+        .iter()
+        .find_map(|n| n.status.node_info.as_ref().map(|i| i.architecture.clone()))
+        .filter(|a| !a.is_empty());
+    let memory_overcommit = config
+        .developer_configuration
+        .as_ref()
+        .and_then(|d| d.memory_overcommit)
+        .filter(|&m| m > 0)
+        .unwrap_or(100);
+    Cluster {
+        detected,
+        harvester: inv
+            .harvester_settings
+            .as_deref()
+            .map(HarvesterContext::from_settings),
+        inputs: ClusterInputs {
+            ratio: config.additional_guest_memory_overhead_ratio.clone(),
+            cluster_arch,
+            config,
+        },
+        memory_overcommit,
+    }
+}
+
+/// Build the report from an inventory and live readings (pure).
+pub fn build(inv: &Inventory, readings: &Readings, opts: &ReportOptions) -> Report {
+    let cluster = cluster_facts(inv, opts);
+    let quota_ns: std::collections::HashSet<&str> = inv
+        .resource_quotas
+        .iter()
+        .filter(|q| q.limits_memory())
+        .map(|q| q.metadata.namespace.as_str())
+        .collect();
+    let vms = join(inv)
+        .iter()
+        .map(|j| {
+            row(
+                j,
+                &cluster,
+                readings,
+                opts,
+                quota_ns.contains(j.namespace()),
+            )
+        })
+        .collect();
+    let ratio = cluster.inputs.ratio.clone().filter(|r| {
+        !r.trim().is_empty() && super::overhead::ratio_supported(cluster.detected.version)
+    });
+    let mut warnings = inv.warnings.clone();
+    if cluster.detected.source == super::version::VersionSource::Assumed {
+        warnings.push(format!(
+            "the KubeVirt version is unknown: assumed {} (set --kubevirt-version)",
+            cluster.detected.version
+        ));
+    }
+    Report {
+        kind: "VmMemoryReport",
+        source: inv.source,
+        kubevirt: ClusterInfo {
+            version: cluster.detected.version,
+            version_source: cluster.detected.source.as_str(),
+            overhead_ratio: ratio,
+            harvester: cluster.harvester.is_some(),
+        },
+        vms,
+        warnings,
+    }
+}
+
+fn compute_container(pod: &Pod) -> Option<&crate::model::objects::Container> {
+    pod.spec.containers.iter().find(|c| c.name == "compute")
+}
+
+fn q_bytes(q: &Option<Quantity>) -> Option<i64> {
+    q.as_ref().and_then(|q| q.bytes().ok())
+}
+
+fn observed_overhead(j: &Joined) -> Option<i64> {
+    let from_pod = j
+        .pod
+        .and_then(|p| p.metadata.annotations.get(keys::MEMORY_OVERHEAD_ANNOTATION))
+        .and_then(|v| crate::parse::quantity::parse_bytes(v).ok());
+    let from_vmi = j
+        .vmi
+        .and_then(|v| v.status.memory.as_ref())
+        .and_then(|m| q_bytes(&m.memory_overhead));
+    from_pod.or(from_vmi)
+}
+
+fn row(
+    j: &Joined,
+    cluster: &Cluster,
+    readings: &Readings,
+    opts: &ReportOptions,
+    quota: bool,
+) -> VmRow {
+    let mut notes: Vec<String> = Vec::new();
+    let mut flags: Vec<&'static str> = Vec::new();
+    // The version this VMI's launcher runs (a VM started before an upgrade keeps old constants).
+    let version = j
+        .pod
+        .and_then(compute_container)
+        .and_then(|c| Version::from_launcher_image(&c.image))
+        .unwrap_or(cluster.detected.version);
+    let template: Option<&VmiSpec> = j.vm.map(|v| &v.spec.template.spec);
+    let running_spec: VmiSpec = match (j.vmi, template) {
+        (Some(vmi), _) => vmi.spec.clone(),
+        (None, Some(t)) => defaulted_vmi_spec(t, version, cluster.memory_overcommit),
+        (None, None) => VmiSpec::default(),
+    };
+    let numbers = memory_numbers(&running_spec);
+    notes.extend(numbers.problems.iter().cloned());
+    if let (Some(t), Some(_)) = (template, j.vmi) {
+        let want = memory_numbers(t);
+        if (want.guest, want.limit, want.request) != (numbers.guest, numbers.limit, numbers.request)
+        {
+            flags.push("restart-pending");
+            notes.push("the VM's memory spec differs from the running VMI: it takes effect at the next restart".into());
+        }
+    }
+    let o_formula: Overhead = overhead(&running_spec, version, &cluster.inputs);
+    notes.extend(o_formula.notes.iter().cloned());
+    let o = observed_overhead(j).unwrap_or(o_formula.total);
+    let expected = expected_pod(&running_spec, o, version, quota);
+    let resv = match j.vm {
+        Some(vm) => reservation(vm, &numbers, cluster.harvester.as_ref()),
+        None => super::spec::Reservation {
+            bytes: numbers
+                .limit
+                .zip(numbers.guest)
+                .map(|(l, g)| (l - g).max(0)),
+            source: super::harvester::ReservedSource::GuestGap,
+            problems: vec![],
+        },
+    };
+    notes.extend(resv.problems.iter().cloned());
+    let compute = j.pod.and_then(compute_container);
+    let pod_limit = compute.and_then(|c| q_bytes(&c.resources.limits.memory));
+    let pod_request = compute.and_then(|c| q_bytes(&c.resources.requests.memory));
+    if let (Some(actual), Some(exp)) = (pod_limit, expected.compute_limit) {
+        if actual != exp && observed_overhead(j).is_none() {
+            notes.push(format!(
+                "the pod's memory limit is {} bytes but KubeVirt {} would set {} bytes: check the version or sidecars",
+                actual, version, exp
+            ));
+        }
+    }
+    let guest = numbers.guest.unwrap_or(0);
+    let charged_guest = if numbers.hugepages { 0 } else { guest };
+    let node = j
+        .pod
+        .and_then(|p| p.spec.node_name.clone())
+        .or_else(|| j.vmi.and_then(|v| v.status.node_name.clone()));
+    // Live data.
+    let pod_uid = j.pod.map(|p| p.metadata.uid.clone());
+    let node_readings = node.as_ref().and_then(|n| readings.get(n));
+    let reading = pod_uid
+        .as_ref()
+        .and_then(|uid| node_readings.and_then(|r| r.pod(uid)));
+    let stale_reason = node.as_ref().and_then(|n| opts.stale_nodes.get(n));
+    let budgets = Budgets {
+        constants: Some(ProcessConstants::for_version(version)),
+        page_tables: o_formula
+            .terms
+            .iter()
+            .filter(|t| t.name.starts_with("page tables"))
+            .map(|t| t.bytes)
+            .sum(),
+        qemu_extra: o_formula
+            .terms
+            .iter()
+            .filter(|t| t.name.starts_with("vCPU") || t.name == "IOThread" || t.name == "video")
+            .map(|t| t.bytes)
+            .sum(),
+    };
+    let compute_id = j.pod.and_then(|p| {
+        p.status
+            .container_statuses
+            .iter()
+            .find(|c| c.name == "compute")
+            .map(|c| {
+                c.container_id
+                    .rsplit("://")
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            })
+    });
+    let model: Option<MemoryModel> = reading.map(|r| {
+        evaluate(
+            charged_guest,
+            r,
+            compute_id.as_deref().filter(|s| !s.is_empty()),
+            &budgets,
+        )
+    });
+    let limit_for_budget = model
+        .as_ref()
+        .and_then(|m| m.counters.limit_bytes.map(|l| l as i64))
+        .or(pod_limit)
+        .or(expected.compute_limit);
+    let budget = limit_for_budget.map(|l| l - charged_guest);
+    // Recommendation.
+    let session_peak = pod_uid
+        .as_ref()
+        .and_then(|u| opts.session_peaks.get(u))
+        .copied();
+    let peak = [
+        model.as_ref().map(|m| m.overhead_used),
+        model.as_ref().and_then(|m| m.peak_overhead),
+        session_peak,
+    ]
+    .into_iter()
+    .flatten()
+    .max();
+    let has_limit = numbers.limit.is_some() || pod_limit.is_some();
+    let strategy = Strategy::auto(cluster.harvester.is_some());
+    let sidecars = if model
+        .as_ref()
+        .is_some_and(|m| m.counters.level == super::readings::CgroupLevel::Pod)
+    {
+        expected.sidecars
+    } else {
+        0
+    };
+    // The seed's table is by the size the user configured: the VM's limit, else its guest.
+    let configured = numbers.limit.or(numbers.guest).unwrap_or(0);
+    let rec = recommend(configured, o, sidecars, peak, strategy, has_limit);
+    // Flags.
+    if !has_limit {
+        flags.push("no-limit");
+    }
+    if let (Some(l), Some(g)) = (pod_limit.or(expected.compute_limit), numbers.guest) {
+        if l < g && !numbers.hugepages {
+            flags.push("limit-below-guest");
+            notes.push(format!(
+                "the pod's memory limit ({l} bytes) is below the guest's memory ({g} bytes)"
+            ));
+        }
+    }
+    if numbers.limit.is_some() && numbers.limit == numbers.guest {
+        flags.push("guest-equals-limit");
+    }
+    if has_limit && resv.bytes.unwrap_or(0) < rec.reserve_bytes {
+        flags.push("under-reserved");
+    }
+    if model.as_ref().is_some_and(|m| !m.guest_resident_exact) {
+        flags.push("estimated");
+    }
+    if numbers.hugepages {
+        flags.push("hugepages");
+        notes.push(
+            "guest RAM is hugepage-backed: it is charged to hugetlb, not to the memory cgroup"
+                .into(),
+        );
+    }
+    if j.migrating() {
+        flags.push("migrating");
+    }
+    if let Some(reason) = stale_reason {
+        flags.push("stale");
+        notes.push(format!(
+            "live data for node {} is stale: {reason}",
+            node.as_deref().unwrap_or("?")
+        ));
+    }
+    // Risk.
+    let risk = match &model {
+        None => Risk::Unknown,
+        Some(m) => match (m.headroom, budget) {
+            _ if m.oom_kills > 0 => Risk::Critical,
+            (Some(h), _) if h < 0 => Risk::Critical,
+            (Some(h), Some(b)) if h < b / 4 || h < 64 * MI => Risk::Warn,
+            _ => Risk::Ok,
+        },
+    };
+    let phase = j
+        .vmi
+        .and_then(|v| v.status.phase.clone())
+        .or_else(|| j.vm.and_then(|v| v.status.printable_status.clone()))
+        .unwrap_or_else(|| {
+            if j.vmi.is_none() {
+                "Stopped".into()
+            } else {
+                "Unknown".into()
+            }
+        });
+    VmRow {
+        namespace: j.namespace().to_string(),
+        name: j.name().to_string(),
+        node,
+        phase,
+        kubevirt_version: version,
+        guest_bytes: numbers.guest,
+        vm_limit_bytes: numbers.limit,
+        vm_request_bytes: numbers.request,
+        reserved_bytes: resv.bytes,
+        reserved_source: resv.source.as_str(),
+        expected_overhead_bytes: o,
+        expected_pod_limit_bytes: numbers.limit.and(expected.compute_limit),
+        pod_limit_bytes: pod_limit,
+        pod_request_bytes: pod_request,
+        cgroup: model.as_ref().map(|m| CgroupJson {
+            level: m.counters.level.as_str(),
+            version: node_readings
+                .map(|r| r.cgroup_version.as_str())
+                .unwrap_or("v1"),
+            limit_bytes: m.counters.limit_bytes,
+            usage_bytes: m.counters.usage_bytes,
+            working_set_bytes: m.counters.working_set_bytes,
+            peak_bytes: m.counters.peak_bytes,
+            failcnt: m.counters.failcnt,
+            oom_kills: m.oom_kills,
+        }),
+        guest_resident_bytes: model.as_ref().map(|m| m.guest_resident),
+        guest_resident_exact: model.as_ref().is_some_and(|m| m.guest_resident_exact),
+        overhead_used_bytes: model.as_ref().map(|m| m.overhead_used),
+        overhead_budget_bytes: budget,
+        projected_peak_bytes: model.as_ref().map(|m| m.projected_peak),
+        headroom_bytes: model.as_ref().and_then(|m| m.headroom),
+        risk,
+        flags,
+        breakdown: model.map(|m| m.breakdown).unwrap_or_default(),
+        recommendation: rec,
+        live_source: reading.and(node_readings.map(|r| r.source)),
+        notes,
+        overhead_terms: o_formula.terms,
+        pod_uid,
+        vm_uid: j.vm.map(|v| v.metadata.uid.clone()),
+        resource_version: j.vm.map(|v| v.metadata.resource_version.clone()),
+        sidecar_bytes: expected.sidecars,
+        stale: stale_reason.is_some(),
+        has_vm: j.vm.is_some(),
+        hugepages: numbers.hugepages,
+    }
+}
+
+#[cfg(test)]
+mod tests;

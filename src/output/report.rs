@@ -1,0 +1,199 @@
+//! `list` output: the report as a kubectl-style table (and `wide`), JSON or YAML.
+
+use crate::model::report::{Report, Risk, VmRow};
+use crate::parse::quantity::human;
+
+use super::table::{Table, Tone, NONE};
+
+fn size(b: Option<i64>) -> String {
+    b.map(human).unwrap_or_else(|| NONE.to_string())
+}
+
+fn risk_tone(r: Risk) -> Tone {
+    match r {
+        Risk::Critical => Tone::Bad,
+        Risk::Warn => Tone::Warn,
+        Risk::Ok => Tone::Good,
+        Risk::Unknown => Tone::Dim,
+    }
+}
+
+/// `used/budget`, or just the budget without live data.
+pub fn overhead_cell(r: &VmRow) -> String {
+    match (r.overhead_used_bytes, r.overhead_budget_bytes) {
+        (Some(u), Some(b)) => format!("{}/{}", human(u), human(b)),
+        (Some(u), None) => format!("{}/{}", human(u), "-"),
+        (None, Some(b)) => format!("-/{}", human(b)),
+        (None, None) => NONE.to_string(),
+    }
+}
+
+/// `usage/limit` of the binding cgroup.
+pub fn usage_cell(r: &VmRow) -> String {
+    match &r.cgroup {
+        Some(c) => match c.limit_bytes {
+            Some(l) => format!("{}/{}", human(c.usage_bytes as i64), human(l as i64)),
+            None => format!("{}/-", human(c.usage_bytes as i64)),
+        },
+        None => NONE.to_string(),
+    }
+}
+
+pub fn recommend_cell(r: &VmRow) -> String {
+    let cur = r.reserved_bytes.unwrap_or(0);
+    if r.has_flag("under-reserved") {
+        format!(
+            "reserve {}",
+            crate::parse::quantity::to_quantity_string(r.recommendation.reserve_bytes)
+        )
+    } else if cur > 0 || r.has_flag("no-limit") {
+        "-".to_string()
+    } else {
+        format!(
+            "reserve {}",
+            crate::parse::quantity::to_quantity_string(r.recommendation.reserve_bytes)
+        )
+    }
+}
+
+fn component(r: &VmRow, name: &str) -> String {
+    r.breakdown
+        .iter()
+        .filter(|c| c.name == name)
+        .map(|c| c.bytes)
+        .reduce(|a, b| a + b)
+        .map(human)
+        .unwrap_or_else(|| NONE.to_string())
+}
+
+/// The `list` table; `wide` adds spec details and the breakdown.
+pub fn table(report: &Report, wide: bool) -> Table {
+    let mut headers = vec![
+        "NAMESPACE",
+        "NAME",
+        "NODE",
+        "GUEST",
+        "VM LIMIT",
+        "POD LIMIT",
+        "USAGE",
+        "OVERHEAD",
+        "HEADROOM",
+        "RISK",
+        "RECOMMENDATION",
+    ];
+    if wide {
+        headers.extend([
+            "PHASE",
+            "RESERVED",
+            "KUBEVIRT O",
+            "GUEST RES",
+            "QEMU",
+            "LAUNCHER",
+            "LIBVIRT",
+            "VIRTLOGD",
+            "OTHER",
+            "KERNEL",
+            "FILE",
+            "OOMS",
+            "SOURCE",
+            "FLAGS",
+        ]);
+    }
+    let mut t = Table::new(headers);
+    for r in &report.vms {
+        let pod_limit = r.pod_limit_bytes.or(r.expected_pod_limit_bytes);
+        let mut cells = vec![
+            (r.namespace.clone(), Tone::Plain),
+            (r.name.clone(), Tone::Plain),
+            (r.node.clone().unwrap_or_else(|| NONE.into()), Tone::Plain),
+            (size(r.guest_bytes), Tone::Plain),
+            (
+                r.vm_limit_bytes
+                    .map(human)
+                    .unwrap_or_else(|| "no limit".into()),
+                Tone::Plain,
+            ),
+            (
+                if r.vm_limit_bytes.is_none() && pod_limit.is_none() {
+                    "no limit".into()
+                } else {
+                    size(pod_limit)
+                },
+                Tone::Plain,
+            ),
+            (usage_cell(r), Tone::Plain),
+            (overhead_cell(r), Tone::Plain),
+            (
+                size(r.headroom_bytes),
+                if r.headroom_bytes.is_some_and(|h| h < 0) {
+                    Tone::Bad
+                } else {
+                    Tone::Plain
+                },
+            ),
+            (r.risk.as_str().to_string(), risk_tone(r.risk)),
+            (recommend_cell(r), Tone::Plain),
+        ];
+        if wide {
+            let launcher = r
+                .breakdown
+                .iter()
+                .filter(|c| c.name == "virt-launcher" || c.name == "virt-launcher-monitor")
+                .map(|c| c.bytes)
+                .reduce(|a, b| a + b);
+            let libvirt = r
+                .breakdown
+                .iter()
+                .filter(|c| c.name == "virtqemud" || c.name == "libvirtd")
+                .map(|c| c.bytes)
+                .reduce(|a, b| a + b);
+            cells.extend([
+                (r.phase.clone(), Tone::Plain),
+                (size(r.reserved_bytes), Tone::Plain),
+                (human(r.expected_overhead_bytes), Tone::Plain),
+                (component(r, "guest"), Tone::Plain),
+                (component(r, "qemu"), Tone::Plain),
+                (size(launcher), Tone::Plain),
+                (size(libvirt), Tone::Plain),
+                (component(r, "virtlogd"), Tone::Plain),
+                (component(r, "other"), Tone::Plain),
+                (component(r, "kernel"), Tone::Plain),
+                (component(r, "file"), Tone::Plain),
+                (
+                    r.cgroup
+                        .as_ref()
+                        .map(|c| c.oom_kills.to_string())
+                        .unwrap_or_else(|| NONE.into()),
+                    Tone::Plain,
+                ),
+                (
+                    r.live_source
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_else(|| "spec".into()),
+                    Tone::Plain,
+                ),
+                (
+                    if r.flags.is_empty() {
+                        NONE.into()
+                    } else {
+                        r.flags.join(",")
+                    },
+                    Tone::Plain,
+                ),
+            ]);
+        }
+        t.row(cells);
+    }
+    t
+}
+
+pub fn json(report: &Report) -> String {
+    let mut s =
+        serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    s.push('\n');
+    s
+}
+
+pub fn yaml(report: &Report) -> String {
+    serde_yaml::to_string(report).unwrap_or_else(|e| format!("error: {e}\n"))
+}
