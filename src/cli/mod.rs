@@ -19,7 +19,10 @@ pub fn run() -> ExitCode {
                 clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
                     ExitCode::SUCCESS
                 }
-                _ => ExitCode::FAILURE,
+                _ => {
+                    eprintln!("\n{}", usage_for(&argv));
+                    ExitCode::FAILURE
+                }
             };
         }
     };
@@ -33,6 +36,21 @@ pub fn run() -> ExitCode {
             eprintln!("error: {}", chain(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The usage line of the subcommand named on the command line (or the top level).
+fn usage_for(argv: &[String]) -> String {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    cmd.build();
+    let sub = argv
+        .iter()
+        .skip(1)
+        .find_map(|a| cmd.get_subcommands().find(|s| s.get_name() == a).map(|s| s.get_name().to_string()));
+    match sub.and_then(|name| cmd.find_subcommand_mut(&name).cloned()) {
+        Some(mut s) => s.render_usage().to_string(),
+        None => cmd.render_usage().to_string(),
     }
 }
 

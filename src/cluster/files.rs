@@ -32,14 +32,88 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
         std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut acc = Loaded::default();
     acc.inventory.source = SourceKind::Files;
+    let mut manifests = Vec::new();
     if meta.is_dir() {
-        walk(path, path, &mut acc)?;
+        walk(path, path, &mut acc, &mut manifests)?;
     } else {
         let bytes =
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        ingest(&path.display().to_string(), &bytes, &mut acc)?;
+        ingest(&path.display().to_string(), bytes, &mut acc, &mut manifests)?;
     }
+    parse_all(manifests, &mut acc)?;
     Ok(acc)
+}
+
+/// A manifest file waiting to be parsed.
+struct Pending {
+    name: String,
+    bytes: Vec<u8>,
+}
+
+/// Parse manifests on all cores (files are independent), then merge in file order.
+fn parse_all(pending: Vec<Pending>, acc: &mut Loaded) -> anyhow::Result<()> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let total: usize = pending.iter().map(|p| p.bytes.len()).sum();
+    let per = total / threads + 1;
+    // Contiguous groups of similar size keep the merge in file order.
+    let mut groups: Vec<Vec<Pending>> = vec![Vec::new()];
+    let mut size = 0;
+    for p in pending {
+        if size >= per {
+            groups.push(Vec::new());
+            size = 0;
+        }
+        size += p.bytes.len();
+        if let Some(g) = groups.last_mut() {
+            g.push(p);
+        }
+    }
+    let results: Vec<anyhow::Result<Vec<Object>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = groups
+            .into_iter()
+            .map(|g| s.spawn(move || parse_group(g)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a manifest parser thread failed")))
+            })
+            .collect()
+    });
+    for objects in results {
+        add(objects?, &mut acc.inventory);
+    }
+    Ok(())
+}
+
+fn parse_group(group: Vec<Pending>) -> anyhow::Result<Vec<Object>> {
+    let mut out = Vec::new();
+    for p in group {
+        let text = String::from_utf8_lossy(&p.bytes);
+        let hint = kind_from_file_name(&p.name);
+        if hint.is_none() && !mentions_kind(&text) {
+            continue;
+        }
+        out.extend(manifest::parse(&text, &p.name, hint)?);
+    }
+    Ok(out)
+}
+
+fn add(objects: Vec<Object>, inv: &mut Inventory) {
+    for obj in objects {
+        match obj {
+            Object::Vm(v) => inv.vms.push(*v),
+            Object::Vmi(v) => inv.vmis.push(*v),
+            Object::Pod(p) => inv.pods.push(*p),
+            Object::Node(n) => inv.nodes.push(*n),
+            Object::KubeVirt(k) => inv.kubevirts.push(*k),
+            Object::HarvesterSetting(s) => {
+                inv.harvester_settings.get_or_insert_with(Vec::new).push(*s)
+            }
+            Object::ResourceQuota(q) => inv.resource_quotas.push(*q),
+        }
+    }
 }
 
 /// Like [`load`], and fail when the files hold no VM at all (never a silent empty report).
@@ -56,7 +130,7 @@ pub fn load_inventory(path: &Path) -> anyhow::Result<Loaded> {
     Ok(loaded)
 }
 
-fn walk(root: &Path, dir: &Path, acc: &mut Loaded) -> anyhow::Result<()> {
+fn walk(root: &Path, dir: &Path, acc: &mut Loaded, out: &mut Vec<Pending>) -> anyhow::Result<()> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot list {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -66,12 +140,12 @@ fn walk(root: &Path, dir: &Path, acc: &mut Loaded) -> anyhow::Result<()> {
         let ft = std::fs::symlink_metadata(&p)
             .with_context(|| format!("cannot read {}", p.display()))?;
         if ft.is_dir() {
-            walk(root, &p, acc)?;
+            walk(root, &p, acc, out)?;
         } else if ft.is_file() && interesting(&p.to_string_lossy()) {
             let bytes =
                 std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
             let rel = p.strip_prefix(root).unwrap_or(&p).display().to_string();
-            ingest(&rel, &bytes, acc)?;
+            ingest(&rel, bytes, acc, out)?;
         }
     }
     Ok(())
@@ -115,46 +189,30 @@ fn node_of(name: &str) -> Option<String> {
     (!node.is_empty() && node != "nodes").then(|| node.to_string())
 }
 
-fn ingest(name: &str, bytes: &[u8], acc: &mut Loaded) -> anyhow::Result<()> {
+fn ingest(name: &str, bytes: Vec<u8>, acc: &mut Loaded, out: &mut Vec<Pending>) -> anyhow::Result<()> {
     if bytes.starts_with(b"PK\x03\x04") || name.to_ascii_lowercase().ends_with(".zip") {
-        return ingest_zip(name, bytes, acc);
+        return ingest_zip(name, &bytes, acc, out);
     }
     if is_kernel_log(name) {
         acc.files_read += 1;
         acc.kernel_logs.push(KernelLog {
             node: node_of(name),
             name: name.to_string(),
-            text: String::from_utf8_lossy(bytes).into_owned(),
+            text: String::from_utf8_lossy(&bytes).into_owned(),
         });
         return Ok(());
     }
-    if !is_manifest(name) {
-        return Ok(());
-    }
-    acc.files_read += 1;
-    let text = String::from_utf8_lossy(bytes);
-    if !mentions_kind(&text) {
-        return Ok(());
-    }
-    let objects = manifest::parse(&text, name, kind_from_file_name(name))?;
-    let inv = &mut acc.inventory;
-    for obj in objects {
-        match obj {
-            Object::Vm(v) => inv.vms.push(*v),
-            Object::Vmi(v) => inv.vmis.push(*v),
-            Object::Pod(p) => inv.pods.push(*p),
-            Object::Node(n) => inv.nodes.push(*n),
-            Object::KubeVirt(k) => inv.kubevirts.push(*k),
-            Object::HarvesterSetting(s) => {
-                inv.harvester_settings.get_or_insert_with(Vec::new).push(*s)
-            }
-            Object::ResourceQuota(q) => inv.resource_quotas.push(*q),
-        }
+    if is_manifest(name) {
+        acc.files_read += 1;
+        out.push(Pending {
+            name: name.to_string(),
+            bytes,
+        });
     }
     Ok(())
 }
 
-fn ingest_zip(name: &str, bytes: &[u8], acc: &mut Loaded) -> anyhow::Result<()> {
+fn ingest_zip(name: &str, bytes: &[u8], acc: &mut Loaded, out: &mut Vec<Pending>) -> anyhow::Result<()> {
     let mut zip = zip::ZipArchive::new(Cursor::new(bytes))
         .with_context(|| format!("{name}: not a readable zip archive"))?;
     for i in 0..zip.len() {
@@ -170,7 +228,7 @@ fn ingest_zip(name: &str, bytes: &[u8], acc: &mut Loaded) -> anyhow::Result<()> 
             .read_to_end(&mut buf)
             .with_context(|| format!("{inner}: cannot decompress"))?;
         drop(entry);
-        ingest(&inner, &buf, acc)?;
+        ingest(&inner, buf, acc, out)?;
     }
     Ok(())
 }
