@@ -53,9 +53,11 @@ pub fn run(global: &GlobalArgs, args: &ListArgs) -> anyhow::Result<ExitCode> {
 
 /// Print a report in the chosen format; warnings go to stderr.
 pub fn print(report: &Report, format: ListOutput) -> anyhow::Result<()> {
-    let text = match format {
-        ListOutput::Json => output::report::json(report),
-        ListOutput::Yaml => output::report::yaml(report),
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let result = match format {
+        ListOutput::Json => output::report::write_json(report, &mut out),
+        ListOutput::Yaml => output::report::write_yaml(report, &mut out),
         ListOutput::Table | ListOutput::Wide => {
             for w in &report.warnings {
                 eprintln!("warning: {w}");
@@ -64,12 +66,11 @@ pub fn print(report: &Report, format: ListOutput) -> anyhow::Result<()> {
                 eprintln!("No VirtualMachines found.");
                 return Ok(());
             }
-            output::report::table(report, format == ListOutput::Wide)
-                .render(output::table::colour_for_stdout())
+            let table = output::report::table(report, format == ListOutput::Wide);
+            out.write_all(table.render(output::table::colour_for_stdout()).as_bytes())
         }
     };
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+    match result.and_then(|_| out.flush()) {
         Ok(()) => Ok(()),
         // `| head` closing the pipe is not an error.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
