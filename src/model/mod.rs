@@ -2,6 +2,7 @@
 
 pub mod inventory;
 pub mod objects;
+pub mod oom_event;
 pub mod overhead;
 pub mod readings;
 pub mod version;

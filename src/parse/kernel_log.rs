@@ -1,0 +1,325 @@
+//! Kernel log lines with their prefixes taken off, whatever wrote them.
+//!
+//! Understood: raw `dmesg` (`[ 8758.722811] msg`), `dmesg -T` (`[Thu May  9 14:52:38 2024] msg`),
+//! `dmesg -r` (`<4>[ 1.2] msg`), `dmesg --time-format iso`, `/dev/kmsg` records
+//! (`4,1234,458325923,-;msg`, with `\x0a` escapes), `journalctl -k` and syslog files
+//! (`Feb 03 19:57:08 host kernel: msg`, ISO or RFC 3164 times, optionally a kernel timestamp after
+//! the ident), Harvester support-bundle `kernel.log` (journal format), and continuation lines (an
+//! indented line without a prefix continues the previous message, as multi-line printk output
+//! does). Lines another program wrote into a syslog file are dropped.
+
+/// One kernel message line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelLine {
+    /// 1-based line number in the input.
+    pub number: usize,
+    /// The timestamp as printed, without brackets.
+    pub time: Option<String>,
+    /// Host from a syslog/journal prefix (`None` when redacted as `**`).
+    pub host: Option<String>,
+    /// The message, leading blanks removed.
+    pub msg: String,
+}
+
+/// Split a whole log into kernel message lines.
+pub fn kernel_lines(text: &str) -> Vec<KernelLine> {
+    let mut out = Vec::new();
+    let mut last_time: Option<String> = None;
+    let mut last_host: Option<String> = None;
+    // The previous line was written by another program (its continuations are dropped too).
+    let mut last_foreign = false;
+    let mut last_kmsg = false;
+    for (i, raw) in text.lines().enumerate() {
+        let number = i + 1;
+        let line = raw.trim_end_matches(['\r', '\n']);
+        if line.trim().is_empty() {
+            continue;
+        }
+        let indented = line.starts_with([' ', '\t']);
+        if indented && last_kmsg {
+            // `/dev/kmsg` dictionary lines (` SUBSYSTEM=…`).
+            continue;
+        }
+        if let Some((time, msg)) = strip_kmsg(line) {
+            last_kmsg = true;
+            last_foreign = false;
+            last_time = Some(time.clone());
+            last_host = None;
+            for part in unescape_kmsg(msg).split('\n') {
+                push(&mut out, number, Some(time.clone()), None, part);
+            }
+            continue;
+        }
+        last_kmsg = false;
+        let (prio_stripped, _) = strip_priority(line);
+        if let Some(sys) = strip_syslog(prio_stripped) {
+            if !sys.kernel {
+                last_foreign = true;
+                continue;
+            }
+            last_foreign = false;
+            let (msg, _) = strip_priority(sys.msg);
+            let msg = strip_bracket_time(msg).map_or(msg, |(_, rest)| rest);
+            last_time = Some(sys.time.to_string());
+            last_host = sys.host.map(str::to_string);
+            push(&mut out, number, last_time.clone(), last_host.clone(), msg);
+            continue;
+        }
+        if let Some((time, msg)) = strip_bracket_time(prio_stripped) {
+            last_foreign = false;
+            last_time = Some(time.to_string());
+            last_host = None;
+            push(&mut out, number, last_time.clone(), None, msg);
+            continue;
+        }
+        if let Some((time, msg)) = strip_iso_time(prio_stripped) {
+            last_foreign = false;
+            last_time = Some(time.to_string());
+            last_host = None;
+            push(&mut out, number, last_time.clone(), None, msg);
+            continue;
+        }
+        if indented {
+            if !last_foreign {
+                push(&mut out, number, last_time.clone(), last_host.clone(), line);
+            }
+            continue;
+        }
+        last_foreign = false;
+        last_time = None;
+        last_host = None;
+        push(&mut out, number, None, None, prio_stripped);
+    }
+    out
+}
+
+fn push(
+    out: &mut Vec<KernelLine>,
+    number: usize,
+    time: Option<String>,
+    host: Option<String>,
+    msg: &str,
+) {
+    let msg = msg.trim();
+    if msg.is_empty() {
+        return;
+    }
+    out.push(KernelLine {
+        number,
+        time,
+        host,
+        msg: msg.to_string(),
+    });
+}
+
+/// `/dev/kmsg`: `PRI,SEQ,USEC,FLAGS[,…];message` → (`seconds.micros`, message).
+fn strip_kmsg(line: &str) -> Option<(String, &str)> {
+    let (head, msg) = line.split_once(';')?;
+    let mut fields = head.split(',');
+    let prio = fields.next()?;
+    let seq = fields.next()?;
+    let usec = fields.next()?;
+    let digits = |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit());
+    if !(digits(prio) && digits(seq) && digits(usec)) || prio.len() > 4 {
+        return None;
+    }
+    let usec: u64 = usec.parse().ok()?;
+    Some((format!("{}.{:06}", usec / 1_000_000, usec % 1_000_000), msg))
+}
+
+/// kmsg escapes non-printable bytes as `\xNN`; a multi-line printk arrives as `\x0a`.
+fn unescape_kmsg(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut rest = msg;
+    while let Some(pos) = rest.find("\\x") {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos + 2..];
+        let hex = after.get(..2).and_then(|h| u8::from_str_radix(h, 16).ok());
+        match hex {
+            Some(b) if b.is_ascii() => {
+                out.push(char::from(b));
+                rest = &after[2..];
+            }
+            _ => {
+                out.push_str("\\x");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `<4>` syslog priority in front of a message (`dmesg -r`).
+fn strip_priority(line: &str) -> (&str, Option<u8>) {
+    if let Some(rest) = line.strip_prefix('<') {
+        if let Some((num, after)) = rest.split_once('>') {
+            if !num.is_empty() && num.len() <= 3 && num.bytes().all(|b| b.is_ascii_digit()) {
+                return (after, num.parse().ok());
+            }
+        }
+    }
+    (line, None)
+}
+
+/// `[ 8758.722811] msg` or `[Thu May  9 14:52:38 2024] msg`. A bracket holding only a number
+/// (task table rows such as `[  38886]`) or `pid` is part of the message, not a time.
+fn strip_bracket_time(line: &str) -> Option<(&str, &str)> {
+    let rest = line.strip_prefix('[')?;
+    let end = rest.find(']')?;
+    let inside = rest[..end].trim();
+    let after = &rest[end + 1..];
+    let seconds = inside.contains('.')
+        && inside.bytes().any(|b| b.is_ascii_digit())
+        && inside.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    let clock = inside.contains(':')
+        && inside.len() >= 8
+        && inside.bytes().any(|b| b.is_ascii_digit())
+        && inside
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b" :.,+-".contains(&b));
+    if seconds || clock {
+        Some((inside, after))
+    } else {
+        None
+    }
+}
+
+/// `2024-05-09T14:52:38,123456+00:00 msg` (`dmesg --time-format iso`).
+fn strip_iso_time(line: &str) -> Option<(&str, &str)> {
+    let (token, rest) = line.split_once(' ')?;
+    is_iso_time(token).then_some((token, rest))
+}
+
+fn is_iso_time(token: &str) -> bool {
+    let b = token.as_bytes();
+    b.len() >= 19
+        && b[..4].iter().all(u8::is_ascii_digit)
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+}
+
+struct Syslog<'a> {
+    time: &'a str,
+    host: Option<&'a str>,
+    kernel: bool,
+    msg: &'a str,
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// `Feb 03 19:57:08 host kernel: msg`, `May  9 14:52:38.123456 host kernel: msg` or
+/// `2024-05-09T14:52:38+0000 host kernel: msg`; the ident may carry `[pid]`.
+fn strip_syslog(line: &str) -> Option<Syslog<'_>> {
+    let (time, rest) = if MONTHS.iter().any(|m| line.starts_with(m)) {
+        // "Mon dd HH:MM:SS[.frac]" with a space-padded day.
+        let after_month = line.get(3..)?;
+        let trimmed = after_month.trim_start_matches(' ');
+        if trimmed.len() == after_month.len() {
+            return None;
+        }
+        let (day, after_day) = trimmed.split_once(' ')?;
+        if day.is_empty() || day.len() > 2 || !day.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let (clock, rest) = after_day.split_once(' ')?;
+        let cb = clock.as_bytes();
+        if cb.len() < 8 || cb[2] != b':' || cb[5] != b':' {
+            return None;
+        }
+        let time_len = line.len() - rest.len() - 1;
+        (&line[..time_len], rest)
+    } else {
+        let (token, rest) = line.split_once(' ')?;
+        if !is_iso_time(token) {
+            return None;
+        }
+        (token, rest)
+    };
+    let (host, rest) = rest.split_once(' ')?;
+    let (ident, msg) = rest.split_once(": ").or_else(|| {
+        let ident = rest.strip_suffix(':')?;
+        Some((ident, ""))
+    })?;
+    if ident.is_empty() || ident.contains(' ') {
+        return None;
+    }
+    let name = ident.split('[').next().unwrap_or(ident);
+    let host = (!host.is_empty() && !host.bytes().all(|b| b == b'*')).then_some(host);
+    Some(Syslog {
+        time,
+        host,
+        kernel: name == "kernel",
+        msg,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(line: &str) -> KernelLine {
+        let mut v = kernel_lines(line);
+        assert_eq!(v.len(), 1, "{line:?} gave {v:?}");
+        v.remove(0)
+    }
+
+    #[test]
+    fn prefixes() {
+        let l = one("[ 8758.722811] CPU 1/KVM invoked oom-killer: x");
+        assert_eq!(l.time.as_deref(), Some("8758.722811"));
+        assert_eq!(l.msg, "CPU 1/KVM invoked oom-killer: x");
+        let l = one("[Thu May  9 14:52:38 2024] memory: usage 1kB");
+        assert_eq!(l.time.as_deref(), Some("Thu May  9 14:52:38 2024"));
+        let l = one("Feb 03 19:57:08 ** kernel: virt-launcher invoked oom-killer: y");
+        assert_eq!(l.time.as_deref(), Some("Feb 03 19:57:08"));
+        assert_eq!(l.host, None);
+        assert_eq!(l.msg, "virt-launcher invoked oom-killer: y");
+        let l = one("May  9 14:52:38 node-1 kernel: [ 12.5] Tasks state (memory values in pages):");
+        assert_eq!(l.host.as_deref(), Some("node-1"));
+        assert_eq!(l.time.as_deref(), Some("May  9 14:52:38"));
+        assert_eq!(l.msg, "Tasks state (memory values in pages):");
+        let l = one("2024-05-09T14:52:38.123+00:00 n2 kernel: oom-kill:constraint=X");
+        assert_eq!(l.host.as_deref(), Some("n2"));
+        assert_eq!(l.msg, "oom-kill:constraint=X");
+        let l = one("<4>[  458.325923] CPU 0/KVM invoked oom-killer: z");
+        assert_eq!(l.time.as_deref(), Some("458.325923"));
+        let l = one("2024-05-09T14:52:38,123456+00:00 memory: usage 1kB");
+        assert_eq!(l.msg, "memory: usage 1kB");
+        let l = one("4,1234,458325923,-;CPU 0/KVM invoked oom-killer: q");
+        assert_eq!(l.time.as_deref(), Some("458.325923"));
+        assert_eq!(l.msg, "CPU 0/KVM invoked oom-killer: q");
+    }
+
+    #[test]
+    fn task_rows_keep_their_brackets() {
+        let l =
+            one("[  38886]     0 38886      243        1    28672        0          -998 pause");
+        assert_eq!(l.time, None);
+        assert!(l.msg.starts_with("[  38886]"));
+        let l = one("[ 1.000000] [  pid  ]   uid  tgid total_vm      rss name");
+        assert!(l.msg.starts_with("[  pid  ]"));
+    }
+
+    #[test]
+    fn continuations_and_foreign_lines() {
+        let text = "[ 8758.723254] anon 2390548480\n               file 69632\n\
+Feb 03 19:57:08 h1 kubelet[99]: E0203 something\n     continued kubelet text\n\
+Feb 03 19:57:09 h1 kernel: next\n";
+        let v = kernel_lines(text);
+        let msgs: Vec<_> = v.iter().map(|l| l.msg.as_str()).collect();
+        assert_eq!(msgs, ["anon 2390548480", "file 69632", "next"]);
+        assert_eq!(v[1].time.as_deref(), Some("8758.723254"));
+    }
+
+    #[test]
+    fn kmsg_multiline_and_dictionary() {
+        let text = "6,10,5000000,-;Memory cgroup stats for /a:\\x0aanon 4096\\x0afile 0\n SUBSYSTEM=memory\n";
+        let msgs: Vec<_> = kernel_lines(text).into_iter().map(|l| l.msg).collect();
+        assert_eq!(msgs, ["Memory cgroup stats for /a:", "anon 4096", "file 0"]);
+    }
+}
