@@ -1,1 +1,3 @@
 //! Rendering reports for people (tables) and programs (JSON/YAML).
+
+pub mod oom;
