@@ -184,7 +184,10 @@ impl OomEvent {
 
     /// Sum of the task table's RSS.
     pub fn tasks_rss_bytes(&self) -> u64 {
-        self.tasks.iter().map(OomTask::rss_bytes).sum()
+        self.tasks
+            .iter()
+            .map(OomTask::rss_bytes)
+            .fold(0, u64::saturating_add)
     }
 }
 

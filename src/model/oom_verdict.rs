@@ -150,7 +150,10 @@ fn qemu_guestish_bytes(ev: &OomEvent) -> Option<u64> {
     let task = qemu_task(ev);
     if let Some(t) = task {
         if let Some(anon) = t.rss_anon_pages {
-            return Some((anon + t.rss_shmem_pages.unwrap_or(0)) * super::oom_event::PAGE_BYTES);
+            return Some(
+                anon.saturating_add(t.rss_shmem_pages.unwrap_or(0))
+                    .saturating_mul(super::oom_event::PAGE_BYTES),
+            );
         }
     }
     let victim = ev
@@ -159,7 +162,8 @@ fn qemu_guestish_bytes(ev: &OomEvent) -> Option<u64> {
         .filter(|v| process_role(&v.comm) == Some(ProcessRole::Qemu))
         .filter(|v| task.is_none_or(|t| t.pid == v.pid));
     if let Some(anon) = victim.and_then(|v| v.anon_rss_bytes) {
-        return Some(anon + victim.and_then(|v| v.shmem_rss_bytes).unwrap_or(0));
+        let shmem = victim.and_then(|v| v.shmem_rss_bytes).unwrap_or(0);
+        return Some(anon.saturating_add(shmem));
     }
     task.map(OomTask::rss_bytes)
 }
@@ -234,7 +238,10 @@ fn explain_one(
         _ => None,
     };
     let usage = ev.usage_bytes().or_else(|| {
-        (!ev.tasks.is_empty()).then(|| ev.tasks_rss_bytes() + ev.kmem.map_or(0, |k| k.usage_bytes))
+        (!ev.tasks.is_empty()).then(|| {
+            let kmem = ev.kmem.map_or(0, |k| k.usage_bytes);
+            ev.tasks_rss_bytes().saturating_add(kmem)
+        })
     });
     let (overhead_used, overhead_budget) = if kubevirt && memcg_scope {
         (
@@ -253,7 +260,7 @@ fn explain_one(
                 .budget_for_comm(&t.name)
                 .and_then(|b| u64::try_from(b).ok());
             let budget = match process_role(&t.name) {
-                Some(ProcessRole::Qemu) => base.zip(guest_bytes).map(|(b, g)| b + g),
+                Some(ProcessRole::Qemu) => base.zip(guest_bytes).map(|(b, g)| b.saturating_add(g)),
                 _ => base,
             };
             TaskVerdict {
