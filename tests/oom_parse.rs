@@ -188,13 +188,12 @@ fn example3_cut_short_is_partial_not_an_error() {
     assert_eq!(ev.limit_bytes(), Some(EX3_LIMIT));
     assert_eq!(ev.tasks.len(), 4, "rows up to the cut");
     assert_eq!(ev.victim, None);
-    assert_eq!(ev.oom_memcg, None);
-    assert_eq!(ev.scope, None);
-    // The stats block still names the container.
-    assert_eq!(
-        ev.stats_for.as_deref().map(|p| p.ends_with(".scope")),
-        Some(true)
-    );
+    assert_eq!(ev.task_memcg, None);
+    // The stats block is printed for the cgroup that hit its limit: it still names it.
+    assert_eq!(ev.oom_memcg, ev.stats_for);
+    assert_eq!(ev.scope, Some(OomScope::Container));
+    assert_eq!(ev.pod_uid.as_deref(), Some(EX3_POD));
+    assert_eq!(ev.container_id.as_deref(), Some(EX3_CID));
 }
 
 fn check_example1_core(ev: &OomEvent) {
@@ -306,9 +305,10 @@ fn example2_on_6x_with_split_rss_columns() {
     let q = &ev.tasks[5];
     assert_eq!(q.name, "qemu-system-x86");
     assert_eq!(q.rss_pages, 16_718_510);
-    assert_eq!(q.rss_anon_pages, Some(15_046_659));
-    assert_eq!(q.rss_file_pages, Some(1_671_851));
-    assert_eq!(q.rss_shmem_pages, Some(0));
+    // The split as the kill line reports it (anon-rss 66852088kB, file 21948kB, shmem 4kB).
+    assert_eq!(q.rss_anon_pages, Some(16_713_022));
+    assert_eq!(q.rss_file_pages, Some(5_487));
+    assert_eq!(q.rss_shmem_pages, Some(1));
     assert_eq!(q.oom_score_adj, Some(830));
     assert!(!ev.partial);
 }

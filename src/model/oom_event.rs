@@ -118,7 +118,8 @@ pub struct OomEvent {
     pub constraint: Option<String>,
     /// The kernel said `global_oom`, or printed `Out of memory:` instead of `Memory cgroup out of memory:`.
     pub global: bool,
-    /// The cgroup that hit its limit.
+    /// The cgroup that hit its limit (`oom_memcg=`, the old `limit of` path, else the path of
+    /// the first `Memory cgroup stats for` block, which the kernel prints for that cgroup).
     pub oom_memcg: Option<String>,
     /// The victim's own cgroup.
     pub task_memcg: Option<String>,

@@ -72,21 +72,19 @@ pub fn verdict(ex: &OomExplanation) -> String {
     s.push(first);
     if let Some(t) = ev.trigger.as_deref() {
         s.push(match ex.trigger_kind {
-            TriggerKind::Vcpu => format!(
+            TriggerKind::Vcpu if ex.kubevirt => format!(
                 "The allocation that tipped it over came from {t}, a vCPU touching guest RAM for the first time: the guest was growing into the memory it was promised, which is normal, so the room left for everything else was too small."
             ),
-            TriggerKind::Qemu => format!(
-                "The allocation came from {t}, QEMU itself outside guest RAM."
+            TriggerKind::Qemu if ex.kubevirt => format!(
+                "The allocation came from {t}, a QEMU thread that is not a named vCPU: QEMU's own memory grew (or guest RAM, where vCPU threads are not named)."
             ),
-            TriggerKind::Launcher(_) => format!(
+            TriggerKind::Launcher(_) if ex.kubevirt => format!(
                 "The allocation came from {t}, a KubeVirt launcher process growing its own memory."
             ),
             TriggerKind::Other if ex.kubevirt && ev.scope != Some(OomScope::Global) => format!(
                 "The allocation came from {t}, a process KubeVirt does not budget for."
             ),
-            TriggerKind::Other | TriggerKind::Unknown => {
-                format!("The allocation came from {t}.")
-            }
+            _ => format!("The allocation came from {t}."),
         });
     }
     if let Some(v) = &ev.victim {
@@ -112,7 +110,7 @@ pub fn verdict(ex: &OomExplanation) -> String {
         let source = match ex.guest_source {
             Some(GuestSource::Spec) => "from the VM's spec".to_string(),
             _ => format!(
-                "estimated as the limit minus KubeVirt's {} overhead; run against the cluster or pass --from for the exact size",
+                "estimated as the limit minus KubeVirt's {} overhead, assuming no reservation; run against the cluster or pass --from for the exact size",
                 size(ex.overhead_bytes.unwrap_or(0))
             ),
         };

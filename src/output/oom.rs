@@ -170,10 +170,11 @@ pub fn to_table(explained: &[OomExplanation]) -> String {
             .victim
             .as_ref()
             .map_or_else(|| "-".to_string(), |v| format!("{} ({})", v.comm, v.pid));
-        let mut scope = ev.scope.map_or("-", |s| s.as_str()).to_string();
-        if ev.memsw_limit_hit() {
-            scope.push_str("+swap");
-        }
+        let scope = match (ev.scope, ev.memsw_limit_hit()) {
+            (Some(s), true) => format!("{}+swap", s.as_str()),
+            (Some(s), false) => s.as_str().to_string(),
+            (None, _) => "-".to_string(),
+        };
         rows.push(vec![
             format!("{}{}", i + 1, if ev.partial { "*" } else { "" }),
             ev.time.as_deref().map_or("-", str::trim).to_string(),

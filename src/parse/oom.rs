@@ -315,6 +315,12 @@ impl Report {
     fn finish(mut self) -> OomEvent {
         self.ev.partial = self.cut_at_start || !self.killed;
         let ev = &mut self.ev;
+        // The first stats block is printed for the cgroup that hit its limit: it stands in for
+        // `oom_memcg=` when the `oom-kill:` line is missing (kernels before 4.19 without the
+        // `Task in` line, reports cut short).
+        if ev.oom_memcg.is_none() && !ev.global {
+            ev.oom_memcg = ev.stats_for.clone();
+        }
         let limit_path = ev.oom_memcg.clone();
         let oom = limit_path.as_deref().map(kube_cgroup);
         let task = ev.task_memcg.as_deref().map(kube_cgroup);
