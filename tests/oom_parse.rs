@@ -367,3 +367,10 @@ fn no_reports_in_unrelated_text() {
     assert!(parse_kernel_log("").is_empty());
     assert!(parse_kernel_log("[    1.0] Linux version 6.1\nhello\n\n").is_empty());
 }
+
+#[test]
+fn example3_with_unrelated_lines_inside_the_report() {
+    let ev = only("variant-example3-interleaved.log");
+    check_example3(&ev);
+    assert!(!ev.partial);
+}

@@ -99,11 +99,10 @@ impl Report {
         if self.ev.node.is_none() {
             self.ev.node = line.host.clone();
         }
-        if self.section == Section::Stats {
-            if self.stats_line(msg) {
-                return;
-            }
-            self.section = Section::Body;
+        // Unrelated lines (another CPU's messages) may land inside a stats block: it ends only
+        // at the next part of the report.
+        if self.section == Section::Stats && self.stats_line(msg) {
+            return;
         }
         if let Some(rest) = msg.strip_prefix("Memory cgroup stats for ") {
             self.stats_header(rest);
@@ -114,6 +113,7 @@ impl Report {
             self.section = Section::Tasks;
         } else if msg.starts_with('[') {
             if let Some(task) = task_row(msg, self.columns.as_deref()) {
+                self.section = Section::Tasks;
                 self.ev.tasks.push(task);
             }
         } else if let Some(rest) = msg.strip_prefix("oom-kill:") {
@@ -130,8 +130,10 @@ impl Report {
             self.ev.global = true;
             self.kill_line(rest);
         } else if msg.starts_with("Killed process ") {
+            self.section = Section::Body;
             self.kill_line(msg);
         } else if let Some(rest) = msg.strip_prefix("Task in ") {
+            self.section = Section::Body;
             if let Some((task, limit)) = rest.split_once(" killed as a result of limit of ") {
                 self.ev.task_memcg = Some(task.trim().to_string());
                 self.ev.oom_memcg = Some(limit.trim().to_string());
