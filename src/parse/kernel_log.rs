@@ -212,50 +212,97 @@ const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
 
-/// `Feb 03 19:57:08 host kernel: msg`, `May  9 14:52:38.123456 host kernel: msg` or
-/// `2024-05-09T14:52:38+0000 host kernel: msg`; the ident may carry `[pid]`.
+/// `Feb 03 19:57:08 host kernel: msg`, `May  9 14:52:38.123456 host kernel: msg`,
+/// `2024-05-09T14:52:38+0000 host kernel: msg`; the ident may carry `[pid]`. Also the other
+/// journalctl forms, accepted only with the `kernel` ident (their time alone is too plain to
+/// tell a prefix from a message): `-o short-monotonic` (`[ 8758.722811] host kernel: msg`),
+/// `-o short-unix` (`1715266358.123456 host kernel: msg`) and `-o short-full`
+/// (`Thu 2024-05-09 14:52:38 UTC host kernel: msg`).
 fn strip_syslog(line: &str) -> Option<Syslog<'_>> {
-    let (time, rest) = if MONTHS.iter().any(|m| line.starts_with(m)) {
-        // "Mon dd HH:MM:SS[.frac]" with a space-padded day.
-        let after_month = line.get(3..)?;
-        let trimmed = after_month.trim_start_matches(' ');
-        if trimmed.len() == after_month.len() {
-            return None;
-        }
-        let (day, after_day) = trimmed.split_once(' ')?;
-        if day.is_empty() || day.len() > 2 || !day.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        let (clock, rest) = after_day.split_once(' ')?;
-        let cb = clock.as_bytes();
-        if cb.len() < 8 || cb[2] != b':' || cb[5] != b':' {
-            return None;
-        }
-        let time_len = line.len() - rest.len() - 1;
-        (&line[..time_len], rest)
+    let (time, rest, strict) = if let Some((time, rest)) = rfc3164_time(line) {
+        (time, rest, false)
+    } else if let Some((token, rest)) = line.split_once(' ').filter(|(t, _)| is_iso_time(t)) {
+        (token, rest, false)
+    } else if let Some((time, rest)) = strip_bracket_time(line) {
+        (time, rest.trim_start(), true)
+    } else if let Some((time, rest)) = unix_time(line).or_else(|| full_time(line)) {
+        (time, rest, true)
     } else {
-        let (token, rest) = line.split_once(' ')?;
-        if !is_iso_time(token) {
-            return None;
-        }
-        (token, rest)
+        return None;
     };
     let (host, rest) = rest.split_once(' ')?;
     let (ident, msg) = rest.split_once(": ").or_else(|| {
         let ident = rest.strip_suffix(':')?;
         Some((ident, ""))
     })?;
-    if ident.is_empty() || ident.contains(' ') {
+    if ident.is_empty() || ident.contains(' ') || host.is_empty() {
         return None;
     }
     let name = ident.split('[').next().unwrap_or(ident);
-    let host = (!host.is_empty() && !host.bytes().all(|b| b == b'*')).then_some(host);
+    let kernel = name == "kernel";
+    if strict && !kernel {
+        return None;
+    }
+    let host = (!host.bytes().all(|b| b == b'*')).then_some(host);
     Some(Syslog {
         time,
         host,
-        kernel: name == "kernel",
+        kernel,
         msg,
     })
+}
+
+/// "Mon dd HH:MM:SS[.frac]" with a space-padded day.
+fn rfc3164_time(line: &str) -> Option<(&str, &str)> {
+    if !MONTHS.iter().any(|m| line.starts_with(m)) {
+        return None;
+    }
+    let after_month = line.get(3..)?;
+    let trimmed = after_month.trim_start_matches(' ');
+    if trimmed.len() == after_month.len() {
+        return None;
+    }
+    let (day, after_day) = trimmed.split_once(' ')?;
+    if day.is_empty() || day.len() > 2 || !day.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (clock, rest) = after_day.split_once(' ')?;
+    is_clock(clock).then(|| (&line[..line.len() - rest.len() - 1], rest))
+}
+
+fn is_clock(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() >= 8 && b[2] == b':' && b[5] == b':' && b[..2].iter().all(u8::is_ascii_digit)
+}
+
+/// `1715266358.123456 rest`
+fn unix_time(line: &str) -> Option<(&str, &str)> {
+    let (token, rest) = line.split_once(' ')?;
+    let (secs, frac) = token.split_once('.')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    (digits(secs) && digits(frac)).then_some((token, rest))
+}
+
+/// `Thu 2024-05-09 14:52:38 UTC rest`
+fn full_time(line: &str) -> Option<(&str, &str)> {
+    let mut parts = line.splitn(5, ' ');
+    let (day, date, clock, zone, rest) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
+    let date_ok = date.len() == 10
+        && date.as_bytes()[4] == b'-'
+        && date.as_bytes()[7] == b'-'
+        && date.bytes().filter(u8::is_ascii_digit).count() == 8;
+    let ok = day.len() == 3
+        && day.bytes().all(|b| b.is_ascii_alphabetic())
+        && date_ok
+        && is_clock(clock)
+        && !zone.is_empty();
+    ok.then(|| (&line[..line.len() - rest.len() - 1], rest))
 }
 
 #[cfg(test)]
@@ -293,6 +340,26 @@ mod tests {
         let l = one("4,1234,458325923,-;CPU 0/KVM invoked oom-killer: q");
         assert_eq!(l.time.as_deref(), Some("458.325923"));
         assert_eq!(l.msg, "CPU 0/KVM invoked oom-killer: q");
+    }
+
+    #[test]
+    fn other_journal_forms() {
+        let l = one("[ 8758.722811] node-3 kernel: CPU 1/KVM invoked oom-killer: x");
+        assert_eq!(l.time.as_deref(), Some("8758.722811"));
+        assert_eq!(l.host.as_deref(), Some("node-3"));
+        assert_eq!(l.msg, "CPU 1/KVM invoked oom-killer: x");
+        let l = one("1715266358.123456 node-3 kernel: memory: usage 1kB");
+        assert_eq!(l.time.as_deref(), Some("1715266358.123456"));
+        assert_eq!(l.msg, "memory: usage 1kB");
+        let l = one("Thu 2024-05-09 14:52:38 UTC node-3 kernel: oom-kill:constraint=X");
+        assert_eq!(l.time.as_deref(), Some("Thu 2024-05-09 14:52:38 UTC"));
+        assert_eq!(l.host.as_deref(), Some("node-3"));
+        assert_eq!(l.msg, "oom-kill:constraint=X");
+        // A kernel message that merely looks like "host ident:" stays whole.
+        let l = one("[    5.100000] usb 1-1: new high-speed USB device");
+        assert_eq!(l.msg, "usb 1-1: new high-speed USB device");
+        let l = one("Thu 2024-05-09 14:52:38 UTC node-3 kubelet[1]: x");
+        assert_eq!(l.msg, "Thu 2024-05-09 14:52:38 UTC node-3 kubelet[1]: x");
     }
 
     #[test]
