@@ -49,6 +49,18 @@ pub fn parse_kernel_log(text: &str) -> Vec<OomEvent> {
     events
 }
 
+/// Reports from one node's kernel log (the agent's `dmesg`, a support bundle's `kernel.log`):
+/// events whose lines carried no host name get the node's.
+pub fn parse_node_kernel_log(text: &str, node: &str) -> Vec<OomEvent> {
+    let mut events = parse_kernel_log(text);
+    for ev in &mut events {
+        if ev.node.is_none() {
+            ev.node = Some(node.to_string());
+        }
+    }
+    events
+}
+
 /// A line that belongs to the body of a report, seen without its `invoked oom-killer` start.
 fn starts_report(msg: &str) -> bool {
     msg.starts_with("oom-kill:")
@@ -503,6 +515,17 @@ fn task_row(msg: &str, columns: Option<&[String]>) -> Option<OomTask> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn node_name_fills_only_missing_hosts() {
+        let dmesg =
+            "[ 1.0] x invoked oom-killer: y\n[ 1.1] memory: usage 4kB, limit 4kB, failcnt 1\n";
+        let events = parse_node_kernel_log(dmesg, "node-1");
+        assert_eq!(events[0].node.as_deref(), Some("node-1"));
+        let journal = "Feb 03 19:57:08 h7 kernel: x invoked oom-killer: y\n";
+        let events = parse_node_kernel_log(journal, "node-1");
+        assert_eq!(events[0].node.as_deref(), Some("h7"));
+    }
 
     #[test]
     fn sizes() {
