@@ -77,16 +77,15 @@ fn read_source(file: &Path) -> anyhow::Result<(String, String)> {
             .lock()
             .read_to_end(&mut bytes)
             .context("reading standard input")?;
-        return Ok((
-            "standard input".to_string(),
-            String::from_utf8_lossy(&bytes).into_owned(),
-        ));
+        return Ok(("standard input".to_string(), into_text(bytes)));
     }
     std::fs::File::open(file)
         .and_then(|mut f| f.read_to_end(&mut bytes))
         .with_context(|| format!("reading {}", file.display()))?;
-    Ok((
-        file.display().to_string(),
-        String::from_utf8_lossy(&bytes).into_owned(),
-    ))
+    Ok((file.display().to_string(), into_text(bytes)))
+}
+
+/// The bytes as text without a copy when they are valid UTF-8.
+fn into_text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }

@@ -8,108 +8,152 @@
 //! indented line without a prefix continues the previous message, as multi-line printk output
 //! does). Lines another program wrote into a syslog file are dropped.
 
-/// One kernel message line.
+use std::borrow::Cow;
+use std::collections::VecDeque;
+
+/// One kernel message line, borrowed from the input where possible.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KernelLine {
+pub struct KernelLine<'a> {
     /// 1-based line number in the input.
     pub number: usize,
     /// The timestamp as printed, without brackets.
-    pub time: Option<String>,
+    pub time: Option<Cow<'a, str>>,
     /// Host from a syslog/journal prefix (`None` when redacted as `**`).
-    pub host: Option<String>,
-    /// The message, leading blanks removed.
-    pub msg: String,
+    pub host: Option<&'a str>,
+    /// The message, surrounding blanks removed.
+    pub msg: Cow<'a, str>,
 }
 
-/// Split a whole log into kernel message lines.
-pub fn kernel_lines(text: &str) -> Vec<KernelLine> {
-    let mut out = Vec::new();
-    let mut last_time: Option<String> = None;
-    let mut last_host: Option<String> = None;
-    // The previous line was written by another program (its continuations are dropped too).
-    let mut last_foreign = false;
-    let mut last_kmsg = false;
-    for (i, raw) in text.lines().enumerate() {
-        let number = i + 1;
+/// The kernel message lines of a whole log, produced as they are read (a large kernel.log is
+/// never held twice).
+pub fn kernel_lines(text: &str) -> KernelLines<'_> {
+    KernelLines {
+        lines: text.lines().enumerate(),
+        pending: VecDeque::new(),
+        last_time: None,
+        last_host: None,
+        last_foreign: false,
+        last_kmsg: false,
+    }
+}
+
+/// Iterator returned by [`kernel_lines`].
+pub struct KernelLines<'a> {
+    lines: std::iter::Enumerate<std::str::Lines<'a>>,
+    /// Lines of one input line still to hand out (a kmsg record may hold several).
+    pending: VecDeque<KernelLine<'a>>,
+    last_time: Option<Cow<'a, str>>,
+    last_host: Option<&'a str>,
+    /// The previous line was written by another program (its continuations are dropped too).
+    last_foreign: bool,
+    last_kmsg: bool,
+}
+
+impl<'a> Iterator for KernelLines<'a> {
+    type Item = KernelLine<'a>;
+
+    fn next(&mut self) -> Option<KernelLine<'a>> {
+        loop {
+            if let Some(line) = self.pending.pop_front() {
+                return Some(line);
+            }
+            let (i, raw) = self.lines.next()?;
+            self.read(i + 1, raw);
+        }
+    }
+}
+
+impl<'a> KernelLines<'a> {
+    fn read(&mut self, number: usize, raw: &'a str) {
         let line = raw.trim_end_matches(['\r', '\n']);
         if line.trim().is_empty() {
-            continue;
+            return;
         }
         let indented = line.starts_with([' ', '\t']);
-        if indented && last_kmsg {
+        if indented && self.last_kmsg {
             // `/dev/kmsg` dictionary lines (` SUBSYSTEM=…`).
-            continue;
+            return;
         }
         if let Some((time, msg)) = strip_kmsg(line) {
-            last_kmsg = true;
-            last_foreign = false;
-            last_time = Some(time.clone());
-            last_host = None;
-            for part in unescape_kmsg(msg).split('\n') {
-                push(&mut out, number, Some(time.clone()), None, part);
+            self.last_kmsg = true;
+            self.last_foreign = false;
+            self.last_host = None;
+            let time: Cow<'a, str> = Cow::Owned(time);
+            self.last_time = Some(time.clone());
+            if msg.contains("\\x") {
+                for part in unescape_kmsg(msg).split('\n') {
+                    let part = part.trim();
+                    if !part.is_empty() {
+                        self.emit(
+                            number,
+                            Some(time.clone()),
+                            None,
+                            Cow::Owned(part.to_string()),
+                        );
+                    }
+                }
+            } else {
+                self.emit(number, Some(time), None, Cow::Borrowed(msg));
             }
-            continue;
+            return;
         }
-        last_kmsg = false;
+        self.last_kmsg = false;
         let (prio_stripped, _) = strip_priority(line);
         if let Some(sys) = strip_syslog(prio_stripped) {
             if !sys.kernel {
-                last_foreign = true;
-                continue;
+                self.last_foreign = true;
+                return;
             }
-            last_foreign = false;
+            self.last_foreign = false;
             let (msg, _) = strip_priority(sys.msg);
             let msg = strip_bracket_time(msg).map_or(msg, |(_, rest)| rest);
-            last_time = Some(sys.time.to_string());
-            last_host = sys.host.map(str::to_string);
-            push(&mut out, number, last_time.clone(), last_host.clone(), msg);
-            continue;
+            self.last_time = Some(Cow::Borrowed(sys.time));
+            self.last_host = sys.host;
+            self.emit(number, self.last_time.clone(), sys.host, Cow::Borrowed(msg));
+            return;
         }
-        if let Some((time, msg)) = strip_bracket_time(prio_stripped) {
-            last_foreign = false;
-            last_time = Some(time.to_string());
-            last_host = None;
-            push(&mut out, number, last_time.clone(), None, msg);
-            continue;
-        }
-        if let Some((time, msg)) = strip_iso_time(prio_stripped) {
-            last_foreign = false;
-            last_time = Some(time.to_string());
-            last_host = None;
-            push(&mut out, number, last_time.clone(), None, msg);
-            continue;
+        let stamped = strip_bracket_time(prio_stripped).or_else(|| strip_iso_time(prio_stripped));
+        if let Some((time, msg)) = stamped {
+            self.last_foreign = false;
+            self.last_time = Some(Cow::Borrowed(time));
+            self.last_host = None;
+            self.emit(number, self.last_time.clone(), None, Cow::Borrowed(msg));
+            return;
         }
         if indented {
-            if !last_foreign {
-                push(&mut out, number, last_time.clone(), last_host.clone(), line);
+            if !self.last_foreign {
+                let (time, host) = (self.last_time.clone(), self.last_host);
+                self.emit(number, time, host, Cow::Borrowed(line));
             }
-            continue;
+            return;
         }
-        last_foreign = false;
-        last_time = None;
-        last_host = None;
-        push(&mut out, number, None, None, prio_stripped);
+        self.last_foreign = false;
+        self.last_time = None;
+        self.last_host = None;
+        self.emit(number, None, None, Cow::Borrowed(prio_stripped));
     }
-    out
-}
 
-fn push(
-    out: &mut Vec<KernelLine>,
-    number: usize,
-    time: Option<String>,
-    host: Option<String>,
-    msg: &str,
-) {
-    let msg = msg.trim();
-    if msg.is_empty() {
-        return;
+    fn emit(
+        &mut self,
+        number: usize,
+        time: Option<Cow<'a, str>>,
+        host: Option<&'a str>,
+        msg: Cow<'a, str>,
+    ) {
+        let msg = match msg {
+            Cow::Borrowed(m) => Cow::Borrowed(m.trim()),
+            Cow::Owned(m) => Cow::Owned(m.trim().to_string()),
+        };
+        if msg.is_empty() {
+            return;
+        }
+        self.pending.push_back(KernelLine {
+            number,
+            time,
+            host,
+            msg,
+        });
     }
-    out.push(KernelLine {
-        number,
-        time,
-        host,
-        msg: msg.to_string(),
-    });
 }
 
 /// `/dev/kmsg`: `PRI,SEQ,USEC,FLAGS[,…];message` → (`seconds.micros`, message).
@@ -309,8 +353,8 @@ fn full_time(line: &str) -> Option<(&str, &str)> {
 mod tests {
     use super::*;
 
-    fn one(line: &str) -> KernelLine {
-        let mut v = kernel_lines(line);
+    fn one(line: &str) -> KernelLine<'_> {
+        let mut v: Vec<_> = kernel_lines(line).collect();
         assert_eq!(v.len(), 1, "{line:?} gave {v:?}");
         v.remove(0)
     }
@@ -327,11 +371,11 @@ mod tests {
         assert_eq!(l.host, None);
         assert_eq!(l.msg, "virt-launcher invoked oom-killer: y");
         let l = one("May  9 14:52:38 node-1 kernel: [ 12.5] Tasks state (memory values in pages):");
-        assert_eq!(l.host.as_deref(), Some("node-1"));
+        assert_eq!(l.host, Some("node-1"));
         assert_eq!(l.time.as_deref(), Some("May  9 14:52:38"));
         assert_eq!(l.msg, "Tasks state (memory values in pages):");
         let l = one("2024-05-09T14:52:38.123+00:00 n2 kernel: oom-kill:constraint=X");
-        assert_eq!(l.host.as_deref(), Some("n2"));
+        assert_eq!(l.host, Some("n2"));
         assert_eq!(l.msg, "oom-kill:constraint=X");
         let l = one("<4>[  458.325923] CPU 0/KVM invoked oom-killer: z");
         assert_eq!(l.time.as_deref(), Some("458.325923"));
@@ -346,14 +390,14 @@ mod tests {
     fn other_journal_forms() {
         let l = one("[ 8758.722811] node-3 kernel: CPU 1/KVM invoked oom-killer: x");
         assert_eq!(l.time.as_deref(), Some("8758.722811"));
-        assert_eq!(l.host.as_deref(), Some("node-3"));
+        assert_eq!(l.host, Some("node-3"));
         assert_eq!(l.msg, "CPU 1/KVM invoked oom-killer: x");
         let l = one("1715266358.123456 node-3 kernel: memory: usage 1kB");
         assert_eq!(l.time.as_deref(), Some("1715266358.123456"));
         assert_eq!(l.msg, "memory: usage 1kB");
         let l = one("Thu 2024-05-09 14:52:38 UTC node-3 kernel: oom-kill:constraint=X");
         assert_eq!(l.time.as_deref(), Some("Thu 2024-05-09 14:52:38 UTC"));
-        assert_eq!(l.host.as_deref(), Some("node-3"));
+        assert_eq!(l.host, Some("node-3"));
         assert_eq!(l.msg, "oom-kill:constraint=X");
         // A kernel message that merely looks like "host ident:" stays whole.
         let l = one("[    5.100000] usb 1-1: new high-speed USB device");
@@ -377,8 +421,8 @@ mod tests {
         let text = "[ 8758.723254] anon 2390548480\n               file 69632\n\
 Feb 03 19:57:08 h1 kubelet[99]: E0203 something\n     continued kubelet text\n\
 Feb 03 19:57:09 h1 kernel: next\n";
-        let v = kernel_lines(text);
-        let msgs: Vec<_> = v.iter().map(|l| l.msg.as_str()).collect();
+        let v: Vec<_> = kernel_lines(text).collect();
+        let msgs: Vec<_> = v.iter().map(|l| l.msg.as_ref()).collect();
         assert_eq!(msgs, ["anon 2390548480", "file 69632", "next"]);
         assert_eq!(v[1].time.as_deref(), Some("8758.723254"));
     }
@@ -386,7 +430,7 @@ Feb 03 19:57:09 h1 kernel: next\n";
     #[test]
     fn kmsg_multiline_and_dictionary() {
         let text = "6,10,5000000,-;Memory cgroup stats for /a:\\x0aanon 4096\\x0afile 0\n SUBSYSTEM=memory\n";
-        let msgs: Vec<_> = kernel_lines(text).into_iter().map(|l| l.msg).collect();
+        let msgs: Vec<_> = kernel_lines(text).map(|l| l.msg).collect();
         assert_eq!(msgs, ["Memory cgroup stats for /a:", "anon 4096", "file 0"]);
     }
 }

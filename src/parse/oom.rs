@@ -18,7 +18,7 @@ pub fn parse_kernel_log(text: &str) -> Vec<OomEvent> {
     let mut events = Vec::new();
     let mut current: Option<Report> = None;
     for line in kernel_lines(text) {
-        let msg = line.msg.as_str();
+        let msg: &str = &line.msg;
         if let Some(trigger) = msg.split_once(" invoked oom-killer").map(|(t, _)| t) {
             if let Some(done) = current.take() {
                 events.push(done.finish());
@@ -94,8 +94,8 @@ impl Report {
         Report {
             ev: OomEvent {
                 line: line.number,
-                time: line.time.clone(),
-                node: line.host.clone(),
+                time: line.time.as_deref().map(str::to_string),
+                node: line.host.map(str::to_string),
                 ..Default::default()
             },
             section: Section::Body,
@@ -107,9 +107,9 @@ impl Report {
     }
 
     fn feed(&mut self, line: &KernelLine) {
-        let msg = line.msg.as_str();
+        let msg: &str = &line.msg;
         if self.ev.node.is_none() {
-            self.ev.node = line.host.clone();
+            self.ev.node = line.host.map(str::to_string);
         }
         // Unrelated lines (another CPU's messages) may land inside a stats block: it ends only
         // at the next part of the report.
