@@ -56,6 +56,11 @@ fn json_from_a_file_follows_the_contract() {
         e["containerId"],
         "100093783c22a3ae1a42e21dd887b7c26eef52d56ba44c7273ef54507b6efe7c"
     );
+    assert_eq!(e["containerRuntime"], "containerd");
+    assert!(e["verdict"]
+        .as_str()
+        .unwrap()
+        .contains("libvirtd (not virtqemud) in the task table means KubeVirt before v0.59"));
     assert_eq!(e["limitBytes"], 69_201_821_696u64);
     assert_eq!(e["usageBytes"], 69_201_821_696u64);
     assert_eq!(e["failcnt"], 67391);

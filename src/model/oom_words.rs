@@ -197,6 +197,13 @@ fn process_sentences(ex: &OomExplanation) -> Vec<String> {
             over.join(", ")
         ));
     }
+    let libvirtd = ex.tasks.iter().any(|t| t.name == "libvirtd");
+    if libvirtd && ex.version.source == VersionSource::Assumed {
+        out.push(
+            "libvirtd (not virtqemud) in the task table means KubeVirt before v0.59: pass --kubevirt-version for that release's budgets."
+                .to_string(),
+        );
+    }
     if !unbudgeted.is_empty() {
         out.push(format!(
             "Not budgeted by KubeVirt at all: {}.",

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::model::oom_event::ContainerRuntime;
 use crate::model::oom_verdict::{GuestSource, OomExplanation};
 use crate::model::oom_vm::VmRef;
 use crate::parse::quantity::human;
@@ -54,6 +55,8 @@ pub struct EventJson<'a> {
     pub scope: Option<&'static str>,
     pub pod_uid: Option<&'a str>,
     pub container_id: Option<&'a str>,
+    /// `containerd`, `crio` or `docker`, when the cgroup path names it.
+    pub container_runtime: Option<ContainerRuntime>,
     pub limit_bytes: Option<u64>,
     pub usage_bytes: Option<u64>,
     pub failcnt: Option<u64>,
@@ -100,6 +103,7 @@ fn event_json(ex: &OomExplanation) -> EventJson<'_> {
         scope: ev.scope.map(|s| s.as_str()),
         pod_uid: ev.pod_uid.as_deref(),
         container_id: ev.container_id.as_deref(),
+        container_runtime: ev.runtime,
         limit_bytes: ev.limit_bytes(),
         usage_bytes: ev.usage_bytes(),
         failcnt: ev.failcnt(),
