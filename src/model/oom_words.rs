@@ -164,26 +164,30 @@ fn process_sentences(ex: &OomExplanation) -> Vec<String> {
         VersionSource::Assumed => format!("{}, assumed", ex.version.version),
         _ => ex.version.version.to_string(),
     };
-    let mut over = Vec::new();
+    let mut budgeted = Vec::new();
     let mut unbudgeted = Vec::new();
     for t in &ex.tasks {
-        let role = process_role(&t.name);
-        match (role, t.budget_bytes) {
-            (Some(ProcessRole::Qemu), Some(b)) if t.rss_bytes > b => {
+        let over = |used: u64, budget: u64| if used > budget { " (over)" } else { "" };
+        match (process_role(&t.name), t.budget_bytes) {
+            (Some(ProcessRole::Qemu), Some(b)) => {
                 let guest = ex.guest_bytes.unwrap_or(0);
-                over.push(format!(
-                    "{} {} beyond guest RAM (budget {})",
+                let beyond = t.rss_bytes.saturating_sub(guest);
+                let budget = b.saturating_sub(guest);
+                budgeted.push(format!(
+                    "{} {} beyond guest RAM of {}{}",
                     t.name,
-                    size(t.rss_bytes.saturating_sub(guest)),
-                    size(b.saturating_sub(guest))
+                    size(beyond),
+                    size(budget),
+                    over(beyond, budget)
                 ))
             }
-            (Some(ProcessRole::Qemu), _) => {}
-            (Some(_), Some(b)) if t.rss_bytes > b => over.push(format!(
-                "{} {} (budget {})",
+            (Some(ProcessRole::Qemu), None) => {}
+            (Some(_), Some(b)) => budgeted.push(format!(
+                "{} {} of {}{}",
                 t.name,
                 size(t.rss_bytes),
-                size(b)
+                size(b),
+                over(t.rss_bytes, b)
             )),
             (None, _) if t.name != "pause" && t.rss_bytes >= 8 << 20 => {
                 unbudgeted.push(format!("{} {}", t.name, size(t.rss_bytes)))
@@ -191,10 +195,10 @@ fn process_sentences(ex: &OomExplanation) -> Vec<String> {
             _ => {}
         }
     }
-    if !over.is_empty() {
+    if !budgeted.is_empty() {
         out.push(format!(
-            "Over KubeVirt's per-process budget (KubeVirt {version}): {}.",
-            over.join(", ")
+            "Launcher processes against KubeVirt {version}'s budgets (RSS): {}.",
+            budgeted.join(", ")
         ));
     }
     let libvirtd = ex.tasks.iter().any(|t| t.name == "libvirtd");
