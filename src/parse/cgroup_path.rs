@@ -177,7 +177,7 @@ mod tests {
             Some("ef91e487-dec5-4613-800b-eb23e1a1617d")
         );
         assert_eq!(k.level, CgroupLevel::Container);
-        let nested = format!("/process_api/abc/t1/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{}.slice", UID.replace('-', "_"));
+        let nested = format!("/some-runtime/abc/t1/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{}.slice", UID.replace('-', "_"));
         assert_eq!(kube_cgroup(&nested).level, CgroupLevel::Pod);
     }
 
