@@ -236,3 +236,29 @@ fn a_non_kubevirt_cgroup() {
     );
     assert!(ex.verdict.contains("not a KubeVirt VM"), "{}", ex.verdict);
 }
+
+#[test]
+fn hugepage_guest_is_not_in_the_memory_cgroup() {
+    let events = parse_kernel_log(&fixture("seed-example3-dmesg.log"));
+    let mut inv = seed_inventory();
+    inv.vmis[0].spec.domain.memory.as_mut().unwrap().hugepages =
+        Some(vmmem::model::objects::Hugepages {
+            page_size: "2Mi".into(),
+        });
+    let ex = explain(&events, Some(&inv), None).remove(0);
+    assert!(ex.guest_in_hugepages);
+    assert_eq!(ex.guest_resident_bytes, Some(0));
+    assert_eq!(ex.overhead_budget_bytes, Some(2_412_421_120));
+    assert_eq!(ex.overhead_used_bytes, Some(2_412_421_120));
+    assert!(
+        ex.verdict.contains("in hugepages, charged to hugetlb"),
+        "{}",
+        ex.verdict
+    );
+    let qemu = ex
+        .tasks
+        .iter()
+        .find(|t| t.name == "qemu-system-x86")
+        .unwrap();
+    assert_eq!(qemu.budget_bytes, Some(30 * MI));
+}

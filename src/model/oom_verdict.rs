@@ -53,6 +53,8 @@ pub struct OomExplanation {
     pub trigger_kind: TriggerKind,
     pub guest_bytes: Option<u64>,
     pub guest_source: Option<GuestSource>,
+    /// Guest RAM is hugepage-backed (not charged to the memory cgroup).
+    pub guest_in_hugepages: bool,
     /// The VM's configured memory (the reservation table's key).
     pub configured_bytes: Option<u64>,
     /// KubeVirt's O (exact from the inventory, else estimated from the limit).
@@ -233,7 +235,10 @@ fn explain_one(
         },
         None => (None, None),
     };
-    let guest_resident = match (qemu_guestish_bytes(ev), guest_bytes) {
+    // Hugepage-backed guest RAM is charged to hugetlb: none of it is in the memory cgroup.
+    let hugepages = facts.as_ref().is_some_and(|f| f.hugepages);
+    let charged_guest = if hugepages { Some(0) } else { guest_bytes };
+    let guest_resident = match (qemu_guestish_bytes(ev), charged_guest) {
         (Some(q), Some(g)) => Some(q.min(g)),
         _ => None,
     };
@@ -246,7 +251,7 @@ fn explain_one(
     let (overhead_used, overhead_budget) = if kubevirt && memcg_scope {
         (
             usage.zip(guest_resident).map(|(u, g)| u.saturating_sub(g)),
-            limit.zip(guest_bytes).map(|(l, g)| l.saturating_sub(g)),
+            limit.zip(charged_guest).map(|(l, g)| l.saturating_sub(g)),
         )
     } else {
         (None, None)
@@ -260,7 +265,9 @@ fn explain_one(
                 .budget_for_comm(&t.name)
                 .and_then(|b| u64::try_from(b).ok());
             let budget = match process_role(&t.name) {
-                Some(ProcessRole::Qemu) => base.zip(guest_bytes).map(|(b, g)| b.saturating_add(g)),
+                Some(ProcessRole::Qemu) => {
+                    base.zip(charged_guest).map(|(b, g)| b.saturating_add(g))
+                }
                 _ => base,
             };
             TaskVerdict {
@@ -291,6 +298,7 @@ fn explain_one(
         trigger_kind: trigger_kind(ev.trigger.as_deref()),
         guest_bytes,
         guest_source,
+        guest_in_hugepages: hugepages,
         configured_bytes: configured,
         overhead_bytes,
         guest_resident_bytes: guest_resident,

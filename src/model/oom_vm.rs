@@ -26,6 +26,8 @@ pub struct VmFacts {
     pub overhead_bytes: Option<u64>,
     /// The Harvester reservation annotation, when set.
     pub reserved_annotation: Option<String>,
+    /// Guest RAM is backed by hugepages: charged to hugetlb, not to the memory cgroup.
+    pub hugepages: bool,
 }
 
 /// The KubeVirt version to reason with: the inventory's KubeVirt CR, else a launcher image tag,
@@ -90,6 +92,9 @@ pub fn vm_for_pod(inv: &Inventory, pod_uid: &str, version: Version) -> Option<Vm
         configured_bytes,
         overhead_bytes,
         reserved_annotation: vm.and_then(reserved_annotation),
+        hugepages: spec
+            .and_then(|s| s.domain.memory.as_ref())
+            .is_some_and(|m| m.hugepages.is_some()),
     })
 }
 

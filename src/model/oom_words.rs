@@ -114,14 +114,24 @@ pub fn verdict(ex: &OomExplanation) -> String {
                 size(ex.overhead_bytes.unwrap_or(0))
             ),
         };
-        s.push(format!(
-            "Guest RAM is {} ({source}), which leaves {} of the {} limit for everything else.",
-            size(g),
-            size(budget),
-            size(l)
-        ));
+        if ex.guest_in_hugepages {
+            s.push(format!(
+                "Guest RAM is {} ({source}) in hugepages, charged to hugetlb and not to this cgroup, so the whole {} limit is for everything else.",
+                size(g),
+                size(l)
+            ));
+        } else {
+            s.push(format!(
+                "Guest RAM is {} ({source}), which leaves {} of the {} limit for everything else.",
+                size(g),
+                size(budget),
+                size(l)
+            ));
+        }
         if let (Some(used), Some(res)) = (ex.overhead_used_bytes, ex.guest_resident_bytes) {
-            if res >= g {
+            if ex.guest_in_hugepages {
+                s.push(format!("At the kill everything else used {}.", size(used)));
+            } else if res >= g {
                 s.push(format!(
                     "The guest had touched all of its RAM, so everything else ({}) filled that room and could not grow.",
                     size(used)
