@@ -243,6 +243,37 @@ mod tests {
     }
 
     #[test]
+    fn pod_of_a_gone_vmi_named_by_its_label() {
+        let mut pod = Pod {
+            metadata: meta("prod", "virt-launcher-db-x1y2z", "old-pod"),
+            ..Default::default()
+        };
+        pod.metadata
+            .labels
+            .insert(keys::VM_NAME_LABEL.into(), "db".into());
+        pod.metadata
+            .labels
+            .insert(keys::CREATED_BY.into(), "gone-vmi".into());
+        pod.metadata
+            .annotations
+            .insert(keys::MEMORY_OVERHEAD_ANNOTATION.into(), "283115520".into());
+        let inv = Inventory {
+            pods: vec![pod],
+            ..Default::default()
+        };
+        let f = vm_for_pod(&inv, "old-pod", Version::NEWEST_KNOWN).unwrap();
+        assert_eq!(
+            f.vm,
+            VmRef {
+                namespace: "prod".into(),
+                name: "db".into()
+            }
+        );
+        assert_eq!(f.overhead_bytes, Some(283_115_520));
+        assert_eq!(f.guest_bytes, None);
+    }
+
+    #[test]
     fn earlier_pod_found_through_active_pods_and_observed_o() {
         let mut v = vmi("1Gi", "1Gi");
         v.status
