@@ -55,6 +55,34 @@ pub enum Command {
         after_help = "Examples:\n  kubectl vmmem list -A\n  kubectl vmmem list -n prod -o wide\n  kubectl vmmem list --from ./supportbundle_x.zip -o json"
     )]
     List(ListArgs),
+    /// Explain kernel OOM kills: which VM died, what triggered it, which process held what, and
+    /// the reservation to set.
+    #[command(
+        after_help = "Examples:\n  kubectl vmmem oom -f kernel.log\n  dmesg | kubectl vmmem oom -f -\n  journalctl -k -o short-iso | kubectl vmmem oom -f - -o json\n  kubectl vmmem oom -f kernel.log --kubevirt-version v1.1.1"
+    )]
+    Oom(OomArgs),
+}
+
+/// Output formats of `oom`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum OomOutput {
+    #[default]
+    Table,
+    Json,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct OomArgs {
+    /// A kernel log (dmesg, dmesg -T, journalctl -k, syslog, /dev/kmsg, a support bundle's
+    /// kernel.log); `-` reads standard input.
+    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Read this node's kernel log through the node agent (repeatable).
+    #[arg(long = "node", value_name = "NODE")]
+    pub nodes: Vec<String>,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OomOutput::Table)]
+    pub output: OomOutput,
 }
 
 /// Output formats of `list`.

@@ -1,3 +1,5 @@
 //! Rendering reports for people (tables) and programs (JSON/YAML).
+
+pub mod oom;
 pub mod report;
 pub mod table;
