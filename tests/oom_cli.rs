@@ -206,3 +206,36 @@ fn kubevirt_version_flag_changes_the_budgets() {
     assert_eq!(e["partial"], true);
     assert_eq!(e["limitBytes"], 17_432_924_160u64);
 }
+
+#[test]
+fn support_bundle_logs_map_to_the_bundles_vms() {
+    let bundle = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bundle");
+    let b = bundle.to_str().unwrap();
+    let o = run(&["oom", "--from", b, "-o", "json"], None);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let ev = &v["events"][0];
+    assert_eq!(ev["node"], "harvester-node-2", "node from the bundle path");
+    assert_eq!(ev["vm"]["namespace"], "prod");
+    assert_eq!(ev["vm"]["name"], "vm-64g");
+    assert_eq!(ev["limitBytes"], 69_201_821_696i64);
+    assert_eq!(ev["kubevirtVersion"], "v0.54.0");
+    // -f with --from: the file's reports, the bundle's VMs.
+    let f = fixture_path("seed-example2-dmesg-T.log");
+    let o = run(
+        &["oom", "--from", b, "-f", f.to_str().unwrap(), "-o", "json"],
+        None,
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["events"][0]["vm"]["name"], "vm-64g");
+    // A folder without kernel logs says so.
+    let seed = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seed");
+    let o = run(&["oom", "--from", seed.to_str().unwrap()], None);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("found no kernel logs"),
+        "{}",
+        text(&o.stderr)
+    );
+}

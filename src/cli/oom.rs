@@ -11,7 +11,7 @@ use crate::model::inventory::Inventory;
 use crate::model::oom_event::OomEvent;
 use crate::model::oom_verdict::explain;
 use crate::model::version::Version;
-use crate::parse::oom::parse_kernel_log;
+use crate::parse::oom::{parse_kernel_log, parse_node_kernel_log};
 
 pub fn run(global: &GlobalArgs, args: &OomArgs) -> anyhow::Result<ExitCode> {
     let flag =
@@ -27,18 +27,46 @@ pub fn run(global: &GlobalArgs, args: &OomArgs) -> anyhow::Result<ExitCode> {
              save the node's `dmesg` or `journalctl -k` output and pass it with -f FILE"
         );
     }
-    if global.from.is_some() || global.demo {
-        bail!(
-            "oom does not read --from or --demo in this build yet; pass the kernel log with -f FILE \
-             (a support bundle's nodes/<node>/logs/kernel.log) and --kubevirt-version"
-        );
+    if global.demo {
+        bail!("oom does not read the demo cluster's node logs in this build yet; pass -f FILE or --from PATH");
     }
-    let Some(file) = args.file.as_deref() else {
-        bail!("no kernel log given: pass -f FILE (or -f - for standard input)");
+    // --from: the files' objects map pod UIDs to VMs; their kernel logs are read unless -f is given.
+    let loaded = match &global.from {
+        Some(path) => Some(crate::cluster::files::load(path)?),
+        None => None,
     };
-    let (source, text) = read_source(file)?;
-    let events = parse_kernel_log(&text);
-    let out = render(&events, None, flag, args.output)?;
+    let (source, events) = match (args.file.as_deref(), &loaded) {
+        (Some(file), _) => {
+            let (source, text) = read_source(file)?;
+            (source, parse_kernel_log(&text))
+        }
+        (None, Some(l)) => {
+            let path = global
+                .from
+                .as_deref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            if l.kernel_logs.is_empty() {
+                bail!(
+                    "{path}: found no kernel logs (expected nodes/<node>/logs/kernel.log in a support bundle, or kernel.log / dmesg files); pass -f FILE"
+                );
+            }
+            let source = format!("the kernel logs of {path}");
+            let mut events = Vec::new();
+            for log in &l.kernel_logs {
+                events.extend(match &log.node {
+                    Some(node) => parse_node_kernel_log(&log.text, node),
+                    None => parse_kernel_log(&log.text),
+                });
+            }
+            (source, events)
+        }
+        (None, None) => {
+            bail!("no kernel log given: pass -f FILE (or -f - for standard input), or --from PATH")
+        }
+    };
+    let inventory = loaded.as_ref().map(|l| &l.inventory);
+    let out = render(&events, inventory, flag, args.output)?;
     if events.is_empty() {
         eprintln!("no OOM kill reports found in {source}");
     }

@@ -93,20 +93,11 @@ pub fn explain(
         .collect()
 }
 
-/// The seed's reservation table, keyed by the VM's configured memory:
-/// ≥ 10Gi → 1024Mi, ≥ 5Gi → 512Mi, ≥ 2Gi → 384Mi, below → 256Mi.
+/// The seed's reservation table, keyed by the VM's configured memory (one table for the whole
+/// tool: [`crate::model::harvester::seed_reserve`]).
 pub fn seed_reservation(configured_bytes: u64) -> u64 {
-    const GI: u64 = 1 << 30;
-    let mi = if configured_bytes >= 10 * GI {
-        1024
-    } else if configured_bytes >= 5 * GI {
-        512
-    } else if configured_bytes >= 2 * GI {
-        384
-    } else {
-        256
-    };
-    mi * (1 << 20)
+    let configured = i64::try_from(configured_bytes).unwrap_or(i64::MAX);
+    crate::model::harvester::seed_reserve(configured).unsigned_abs()
 }
 
 fn round_up_64mi(b: u64) -> u64 {
