@@ -212,7 +212,7 @@ fn real_kernel_oom_is_read_back_from_dmesg() {
     assert_eq!(ex.trigger_kind, TriggerKind::Vcpu);
     assert!(
         ex.verdict
-            .contains("its pod hit its memory limit of 32 MiB (33,554,432 bytes)"),
+            .contains("its pod hit its memory limit of 32MiB (33,554,432 bytes)"),
         "{}",
         ex.verdict
     );

@@ -114,12 +114,12 @@ fn example3_with_the_seed_vm() {
     let v = &ex.verdict;
     for needle in [
         "VM default/vm4",
-        "its container hit its memory+swap limit of 2.2 GiB (2,412,421,120 bytes)",
+        "its container hit its memory+swap limit of 2.2GiB (2,412,421,120 bytes)",
         "CPU 1/KVM, a vCPU touching guest RAM",
         "The kernel killed qemu-system-x86 (pid 24790",
-        "Guest RAM is 1.9 GiB (from the VM's spec)",
+        "Guest RAM is 1.9GiB (from the VM's spec)",
         "more than its room",
-        "Not budgeted by KubeVirt at all: memhold 402.7 MiB",
+        "Not budgeted by KubeVirt at all: memhold 402.7MiB",
         "harvesterhci.io/reservedMemory annotation to 384Mi (now 100Mi)",
         "kubectl vmmem fix vm4 -n default --reserve 384Mi",
     ] {
@@ -171,11 +171,11 @@ fn example1_launcher_trigger_and_processes_over_budget() {
     );
     for needle in [
         "Launcher processes against KubeVirt v0.54.0's budgets (RSS): ",
-        "virt-launcher-m 27.0 MiB of 25 MiB (over), ",
-        "virt-launcher 98.1 MiB of 75 MiB (over), ",
-        "libvirtd 32.2 MiB of 33 MiB, ",
-        "virtlogd 15.4 MiB of 17 MiB, ",
-        "qemu-system-x86 32.3 MiB beyond guest RAM of 30 MiB (over).",
+        "virt-launcher-m 27.0MiB of 25MiB (over), ",
+        "virt-launcher 98.1MiB of 75MiB (over), ",
+        "libvirtd 32.2MiB of 33MiB, ",
+        "virtlogd 15.4MiB of 17MiB, ",
+        "qemu-system-x86 32.3MiB beyond guest RAM of 30MiB (over).",
     ] {
         assert!(v.contains(needle), "verdict lacks {needle:?}:\n{v}");
     }
@@ -230,7 +230,7 @@ fn a_non_kubevirt_cgroup() {
     assert_eq!(ex.reserve_bytes, None);
     assert!(
         ex.verdict
-            .contains("the memory cgroup /test/oomexp hit its memory limit of 32 MiB"),
+            .contains("the memory cgroup /test/oomexp hit its memory limit of 32MiB"),
         "{}",
         ex.verdict
     );

@@ -38,11 +38,28 @@ pub fn filter_namespace(inv: &mut Inventory, global: &GlobalArgs) {
     }
 }
 
+/// The OOM reports in the files' kernel logs, explained against their inventory.
+fn oom_history(
+    loaded: &crate::cluster::files::Loaded,
+    flag: Option<Version>,
+) -> Vec<crate::model::oom_verdict::OomExplanation> {
+    let mut events = Vec::new();
+    for log in &loaded.kernel_logs {
+        events.extend(match &log.node {
+            Some(node) => crate::parse::oom::parse_node_kernel_log(&log.text, node),
+            None => crate::parse::oom::parse_kernel_log(&log.text),
+        });
+    }
+    crate::model::oom_verdict::explain(&events, Some(&loaded.inventory), flag)
+}
+
 pub fn run(global: &GlobalArgs, args: &ListArgs) -> anyhow::Result<ExitCode> {
     let opts = report_options(global)?;
     let report = if let Some(path) = &global.from {
         let mut loaded = crate::cluster::files::load_inventory(path)?;
         filter_namespace(&mut loaded.inventory, global);
+        let mut opts = opts;
+        opts.oom_history = oom_history(&loaded, opts.version_flag);
         report::build(&loaded.inventory, &Readings::new(), &opts)
     } else {
         bail!("reading a live cluster is not available in this build yet; use --from PATH")

@@ -160,11 +160,12 @@ pub fn table(report: &Report, wide: bool) -> Table {
                 (component(r, "kernel"), Tone::Plain),
                 (component(r, "file"), Tone::Plain),
                 (
-                    r.cgroup
-                        .as_ref()
-                        .map(|c| c.oom_kills.to_string())
-                        .unwrap_or_else(|| NONE.into()),
-                    Tone::Plain,
+                    r.oom_kills.to_string(),
+                    if r.oom_kills > 0 {
+                        Tone::Bad
+                    } else {
+                        Tone::Plain
+                    },
                 ),
                 (
                     r.live_source
