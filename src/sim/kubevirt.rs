@@ -166,12 +166,11 @@ fn pick_node(w: &mut World, ns: &str, name: &str) -> Option<String> {
     if let Some(n) = planned.filter(|n| w.nodes.contains_key(n)) {
         return Some(n);
     }
-    let names: Vec<String> = w.nodes.keys().cloned().collect();
-    if names.is_empty() {
+    if w.nodes.is_empty() {
         return None;
     }
     w.round_robin += 1;
-    Some(names[w.round_robin % names.len()].clone())
+    w.nodes.keys().nth(w.round_robin % w.nodes.len()).cloned()
 }
 
 /// Create the VMI of a VM and its virt-launcher pod(s).

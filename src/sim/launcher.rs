@@ -213,6 +213,14 @@ pub fn create_launcher_pod(
         migration_target,
     };
     let started = w.now();
+    let never_over = {
+        let far = super::workload::sample(&shape, &params, 1e9);
+        match (compute_limit, pod_limit) {
+            (Some(l), _) => far.compute_unreclaimable() <= l,
+            (None, Some(l)) => far.pod_unreclaimable() <= l,
+            (None, None) => true,
+        }
+    };
     w.launchers.insert(
         pod_uid.clone(),
         Launcher {
@@ -236,6 +244,7 @@ pub fn create_launcher_pod(
             max_usage: 0,
             killed_at: None,
             checked_until: started,
+            never_over,
         },
     );
     Some((pod_uid, pod_name))

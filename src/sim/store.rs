@@ -11,7 +11,7 @@ use super::resources::ResourceType;
 use super::status::ApiError;
 
 /// How many past events a watch can resume from before it gets 410 Gone.
-const HISTORY: usize = 50_000;
+const HISTORY: usize = 20_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventType {
@@ -47,6 +47,8 @@ pub struct Store {
     history: VecDeque<Arc<Event>>,
     /// Events older than this were dropped from `history`.
     oldest_kept: u64,
+    /// Off while bulk loading a scenario (nobody can be watching yet).
+    pub recording: bool,
     tx: broadcast::Sender<Arc<Event>>,
 }
 
@@ -92,8 +94,18 @@ impl Store {
             objects: HashMap::new(),
             history: VecDeque::new(),
             oldest_kept: 1000,
+            recording: true,
             tx,
         }
+    }
+
+    /// Forget the event history (after bulk loading, before anyone watches): watches from older
+    /// versions then get 410 Gone and re-list.
+    pub fn compact(&mut self) {
+        self.history.clear();
+        self.history.shrink_to_fit();
+        self.oldest_kept = self.rv;
+        self.recording = true;
     }
 
     pub fn resource_version(&self) -> u64 {
@@ -118,12 +130,15 @@ impl Store {
             .collect())
     }
 
-    fn record(&mut self, rt: &ResourceType, kind: EventType, object: Value) {
+    fn record(&mut self, rt: &ResourceType, kind: EventType, object: &Value) {
+        if !self.recording {
+            return;
+        }
         let ev = Arc::new(Event {
             rv: self.rv,
             resource: rt.key,
             kind,
-            object,
+            object: object.clone(),
         });
         if self.history.len() >= HISTORY {
             if let Some(old) = self.history.pop_front() {
@@ -203,7 +218,7 @@ impl Store {
             .entry(rt.key)
             .or_default()
             .insert(key, obj.clone());
-        self.record(rt, EventType::Added, obj.clone());
+        self.record(rt, EventType::Added, &obj);
         Ok(obj)
     }
 
@@ -236,7 +251,7 @@ impl Store {
             .entry(rt.key)
             .or_default()
             .insert(key, obj.clone());
-        self.record(rt, EventType::Modified, obj.clone());
+        self.record(rt, EventType::Modified, &obj);
         Ok(obj)
     }
 
@@ -246,7 +261,7 @@ impl Store {
             .get_mut(rt.key)?
             .remove(&(ns.to_string(), name.to_string()))?;
         self.bump(&mut obj);
-        self.record(rt, EventType::Deleted, obj.clone());
+        self.record(rt, EventType::Deleted, &obj);
         Some(obj)
     }
 }

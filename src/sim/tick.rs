@@ -28,7 +28,7 @@ pub fn tick(w: &mut World) {
     }
     let mut kills = Vec::new();
     for l in w.launchers.values_mut() {
-        if l.killed_at.is_some() {
+        if l.killed_at.is_some() || l.never_over {
             continue;
         }
         let (from, to) = (l.checked_until - l.started, now - l.started);
@@ -42,8 +42,6 @@ pub fn tick(w: &mut World) {
             }
             _ => None,
         };
-        let s = clamped(l, to);
-        l.max_usage = l.max_usage.max(s.compute_usage());
         if let Some((t, pod_level)) = hit {
             kills.push((l.pod_uid.clone(), t, pod_level));
         }

@@ -88,6 +88,8 @@ pub struct Launcher {
     pub killed_at: Option<f64>,
     /// The model time the last tick looked at.
     pub checked_until: f64,
+    /// Its memory can never reach its limit (so ticks skip it).
+    pub never_over: bool,
 }
 
 impl Launcher {
@@ -208,6 +210,7 @@ impl World {
             next_ip: 10,
             round_robin: 0,
         };
+        w.store.recording = false;
         let now = w.timestamp();
         let mut namespaces = scenario.all_namespaces();
         namespaces.extend(["kube-system".to_string(), kubevirt_namespace.clone()]);
@@ -281,6 +284,7 @@ impl World {
             let obj = super::kubevirt::vm_object(vm, &w.config);
             super::kubevirt::create_vm(&mut w, obj)?;
         }
+        w.store.compact();
         Ok(w)
     }
 }
