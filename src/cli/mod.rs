@@ -45,10 +45,11 @@ fn usage_for(argv: &[String]) -> String {
     use clap::CommandFactory;
     let mut cmd = Cli::command();
     cmd.build();
-    let sub = argv
-        .iter()
-        .skip(1)
-        .find_map(|a| cmd.get_subcommands().find(|s| s.get_name() == a).map(|s| s.get_name().to_string()));
+    let sub = argv.iter().skip(1).find_map(|a| {
+        cmd.get_subcommands()
+            .find(|s| s.get_name() == a)
+            .map(|s| s.get_name().to_string())
+    });
     match sub.and_then(|name| cmd.find_subcommand_mut(&name).cloned()) {
         Some(mut s) => s.render_usage().to_string(),
         None => cmd.render_usage().to_string(),
@@ -69,3 +70,4 @@ pub fn chain(e: &anyhow::Error) -> String {
 
 pub mod list;
 pub mod sim;
+pub mod source;
