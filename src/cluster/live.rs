@@ -233,40 +233,51 @@ impl LiveSource {
         };
         within(deadline, &server, initial).await?;
 
-        // -A refused cluster-wide: read the namespaces one by one instead.
+        // Refused cluster-wide: read the namespaces one by one instead (VMs, VMIs, pods and
+        // quotas with -A; the KubeVirt CR in any scope, as it lives in its own namespace).
         let mut denied = Denied::default();
         let mut forbidden_msgs = Vec::new();
-        if opts.scope == Scope::All {
-            let fallback = [
-                refused_cluster_wide(&vms),
-                refused_cluster_wide(&vmis),
-                refused_cluster_wide(&pods),
-                refused_cluster_wide(&quotas),
-            ];
-            if fallback.iter().any(|f| *f) {
-                let namespaces = match list_namespaces(conn).await {
-                    Ok(n) => n,
-                    Err(msg) => {
-                        denied.add("namespaces", None, &msg);
-                        vec![conn.default_namespace.clone()]
-                    }
-                };
-                if fallback[0] {
-                    vms = per_namespace(&client, &namespaces, None);
+        let all = opts.scope == Scope::All;
+        let fallback = [
+            all && refused_cluster_wide(&vms),
+            all && refused_cluster_wide(&vmis),
+            all && refused_cluster_wide(&pods),
+            all && refused_cluster_wide(&quotas),
+            refused_cluster_wide(&kubevirts),
+        ];
+        if fallback.iter().any(|f| *f) {
+            let namespaces = match list_namespaces(conn).await {
+                Ok(n) => n,
+                Err(msg) => {
+                    denied.add("namespaces", None, &msg);
+                    vec![conn.default_namespace.clone()]
                 }
-                if fallback[1] {
-                    vmis = per_namespace(&client, &namespaces, None);
-                }
-                if fallback[2] {
-                    pods = per_namespace(&client, &namespaces, Some(&launchers));
-                }
-                if fallback[3] {
-                    quotas = per_namespace(&client, &namespaces, None);
-                }
-                let again =
-                    async { tokio::join!(wait(&vms), wait(&vmis), wait(&pods), wait(&quotas)) };
-                within(deadline, &server, again).await?;
+            };
+            if fallback[0] {
+                vms = per_namespace(&client, &namespaces, None);
             }
+            if fallback[1] {
+                vmis = per_namespace(&client, &namespaces, None);
+            }
+            if fallback[2] {
+                pods = per_namespace(&client, &namespaces, Some(&launchers));
+            }
+            if fallback[3] {
+                quotas = per_namespace(&client, &namespaces, None);
+            }
+            if fallback[4] {
+                kubevirts = per_namespace(&client, &namespaces, None);
+            }
+            let again = async {
+                tokio::join!(
+                    wait(&vms),
+                    wait(&vmis),
+                    wait(&pods),
+                    wait(&quotas),
+                    wait(&kubevirts)
+                )
+            };
+            within(deadline, &server, again).await?;
         }
         let mut vm_forbidden = Vec::new();
         settle(&mut vms, &mut denied, &mut vm_forbidden, &server)?;
@@ -282,6 +293,11 @@ impl LiveSource {
         settle(&mut pods, &mut denied, &mut forbidden_msgs, &server)?;
         settle(&mut quotas, &mut denied, &mut forbidden_msgs, &server)?;
         settle(&mut nodes, &mut denied, &mut forbidden_msgs, &server)?;
+        if kubevirts.len() > 1 {
+            // Read namespace by namespace: keep only the watches where the CR is, and do not
+            // count namespaces the user may not read (it can read the CR where it is).
+            kubevirts.retain(|f| f.phase() == Phase::Ready && !f.is_empty());
+        }
         settle(&mut kubevirts, &mut denied, &mut forbidden_msgs, &server)?;
         if let Some(s) = &mut settings {
             settle(s, &mut denied, &mut forbidden_msgs, &server)?;
