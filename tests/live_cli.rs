@@ -219,3 +219,83 @@ async fn a_gone_server_is_a_clear_error_within_the_request_timeout() {
         "{err}"
     );
 }
+
+/// The first stderr line of a run that must succeed.
+fn warning_of(o: &Output) -> String {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stderr)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_from_exec_plugin_impersonation_and_token_flags() {
+    let sim = demo().await;
+    for user in ["carol", "bob", "dave"] {
+        sim.forbid_namespace(user, "prod");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // An exec credential plugin (as cloud CLIs and OIDC helpers are) that hands out carol's token.
+    let plugin = dir.path().join("cred-plugin");
+    std::fs::write(
+        &plugin,
+        format!(
+            "#!/bin/sh\necho '{{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":{{\"token\":\"{}\"}}}}'\n",
+            Auth::token_for("carol")
+        ),
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let kc = dir.path().join("exec.kubeconfig");
+    std::fs::write(
+        &kc,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: sim\nclusters:\n- name: sim\n  cluster:\n    server: {}\ncontexts:\n- name: sim\n  context:\n    cluster: sim\n    user: carol\nusers:\n- name: carol\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: {}\n      interactiveMode: Never\n",
+            sim.url(),
+            plugin.display()
+        ),
+    )
+    .unwrap();
+    let o = run(
+        &["--kubeconfig", kc.to_str().unwrap(), "list", "-A"],
+        None,
+        dir.path(),
+    )
+    .await;
+    assert!(warning_of(&o).contains("user \"carol\""), "{o:?}");
+
+    // --as impersonates on top of the kubeconfig's own user.
+    let admin = dir.path().join("admin.kubeconfig");
+    sim.write_kubeconfig(&admin).unwrap();
+    let o = run(
+        &[
+            "--kubeconfig",
+            admin.to_str().unwrap(),
+            "--as",
+            "bob",
+            "list",
+            "-A",
+        ],
+        None,
+        dir.path(),
+    )
+    .await;
+    assert!(warning_of(&o).contains("user \"bob\""), "{o:?}");
+
+    // --server and --token alone, without any kubeconfig.
+    let token = Auth::token_for("dave");
+    let o = run(
+        &["--server", &sim.url(), "--token", &token, "list", "-A"],
+        None,
+        dir.path(),
+    )
+    .await;
+    assert!(warning_of(&o).contains("user \"dave\""), "{o:?}");
+    sim.shutdown().await;
+}
