@@ -1,6 +1,5 @@
 //! Starting and stopping the simulator, connecting clients to it, and the hooks tests use.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -116,7 +115,6 @@ impl Sim {
             world: world.clone(),
             addr,
             stop: stop_rx,
-            node_locks: Arc::new(Mutex::new(HashMap::new())),
         };
         let server = tokio::spawn(serve(listener, app.clone()));
         let ticker = {
@@ -126,7 +124,9 @@ impl Sim {
                 let mut iv = tokio::time::interval(every);
                 loop {
                     iv.tick().await;
-                    tick::tick(&mut world.lock().unwrap_or_else(|p| p.into_inner()));
+                    let mut w = world.lock().unwrap_or_else(|p| p.into_inner());
+                    tick::tick(&mut w);
+                    tick::refresh_host_trees(&mut w);
                 }
             })
         };

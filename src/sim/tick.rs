@@ -216,3 +216,26 @@ pub fn write_host_tree(w: &World, node: &str) -> io::Result<std::path::PathBuf> 
     hosttree::write_node(&root, model, &here)?;
     Ok(root)
 }
+
+/// Rewrite the host trees of nodes with a running exec session (a long-lived probe keeps seeing
+/// fresh numbers), at most once a second per node.
+pub fn refresh_host_trees(w: &mut World) {
+    let due: Vec<String> = w
+        .exec
+        .sessions
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(node, _)| node.clone())
+        .filter(|node| {
+            w.exec
+                .written
+                .get(node)
+                .is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1))
+        })
+        .collect();
+    for node in due {
+        if write_host_tree(w, &node).is_ok() {
+            w.exec.written.insert(node, std::time::Instant::now());
+        }
+    }
+}

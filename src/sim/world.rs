@@ -112,6 +112,10 @@ pub enum Scheduled {
 pub struct ExecControl {
     pub latency: Duration,
     pub hung_nodes: HashSet<String>,
+    /// Running exec sessions per node: their host trees are refreshed every second.
+    pub sessions: HashMap<String, usize>,
+    /// When each node's host tree was last written.
+    pub written: HashMap<String, std::time::Instant>,
 }
 
 pub struct World {
