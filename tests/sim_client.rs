@@ -257,6 +257,7 @@ async fn agent_pod(client: &kube::Client, node: &str) -> Api<Pod> {
     let pod: Pod = serde_json::from_value(json!({
         "metadata": {"generateName": "vmmem-agent-", "labels": {"app.kubernetes.io/managed-by": "kubectl-vmmem"}},
         "spec": {"nodeName": node, "hostPID": true, "restartPolicy": "Never",
+                 "activeDeadlineSeconds": 600,
                  "containers": [{"name": "agent", "image": "busybox:1.37.0", "command": ["sleep", "3600"]}]}
     }))
     .unwrap();
@@ -364,6 +365,35 @@ async fn exec_in_an_agent_pod_reads_the_node_host_tree() {
     let t = std::time::Instant::now();
     run_exec(&pods, &name, &["true"]).await;
     assert!(t.elapsed() >= Duration::from_millis(300));
+    // Past activeDeadlineSeconds the pod fails; exec is then refused.
+    sim.advance(Duration::from_secs(601));
+    let failed = pods.get(&name).await.unwrap().status.unwrap();
+    assert_eq!(
+        (failed.phase.as_deref(), failed.reason.as_deref()),
+        (Some("Failed"), Some("DeadlineExceeded"))
+    );
+    let err = pods
+        .exec(&name, ["true"], &AttachParams::default().container("agent"))
+        .await
+        .err()
+        .expect("exec into a failed pod");
+    assert!(
+        format!("{err:?}").contains("400") || format!("{err}").contains("container not found"),
+        "{err:?}"
+    );
+    // Cleanup by label, as `agent cleanup` would.
+    pods.delete_collection(
+        &Default::default(),
+        &ListParams::default().labels("app.kubernetes.io/managed-by=kubectl-vmmem"),
+    )
+    .await
+    .unwrap();
+    assert!(pods
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .is_empty());
     sim.shutdown().await;
 }
 

@@ -80,6 +80,11 @@ impl Drop for HostRoot {
 pub struct Sim;
 
 impl Sim {
+    /// The built-in demo cluster (`assets/demo.yaml`) with default options: what `--demo` runs.
+    pub async fn start_demo() -> Result<SimHandle, SimError> {
+        Sim::start(Scenario::demo()?, SimOptions::default()).await
+    }
+
     /// Build the cluster of `scenario` and serve it on 127.0.0.1.
     pub async fn start(scenario: Scenario, opts: SimOptions) -> Result<SimHandle, SimError> {
         let root = match &opts.host_root {

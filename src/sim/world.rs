@@ -105,6 +105,12 @@ pub enum Scheduled {
     PodRunning { ns: String, name: String },
     /// A VM whose VMI failed gets a new one.
     StartVm { ns: String, name: String },
+    /// A pod's `activeDeadlineSeconds` ran out (if it still runs, it fails).
+    PodDeadline {
+        ns: String,
+        name: String,
+        uid: String,
+    },
 }
 
 /// Exec behaviour tests can change.
