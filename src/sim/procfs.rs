@@ -27,7 +27,7 @@ fn kb(b: i64) -> i64 {
 fn status_file(p: &ProcFile) -> String {
     let m = p.mem;
     let rss = m.rss();
-    let field = |name: &str, v: i64| format!("{:<8}{:>8} kB\n", format!("{name}:"), kb(v));
+    let field = |name: &str, v: i64| format!("{name}:\t{:>8} kB\n", kb(v));
     let mut s = format!(
         "Name:\t{}\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t{pid}\nNgid:\t0\nPid:\t{pid}\nPPid:\t{}\nTracerPid:\t0\n\
          Uid:\t107\t107\t107\t107\nGid:\t107\t107\t107\t107\nFDSize:\t64\nGroups:\t107 \nNStgid:\t{pid}\nNSpid:\t{pid}\n",

@@ -255,6 +255,33 @@ impl Store {
         Ok(obj)
     }
 
+    /// Set one top-level field (e.g. `status`) of a stored object in place; an event only when
+    /// it changed. Returns whether it did.
+    pub fn set_field(
+        &mut self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        field: &str,
+        value: Value,
+    ) -> bool {
+        let key = (ns.to_string(), name.to_string());
+        let Some(obj) = self.objects.get_mut(rt.key).and_then(|m| m.get_mut(&key)) else {
+            return false;
+        };
+        if obj[field] == value {
+            return false;
+        }
+        obj[field] = value;
+        self.rv += 1;
+        obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
+        if self.recording {
+            let snapshot = obj.clone();
+            self.record(rt, EventType::Modified, &snapshot);
+        }
+        true
+    }
+
     pub fn delete(&mut self, rt: &ResourceType, ns: &str, name: &str) -> Option<Value> {
         let mut obj = self
             .objects
