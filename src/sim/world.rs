@@ -292,7 +292,7 @@ impl World {
                 },
             );
             let obj = super::kubevirt::vm_object(vm, &w.config);
-            super::kubevirt::create_vm(&mut w, obj)?;
+            super::kubevirt::store_vm(&mut w, obj)?;
         }
         w.store.compact();
         Ok(w)
