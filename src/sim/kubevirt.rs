@@ -232,6 +232,11 @@ pub fn start_vmi(w: &mut World, vm: &Value) {
     status["activePods"] = active;
     status["qosClass"] = json!(w.launchers.get(&source.0).map_or("Burstable", |l| l.qos));
     status["launcherContainerImageVersion"] = json!(launcher::launcher_image(&w.config));
+    if w.config.version >= crate::model::version::Version::new(1, 8, 0) {
+        if let Some(l) = w.launchers.get(&source.0) {
+            status["memory"]["memoryOverhead"] = json!(l.overhead.to_string());
+        }
+    }
     status["conditions"] = json!([{"type": "Ready", "status": "True", "lastTransitionTime": w.timestamp()},
                                   {"type": "LiveMigratable", "status": "True"}]);
     status["interfaces"] =

@@ -245,6 +245,7 @@ pub fn create_launcher_pod(
             killed_at: None,
             checked_until: started,
             never_over,
+            overhead: o,
         },
     );
     Some((pod_uid, pod_name))
