@@ -257,6 +257,7 @@ async fn agent_pod(client: &kube::Client, node: &str) -> Api<Pod> {
     let pod: Pod = serde_json::from_value(json!({
         "metadata": {"generateName": "vmmem-agent-", "labels": {"app.kubernetes.io/managed-by": "kubectl-vmmem"}},
         "spec": {"nodeName": node, "hostPID": true, "restartPolicy": "Never",
+                 "activeDeadlineSeconds": 600,
                  "containers": [{"name": "agent", "image": "busybox:1.37.0", "command": ["sleep", "3600"]}]}
     }))
     .unwrap();
@@ -364,6 +365,35 @@ async fn exec_in_an_agent_pod_reads_the_node_host_tree() {
     let t = std::time::Instant::now();
     run_exec(&pods, &name, &["true"]).await;
     assert!(t.elapsed() >= Duration::from_millis(300));
+    // Past activeDeadlineSeconds the pod fails; exec is then refused.
+    sim.advance(Duration::from_secs(601));
+    let failed = pods.get(&name).await.unwrap().status.unwrap();
+    assert_eq!(
+        (failed.phase.as_deref(), failed.reason.as_deref()),
+        (Some("Failed"), Some("DeadlineExceeded"))
+    );
+    let err = pods
+        .exec(&name, ["true"], &AttachParams::default().container("agent"))
+        .await
+        .err()
+        .expect("exec into a failed pod");
+    assert!(
+        format!("{err:?}").contains("400") || format!("{err}").contains("container not found"),
+        "{err:?}"
+    );
+    // Cleanup by label, as `agent cleanup` would.
+    pods.delete_collection(
+        &Default::default(),
+        &ListParams::default().labels("app.kubernetes.io/managed-by=kubectl-vmmem"),
+    )
+    .await
+    .unwrap();
+    assert!(pods
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .is_empty());
     sim.shutdown().await;
 }
 
@@ -463,5 +493,122 @@ async fn memhold_vm_is_oom_killed_and_restarts() {
     let again = vmis.get("memhold-vm").await.unwrap();
     assert_ne!(again.metadata.uid.clone().unwrap(), first);
     assert_eq!(again.data["status"]["phase"], "Running");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_running_exec_sees_the_host_tree_change() {
+    let sim = demo().await;
+    let client = sim.client().await.unwrap();
+    let pods = agent_pod(&client, "harvester-node-1").await;
+    let name = pods.list(&ListParams::default()).await.unwrap().items[0]
+        .metadata
+        .name
+        .clone()
+        .unwrap();
+    let launchers: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let mh = &launchers
+        .list(&ListParams::default().labels("vm.kubevirt.io/name=memhold-vm"))
+        .await
+        .unwrap()
+        .items[0];
+    let uid = mh.metadata.uid.clone().unwrap().replace('-', "_");
+    let f = format!("$VMMEM_CGROUP_ROOT/memory/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid}.slice/memory.usage_in_bytes");
+    let script = format!("cat {f}; sleep 2.5; cat {f}");
+    let cmd = ["sh", "-c", script.as_str()];
+    let exec = run_exec(&pods, &name, &cmd);
+    let later = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        sim.advance(Duration::from_secs(15));
+    };
+    let ((out, _, st), ()) = tokio::join!(exec, later);
+    assert_eq!(st.status.as_deref(), Some("Success"));
+    let v: Vec<i64> = out.lines().map(|l| l.parse().unwrap()).collect();
+    assert_eq!(v.len(), 2, "{out}");
+    assert!(v[1] > v[0], "usage grows while the guest fills: {v:?}");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_from_a_forgotten_version_is_gone() {
+    let sim = demo().await;
+    let client = sim.client().await.unwrap();
+    let vms: Api<DynamicObject> = Api::all_with(client, &vm_resource());
+    let mut stream = vms
+        .watch(&kube::api::WatchParams::default().timeout(5), "1")
+        .await
+        .unwrap()
+        .boxed();
+    match tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .unwrap()
+    {
+        Some(Ok(kube::api::WatchEvent::Error(e))) => assert_eq!(e.code, 410),
+        other => panic!("expected 410 Gone, got {other:?}"),
+    }
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_kubevirt_flavour_defaults_vmis_and_deletes_cascade() {
+    let scenario = Scenario::from_yaml(
+        "kubevirtVersion: v1.1.1\nnodes: [{name: n1}]\nvms:\n- {name: seed, memory: 2Gi, guest: 1948Mi, request: 1365Mi, cpus: 2}\n- {name: bare, memory: 1Gi}\n",
+    )
+    .unwrap();
+    let sim = Sim::start(scenario, SimOptions::default()).await.unwrap();
+    let client = sim.client().await.unwrap();
+    let err = client
+        .list_api_group_resources("harvesterhci.io/v1beta1")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        api_code(&err).unwrap().0,
+        404,
+        "no Harvester API on plain KubeVirt"
+    );
+    let vmis: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &vmi_resource());
+    let bare = vmis.get("bare").await.unwrap();
+    assert_eq!(
+        bare.data["spec"]["domain"]["resources"]["requests"]["memory"], "1Gi",
+        "request defaulted from the limit"
+    );
+    assert_eq!(bare.data["spec"]["domain"]["memory"]["guest"], "1Gi");
+    // The seed's VM on KubeVirt v1.1.1: compute limit 2,412,423,169 (facts: check 2).
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let seed = pods
+        .list(&ListParams::default().labels("vm.kubevirt.io/name=seed"))
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    let limits = seed.spec.unwrap().containers[0]
+        .resources
+        .clone()
+        .unwrap()
+        .limits
+        .unwrap();
+    assert_eq!(limits["memory"].0, "2412423169");
+    let vms: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &vm_resource());
+    vms.delete("seed", &Default::default()).await.unwrap();
+    assert!(vmis.get_opt("seed").await.unwrap().is_none());
+    assert!(pods
+        .list(&ListParams::default().labels("vm.kubevirt.io/name=seed"))
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+    let nowhere: Api<Pod> = Api::namespaced(client, "missing");
+    let pod: Pod = serde_json::from_value(
+        json!({"metadata": {"name": "x"}, "spec": {"containers": [{"name": "c", "image": "i"}]}}),
+    )
+    .unwrap();
+    let err = nowhere
+        .create(&PostParams::default(), &pod)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        api_code(&err).unwrap().2,
+        "namespaces \"missing\" not found"
+    );
     sim.shutdown().await;
 }

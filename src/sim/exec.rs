@@ -101,6 +101,34 @@ pub async fn handle(
     ws.on_upgrade(move |socket| run(app, socket, plan, v5))
 }
 
+/// Counts a running exec on its node while alive (the ticker refreshes that node's host tree).
+struct Session {
+    app: App,
+    node: String,
+}
+
+impl Session {
+    fn open(app: &App, node: &str) -> Session {
+        *app.world()
+            .exec
+            .sessions
+            .entry(node.to_string())
+            .or_default() += 1;
+        Session {
+            app: app.clone(),
+            node: node.to_string(),
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some(n) = self.app.world().exec.sessions.get_mut(&self.node) {
+            *n = n.saturating_sub(1);
+        }
+    }
+}
+
 /// A close frame with code 1000: clients treat a close without a code as an error.
 fn normal_close() -> Message {
     Message::Close(Some(axum::extract::ws::CloseFrame {
@@ -143,9 +171,15 @@ async fn run(app: App, socket: WebSocket, plan: Plan, v5: bool) {
         }
     }
     tokio::time::sleep(plan.latency).await;
-    let lock = app.node_lock(&plan.node);
-    let _guard = lock.lock().await;
-    let root: Result<PathBuf, std::io::Error> = write_host_tree(&app.world(), &plan.node);
+    let _session = Session::open(&app, &plan.node);
+    let root: Result<PathBuf, std::io::Error> = {
+        let mut w = app.world();
+        let r = write_host_tree(&w, &plan.node);
+        w.exec
+            .written
+            .insert(plan.node.clone(), std::time::Instant::now());
+        r
+    };
     let root = match root {
         Ok(r) => r,
         Err(e) => {

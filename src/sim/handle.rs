@@ -1,6 +1,5 @@
 //! Starting and stopping the simulator, connecting clients to it, and the hooks tests use.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -81,6 +80,11 @@ impl Drop for HostRoot {
 pub struct Sim;
 
 impl Sim {
+    /// The built-in demo cluster (`assets/demo.yaml`) with default options: what `--demo` runs.
+    pub async fn start_demo() -> Result<SimHandle, SimError> {
+        Sim::start(Scenario::demo()?, SimOptions::default()).await
+    }
+
     /// Build the cluster of `scenario` and serve it on 127.0.0.1.
     pub async fn start(scenario: Scenario, opts: SimOptions) -> Result<SimHandle, SimError> {
         let root = match &opts.host_root {
@@ -116,7 +120,6 @@ impl Sim {
             world: world.clone(),
             addr,
             stop: stop_rx,
-            node_locks: Arc::new(Mutex::new(HashMap::new())),
         };
         let server = tokio::spawn(serve(listener, app.clone()));
         let ticker = {
@@ -126,7 +129,9 @@ impl Sim {
                 let mut iv = tokio::time::interval(every);
                 loop {
                     iv.tick().await;
-                    tick::tick(&mut world.lock().unwrap_or_else(|p| p.into_inner()));
+                    let mut w = world.lock().unwrap_or_else(|p| p.into_inner());
+                    tick::tick(&mut w);
+                    tick::refresh_host_trees(&mut w);
                 }
             })
         };

@@ -2,11 +2,13 @@
 //! (systemd driver) with real kernel file formats, `/proc/<pid>/…` of every launcher process,
 //! and the kernel log. Written from the workload model whenever someone looks (exec).
 
+use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use super::procfs::{cmdline_of, write_proc, ProcFile};
 use super::workload::{ProcMem, Sample};
 use super::world::{Launcher, NodeModel};
 
@@ -156,213 +158,8 @@ fn write_cgroup(dir: &Path, c: &CgroupFiles) -> io::Result<()> {
         ),
     ];
     for (name, text) in files {
-        fs::write(dir.join(name), text)?;
+        write_atomic(&dir.join(name), text)?;
     }
-    Ok(())
-}
-
-/// One process to write under `/proc`.
-struct ProcFile<'a> {
-    pid: u32,
-    ppid: u32,
-    mem: &'a ProcMem,
-    /// Resident guest RAM inside `anon` (qemu only) and the guest size.
-    guest: Option<(i64, i64)>,
-    cmdline: Vec<String>,
-    cgroup: String,
-    threads: i64,
-}
-
-fn kb(b: i64) -> i64 {
-    b / 1024
-}
-
-fn status_file(p: &ProcFile) -> String {
-    let m = p.mem;
-    let rss = m.rss();
-    let field = |name: &str, v: i64| format!("{:<8}{:>8} kB\n", format!("{name}:"), kb(v));
-    let mut s = format!(
-        "Name:\t{}\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t{pid}\nNgid:\t0\nPid:\t{pid}\nPPid:\t{}\nTracerPid:\t0\n\
-         Uid:\t107\t107\t107\t107\nGid:\t107\t107\t107\t107\nFDSize:\t64\nGroups:\t107 \nNStgid:\t{pid}\nNSpid:\t{pid}\n",
-        m.comm,
-        p.ppid,
-        pid = p.pid
-    );
-    s.push_str(&field("VmPeak", m.vsz));
-    s.push_str(&field("VmSize", m.vsz));
-    s.push_str(&field("VmLck", 0));
-    s.push_str(&field("VmPin", 0));
-    s.push_str(&field("VmHWM", rss));
-    s.push_str(&field("VmRSS", rss));
-    s.push_str(&field("RssAnon", m.anon));
-    s.push_str(&field("RssFile", m.file));
-    s.push_str(&field("RssShmem", m.shmem));
-    s.push_str(&field("VmData", m.anon + 4 * 1024 * 1024));
-    s.push_str(&field("VmStk", 132 * 1024));
-    s.push_str(&field("VmExe", m.file / 4));
-    s.push_str(&field("VmLib", m.file - m.file / 4));
-    s.push_str(&field("VmPTE", (rss / 4096 / 512 + 8) * 4096));
-    s.push_str(&field("VmSwap", 0));
-    let _ = write!(
-        s,
-        "HugetlbPages:\t       0 kB\nCoreDumping:\t0\nTHP_enabled:\t1\nThreads:\t{}\n",
-        p.threads
-    );
-    s.push_str(
-        "SigQ:\t0/1030412\nvoluntary_ctxt_switches:\t1520\nnonvoluntary_ctxt_switches:\t12\n",
-    );
-    s
-}
-
-struct Mapping<'a> {
-    start: u64,
-    size: i64,
-    perms: &'a str,
-    path: &'a str,
-    rss: i64,
-    anon: bool,
-    huge: i64,
-}
-
-fn smaps_entry(out: &mut String, m: &Mapping) {
-    let end = m.start + m.size as u64;
-    let (inode, dev) = if m.anon {
-        (0, "00:00")
-    } else {
-        (1_311_000, "00:2a")
-    };
-    let _ = write!(
-        out,
-        "{:08x}-{:08x} {} 00000000 {dev} {inode}",
-        m.start, end, m.perms
-    );
-    if m.path.is_empty() {
-        out.push_str(" \n");
-    } else {
-        let _ = writeln!(
-            out,
-            "{:>width$}{}",
-            "",
-            m.path,
-            width = 26usize.saturating_sub(inode.to_string().len())
-        );
-    }
-    let line = |out: &mut String, k: &str, v: i64| {
-        let _ = writeln!(out, "{:<16}{:>8} kB", format!("{k}:"), kb(v));
-    };
-    let (private_dirty, shared_clean) = if m.anon { (m.rss, 0) } else { (0, m.rss) };
-    line(out, "Size", m.size);
-    line(out, "KernelPageSize", 4096);
-    line(out, "MMUPageSize", 4096);
-    line(out, "Rss", m.rss);
-    line(out, "Pss", if m.anon { m.rss } else { m.rss / 2 });
-    line(out, "Pss_Dirty", private_dirty);
-    line(out, "Shared_Clean", shared_clean);
-    line(out, "Shared_Dirty", 0);
-    line(out, "Private_Clean", 0);
-    line(out, "Private_Dirty", private_dirty);
-    line(out, "Referenced", m.rss);
-    line(out, "Anonymous", if m.anon { m.rss } else { 0 });
-    line(out, "KSM", 0);
-    line(out, "LazyFree", 0);
-    line(out, "AnonHugePages", m.huge);
-    line(out, "ShmemPmdMapped", 0);
-    line(out, "FilePmdMapped", 0);
-    line(out, "Shared_Hugetlb", 0);
-    line(out, "Private_Hugetlb", 0);
-    line(out, "Swap", 0);
-    line(out, "SwapPss", 0);
-    line(out, "Locked", 0);
-    out.push_str("THPeligible:    1\n");
-    let _ = writeln!(
-        out,
-        "VmFlags: {}",
-        if m.anon {
-            "rd wr mr mw me ac sd "
-        } else {
-            "rd ex mr mw me sd "
-        }
-    );
-}
-
-fn smaps_file(p: &ProcFile) -> String {
-    let m = p.mem;
-    let exe = p.cmdline.first().map(String::as_str).unwrap_or("");
-    let mut out = String::new();
-    let base = 0x5555_0000_0000u64 + (p.pid as u64) * 0x1000_0000;
-    smaps_entry(
-        &mut out,
-        &Mapping {
-            start: base,
-            size: (m.file * 2).max(4096),
-            perms: "r-xp",
-            path: exe,
-            rss: m.file,
-            anon: false,
-            huge: 0,
-        },
-    );
-    let (guest_rss, guest_size) = p.guest.unwrap_or((0, 0));
-    let heap = (m.anon - guest_rss - 135_168).max(0);
-    smaps_entry(
-        &mut out,
-        &Mapping {
-            start: base + 0x0800_0000,
-            size: heap + (1 << 20),
-            perms: "rw-p",
-            path: "[heap]",
-            rss: heap,
-            anon: true,
-            huge: 0,
-        },
-    );
-    if guest_size > 0 {
-        smaps_entry(
-            &mut out,
-            &Mapping {
-                start: 0x7f00_0000_0000,
-                size: guest_size,
-                perms: "rw-p",
-                path: "",
-                rss: guest_rss,
-                anon: true,
-                huge: guest_rss / (2 << 20) * (2 << 20),
-            },
-        );
-    }
-    smaps_entry(
-        &mut out,
-        &Mapping {
-            start: 0x7ffc_0000_0000,
-            size: 135_168,
-            perms: "rw-p",
-            path: "[stack]",
-            rss: 135_168.min(m.anon),
-            anon: true,
-            huge: 0,
-        },
-    );
-    out
-}
-
-fn write_proc(proc_root: &Path, p: &ProcFile) -> io::Result<()> {
-    let dir = proc_root.join(p.pid.to_string());
-    fs::create_dir_all(&dir)?;
-    fs::write(dir.join("status"), status_file(p))?;
-    fs::write(dir.join("smaps"), smaps_file(p))?;
-    fs::write(dir.join("comm"), format!("{}\n", p.mem.comm))?;
-    let mut cmdline: String = p.cmdline.iter().map(|a| format!("{a}\0")).collect();
-    if cmdline.is_empty() {
-        cmdline.push('\0');
-    }
-    fs::write(dir.join("cmdline"), cmdline)?;
-    fs::write(
-        dir.join("cgroup"),
-        format!(
-            "12:memory:{c}\n11:pids:{c}\n4:cpu,cpuacct:{c}\n1:name=systemd:{c}\n0::/\n",
-            c = p.cgroup
-        ),
-    )?;
     Ok(())
 }
 
@@ -372,64 +169,12 @@ pub struct LauncherNow<'a> {
     pub sample: Sample,
 }
 
-fn cmdline_of(comm: &str, l: &Launcher) -> Vec<String> {
-    let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-    match comm {
-        "virt-launcher-m" => v(&[
-            "/usr/bin/virt-launcher-monitor",
-            "--qemu-timeout",
-            "301s",
-            "--name",
-            &l.vm_name,
-        ]),
-        "virt-launcher" => v(&[
-            "/usr/bin/virt-launcher",
-            "--qemu-timeout",
-            "301s",
-            "--name",
-            &l.vm_name,
-        ]),
-        "virtqemud" => v(&[
-            "/usr/sbin/virtqemud",
-            "-f",
-            "/var/run/libvirt/virtqemud.conf",
-        ]),
-        "libvirtd" => v(&["/usr/sbin/libvirtd", "-f", "/var/run/libvirt/libvirtd.conf"]),
-        "virtlogd" => v(&["/usr/sbin/virtlogd", "-f", "/etc/libvirt/virtlogd.conf"]),
-        "qemu-system-x86" => v(&[
-            "/usr/bin/qemu-system-x86_64",
-            "-name",
-            &format!("guest={}_{},debug-threads=on", l.namespace, l.vm_name),
-        ]),
-        "qemu-kvm" => v(&[
-            "/usr/libexec/qemu-kvm",
-            "-name",
-            &format!("guest={}_{},debug-threads=on", l.namespace, l.vm_name),
-        ]),
-        "virt-tail" => v(&[
-            "/usr/bin/virt-tail",
-            "--logfile",
-            "/var/run/kubevirt-private/virt-serial0-log",
-        ]),
-        "pause" => v(&["/pause"]),
-        "sh" => v(&["/bin/sh"]),
-        "memhold" => v(&["/tmp/memhold", "400"]),
-        _ => v(&[comm]),
-    }
-}
-
 /// Rewrite a node's cgroup tree, `/proc` and kernel log.
 pub fn write_node(node_root: &Path, node: &NodeModel, launchers: &[LauncherNow]) -> io::Result<()> {
     let mem_root = cgroup_root(node_root).join("memory");
     let kubepods = mem_root.join("kubepods.slice");
     let procs = proc_root(node_root);
-    for d in [&kubepods, &procs] {
-        match fs::remove_dir_all(d) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-    }
+    let mut live_dirs: HashSet<PathBuf> = HashSet::new();
     let mut qos_totals: std::collections::BTreeMap<&str, Charge> = Default::default();
     let mut all = Charge::default();
     for ln in launchers {
@@ -476,6 +221,7 @@ pub fn write_node(node_root: &Path, node: &NodeModel, launchers: &[LauncherNow])
         }
         for (id, c) in &scopes {
             pod.add(&c.total);
+            live_dirs.insert(mem_root.join(slice.trim_start_matches('/')).join(scope(id)));
             write_cgroup(
                 &mem_root.join(slice.trim_start_matches('/')).join(scope(id)),
                 c,
@@ -489,6 +235,7 @@ pub fn write_node(node_root: &Path, node: &NodeModel, launchers: &[LauncherNow])
             ..CgroupFiles::default()
         };
         write_cgroup(&mem_root.join(slice.trim_start_matches('/')), &pod_files)?;
+        live_dirs.insert(mem_root.join(slice.trim_start_matches('/')));
         qos_totals.entry(l.qos).or_default().add(&pod);
         all.add(&pod);
         // Processes.
@@ -559,11 +306,25 @@ pub fn write_node(node_root: &Path, node: &NodeModel, launchers: &[LauncherNow])
             ..CgroupFiles::default()
         },
     )?;
+    let live_pids: HashSet<String> = launchers
+        .iter()
+        .flat_map(|ln| {
+            let l = ln.launcher;
+            let mut pids = vec![l.pids[0]];
+            pids.extend((0..ln.sample.compute.len()).map(|i| compute_pid(l, i)));
+            if l.has_console_sidecar() {
+                pids.push(l.pids[6]);
+            }
+            pids
+        })
+        .map(|p| p.to_string())
+        .collect();
+    prune(&kubepods, &live_dirs, &live_pids, &procs)?;
     let log = kernel_log(node_root);
     if let Some(parent) = log.parent() {
         fs::create_dir_all(parent)?;
     }
-    fs::write(
+    write_atomic(
         &log,
         node.kernel_log
             .iter()
@@ -573,11 +334,166 @@ pub fn write_node(node_root: &Path, node: &NodeModel, launchers: &[LauncherNow])
     Ok(())
 }
 
+/// Replace a file's content in one step (write a hidden sibling, rename), so a reader never sees
+/// it half written or missing.
+pub fn write_atomic(path: &Path, content: impl AsRef<[u8]>) -> io::Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    fs::write(&tmp, content)?;
+    fs::rename(&tmp, path)
+}
+
+fn dirs_in(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    match fs::read_dir(dir) {
+        Ok(rd) => Ok(rd
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Remove pod slices, container scopes and `/proc` entries of pods and processes that are gone.
+fn prune(
+    kubepods: &Path,
+    live_dirs: &HashSet<PathBuf>,
+    live_pids: &HashSet<String>,
+    procs: &Path,
+) -> io::Result<()> {
+    let qos_dirs = [
+        kubepods.to_path_buf(),
+        kubepods.join("kubepods-burstable.slice"),
+        kubepods.join("kubepods-besteffort.slice"),
+    ];
+    for qos in &qos_dirs {
+        for pod in dirs_in(qos)? {
+            if qos_dirs.contains(&pod) {
+                continue;
+            }
+            if !live_dirs.contains(&pod) {
+                fs::remove_dir_all(&pod)?;
+                continue;
+            }
+            for scope in dirs_in(&pod)? {
+                if !live_dirs.contains(&scope) {
+                    fs::remove_dir_all(&scope)?;
+                }
+            }
+        }
+    }
+    for p in dirs_in(procs)? {
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if !live_pids.contains(&name) {
+            fs::remove_dir_all(&p)?;
+        }
+    }
+    Ok(())
+}
+
 /// PID of the i-th compute process (monitor, launcher, libvirt, virtlogd, qemu, sh, memhold).
 pub fn compute_pid(l: &Launcher, i: usize) -> u32 {
     match i {
         0..=4 => l.pids[i + 1],
         5 => l.pids[7],
         _ => l.pids[8],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::scenario::Scenario;
+    use crate::sim::tick::write_host_tree;
+    use crate::sim::world::World;
+
+    fn read(p: &Path) -> String {
+        fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    }
+
+    #[test]
+    fn node_tree_has_kernel_formats_for_every_launcher() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = World::new(&Scenario::demo().unwrap(), dir.path().to_path_buf()).unwrap();
+        let root = write_host_tree(&w, "harvester-node-1").unwrap();
+        let here: Vec<&Launcher> = w
+            .launchers
+            .values()
+            .filter(|l| l.node == "harvester-node-1")
+            .collect();
+        assert!(here.len() >= 4);
+        let mem = cgroup_root(&root).join("memory");
+        for l in &here {
+            let slice = mem.join(pod_slice(l.qos, &l.pod_uid).trim_start_matches('/'));
+            let compute = slice.join(scope(&l.container_ids[1]));
+            let limit: i64 = read(&compute.join("memory.limit_in_bytes"))
+                .trim()
+                .parse()
+                .unwrap();
+            assert_eq!(Some(limit), l.compute_limit);
+            assert_eq!(limit % 4096, 0);
+            let stat = read(&slice.join("memory.stat"));
+            for key in [
+                "total_rss ",
+                "total_cache ",
+                "total_inactive_file ",
+                "hierarchical_memory_limit ",
+            ] {
+                assert!(stat.lines().any(|x| x.starts_with(key)), "{key} in {stat}");
+            }
+            let usage: i64 = read(&slice.join("memory.usage_in_bytes"))
+                .trim()
+                .parse()
+                .unwrap();
+            let rss: i64 = stat
+                .lines()
+                .find_map(|x| x.strip_prefix("total_rss "))
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!(rss < usage && usage < limit + 60_000_000);
+            assert_eq!(
+                read(&compute.join("memory.oom_control")),
+                "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n"
+            );
+            let procs: Vec<u32> = read(&compute.join("cgroup.procs"))
+                .lines()
+                .map(|p| p.parse().unwrap())
+                .collect();
+            assert_eq!(procs.len(), 5);
+            let qemu = proc_root(&root).join(procs[4].to_string());
+            assert_eq!(read(&qemu.join("comm")), "qemu-system-x86\n");
+            let status = read(&qemu.join("status"));
+            assert!(status.starts_with("Name:\tqemu-system-x86\n"));
+            assert!(status
+                .lines()
+                .any(|x| x.starts_with("VmRSS:") && x.ends_with(" kB")));
+            let smaps = read(&qemu.join("smaps"));
+            let guest_kb = format!("Size:           {:>8} kB", l.shape.guest / 1024);
+            assert!(
+                smaps.contains(&guest_kb),
+                "guest mapping {guest_kb} in\n{smaps}"
+            );
+            assert!(read(&qemu.join("cgroup")).contains(&format!(
+                "memory:{}/{}",
+                pod_slice(l.qos, &l.pod_uid),
+                scope(&l.container_ids[1])
+            )));
+        }
+        // Rewriting after a pod is gone prunes it.
+        let (gone, qos) = (here[0].pod_uid.clone(), here[0].qos);
+        let mut w = w;
+        let slice = mem.join(pod_slice(qos, &gone).trim_start_matches('/'));
+        w.launchers.remove(&gone);
+        write_host_tree(&w, "harvester-node-1").unwrap();
+        assert!(!slice.exists());
+        assert!(root.join("var/log/kern.log").exists());
     }
 }

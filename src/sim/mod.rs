@@ -18,6 +18,7 @@ pub mod launcher;
 pub mod oomlog;
 pub mod ops;
 pub mod patch;
+pub mod procfs;
 pub mod resources;
 pub mod rest;
 pub mod scenario;

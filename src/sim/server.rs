@@ -1,6 +1,5 @@
 //! The HTTP server: shared state, routes, and serving until told to stop.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -23,19 +22,12 @@ pub struct App {
     pub addr: SocketAddr,
     /// Turns true when the server stops: watches and exec sessions end.
     pub stop: watch::Receiver<bool>,
-    /// One lock per node so two execs do not rewrite a host tree under each other.
-    pub node_locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 impl App {
     /// Lock the world; a panic in another handler does not poison the simulator for good.
     pub fn world(&self) -> MutexGuard<'_, World> {
         self.world.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub fn node_lock(&self, node: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut m = self.node_locks.lock().unwrap_or_else(|p| p.into_inner());
-        m.entry(node.to_string()).or_default().clone()
     }
 }
 

@@ -24,6 +24,7 @@ pub fn tick(w: &mut World) {
         match what {
             Scheduled::PodRunning { ns, name } => pod_running(w, &ns, &name),
             Scheduled::StartVm { ns, name } => kubevirt::start_after_failure(w, &ns, &name),
+            Scheduled::PodDeadline { ns, name, uid } => pod_deadline(w, &ns, &name, &uid),
         }
     }
     let mut kills = Vec::new();
@@ -110,6 +111,41 @@ fn pod_running(w: &mut World, ns: &str, name: &str) {
                        {"type": "ContainersReady", "status": "True"}, {"type": "PodScheduled", "status": "True"}],
         "containerStatuses": statuses
     });
+    let deadline = pod["spec"]["activeDeadlineSeconds"].as_f64();
+    let uid = pod["metadata"]["uid"].as_str().unwrap_or("").to_string();
+    let _ = w.store.replace(&PODS, pod);
+    if let Some(secs) = deadline {
+        w.schedule(
+            secs,
+            Scheduled::PodDeadline {
+                ns: ns.into(),
+                name: name.into(),
+                uid,
+            },
+        );
+    }
+}
+
+/// Like the kubelet: a pod past its `activeDeadlineSeconds` is killed and fails.
+fn pod_deadline(w: &mut World, ns: &str, name: &str, uid: &str) {
+    let Some(mut pod) = w.store.get(&PODS, ns, name).cloned() else {
+        return;
+    };
+    if pod["metadata"]["uid"] != json!(uid) || pod["status"]["phase"] != json!("Running") {
+        return;
+    }
+    let now = w.timestamp();
+    pod["status"]["phase"] = json!("Failed");
+    pod["status"]["reason"] = json!("DeadlineExceeded");
+    pod["status"]["message"] =
+        json!("Pod was active on the node longer than the specified deadline");
+    if let Some(cs) = pod["status"]["containerStatuses"].as_array_mut() {
+        for c in cs {
+            c["ready"] = json!(false);
+            c["state"] =
+                json!({"terminated": {"exitCode": 137, "reason": "Error", "finishedAt": now}});
+        }
+    }
     let _ = w.store.replace(&PODS, pod);
 }
 
@@ -215,4 +251,27 @@ pub fn write_host_tree(w: &World, node: &str) -> io::Result<std::path::PathBuf> 
         .collect();
     hosttree::write_node(&root, model, &here)?;
     Ok(root)
+}
+
+/// Rewrite the host trees of nodes with a running exec session (a long-lived probe keeps seeing
+/// fresh numbers), at most once a second per node.
+pub fn refresh_host_trees(w: &mut World) {
+    let due: Vec<String> = w
+        .exec
+        .sessions
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(node, _)| node.clone())
+        .filter(|node| {
+            w.exec
+                .written
+                .get(node)
+                .is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1))
+        })
+        .collect();
+    for node in due {
+        if write_host_tree(w, &node).is_ok() {
+            w.exec.written.insert(node, std::time::Instant::now());
+        }
+    }
 }

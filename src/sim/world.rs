@@ -90,6 +90,8 @@ pub struct Launcher {
     pub checked_until: f64,
     /// Its memory can never reach its limit (so ticks skip it).
     pub never_over: bool,
+    /// KubeVirt's overhead O added to this pod's compute container.
+    pub overhead: i64,
 }
 
 impl Launcher {
@@ -105,6 +107,12 @@ pub enum Scheduled {
     PodRunning { ns: String, name: String },
     /// A VM whose VMI failed gets a new one.
     StartVm { ns: String, name: String },
+    /// A pod's `activeDeadlineSeconds` ran out (if it still runs, it fails).
+    PodDeadline {
+        ns: String,
+        name: String,
+        uid: String,
+    },
 }
 
 /// Exec behaviour tests can change.
@@ -112,6 +120,10 @@ pub enum Scheduled {
 pub struct ExecControl {
     pub latency: Duration,
     pub hung_nodes: HashSet<String>,
+    /// Running exec sessions per node: their host trees are refreshed every second.
+    pub sessions: HashMap<String, usize>,
+    /// When each node's host tree was last written.
+    pub written: HashMap<String, std::time::Instant>,
 }
 
 pub struct World {
@@ -282,7 +294,7 @@ impl World {
                 },
             );
             let obj = super::kubevirt::vm_object(vm, &w.config);
-            super::kubevirt::create_vm(&mut w, obj)?;
+            super::kubevirt::store_vm(&mut w, obj)?;
         }
         w.store.compact();
         Ok(w)
