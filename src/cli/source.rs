@@ -9,7 +9,7 @@ use crate::cluster::connect::{self, ConnectFlags};
 use crate::cluster::live::{LiveOptions, LiveSource, Scope};
 use crate::model::inventory::SourceKind;
 use crate::parse::duration;
-use crate::sim::{Scenario, Sim, SimHandle, SimOptions};
+use crate::sim::{Sim, SimHandle};
 
 /// kubectl's connection flags from the command line.
 pub fn connect_flags(global: &GlobalArgs) -> anyhow::Result<ConnectFlags> {
@@ -51,8 +51,7 @@ impl Live {
 pub async fn open(global: &GlobalArgs) -> anyhow::Result<Live> {
     let flags = connect_flags(global)?;
     if global.demo {
-        let scenario = Scenario::demo().context("the built-in demo cluster")?;
-        let sim = Sim::start(scenario, SimOptions::default())
+        let sim = Sim::start_demo()
             .await
             .context("starting the built-in demo cluster")?;
         let kc = kube::config::Kubeconfig::from_yaml(&sim.kubeconfig_yaml("admin"))
