@@ -29,10 +29,12 @@ pub fn vm_object(vm: &VmSpec, cfg: &ClusterConfig) -> Value {
     let mut domain = json!({
         "cpu": {"cores": vm.cpus, "sockets": 1, "threads": 1},
         "machine": {"type": "q35"},
-        "resources": resources,
+        "resources": null,
         "devices": {"disks": [{"name": "disk-0", "disk": {"bus": "virtio"}, "bootOrder": 1}],
                     "interfaces": [{"name": "default", "masquerade": {}, "model": "virtio"}]},
     });
+    // Values are moved in after json!, which would copy them by serializing.
+    domain["resources"] = resources;
     if let Some(g) = &vm.guest {
         domain["memory"] = json!({"guest": g.as_str()});
     } else if vm.no_limit {
@@ -47,15 +49,15 @@ pub fn vm_object(vm: &VmSpec, cfg: &ClusterConfig) -> Value {
     } else {
         "vm.kubevirt.io/os"
     };
-    json!({
-        "metadata": {"name": vm.name, "namespace": vm.namespace, "annotations": annotations,
+    let mut obj = json!({
+        "metadata": {"name": vm.name, "namespace": vm.namespace, "annotations": null,
                      "labels": {os: "linux"}},
         "spec": {
             "runStrategy": vm.run_strategy,
             "template": {
                 "metadata": {"labels": {"harvesterhci.io/vmName": vm.name, "kubevirt.io/domain": vm.name}},
                 "spec": {
-                    "domain": domain,
+                    "domain": null,
                     "networks": [{"name": "default", "pod": {}}],
                     "volumes": [{"name": "disk-0", "persistentVolumeClaim": {"claimName": format!("{}-disk-0", vm.name)}}],
                     "evictionStrategy": "LiveMigrateIfPossible",
@@ -64,7 +66,10 @@ pub fn vm_object(vm: &VmSpec, cfg: &ClusterConfig) -> Value {
             }
         },
         "status": {}
-    })
+    });
+    obj["metadata"]["annotations"] = annotations;
+    obj["spec"]["template"]["spec"]["domain"] = domain;
+    obj
 }
 
 /// Run a VM through admission (Harvester webhook) and store it, then reconcile.
@@ -190,16 +195,18 @@ pub fn start_vmi(w: &mut World, vm: &Value) {
         labels = json!({});
     }
     labels["kubevirt.io/nodeName"] = json!(node);
-    let vmi = json!({
-        "metadata": {"name": name, "namespace": ns, "labels": labels,
+    let mut vmi = json!({
+        "metadata": {"name": name, "namespace": ns, "labels": null,
             "annotations": {"kubevirt.io/latest-observed-api-version": "v1", "kubevirt.io/storage-observed-api-version": "v1",
                             "kubevirt.io/vm-generation": vm["metadata"]["generation"].as_i64().unwrap_or(1).to_string()},
             "ownerReferences": [{"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "name": name,
                                   "uid": meta_str(vm, "uid"), "controller": true, "blockOwnerDeletion": true}],
             "finalizers": ["kubevirt.io/virtualMachineControllerFinalize", "foregroundDeleteVirtualMachine"]},
-        "spec": spec,
+        "spec": null,
         "status": {"phase": "Scheduling", "guestOSInfo": {}, "memory": {"guestAtBoot": guest, "guestCurrent": guest, "guestRequested": guest}}
     });
+    vmi["metadata"]["labels"] = labels;
+    vmi["spec"] = spec;
     let now = w.timestamp();
     let Ok(vmi) = w.store.create(&VIRTUAL_MACHINE_INSTANCES, vmi, &now) else {
         return;
