@@ -16,6 +16,7 @@ pub mod hosttree;
 pub mod kubevirt;
 pub mod launcher;
 pub mod oomlog;
+pub mod openapi;
 pub mod ops;
 pub mod patch;
 pub mod procfs;

@@ -136,6 +136,10 @@ fn dispatch(
             .map(ok)
             .unwrap_or_else(|| Err(ApiError::path_not_found())),
         ["apis", SUBRESOURCES_GROUP, "v1", "version"] => ok(kubevirt_version(app)),
+        ["openapi", "v3"] => ok(super::openapi::root(harvester)),
+        ["openapi", "v3", gv @ ..] => super::openapi::group_version(&gv.join("/"), harvester)
+            .map(ok)
+            .unwrap_or_else(|| Err(ApiError::path_not_found())),
         ["apis", g, v] => resources::resource_list(g, v, harvester)
             .map(ok)
             .unwrap_or_else(|| Err(ApiError::path_not_found())),
