@@ -612,3 +612,51 @@ async fn plain_kubevirt_flavour_defaults_vmis_and_deletes_cascade() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubelet_summary_reports_pod_and_container_memory() {
+    let sim = demo().await;
+    let client = sim.client().await.unwrap();
+    let req = http::Request::get("/api/v1/nodes/harvester-node-1/proxy/stats/summary")
+        .body(Vec::new())
+        .unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(&client.request_text(req).await.unwrap()).unwrap();
+    assert_eq!(summary["node"]["nodeName"], "harvester-node-1");
+    let pods = summary["pods"].as_array().unwrap();
+    let mh = pods
+        .iter()
+        .find(|p| {
+            p["podRef"]["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("virt-launcher-memhold-vm-")
+        })
+        .unwrap();
+    let compute = mh["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "compute")
+        .unwrap();
+    let usage = compute["memory"]["usageBytes"].as_i64().unwrap();
+    let ws = compute["memory"]["workingSetBytes"].as_i64().unwrap();
+    assert!(
+        usage > 500 << 20 && ws <= usage && ws > usage - (64 << 20),
+        "{compute}"
+    );
+    assert!(
+        mh["memory"]["usageBytes"].as_i64().unwrap() > usage,
+        "pod = containers + pause"
+    );
+    let req = http::Request::get("/api/v1/nodes/nope/proxy/stats/summary")
+        .body(Vec::new())
+        .unwrap();
+    assert_eq!(
+        api_code(&client.request_text(req).await.unwrap_err())
+            .unwrap()
+            .0,
+        404
+    );
+    sim.shutdown().await;
+}

@@ -92,7 +92,15 @@ pub async fn handle(
         Err(e) => return error_response(&e),
     };
     let Ok(ws) = ws else {
-        return error_response(&ApiError::bad_request("Upgrade request required: exec needs a WebSocket (v5.channel.k8s.io or v4.channel.k8s.io)"));
+        // SPDY clients (kubectl before 1.30) name stream protocols but send no WebSocket key.
+        let spdy = headers.contains_key("x-stream-protocol-version");
+        let message = if spdy {
+            "this simulated API server speaks exec over WebSocket only (v5.channel.k8s.io, v4.channel.k8s.io), \
+             not SPDY; kubectl older than 1.30 needs KUBECTL_REMOTE_COMMAND_WEBSOCKETS=true"
+        } else {
+            "Upgrade request required: exec needs a WebSocket (v5.channel.k8s.io or v4.channel.k8s.io)"
+        };
+        return error_response(&ApiError::bad_request(message));
     };
     let ws = ws.protocols(["v5.channel.k8s.io", "v4.channel.k8s.io"]);
     let v5 = ws

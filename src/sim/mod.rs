@@ -27,6 +27,7 @@ pub mod selector;
 pub mod server;
 pub mod status;
 pub mod store;
+pub mod summary;
 pub mod table;
 pub mod tick;
 pub mod watch;

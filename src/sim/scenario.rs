@@ -221,6 +221,11 @@ impl Scenario {
                     },
                     workload: Workload {
                         guest_fill_start: 0.1 + (i % 7) as f64 / 10.0,
+                        // One VM in a hundred leaks like the seed's memhold and gets OOM-killed.
+                        memhold: (i % 100 == 42).then(|| MemHold {
+                            after_seconds: 60.0,
+                            rate: Quantity::new("1Mi"),
+                        }),
                         ..Workload::default()
                     },
                     ..VmSpec::default()
@@ -351,6 +356,13 @@ mod tests {
         assert_eq!(s.nodes.len(), 7);
         assert!(s.vms.iter().any(|v| v.no_limit));
         assert!(s.vms.iter().any(|v| v.run_strategy == "Halted"));
+        assert_eq!(
+            s.vms
+                .iter()
+                .filter(|v| v.workload.memhold.is_some())
+                .count(),
+            1
+        );
         s.validate().unwrap();
     }
 
