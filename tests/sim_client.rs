@@ -552,7 +552,7 @@ async fn watch_from_a_forgotten_version_is_gone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_kubevirt_flavour_defaults_vmis_and_deletes_cascade() {
     let scenario = Scenario::from_yaml(
-        "kubevirtVersion: v1.1.1\nnodes: [{name: n1}]\nvms:\n- {name: seed, memory: 2Gi, guest: 1948Mi, request: 1365Mi, cpus: 2}\n- {name: bare, memory: 1Gi}\n",
+        "kubevirtVersion: v1.1.1\nnodes: [{name: n1}]\nquotas: [{namespace: limited, limitsMemory: 100Gi}]\nvms:\n- {name: seed, memory: 2Gi, guest: 1948Mi, request: 1365Mi, cpus: 2}\n- {name: bare, memory: 1Gi}\n- {name: unlimited, namespace: limited, memory: 1Gi, noLimit: true}\n",
     )
     .unwrap();
     let sim = Sim::start(scenario, SimOptions::default()).await.unwrap();
@@ -588,6 +588,18 @@ async fn plain_kubevirt_flavour_defaults_vmis_and_deletes_cascade() {
         .limits
         .unwrap();
     assert_eq!(limits["memory"].0, "2412423169");
+    // No VM limit, but a quota on limits.memory: KubeVirt v1.1+ sets limit = 2 x (request + O).
+    let limited: Api<Pod> = Api::namespaced(client.clone(), "limited");
+    let pod = limited
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    let res = pod.spec.unwrap().containers[0].resources.clone().unwrap();
+    let request: i64 = res.requests.unwrap()["memory"].0.parse().unwrap();
+    let limit: i64 = res.limits.unwrap()["memory"].0.parse().unwrap();
+    assert_eq!(limit, 2 * request);
     let vms: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &vm_resource());
     vms.delete("seed", &Default::default()).await.unwrap();
     assert!(vmis.get_opt("seed").await.unwrap().is_none());

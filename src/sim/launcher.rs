@@ -78,7 +78,7 @@ pub fn create_launcher_pod(
     } else {
         request + o
     };
-    let mem_lim = limit.map(|l| l + o);
+    let mem_lim = limit.map(|l| l + o).or_else(|| auto_limit(w, &ns, mem_req));
     let cpu_req = d["resources"]["requests"]["cpu"]
         .as_str()
         .map(str::to_string)
@@ -262,4 +262,30 @@ fn container_status(name: &str, image: &str, id: &str, started: &str) -> Value {
     json!({"name": name, "image": image, "imageID": format!("{image}@sha256:{}", &id[..64.min(id.len())]),
            "containerID": format!("containerd://{id}"), "ready": true, "started": true, "restartCount": 0,
            "state": {"running": {"startedAt": started}}, "lastState": {}})
+}
+
+/// KubeVirt v1.1+: a VMI without a memory limit in a namespace whose ResourceQuota constrains
+/// `limits.memory` gets limit = (request + O) × ratio (namespace label, default 2).
+fn auto_limit(w: &World, ns: &str, request_with_overhead: i64) -> Option<i64> {
+    if w.config.version < Version::new(1, 1, 0) {
+        return None;
+    }
+    let quota = w
+        .store
+        .list(&super::resources::RESOURCE_QUOTAS, Some(ns))
+        .any(|q| !q["spec"]["hard"]["limits.memory"].is_null());
+    if !quota {
+        return None;
+    }
+    let ratio = w
+        .store
+        .get(&super::resources::NAMESPACES, "", ns)
+        .and_then(|n| {
+            n["metadata"]["labels"]["alpha.kubevirt.io/auto-memory-limits-ratio"]
+                .as_str()
+                .and_then(|r| r.parse::<f64>().ok())
+        })
+        .filter(|r| r.is_finite() && *r >= 1.0)
+        .unwrap_or(2.0);
+    Some((request_with_overhead as f64 * ratio) as i64)
 }

@@ -30,6 +30,18 @@ pub struct Scenario {
     pub nodes: Vec<NodeSpec>,
     pub namespaces: Vec<String>,
     pub vms: Vec<VmSpec>,
+    /// Namespace ResourceQuotas on `limits.memory` (KubeVirt v1.1+ then limits VMs that have none).
+    pub quotas: Vec<QuotaSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct QuotaSpec {
+    pub namespace: String,
+    pub limits_memory: Quantity,
+    /// The namespace label `alpha.kubevirt.io/auto-memory-limits-ratio`.
+    #[serde(default)]
+    pub auto_memory_limits_ratio: Option<String>,
 }
 
 impl Default for Scenario {
@@ -44,6 +56,7 @@ impl Default for Scenario {
             nodes: Vec::new(),
             namespaces: Vec::new(),
             vms: Vec::new(),
+            quotas: Vec::new(),
         }
     }
 }
@@ -304,6 +317,19 @@ impl Scenario {
                 }
             }
         }
+        for q in &self.quotas {
+            if let Err(e) = q.limits_memory.bytes() {
+                return bad(format!("quota in {}: limitsMemory: {e}", q.namespace));
+            }
+            if let Some(r) = &q.auto_memory_limits_ratio {
+                if !r.parse::<f64>().is_ok_and(|x| x.is_finite() && x >= 1.0) {
+                    return bad(format!(
+                        "quota in {}: autoMemoryLimitsRatio {r:?} must be a number >= 1",
+                        q.namespace
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -314,6 +340,7 @@ impl Scenario {
             .iter()
             .cloned()
             .chain(self.vms.iter().map(|v| v.namespace.clone()))
+            .chain(self.quotas.iter().map(|q| q.namespace.clone()))
             .collect();
         v.push("default".into());
         v.sort();
