@@ -672,3 +672,59 @@ async fn kubelet_summary_reports_pod_and_container_memory() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_writes_are_rejected_not_fatal() {
+    let sim = demo().await;
+    let client = sim.client().await.unwrap();
+    let vms: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &vm_resource());
+    for bad in [
+        json!({"spec": {"template": {"spec": {"domain": {"memory": "2Gi"}}}}}),
+        json!({"metadata": {"annotations": {"harvesterhci.io/reservedMemory": 5}}}),
+        json!({"spec": []}),
+    ] {
+        let err = vms
+            .patch("web-01", &PatchParams::default(), &Patch::Merge(&bad))
+            .await
+            .unwrap_err();
+        assert_eq!(api_code(&err).unwrap().0, 422, "{bad}");
+    }
+    let err = vms
+        .patch(
+            "web-01",
+            &PatchParams::default(),
+            &Patch::<()>::Json(
+                serde_json::from_value(json!([{"op": "replace", "path": "", "value": 5}])).unwrap(),
+            ),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(api_code(&err).unwrap().0, 400 | 422), "{err}");
+    let req = http::Request::put("/apis/kubevirt.io/v1/namespaces/default/virtualmachines/web-01")
+        .header("content-type", "application/json")
+        .body(b"[1, 2]".to_vec())
+        .unwrap();
+    assert_eq!(
+        api_code(&client.request_text(req).await.unwrap_err())
+            .unwrap()
+            .0,
+        400
+    );
+    let req =
+        http::Request::patch("/apis/kubevirt.io/v1/namespaces/default/virtualmachines/web-01")
+            .header("content-type", "application/merge-patch+json")
+            .body(b"{not json".to_vec())
+            .unwrap();
+    assert_eq!(
+        api_code(&client.request_text(req).await.unwrap_err())
+            .unwrap()
+            .0,
+        400
+    );
+    // The server is still fine.
+    assert_eq!(
+        vms.list(&ListParams::default()).await.unwrap().items.len(),
+        7
+    );
+    sim.shutdown().await;
+}

@@ -31,6 +31,7 @@ pub mod procfs;
 pub mod resources;
 pub mod rest;
 pub mod scenario;
+pub mod schema;
 pub mod selector;
 pub mod server;
 pub mod status;

@@ -140,7 +140,7 @@ fn pod_deadline(w: &mut World, ns: &str, name: &str, uid: &str) {
     pod["status"]["message"] =
         json!("Pod was active on the node longer than the specified deadline");
     if let Some(cs) = pod["status"]["containerStatuses"].as_array_mut() {
-        for c in cs {
+        for c in cs.iter_mut().filter(|c| c.is_object()) {
             c["ready"] = json!(false);
             c["state"] =
                 json!({"terminated": {"exitCode": 137, "reason": "Error", "finishedAt": now}});
