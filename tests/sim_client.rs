@@ -728,3 +728,39 @@ async fn malformed_writes_are_rejected_not_fatal() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_needs_the_secret_path_from_the_kubeconfig() {
+    use tokio::io::AsyncWriteExt;
+    let sim = demo().await;
+    let addr = sim.addr();
+    let raw = |path: String| async move {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nImpersonate-User: admin\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out.lines().next().unwrap_or("").to_string()
+    };
+    assert!(
+        raw("/api/v1/pods".into()).await.contains(" 404 "),
+        "no secret, no API"
+    );
+    let secret = sim.url().rsplit('/').next().unwrap().to_string();
+    assert!(secret.len() >= 32);
+    assert!(raw(format!("/{secret}/api/v1/pods"))
+        .await
+        .contains(" 200 "));
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kc");
+    sim.write_kubeconfig(&kc).unwrap();
+    assert!(std::fs::read_to_string(&kc).unwrap().contains(&sim.url()));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&kc).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+}
