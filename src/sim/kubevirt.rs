@@ -122,20 +122,28 @@ fn restarts_on_failure(vm: &Value) -> bool {
 /// Bring a VM's VMI in line with its run strategy, then update its status.
 pub fn reconcile_vm(w: &mut World, ns: &str, name: &str) {
     let (ns, name) = (ns.to_string(), name.to_string());
-    let Some(vm) = w.store.get(&VIRTUAL_MACHINES, &ns, &name).cloned() else {
+    let Some(vm) = w.store.get(&VIRTUAL_MACHINES, &ns, &name) else {
         stop_vmi(w, &ns, &name);
         return;
     };
-    let vmi = w.store.get(&VIRTUAL_MACHINE_INSTANCES, &ns, &name).cloned();
+    let wants = wants_running(vm);
+    let has_vmi = w
+        .store
+        .get(&VIRTUAL_MACHINE_INSTANCES, &ns, &name)
+        .is_some();
     let waiting = w.scheduled.iter().any(|(_, s)| {
         *s == Scheduled::StartVm {
             ns: ns.clone(),
             name: name.clone(),
         }
     });
-    match (wants_running(&vm), vmi) {
-        (true, None) if !waiting => start_vmi(w, &vm),
-        (false, Some(_)) => stop_vmi(w, &ns, &name),
+    match (wants, has_vmi) {
+        (true, false) if !waiting => {
+            if let Some(vm) = w.store.get(&VIRTUAL_MACHINES, &ns, &name).cloned() {
+                start_vmi(w, &vm);
+            }
+        }
+        (false, true) => stop_vmi(w, &ns, &name),
         _ => {}
     }
     update_vm_status(w, &ns, &name);
@@ -387,7 +395,7 @@ pub fn start_after_failure(w: &mut World, ns: &str, name: &str) {
 /// `printableStatus`, `ready`, `created`, conditions (RestartRequired when the template changed
 /// since the VMI started).
 pub fn update_vm_status(w: &mut World, ns: &str, name: &str) {
-    let Some(vm) = w.store.get(&VIRTUAL_MACHINES, ns, name).cloned() else {
+    let Some(vm) = w.store.get(&VIRTUAL_MACHINES, ns, name) else {
         return;
     };
     let vmi = w.store.get(&VIRTUAL_MACHINE_INSTANCES, ns, name);
@@ -432,7 +440,7 @@ pub fn update_vm_status(w: &mut World, ns: &str, name: &str) {
         conditions.push(json!({"type": "RestartRequired", "status": "True",
             "message": "a non-live-updatable field was changed in the template spec"}));
     }
-    status["conditions"] = json!(conditions);
+    status["conditions"] = Value::Array(conditions);
     set_status(w, &VIRTUAL_MACHINES, ns, name, status);
 }
 
