@@ -63,7 +63,7 @@ pub enum Command {
     Oom(OomArgs),
     /// Serve a simulated KubeVirt cluster on 127.0.0.1 until interrupted (for demos and tests).
     #[command(
-        after_help = "Examples:\n  kubectl vmmem sim --write-kubeconfig /tmp/sim.kubeconfig\n  kubectl vmmem sim --vms 5000 --nodes 200 --write-kubeconfig /tmp/big.kubeconfig\n  kubectl --kubeconfig /tmp/sim.kubeconfig get vm,vmi,pods -A"
+        after_help = "Examples:\n  kubectl vmmem sim --write-kubeconfig sim.kubeconfig\n  kubectl vmmem sim --vms 5000 --nodes 200 --write-kubeconfig big.kubeconfig\n  kubectl --kubeconfig sim.kubeconfig get vm,vmi,pods -A"
     )]
     Sim(crate::cli::sim::SimArgs),
 }
