@@ -80,15 +80,15 @@ mkdir -p "$CACHE"
 exec 9>"$CACHE/.build.lock"
 flock 9 # one build at a time; later callers find the cached binary
 
-ensure_pkgs "${RUNTIME_PKGS[@]}"
 if [ -x "$BIN" ] && [ "$(cat "$BIN.recipe" 2>/dev/null)" = "$RECIPE" ] && "$BIN" --version >/dev/null 2>&1; then
+    ensure_pkgs "${RUNTIME_PKGS[@]}"
     echo "$BIN"
     exit 0
 fi
 
 start=$(date +%s)
-ensure_pkgs "${BUILD_PKGS[@]}"
-ensure_deb_src
+ensure_deb_src # before the first apt-get update, so that one update covers both
+ensure_pkgs "${RUNTIME_PKGS[@]}" "${BUILD_PKGS[@]}"
 apt_update
 
 WORK="$CACHE/build"

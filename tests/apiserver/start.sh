@@ -10,7 +10,8 @@
 # stdout: KEY=VALUE lines (also written to STATE_DIR/env): SERVER, ADMIN_KUBECONFIG, USER_KUBECONFIG,
 # USER_NAME, ADMIN_NAME, CA_FILE, APISERVER_PID, ETCD_PID, ETCD_URL.
 # Environment: VMMEM_KUBE_APISERVER=path to use that binary instead of building/caching one
-# (build.sh); VMMEM_APISERVER_READY_TIMEOUT (seconds, default 180).
+# (build.sh); VMMEM_APISERVER_READY_TIMEOUT (seconds, default 180); KUBECTL (default kubectl; empty:
+# create the CRDs with curl).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 
@@ -202,9 +203,11 @@ KC
 (umask 077 && kubeconfig admin vmmem-admin >"$STATE/admin.kubeconfig" && kubeconfig user vmmem-user >"$STATE/user.kubeconfig")
 
 # --- structural KubeVirt CRDs -----------------------------------------------------------------------
+# kubectl when there is one (KUBECTL= forces the plain HTTP way)
+KUBECTL="${KUBECTL-kubectl}"
 for crd in "$HERE"/crds/*.yaml; do
-    if command -v kubectl >/dev/null; then
-        kubectl --kubeconfig "$STATE/admin.kubeconfig" create -f "$crd" >"$STATE/crd.log" 2>&1 \
+    if [ -n "$KUBECTL" ] && command -v "$KUBECTL" >/dev/null; then
+        "$KUBECTL" --kubeconfig "$STATE/admin.kubeconfig" create -f "$crd" >"$STATE/crd.log" 2>&1 \
             || fail "kubectl create -f $(basename "$crd") failed: $(cat "$STATE/crd.log")"
     else
         code=$("${CURL_ADMIN[@]}" -o "$STATE/crd.log" -w '%{http_code}' -X POST -H 'Content-Type: application/yaml' \
