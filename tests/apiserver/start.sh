@@ -82,17 +82,28 @@ mkdir -p "$PKI"
     cd "$PKI"
     umask 077
     ossl() { openssl "$@" 2>/dev/null; }
-    ossl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 3 -subj "/CN=kubectl-vmmem-test-ca" \
-        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
-    sign() { # name subject extensions
-        ossl req -newkey rsa:2048 -nodes -keyout "$1.key" -out "$1.csr" -subj "$2"
-        printf '%s\n' "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" "$3" >"$1.ext"
-        ossl x509 -req -in "$1.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -days 3 -out "$1.crt" -extfile "$1.ext"
-        rm -f "$1.csr" "$1.ext"
+    mkca() { # name CN
+        ossl req -x509 -newkey rsa:2048 -nodes -keyout "$1.key" -out "$1.crt" -days 3 -subj "/CN=$2" \
+            -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
     }
-    sign serving "/CN=kube-apiserver" "$(printf '%s\n%s' "extendedKeyUsage=serverAuth" "subjectAltName=IP:127.0.0.1,DNS:localhost")"
-    sign admin "/O=system:masters/CN=vmmem-admin" "extendedKeyUsage=clientAuth"
-    sign user "/CN=vmmem-user" "extendedKeyUsage=clientAuth"
+    sign() { # ca name subject extensions...
+        ossl req -newkey rsa:2048 -nodes -keyout "$2.key" -out "$2.csr" -subj "$3"
+        printf '%s\n' "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" "${@:4}" >"$2.ext"
+        ossl x509 -req -in "$2.csr" -CA "$1.crt" -CAkey "$1.key" -CAcreateserial -days 3 -out "$2.crt" -extfile "$2.ext"
+        rm -f "$2.csr" "$2.ext"
+    }
+    mkca ca kubectl-vmmem-test-ca
+    sign ca serving "/CN=kube-apiserver" "extendedKeyUsage=serverAuth" "subjectAltName=IP:127.0.0.1,DNS:localhost"
+    sign ca admin "/O=system:masters/CN=vmmem-admin" "extendedKeyUsage=clientAuth"
+    sign ca user "/CN=vmmem-user" "extendedKeyUsage=clientAuth"
+    # API aggregation: an aggregated API server (a stand-in for KubeVirt's virt-api serving
+    # subresources.kubevirt.io) is reached as https://virt-api.kubevirt.svc through an ExternalName
+    # Service to localhost, presents virt-api.crt, and gets the apiserver's front-proxy-client cert
+    # with the user in X-Remote-User / X-Remote-Group headers.
+    sign ca virt-api "/CN=virt-api.kubevirt.svc" "extendedKeyUsage=serverAuth" \
+        "subjectAltName=DNS:virt-api.kubevirt.svc,DNS:localhost,IP:127.0.0.1"
+    mkca front-proxy-ca kubectl-vmmem-test-front-proxy-ca
+    sign front-proxy-ca front-proxy-client "/CN=front-proxy-client" "extendedKeyUsage=clientAuth"
     ossl genrsa -out sa.key 2048
     ossl rsa -in sa.key -pubout -out sa.pub
 ) || fail "openssl failed to make the PKI"
@@ -100,7 +111,16 @@ chmod 0644 "$PKI"/*.crt
 
 # --- etcd + kube-apiserver --------------------------------------------------------------------------
 : >"$STATE/pids"
-record() { echo "$1 $2" >>"$STATE/pids"; }
+# name pid starttime: the start time (clock ticks after boot, /proc/PID/stat field 22) tells the
+# process apart from a later one that reuses its PID.
+starttime() {
+    local st
+    st=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+    # shellcheck disable=SC2086 # split the fields after "(comm) "
+    set -- ${st##*) }
+    echo "${20}"
+}
+record() { echo "$1 $2 $(starttime "$2")" >>"$STATE/pids"; }
 
 alive() { kill -0 "$1" 2>/dev/null; }
 
@@ -149,6 +169,10 @@ start_apiserver() {
         --service-account-issuer=https://kubernetes.default.svc \
         --service-cluster-ip-range=10.96.0.0/12 --endpoint-reconciler-type=none --allow-privileged=true \
         --disable-admission-plugins=ServiceAccount \
+        --requestheader-client-ca-file="$PKI/front-proxy-ca.crt" --requestheader-allowed-names=front-proxy-client \
+        --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
+        --requestheader-extra-headers-prefix=X-Remote-Extra- \
+        --proxy-client-cert-file="$PKI/front-proxy-client.crt" --proxy-client-key-file="$PKI/front-proxy-client.key" \
         --cert-dir="$STATE/apiserver-certs" --profiling=false \
         </dev/null >"$STATE/apiserver.log" 2>&1 &
     APISERVER_PID=$!
@@ -239,6 +263,9 @@ USER_KUBECONFIG=$STATE/user.kubeconfig
 ADMIN_NAME=vmmem-admin
 USER_NAME=vmmem-user
 CA_FILE=$PKI/ca.crt
+VIRT_API_CERT=$PKI/virt-api.crt
+VIRT_API_KEY=$PKI/virt-api.key
+FRONT_PROXY_CA=$PKI/front-proxy-ca.crt
 APISERVER_PID=$APISERVER_PID
 ETCD_PID=$ETCD_PID
 ETCD_URL=$ETCD_URL

@@ -29,33 +29,48 @@ if [ -n "$AFTER" ]; then
     echo "stop.sh: owner $AFTER exited without stopping the server; stopping it" >&2
 fi
 
-# ours PID: does PID still run a command started for this state dir?
-ours() {
-    [ "$1" != "$$" ] && [ -r "/proc/$1/cmdline" ] && tr '\0' '\n' <"/proc/$1/cmdline" 2>/dev/null | grep -qF "$STATE"
+# alive PID START: is PID still the process start.sh recorded (same start time; without one, a
+# command line naming this state dir), and not yet a zombie? Exiting Go processes drop their command
+# line before they are zombies, so "gone" is judged by /proc/PID/stat, not by the command line.
+alive() {
+    local st state
+    [ "$1" != "$$" ] || return 1
+    st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    # shellcheck disable=SC2086
+    set -- "$1" "$2" ${st##*) }
+    state=$3
+    case "$state" in Z | X | x) return 1 ;; esac
+    if [ -n "$2" ]; then
+        [ "${22}" = "$2" ]
+    else
+        tr '\0' '\n' <"/proc/$1/cmdline" 2>/dev/null | grep -qF "$STATE"
+    fi
+}
+
+wait_gone() { # pid start tenths
+    local i
+    for ((i = 0; i < $3; i++)); do
+        alive "$1" "$2" || return 0
+        sleep 0.1
+    done
+    ! alive "$1" "$2"
 }
 
 status=0
 if [ -f "$STATE/pids" ]; then
-    # apiserver before etcd, watchdog last (reverse start order)
-    pids=$(awk '{print $2}' "$STATE/pids" | tac)
-    for pid in $pids; do
-        ours "$pid" && kill -TERM "$pid" 2>/dev/null
-    done
-    for pid in $pids; do
-        for _ in $(seq 1 100); do # up to 10 s, then SIGKILL
-            ours "$pid" || break
-            # a zombie still has /proc but an empty cmdline, so `ours` is false for it
-            sleep 0.1
-        done
-        if ours "$pid"; then
-            kill -KILL "$pid" 2>/dev/null
-            sleep 0.2
-            if ours "$pid"; then
-                echo "stop.sh: pid $pid would not die" >&2
-                status=1
-            fi
+    # reverse start order: watchdog, apiserver, etcd
+    entries=$(tac "$STATE/pids")
+    while read -r _ pid start; do
+        alive "$pid" "$start" && kill -TERM "$pid" 2>/dev/null
+    done <<<"$entries"
+    while read -r name pid start; do
+        wait_gone "$pid" "$start" 100 && continue # 10 s after TERM, then KILL
+        kill -KILL "$pid" 2>/dev/null
+        if ! wait_gone "$pid" "$start" 100; then
+            echo "stop.sh: $name (pid $pid) would not die" >&2
+            status=1
         fi
-    done
+    done <<<"$entries"
     [ "$status" = 0 ] && mv "$STATE/pids" "$STATE/pids.stopped"
 fi
 if [ "$PURGE" = 1 ] && [ "$status" = 0 ]; then

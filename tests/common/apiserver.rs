@@ -5,12 +5,18 @@
 //!
 //! When the server cannot be built or started here, [`RealApiServer::start`] returns an error saying
 //! why; tests must fail with it, never skip.
+//!
+//! KubeVirt's `subresources.kubevirt.io` API (VM `restart`, …) is served by virt-api through API
+//! aggregation. [`RealApiServer::serve_kubevirt_subresources`] registers a test's own axum router as
+//! that API server (TLS, through an ExternalName Service to localhost), so requests to it go through
+//! the real apiserver's authentication, RBAC and proxy.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
+use kube::api::ApiResource;
 
 /// The unprivileged user of the throwaway PKI: authenticated, in no group, bound to no role.
 pub const USER_NAME: &str = "vmmem-user";
@@ -120,6 +126,109 @@ impl RealApiServer {
         Path::new(self.var("CA_FILE"))
     }
 
+    /// Serve `router` over TLS on a free loopback port as KubeVirt's aggregated API
+    /// `v1.subresources.kubevirt.io` (Service `kubevirt/virt-api`), and wait until the apiserver
+    /// reports the APIService Available. The router must answer `GET /apis/subresources.kubevirt.io/v1`
+    /// (the apiserver's availability check); see [`subresources_discovery`]. Requests arrive with the
+    /// caller's name in `X-Remote-User`. The backend stops when the returned guard is dropped.
+    pub async fn serve_kubevirt_subresources(&self, router: axum::Router) -> Result<Backend> {
+        let tls = server_tls(
+            Path::new(self.var("VIRT_API_CERT")),
+            Path::new(self.var("VIRT_API_KEY")),
+        )?;
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = tcp.local_addr()?.port();
+        let listener = TlsListener {
+            tcp,
+            acceptor: tokio_rustls::TlsAcceptor::from(tls),
+        };
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        let backend = Backend { port, task };
+        self.register_kubevirt_subresources(port).await?;
+        Ok(backend)
+    }
+
+    async fn register_kubevirt_subresources(&self, port: u16) -> Result<()> {
+        use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+        let client = kube::Client::try_from(self.admin_config().await?)?;
+        let ca = std::fs::read(self.ca_file())?;
+        let objects = [
+            (
+                ApiResource::erase::<k8s_openapi::api::core::v1::Namespace>(&()),
+                None,
+                serde_json::json!({"apiVersion": "v1", "kind": "Namespace",
+                    "metadata": {"name": "kubevirt"}}),
+            ),
+            (
+                ApiResource::erase::<k8s_openapi::api::core::v1::Service>(&()),
+                Some("kubevirt"),
+                serde_json::json!({"apiVersion": "v1", "kind": "Service",
+                    "metadata": {"name": "virt-api", "namespace": "kubevirt"},
+                    "spec": {"type": "ExternalName", "externalName": "localhost"}}),
+            ),
+            (
+                apiservice_resource(),
+                None,
+                serde_json::json!({"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+                    "metadata": {"name": "v1.subresources.kubevirt.io"},
+                    "spec": {"group": "subresources.kubevirt.io", "version": "v1",
+                        "groupPriorityMinimum": 1000, "versionPriority": 15,
+                        "caBundle": k8s_openapi::ByteString(ca),
+                        "service": {"name": "virt-api", "namespace": "kubevirt", "port": port}}}),
+            ),
+        ];
+        for (ar, ns, body) in objects {
+            let api: Api<DynamicObject> = match ns {
+                Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+                None => Api::all_with(client.clone(), &ar),
+            };
+            // create, or merge-patch what exists: server-side apply of an APIService panics in
+            // the 1.20 aggregator ("FieldManager must be installed to run apply")
+            let name = body["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let object: DynamicObject = serde_json::from_value(body.clone())?;
+            match api.create(&PostParams::default(), &object).await {
+                Err(kube::Error::Api(s)) if s.is_already_exists() => {
+                    api.patch(&name, &PatchParams::default(), &Patch::Merge(&body))
+                        .await
+                        .with_context(|| format!("patching {} {name}", ar.kind))?;
+                }
+                other => {
+                    other.with_context(|| format!("creating {} {name}", ar.kind))?;
+                }
+            }
+        }
+        // Available, and proxied: the proxy handler is installed apart from the Available condition,
+        // and until then requests for the group get a plain "404 page not found".
+        let apiservices: Api<DynamicObject> = Api::all_with(client.clone(), &apiservice_resource());
+        let mut last = String::new();
+        for _ in 0..300 {
+            let svc = apiservices.get("v1.subresources.kubevirt.io").await?;
+            let conditions = svc.data["status"]["conditions"].as_array().cloned();
+            let available = conditions
+                .unwrap_or_default()
+                .into_iter()
+                .find(|c| c["type"] == "Available");
+            if let Some(c) = available {
+                last = format!("{}: {}", c["reason"], c["message"]);
+                if c["status"] == "True" {
+                    let discovery =
+                        http::Request::get("/apis/subresources.kubevirt.io/v1").body(Vec::new())?;
+                    match client.request_text(discovery).await {
+                        Ok(_) => return Ok(()),
+                        Err(e) => last = format!("Available, but discovery through it: {e}"),
+                    }
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        bail!("APIService v1.subresources.kubevirt.io not served after 30 s: {last}")
+    }
+
     /// PIDs of every process the script started (etcd, kube-apiserver, watchdog).
     pub fn pids(&self) -> &[u32] {
         &self.pids
@@ -200,4 +309,82 @@ pub fn live_pids(pids: &[u32]) -> Vec<u32> {
                 .unwrap_or(false)
         })
         .collect()
+}
+
+/// A TLS server standing in for an aggregated API server; stops when dropped.
+pub struct Backend {
+    pub port: u16,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The discovery document virt-api serves for `subresources.kubevirt.io/v1` (the part tests need).
+pub fn subresources_discovery() -> serde_json::Value {
+    let sub = |name: &str, kind: &str, verbs: &[&str]| {
+        serde_json::json!({"name": name, "singularName": "", "namespaced": true, "kind": kind,
+            "verbs": verbs})
+    };
+    serde_json::json!({
+        "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "subresources.kubevirt.io/v1",
+        "resources": [
+            sub("virtualmachines/restart", "VirtualMachine", &["update"]),
+            sub("virtualmachines/start", "VirtualMachine", &["update"]),
+            sub("virtualmachines/stop", "VirtualMachine", &["update"]),
+            sub("virtualmachineinstances/console", "VirtualMachineInstance", &["get"]),
+        ]
+    })
+}
+
+fn apiservice_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &kube::api::GroupVersionKind::gvk("apiregistration.k8s.io", "v1", "APIService"),
+        "apiservices",
+    )
+}
+
+fn server_tls(
+    cert: &Path,
+    key: &Path,
+) -> Result<std::sync::Arc<tokio_rustls::rustls::ServerConfig>> {
+    use tokio_rustls::rustls::pki_types::PrivateKeyDer;
+    use tokio_rustls::rustls::{self, pki_types::pem::PemObject, pki_types::CertificateDer};
+    let certs = CertificateDer::pem_file_iter(cert)?.collect::<Result<Vec<_>, _>>()?;
+    let key = PrivateKeyDer::from_pem_file(key)?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    Ok(std::sync::Arc::new(config))
+}
+
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, addr)) = self.tcp.accept().await else {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            };
+            if let Ok(tls) = self.acceptor.accept(tcp).await {
+                return (tls, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
 }
