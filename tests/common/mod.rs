@@ -1,5 +1,8 @@
-//! Helpers shared by the simulator's integration tests.
+//! Helpers shared by the integration tests (`mod common;` in each test crate): the
+//! simulator's, and the real kube-apiserver harness in `apiserver`.
 #![allow(dead_code)]
+
+pub mod apiserver;
 
 use std::time::Duration;
 
