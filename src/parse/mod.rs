@@ -4,4 +4,5 @@ pub mod cgroup_path;
 pub mod kernel_log;
 pub mod manifest;
 pub mod oom;
+pub mod probe;
 pub mod quantity;
