@@ -200,9 +200,9 @@ fin() {
 		set -- "$p1" "$p2" "${p3:--}" "${fc:--}" "$ok" "${kn:--}"
 	fi
 	echo "c $t $1 $2 $3 $4 ${5:--} ${an:--} ${fl:--} ${sm:--} ${ia:--} ${aa:--} $6 ${ks:--} ${pt:--}" \
-		"${sl:--} ${so:--} ${th:--} ${ps:--}"
+		"${sl:--} ${so:--} ${th:--} ${pl:--}"
 	IFS=,
-	for x in $ps; do SF="$SF $PR/$x/status"; done
+	for x in $pl; do SF="$SF $PR/$x/status"; done
 	IFS=$nl
 }
 
@@ -221,7 +221,7 @@ run() {
 			fin
 			cur=$1
 			shift
-			nn=0 p1= p2= p3= p4= p5= ok= an= fl= sm= ia= aa= kn= ks= pt= sl= so= th= fc= ps= kv=
+			nn=0 p1= p2= p3= p4= p5= ok= an= fl= sm= ia= aa= kn= ks= pt= sl= so= th= fc= pl= kv=
 			;;
 		*" "*)
 			kv=1
@@ -255,7 +255,7 @@ run() {
 			;;
 		*)
 			if [ -n "$kv" ]; then
-				ps=${ps:+$ps,}$l
+				pl=${pl:+$pl,}$l
 			else
 				nn=$((nn + 1))
 				case $nn in 1) p1=$l ;; 2) p2=$l ;; 3) p3=$l ;; 4) p4=$l ;; 5) p5=$l ;; esac

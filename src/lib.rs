@@ -6,5 +6,6 @@
 pub mod cli;
 pub mod cluster;
 pub mod model;
+pub mod node;
 pub mod output;
 pub mod parse;
