@@ -30,7 +30,10 @@ pub struct LocalRun {
 }
 
 /// Run `sh -c probe.sh` here for `targets` (none: every pod found) and return its raw output.
-pub fn run_script(targets: &[ProbeTarget], settings: &ProbeSettings) -> Result<LocalRun, LocalError> {
+pub fn run_script(
+    targets: &[ProbeTarget],
+    settings: &ProbeSettings,
+) -> Result<LocalRun, LocalError> {
     let argv = exec_command(targets, settings);
     let start = Instant::now();
     let out = Command::new(&argv[0])

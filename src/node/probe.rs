@@ -143,7 +143,12 @@ mod tests {
         assert!(argv[2].ends_with(PROBE_SCRIPT));
         assert_eq!(
             argv[3..],
-            ["vmmem-probe", "a-b:2147483648", "c", "d:1073741824,536870912"]
+            [
+                "vmmem-probe",
+                "a-b:2147483648",
+                "c",
+                "d:1073741824,536870912"
+            ]
         );
     }
 
@@ -152,7 +157,10 @@ mod tests {
         let t = ProbeTarget::parse("99ee3a64-645b:2Gi,512Mi").unwrap();
         assert_eq!(t.uid, "99ee3a64-645b");
         assert_eq!(t.guest_bytes, vec![2 << 30, 512 << 20]);
-        assert_eq!(ProbeTarget::parse("abc").unwrap().guest_bytes, Vec::<u64>::new());
+        assert_eq!(
+            ProbeTarget::parse("abc").unwrap().guest_bytes,
+            Vec::<u64>::new()
+        );
         assert!(ProbeTarget::parse("../etc").is_err());
         assert!(ProbeTarget::parse("abc:lots").is_err());
         assert!(ProbeTarget::parse("abc:-1").is_err());
@@ -165,7 +173,10 @@ mod tests {
             "awk", "grep", "sed", "find", "head", "tail", "cut", "tr", "wc", "ls", "ps", "xargs",
             "sort", "uniq", "basename", "dirname", "stat", "readlink", "expr", "env", "bash",
         ];
-        for line in PROBE_SCRIPT.lines().filter(|l| !l.trim_start().starts_with('#')) {
+        for line in PROBE_SCRIPT
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+        {
             for word in line.split(|c: char| !(c.is_ascii_alphanumeric() || "_./-".contains(c))) {
                 assert!(!others.contains(&word), "probe.sh runs {word:?}: {line}");
             }
@@ -175,6 +186,9 @@ mod tests {
             crate::parse::probe::MAGIC,
             crate::parse::probe::FORMAT_VERSION
         );
-        assert!(PROBE_SCRIPT.contains(&first), "probe.sh must print {first:?}");
+        assert!(
+            PROBE_SCRIPT.contains(&first),
+            "probe.sh must print {first:?}"
+        );
     }
 }
