@@ -34,9 +34,20 @@ pub fn run_script(
     targets: &[ProbeTarget],
     settings: &ProbeSettings,
 ) -> Result<LocalRun, LocalError> {
+    run_script_with(&["sh"], targets, settings)
+}
+
+/// The same with another shell, e.g. `["busybox", "sh"]` (tests run the script under both).
+pub fn run_script_with(
+    shell: &[&str],
+    targets: &[ProbeTarget],
+    settings: &ProbeSettings,
+) -> Result<LocalRun, LocalError> {
     let argv = exec_command(targets, settings);
+    let (program, shell_args) = shell.split_first().unwrap_or((&"sh", &[]));
     let start = Instant::now();
-    let out = Command::new(&argv[0])
+    let out = Command::new(program)
+        .args(shell_args)
         .args(&argv[1..])
         .stdin(Stdio::null())
         .output()?;
