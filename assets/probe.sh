@@ -63,10 +63,13 @@ if [ -z "$V" ] && [ -r "$CG/memory/memory.usage_in_bytes" ]; then V=v1 M=$CG/mem
 [ -n "$V" ] || die "no memory cgroup hierarchy at $CG: neither $CG/memory/memory.usage_in_bytes" \
 	"(cgroup v1) nor memory in $CG/cgroup.controllers (cgroup v2)"
 printf 'node %s %s\n' "$V" "$K"
+# Paths below are relative to the memory hierarchy root: shorter strings, shorter argument lists.
+case $PR in /*) ;; *) PR=$PWD/$PR SEP=$PWD/$SEP ;; esac
+cd "$M" || die "cannot enter $M"
 
 R=
 for r in ${VMMEM_KUBEPODS:-kubepods.slice kubepods}; do
-	[ -d "$M/$r" ] && R="$R $r"
+	[ -d "$r" ] && R="$R $r"
 done
 [ -n "$R" ] || die "no kubepods cgroup below $M (looked for ${VMMEM_KUBEPODS:-kubepods.slice kubepods};" \
 	"set VMMEM_KUBEPODS)"
@@ -103,12 +106,12 @@ find_pod() {
 			b=${b%.slice}
 			for c in "$r/$b-burstable.slice/$b-burstable-pod$S.slice" \
 				"$r/$b-besteffort.slice/$b-besteffort-pod$S.slice" "$r/$b-pod$S.slice"; do
-				[ -d "$M/$c" ] && P=$c && return
+				[ -d "$c" ] && P=$c && return
 			done
 			;;
 		*)
 			for c in "$r/burstable/pod$1" "$r/besteffort/pod$1" "$r/pod$1"; do
-				[ -d "$M/$c" ] && P=$c && return
+				[ -d "$c" ] && P=$c && return
 			done
 			;;
 		esac
@@ -124,8 +127,8 @@ list_pods() {
 		*.slice)
 			b=${r##*/}
 			b=${b%.slice}
-			for d in "$M/$r/$b-burstable.slice/$b-burstable-pod"*.slice \
-				"$M/$r/$b-besteffort.slice/$b-besteffort-pod"*.slice "$M/$r/$b-pod"*.slice; do
+			for d in "$r/$b-burstable.slice/$b-burstable-pod"*.slice \
+				"$r/$b-besteffort.slice/$b-besteffort-pod"*.slice "$r/$b-pod"*.slice; do
 				[ -d "$d" ] || continue
 				d=${d##*-pod}
 				swap "${d%.slice}" r
@@ -133,7 +136,7 @@ list_pods() {
 			done
 			;;
 		*)
-			for d in "$M/$r/burstable/pod"* "$M/$r/besteffort/pod"* "$M/$r/pod"*; do
+			for d in "$r/burstable/pod"* "$r/besteffort/pod"* "$r/pod"*; do
 				[ -d "$d" ] && A="$A ${d##*/pod}"
 			done
 			;;
@@ -145,21 +148,26 @@ list_pods() {
 # Queue the files of cgroup directory $2 for the next batch, with descriptor $1.
 F=
 D=
+X=
 add_cg() {
 	d=$2
 	if [ $V = v1 ]; then
 		f="$d/memory.limit_in_bytes $d/memory.usage_in_bytes $d/memory.max_usage_in_bytes $d/memory.failcnt"
 		n=4
-		[ -e "$d/memory.kmem.usage_in_bytes" ] && f="$f $d/memory.kmem.usage_in_bytes" && n=5
+		# Whether kernel memory is accounted (v1) or memory.peak exists (v2, Linux 5.19+) is the
+		# same for every cgroup of a node: look once.
+		[ -n "$X" ] || { [ -e "$d/memory.kmem.usage_in_bytes" ] && X=y || X=n; }
+		[ $X = y ] && f="$f $d/memory.kmem.usage_in_bytes" && n=5
 		f="$f $d/memory.oom_control $d/memory.stat $d/cgroup.procs"
 	else
 		f="$d/memory.max $d/memory.current"
 		n=2
-		[ -e "$d/memory.peak" ] && f="$f $d/memory.peak" && n=3
+		[ -n "$X" ] || { [ -e "$d/memory.peak" ] && X=y || X=n; }
+		[ $X = y ] && f="$f $d/memory.peak" && n=3
 		f="$f $d/memory.events $d/memory.stat $d/cgroup.procs"
 	fi
-	F="$F $SEP $f"
-	D="$D $n:$1"
+	PF="$PF $SEP $f"
+	PD="$PD $n:$1"
 }
 
 # Print the record of the cgroup just read (descriptor $cur), and queue its processes' status files.
@@ -215,44 +223,36 @@ run() {
 	IFS=$nl
 	cur=
 	skip=
+	# Lines are matched with the cgroup version in front ("v1total_rss 123"): one case per line.
 	for l in $o; do
-		case $l in
-		"$K")
+		case $V$l in
+		"$V$K")
 			fin
 			cur=$1
 			shift
 			nn=0 p1= p2= p3= p4= p5= ok= an= fl= sm= ia= aa= kn= ks= pt= sl= so= th= fc= pl= kv=
 			;;
-		*" "*)
-			kv=1
-			if [ $V = v1 ]; then
-				case $l in
-				total_rss" "*) an=${l#* } ;;
-				total_cache" "*) fl=${l#* } ;;
-				total_shmem" "*) sm=${l#* } ;;
-				total_inactive_file" "*) ia=${l#* } ;;
-				total_active_file" "*) aa=${l#* } ;;
-				total_rss_huge" "*) th=${l#* } ;;
-				oom_kill" "*) ok=${l#* } ;;
-				esac
-			else
-				case $l in
-				anon" "*) an=${l#* } ;;
-				file" "*) fl=${l#* } ;;
-				shmem" "*) sm=${l#* } ;;
-				inactive_file" "*) ia=${l#* } ;;
-				active_file" "*) aa=${l#* } ;;
-				kernel" "*) kn=${l#* } ;;
-				kernel_stack" "*) ks=${l#* } ;;
-				pagetables" "*) pt=${l#* } ;;
-				slab" "*) sl=${l#* } ;;
-				sock" "*) so=${l#* } ;;
-				anon_thp" "*) th=${l#* } ;;
-				max" "*) fc=${l#* } ;;
-				oom_kill" "*) ok=${l#* } ;;
-				esac
-			fi
-			;;
+		v1total_rss" "*) an=${l#* } ;;
+		v1total_cache" "*) fl=${l#* } ;;
+		v1total_shmem" "*) sm=${l#* } ;;
+		v1total_inactive_file" "*) ia=${l#* } ;;
+		v1total_active_file" "*) aa=${l#* } ;;
+		v1total_rss_huge" "*) th=${l#* } ;;
+		v?oom_kill" "*) ok=${l#* } ;;
+		v2anon" "*) an=${l#* } ;;
+		v2file" "*) fl=${l#* } ;;
+		v2shmem" "*) sm=${l#* } ;;
+		v2inactive_file" "*) ia=${l#* } ;;
+		v2active_file" "*) aa=${l#* } ;;
+		v2kernel" "*) kn=${l#* } ;;
+		v2kernel_stack" "*) ks=${l#* } ;;
+		v2pagetables" "*) pt=${l#* } ;;
+		v2slab" "*) sl=${l#* } ;;
+		v2sock" "*) so=${l#* } ;;
+		v2anon_thp" "*) th=${l#* } ;;
+		v2max" "*) fc=${l#* } ;;
+		# Any other "key value" line: the first one (oom_control, memory.events) ends the numbers.
+		*" "*) kv=1 ;;
 		*)
 			if [ -n "$kv" ]; then
 				pl=${pl:+$pl,}$l
@@ -376,7 +376,8 @@ mapping() {
 	echo "g $1 $m $gr $((gh + gp)) $gk $k"
 }
 
-# One pod argument: UID[:SIZES]. Batches go out every 50 pods to keep cat's argument list short.
+# One pod argument: UID[:SIZES]. Batches go out every 25 pods: cat's argument list stays short, and
+# so do the strings the shell copies while building it.
 NP=0
 pod() {
 	u=${1%%:*}
@@ -395,17 +396,27 @@ pod() {
 		echo "missing $u"
 		return
 	fi
-	add_cg "p:$u:${g:--}:$P" "$M/$P"
+	PF=
+	PD=
+	add_cg "p:$u:${g:--}:$P" "$P"
+	# Containers: the child cgroups (systemd: *.scope; a trailing / would stat every file).
 	set +f
-	for d in "$M/$P"/*/; do
+	case $P in
+	*.slice) set -- "$P"/*.scope ;;
+	*) set -- "$P"/*/ ;;
+	esac
+	set -f
+	for d in "$@"; do
 		d=${d%/}
 		n=${d##*/}
 		case $n in '' | *[!A-Za-z0-9._@-]*) continue ;; esac
 		[ -d "$d" ] && add_cg "c:$n" "$d"
 	done
-	set -f
+	# Appending to a long string copies it: build each pod's part apart, append it once.
+	F=$F$PF
+	D=$D$PD
 	NP=$((NP + 1))
-	if [ $NP -ge 50 ]; then
+	if [ $NP -ge 25 ]; then
 		run
 		NP=0
 	fi

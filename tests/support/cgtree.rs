@@ -186,6 +186,23 @@ fn remove_tree(dir: &Path) {
     let _ = fs::remove_dir(dir);
 }
 
+/// SIGKILL the helpers a dead run left in its subtree (only ever our own memhold copies).
+fn kill_inside(dir: &Path) {
+    if let Ok(pids) = fs::read_to_string(dir.join("cgroup.procs")) {
+        for pid in pids.split_whitespace() {
+            let _ = Command::new("kill").args(["-9", pid]).status();
+        }
+    }
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                kill_inside(&e.path());
+            }
+        }
+    }
+    std::thread::sleep(Duration::from_millis(100));
+}
+
 /// Remove subtrees left by runs that were killed before their Drop ran (their PID is gone).
 fn sweep_stale(base: &Path) {
     let Ok(entries) = fs::read_dir(base) else {
@@ -201,6 +218,7 @@ fn sweep_stale(base: &Path) {
             continue;
         };
         if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            kill_inside(&e.path());
             remove_tree(&e.path());
         }
     }
