@@ -1,4 +1,4 @@
-//! The node probe's output (`assets/probe.sh`, format 1) → [`ProbeOutput`]. Pure; never panics.
+//! The node probe's output (`assets/probe.sh`, format 1) → [`ProbeReport`]. Pure; never panics.
 //!
 //! The format is line-oriented, one record per line, fields separated by one space, `-` where the
 //! node has no such value (the script's header is the reference):
@@ -63,7 +63,7 @@ pub enum ProbeError {
 
 /// Everything one probe run reported, before the caller adds node name, source and time.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProbeOutput {
+pub struct ProbeReport {
     pub cgroup_version: CgroupVersion,
     pub kernel: String,
     pub pods: Vec<PodReading>,
@@ -71,7 +71,7 @@ pub struct ProbeOutput {
     pub missing_pods: Vec<String>,
 }
 
-impl ProbeOutput {
+impl ProbeReport {
     pub fn into_readings(self, node: &str, source: LiveSource, taken_at: i64) -> NodeReadings {
         NodeReadings {
             node: node.to_string(),
@@ -89,7 +89,7 @@ impl ProbeOutput {
 type Owner = (usize, Option<usize>);
 
 /// Parse one probe run's output.
-pub fn parse(text: &str) -> Result<ProbeOutput, ProbeError> {
+pub fn parse(text: &str) -> Result<ProbeReport, ProbeError> {
     let mut lines = text
         .lines()
         .enumerate()
@@ -226,7 +226,7 @@ pub fn parse(text: &str) -> Result<ProbeOutput, ProbeError> {
             pod.cgroup.oom_kills = pod.cgroup.oom_kills.saturating_add(below);
         }
     }
-    Ok(ProbeOutput {
+    Ok(ProbeReport {
         cgroup_version,
         kernel,
         pods,
