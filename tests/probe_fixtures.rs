@@ -352,13 +352,14 @@ fn v2_all_layouts_and_qos_classes() {
         format!("kubepods/pod{}", uids[4]),
         format!("kubepods/besteffort/pod{}", uids[5]),
     ];
+    let ids: Vec<String> = "abcdef".chars().map(|c| c.to_string().repeat(64)).collect();
     let children = [
-        "crio-aaa.scope",
-        "docker-bbb.scope",
-        "cri-containerd-ccc.scope",
-        "ddd",
-        "eee",
-        "fff",
+        format!("crio-{}.scope", ids[0]),
+        format!("docker-{}.scope", ids[1]),
+        format!("cri-containerd-{}.scope", ids[2]),
+        ids[3].clone(),
+        ids[4].clone(),
+        ids[5].clone(),
     ];
     for (i, (pod, child)) in pods.iter().zip(children).enumerate() {
         let usage = 1_000_000 * (i as u64 + 1);
@@ -405,7 +406,7 @@ fn v2_all_layouts_and_qos_classes() {
         let mut want: Vec<(String, String, &str)> = uids
             .iter()
             .zip(&pods)
-            .zip(["aaa", "bbb", "ccc", "ddd", "eee", "fff"])
+            .zip(ids.iter().map(String::as_str))
             .map(|((u, p), c)| (u.to_string(), format!("/{p}"), c))
             .collect();
         want.sort();

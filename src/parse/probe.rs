@@ -267,19 +267,17 @@ fn empty_counters(
     }
 }
 
-/// The container id in a cgroup directory name: `cri-containerd-<id>.scope`, `crio-<id>.scope`,
-/// `docker-<id>.scope` (systemd) or `<id>` (cgroupfs). conmon's `crio-conmon-<id>.scope` keeps
-/// `conmon-` so it is never taken for the container itself.
+/// The container id in a cgroup directory name, read by [`crate::parse::cgroup_path`]
+/// (`cri-containerd-<id>.scope`, `crio-<id>.scope`, `docker-<id>.scope`, or `<id>`). conmon's
+/// `crio-conmon-<id>.scope` becomes `conmon-<id>`, so its process is never taken for the container's
+/// own. A name of another shape is kept as it is, without `.scope`.
 pub fn container_id(name: &str) -> String {
-    let base = name.strip_suffix(".scope").unwrap_or(name);
-    for prefix in ["cri-containerd-", "crio-", "docker-", "libpod-"] {
-        if let Some(id) = base.strip_prefix(prefix) {
-            if !id.is_empty() {
-                return id.to_string();
-            }
-        }
+    let found = crate::parse::cgroup_path::kube_cgroup(name).container_id;
+    match found {
+        Some(id) if name.starts_with("crio-conmon-") => format!("conmon-{id}"),
+        Some(id) => id,
+        None => name.strip_suffix(".scope").unwrap_or(name).to_string(),
     }
-    base.to_string()
 }
 
 type CgroupRecord = (String, CgroupCounters, Vec<u32>);

@@ -3,6 +3,8 @@ use proptest::prelude::*;
 use super::*;
 
 const POD: &str = "99ee3a64-645b-4699-9384-5a3875d78b41";
+const A64: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+const B64: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 const SLICE: &str = "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod99ee3a64_645b_4699_9384_5a3875d78b41.slice";
 
 /// What probe.sh printed for a hand-made cgroup v2 tree (tests/probe_fixtures.rs builds the same).
@@ -13,8 +15,8 @@ node v2 6.4.0-150600.23.25-default
 missing 1111-2222
 pod {POD} {SLICE}
 c . 2472419328 341094400 341999616 7 1 100 200 5 150 50 30 10 20 9 0 0 -
-c cri-containerd-aaaa.scope max 1000 2000 7 1 100 200 5 150 50 30 10 20 9 0 0 101,102
-c cri-containerd-bbbb.scope max 10 20 0 0 100 200 5 150 50 30 10 20 9 0 0 103
+c cri-containerd-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.scope max 1000 2000 7 1 100 200 5 150 50 30 10 20 9 0 0 101,102
+c cri-containerd-bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb.scope max 10 20 0 0 100 200 5 150 50 30 10 20 9 0 0 103
 p 101 60 30 0 virt-launcher-m
 p 102 2000 30 4 qemu-system-x86
 p 103 20 30 0 pause
@@ -48,8 +50,8 @@ fn v2_counters_processes_and_guest() {
     assert_eq!(pod.containers.len(), 2);
     let compute = &pod.containers[0];
     assert_eq!(compute.level, CgroupLevel::Container);
-    assert_eq!(compute.container_id.as_deref(), Some("aaaa"));
-    assert_eq!(compute.path, format!("{SLICE}/cri-containerd-aaaa.scope"));
+    assert_eq!(compute.container_id.as_deref(), Some(A64));
+    assert_eq!(compute.path, format!("{SLICE}/cri-containerd-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.scope"));
     assert_eq!(compute.limit_bytes, None);
     assert_eq!(compute.working_set_bytes, 850);
     let comms: Vec<_> = pod.processes.iter().map(|p| p.comm.as_str()).collect();
@@ -57,8 +59,8 @@ fn v2_counters_processes_and_guest() {
     let qemu = &pod.processes[1];
     assert_eq!(qemu.rss_anon_bytes, 2000 * 1024);
     assert_eq!(qemu.rss_shmem_bytes, 4 * 1024);
-    assert_eq!(qemu.container_id.as_deref(), Some("aaaa"));
-    assert_eq!(pod.processes[2].container_id.as_deref(), Some("bbbb"));
+    assert_eq!(qemu.container_id.as_deref(), Some(A64));
+    assert_eq!(pod.processes[2].container_id.as_deref(), Some(B64));
     assert_eq!(pod.guest_resident_bytes, Some(1 << 30));
     assert_eq!(pod.guest_hugetlb_bytes, None);
 }
@@ -104,11 +106,15 @@ fn hugetlb_guest_is_reported_apart() {
 
 #[test]
 fn container_ids_lose_their_runtime_prefix() {
-    assert_eq!(container_id("cri-containerd-abc.scope"), "abc");
-    assert_eq!(container_id("crio-abc.scope"), "abc");
-    assert_eq!(container_id("crio-conmon-abc.scope"), "conmon-abc");
-    assert_eq!(container_id("docker-abc.scope"), "abc");
-    assert_eq!(container_id("abc"), "abc");
+    assert_eq!(container_id(&format!("cri-containerd-{A64}.scope")), A64);
+    assert_eq!(container_id(&format!("crio-{A64}.scope")), A64);
+    assert_eq!(
+        container_id(&format!("crio-conmon-{A64}.scope")),
+        format!("conmon-{A64}")
+    );
+    assert_eq!(container_id(&format!("docker-{A64}.scope")), A64);
+    assert_eq!(container_id(A64), A64);
+    assert_eq!(container_id("init.scope"), "init");
 }
 
 #[test]
@@ -191,7 +197,7 @@ fn readings_keep_the_json_contract() {
         assert!(pod.get(key).is_some(), "pods[0].{key} missing in {pod}");
     }
     assert_eq!(pod["level"], "pod");
-    assert_eq!(pod["containers"][0]["containerId"], "aaaa");
+    assert_eq!(pod["containers"][0]["containerId"], A64);
     assert_eq!(pod["processes"][1]["rssAnonBytes"], 2000 * 1024);
     let back: NodeReadings = serde_json::from_value(v).unwrap();
     assert_eq!(back, r);
