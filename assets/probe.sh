@@ -190,7 +190,7 @@ fin() {
 	p:*)
 		t=${t#p:}
 		skip=
-		echo "pod ${t%%:*} /${t#*:*:}"
+		printf 'pod %s /%s\n' "${t%%:*}" "${t#*:*:}"
 		t=${t#*:}
 		SF="$SF $SEP"
 		SD="$SD ${t%%:*}"
