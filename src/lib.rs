@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod cluster;
 pub mod model;
+pub mod node;
 pub mod output;
 pub mod parse;
 pub mod sim;

@@ -5,4 +5,5 @@ pub mod duration;
 pub mod kernel_log;
 pub mod manifest;
 pub mod oom;
+pub mod probe;
 pub mod quantity;
