@@ -509,3 +509,33 @@ async fn the_api_needs_the_secret_path_from_the_kubeconfig() {
         );
     }
 }
+
+/// Found by `tests/both_servers.rs`: a real kube-apiserver answers a group it does not serve with
+/// a plain-text "404 page not found", not a `Status`; the simulator now does the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_api_groups_are_a_plain_404_like_a_real_server() {
+    let scenario =
+        vmmem::sim::Scenario::from_yaml("flavour: kubevirt\nnodes: [{name: n1}]\nvms: []\n")
+            .unwrap();
+    let sim = vmmem::sim::Sim::start(scenario, vmmem::sim::SimOptions::default())
+        .await
+        .unwrap();
+    let client = sim.client().await.unwrap();
+    for gv in ["harvesterhci.io/v1beta1", "nothing.example.com/v1"] {
+        match client.list_api_group_resources(gv).await {
+            Err(kube::Error::Api(s)) => {
+                assert_eq!(s.code, 404, "{gv}: {s:?}");
+                assert_ne!(
+                    s.reason, "NotFound",
+                    "{gv}: no Status body, so no reason: {s:?}"
+                );
+            }
+            other => panic!("{gv}: expected 404, got {other:?}"),
+        }
+    }
+    // Served groups still answer.
+    assert!(client
+        .list_api_group_resources("kubevirt.io/v1")
+        .await
+        .is_ok());
+}

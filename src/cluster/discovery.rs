@@ -26,7 +26,9 @@ async fn serves(
     };
     match result {
         Ok(list) => Ok(list.resources.iter().any(|r| r.name == resource)),
-        Err(kube::Error::Api(s)) if s.is_not_found() => Ok(false),
+        // A real server answers an unknown group with a plain-text "404 page not found" (no
+        // Status body), so the code decides, not the reason.
+        Err(kube::Error::Api(s)) if s.is_not_found() || s.code == 404 => Ok(false),
         Err(e) => Err(conn.request_error(&e)),
     }
 }

@@ -158,8 +158,10 @@ pub fn default_vmi_spec(template_spec: &Value) -> Value {
     let guest = bytes(&d["memory"]["guest"]);
     let request = bytes(&d["resources"]["requests"]["memory"]);
     let limit = bytes(&d["resources"]["limits"]["memory"]);
+    // Like KubeVirt's setDefaultResourceRequests: the limit first, else the guest (at the default
+    // memoryOvercommit of 100).
     if request.is_none() {
-        if let Some(r) = guest.or(limit) {
+        if let Some(r) = limit.or(guest) {
             d["resources"]["requests"]["memory"] = json!(to_quantity_string(r));
         }
     }
@@ -447,4 +449,22 @@ pub fn update_vm_status(w: &mut World, ns: &str, name: &str) {
 /// After a write to a VM: record the template generation on first start and reconcile.
 pub fn on_vm_written(w: &mut World, ns: &str, name: &str) {
     reconcile_vm(w, ns, name);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_defaults_to_the_limit_before_the_guest() {
+        let spec = json!({"domain": {"memory": {"guest": "3584Mi"}, "resources": {"limits": {"memory": "4Gi"}}}});
+        let d = default_vmi_spec(&spec);
+        assert_eq!(d["domain"]["resources"]["requests"]["memory"], "4Gi");
+        assert_eq!(d["domain"]["memory"]["guest"], "3584Mi");
+        let only_guest = json!({"domain": {"memory": {"guest": "2Gi"}}});
+        assert_eq!(
+            default_vmi_spec(&only_guest)["domain"]["resources"]["requests"]["memory"],
+            "2Gi"
+        );
+    }
 }

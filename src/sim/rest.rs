@@ -132,9 +132,9 @@ fn dispatch(
         ["api", "v1"] => resources::resource_list("", "v1", harvester)
             .map(ok)
             .unwrap_or_else(|| Err(ApiError::path_not_found())),
-        ["apis", g] => resources::api_group(g, harvester)
-            .map(ok)
-            .unwrap_or_else(|| Err(ApiError::path_not_found())),
+        ["apis", g] => Ok(resources::api_group(g, harvester)
+            .map(|v| ok(v).unwrap_or_else(|e| super::server::error_response(&e)))
+            .unwrap_or_else(page_not_found)),
         ["apis", SUBRESOURCES_GROUP, "v1", "version"] => ok(kubevirt_version(app)),
         ["openapi", "v3"] => ok(super::openapi::root(harvester)),
         ["api", "v1", "nodes", node, "proxy", "stats", "summary"] if method == Method::GET => {
@@ -148,9 +148,9 @@ fn dispatch(
         ["openapi", "v3", gv @ ..] => super::openapi::group_version(&gv.join("/"), harvester)
             .map(ok)
             .unwrap_or_else(|| Err(ApiError::path_not_found())),
-        ["apis", g, v] => resources::resource_list(g, v, harvester)
-            .map(ok)
-            .unwrap_or_else(|| Err(ApiError::path_not_found())),
+        ["apis", g, v] => Ok(resources::resource_list(g, v, harvester)
+            .map(|l| ok(l).unwrap_or_else(|e| super::server::error_response(&e)))
+            .unwrap_or_else(page_not_found)),
         ["apis", SUBRESOURCES_GROUP, "v1", "namespaces", ns, "virtualmachines", name, action] => {
             kubevirt_action(app, &user, method, ns, name, action)
         }
@@ -162,6 +162,17 @@ fn dispatch(
         }
         _ => Err(ApiError::path_not_found()),
     }
+}
+
+/// What a real kube-apiserver answers for an API group or version it does not serve: plain
+/// text, no `Status` body (clients must go by the code).
+fn page_not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "404 page not found\n",
+    )
+        .into_response()
 }
 
 fn version(app: &App) -> Value {
