@@ -55,6 +55,11 @@ pub enum Command {
         after_help = "Examples:\n  kubectl vmmem list -A\n  kubectl vmmem list -n prod -o wide\n  kubectl vmmem list --from ./supportbundle_x.zip -o json"
     )]
     List(ListArgs),
+    /// Serve a simulated KubeVirt cluster on 127.0.0.1 until interrupted (for demos and tests).
+    #[command(
+        after_help = "Examples:\n  kubectl vmmem sim --write-kubeconfig /tmp/sim.kubeconfig\n  kubectl vmmem sim --vms 5000 --nodes 200 --write-kubeconfig /tmp/big.kubeconfig\n  kubectl --kubeconfig /tmp/sim.kubeconfig get vm,vmi,pods -A"
+    )]
+    Sim(crate::cli::sim::SimArgs),
 }
 
 /// Output formats of `list`.

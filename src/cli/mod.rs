@@ -28,6 +28,7 @@ pub fn run() -> ExitCode {
     };
     let result = match &cli.command {
         Some(Command::List(list)) => crate::cli::list::run(&cli.global, list),
+        Some(Command::Sim(sim)) => crate::cli::sim::run(sim),
         None => crate::cli::list::run(&cli.global, &args::ListArgs::default()),
     };
     match result {
@@ -68,3 +69,4 @@ pub fn chain(e: &anyhow::Error) -> String {
 }
 
 pub mod list;
+pub mod sim;
