@@ -1,0 +1,15 @@
+//! `kubectl vmmem fix`: plan a memory reservation (pure), then apply it through the cluster.
+//!
+//! The dashboard and the CLI share one path: [`Target::new`] → [`plan()`] → [`apply`]. A plan
+//! shows before and after of every field it touches and the JSON merge patch of the
+//! VirtualMachine (never the VMI or the pod); the patch carries the resourceVersion it was
+//! planned from, so a concurrent edit is a conflict, not a lost update. The replaced values go
+//! into the tool's own annotation, so `--undo` restores them exactly.
+
+pub mod fields;
+pub mod merge;
+pub mod plan;
+pub mod target;
+
+pub use plan::{plan, Action, Choice, Plan, Refusal, Side, StrategyChoice};
+pub use target::{FixContext, Target};
