@@ -29,6 +29,7 @@ pub fn run() -> ExitCode {
     let result = match &cli.command {
         Some(Command::List(list)) => crate::cli::list::run(&cli.global, list),
         Some(Command::Sim(sim)) => crate::cli::sim::run(sim),
+        Some(Command::Fix(fix)) => crate::cli::fix::run(&cli.global, fix),
         None => crate::cli::list::run(&cli.global, &args::ListArgs::default()),
     };
     match result {
@@ -68,5 +69,6 @@ pub fn chain(e: &anyhow::Error) -> String {
     parts.join(": ")
 }
 
+pub mod fix;
 pub mod list;
 pub mod sim;

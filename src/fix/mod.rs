@@ -6,10 +6,15 @@
 //! planned from, so a concurrent edit is a conflict, not a lost update. The replaced values go
 //! into the tool's own annotation, so `--undo` restores them exactly.
 
+pub mod apply;
 pub mod fields;
 pub mod merge;
 pub mod plan;
+pub mod read;
+pub mod show;
 pub mod target;
 
+pub use apply::{apply, restart_and_wait, Applied, ApplyError, Options, Restarted};
 pub use plan::{plan, Action, Choice, Plan, Refusal, Side, StrategyChoice};
+pub use read::{read_target, ReadError};
 pub use target::{FixContext, Target};
