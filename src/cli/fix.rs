@@ -220,6 +220,23 @@ pub async fn run_with(
     report.plan(&plan);
     if !plan.has_changes() {
         report.note("nothing to do");
+        // A change made earlier without --restart still waits for one.
+        if args.restart && args.dry_run.is_none() && target.row.has_flag("restart-pending") {
+            if !args.yes && !std::io::stdin().is_terminal() {
+                return report.fail(
+                    "not restarted: stdin is not a terminal; add --yes to restart without asking",
+                );
+            }
+            if !args.yes
+                && !confirm(&format!(
+                    "Restart {} to apply its pending change?",
+                    plan.vm_ref()
+                ))?
+            {
+                return report.fail("not restarted");
+            }
+            return restart(client, &plan, timeout, report).await;
+        }
         return report.finish(ExitCode::SUCCESS);
     }
     if args.dry_run == Some(DryRunArg::Client) {
@@ -272,30 +289,41 @@ pub async fn run_with(
         if target.row.phase == "Stopped" {
             report.note("the VM is stopped: it starts with the new values next time (no restart)");
         } else {
-            let mut progress = |line: &str| eprintln!("restart: {line}");
-            match fix::restart_and_wait(client, &plan, timeout, &mut progress).await {
-                Ok(r) => {
-                    report.set("restart", serde_json::to_value(&r).unwrap_or(Value::Null));
-                    if !r.matches_plan {
-                        return report.fail(&format!(
-                            "the new pod {}'s memory limit is {} bytes, not the planned {} bytes",
-                            r.pod,
-                            r.pod_limit_bytes.map_or("none".into(), |b| b.to_string()),
-                            plan.after
-                                .expected_pod_limit_bytes
-                                .map_or("none".into(), |b| b.to_string())
-                        ));
-                    }
-                    report.note(&format!(
-                        "restarted: pod {} has the planned memory limit",
-                        r.pod
-                    ));
-                }
-                Err(e) => return report.fail(&format!("restarting {}: {e}", plan.vm_ref())),
-            }
+            return restart(client, &plan, timeout, report).await;
         }
     }
     report.finish(ExitCode::SUCCESS)
+}
+
+/// Restart the VM, print progress on stderr, and check the new pod's limit against the plan.
+async fn restart(
+    client: &kube::Client,
+    plan: &Plan,
+    timeout: Duration,
+    mut report: Report,
+) -> anyhow::Result<ExitCode> {
+    let mut progress = |line: &str| eprintln!("restart: {line}");
+    match fix::restart_and_wait(client, plan, timeout, &mut progress).await {
+        Ok(r) => {
+            report.set("restart", serde_json::to_value(&r).unwrap_or(Value::Null));
+            if !r.matches_plan {
+                return report.fail(&format!(
+                    "the new pod {}'s memory limit is {} bytes, not the planned {} bytes",
+                    r.pod,
+                    r.pod_limit_bytes.map_or("none".into(), |b| b.to_string()),
+                    plan.after
+                        .expected_pod_limit_bytes
+                        .map_or("none".into(), |b| b.to_string())
+                ));
+            }
+            report.note(&format!(
+                "restarted: pod {} has the planned memory limit",
+                r.pod
+            ));
+            report.finish(ExitCode::SUCCESS)
+        }
+        Err(e) => report.fail(&format!("restarting {}: {e}", plan.vm_ref())),
+    }
 }
 
 fn confirm(question: &str) -> anyhow::Result<bool> {

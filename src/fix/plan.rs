@@ -117,7 +117,7 @@ pub fn plan(target: &Target, choice: &Choice) -> Result<Plan, Refusal> {
     let raw = &target.raw;
     let before = side(raw, ctx, &vm_ref)?;
     let mut desired = raw.clone();
-    let mut warnings: Vec<String> = Vec::new();
+    let mut warnings: Vec<String> = target.warnings.clone();
     let mut strategy = None;
     let mut reserve_bytes = None;
     let reason;

@@ -73,6 +73,8 @@ pub struct Target {
     /// Its report row (recommendation, current pod limit, phase).
     pub row: VmRow,
     pub context: FixContext,
+    /// What the reader could not see or had to assume (e.g. the KubeVirt version), as sentences.
+    pub warnings: Vec<String>,
 }
 
 impl Target {
@@ -109,6 +111,7 @@ impl Target {
             vm,
             row,
             context,
+            warnings: rep.warnings,
         })
     }
 }
