@@ -549,3 +549,90 @@ fn malformed_quantity_is_refused() {
         "{e}"
     );
 }
+
+#[test]
+fn harvester_1_3_seed_vm_with_the_default_reservation() {
+    // Seed: Harvester v1.3 (KubeVirt v1.1.1), 2Gi VM, webhook default 100Mi → guest 1948Mi.
+    let inv = Inventory {
+        kubevirts: vec![kubevirt("v1.1.1", None)],
+        harvester_settings: Some(vec![setting("server-version", "v1.3.2")]),
+        ..Default::default()
+    };
+    let raw = vm(
+        json!({}),
+        json!({"cpu": {"cores": 2}, "memory": {"guest": "1948Mi"},
+               "resources": {"limits": {"memory": "2Gi"}, "requests": {"memory": "1365Mi"}}}),
+    );
+    let t = target(&raw, &inv);
+    assert_eq!(t.row.reserved_source, "harvester-default");
+    let p = plan(&t, &reserve(None, StrategyChoice::Auto)).unwrap();
+    // The seed's numbers (facts/kubevirt-overhead.md check 2) before the change.
+    assert_eq!(p.before.overhead_bytes, 264_939_521);
+    assert_eq!(p.before.expected_pod_limit_bytes, Some(2_412_423_169));
+    assert_eq!(p.before.reserved_bytes, Some(100 * MI));
+    let patch = p.patch.clone().unwrap();
+    assert_eq!(
+        patch["metadata"]["annotations"][keys::HARVESTER_RESERVED_MEMORY],
+        "384Mi"
+    );
+    assert_eq!(domain_of(&patch)["memory"]["guest"], "1664Mi");
+    assert_eq!(p.after.expected_pod_limit_bytes, Some(2_412_423_169));
+    assert_eq!(
+        p.after.overhead_budget_bytes,
+        Some(2_412_423_169 - 1664 * MI)
+    );
+    assert!(p
+        .warnings
+        .iter()
+        .any(|w| w.starts_with("the guest shrinks by 284Mi (1948Mi -> 1664Mi)")));
+}
+
+#[test]
+fn running_vm_needs_a_restart_and_shows_its_pod() {
+    use crate::model::objects::{Container, Pod, VirtualMachineInstance};
+    let raw = bare_vm(
+        json!({"cpu": {"cores": 2}, "resources": {"limits": {"memory": "4Gi"}, "requests": {"memory": "4Gi"}}}),
+    );
+    let lean: crate::model::objects::VirtualMachine = serde_json::from_value(raw.clone()).unwrap();
+    let mut inv = kubevirt_inv("v1.3.0");
+    let mut vmi = VirtualMachineInstance {
+        metadata: lean.metadata.clone(),
+        spec: lean.spec.template.spec.clone(),
+        ..Default::default()
+    };
+    vmi.metadata.uid = "vmi-uid".into();
+    vmi.status.phase = Some("Running".into());
+    vmi.status.node_name = Some("n1".into());
+    let mut pod = Pod::default();
+    pod.metadata.name = "virt-launcher-vm1-abcde".into();
+    pod.metadata.namespace = "ns1".into();
+    pod.metadata.uid = "pod-uid".into();
+    pod.metadata.labels = [
+        (
+            keys::LAUNCHER_LABEL.to_string(),
+            keys::LAUNCHER_LABEL_VALUE.to_string(),
+        ),
+        (keys::CREATED_BY.to_string(), "vmi-uid".to_string()),
+    ]
+    .into();
+    pod.spec.node_name = Some("n1".into());
+    let mut compute = Container {
+        name: "compute".into(),
+        ..Default::default()
+    };
+    compute.resources.limits.memory = Some(Quantity::new("4565499905"));
+    pod.spec.containers.push(compute);
+    inv.vmis.push(vmi);
+    inv.pods.push(pod);
+    let p = plan(&target(&raw, &inv), &reserve(None, StrategyChoice::Auto)).unwrap();
+    assert_eq!(p.current_pod_limit_bytes, Some(4_565_499_905));
+    assert_eq!(p.before.expected_pod_limit_bytes, Some(4_565_499_905));
+    assert!(p.restart_needed);
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.starts_with("a restart is needed")),
+        "{:?}",
+        p.warnings
+    );
+}
