@@ -480,3 +480,5 @@ fn common_warnings(
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod undo_tests;

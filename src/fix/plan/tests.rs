@@ -8,7 +8,7 @@ use crate::model::overhead::GI;
 use crate::model::report::ReportOptions;
 use crate::parse::quantity::Quantity;
 
-fn vm(annotations: Value, domain: Value) -> Value {
+pub(super) fn vm(annotations: Value, domain: Value) -> Value {
     json!({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
         "metadata": {"name": "vm1", "namespace": "ns1", "uid": "u1", "resourceVersion": "7",
                      "annotations": annotations},
@@ -16,20 +16,20 @@ fn vm(annotations: Value, domain: Value) -> Value {
                  "spec": {"domain": domain}}}})
 }
 
-fn bare_vm(domain: Value) -> Value {
+pub(super) fn bare_vm(domain: Value) -> Value {
     let mut v = vm(json!({}), domain);
     v["metadata"].as_object_mut().unwrap().remove("annotations");
     v
 }
 
-fn kubevirt(version: &str, ratio: Option<&str>) -> KubeVirt {
+pub(super) fn kubevirt(version: &str, ratio: Option<&str>) -> KubeVirt {
     let mut k = KubeVirt::default();
     k.status.observed_kube_virt_version = Some(version.into());
     k.spec.configuration.additional_guest_memory_overhead_ratio = ratio.map(String::from);
     k
 }
 
-fn setting(name: &str, value: &str) -> HarvesterSetting {
+pub(super) fn setting(name: &str, value: &str) -> HarvesterSetting {
     HarvesterSetting {
         metadata: ObjectMeta {
             name: name.into(),
@@ -41,7 +41,7 @@ fn setting(name: &str, value: &str) -> HarvesterSetting {
 }
 
 /// Harvester v1.4.1 with the ratio at 1.5 (KubeVirt v1.3.0), like the demo cluster.
-fn harvester_inv() -> Inventory {
+pub(super) fn harvester_inv() -> Inventory {
     Inventory {
         kubevirts: vec![kubevirt("v1.3.0", Some("1.5"))],
         harvester_settings: Some(vec![
@@ -52,14 +52,14 @@ fn harvester_inv() -> Inventory {
     }
 }
 
-fn kubevirt_inv(version: &str) -> Inventory {
+pub(super) fn kubevirt_inv(version: &str) -> Inventory {
     Inventory {
         kubevirts: vec![kubevirt(version, None)],
         ..Default::default()
     }
 }
 
-fn target(raw: &Value, inv: &Inventory) -> Target {
+pub(super) fn target(raw: &Value, inv: &Inventory) -> Target {
     Target::new(
         raw.clone(),
         inv,
@@ -69,24 +69,24 @@ fn target(raw: &Value, inv: &Inventory) -> Target {
     .unwrap()
 }
 
-fn reserve(bytes: Option<i64>, strategy: StrategyChoice) -> Choice {
+pub(super) fn reserve(bytes: Option<i64>, strategy: StrategyChoice) -> Choice {
     Choice {
         action: Action::Reserve(bytes),
         strategy,
     }
 }
 
-const UNDO: Choice = Choice {
+pub(super) const UNDO: Choice = Choice {
     action: Action::Undo,
     strategy: StrategyChoice::Auto,
 };
 
 /// What the server stores after the patch (no webhook).
-fn applied(raw: &Value, p: &Plan) -> Value {
+pub(super) fn applied(raw: &Value, p: &Plan) -> Value {
     merge::apply(raw, p.patch.as_ref().unwrap())
 }
 
-fn domain_of(v: &Value) -> &Value {
+pub(super) fn domain_of(v: &Value) -> &Value {
     &v["spec"]["template"]["spec"]["domain"]
 }
 
@@ -460,77 +460,6 @@ fn added_overhead_keeps_the_guest() {
     assert_eq!(
         old.after.expected_pod_limit_bytes,
         old.before.expected_pod_limit_bytes
-    );
-}
-
-/// fix, then undo: the VM is what it was, byte for byte (the resourceVersion aside).
-fn round_trip(raw: &Value, inv: &Inventory, choices: &[Choice]) {
-    let mut cur = raw.clone();
-    for c in choices {
-        let p = plan(&target(&cur, inv), c).unwrap();
-        cur = applied(&cur, &p);
-        assert_ne!(&cur, raw, "{c:?} changed nothing");
-        assert!(cur["metadata"]["annotations"][keys::UNDO_ANNOTATION].is_string());
-    }
-    let u = plan(&target(&cur, inv), &UNDO).unwrap();
-    assert_eq!(u.action, "undo");
-    let back = applied(&cur, &u);
-    assert_eq!(&back, raw, "undo patch was {}", u.patch.unwrap());
-    // Undo on the original: nothing to do.
-    let again = plan(&target(&back, inv), &UNDO).unwrap();
-    assert!(!again.has_changes());
-    assert!(again.reason.contains("nothing to undo"));
-}
-
-#[test]
-fn undo_restores_exactly() {
-    let hv = harvester_inv();
-    let kv = kubevirt_inv("v1.8.0");
-    let rl = Choice {
-        action: Action::RemoveLimit,
-        strategy: StrategyChoice::Auto,
-    };
-    // No annotations at all, no memory object, numbers as JSON numbers.
-    round_trip(
-        &bare_vm(json!({"resources": {"limits": {"memory": 4294967296u64}}})),
-        &kv,
-        &[reserve(None, StrategyChoice::Auto)],
-    );
-    round_trip(
-        &bare_vm(json!({"resources": {"limits": {"memory": "4Gi"}}})),
-        &kv,
-        &[reserve(None, StrategyChoice::AddedOverhead)],
-    );
-    // A second fix keeps the first record; undo goes back to before the first.
-    round_trip(
-        &vm(
-            json!({"other": "x"}),
-            json!({"memory": {"guest": "2Gi"}, "resources": {"limits": {"memory": "2Gi"}, "requests": {"memory": "1365Mi"}}}),
-        ),
-        &hv,
-        &[
-            reserve(None, StrategyChoice::Auto),
-            reserve(Some(512 * MI), StrategyChoice::Auto),
-            rl,
-        ],
-    );
-    round_trip(
-        &bare_vm(json!({"resources": {"limits": {"memory": "2G"}, "requests": {"memory": "1G"}}})),
-        &kv,
-        &[rl],
-    );
-}
-
-#[test]
-fn bad_undo_record_is_refused() {
-    let raw = vm(
-        json!({keys::UNDO_ANNOTATION: "not json"}),
-        json!({"resources": {"limits": {"memory": "4Gi"}}}),
-    );
-    let e = plan(&target(&raw, &kubevirt_inv("v1.3.0")), &UNDO).unwrap_err();
-    assert!(
-        e.to_string().contains("is not a record this tool wrote"),
-        "{e}"
     );
 }
 
