@@ -11,7 +11,7 @@ use clap::{Args, ValueEnum};
 use serde_json::{json, Value};
 
 use super::args::GlobalArgs;
-use crate::fix::{self, Action, ApplyError, Choice, Plan, ReadError, StrategyChoice};
+use crate::fix::{self, Action, Choice, Plan, ReadError, StrategyChoice};
 use crate::parse::quantity::parse_bytes;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -253,18 +253,25 @@ pub async fn run_with(
             return report.fail("not applied");
         }
     }
-    let applied = match fix::apply(client, &plan, fix::Options { server_dry_run }).await {
-        Ok(a) => a,
-        Err(ApplyError::Conflict(msg)) => {
+    let outcome = fix::apply_or_replan(
+        client,
+        &plan,
+        &choice,
+        fix::Options { server_dry_run },
+        &opts,
+    )
+    .await;
+    let applied = match outcome {
+        Ok(fix::Outcome::Applied(a)) => a,
+        Ok(fix::Outcome::Conflict { message, fresh }) => {
             // Someone changed the VM since it was read: show the plan for what it is now.
-            report.set("conflict", json!(msg));
-            if let Ok(fresh) = fix::read_target(client, ns, name, &opts).await {
-                if let Ok(p) = fix::plan(&fresh, &choice) {
-                    report.new_plan(&p);
-                }
+            report.set("conflict", json!(message));
+            match fresh {
+                Ok(p) => report.new_plan(&p),
+                Err(why) => report.note(&format!("no new plan: {why}")),
             }
             return report.fail(&format!(
-                "{} changed since it was read ({msg}); nothing was applied: review the new plan and run again",
+                "{} changed since it was read ({message}); nothing was applied: review the new plan and run again",
                 plan.vm_ref()
             ));
         }

@@ -113,8 +113,31 @@ pub async fn conflict(client: &kube::Client, ns: &str, name: &str) {
         stale.before.fields,
         "nothing applied"
     );
-    let fresh = plan_now(client, ns, name, reserve(Some(512 << 20))).await;
+    // The shared path: the conflict comes back with the plan for the VM as it is now.
+    let outcome = fix::apply_or_replan(
+        client,
+        &stale,
+        &reserve(Some(512 << 20)),
+        fix::Options::default(),
+        &ReportOptions::default(),
+    )
+    .await
+    .unwrap();
+    let fix::Outcome::Conflict { message, fresh } = outcome else {
+        panic!("expected a conflict, got {outcome:?}")
+    };
+    assert!(!message.is_empty());
+    let fresh = fresh.unwrap();
     assert_ne!(fresh.resource_version, stale.resource_version);
+    assert_eq!(
+        fresh.resource_version,
+        stored["metadata"]["resourceVersion"].as_str().unwrap()
+    );
+    assert_eq!(
+        Fields::read(&get_vm(client, ns, name).await),
+        stale.before.fields,
+        "still nothing applied"
+    );
     fix::apply(client, &fresh, fix::Options::default())
         .await
         .unwrap();
