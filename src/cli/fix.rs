@@ -11,7 +11,9 @@ use clap::{Args, ValueEnum};
 use serde_json::{json, Value};
 
 use super::args::GlobalArgs;
+use crate::cluster::connect;
 use crate::fix::{self, Action, Choice, Plan, ReadError, StrategyChoice};
+use crate::parse::duration;
 use crate::parse::quantity::parse_bytes;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -73,26 +75,6 @@ pub struct FixArgs {
     pub output: Option<FixOutput>,
 }
 
-/// `150ms`, `90s`, `5m`, `1h`, or plain seconds.
-pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(
-        s.find(|c: char| !c.is_ascii_digit() && c != '.')
-            .unwrap_or(s.len()),
-    );
-    let n: f64 = num
-        .parse()
-        .with_context(|| format!("{s:?} is not a duration like 90s or 5m"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "" | "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => bail!("{s:?} is not a duration like 90s or 5m"),
-    };
-    Ok(Duration::from_secs_f64(secs))
-}
-
 /// `NS/NAME` (kubectl style) or `NAME` in the namespace of the flags or the context.
 pub fn split_name<'a>(
     arg: &'a str,
@@ -133,50 +115,12 @@ pub fn choice(args: &FixArgs) -> anyhow::Result<Choice> {
     Ok(Choice { action, strategy })
 }
 
-/// A kube client from kubectl's flags. (Replaced by the live source's connect once merged.)
-/// Returns the client and the context's namespace.
-async fn connect(global: &GlobalArgs) -> anyhow::Result<(kube::Client, String)> {
-    use kube::config::{KubeConfigOptions, Kubeconfig};
-    let options = KubeConfigOptions {
-        context: global.context.clone(),
-        cluster: global.cluster.clone(),
-        user: global.user.clone(),
-    };
-    let mut config = match &global.kubeconfig {
-        Some(path) => {
-            let kc = Kubeconfig::read_from(path)
-                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kc, &options).await?
-        }
-        None => kube::Config::from_kubeconfig(&options)
-            .await
-            .context("loading the kubeconfig (set --kubeconfig or KUBECONFIG)")?,
-    };
-    if let Some(user) = &global.as_user {
-        config.auth_info.impersonate = Some(user.clone());
-    }
-    if !global.as_group.is_empty() {
-        config.auth_info.impersonate_groups = Some(global.as_group.clone());
-    }
-    if global.insecure_skip_tls_verify {
-        config.accept_invalid_certs = true;
-    }
-    let timeout = parse_duration(&global.request_timeout).context("--request-timeout")?;
-    if !timeout.is_zero() {
-        config.read_timeout = Some(timeout);
-        config.write_timeout = Some(timeout);
-    }
-    let default_ns = config.default_namespace.clone();
-    let client = kube::Client::try_from(config).context("creating the Kubernetes client")?;
-    Ok((client, default_ns))
-}
-
 pub fn run(global: &GlobalArgs, args: &FixArgs) -> anyhow::Result<ExitCode> {
     if global.from.is_some() {
         bail!("fix needs a live cluster: --from reads files, which cannot be changed");
     }
     let choice = choice(args)?;
-    let timeout = parse_duration(&args.timeout).context("--timeout")?;
+    let timeout = duration::parse(&args.timeout).context("--timeout")?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -191,8 +135,16 @@ pub fn run(global: &GlobalArgs, args: &FixArgs) -> anyhow::Result<ExitCode> {
             sim.shutdown().await;
             return code;
         }
-        let (client, ns) = connect(global).await?;
-        run_with(&client, &ns, global, args, choice, timeout).await
+        let conn = connect::connect(&super::source::connect_flags(global)?).await?;
+        run_with(
+            &conn.client,
+            &conn.default_namespace,
+            global,
+            args,
+            choice,
+            timeout,
+        )
+        .await
     })
 }
 
@@ -430,14 +382,5 @@ mod tests {
         assert!(split_name("prod/vm1", Some("dev"), "ctx").is_err());
         assert!(split_name("a/b/c", None, "ctx").is_err());
         assert!(split_name("/vm1", None, "ctx").is_err());
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
-        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
-        assert!(parse_duration("soon").is_err());
     }
 }

@@ -72,3 +72,4 @@ pub fn chain(e: &anyhow::Error) -> String {
 pub mod fix;
 pub mod list;
 pub mod sim;
+pub mod source;

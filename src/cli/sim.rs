@@ -124,3 +124,61 @@ mod tests {
         assert!(parse_duration("5 parsecs").is_err());
     }
 }
+
+#[cfg(test)]
+mod parse_tests {
+    use clap::Parser;
+
+    use crate::cli::args::{Cli, Command};
+
+    #[test]
+    fn sim_flags() {
+        let cli = Cli::try_parse_from([
+            "kubectl vmmem",
+            "sim",
+            "--vms",
+            "5000",
+            "--nodes",
+            "200",
+            "--exec-latency",
+            "50ms",
+            "--write-kubeconfig",
+            "k",
+        ])
+        .unwrap();
+        let Some(Command::Sim(s)) = cli.command else {
+            panic!("not sim")
+        };
+        assert_eq!(
+            (s.vms, s.nodes, s.exec_latency.as_str()),
+            (Some(5000), 200, "50ms")
+        );
+        assert!(
+            Cli::try_parse_from(["kubectl vmmem", "sim"]).is_err(),
+            "--write-kubeconfig is required"
+        );
+        assert!(
+            Cli::try_parse_from([
+                "kubectl vmmem",
+                "sim",
+                "--nodes",
+                "2",
+                "--write-kubeconfig",
+                "k"
+            ])
+            .is_err(),
+            "--nodes needs --vms"
+        );
+        assert!(Cli::try_parse_from([
+            "kubectl vmmem",
+            "sim",
+            "--scenario",
+            "f",
+            "--vms",
+            "2",
+            "--write-kubeconfig",
+            "k"
+        ])
+        .is_err());
+    }
+}

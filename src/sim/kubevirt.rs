@@ -68,20 +68,23 @@ pub fn vm_object(vm: &VmSpec, cfg: &ClusterConfig) -> Value {
 }
 
 /// Run a VM through admission (Harvester webhook) and store it, then reconcile.
-pub fn create_vm(w: &mut World, mut vm: Value) -> Result<Value, ApiError> {
+pub fn create_vm(w: &mut World, vm: Value) -> Result<Value, ApiError> {
+    let (ns, name) = store_vm(w, vm)?;
+    let stored = w.store.get(&VIRTUAL_MACHINES, &ns, &name).cloned();
+    stored.ok_or_else(|| ApiError::internal("VM vanished while it was created"))
+}
+
+/// [`create_vm`] without copying the result back; returns its namespace and name.
+pub fn store_vm(w: &mut World, mut vm: Value) -> Result<(String, String), ApiError> {
     admit(w, &mut vm, None)?;
     let now = w.timestamp();
-    let stored = w.store.create(&VIRTUAL_MACHINES, vm, &now)?;
-    reconcile_vm(w, meta_str(&stored, "namespace"), meta_str(&stored, "name"));
-    let stored = w
-        .store
-        .get(
-            &VIRTUAL_MACHINES,
-            meta_str(&stored, "namespace"),
-            meta_str(&stored, "name"),
-        )
-        .cloned();
-    stored.ok_or_else(|| ApiError::internal("VM vanished while it was created"))
+    let stored = w.store.insert(&VIRTUAL_MACHINES, vm, &now)?;
+    let (ns, name) = (
+        meta_str(stored, "namespace").to_string(),
+        meta_str(stored, "name").to_string(),
+    );
+    reconcile_vm(w, &ns, &name);
+    Ok((ns, name))
 }
 
 /// Admission for VM writes (the Harvester webhook in that flavour).
@@ -229,6 +232,11 @@ pub fn start_vmi(w: &mut World, vm: &Value) {
     status["activePods"] = active;
     status["qosClass"] = json!(w.launchers.get(&source.0).map_or("Burstable", |l| l.qos));
     status["launcherContainerImageVersion"] = json!(launcher::launcher_image(&w.config));
+    if w.config.version >= crate::model::version::Version::new(1, 8, 0) {
+        if let Some(l) = w.launchers.get(&source.0) {
+            status["memory"]["memoryOverhead"] = json!(l.overhead.to_string());
+        }
+    }
     status["conditions"] = json!([{"type": "Ready", "status": "True", "lastTransitionTime": w.timestamp()},
                                   {"type": "LiveMigratable", "status": "True"}]);
     status["interfaces"] =
@@ -244,10 +252,7 @@ pub fn set_status(
     name: &str,
     status: Value,
 ) {
-    if let Some(mut obj) = w.store.get(rt, ns, name).cloned() {
-        obj["status"] = status;
-        let _ = w.store.replace(rt, obj);
-    }
+    w.store.set_field(rt, ns, name, "status", status);
 }
 
 /// Delete a VM's VMI and its launcher pods.

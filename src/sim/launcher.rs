@@ -58,7 +58,7 @@ pub fn create_launcher_pod(
     let ns = meta_str(vmi, "namespace").to_string();
     let vmi_name = meta_str(vmi, "name").to_string();
     let vmi_uid = meta_str(vmi, "uid").to_string();
-    let typed: VmiSpec = serde_json::from_value(vmi["spec"].clone()).unwrap_or_default();
+    let typed: VmiSpec = serde::Deserialize::deserialize(&vmi["spec"]).unwrap_or_default();
     let v = w.config.version;
     let inputs = ClusterInputs {
         ratio: w.config.ratio.clone(),
@@ -178,8 +178,8 @@ pub fn create_launcher_pod(
                                   {"type": "ContainersReady", "status": "True"}, {"type": "PodScheduled", "status": "True"}],
                    "containerStatuses": statuses}
     });
-    let stored = w.store.create(&PODS, pod, &now).ok()?;
-    let pod_uid = meta_str(&stored, "uid").to_string();
+    let stored = w.store.insert(&PODS, pod, &now).ok()?;
+    let pod_uid = meta_str(stored, "uid").to_string();
     let compute_limit = mem_lim.map(floor_page);
     let pod_limit = mem_lim.map(|l| {
         floor_page(
@@ -245,6 +245,7 @@ pub fn create_launcher_pod(
             killed_at: None,
             checked_until: started,
             never_over,
+            overhead: o,
         },
     );
     Some((pod_uid, pod_name))

@@ -313,16 +313,17 @@ fn resource(
                 .get("timeoutSeconds")
                 .and_then(|s| s.parse::<u64>().ok())
                 .unwrap_or(1800);
-            Ok(super::watch::watch(
-                app,
-                t.rt,
-                t.ns.clone(),
+            let req = super::watch::WatchRequest {
+                rt: t.rt,
+                ns: t.ns.clone(),
                 labels,
                 fields,
-                rv.filter(|&r| r != 0),
-                timeout,
-                q.flag("allowWatchBookmarks"),
-            ))
+                rv: rv.filter(|&r| r != 0),
+                timeout_secs: timeout,
+                bookmarks: q.flag("allowWatchBookmarks"),
+                as_table: table,
+            };
+            Ok(super::watch::watch(app, req))
         }
         "list" => {
             let (items, rv) = ops::list(&app.world(), t.rt, t.ns.as_deref(), &labels, &fields);

@@ -75,7 +75,16 @@ pub fn new_uid() -> String {
     let mut b = b;
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let h: String = b
+        .iter()
+        .flat_map(|x| {
+            [
+                HEX[(x >> 4) as usize] as char,
+                HEX[(x & 15) as usize] as char,
+            ]
+        })
+        .collect();
     format!(
         "{}-{}-{}-{}-{}",
         &h[0..8],
@@ -179,12 +188,17 @@ impl Store {
     }
 
     /// Store a new object: sets uid, creationTimestamp, generation and resourceVersion.
-    pub fn create(
+    pub fn create(&mut self, rt: &ResourceType, obj: Value, now: &str) -> Result<Value, ApiError> {
+        self.insert(rt, obj, now).cloned()
+    }
+
+    /// [`create`](Self::create) without copying the stored object back.
+    pub fn insert(
         &mut self,
         rt: &ResourceType,
         mut obj: Value,
         now: &str,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<&Value, ApiError> {
         let key = key_of(&obj);
         if key.1.is_empty() {
             return Err(ApiError::invalid(
@@ -214,12 +228,11 @@ impl Store {
             }
         }
         self.bump(&mut obj);
-        self.objects
-            .entry(rt.key)
-            .or_default()
-            .insert(key, obj.clone());
         self.record(rt, EventType::Added, &obj);
-        Ok(obj)
+        let map = self.objects.entry(rt.key).or_default();
+        map.insert(key.clone(), obj);
+        map.get(&key)
+            .ok_or_else(|| ApiError::internal("stored object vanished"))
     }
 
     /// Replace a stored object (the caller has checked resourceVersion and merged status).

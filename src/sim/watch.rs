@@ -24,18 +24,52 @@ fn line(kind: &str, object: &Value) -> Bytes {
     Bytes::from(v)
 }
 
+/// What a watch sends and how.
+pub struct WatchRequest {
+    pub rt: &'static ResourceType,
+    pub ns: Option<String>,
+    pub labels: LabelSelector,
+    pub fields: FieldSelector,
+    /// Start after this version; `None` starts with ADDED events for every current object.
+    pub rv: Option<u64>,
+    pub timeout_secs: u64,
+    pub bookmarks: bool,
+    /// Send each object as a one-row Table (`kubectl get -w`).
+    pub as_table: bool,
+}
+
 /// Start a watch; the response body streams until timeout, server stop or client hang-up.
-#[allow(clippy::too_many_arguments)]
-pub fn watch(
-    app: &App,
-    rt: &'static ResourceType,
-    ns: Option<String>,
-    labels: LabelSelector,
-    fields: FieldSelector,
-    rv: Option<u64>,
-    timeout_secs: u64,
-    bookmarks: bool,
-) -> Response {
+pub fn watch(app: &App, req: WatchRequest) -> Response {
+    let WatchRequest {
+        rt,
+        ns,
+        labels,
+        fields,
+        rv,
+        timeout_secs,
+        bookmarks,
+        as_table,
+    } = req;
+    let epoch = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
+    };
+    // Model time runs ahead of the wall clock by what tests skipped; ages use model time.
+    let skew = epoch(app.world().clock.wall()) - epoch(std::time::SystemTime::now());
+    let line = move |kind: &str, object: &Value| {
+        if !as_table || matches!(kind, "ERROR" | "BOOKMARK") {
+            return line(kind, object);
+        }
+        let now = epoch(std::time::SystemTime::now()) + skew;
+        let rv = object["metadata"]["resourceVersion"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        line(
+            kind,
+            &super::table::table(rt, std::slice::from_ref(object), rv, now),
+        )
+    };
     let matches = {
         let ns = ns.clone();
         move |o: &Value| {

@@ -90,6 +90,8 @@ pub struct Launcher {
     pub checked_until: f64,
     /// Its memory can never reach its limit (so ticks skip it).
     pub never_over: bool,
+    /// KubeVirt's overhead O added to this pod's compute container.
+    pub overhead: i64,
 }
 
 impl Launcher {
@@ -292,7 +294,7 @@ impl World {
                 },
             );
             let obj = super::kubevirt::vm_object(vm, &w.config);
-            super::kubevirt::create_vm(&mut w, obj)?;
+            super::kubevirt::store_vm(&mut w, obj)?;
         }
         w.store.compact();
         Ok(w)
