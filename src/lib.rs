@@ -7,6 +7,7 @@ pub mod cli;
 pub mod cluster;
 pub mod fix;
 pub mod model;
+pub mod node;
 pub mod output;
 pub mod parse;
 pub mod sim;

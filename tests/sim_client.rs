@@ -1,47 +1,18 @@
 //! The real kube-rs client against the simulated cluster: list, watch, patch conflicts,
-//! forbidden namespaces, a server that goes away, exec, restart and the memhold OOM.
+//! forbidden namespaces, a server that goes away, restart, the memhold OOM, malformed writes.
+
+mod common;
 
 use std::time::Duration;
 
+use common::{api_code, demo, vm_resource, vmi_resource};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{
-    Api, ApiResource, AttachParams, DynamicObject, GroupVersionKind, ListParams, Patch,
-    PatchParams, PostParams,
-};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
 use serde_json::json;
 use tokio::io::AsyncReadExt;
-use vmmem::sim::{Scenario, Sim, SimHandle, SimOptions};
-
-fn vm_resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("kubevirt.io", "v1", "VirtualMachine"),
-        "virtualmachines",
-    )
-}
-
-fn vmi_resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("kubevirt.io", "v1", "VirtualMachineInstance"),
-        "virtualmachineinstances",
-    )
-}
-
-async fn demo() -> SimHandle {
-    let opts = SimOptions {
-        pod_start_delay: Duration::from_millis(100),
-        ..SimOptions::default()
-    };
-    Sim::start(Scenario::demo().unwrap(), opts).await.unwrap()
-}
-
-fn api_code(e: &kube::Error) -> Option<(u16, String, String)> {
-    match e {
-        kube::Error::Api(s) => Some((s.code, s.reason.clone(), s.message.clone())),
-        _ => None,
-    }
-}
+use vmmem::sim::{Scenario, Sim, SimOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lists_vms_vmis_and_launcher_pods() {
@@ -252,151 +223,6 @@ async fn server_gone_is_a_connection_error_and_comes_back() {
     sim.shutdown().await;
 }
 
-async fn agent_pod(client: &kube::Client, node: &str) -> Api<Pod> {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "harvester-system");
-    let pod: Pod = serde_json::from_value(json!({
-        "metadata": {"generateName": "vmmem-agent-", "labels": {"app.kubernetes.io/managed-by": "kubectl-vmmem"}},
-        "spec": {"nodeName": node, "hostPID": true, "restartPolicy": "Never",
-                 "activeDeadlineSeconds": 600,
-                 "containers": [{"name": "agent", "image": "busybox:1.37.0", "command": ["sleep", "3600"]}]}
-    }))
-    .unwrap();
-    let created = pods.create(&PostParams::default(), &pod).await.unwrap();
-    let name = created.metadata.name.unwrap();
-    assert_eq!(created.status.unwrap().phase.as_deref(), Some("Pending"));
-    for _ in 0..100 {
-        let p = pods.get(&name).await.unwrap();
-        if p.status.and_then(|s| s.phase).as_deref() == Some("Running") {
-            return pods;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("agent pod never turned Running");
-}
-
-async fn run_exec(
-    pods: &Api<Pod>,
-    name: &str,
-    cmd: &[&str],
-) -> (
-    String,
-    String,
-    k8s_openapi::apimachinery::pkg::apis::meta::v1::Status,
-) {
-    let mut p = pods
-        .exec(
-            name,
-            cmd.to_vec(),
-            &AttachParams::default().container("agent").stderr(true),
-        )
-        .await
-        .unwrap();
-    let (mut out, mut err) = (p.stdout().unwrap(), p.stderr().unwrap());
-    let status = p.take_status().unwrap();
-    let (mut o, mut e) = (String::new(), String::new());
-    let (r1, r2) = tokio::join!(out.read_to_string(&mut o), err.read_to_string(&mut e));
-    r1.unwrap();
-    r2.unwrap();
-    let st = status.await.unwrap();
-    p.join().await.unwrap();
-    (o, e, st)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exec_in_an_agent_pod_reads_the_node_host_tree() {
-    let sim = demo().await;
-    let client = sim.client().await.unwrap();
-    let pods = agent_pod(&client, "harvester-node-2").await;
-    let name = pods
-        .list(&ListParams::default().labels("app.kubernetes.io/managed-by=kubectl-vmmem"))
-        .await
-        .unwrap()
-        .items[0]
-        .metadata
-        .name
-        .clone()
-        .unwrap();
-    // The web-02 launcher's compute scope limit, as the kernel stores it.
-    let launchers: Api<Pod> = Api::namespaced(client.clone(), "default");
-    let web = &launchers
-        .list(&ListParams::default().labels("vm.kubevirt.io/name=web-02"))
-        .await
-        .unwrap()
-        .items[0];
-    let uid = web.metadata.uid.clone().unwrap().replace('-', "_");
-    let spec_limit: i64 = web.spec.as_ref().unwrap().containers[0]
-        .resources
-        .as_ref()
-        .unwrap()
-        .limits
-        .as_ref()
-        .unwrap()["memory"]
-        .0
-        .parse()
-        .unwrap();
-    let script = format!(
-        "cat $VMMEM_CGROUP_ROOT/memory/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid}.slice/cri-containerd-*.scope/memory.limit_in_bytes; echo to-stderr >&2"
-    );
-    let (out, err, st) = run_exec(&pods, &name, &["sh", "-c", &script]).await;
-    assert_eq!(st.status.as_deref(), Some("Success"));
-    assert_eq!(err, "to-stderr\n");
-    let limits: Vec<i64> = out.lines().map(|l| l.parse().unwrap()).collect();
-    assert!(
-        limits.contains(&(spec_limit / 4096 * 4096)),
-        "{limits:?} vs {spec_limit}"
-    );
-    assert!(
-        limits.contains(&9_223_372_036_854_771_712),
-        "pause and console scopes have no limit"
-    );
-    let (_, _, st) = run_exec(&pods, &name, &["sh", "-c", "exit 3"]).await;
-    assert_eq!(st.status.as_deref(), Some("Failure"));
-    assert_eq!(
-        st.details.unwrap().causes.unwrap()[0].message.as_deref(),
-        Some("3")
-    );
-    // A hung node: the exec never answers.
-    sim.hang_node_exec("harvester-node-2", true);
-    let hung =
-        tokio::time::timeout(Duration::from_secs(2), run_exec(&pods, &name, &["true"])).await;
-    assert!(hung.is_err(), "exec on a hung node must not complete");
-    sim.hang_node_exec("harvester-node-2", false);
-    sim.set_exec_latency(Duration::from_millis(300));
-    let t = std::time::Instant::now();
-    run_exec(&pods, &name, &["true"]).await;
-    assert!(t.elapsed() >= Duration::from_millis(300));
-    // Past activeDeadlineSeconds the pod fails; exec is then refused.
-    sim.advance(Duration::from_secs(601));
-    let failed = pods.get(&name).await.unwrap().status.unwrap();
-    assert_eq!(
-        (failed.phase.as_deref(), failed.reason.as_deref()),
-        (Some("Failed"), Some("DeadlineExceeded"))
-    );
-    let err = pods
-        .exec(&name, ["true"], &AttachParams::default().container("agent"))
-        .await
-        .err()
-        .expect("exec into a failed pod");
-    assert!(
-        format!("{err:?}").contains("400") || format!("{err}").contains("container not found"),
-        "{err:?}"
-    );
-    // Cleanup by label, as `agent cleanup` would.
-    pods.delete_collection(
-        &Default::default(),
-        &ListParams::default().labels("app.kubernetes.io/managed-by=kubectl-vmmem"),
-    )
-    .await
-    .unwrap();
-    assert!(pods
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .is_empty());
-    sim.shutdown().await;
-}
-
 async fn put_subresource(
     client: &kube::Client,
     ns: &str,
@@ -497,39 +323,6 @@ async fn memhold_vm_is_oom_killed_and_restarts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn long_running_exec_sees_the_host_tree_change() {
-    let sim = demo().await;
-    let client = sim.client().await.unwrap();
-    let pods = agent_pod(&client, "harvester-node-1").await;
-    let name = pods.list(&ListParams::default()).await.unwrap().items[0]
-        .metadata
-        .name
-        .clone()
-        .unwrap();
-    let launchers: Api<Pod> = Api::namespaced(client.clone(), "default");
-    let mh = &launchers
-        .list(&ListParams::default().labels("vm.kubevirt.io/name=memhold-vm"))
-        .await
-        .unwrap()
-        .items[0];
-    let uid = mh.metadata.uid.clone().unwrap().replace('-', "_");
-    let f = format!("$VMMEM_CGROUP_ROOT/memory/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid}.slice/memory.usage_in_bytes");
-    let script = format!("cat {f}; sleep 2.5; cat {f}");
-    let cmd = ["sh", "-c", script.as_str()];
-    let exec = run_exec(&pods, &name, &cmd);
-    let later = async {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        sim.advance(Duration::from_secs(15));
-    };
-    let ((out, _, st), ()) = tokio::join!(exec, later);
-    assert_eq!(st.status.as_deref(), Some("Success"));
-    let v: Vec<i64> = out.lines().map(|l| l.parse().unwrap()).collect();
-    assert_eq!(v.len(), 2, "{out}");
-    assert!(v[1] > v[0], "usage grows while the guest fills: {v:?}");
-    sim.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_from_a_forgotten_version_is_gone() {
     let sim = demo().await;
     let client = sim.client().await.unwrap();
@@ -552,7 +345,7 @@ async fn watch_from_a_forgotten_version_is_gone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_kubevirt_flavour_defaults_vmis_and_deletes_cascade() {
     let scenario = Scenario::from_yaml(
-        "kubevirtVersion: v1.1.1\nnodes: [{name: n1}]\nvms:\n- {name: seed, memory: 2Gi, guest: 1948Mi, request: 1365Mi, cpus: 2}\n- {name: bare, memory: 1Gi}\n",
+        "kubevirtVersion: v1.1.1\nnodes: [{name: n1}]\nquotas: [{namespace: limited, limitsMemory: 100Gi}]\nvms:\n- {name: seed, memory: 2Gi, guest: 1948Mi, request: 1365Mi, cpus: 2}\n- {name: bare, memory: 1Gi}\n- {name: unlimited, namespace: limited, memory: 1Gi, noLimit: true}\n",
     )
     .unwrap();
     let sim = Sim::start(scenario, SimOptions::default()).await.unwrap();
@@ -588,6 +381,18 @@ async fn plain_kubevirt_flavour_defaults_vmis_and_deletes_cascade() {
         .limits
         .unwrap();
     assert_eq!(limits["memory"].0, "2412423169");
+    // No VM limit, but a quota on limits.memory: KubeVirt v1.1+ sets limit = 2 x (request + O).
+    let limited: Api<Pod> = Api::namespaced(client.clone(), "limited");
+    let pod = limited
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    let res = pod.spec.unwrap().containers[0].resources.clone().unwrap();
+    let request: i64 = res.requests.unwrap()["memory"].0.parse().unwrap();
+    let limit: i64 = res.limits.unwrap()["memory"].0.parse().unwrap();
+    assert_eq!(limit, 2 * request);
     let vms: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &vm_resource());
     vms.delete("seed", &Default::default()).await.unwrap();
     assert!(vmis.get_opt("seed").await.unwrap().is_none());
@@ -611,4 +416,96 @@ async fn plain_kubevirt_flavour_defaults_vmis_and_deletes_cascade() {
         "namespaces \"missing\" not found"
     );
     sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_writes_are_rejected_not_fatal() {
+    let sim = demo().await;
+    let client = sim.client().await.unwrap();
+    let vms: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &vm_resource());
+    for bad in [
+        json!({"spec": {"template": {"spec": {"domain": {"memory": "2Gi"}}}}}),
+        json!({"metadata": {"annotations": {"harvesterhci.io/reservedMemory": 5}}}),
+        json!({"spec": []}),
+    ] {
+        let err = vms
+            .patch("web-01", &PatchParams::default(), &Patch::Merge(&bad))
+            .await
+            .unwrap_err();
+        assert_eq!(api_code(&err).unwrap().0, 422, "{bad}");
+    }
+    let err = vms
+        .patch(
+            "web-01",
+            &PatchParams::default(),
+            &Patch::<()>::Json(
+                serde_json::from_value(json!([{"op": "replace", "path": "", "value": 5}])).unwrap(),
+            ),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(api_code(&err).unwrap().0, 400 | 422), "{err}");
+    let req = http::Request::put("/apis/kubevirt.io/v1/namespaces/default/virtualmachines/web-01")
+        .header("content-type", "application/json")
+        .body(b"[1, 2]".to_vec())
+        .unwrap();
+    assert_eq!(
+        api_code(&client.request_text(req).await.unwrap_err())
+            .unwrap()
+            .0,
+        400
+    );
+    let req =
+        http::Request::patch("/apis/kubevirt.io/v1/namespaces/default/virtualmachines/web-01")
+            .header("content-type", "application/merge-patch+json")
+            .body(b"{not json".to_vec())
+            .unwrap();
+    assert_eq!(
+        api_code(&client.request_text(req).await.unwrap_err())
+            .unwrap()
+            .0,
+        400
+    );
+    // The server is still fine.
+    assert_eq!(
+        vms.list(&ListParams::default()).await.unwrap().items.len(),
+        7
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_needs_the_secret_path_from_the_kubeconfig() {
+    use tokio::io::AsyncWriteExt;
+    let sim = demo().await;
+    let addr = sim.addr();
+    let raw = |path: String| async move {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nImpersonate-User: admin\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out.lines().next().unwrap_or("").to_string()
+    };
+    assert!(
+        raw("/api/v1/pods".into()).await.contains(" 404 "),
+        "no secret, no API"
+    );
+    let secret = sim.url().rsplit('/').next().unwrap().to_string();
+    assert!(secret.len() >= 32);
+    assert!(raw(format!("/{secret}/api/v1/pods"))
+        .await
+        .contains(" 200 "));
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kc");
+    sim.write_kubeconfig(&kc).unwrap();
+    assert!(std::fs::read_to_string(&kc).unwrap().contains(&sim.url()));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&kc).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
 }

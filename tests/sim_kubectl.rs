@@ -136,6 +136,44 @@ async fn real_kubectl_gets_patches_and_execs() {
         text(&o).1
     );
 
+    // kubectl apply: GET, OpenAPI v3 (server-side field validation), merge patch.
+    let o = kubectl(
+        dir.path(),
+        &["get", "vm", "web-02", "-n", "default", "-o", "yaml"],
+    )
+    .await;
+    let edited = text(&o).0.replace(
+        "harvesterhci.io/reservedMemory: 384Mi",
+        "harvesterhci.io/reservedMemory: 512Mi",
+    );
+    assert!(edited.contains("reservedMemory: 512Mi"));
+    std::fs::write(dir.path().join("vm.yaml"), edited).unwrap();
+    let file = dir.path().join("vm.yaml");
+    let o = kubectl(dir.path(), &["apply", "-f", file.to_str().unwrap()]).await;
+    assert!(o.status.success(), "{}", text(&o).1);
+    assert!(
+        text(&o)
+            .0
+            .contains("virtualmachine.kubevirt.io/web-02 configured"),
+        "{}",
+        text(&o).0
+    );
+    {
+        let w = sim.world();
+        let stored = w
+            .store
+            .get(
+                &vmmem::sim::resources::VIRTUAL_MACHINES,
+                "default",
+                "web-02",
+            )
+            .unwrap();
+        assert_eq!(
+            stored["spec"]["template"]["spec"]["domain"]["memory"]["guest"],
+            "1536Mi"
+        );
+    }
+
     sim.forbid_namespace("viewer", "prod");
     let o = kubectl(dir.path(), &["get", "vm", "-n", "prod", "--as", "viewer"]).await;
     assert!(!o.status.success());
@@ -173,12 +211,15 @@ async fn real_kubectl_gets_patches_and_execs() {
             "--",
             "sh",
             "-c",
-            "cat $VMMEM_CGROUP_ROOT/memory/kubepods.slice/memory.limit_in_bytes; exit 4",
+            "cat $VMMEM_CGROUP_ROOT/memory/memory.limit_in_bytes; ls $VMMEM_PROC_ROOT | wc -l; exit 4",
         ],
     )
     .await;
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(4), "{err}");
-    assert!(out.trim().parse::<i64>().unwrap() > 200 << 30, "{out}");
+    // The compute container's own cgroup (limit = VM limit + O) and its five processes.
+    let lines: Vec<i64> = out.split_whitespace().map(|l| l.parse().unwrap()).collect();
+    assert!(lines[0] > 2 << 30 && lines[0] < 3 << 30, "{out}");
+    assert_eq!(lines[1], 5, "{out}");
     sim.shutdown().await;
 }

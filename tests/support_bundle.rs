@@ -107,3 +107,26 @@ fn a_corrupt_zip_is_a_clear_error() {
         "{e:#}"
     );
 }
+
+#[test]
+fn kernel_log_kills_make_their_vm_critical() {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_kubectl-vmmem"))
+        .args(["list", "-o", "json", "--from"])
+        .arg(bundle_dir())
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let vms = v["vms"].as_array().unwrap();
+    let killed = vms.iter().find(|r| r["name"] == "vm-64g").unwrap();
+    assert_eq!(killed["oomKills"], 1);
+    assert_eq!(killed["risk"], "critical");
+    assert!(killed["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f == "oom-killed"));
+    let other = vms.iter().find(|r| r["name"] == "vm-16g").unwrap();
+    assert_eq!(other["oomKills"], 0);
+    assert_eq!(other["risk"], "unknown");
+}

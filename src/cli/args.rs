@@ -55,9 +55,15 @@ pub enum Command {
         after_help = "Examples:\n  kubectl vmmem list -A\n  kubectl vmmem list -n prod -o wide\n  kubectl vmmem list --from ./supportbundle_x.zip -o json"
     )]
     List(ListArgs),
+    /// Explain kernel OOM kills: which VM died, what triggered it, which process held what, and
+    /// the reservation to set.
+    #[command(
+        after_help = "Examples:\n  kubectl vmmem oom -f kernel.log\n  dmesg | kubectl vmmem oom -f -\n  journalctl -k -o short-iso | kubectl vmmem oom -f - -o json\n  kubectl vmmem oom -f kernel.log --kubevirt-version v1.1.1"
+    )]
+    Oom(OomArgs),
     /// Serve a simulated KubeVirt cluster on 127.0.0.1 until interrupted (for demos and tests).
     #[command(
-        after_help = "Examples:\n  kubectl vmmem sim --write-kubeconfig /tmp/sim.kubeconfig\n  kubectl vmmem sim --vms 5000 --nodes 200 --write-kubeconfig /tmp/big.kubeconfig\n  kubectl --kubeconfig /tmp/sim.kubeconfig get vm,vmi,pods -A"
+        after_help = "Examples:\n  kubectl vmmem sim --write-kubeconfig sim.kubeconfig\n  kubectl vmmem sim --vms 5000 --nodes 200 --write-kubeconfig big.kubeconfig\n  kubectl --kubeconfig sim.kubeconfig get vm,vmi,pods -A"
     )]
     Sim(crate::cli::sim::SimArgs),
     /// Apply a memory reservation to one VM: show the plan, ask, patch, optionally restart.
@@ -65,6 +71,66 @@ pub enum Command {
         after_help = "Examples:\n  kubectl vmmem fix web-01 -n prod\n  kubectl vmmem fix prod/db-01 --reserve 1Gi --restart --yes\n  kubectl vmmem fix web-01 --dry-run=server -o json\n  kubectl vmmem fix web-01 --undo --yes"
     )]
     Fix(crate::cli::fix::FixArgs),
+    /// Read pod memory cgroups and processes on this machine (a node, e.g. over ssh).
+    #[command(
+        long_about = "Runs the node probe on the machine it is on and prints what it read: memory cgroup \
+counters of each pod and its containers (limit, usage, working set, peak, failcnt, OOM kills), \
+each process's private memory and, given the guest size, qemu's resident guest RAM. Works with no \
+API server: run it on a node over ssh. Pods are given by UID (`kubectl get pod -o \
+jsonpath='{.metadata.uid}'`); with none, every pod under kubepods is read.",
+        after_help = "Examples:\n  kubectl vmmem probe --local\n  kubectl vmmem probe --local 99ee3a64-645b-4699-9384-5a3875d78b41:2Gi -o json\n  VMMEM_KUBEPODS=kubelet.slice/kubelet-kubepods.slice kubectl vmmem probe --local"
+    )]
+    Probe(ProbeArgs),
+}
+
+/// Output formats of `oom`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum OomOutput {
+    #[default]
+    Table,
+    Json,
+}
+
+/// Output formats of `probe`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum ProbeOutput {
+    #[default]
+    Table,
+    Json,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct OomArgs {
+    /// A kernel log (dmesg, dmesg -T, journalctl -k, syslog, /dev/kmsg, a support bundle's
+    /// kernel.log); `-` reads standard input.
+    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Read this node's kernel log through the node agent (repeatable).
+    #[arg(long = "node", value_name = "NODE")]
+    pub nodes: Vec<String>,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OomOutput::Table)]
+    pub output: OomOutput,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct ProbeArgs {
+    /// Run on this machine (probing other nodes goes through agent pods).
+    #[arg(long)]
+    pub local: bool,
+    /// The directory that plays /sys/fs/cgroup.
+    #[arg(long, value_name = "DIR", default_value = "/sys/fs/cgroup")]
+    pub cgroup_root: PathBuf,
+    /// The directory that plays /proc.
+    #[arg(long, value_name = "DIR", default_value = "/proc")]
+    pub proc_root: PathBuf,
+    /// Pods to read: POD_UID, or POD_UID:GUEST_SIZE (e.g. 2Gi, or bytes) to also measure the
+    /// guest RAM resident in qemu from /proc/PID/smaps. None: every pod found.
+    #[arg(value_name = "POD_UID[:GUEST]")]
+    pub pods: Vec<String>,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = ProbeOutput::Table)]
+    pub output: ProbeOutput,
 }
 
 /// Output formats of `list`.
@@ -222,6 +288,30 @@ mod tests {
         };
         assert_eq!(l.output, ListOutput::Json);
         Cli::command_for_test().debug_assert();
+    }
+
+    #[test]
+    fn probe_flags() {
+        let cli = Cli::try_parse_from([
+            "kubectl vmmem",
+            "probe",
+            "--local",
+            "--cgroup-root",
+            "/x",
+            "abc:2Gi",
+            "def",
+            "-o",
+            "json",
+        ])
+        .unwrap();
+        let Some(Command::Probe(p)) = cli.command else {
+            panic!()
+        };
+        assert!(p.local);
+        assert_eq!(p.cgroup_root, PathBuf::from("/x"));
+        assert_eq!(p.proc_root, PathBuf::from("/proc"));
+        assert_eq!(p.pods, ["abc:2Gi", "def"]);
+        assert_eq!(p.output, ProbeOutput::Json);
     }
 
     impl Cli {

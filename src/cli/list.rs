@@ -38,11 +38,28 @@ pub fn filter_namespace(inv: &mut Inventory, global: &GlobalArgs) {
     }
 }
 
+/// The OOM reports in the files' kernel logs, explained against their inventory.
+fn oom_history(
+    loaded: &crate::cluster::files::Loaded,
+    flag: Option<Version>,
+) -> Vec<crate::model::oom_verdict::OomExplanation> {
+    let mut events = Vec::new();
+    for log in &loaded.kernel_logs {
+        events.extend(match &log.node {
+            Some(node) => crate::parse::oom::parse_node_kernel_log(&log.text, node),
+            None => crate::parse::oom::parse_kernel_log(&log.text),
+        });
+    }
+    crate::model::oom_verdict::explain(&events, Some(&loaded.inventory), flag)
+}
+
 pub fn run(global: &GlobalArgs, args: &ListArgs) -> anyhow::Result<ExitCode> {
     let opts = report_options(global)?;
     let report = if let Some(path) = &global.from {
         let mut loaded = crate::cluster::files::load_inventory(path)?;
         filter_namespace(&mut loaded.inventory, global);
+        let mut opts = opts;
+        opts.oom_history = oom_history(&loaded, opts.version_flag);
         report::build(&loaded.inventory, &Readings::new(), &opts)
     } else {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -64,9 +81,11 @@ pub fn run(global: &GlobalArgs, args: &ListArgs) -> anyhow::Result<ExitCode> {
 
 /// Print a report in the chosen format; warnings go to stderr.
 pub fn print(report: &Report, format: ListOutput) -> anyhow::Result<()> {
-    let text = match format {
-        ListOutput::Json => output::report::json(report),
-        ListOutput::Yaml => output::report::yaml(report),
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let result = match format {
+        ListOutput::Json => output::report::write_json(report, &mut out),
+        ListOutput::Yaml => output::report::write_yaml(report, &mut out),
         ListOutput::Table | ListOutput::Wide => {
             for w in &report.warnings {
                 eprintln!("warning: {w}");
@@ -75,12 +94,11 @@ pub fn print(report: &Report, format: ListOutput) -> anyhow::Result<()> {
                 eprintln!("No VirtualMachines found.");
                 return Ok(());
             }
-            output::report::table(report, format == ListOutput::Wide)
-                .render(output::table::colour_for_stdout())
+            let table = output::report::table(report, format == ListOutput::Wide);
+            out.write_all(table.render(output::table::colour_for_stdout()).as_bytes())
         }
     };
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+    match result.and_then(|_| out.flush()) {
         Ok(()) => Ok(()),
         // `| head` closing the pipe is not an error.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),

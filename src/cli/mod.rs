@@ -28,8 +28,10 @@ pub fn run() -> ExitCode {
     };
     let result = match &cli.command {
         Some(Command::List(list)) => crate::cli::list::run(&cli.global, list),
+        Some(Command::Oom(oom)) => crate::cli::oom::run(&cli.global, oom),
         Some(Command::Sim(sim)) => crate::cli::sim::run(sim),
         Some(Command::Fix(fix)) => crate::cli::fix::run(&cli.global, fix),
+        Some(Command::Probe(probe)) => crate::cli::probe::run(probe),
         None => crate::cli::list::run(&cli.global, &args::ListArgs::default()),
     };
     match result {
@@ -71,5 +73,7 @@ pub fn chain(e: &anyhow::Error) -> String {
 
 pub mod fix;
 pub mod list;
+pub mod oom;
+pub mod probe;
 pub mod sim;
 pub mod source;

@@ -153,6 +153,9 @@ pub struct NodeReadings {
     /// Unix seconds when taken (the caller's clock, passed in as a value).
     pub taken_at: i64,
     pub pods: Vec<PodReading>,
+    /// Pod UIDs asked for that have no cgroup on the node (not there, or gone while probing).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_pods: Vec<String>,
 }
 
 impl NodeReadings {

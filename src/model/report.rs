@@ -10,6 +10,7 @@ use super::inventory::{Inventory, Readings, SourceKind};
 use super::join::{join, Joined};
 use super::memory::{evaluate, Budgets, Component, MemoryModel};
 use super::objects::{keys, Pod, VmiSpec};
+use super::oom_verdict::OomExplanation;
 use super::overhead::{overhead, ClusterInputs, Overhead, ProcessConstants, Term, MI};
 use super::readings::LiveSource;
 use super::recommend::{recommend, Recommendation, Strategy};
@@ -26,6 +27,8 @@ pub struct ReportOptions {
     pub session_peaks: HashMap<String, i64>,
     /// Nodes whose live data is old or failed this round, with the reason.
     pub stale_nodes: HashMap<String, String>,
+    /// OOM kills found in kernel logs, explained (mapped to VMs where the inventory allows).
+    pub oom_history: Vec<OomExplanation>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -109,6 +112,9 @@ pub struct VmRow {
     pub flags: Vec<&'static str>,
     pub breakdown: Vec<Component>,
     pub recommendation: Recommendation,
+    /// OOM kills of this VM: its current pod's (cgroup counter or kernel log, whichever saw
+    /// more) plus those of its earlier pods found in kernel logs.
+    pub oom_kills: u64,
     /// Where the live numbers came from (`null` without live data).
     pub live_source: Option<LiveSource>,
     /// Problems and remarks about this VM, as sentences.
@@ -131,6 +137,9 @@ pub struct VmRow {
     pub has_vm: bool,
     #[serde(skip)]
     pub hugepages: bool,
+    /// The kernel-log OOM reports of this VM, explained (detail view).
+    #[serde(skip)]
+    pub oom_history: Vec<OomExplanation>,
 }
 
 impl VmRow {
@@ -430,11 +439,39 @@ fn row(
             node.as_deref().unwrap_or("?")
         ));
     }
+    // OOM history: kernel-log reports for this VM's pods.
+    let history: Vec<OomExplanation> = opts
+        .oom_history
+        .iter()
+        .filter(|e| {
+            let same_pod = pod_uid.is_some() && e.event.pod_uid == pod_uid;
+            let same_vm =
+                e.vm.as_ref()
+                    .is_some_and(|v| v.namespace == j.namespace() && v.name == j.name());
+            same_pod || same_vm
+        })
+        .cloned()
+        .collect();
+    let log_current = history
+        .iter()
+        .filter(|e| pod_uid.is_some() && e.event.pod_uid == pod_uid)
+        .count() as u64;
+    let log_earlier = history.len() as u64 - log_current;
+    let cgroup_kills = model.as_ref().map_or(0, |m| m.oom_kills);
+    let current_kills = cgroup_kills.max(log_current);
+    let oom_kills = current_kills + log_earlier;
+    if current_kills > 0 {
+        flags.push("oom-killed");
+    } else if log_earlier > 0 {
+        flags.push("oom-killed-before");
+    }
     // Risk.
     let risk = match &model {
+        None if current_kills > 0 => Risk::Critical,
+        None if log_earlier > 0 && flags.contains(&"under-reserved") => Risk::Warn,
         None => Risk::Unknown,
+        Some(_) if current_kills > 0 => Risk::Critical,
         Some(m) => match (m.headroom, budget) {
-            _ if m.oom_kills > 0 => Risk::Critical,
             (Some(h), _) if h < 0 => Risk::Critical,
             (Some(h), Some(b)) if h < b / 4 || h < 64 * MI => Risk::Warn,
             _ => Risk::Ok,
@@ -488,6 +525,7 @@ fn row(
         flags,
         breakdown: model.map(|m| m.breakdown).unwrap_or_default(),
         recommendation: rec,
+        oom_kills,
         live_source: reading.and(node_readings.map(|r| r.source)),
         notes,
         overhead_terms: o_formula.terms,
@@ -498,6 +536,7 @@ fn row(
         stale: stale_reason.is_some(),
         has_vm: j.vm.is_some(),
         hugepages: numbers.hugepages,
+        oom_history: history,
     }
 }
 

@@ -160,11 +160,12 @@ pub fn table(report: &Report, wide: bool) -> Table {
                 (component(r, "kernel"), Tone::Plain),
                 (component(r, "file"), Tone::Plain),
                 (
-                    r.cgroup
-                        .as_ref()
-                        .map(|c| c.oom_kills.to_string())
-                        .unwrap_or_else(|| NONE.into()),
-                    Tone::Plain,
+                    r.oom_kills.to_string(),
+                    if r.oom_kills > 0 {
+                        Tone::Bad
+                    } else {
+                        Tone::Plain
+                    },
                 ),
                 (
                     r.live_source
@@ -187,13 +188,13 @@ pub fn table(report: &Report, wide: bool) -> Table {
     t
 }
 
-pub fn json(report: &Report) -> String {
-    let mut s =
-        serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
-    s.push('\n');
-    s
+/// Write the report as pretty JSON, streamed (no whole-document string in memory).
+pub fn write_json(report: &Report, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, report)?;
+    out.write_all(b"\n")
 }
 
-pub fn yaml(report: &Report) -> String {
-    serde_yaml::to_string(report).unwrap_or_else(|e| format!("error: {e}\n"))
+/// Write the report as YAML, streamed.
+pub fn write_yaml(report: &Report, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    serde_yaml::to_writer(&mut *out, report).map_err(std::io::Error::other)
 }

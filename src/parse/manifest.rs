@@ -56,7 +56,7 @@ pub fn parse(
         let docs: Vec<AnyObject> =
             serde_json::from_str(trimmed).map_err(|e| syntax(1, e.to_string()))?;
         for d in docs {
-            collect(d, origin, kind_hint, &mut out)?;
+            collect(d, kind_hint, &mut out);
         }
         return Ok(out);
     }
@@ -65,10 +65,9 @@ pub fn parse(
         for (i, doc) in stream.enumerate() {
             collect(
                 doc.map_err(|e| syntax(i + 1, e.to_string()))?,
-                origin,
                 kind_hint,
                 &mut out,
-            )?;
+            );
         }
         return Ok(out);
     }
@@ -76,7 +75,7 @@ pub fn parse(
         let any: Option<AnyObject> =
             serde::Deserialize::deserialize(doc).map_err(|e| syntax(i + 1, e.to_string()))?;
         if let Some(any) = any {
-            collect(any, origin, kind_hint, &mut out)?;
+            collect(any, kind_hint, &mut out);
         }
     }
     Ok(out)
@@ -144,12 +143,7 @@ struct AnyStatus {
     observed_kube_virt_version: Option<String>,
 }
 
-fn collect(
-    mut doc: AnyObject,
-    origin: &str,
-    hint: Option<&str>,
-    out: &mut Vec<Object>,
-) -> Result<(), ManifestError> {
+fn collect(mut doc: AnyObject, hint: Option<&str>, out: &mut Vec<Object>) {
     let kind = doc.kind.take().unwrap_or_default();
     if let Some(items) = doc.items.take() {
         // `kind: List` or `<Kind>List`: items may omit their kind.
@@ -162,9 +156,9 @@ fn collect(
             if item.kind.is_none() {
                 item.kind = item_hint.clone();
             }
-            collect(item, origin, hint, out)?;
+            collect(item, hint, out);
         }
-        return Ok(());
+        return;
     }
     let kind = if kind.is_empty() {
         hint.unwrap_or("").to_string()
@@ -174,7 +168,6 @@ fn collect(
     if let Some(obj) = typed(&kind, doc) {
         out.push(obj);
     }
-    Ok(())
 }
 
 fn typed(kind: &str, d: AnyObject) -> Option<Object> {

@@ -20,7 +20,7 @@ use super::resources::PODS;
 use super::rest::{user_of, Query};
 use super::server::{error_response, App};
 use super::status::ApiError;
-use super::tick::write_host_tree;
+use super::tick::{container_view, write_host_tree};
 
 /// What an exec runs, decided before the upgrade.
 struct Plan {
@@ -29,6 +29,9 @@ struct Plan {
     stdin: bool,
     latency: Duration,
     hung: bool,
+    /// For a container of a virt-launcher pod (no hostPID): (pod uid, container index); the
+    /// command then sees that container's own cgroup and processes, as on cgroup v1.
+    view: Option<(String, usize)>,
 }
 
 fn prepare(
@@ -70,7 +73,16 @@ fn prepare(
         return Err(ApiError::bad_request("you must specify at least 1 command"));
     }
     let node = pod["spec"]["nodeName"].as_str().unwrap_or("").to_string();
+    let host_pid = pod["spec"]["hostPID"].as_bool() == Some(true);
+    let uid = pod["metadata"]["uid"].as_str().unwrap_or("").to_string();
+    let view = match container.as_str() {
+        _ if host_pid || !w.launchers.contains_key(&uid) => None,
+        "compute" => Some((uid, 1)),
+        "guest-console-log" => Some((uid, 2)),
+        _ => None,
+    };
     Ok(Plan {
+        view,
         hung: w.exec.hung_nodes.contains(&node),
         latency: w.exec.latency,
         node,
@@ -92,7 +104,15 @@ pub async fn handle(
         Err(e) => return error_response(&e),
     };
     let Ok(ws) = ws else {
-        return error_response(&ApiError::bad_request("Upgrade request required: exec needs a WebSocket (v5.channel.k8s.io or v4.channel.k8s.io)"));
+        // SPDY clients (kubectl before 1.30) name stream protocols but send no WebSocket key.
+        let spdy = headers.contains_key("x-stream-protocol-version");
+        let message = if spdy {
+            "this simulated API server speaks exec over WebSocket only (v5.channel.k8s.io, v4.channel.k8s.io), \
+             not SPDY; kubectl older than 1.30 needs KUBECTL_REMOTE_COMMAND_WEBSOCKETS=true"
+        } else {
+            "Upgrade request required: exec needs a WebSocket (v5.channel.k8s.io or v4.channel.k8s.io)"
+        };
+        return error_response(&ApiError::bad_request(message));
     };
     let ws = ws.protocols(["v5.channel.k8s.io", "v4.channel.k8s.io"]);
     let v5 = ws
@@ -172,16 +192,26 @@ async fn run(app: App, socket: WebSocket, plan: Plan, v5: bool) {
     }
     tokio::time::sleep(plan.latency).await;
     let _session = Session::open(&app, &plan.node);
-    let root: Result<PathBuf, std::io::Error> = {
+    let root: Result<(PathBuf, PathBuf, PathBuf), std::io::Error> = {
         let mut w = app.world();
-        let r = write_host_tree(&w, &plan.node);
+        let r = write_host_tree(&w, &plan.node).and_then(|root| match &plan.view {
+            Some((uid, idx)) => {
+                let (cg, procs) = container_view(&w, &root, uid, *idx)?;
+                Ok((cg, procs, root))
+            }
+            None => Ok((
+                hosttree::cgroup_root(&root),
+                hosttree::proc_root(&root),
+                root,
+            )),
+        });
         w.exec
             .written
             .insert(plan.node.clone(), std::time::Instant::now());
         r
     };
-    let root = match root {
-        Ok(r) => r,
+    let (cgroup_root, proc_root, root) = match root {
+        Ok(t) => t,
         Err(e) => {
             let st = json!({"metadata": {}, "status": "Failure", "reason": "InternalError", "message": format!("writing the node's host files: {e}")});
             let _ = sink.send(frame(3, st.to_string().as_bytes())).await;
@@ -192,8 +222,8 @@ async fn run(app: App, socket: WebSocket, plan: Plan, v5: bool) {
     let mut cmd = tokio::process::Command::new(&plan.command[0]);
     cmd.args(&plan.command[1..])
         .current_dir(&root)
-        .env("VMMEM_CGROUP_ROOT", hosttree::cgroup_root(&root))
-        .env("VMMEM_PROC_ROOT", hosttree::proc_root(&root))
+        .env("VMMEM_CGROUP_ROOT", &cgroup_root)
+        .env("VMMEM_PROC_ROOT", &proc_root)
         .env("VMMEM_KERNEL_LOG", hosttree::kernel_log(&root))
         .env("VMMEM_HOST_ROOT", &root)
         .env("NODE_NAME", &plan.node)

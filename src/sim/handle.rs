@@ -120,6 +120,11 @@ impl Sim {
             world: world.clone(),
             addr,
             stop: stop_rx,
+            prefix: format!(
+                "sim-{:016x}{:016x}",
+                rand::random::<u64>(),
+                rand::random::<u64>()
+            ),
         };
         let server = tokio::spawn(serve(listener, app.clone()));
         let ticker = {
@@ -159,8 +164,9 @@ impl SimHandle {
         self.app.addr
     }
 
+    /// The API's base URL (with its secret first path segment).
     pub fn url(&self) -> String {
-        format!("http://{}", self.app.addr)
+        format!("http://{}/{}", self.app.addr, self.app.prefix)
     }
 
     /// The world, for tests and the CLI (do not hold it across an await).
@@ -187,7 +193,7 @@ impl SimHandle {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)?;
         }
-        std::fs::write(path, self.kubeconfig_yaml(user))?;
+        write_private(path, &self.kubeconfig_yaml(user))?;
         Ok(())
     }
 
@@ -318,4 +324,17 @@ impl Drop for SimHandle {
             s.abort();
         }
     }
+}
+
+/// Write a file only its owner can read (the kubeconfig holds the API's secret URL).
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts.open(path)?.write_all(text.as_bytes())?;
+    #[cfg(unix)]
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    Ok(())
 }

@@ -29,10 +29,12 @@ pub fn vm_object(vm: &VmSpec, cfg: &ClusterConfig) -> Value {
     let mut domain = json!({
         "cpu": {"cores": vm.cpus, "sockets": 1, "threads": 1},
         "machine": {"type": "q35"},
-        "resources": resources,
+        "resources": null,
         "devices": {"disks": [{"name": "disk-0", "disk": {"bus": "virtio"}, "bootOrder": 1}],
                     "interfaces": [{"name": "default", "masquerade": {}, "model": "virtio"}]},
     });
+    // Values are moved in after json!, which would copy them by serializing.
+    domain["resources"] = resources;
     if let Some(g) = &vm.guest {
         domain["memory"] = json!({"guest": g.as_str()});
     } else if vm.no_limit {
@@ -47,15 +49,15 @@ pub fn vm_object(vm: &VmSpec, cfg: &ClusterConfig) -> Value {
     } else {
         "vm.kubevirt.io/os"
     };
-    json!({
-        "metadata": {"name": vm.name, "namespace": vm.namespace, "annotations": annotations,
+    let mut obj = json!({
+        "metadata": {"name": vm.name, "namespace": vm.namespace, "annotations": null,
                      "labels": {os: "linux"}},
         "spec": {
             "runStrategy": vm.run_strategy,
             "template": {
                 "metadata": {"labels": {"harvesterhci.io/vmName": vm.name, "kubevirt.io/domain": vm.name}},
                 "spec": {
-                    "domain": domain,
+                    "domain": null,
                     "networks": [{"name": "default", "pod": {}}],
                     "volumes": [{"name": "disk-0", "persistentVolumeClaim": {"claimName": format!("{}-disk-0", vm.name)}}],
                     "evictionStrategy": "LiveMigrateIfPossible",
@@ -64,7 +66,10 @@ pub fn vm_object(vm: &VmSpec, cfg: &ClusterConfig) -> Value {
             }
         },
         "status": {}
-    })
+    });
+    obj["metadata"]["annotations"] = annotations;
+    obj["spec"]["template"]["spec"]["domain"] = domain;
+    obj
 }
 
 /// Run a VM through admission (Harvester webhook) and store it, then reconcile.
@@ -117,20 +122,28 @@ fn restarts_on_failure(vm: &Value) -> bool {
 /// Bring a VM's VMI in line with its run strategy, then update its status.
 pub fn reconcile_vm(w: &mut World, ns: &str, name: &str) {
     let (ns, name) = (ns.to_string(), name.to_string());
-    let Some(vm) = w.store.get(&VIRTUAL_MACHINES, &ns, &name).cloned() else {
+    let Some(vm) = w.store.get(&VIRTUAL_MACHINES, &ns, &name) else {
         stop_vmi(w, &ns, &name);
         return;
     };
-    let vmi = w.store.get(&VIRTUAL_MACHINE_INSTANCES, &ns, &name).cloned();
+    let wants = wants_running(vm);
+    let has_vmi = w
+        .store
+        .get(&VIRTUAL_MACHINE_INSTANCES, &ns, &name)
+        .is_some();
     let waiting = w.scheduled.iter().any(|(_, s)| {
         *s == Scheduled::StartVm {
             ns: ns.clone(),
             name: name.clone(),
         }
     });
-    match (wants_running(&vm), vmi) {
-        (true, None) if !waiting => start_vmi(w, &vm),
-        (false, Some(_)) => stop_vmi(w, &ns, &name),
+    match (wants, has_vmi) {
+        (true, false) if !waiting => {
+            if let Some(vm) = w.store.get(&VIRTUAL_MACHINES, &ns, &name).cloned() {
+                start_vmi(w, &vm);
+            }
+        }
+        (false, true) => stop_vmi(w, &ns, &name),
         _ => {}
     }
     update_vm_status(w, &ns, &name);
@@ -190,16 +203,18 @@ pub fn start_vmi(w: &mut World, vm: &Value) {
         labels = json!({});
     }
     labels["kubevirt.io/nodeName"] = json!(node);
-    let vmi = json!({
-        "metadata": {"name": name, "namespace": ns, "labels": labels,
+    let mut vmi = json!({
+        "metadata": {"name": name, "namespace": ns, "labels": null,
             "annotations": {"kubevirt.io/latest-observed-api-version": "v1", "kubevirt.io/storage-observed-api-version": "v1",
                             "kubevirt.io/vm-generation": vm["metadata"]["generation"].as_i64().unwrap_or(1).to_string()},
             "ownerReferences": [{"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "name": name,
                                   "uid": meta_str(vm, "uid"), "controller": true, "blockOwnerDeletion": true}],
             "finalizers": ["kubevirt.io/virtualMachineControllerFinalize", "foregroundDeleteVirtualMachine"]},
-        "spec": spec,
+        "spec": null,
         "status": {"phase": "Scheduling", "guestOSInfo": {}, "memory": {"guestAtBoot": guest, "guestCurrent": guest, "guestRequested": guest}}
     });
+    vmi["metadata"]["labels"] = labels;
+    vmi["spec"] = spec;
     let now = w.timestamp();
     let Ok(vmi) = w.store.create(&VIRTUAL_MACHINE_INSTANCES, vmi, &now) else {
         return;
@@ -380,7 +395,7 @@ pub fn start_after_failure(w: &mut World, ns: &str, name: &str) {
 /// `printableStatus`, `ready`, `created`, conditions (RestartRequired when the template changed
 /// since the VMI started).
 pub fn update_vm_status(w: &mut World, ns: &str, name: &str) {
-    let Some(vm) = w.store.get(&VIRTUAL_MACHINES, ns, name).cloned() else {
+    let Some(vm) = w.store.get(&VIRTUAL_MACHINES, ns, name) else {
         return;
     };
     let vmi = w.store.get(&VIRTUAL_MACHINE_INSTANCES, ns, name);
@@ -425,7 +440,7 @@ pub fn update_vm_status(w: &mut World, ns: &str, name: &str) {
         conditions.push(json!({"type": "RestartRequired", "status": "True",
             "message": "a non-live-updatable field was changed in the template spec"}));
     }
-    status["conditions"] = json!(conditions);
+    status["conditions"] = Value::Array(conditions);
     set_status(w, &VIRTUAL_MACHINES, ns, name, status);
 }
 

@@ -78,7 +78,7 @@ pub fn create_launcher_pod(
     } else {
         request + o
     };
-    let mem_lim = limit.map(|l| l + o);
+    let mem_lim = limit.map(|l| l + o).or_else(|| auto_limit(w, &ns, mem_req));
     let cpu_req = d["resources"]["requests"]["cpu"]
         .as_str()
         .map(str::to_string)
@@ -121,10 +121,12 @@ pub fn create_launcher_pod(
                     "--namespace", ns, "--kubevirt-share-dir", "/var/run/kubevirt", "--ephemeral-disk-dir", "/var/run/kubevirt-ephemeral-disks",
                     "--container-disk-dir", "/var/run/kubevirt/container-disks", "--grace-period-seconds", "135",
                     "--hook-sidecars", "0", "--ovmf-path", "/usr/share/OVMF", "--run-as-nonroot"],
-        "resources": compute_res,
+        "resources": null,
         "securityContext": {"runAsUser": 107, "runAsGroup": 107, "runAsNonRoot": true, "privileged": false,
                             "capabilities": {"add": ["NET_BIND_SERVICE"], "drop": ["ALL"]}}
     })];
+    // Values are moved in after json!, which would copy them by serializing.
+    containers[0]["resources"] = compute_res;
     let mut statuses = vec![container_status("compute", &image, &ids[1], &w.timestamp())];
     if sidecar {
         containers.push(json!({
@@ -166,18 +168,23 @@ pub fn create_launcher_pod(
     }
     let now = w.timestamp();
     let pod = json!({
-        "metadata": {"name": pod_name, "namespace": ns, "labels": labels, "annotations": annotations,
+        "metadata": {"name": pod_name, "namespace": ns, "labels": null, "annotations": null,
             "ownerReferences": [{"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance", "name": vmi_name,
                                  "uid": vmi_uid, "controller": true, "blockOwnerDeletion": true}]},
-        "spec": {"nodeName": node, "containers": containers, "restartPolicy": "Never", "hostname": vmi_name,
+        "spec": {"nodeName": node, "containers": null, "restartPolicy": "Never", "hostname": vmi_name,
                  "serviceAccountName": "default", "terminationGracePeriodSeconds": 135, "automountServiceAccountToken": false,
                  "priority": 0, "schedulerName": "default-scheduler"},
         "status": {"phase": "Running", "qosClass": qos, "hostIP": host_ip, "podIP": pod_ip, "podIPs": [{"ip": pod_ip}],
                    "startTime": now,
                    "conditions": [{"type": "Initialized", "status": "True"}, {"type": "Ready", "status": "True"},
                                   {"type": "ContainersReady", "status": "True"}, {"type": "PodScheduled", "status": "True"}],
-                   "containerStatuses": statuses}
+                   "containerStatuses": null}
     });
+    let mut pod = pod;
+    pod["metadata"]["labels"] = labels;
+    pod["metadata"]["annotations"] = annotations;
+    pod["spec"]["containers"] = Value::Array(containers);
+    pod["status"]["containerStatuses"] = Value::Array(statuses);
     let stored = w.store.insert(&PODS, pod, &now).ok()?;
     let pod_uid = meta_str(stored, "uid").to_string();
     let compute_limit = mem_lim.map(floor_page);
@@ -255,4 +262,30 @@ fn container_status(name: &str, image: &str, id: &str, started: &str) -> Value {
     json!({"name": name, "image": image, "imageID": format!("{image}@sha256:{}", &id[..64.min(id.len())]),
            "containerID": format!("containerd://{id}"), "ready": true, "started": true, "restartCount": 0,
            "state": {"running": {"startedAt": started}}, "lastState": {}})
+}
+
+/// KubeVirt v1.1+: a VMI without a memory limit in a namespace whose ResourceQuota constrains
+/// `limits.memory` gets limit = (request + O) × ratio (namespace label, default 2).
+fn auto_limit(w: &World, ns: &str, request_with_overhead: i64) -> Option<i64> {
+    if w.config.version < Version::new(1, 1, 0) {
+        return None;
+    }
+    let quota = w
+        .store
+        .list(&super::resources::RESOURCE_QUOTAS, Some(ns))
+        .any(|q| !q["spec"]["hard"]["limits.memory"].is_null());
+    if !quota {
+        return None;
+    }
+    let ratio = w
+        .store
+        .get(&super::resources::NAMESPACES, "", ns)
+        .and_then(|n| {
+            n["metadata"]["labels"]["alpha.kubevirt.io/auto-memory-limits-ratio"]
+                .as_str()
+                .and_then(|r| r.parse::<f64>().ok())
+        })
+        .filter(|r| r.is_finite() && *r >= 1.0)
+        .unwrap_or(2.0);
+    Some((request_with_overhead as f64 * ratio) as i64)
 }

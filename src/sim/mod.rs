@@ -2,10 +2,18 @@
 //! 127.0.0.1, for the demo, tests and benchmarks. The real kube-rs client and the real `kubectl`
 //! talk to it.
 //!
-//! Layout: `scenario` (what the cluster holds, pure) → `world` (objects, nodes, launchers) with
-//! `kubevirt`/`launcher`/`harvester` (controllers and webhook) and `workload` (memory over time,
-//! pure) → `tick` (time passes: pods start, OOM kills) → `hosttree`/`oomlog` (what a node's
-//! files say) → `server`/`rest`/`watch`/`table`/`exec` (the API) → `handle` (start, stop, hooks).
+//! Layout: `scenario` (what the cluster holds, pure) → `world` (objects in `store`, nodes,
+//! launchers) with `kubevirt`/`launcher`/`harvester` (controllers and webhook) and `workload`
+//! (memory over time, pure) → `tick` (time passes: pods start, deadlines, OOM kills) →
+//! `hosttree`/`procfs`/`oomlog`/`summary` (what a node's files, kernel log and kubelet say) →
+//! `server`/`rest`/`ops`/`watch`/`table`/`openapi`/`exec` with `auth`/`selector`/`patch`/`status`
+//! (the API) → `handle` (start, stop, kubeconfig, test hooks).
+//!
+//! Exec runs the requested command for real on this machine with the pod's node as its host:
+//! `VMMEM_CGROUP_ROOT` (the node's `/sys/fs/cgroup`, cgroup v1, systemd driver), `VMMEM_PROC_ROOT`
+//! (its `/proc`), `VMMEM_KERNEL_LOG` (its kernel log with OOM reports), `VMMEM_HOST_ROOT` and
+//! `NODE_NAME`. Exec into a virt-launcher container sees only that container's cgroup and
+//! processes; hostPID pods (agents) see the whole node.
 
 pub mod auth;
 pub mod clock;
@@ -16,16 +24,19 @@ pub mod hosttree;
 pub mod kubevirt;
 pub mod launcher;
 pub mod oomlog;
+pub mod openapi;
 pub mod ops;
 pub mod patch;
 pub mod procfs;
 pub mod resources;
 pub mod rest;
 pub mod scenario;
+pub mod schema;
 pub mod selector;
 pub mod server;
 pub mod status;
 pub mod store;
+pub mod summary;
 pub mod table;
 pub mod tick;
 pub mod watch;

@@ -92,6 +92,7 @@ pub fn create(w: &mut World, t: &Target, mut obj: Value, dry_run: bool) -> Resul
             "the request body must be a JSON object",
         ));
     }
+    super::schema::check(t.rt, &obj)?;
     require_namespace(w, t)?;
     if t.rt.namespaced {
         let body_ns = meta_str(&obj, "namespace");
@@ -201,6 +202,7 @@ fn write(
     mut new: Value,
     dry_run: bool,
 ) -> Result<Value, ApiError> {
+    super::schema::check(t.rt, &new)?;
     if meta_str(&new, "name") != t.name() {
         return Err(ApiError::bad_request(format!(
             "the name of the object ({}) does not match the name on the URL ({})",
@@ -241,6 +243,7 @@ fn write(
 
 /// PUT: replace the object (or its status).
 pub fn update(w: &mut World, t: &Target, new: Value, dry_run: bool) -> Result<Value, ApiError> {
+    super::schema::check(t.rt, &new)?;
     let current = get(w, t)?;
     if meta_str(&new, "resourceVersion").is_empty() && t.rt.custom {
         return Err(ApiError::invalid(

@@ -136,6 +136,18 @@ fn dispatch(
             .map(ok)
             .unwrap_or_else(|| Err(ApiError::path_not_found())),
         ["apis", SUBRESOURCES_GROUP, "v1", "version"] => ok(kubevirt_version(app)),
+        ["openapi", "v3"] => ok(super::openapi::root(harvester)),
+        ["api", "v1", "nodes", node, "proxy", "stats", "summary"] if method == Method::GET => {
+            let w = app.world();
+            w.auth
+                .check(&user, "get", &resources::NODES, Some("proxy"), None)?;
+            super::summary::summary(&w, node)
+                .map(ok)
+                .unwrap_or_else(|| Err(ApiError::not_found(&resources::NODES, node)))
+        }
+        ["openapi", "v3", gv @ ..] => super::openapi::group_version(&gv.join("/"), harvester)
+            .map(ok)
+            .unwrap_or_else(|| Err(ApiError::path_not_found())),
         ["apis", g, v] => resources::resource_list(g, v, harvester)
             .map(ok)
             .unwrap_or_else(|| Err(ApiError::path_not_found())),

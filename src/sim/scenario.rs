@@ -30,6 +30,18 @@ pub struct Scenario {
     pub nodes: Vec<NodeSpec>,
     pub namespaces: Vec<String>,
     pub vms: Vec<VmSpec>,
+    /// Namespace ResourceQuotas on `limits.memory` (KubeVirt v1.1+ then limits VMs that have none).
+    pub quotas: Vec<QuotaSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct QuotaSpec {
+    pub namespace: String,
+    pub limits_memory: Quantity,
+    /// The namespace label `alpha.kubevirt.io/auto-memory-limits-ratio`.
+    #[serde(default)]
+    pub auto_memory_limits_ratio: Option<String>,
 }
 
 impl Default for Scenario {
@@ -44,6 +56,7 @@ impl Default for Scenario {
             nodes: Vec::new(),
             namespaces: Vec::new(),
             vms: Vec::new(),
+            quotas: Vec::new(),
         }
     }
 }
@@ -221,6 +234,11 @@ impl Scenario {
                     },
                     workload: Workload {
                         guest_fill_start: 0.1 + (i % 7) as f64 / 10.0,
+                        // One VM in a hundred leaks like the seed's memhold and gets OOM-killed.
+                        memhold: (i % 100 == 42).then(|| MemHold {
+                            after_seconds: 60.0,
+                            rate: Quantity::new("1Mi"),
+                        }),
                         ..Workload::default()
                     },
                     ..VmSpec::default()
@@ -299,6 +317,19 @@ impl Scenario {
                 }
             }
         }
+        for q in &self.quotas {
+            if let Err(e) = q.limits_memory.bytes() {
+                return bad(format!("quota in {}: limitsMemory: {e}", q.namespace));
+            }
+            if let Some(r) = &q.auto_memory_limits_ratio {
+                if !r.parse::<f64>().is_ok_and(|x| x.is_finite() && x >= 1.0) {
+                    return bad(format!(
+                        "quota in {}: autoMemoryLimitsRatio {r:?} must be a number >= 1",
+                        q.namespace
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -309,6 +340,7 @@ impl Scenario {
             .iter()
             .cloned()
             .chain(self.vms.iter().map(|v| v.namespace.clone()))
+            .chain(self.quotas.iter().map(|q| q.namespace.clone()))
             .collect();
         v.push("default".into());
         v.sort();
@@ -351,6 +383,13 @@ mod tests {
         assert_eq!(s.nodes.len(), 7);
         assert!(s.vms.iter().any(|v| v.no_limit));
         assert!(s.vms.iter().any(|v| v.run_strategy == "Halted"));
+        assert_eq!(
+            s.vms
+                .iter()
+                .filter(|v| v.workload.memhold.is_some())
+                .count(),
+            1
+        );
         s.validate().unwrap();
     }
 

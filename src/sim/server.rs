@@ -22,6 +22,10 @@ pub struct App {
     pub addr: SocketAddr,
     /// Turns true when the server stops: watches and exec sessions end.
     pub stop: watch::Receiver<bool>,
+    /// A random first path segment every request must carry (it is in the kubeconfig's server
+    /// URL). kubectl sends no bearer token over plain HTTP, so this secret is what keeps other
+    /// local users from reaching the API, whose exec runs commands on this machine.
+    pub prefix: String,
 }
 
 impl App {
@@ -32,13 +36,17 @@ impl App {
 }
 
 pub fn router(app: App) -> Router {
-    Router::new()
+    let prefix = format!("/{}", app.prefix);
+    let api = Router::new()
         .route(
             "/api/v1/namespaces/{ns}/pods/{name}/exec",
             any(super::exec::handle),
         )
         .fallback(super::rest::handle)
-        .with_state(app)
+        .with_state(app);
+    Router::new()
+        .nest(&prefix, api)
+        .fallback(|| async { error_response(&ApiError::path_not_found()) })
 }
 
 /// Serve until `stop` turns true.

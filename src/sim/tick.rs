@@ -140,7 +140,7 @@ fn pod_deadline(w: &mut World, ns: &str, name: &str, uid: &str) {
     pod["status"]["message"] =
         json!("Pod was active on the node longer than the specified deadline");
     if let Some(cs) = pod["status"]["containerStatuses"].as_array_mut() {
-        for c in cs {
+        for c in cs.iter_mut().filter(|c| c.is_object()) {
             c["ready"] = json!(false);
             c["state"] =
                 json!({"terminated": {"exitCode": 137, "reason": "Error", "finishedAt": now}});
@@ -274,4 +274,63 @@ pub fn refresh_host_trees(w: &mut World) {
             w.exec.written.insert(node, std::time::Instant::now());
         }
     }
+}
+
+/// A container's own view inside a node's host tree, as exec into it sees on cgroup v1: a
+/// `memory` controller that is the container's scope, and only its processes under `proc`.
+/// Returns (cgroup root, proc root).
+pub fn container_view(
+    w: &World,
+    node_root: &std::path::Path,
+    pod_uid: &str,
+    idx: usize,
+) -> io::Result<(std::path::PathBuf, std::path::PathBuf)> {
+    let l = w.launchers.get(pod_uid).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("pod {pod_uid} has no launcher"),
+        )
+    })?;
+    let id = &l.container_ids[idx.min(2)];
+    let view = node_root.join("containers").join(id);
+    match std::fs::remove_dir_all(&view) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let cg = view.join("cgroup");
+    let procs = view.join("proc");
+    std::fs::create_dir_all(&cg)?;
+    std::fs::create_dir_all(&procs)?;
+    let scope = hosttree::cgroup_root(node_root)
+        .join("memory")
+        .join(hosttree::pod_slice(l.qos, &l.pod_uid).trim_start_matches('/'))
+        .join(hosttree::scope(id));
+    symlink(&scope, &cg.join("memory"))?;
+    let pids: Vec<u32> = if idx == 1 {
+        let n = clamped(l, w.now() - l.started).compute.len();
+        (0..n).map(|i| hosttree::compute_pid(l, i)).collect()
+    } else {
+        vec![l.pids[6]]
+    };
+    for pid in pids {
+        symlink(
+            &hosttree::proc_root(node_root).join(pid.to_string()),
+            &procs.join(pid.to_string()),
+        )?;
+    }
+    Ok((cg, procs))
+}
+
+#[cfg(unix)]
+fn symlink(target: &std::path::Path, link: &std::path::Path) -> io::Result<()> {
+    std::os::unix::fs::symlink(target, link)
+}
+
+#[cfg(not(unix))]
+fn symlink(_target: &std::path::Path, _link: &std::path::Path) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "container views need symlinks (Unix only)",
+    ))
 }

@@ -13,7 +13,7 @@ use crate::parse::quantity::Quantity;
 use super::auth::Auth;
 use super::clock::SimClock;
 use super::harvester::HarvesterConfig;
-use super::resources::{KUBEVIRTS, NAMESPACES, NODES, SETTINGS};
+use super::resources::{KUBEVIRTS, NAMESPACES, NODES, RESOURCE_QUOTAS, SETTINGS};
 use super::scenario::{Flavour, Scenario};
 use super::status::ApiError;
 use super::store::Store;
@@ -256,6 +256,22 @@ impl World {
                     ip,
                 },
             );
+        }
+        for q in &scenario.quotas {
+            if let Some(r) = &q.auto_memory_limits_ratio {
+                if let Some(mut ns) = w.store.get(&NAMESPACES, "", &q.namespace).cloned() {
+                    ns["metadata"]["labels"]["alpha.kubevirt.io/auto-memory-limits-ratio"] =
+                        json!(r);
+                    w.store.replace(&NAMESPACES, ns)?;
+                }
+            }
+            let hard = json!({"limits.memory": q.limits_memory.as_str()});
+            w.store.create(
+                &RESOURCE_QUOTAS,
+                json!({"metadata": {"name": "memory-limits", "namespace": q.namespace}, "spec": {"hard": hard},
+                       "status": {"hard": hard, "used": {"limits.memory": "0"}}}),
+                &now,
+            )?;
         }
         let kv = kubevirt_cr(&w.config, &kubevirt_namespace);
         w.store.create(&KUBEVIRTS, kv, &now)?;

@@ -1,0 +1,433 @@
+# kubectl-vmmem node probe, output format 1. POSIX sh plus cat only (busybox, SUSE bci-base).
+#
+# Reads the memory cgroup counters (v1 or v2) of Kubernetes pods and of their containers, the memory
+# of each process in them and, for qemu, the guest RAM it holds. One run covers every pod of a node.
+#
+# Environment:
+#   VMMEM_CGROUP_ROOT  the directory that plays the host's /sys/fs/cgroup (default /host/sys/fs/cgroup)
+#   VMMEM_PROC_ROOT    the host's /proc (default /proc)
+#   VMMEM_KUBEPODS     kubepods cgroups below the memory hierarchy root, space separated
+#                      (default "kubepods.slice kubepods"; a name ending in .slice is systemd layout)
+# Arguments: POD_UID or POD_UID:GUEST_BYTES[,BACKEND_BYTES...]; with none, every pod found.
+#   With sizes, qemu's /proc/PID/smaps is scanned for guest RAM: the mappings of exactly those sizes.
+#
+# Output: one record per line, fields separated by one space, '-' where the node has no such value.
+#   vmmem-probe 1                      always the first line
+#   node VERSION KERNEL                VERSION v1|v2
+#   pod UID PATH                       PATH of the pod cgroup below the memory hierarchy root
+#   c NAME LIMIT USAGE PEAK FAILCNT OOMKILL ANON FILE SHMEM INACTIVE_FILE ACTIVE_FILE KERNEL
+#     KERNEL_STACK PAGETABLES SLAB SOCK ANON_THP PIDS   (one line) counters of the pod cgroup
+#                                      (NAME '.') or of a child of it (NAME its directory name),
+#                                      after its pod line; bytes; LIMIT 'max' or a huge number = none;
+#                                      OOMKILL v1: this cgroup only, v2: with descendants;
+#                                      FAILCNT v2: the 'max' line of memory.events; PIDS 1,2,3 or -
+#   p PID RSS_ANON_KB RSS_FILE_KB RSS_SHMEM_KB COMM      a process listed in some PIDS
+#   g PID SIZE_KB RSS_KB HUGETLB_KB PAGE_KB KIND         a guest RAM mapping of qemu process PID
+#                                      (KIND anon|memfd|shmem|file)
+#   missing UID                        no cgroup for this pod here (not on this node, or gone)
+#   err MESSAGE                        fatal; nothing follows
+#   end                                always the last line of a complete run
+#
+# Speed: files are read by a few `cat`s over many files at once (a fork per file would cost more
+# than the reading), split per cgroup and per pod by the kernel release file, whose one line can
+# never be a line of a cgroup or status file.
+
+set -f
+CG=${VMMEM_CGROUP_ROOT:-/host/sys/fs/cgroup}
+PR=${VMMEM_PROC_ROOT:-/proc}
+nl='
+'
+tab='	'
+ws=" $tab"
+echo 'vmmem-probe 1'
+die() {
+	printf 'err %s\n' "$*"
+	exit 1
+}
+
+SEP=$PR/sys/kernel/osrelease
+K=
+read -r K 2>/dev/null <"$SEP"
+# It separates the files of one cat: it must not look like a line of them (a number, "key value").
+case $K in *[!0-9]*) ;; *) K= ;; esac
+case $K in '' | *[$ws]*) die "cannot read the kernel release from $SEP" ;; esac
+
+V=
+M=
+if [ -r "$CG/cgroup.controllers" ]; then
+	c=
+	read -r c 2>/dev/null <"$CG/cgroup.controllers"
+	case " $c " in *" memory "*) V=v2 M=$CG ;; esac
+fi
+if [ -z "$V" ] && [ -r "$CG/memory/memory.usage_in_bytes" ]; then V=v1 M=$CG/memory; fi
+[ -n "$V" ] || die "no memory cgroup hierarchy at $CG: neither $CG/memory/memory.usage_in_bytes" \
+	"(cgroup v1) nor memory in $CG/cgroup.controllers (cgroup v2)"
+printf 'node %s %s\n' "$V" "$K"
+# Paths below are relative to the memory hierarchy root: shorter strings, shorter argument lists.
+case $PR in /*) ;; *) PR=$PWD/$PR SEP=$PWD/$SEP ;; esac
+cd "$M" || die "cannot enter $M"
+
+R=
+for r in ${VMMEM_KUBEPODS:-kubepods.slice kubepods}; do
+	[ -d "$r" ] && R="$R $r"
+done
+[ -n "$R" ] || die "no kubepods cgroup below $M (looked for ${VMMEM_KUBEPODS:-kubepods.slice kubepods};" \
+	"set VMMEM_KUBEPODS)"
+
+# $1 with every '-' turned into '_' (systemd slice names), or the reverse with $2 = r; sets S.
+swap() {
+	S=
+	s=$1
+	a=-
+	b=_
+	[ "$2" = r ] && a=_ b=-
+	while :; do
+		case $s in
+		*"$a"*)
+			S="$S${s%%"$a"*}$b"
+			s=${s#*"$a"}
+			;;
+		*)
+			S=$S$s
+			return
+			;;
+		esac
+	done
+}
+
+# The pod cgroup of UID $1 below $M, in any layout and QoS class; sets P ('' when none).
+find_pod() {
+	P=
+	swap "$1"
+	for r in $R; do
+		case $r in
+		*.slice)
+			b=${r##*/}
+			b=${b%.slice}
+			for c in "$r/$b-burstable.slice/$b-burstable-pod$S.slice" \
+				"$r/$b-besteffort.slice/$b-besteffort-pod$S.slice" "$r/$b-pod$S.slice"; do
+				[ -d "$c" ] && P=$c && return
+			done
+			;;
+		*)
+			for c in "$r/burstable/pod$1" "$r/besteffort/pod$1" "$r/pod$1"; do
+				[ -d "$c" ] && P=$c && return
+			done
+			;;
+		esac
+	done
+}
+
+# Every pod UID below the kubepods cgroups; sets A.
+list_pods() {
+	A=
+	set +f
+	for r in $R; do
+		case $r in
+		*.slice)
+			b=${r##*/}
+			b=${b%.slice}
+			for d in "$r/$b-burstable.slice/$b-burstable-pod"*.slice \
+				"$r/$b-besteffort.slice/$b-besteffort-pod"*.slice "$r/$b-pod"*.slice; do
+				[ -d "$d" ] || continue
+				d=${d##*-pod}
+				swap "${d%.slice}" r
+				A="$A $S"
+			done
+			;;
+		*)
+			for d in "$r/burstable/pod"* "$r/besteffort/pod"* "$r/pod"*; do
+				[ -d "$d" ] && A="$A ${d##*/pod}"
+			done
+			;;
+		esac
+	done
+	set -f
+}
+
+# Queue the files of cgroup directory $2 for the next batch, with descriptor $1.
+F=
+D=
+X=
+add_cg() {
+	d=$2
+	if [ $V = v1 ]; then
+		f="$d/memory.limit_in_bytes $d/memory.usage_in_bytes $d/memory.max_usage_in_bytes $d/memory.failcnt"
+		n=4
+		# Whether kernel memory is accounted (v1) or memory.peak exists (v2, Linux 5.19+) is the
+		# same for every cgroup of a node: look once.
+		[ -n "$X" ] || { [ -e "$d/memory.kmem.usage_in_bytes" ] && X=y || X=n; }
+		[ $X = y ] && f="$f $d/memory.kmem.usage_in_bytes" && n=5
+		f="$f $d/memory.oom_control $d/memory.stat $d/cgroup.procs"
+	else
+		f="$d/memory.max $d/memory.current"
+		n=2
+		[ -n "$X" ] || { [ -e "$d/memory.peak" ] && X=y || X=n; }
+		[ $X = y ] && f="$f $d/memory.peak" && n=3
+		f="$f $d/memory.events $d/memory.stat $d/cgroup.procs"
+	fi
+	PF="$PF $SEP $f"
+	PD="$PD $n:$1"
+}
+
+# Print the record of the cgroup just read (descriptor $cur), and queue its processes' status files.
+SF=
+SD=
+fin() {
+	[ -n "$cur" ] || return 0
+	t=${cur#*:}
+	if [ "${cur%%:*}" != "$nn" ]; then
+		# The cgroup went away (or could not be read) while it was being read.
+		case $t in p:*)
+			t=${t#p:}
+			echo "missing ${t%%:*}"
+			skip=1
+			;;
+		esac
+		return 0
+	fi
+	case $t in
+	p:*)
+		t=${t#p:}
+		skip=
+		printf 'pod %s /%s\n' "${t%%:*}" "${t#*:*:}"
+		t=${t#*:}
+		SF="$SF $SEP"
+		SD="$SD ${t%%:*}"
+		t=.
+		;;
+	*)
+		[ -n "$skip" ] && return 0
+		t=${t#c:}
+		;;
+	esac
+	if [ $V = v1 ]; then
+		set -- "$p1" "$p2" "$p3" "$p4" "$ok" "${p5:--}"
+	else
+		case $p1 in max) ;; *[!0-9]*) p1=- ;; esac
+		set -- "$p1" "$p2" "${p3:--}" "${fc:--}" "$ok" "${kn:--}"
+	fi
+	echo "c $t $1 $2 $3 $4 ${5:--} ${an:--} ${fl:--} ${sm:--} ${ia:--} ${aa:--} $6 ${ks:--} ${pt:--}" \
+		"${sl:--} ${so:--} ${th:--} ${pl:--}"
+	IFS=,
+	for x in $pl; do SF="$SF $PR/$x/status"; done
+	IFS=$nl
+}
+
+# Read every queued cgroup with one cat, print its records, then the processes of its pods.
+run() {
+	[ -n "$D" ] || return 0
+	o=$(cat $F 2>/dev/null)
+	IFS=' '
+	set -- $D
+	IFS=$nl
+	cur=
+	skip=
+	# Lines are matched with the cgroup version in front ("v1total_rss 123"): one case per line.
+	for l in $o; do
+		case $V$l in
+		"$V$K")
+			fin
+			cur=$1
+			shift
+			nn=0 p1= p2= p3= p4= p5= ok= an= fl= sm= ia= aa= kn= ks= pt= sl= so= th= fc= pl= kv=
+			;;
+		v1total_rss" "*) an=${l#* } ;;
+		v1total_cache" "*) fl=${l#* } ;;
+		v1total_shmem" "*) sm=${l#* } ;;
+		v1total_inactive_file" "*) ia=${l#* } ;;
+		v1total_active_file" "*) aa=${l#* } ;;
+		v1total_rss_huge" "*) th=${l#* } ;;
+		v?oom_kill" "*) ok=${l#* } ;;
+		v2anon" "*) an=${l#* } ;;
+		v2file" "*) fl=${l#* } ;;
+		v2shmem" "*) sm=${l#* } ;;
+		v2inactive_file" "*) ia=${l#* } ;;
+		v2active_file" "*) aa=${l#* } ;;
+		v2kernel" "*) kn=${l#* } ;;
+		v2kernel_stack" "*) ks=${l#* } ;;
+		v2pagetables" "*) pt=${l#* } ;;
+		v2slab" "*) sl=${l#* } ;;
+		v2sock" "*) so=${l#* } ;;
+		v2anon_thp" "*) th=${l#* } ;;
+		v2max" "*) fc=${l#* } ;;
+		# Any other "key value" line: the first one (oom_control, memory.events) ends the numbers.
+		*" "*) kv=1 ;;
+		*)
+			if [ -n "$kv" ]; then
+				pl=${pl:+$pl,}$l
+			else
+				nn=$((nn + 1))
+				case $nn in 1) p1=$l ;; 2) p2=$l ;; 3) p3=$l ;; 4) p4=$l ;; 5) p5=$l ;; esac
+			fi
+			;;
+		esac
+	done
+	fin
+	IFS=' '
+	F=
+	D=
+	status
+}
+
+# Read the status of every queued process (one cat, pods separated), print a p record each, and
+# scan qemu's smaps in pods that came with guest sizes.
+status() {
+	[ -n "$SD" ] || return 0
+	o=$(cat $SF 2>/dev/null)
+	set -- $SD
+	SF=
+	SD=
+	IFS=$nl
+	gs=
+	pid=
+	for l in $o; do
+		case $l in
+		"$K")
+			proc
+			gs=$1
+			shift
+			;;
+		Name:*)
+			proc
+			nm=${l#Name:}
+			nm=${nm#"$tab"}
+			;;
+		Pid:*) pid=${l##*[$ws]} ;;
+		RssAnon:*)
+			ra=${l%" kB"}
+			ra=${ra##*[$ws]}
+			;;
+		RssFile:*)
+			rf=${l%" kB"}
+			rf=${rf##*[$ws]}
+			;;
+		RssShmem:*)
+			rs=${l%" kB"}
+			rs=${rs##*[$ws]}
+			;;
+		esac
+	done
+	proc
+	IFS=' '
+	for q in $Q; do smaps "${q%%=*}" "${q#*=}"; done
+	Q=
+}
+
+Q=
+proc() {
+	# Kernel threads and zombies have no Rss lines: nothing to report.
+	[ -n "$pid" ] && [ -n "$rs" ] && printf 'p %s %s %s %s %s\n' "$pid" "$ra" "$rf" "$rs" "$nm"
+	case $nm in qemu*) [ -n "$pid" ] && [ -n "$rs" ] && [ "$gs" != - ] && Q="$Q $pid=$gs" ;; esac
+	pid= ra= rf= rs= nm=
+}
+
+# Print the mappings of qemu process $1 whose size in kB is one of the comma-separated $2.
+smaps() {
+	o=$(cat "$PR/$1/smaps" 2>/dev/null)
+	IFS=$nl
+	m=
+	for l in $o; do
+		case $l in
+		[0-9a-f]*)
+			[ -n "$m" ] && mapping "$1"
+			m=
+			h=$l
+			;;
+		Size:*)
+			s=${l%" kB"}
+			s=${s##*" "}
+			case ",$2," in *",$s,"*) m=$s gr=0 gh=0 gp=0 gk=0 ;; esac
+			;;
+		*)
+			[ -n "$m" ] || continue
+			case $l in
+			Rss:*)
+				gr=${l%" kB"}
+				gr=${gr##*" "}
+				;;
+			KernelPageSize:*)
+				gk=${l%" kB"}
+				gk=${gk##*" "}
+				;;
+			Shared_Hugetlb:*)
+				gh=${l%" kB"}
+				gh=${gh##*" "}
+				;;
+			Private_Hugetlb:*)
+				gp=${l%" kB"}
+				gp=${gp##*" "}
+				;;
+			esac
+			;;
+		esac
+	done
+	[ -n "$m" ] && mapping "$1"
+	IFS=' '
+}
+
+mapping() {
+	case $h in
+	*" /memfd:"*) k=memfd ;;
+	*" /dev/shm/"* | *" /SYSV"* | *" /dev/zero"*) k=shmem ;;
+	*" /"* | *" anon_inode:"*) k=file ;;
+	*) k=anon ;;
+	esac
+	echo "g $1 $m $gr $((gh + gp)) $gk $k"
+}
+
+# One pod argument: UID[:SIZES]. Batches go out every 25 pods: cat's argument list stays short, and
+# so do the strings the shell copies while building it.
+NP=0
+pod() {
+	u=${1%%:*}
+	z=
+	case $1 in *:*) z=${1#*:} ;; esac
+	case $u in '' | *[!0-9a-fA-F-]*) die "bad pod argument '$1' (expected POD_UID or POD_UID:GUEST_BYTES)" ;; esac
+	g=
+	IFS=,
+	for s in $z; do
+		case $s in '' | *[!0-9]* | ????????????????????*) die "bad guest size '$s' in argument '$1'" ;; esac
+		g=${g:+$g,}$((s / 1024))
+	done
+	IFS=' '
+	find_pod "$u"
+	if [ -z "$P" ]; then
+		echo "missing $u"
+		return
+	fi
+	PF=
+	PD=
+	add_cg "p:$u:${g:--}:$P" "$P"
+	# Containers: the child cgroups (systemd: *.scope; a trailing / would stat every file).
+	set +f
+	case $P in
+	*.slice) set -- "$P"/*.scope ;;
+	*) set -- "$P"/*/ ;;
+	esac
+	set -f
+	for d in "$@"; do
+		d=${d%/}
+		n=${d##*/}
+		case $n in '' | *[!A-Za-z0-9._@-]*) continue ;; esac
+		[ -d "$d" ] && add_cg "c:$n" "$d"
+	done
+	# Appending to a long string copies it: build each pod's part apart, append it once.
+	F=$F$PF
+	D=$D$PD
+	NP=$((NP + 1))
+	if [ $NP -ge 25 ]; then
+		run
+		NP=0
+	fi
+}
+
+IFS=' '
+if [ $# -eq 0 ]; then
+	list_pods
+	for a in $A; do pod "$a"; done
+else
+	for a in "$@"; do pod "$a"; done
+fi
+run
+echo end

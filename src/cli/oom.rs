@@ -1,0 +1,119 @@
+//! `kubectl vmmem oom`: read kernel logs, find OOM-kill reports and explain each one.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+
+use super::args::{GlobalArgs, OomArgs, OomOutput};
+use crate::model::inventory::Inventory;
+use crate::model::oom_event::OomEvent;
+use crate::model::oom_verdict::explain;
+use crate::model::version::Version;
+use crate::parse::oom::{parse_kernel_log, parse_node_kernel_log};
+
+pub fn run(global: &GlobalArgs, args: &OomArgs) -> anyhow::Result<ExitCode> {
+    let flag =
+        match global.kubevirt_version.as_deref() {
+            Some(v) => Some(Version::parse(v).with_context(|| {
+                format!("--kubevirt-version {v:?} is not a version like v1.3.0")
+            })?),
+            None => None,
+        };
+    if !args.nodes.is_empty() {
+        bail!(
+            "reading a node's kernel log (--node) needs a live cluster, which this build cannot reach yet; \
+             save the node's `dmesg` or `journalctl -k` output and pass it with -f FILE"
+        );
+    }
+    if global.demo {
+        bail!("oom does not read the demo cluster's node logs in this build yet; pass -f FILE or --from PATH");
+    }
+    // --from: the files' objects map pod UIDs to VMs; their kernel logs are read unless -f is given.
+    let loaded = match &global.from {
+        Some(path) => Some(crate::cluster::files::load(path)?),
+        None => None,
+    };
+    let (source, events) = match (args.file.as_deref(), &loaded) {
+        (Some(file), _) => {
+            let (source, text) = read_source(file)?;
+            (source, parse_kernel_log(&text))
+        }
+        (None, Some(l)) => {
+            let path = global
+                .from
+                .as_deref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            if l.kernel_logs.is_empty() {
+                bail!(
+                    "{path}: found no kernel logs (expected nodes/<node>/logs/kernel.log in a support bundle, or kernel.log / dmesg files); pass -f FILE"
+                );
+            }
+            let source = format!("the kernel logs of {path}");
+            let mut events = Vec::new();
+            for log in &l.kernel_logs {
+                events.extend(match &log.node {
+                    Some(node) => parse_node_kernel_log(&log.text, node),
+                    None => parse_kernel_log(&log.text),
+                });
+            }
+            (source, events)
+        }
+        (None, None) => {
+            bail!("no kernel log given: pass -f FILE (or -f - for standard input), or --from PATH")
+        }
+    };
+    let inventory = loaded.as_ref().map(|l| &l.inventory);
+    let out = render(&events, inventory, flag, args.output)?;
+    if events.is_empty() {
+        eprintln!("no OOM kill reports found in {source}");
+    }
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(out.as_bytes())
+        .and_then(|()| stdout.flush())
+        .context("writing the report")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The report for parsed events (tables print nothing when there are none).
+pub fn render(
+    events: &[OomEvent],
+    inventory: Option<&Inventory>,
+    flag: Option<Version>,
+    output: OomOutput,
+) -> anyhow::Result<String> {
+    let explained = explain(events, inventory, flag);
+    Ok(match output {
+        OomOutput::Json => crate::output::oom::to_json(&explained).context("encoding JSON")?,
+        OomOutput::Table if explained.is_empty() => String::new(),
+        OomOutput::Table => crate::output::oom::to_table(&explained),
+    })
+}
+
+/// Read a file, or standard input for `-`; invalid UTF-8 (kernel logs carry some) is replaced.
+fn read_source(file: &Path) -> anyhow::Result<(String, String)> {
+    let mut bytes = Vec::new();
+    if file.as_os_str() == "-" {
+        let stdin = std::io::stdin();
+        if stdin.is_terminal() {
+            eprintln!("reading the kernel log from standard input (end with Ctrl-D)");
+        }
+        stdin
+            .lock()
+            .read_to_end(&mut bytes)
+            .context("reading standard input")?;
+        return Ok(("standard input".to_string(), into_text(bytes)));
+    }
+    std::fs::File::open(file)
+        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .with_context(|| format!("reading {}", file.display()))?;
+    Ok((file.display().to_string(), into_text(bytes)))
+}
+
+/// The bytes as text without a copy when they are valid UTF-8.
+fn into_text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}

@@ -1,0 +1,387 @@
+//! Explaining an OOM report the way the seed's author did by hand: which VM, what triggered it,
+//! what each process held against its KubeVirt budget, how far over the room for non-guest
+//! memory, and what reservation to set. Pure: the inventory is optional and passed in.
+
+use super::inventory::Inventory;
+use super::objects::{CpuSpec, VmiSpec};
+use super::oom_event::{OomEvent, OomScope, OomTask};
+use super::oom_vm::{is_harvester, kubevirt_version, vm_for_pod, VmFacts, VmRef};
+use super::overhead::{overhead, process_role, ClusterInputs, ProcessConstants, ProcessRole, MI};
+use super::version::{DetectedVersion, Version};
+use crate::parse::quantity::Quantity;
+
+/// What triggered the OOM (the thread that needed a page).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TriggerKind {
+    /// `CPU n/KVM`: a vCPU touched guest RAM.
+    Vcpu,
+    /// Another QEMU thread (`IO iothread1`, `vnc_worker`, the main thread).
+    Qemu,
+    /// A KubeVirt launcher process (virt-launcher, virtqemud/libvirtd, virtlogd, the monitor).
+    Launcher(ProcessRole),
+    /// Anything else (something exec'd into the pod, a node process in a global OOM).
+    Other,
+    Unknown,
+}
+
+/// One task with its KubeVirt budget (qemu: its constant plus guest RAM).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskVerdict {
+    pub pid: u32,
+    pub name: String,
+    pub rss_bytes: u64,
+    pub budget_bytes: Option<u64>,
+}
+
+/// Where the guest size came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuestSource {
+    /// The VMI (or VM) spec in the inventory.
+    Spec,
+    /// The cgroup limit minus KubeVirt's overhead O.
+    Estimated,
+}
+
+/// One explained OOM event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OomExplanation {
+    pub event: OomEvent,
+    pub kubevirt: bool,
+    pub vm: Option<VmRef>,
+    pub version: DetectedVersion,
+    pub harvester: Option<bool>,
+    pub trigger_kind: TriggerKind,
+    pub guest_bytes: Option<u64>,
+    pub guest_source: Option<GuestSource>,
+    /// Guest RAM is hugepage-backed (not charged to the memory cgroup).
+    pub guest_in_hugepages: bool,
+    /// The VM's configured memory (the reservation table's key).
+    pub configured_bytes: Option<u64>,
+    /// KubeVirt's O (exact from the inventory, else estimated from the limit).
+    pub overhead_bytes: Option<u64>,
+    pub guest_resident_bytes: Option<u64>,
+    /// Everything that is not guest RAM at the kill: usage − guest resident.
+    pub overhead_used_bytes: Option<u64>,
+    /// Room for it: limit − guest.
+    pub overhead_budget_bytes: Option<u64>,
+    pub tasks: Vec<TaskVerdict>,
+    pub reserve_bytes: Option<u64>,
+    pub reserve_reason: Option<String>,
+    pub current_reservation: Option<String>,
+    pub verdict: String,
+}
+
+/// Explain every event. The KubeVirt version comes from the inventory's KubeVirt CR (or launcher
+/// images), else `version_flag`, else the newest known.
+pub fn explain(
+    events: &[OomEvent],
+    inventory: Option<&Inventory>,
+    version_flag: Option<Version>,
+) -> Vec<OomExplanation> {
+    let version = kubevirt_version(inventory, version_flag);
+    let harvester = inventory.map(|i| is_harvester(Some(i)));
+    events
+        .iter()
+        .map(|ev| {
+            let facts = inventory.and_then(|inv| {
+                ev.pod_uid
+                    .as_deref()
+                    .and_then(|uid| vm_for_pod(inv, uid, version.version))
+            });
+            explain_one(ev, facts, version, harvester)
+        })
+        .collect()
+}
+
+/// The seed's reservation table, keyed by the VM's configured memory (one table for the whole
+/// tool: [`crate::model::harvester::seed_reserve`]).
+pub fn seed_reservation(configured_bytes: u64) -> u64 {
+    let configured = i64::try_from(configured_bytes).unwrap_or(i64::MAX);
+    crate::model::harvester::seed_reserve(configured).unsigned_abs()
+}
+
+fn round_up_64mi(b: u64) -> u64 {
+    let step = 64 << 20;
+    b.div_ceil(step).saturating_mul(step)
+}
+
+/// `CPU 11/KVM` → Some(11).
+pub fn vcpu_index(trigger: &str) -> Option<u32> {
+    trigger
+        .strip_prefix("CPU ")?
+        .strip_suffix("/KVM")?
+        .parse()
+        .ok()
+}
+
+fn trigger_kind(trigger: Option<&str>) -> TriggerKind {
+    let Some(t) = trigger else {
+        return TriggerKind::Unknown;
+    };
+    if vcpu_index(t).is_some() {
+        return TriggerKind::Vcpu;
+    }
+    match process_role(t) {
+        Some(ProcessRole::Qemu) => TriggerKind::Qemu,
+        Some(role) => TriggerKind::Launcher(role),
+        None if t.starts_with("IO ") || t == "vnc_worker" || t.starts_with("worker") => {
+            TriggerKind::Qemu
+        }
+        None => TriggerKind::Other,
+    }
+}
+
+fn qemu_task(ev: &OomEvent) -> Option<&OomTask> {
+    ev.tasks
+        .iter()
+        .filter(|t| process_role(&t.name) == Some(ProcessRole::Qemu))
+        .max_by_key(|t| t.rss_pages)
+}
+
+/// Guest-RAM-like memory of qemu (anonymous + shmem), as exactly as the report allows.
+fn qemu_guestish_bytes(ev: &OomEvent) -> Option<u64> {
+    let task = qemu_task(ev);
+    if let Some(t) = task {
+        if let Some(anon) = t.rss_anon_pages {
+            return Some(
+                anon.saturating_add(t.rss_shmem_pages.unwrap_or(0))
+                    .saturating_mul(super::oom_event::PAGE_BYTES),
+            );
+        }
+    }
+    let victim = ev
+        .victim
+        .as_ref()
+        .filter(|v| process_role(&v.comm) == Some(ProcessRole::Qemu))
+        .filter(|v| task.is_none_or(|t| t.pid == v.pid));
+    if let Some(anon) = victim.and_then(|v| v.anon_rss_bytes) {
+        let shmem = victim.and_then(|v| v.shmem_rss_bytes).unwrap_or(0);
+        return Some(anon.saturating_add(shmem));
+    }
+    task.map(OomTask::rss_bytes)
+}
+
+fn looks_kubevirt(ev: &OomEvent) -> bool {
+    if matches!(ev.scope, Some(OomScope::Global | OomScope::Node)) {
+        // The task table then lists every process of the node (or of all pods): only the
+        // victim says whether a VM died.
+        return ev.pod_uid.is_some()
+            && ev
+                .victim
+                .as_ref()
+                .is_some_and(|v| process_role(&v.comm).is_some());
+    }
+    let launcher = ev.tasks.iter().any(|t| {
+        matches!(
+            process_role(&t.name),
+            Some(ProcessRole::Monitor | ProcessRole::Launcher | ProcessRole::Libvirt)
+        )
+    });
+    let qemu_in_pod = ev.pod_uid.is_some()
+        && (qemu_task(ev).is_some()
+            || ev
+                .victim
+                .as_ref()
+                .is_some_and(|v| process_role(&v.comm) == Some(ProcessRole::Qemu)));
+    launcher || qemu_in_pod
+}
+
+/// O estimated from a cgroup limit: KubeVirt's formula with the limit as the request and the
+/// vCPU count the trigger reveals (at least 1).
+fn estimate_overhead(limit: u64, vcpus: u32, v: Version) -> u64 {
+    let mut spec = VmiSpec::default();
+    spec.domain.resources.requests.memory = Some(Quantity::new(limit.to_string()));
+    spec.domain.cpu = Some(CpuSpec {
+        cores: Some(vcpus.max(1)),
+        ..Default::default()
+    });
+    u64::try_from(overhead(&spec, v, &ClusterInputs::default()).total).unwrap_or(0)
+}
+
+fn explain_one(
+    ev: &OomEvent,
+    facts: Option<VmFacts>,
+    version: DetectedVersion,
+    harvester: Option<bool>,
+) -> OomExplanation {
+    let kubevirt = facts.is_some() || looks_kubevirt(ev);
+    let limit = ev.limit_bytes();
+    let memcg_scope =
+        matches!(ev.scope, Some(OomScope::Pod | OomScope::Container) | None) && limit.is_some();
+    let vcpus = ev
+        .trigger
+        .as_deref()
+        .and_then(vcpu_index)
+        .map_or(1, |n| n + 1);
+    let overhead_bytes = facts.as_ref().and_then(|f| f.overhead_bytes).or_else(|| {
+        (kubevirt && memcg_scope)
+            .then(|| limit.map(|l| estimate_overhead(l, vcpus, version.version)))
+            .flatten()
+    });
+    let (guest_bytes, guest_source) = match facts.as_ref().and_then(|f| f.guest_bytes) {
+        Some(g) => (Some(g), Some(GuestSource::Spec)),
+        None if kubevirt && memcg_scope => match (limit, overhead_bytes) {
+            (Some(l), Some(o)) => (Some(l.saturating_sub(o)), Some(GuestSource::Estimated)),
+            _ => (None, None),
+        },
+        None => (None, None),
+    };
+    // Hugepage-backed guest RAM is charged to hugetlb: none of it is in the memory cgroup.
+    let hugepages = facts.as_ref().is_some_and(|f| f.hugepages);
+    let charged_guest = if hugepages { Some(0) } else { guest_bytes };
+    let guest_resident = match (qemu_guestish_bytes(ev), charged_guest) {
+        (Some(q), Some(g)) => Some(q.min(g)),
+        _ => None,
+    };
+    let usage = ev.usage_bytes().or_else(|| {
+        (!ev.tasks.is_empty()).then(|| {
+            let kmem = ev.kmem.map_or(0, |k| k.usage_bytes);
+            ev.tasks_rss_bytes().saturating_add(kmem)
+        })
+    });
+    let (overhead_used, overhead_budget) = if kubevirt && memcg_scope {
+        (
+            usage.zip(guest_resident).map(|(u, g)| u.saturating_sub(g)),
+            limit.zip(charged_guest).map(|(l, g)| l.saturating_sub(g)),
+        )
+    } else {
+        (None, None)
+    };
+    let consts = ProcessConstants::for_version(version.version);
+    let tasks = ev
+        .tasks
+        .iter()
+        .map(|t| {
+            let base = consts
+                .budget_for_comm(&t.name)
+                .and_then(|b| u64::try_from(b).ok());
+            let budget = match process_role(&t.name) {
+                Some(ProcessRole::Qemu) => {
+                    base.zip(charged_guest).map(|(b, g)| b.saturating_add(g))
+                }
+                _ => base,
+            };
+            TaskVerdict {
+                pid: t.pid,
+                name: t.name.clone(),
+                rss_bytes: t.rss_bytes(),
+                budget_bytes: if kubevirt { budget } else { None },
+            }
+        })
+        .collect();
+    // Without the VM's spec the limit stands in for the configured memory: it exceeds it only by
+    // O (a few hundred MiB), and erring upwards in the table is the safe side.
+    let configured = facts
+        .as_ref()
+        .and_then(|f| f.configured_bytes)
+        .or_else(|| guest_bytes.and(limit));
+    let (reserve_bytes, reserve_reason) = if kubevirt && memcg_scope {
+        reservation(configured, overhead_used, overhead_bytes)
+    } else {
+        (None, None)
+    };
+    let mut ex = OomExplanation {
+        event: ev.clone(),
+        kubevirt,
+        vm: facts.as_ref().map(|f| f.vm.clone()),
+        version,
+        harvester,
+        trigger_kind: trigger_kind(ev.trigger.as_deref()),
+        guest_bytes,
+        guest_source,
+        guest_in_hugepages: hugepages,
+        configured_bytes: configured,
+        overhead_bytes,
+        guest_resident_bytes: guest_resident,
+        overhead_used_bytes: overhead_used,
+        overhead_budget_bytes: overhead_budget,
+        tasks,
+        reserve_bytes,
+        reserve_reason,
+        current_reservation: facts.and_then(|f| f.reserved_annotation),
+        verdict: String::new(),
+    };
+    ex.verdict = super::oom_words::verdict(&ex);
+    ex
+}
+
+/// max(seed table for the configured memory, 1.25 × non-guest memory at the kill − O), rounded
+/// up to 64Mi, with its reason.
+fn reservation(
+    configured: Option<u64>,
+    used: Option<u64>,
+    o: Option<u64>,
+) -> (Option<u64>, Option<String>) {
+    let table = configured.map(seed_reservation);
+    let need = used.zip(o).map(|(u, o)| {
+        let want = u.saturating_add(u / 4).saturating_sub(o);
+        round_up_64mi(want)
+    });
+    let human = |b: u64| crate::parse::quantity::human(i64::try_from(b).unwrap_or(i64::MAX));
+    match (table, need) {
+        (Some(t), Some(n)) if n > t => (
+            Some(n),
+            Some(format!(
+                "1.25 x the {} of non-guest memory at the kill, minus KubeVirt's {} overhead, rounded up to 64Mi",
+                human(used.unwrap_or(0)),
+                human(o.unwrap_or(0))
+            )),
+        ),
+        (Some(t), _) => (
+            Some(t),
+            Some(format!(
+                "the seed's table for a VM of about {}",
+                human(configured.unwrap_or(0))
+            )),
+        ),
+        (None, Some(n)) => (
+            Some(n.max(256 * MI as u64)),
+            Some("1.25 x the non-guest memory at the kill, minus KubeVirt's overhead".into()),
+        ),
+        (None, None) => (None, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_table() {
+        let gi = 1u64 << 30;
+        assert_eq!(seed_reservation(gi), 256 << 20);
+        assert_eq!(seed_reservation(2 * gi), 384 << 20);
+        assert_eq!(seed_reservation(4 * gi), 384 << 20);
+        assert_eq!(seed_reservation(5 * gi), 512 << 20);
+        assert_eq!(seed_reservation(16 * gi), 1024 << 20);
+        assert_eq!(seed_reservation(64 * gi), 1024 << 20);
+    }
+
+    #[test]
+    fn triggers() {
+        assert_eq!(trigger_kind(Some("CPU 11/KVM")), TriggerKind::Vcpu);
+        assert_eq!(trigger_kind(Some("IO iothread1")), TriggerKind::Qemu);
+        assert_eq!(trigger_kind(Some("qemu-system-x86")), TriggerKind::Qemu);
+        assert_eq!(
+            trigger_kind(Some("virt-launcher")),
+            TriggerKind::Launcher(ProcessRole::Launcher)
+        );
+        assert_eq!(trigger_kind(Some("memhold")), TriggerKind::Other);
+        assert_eq!(trigger_kind(None), TriggerKind::Unknown);
+        assert_eq!(vcpu_index("CPU 1/KVM"), Some(1));
+        assert_eq!(vcpu_index("CPU x/KVM"), None);
+    }
+
+    #[test]
+    fn reservation_takes_the_larger() {
+        let gi = 1u64 << 30;
+        let (r, why) = reservation(Some(2 * gi), Some(500_000_000), Some(264_939_521));
+        // 1.25 × 500 MB − 265 MB = 360 MB → 384Mi, equal to the table's 384Mi.
+        assert_eq!(r, Some(384 << 20));
+        assert!(why.unwrap().contains("table"));
+        let (r, why) = reservation(Some(2 * gi), Some(900_000_000), Some(264_939_521));
+        assert_eq!(r, Some(832 << 20));
+        assert!(why.unwrap().contains("1.25"));
+        assert_eq!(reservation(None, None, None), (None, None));
+    }
+}

@@ -1,0 +1,294 @@
+//! Which VM an OOM report belongs to, and what its spec says: pod UID → VMI/VM, guest size,
+//! configured memory and KubeVirt's overhead O, from an [`Inventory`].
+
+use super::inventory::Inventory;
+use super::objects::{keys, Pod, VirtualMachine, VirtualMachineInstance, VmiSpec};
+use super::overhead::{overhead, ClusterInputs};
+use super::version::{detect, DetectedVersion, Version};
+
+/// A VM by namespace and name.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct VmRef {
+    pub namespace: String,
+    pub name: String,
+}
+
+/// What the inventory says about the VM of one pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmFacts {
+    pub vm: VmRef,
+    /// Guest RAM in bytes (`memory.guest`, else requests, else limits).
+    pub guest_bytes: Option<u64>,
+    /// The memory the user configured (`limits.memory`, else the guest size): the key of the
+    /// seed's reservation table.
+    pub configured_bytes: Option<u64>,
+    /// KubeVirt's O for this VMI: observed (annotation/status) or from the formula.
+    pub overhead_bytes: Option<u64>,
+    /// The Harvester reservation annotation, when set.
+    pub reserved_annotation: Option<String>,
+    /// Guest RAM is backed by hugepages: charged to hugetlb, not to the memory cgroup.
+    pub hugepages: bool,
+}
+
+/// The KubeVirt version to reason with: the inventory's KubeVirt CR, else a launcher image tag,
+/// else the flag, else the newest known (assumed).
+pub fn kubevirt_version(inv: Option<&Inventory>, flag: Option<Version>) -> DetectedVersion {
+    let cr = inv
+        .and_then(|i| i.kubevirts.first())
+        .and_then(|k| k.status.observed_kube_virt_version.as_deref());
+    let images = inv
+        .into_iter()
+        .flat_map(|i| i.pods.iter())
+        .flat_map(|p| p.spec.containers.iter())
+        .map(|c| c.image.as_str());
+    detect(cr, images, flag)
+}
+
+/// Whether the inventory comes from a Harvester cluster.
+pub fn is_harvester(inv: Option<&Inventory>) -> bool {
+    inv.is_some_and(|i| i.harvester_settings.is_some())
+}
+
+/// Find the VM whose virt-launcher pod had this UID.
+pub fn vm_for_pod(inv: &Inventory, pod_uid: &str, version: Version) -> Option<VmFacts> {
+    let pod = inv.pods.iter().find(|p| p.metadata.uid == pod_uid);
+    let vmi = pod.and_then(|p| vmi_of_pod(inv, p)).or_else(|| {
+        inv.vmis
+            .iter()
+            .find(|v| v.status.active_pods.contains_key(pod_uid))
+    });
+    let namespace = vmi
+        .map(|v| v.metadata.namespace.clone())
+        .or_else(|| pod.map(|p| p.metadata.namespace.clone()))?;
+    let vmi_name = vmi
+        .map(|v| v.metadata.name.clone())
+        .or_else(|| pod.and_then(|p| p.metadata.labels.get(keys::VM_NAME_LABEL).cloned()))?;
+    let vm = inv
+        .vms
+        .iter()
+        .find(|vm| vm.metadata.namespace == namespace && vm.metadata.name == vmi_name);
+    let spec: Option<&VmiSpec> = vmi.map(|v| &v.spec).or(vm.map(|v| &v.spec.template.spec));
+    let guest_bytes = spec.and_then(guest_of);
+    let configured_bytes = spec
+        .and_then(|s| bytes(&s.domain.resources.limits.memory))
+        .or(guest_bytes);
+    let overhead_bytes = pod
+        .and_then(observed_overhead)
+        .or_else(|| {
+            vmi.and_then(|v| v.status.memory.as_ref())
+                .and_then(|m| bytes(&m.memory_overhead))
+        })
+        .or_else(|| {
+            let spec = vmi.map(|v| &v.spec)?;
+            let cluster = cluster_inputs(inv);
+            u64::try_from(overhead(spec, version, &cluster).total).ok()
+        });
+    Some(VmFacts {
+        vm: VmRef {
+            namespace,
+            name: vm.map_or(vmi_name, |v| v.metadata.name.clone()),
+        },
+        guest_bytes,
+        configured_bytes,
+        overhead_bytes,
+        reserved_annotation: vm.and_then(reserved_annotation),
+        hugepages: spec
+            .and_then(|s| s.domain.memory.as_ref())
+            .is_some_and(|m| m.hugepages.is_some()),
+    })
+}
+
+fn vmi_of_pod<'a>(inv: &'a Inventory, pod: &Pod) -> Option<&'a VirtualMachineInstance> {
+    let ns = &pod.metadata.namespace;
+    let owner = pod
+        .metadata
+        .owner_references
+        .iter()
+        .find(|o| o.kind == "VirtualMachineInstance");
+    if let Some(o) = owner {
+        if let Some(v) = inv.vmis.iter().find(|v| {
+            (!o.uid.is_empty() && v.metadata.uid == o.uid)
+                || (&v.metadata.namespace == ns && v.metadata.name == o.name)
+        }) {
+            return Some(v);
+        }
+    }
+    let created_by = pod.metadata.labels.get(keys::CREATED_BY)?;
+    inv.vmis.iter().find(|v| &v.metadata.uid == created_by)
+}
+
+fn bytes(q: &Option<crate::parse::quantity::Quantity>) -> Option<u64> {
+    q.as_ref()
+        .and_then(|q| q.bytes().ok())
+        .and_then(|b| u64::try_from(b).ok())
+}
+
+fn guest_of(spec: &VmiSpec) -> Option<u64> {
+    let r = &spec.domain.resources;
+    spec.domain
+        .memory
+        .as_ref()
+        .and_then(|m| bytes(&m.guest))
+        .or_else(|| bytes(&r.requests.memory))
+        .or_else(|| bytes(&r.limits.memory))
+}
+
+fn observed_overhead(pod: &Pod) -> Option<u64> {
+    pod.metadata
+        .annotations
+        .get(keys::MEMORY_OVERHEAD_ANNOTATION)
+        .and_then(|s| s.trim().parse().ok())
+}
+
+fn reserved_annotation(vm: &VirtualMachine) -> Option<String> {
+    vm.metadata
+        .annotations
+        .get(keys::HARVESTER_RESERVED_MEMORY)
+        .cloned()
+}
+
+fn cluster_inputs(inv: &Inventory) -> ClusterInputs {
+    let config = inv
+        .kubevirts
+        .first()
+        .map(|k| k.spec.configuration.clone())
+        .unwrap_or_default();
+    let arch = inv
+        .nodes
+        .iter()
+        .filter_map(|n| n.status.node_info.as_ref())
+        .map(|i| i.architecture.clone())
+        .find(|a| !a.is_empty());
+    ClusterInputs {
+        ratio: config.additional_guest_memory_overhead_ratio.clone(),
+        cluster_arch: arch,
+        config,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::objects::{
+        KubeVirt, MemorySpec, ObjectMeta, OwnerReference, VmiMemoryStatus,
+    };
+    use crate::parse::quantity::Quantity;
+
+    fn meta(ns: &str, name: &str, uid: &str) -> ObjectMeta {
+        ObjectMeta {
+            namespace: ns.into(),
+            name: name.into(),
+            uid: uid.into(),
+            ..Default::default()
+        }
+    }
+
+    fn vmi(guest: &str, limit: &str) -> VirtualMachineInstance {
+        let mut v = VirtualMachineInstance {
+            metadata: meta("default", "vm4", "vmi-uid"),
+            ..Default::default()
+        };
+        v.spec.domain.memory = Some(MemorySpec {
+            guest: Some(Quantity::new(guest)),
+            ..Default::default()
+        });
+        v.spec.domain.resources.limits.memory = Some(Quantity::new(limit));
+        v.spec.domain.resources.requests.memory = Some(Quantity::new("1365Mi"));
+        v.spec.domain.resources.limits.cpu = Some(Quantity::new("2"));
+        v
+    }
+
+    #[test]
+    fn pod_owner_names_the_vm_and_formula_gives_o() {
+        let mut pod = Pod {
+            metadata: meta("default", "virt-launcher-vm4-s98n4", "pod-1"),
+            ..Default::default()
+        };
+        pod.metadata.owner_references.push(OwnerReference {
+            kind: "VirtualMachineInstance".into(),
+            name: "vm4".into(),
+            uid: "vmi-uid".into(),
+            ..Default::default()
+        });
+        let mut vm = VirtualMachine {
+            metadata: meta("default", "vm4", "vm-uid"),
+            ..Default::default()
+        };
+        vm.metadata
+            .annotations
+            .insert(keys::HARVESTER_RESERVED_MEMORY.into(), "100Mi".into());
+        let inv = Inventory {
+            pods: vec![pod],
+            vmis: vec![vmi("1948Mi", "2Gi")],
+            vms: vec![vm],
+            kubevirts: vec![KubeVirt::default()],
+            ..Default::default()
+        };
+        let v = kubevirt_version(Some(&inv), Some(Version::new(1, 1, 1)));
+        assert_eq!(v.version, Version::new(1, 1, 1));
+        let f = vm_for_pod(&inv, "pod-1", v.version).unwrap();
+        assert_eq!(
+            f.vm,
+            VmRef {
+                namespace: "default".into(),
+                name: "vm4".into()
+            }
+        );
+        assert_eq!(f.guest_bytes, Some(1948 << 20));
+        assert_eq!(f.configured_bytes, Some(2 << 30));
+        // facts/kubevirt-overhead.md check 2.
+        assert_eq!(f.overhead_bytes, Some(264_939_521));
+        assert_eq!(f.reserved_annotation.as_deref(), Some("100Mi"));
+        assert!(vm_for_pod(&inv, "other", v.version).is_none());
+    }
+
+    #[test]
+    fn pod_of_a_gone_vmi_named_by_its_label() {
+        let mut pod = Pod {
+            metadata: meta("prod", "virt-launcher-db-x1y2z", "old-pod"),
+            ..Default::default()
+        };
+        pod.metadata
+            .labels
+            .insert(keys::VM_NAME_LABEL.into(), "db".into());
+        pod.metadata
+            .labels
+            .insert(keys::CREATED_BY.into(), "gone-vmi".into());
+        pod.metadata
+            .annotations
+            .insert(keys::MEMORY_OVERHEAD_ANNOTATION.into(), "283115520".into());
+        let inv = Inventory {
+            pods: vec![pod],
+            ..Default::default()
+        };
+        let f = vm_for_pod(&inv, "old-pod", Version::NEWEST_KNOWN).unwrap();
+        assert_eq!(
+            f.vm,
+            VmRef {
+                namespace: "prod".into(),
+                name: "db".into()
+            }
+        );
+        assert_eq!(f.overhead_bytes, Some(283_115_520));
+        assert_eq!(f.guest_bytes, None);
+    }
+
+    #[test]
+    fn earlier_pod_found_through_active_pods_and_observed_o() {
+        let mut v = vmi("1Gi", "1Gi");
+        v.status
+            .active_pods
+            .insert("old-pod".into(), "node-1".into());
+        v.status.memory = Some(VmiMemoryStatus {
+            memory_overhead: Some(Quantity::new("300Mi")),
+            ..Default::default()
+        });
+        let inv = Inventory {
+            vmis: vec![v],
+            ..Default::default()
+        };
+        let f = vm_for_pod(&inv, "old-pod", Version::NEWEST_KNOWN).unwrap();
+        assert_eq!(f.vm.name, "vm4");
+        assert_eq!(f.overhead_bytes, Some(300 << 20));
+    }
+}

@@ -1,0 +1,285 @@
+//! The verdict of an explained OOM event, as one paragraph in plain words.
+
+use super::oom_event::OomScope;
+use super::oom_verdict::{GuestSource, OomExplanation, TriggerKind};
+use super::overhead::{process_role, ProcessRole};
+use super::version::VersionSource;
+use crate::parse::quantity::{human, to_quantity_string};
+
+fn size(b: u64) -> String {
+    human(i64::try_from(b).unwrap_or(i64::MAX))
+}
+
+/// `2412421120` → `2,412,421,120`.
+pub fn grouped(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// One paragraph: who, which limit, the trigger, the victim, the numbers, the processes over
+/// budget, and what to set.
+pub fn verdict(ex: &OomExplanation) -> String {
+    let ev = &ex.event;
+    let mut s: Vec<String> = Vec::new();
+    let who = match (&ex.vm, ex.kubevirt, ev.pod_uid.as_deref()) {
+        (Some(vm), _, _) => format!("VM {}/{}", vm.namespace, vm.name),
+        (None, true, Some(uid)) => format!("The VM of virt-launcher pod {uid}"),
+        (None, true, None) => "A KubeVirt VM".to_string(),
+        (None, false, Some(uid)) => format!("Pod {uid}"),
+        (None, false, None) => "A process".to_string(),
+    };
+    let when = match (&ev.time, &ev.node) {
+        (Some(t), Some(n)) => format!(" at {} on {n}", t.trim()),
+        (Some(t), None) => format!(" at {}", t.trim()),
+        (None, Some(n)) => format!(" on {n}"),
+        (None, None) => String::new(),
+    };
+    let which_limit = if ev.memsw_limit_hit() {
+        "memory+swap limit"
+    } else {
+        "memory limit"
+    };
+    let limit = ev
+        .limit_bytes()
+        .map(|l| format!("{} ({} bytes)", size(l), grouped(l)));
+    let first = match (ev.scope, &limit) {
+        (Some(OomScope::Global), _) => format!(
+            "{who} was OOM-killed{when} because the node ran out of memory; no cgroup limit was involved."
+        ),
+        (Some(OomScope::Node), Some(l)) => format!(
+            "{who} was OOM-killed{when} because all pods on the node together hit the kubepods {which_limit} of {l}."
+        ),
+        (Some(OomScope::Pod), Some(l)) => {
+            format!("{who} was OOM-killed{when}: its pod hit its {which_limit} of {l}.")
+        }
+        (Some(OomScope::Container), Some(l)) => format!(
+            "{who} was OOM-killed{when}: its container hit its {which_limit} of {l}."
+        ),
+        (Some(OomScope::Other), Some(l)) => format!(
+            "{who} was OOM-killed{when}: the memory cgroup {} hit its {which_limit} of {l}.",
+            ev.oom_memcg.as_deref().unwrap_or("?")
+        ),
+        (_, Some(l)) => format!("{who} was OOM-killed{when}: a memory cgroup hit its {which_limit} of {l}."),
+        (_, None) => format!("{who} met the OOM killer{when}."),
+    };
+    s.push(first);
+    if let Some(t) = ev.trigger.as_deref() {
+        s.push(match ex.trigger_kind {
+            TriggerKind::Vcpu if ex.kubevirt => format!(
+                "The allocation that tipped it over came from {t}, a vCPU touching guest RAM for the first time: the guest was growing into the memory it was promised, which is normal, so the room left for everything else was too small."
+            ),
+            TriggerKind::Qemu if ex.kubevirt => format!(
+                "The allocation came from {t}, a QEMU thread that is not a named vCPU: QEMU's own memory grew (or guest RAM, where vCPU threads are not named)."
+            ),
+            TriggerKind::Launcher(_) if ex.kubevirt => format!(
+                "The allocation came from {t}, a KubeVirt launcher process growing its own memory."
+            ),
+            TriggerKind::Other if ex.kubevirt && ev.scope != Some(OomScope::Global) => format!(
+                "The allocation came from {t}, a process KubeVirt does not budget for."
+            ),
+            _ => format!("The allocation came from {t}."),
+        });
+    }
+    if let Some(v) = &ev.victim {
+        let rss = v
+            .anon_rss_bytes
+            .map(|a| format!(", {} anonymous memory", size(a)))
+            .unwrap_or_default();
+        let qemu = process_role(&v.comm) == Some(ProcessRole::Qemu) && ex.kubevirt;
+        s.push(format!(
+            "The kernel killed {} (pid {}{rss}){}.",
+            v.comm,
+            v.pid,
+            if qemu {
+                ", which is the VM itself: from the user's side the VM just died"
+            } else {
+                ""
+            }
+        ));
+    }
+    if let (Some(g), Some(budget), Some(l)) =
+        (ex.guest_bytes, ex.overhead_budget_bytes, ev.limit_bytes())
+    {
+        let source = match ex.guest_source {
+            Some(GuestSource::Spec) => "from the VM's spec".to_string(),
+            _ => format!(
+                "estimated as the limit minus KubeVirt's {} overhead, assuming no reservation; run against the cluster or pass --from for the exact size",
+                size(ex.overhead_bytes.unwrap_or(0))
+            ),
+        };
+        if ex.guest_in_hugepages {
+            s.push(format!(
+                "Guest RAM is {} ({source}) in hugepages, charged to hugetlb and not to this cgroup, so the whole {} limit is for everything else.",
+                size(g),
+                size(l)
+            ));
+        } else {
+            s.push(format!(
+                "Guest RAM is {} ({source}), which leaves {} of the {} limit for everything else.",
+                size(g),
+                size(budget),
+                size(l)
+            ));
+        }
+        if let (Some(used), Some(res)) = (ex.overhead_used_bytes, ex.guest_resident_bytes) {
+            if ex.guest_in_hugepages {
+                s.push(format!("At the kill everything else used {}.", size(used)));
+            } else if res >= g {
+                s.push(format!(
+                    "The guest had touched all of its RAM, so everything else ({}) filled that room and could not grow.",
+                    size(used)
+                ));
+            } else if used > budget {
+                s.push(format!(
+                    "At the kill {} of guest RAM was resident and everything else used {}, {} more than its room.",
+                    size(res),
+                    size(used),
+                    size(used - budget)
+                ));
+            } else {
+                s.push(format!(
+                    "At the kill {} of guest RAM was resident and everything else used {}.",
+                    size(res),
+                    size(used)
+                ));
+            }
+        }
+    }
+    if ex.kubevirt && !matches!(ev.scope, Some(OomScope::Global | OomScope::Node)) {
+        s.extend(process_sentences(ex));
+    }
+    if let Some(k) = ev.kmem.filter(|k| k.usage_bytes > 0) {
+        s.push(format!(
+            "Kernel memory charged to the cgroup was {}.",
+            size(k.usage_bytes)
+        ));
+    }
+    s.push(advice(ex));
+    if ev.partial {
+        s.push("The report is cut short, so figures it does not show are left out.".to_string());
+    }
+    s.join(" ")
+}
+
+fn process_sentences(ex: &OomExplanation) -> Vec<String> {
+    let mut out = Vec::new();
+    let version = match ex.version.source {
+        VersionSource::Assumed => format!("{}, assumed", ex.version.version),
+        _ => ex.version.version.to_string(),
+    };
+    let mut budgeted = Vec::new();
+    let mut unbudgeted = Vec::new();
+    for t in &ex.tasks {
+        let over = |used: u64, budget: u64| if used > budget { " (over)" } else { "" };
+        match (process_role(&t.name), t.budget_bytes) {
+            (Some(ProcessRole::Qemu), Some(b)) => {
+                let guest = ex.guest_bytes.unwrap_or(0);
+                let beyond = t.rss_bytes.saturating_sub(guest);
+                let budget = b.saturating_sub(guest);
+                budgeted.push(format!(
+                    "{} {} beyond guest RAM of {}{}",
+                    t.name,
+                    size(beyond),
+                    size(budget),
+                    over(beyond, budget)
+                ))
+            }
+            (Some(ProcessRole::Qemu), None) => {}
+            (Some(_), Some(b)) => budgeted.push(format!(
+                "{} {} of {}{}",
+                t.name,
+                size(t.rss_bytes),
+                size(b),
+                over(t.rss_bytes, b)
+            )),
+            (None, _) if t.name != "pause" && t.rss_bytes >= 8 << 20 => {
+                unbudgeted.push(format!("{} {}", t.name, size(t.rss_bytes)))
+            }
+            _ => {}
+        }
+    }
+    if !budgeted.is_empty() {
+        out.push(format!(
+            "Launcher processes against KubeVirt {version}'s budgets (RSS): {}.",
+            budgeted.join(", ")
+        ));
+    }
+    let libvirtd = ex.tasks.iter().any(|t| t.name == "libvirtd");
+    if libvirtd && ex.version.source == VersionSource::Assumed {
+        out.push(
+            "libvirtd (not virtqemud) in the task table means KubeVirt before v0.59: pass --kubevirt-version for that release's budgets."
+                .to_string(),
+        );
+    }
+    if !unbudgeted.is_empty() {
+        out.push(format!(
+            "Not budgeted by KubeVirt at all: {}.",
+            unbudgeted.join(", ")
+        ));
+    }
+    out
+}
+
+fn advice(ex: &OomExplanation) -> String {
+    let ev = &ex.event;
+    match ev.scope {
+        Some(OomScope::Global) => {
+            return "A per-VM reservation does not prevent this: the node itself was out of memory; lower memory overcommit or move VMs off the node.".to_string();
+        }
+        Some(OomScope::Node) => {
+            return "A per-VM reservation does not prevent this: pods on the node together exceeded what the kubelet allows; reserve more for the system or move VMs off the node.".to_string();
+        }
+        _ => {}
+    }
+    if !ex.kubevirt {
+        return "This is not a KubeVirt VM, so no VM reservation applies.".to_string();
+    }
+    let Some(r) = ex.reserve_bytes else {
+        return "The report lacks the cgroup limit, so no reservation can be computed from it."
+            .to_string();
+    };
+    let q = to_quantity_string(i64::try_from(r).unwrap_or(i64::MAX));
+    let why = ex.reserve_reason.as_deref().unwrap_or("");
+    let current = ex
+        .current_reservation
+        .as_deref()
+        .map(|c| format!(" (now {c})"))
+        .unwrap_or_default();
+    let target = ex.vm.as_ref().map(|vm| {
+        format!(
+            "kubectl vmmem fix {} -n {} --reserve {q}",
+            vm.name, vm.namespace
+        )
+    });
+    let how = match ex.harvester {
+        Some(true) => format!("set the VM's harvesterhci.io/reservedMemory annotation to {q}{current}"),
+        Some(false) => format!("set spec.domain.memory.guest to limits.memory minus {q}"),
+        None => format!(
+            "on Harvester set the VM's harvesterhci.io/reservedMemory annotation to {q}, on plain KubeVirt set spec.domain.memory.guest to limits.memory minus {q}"
+        ),
+    };
+    let fix = target
+        .map(|t| format!(" (`{t}` does it)"))
+        .unwrap_or_default();
+    format!("Reserve {q} for non-guest memory ({why}): {how}{fix}, then restart the VM.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::grouped;
+
+    #[test]
+    fn thousands() {
+        assert_eq!(grouped(2_412_421_120), "2,412,421,120");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(grouped(1000), "1,000");
+        assert_eq!(grouped(0), "0");
+    }
+}

@@ -1,0 +1,228 @@
+//! `kubectl vmmem oom`: explained OOM events as a table (one line per event, then the verdicts)
+//! or as JSON (the `oom -o json` contract in DESIGN.md).
+
+use serde::Serialize;
+
+use crate::model::oom_event::ContainerRuntime;
+use crate::model::oom_verdict::{GuestSource, OomExplanation};
+use crate::model::oom_vm::VmRef;
+use crate::parse::quantity::human;
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OomReport<'a> {
+    pub events: Vec<EventJson<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VictimJson<'a> {
+    pub pid: u32,
+    pub comm: &'a str,
+    pub anon_rss_bytes: Option<u64>,
+    pub file_rss_bytes: Option<u64>,
+    pub total_vm_bytes: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskJson<'a> {
+    pub pid: u32,
+    pub name: &'a str,
+    pub rss_bytes: u64,
+    pub budget_bytes: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecommendationJson<'a> {
+    pub reserve_bytes: u64,
+    pub reason: Option<&'a str>,
+}
+
+/// One event of `oom -o json`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventJson<'a> {
+    pub time: Option<&'a str>,
+    pub node: Option<&'a str>,
+    pub trigger: Option<&'a str>,
+    pub trigger_pid: Option<u32>,
+    pub victim: Option<VictimJson<'a>>,
+    pub constraint: Option<&'a str>,
+    pub oom_memcg: Option<&'a str>,
+    pub task_memcg: Option<&'a str>,
+    pub scope: Option<&'static str>,
+    pub pod_uid: Option<&'a str>,
+    pub container_id: Option<&'a str>,
+    /// `containerd`, `crio` or `docker`, when the cgroup path names it.
+    pub container_runtime: Option<ContainerRuntime>,
+    pub limit_bytes: Option<u64>,
+    pub usage_bytes: Option<u64>,
+    pub failcnt: Option<u64>,
+    pub memsw_limit_hit: bool,
+    pub kubevirt: bool,
+    pub vm: Option<&'a VmRef>,
+    pub tasks: Vec<TaskJson<'a>>,
+    pub verdict: &'a str,
+    /// The report was cut short.
+    pub partial: bool,
+    /// 1-based input line where the report starts.
+    pub line: usize,
+    pub kubevirt_version: String,
+    pub guest_bytes: Option<u64>,
+    pub guest_estimated: bool,
+    pub overhead_used_bytes: Option<u64>,
+    pub overhead_budget_bytes: Option<u64>,
+    pub recommendation: Option<RecommendationJson<'a>>,
+}
+
+pub fn report(explained: &[OomExplanation]) -> OomReport<'_> {
+    OomReport {
+        events: explained.iter().map(event_json).collect(),
+    }
+}
+
+fn event_json(ex: &OomExplanation) -> EventJson<'_> {
+    let ev = &ex.event;
+    EventJson {
+        time: ev.time.as_deref(),
+        node: ev.node.as_deref(),
+        trigger: ev.trigger.as_deref(),
+        trigger_pid: ev.trigger_pid,
+        victim: ev.victim.as_ref().map(|v| VictimJson {
+            pid: v.pid,
+            comm: &v.comm,
+            anon_rss_bytes: v.anon_rss_bytes,
+            file_rss_bytes: v.file_rss_bytes,
+            total_vm_bytes: v.total_vm_bytes,
+        }),
+        constraint: ev.constraint.as_deref(),
+        oom_memcg: ev.oom_memcg.as_deref(),
+        task_memcg: ev.task_memcg.as_deref(),
+        scope: ev.scope.map(|s| s.as_str()),
+        pod_uid: ev.pod_uid.as_deref(),
+        container_id: ev.container_id.as_deref(),
+        container_runtime: ev.runtime,
+        limit_bytes: ev.limit_bytes(),
+        usage_bytes: ev.usage_bytes(),
+        failcnt: ev.failcnt(),
+        memsw_limit_hit: ev.memsw_limit_hit(),
+        kubevirt: ex.kubevirt,
+        vm: ex.vm.as_ref(),
+        tasks: ex
+            .tasks
+            .iter()
+            .map(|t| TaskJson {
+                pid: t.pid,
+                name: &t.name,
+                rss_bytes: t.rss_bytes,
+                budget_bytes: t.budget_bytes,
+            })
+            .collect(),
+        verdict: &ex.verdict,
+        partial: ev.partial,
+        line: ev.line,
+        kubevirt_version: ex.version.version.to_string(),
+        guest_bytes: ex.guest_bytes,
+        guest_estimated: ex.guest_source == Some(GuestSource::Estimated),
+        overhead_used_bytes: ex.overhead_used_bytes,
+        overhead_budget_bytes: ex.overhead_budget_bytes,
+        recommendation: ex.reserve_bytes.map(|r| RecommendationJson {
+            reserve_bytes: r,
+            reason: ex.reserve_reason.as_deref(),
+        }),
+    }
+}
+
+/// Pretty JSON with a trailing newline.
+pub fn to_json(explained: &[OomExplanation]) -> Result<String, serde_json::Error> {
+    serde_json::to_string_pretty(&report(explained)).map(|s| s + "\n")
+}
+
+fn size(b: Option<u64>) -> String {
+    b.map_or_else(
+        || "-".to_string(),
+        |b| human(i64::try_from(b).unwrap_or(i64::MAX)),
+    )
+}
+
+/// A table, one line per event, then each event's verdict.
+pub fn to_table(explained: &[OomExplanation]) -> String {
+    let header = [
+        "#",
+        "TIME",
+        "NODE",
+        "VM",
+        "TRIGGER",
+        "KILLED",
+        "SCOPE",
+        "LIMIT",
+        "NON-GUEST",
+        "ROOM",
+        "RESERVE",
+    ];
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for (i, ex) in explained.iter().enumerate() {
+        let ev = &ex.event;
+        let vm = match (&ex.vm, ev.pod_uid.as_deref()) {
+            (Some(vm), _) => format!("{}/{}", vm.namespace, vm.name),
+            (None, Some(uid)) => format!("pod {}", uid.get(..8).unwrap_or(uid)),
+            (None, None) => "-".to_string(),
+        };
+        let victim = ev
+            .victim
+            .as_ref()
+            .map_or_else(|| "-".to_string(), |v| format!("{} ({})", v.comm, v.pid));
+        let scope = match (ev.scope, ev.memsw_limit_hit()) {
+            (Some(s), true) => format!("{}+swap", s.as_str()),
+            (Some(s), false) => s.as_str().to_string(),
+            (None, _) => "-".to_string(),
+        };
+        rows.push(vec![
+            format!("{}{}", i + 1, if ev.partial { "*" } else { "" }),
+            ev.time.as_deref().map_or("-", str::trim).to_string(),
+            ev.node.clone().unwrap_or_else(|| "-".into()),
+            vm,
+            ev.trigger.clone().unwrap_or_else(|| "-".into()),
+            victim,
+            scope,
+            size(ev.limit_bytes()),
+            size(ex.overhead_used_bytes),
+            size(ex.overhead_budget_bytes),
+            ex.reserve_bytes.map_or("-".to_string(), |r| {
+                crate::parse::quantity::to_quantity_string(i64::try_from(r).unwrap_or(i64::MAX))
+            }),
+        ]);
+    }
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<String>| {
+        let mut l = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                l.push_str(cell);
+            } else {
+                l.push_str(&format!("{cell:<w$}   ", w = *w));
+            }
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    };
+    line(header.iter().map(|h| h.to_string()).collect());
+    for row in rows {
+        line(row);
+    }
+    if explained.iter().any(|e| e.event.partial) {
+        out.push_str("* report cut short\n");
+    }
+    for (i, ex) in explained.iter().enumerate() {
+        out.push_str(&format!("\n{}. {}\n", i + 1, ex.verdict));
+    }
+    out
+}

@@ -1,0 +1,404 @@
+//! The node probe's output (`assets/probe.sh`, format 1) → [`ProbeReport`]. Pure; never panics.
+//!
+//! The format is line-oriented, one record per line, fields separated by one space, `-` where the
+//! node has no such value (the script's header is the reference):
+//! ```text
+//! vmmem-probe 1
+//! node v1|v2 KERNEL
+//! pod UID PATH
+//! c NAME LIMIT USAGE PEAK FAILCNT OOMKILL ANON FILE SHMEM INACTIVE_FILE ACTIVE_FILE KERNEL
+//!   KERNEL_STACK PAGETABLES SLAB SOCK ANON_THP PIDS
+//! p PID RSS_ANON_KB RSS_FILE_KB RSS_SHMEM_KB COMM
+//! g PID SIZE_KB RSS_KB HUGETLB_KB PAGE_KB KIND
+//! missing UID
+//! err MESSAGE
+//! end
+//! ```
+//! `c` records follow their `pod`; NAME `.` is the pod cgroup itself, anything else a child
+//! directory (a container). `p` and `g` records may come anywhere: they are attached by PID to the
+//! cgroup whose PIDS lists it. Record types this version does not know are skipped, so a later
+//! probe may add records without changing the format number; anything else that changes bumps it.
+
+use std::collections::HashMap;
+
+use crate::model::readings::{
+    CgroupCounters, CgroupLevel, CgroupVersion, LiveSource, MemoryStat, NodeReadings, PodReading,
+    ProcessReading,
+};
+
+/// The first word of every probe output.
+pub const MAGIC: &str = "vmmem-probe";
+/// The output format this parser reads (the second word of the first line).
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Limits at or above this are "no limit" (v1 shows unlimited as 9223372036854771712 with 4 KiB
+/// pages, a little less with larger pages).
+const UNLIMITED_FROM: u64 = 1 << 62;
+
+/// Why probe output could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProbeError {
+    #[error("the node probe printed nothing")]
+    Empty,
+    #[error("this is not node probe output: its first line is {0:?}, expected \"{MAGIC} {FORMAT_VERSION}\"")]
+    NotProbe(String),
+    #[error(
+        "the node probe wrote output format {found}, but this kubectl-vmmem reads format \
+         {FORMAT_VERSION}: run the probe that comes with this kubectl-vmmem"
+    )]
+    Version { found: String },
+    #[error("the node probe failed: {0}")]
+    Node(String),
+    #[error("line {line} of the node probe output is malformed ({reason}): {text:?}")]
+    Malformed {
+        line: usize,
+        reason: &'static str,
+        text: String,
+    },
+    #[error("the node probe output stops before its \"end\" line: it was cut off")]
+    Truncated,
+    #[error("the node probe output has no \"node\" line (cgroup version and kernel)")]
+    NoNode,
+}
+
+/// Everything one probe run reported, before the caller adds node name, source and time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeReport {
+    pub cgroup_version: CgroupVersion,
+    pub kernel: String,
+    pub pods: Vec<PodReading>,
+    /// Pod UIDs asked for that have no cgroup on this node.
+    pub missing_pods: Vec<String>,
+}
+
+impl ProbeReport {
+    pub fn into_readings(self, node: &str, source: LiveSource, taken_at: i64) -> NodeReadings {
+        NodeReadings {
+            node: node.to_string(),
+            cgroup_version: self.cgroup_version,
+            kernel: self.kernel,
+            source,
+            taken_at,
+            pods: self.pods,
+            missing_pods: self.missing_pods,
+        }
+    }
+}
+
+/// Where a PID was listed: pod index, container index (None = the pod cgroup itself).
+type Owner = (usize, Option<usize>);
+
+/// Parse one probe run's output.
+pub fn parse(text: &str) -> Result<ProbeReport, ProbeError> {
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.strip_suffix('\r').unwrap_or(l)));
+    let first = loop {
+        match lines.next() {
+            None => return Err(ProbeError::Empty),
+            Some((_, l)) if l.trim().is_empty() => continue,
+            Some((_, l)) => break l,
+        }
+    };
+    check_header(first)?;
+
+    let mut node: Option<(CgroupVersion, String)> = None;
+    let mut pods: Vec<PodReading> = Vec::new();
+    let mut missing = Vec::new();
+    let mut owners: HashMap<u32, Owner> = HashMap::new();
+    let mut procs: Vec<(usize, &str)> = Vec::new();
+    let mut guests: Vec<(usize, &str)> = Vec::new();
+    let mut ended = false;
+
+    for (no, line) in lines.by_ref() {
+        let bad = |reason: &'static str| ProbeError::Malformed {
+            line: no,
+            reason,
+            text: line.chars().take(200).collect(),
+        };
+        let (kind, rest) = line.split_once(' ').unwrap_or((line, ""));
+        match kind {
+            "" => continue,
+            "end" => {
+                ended = true;
+                break;
+            }
+            "err" => return Err(ProbeError::Node(rest.trim().to_string())),
+            "node" => {
+                let (v, k) = rest
+                    .split_once(' ')
+                    .ok_or_else(|| bad("expected a version and a kernel"))?;
+                let version = match v {
+                    "v1" => CgroupVersion::V1,
+                    "v2" => CgroupVersion::V2,
+                    _ => return Err(bad("the cgroup version is not v1 or v2")),
+                };
+                node = Some((version, k.trim().to_string()));
+            }
+            "pod" => {
+                let (uid, path) = rest
+                    .split_once(' ')
+                    .ok_or_else(|| bad("expected a UID and a path"))?;
+                if uid.is_empty() || path.is_empty() {
+                    return Err(bad("expected a UID and a path"));
+                }
+                pods.push(PodReading {
+                    uid: uid.to_string(),
+                    cgroup: empty_counters(CgroupLevel::Pod, path.to_string(), None),
+                    guest_resident_bytes: None,
+                    guest_hugetlb_bytes: None,
+                    containers: Vec::new(),
+                    processes: Vec::new(),
+                });
+            }
+            "c" => {
+                let pod_index = pods
+                    .len()
+                    .checked_sub(1)
+                    .ok_or_else(|| bad("a cgroup before any pod"))?;
+                let pod = &mut pods[pod_index];
+                let (name, counters, pids) = cgroup_record(rest, &pod.cgroup.path).map_err(bad)?;
+                let container = if name == "." {
+                    pod.cgroup = counters;
+                    None
+                } else {
+                    pod.containers.push(counters);
+                    Some(pod.containers.len() - 1)
+                };
+                for pid in pids {
+                    owners.entry(pid).or_insert((pod_index, container));
+                }
+            }
+            "p" => procs.push((no, rest)),
+            "g" => guests.push((no, rest)),
+            "missing" => missing.push(rest.trim().to_string()),
+            _ => {} // a record of a later probe: skip
+        }
+    }
+    if !ended {
+        return Err(ProbeError::Truncated);
+    }
+    let (cgroup_version, kernel) = node.ok_or(ProbeError::NoNode)?;
+
+    for (no, rest) in procs {
+        let (pid, reading) = process_record(rest).map_err(|reason| ProbeError::Malformed {
+            line: no,
+            reason,
+            text: rest.chars().take(200).collect(),
+        })?;
+        if let Some(&(p, c)) = owners.get(&pid) {
+            let pod = &mut pods[p];
+            let container_id = c.and_then(|c| pod.containers[c].container_id.clone());
+            pod.processes.push(ProcessReading {
+                container_id,
+                ..reading
+            });
+        }
+    }
+    for (no, rest) in guests {
+        let g = guest_record(rest).map_err(|reason| ProbeError::Malformed {
+            line: no,
+            reason,
+            text: rest.chars().take(200).collect(),
+        })?;
+        if let Some(&(p, _)) = owners.get(&g.pid) {
+            let pod = &mut pods[p];
+            pod.guest_resident_bytes =
+                Some(pod.guest_resident_bytes.unwrap_or(0).saturating_add(g.rss));
+            if g.hugetlb > 0 || g.page >= 1 << 20 {
+                pod.guest_hugetlb_bytes = Some(
+                    pod.guest_hugetlb_bytes
+                        .unwrap_or(0)
+                        .saturating_add(g.hugetlb),
+                );
+            }
+        }
+    }
+    if cgroup_version == CgroupVersion::V1 {
+        // v1 counts an OOM kill in the cgroup of the killed task only (facts/cgroups.md).
+        for pod in &mut pods {
+            let below: u64 = pod
+                .containers
+                .iter()
+                .map(|c| c.oom_kills)
+                .fold(0, u64::saturating_add);
+            pod.cgroup.oom_kills = pod.cgroup.oom_kills.saturating_add(below);
+        }
+    }
+    Ok(ProbeReport {
+        cgroup_version,
+        kernel,
+        pods,
+        missing_pods: missing,
+    })
+}
+
+fn check_header(first: &str) -> Result<(), ProbeError> {
+    let mut words = first.split_whitespace();
+    if words.next() != Some(MAGIC) {
+        return Err(ProbeError::NotProbe(first.chars().take(80).collect()));
+    }
+    match words.next() {
+        Some(v) if v == FORMAT_VERSION.to_string() => Ok(()),
+        Some(v) => Err(ProbeError::Version {
+            found: v.chars().take(20).collect(),
+        }),
+        None => Err(ProbeError::NotProbe(first.chars().take(80).collect())),
+    }
+}
+
+fn empty_counters(
+    level: CgroupLevel,
+    path: String,
+    container_id: Option<String>,
+) -> CgroupCounters {
+    CgroupCounters {
+        level,
+        path,
+        container_id,
+        limit_bytes: None,
+        usage_bytes: 0,
+        working_set_bytes: 0,
+        peak_bytes: None,
+        failcnt: None,
+        oom_kills: 0,
+        stat: MemoryStat::default(),
+    }
+}
+
+/// The container id in a cgroup directory name, read by [`crate::parse::cgroup_path`]
+/// (`cri-containerd-<id>.scope`, `crio-<id>.scope`, `docker-<id>.scope`, or `<id>`). conmon's
+/// `crio-conmon-<id>.scope` becomes `conmon-<id>`, so its process is never taken for the container's
+/// own. A name of another shape is kept as it is, without `.scope`.
+pub fn container_id(name: &str) -> String {
+    let found = crate::parse::cgroup_path::kube_cgroup(name).container_id;
+    match found {
+        Some(id) if name.starts_with("crio-conmon-") => format!("conmon-{id}"),
+        Some(id) => id,
+        None => name.strip_suffix(".scope").unwrap_or(name).to_string(),
+    }
+}
+
+type CgroupRecord = (String, CgroupCounters, Vec<u32>);
+
+/// `NAME LIMIT USAGE … ANON_THP PIDS`.
+fn cgroup_record(rest: &str, pod_path: &str) -> Result<CgroupRecord, &'static str> {
+    let f: Vec<&str> = rest.split(' ').collect();
+    if f.len() < 18 {
+        return Err("a cgroup record needs 18 fields");
+    }
+    let name = f[0];
+    if name.is_empty() || name.contains('/') || name == ".." {
+        return Err("bad cgroup name");
+    }
+    let limit = match f[1] {
+        "max" | "-" => None,
+        v => Some(number(v)?).filter(|&l| l < UNLIMITED_FROM),
+    };
+    let usage = number(f[2])?;
+    let stat = MemoryStat {
+        anon: opt(f[6])?,
+        file: opt(f[7])?,
+        shmem: opt(f[8])?,
+        inactive_file: opt(f[9])?,
+        active_file: opt(f[10])?,
+        kernel: opt(f[11])?,
+        kernel_stack: opt(f[12])?,
+        pagetables: opt(f[13])?,
+        slab: opt(f[14])?,
+        sock: opt(f[15])?,
+        anon_thp: opt(f[16])?,
+    };
+    let pids = match f[17] {
+        "-" => Vec::new(),
+        list => list
+            .split(',')
+            .map(|p| p.parse::<u32>().map_err(|_| "a PID is not a number"))
+            .collect::<Result<_, _>>()?,
+    };
+    let (level, path, id) = if name == "." {
+        (CgroupLevel::Pod, pod_path.to_string(), None)
+    } else {
+        (
+            CgroupLevel::Container,
+            format!("{}/{name}", pod_path.trim_end_matches('/')),
+            Some(container_id(name)),
+        )
+    };
+    let counters = CgroupCounters {
+        limit_bytes: limit,
+        usage_bytes: usage,
+        working_set_bytes: usage.saturating_sub(stat.inactive_file.unwrap_or(0)),
+        peak_bytes: opt(f[3])?,
+        failcnt: opt(f[4])?,
+        oom_kills: opt(f[5])?.unwrap_or(0),
+        stat,
+        ..empty_counters(level, path, id)
+    };
+    Ok((name.to_string(), counters, pids))
+}
+
+/// `PID RSS_ANON_KB RSS_FILE_KB RSS_SHMEM_KB COMM` (COMM may hold spaces).
+fn process_record(rest: &str) -> Result<(u32, ProcessReading), &'static str> {
+    let f: Vec<&str> = rest.splitn(5, ' ').collect();
+    if f.len() < 5 {
+        return Err("a process record needs 5 fields");
+    }
+    let pid = f[0].parse::<u32>().map_err(|_| "the PID is not a number")?;
+    Ok((
+        pid,
+        ProcessReading {
+            pid,
+            comm: f[4].to_string(),
+            rss_anon_bytes: kib(f[1])?,
+            rss_file_bytes: kib(f[2])?,
+            rss_shmem_bytes: kib(f[3])?,
+            container_id: None,
+        },
+    ))
+}
+
+struct Guest {
+    pid: u32,
+    rss: u64,
+    hugetlb: u64,
+    page: u64,
+}
+
+/// `PID SIZE_KB RSS_KB HUGETLB_KB PAGE_KB KIND`.
+fn guest_record(rest: &str) -> Result<Guest, &'static str> {
+    let f: Vec<&str> = rest.split(' ').collect();
+    if f.len() < 6 {
+        return Err("a guest mapping record needs 6 fields");
+    }
+    kib(f[1])?;
+    Ok(Guest {
+        pid: f[0].parse::<u32>().map_err(|_| "the PID is not a number")?,
+        rss: kib(f[2])?,
+        hugetlb: kib(f[3])?,
+        page: kib(f[4])?,
+    })
+}
+
+fn number(s: &str) -> Result<u64, &'static str> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("a value is not a number");
+    }
+    s.parse::<u64>().map_err(|_| "a value is too large")
+}
+
+fn opt(s: &str) -> Result<Option<u64>, &'static str> {
+    if s == "-" {
+        Ok(None)
+    } else {
+        number(s).map(Some)
+    }
+}
+
+fn kib(s: &str) -> Result<u64, &'static str> {
+    number(s)?.checked_mul(1024).ok_or("a value is too large")
+}
+
+#[cfg(test)]
+mod tests;
