@@ -246,6 +246,12 @@ async fn refusals_exit_1_with_one_sentence() {
         "{}",
         text(&o.stderr)
     );
+    let o = vmmem(tmp.path(), &["--readonly", "fix", "vm1", "--yes"]).await;
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        text(&o.stderr).trim(),
+        "error: --readonly forbids changing the VM; add --dry-run to see the plan"
+    );
     let o = vmmem(tmp.path(), &["fix", "vm1", "--undo", "--remove-limit"]).await;
     assert_eq!(
         o.status.code(),

@@ -119,6 +119,9 @@ pub fn run(global: &GlobalArgs, args: &FixArgs) -> anyhow::Result<ExitCode> {
     if global.from.is_some() {
         bail!("fix needs a live cluster: --from reads files, which cannot be changed");
     }
+    if global.readonly && args.dry_run.is_none() {
+        bail!("--readonly forbids changing the VM; add --dry-run to see the plan");
+    }
     let choice = choice(args)?;
     let timeout = duration::parse(&args.timeout).context("--timeout")?;
     let rt = tokio::runtime::Builder::new_multi_thread()
