@@ -30,6 +30,7 @@ pub fn run() -> ExitCode {
         Some(Command::List(list)) => crate::cli::list::run(&cli.global, list),
         Some(Command::Oom(oom)) => crate::cli::oom::run(&cli.global, oom),
         Some(Command::Sim(sim)) => crate::cli::sim::run(sim),
+        Some(Command::Fix(fix)) => crate::cli::fix::run(&cli.global, fix),
         Some(Command::Probe(probe)) => crate::cli::probe::run(probe),
         None => crate::cli::list::run(&cli.global, &args::ListArgs::default()),
     };
@@ -70,6 +71,7 @@ pub fn chain(e: &anyhow::Error) -> String {
     parts.join(": ")
 }
 
+pub mod fix;
 pub mod list;
 pub mod oom;
 pub mod probe;
