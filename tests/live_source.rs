@@ -125,6 +125,11 @@ async fn reads_everything_the_sim_serves_in_each_scope() {
     assert_eq!(inv.vms.len(), 7);
     assert!(inv.vmis.iter().all(|v| v.metadata.namespace == "prod"));
     assert_eq!(inv.nodes.len(), 3, "nodes are cluster-wide");
+    // The one-shot hand-over gives the same objects as a snapshot.
+    let taken = live.into_snapshot().await;
+    assert_eq!(names(&taken), names(&inv));
+    assert_eq!(taken.pods, inv.pods);
+    assert_eq!(taken.kubevirts, inv.kubevirts);
     sim.shutdown().await;
 }
 

@@ -183,13 +183,24 @@ fn per_namespace<T: Kind>(
         .collect()
 }
 
-fn collect<T: Kind>(feeds: &[Feed<T>]) -> Vec<T> {
-    let mut out: Vec<T> = feeds.iter().flat_map(Feed::objects).collect();
+fn sorted<T: Kind>(mut out: Vec<T>) -> Vec<T> {
     out.sort_by(|a, b| {
         let (ma, mb) = (a.lean_meta(), b.lean_meta());
         (&ma.namespace, &ma.name).cmp(&(&mb.namespace, &mb.name))
     });
     out
+}
+
+fn collect<T: Kind>(feeds: &[Feed<T>]) -> Vec<T> {
+    sorted(feeds.iter().flat_map(Feed::objects).collect())
+}
+
+async fn take_all<T: Kind>(feeds: Vec<Feed<T>>) -> Vec<T> {
+    let mut out = Vec::new();
+    for f in feeds {
+        out.extend(f.into_objects().await);
+    }
+    sorted(out)
 }
 
 impl LiveSource {
@@ -340,6 +351,26 @@ impl LiveSource {
             harvester_settings: self.settings.as_ref().map(|s| collect(s)),
             resource_quotas: collect(&self.quotas),
             warnings: self.warnings.clone(),
+        }
+    }
+
+    /// Stop watching and return the objects without copying them (`list` takes one snapshot).
+    pub async fn into_snapshot(mut self) -> Inventory {
+        self.monitor.abort();
+        let settings = match self.settings.take() {
+            Some(s) => Some(take_all(s).await),
+            None => None,
+        };
+        Inventory {
+            source: self.source,
+            vms: take_all(std::mem::take(&mut self.vms)).await,
+            vmis: take_all(std::mem::take(&mut self.vmis)).await,
+            pods: take_all(std::mem::take(&mut self.pods)).await,
+            nodes: take_all(std::mem::take(&mut self.nodes)).await,
+            kubevirts: take_all(std::mem::take(&mut self.kubevirts)).await,
+            harvester_settings: settings,
+            resource_quotas: take_all(std::mem::take(&mut self.quotas)).await,
+            warnings: std::mem::take(&mut self.warnings),
         }
     }
 
