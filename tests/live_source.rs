@@ -270,3 +270,25 @@ async fn server_gone_turns_stale_then_recovers_and_catches_up() {
     assert!(caught_up, "the change made while away never arrived");
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_kubevirt_cr_is_named_and_the_report_goes_on() {
+    let sim = demo().await;
+    sim.forbid_namespace("erin", "harvester-system");
+    let dir = tempfile::tempdir().unwrap();
+    let conn = connect_as(&sim, dir.path(), "erin", Some(Duration::from_secs(5))).await;
+    let live = LiveSource::start(&conn, opts(Scope::Namespace("default".into())))
+        .await
+        .unwrap();
+    let inv = live.snapshot();
+    assert_eq!(inv.vms.len(), 7);
+    assert!(inv.kubevirts.is_empty());
+    assert_eq!(
+        inv.warnings,
+        vec![
+            "forbidden: user \"erin\" may not list kubevirts cluster-wide; the report shows only what it may read"
+                .to_string()
+        ]
+    );
+    sim.shutdown().await;
+}

@@ -256,12 +256,19 @@ impl LiveSource {
             all && refused_cluster_wide(&quotas),
             refused_cluster_wide(&kubevirts),
         ];
+        let kubevirt_refused = match kubevirts.first().map(Feed::phase) {
+            Some(Phase::Forbidden(msg)) => Some(msg),
+            _ => None,
+        };
         if fallback.iter().any(|f| *f) {
             let namespaces = match list_namespaces(conn).await {
                 Ok(n) => n,
                 Err(msg) => {
-                    denied.add("namespaces", None, &msg);
-                    vec![conn.default_namespace.clone()]
+                    if fallback[..4].iter().any(|f| *f) {
+                        denied.add("namespaces", None, &msg);
+                    }
+                    let own = opts.scope.namespace().unwrap_or(&conn.default_namespace);
+                    vec![own.to_string()]
                 }
             };
             if fallback[0] {
@@ -304,10 +311,14 @@ impl LiveSource {
         settle(&mut pods, &mut denied, &mut forbidden_msgs, &server)?;
         settle(&mut quotas, &mut denied, &mut forbidden_msgs, &server)?;
         settle(&mut nodes, &mut denied, &mut forbidden_msgs, &server)?;
-        if kubevirts.len() > 1 {
+        if fallback[4] {
             // Read namespace by namespace: keep only the watches where the CR is, and do not
             // count namespaces the user may not read (it can read the CR where it is).
             kubevirts.retain(|f| f.phase() == Phase::Ready && !f.is_empty());
+        }
+        if let (true, Some(msg)) = (kubevirts.is_empty(), &kubevirt_refused) {
+            // Version and overhead ratio then come from elsewhere: say why.
+            denied.add("kubevirts", None, msg);
         }
         settle(&mut kubevirts, &mut denied, &mut forbidden_msgs, &server)?;
         if let Some(s) = &mut settings {
