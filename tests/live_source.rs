@@ -125,6 +125,11 @@ async fn reads_everything_the_sim_serves_in_each_scope() {
     assert_eq!(inv.vms.len(), 7);
     assert!(inv.vmis.iter().all(|v| v.metadata.namespace == "prod"));
     assert_eq!(inv.nodes.len(), 3, "nodes are cluster-wide");
+    // The one-shot hand-over gives the same objects as a snapshot.
+    let taken = live.into_snapshot().await;
+    assert_eq!(names(&taken), names(&inv));
+    assert_eq!(taken.pods, inv.pods);
+    assert_eq!(taken.kubevirts, inv.kubevirts);
     sim.shutdown().await;
 }
 
@@ -263,5 +268,27 @@ async fn server_gone_turns_stale_then_recovers_and_catches_up() {
     })
     .await;
     assert!(caught_up, "the change made while away never arrived");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_kubevirt_cr_is_named_and_the_report_goes_on() {
+    let sim = demo().await;
+    sim.forbid_namespace("erin", "harvester-system");
+    let dir = tempfile::tempdir().unwrap();
+    let conn = connect_as(&sim, dir.path(), "erin", Some(Duration::from_secs(5))).await;
+    let live = LiveSource::start(&conn, opts(Scope::Namespace("default".into())))
+        .await
+        .unwrap();
+    let inv = live.snapshot();
+    assert_eq!(inv.vms.len(), 7);
+    assert!(inv.kubevirts.is_empty());
+    assert_eq!(
+        inv.warnings,
+        vec![
+            "forbidden: user \"erin\" may not list kubevirts cluster-wide; the report shows only what it may read"
+                .to_string()
+        ]
+    );
     sim.shutdown().await;
 }

@@ -62,15 +62,14 @@ pub fn run(global: &GlobalArgs, args: &ListArgs) -> anyhow::Result<ExitCode> {
         opts.oom_history = oom_history(&loaded, opts.version_flag);
         report::build(&loaded.inventory, &Readings::new(), &opts)
     } else {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+        // One thread: the work is waiting on the server and decoding its answers, and one
+        // allocator arena keeps the peak memory of decoding thousands of objects low.
+        let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .context("starting the async runtime")?;
         rt.block_on(async {
-            let live = super::source::open(global).await?;
-            let inventory = live.source.snapshot();
-            live.close().await;
+            let inventory = super::source::open(global).await?.into_inventory().await;
             // Node readings (agent, probe) are not read yet: specs and the API's objects only.
             anyhow::Ok(report::build(&inventory, &Readings::new(), &opts))
         })?

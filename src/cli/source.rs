@@ -7,7 +7,7 @@ use anyhow::Context;
 use super::args::GlobalArgs;
 use crate::cluster::connect::{self, ConnectFlags};
 use crate::cluster::live::{LiveOptions, LiveSource, Scope};
-use crate::model::inventory::SourceKind;
+use crate::model::inventory::{Inventory, SourceKind};
 use crate::parse::duration;
 use crate::sim::{Sim, SimHandle};
 
@@ -37,13 +37,14 @@ pub struct Live {
 }
 
 impl Live {
-    /// Stop watching and, for the demo, the simulated cluster.
-    pub async fn close(self) {
+    /// One snapshot, then stop watching (and, for the demo, the simulated cluster).
+    pub async fn into_inventory(self) -> Inventory {
         let Live { source, sim } = self;
-        drop(source);
+        let inventory = source.into_snapshot().await;
         if let Some(sim) = sim {
             sim.shutdown().await;
         }
+        inventory
     }
 }
 

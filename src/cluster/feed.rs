@@ -221,6 +221,21 @@ impl<T: Kind> Feed<T> {
         self.store.state().iter().map(|l| l.obj.clone()).collect()
     }
 
+    /// Stop watching and hand over the objects without copying them (for one-shot readers).
+    pub async fn into_objects(mut self) -> Vec<T> {
+        self.task.abort();
+        // Once the task is gone its writer is dropped: the store below holds the only references.
+        let _ = (&mut self.task).await;
+        let arcs = self.store.state();
+        drop(std::mem::replace(
+            &mut self.store,
+            Writer::<Lean<T>>::new(()).as_reader(),
+        ));
+        arcs.into_iter()
+            .map(|a| Arc::try_unwrap(a).map_or_else(|a| a.obj.clone(), |l| l.obj))
+            .collect()
+    }
+
     pub fn len(&self) -> usize {
         self.store.len()
     }

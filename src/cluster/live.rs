@@ -183,13 +183,24 @@ fn per_namespace<T: Kind>(
         .collect()
 }
 
-fn collect<T: Kind>(feeds: &[Feed<T>]) -> Vec<T> {
-    let mut out: Vec<T> = feeds.iter().flat_map(Feed::objects).collect();
+fn sorted<T: Kind>(mut out: Vec<T>) -> Vec<T> {
     out.sort_by(|a, b| {
         let (ma, mb) = (a.lean_meta(), b.lean_meta());
         (&ma.namespace, &ma.name).cmp(&(&mb.namespace, &mb.name))
     });
     out
+}
+
+fn collect<T: Kind>(feeds: &[Feed<T>]) -> Vec<T> {
+    sorted(feeds.iter().flat_map(Feed::objects).collect())
+}
+
+async fn take_all<T: Kind>(feeds: Vec<Feed<T>>) -> Vec<T> {
+    let mut out = Vec::new();
+    for f in feeds {
+        out.extend(f.into_objects().await);
+    }
+    sorted(out)
 }
 
 impl LiveSource {
@@ -245,12 +256,19 @@ impl LiveSource {
             all && refused_cluster_wide(&quotas),
             refused_cluster_wide(&kubevirts),
         ];
+        let kubevirt_refused = match kubevirts.first().map(Feed::phase) {
+            Some(Phase::Forbidden(msg)) => Some(msg),
+            _ => None,
+        };
         if fallback.iter().any(|f| *f) {
             let namespaces = match list_namespaces(conn).await {
                 Ok(n) => n,
                 Err(msg) => {
-                    denied.add("namespaces", None, &msg);
-                    vec![conn.default_namespace.clone()]
+                    if fallback[..4].iter().any(|f| *f) {
+                        denied.add("namespaces", None, &msg);
+                    }
+                    let own = opts.scope.namespace().unwrap_or(&conn.default_namespace);
+                    vec![own.to_string()]
                 }
             };
             if fallback[0] {
@@ -293,10 +311,14 @@ impl LiveSource {
         settle(&mut pods, &mut denied, &mut forbidden_msgs, &server)?;
         settle(&mut quotas, &mut denied, &mut forbidden_msgs, &server)?;
         settle(&mut nodes, &mut denied, &mut forbidden_msgs, &server)?;
-        if kubevirts.len() > 1 {
+        if fallback[4] {
             // Read namespace by namespace: keep only the watches where the CR is, and do not
             // count namespaces the user may not read (it can read the CR where it is).
             kubevirts.retain(|f| f.phase() == Phase::Ready && !f.is_empty());
+        }
+        if let (true, Some(msg)) = (kubevirts.is_empty(), &kubevirt_refused) {
+            // Version and overhead ratio then come from elsewhere: say why.
+            denied.add("kubevirts", None, msg);
         }
         settle(&mut kubevirts, &mut denied, &mut forbidden_msgs, &server)?;
         if let Some(s) = &mut settings {
@@ -340,6 +362,26 @@ impl LiveSource {
             harvester_settings: self.settings.as_ref().map(|s| collect(s)),
             resource_quotas: collect(&self.quotas),
             warnings: self.warnings.clone(),
+        }
+    }
+
+    /// Stop watching and return the objects without copying them (`list` takes one snapshot).
+    pub async fn into_snapshot(mut self) -> Inventory {
+        self.monitor.abort();
+        let settings = match self.settings.take() {
+            Some(s) => Some(take_all(s).await),
+            None => None,
+        };
+        Inventory {
+            source: self.source,
+            vms: take_all(std::mem::take(&mut self.vms)).await,
+            vmis: take_all(std::mem::take(&mut self.vmis)).await,
+            pods: take_all(std::mem::take(&mut self.pods)).await,
+            nodes: take_all(std::mem::take(&mut self.nodes)).await,
+            kubevirts: take_all(std::mem::take(&mut self.kubevirts)).await,
+            harvester_settings: settings,
+            resource_quotas: take_all(std::mem::take(&mut self.quotas)).await,
+            warnings: std::mem::take(&mut self.warnings),
         }
     }
 
