@@ -61,6 +61,11 @@ pub enum Command {
         after_help = "Examples:\n  kubectl vmmem oom -f kernel.log\n  dmesg | kubectl vmmem oom -f -\n  journalctl -k -o short-iso | kubectl vmmem oom -f - -o json\n  kubectl vmmem oom -f kernel.log --kubevirt-version v1.1.1"
     )]
     Oom(OomArgs),
+    /// Serve a simulated KubeVirt cluster on 127.0.0.1 until interrupted (for demos and tests).
+    #[command(
+        after_help = "Examples:\n  kubectl vmmem sim --write-kubeconfig /tmp/sim.kubeconfig\n  kubectl vmmem sim --vms 5000 --nodes 200 --write-kubeconfig /tmp/big.kubeconfig\n  kubectl --kubeconfig /tmp/sim.kubeconfig get vm,vmi,pods -A"
+    )]
+    Sim(crate::cli::sim::SimArgs),
 }
 
 /// Output formats of `oom`.

@@ -29,6 +29,7 @@ pub fn run() -> ExitCode {
     let result = match &cli.command {
         Some(Command::List(list)) => crate::cli::list::run(&cli.global, list),
         Some(Command::Oom(oom)) => crate::cli::oom::run(&cli.global, oom),
+        Some(Command::Sim(sim)) => crate::cli::sim::run(sim),
         None => crate::cli::list::run(&cli.global, &args::ListArgs::default()),
     };
     match result {
@@ -70,3 +71,5 @@ pub fn chain(e: &anyhow::Error) -> String {
 
 pub mod list;
 pub mod oom;
+pub mod sim;
+pub mod source;
