@@ -66,6 +66,14 @@ pub enum Command {
         after_help = "Examples:\n  kubectl vmmem sim --write-kubeconfig /tmp/sim.kubeconfig\n  kubectl vmmem sim --vms 5000 --nodes 200 --write-kubeconfig /tmp/big.kubeconfig\n  kubectl --kubeconfig /tmp/sim.kubeconfig get vm,vmi,pods -A"
     )]
     Sim(crate::cli::sim::SimArgs),
+    /// Print the kubectl_complete-vmmem script: shell completion through kubectl 1.26 or later.
+    ///
+    /// Save it as an executable file named kubectl_complete-vmmem on PATH (e.g. next to
+    /// kubectl-vmmem).
+    #[command(
+        after_help = "Examples:\n  # installed with krew:\n  kubectl vmmem completion > \"${KREW_ROOT:-$HOME/.krew}/bin/kubectl_complete-vmmem\"\n  chmod +x \"${KREW_ROOT:-$HOME/.krew}/bin/kubectl_complete-vmmem\"\n  # installed with cargo:\n  kubectl vmmem completion > ~/.cargo/bin/kubectl_complete-vmmem && chmod +x ~/.cargo/bin/kubectl_complete-vmmem\n\nkubectl's own completion must be loaded too (e.g. `source <(kubectl completion bash)`); then\n`kubectl vmmem <TAB>` completes subcommands, flags, namespaces, node and VM names."
+    )]
+    Completion,
 }
 
 /// Output formats of `oom`.

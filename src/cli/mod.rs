@@ -11,6 +11,10 @@ use args::{Cli, Command};
 /// Parse the command line, run the command, and turn errors into one clear sentence and exit 1.
 pub fn run() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
+    // kubectl_complete-vmmem calls `kubectl-vmmem __complete WORDS…`: raw words, not flags to parse.
+    if argv.get(1).map(String::as_str) == Some("__complete") {
+        return complete_cluster::run(&argv[2..]);
+    }
     let cli = match Cli::try_parse_from(args::with_display_name(&argv)) {
         Ok(cli) => cli,
         Err(e) => {
@@ -30,6 +34,7 @@ pub fn run() -> ExitCode {
         Some(Command::List(list)) => crate::cli::list::run(&cli.global, list),
         Some(Command::Oom(oom)) => crate::cli::oom::run(&cli.global, oom),
         Some(Command::Sim(sim)) => crate::cli::sim::run(sim),
+        Some(Command::Completion) => crate::cli::completion::run(),
         None => crate::cli::list::run(&cli.global, &args::ListArgs::default()),
     };
     match result {
@@ -69,6 +74,9 @@ pub fn chain(e: &anyhow::Error) -> String {
     parts.join(": ")
 }
 
+pub mod complete;
+pub mod complete_cluster;
+pub mod completion;
 pub mod list;
 pub mod oom;
 pub mod sim;
