@@ -71,7 +71,7 @@ pub enum Command {
     /// Save it as an executable file named kubectl_complete-vmmem on PATH (e.g. next to
     /// kubectl-vmmem).
     #[command(
-        after_help = "Examples:\n  # installed with krew:\n  kubectl vmmem completion > \"${KREW_ROOT:-$HOME/.krew}/bin/kubectl_complete-vmmem\"\n  chmod +x \"${KREW_ROOT:-$HOME/.krew}/bin/kubectl_complete-vmmem\"\n  # installed with cargo:\n  kubectl vmmem completion > ~/.cargo/bin/kubectl_complete-vmmem && chmod +x ~/.cargo/bin/kubectl_complete-vmmem\n\nkubectl's own completion must be loaded too (e.g. `source <(kubectl completion bash)`); then\n`kubectl vmmem <TAB>` completes subcommands, flags, namespaces, node and VM names."
+        after_help = "Examples:\n  kubectl vmmem completion > \"${KREW_ROOT:-$HOME/.krew}/bin/kubectl_complete-vmmem\"\n  chmod +x \"${KREW_ROOT:-$HOME/.krew}/bin/kubectl_complete-vmmem\"\n  (installed with cargo: write it to ~/.cargo/bin/kubectl_complete-vmmem instead)\n\nkubectl's own completion must be loaded too (e.g. `source <(kubectl completion bash)`); then\n`kubectl vmmem <TAB>` completes subcommands, flags, namespaces, node and VM names."
     )]
     Completion,
 }
