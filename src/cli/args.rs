@@ -81,6 +81,14 @@ jsonpath='{.metadata.uid}'`); with none, every pod under kubepods is read.",
         after_help = "Examples:\n  kubectl vmmem probe --local\n  kubectl vmmem probe --local 99ee3a64-645b-4699-9384-5a3875d78b41:2Gi -o json\n  VMMEM_KUBEPODS=kubelet.slice/kubelet-kubepods.slice kubectl vmmem probe --local"
     )]
     Probe(ProbeArgs),
+    /// Print the kubectl_complete-vmmem script: shell completion through kubectl 1.26 or later.
+    ///
+    /// Save it as an executable file named kubectl_complete-vmmem on PATH (e.g. next to
+    /// kubectl-vmmem).
+    #[command(
+        after_help = "Examples:\n  kubectl vmmem completion > \"${KREW_ROOT:-$HOME/.krew}/bin/kubectl_complete-vmmem\"\n  chmod +x \"${KREW_ROOT:-$HOME/.krew}/bin/kubectl_complete-vmmem\"\n  (installed with cargo: write it to ~/.cargo/bin/kubectl_complete-vmmem instead)\n\nkubectl's own completion must be loaded too (e.g. `source <(kubectl completion bash)`); then\n`kubectl vmmem <TAB>` completes subcommands, flags, namespaces, node and VM names."
+    )]
+    Completion,
 }
 
 /// Output formats of `oom`.

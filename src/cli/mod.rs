@@ -11,6 +11,10 @@ use args::{Cli, Command};
 /// Parse the command line, run the command, and turn errors into one clear sentence and exit 1.
 pub fn run() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
+    // kubectl_complete-vmmem calls `kubectl-vmmem __complete WORDS…`: raw words, not flags to parse.
+    if argv.get(1).map(String::as_str) == Some("__complete") {
+        return complete_cluster::run(&argv[2..]);
+    }
     let cli = match Cli::try_parse_from(args::with_display_name(&argv)) {
         Ok(cli) => cli,
         Err(e) => {
@@ -32,6 +36,7 @@ pub fn run() -> ExitCode {
         Some(Command::Sim(sim)) => crate::cli::sim::run(sim),
         Some(Command::Fix(fix)) => crate::cli::fix::run(&cli.global, fix),
         Some(Command::Probe(probe)) => crate::cli::probe::run(probe),
+        Some(Command::Completion) => crate::cli::completion::run(),
         None => crate::cli::list::run(&cli.global, &args::ListArgs::default()),
     };
     match result {
@@ -71,6 +76,9 @@ pub fn chain(e: &anyhow::Error) -> String {
     parts.join(": ")
 }
 
+pub mod complete;
+pub mod complete_cluster;
+pub mod completion;
 pub mod fix;
 pub mod list;
 pub mod oom;
