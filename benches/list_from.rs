@@ -63,7 +63,10 @@ impl WaitRusage for std::process::Child {
         let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
         let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
         assert_eq!(r, pid, "wait4 failed");
-        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "list failed");
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "list failed"
+        );
         let report: serde_json::Value = serde_json::from_slice(&buf).unwrap();
         (report["vms"].as_array().unwrap().len(), ru.ru_maxrss)
     }

@@ -8,3 +8,4 @@ pub mod cluster;
 pub mod model;
 pub mod output;
 pub mod parse;
+pub mod tui;

@@ -30,7 +30,11 @@ fn table_is_plain_and_aligned_when_not_a_tty() {
     let out = stdout(&o);
     assert!(!out.contains('\x1b'), "no colour into a pipe");
     let lines: Vec<&str> = out.lines().collect();
-    assert!(lines[0].starts_with("NAMESPACE   NAME     NODE"), "{}", lines[0]);
+    assert!(
+        lines[0].starts_with("NAMESPACE   NAME     NODE"),
+        "{}",
+        lines[0]
+    );
     assert_eq!(lines.len(), 5);
     // Columns line up: RISK starts at the same offset on every line.
     let at = lines[0].find("RISK").unwrap();
@@ -42,7 +46,13 @@ fn table_is_plain_and_aligned_when_not_a_tty() {
 
 #[test]
 fn json_follows_the_contract_field_for_field() {
-    let o = run(&["list", "--from", &fixture("seed/harvester-v1.3.yaml"), "-o", "json"]);
+    let o = run(&[
+        "list",
+        "--from",
+        &fixture("seed/harvester-v1.3.yaml"),
+        "-o",
+        "json",
+    ]);
     assert!(o.status.success());
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["kind"], "VmMemoryReport");
@@ -52,11 +62,31 @@ fn json_follows_the_contract_field_for_field() {
     }
     let vm = &v["vms"][0];
     for k in [
-        "namespace", "name", "node", "phase", "kubevirtVersion", "guestBytes", "vmLimitBytes",
-        "vmRequestBytes", "reservedBytes", "reservedSource", "expectedOverheadBytes",
-        "expectedPodLimitBytes", "podLimitBytes", "podRequestBytes", "cgroup", "guestResidentBytes",
-        "guestResidentExact", "overheadUsedBytes", "overheadBudgetBytes", "projectedPeakBytes",
-        "headroomBytes", "risk", "flags", "breakdown", "recommendation",
+        "namespace",
+        "name",
+        "node",
+        "phase",
+        "kubevirtVersion",
+        "guestBytes",
+        "vmLimitBytes",
+        "vmRequestBytes",
+        "reservedBytes",
+        "reservedSource",
+        "expectedOverheadBytes",
+        "expectedPodLimitBytes",
+        "podLimitBytes",
+        "podRequestBytes",
+        "cgroup",
+        "guestResidentBytes",
+        "guestResidentExact",
+        "overheadUsedBytes",
+        "overheadBudgetBytes",
+        "projectedPeakBytes",
+        "headroomBytes",
+        "risk",
+        "flags",
+        "breakdown",
+        "recommendation",
     ] {
         assert!(vm.get(k).is_some(), "vms[].{k} missing");
     }
@@ -70,7 +100,15 @@ fn json_follows_the_contract_field_for_field() {
 
 #[test]
 fn yaml_and_wide_and_namespace_filter() {
-    let o = run(&["list", "--from", &fixture("seed"), "-o", "yaml", "-n", "prod"]);
+    let o = run(&[
+        "list",
+        "--from",
+        &fixture("seed"),
+        "-o",
+        "yaml",
+        "-n",
+        "prod",
+    ]);
     assert!(o.status.success());
     let v: serde_yaml::Value = serde_yaml::from_slice(&o.stdout).unwrap();
     let vms = v["vms"].as_sequence().unwrap();
@@ -87,10 +125,28 @@ fn yaml_and_wide_and_namespace_filter() {
 #[test]
 fn bad_input_is_one_clear_line_and_exit_1() {
     for (args, want) in [
-        (vec!["list", "--from", "/nonexistent/x.yaml"], "error: cannot read /nonexistent/x.yaml"),
-        (vec!["list", "--from", &fixture("malformed/broken-syntax.yaml")], "not valid YAML or JSON"),
-        (vec!["list", "--from", &fixture("malformed/no-vms.yaml")], "found no VirtualMachine"),
-        (vec!["list", "--from", &fixture("seed"), "--kubevirt-version", "banana"], "--kubevirt-version \"banana\""),
+        (
+            vec!["list", "--from", "/nonexistent/x.yaml"],
+            "error: cannot read /nonexistent/x.yaml",
+        ),
+        (
+            vec!["list", "--from", &fixture("malformed/broken-syntax.yaml")],
+            "not valid YAML or JSON",
+        ),
+        (
+            vec!["list", "--from", &fixture("malformed/no-vms.yaml")],
+            "found no VirtualMachine",
+        ),
+        (
+            vec![
+                "list",
+                "--from",
+                &fixture("seed"),
+                "--kubevirt-version",
+                "banana",
+            ],
+            "--kubevirt-version \"banana\"",
+        ),
     ] {
         let o = run(&args);
         assert_eq!(o.status.code(), Some(1), "{args:?}");
@@ -110,7 +166,16 @@ fn help_and_version_speak_as_a_kubectl_plugin() {
     assert!(o.status.success());
     let out = stdout(&o);
     assert!(out.contains("Usage: kubectl vmmem"), "{out}");
-    for f in ["--kubeconfig", "--context", "--namespace", "--all-namespaces", "--as", "--request-timeout", "--demo", "--from"] {
+    for f in [
+        "--kubeconfig",
+        "--context",
+        "--namespace",
+        "--all-namespaces",
+        "--as",
+        "--request-timeout",
+        "--demo",
+        "--from",
+    ] {
         assert!(out.contains(f), "{f}");
     }
     let o = run(&["--version"]);

@@ -11,16 +11,25 @@ const MI: i64 = 1 << 20;
 const GI: i64 = 1 << 30;
 
 fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
 }
 
 fn report(rel: &str) -> Report {
     let loaded = load_inventory(&fixture(rel)).unwrap();
-    build(&loaded.inventory, &Readings::new(), &ReportOptions::default())
+    build(
+        &loaded.inventory,
+        &Readings::new(),
+        &ReportOptions::default(),
+    )
 }
 
 fn vm<'a>(r: &'a Report, name: &str) -> &'a VmRow {
-    r.vms.iter().find(|v| v.name == name).unwrap_or_else(|| panic!("no row {name}"))
+    r.vms
+        .iter()
+        .find(|v| v.name == name)
+        .unwrap_or_else(|| panic!("no row {name}"))
 }
 
 #[test]
@@ -75,8 +84,14 @@ fn harvester_v12_annotation_and_default() {
     assert_eq!(a.phase, "Stopped");
     // Stopped: spec-only numbers from the defaulted VMI; request 2730Mi, 2 vCPUs, v0.54.
     let pt = (2730 * MI + 999) / 1000 * 1000 / 512;
-    assert_eq!(a.expected_overhead_bytes, pt + (25 + 75 + 17 + 33 + 30 + 16 + 8 + 16) * MI);
-    assert_eq!(a.expected_pod_limit_bytes, Some(4 * GI + a.expected_overhead_bytes));
+    assert_eq!(
+        a.expected_overhead_bytes,
+        pt + (25 + 75 + 17 + 33 + 30 + 16 + 8 + 16) * MI
+    );
+    assert_eq!(
+        a.expected_pod_limit_bytes,
+        Some(4 * GI + a.expected_overhead_bytes)
+    );
     assert!(a.has_flag("under-reserved")); // 256Mi < 384Mi for a 4Gi VM
     let d = vm(&r, "default-reserve");
     assert_eq!(d.reserved_source, "harvester-default");
@@ -95,13 +110,19 @@ fn harvester_v14_ratio_set_and_unset() {
     assert_eq!(v.expected_overhead_bytes, with_ratio);
     assert!(v.has_flag("under-reserved"));
     let a = vm(&r, "ratio-annotated");
-    assert_eq!((a.reserved_source, a.reserved_bytes), ("annotation", Some(512 * MI)));
+    assert_eq!(
+        (a.reserved_source, a.reserved_bytes),
+        ("annotation", Some(512 * MI))
+    );
     assert!(!a.has_flag("under-reserved"));
 
     let r = report("shapes/harvester-v1.4-noratio.yaml");
     assert_eq!(r.kubevirt.overhead_ratio, None);
     let v = vm(&r, "noratio-vm");
-    assert_eq!((v.reserved_source, v.reserved_bytes), ("harvester-default", Some(100 * MI)));
+    assert_eq!(
+        (v.reserved_source, v.reserved_bytes),
+        ("harvester-default", Some(100 * MI))
+    );
 }
 
 #[test]
@@ -157,7 +178,13 @@ fn plain_kubevirt_shapes() {
 fn malformed_quantity_is_a_note_not_a_failure() {
     let r = report("malformed/bad-quantity.yaml");
     let v = vm(&r, "bad-quantity");
-    assert!(v.notes.iter().any(|n| n.contains("memory.guest: \"lots\" is not a Kubernetes quantity")), "{:?}", v.notes);
+    assert!(
+        v.notes
+            .iter()
+            .any(|n| n.contains("memory.guest: \"lots\" is not a Kubernetes quantity")),
+        "{:?}",
+        v.notes
+    );
     assert_eq!(v.vm_limit_bytes, Some(2 * GI));
 }
 
@@ -165,7 +192,10 @@ fn malformed_quantity_is_a_note_not_a_failure() {
 fn broken_files_and_empty_folders_are_clear_errors() {
     let e = load_inventory(&fixture("malformed/broken-syntax.yaml")).unwrap_err();
     let msg = format!("{e:#}");
-    assert!(msg.contains("broken-syntax.yaml: not valid YAML or JSON"), "{msg}");
+    assert!(
+        msg.contains("broken-syntax.yaml: not valid YAML or JSON"),
+        "{msg}"
+    );
     let e = load_inventory(&fixture("malformed/no-vms.yaml")).unwrap_err();
     assert!(format!("{e:#}").contains("found no VirtualMachine or VirtualMachineInstance objects"));
     let e = load_inventory(&fixture("does-not-exist")).unwrap_err();

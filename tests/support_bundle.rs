@@ -32,7 +32,8 @@ fn files_below(dir: &Path) -> Vec<PathBuf> {
 fn zip_bundle(out: &Path) {
     let dir = bundle_dir();
     let top = dir.file_name().unwrap().to_str().unwrap().to_string();
-    let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
     let mut outer = zip::ZipWriter::new(std::fs::File::create(out).unwrap());
     let nodes = dir.join("nodes");
     for node in std::fs::read_dir(&nodes).unwrap() {
@@ -40,12 +41,19 @@ fn zip_bundle(out: &Path) {
         let name = node.file_name().unwrap().to_str().unwrap().to_string();
         let mut inner = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
         for f in files_below(&node) {
-            let rel = f.strip_prefix(&nodes).unwrap().to_str().unwrap().to_string();
+            let rel = f
+                .strip_prefix(&nodes)
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_string();
             inner.start_file(rel, opts).unwrap();
             inner.write_all(&std::fs::read(&f).unwrap()).unwrap();
         }
         let bytes = inner.finish().unwrap().into_inner();
-        outer.start_file(format!("{top}/nodes/{name}.zip"), opts).unwrap();
+        outer
+            .start_file(format!("{top}/nodes/{name}.zip"), opts)
+            .unwrap();
         outer.write_all(&bytes).unwrap();
     }
     for f in files_below(&dir.join("yamls")) {
@@ -68,7 +76,11 @@ fn extracted_and_zipped_bundles_give_the_same_report() {
     for loaded in [&a, &b] {
         let inv = &loaded.inventory;
         assert_eq!(inv.vms.len(), 2);
-        assert_eq!(inv.vmis.len(), 2, "kind-less list items are typed from the file name");
+        assert_eq!(
+            inv.vmis.len(),
+            2,
+            "kind-less list items are typed from the file name"
+        );
         assert_eq!(inv.pods.len(), 2);
         assert_eq!(inv.kubevirts.len(), 1);
         assert!(inv.harvester_settings.is_some());
@@ -90,5 +102,8 @@ fn a_corrupt_zip_is_a_clear_error() {
     let p = tmp.path().join("bundle.zip");
     std::fs::write(&p, b"PK\x03\x04 this is not really a zip").unwrap();
     let e = load(&p).unwrap_err();
-    assert!(format!("{e:#}").contains("not a readable zip archive"), "{e:#}");
+    assert!(
+        format!("{e:#}").contains("not a readable zip archive"),
+        "{e:#}"
+    );
 }

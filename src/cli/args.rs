@@ -55,7 +55,16 @@ pub enum Command {
         after_help = "Examples:\n  kubectl vmmem list -A\n  kubectl vmmem list -n prod -o wide\n  kubectl vmmem list --from ./supportbundle_x.zip -o json"
     )]
     List(ListArgs),
+    /// Interactive dashboard (the default on a terminal): risk at a glance, details, fixes.
+    #[command(
+        after_help = "Examples:\n  kubectl vmmem top -A\n  kubectl vmmem top --from ./supportbundle_x.zip --readonly\n  kubectl vmmem top -r 5s"
+    )]
+    Top(TopArgs),
 }
+
+/// `top` has no flags of its own: `--refresh`, `--readonly`, `-n`/`-A` are global.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TopArgs {}
 
 /// Output formats of `list`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]

@@ -28,6 +28,10 @@ pub fn run() -> ExitCode {
     };
     let result = match &cli.command {
         Some(Command::List(list)) => crate::cli::list::run(&cli.global, list),
+        Some(Command::Top(top)) => crate::tui::run(&cli.global, top),
+        None if std::io::IsTerminal::is_terminal(&std::io::stdout()) => {
+            crate::tui::run(&cli.global, &args::TopArgs::default())
+        }
         None => crate::cli::list::run(&cli.global, &args::ListArgs::default()),
     };
     match result {
@@ -44,10 +48,11 @@ fn usage_for(argv: &[String]) -> String {
     use clap::CommandFactory;
     let mut cmd = Cli::command();
     cmd.build();
-    let sub = argv
-        .iter()
-        .skip(1)
-        .find_map(|a| cmd.get_subcommands().find(|s| s.get_name() == a).map(|s| s.get_name().to_string()));
+    let sub = argv.iter().skip(1).find_map(|a| {
+        cmd.get_subcommands()
+            .find(|s| s.get_name() == a)
+            .map(|s| s.get_name().to_string())
+    });
     match sub.and_then(|name| cmd.find_subcommand_mut(&name).cloned()) {
         Some(mut s) => s.render_usage().to_string(),
         None => cmd.render_usage().to_string(),

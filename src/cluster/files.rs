@@ -52,7 +52,9 @@ struct Pending {
 
 /// Parse manifests on all cores (files are independent), then merge in file order.
 fn parse_all(pending: Vec<Pending>, acc: &mut Loaded) -> anyhow::Result<()> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
     let total: usize = pending.iter().map(|p| p.bytes.len()).sum();
     let per = total / threads + 1;
     // Contiguous groups of similar size keep the merge in file order.
@@ -189,7 +191,12 @@ fn node_of(name: &str) -> Option<String> {
     (!node.is_empty() && node != "nodes").then(|| node.to_string())
 }
 
-fn ingest(name: &str, bytes: Vec<u8>, acc: &mut Loaded, out: &mut Vec<Pending>) -> anyhow::Result<()> {
+fn ingest(
+    name: &str,
+    bytes: Vec<u8>,
+    acc: &mut Loaded,
+    out: &mut Vec<Pending>,
+) -> anyhow::Result<()> {
     if bytes.starts_with(b"PK\x03\x04") || name.to_ascii_lowercase().ends_with(".zip") {
         return ingest_zip(name, &bytes, acc, out);
     }
@@ -212,7 +219,12 @@ fn ingest(name: &str, bytes: Vec<u8>, acc: &mut Loaded, out: &mut Vec<Pending>) 
     Ok(())
 }
 
-fn ingest_zip(name: &str, bytes: &[u8], acc: &mut Loaded, out: &mut Vec<Pending>) -> anyhow::Result<()> {
+fn ingest_zip(
+    name: &str,
+    bytes: &[u8],
+    acc: &mut Loaded,
+    out: &mut Vec<Pending>,
+) -> anyhow::Result<()> {
     let mut zip = zip::ZipArchive::new(Cursor::new(bytes))
         .with_context(|| format!("{name}: not a readable zip archive"))?;
     for i in 0..zip.len() {

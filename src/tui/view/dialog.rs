@@ -1,0 +1,169 @@
+//! Dialogs: notices, and the fix dialog (before/after, strategy, patch, restart, answer).
+
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Padding, Paragraph, Wrap};
+use ratatui::Frame;
+
+use super::{bad_style, centred, label_style, paint};
+use crate::tui::app::{App, FixDialog, Notice, Stage};
+use crate::tui::fix::{ApplyOutcome, FixKind};
+
+/// The warning of the seed's Solution 2, shown before removing a limit.
+pub const HOST_EXHAUSTION: &str = "Without a memory limit the VM is never OOM-killed by its cgroup, but it may exhaust all memory on the host in extreme cases: be careful with this in production.";
+
+fn frame_box(frame: &mut Frame<'_>, area: Rect, title: &str, lines: Vec<Line<'static>>, w: u16) {
+    // Height: the wrapped text plus borders, at most the screen.
+    let inner_w = usize::from(w.min(area.width).saturating_sub(4)).max(1);
+    let h: usize = lines
+        .iter()
+        .map(|l| l.width().div_ceil(inner_w).max(1))
+        .sum();
+    let r = centred(area, w, (h as u16).saturating_add(2));
+    frame.render_widget(Clear, r);
+    frame.render_widget(
+        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .padding(Padding::horizontal(1))
+                .title(Span::styled(
+                    format!(" {title} "),
+                    Style::default().add_modifier(Modifier::BOLD),
+                )),
+        ),
+        r,
+    );
+}
+
+pub fn draw_notice(frame: &mut Frame<'_>, area: Rect, app: &App, n: &Notice) {
+    let lines = vec![
+        Line::from(n.text.clone()),
+        Line::default(),
+        Line::from(Span::styled("[enter] ok", label_style(app))),
+    ];
+    frame_box(frame, area, &n.title, lines, 64);
+}
+
+pub fn draw_fix(frame: &mut Frame<'_>, area: Rect, app: &App, d: &FixDialog) {
+    let mut lines: Vec<Line<'static>> = vec![Line::from(vec![
+        Span::styled("VM ", label_style(app)),
+        Span::styled(
+            d.key.to_string(),
+            Style::default().add_modifier(Modifier::BOLD),
+        ),
+    ])];
+    if let FixKind::Reserve(s) = d.kind {
+        lines.push(Line::from(vec![
+            Span::styled("strategy ", label_style(app)),
+            Span::raw(format!("{}  ", s.as_str())),
+            Span::raw("(s: change)"),
+        ]));
+    }
+    lines.push(Line::from(vec![
+        Span::styled("restart  ", label_style(app)),
+        Span::raw(if d.restart {
+            "now: the VM restarts right after the patch  (r: later)"
+        } else {
+            "later: the change takes effect at the next restart  (r: now)"
+        }),
+    ]));
+    if d.kind == FixKind::RemoveLimit {
+        lines.push(Line::default());
+        lines.push(Line::from(Span::styled(
+            format!("WARNING: {HOST_EXHAUSTION}"),
+            bad_style(app),
+        )));
+    }
+    lines.push(Line::default());
+    match &d.plan {
+        None => lines.push(Line::from("planning…")),
+        Some(Err(e)) => lines.push(Line::from(vec![
+            Span::styled("cannot plan: ", bad_style(app)),
+            Span::raw(e.clone()),
+        ])),
+        Some(Ok(p)) => {
+            let lw = p
+                .lines
+                .iter()
+                .map(|l| l.label.chars().count())
+                .max()
+                .unwrap_or(0)
+                .max(5);
+            let bw = p
+                .lines
+                .iter()
+                .map(|l| l.before.chars().count())
+                .max()
+                .unwrap_or(0)
+                .max(6);
+            lines.push(Line::from(Span::styled(
+                format!("{:<lw$}  {:<bw$}   AFTER", "", "BEFORE"),
+                Style::default().add_modifier(Modifier::BOLD),
+            )));
+            for l in &p.lines {
+                let changed = l.before != l.after;
+                let arrow = if changed { "→" } else { " " };
+                lines.push(Line::from(vec![
+                    Span::raw(format!("{:<lw$}  {:<bw$} {arrow} ", l.label, l.before)),
+                    Span::styled(
+                        l.after.clone(),
+                        if changed {
+                            paint(app, Style::default().fg(Color::Green))
+                                .add_modifier(Modifier::BOLD)
+                        } else {
+                            Style::default()
+                        },
+                    ),
+                ]));
+            }
+            lines.push(Line::default());
+            lines.push(Line::from(Span::styled("patch", label_style(app))));
+            for l in p.patch.lines() {
+                lines.push(Line::from(format!("  {l}")));
+            }
+            for w in &p.warnings {
+                lines.push(Line::from(vec![
+                    Span::styled("warning: ", paint(app, Style::default().fg(Color::Yellow))),
+                    Span::raw(w.clone()),
+                ]));
+            }
+        }
+    }
+    lines.push(Line::default());
+    lines.push(match &d.stage {
+        Stage::Planning => Line::from("[esc] cancel"),
+        Stage::Review => match &d.plan {
+            Some(Ok(_)) => Line::from(Span::styled(
+                "Apply this change? [y] yes  [n/esc] no",
+                Style::default().add_modifier(Modifier::BOLD),
+            )),
+            _ => Line::from("[esc] close"),
+        },
+        Stage::Applying => Line::from("applying… waiting for the server"),
+        Stage::Done(o) => outcome(app, o),
+    });
+    let w = if area.width >= 100 { 90 } else { area.width };
+    frame_box(frame, area, d.kind.title(), lines, w);
+}
+
+fn outcome(app: &App, o: &ApplyOutcome) -> Line<'static> {
+    let (what, msg, style) = match o {
+        ApplyOutcome::Applied(m) => (
+            "done: ",
+            m,
+            paint(app, Style::default().fg(Color::Green)).add_modifier(Modifier::BOLD),
+        ),
+        ApplyOutcome::Conflict(m) => (
+            "CONFLICT (the VM changed; refresh and retry): ",
+            m,
+            bad_style(app),
+        ),
+        ApplyOutcome::Forbidden(m) => ("FORBIDDEN: ", m, bad_style(app)),
+        ApplyOutcome::Failed(m) => ("FAILED: ", m, bad_style(app)),
+    };
+    Line::from(vec![
+        Span::styled(what, style),
+        Span::raw(format!("{msg}  [enter] close")),
+    ])
+}
