@@ -38,12 +38,34 @@ fn spawn_input(tx: mpsc::Sender<Event>, stop: Arc<AtomicBool>) -> std::thread::J
     })
 }
 
-/// Run the dashboard until the user quits or a terminating signal arrives.
+/// Run the dashboard on the real terminal until the user quits or a terminating signal arrives.
 pub async fn run<B, S>(
+    terminal: &mut Terminal<B>,
+    app: App,
+    source: S,
+    fix: Option<Arc<dyn FixBackend>>,
+) -> anyhow::Result<()>
+where
+    B: Backend,
+    B::Error: std::error::Error + Send + Sync + 'static,
+    S: DataSource,
+{
+    let (key_tx, key_rx) = mpsc::channel(64);
+    let stop = Arc::new(AtomicBool::new(false));
+    let input = spawn_input(key_tx, stop.clone());
+    let result = run_with_events(terminal, app, source, fix, key_rx).await;
+    stop.store(true, Ordering::Relaxed);
+    let _ = tokio::task::spawn_blocking(move || input.join()).await;
+    result
+}
+
+/// The loop itself, with terminal events from `events` (tests inject them).
+pub async fn run_with_events<B, S>(
     terminal: &mut Terminal<B>,
     mut app: App,
     source: S,
     fix: Option<Arc<dyn FixBackend>>,
+    mut key_rx: mpsc::Receiver<Event>,
 ) -> anyhow::Result<()>
 where
     B: Backend,
@@ -59,9 +81,6 @@ where
         req_rx,
         snap_tx,
     ));
-    let (key_tx, mut key_rx) = mpsc::channel(64);
-    let stop = Arc::new(AtomicBool::new(false));
-    let input = spawn_input(key_tx, stop.clone());
     let (act_tx, mut act_rx) = mpsc::channel::<Action>(16);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -100,12 +119,10 @@ where
         }
     }
     .await;
-    stop.store(true, Ordering::Relaxed);
     drop(req_tx);
     drop(snap_rx);
     // Give the source a moment to clean up (agent pods) before the runtime goes away.
     let _ = tokio::time::timeout(Duration::from_secs(10), fetcher).await;
-    let _ = input.join();
     result
 }
 

@@ -39,6 +39,8 @@ pub struct Series {
     pub usage: VecDeque<u64>,
     /// Overhead used, bytes (0 when negative).
     pub overhead: VecDeque<u64>,
+    /// The last `record` that saw this VM.
+    seen: u64,
 }
 
 fn push(q: &mut VecDeque<u64>, v: u64) {
@@ -48,28 +50,51 @@ fn push(q: &mut VecDeque<u64>, v: u64) {
     q.push_back(v);
 }
 
+/// Series per namespace, then name (looked up by `&str`, so a refresh allocates only for new
+/// VMs).
 #[derive(Debug, Clone, Default)]
 pub struct History {
-    series: HashMap<VmKey, Series>,
+    series: HashMap<String, HashMap<String, Series>>,
+    generation: u64,
 }
 
 impl History {
     /// Add one sample per row with live data; forget VMs that are gone.
     pub fn record(&mut self, rows: &[VmRow]) {
-        let mut seen = std::collections::HashSet::with_capacity(rows.len());
+        self.generation += 1;
+        let generation = self.generation;
         for r in rows {
-            let key = VmKey::of(r);
-            if let (Some(c), Some(o)) = (&r.cgroup, r.overhead_used_bytes) {
-                let s = self.series.entry(key.clone()).or_default();
+            let live = r.cgroup.as_ref().zip(r.overhead_used_bytes);
+            let existing = self
+                .series
+                .get_mut(r.namespace.as_str())
+                .and_then(|ns| ns.get_mut(r.name.as_str()));
+            let s = match (existing, live) {
+                (Some(s), _) => s,
+                // Without live data a VM keeps its past samples but starts no series.
+                (None, None) => continue,
+                (None, Some(_)) => self
+                    .series
+                    .entry(r.namespace.clone())
+                    .or_default()
+                    .entry(r.name.clone())
+                    .or_default(),
+            };
+            s.seen = generation;
+            if let Some((c, o)) = live {
                 push(&mut s.usage, c.usage_bytes);
                 push(&mut s.overhead, o.max(0) as u64);
             }
-            seen.insert(key);
         }
-        self.series.retain(|k, _| seen.contains(k));
+        for ns in self.series.values_mut() {
+            ns.retain(|_, s| s.seen == generation);
+        }
+        self.series.retain(|_, ns| !ns.is_empty());
     }
 
     pub fn get(&self, key: &VmKey) -> Option<&Series> {
-        self.series.get(key)
+        self.series
+            .get(key.namespace.as_str())
+            .and_then(|ns| ns.get(key.name.as_str()))
     }
 }

@@ -1,6 +1,7 @@
 //! Dashboard tests: state changes (update.rs) and rendered screens (insta snapshots of
 //! `TestBackend` buffers), all from the seed fixtures with live readings built here.
 
+mod event_loop;
 mod fake_fix;
 mod render;
 mod state;

@@ -339,3 +339,24 @@ fn a_plan_error_cannot_be_confirmed() {
     assert!(app.overlay.is_none(), "confirm on an error closes");
     assert!(fake.applied.lock().unwrap().is_empty());
 }
+
+#[test]
+fn history_keeps_a_vm_without_live_data_and_forgets_a_deleted_one() {
+    let mut h = crate::tui::history::History::default();
+    let rows = seed_report(0).vms;
+    h.record(&rows);
+    let key = |name: &str| crate::tui::history::VmKey {
+        namespace: "default".into(),
+        name: name.into(),
+    };
+    // vm2 loses its live data (node unreachable); vm4 is deleted.
+    let mut next: Vec<_> = rows.iter().filter(|r| r.name != "vm4").cloned().collect();
+    for r in next.iter_mut().filter(|r| r.name == "vm2") {
+        r.cgroup = None;
+        r.overhead_used_bytes = None;
+    }
+    h.record(&next);
+    assert_eq!(h.get(&key("vm2")).unwrap().usage.len(), 1);
+    assert!(h.get(&key("vm4")).is_none());
+    assert_eq!(h.get(&key("vm-16g")).unwrap().usage.len(), 2);
+}
