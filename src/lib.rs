@@ -8,4 +8,5 @@ pub mod cluster;
 pub mod model;
 pub mod output;
 pub mod parse;
+pub mod sim;
 pub mod tui;

@@ -60,6 +60,11 @@ pub enum Command {
         after_help = "Examples:\n  kubectl vmmem top -A\n  kubectl vmmem top --from ./supportbundle_x.zip --readonly\n  kubectl vmmem top -r 5s"
     )]
     Top(TopArgs),
+    /// Serve a simulated KubeVirt cluster on 127.0.0.1 until interrupted (for demos and tests).
+    #[command(
+        after_help = "Examples:\n  kubectl vmmem sim --write-kubeconfig /tmp/sim.kubeconfig\n  kubectl vmmem sim --vms 5000 --nodes 200 --write-kubeconfig /tmp/big.kubeconfig\n  kubectl --kubeconfig /tmp/sim.kubeconfig get vm,vmi,pods -A"
+    )]
+    Sim(crate::cli::sim::SimArgs),
 }
 
 /// `top` has no flags of its own: `--refresh`, `--readonly`, `-n`/`-A` are global.

@@ -1,3 +1,13 @@
 //! Sources of an [`Inventory`](crate::model::inventory::Inventory): files and the live cluster.
+//!
+//! Live: `connect` (kubectl's flags → client) → `discovery` (which APIs exist) → `live` (one
+//! `feed` per resource and scope: watcher + reflector of the `lean` types) → snapshots;
+//! `forbidden` turns refused lists into one warning sentence.
 
+pub mod connect;
+pub mod discovery;
+pub mod feed;
 pub mod files;
+pub mod forbidden;
+pub mod lean;
+pub mod live;

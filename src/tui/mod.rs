@@ -7,6 +7,7 @@
 
 pub mod action;
 pub mod app;
+pub mod cluster_source;
 pub mod columns;
 pub mod effect;
 pub mod event_loop;
@@ -29,27 +30,13 @@ use crate::cli::args::{GlobalArgs, TopArgs};
 use app::App;
 use snapshot::{DataSource, FilesSource, Scope};
 
-/// Parse `--refresh`: `2s`, `500ms`, `1m`, or plain seconds like k9s (`2`, `0.5`).
+/// Parse `--refresh` like kubectl durations (`2s`, `500ms`, `1m`, or seconds like k9s's `2`).
 pub fn parse_refresh(s: &str) -> anyhow::Result<Duration> {
-    let t = s.trim();
-    let (num, unit) = match t.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
-        Some(i) => (&t[..i], &t[i..]),
-        None => (t, "s"),
-    };
-    let n: f64 = num
-        .parse()
-        .with_context(|| format!("--refresh {s:?} is not a duration like 2s, 500ms or 1m"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => bail!("--refresh {s:?}: unknown unit {unit:?} (use ms, s, m or h)"),
-    };
-    if !secs.is_finite() || secs < 0.1 {
+    let d = crate::parse::duration::parse(s).context("--refresh")?;
+    if d < Duration::from_millis(100) {
         bail!("--refresh {s:?} is too short (at least 100ms)");
     }
-    Ok(Duration::from_secs_f64(secs))
+    Ok(d)
 }
 
 /// The scope from `-n`/`-A`, else the source's default namespace.
@@ -69,18 +56,34 @@ pub fn initial_scope(global: &GlobalArgs, source: &dyn DataSource) -> Scope {
 
 pub fn run(global: &GlobalArgs, _args: &TopArgs) -> anyhow::Result<ExitCode> {
     let refresh = parse_refresh(&global.refresh)?;
-    let Some(path) = &global.from else {
-        bail!("the dashboard reads a live cluster or --demo once the live client is in this build; for now use --from PATH")
-    };
-    let source = FilesSource::new(path.clone(), global.clone());
-    let scope = initial_scope(global, &source);
-    let mut app = App::new(scope, refresh, global.readonly, SystemTime::now());
-    app.colour = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    match &global.from {
+        Some(path) => {
+            let source = FilesSource::new(path.clone(), global.clone());
+            run_with(&runtime, global, refresh, source)
+        }
+        None => run_with(
+            &runtime,
+            global,
+            refresh,
+            cluster_source::ClusterSource::new(global.clone()),
+        ),
+    }
+}
+
+fn run_with<S: DataSource>(
+    runtime: &tokio::runtime::Runtime,
+    global: &GlobalArgs,
+    refresh: Duration,
+    source: S,
+) -> anyhow::Result<ExitCode> {
+    let scope = initial_scope(global, &source);
+    let mut app = App::new(scope, refresh, global.readonly, SystemTime::now());
+    app.colour = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let mut guard = terminal::TerminalGuard::enter()?;
     runtime.block_on(event_loop::run(&mut guard.terminal, app, source, None))?;
     drop(guard);

@@ -1,0 +1,95 @@
+//! Opening the live source the global flags name: the cluster of the kubeconfig, or with
+//! `--demo` the built-in simulated cluster started in this process. `list` takes one snapshot;
+//! the dashboard keeps the source and takes a snapshot per refresh.
+
+use anyhow::Context;
+
+use super::args::GlobalArgs;
+use crate::cluster::connect::{self, ConnectFlags};
+use crate::cluster::live::{LiveOptions, LiveSource, Scope};
+use crate::model::inventory::SourceKind;
+use crate::parse::duration;
+use crate::sim::{Scenario, Sim, SimHandle, SimOptions};
+
+/// kubectl's connection flags from the command line.
+pub fn connect_flags(global: &GlobalArgs) -> anyhow::Result<ConnectFlags> {
+    let timeout = duration::parse(&global.request_timeout)
+        .with_context(|| "--request-timeout".to_string())?;
+    Ok(ConnectFlags {
+        kubeconfig: global.kubeconfig.clone(),
+        context: global.context.clone(),
+        cluster: global.cluster.clone(),
+        user: global.user.clone(),
+        as_user: global.as_user.clone(),
+        as_groups: global.as_group.clone(),
+        server: global.server.clone(),
+        token: global.token.clone(),
+        insecure_skip_tls_verify: global.insecure_skip_tls_verify,
+        request_timeout: (!timeout.is_zero()).then_some(timeout),
+    })
+}
+
+/// A running live source; with `--demo` it owns the simulated cluster too.
+pub struct Live {
+    pub source: LiveSource,
+    /// Kept alive as long as the source (dropped after it).
+    sim: Option<SimHandle>,
+}
+
+impl Live {
+    /// Stop watching and, for the demo, the simulated cluster.
+    pub async fn close(self) {
+        let Live { source, sim } = self;
+        drop(source);
+        if let Some(sim) = sim {
+            sim.shutdown().await;
+        }
+    }
+}
+
+/// Connect as the flags say and wait for the first complete lists.
+pub async fn open(global: &GlobalArgs) -> anyhow::Result<Live> {
+    let flags = connect_flags(global)?;
+    if global.demo {
+        let scenario = Scenario::demo().context("the built-in demo cluster")?;
+        let sim = Sim::start(scenario, SimOptions::default())
+            .await
+            .context("starting the built-in demo cluster")?;
+        let kc = kube::config::Kubeconfig::from_yaml(&sim.kubeconfig_yaml("admin"))
+            .context("the demo cluster's kubeconfig")?;
+        // The demo is not the user's cluster: only the timeout and the namespace flags apply,
+        // and without -n it shows every namespace.
+        let demo_flags = ConnectFlags {
+            request_timeout: flags.request_timeout,
+            ..ConnectFlags::default()
+        };
+        let conn = connect::from_kubeconfig(kc, &demo_flags).await?;
+        let scope = match &global.namespace {
+            Some(ns) if !global.all_namespaces => Scope::Namespace(ns.clone()),
+            _ => Scope::All,
+        };
+        let opts = LiveOptions {
+            scope,
+            source: SourceKind::Demo,
+            initial_timeout: flags.request_timeout,
+        };
+        let source = LiveSource::start(&conn, opts).await?;
+        return Ok(Live {
+            source,
+            sim: Some(sim),
+        });
+    }
+    let conn = connect::connect(&flags).await?;
+    let scope = Scope::from_flags(
+        global.all_namespaces,
+        global.namespace.as_deref(),
+        &conn.default_namespace,
+    );
+    let opts = LiveOptions {
+        scope,
+        source: SourceKind::Live,
+        initial_timeout: flags.request_timeout,
+    };
+    let source = LiveSource::start(&conn, opts).await?;
+    Ok(Live { source, sim: None })
+}

@@ -1,0 +1,390 @@
+//! A kube-rs client from kubectl's connection flags, with kubectl's rules: `--kubeconfig` >
+//! `KUBECONFIG` (a `:`-list, merged, missing files skipped) > `~/.kube/config` > in-cluster;
+//! `--context/--cluster/--user`, `--server`, `--token`, `--as/--as-group`,
+//! `--insecure-skip-tls-verify` and `--request-timeout` override the file.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
+
+use crate::parse::duration;
+
+/// kubectl's connection flags, already parsed.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectFlags {
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    pub cluster: Option<String>,
+    pub user: Option<String>,
+    pub as_user: Option<String>,
+    pub as_groups: Vec<String>,
+    pub server: Option<String>,
+    pub token: Option<String>,
+    pub insecure_skip_tls_verify: bool,
+    /// `None` waits as long as the server takes (kubectl's `0`).
+    pub request_timeout: Option<Duration>,
+}
+
+/// The process environment the kubeconfig rules read (a value, so tests need not touch env vars).
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    pub kubeconfig: Option<OsString>,
+    pub home: Option<PathBuf>,
+    /// `KUBERNETES_SERVICE_HOST` is set: we run in a pod.
+    pub in_cluster: bool,
+}
+
+impl Env {
+    pub fn from_process() -> Env {
+        let home = std::env::var_os("HOME")
+            .or_else(|| std::env::var_os("USERPROFILE"))
+            .map(PathBuf::from);
+        Env {
+            kubeconfig: std::env::var_os("KUBECONFIG"),
+            home,
+            in_cluster: std::env::var_os("KUBERNETES_SERVICE_HOST").is_some(),
+        }
+    }
+}
+
+/// Why no client could be built or the server could not be reached.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("no kubeconfig found (looked at {looked}) and not running inside a cluster; pass --kubeconfig FILE, set KUBECONFIG, or use --demo")]
+    NoKubeconfig { looked: String },
+    #[error("cannot read kubeconfig {path}: {source}")]
+    ReadKubeconfig {
+        path: String,
+        #[source]
+        source: KubeconfigError,
+    },
+    #[error("context {name:?} is not in the kubeconfig (it has: {known})")]
+    UnknownContext { name: String, known: String },
+    #[error("the kubeconfig names no current context; pass --context (it has: {known})")]
+    NoCurrentContext { known: String },
+    #[error("cluster {name:?} is not in the kubeconfig (it has: {known})")]
+    UnknownCluster { name: String, known: String },
+    #[error("the kubeconfig is not usable: {0}")]
+    Kubeconfig(#[source] KubeconfigError),
+    #[error("in-cluster configuration: {0}")]
+    InCluster(String),
+    #[error("--server {0:?} is not a URL like https://10.0.0.1:6443")]
+    BadServer(String),
+    #[error("cannot build a client for {server}: {reason}")]
+    Client { server: String, reason: String },
+    #[error("cannot reach the Kubernetes API server at {server}: {reason}")]
+    Unreachable { server: String, reason: String },
+    #[error(
+        "the Kubernetes API server at {server} did not answer within {timeout} (--request-timeout)"
+    )]
+    Timeout { server: String, timeout: String },
+    #[error("the Kubernetes API server at {server} refused the request: {message}")]
+    Refused { server: String, message: String },
+}
+
+/// A client plus what the user should see about where it points.
+#[derive(Clone)]
+pub struct Connection {
+    /// For one-shot requests: each waits at most the request timeout.
+    pub client: kube::Client,
+    /// The settings the client was built from (watches need their own client without a read timeout).
+    pub config: kube::Config,
+    pub context: Option<String>,
+    pub cluster: Option<String>,
+    pub server: String,
+    /// The context's namespace, else `default`.
+    pub default_namespace: String,
+    pub request_timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("context", &self.context)
+            .field("cluster", &self.cluster)
+            .field("server", &self.server)
+            .field("default_namespace", &self.default_namespace)
+            .finish()
+    }
+}
+
+impl Connection {
+    /// A client for watches: long-lived responses must not hit the per-request read timeout
+    /// (kube-rs watchers detect dead connections themselves).
+    pub fn watch_client(&self) -> Result<kube::Client, ConnectError> {
+        let mut cfg = self.config.clone();
+        cfg.read_timeout = None;
+        cfg.reset_reader_on_write = false;
+        client_for(&cfg, &self.server)
+    }
+
+    /// Ask the server its version: proves it answers (within the request timeout) and that the
+    /// credentials are accepted.
+    pub async fn check_reachable(&self) -> Result<(), ConnectError> {
+        let call = self.client.apiserver_version();
+        let result = match self.request_timeout {
+            Some(t) => match tokio::time::timeout(t, call).await {
+                Ok(r) => r,
+                Err(_) => return Err(self.timeout_error()),
+            },
+            None => call.await,
+        };
+        result.map(|_| ()).map_err(|e| self.request_error(&e))
+    }
+
+    pub fn timeout_error(&self) -> ConnectError {
+        ConnectError::Timeout {
+            server: self.server.clone(),
+            timeout: self
+                .request_timeout
+                .map_or_else(|| "the default time".to_string(), duration::format),
+        }
+    }
+
+    /// A failed request as one of our sentences.
+    pub fn request_error(&self, e: &kube::Error) -> ConnectError {
+        match e {
+            kube::Error::Api(s) => ConnectError::Refused {
+                server: self.server.clone(),
+                message: if s.message.is_empty() {
+                    format!("{} {}", s.code, s.reason)
+                } else {
+                    s.message.clone()
+                },
+            },
+            other => {
+                let reason = root_cause(other);
+                if reason.to_ascii_lowercase().contains("timed out") {
+                    self.timeout_error()
+                } else {
+                    ConnectError::Unreachable {
+                        server: self.server.clone(),
+                        reason,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The innermost error message (e.g. "Connection refused (os error 111)").
+pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+/// The kubeconfig files to read, in precedence order, and how to describe where we looked.
+pub fn kubeconfig_paths(
+    flag: Option<&Path>,
+    env: &Env,
+) -> Result<(Vec<PathBuf>, String), ConnectError> {
+    if let Some(p) = flag {
+        // An explicit file must exist (kubectl fails too).
+        return Ok((vec![p.to_path_buf()], p.display().to_string()));
+    }
+    if let Some(list) = env.kubeconfig.as_ref().filter(|v| !v.is_empty()) {
+        let all: Vec<PathBuf> = std::env::split_paths(list)
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect();
+        let looked = format!(
+            "KUBECONFIG={}",
+            all.iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(":")
+        );
+        // Like client-go: files in the list that do not exist are skipped.
+        return Ok((all.into_iter().filter(|p| p.exists()).collect(), looked));
+    }
+    match &env.home {
+        Some(home) => {
+            let p = home.join(".kube").join("config");
+            let looked = p.display().to_string();
+            Ok((if p.exists() { vec![p] } else { vec![] }, looked))
+        }
+        None => Ok((vec![], "$HOME/.kube/config ($HOME is not set)".to_string())),
+    }
+}
+
+/// Read and merge kubeconfig files (the first file to set a value wins).
+pub fn read_merged(paths: &[PathBuf]) -> Result<Kubeconfig, ConnectError> {
+    let mut merged = Kubeconfig::default();
+    for p in paths {
+        let kc = Kubeconfig::read_from(p).map_err(|source| ConnectError::ReadKubeconfig {
+            path: p.display().to_string(),
+            source,
+        })?;
+        merged = merged
+            .merge(kc)
+            .map_err(|source| ConnectError::ReadKubeconfig {
+                path: p.display().to_string(),
+                source,
+            })?;
+    }
+    Ok(merged)
+}
+
+fn names<'a>(it: impl Iterator<Item = &'a String>) -> String {
+    let v: Vec<&str> = it.map(String::as_str).collect();
+    if v.is_empty() {
+        "none".to_string()
+    } else {
+        v.join(", ")
+    }
+}
+
+/// Connect with the process environment.
+pub async fn connect(flags: &ConnectFlags) -> Result<Connection, ConnectError> {
+    connect_with_env(flags, &Env::from_process()).await
+}
+
+/// Build the client the flags and environment describe (no request is made).
+pub async fn connect_with_env(flags: &ConnectFlags, env: &Env) -> Result<Connection, ConnectError> {
+    let (paths, looked) = kubeconfig_paths(flags.kubeconfig.as_deref(), env)?;
+    if !paths.is_empty() {
+        let kc = read_merged(&paths)?;
+        return from_kubeconfig(kc, flags).await;
+    }
+    if env.in_cluster {
+        let cfg = kube::Config::incluster().map_err(|e| ConnectError::InCluster(e.to_string()))?;
+        return finish(cfg, flags, None, None);
+    }
+    if let Some(server) = &flags.server {
+        // kubectl works from flags alone: --server (and --token) without any kubeconfig.
+        let url = server
+            .parse::<http::Uri>()
+            .map_err(|_| ConnectError::BadServer(server.clone()))?;
+        return finish(kube::Config::new(url), flags, None, None);
+    }
+    Err(ConnectError::NoKubeconfig { looked })
+}
+
+/// Build a connection from an already loaded kubeconfig (also used by `--demo`).
+pub async fn from_kubeconfig(
+    kc: Kubeconfig,
+    flags: &ConnectFlags,
+) -> Result<Connection, ConnectError> {
+    let contexts = || names(kc.contexts.iter().map(|c| &c.name));
+    let context_name = match flags.context.as_ref().or(kc.current_context.as_ref()) {
+        Some(n) => n.clone(),
+        None => return Err(ConnectError::NoCurrentContext { known: contexts() }),
+    };
+    let Some(context) = kc
+        .contexts
+        .iter()
+        .find(|c| c.name == context_name)
+        .and_then(|c| c.context.clone())
+    else {
+        return Err(ConnectError::UnknownContext {
+            name: context_name,
+            known: contexts(),
+        });
+    };
+    let cluster_name = flags
+        .cluster
+        .clone()
+        .unwrap_or_else(|| context.cluster.clone());
+    let cluster_known = kc.clusters.iter().any(|c| c.name == cluster_name);
+    if !cluster_known && flags.server.is_none() {
+        return Err(ConnectError::UnknownCluster {
+            name: cluster_name,
+            known: names(kc.clusters.iter().map(|c| &c.name)),
+        });
+    }
+    let mut kc = kc;
+    if !cluster_known {
+        // --server supplies the address of a cluster the file does not have.
+        kc.clusters.push(kube::config::NamedCluster {
+            name: cluster_name.clone(),
+            cluster: Some(kube::config::Cluster {
+                server: flags.server.clone(),
+                ..Default::default()
+            }),
+            other: Default::default(),
+        });
+    }
+    let options = KubeConfigOptions {
+        context: Some(context_name.clone()),
+        cluster: flags.cluster.clone(),
+        user: flags.user.clone(),
+    };
+    let cfg = match kube::Config::from_custom_kubeconfig(kc, &options).await {
+        Ok(c) => c,
+        Err(KubeconfigError::MissingClusterUrl) if flags.server.is_some() => {
+            return Err(ConnectError::BadServer(
+                flags.server.clone().unwrap_or_default(),
+            ))
+        }
+        Err(e) => return Err(ConnectError::Kubeconfig(e)),
+    };
+    finish(cfg, flags, Some(context_name), Some(cluster_name))
+}
+
+/// Apply the override flags and build the client.
+fn finish(
+    mut cfg: kube::Config,
+    flags: &ConnectFlags,
+    context: Option<String>,
+    cluster: Option<String>,
+) -> Result<Connection, ConnectError> {
+    if let Some(server) = &flags.server {
+        cfg.cluster_url = server
+            .parse::<http::Uri>()
+            .map_err(|_| ConnectError::BadServer(server.clone()))?;
+    }
+    if let Some(token) = &flags.token {
+        let a = &mut cfg.auth_info;
+        a.token = Some(secrecy::SecretString::from(token.clone()));
+        a.token_file = None;
+        a.exec = None;
+        a.auth_provider = None;
+        a.username = None;
+        a.password = None;
+    }
+    if flags.insecure_skip_tls_verify {
+        cfg.accept_invalid_certs = true;
+        cfg.root_cert = None;
+    }
+    if let Some(user) = &flags.as_user {
+        cfg.auth_info.impersonate = Some(user.clone());
+    }
+    if !flags.as_groups.is_empty() {
+        cfg.auth_info.impersonate_groups = Some(flags.as_groups.clone());
+    }
+    if let Some(t) = flags.request_timeout {
+        cfg.connect_timeout = Some(t);
+        cfg.read_timeout = Some(t);
+        cfg.write_timeout = Some(t);
+        cfg.reset_reader_on_write = true;
+    }
+    let server = cfg
+        .cluster_url
+        .to_string()
+        .trim_end_matches('/')
+        .to_string();
+    let client = client_for(&cfg, &server)?;
+    Ok(Connection {
+        client,
+        default_namespace: cfg.default_namespace.clone(),
+        config: cfg,
+        context,
+        cluster,
+        server,
+        request_timeout: flags.request_timeout,
+    })
+}
+
+fn client_for(cfg: &kube::Config, server: &str) -> Result<kube::Client, ConnectError> {
+    kube::Client::try_from(cfg.clone()).map_err(|e| ConnectError::Client {
+        server: server.to_string(),
+        reason: root_cause(&e),
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,192 @@
+//! Kubeconfig rules, override flags and the sentences for unreachable servers.
+
+use super::*;
+
+fn kubeconfig(dir: &Path, file: &str, ctx: &str, server: &str, ns: Option<&str>) -> PathBuf {
+    let ns = ns.map_or(String::new(), |n| format!("    namespace: {n}\n"));
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: {ctx}-cluster\n  cluster:\n    server: {server}\ncontexts:\n- name: {ctx}\n  context:\n    cluster: {ctx}-cluster\n    user: {ctx}-user\n{ns}current-context: {ctx}\nusers:\n- name: {ctx}-user\n  user:\n    token: t-{ctx}\n"
+    );
+    let p = dir.join(file);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[tokio::test]
+async fn kubeconfig_list_is_merged_first_wins_and_missing_files_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = kubeconfig(
+        dir.path(),
+        "a",
+        "alpha",
+        "http://127.0.0.1:1",
+        Some("team-a"),
+    );
+    let b = kubeconfig(dir.path(), "b", "beta", "http://127.0.0.1:2", None);
+    let missing = dir.path().join("missing");
+    let list = std::env::join_paths([&missing, &a, &b]).unwrap();
+    let env = Env {
+        kubeconfig: Some(list),
+        ..Env::default()
+    };
+    let conn = connect_with_env(&ConnectFlags::default(), &env)
+        .await
+        .unwrap();
+    assert_eq!(conn.context.as_deref(), Some("alpha"));
+    assert_eq!(conn.server, "http://127.0.0.1:1");
+    assert_eq!(conn.default_namespace, "team-a");
+    let flags = ConnectFlags {
+        context: Some("beta".into()),
+        ..ConnectFlags::default()
+    };
+    let conn = connect_with_env(&flags, &env).await.unwrap();
+    assert_eq!(conn.server, "http://127.0.0.1:2");
+    assert_eq!(conn.default_namespace, "default");
+    assert_eq!(conn.cluster.as_deref(), Some("beta-cluster"));
+}
+
+#[tokio::test]
+async fn flag_beats_env_and_home() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = kubeconfig(dir.path(), "a", "alpha", "http://127.0.0.1:1", None);
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join(".kube")).unwrap();
+    kubeconfig(
+        &home.path().join(".kube"),
+        "config",
+        "home",
+        "http://127.0.0.1:3",
+        None,
+    );
+    let env = Env {
+        kubeconfig: None,
+        home: Some(home.path().to_path_buf()),
+        in_cluster: false,
+    };
+    let conn = connect_with_env(&ConnectFlags::default(), &env)
+        .await
+        .unwrap();
+    assert_eq!(conn.context.as_deref(), Some("home"));
+    let flags = ConnectFlags {
+        kubeconfig: Some(a),
+        server: Some("http://127.0.0.1:9".into()),
+        as_user: Some("alice".into()),
+        as_groups: vec!["ops".into()],
+        token: Some("tok".into()),
+        request_timeout: Some(Duration::from_secs(5)),
+        ..ConnectFlags::default()
+    };
+    let conn = connect_with_env(&flags, &env).await.unwrap();
+    assert_eq!(conn.context.as_deref(), Some("alpha"));
+    assert_eq!(conn.server, "http://127.0.0.1:9");
+    assert_eq!(conn.config.auth_info.impersonate.as_deref(), Some("alice"));
+    assert_eq!(
+        conn.config.auth_info.impersonate_groups,
+        Some(vec!["ops".to_string()])
+    );
+    assert_eq!(conn.config.read_timeout, Some(Duration::from_secs(5)));
+    assert!(conn.watch_client().is_ok());
+}
+
+#[tokio::test]
+async fn clear_sentences_for_missing_config_and_unknown_context() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env {
+        home: Some(dir.path().to_path_buf()),
+        ..Env::default()
+    };
+    let e = connect_with_env(&ConnectFlags::default(), &env)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("no kubeconfig found (looked at "), "{e}");
+    assert!(e.contains(".kube"), "{e}");
+    let a = kubeconfig(dir.path(), "a", "alpha", "http://127.0.0.1:1", None);
+    let flags = ConnectFlags {
+        kubeconfig: Some(a),
+        context: Some("prod".into()),
+        ..ConnectFlags::default()
+    };
+    let e = connect_with_env(&flags, &env)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "context \"prod\" is not in the kubeconfig (it has: alpha)"
+    );
+    let flags = ConnectFlags {
+        kubeconfig: Some(dir.path().join("nope")),
+        ..ConnectFlags::default()
+    };
+    let e = connect_with_env(&flags, &env)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("cannot read kubeconfig "), "{e}");
+}
+
+#[tokio::test]
+async fn server_flag_alone_is_enough() {
+    let env = Env::default();
+    let flags = ConnectFlags {
+        server: Some("http://127.0.0.1:7".into()),
+        ..ConnectFlags::default()
+    };
+    let conn = connect_with_env(&flags, &env).await.unwrap();
+    assert_eq!(conn.server, "http://127.0.0.1:7");
+    assert_eq!(conn.default_namespace, "default");
+    let flags = ConnectFlags {
+        server: Some("not a url".into()),
+        ..ConnectFlags::default()
+    };
+    assert!(connect_with_env(&flags, &env).await.is_err());
+}
+
+#[tokio::test]
+async fn unreachable_and_silent_servers_fail_within_the_timeout() {
+    // A port nobody listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let flags = ConnectFlags {
+        server: Some(format!("http://127.0.0.1:{port}")),
+        request_timeout: Some(Duration::from_secs(2)),
+        ..ConnectFlags::default()
+    };
+    let conn = connect_with_env(&flags, &Env::default()).await.unwrap();
+    let e = conn.check_reachable().await.unwrap_err().to_string();
+    assert!(
+        e.starts_with(&format!(
+            "cannot reach the Kubernetes API server at http://127.0.0.1:{port}: "
+        )),
+        "{e}"
+    );
+    // A server that accepts connections and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    let keep = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    let flags = ConnectFlags {
+        server: Some(format!("http://{addr}")),
+        request_timeout: Some(Duration::from_secs(1)),
+        ..ConnectFlags::default()
+    };
+    let conn = connect_with_env(&flags, &Env::default()).await.unwrap();
+    let started = std::time::Instant::now();
+    let e = conn.check_reachable().await.unwrap_err().to_string();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        e,
+        format!("the Kubernetes API server at http://{addr} did not answer within 1s (--request-timeout)")
+    );
+    keep.abort();
+}

@@ -1,0 +1,231 @@
+//! One watched resource in one scope: a kube-rs watcher feeding a reflector store, run as a task,
+//! with the state the caller needs: how the initial list went, the last error while watching,
+//! and how many (re)lists and change events it saw.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use kube::runtime::reflector::{self, store::Writer, Store};
+use kube::runtime::utils::Backoff;
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::Api;
+use tokio::task::JoinHandle;
+
+use super::lean::{Kind, Lean};
+
+/// How the first list of a feed ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    Pending,
+    Ready,
+    /// 403: the user may not list this resource in this scope. Carries the server's message.
+    Forbidden(String),
+    Failed(String),
+}
+
+/// Shared between the watching task and the readers.
+#[derive(Debug)]
+pub struct FeedState {
+    phase: tokio::sync::watch::Sender<Phase>,
+    lists: AtomicU64,
+    events: AtomicU64,
+    error: Mutex<Option<(String, Instant)>>,
+}
+
+impl FeedState {
+    fn new() -> FeedState {
+        FeedState {
+            phase: tokio::sync::watch::Sender::new(Phase::Pending),
+            lists: AtomicU64::new(0),
+            events: AtomicU64::new(0),
+            error: Mutex::new(None),
+        }
+    }
+
+    fn set_error(&self, msg: String) {
+        let mut e = self.error.lock().unwrap_or_else(|p| p.into_inner());
+        if e.as_ref().is_none_or(|(m, _)| *m != msg) {
+            let since = e.as_ref().map_or_else(Instant::now, |(_, t)| *t);
+            *e = Some((msg, since));
+        }
+    }
+
+    pub fn clear_error(&self) {
+        *self.error.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// The last error while watching, and since when the feed has been failing.
+    pub fn error(&self) -> Option<(String, Instant)> {
+        self.error.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Initial lists and relists (watch restarts that had to list again).
+    pub fn lists(&self) -> u64 {
+        self.lists.load(Ordering::Relaxed)
+    }
+
+    /// Changes received through the watch (after the initial list).
+    pub fn events(&self) -> u64 {
+        self.events.load(Ordering::Relaxed)
+    }
+
+    fn record<K>(&self, ev: &Result<watcher::Event<K>, watcher::Error>) {
+        match ev {
+            Ok(watcher::Event::Init) => {
+                self.lists.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(watcher::Event::InitApply(_)) => {}
+            Ok(watcher::Event::InitDone) => {
+                self.clear_error();
+                self.phase.send_if_modified(|p| {
+                    let first = *p == Phase::Pending;
+                    if first {
+                        *p = Phase::Ready;
+                    }
+                    first
+                });
+            }
+            Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_)) => {
+                self.events.fetch_add(1, Ordering::Relaxed);
+                self.clear_error();
+            }
+            Err(e) => {
+                let (forbidden, msg) = describe(e);
+                self.set_error(msg.clone());
+                self.phase.send_if_modified(|p| {
+                    let first = *p == Phase::Pending;
+                    if first {
+                        *p = if forbidden {
+                            Phase::Forbidden(msg)
+                        } else {
+                            Phase::Failed(msg)
+                        };
+                    }
+                    first
+                });
+            }
+        }
+    }
+}
+
+/// Whether a watcher error is a 403, and the message to show.
+fn describe(e: &watcher::Error) -> (bool, String) {
+    let api = match e {
+        watcher::Error::InitialListFailed(k)
+        | watcher::Error::WatchStartFailed(k)
+        | watcher::Error::WatchFailed(k) => match k {
+            kube::Error::Api(s) => Some((s.is_forbidden(), s.message.clone(), s.code)),
+            other => return (false, super::connect::root_cause(other)),
+        },
+        watcher::Error::WatchError(s) => Some((s.is_forbidden(), s.message.clone(), s.code)),
+        watcher::Error::NoResourceVersion => None,
+    };
+    match api {
+        Some((forbidden, msg, code)) if msg.is_empty() => (forbidden, format!("HTTP {code}")),
+        Some((forbidden, msg, _)) => (forbidden, msg),
+        None => (false, e.to_string()),
+    }
+}
+
+/// Retry quickly after the server comes back: 250ms doubling to 5s, reset on success.
+struct QuickBackoff {
+    next: Duration,
+}
+
+const BACKOFF_MIN: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+impl Iterator for QuickBackoff {
+    type Item = Duration;
+    fn next(&mut self) -> Option<Duration> {
+        let d = self.next;
+        self.next = (self.next * 2).min(BACKOFF_MAX);
+        Some(d)
+    }
+}
+
+impl Backoff for QuickBackoff {
+    fn reset(&mut self) {
+        self.next = BACKOFF_MIN;
+    }
+}
+
+/// A running watch of `T` in one namespace (or all), stopped when dropped.
+pub struct Feed<T: Kind> {
+    pub namespace: Option<String>,
+    store: Store<Lean<T>>,
+    state: Arc<FeedState>,
+    task: JoinHandle<()>,
+}
+
+impl<T: Kind> Drop for Feed<T> {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl<T: Kind> Feed<T> {
+    /// Start watching (needs a tokio runtime). `labels` narrows the list (e.g. launcher pods).
+    pub fn start(client: kube::Client, namespace: Option<&str>, labels: Option<&str>) -> Feed<T> {
+        let api: Api<Lean<T>> = match namespace {
+            Some(ns) if T::NAMESPACED => Api::namespaced_with(client, ns, &()),
+            _ => Api::all_with(client, &()),
+        };
+        let mut cfg = watcher::Config::default();
+        if let Some(l) = labels {
+            cfg = cfg.labels(l);
+        }
+        let writer: Writer<Lean<T>> = Writer::new(());
+        let store = writer.as_reader();
+        let state = Arc::new(FeedState::new());
+        let task_state = state.clone();
+        let stream = reflector::reflector(
+            writer,
+            watcher(api, cfg).backoff(QuickBackoff { next: BACKOFF_MIN }),
+        )
+        .for_each(move |ev| {
+            task_state.record(&ev);
+            futures::future::ready(())
+        });
+        let task = tokio::spawn(stream);
+        Feed {
+            namespace: namespace.filter(|_| T::NAMESPACED).map(str::to_string),
+            store,
+            state,
+            task,
+        }
+    }
+
+    /// Wait for the first list to end (or fail).
+    pub async fn initial(&self) -> Phase {
+        let mut rx = self.state.phase.subscribe();
+        let phase = match rx.wait_for(|p| *p != Phase::Pending).await {
+            Ok(p) => p.clone(),
+            Err(_) => Phase::Failed("the watch stopped".to_string()),
+        };
+        phase
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.state.phase.borrow().clone()
+    }
+
+    pub fn state(&self) -> &Arc<FeedState> {
+        &self.state
+    }
+
+    /// The objects as of now (copies; the store keeps its own).
+    pub fn objects(&self) -> Vec<T> {
+        self.store.state().iter().map(|l| l.obj.clone()).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.store.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.store.is_empty()
+    }
+}

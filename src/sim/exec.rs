@@ -1,0 +1,254 @@
+//! Pod exec over WebSocket (`v5.channel.k8s.io`, `v4.channel.k8s.io`): runs the command for real,
+//! with the pod's node host tree as `VMMEM_CGROUP_ROOT`/`VMMEM_PROC_ROOT`, and streams stdout (1),
+//! stderr (2) and the exit status (3).
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Uri};
+use axum::response::Response;
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::hosttree;
+use super::resources::PODS;
+use super::rest::{user_of, Query};
+use super::server::{error_response, App};
+use super::status::ApiError;
+use super::tick::write_host_tree;
+
+/// What an exec runs, decided before the upgrade.
+struct Plan {
+    node: String,
+    command: Vec<String>,
+    stdin: bool,
+    latency: Duration,
+    hung: bool,
+}
+
+fn prepare(
+    app: &App,
+    headers: &HeaderMap,
+    ns: &str,
+    name: &str,
+    q: &Query,
+) -> Result<Plan, ApiError> {
+    let user = user_of(headers)?;
+    let w = app.world();
+    w.auth
+        .check(&user, "create", &PODS, Some("exec"), Some(ns))?;
+    let pod = w
+        .store
+        .get(&PODS, ns, name)
+        .ok_or_else(|| ApiError::not_found(&PODS, name))?;
+    let containers: Vec<&str> = pod["spec"]["containers"]
+        .as_array()
+        .map(|cs| cs.iter().filter_map(|c| c["name"].as_str()).collect())
+        .unwrap_or_default();
+    let container = q
+        .get("container")
+        .map(str::to_string)
+        .or_else(|| containers.first().map(|c| c.to_string()))
+        .unwrap_or_default();
+    if !containers.contains(&container.as_str()) {
+        return Err(ApiError::bad_request(format!(
+            "container {container} is not valid for pod {name}"
+        )));
+    }
+    if pod["status"]["phase"] != json!("Running") {
+        return Err(ApiError::bad_request(format!(
+            "unable to upgrade connection: container not found (\"{container}\")"
+        )));
+    }
+    let command = q.all("command");
+    if command.is_empty() {
+        return Err(ApiError::bad_request("you must specify at least 1 command"));
+    }
+    let node = pod["spec"]["nodeName"].as_str().unwrap_or("").to_string();
+    Ok(Plan {
+        hung: w.exec.hung_nodes.contains(&node),
+        latency: w.exec.latency,
+        node,
+        command,
+        stdin: q.flag("stdin") && q.get("stdin").is_some(),
+    })
+}
+
+pub async fn handle(
+    State(app): State<App>,
+    Path((ns, name)): Path<(String, String)>,
+    uri: Uri,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let q = Query::parse(uri.query());
+    let plan = match prepare(&app, &headers, &ns, &name, &q) {
+        Ok(p) => p,
+        Err(e) => return error_response(&e),
+    };
+    let Ok(ws) = ws else {
+        return error_response(&ApiError::bad_request("Upgrade request required: exec needs a WebSocket (v5.channel.k8s.io or v4.channel.k8s.io)"));
+    };
+    let ws = ws.protocols(["v5.channel.k8s.io", "v4.channel.k8s.io"]);
+    let v5 = ws
+        .selected_protocol()
+        .is_some_and(|p| p.as_bytes() == b"v5.channel.k8s.io");
+    ws.on_upgrade(move |socket| run(app, socket, plan, v5))
+}
+
+/// Counts a running exec on its node while alive (the ticker refreshes that node's host tree).
+struct Session {
+    app: App,
+    node: String,
+}
+
+impl Session {
+    fn open(app: &App, node: &str) -> Session {
+        *app.world()
+            .exec
+            .sessions
+            .entry(node.to_string())
+            .or_default() += 1;
+        Session {
+            app: app.clone(),
+            node: node.to_string(),
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some(n) = self.app.world().exec.sessions.get_mut(&self.node) {
+            *n = n.saturating_sub(1);
+        }
+    }
+}
+
+/// A close frame with code 1000: clients treat a close without a code as an error.
+fn normal_close() -> Message {
+    Message::Close(Some(axum::extract::ws::CloseFrame {
+        code: 1000,
+        reason: "".into(),
+    }))
+}
+
+fn frame(channel: u8, data: &[u8]) -> Message {
+    let mut v = Vec::with_capacity(data.len() + 1);
+    v.push(channel);
+    v.extend_from_slice(data);
+    Message::Binary(v.into())
+}
+
+/// The status channel's message for an exit code.
+pub fn exit_status(command: &[String], code: Option<i32>) -> Value {
+    match code {
+        Some(0) => json!({"metadata": {}, "status": "Success"}),
+        Some(c) => json!({"metadata": {}, "status": "Failure",
+            "message": format!("command terminated with non-zero exit code: error executing command [{}], exit code {c}", command.join(" ")),
+            "reason": "NonZeroExitCode", "details": {"causes": [{"reason": "ExitCode", "message": c.to_string()}]}}),
+        None => {
+            json!({"metadata": {}, "status": "Failure", "message": "command terminated by a signal", "reason": "InternalError",
+            "details": {"causes": [{"reason": "ExitCode", "message": "137"}]}})
+        }
+    }
+}
+
+async fn run(app: App, socket: WebSocket, plan: Plan, v5: bool) {
+    let (mut sink, mut stream) = socket.split();
+    let mut stop = app.stop.clone();
+    if plan.hung {
+        // A node whose kubelet never answers: hold the connection until the client gives up.
+        loop {
+            tokio::select! {
+                m = stream.next() => if m.is_none() || matches!(m, Some(Err(_)) | Some(Ok(Message::Close(_)))) { return },
+                _ = super::server::stopped(&mut stop) => return,
+            }
+        }
+    }
+    tokio::time::sleep(plan.latency).await;
+    let _session = Session::open(&app, &plan.node);
+    let root: Result<PathBuf, std::io::Error> = {
+        let mut w = app.world();
+        let r = write_host_tree(&w, &plan.node);
+        w.exec
+            .written
+            .insert(plan.node.clone(), std::time::Instant::now());
+        r
+    };
+    let root = match root {
+        Ok(r) => r,
+        Err(e) => {
+            let st = json!({"metadata": {}, "status": "Failure", "reason": "InternalError", "message": format!("writing the node's host files: {e}")});
+            let _ = sink.send(frame(3, st.to_string().as_bytes())).await;
+            let _ = sink.send(normal_close()).await;
+            return;
+        }
+    };
+    let mut cmd = tokio::process::Command::new(&plan.command[0]);
+    cmd.args(&plan.command[1..])
+        .current_dir(&root)
+        .env("VMMEM_CGROUP_ROOT", hosttree::cgroup_root(&root))
+        .env("VMMEM_PROC_ROOT", hosttree::proc_root(&root))
+        .env("VMMEM_KERNEL_LOG", hosttree::kernel_log(&root))
+        .env("VMMEM_HOST_ROOT", &root)
+        .env("NODE_NAME", &plan.node)
+        .stdin(if plan.stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            let st = json!({"metadata": {}, "status": "Failure", "reason": "InternalError",
+                "message": format!("OCI runtime exec failed: exec failed: unable to start container process: exec: {:?}: {e}: unknown", plan.command[0]),
+                "details": {"causes": [{"reason": "ExitCode", "message": "126"}]}});
+            let _ = sink.send(frame(3, st.to_string().as_bytes())).await;
+            let _ = sink.send(normal_close()).await;
+            return;
+        }
+    };
+    let mut stdin = child.stdin.take();
+    let (Some(mut out), Some(mut err)) = (child.stdout.take(), child.stderr.take()) else {
+        return;
+    };
+    let (mut out_buf, mut err_buf) = (vec![0u8; 16 * 1024], vec![0u8; 16 * 1024]);
+    let (mut out_done, mut err_done) = (false, false);
+    while !(out_done && err_done) {
+        tokio::select! {
+            n = out.read(&mut out_buf), if !out_done => match n {
+                Ok(0) | Err(_) => out_done = true,
+                Ok(n) => if sink.send(frame(1, &out_buf[..n])).await.is_err() { return },
+            },
+            n = err.read(&mut err_buf), if !err_done => match n {
+                Ok(0) | Err(_) => err_done = true,
+                Ok(n) => if sink.send(frame(2, &err_buf[..n])).await.is_err() { return },
+            },
+            m = stream.next() => match m {
+                Some(Ok(Message::Binary(b))) if !b.is_empty() => match b[0] {
+                    0 => if let Some(si) = stdin.as_mut() {
+                        if si.write_all(&b[1..]).await.is_err() { stdin = None; }
+                    },
+                    255 if v5 && b.get(1) == Some(&0) => stdin = None,
+                    _ => {}
+                },
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
+                _ => {}
+            },
+            _ = super::server::stopped(&mut stop) => return,
+        }
+    }
+    drop(stdin);
+    let code = child.wait().await.ok().and_then(|s| s.code());
+    let st = exit_status(&plan.command, code);
+    let _ = sink.send(frame(3, st.to_string().as_bytes())).await;
+    let _ = sink.send(normal_close()).await;
+}

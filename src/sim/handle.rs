@@ -1,0 +1,321 @@
+//! Starting and stopping the simulator, connecting clients to it, and the hooks tests use.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::auth::Auth;
+use super::resources::VIRTUAL_MACHINES;
+use super::scenario::{Scenario, ScenarioError};
+use super::server::{serve, App};
+use super::status::ApiError;
+use super::tick;
+use super::world::World;
+
+/// Why the simulator could not do something.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("simulator I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    #[error("simulated API: {0}")]
+    Api(#[from] ApiError),
+    #[error("kubeconfig for the simulator: {0}")]
+    Kubeconfig(String),
+    #[error("kube client for the simulator: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+/// How the simulator runs.
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    /// 0 picks a free port.
+    pub port: u16,
+    /// Delay before each exec runs its command.
+    pub exec_latency: Duration,
+    /// Delay before a created pod turns Running.
+    pub pod_start_delay: Duration,
+    /// Wait after a VMI failed before its VM starts again.
+    pub restart_backoff: Duration,
+    /// How often model time is applied (pods starting, OOM kills).
+    pub tick: Duration,
+    /// Where node host trees go (default: a fresh temporary directory, removed on drop).
+    pub host_root: Option<PathBuf>,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        SimOptions {
+            port: 0,
+            exec_latency: Duration::ZERO,
+            pod_start_delay: Duration::from_millis(300),
+            restart_backoff: Duration::from_secs(10),
+            tick: Duration::from_millis(200),
+            host_root: None,
+        }
+    }
+}
+
+/// A directory that is deleted when dropped (when we created it).
+struct HostRoot {
+    path: PathBuf,
+    owned: bool,
+}
+
+impl Drop for HostRoot {
+    fn drop(&mut self) {
+        if self.owned {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+pub struct Sim;
+
+impl Sim {
+    /// The built-in demo cluster (`assets/demo.yaml`) with default options: what `--demo` runs.
+    pub async fn start_demo() -> Result<SimHandle, SimError> {
+        Sim::start(Scenario::demo()?, SimOptions::default()).await
+    }
+
+    /// Build the cluster of `scenario` and serve it on 127.0.0.1.
+    pub async fn start(scenario: Scenario, opts: SimOptions) -> Result<SimHandle, SimError> {
+        let root = match &opts.host_root {
+            Some(p) => {
+                std::fs::create_dir_all(p)?;
+                HostRoot {
+                    path: p.clone(),
+                    owned: false,
+                }
+            }
+            None => {
+                let p = std::env::temp_dir().join(format!(
+                    "vmmem-sim-{}-{:08x}",
+                    std::process::id(),
+                    rand::random::<u32>()
+                ));
+                std::fs::create_dir_all(&p)?;
+                HostRoot {
+                    path: p,
+                    owned: true,
+                }
+            }
+        };
+        let mut world = World::new(&scenario, root.path.clone())?;
+        world.exec.latency = opts.exec_latency;
+        world.pod_start_delay = opts.pod_start_delay.as_secs_f64();
+        world.restart_backoff = opts.restart_backoff.as_secs_f64();
+        let world = Arc::new(Mutex::new(world));
+        let listener = TcpListener::bind(("127.0.0.1", opts.port)).await?;
+        let addr = listener.local_addr()?;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let app = App {
+            world: world.clone(),
+            addr,
+            stop: stop_rx,
+        };
+        let server = tokio::spawn(serve(listener, app.clone()));
+        let ticker = {
+            let world = world.clone();
+            let every = opts.tick.max(Duration::from_millis(10));
+            tokio::spawn(async move {
+                let mut iv = tokio::time::interval(every);
+                loop {
+                    iv.tick().await;
+                    let mut w = world.lock().unwrap_or_else(|p| p.into_inner());
+                    tick::tick(&mut w);
+                    tick::refresh_host_trees(&mut w);
+                }
+            })
+        };
+        Ok(SimHandle {
+            app,
+            stop_tx,
+            server: Some(server),
+            ticker,
+            _root: root,
+        })
+    }
+}
+
+/// A running simulator. Dropping it stops the server and removes its host trees.
+pub struct SimHandle {
+    app: App,
+    stop_tx: watch::Sender<bool>,
+    server: Option<JoinHandle<()>>,
+    ticker: JoinHandle<()>,
+    _root: HostRoot,
+}
+
+impl SimHandle {
+    pub fn addr(&self) -> SocketAddr {
+        self.app.addr
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.app.addr)
+    }
+
+    /// The world, for tests and the CLI (do not hold it across an await).
+    pub fn world(&self) -> MutexGuard<'_, World> {
+        self.app.world()
+    }
+
+    /// A kubeconfig for `user` (plain HTTP on 127.0.0.1; a bearer token naming the user, and
+    /// `as:` impersonation for kubectl, which sends no token over plain HTTP).
+    pub fn kubeconfig_yaml(&self, user: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: vmmem-sim\n  cluster:\n    server: {url}\ncontexts:\n- name: vmmem-sim\n  context:\n    cluster: vmmem-sim\n    user: {user}\n    namespace: default\ncurrent-context: vmmem-sim\nusers:\n- name: {user}\n  user:\n    token: {token}\n    as: {user}\n",
+            url = self.url(),
+            token = Auth::token_for(user),
+        )
+    }
+
+    /// Write an admin kubeconfig to `path`.
+    pub fn write_kubeconfig(&self, path: &Path) -> Result<(), SimError> {
+        self.write_kubeconfig_as(path, "admin")
+    }
+
+    pub fn write_kubeconfig_as(&self, path: &Path, user: &str) -> Result<(), SimError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(path, self.kubeconfig_yaml(user))?;
+        Ok(())
+    }
+
+    /// A kube-rs config for `user`.
+    pub async fn kube_config_as(&self, user: &str) -> Result<kube::Config, SimError> {
+        let kc = kube::config::Kubeconfig::from_yaml(&self.kubeconfig_yaml(user))
+            .map_err(|e| SimError::Kubeconfig(e.to_string()))?;
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await
+            .map_err(|e| SimError::Kubeconfig(e.to_string()))
+    }
+
+    pub async fn kube_config(&self) -> Result<kube::Config, SimError> {
+        self.kube_config_as("admin").await
+    }
+
+    /// An admin kube-rs client.
+    pub async fn client(&self) -> Result<kube::Client, SimError> {
+        Ok(kube::Client::try_from(self.kube_config().await?)?)
+    }
+
+    /// Make `ns` forbidden for `user` (403 like RBAC; cluster-wide lists of namespaced resources too).
+    pub fn forbid_namespace(&self, user: &str, ns: &str) {
+        self.world().auth.forbid_namespace(user, ns);
+    }
+
+    pub fn allow_namespace(&self, user: &str, ns: &str) {
+        self.world().auth.allow_namespace(user, ns);
+    }
+
+    pub fn set_exec_latency(&self, d: Duration) {
+        self.world().exec.latency = d;
+    }
+
+    /// Make exec into pods on `node` hang (or stop hanging).
+    pub fn hang_node_exec(&self, node: &str, hang: bool) {
+        let mut w = self.world();
+        if hang {
+            w.exec.hung_nodes.insert(node.to_string());
+        } else {
+            w.exec.hung_nodes.remove(node);
+        }
+    }
+
+    /// Change a VM behind the clients' backs (an annotation), so their resourceVersion is stale.
+    /// Returns the new resourceVersion.
+    pub fn bump_vm(&self, ns: &str, name: &str) -> Result<String, SimError> {
+        let mut w = self.world();
+        let mut vm = w
+            .store
+            .get(&VIRTUAL_MACHINES, ns, name)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&VIRTUAL_MACHINES, name))?;
+        let n = vm["metadata"]["annotations"]["sim.vmmem.kubectl.io/bumped"]
+            .as_str()
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0);
+        vm["metadata"]["annotations"]["sim.vmmem.kubectl.io/bumped"] = json!((n + 1).to_string());
+        let stored = w.store.replace(&VIRTUAL_MACHINES, vm)?;
+        Ok(stored["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or("")
+            .to_string())
+    }
+
+    /// Move model time forward (workloads grow, OOM kills happen) and apply it now.
+    pub fn advance(&self, by: Duration) {
+        let mut w = self.world();
+        w.clock.advance(by);
+        tick::tick(&mut w);
+    }
+
+    /// Apply model time now (without waiting for the next tick).
+    pub fn tick_now(&self) {
+        tick::tick(&mut self.world());
+    }
+
+    /// The node's host tree as of now: the directory playing the node's `/`.
+    pub fn write_host_tree(&self, node: &str) -> std::io::Result<PathBuf> {
+        tick::write_host_tree(&self.world(), node)
+    }
+
+    /// The node's kernel log lines so far.
+    pub fn kernel_log(&self, node: &str) -> Vec<String> {
+        self.world()
+            .nodes
+            .get(node)
+            .map(|n| n.kernel_log.clone())
+            .unwrap_or_default()
+    }
+
+    /// Stop serving (clients see connection refused); the cluster keeps running.
+    pub async fn stop_server(&mut self) {
+        let _ = self.stop_tx.send(true);
+        if let Some(mut server) = self.server.take() {
+            if tokio::time::timeout(Duration::from_secs(3), &mut server)
+                .await
+                .is_err()
+            {
+                server.abort();
+            }
+        }
+    }
+
+    /// Serve again on the same address.
+    pub async fn restart_server(&mut self) -> Result<(), SimError> {
+        if self.server.is_some() {
+            return Ok(());
+        }
+        let listener = TcpListener::bind(self.app.addr).await?;
+        let _ = self.stop_tx.send(false);
+        self.server = Some(tokio::spawn(serve(listener, self.app.clone())));
+        Ok(())
+    }
+
+    /// Stop everything and remove the host trees.
+    pub async fn shutdown(mut self) {
+        self.stop_server().await;
+        self.ticker.abort();
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        let _ = self.stop_tx.send(true);
+        self.ticker.abort();
+        if let Some(s) = self.server.take() {
+            s.abort();
+        }
+    }
+}

@@ -1,0 +1,411 @@
+//! Request routing for everything but exec: discovery, the verbs on resources, KubeVirt's
+//! subresources, authentication and authorization.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+use super::auth::Auth;
+use super::ops::{self, PatchType, Target};
+use super::resources::{self, ResourceType, SUBRESOURCES_GROUP};
+use super::selector::{FieldSelector, LabelSelector};
+use super::server::{error_response, json_response, App};
+use super::status::{self, ApiError};
+use super::table;
+
+/// Decoded query parameters.
+#[derive(Debug, Default)]
+pub struct Query(Vec<(String, String)>);
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = |c: u8| (c as char).to_digit(16);
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl Query {
+    pub fn parse(q: Option<&str>) -> Query {
+        Query(
+            q.unwrap_or("")
+                .split('&')
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                    (percent_decode(k), percent_decode(v))
+                })
+                .collect(),
+        )
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn all(&self, key: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    pub fn flag(&self, key: &str) -> bool {
+        matches!(self.get(key), Some("1" | "true" | ""))
+    }
+}
+
+/// The user a request acts as: `Impersonate-User`, else the bearer token's user. kubectl never
+/// sends a bearer token over plain HTTP, so the simulator's kubeconfig also names the user with
+/// `as:` (impersonation); a request with neither is unauthorized.
+pub fn user_of(headers: &HeaderMap) -> Result<String, ApiError> {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+    };
+    if let Some(user) = header("impersonate-user") {
+        return Ok(user.to_string());
+    }
+    Auth::user_for_header(header("authorization")).ok_or_else(ApiError::unauthorized)
+}
+
+pub async fn handle(
+    State(app): State<App>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match dispatch(&app, &method, &uri, &headers, &body) {
+        Ok(r) => r,
+        Err(e) => error_response(&e),
+    }
+}
+
+fn ok(v: Value) -> Result<Response, ApiError> {
+    Ok(json_response(StatusCode::OK, &v))
+}
+
+fn dispatch(
+    app: &App,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let path = uri.path().trim_end_matches('/');
+    if matches!(path, "/healthz" | "/livez" | "/readyz") {
+        return Ok((StatusCode::OK, "ok").into_response());
+    }
+    let user = user_of(headers)?;
+    let q = Query::parse(uri.query());
+    let harvester = app.world().config.harvester.is_some();
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    match segs.as_slice() {
+        ["version"] => ok(version(app)),
+        ["api"] => ok(resources::api_versions(&app.addr.to_string())),
+        ["apis"] => ok(resources::api_group_list(harvester)),
+        ["api", "v1"] => resources::resource_list("", "v1", harvester)
+            .map(ok)
+            .unwrap_or_else(|| Err(ApiError::path_not_found())),
+        ["apis", g] => resources::api_group(g, harvester)
+            .map(ok)
+            .unwrap_or_else(|| Err(ApiError::path_not_found())),
+        ["apis", SUBRESOURCES_GROUP, "v1", "version"] => ok(kubevirt_version(app)),
+        ["apis", g, v] => resources::resource_list(g, v, harvester)
+            .map(ok)
+            .unwrap_or_else(|| Err(ApiError::path_not_found())),
+        ["apis", SUBRESOURCES_GROUP, "v1", "namespaces", ns, "virtualmachines", name, action] => {
+            kubevirt_action(app, &user, method, ns, name, action)
+        }
+        ["api", "v1", rest @ ..] => resource(
+            app, &user, method, headers, &q, body, "", "v1", rest, harvester,
+        ),
+        ["apis", g, v, rest @ ..] => {
+            resource(app, &user, method, headers, &q, body, g, v, rest, harvester)
+        }
+        _ => Err(ApiError::path_not_found()),
+    }
+}
+
+fn version(app: &App) -> Value {
+    let v = app.world().config.kubernetes_version.clone();
+    let core = v.trim_start_matches('v');
+    let mut parts = core.split(['.', '+', '-']);
+    json!({"major": parts.next().unwrap_or("1"), "minor": parts.next().unwrap_or("29"), "gitVersion": v,
+           "gitCommit": "0000000000000000000000000000000000000000", "gitTreeState": "clean",
+           "buildDate": "2024-09-12T00:00:00Z", "goVersion": "go1.22.6", "compiler": "gc", "platform": "linux/amd64"})
+}
+
+fn kubevirt_version(app: &App) -> Value {
+    let v = app.world().config.version.to_string();
+    json!({"gitVersion": v, "gitCommit": "0000000", "gitTreeState": "clean", "buildDate": "2024-07-01T00:00:00Z",
+           "goVersion": "go1.22.4", "compiler": "gc", "platform": "linux/amd64"})
+}
+
+fn kubevirt_action(
+    app: &App,
+    user: &str,
+    method: &Method,
+    ns: &str,
+    name: &str,
+    action: &str,
+) -> Result<Response, ApiError> {
+    if method != Method::PUT {
+        return Err(ApiError::method_not_allowed());
+    }
+    let mut w = app.world();
+    w.auth.check(
+        user,
+        "update",
+        &resources::VIRTUAL_MACHINES,
+        Some(action),
+        Some(ns),
+    )?;
+    match action {
+        "restart" => super::kubevirt::restart(&mut w, ns, name)?,
+        "start" => super::kubevirt::set_running(&mut w, ns, name, true)?,
+        "stop" => super::kubevirt::set_running(&mut w, ns, name, false)?,
+        _ => return Err(ApiError::path_not_found()),
+    }
+    Ok((StatusCode::ACCEPTED, "").into_response())
+}
+
+fn parse_target(
+    group: &str,
+    version: &str,
+    rest: &[&str],
+    harvester: bool,
+) -> Result<Target, ApiError> {
+    let find = |plural: &str| {
+        resources::find(group, version, plural, harvester).ok_or_else(ApiError::path_not_found)
+    };
+    let owned = |s: Option<&&str>| s.map(|x| x.to_string());
+    match rest {
+        ["namespaces", ns, plural, tail @ ..]
+            if resources::find(group, version, plural, harvester).is_some_and(|r| r.namespaced) =>
+        {
+            if tail.len() > 2 {
+                return Err(ApiError::path_not_found());
+            }
+            Ok(Target {
+                rt: find(plural)?,
+                ns: Some(ns.to_string()),
+                name: owned(tail.first()),
+                sub: owned(tail.get(1)),
+            })
+        }
+        [plural, tail @ ..] if tail.len() <= 2 => {
+            let rt = find(plural)?;
+            if rt.namespaced && !tail.is_empty() {
+                return Err(ApiError::path_not_found());
+            }
+            Ok(Target {
+                rt,
+                ns: None,
+                name: owned(tail.first()),
+                sub: owned(tail.get(1)),
+            })
+        }
+        _ => Err(ApiError::path_not_found()),
+    }
+}
+
+fn wants_table(headers: &HeaderMap) -> bool {
+    headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| {
+            a.split(',')
+                .next()
+                .is_some_and(|first| first.contains("as=Table"))
+        })
+}
+
+fn now_epoch(app: &App) -> i64 {
+    let wall = app.world().clock.wall();
+    wall.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn list_value(rt: &ResourceType, items: Vec<Value>, rv: u64) -> Value {
+    json!({"kind": rt.list_kind(), "apiVersion": rt.api_version(), "metadata": {"resourceVersion": rv.to_string()}, "items": items})
+}
+
+#[allow(clippy::too_many_arguments)]
+fn resource(
+    app: &App,
+    user: &str,
+    method: &Method,
+    headers: &HeaderMap,
+    q: &Query,
+    body: &[u8],
+    group: &str,
+    version: &str,
+    rest: &[&str],
+    harvester: bool,
+) -> Result<Response, ApiError> {
+    let t = parse_target(group, version, rest, harvester)?;
+    if let Some(sub) = &t.sub {
+        if !t.rt.subresources.contains(&sub.as_str()) || sub == "exec" {
+            return Err(ApiError::path_not_found());
+        }
+    }
+    let labels = LabelSelector::parse(q.get("labelSelector").unwrap_or(""))?;
+    let fields = FieldSelector::parse(q.get("fieldSelector").unwrap_or(""))?;
+    let dry_run = q.get("dryRun").is_some_and(|d| !d.is_empty());
+    let table = wants_table(headers);
+    let verb = match (method, t.name.is_some()) {
+        (&Method::GET, false) if q.flag("watch") && q.get("watch").is_some() => "watch",
+        (&Method::GET, false) => "list",
+        (&Method::GET, true) => "get",
+        (&Method::POST, false) => "create",
+        (&Method::PUT, true) => "update",
+        (&Method::PATCH, true) => "patch",
+        (&Method::DELETE, true) => "delete",
+        (&Method::DELETE, false) => "deletecollection",
+        _ => return Err(ApiError::method_not_allowed()),
+    };
+    app.world()
+        .auth
+        .check(user, verb, t.rt, t.sub.as_deref(), t.ns.as_deref())?;
+    let parse_body = || {
+        serde_json::from_slice::<Value>(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding body: {e}")))
+    };
+    match verb {
+        "watch" => {
+            let rv = q
+                .get("resourceVersion")
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    s.parse::<u64>().map_err(|_| {
+                        ApiError::bad_request(format!("invalid resourceVersion {s:?}"))
+                    })
+                })
+                .transpose()?;
+            let timeout = q
+                .get("timeoutSeconds")
+                .and_then(|s| s.parse::<u64>().ok())
+                .unwrap_or(1800);
+            let req = super::watch::WatchRequest {
+                rt: t.rt,
+                ns: t.ns.clone(),
+                labels,
+                fields,
+                rv: rv.filter(|&r| r != 0),
+                timeout_secs: timeout,
+                bookmarks: q.flag("allowWatchBookmarks"),
+                as_table: table,
+            };
+            Ok(super::watch::watch(app, req))
+        }
+        "list" => {
+            let (items, rv) = ops::list(&app.world(), t.rt, t.ns.as_deref(), &labels, &fields);
+            if table {
+                ok(table::table(t.rt, &items, rv, now_epoch(app)))
+            } else {
+                ok(list_value(t.rt, items, rv))
+            }
+        }
+        "get" => {
+            let obj = ops::get(&app.world(), &t)?;
+            if table {
+                let rv = obj["metadata"]["resourceVersion"]
+                    .as_str()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                ok(table::table(t.rt, &[obj], rv, now_epoch(app)))
+            } else {
+                ok(obj)
+            }
+        }
+        "create" => {
+            let obj = ops::create(&mut app.world(), &t, parse_body()?, dry_run)?;
+            Ok(json_response(StatusCode::CREATED, &obj))
+        }
+        "update" => ok(ops::update(&mut app.world(), &t, parse_body()?, dry_run)?),
+        "patch" => {
+            let ct = headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let kind = PatchType::from_content_type(ct)?;
+            ok(ops::patch(&mut app.world(), &t, kind, body, dry_run)?)
+        }
+        "delete" => ok(ops::delete(&mut app.world(), &t, dry_run)?),
+        "deletecollection" => {
+            let items =
+                ops::delete_collection(&mut app.world(), t.rt, t.ns.as_deref(), &labels, &fields)?;
+            let rv = app.world().store.resource_version();
+            ok(list_value(t.rt, items, rv))
+        }
+        _ => ok(status::success()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_decoding() {
+        let q = Query::parse(Some(
+            "labelSelector=kubevirt.io%3Dvirt-launcher%2Ctier+in+(a)&watch=1&command=sh&command=-c",
+        ));
+        assert_eq!(
+            q.get("labelSelector"),
+            Some("kubevirt.io=virt-launcher,tier in (a)")
+        );
+        assert!(q.flag("watch"));
+        assert_eq!(q.all("command"), vec!["sh", "-c"]);
+        assert_eq!(Query::parse(Some("a=%zz%4")).get("a"), Some("%zz%4"));
+    }
+
+    #[test]
+    fn targets() {
+        let t = parse_target(
+            "kubevirt.io",
+            "v1",
+            &["namespaces", "ns", "virtualmachines", "vm", "status"],
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            (t.ns.as_deref(), t.name.as_deref(), t.sub.as_deref()),
+            (Some("ns"), Some("vm"), Some("status"))
+        );
+        let t = parse_target("", "v1", &["namespaces", "ns"], false).unwrap();
+        assert_eq!(t.rt.plural, "namespaces");
+        assert_eq!(t.name.as_deref(), Some("ns"));
+        let t = parse_target("", "v1", &["pods"], false).unwrap();
+        assert!(t.ns.is_none() && t.name.is_none());
+        assert!(parse_target("", "v1", &["pods", "x"], false).is_err());
+        assert!(parse_target("", "v1", &["widgets"], false).is_err());
+    }
+}

@@ -1,0 +1,374 @@
+//! What a simulated cluster contains: flavour, versions, nodes, namespaces and VMs with their
+//! memory workloads. Parsed from YAML (`assets/demo.yaml`) or generated for benchmarks. Pure.
+
+use serde::{Deserialize, Serialize};
+
+use crate::parse::quantity::Quantity;
+
+/// KubeVirt alone, or Harvester on top of it (settings API and VM webhook).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Flavour {
+    #[default]
+    Kubevirt,
+    Harvester,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub struct Scenario {
+    pub flavour: Flavour,
+    pub kubevirt_version: String,
+    /// Harvester release (for its webhook rules and the `server-version` setting).
+    pub harvester_version: String,
+    /// `additionalGuestMemoryOverheadRatio` (Harvester: the setting it copies into the KubeVirt CR).
+    pub overhead_ratio: Option<String>,
+    /// Harvester `overcommit-config` memory percentage.
+    pub overcommit_memory: i64,
+    /// Kubernetes version `/version` reports.
+    pub kubernetes_version: String,
+    pub nodes: Vec<NodeSpec>,
+    pub namespaces: Vec<String>,
+    pub vms: Vec<VmSpec>,
+}
+
+impl Default for Scenario {
+    fn default() -> Self {
+        Scenario {
+            flavour: Flavour::Kubevirt,
+            kubevirt_version: "v1.3.0".into(),
+            harvester_version: "v1.4.1".into(),
+            overhead_ratio: None,
+            overcommit_memory: 150,
+            kubernetes_version: "v1.29.9+rke2r1".into(),
+            nodes: Vec::new(),
+            namespaces: Vec::new(),
+            vms: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeSpec {
+    pub name: String,
+    pub memory: Quantity,
+    pub cpus: u32,
+    pub kernel: String,
+}
+
+impl Default for NodeSpec {
+    fn default() -> Self {
+        NodeSpec {
+            name: String::new(),
+            memory: Quantity::new("256Gi"),
+            cpus: 64,
+            kernel: "5.14.21-150400.24.116-default".into(),
+        }
+    }
+}
+
+/// One VirtualMachine as a user would write it (Harvester UI style: one memory size).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub struct VmSpec {
+    pub name: String,
+    pub namespace: String,
+    /// Node to run on (default: round robin over the nodes).
+    pub node: Option<String>,
+    /// `limits.memory` (or, with `noLimit`, `requests.memory`).
+    pub memory: Quantity,
+    /// Explicit `memory.guest` (Harvester's webhook overwrites it unless hotplug is on).
+    pub guest: Option<Quantity>,
+    /// Explicit `requests.memory`.
+    pub request: Option<Quantity>,
+    pub cpus: u32,
+    /// No `limits.memory`: the pod has no memory limit.
+    pub no_limit: bool,
+    /// `harvesterhci.io/reservedMemory` annotation.
+    pub reserved_memory: Option<Quantity>,
+    /// `Always`, `RerunOnFailure`, `Manual`, `Halted` (`Halted` = stopped).
+    pub run_strategy: String,
+    /// Live-migrating to this node (two pods, `migrationState`).
+    pub migrate_to: Option<String>,
+    pub workload: Workload,
+}
+
+impl Default for VmSpec {
+    fn default() -> Self {
+        VmSpec {
+            name: String::new(),
+            namespace: "default".into(),
+            node: None,
+            memory: Quantity::new("2Gi"),
+            guest: None,
+            request: None,
+            cpus: 1,
+            no_limit: false,
+            reserved_memory: None,
+            run_strategy: "RerunOnFailure".into(),
+            migrate_to: None,
+            workload: Workload::default(),
+        }
+    }
+}
+
+/// How a VM's memory behaves over time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub struct Workload {
+    /// Fraction of guest RAM resident at boot.
+    pub guest_fill_start: f64,
+    /// Guest RAM the guest touches per second.
+    pub guest_fill_rate: Quantity,
+    /// Fraction of guest RAM the guest ever touches.
+    pub guest_fill_max: f64,
+    /// Growth of the launcher processes per minute (spread over virt-launcher, virtqemud, qemu).
+    pub overhead_drift_per_minute: Quantity,
+    /// Cap on that growth.
+    pub overhead_drift_max: Quantity,
+    /// Page cache of the pod.
+    pub file_cache: Quantity,
+    /// The seed's `memhold`: a process in the compute container that grows until OOM.
+    pub memhold: Option<MemHold>,
+}
+
+impl Default for Workload {
+    fn default() -> Self {
+        Workload {
+            guest_fill_start: 0.2,
+            guest_fill_rate: Quantity::new("32Mi"),
+            guest_fill_max: 1.0,
+            overhead_drift_per_minute: Quantity::new("256Ki"),
+            overhead_drift_max: Quantity::new("48Mi"),
+            file_cache: Quantity::new("24Mi"),
+            memhold: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub struct MemHold {
+    /// Seconds after the VMI starts.
+    pub after_seconds: f64,
+    /// Bytes per second.
+    pub rate: Quantity,
+}
+
+impl Default for MemHold {
+    fn default() -> Self {
+        MemHold {
+            after_seconds: 20.0,
+            rate: Quantity::new("2Mi"),
+        }
+    }
+}
+
+/// Why a scenario cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("scenario YAML: {0}")]
+    Yaml(#[from] serde_yaml::Error),
+    #[error("scenario: {0}")]
+    Invalid(String),
+}
+
+impl Scenario {
+    /// Parse a scenario from YAML and check it.
+    pub fn from_yaml(text: &str) -> Result<Scenario, ScenarioError> {
+        let s: Scenario = serde_yaml::from_str(text)?;
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// The scenario shipped as `assets/demo.yaml`.
+    pub fn demo() -> Result<Scenario, ScenarioError> {
+        Scenario::from_yaml(include_str!("../../assets/demo.yaml"))
+    }
+
+    /// `vms` VMs over `nodes` nodes (Harvester on KubeVirt v1.3, ratio 1.5), sizes 1–64Gi,
+    /// some stopped and some without a limit; deterministic.
+    pub fn generated(vms: usize, nodes: usize) -> Scenario {
+        let nodes = nodes.max(1);
+        let sizes = ["1Gi", "2Gi", "4Gi", "8Gi", "16Gi", "32Gi", "64Gi"];
+        let namespaces: Vec<String> = ["default", "prod", "staging", "dev"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        Scenario {
+            flavour: Flavour::Harvester,
+            overhead_ratio: Some("1.5".into()),
+            nodes: (0..nodes)
+                .map(|i| NodeSpec {
+                    name: format!("node-{:03}", i + 1),
+                    memory: Quantity::new("1Ti"),
+                    cpus: 128,
+                    ..NodeSpec::default()
+                })
+                .collect(),
+            vms: (0..vms)
+                .map(|i| VmSpec {
+                    name: format!("vm-{:05}", i + 1),
+                    namespace: namespaces[i % namespaces.len()].clone(),
+                    memory: Quantity::new(sizes[(i * 7 / 3) % sizes.len()]),
+                    cpus: 1 << (i % 4),
+                    no_limit: i % 50 == 49,
+                    run_strategy: if i % 17 == 16 {
+                        "Halted".into()
+                    } else {
+                        "RerunOnFailure".into()
+                    },
+                    workload: Workload {
+                        guest_fill_start: 0.1 + (i % 7) as f64 / 10.0,
+                        ..Workload::default()
+                    },
+                    ..VmSpec::default()
+                })
+                .collect(),
+            namespaces,
+            ..Scenario::default()
+        }
+    }
+
+    fn validate(&self) -> Result<(), ScenarioError> {
+        let bad = |m: String| Err(ScenarioError::Invalid(m));
+        if crate::model::version::Version::parse(&self.kubevirt_version).is_none() {
+            return bad(format!(
+                "kubevirtVersion {:?} is not a version",
+                self.kubevirt_version
+            ));
+        }
+        if self.nodes.is_empty() && self.vms.iter().any(|v| v.run_strategy != "Halted") {
+            return bad("running VMs need at least one node".into());
+        }
+        let node_names: Vec<&str> = self.nodes.iter().map(|n| n.name.as_str()).collect();
+        for n in &self.nodes {
+            if n.name.is_empty() {
+                return bad("a node has no name".into());
+            }
+            if let Err(e) = n.memory.bytes() {
+                return bad(format!("node {}: memory: {e}", n.name));
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for vm in &self.vms {
+            let id = format!("{}/{}", vm.namespace, vm.name);
+            if vm.name.is_empty() {
+                return bad("a VM has no name".into());
+            }
+            if !seen.insert(id.clone()) {
+                return bad(format!("VM {id} appears twice"));
+            }
+            for (what, q) in [
+                ("memory", Some(&vm.memory)),
+                ("guest", vm.guest.as_ref()),
+                ("request", vm.request.as_ref()),
+                ("reservedMemory", vm.reserved_memory.as_ref()),
+            ] {
+                if let Some(q) = q {
+                    if let Err(e) = q.bytes() {
+                        return bad(format!("VM {id}: {what}: {e}"));
+                    }
+                }
+            }
+            for node in vm.node.iter().chain(vm.migrate_to.iter()) {
+                if !node_names.contains(&node.as_str()) {
+                    return bad(format!("VM {id}: node {node} is not in the scenario"));
+                }
+            }
+            if !["Always", "RerunOnFailure", "Manual", "Halted", "Once"]
+                .contains(&vm.run_strategy.as_str())
+            {
+                return bad(format!("VM {id}: runStrategy {:?} is not one of Always, RerunOnFailure, Manual, Halted, Once", vm.run_strategy));
+            }
+            let w = &vm.workload;
+            for q in [
+                &w.guest_fill_rate,
+                &w.overhead_drift_per_minute,
+                &w.overhead_drift_max,
+                &w.file_cache,
+            ] {
+                if let Err(e) = q.bytes() {
+                    return bad(format!("VM {id}: workload: {e}"));
+                }
+            }
+            if let Some(m) = &w.memhold {
+                if let Err(e) = m.rate.bytes() {
+                    return bad(format!("VM {id}: memhold rate: {e}"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every namespace the scenario uses (listed ones and those of its VMs), sorted.
+    pub fn all_namespaces(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .namespaces
+            .iter()
+            .cloned()
+            .chain(self.vms.iter().map(|v| v.namespace.clone()))
+            .collect();
+        v.push("default".into());
+        v.sort();
+        v.dedup();
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_minimal_yaml_with_defaults() {
+        let s = Scenario::from_yaml(
+            "flavour: harvester\noverheadRatio: \"1.5\"\nnodes: [{name: n1}]\nvms:\n- {name: a, memory: 4Gi}\n- {name: b, namespace: prod, noLimit: true, runStrategy: Halted}\n",
+        )
+        .unwrap();
+        assert_eq!(s.flavour, Flavour::Harvester);
+        assert_eq!(s.vms[0].namespace, "default");
+        assert_eq!(s.vms[0].memory.bytes().unwrap(), 4 << 30);
+        assert!(s.vms[1].no_limit);
+        assert_eq!(s.all_namespaces(), vec!["default", "prod"]);
+    }
+
+    #[test]
+    fn rejects_bad_scenarios() {
+        assert!(Scenario::from_yaml("vms: [{name: a}]").is_err(), "no nodes");
+        assert!(Scenario::from_yaml("nodes: [{name: n}]\nvms: [{name: a, memory: lots}]").is_err());
+        assert!(Scenario::from_yaml("nodes: [{name: n}]\nvms: [{name: a, node: m}]").is_err());
+        assert!(Scenario::from_yaml("nodes: [{name: n}]\nvms: [{name: a}, {name: a}]").is_err());
+        assert!(Scenario::from_yaml("bogus: 1").is_err());
+        assert!(Scenario::from_yaml("kubevirtVersion: latest").is_err());
+    }
+
+    #[test]
+    fn generated_scenarios_have_the_requested_size() {
+        let s = Scenario::generated(100, 7);
+        assert_eq!(s.vms.len(), 100);
+        assert_eq!(s.nodes.len(), 7);
+        assert!(s.vms.iter().any(|v| v.no_limit));
+        assert!(s.vms.iter().any(|v| v.run_strategy == "Halted"));
+        s.validate().unwrap();
+    }
+
+    #[test]
+    fn demo_scenario_meets_the_brief() {
+        let s = Scenario::demo().unwrap();
+        assert!(s.vms.len() >= 12);
+        assert_eq!(s.nodes.len(), 3);
+        assert_eq!(s.flavour, Flavour::Harvester);
+        assert_eq!(s.overhead_ratio.as_deref(), Some("1.5"));
+        assert!(s.kubevirt_version.starts_with("v1.3"));
+        let sizes: Vec<i64> = s.vms.iter().map(|v| v.memory.bytes().unwrap()).collect();
+        assert!(sizes.iter().all(|&b| (1 << 30..=64 << 30).contains(&b)));
+        assert!(sizes.contains(&(1 << 30)) && sizes.contains(&(64 << 30)));
+        assert!(s.vms.iter().any(|v| v.workload.memhold.is_some()));
+        assert!(s.vms.iter().any(|v| v.no_limit));
+        assert!(s.vms.iter().any(|v| v.run_strategy == "Halted"));
+        assert!(s.vms.iter().any(|v| v.migrate_to.is_some()));
+        assert!(s.all_namespaces().len() >= 2);
+    }
+}

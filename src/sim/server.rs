@@ -1,0 +1,72 @@
+//! The HTTP server: shared state, routes, and serving until told to stop.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::body::Body;
+use axum::http::{header, StatusCode};
+use axum::response::Response;
+use axum::routing::any;
+use axum::Router;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::status::ApiError;
+use super::world::World;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct App {
+    pub world: Arc<Mutex<World>>,
+    pub addr: SocketAddr,
+    /// Turns true when the server stops: watches and exec sessions end.
+    pub stop: watch::Receiver<bool>,
+}
+
+impl App {
+    /// Lock the world; a panic in another handler does not poison the simulator for good.
+    pub fn world(&self) -> MutexGuard<'_, World> {
+        self.world.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+pub fn router(app: App) -> Router {
+    Router::new()
+        .route(
+            "/api/v1/namespaces/{ns}/pods/{name}/exec",
+            any(super::exec::handle),
+        )
+        .fallback(super::rest::handle)
+        .with_state(app)
+}
+
+/// Serve until `stop` turns true.
+pub async fn serve(listener: TcpListener, app: App) {
+    let mut stop = app.stop.clone();
+    let r = router(app);
+    let _ = axum::serve(listener, r)
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await;
+}
+
+pub fn json_response(code: StatusCode, v: &Value) -> Response {
+    let body = serde_json::to_vec(v).unwrap_or_default();
+    Response::builder()
+        .status(code)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body))
+        .unwrap_or_default()
+}
+
+pub fn error_response(e: &ApiError) -> Response {
+    let code = StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json_response(code, &e.body())
+}
+
+/// Resolves when the server is stopping.
+pub async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}

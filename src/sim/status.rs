@@ -1,0 +1,223 @@
+//! Kubernetes `Status` error bodies, worded like a real API server's.
+
+use serde_json::{json, Value};
+
+use super::resources::ResourceType;
+
+/// An API error as the server returns it: HTTP code, reason and message.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{code} {reason}: {message}")]
+pub struct ApiError {
+    pub code: u16,
+    pub reason: &'static str,
+    pub message: String,
+    pub details: Option<Value>,
+}
+
+impl ApiError {
+    fn new(code: u16, reason: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    fn with_details(mut self, rt: &ResourceType, name: &str) -> ApiError {
+        let mut d = json!({"name": name, "kind": rt.plural});
+        if !rt.group.is_empty() {
+            d["group"] = json!(rt.group);
+        }
+        self.details = Some(d);
+        self
+    }
+
+    pub fn not_found(rt: &ResourceType, name: &str) -> ApiError {
+        ApiError::new(
+            404,
+            "NotFound",
+            format!("{} \"{name}\" not found", rt.qualified()),
+        )
+        .with_details(rt, name)
+    }
+
+    pub fn path_not_found() -> ApiError {
+        ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
+    }
+
+    pub fn already_exists(rt: &ResourceType, name: &str) -> ApiError {
+        ApiError::new(
+            409,
+            "AlreadyExists",
+            format!("{} \"{name}\" already exists", rt.qualified()),
+        )
+        .with_details(rt, name)
+    }
+
+    pub fn conflict(rt: &ResourceType, name: &str) -> ApiError {
+        ApiError::new(
+            409,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; \
+                 please apply your changes to the latest version and try again",
+                rt.qualified()
+            ),
+        )
+        .with_details(rt, name)
+    }
+
+    /// A conflict with a message of the caller's choosing (KubeVirt's subresources).
+    pub fn conflict_msg(message: impl Into<String>) -> ApiError {
+        ApiError::new(409, "Conflict", message)
+    }
+
+    /// RBAC denial, worded like the real authorizer.
+    pub fn forbidden(
+        user: &str,
+        verb: &str,
+        rt: &ResourceType,
+        sub: Option<&str>,
+        ns: Option<&str>,
+    ) -> ApiError {
+        let resource = match sub {
+            Some(s) => format!("{}/{s}", rt.plural),
+            None => rt.plural.to_string(),
+        };
+        let scope = match ns {
+            Some(ns) => format!("in the namespace \"{ns}\""),
+            None => "at the cluster scope".to_string(),
+        };
+        let mut e = ApiError::new(
+            403,
+            "Forbidden",
+            format!(
+                "{} is forbidden: User \"{user}\" cannot {verb} resource \"{resource}\" in API group \"{}\" {scope}",
+                rt.qualified(),
+                rt.group
+            ),
+        );
+        let mut d = json!({"kind": rt.plural});
+        if !rt.group.is_empty() {
+            d["group"] = json!(rt.group);
+        }
+        e.details = Some(d);
+        e
+    }
+
+    pub fn unauthorized() -> ApiError {
+        ApiError::new(401, "Unauthorized", "Unauthorized")
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(400, "BadRequest", message)
+    }
+
+    pub fn invalid(rt: &ResourceType, name: &str, message: impl Into<String>) -> ApiError {
+        let m = message.into();
+        ApiError::new(
+            422,
+            "Invalid",
+            format!("{} \"{name}\" is invalid: {m}", rt.kind),
+        )
+        .with_details(rt, name)
+    }
+
+    /// A webhook denial (Harvester's VM validator).
+    pub fn denied(webhook: &str, message: &str) -> ApiError {
+        ApiError::new(
+            400,
+            "BadRequest",
+            format!("admission webhook \"{webhook}\" denied the request: {message}"),
+        )
+    }
+
+    /// A patch type the resource does not take (strategic merge on custom resources).
+    pub fn unsupported_media_type() -> ApiError {
+        ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            "the body of the request was in an unknown format - accepted media types include: \
+             application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+        )
+    }
+
+    pub fn method_not_allowed() -> ApiError {
+        ApiError::new(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        )
+    }
+
+    /// Watch from a resourceVersion older than the server keeps.
+    pub fn gone(requested: u64, oldest: u64) -> ApiError {
+        ApiError::new(
+            410,
+            "Expired",
+            format!("too old resource version: {requested} ({oldest})"),
+        )
+    }
+
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(500, "InternalError", message)
+    }
+
+    /// The `Status` object.
+    pub fn body(&self) -> Value {
+        let mut v = json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        });
+        if let Some(d) = &self.details {
+            v["details"] = d.clone();
+        }
+        v
+    }
+}
+
+/// A `Status` reporting success (delete-collection, exec).
+pub fn success() -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::resources::{PODS, VIRTUAL_MACHINES};
+
+    #[test]
+    fn forbidden_reads_like_rbac() {
+        let e = ApiError::forbidden("x", "list", &VIRTUAL_MACHINES, None, Some("ns"));
+        assert_eq!(
+            e.message,
+            "virtualmachines.kubevirt.io is forbidden: User \"x\" cannot list resource \"virtualmachines\" in API group \"kubevirt.io\" in the namespace \"ns\""
+        );
+        assert_eq!(e.body()["code"], 403);
+        let e = ApiError::forbidden("x", "create", &PODS, Some("exec"), None);
+        assert!(e.message.ends_with(
+            "cannot create resource \"pods/exec\" in API group \"\" at the cluster scope"
+        ));
+    }
+
+    #[test]
+    fn not_found_names_group_and_kind() {
+        let b = ApiError::not_found(&VIRTUAL_MACHINES, "vm1").body();
+        assert_eq!(
+            b["message"],
+            "virtualmachines.kubevirt.io \"vm1\" not found"
+        );
+        assert_eq!(b["details"]["group"], "kubevirt.io");
+        assert_eq!(b["reason"], "NotFound");
+    }
+}

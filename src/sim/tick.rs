@@ -1,0 +1,277 @@
+//! Time passing: created pods start, scheduled VM restarts happen, and launchers whose memory
+//! crosses their cgroup limit get qemu OOM-killed (kernel report, counters, VMI failure).
+
+use std::io;
+
+use serde_json::{json, Value};
+
+use super::hosttree::{self, LauncherNow};
+use super::kubevirt;
+use super::oomlog::{self, OomReport, Task};
+use super::resources::PODS;
+use super::workload::{first_over, sample, Sample};
+use super::world::{Launcher, Scheduled, World};
+
+/// Keep at most this many kernel log lines per node.
+const KERNEL_LOG_MAX: usize = 20_000;
+
+/// Advance the world to the clock's current time.
+pub fn tick(w: &mut World) {
+    let now = w.now();
+    let (due, later): (Vec<_>, Vec<_>) = w.scheduled.drain(..).partition(|(at, _)| *at <= now);
+    w.scheduled = later;
+    for (_, what) in due {
+        match what {
+            Scheduled::PodRunning { ns, name } => pod_running(w, &ns, &name),
+            Scheduled::StartVm { ns, name } => kubevirt::start_after_failure(w, &ns, &name),
+            Scheduled::PodDeadline { ns, name, uid } => pod_deadline(w, &ns, &name, &uid),
+        }
+    }
+    let mut kills = Vec::new();
+    for l in w.launchers.values_mut() {
+        if l.killed_at.is_some() || l.never_over {
+            continue;
+        }
+        let (from, to) = (l.checked_until - l.started, now - l.started);
+        l.checked_until = now;
+        let hit = match (l.compute_limit, l.pod_limit) {
+            (Some(lim), _) => {
+                first_over(&l.shape, &l.params, from, to, lim, false).map(|t| (t, false))
+            }
+            (None, Some(lim)) => {
+                first_over(&l.shape, &l.params, from, to, lim, true).map(|t| (t, true))
+            }
+            _ => None,
+        };
+        if let Some((t, pod_level)) = hit {
+            kills.push((l.pod_uid.clone(), t, pod_level));
+        }
+    }
+    for (uid, t, pod_level) in kills {
+        oom_kill(w, &uid, t, pod_level);
+    }
+}
+
+/// The launcher's memory at `t` seconds after start, page cache reclaimed down to its limit,
+/// without qemu once it was killed.
+pub fn clamped(l: &Launcher, t: f64) -> Sample {
+    let t = l.killed_at.map_or(t, |k| t.min(k - l.started));
+    let mut s = sample(&l.shape, &l.params, t);
+    if l.killed_at.is_some() {
+        s.compute.retain(|p| p.comm != l.shape.qemu_comm);
+        s.guest_resident = 0;
+        s.pagetables /= 16;
+    }
+    if let Some(lim) = l.compute_limit {
+        let excess = s.compute_usage() - lim;
+        if excess > 0 {
+            let from_inactive = excess.min(s.inactive_file);
+            s.inactive_file -= from_inactive;
+            s.active_file -= (excess - from_inactive).min(s.active_file);
+        }
+    }
+    s
+}
+
+fn pod_running(w: &mut World, ns: &str, name: &str) {
+    let Some(mut pod) = w.store.get(&PODS, ns, name).cloned() else {
+        return;
+    };
+    if pod["status"]["phase"] != json!("Pending") {
+        return;
+    }
+    let node = pod["spec"]["nodeName"].as_str().unwrap_or("").to_string();
+    let Some(host_ip) = w.nodes.get(&node).map(|n| n.ip.clone()) else {
+        return;
+    };
+    let now = w.timestamp();
+    let host_network = pod["spec"]["hostNetwork"].as_bool() == Some(true);
+    let ip = if host_network {
+        host_ip.clone()
+    } else {
+        w.alloc_ip()
+    };
+    let statuses: Vec<Value> = pod["spec"]["containers"]
+        .as_array()
+        .map(|cs| {
+            cs.iter()
+                .map(|c| {
+                    let image = c["image"].as_str().unwrap_or("");
+                    json!({"name": c["name"], "image": image, "imageID": format!("docker.io/library/{image}@sha256:{:064x}", 7),
+                           "containerID": format!("containerd://{:064x}", rand::random::<u64>()), "ready": true, "started": true,
+                           "restartCount": 0, "state": {"running": {"startedAt": now}}, "lastState": {}})
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    pod["status"] = json!({
+        "phase": "Running", "hostIP": host_ip, "podIP": ip, "podIPs": [{"ip": ip}], "startTime": now,
+        "qosClass": pod["status"]["qosClass"].as_str().unwrap_or("Burstable"),
+        "conditions": [{"type": "Initialized", "status": "True"}, {"type": "Ready", "status": "True"},
+                       {"type": "ContainersReady", "status": "True"}, {"type": "PodScheduled", "status": "True"}],
+        "containerStatuses": statuses
+    });
+    let deadline = pod["spec"]["activeDeadlineSeconds"].as_f64();
+    let uid = pod["metadata"]["uid"].as_str().unwrap_or("").to_string();
+    let _ = w.store.replace(&PODS, pod);
+    if let Some(secs) = deadline {
+        w.schedule(
+            secs,
+            Scheduled::PodDeadline {
+                ns: ns.into(),
+                name: name.into(),
+                uid,
+            },
+        );
+    }
+}
+
+/// Like the kubelet: a pod past its `activeDeadlineSeconds` is killed and fails.
+fn pod_deadline(w: &mut World, ns: &str, name: &str, uid: &str) {
+    let Some(mut pod) = w.store.get(&PODS, ns, name).cloned() else {
+        return;
+    };
+    if pod["metadata"]["uid"] != json!(uid) || pod["status"]["phase"] != json!("Running") {
+        return;
+    }
+    let now = w.timestamp();
+    pod["status"]["phase"] = json!("Failed");
+    pod["status"]["reason"] = json!("DeadlineExceeded");
+    pod["status"]["message"] =
+        json!("Pod was active on the node longer than the specified deadline");
+    if let Some(cs) = pod["status"]["containerStatuses"].as_array_mut() {
+        for c in cs {
+            c["ready"] = json!(false);
+            c["state"] =
+                json!({"terminated": {"exitCode": 137, "reason": "Error", "finishedAt": now}});
+        }
+    }
+    let _ = w.store.replace(&PODS, pod);
+}
+
+fn oom_kill(w: &mut World, pod_uid: &str, t: f64, pod_level: bool) {
+    let Some(l) = w.launchers.get(pod_uid).cloned() else {
+        return;
+    };
+    let s = clamped(&l, t);
+    let limit = if pod_level {
+        l.pod_limit
+    } else {
+        l.compute_limit
+    }
+    .unwrap_or(0);
+    let slice = hosttree::pod_slice(l.qos, &l.pod_uid);
+    let scope = format!("{slice}/{}", hosttree::scope(&l.container_ids[1]));
+    let vcpu = (l.shape.seed % l.shape.vcpus.max(1) as u64) as u32;
+    let qemu_pid = l.pids[5];
+    let mut tasks = Vec::new();
+    if pod_level {
+        tasks.push(Task::from_proc(l.pids[0], &s.pause));
+    }
+    for (i, p) in s.compute.iter().enumerate() {
+        tasks.push(Task::from_proc(hosttree::compute_pid(&l, i), p));
+    }
+    let failcnt = l.failcnt + 1000 + (l.shape.seed % 2000);
+    let Some(node) = w.nodes.get_mut(&l.node) else {
+        return;
+    };
+    let report = OomReport {
+        uptime: node.uptime_at_start + l.started + t,
+        kernel: node.kernel.clone(),
+        trigger: format!("CPU {vcpu}/KVM"),
+        trigger_pid: qemu_pid + 18 + vcpu,
+        cpu: (l.shape.seed % node.cpus.max(1) as u64) as u32,
+        oom_score_adj: l.oom_score_adj,
+        limit_bytes: limit,
+        failcnt,
+        kmem_bytes: s.pagetables + s.kernel_stack + s.slab,
+        oom_memcg: if pod_level {
+            slice.clone()
+        } else {
+            scope.clone()
+        },
+        task_memcg: scope,
+        cpuset: hosttree::scope(&l.container_ids[1]),
+        tasks,
+        victim_pid: qemu_pid,
+        victim: s.compute[4].clone(),
+        stat: s,
+    };
+    node.kernel_log.extend(oomlog::render(&report));
+    let n = node.kernel_log.len();
+    if n > KERNEL_LOG_MAX {
+        node.kernel_log.drain(..n - KERNEL_LOG_MAX);
+    }
+    if let Some(lm) = w.launchers.get_mut(pod_uid) {
+        lm.killed_at = Some(lm.started + t);
+        lm.oom_kills += 1;
+        lm.failcnt = failcnt;
+        lm.max_usage = limit;
+    }
+    mark_pod_failed(w, &l);
+    kubevirt::vmi_failed(w, &l.namespace, &l.vm_name, "Crashed");
+}
+
+fn mark_pod_failed(w: &mut World, l: &Launcher) {
+    let Some(mut pod) = w.store.get(&PODS, &l.namespace, &l.pod_name).cloned() else {
+        return;
+    };
+    let now = w.timestamp();
+    pod["status"]["phase"] = json!("Failed");
+    pod["status"]["conditions"] =
+        json!([{"type": "Ready", "status": "False", "reason": "PodFailed"}]);
+    if let Some(cs) = pod["status"]["containerStatuses"].as_array_mut() {
+        for c in cs.iter_mut().filter(|c| c["name"] == json!("compute")) {
+            c["ready"] = json!(false);
+            c["state"] = json!({"terminated": {"exitCode": 1, "reason": "Error", "finishedAt": now,
+                                               "message": "server error. command SyncVMI failed: qemu-system-x86 was killed (signal 9)"}});
+        }
+    }
+    let _ = w.store.replace(&PODS, pod);
+}
+
+/// Write a node's host tree from the model at the current time.
+pub fn write_host_tree(w: &World, node: &str) -> io::Result<std::path::PathBuf> {
+    let root = hosttree::node_root(&w.host_root, node);
+    let Some(model) = w.nodes.get(node) else {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("node {node} is not in the simulated cluster"),
+        ));
+    };
+    let now = w.now();
+    let here: Vec<LauncherNow> = w
+        .launchers
+        .values()
+        .filter(|l| l.node == node)
+        .map(|l| LauncherNow {
+            launcher: l,
+            sample: clamped(l, now - l.started),
+        })
+        .collect();
+    hosttree::write_node(&root, model, &here)?;
+    Ok(root)
+}
+
+/// Rewrite the host trees of nodes with a running exec session (a long-lived probe keeps seeing
+/// fresh numbers), at most once a second per node.
+pub fn refresh_host_trees(w: &mut World) {
+    let due: Vec<String> = w
+        .exec
+        .sessions
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(node, _)| node.clone())
+        .filter(|node| {
+            w.exec
+                .written
+                .get(node)
+                .is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1))
+        })
+        .collect();
+    for node in due {
+        if write_host_tree(w, &node).is_ok() {
+            w.exec.written.insert(node, std::time::Instant::now());
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! The real `kubectl` against the simulated cluster: discovery, tables, `-o json`, merge patch,
+//! the refusal of strategic merge on custom resources, RBAC-like 403 and exec over WebSocket.
+
+use std::path::Path;
+use std::process::Output;
+
+use vmmem::sim::{Scenario, Sim, SimOptions};
+
+fn kubectl_available() -> bool {
+    std::process::Command::new("kubectl")
+        .arg("version")
+        .arg("--client")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+async fn kubectl(dir: &Path, args: &[&str]) -> Output {
+    tokio::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(dir.join("kubeconfig"))
+        .arg("--cache-dir")
+        .arg(dir.join("cache"))
+        .args(args)
+        // kubectl before 1.30 execs over SPDY unless told to use WebSockets; the simulator
+        // speaks WebSockets only (v4/v5.channel.k8s.io).
+        .env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "true")
+        .env("HOME", dir)
+        .output()
+        .await
+        .expect("running kubectl")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_kubectl_gets_patches_and_execs() {
+    if !kubectl_available() {
+        eprintln!(
+            "\n*** SKIPPED real_kubectl_gets_patches_and_execs: no working `kubectl` on PATH ***\n"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(Scenario::demo().unwrap(), SimOptions::default())
+        .await
+        .unwrap();
+    sim.write_kubeconfig(&dir.path().join("kubeconfig"))
+        .unwrap();
+
+    let o = kubectl(dir.path(), &["get", "vm,vmi,pods", "-A"]).await;
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    for needle in [
+        "virtualmachine.kubevirt.io/memhold-vm",
+        "virtualmachineinstance.kubevirt.io/db-01",
+        "pod/virt-launcher-app-02-",
+        "Migrating",
+        "Stopped",
+        "harvester-node-3",
+    ] {
+        assert!(out.contains(needle), "{needle} missing from:\n{out}");
+    }
+
+    let o = kubectl(
+        dir.path(),
+        &["get", "vm", "memhold-vm", "-n", "default", "-o", "json"],
+    )
+    .await;
+    assert!(o.status.success(), "{}", text(&o).1);
+    let vm: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(vm["kind"], "VirtualMachine");
+    assert_eq!(
+        vm["spec"]["template"]["spec"]["domain"]["memory"]["guest"], "2Gi",
+        "ratio set: no reservation"
+    );
+
+    let o = kubectl(
+        dir.path(),
+        &[
+            "patch",
+            "vm",
+            "memhold-vm",
+            "-n",
+            "default",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"metadata":{"annotations":{"harvesterhci.io/reservedMemory":"384Mi"}}}"#,
+        ],
+    )
+    .await;
+    assert!(o.status.success(), "{}", text(&o).1);
+    assert!(text(&o)
+        .0
+        .contains("virtualmachine.kubevirt.io/memhold-vm patched"));
+    {
+        let w = sim.world();
+        let stored = w
+            .store
+            .get(
+                &vmmem::sim::resources::VIRTUAL_MACHINES,
+                "default",
+                "memhold-vm",
+            )
+            .unwrap();
+        assert_eq!(
+            stored["spec"]["template"]["spec"]["domain"]["memory"]["guest"],
+            "1664Mi"
+        );
+    }
+
+    let o = kubectl(
+        dir.path(),
+        &[
+            "patch",
+            "vm",
+            "memhold-vm",
+            "-n",
+            "default",
+            "-p",
+            r#"{"metadata":{"labels":{"a":"b"}}}"#,
+        ],
+    )
+    .await;
+    assert!(!o.status.success());
+    assert!(
+        text(&o)
+            .1
+            .contains("the body of the request was in an unknown format"),
+        "{}",
+        text(&o).1
+    );
+
+    sim.forbid_namespace("viewer", "prod");
+    let o = kubectl(dir.path(), &["get", "vm", "-n", "prod", "--as", "viewer"]).await;
+    assert!(!o.status.success());
+    assert!(
+        text(&o).1.contains("User \"viewer\" cannot list resource \"virtualmachines\" in API group \"kubevirt.io\" in the namespace \"prod\""),
+        "{}",
+        text(&o).1
+    );
+
+    let o = kubectl(
+        dir.path(),
+        &[
+            "get",
+            "pods",
+            "-n",
+            "default",
+            "-l",
+            "vm.kubevirt.io/name=web-01",
+            "-o",
+            "jsonpath={.items[0].metadata.name}",
+        ],
+    )
+    .await;
+    let pod = text(&o).0;
+    assert!(pod.starts_with("virt-launcher-web-01-"), "{pod}");
+    let o = kubectl(
+        dir.path(),
+        &[
+            "exec",
+            "-n",
+            "default",
+            &pod,
+            "-c",
+            "compute",
+            "--",
+            "sh",
+            "-c",
+            "cat $VMMEM_CGROUP_ROOT/memory/kubepods.slice/memory.limit_in_bytes; exit 4",
+        ],
+    )
+    .await;
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(4), "{err}");
+    assert!(out.trim().parse::<i64>().unwrap() > 200 << 30, "{out}");
+    sim.shutdown().await;
+}
