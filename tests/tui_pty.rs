@@ -3,7 +3,8 @@
 //! Reads `--from` a copy of the seed fixtures (the live client and the fix module are not in
 //! this build): waits for rows, opens a VM, sees the fix keys answer honestly, changes the pod
 //! limit in the files, refreshes with ctrl-r and sees the row change, then quits and checks the
-//! terminal was restored. A second test ends the dashboard with SIGTERM.
+//! terminal was restored. A second test ends the dashboard with SIGTERM; a third runs it
+//! against the built-in simulated cluster (`--demo`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,7 +16,8 @@ struct Tmux {
 }
 
 impl Tmux {
-    /// Start `top` with `args` in a detached 120x30 tmux session; `None` without tmux.
+    /// Start `top` with `args` (`{files}` is a copy of the seed fixtures) in a detached 120x30
+    /// tmux session; `None` without tmux.
     fn start(name: &str, args: &str) -> Option<Tmux> {
         if Command::new("tmux").arg("-V").output().is_err() {
             eprintln!("tmux is not installed: skipping the terminal test");
@@ -29,8 +31,9 @@ impl Tmux {
         let socket = format!("vmmem-e2e-{name}-{}", std::process::id());
         let d = dir.path().display();
         let bin = env!("CARGO_BIN_EXE_kubectl-vmmem");
+        let args = args.replace("{files}", &format!("{d}/files"));
         let script = format!(
-            "stty -a > {d}/stty.before; sh -c 'echo $$ > {d}/pid; exec {bin} top --from {d}/files {args}'; echo \"EXITED rc=$?\"; stty -a > {d}/stty.after; sleep 60"
+            "stty -a > {d}/stty.before; sh -c 'echo $$ > {d}/pid; exec {bin} top {args}'; echo \"EXITED rc=$?\"; stty -a > {d}/stty.after; sleep 60"
         );
         let t = Tmux { socket, dir };
         let ok = Command::new("tmux")
@@ -112,7 +115,7 @@ fn row<'a>(screen: &'a str, name: &str) -> Option<&'a str> {
 
 #[test]
 fn dashboard_rows_detail_fix_keys_refresh_and_quit() {
-    let Some(t) = Tmux::start("main", "-A --refresh 1h") else {
+    let Some(t) = Tmux::start("main", "--from {files} -A --refresh 1h") else {
         return;
     };
     let s = t.wait_for("rows", |s| {
@@ -157,7 +160,7 @@ fn dashboard_rows_detail_fix_keys_refresh_and_quit() {
 
 #[test]
 fn readonly_says_so_and_sigterm_restores_the_terminal() {
-    let Some(t) = Tmux::start("term", "-A --readonly") else {
+    let Some(t) = Tmux::start("term", "--from {files} -A --readonly") else {
         return;
     };
     t.wait_for("rows", |s| row(s, "vm2").is_some());
@@ -178,4 +181,28 @@ fn readonly_says_so_and_sigterm_restores_the_terminal() {
         std::fs::read_to_string(t.path("stty.before")).unwrap(),
         std::fs::read_to_string(t.path("stty.after")).unwrap()
     );
+}
+
+#[test]
+fn demo_cluster_rows_filter_and_detail() {
+    let Some(t) = Tmux::start("demo", "--demo --refresh 1s") else {
+        return;
+    };
+    let s = t.wait_for("the demo's rows", |s| row(s, "memhold-vm").is_some());
+    assert!(s.contains("ctx: demo"), "{s}");
+    assert!(s.contains("Harvester: yes"), "{s}");
+    t.keys(&["/", "m", "e", "m", "h", "o", "l", "d", "Enter"]);
+    t.wait_for("the filtered table", |s| {
+        s.contains("VMs: 1 ") && row(s, "memhold-vm").is_some()
+    });
+    t.keys(&["Enter"]);
+    t.wait_for("memhold-vm's details", |s| {
+        s.contains("default/memhold-vm  node") && s.contains("Memory model")
+    });
+    // Refreshes keep coming while the detail view is open.
+    t.wait_for("a later refresh", |s| {
+        s.contains("data: 0s old") || s.contains("data: 1s old")
+    });
+    t.keys(&["Escape", "q"]);
+    t.wait_for("exit", |s| s.contains("EXITED rc=0"));
 }
