@@ -9,7 +9,7 @@ use anyhow::Context;
 use crossterm::event::{self, Event};
 use ratatui::backend::Backend;
 use ratatui::Terminal;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::action::{self, Action};
 use super::app::App;
@@ -72,15 +72,9 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
     S: DataSource,
 {
-    let (req_tx, req_rx) = mpsc::channel::<Scope>(4);
+    let (req_tx, req_rx) = watch::channel::<Scope>(app.scope.clone());
     let (snap_tx, mut snap_rx) = mpsc::channel(2);
-    let fetcher = tokio::spawn(fetch_loop(
-        source,
-        app.scope.clone(),
-        app.refresh,
-        req_rx,
-        snap_tx,
-    ));
+    let fetcher = tokio::spawn(fetch_loop(source, app.refresh, req_rx, snap_tx));
     let (act_tx, mut act_rx) = mpsc::channel::<Action>(16);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -128,14 +122,14 @@ where
 
 fn run_effect(
     eff: Effect,
-    req_tx: &mpsc::Sender<Scope>,
+    req_tx: &watch::Sender<Scope>,
     act_tx: &mpsc::Sender<Action>,
     fix: Option<&Arc<dyn FixBackend>>,
 ) {
     match eff {
-        // Full means a fetch is already queued; it will carry the latest scope soon enough.
+        // The fetch task always sees the latest request; it only fails once the task is gone.
         Effect::Fetch(scope) => {
-            let _ = req_tx.try_send(scope);
+            let _ = req_tx.send(scope);
         }
         Effect::Plan(row, req) => {
             let plan = match fix {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use futures::future::BoxFuture;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::cli::args::GlobalArgs;
 use crate::model::inventory::Readings;
@@ -86,28 +86,28 @@ pub trait DataSource: Send + 'static {
 }
 
 /// Run a source: one snapshot now, then one per `interval`, and one at once whenever a request
-/// arrives (manual refresh, namespace switch). Requests that pile up while a fetch is slow are
-/// merged. Ends when either channel closes (a fetch in flight is dropped), then shuts the
-/// source down.
+/// arrives (manual refresh, namespace switch). `requests` always holds the latest scope, so
+/// requests made while a fetch is slow merge into one and none is lost. Ends when either side
+/// goes away (a fetch in flight is dropped), then shuts the source down.
 pub async fn fetch_loop<S: DataSource>(
     mut source: S,
-    mut scope: Scope,
     interval: Duration,
-    mut requests: mpsc::Receiver<Scope>,
+    mut requests: watch::Receiver<Scope>,
     snapshots: mpsc::Sender<Snapshot>,
 ) {
-    let mut pending: Option<Scope> = None;
     loop {
+        let scope = requests.borrow_and_update().clone();
+        let mut asked = false;
         let snap = {
             let fut = source.fetch(&scope);
             tokio::pin!(fut);
             loop {
                 tokio::select! {
                     s = &mut fut => break Some(s),
-                    req = requests.recv() => match req {
-                        Some(s) => pending = Some(s),
+                    changed = requests.changed(), if !asked => match changed {
+                        Ok(()) => asked = true,
                         // The dashboard is gone: drop the slow fetch.
-                        None => break None,
+                        Err(_) => break None,
                     },
                 }
             }
@@ -116,19 +116,11 @@ pub async fn fetch_loop<S: DataSource>(
         if snapshots.send(snap).await.is_err() {
             break;
         }
-        if let Some(s) = pending.take() {
-            scope = s;
-        } else {
+        if !asked {
             tokio::select! {
                 _ = tokio::time::sleep(interval) => {}
-                req = requests.recv() => match req {
-                    Some(s) => scope = s,
-                    None => break,
-                },
+                changed = requests.changed() => if changed.is_err() { break },
             }
-        }
-        while let Ok(s) = requests.try_recv() {
-            scope = s;
         }
     }
     source.shutdown().await;
@@ -219,11 +211,10 @@ mod tests {
 
     #[tokio::test]
     async fn refreshes_on_request_with_the_new_scope() {
-        let (req_tx, req_rx) = mpsc::channel(4);
+        let (req_tx, req_rx) = watch::channel(Scope::default());
         let (snap_tx, mut snap_rx) = mpsc::channel(4);
         let task = tokio::spawn(fetch_loop(
             Counting(0),
-            Scope::default(),
             Duration::from_secs(3600),
             req_rx,
             snap_tx,
@@ -234,7 +225,9 @@ mod tests {
         let prod = Scope {
             namespace: Some("prod".into()),
         };
-        req_tx.send(prod.clone()).await.unwrap();
+        // Two requests before the loop looks: they merge, the latest scope wins.
+        req_tx.send(Scope::default()).unwrap();
+        req_tx.send(prod.clone()).unwrap();
         let second = snap_rx.recv().await.unwrap();
         assert_eq!(second.health, Health::Failed("fetch 2".into()));
         assert_eq!(second.scope, prod);
@@ -245,11 +238,10 @@ mod tests {
 
     #[tokio::test]
     async fn refreshes_on_interval() {
-        let (_req_tx, req_rx) = mpsc::channel(4);
+        let (_req_tx, req_rx) = watch::channel(Scope::default());
         let (snap_tx, mut snap_rx) = mpsc::channel(4);
         let task = tokio::spawn(fetch_loop(
             Counting(0),
-            Scope::default(),
             Duration::from_millis(10),
             req_rx,
             snap_tx,

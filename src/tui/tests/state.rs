@@ -360,3 +360,33 @@ fn history_keeps_a_vm_without_live_data_and_forgets_a_deleted_one() {
     assert!(h.get(&key("vm4")).is_none());
     assert_eq!(h.get(&key("vm-16g")).unwrap().usage.len(), 2);
 }
+
+#[test]
+fn refresh_flag_and_initial_scope() {
+    use crate::cli::args::GlobalArgs;
+    use crate::tui::snapshot::FilesSource;
+    assert_eq!(
+        crate::tui::parse_refresh("2s").unwrap(),
+        Duration::from_secs(2)
+    );
+    assert_eq!(
+        crate::tui::parse_refresh("5").unwrap(),
+        Duration::from_secs(5)
+    );
+    assert_eq!(
+        crate::tui::parse_refresh("500ms").unwrap(),
+        Duration::from_millis(500)
+    );
+    assert!(crate::tui::parse_refresh("10ms").is_err());
+    assert!(crate::tui::parse_refresh("soon").is_err());
+    let files = FilesSource::new("x".into(), GlobalArgs::default());
+    let mut g = GlobalArgs::default();
+    assert_eq!(crate::tui::initial_scope(&g, &files).namespace, None);
+    g.namespace = Some("prod".into());
+    assert_eq!(
+        crate::tui::initial_scope(&g, &files).namespace.as_deref(),
+        Some("prod")
+    );
+    g.all_namespaces = true;
+    assert_eq!(crate::tui::initial_scope(&g, &files).namespace, None);
+}
