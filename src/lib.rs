@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod cluster;
+pub mod fix;
 pub mod model;
 pub mod output;
 pub mod parse;

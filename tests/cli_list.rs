@@ -131,7 +131,7 @@ fn bad_input_is_one_clear_line_and_exit_1() {
         ),
         (
             vec!["list", "--from", &fixture("malformed/broken-syntax.yaml")],
-            "not valid YAML or JSON",
+            "cannot read document 1 as YAML/JSON",
         ),
         (
             vec!["list", "--from", &fixture("malformed/no-vms.yaml")],

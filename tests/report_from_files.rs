@@ -193,7 +193,7 @@ fn broken_files_and_empty_folders_are_clear_errors() {
     let e = load_inventory(&fixture("malformed/broken-syntax.yaml")).unwrap_err();
     let msg = format!("{e:#}");
     assert!(
-        msg.contains("broken-syntax.yaml: not valid YAML or JSON"),
+        msg.contains("broken-syntax.yaml: cannot read document 1 as YAML/JSON"),
         "{msg}"
     );
     let e = load_inventory(&fixture("malformed/no-vms.yaml")).unwrap_err();

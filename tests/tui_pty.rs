@@ -3,8 +3,9 @@
 //! Reads `--from` a copy of the seed fixtures (the live client and the fix module are not in
 //! this build): waits for rows, opens a VM, sees the fix keys answer honestly, changes the pod
 //! limit in the files, refreshes with ctrl-r and sees the row change, then quits and checks the
-//! terminal was restored. A second test ends the dashboard with SIGTERM; a third runs it
-//! against the built-in simulated cluster (`--demo`).
+//! terminal was restored. A second test ends the dashboard with SIGTERM; the last two run it
+//! against the built-in simulated cluster (`--demo`): browse, and fix a VM with a restart
+//! through the `fix` module, then see its row change.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -129,9 +130,9 @@ fn dashboard_rows_detail_fix_keys_refresh_and_quit() {
     t.wait_for("the detail view", |s| {
         s.contains("default/vm2  node harv41") && s.contains("Memory model")
     });
-    // The fix key says honestly that this build cannot fix.
+    // Files cannot be changed: the fix key says so.
     t.keys(&["f"]);
-    t.wait_for("the fix notice", |s| s.contains("needs the fix module"));
+    t.wait_for("the fix notice", |s| s.contains("fixing needs a cluster"));
     t.keys(&["Enter", "Escape"]);
     t.wait_for("the table again", |s| {
         s.contains("NAMESPACE") && s.contains("HEADROOM")
@@ -204,5 +205,61 @@ fn demo_cluster_rows_filter_and_detail() {
         s.contains("data: 0s old") || s.contains("data: 1s old")
     });
     t.keys(&["Escape", "q"]);
+    t.wait_for("exit", |s| s.contains("EXITED rc=0"));
+}
+
+#[test]
+fn demo_fix_with_restart_changes_the_row() {
+    let Some(t) = Tmux::start("fix", "--demo --refresh 1s") else {
+        return;
+    };
+    let s = t.wait_for("the demo's rows", |s| row(s, "memhold-vm").is_some());
+    let before = row(&s, "memhold-vm").unwrap().to_string();
+    assert!(
+        before.contains("2GiB") && before.contains("-/379.0MiB"),
+        "{before}"
+    );
+    t.keys(&["/", "m", "e", "m", "h", "o", "l", "d", "Enter"]);
+    t.wait_for("the filtered table", |s| s.contains("VMs: 1 "));
+    // Open the VM, then fix it from its detail view.
+    t.keys(&["Enter"]);
+    t.wait_for("memhold-vm's details", |s| {
+        s.contains("default/memhold-vm  node")
+    });
+    t.keys(&["f"]);
+    let plan = t.wait_for("the plan", |s| s.contains("Apply this change?"));
+    assert!(
+        plan.contains("harvesterhci.io/reservedMemory  -        → 384Mi"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("memory.guest                    2Gi      → 1664Mi"),
+        "{plan}"
+    );
+    t.keys(&["r"]);
+    t.wait_for("restart now", |s| {
+        s.contains("restart  now:") && s.contains("Apply this change?")
+    });
+    t.keys(&["y"]);
+    let done = t.wait_for("the server's answer", |s| {
+        s.contains("done: ") || s.contains("FAILED")
+    });
+    assert!(done.contains("restarted: pod"), "{done}");
+    assert!(
+        done.contains("has the planned memory limit 2.4GiB"),
+        "{done}"
+    );
+    t.keys(&["Enter", "Escape"]);
+    // The row shows the new guest, budget and pod limit, and is no longer under-reserved.
+    let s = t.wait_for("the fixed row", |s| {
+        row(s, "memhold-vm").is_some_and(|l| l.contains("1.6GiB") && l.contains("-/763.0MiB"))
+    });
+    let after = row(&s, "memhold-vm").unwrap();
+    assert!(after.contains("2.4GiB"), "{after}");
+    assert!(
+        !after.contains("unknown*"),
+        "no longer under-reserved: {after}"
+    );
+    t.keys(&["q"]);
     t.wait_for("exit", |s| s.contains("EXITED rc=0"));
 }

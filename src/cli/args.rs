@@ -65,6 +65,11 @@ pub enum Command {
         after_help = "Examples:\n  kubectl vmmem sim --write-kubeconfig /tmp/sim.kubeconfig\n  kubectl vmmem sim --vms 5000 --nodes 200 --write-kubeconfig /tmp/big.kubeconfig\n  kubectl --kubeconfig /tmp/sim.kubeconfig get vm,vmi,pods -A"
     )]
     Sim(crate::cli::sim::SimArgs),
+    /// Apply a memory reservation to one VM: show the plan, ask, patch, optionally restart.
+    #[command(
+        after_help = "Examples:\n  kubectl vmmem fix web-01 -n prod\n  kubectl vmmem fix prod/db-01 --reserve 1Gi --restart --yes\n  kubectl vmmem fix web-01 --dry-run=server -o json\n  kubectl vmmem fix web-01 --undo --yes"
+    )]
+    Fix(crate::cli::fix::FixArgs),
 }
 
 /// `top` has no flags of its own: `--refresh`, `--readonly`, `-n`/`-A` are global.

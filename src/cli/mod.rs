@@ -29,6 +29,7 @@ pub fn run() -> ExitCode {
     let result = match &cli.command {
         Some(Command::List(list)) => crate::cli::list::run(&cli.global, list),
         Some(Command::Sim(sim)) => crate::cli::sim::run(sim),
+        Some(Command::Fix(fix)) => crate::cli::fix::run(&cli.global, fix),
         Some(Command::Top(top)) => crate::tui::run(&cli.global, top),
         None if std::io::IsTerminal::is_terminal(&std::io::stdout()) => {
             crate::tui::run(&cli.global, &args::TopArgs::default())
@@ -72,6 +73,7 @@ pub fn chain(e: &anyhow::Error) -> String {
     parts.join(": ")
 }
 
+pub mod fix;
 pub mod list;
 pub mod sim;
 pub mod source;

@@ -1,12 +1,18 @@
 //! Kubernetes manifests as text (YAML, multi-document, or JSON; single objects or `kind: List`
 //! as `kubectl get -o yaml|json` writes them) → typed objects. Pure: the caller reads files.
 
-use serde::de::DeserializeOwned;
-use serde_json::Value;
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
 
 use crate::model::objects::{
-    HarvesterSetting, KubeVirt, Node, Pod, ResourceQuota, VirtualMachine, VirtualMachineInstance,
+    Condition, Container, ContainerStatus, DomainSpec, HarvesterSetting, KubeVirt,
+    KubeVirtConfiguration, KubeVirtSpec, KubeVirtStatus, MigrationState, Node, NodeInfo,
+    NodeStatus, ObjectMeta, Pod, PodSpec, PodStatus, Probe, ResourceList, ResourceQuota,
+    ResourceQuotaSpec, VirtualMachine, VirtualMachineInstance, VmSpec, VmStatus, VmTemplate,
+    VmiMemoryStatus, VmiSpec, VmiStatus, Volume,
 };
+use crate::parse::quantity::Quantity;
 
 /// An object the tool understands.
 #[derive(Debug, Clone)]
@@ -22,161 +28,250 @@ pub enum Object {
 
 /// Why a manifest could not be read.
 #[derive(Debug, thiserror::Error)]
-pub enum ManifestError {
-    #[error("{origin}: not valid YAML or JSON (document {doc}): {message}")]
-    Syntax {
-        origin: String,
-        doc: usize,
-        message: String,
-    },
-    #[error("{origin}: {kind} {name:?} does not have the expected shape: {message}")]
-    Shape {
-        origin: String,
-        kind: String,
-        name: String,
-        message: String,
-    },
+#[error("{origin}: cannot read document {doc} as YAML/JSON Kubernetes objects: {message}")]
+pub struct ManifestError {
+    pub origin: String,
+    pub doc: usize,
+    pub message: String,
 }
 
 /// Parse all documents of a manifest text. `origin` names the file in errors; `kind_hint` is
 /// used for list items without `kind` (support bundles name the resource in the file name).
+///
+/// Documents are read in one typed pass (unknown fields are skipped without building a tree),
+/// which keeps a 5,000-VM folder well under a second.
 pub fn parse(
     text: &str,
     origin: &str,
     kind_hint: Option<&str>,
 ) -> Result<Vec<Object>, ManifestError> {
     let mut out = Vec::new();
+    let syntax = |doc: usize, message: String| ManifestError {
+        origin: origin.to_string(),
+        doc,
+        message,
+    };
     let trimmed = text.trim_start_matches('\u{feff}').trim_start();
-    if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        // JSON: one value, or a stream of values.
-        let stream = serde_json::Deserializer::from_str(trimmed).into_iter::<Value>();
+    if trimmed.starts_with('[') {
+        let docs: Vec<AnyObject> =
+            serde_json::from_str(trimmed).map_err(|e| syntax(1, e.to_string()))?;
+        for d in docs {
+            collect(d, origin, kind_hint, &mut out)?;
+        }
+        return Ok(out);
+    }
+    if trimmed.starts_with('{') {
+        let stream = serde_json::Deserializer::from_str(trimmed).into_iter::<AnyObject>();
         for (i, doc) in stream.enumerate() {
-            let doc = doc.map_err(|e| ManifestError::Syntax {
-                origin: origin.to_string(),
-                doc: i + 1,
-                message: e.to_string(),
-            })?;
-            collect(doc, origin, kind_hint, &mut out)?;
+            collect(
+                doc.map_err(|e| syntax(i + 1, e.to_string()))?,
+                origin,
+                kind_hint,
+                &mut out,
+            )?;
         }
         return Ok(out);
     }
     for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let value = Value::deserialize_yaml(doc).map_err(|e| ManifestError::Syntax {
-            origin: origin.to_string(),
-            doc: i + 1,
-            message: e.to_string(),
-        })?;
-        collect(value, origin, kind_hint, &mut out)?;
+        let any: Option<AnyObject> =
+            serde::Deserialize::deserialize(doc).map_err(|e| syntax(i + 1, e.to_string()))?;
+        if let Some(any) = any {
+            collect(any, origin, kind_hint, &mut out)?;
+        }
     }
     Ok(out)
 }
 
-trait FromYaml: Sized {
-    fn deserialize_yaml(d: serde_yaml::Deserializer<'_>) -> Result<Self, serde_yaml::Error>;
+/// Every field any supported kind has, so one typed pass reads any object.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct AnyObject {
+    kind: Option<String>,
+    api_version: Option<String>,
+    metadata: ObjectMeta,
+    spec: AnySpec,
+    status: AnyStatus,
+    items: Option<Vec<AnyObject>>,
+    value: Option<String>,
+    default: Option<String>,
 }
 
-impl FromYaml for Value {
-    fn deserialize_yaml(d: serde_yaml::Deserializer<'_>) -> Result<Self, serde_yaml::Error> {
-        serde::Deserialize::deserialize(d)
-    }
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct AnySpec {
+    // VirtualMachine
+    running: Option<bool>,
+    run_strategy: Option<String>,
+    template: Option<VmTemplate>,
+    // VirtualMachineInstance
+    domain: Option<DomainSpec>,
+    volumes: Vec<Volume>,
+    liveness_probe: Option<Probe>,
+    readiness_probe: Option<Probe>,
+    architecture: Option<String>,
+    networks: Vec<serde_json::Value>,
+    // Pod
+    node_name: Option<String>,
+    containers: Vec<Container>,
+    // KubeVirt
+    configuration: Option<KubeVirtConfiguration>,
+    // ResourceQuota
+    hard: BTreeMap<String, Quantity>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct AnyStatus {
+    // VirtualMachine
+    printable_status: Option<String>,
+    ready: Option<bool>,
+    conditions: Vec<Condition>,
+    // VirtualMachineInstance, Pod, KubeVirt
+    phase: Option<String>,
+    node_name: Option<String>,
+    active_pods: BTreeMap<String, String>,
+    migration_state: Option<MigrationState>,
+    memory: Option<VmiMemoryStatus>,
+    qos_class: Option<String>,
+    launcher_container_image_version: Option<String>,
+    container_statuses: Vec<ContainerStatus>,
+    start_time: Option<String>,
+    // Node
+    capacity: ResourceList,
+    allocatable: ResourceList,
+    node_info: Option<NodeInfo>,
+    // KubeVirt
+    observed_kube_virt_version: Option<String>,
+}
+
+// `origin` is only passed down (clippy 1.95 flags that); left as the merged branches had it.
+#[allow(clippy::only_used_in_recursion)]
 fn collect(
-    doc: Value,
+    mut doc: AnyObject,
     origin: &str,
     hint: Option<&str>,
     out: &mut Vec<Object>,
 ) -> Result<(), ManifestError> {
-    match doc {
-        Value::Null => Ok(()),
-        Value::Array(items) => {
-            for item in items {
-                collect(item, origin, hint, out)?;
+    let kind = doc.kind.take().unwrap_or_default();
+    if let Some(items) = doc.items.take() {
+        // `kind: List` or `<Kind>List`: items may omit their kind.
+        let item_hint = kind
+            .strip_suffix("List")
+            .filter(|k| !k.is_empty())
+            .or(hint)
+            .map(str::to_string);
+        for mut item in items {
+            if item.kind.is_none() {
+                item.kind = item_hint.clone();
             }
-            Ok(())
+            collect(item, origin, hint, out)?;
         }
-        Value::Object(mut map) => {
-            let kind = map
-                .get("kind")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
-            if let Some(Value::Array(items)) = map.remove("items") {
-                // `kind: List` or `<Kind>List`: items may omit their kind.
-                let item_hint = kind
-                    .strip_suffix("List")
-                    .filter(|k| !k.is_empty())
-                    .map(str::to_string)
-                    .or(hint.map(str::to_string));
-                for item in items {
-                    let item = with_kind(item, item_hint.as_deref());
-                    collect(item, origin, hint, out)?;
-                }
-                return Ok(());
-            }
-            let value = Value::Object(map);
-            let kind = if kind.is_empty() {
-                hint.unwrap_or("").to_string()
-            } else {
-                kind
-            };
-            if let Some(obj) = typed(&kind, value, origin)? {
-                out.push(obj);
-            }
-            Ok(())
-        }
-        // A scalar document (a stray string) is not an object: ignore it like kubectl would not.
-        _ => Ok(()),
+        return Ok(());
     }
+    let kind = if kind.is_empty() {
+        hint.unwrap_or("").to_string()
+    } else {
+        kind
+    };
+    if let Some(obj) = typed(&kind, doc) {
+        out.push(obj);
+    }
+    Ok(())
 }
 
-fn with_kind(item: Value, kind: Option<&str>) -> Value {
-    match (item, kind) {
-        (Value::Object(mut m), Some(k)) if !m.contains_key("kind") => {
-            m.insert("kind".into(), Value::String(k.to_string()));
-            Value::Object(m)
-        }
-        (other, _) => other,
-    }
-}
-
-fn typed(kind: &str, value: Value, origin: &str) -> Result<Option<Object>, ManifestError> {
-    fn de<T: DeserializeOwned>(
-        kind: &str,
-        value: Value,
-        origin: &str,
-    ) -> Result<Box<T>, ManifestError> {
-        let name = value
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        serde_json::from_value(value)
-            .map(Box::new)
-            .map_err(|e| ManifestError::Shape {
-                origin: origin.to_string(),
-                kind: kind.to_string(),
-                name,
-                message: e.to_string(),
-            })
-    }
-    Ok(Some(match kind {
-        "VirtualMachine" => Object::Vm(de(kind, value, origin)?),
-        "VirtualMachineInstance" => Object::Vmi(de(kind, value, origin)?),
-        "Pod" => Object::Pod(de(kind, value, origin)?),
-        "Node" => Object::Node(de(kind, value, origin)?),
-        "KubeVirt" => Object::KubeVirt(de(kind, value, origin)?),
-        "ResourceQuota" => Object::ResourceQuota(de(kind, value, origin)?),
+fn typed(kind: &str, d: AnyObject) -> Option<Object> {
+    let AnyObject {
+        api_version,
+        metadata,
+        spec,
+        status,
+        value,
+        default,
+        ..
+    } = d;
+    let s = status;
+    Some(match kind {
+        "VirtualMachine" => Object::Vm(Box::new(VirtualMachine {
+            metadata,
+            spec: VmSpec {
+                running: spec.running,
+                run_strategy: spec.run_strategy,
+                template: spec.template.unwrap_or_default(),
+            },
+            status: VmStatus {
+                printable_status: s.printable_status,
+                ready: s.ready,
+                conditions: s.conditions,
+            },
+        })),
+        "VirtualMachineInstance" => Object::Vmi(Box::new(VirtualMachineInstance {
+            metadata,
+            spec: VmiSpec {
+                domain: spec.domain.unwrap_or_default(),
+                volumes: spec.volumes,
+                liveness_probe: spec.liveness_probe,
+                readiness_probe: spec.readiness_probe,
+                architecture: spec.architecture,
+                networks: spec.networks,
+            },
+            status: VmiStatus {
+                phase: s.phase,
+                node_name: s.node_name,
+                active_pods: s.active_pods,
+                migration_state: s.migration_state,
+                memory: s.memory,
+                qos_class: s.qos_class,
+                launcher_container_image_version: s.launcher_container_image_version,
+            },
+        })),
+        "Pod" => Object::Pod(Box::new(Pod {
+            metadata,
+            spec: PodSpec {
+                node_name: spec.node_name,
+                containers: spec.containers,
+            },
+            status: PodStatus {
+                phase: s.phase,
+                qos_class: s.qos_class,
+                container_statuses: s.container_statuses,
+                start_time: s.start_time,
+            },
+        })),
+        "Node" => Object::Node(Box::new(Node {
+            metadata,
+            status: NodeStatus {
+                capacity: s.capacity,
+                allocatable: s.allocatable,
+                node_info: s.node_info,
+            },
+        })),
+        "KubeVirt" => Object::KubeVirt(Box::new(KubeVirt {
+            metadata,
+            spec: KubeVirtSpec {
+                configuration: spec.configuration.unwrap_or_default(),
+            },
+            status: KubeVirtStatus {
+                observed_kube_virt_version: s.observed_kube_virt_version,
+                phase: s.phase,
+            },
+        })),
+        "ResourceQuota" => Object::ResourceQuota(Box::new(ResourceQuota {
+            metadata,
+            spec: ResourceQuotaSpec { hard: spec.hard },
+        })),
         "Setting"
-            if value
-                .get("apiVersion")
-                .and_then(Value::as_str)
+            if api_version
+                .as_deref()
                 .is_none_or(|a| a.starts_with("harvesterhci.io/")) =>
         {
-            Object::HarvesterSetting(de(kind, value, origin)?)
+            Object::HarvesterSetting(Box::new(HarvesterSetting {
+                metadata,
+                value,
+                default,
+            }))
         }
-        _ => return Ok(None),
-    }))
+        _ => return None,
+    })
 }
 
 /// The kind a support-bundle file holds, from its name (`virtualmachines.yaml` → VirtualMachine).
@@ -283,13 +378,13 @@ items:
         .unwrap_err();
         assert!(
             e.to_string()
-                .starts_with("bad.yaml: not valid YAML or JSON (document 1)"),
+                .starts_with("bad.yaml: cannot read document 1 as YAML/JSON"),
             "{e}"
         );
         let e = parse("{\"kind\": ", "bad.json", None).unwrap_err();
         assert!(
             e.to_string()
-                .starts_with("bad.json: not valid YAML or JSON"),
+                .starts_with("bad.json: cannot read document 1"),
             "{e}"
         );
         let e = parse(
@@ -298,11 +393,7 @@ items:
             None,
         )
         .unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("VirtualMachine \"x\" does not have the expected shape"),
-            "{e}"
-        );
+        assert!(e.to_string().contains("spec.running: invalid type"), "{e}");
     }
 
     proptest::proptest! {

@@ -48,6 +48,8 @@ pub enum Action {
     Snapshot(Box<Snapshot>),
     Planned(FixRequest, Result<PlanView, String>),
     Applied(FixRequest, ApplyOutcome),
+    /// A step of an apply in progress (restart).
+    FixProgress(FixRequest, String),
     /// Clock tick (redraws the data's age).
     Tick(SystemTime),
     Resize(u16, u16),

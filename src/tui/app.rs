@@ -46,6 +46,8 @@ pub struct FixDialog {
     pub restart: bool,
     pub plan: Option<Result<PlanView, String>>,
     pub stage: Stage,
+    /// The last step reported while applying.
+    pub progress: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

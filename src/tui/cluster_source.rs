@@ -6,6 +6,7 @@ use std::time::{Instant, SystemTime};
 
 use futures::future::BoxFuture;
 
+use super::cluster_fix::ClientSlot;
 use super::snapshot::{ContextInfo, DataSource, Health, Scope, Snapshot};
 use crate::cli::args::GlobalArgs;
 use crate::cli::source::{open, Live};
@@ -20,11 +21,23 @@ const LIVE: &str = "off: node readings are not in this build (specs only)";
 pub struct ClusterSource {
     global: GlobalArgs,
     live: Option<(Live, Scope)>,
+    /// Shared with the fix backend: the client of the open connection.
+    client: ClientSlot,
 }
 
 impl ClusterSource {
-    pub fn new(global: GlobalArgs) -> ClusterSource {
-        ClusterSource { global, live: None }
+    pub fn new(global: GlobalArgs, client: ClientSlot) -> ClusterSource {
+        ClusterSource {
+            global,
+            live: None,
+            client,
+        }
+    }
+
+    fn set_client(&self, client: Option<kube::Client>) {
+        if let Ok(mut slot) = self.client.lock() {
+            *slot = client;
+        }
     }
 
     /// The kubeconfig's context (as the flags pick it): name, cluster, namespace.
@@ -80,6 +93,7 @@ impl ClusterSource {
             }
         }
         if let Some((old, _)) = self.live.take() {
+            self.set_client(None);
             old.close().await;
         }
         let mut g = self.global.clone();
@@ -87,6 +101,7 @@ impl ClusterSource {
         g.namespace = scope.namespace.clone();
         match open(&g).await {
             Ok(live) => {
+                self.set_client(Some(live.client.clone()));
                 self.live = Some((live, scope.clone()));
                 Ok(())
             }
@@ -172,6 +187,7 @@ impl DataSource for ClusterSource {
     fn shutdown(&mut self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             if let Some((live, _)) = self.live.take() {
+                self.set_client(None);
                 live.close().await;
             }
         })

@@ -132,17 +132,32 @@ fn run_effect(
             let _ = req_tx.send(scope);
         }
         Effect::Plan(row, req) => {
-            let plan = match fix {
-                Some(b) => b.plan(&row, &req),
-                None => Err(super::fix::NOT_IN_THIS_BUILD.to_string()),
-            };
-            let _ = act_tx.try_send(Action::Planned(req, plan));
+            let tx = act_tx.clone();
+            match fix {
+                Some(b) => {
+                    let fut = b.plan(*row, req.clone());
+                    tokio::spawn(async move {
+                        let plan = fut.await;
+                        let _ = tx.send(Action::Planned(req, plan)).await;
+                    });
+                }
+                None => {
+                    let _ = act_tx.try_send(Action::Planned(
+                        req,
+                        Err(super::fix::NOT_IN_THIS_BUILD.to_string()),
+                    ));
+                }
+            }
         }
         Effect::Apply(row, req) => {
             let tx = act_tx.clone();
             match fix {
                 Some(b) => {
-                    let fut = b.apply(*row, req.clone());
+                    let (ptx, preq) = (act_tx.clone(), req.clone());
+                    let progress = Box::new(move |line: &str| {
+                        let _ = ptx.try_send(Action::FixProgress(preq.clone(), line.to_string()));
+                    });
+                    let fut = b.apply(*row, req.clone(), progress);
                     tokio::spawn(async move {
                         let outcome = fut.await;
                         let _ = tx.send(Action::Applied(req, outcome)).await;

@@ -1,6 +1,7 @@
 //! The seam between the dashboard's fix keys and the `fix` module: the dashboard asks a
-//! [`FixBackend`] for a plan (pure), shows it, and on confirmation asks it to apply (network).
-//! Without a backend the keys say so instead of pretending.
+//! [`FixBackend`] for a plan, shows it, and on confirmation asks it to apply. Both run in the
+//! background; their answers come back as actions. Without a backend (`--from` files cannot be
+//! changed) the keys say so instead of pretending.
 
 use futures::future::BoxFuture;
 
@@ -60,6 +61,8 @@ pub struct PlanView {
     pub lines: Vec<PlanLine>,
     /// The patch as it will be sent (e.g. a JSON merge patch), verbatim.
     pub patch: String,
+    /// Why this change (the recommendation's reason).
+    pub reason: String,
     /// Warnings the user must read before confirming.
     pub warnings: Vec<String>,
 }
@@ -77,14 +80,24 @@ pub enum ApplyOutcome {
     Failed(String),
 }
 
-/// Plans and applies fixes; implemented by the `fix` module.
+/// Receives one line per step of an apply (e.g. "new VMI running in pod …").
+pub type Progress = Box<dyn FnMut(&str) + Send>;
+
+/// Plans and applies fixes ([`super::cluster_fix`] does it with the `fix` module).
 pub trait FixBackend: Send + Sync {
-    /// Plan a fix for a row (pure: no I/O). `Err` is a sentence saying why it cannot be done.
-    fn plan(&self, row: &VmRow, req: &FixRequest) -> Result<PlanView, String>;
-    /// Apply it against the cluster and report the server's answer.
-    fn apply(&self, row: VmRow, req: FixRequest) -> BoxFuture<'static, ApplyOutcome>;
+    /// Plan a fix for a row (reads the VM as the server has it now). `Err` is a sentence saying
+    /// why it cannot be done.
+    fn plan(&self, row: VmRow, req: FixRequest) -> BoxFuture<'static, Result<PlanView, String>>;
+    /// Apply the plan last shown for this request and report the server's answer; steps of a
+    /// restart are reported through `progress` as they happen.
+    fn apply(
+        &self,
+        row: VmRow,
+        req: FixRequest,
+        progress: Progress,
+    ) -> BoxFuture<'static, ApplyOutcome>;
 }
 
-/// Shown when a fix key is pressed and no backend is plugged in.
+/// Shown when a fix key is pressed and there is nothing to fix through (files).
 pub const NOT_IN_THIS_BUILD: &str =
-    "fixing from the dashboard needs the fix module, not in this build; see `kubectl vmmem list` for the recommendation";
+    "fixing needs a cluster: --from reads files, which cannot be changed; run the dashboard against the cluster (or --demo)";

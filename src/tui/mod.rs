@@ -7,6 +7,7 @@
 
 pub mod action;
 pub mod app;
+pub mod cluster_fix;
 pub mod cluster_source;
 pub mod columns;
 pub mod effect;
@@ -22,6 +23,7 @@ pub mod view;
 mod tests;
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context};
@@ -62,16 +64,20 @@ pub fn run(global: &GlobalArgs, _args: &TopArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     match &global.from {
+        // Files cannot be changed: the fix keys say so.
         Some(path) => {
             let source = FilesSource::new(path.clone(), global.clone());
-            run_with(&runtime, global, refresh, source)
+            run_with(&runtime, global, refresh, source, None)
         }
-        None => run_with(
-            &runtime,
-            global,
-            refresh,
-            cluster_source::ClusterSource::new(global.clone()),
-        ),
+        None => {
+            let slot = cluster_fix::ClientSlot::default();
+            let fix = cluster_fix::ClusterFix::new(
+                slot.clone(),
+                crate::cli::list::report_options(global)?,
+            );
+            let source = cluster_source::ClusterSource::new(global.clone(), slot);
+            run_with(&runtime, global, refresh, source, Some(Arc::new(fix)))
+        }
     }
 }
 
@@ -80,12 +86,13 @@ fn run_with<S: DataSource>(
     global: &GlobalArgs,
     refresh: Duration,
     source: S,
+    fix: Option<Arc<dyn fix::FixBackend>>,
 ) -> anyhow::Result<ExitCode> {
     let scope = initial_scope(global, &source);
     let mut app = App::new(scope, refresh, global.readonly, SystemTime::now());
     app.colour = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let mut guard = terminal::TerminalGuard::enter()?;
-    runtime.block_on(event_loop::run(&mut guard.terminal, app, source, None))?;
+    runtime.block_on(event_loop::run(&mut guard.terminal, app, source, fix))?;
     drop(guard);
     Ok(ExitCode::SUCCESS)
 }

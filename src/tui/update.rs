@@ -112,6 +112,13 @@ impl App {
                     return self.fetch();
                 }
             }
+            Action::FixProgress(req, line) => {
+                if let Some(d) = self.dialog_for(&req) {
+                    if d.stage == Stage::Applying {
+                        d.progress = Some(line);
+                    }
+                }
+            }
             Action::Tick(now) => self.now = now,
             Action::Resize(w, h) => {
                 self.size = (w, h);
@@ -251,6 +258,7 @@ impl App {
             restart: false,
             plan: None,
             stage: Stage::Planning,
+            progress: None,
         })));
         self.plan()
     }

@@ -7,7 +7,9 @@ use futures::future::BoxFuture;
 
 use crate::model::report::VmRow;
 use crate::parse::quantity::to_quantity_string;
-use crate::tui::fix::{ApplyOutcome, FixBackend, FixKind, FixRequest, PlanLine, PlanView};
+use crate::tui::fix::{
+    ApplyOutcome, FixBackend, FixKind, FixRequest, PlanLine, PlanView, Progress,
+};
 
 pub struct FakeFix {
     pub answer: ApplyOutcome,
@@ -32,8 +34,8 @@ fn h(b: Option<i64>) -> String {
         .unwrap_or_else(|| "none".into())
 }
 
-impl FixBackend for FakeFix {
-    fn plan(&self, row: &VmRow, req: &FixRequest) -> Result<PlanView, String> {
+impl FakeFix {
+    fn plan_now(&self, row: &VmRow, req: &FixRequest) -> Result<PlanView, String> {
         match req.kind {
             FixKind::Reserve(s) => {
                 let reserve = row.recommendation.reserve_bytes;
@@ -70,6 +72,7 @@ impl FixBackend for FakeFix {
                         to_quantity_string(reserve),
                         s.as_str()
                     ),
+                    reason: row.recommendation.reason.clone(),
                     warnings: vec![],
                 })
             }
@@ -80,6 +83,7 @@ impl FixBackend for FakeFix {
                     after: "none".into(),
                 }],
                 patch: "[{\"op\":\"remove\",\"path\":\"/spec/template/spec/domain/resources/limits/memory\"}]".into(),
+                reason: "as asked".into(),
                 warnings: vec![],
             }),
             FixKind::Undo => Err(format!(
@@ -88,8 +92,21 @@ impl FixBackend for FakeFix {
             )),
         }
     }
+}
 
-    fn apply(&self, _row: VmRow, req: FixRequest) -> BoxFuture<'static, ApplyOutcome> {
+impl FixBackend for FakeFix {
+    fn plan(&self, row: VmRow, req: FixRequest) -> BoxFuture<'static, Result<PlanView, String>> {
+        let plan = self.plan_now(&row, &req);
+        Box::pin(async move { plan })
+    }
+
+    fn apply(
+        &self,
+        _row: VmRow,
+        req: FixRequest,
+        mut progress: Progress,
+    ) -> BoxFuture<'static, ApplyOutcome> {
+        progress("patch sent");
         if let Ok(mut a) = self.applied.lock() {
             a.push(req);
         }

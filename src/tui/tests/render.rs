@@ -284,3 +284,12 @@ fn stale_node_rows_are_marked() {
     assert_eq!(stale_lines.len(), 2, "{screen}");
     assert!(stale_lines.iter().all(|l| l.contains("harv41")), "{screen}");
 }
+
+#[test]
+fn a_dialog_taller_than_the_screen_keeps_its_question_visible() {
+    let (mut app, fake) = fix_app(ApplyOutcome::Applied("patched".into()), 80, 14);
+    let eff = app.update(Action::RemoveLimit);
+    drive(&mut app, &fake, eff);
+    let screen = render(&app, 80, 14);
+    assert!(screen.contains("Apply this change? [y] yes"), "{screen}");
+}

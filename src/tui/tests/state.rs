@@ -32,11 +32,12 @@ pub fn drive(app: &mut App, fix: &dyn FixBackend, effects: Vec<Effect>) -> Vec<E
     while let Some(e) = queue.pop() {
         match e {
             Effect::Plan(row, req) => {
-                let plan = fix.plan(&row, &req);
+                let plan = futures::executor::block_on(fix.plan(*row, req.clone()));
                 queue.extend(app.update(Action::Planned(req, plan)));
             }
             Effect::Apply(row, req) => {
-                let outcome = futures::executor::block_on(fix.apply(*row, req.clone()));
+                let outcome =
+                    futures::executor::block_on(fix.apply(*row, req.clone(), Box::new(|_| {})));
                 queue.extend(app.update(Action::Applied(req, outcome)));
             }
             other => left.push(other),

@@ -13,27 +13,42 @@ use crate::tui::fix::{ApplyOutcome, FixKind};
 /// The warning of the seed's Solution 2, shown before removing a limit.
 pub const HOST_EXHAUSTION: &str = "Without a memory limit the VM is never OOM-killed by its cgroup, but it may exhaust all memory on the host in extreme cases: be careful with this in production.";
 
-fn frame_box(frame: &mut Frame<'_>, area: Rect, title: &str, lines: Vec<Line<'static>>, w: u16) {
-    // Height: the wrapped text plus borders, at most the screen.
+/// A bordered box in the middle of `area`; the last line (the keys to answer with) always
+/// stays visible at the bottom even when the rest has to be cut.
+fn frame_box(
+    frame: &mut Frame<'_>,
+    area: Rect,
+    title: &str,
+    mut lines: Vec<Line<'static>>,
+    w: u16,
+) {
+    let footer = lines.pop().unwrap_or_default();
     let inner_w = usize::from(w.min(area.width).saturating_sub(4)).max(1);
-    let h: usize = lines
-        .iter()
-        .map(|l| l.width().div_ceil(inner_w).max(1))
-        .sum();
+    let rows = |l: &Line<'_>| l.width().div_ceil(inner_w).max(1);
+    let h: usize = lines.iter().map(rows).sum::<usize>() + rows(&footer);
     let r = centred(area, w, (h as u16).saturating_add(2));
     frame.render_widget(Clear, r);
-    frame.render_widget(
-        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
-            Block::default()
-                .borders(Borders::ALL)
-                .padding(Padding::horizontal(1))
-                .title(Span::styled(
-                    format!(" {title} "),
-                    Style::default().add_modifier(Modifier::BOLD),
-                )),
-        ),
-        r,
-    );
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .padding(Padding::horizontal(1))
+        .title(Span::styled(
+            format!(" {title} "),
+            Style::default().add_modifier(Modifier::BOLD),
+        ));
+    let inner = block.inner(r);
+    frame.render_widget(block, r);
+    let foot_h = (rows(&footer) as u16).min(inner.height);
+    let body = Rect {
+        height: inner.height - foot_h,
+        ..inner
+    };
+    let foot = Rect {
+        y: inner.y + inner.height - foot_h,
+        height: foot_h,
+        ..inner
+    };
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), body);
+    frame.render_widget(Paragraph::new(footer).wrap(Wrap { trim: false }), foot);
 }
 
 pub fn draw_notice(frame: &mut Frame<'_>, area: Rect, app: &App, n: &Notice) {
@@ -117,6 +132,12 @@ pub fn draw_fix(frame: &mut Frame<'_>, area: Rect, app: &App, d: &FixDialog) {
                     ),
                 ]));
             }
+            if !p.reason.is_empty() {
+                lines.push(Line::from(vec![
+                    Span::styled("why ", label_style(app)),
+                    Span::raw(p.reason.clone()),
+                ]));
+            }
             lines.push(Line::default());
             lines.push(Line::from(Span::styled("patch", label_style(app))));
             for l in p.patch.lines() {
@@ -140,7 +161,10 @@ pub fn draw_fix(frame: &mut Frame<'_>, area: Rect, app: &App, d: &FixDialog) {
             )),
             _ => Line::from("[esc] close"),
         },
-        Stage::Applying => Line::from("applying… waiting for the server"),
+        Stage::Applying => Line::from(match &d.progress {
+            Some(p) => format!("applying… {p}"),
+            None => "applying… waiting for the server".to_string(),
+        }),
         Stage::Done(o) => outcome(app, o),
     });
     let w = if area.width >= 100 { 90 } else { area.width };

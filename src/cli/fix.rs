@@ -1,0 +1,436 @@
+//! `kubectl vmmem fix NAME`: plan a memory reservation for one VM, show it, ask, apply it,
+//! optionally restart the VM and wait for the new pod. Exit 0 when applied or nothing to do,
+//! 1 when refused or failed.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, ValueEnum};
+use serde_json::{json, Value};
+
+use super::args::GlobalArgs;
+use crate::fix::{self, Action, ApplyError, Choice, Plan, ReadError, StrategyChoice};
+use crate::parse::quantity::parse_bytes;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StrategyArg {
+    /// The annotation on Harvester, the guest elsewhere.
+    Auto,
+    /// Harvester's `harvesterhci.io/reservedMemory` (and guest = limit - reserve).
+    Annotation,
+    /// guest = limit - reserve.
+    Guest,
+    /// KubeVirt v1.8+: `memory.reservedOverhead.addedOverhead`; the guest keeps its size.
+    AddedOverhead,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DryRunArg {
+    /// Print the plan only.
+    Client,
+    /// Send the patch with dryRun=All and show what the server would store.
+    Server,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FixOutput {
+    Json,
+    Yaml,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct FixArgs {
+    /// The VirtualMachine: NAME or NAMESPACE/NAME.
+    pub name: String,
+    /// Reserve this much beyond KubeVirt's overhead (default: the recommendation), e.g. 512Mi.
+    #[arg(long, value_name = "SIZE", conflicts_with_all = ["remove_limit", "undo"])]
+    pub reserve: Option<String>,
+    /// Drop limits.memory (no cgroup OOM kill, but no protection for the host either).
+    #[arg(long, conflicts_with = "undo")]
+    pub remove_limit: bool,
+    /// Restore the values the first fix replaced.
+    #[arg(long)]
+    pub undo: bool,
+    /// How to apply the reservation.
+    #[arg(long, value_enum, default_value_t = StrategyArg::Auto)]
+    pub strategy: StrategyArg,
+    /// Restart the VM afterwards and wait until its new pod has the planned limit.
+    #[arg(long)]
+    pub restart: bool,
+    /// How long --restart waits, e.g. 90s, 5m.
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    pub timeout: String,
+    /// Show the plan only (client), or have the server check the patch without storing it.
+    #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "client", value_name = "MODE")]
+    pub dry_run: Option<DryRunArg>,
+    /// Apply without asking.
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// Print the plan and the result as JSON or YAML.
+    #[arg(short = 'o', long = "output", value_enum)]
+    pub output: Option<FixOutput>,
+}
+
+/// `150ms`, `90s`, `5m`, `1h`, or plain seconds.
+pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(
+        s.find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(s.len()),
+    );
+    let n: f64 = num
+        .parse()
+        .with_context(|| format!("{s:?} is not a duration like 90s or 5m"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => bail!("{s:?} is not a duration like 90s or 5m"),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// `NS/NAME` (kubectl style) or `NAME` in the namespace of the flags or the context.
+pub fn split_name<'a>(
+    arg: &'a str,
+    flag_ns: Option<&'a str>,
+    context_ns: &'a str,
+) -> anyhow::Result<(&'a str, &'a str)> {
+    match arg.split_once('/') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+            if let Some(f) = flag_ns.filter(|f| *f != ns) {
+                bail!("{arg:?} names namespace {ns:?} but -n says {f:?}");
+            }
+            Ok((ns, name))
+        }
+        Some(_) => bail!("{arg:?} is not NAME or NAMESPACE/NAME"),
+        None if arg.is_empty() => bail!("the VM name is empty"),
+        None => Ok((flag_ns.unwrap_or(context_ns), arg)),
+    }
+}
+
+pub fn choice(args: &FixArgs) -> anyhow::Result<Choice> {
+    let action = if args.undo {
+        Action::Undo
+    } else if args.remove_limit {
+        Action::RemoveLimit
+    } else {
+        let bytes = match &args.reserve {
+            Some(s) => Some(parse_bytes(s).with_context(|| format!("--reserve {s:?}"))?),
+            None => None,
+        };
+        Action::Reserve(bytes)
+    };
+    let strategy = match args.strategy {
+        StrategyArg::Auto => StrategyChoice::Auto,
+        StrategyArg::Annotation => StrategyChoice::Annotation,
+        StrategyArg::Guest => StrategyChoice::Guest,
+        StrategyArg::AddedOverhead => StrategyChoice::AddedOverhead,
+    };
+    Ok(Choice { action, strategy })
+}
+
+/// A kube client from kubectl's flags. (Replaced by the live source's connect once merged.)
+/// Returns the client and the context's namespace.
+async fn connect(global: &GlobalArgs) -> anyhow::Result<(kube::Client, String)> {
+    use kube::config::{KubeConfigOptions, Kubeconfig};
+    let options = KubeConfigOptions {
+        context: global.context.clone(),
+        cluster: global.cluster.clone(),
+        user: global.user.clone(),
+    };
+    let mut config = match &global.kubeconfig {
+        Some(path) => {
+            let kc = Kubeconfig::read_from(path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &options).await?
+        }
+        None => kube::Config::from_kubeconfig(&options)
+            .await
+            .context("loading the kubeconfig (set --kubeconfig or KUBECONFIG)")?,
+    };
+    if let Some(user) = &global.as_user {
+        config.auth_info.impersonate = Some(user.clone());
+    }
+    if !global.as_group.is_empty() {
+        config.auth_info.impersonate_groups = Some(global.as_group.clone());
+    }
+    if global.insecure_skip_tls_verify {
+        config.accept_invalid_certs = true;
+    }
+    let timeout = parse_duration(&global.request_timeout).context("--request-timeout")?;
+    if !timeout.is_zero() {
+        config.read_timeout = Some(timeout);
+        config.write_timeout = Some(timeout);
+    }
+    let default_ns = config.default_namespace.clone();
+    let client = kube::Client::try_from(config).context("creating the Kubernetes client")?;
+    Ok((client, default_ns))
+}
+
+pub fn run(global: &GlobalArgs, args: &FixArgs) -> anyhow::Result<ExitCode> {
+    if global.from.is_some() {
+        bail!("fix needs a live cluster: --from reads files, which cannot be changed");
+    }
+    let choice = choice(args)?;
+    let timeout = parse_duration(&args.timeout).context("--timeout")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async {
+        if global.demo {
+            let sim = crate::sim::Sim::start_demo().await?;
+            let config = sim.kube_config_as("admin").await?;
+            let client = kube::Client::try_from(config)?;
+            let code = run_with(&client, "default", global, args, choice, timeout).await;
+            sim.shutdown().await;
+            return code;
+        }
+        let (client, ns) = connect(global).await?;
+        run_with(&client, &ns, global, args, choice, timeout).await
+    })
+}
+
+/// Everything after connecting (tests call this with a client of their own).
+pub async fn run_with(
+    client: &kube::Client,
+    context_ns: &str,
+    global: &GlobalArgs,
+    args: &FixArgs,
+    choice: Choice,
+    timeout: Duration,
+) -> anyhow::Result<ExitCode> {
+    let (ns, name) = split_name(&args.name, global.namespace.as_deref(), context_ns)?;
+    let opts = super::list::report_options(global)?;
+    let mut report = Report::new(args.output);
+    let target = match fix::read_target(client, ns, name, &opts).await {
+        Ok(t) => t,
+        Err(ReadError::Refused(r)) => return report.fail(&r.to_string()),
+        Err(e) => return report.fail(&e.to_string()),
+    };
+    let plan = match fix::plan(&target, &choice) {
+        Ok(p) => p,
+        Err(r) => return report.fail(&format!("refused: {r}")),
+    };
+    report.plan(&plan);
+    if !plan.has_changes() {
+        report.note("nothing to do");
+        // A change made earlier without --restart still waits for one.
+        if args.restart && args.dry_run.is_none() && target.row.has_flag("restart-pending") {
+            if !args.yes && !std::io::stdin().is_terminal() {
+                return report.fail(
+                    "not restarted: stdin is not a terminal; add --yes to restart without asking",
+                );
+            }
+            if !args.yes
+                && !confirm(&format!(
+                    "Restart {} to apply its pending change?",
+                    plan.vm_ref()
+                ))?
+            {
+                return report.fail("not restarted");
+            }
+            return restart(client, &plan, timeout, report).await;
+        }
+        return report.finish(ExitCode::SUCCESS);
+    }
+    if args.dry_run == Some(DryRunArg::Client) {
+        report.note("dry run (client): nothing was sent");
+        return report.finish(ExitCode::SUCCESS);
+    }
+    let server_dry_run = args.dry_run == Some(DryRunArg::Server);
+    if !args.yes && !server_dry_run {
+        if !std::io::stdin().is_terminal() {
+            return report
+                .fail("not applied: stdin is not a terminal; add --yes to apply without asking");
+        }
+        if !confirm(&format!("Apply this change to {}?", plan.vm_ref()))? {
+            return report.fail("not applied");
+        }
+    }
+    let applied = match fix::apply(client, &plan, fix::Options { server_dry_run }).await {
+        Ok(a) => a,
+        Err(ApplyError::Conflict(msg)) => {
+            // Someone changed the VM since it was read: show the plan for what it is now.
+            report.set("conflict", json!(msg));
+            if let Ok(fresh) = fix::read_target(client, ns, name, &opts).await {
+                if let Ok(p) = fix::plan(&fresh, &choice) {
+                    report.new_plan(&p);
+                }
+            }
+            return report.fail(&format!(
+                "{} changed since it was read ({msg}); nothing was applied: review the new plan and run again",
+                plan.vm_ref()
+            ));
+        }
+        Err(e) => return report.fail(&format!("applying to {}: {e}", plan.vm_ref())),
+    };
+    report.set(
+        "applied",
+        serde_json::to_value(&applied).unwrap_or(Value::Null),
+    );
+    if server_dry_run {
+        report.note(&format!(
+            "virtualmachine.kubevirt.io/{} patched (server dry run: nothing was stored)",
+            plan.name
+        ));
+    } else {
+        report.note(&format!("virtualmachine.kubevirt.io/{} patched", plan.name));
+    }
+    for d in &applied.differences {
+        report.note(&format!("note: {d}"));
+    }
+    if args.restart && !server_dry_run {
+        if target.row.phase == "Stopped" {
+            report.note("the VM is stopped: it starts with the new values next time (no restart)");
+        } else {
+            return restart(client, &plan, timeout, report).await;
+        }
+    }
+    report.finish(ExitCode::SUCCESS)
+}
+
+/// Restart the VM, print progress on stderr, and check the new pod's limit against the plan.
+async fn restart(
+    client: &kube::Client,
+    plan: &Plan,
+    timeout: Duration,
+    mut report: Report,
+) -> anyhow::Result<ExitCode> {
+    let mut progress = |line: &str| eprintln!("restart: {line}");
+    match fix::restart_and_wait(client, plan, timeout, &mut progress).await {
+        Ok(r) => {
+            report.set("restart", serde_json::to_value(&r).unwrap_or(Value::Null));
+            if !r.matches_plan {
+                return report.fail(&format!(
+                    "the new pod {}'s memory limit is {} bytes, not the planned {} bytes",
+                    r.pod,
+                    r.pod_limit_bytes.map_or("none".into(), |b| b.to_string()),
+                    plan.after
+                        .expected_pod_limit_bytes
+                        .map_or("none".into(), |b| b.to_string())
+                ));
+            }
+            report.note(&format!(
+                "restarted: pod {} has the planned memory limit",
+                r.pod
+            ));
+            report.finish(ExitCode::SUCCESS)
+        }
+        Err(e) => report.fail(&format!("restarting {}: {e}", plan.vm_ref())),
+    }
+}
+
+fn confirm(question: &str) -> anyhow::Result<bool> {
+    let mut err = std::io::stderr().lock();
+    write!(err, "{question} [y/N] ")?;
+    err.flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes" | "Yes"))
+}
+
+/// Collects what happened; prints text as it goes, or one JSON/YAML document at the end.
+struct Report {
+    format: Option<FixOutput>,
+    doc: serde_json::Map<String, Value>,
+}
+
+impl Report {
+    fn new(format: Option<FixOutput>) -> Report {
+        let mut doc = serde_json::Map::new();
+        doc.insert("kind".into(), json!("VmMemoryFix"));
+        Report { format, doc }
+    }
+
+    fn plan(&mut self, p: &Plan) {
+        self.doc.insert(
+            "plan".into(),
+            serde_json::to_value(p).unwrap_or(Value::Null),
+        );
+        if self.format.is_none() {
+            print!("{}", fix::show::plan_text(p));
+        }
+    }
+
+    fn new_plan(&mut self, p: &Plan) {
+        self.doc.insert(
+            "newPlan".into(),
+            serde_json::to_value(p).unwrap_or(Value::Null),
+        );
+        if self.format.is_none() {
+            println!("\nThe VM as it is now:");
+            print!("{}", fix::show::plan_text(p));
+        }
+    }
+
+    fn set(&mut self, key: &str, v: Value) {
+        self.doc.insert(key.into(), v);
+    }
+
+    fn note(&mut self, line: &str) {
+        if self.format.is_none() {
+            println!("{line}");
+        } else {
+            eprintln!("{line}");
+        }
+    }
+
+    fn fail(mut self, sentence: &str) -> anyhow::Result<ExitCode> {
+        eprintln!("error: {sentence}");
+        self.doc.insert("error".into(), json!(sentence));
+        self.finish(ExitCode::FAILURE)
+    }
+
+    fn finish(self, code: ExitCode) -> anyhow::Result<ExitCode> {
+        let doc = Value::Object(self.doc);
+        let text = match self.format {
+            None => return Ok(code),
+            Some(FixOutput::Json) => serde_json::to_string_pretty(&doc)? + "\n",
+            Some(FixOutput::Yaml) => serde_yaml::to_string(&doc)?,
+        };
+        let mut out = std::io::stdout().lock();
+        out.write_all(text.as_bytes())?;
+        out.flush()?;
+        Ok(code)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_namespaces() {
+        assert_eq!(split_name("vm1", None, "ctx").unwrap(), ("ctx", "vm1"));
+        assert_eq!(
+            split_name("vm1", Some("prod"), "ctx").unwrap(),
+            ("prod", "vm1")
+        );
+        assert_eq!(
+            split_name("prod/vm1", None, "ctx").unwrap(),
+            ("prod", "vm1")
+        );
+        assert_eq!(
+            split_name("prod/vm1", Some("prod"), "ctx").unwrap(),
+            ("prod", "vm1")
+        );
+        assert!(split_name("prod/vm1", Some("dev"), "ctx").is_err());
+        assert!(split_name("a/b/c", None, "ctx").is_err());
+        assert!(split_name("/vm1", None, "ctx").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+        assert!(parse_duration("soon").is_err());
+    }
+}

@@ -1,0 +1,20 @@
+//! `kubectl vmmem fix`: plan a memory reservation (pure), then apply it through the cluster.
+//!
+//! The dashboard and the CLI share one path: [`Target::new`] → [`plan()`] → [`apply`]. A plan
+//! shows before and after of every field it touches and the JSON merge patch of the
+//! VirtualMachine (never the VMI or the pod); the patch carries the resourceVersion it was
+//! planned from, so a concurrent edit is a conflict, not a lost update. The replaced values go
+//! into the tool's own annotation, so `--undo` restores them exactly.
+
+pub mod apply;
+pub mod fields;
+pub mod merge;
+pub mod plan;
+pub mod read;
+pub mod show;
+pub mod target;
+
+pub use apply::{apply, restart_and_wait, Applied, ApplyError, Options, Restarted};
+pub use plan::{plan, Action, Choice, Plan, Refusal, Side, StrategyChoice};
+pub use read::{read_target, ReadError};
+pub use target::{FixContext, Target};

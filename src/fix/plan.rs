@@ -1,0 +1,484 @@
+//! The planner: a VM and the user's choice → exactly what will change, the JSON merge patch of
+//! the VirtualMachine, and the warnings. Pure (no I/O): the CLI and the dashboard share it.
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::fields::{self, Field, Fields, Parent, UndoRecord, ALL_FIELDS, ALL_PARENTS};
+use super::merge;
+use super::target::{FixContext, Target};
+use crate::model::harvester;
+use crate::model::objects::{keys, VirtualMachine};
+use crate::model::overhead::{dedicated_cpu, overhead, MI};
+use crate::model::recommend::Strategy;
+use crate::model::spec::{defaulted_vmi_spec, expected_pod, memory_numbers};
+use crate::model::version::Version;
+use crate::parse::quantity::to_quantity_string;
+
+/// What the user asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Reserve this many bytes beyond KubeVirt's overhead (`None`: the recommendation).
+    Reserve(Option<i64>),
+    /// Drop `limits.memory` (the seed's Solution 2).
+    RemoveLimit,
+    /// Put back the values recorded by the first fix.
+    Undo,
+}
+
+/// `--strategy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StrategyChoice {
+    #[default]
+    Auto,
+    Annotation,
+    Guest,
+    AddedOverhead,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Choice {
+    pub action: Action,
+    pub strategy: StrategyChoice,
+}
+
+/// Why the planner will not plan a change (the same reason Harvester's webhook would give).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("{0}")]
+    Webhook(String),
+    #[error("VirtualMachine {0} has no memory limit, so there is no limit to reserve room under (it cannot be cgroup-OOM-killed)")]
+    NoLimit(String),
+    #[error("VirtualMachine {vm} has a field that is not a quantity: {problem}")]
+    Malformed { vm: String, problem: String },
+    #[error("VirtualMachine {vm}: {problem}; remove that annotation by hand if it is not yours")]
+    BadUndoRecord { vm: String, problem: String },
+}
+
+/// One side (before or after) of a plan.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Side {
+    /// The fields as stored (`null` = absent).
+    pub fields: Fields,
+    pub guest_bytes: Option<i64>,
+    pub limit_bytes: Option<i64>,
+    pub request_bytes: Option<i64>,
+    /// limit − guest.
+    pub reserved_bytes: Option<i64>,
+    /// KubeVirt's overhead O for the VMI this spec starts.
+    pub overhead_bytes: i64,
+    /// The compute container's memory limit KubeVirt would set.
+    pub expected_pod_limit_bytes: Option<i64>,
+    /// Room for everything that is not guest RAM: expected pod limit − guest.
+    pub overhead_budget_bytes: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    pub kind: &'static str,
+    pub namespace: String,
+    pub name: String,
+    /// The resourceVersion the plan was made from; the patch carries it.
+    pub resource_version: String,
+    /// `reserve`, `remove-limit` or `undo`.
+    pub action: &'static str,
+    pub strategy: Option<Strategy>,
+    pub reserve_bytes: Option<i64>,
+    /// Why this reservation (the recommendation's reason, or "as asked").
+    pub reason: String,
+    pub before: Side,
+    pub after: Side,
+    /// The pod's memory limit now (from the running pod), for comparison.
+    pub current_pod_limit_bytes: Option<i64>,
+    /// JSON merge patch of the VirtualMachine; `null` when there is nothing to do.
+    pub patch: Option<Value>,
+    pub restart_needed: bool,
+    pub warnings: Vec<String>,
+    /// The VM as it will be stored (before the server's own defaulting/webhooks).
+    #[serde(skip)]
+    pub desired: Value,
+}
+
+impl Plan {
+    pub fn has_changes(&self) -> bool {
+        self.patch.is_some()
+    }
+    pub fn vm_ref(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
+/// Plan a change of `target` for `choice`.
+pub fn plan(target: &Target, choice: &Choice) -> Result<Plan, Refusal> {
+    let vm_ref = format!("{}/{}", target.row.namespace, target.row.name);
+    let ctx = &target.context;
+    let raw = &target.raw;
+    let before = side(raw, ctx, &vm_ref)?;
+    let mut desired = raw.clone();
+    let mut warnings: Vec<String> = target.warnings.clone();
+    let mut strategy = None;
+    let mut reserve_bytes = None;
+    let reason;
+    let action_name;
+    let stored = match UndoRecord::stored(raw) {
+        Some(Ok(r)) => Some(r),
+        Some(Err(problem)) => {
+            return Err(Refusal::BadUndoRecord {
+                vm: vm_ref,
+                problem,
+            })
+        }
+        None => None,
+    };
+    match choice.action {
+        Action::Undo => {
+            action_name = "undo";
+            match &stored {
+                None => {
+                    reason =
+                        format!("no values recorded by kubectl vmmem on {vm_ref}: nothing to undo");
+                }
+                Some(record) => {
+                    reason = "restore the values recorded before the first fix".to_string();
+                    undo(&mut desired, record);
+                }
+            }
+        }
+        Action::RemoveLimit => {
+            action_name = "remove-limit";
+            strategy = Some(Strategy::RemoveLimit);
+            reason = "the seed's Solution 2: no memory limit, no cgroup OOM kill".to_string();
+            remove_limit(&mut desired, target, &before, &mut warnings);
+        }
+        Action::Reserve(asked) => {
+            action_name = "reserve";
+            let s = match choice.strategy {
+                StrategyChoice::Auto => Strategy::auto(ctx.harvester.is_some()),
+                StrategyChoice::Annotation => Strategy::Annotation,
+                StrategyChoice::Guest => Strategy::Guest,
+                StrategyChoice::AddedOverhead => Strategy::AddedOverhead,
+            };
+            strategy = Some(s);
+            let bytes = asked.unwrap_or(target.row.recommendation.reserve_bytes);
+            reserve_bytes = Some(bytes);
+            reason = match asked {
+                Some(_) => format!("reserve {} as asked", to_quantity_string(bytes)),
+                None => target.row.recommendation.reason.clone(),
+            };
+            let limit = match before.limit_bytes {
+                Some(l) => l,
+                None if asked.is_none() => {
+                    warnings.push(format!("{vm_ref} has no memory limit: nothing to reserve"));
+                    0
+                }
+                None => return Err(Refusal::NoLimit(vm_ref)),
+            };
+            let current = current_reserve(s, &before, raw);
+            let satisfied = asked.is_none() && current.is_some_and(|c| c >= bytes);
+            if limit > 0 && !satisfied {
+                reserve(
+                    &mut desired,
+                    target,
+                    s,
+                    bytes,
+                    limit,
+                    &before,
+                    &mut warnings,
+                )?;
+            } else if satisfied {
+                warnings.push(format!(
+                    "{vm_ref} already reserves {}, at least the recommended {}",
+                    to_quantity_string(current.unwrap_or(0)),
+                    to_quantity_string(bytes)
+                ));
+            }
+        }
+    }
+    if choice.action != Action::Undo && stored.is_none() {
+        // Keep what the first fix replaced (a second fix keeps the first record).
+        let record = UndoRecord::of(raw);
+        if Fields::read(&desired) != record.fields {
+            fields::set(
+                &mut desired,
+                &["metadata", "annotations", keys::UNDO_ANNOTATION],
+                json!(record.to_annotation()),
+            );
+        }
+    }
+    let patch = merge::diff(raw, &desired).map(|mut p| {
+        fields::set(
+            &mut p,
+            &["metadata", "resourceVersion"],
+            json!(target.vm.metadata.resource_version),
+        );
+        p
+    });
+    let after = side(&desired, ctx, &vm_ref)?;
+    let restart_needed = patch.is_some()
+        && (
+            before.guest_bytes,
+            before.limit_bytes,
+            before.request_bytes,
+            before.expected_pod_limit_bytes,
+        ) != (
+            after.guest_bytes,
+            after.limit_bytes,
+            after.request_bytes,
+            after.expected_pod_limit_bytes,
+        );
+    if patch.is_some() {
+        common_warnings(target, &before, &after, restart_needed, &mut warnings);
+    }
+    Ok(Plan {
+        kind: "VmMemoryFixPlan",
+        namespace: target.row.namespace.clone(),
+        name: target.row.name.clone(),
+        resource_version: target.vm.metadata.resource_version.clone(),
+        action: action_name,
+        strategy,
+        reserve_bytes,
+        reason,
+        current_pod_limit_bytes: target.row.pod_limit_bytes,
+        restart_needed,
+        patch,
+        before,
+        after,
+        warnings,
+        desired,
+    })
+}
+
+/// The numbers of a VM document under the cluster's current KubeVirt.
+pub fn side(doc: &Value, ctx: &FixContext, vm_ref: &str) -> Result<Side, Refusal> {
+    let vm: VirtualMachine =
+        serde_json::from_value(doc.clone()).map_err(|e| Refusal::Malformed {
+            vm: vm_ref.to_string(),
+            problem: e.to_string(),
+        })?;
+    let t = &vm.spec.template.spec;
+    let n = memory_numbers(t);
+    if let Some(problem) = n.problems.first() {
+        return Err(Refusal::Malformed {
+            vm: vm_ref.to_string(),
+            problem: problem.clone(),
+        });
+    }
+    let spec = defaulted_vmi_spec(t, ctx.version, ctx.memory_overcommit);
+    let o = overhead(&spec, ctx.version, &ctx.inputs).total;
+    let pod = expected_pod(&spec, o, ctx.version, ctx.quota_on_limits);
+    let charged_guest = if n.hugepages { 0 } else { n.guest.unwrap_or(0) };
+    Ok(Side {
+        fields: Fields::read(doc),
+        guest_bytes: n.guest,
+        limit_bytes: n.limit,
+        request_bytes: n.request,
+        reserved_bytes: n.limit.zip(n.guest).map(|(l, g)| l - g),
+        overhead_bytes: o,
+        expected_pod_limit_bytes: pod.compute_limit,
+        overhead_budget_bytes: pod.compute_limit.map(|l| l - charged_guest),
+    })
+}
+
+/// What the VM reserves today in the strategy's own terms.
+fn current_reserve(s: Strategy, before: &Side, raw: &Value) -> Option<i64> {
+    match s {
+        Strategy::AddedOverhead => {
+            let added = before
+                .fields
+                .added_overhead
+                .as_ref()
+                .and_then(quantity_bytes)
+                .unwrap_or(0);
+            Some(added + before.reserved_bytes.unwrap_or(0).max(0))
+        }
+        Strategy::Annotation => fields::get(raw, &Field::ReservedAnnotation.path())
+            .and_then(quantity_bytes)
+            .or(before.reserved_bytes),
+        _ => before.reserved_bytes,
+    }
+}
+
+fn quantity_bytes(v: &Value) -> Option<i64> {
+    match v {
+        Value::String(s) => crate::parse::quantity::parse_bytes(s).ok(),
+        Value::Number(n) => n.as_i64(),
+        _ => None,
+    }
+}
+
+fn reserve(
+    desired: &mut Value,
+    target: &Target,
+    s: Strategy,
+    bytes: i64,
+    limit: i64,
+    before: &Side,
+    warnings: &mut Vec<String>,
+) -> Result<(), Refusal> {
+    let q = to_quantity_string(bytes);
+    let harvester_ctx = target.context.harvester.as_ref();
+    let hotplug = harvester::hotplug(&target.vm) && before.fields.guest.is_some();
+    if s == Strategy::AddedOverhead {
+        if bytes < 0 {
+            return Err(Refusal::Webhook(format!(
+                "addedOverhead {q} must be at least 0"
+            )));
+        }
+        fields::put(desired, Field::AddedOverhead, Some(json!(q)));
+        if target.context.version < Version::new(1, 8, 0) {
+            warnings.push(format!(
+                "memory.reservedOverhead.addedOverhead needs KubeVirt v1.8 or newer; this cluster runs {}, which ignores it",
+                target.context.version
+            ));
+        }
+        return Ok(());
+    }
+    // What Harvester's webhook checks (facts/harvester.md "Validation").
+    if bytes < 0 || bytes >= limit {
+        return Err(Refusal::Webhook(format!(
+            "reservedMemory {q} must be at least 0 and less than the memory limit {}",
+            to_quantity_string(limit)
+        )));
+    }
+    let guest = if s == Strategy::Annotation && hotplug {
+        before.guest_bytes.unwrap_or(limit)
+    } else {
+        limit - bytes
+    };
+    if guest < 10 * MI {
+        return Err(Refusal::Webhook(format!(
+            "guest memory {} is less than 10Mi",
+            to_quantity_string(guest)
+        )));
+    }
+    if guest + bytes > limit {
+        return Err(Refusal::Webhook(format!(
+            "guest memory {} plus reservedMemory {q} is more than the memory limit {}",
+            to_quantity_string(guest),
+            to_quantity_string(limit)
+        )));
+    }
+    if s == Strategy::Annotation {
+        fields::put(desired, Field::ReservedAnnotation, Some(json!(q)));
+        if hotplug {
+            warnings.push(format!(
+                "{} is on and the VM sets memory.guest: Harvester leaves the guest alone, so the annotation does nothing here (limits.memory is the hotplug maximum)",
+                keys::HARVESTER_HOTPLUG
+            ));
+        }
+        if harvester_ctx.is_none() {
+            warnings.push("this is not a Harvester cluster: the annotation is only a note; the guest change does the work".into());
+        }
+    } else if harvester_ctx.is_some() {
+        warnings.push("on Harvester the webhook recomputes the guest from the reservedMemory annotation whenever the limit or the annotation changes, which would undo this; prefer --strategy annotation".into());
+    }
+    if !(s == Strategy::Annotation && hotplug) && before.guest_bytes != Some(guest) {
+        fields::put(
+            desired,
+            Field::Guest,
+            Some(json!(to_quantity_string(guest))),
+        );
+    }
+    if s == Strategy::Annotation && !hotplug {
+        if let Some(h) = harvester_ctx {
+            // The webhook also rewrites the request; predict it so the plan is exact.
+            let spec = &target.vm.spec.template.spec;
+            let host_devices = !spec.domain.devices.host_devices.is_empty();
+            let request = if dedicated_cpu(spec) {
+                limit
+            } else if host_devices {
+                guest
+            } else {
+                (limit as i128 * 100 / h.overcommit_memory.max(100) as i128) as i64 / MI * MI
+            };
+            if before.request_bytes != Some(request) {
+                fields::put(
+                    desired,
+                    Field::RequestsMemory,
+                    Some(json!(to_quantity_string(request))),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn remove_limit(desired: &mut Value, target: &Target, before: &Side, warnings: &mut Vec<String>) {
+    if before.fields.limits_memory.is_none() {
+        warnings.push(format!(
+            "{}/{} has no memory limit already: nothing to remove",
+            target.row.namespace, target.row.name
+        ));
+        return;
+    }
+    // Without the limit the guest would fall back to the request: pin it at today's size.
+    if before.fields.guest.is_none() {
+        if let Some(g) = before.guest_bytes {
+            fields::put(desired, Field::Guest, Some(json!(to_quantity_string(g))));
+        }
+    }
+    fields::put(desired, Field::LimitsMemory, None);
+    fields::prune_if_empty(desired, Parent::Limits);
+    warnings.push("without a memory limit nothing protects the host: the VM's pod can use the node's memory without bound".into());
+    if dedicated_cpu(&target.vm.spec.template.spec) {
+        warnings.push("the VM has dedicated CPUs: KubeVirt sets the pod's limit equal to its request, so the pod keeps a limit".into());
+    }
+    if target.context.quota_on_limits {
+        warnings.push(format!(
+            "namespace {} has a ResourceQuota on limits.memory: KubeVirt (v1.1+) then sets a limit of (request + overhead) x 2 anyway",
+            target.row.namespace
+        ));
+    }
+}
+
+/// Restore the recorded fields, drop the record, and remove objects the fixes created.
+fn undo(desired: &mut Value, record: &UndoRecord) {
+    for f in ALL_FIELDS {
+        fields::put(desired, f, record.fields.get(f).cloned());
+    }
+    fields::remove(desired, &["metadata", "annotations", keys::UNDO_ANNOTATION]);
+    for p in ALL_PARENTS {
+        if record.absent.contains(&p) {
+            fields::prune_if_empty(desired, p);
+        }
+    }
+}
+
+fn common_warnings(
+    target: &Target,
+    before: &Side,
+    after: &Side,
+    restart_needed: bool,
+    warnings: &mut Vec<String>,
+) {
+    if let (Some(b), Some(a)) = (before.guest_bytes, after.guest_bytes) {
+        if a < b {
+            warnings.push(format!(
+                "the guest shrinks by {} ({} -> {}): the OS inside sees less memory after the restart",
+                to_quantity_string(b - a),
+                to_quantity_string(b),
+                to_quantity_string(a)
+            ));
+        }
+        if a < 256 * MI {
+            warnings.push(format!(
+                "guest memory {} is below 256Mi",
+                to_quantity_string(a)
+            ));
+        }
+    }
+    if !restart_needed {
+        warnings.push("the change does not alter the VM's memory or its pod's limit".into());
+    } else if target.row.phase == "Stopped" {
+        warnings.push("the VM is stopped: the change applies when it next starts".into());
+    } else {
+        warnings.push("a restart is needed: the running VM keeps its old pod until it restarts (--restart does it now)".into());
+    }
+}
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod undo_tests;

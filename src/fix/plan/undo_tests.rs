@@ -1,0 +1,78 @@
+//! Undo: a fix (or several) then `--undo` gives back the VM byte for byte.
+
+use serde_json::{json, Value};
+
+use super::tests::{applied, bare_vm, harvester_inv, kubevirt_inv, reserve, target, vm, UNDO};
+use super::*;
+use crate::model::inventory::Inventory;
+
+/// fix, then undo: the VM is what it was, byte for byte (the resourceVersion aside).
+fn round_trip(raw: &Value, inv: &Inventory, choices: &[Choice]) {
+    let mut cur = raw.clone();
+    for c in choices {
+        let p = plan(&target(&cur, inv), c).unwrap();
+        cur = applied(&cur, &p);
+        assert_ne!(&cur, raw, "{c:?} changed nothing");
+        assert!(cur["metadata"]["annotations"][keys::UNDO_ANNOTATION].is_string());
+    }
+    let u = plan(&target(&cur, inv), &UNDO).unwrap();
+    assert_eq!(u.action, "undo");
+    let back = applied(&cur, &u);
+    assert_eq!(&back, raw, "undo patch was {}", u.patch.unwrap());
+    // Undo on the original: nothing to do.
+    let again = plan(&target(&back, inv), &UNDO).unwrap();
+    assert!(!again.has_changes());
+    assert!(again.reason.contains("nothing to undo"));
+}
+
+#[test]
+fn undo_restores_exactly() {
+    let hv = harvester_inv();
+    let kv = kubevirt_inv("v1.8.0");
+    let rl = Choice {
+        action: Action::RemoveLimit,
+        strategy: StrategyChoice::Auto,
+    };
+    // No annotations at all, no memory object, numbers as JSON numbers.
+    round_trip(
+        &bare_vm(json!({"resources": {"limits": {"memory": 4294967296u64}}})),
+        &kv,
+        &[reserve(None, StrategyChoice::Auto)],
+    );
+    round_trip(
+        &bare_vm(json!({"resources": {"limits": {"memory": "4Gi"}}})),
+        &kv,
+        &[reserve(None, StrategyChoice::AddedOverhead)],
+    );
+    // A second fix keeps the first record; undo goes back to before the first.
+    round_trip(
+        &vm(
+            json!({"other": "x"}),
+            json!({"memory": {"guest": "2Gi"}, "resources": {"limits": {"memory": "2Gi"}, "requests": {"memory": "1365Mi"}}}),
+        ),
+        &hv,
+        &[
+            reserve(None, StrategyChoice::Auto),
+            reserve(Some(512 * MI), StrategyChoice::Auto),
+            rl,
+        ],
+    );
+    round_trip(
+        &bare_vm(json!({"resources": {"limits": {"memory": "2G"}, "requests": {"memory": "1G"}}})),
+        &kv,
+        &[rl],
+    );
+}
+
+#[test]
+fn bad_undo_record_is_refused() {
+    let raw = vm(
+        json!({keys::UNDO_ANNOTATION: "not json"}),
+        json!({"resources": {"limits": {"memory": "4Gi"}}}),
+    );
+    let e = plan(&target(&raw, &kubevirt_inv("v1.3.0")), &UNDO).unwrap_err();
+    assert!(
+        e.to_string().contains("is not a record this tool wrote"),
+        "{e}"
+    );
+}

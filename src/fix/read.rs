@@ -1,0 +1,137 @@
+//! Reading one VM and what sizes its pod (VMI, launcher pods, KubeVirt CR, Harvester settings,
+//! quotas) from the API server into a [`Target`]. Small on purpose: it reads only what the
+//! planner needs and becomes a call into the live source once that exists.
+
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::apply::{pod_resource, vm_resource, vmi_resource, ApplyError};
+use super::plan::Refusal;
+use super::target::Target;
+use crate::model::inventory::{Inventory, Readings, SourceKind};
+use crate::model::objects::keys;
+use crate::model::report::ReportOptions;
+
+/// Why the VM could not be read or planned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    #[error("reading VirtualMachine {vm}: {source}")]
+    Cluster { vm: String, source: ApplyError },
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+}
+
+fn lean<T: DeserializeOwned>(o: &DynamicObject) -> Option<T> {
+    serde_json::to_value(o)
+        .ok()
+        .and_then(|v| serde_json::from_value(v).ok())
+}
+
+async fn list_lean<T: DeserializeOwned>(
+    api: Api<DynamicObject>,
+    lp: &ListParams,
+    what: &str,
+    warnings: &mut Vec<String>,
+) -> Option<Vec<T>> {
+    match api.list(lp).await {
+        Ok(list) => Some(list.items.iter().filter_map(lean).collect()),
+        Err(kube::Error::Api(s)) if s.code == 404 => None,
+        Err(e) => {
+            warnings.push(format!(
+                "could not list {what}: {}",
+                ApplyError::from_kube(&e)
+            ));
+            None
+        }
+    }
+}
+
+/// Read `namespace/name` and everything the planner needs about it.
+pub async fn read_target(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    opts: &ReportOptions,
+) -> Result<Target, ReadError> {
+    let vm_ref = format!("{namespace}/{name}");
+    let cluster = |source: ApplyError| ReadError::Cluster {
+        vm: vm_ref.clone(),
+        source,
+    };
+    let vms: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &vm_resource());
+    let vm = vms
+        .get(name)
+        .await
+        .map_err(|e| cluster(ApplyError::from_kube(&e)))?;
+    let raw: Value =
+        serde_json::to_value(&vm).map_err(|e| cluster(ApplyError::Invalid(e.to_string())))?;
+    let mut inv = Inventory {
+        source: SourceKind::Live,
+        ..Default::default()
+    };
+    let vmis: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &vmi_resource());
+    let vmi = vmis
+        .get_opt(name)
+        .await
+        .map_err(|e| cluster(ApplyError::from_kube(&e)))?;
+    let mut warnings = Vec::new();
+    if let Some(vmi) = vmi {
+        if let Some(uid) = vmi.metadata.uid.clone() {
+            let pods: Api<DynamicObject> =
+                Api::namespaced_with(client.clone(), namespace, &pod_resource());
+            let selector = format!(
+                "{}={},{}={uid}",
+                keys::LAUNCHER_LABEL,
+                keys::LAUNCHER_LABEL_VALUE,
+                keys::CREATED_BY
+            );
+            inv.pods = list_lean(
+                pods,
+                &ListParams::default().labels(&selector),
+                "pods",
+                &mut warnings,
+            )
+            .await
+            .unwrap_or_default();
+        }
+        inv.vmis.extend(lean(&vmi));
+    }
+    let kubevirts = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("kubevirt.io", "v1", "KubeVirt"),
+        "kubevirts",
+    );
+    inv.kubevirts = list_lean(
+        Api::all_with(client.clone(), &kubevirts),
+        &ListParams::default(),
+        "the KubeVirt CR",
+        &mut warnings,
+    )
+    .await
+    .unwrap_or_default();
+    let settings = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("harvesterhci.io", "v1beta1", "Setting"),
+        "settings",
+    );
+    inv.harvester_settings = list_lean(
+        Api::all_with(client.clone(), &settings),
+        &ListParams::default(),
+        "Harvester settings",
+        &mut warnings,
+    )
+    .await;
+    let quotas = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("", "v1", "ResourceQuota"),
+        "resourcequotas",
+    );
+    inv.resource_quotas = list_lean(
+        Api::namespaced_with(client.clone(), namespace, &quotas),
+        &ListParams::default(),
+        "resource quotas",
+        &mut warnings,
+    )
+    .await
+    .unwrap_or_default();
+    inv.warnings = warnings;
+    Ok(Target::new(raw, &inv, &Readings::new(), opts)?)
+}

@@ -1,0 +1,83 @@
+//! A plan as text for people: what changes, the patch, and the warnings. Pure.
+
+use std::fmt::Write;
+
+use super::fields::{shown, ALL_FIELDS};
+use super::plan::{Plan, Side};
+use crate::parse::quantity::{human, to_quantity_string};
+
+fn bytes(b: Option<i64>) -> String {
+    match b {
+        Some(b) => format!("{} ({b})", human(b)),
+        None => "none".into(),
+    }
+}
+
+/// The plan as an aligned before/after listing.
+pub fn plan_text(p: &Plan) -> String {
+    let mut out = String::new();
+    let what = match (p.action, p.strategy, p.reserve_bytes) {
+        ("reserve", Some(s), Some(b)) => {
+            format!("reserve {} ({})", to_quantity_string(b), s.as_str())
+        }
+        (a, _, _) => a.to_string(),
+    };
+    let _ = writeln!(
+        out,
+        "VirtualMachine {} (resourceVersion {}): {what}",
+        p.vm_ref(),
+        p.resource_version
+    );
+    let _ = writeln!(out, "  why: {}", p.reason);
+    let mut rows: Vec<(String, String, String)> = ALL_FIELDS
+        .into_iter()
+        .map(|f| {
+            (
+                f.label().to_string(),
+                shown(p.before.fields.get(f)),
+                shown(p.after.fields.get(f)),
+            )
+        })
+        .collect();
+    let num = |name: &str, f: fn(&Side) -> Option<i64>| {
+        (name.to_string(), bytes(f(&p.before)), bytes(f(&p.after)))
+    };
+    rows.push(num("guest memory", |s| s.guest_bytes));
+    rows.push(num("reserved (limit - guest)", |s| s.reserved_bytes));
+    rows.push(num("KubeVirt overhead", |s| Some(s.overhead_bytes)));
+    rows.push(num("expected pod limit", |s| s.expected_pod_limit_bytes));
+    rows.push(num("overhead budget", |s| s.overhead_budget_bytes));
+    let w0 = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+    let w1 = rows.iter().map(|r| r.1.len()).max().unwrap_or(0).max(6);
+    let _ = writeln!(out, "\n    {:w0$}  {:w1$}  AFTER", "FIELD", "BEFORE");
+    for (name, before, after) in &rows {
+        let mark = if before != after { "*" } else { " " };
+        let _ = writeln!(out, "  {mark} {name:w0$}  {before:w1$}  {after}");
+    }
+    let _ = writeln!(
+        out,
+        "    (the running pod's compute limit now: {})",
+        bytes(p.current_pod_limit_bytes)
+    );
+    match &p.patch {
+        Some(patch) => {
+            let _ = writeln!(
+                out,
+                "\n  JSON merge patch of virtualmachine.kubevirt.io/{} -n {}:\n    {}",
+                p.name,
+                p.namespace,
+                serde_json::to_string(patch).unwrap_or_default()
+            );
+        }
+        None => {
+            let _ = writeln!(out, "\n  nothing to change");
+        }
+    }
+    if !p.warnings.is_empty() {
+        let _ = writeln!(out);
+        for w in &p.warnings {
+            let _ = writeln!(out, "  warning: {w}");
+        }
+    }
+    out
+}

@@ -1,0 +1,126 @@
+//! What the planner works on: the VM as the server sent it, its report row, and the cluster
+//! facts that size its next pod. Pure.
+
+use serde_json::Value;
+
+use super::plan::Refusal;
+use crate::model::harvester::HarvesterContext;
+use crate::model::inventory::{Inventory, Readings};
+use crate::model::objects::VirtualMachine;
+use crate::model::overhead::ClusterInputs;
+use crate::model::report::{self, ReportOptions, VmRow};
+use crate::model::version::Version;
+
+/// Cluster facts that decide the pod KubeVirt builds for the VM's next start.
+#[derive(Debug, Clone)]
+pub struct FixContext {
+    /// The KubeVirt version that will start the next VMI (the cluster's, not the old pod's).
+    pub version: Version,
+    /// `Some` on Harvester.
+    pub harvester: Option<HarvesterContext>,
+    pub inputs: ClusterInputs,
+    /// KubeVirt `developerConfiguration.memoryOvercommit` (percent, default 100).
+    pub memory_overcommit: i64,
+    /// A ResourceQuota in the VM's namespace constrains `limits.memory`.
+    pub quota_on_limits: bool,
+}
+
+impl FixContext {
+    pub fn from_inventory(inv: &Inventory, namespace: &str, version: Version) -> FixContext {
+        let config = inv
+            .kubevirts
+            .first()
+            .map(|k| k.spec.configuration.clone())
+            .unwrap_or_default();
+        let memory_overcommit = config
+            .developer_configuration
+            .as_ref()
+            .and_then(|d| d.memory_overcommit)
+            .filter(|&m| m > 0)
+            .unwrap_or(100);
+        let cluster_arch = inv
+            .nodes
+            .iter()
+            .find_map(|n| n.status.node_info.as_ref().map(|i| i.architecture.clone()))
+            .filter(|a| !a.is_empty());
+        FixContext {
+            version,
+            harvester: inv
+                .harvester_settings
+                .as_deref()
+                .map(HarvesterContext::from_settings),
+            inputs: ClusterInputs {
+                ratio: config.additional_guest_memory_overhead_ratio.clone(),
+                cluster_arch,
+                config,
+            },
+            memory_overcommit,
+            quota_on_limits: inv
+                .resource_quotas
+                .iter()
+                .any(|q| q.metadata.namespace == namespace && q.limits_memory()),
+        }
+    }
+}
+
+/// A VM to fix.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The VirtualMachine exactly as the server sent it.
+    pub raw: Value,
+    /// Its lean typed view.
+    pub vm: VirtualMachine,
+    /// Its report row (recommendation, current pod limit, phase).
+    pub row: VmRow,
+    pub context: FixContext,
+    /// What the reader could not see or had to assume (e.g. the KubeVirt version), as sentences.
+    pub warnings: Vec<String>,
+}
+
+impl Target {
+    /// Build the target from the VM as the server sent it and an inventory holding its VMI,
+    /// pods, KubeVirt CR, Harvester settings and quotas (the VM itself is taken from `raw`).
+    pub fn new(
+        raw: Value,
+        inv: &Inventory,
+        readings: &Readings,
+        opts: &ReportOptions,
+    ) -> Result<Target, Refusal> {
+        let vm: VirtualMachine =
+            serde_json::from_value(raw.clone()).map_err(|e| Refusal::Malformed {
+                vm: object_ref(&raw),
+                problem: e.to_string(),
+            })?;
+        let (ns, name) = (vm.metadata.namespace.clone(), vm.metadata.name.clone());
+        let mut inv = inv.clone();
+        inv.vms
+            .retain(|v| !(v.metadata.namespace == ns && v.metadata.name == name));
+        inv.vms.push(vm.clone());
+        let rep = report::build(&inv, readings, opts);
+        let row = rep
+            .vms
+            .into_iter()
+            .find(|r| r.has_vm && r.namespace == ns && r.name == name)
+            .ok_or_else(|| Refusal::Malformed {
+                vm: format!("{ns}/{name}"),
+                problem: "it is not a VirtualMachine the report can read".into(),
+            })?;
+        let context = FixContext::from_inventory(&inv, &ns, rep.kubevirt.version);
+        Ok(Target {
+            raw,
+            vm,
+            row,
+            context,
+            warnings: rep.warnings,
+        })
+    }
+}
+
+fn object_ref(raw: &Value) -> String {
+    let m = &raw["metadata"];
+    format!(
+        "{}/{}",
+        m["namespace"].as_str().unwrap_or(""),
+        m["name"].as_str().unwrap_or("")
+    )
+}
