@@ -11,3 +11,4 @@ pub mod node;
 pub mod output;
 pub mod parse;
 pub mod sim;
+pub mod tui;

@@ -61,6 +61,11 @@ pub enum Command {
         after_help = "Examples:\n  kubectl vmmem oom -f kernel.log\n  dmesg | kubectl vmmem oom -f -\n  journalctl -k -o short-iso | kubectl vmmem oom -f - -o json\n  kubectl vmmem oom -f kernel.log --kubevirt-version v1.1.1"
     )]
     Oom(OomArgs),
+    /// Interactive dashboard (the default on a terminal): risk at a glance, details, fixes.
+    #[command(
+        after_help = "Examples:\n  kubectl vmmem top -A\n  kubectl vmmem top --from ./supportbundle_x.zip --readonly\n  kubectl vmmem top -r 5s"
+    )]
+    Top(TopArgs),
     /// Serve a simulated KubeVirt cluster on 127.0.0.1 until interrupted (for demos and tests).
     #[command(
         after_help = "Examples:\n  kubectl vmmem sim --write-kubeconfig sim.kubeconfig\n  kubectl vmmem sim --vms 5000 --nodes 200 --write-kubeconfig big.kubeconfig\n  kubectl --kubeconfig sim.kubeconfig get vm,vmi,pods -A"
@@ -140,6 +145,10 @@ pub struct ProbeArgs {
     #[arg(short = 'o', long = "output", value_enum, default_value_t = ProbeOutput::Table)]
     pub output: ProbeOutput,
 }
+
+/// `top` has no flags of its own: `--refresh`, `--readonly`, `-n`/`-A` are global.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TopArgs {}
 
 /// Output formats of `list`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]

@@ -37,6 +37,10 @@ pub fn run() -> ExitCode {
         Some(Command::Fix(fix)) => crate::cli::fix::run(&cli.global, fix),
         Some(Command::Probe(probe)) => crate::cli::probe::run(probe),
         Some(Command::Completion) => crate::cli::completion::run(),
+        Some(Command::Top(top)) => crate::tui::run(&cli.global, top),
+        None if std::io::IsTerminal::is_terminal(&std::io::stdout()) => {
+            crate::tui::run(&cli.global, &args::TopArgs::default())
+        }
         None => crate::cli::list::run(&cli.global, &args::ListArgs::default()),
     };
     match result {

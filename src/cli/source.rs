@@ -32,6 +32,8 @@ pub fn connect_flags(global: &GlobalArgs) -> anyhow::Result<ConnectFlags> {
 /// A running live source; with `--demo` it owns the simulated cluster too.
 pub struct Live {
     pub source: LiveSource,
+    /// The client the source was opened with (the dashboard's fix keys patch through it).
+    pub client: kube::Client,
     /// Kept alive as long as the source (dropped after it).
     sim: Option<SimHandle>,
 }
@@ -39,12 +41,21 @@ pub struct Live {
 impl Live {
     /// One snapshot, then stop watching (and, for the demo, the simulated cluster).
     pub async fn into_inventory(self) -> Inventory {
-        let Live { source, sim } = self;
+        let Live { source, sim, .. } = self;
         let inventory = source.into_snapshot().await;
         if let Some(sim) = sim {
             sim.shutdown().await;
         }
         inventory
+    }
+
+    /// Stop watching and, for the demo, the simulated cluster.
+    pub async fn close(self) {
+        let Live { source, sim, .. } = self;
+        drop(source);
+        if let Some(sim) = sim {
+            sim.shutdown().await;
+        }
     }
 }
 
@@ -76,6 +87,7 @@ pub async fn open(global: &GlobalArgs) -> anyhow::Result<Live> {
         let source = LiveSource::start(&conn, opts).await?;
         return Ok(Live {
             source,
+            client: conn.client.clone(),
             sim: Some(sim),
         });
     }
@@ -91,5 +103,9 @@ pub async fn open(global: &GlobalArgs) -> anyhow::Result<Live> {
         initial_timeout: flags.request_timeout,
     };
     let source = LiveSource::start(&conn, opts).await?;
-    Ok(Live { source, sim: None })
+    Ok(Live {
+        source,
+        client: conn.client.clone(),
+        sim: None,
+    })
 }

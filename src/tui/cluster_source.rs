@@ -1,0 +1,195 @@
+//! The dashboard's [`DataSource`] for a cluster (or `--demo`): the live client's watch caches,
+//! turned into a report per refresh. Connecting happens here, in the background task, so the
+//! screen is up (and says "Loading…" or the error) while the server is slow or down.
+
+use std::time::{Instant, SystemTime};
+
+use futures::future::BoxFuture;
+
+use super::cluster_fix::ClientSlot;
+use super::snapshot::{ContextInfo, DataSource, Health, Scope, Snapshot};
+use crate::cli::args::GlobalArgs;
+use crate::cli::source::{open, Live};
+use crate::cluster::connect::{kubeconfig_paths, read_merged, Env};
+use crate::cluster::live::{Health as WatchHealth, LiveError};
+use crate::model::inventory::Readings;
+use crate::model::report;
+
+/// What the header says about live numbers until node readings are wired in.
+const LIVE: &str = "off: node readings are not in this build (specs only)";
+
+pub struct ClusterSource {
+    global: GlobalArgs,
+    live: Option<(Live, Scope)>,
+    /// Shared with the fix backend: the client of the open connection.
+    client: ClientSlot,
+}
+
+impl ClusterSource {
+    pub fn new(global: GlobalArgs, client: ClientSlot) -> ClusterSource {
+        ClusterSource {
+            global,
+            live: None,
+            client,
+        }
+    }
+
+    fn set_client(&self, client: Option<kube::Client>) {
+        if let Ok(mut slot) = self.client.lock() {
+            *slot = client;
+        }
+    }
+
+    /// The kubeconfig's context (as the flags pick it): name, cluster, namespace.
+    fn kube_context(&self) -> (String, Option<String>, Option<String>) {
+        let kc = kubeconfig_paths(self.global.kubeconfig.as_deref(), &Env::from_process())
+            .ok()
+            .and_then(|(paths, _)| read_merged(&paths).ok());
+        let name = self
+            .global
+            .context
+            .clone()
+            .or_else(|| kc.as_ref().and_then(|k| k.current_context.clone()))
+            .unwrap_or_default();
+        let ctx = kc.as_ref().and_then(|k| {
+            k.contexts
+                .iter()
+                .find(|c| c.name == name)
+                .and_then(|c| c.context.clone())
+        });
+        let cluster = self
+            .global
+            .cluster
+            .clone()
+            .or_else(|| ctx.as_ref().map(|c| c.cluster.clone()));
+        (name, cluster, ctx.and_then(|c| c.namespace))
+    }
+
+    fn context(&self, server: &str) -> ContextInfo {
+        if self.global.demo {
+            return ContextInfo {
+                context: "demo".into(),
+                cluster: "built-in simulated cluster".into(),
+                server: server.into(),
+            };
+        }
+        let (context, cluster, _) = self.kube_context();
+        ContextInfo {
+            context,
+            cluster: cluster.unwrap_or_default(),
+            server: server.into(),
+        }
+    }
+
+    /// Whether the watches started for `started` also hold the objects of `wanted`.
+    fn covers(started: &Scope, wanted: &Scope) -> bool {
+        started.namespace.is_none() || started == wanted
+    }
+
+    async fn ensure(&mut self, scope: &Scope) -> Result<(), Health> {
+        if let Some((_, started)) = &self.live {
+            if Self::covers(started, scope) {
+                return Ok(());
+            }
+        }
+        if let Some((old, _)) = self.live.take() {
+            self.set_client(None);
+            old.close().await;
+        }
+        let mut g = self.global.clone();
+        g.all_namespaces = scope.namespace.is_none();
+        g.namespace = scope.namespace.clone();
+        match open(&g).await {
+            Ok(live) => {
+                self.set_client(Some(live.client.clone()));
+                self.live = Some((live, scope.clone()));
+                Ok(())
+            }
+            Err(e) => Err(classify(&e)),
+        }
+    }
+}
+
+/// A failure to open the live source, as the dashboard draws it.
+fn classify(e: &anyhow::Error) -> Health {
+    let text = crate::cli::chain(e);
+    match e.downcast_ref::<LiveError>() {
+        Some(LiveError::Forbidden(_)) => Health::Forbidden(text),
+        Some(LiveError::Connect(_)) | Some(LiveError::InitialTimeout { .. }) => {
+            Health::Unreachable(text)
+        }
+        Some(LiveError::Read { message, .. }) if message.contains("forbidden") => {
+            Health::Forbidden(text)
+        }
+        _ => Health::Failed(text),
+    }
+}
+
+impl DataSource for ClusterSource {
+    fn fetch<'a>(&'a mut self, scope: &'a Scope) -> BoxFuture<'a, Snapshot> {
+        Box::pin(async move {
+            let failed = |me: &Self, health: Health| Snapshot {
+                report: None,
+                taken_at: SystemTime::now(),
+                context: me.context(""),
+                health,
+                live: LIVE.into(),
+                scope: scope.clone(),
+            };
+            if let Err(h) = self.ensure(scope).await {
+                return failed(self, h);
+            }
+            let Some((live, _)) = &self.live else {
+                return failed(
+                    self,
+                    Health::Failed("the cluster source is not open".into()),
+                );
+            };
+            let opts = match crate::cli::list::report_options(&self.global) {
+                Ok(o) => o,
+                Err(e) => return failed(self, Health::Failed(crate::cli::chain(&e))),
+            };
+            let mut inventory = live.source.snapshot();
+            if let Some(ns) = &scope.namespace {
+                inventory.vms.retain(|v| &v.metadata.namespace == ns);
+                inventory.vmis.retain(|v| &v.metadata.namespace == ns);
+                inventory.pods.retain(|p| &p.metadata.namespace == ns);
+            }
+            let (health, taken_at) = match live.source.health() {
+                WatchHealth::Ok => (Health::Ok, SystemTime::now()),
+                // The caches hold the objects as of when watching began to fail.
+                WatchHealth::Stale { error, since } => (
+                    Health::Unreachable(error),
+                    SystemTime::now() - Instant::now().saturating_duration_since(since),
+                ),
+            };
+            let server = live.source.server().to_string();
+            Snapshot {
+                report: Some(report::build(&inventory, &Readings::new(), &opts)),
+                taken_at,
+                context: self.context(&server),
+                health,
+                live: LIVE.into(),
+                scope: scope.clone(),
+            }
+        })
+    }
+
+    /// The demo shows every namespace; a cluster, like kubectl, the context's namespace,
+    /// else `default`.
+    fn default_namespace(&self) -> Option<String> {
+        if self.global.demo {
+            return None;
+        }
+        Some(self.kube_context().2.unwrap_or_else(|| "default".into()))
+    }
+
+    fn shutdown(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Some((live, _)) = self.live.take() {
+                self.set_client(None);
+                live.close().await;
+            }
+        })
+    }
+}

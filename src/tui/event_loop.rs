@@ -1,0 +1,214 @@
+//! The loop: keys, snapshots, effect results, a clock tick and signals become actions; the App
+//! updates; the screen is redrawn; effects are run here, never inside the App.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use crossterm::event::{self, Event};
+use ratatui::backend::Backend;
+use ratatui::Terminal;
+use tokio::sync::{mpsc, watch};
+
+use super::action::{self, Action};
+use super::app::App;
+use super::effect::Effect;
+use super::fix::FixBackend;
+use super::snapshot::{fetch_loop, DataSource, Scope};
+use super::view;
+
+/// Reads terminal events on a thread (crossterm's reads block) until `stop` is set.
+fn spawn_input(tx: mpsc::Sender<Event>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            match event::poll(Duration::from_millis(200)) {
+                Ok(true) => match event::read() {
+                    Ok(ev) => {
+                        if tx.blocking_send(ev).is_err() {
+                            return;
+                        }
+                    }
+                    Err(_) => return,
+                },
+                Ok(false) => {}
+                Err(_) => return,
+            }
+        }
+    })
+}
+
+/// Run the dashboard on the real terminal until the user quits or a terminating signal arrives.
+pub async fn run<B, S>(
+    terminal: &mut Terminal<B>,
+    app: App,
+    source: S,
+    fix: Option<Arc<dyn FixBackend>>,
+) -> anyhow::Result<()>
+where
+    B: Backend,
+    B::Error: std::error::Error + Send + Sync + 'static,
+    S: DataSource,
+{
+    let (key_tx, key_rx) = mpsc::channel(64);
+    let stop = Arc::new(AtomicBool::new(false));
+    let input = spawn_input(key_tx, stop.clone());
+    let result = run_with_events(terminal, app, source, fix, key_rx).await;
+    stop.store(true, Ordering::Relaxed);
+    let _ = tokio::task::spawn_blocking(move || input.join()).await;
+    result
+}
+
+/// The loop itself, with terminal events from `events` (tests inject them).
+pub async fn run_with_events<B, S>(
+    terminal: &mut Terminal<B>,
+    mut app: App,
+    source: S,
+    fix: Option<Arc<dyn FixBackend>>,
+    mut key_rx: mpsc::Receiver<Event>,
+) -> anyhow::Result<()>
+where
+    B: Backend,
+    B::Error: std::error::Error + Send + Sync + 'static,
+    S: DataSource,
+{
+    let (req_tx, req_rx) = watch::channel::<Scope>(app.scope.clone());
+    let (snap_tx, mut snap_rx) = mpsc::channel(2);
+    let fetcher = tokio::spawn(fetch_loop(source, app.refresh, req_rx, snap_tx));
+    let (act_tx, mut act_rx) = mpsc::channel::<Action>(16);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut terms = Signals::new()?;
+    app.fix_enabled = fix.is_some();
+    if let Ok(size) = terminal.size() {
+        app.update(Action::Resize(size.width, size.height));
+    }
+    let result: anyhow::Result<()> = async {
+        loop {
+            terminal
+                .draw(|f| view::draw(f, &app))
+                .context("drawing the screen")?;
+            if app.quit {
+                return Ok(());
+            }
+            let act = tokio::select! {
+                Some(ev) = key_rx.recv() => match ev {
+                    Event::Key(k) => action::from_key(&app, k),
+                    Event::Resize(w, h) => Some(Action::Resize(w, h)),
+                    _ => None,
+                },
+                Some(s) = snap_rx.recv() => Some(Action::Snapshot(Box::new(s))),
+                Some(a) = act_rx.recv() => Some(a),
+                _ = tick.tick() => Some(Action::Tick(SystemTime::now())),
+                _ = terms.recv() => Some(Action::Quit),
+            };
+            let Some(act) = act else { continue };
+            // A key clears the last one-line message.
+            if !matches!(act, Action::Tick(_) | Action::Snapshot(_)) {
+                app.flash = None;
+            }
+            for eff in app.update(act) {
+                run_effect(eff, &req_tx, &act_tx, fix.as_ref());
+            }
+        }
+    }
+    .await;
+    drop(req_tx);
+    drop(snap_rx);
+    // Give the source a moment to clean up (agent pods) before the runtime goes away.
+    let _ = tokio::time::timeout(Duration::from_secs(10), fetcher).await;
+    result
+}
+
+fn run_effect(
+    eff: Effect,
+    req_tx: &watch::Sender<Scope>,
+    act_tx: &mpsc::Sender<Action>,
+    fix: Option<&Arc<dyn FixBackend>>,
+) {
+    match eff {
+        // The fetch task always sees the latest request; it only fails once the task is gone.
+        Effect::Fetch(scope) => {
+            let _ = req_tx.send(scope);
+        }
+        Effect::Plan(row, req) => {
+            let tx = act_tx.clone();
+            match fix {
+                Some(b) => {
+                    let fut = b.plan(*row, req.clone());
+                    tokio::spawn(async move {
+                        let plan = fut.await;
+                        let _ = tx.send(Action::Planned(req, plan)).await;
+                    });
+                }
+                None => {
+                    let _ = act_tx.try_send(Action::Planned(
+                        req,
+                        Err(super::fix::NOT_IN_THIS_BUILD.to_string()),
+                    ));
+                }
+            }
+        }
+        Effect::Apply(row, req) => {
+            let tx = act_tx.clone();
+            match fix {
+                Some(b) => {
+                    let (ptx, preq) = (act_tx.clone(), req.clone());
+                    let progress = Box::new(move |line: &str| {
+                        let _ = ptx.try_send(Action::FixProgress(preq.clone(), line.to_string()));
+                    });
+                    let fut = b.apply(*row, req.clone(), progress);
+                    tokio::spawn(async move {
+                        let outcome = fut.await;
+                        let _ = tx.send(Action::Applied(req, outcome)).await;
+                    });
+                }
+                None => {
+                    let _ = act_tx.try_send(Action::Applied(
+                        req,
+                        super::fix::ApplyOutcome::Failed(super::fix::NOT_IN_THIS_BUILD.into()),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// SIGTERM, SIGHUP and SIGINT end the dashboard like `q` does.
+struct Signals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    hup: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Signals {
+                term: signal(SignalKind::terminate()).context("listening for SIGTERM")?,
+                hup: signal(SignalKind::hangup()).context("listening for SIGHUP")?,
+                int: signal(SignalKind::interrupt()).context("listening for SIGINT")?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Signals {})
+    }
+
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.hup.recv() => {}
+            _ = self.int.recv() => {}
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,295 @@
+//! Screens as text (insta snapshots): main table, details, dialogs, help, empty and error
+//! states, at 80x24 and 200x50.
+
+use std::time::Duration;
+
+use insta::assert_snapshot;
+
+use super::fake_fix::FakeFix;
+use super::state::drive;
+use super::*;
+use crate::model::inventory::Inventory;
+use crate::tui::action::Action;
+use crate::tui::fix::ApplyOutcome;
+
+#[test]
+fn main_200x50() {
+    let app = app_with_data(5, 200, 50);
+    let screen = render(&app, 200, 50);
+    assert!(screen.contains("1 critical"), "{screen}");
+    assert_snapshot!(screen);
+}
+
+#[test]
+fn main_80x24() {
+    let app = app_with_data(5, 80, 24);
+    let screen = render(&app, 80, 24);
+    // Columns collapse: the key ones stay, the wide-only ones go.
+    assert!(
+        screen.contains("HEADROOM") && screen.contains("RISK"),
+        "{screen}"
+    );
+    assert!(!screen.contains("SOURCE"), "{screen}");
+    assert_snapshot!(screen);
+}
+
+#[test]
+fn main_one_namespace_hides_the_namespace_column() {
+    let mut app = app_with_data(1, 120, 20);
+    app.update(Action::StartNamespace);
+    for c in "default".chars() {
+        app.update(Action::InputChar(c));
+    }
+    app.update(Action::InputSubmit);
+    let screen = render(&app, 120, 20);
+    assert!(!screen.contains("NAMESPACE"), "{screen}");
+    assert_snapshot!(screen);
+}
+
+#[test]
+fn main_without_colour_keeps_every_fact() {
+    let mut app = app_with_data(5, 120, 20);
+    app.colour = false;
+    let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(120, 20)).unwrap();
+    term.draw(|f| crate::tui::view::draw(f, &app)).unwrap();
+    let buf = term.backend().buffer();
+    let coloured = buf
+        .content()
+        .iter()
+        .any(|c| c.fg != ratatui::style::Color::Reset || c.bg != ratatui::style::Color::Reset);
+    assert!(!coloured, "NO_COLOR draws no colour");
+    let text = buffer_text(buf);
+    assert!(text.contains("critical") && text.contains("warn"), "{text}");
+}
+
+#[test]
+fn detail_200x50() {
+    let mut app = app_with_data(8, 200, 50);
+    app.update(Action::Open);
+    assert_snapshot!(render(&app, 200, 50));
+}
+
+#[test]
+fn detail_80x24() {
+    let mut app = app_with_data(8, 80, 24);
+    app.update(Action::Open);
+    assert_snapshot!(render(&app, 80, 24));
+}
+
+#[test]
+fn detail_without_live_data() {
+    let mut app = app_with_data(1, 100, 40);
+    app.update(Action::SortBy(crate::tui::columns::Column::Namespace));
+    app.update(Action::Bottom);
+    assert_eq!(app.selected_row().unwrap().name, "vm-64g");
+    app.update(Action::Open);
+    assert_snapshot!(render(&app, 100, 40));
+}
+
+fn fix_app(answer: ApplyOutcome, w: u16, h: u16) -> (App, FakeFix) {
+    let fake = FakeFix::new(answer);
+    let mut app = app_with_data(1, w, h);
+    app.fix_enabled = true;
+    (app, fake)
+}
+
+#[test]
+fn dialog_fix_review() {
+    let (mut app, fake) = fix_app(ApplyOutcome::Applied("patched".into()), 100, 30);
+    let eff = app.update(Action::Fix);
+    drive(&mut app, &fake, eff);
+    assert_snapshot!(render(&app, 100, 30));
+}
+
+#[test]
+fn dialog_fix_review_80x24() {
+    let (mut app, fake) = fix_app(ApplyOutcome::Applied("patched".into()), 80, 24);
+    let eff = app.update(Action::Fix);
+    drive(&mut app, &fake, eff);
+    let eff = app.update(Action::ToggleRestart);
+    drive(&mut app, &fake, eff);
+    assert_snapshot!(render(&app, 80, 24));
+}
+
+#[test]
+fn dialog_fix_applied() {
+    let (mut app, fake) = fix_app(
+        ApplyOutcome::Applied("patched default/vm4 and restarted it".into()),
+        100,
+        30,
+    );
+    let eff = app.update(Action::Fix);
+    drive(&mut app, &fake, eff);
+    let eff = app.update(Action::Confirm);
+    drive(&mut app, &fake, eff);
+    assert_snapshot!(render(&app, 100, 30));
+}
+
+#[test]
+fn dialog_fix_conflict() {
+    let (mut app, fake) = fix_app(
+        ApplyOutcome::Conflict("Operation cannot be fulfilled on virtualmachines.kubevirt.io \"vm4\": the object has been modified".into()),
+        100,
+        30,
+    );
+    let eff = app.update(Action::Fix);
+    drive(&mut app, &fake, eff);
+    let eff = app.update(Action::Confirm);
+    drive(&mut app, &fake, eff);
+    assert_snapshot!(render(&app, 100, 30));
+}
+
+#[test]
+fn dialog_fix_forbidden() {
+    let (mut app, fake) = fix_app(
+        ApplyOutcome::Forbidden("virtualmachines.kubevirt.io \"vm4\" is forbidden: User \"viewer\" cannot patch resource \"virtualmachines\" in API group \"kubevirt.io\" in the namespace \"default\"".into()),
+        100,
+        30,
+    );
+    let eff = app.update(Action::Fix);
+    drive(&mut app, &fake, eff);
+    let eff = app.update(Action::Confirm);
+    drive(&mut app, &fake, eff);
+    assert_snapshot!(render(&app, 100, 30));
+}
+
+#[test]
+fn dialog_remove_limit_warns() {
+    let (mut app, fake) = fix_app(ApplyOutcome::Applied("patched".into()), 100, 30);
+    let eff = app.update(Action::RemoveLimit);
+    drive(&mut app, &fake, eff);
+    let screen = render(&app, 100, 30);
+    assert!(
+        screen.contains("exhaust all memory on the host"),
+        "{screen}"
+    );
+    assert_snapshot!(screen);
+}
+
+#[test]
+fn dialog_undo_cannot_plan() {
+    let (mut app, fake) = fix_app(ApplyOutcome::Applied("patched".into()), 100, 30);
+    let eff = app.update(Action::Undo);
+    drive(&mut app, &fake, eff);
+    assert_snapshot!(render(&app, 100, 30));
+}
+
+#[test]
+fn notice_fix_not_in_this_build() {
+    let mut app = app_with_data(1, 80, 24);
+    app.update(Action::Fix);
+    assert_snapshot!(render(&app, 80, 24));
+}
+
+#[test]
+fn notice_readonly() {
+    let mut app = app_with_data(1, 80, 24);
+    app.readonly = true;
+    app.update(Action::RemoveLimit);
+    assert_snapshot!(render(&app, 80, 24));
+}
+
+#[test]
+fn help_80x24() {
+    let mut app = app_with_data(1, 80, 24);
+    app.update(Action::Help);
+    let screen = render(&app, 80, 24);
+    for (k, _) in crate::tui::action::KEYS {
+        assert!(screen.contains(k), "help lacks {k}:\n{screen}");
+    }
+    assert_snapshot!(screen);
+}
+
+#[test]
+fn help_200x50() {
+    let mut app = app_with_data(1, 200, 50);
+    app.update(Action::Help);
+    assert_snapshot!(render(&app, 200, 50));
+}
+
+#[test]
+fn empty_cluster() {
+    let mut app = App::new(Scope::default(), Duration::from_secs(2), false, t0());
+    app.update(Action::Resize(80, 24));
+    let report = crate::model::report::build(
+        &Inventory::default(),
+        &Readings::new(),
+        &ReportOptions::default(),
+    );
+    app.update(Action::Snapshot(Box::new(snapshot(
+        Some(report),
+        t0(),
+        Health::Ok,
+        Scope::default(),
+    ))));
+    assert_snapshot!(render(&app, 80, 24));
+}
+
+#[test]
+fn loading() {
+    let mut app = App::new(Scope::default(), Duration::from_secs(2), false, t0());
+    app.update(Action::Resize(80, 24));
+    assert_snapshot!(render(&app, 80, 24));
+}
+
+#[test]
+fn forbidden_without_data() {
+    let mut app = App::new(Scope::default(), Duration::from_secs(2), false, t0());
+    app.update(Action::Resize(80, 24));
+    app.update(Action::Snapshot(Box::new(snapshot(
+        None,
+        t0(),
+        Health::Forbidden("virtualmachines.kubevirt.io is forbidden: User \"viewer\" cannot list resource \"virtualmachines\" in API group \"kubevirt.io\" at the cluster scope".into()),
+        Scope::default(),
+    ))));
+    assert_snapshot!(render(&app, 80, 24));
+}
+
+#[test]
+fn unreachable_with_old_data_200x50() {
+    let mut app = app_with_data(3, 200, 50);
+    app.update(Action::Snapshot(Box::new(snapshot(
+        None,
+        t0() + Duration::from_secs(30),
+        Health::Unreachable("Get \"https://10.0.0.10:6443/apis/kubevirt.io/v1/virtualmachines\": dial tcp 10.0.0.10:6443: connect: connection refused".into()),
+        Scope::default(),
+    ))));
+    app.update(Action::Tick(t0() + Duration::from_secs(31)));
+    let screen = render(&app, 200, 50);
+    assert!(
+        screen.contains("STALE") && screen.contains("stale"),
+        "{screen}"
+    );
+    assert_snapshot!(screen);
+}
+
+#[test]
+fn stale_node_rows_are_marked() {
+    let mut opts = ReportOptions::default();
+    opts.stale_nodes.insert(
+        "harv41".into(),
+        "agent pod Pending: ImagePullBackOff".into(),
+    );
+    let report = build(&seed_inventory(), &seed_readings(0), &opts);
+    let mut app = App::new(Scope::default(), Duration::from_secs(2), false, t0());
+    app.update(Action::Resize(200, 12));
+    app.update(Action::Snapshot(Box::new(snapshot(
+        Some(report),
+        t0(),
+        Health::Ok,
+        Scope::default(),
+    ))));
+    let screen = render(&app, 200, 12);
+    let stale_lines: Vec<&str> = screen.lines().filter(|l| l.ends_with("stale")).collect();
+    assert_eq!(stale_lines.len(), 2, "{screen}");
+    assert!(stale_lines.iter().all(|l| l.contains("harv41")), "{screen}");
+}
+
+#[test]
+fn a_dialog_taller_than_the_screen_keeps_its_question_visible() {
+    let (mut app, fake) = fix_app(ApplyOutcome::Applied("patched".into()), 80, 14);
+    let eff = app.update(Action::RemoveLimit);
+    drive(&mut app, &fake, eff);
+    let screen = render(&app, 80, 14);
+    assert!(screen.contains("Apply this change? [y] yes"), "{screen}");
+}

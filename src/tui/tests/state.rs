@@ -1,0 +1,393 @@
+//! How actions change the App and which effects they ask for.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use super::fake_fix::FakeFix;
+use super::*;
+use crate::model::recommend::Strategy;
+use crate::model::report::Risk;
+use crate::tui::action::{from_key, Action};
+use crate::tui::app::{Overlay, Stage, View};
+use crate::tui::columns::Column;
+use crate::tui::effect::Effect;
+use crate::tui::fix::{ApplyOutcome, FixBackend, FixKind, NOT_IN_THIS_BUILD};
+
+fn names(app: &App) -> Vec<String> {
+    (0..app.visible.len())
+        .map(|i| app.visible_row(i).unwrap().name.clone())
+        .collect()
+}
+
+fn key(c: char) -> KeyEvent {
+    KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)
+}
+
+/// Run the effects the way the event loop does, with `fix` as the backend.
+pub fn drive(app: &mut App, fix: &dyn FixBackend, effects: Vec<Effect>) -> Vec<Effect> {
+    let mut left = Vec::new();
+    let mut queue = effects;
+    while let Some(e) = queue.pop() {
+        match e {
+            Effect::Plan(row, req) => {
+                let plan = futures::executor::block_on(fix.plan(*row, req.clone()));
+                queue.extend(app.update(Action::Planned(req, plan)));
+            }
+            Effect::Apply(row, req) => {
+                let outcome =
+                    futures::executor::block_on(fix.apply(*row, req.clone(), Box::new(|_| {})));
+                queue.extend(app.update(Action::Applied(req, outcome)));
+            }
+            other => left.push(other),
+        }
+    }
+    left
+}
+
+#[test]
+fn default_order_is_risk_then_headroom() {
+    let app = app_with_data(1, 200, 50);
+    assert_eq!(names(&app), ["vm4", "vm2", "vm-64g", "vm-16g"]);
+    let risks: Vec<Risk> = (0..4).map(|i| app.visible_row(i).unwrap().risk).collect();
+    assert_eq!(risks, [Risk::Critical, Risk::Warn, Risk::Unknown, Risk::Ok]);
+    assert_eq!(app.counts.critical, 1);
+    assert_eq!(app.counts.warn, 1);
+    assert_eq!(app.counts.unknown, 1);
+    assert_eq!(app.counts.ok, 1);
+}
+
+#[test]
+fn shift_letter_sorts_and_repeating_reverses() {
+    let mut app = app_with_data(1, 200, 50);
+    let a = from_key(&app, key('N')).unwrap();
+    app.update(a);
+    assert_eq!(names(&app), ["vm-16g", "vm-64g", "vm2", "vm4"]);
+    let a = from_key(&app, key('N')).unwrap();
+    app.update(a);
+    assert_eq!(names(&app), ["vm4", "vm2", "vm-64g", "vm-16g"]);
+    assert!(app.sort.reverse);
+    app.update(Action::SortBy(Column::Guest));
+    assert_eq!(app.visible_row(0).unwrap().name, "vm2");
+    assert_eq!(
+        app.visible_row(3).unwrap().name,
+        "vm-64g",
+        "no guest set sorts last"
+    );
+}
+
+#[test]
+fn selection_follows_the_vm_across_snapshots_and_sorts() {
+    let mut app = app_with_data(1, 200, 50);
+    app.update(Action::Down);
+    assert_eq!(app.selected_row().unwrap().name, "vm2");
+    app.update(Action::SortBy(Column::Name));
+    assert_eq!(app.selected_row().unwrap().name, "vm2");
+    app.update(Action::Snapshot(Box::new(snapshot(
+        Some(seed_report(3)),
+        t0() + Duration::from_secs(8),
+        Health::Ok,
+        Scope::default(),
+    ))));
+    assert_eq!(app.selected_row().unwrap().name, "vm2");
+}
+
+#[test]
+fn filter_narrows_as_you_type_and_esc_clears() {
+    let mut app = app_with_data(1, 200, 50);
+    app.update(from_key(&app, key('/')).unwrap());
+    for c in "prod".chars() {
+        let a = from_key(&app, key(c)).unwrap();
+        app.update(a);
+    }
+    assert_eq!(names(&app), ["vm-64g"]);
+    // While typing, letters are text, not commands: `q` did not quit.
+    app.update(from_key(&app, key('q')).unwrap());
+    assert!(!app.quit);
+    assert!(names(&app).is_empty());
+    app.update(Action::InputBackspace);
+    app.update(Action::InputSubmit);
+    assert_eq!(app.filter, "prod");
+    app.update(Action::Back);
+    assert_eq!(app.filter, "");
+    assert_eq!(names(&app).len(), 4);
+    // Filter by risk word too.
+    app.update(Action::StartFilter);
+    for c in "crit".chars() {
+        app.update(Action::InputChar(c));
+    }
+    assert_eq!(names(&app), ["vm4"]);
+}
+
+#[test]
+fn namespace_switch_asks_for_a_fetch_and_filters() {
+    let mut app = app_with_data(1, 200, 50);
+    app.update(from_key(&app, key('n')).unwrap());
+    for c in "prod".chars() {
+        app.update(Action::InputChar(c));
+    }
+    let eff = app.update(Action::InputSubmit);
+    assert!(
+        matches!(&eff[..], [Effect::Fetch(s)] if s.namespace.as_deref() == Some("prod")),
+        "{eff:?}"
+    );
+    assert_eq!(names(&app), ["vm-64g"]);
+    // A late snapshot of the old scope does not replace the rows.
+    app.update(Action::Snapshot(Box::new(snapshot(
+        Some(seed_report(1)),
+        t0() + Duration::from_secs(3),
+        Health::Ok,
+        Scope::default(),
+    ))));
+    assert_eq!(names(&app), ["vm-64g"]);
+    let eff = app.update(Action::AllNamespaces);
+    assert!(matches!(&eff[..], [Effect::Fetch(s)] if s.namespace.is_none()));
+    assert_eq!(names(&app).len(), 4);
+    app.update(Action::StartCommand);
+    for c in "bogus".chars() {
+        app.update(Action::InputChar(c));
+    }
+    app.update(Action::InputSubmit);
+    assert!(app
+        .flash
+        .as_deref()
+        .unwrap()
+        .contains("unknown command :bogus"));
+    app.update(Action::StartCommand);
+    app.update(Action::InputChar('q'));
+    app.update(Action::InputSubmit);
+    assert!(app.quit);
+}
+
+#[test]
+fn refresh_keys_and_quit() {
+    let app = app_with_data(1, 80, 24);
+    let ctrl = |c| KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL);
+    assert!(matches!(from_key(&app, ctrl('r')), Some(Action::Refresh)));
+    assert!(matches!(from_key(&app, ctrl('c')), Some(Action::Quit)));
+    assert!(matches!(from_key(&app, key('q')), Some(Action::Quit)));
+    assert!(matches!(from_key(&app, key('?')), Some(Action::Help)));
+    let mut app = app;
+    let eff = app.update(Action::Refresh);
+    assert!(app.fetching);
+    assert!(matches!(&eff[..], [Effect::Fetch(_)]));
+}
+
+#[test]
+fn data_turns_stale_after_three_refreshes_or_a_failed_fetch() {
+    let mut app = app_with_data(1, 80, 24);
+    assert!(!app.data_stale());
+    app.update(Action::Tick(t0() + Duration::from_secs(6)));
+    assert!(!app.data_stale());
+    app.update(Action::Tick(t0() + Duration::from_secs(7)));
+    assert!(app.data_stale());
+    let mut app = app_with_data(1, 80, 24);
+    app.update(Action::Snapshot(Box::new(snapshot(
+        None,
+        t0() + Duration::from_secs(2),
+        Health::Unreachable("dial tcp 10.0.0.10:6443: connect: connection refused".into()),
+        Scope::default(),
+    ))));
+    assert!(app.data_stale());
+    assert_eq!(app.visible.len(), 4, "old rows stay on screen");
+    assert!(app.row_stale(app.selected_row().unwrap()));
+}
+
+#[test]
+fn history_records_live_rows_and_is_bounded() {
+    let app = app_with_data(5, 80, 24);
+    let key = crate::tui::history::VmKey {
+        namespace: "default".into(),
+        name: "vm4".into(),
+    };
+    let s = app.history.get(&key).unwrap();
+    assert_eq!(s.usage.len(), 5);
+    assert!(s.overhead.back() > s.overhead.front(), "overhead grows");
+    let no_live = crate::tui::history::VmKey {
+        namespace: "prod".into(),
+        name: "vm-64g".into(),
+    };
+    assert!(app.history.get(&no_live).is_none());
+    let mut h = crate::tui::history::History::default();
+    let rows = seed_report(0).vms;
+    for _ in 0..crate::tui::history::SAMPLES + 10 {
+        h.record(&rows);
+    }
+    assert_eq!(
+        h.get(&key).unwrap().usage.len(),
+        crate::tui::history::SAMPLES
+    );
+}
+
+#[test]
+fn enter_opens_details_and_esc_goes_back() {
+    let mut app = app_with_data(1, 80, 24);
+    app.update(from_key(&app, KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)).unwrap());
+    assert!(matches!(&app.view, View::Detail(k) if k.name == "vm4"));
+    app.update(Action::Down);
+    assert_eq!(app.detail_scroll, 1, "j scrolls the detail view");
+    app.update(Action::Back);
+    assert_eq!(app.view, View::Table);
+}
+
+#[test]
+fn fix_keys_without_a_backend_say_so() {
+    let mut app = app_with_data(1, 80, 24);
+    for a in [Action::Fix, Action::RemoveLimit, Action::Undo] {
+        let eff = app.update(a);
+        assert!(eff.is_empty());
+        match &app.overlay {
+            Some(Overlay::Notice(n)) => assert_eq!(n.text, NOT_IN_THIS_BUILD),
+            o => panic!("{o:?}"),
+        }
+        app.update(Action::Back);
+        assert!(app.overlay.is_none());
+    }
+}
+
+#[test]
+fn readonly_disables_mutating_keys_and_says_so() {
+    let mut app = app_with_data(1, 80, 24);
+    app.readonly = true;
+    app.fix_enabled = true;
+    let eff = app.update(Action::Fix);
+    assert!(eff.is_empty());
+    match &app.overlay {
+        Some(Overlay::Notice(n)) => assert!(n.text.contains("--readonly"), "{}", n.text),
+        o => panic!("{o:?}"),
+    }
+}
+
+#[test]
+fn fix_flow_plans_confirms_applies_and_refreshes() {
+    let fake = Arc::new(FakeFix::new(ApplyOutcome::Applied(
+        "patched; VM restarting".into(),
+    )));
+    let mut app = app_with_data(1, 80, 24);
+    app.fix_enabled = true;
+    let eff = app.update(Action::Fix);
+    let left = drive(&mut app, fake.as_ref(), eff);
+    assert!(left.is_empty());
+    let Some(Overlay::Fix(d)) = &app.overlay else {
+        panic!("{:?}", app.overlay)
+    };
+    assert_eq!(d.key.name, "vm4");
+    assert_eq!(d.kind, FixKind::Reserve(Strategy::Annotation));
+    assert_eq!(d.stage, Stage::Review);
+    assert!(
+        matches!(&d.plan, Some(Ok(p)) if p.lines[1].after == "704Mi"),
+        "{:?}",
+        d.plan
+    );
+    // Change the strategy and ask for a restart: each re-plans.
+    let eff = app.update(Action::CycleStrategy);
+    drive(&mut app, fake.as_ref(), eff);
+    let eff = app.update(Action::ToggleRestart);
+    drive(&mut app, fake.as_ref(), eff);
+    let Some(Overlay::Fix(d)) = &app.overlay else {
+        panic!()
+    };
+    assert_eq!(d.kind, FixKind::Reserve(Strategy::Guest));
+    assert!(d.restart);
+    // Nothing was applied before the confirmation.
+    assert!(fake.applied.lock().unwrap().is_empty());
+    let eff = app.update(Action::Confirm);
+    let left = drive(&mut app, fake.as_ref(), eff);
+    assert!(
+        matches!(&left[..], [Effect::Fetch(_)]),
+        "an applied fix refreshes"
+    );
+    let applied = fake.applied.lock().unwrap().clone();
+    assert_eq!(applied.len(), 1);
+    assert_eq!(applied[0].name, "vm4");
+    assert!(applied[0].restart);
+    let Some(Overlay::Fix(d)) = &app.overlay else {
+        panic!()
+    };
+    assert!(matches!(&d.stage, Stage::Done(ApplyOutcome::Applied(_))));
+    app.update(Action::Confirm);
+    assert!(app.overlay.is_none());
+}
+
+#[test]
+fn conflict_is_shown_and_does_not_refresh() {
+    let fake = FakeFix::new(ApplyOutcome::Conflict(
+        "the object has been modified; please apply your changes to the latest version".into(),
+    ));
+    let mut app = app_with_data(1, 80, 24);
+    app.fix_enabled = true;
+    let eff = app.update(Action::RemoveLimit);
+    drive(&mut app, &fake, eff);
+    let eff = app.update(Action::Confirm);
+    let left = drive(&mut app, &fake, eff);
+    assert!(left.is_empty());
+    let Some(Overlay::Fix(d)) = &app.overlay else {
+        panic!()
+    };
+    assert!(matches!(&d.stage, Stage::Done(ApplyOutcome::Conflict(_))));
+}
+
+#[test]
+fn a_plan_error_cannot_be_confirmed() {
+    let fake = FakeFix::new(ApplyOutcome::Applied("x".into()));
+    let mut app = app_with_data(1, 80, 24);
+    app.fix_enabled = true;
+    let eff = app.update(Action::Undo);
+    drive(&mut app, &fake, eff);
+    let eff = app.update(Action::Confirm);
+    assert!(eff.is_empty());
+    assert!(app.overlay.is_none(), "confirm on an error closes");
+    assert!(fake.applied.lock().unwrap().is_empty());
+}
+
+#[test]
+fn history_keeps_a_vm_without_live_data_and_forgets_a_deleted_one() {
+    let mut h = crate::tui::history::History::default();
+    let rows = seed_report(0).vms;
+    h.record(&rows);
+    let key = |name: &str| crate::tui::history::VmKey {
+        namespace: "default".into(),
+        name: name.into(),
+    };
+    // vm2 loses its live data (node unreachable); vm4 is deleted.
+    let mut next: Vec<_> = rows.iter().filter(|r| r.name != "vm4").cloned().collect();
+    for r in next.iter_mut().filter(|r| r.name == "vm2") {
+        r.cgroup = None;
+        r.overhead_used_bytes = None;
+    }
+    h.record(&next);
+    assert_eq!(h.get(&key("vm2")).unwrap().usage.len(), 1);
+    assert!(h.get(&key("vm4")).is_none());
+    assert_eq!(h.get(&key("vm-16g")).unwrap().usage.len(), 2);
+}
+
+#[test]
+fn refresh_flag_and_initial_scope() {
+    use crate::cli::args::GlobalArgs;
+    use crate::tui::snapshot::FilesSource;
+    assert_eq!(
+        crate::tui::parse_refresh("2s").unwrap(),
+        Duration::from_secs(2)
+    );
+    assert_eq!(
+        crate::tui::parse_refresh("5").unwrap(),
+        Duration::from_secs(5)
+    );
+    assert_eq!(
+        crate::tui::parse_refresh("500ms").unwrap(),
+        Duration::from_millis(500)
+    );
+    assert!(crate::tui::parse_refresh("10ms").is_err());
+    assert!(crate::tui::parse_refresh("soon").is_err());
+    let files = FilesSource::new("x".into(), GlobalArgs::default());
+    let mut g = GlobalArgs::default();
+    assert_eq!(crate::tui::initial_scope(&g, &files).namespace, None);
+    g.namespace = Some("prod".into());
+    assert_eq!(
+        crate::tui::initial_scope(&g, &files).namespace.as_deref(),
+        Some("prod")
+    );
+    g.all_namespaces = true;
+    assert_eq!(crate::tui::initial_scope(&g, &files).namespace, None);
+}

@@ -1,0 +1,373 @@
+//! `App::update`: the only place the dashboard's state changes. Pure: actions in, effects out.
+
+use super::action::Action;
+use super::app::{App, FixDialog, Input, InputKind, Notice, Overlay, Stage, View};
+use super::columns::Sort;
+use super::effect::Effect;
+use super::fix::{ApplyOutcome, FixKind, FixRequest, NOT_IN_THIS_BUILD, RESERVE_STRATEGIES};
+use super::history::VmKey;
+use super::snapshot::{Scope, Snapshot};
+use crate::model::recommend::Strategy;
+
+impl App {
+    pub fn update(&mut self, action: Action) -> Vec<Effect> {
+        match action {
+            Action::Quit => self.quit = true,
+            Action::Refresh => return self.fetch(),
+            Action::Up => self.move_by(-1),
+            Action::Down => self.move_by(1),
+            Action::PageUp => self.move_by(-(self.page() as isize)),
+            Action::PageDown => self.move_by(self.page() as isize),
+            Action::Top => self.move_by(isize::MIN / 2),
+            Action::Bottom => self.move_by(isize::MAX / 2),
+            Action::Open => {
+                if let Some(r) = self.selected_row() {
+                    self.view = View::Detail(VmKey::of(r));
+                    self.detail_scroll = 0;
+                }
+            }
+            Action::Back => self.back(),
+            Action::SortBy(column) => {
+                self.sort = if self.sort.column == column {
+                    Sort {
+                        column,
+                        reverse: !self.sort.reverse,
+                    }
+                } else {
+                    Sort {
+                        column,
+                        reverse: false,
+                    }
+                };
+                self.relist();
+            }
+            Action::Help => self.overlay = Some(Overlay::Help),
+            Action::StartFilter => {
+                self.input = Some(Input {
+                    kind: InputKind::Filter,
+                    text: self.filter.clone(),
+                })
+            }
+            Action::StartCommand => {
+                self.input = Some(Input {
+                    kind: InputKind::Command,
+                    text: String::new(),
+                })
+            }
+            Action::StartNamespace => {
+                self.input = Some(Input {
+                    kind: InputKind::Command,
+                    text: "ns ".into(),
+                })
+            }
+            Action::AllNamespaces => return self.set_namespace(None),
+            Action::InputChar(c) => {
+                if let Some(i) = &mut self.input {
+                    i.text.push(c);
+                    if i.kind == InputKind::Filter {
+                        self.filter = i.text.clone();
+                        self.relist();
+                    }
+                }
+            }
+            Action::InputBackspace => {
+                if let Some(i) = &mut self.input {
+                    i.text.pop();
+                    if i.kind == InputKind::Filter {
+                        self.filter = i.text.clone();
+                        self.relist();
+                    }
+                }
+            }
+            Action::InputSubmit => {
+                if let Some(i) = self.input.take() {
+                    if i.kind == InputKind::Command {
+                        return self.command(&i.text);
+                    }
+                }
+            }
+            Action::Fix => return self.start_fix(FixKind::Reserve(Strategy::Annotation)),
+            Action::RemoveLimit => return self.start_fix(FixKind::RemoveLimit),
+            Action::Undo => return self.start_fix(FixKind::Undo),
+            Action::CycleStrategy => return self.cycle_strategy(),
+            Action::ToggleRestart => return self.toggle_restart(),
+            Action::Confirm => return self.confirm(),
+            Action::Snapshot(s) => self.apply_snapshot(*s),
+            Action::Planned(req, plan) => {
+                if let Some(d) = self.dialog_for(&req) {
+                    if d.stage == Stage::Planning {
+                        d.plan = Some(plan);
+                        d.stage = Stage::Review;
+                    }
+                }
+            }
+            Action::Applied(req, outcome) => {
+                let refresh = matches!(outcome, ApplyOutcome::Applied(_));
+                if let Some(d) = self.dialog_for(&req) {
+                    d.stage = Stage::Done(outcome.clone());
+                } else {
+                    self.flash = Some(outcome_line(&req, &outcome));
+                }
+                if refresh {
+                    return self.fetch();
+                }
+            }
+            Action::FixProgress(req, line) => {
+                if let Some(d) = self.dialog_for(&req) {
+                    if d.stage == Stage::Applying {
+                        d.progress = Some(line);
+                    }
+                }
+            }
+            Action::Tick(now) => self.now = now,
+            Action::Resize(w, h) => {
+                self.size = (w, h);
+                self.scroll_to_selected();
+            }
+        }
+        Vec::new()
+    }
+
+    fn fetch(&mut self) -> Vec<Effect> {
+        self.fetching = true;
+        vec![Effect::Fetch(self.scope.clone())]
+    }
+
+    fn move_by(&mut self, delta: isize) {
+        if let View::Detail(_) = self.view {
+            let s = self.detail_scroll as isize + delta;
+            self.detail_scroll = s.clamp(0, u16::MAX as isize) as u16;
+            return;
+        }
+        let last = self.visible.len().saturating_sub(1) as isize;
+        self.selected = (self.selected as isize + delta).clamp(0, last.max(0)) as usize;
+        self.scroll_to_selected();
+    }
+
+    fn back(&mut self) {
+        if self.input.take().is_some() {
+            return;
+        }
+        if self.overlay.take().is_some() {
+            return;
+        }
+        if let View::Detail(_) = self.view {
+            self.view = View::Table;
+            return;
+        }
+        if !self.filter.is_empty() {
+            self.filter.clear();
+            self.relist();
+        }
+    }
+
+    /// `:ns NAME`, `:ns` / `:ns all` / `:ns -A`, `:q`.
+    fn command(&mut self, text: &str) -> Vec<Effect> {
+        let mut words = text.split_whitespace();
+        match (words.next(), words.next()) {
+            (Some("q" | "quit" | "q!"), _) => self.quit = true,
+            (Some("ns" | "namespace" | "namespaces"), None | Some("all" | "-A" | "*")) => {
+                return self.set_namespace(None)
+            }
+            (Some("ns" | "namespace" | "namespaces"), Some(ns)) => {
+                return self.set_namespace(Some(ns.to_string()))
+            }
+            (None, _) => {}
+            (Some(other), _) => {
+                self.flash = Some(format!(
+                    "unknown command :{other} (try :ns NAME, :ns all, :q)"
+                ))
+            }
+        }
+        Vec::new()
+    }
+
+    fn set_namespace(&mut self, namespace: Option<String>) -> Vec<Effect> {
+        self.scope = Scope { namespace };
+        self.view = View::Table;
+        self.selected = 0;
+        self.offset = 0;
+        self.relist();
+        self.fetch()
+    }
+
+    pub(super) fn apply_snapshot(&mut self, s: Snapshot) {
+        self.fetching = false;
+        self.context = s.context;
+        self.live = s.live;
+        self.health = s.health;
+        if let Some(report) = s.report {
+            // A snapshot for an older scope would show the wrong namespace: keep waiting.
+            if s.scope != self.scope {
+                return;
+            }
+            self.history.record(&report.vms);
+            self.report = Some(report);
+            self.taken_at = Some(s.taken_at);
+            if self.taken_at > Some(self.now) {
+                self.now = s.taken_at;
+            }
+            self.relist();
+        }
+    }
+
+    fn start_fix(&mut self, kind: FixKind) -> Vec<Effect> {
+        let key = match &self.view {
+            View::Detail(k) => Some(k.clone()),
+            View::Table => self.selected_row().map(VmKey::of),
+        };
+        let Some(key) = key else {
+            self.flash = Some("no VM selected".into());
+            return Vec::new();
+        };
+        let letter = match kind {
+            FixKind::Reserve(_) => "f",
+            FixKind::RemoveLimit => "L",
+            FixKind::Undo => "u",
+        };
+        if self.readonly {
+            self.overlay = Some(Overlay::Notice(Notice {
+                title: "Read-only".into(),
+                text: format!(
+                    "{letter} changes the VM, and this dashboard runs with --readonly: nothing was changed."
+                ),
+            }));
+            return Vec::new();
+        }
+        if !self.fix_enabled {
+            self.overlay = Some(Overlay::Notice(Notice {
+                title: kind.title().into(),
+                text: NOT_IN_THIS_BUILD.into(),
+            }));
+            return Vec::new();
+        }
+        let kind = match kind {
+            FixKind::Reserve(_) => FixKind::Reserve(
+                self.row(&key)
+                    .map(|r| r.recommendation.strategy)
+                    .filter(|s| RESERVE_STRATEGIES.contains(s))
+                    .unwrap_or(Strategy::auto(
+                        self.report.as_ref().is_some_and(|r| r.kubevirt.harvester),
+                    )),
+            ),
+            k => k,
+        };
+        self.overlay = Some(Overlay::Fix(Box::new(FixDialog {
+            key,
+            kind,
+            restart: false,
+            plan: None,
+            stage: Stage::Planning,
+            progress: None,
+        })));
+        self.plan()
+    }
+
+    fn dialog(&mut self) -> Option<&mut FixDialog> {
+        match &mut self.overlay {
+            Some(Overlay::Fix(d)) => Some(d),
+            _ => None,
+        }
+    }
+
+    fn dialog_for(&mut self, req: &FixRequest) -> Option<&mut FixDialog> {
+        self.dialog()
+            .filter(|d| d.key.namespace == req.namespace && d.key.name == req.name)
+    }
+
+    fn request(d: &FixDialog) -> FixRequest {
+        FixRequest {
+            namespace: d.key.namespace.clone(),
+            name: d.key.name.clone(),
+            kind: d.kind,
+            restart: d.restart,
+        }
+    }
+
+    /// Ask for a (new) plan for the open dialog.
+    fn plan(&mut self) -> Vec<Effect> {
+        let Some(d) = self.dialog() else {
+            return Vec::new();
+        };
+        d.stage = Stage::Planning;
+        d.plan = None;
+        let req = Self::request(d);
+        let key = d.key.clone();
+        match self.row(&key) {
+            Some(row) => vec![Effect::Plan(Box::new(row.clone()), req)],
+            None => {
+                if let Some(d) = self.dialog() {
+                    d.plan = Some(Err(format!("{key} is no longer in the list")));
+                    d.stage = Stage::Review;
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    fn cycle_strategy(&mut self) -> Vec<Effect> {
+        let Some(d) = self.dialog() else {
+            return Vec::new();
+        };
+        if d.stage != Stage::Review {
+            return Vec::new();
+        }
+        let FixKind::Reserve(s) = d.kind else {
+            return Vec::new();
+        };
+        let i = RESERVE_STRATEGIES.iter().position(|x| *x == s).unwrap_or(0);
+        d.kind = FixKind::Reserve(RESERVE_STRATEGIES[(i + 1) % RESERVE_STRATEGIES.len()]);
+        self.plan()
+    }
+
+    fn toggle_restart(&mut self) -> Vec<Effect> {
+        let Some(d) = self.dialog() else {
+            return Vec::new();
+        };
+        if d.stage != Stage::Review {
+            return Vec::new();
+        }
+        d.restart = !d.restart;
+        self.plan()
+    }
+
+    fn confirm(&mut self) -> Vec<Effect> {
+        let Some(d) = self.dialog() else {
+            return Vec::new();
+        };
+        match (&d.stage, &d.plan) {
+            (Stage::Review, Some(Ok(_))) => {
+                d.stage = Stage::Applying;
+                let req = Self::request(d);
+                let key = d.key.clone();
+                match self.row(&key) {
+                    Some(row) => vec![Effect::Apply(Box::new(row.clone()), req)],
+                    None => {
+                        if let Some(d) = self.dialog() {
+                            d.stage = Stage::Done(ApplyOutcome::Failed(format!(
+                                "{key} is no longer in the list"
+                            )));
+                        }
+                        Vec::new()
+                    }
+                }
+            }
+            (Stage::Done(_), _) | (Stage::Review, Some(Err(_))) => {
+                self.overlay = None;
+                Vec::new()
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// The server's answer as one status line.
+pub fn outcome_line(req: &FixRequest, o: &ApplyOutcome) -> String {
+    let vm = format!("{}/{}", req.namespace, req.name);
+    match o {
+        ApplyOutcome::Applied(m) => format!("{vm}: {m}"),
+        ApplyOutcome::Conflict(m) => format!("{vm}: conflict: {m}"),
+        ApplyOutcome::Forbidden(m) => format!("{vm}: forbidden: {m}"),
+        ApplyOutcome::Failed(m) => format!("{vm}: failed: {m}"),
+    }
+}

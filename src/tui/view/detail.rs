@@ -1,0 +1,408 @@
+//! One VM: the breakdown as a stacked bar and a table, the memory model explained, the spec
+//! with O's terms, OOM history, the recommendation, and usage/overhead over the session.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Sparkline, Wrap};
+use ratatui::Frame;
+
+use super::bars::{stacked, Segment};
+use super::{bad_style, label_style, paint, risk_style};
+use crate::model::report::VmRow;
+use crate::parse::quantity::{human, to_quantity_string};
+use crate::tui::app::App;
+use crate::tui::history::VmKey;
+
+/// Glyph and colour per breakdown component (the glyph keeps the bar readable without colour).
+fn look(name: &str) -> (char, Color) {
+    match name {
+        "guest" => ('G', Color::Blue),
+        "qemu" => ('Q', Color::Magenta),
+        "virt-launcher-monitor" => ('M', Color::Cyan),
+        "virt-launcher" => ('L', Color::LightCyan),
+        "virtqemud" | "libvirtd" => ('V', Color::Yellow),
+        "virtlogd" => ('D', Color::LightYellow),
+        "other" => ('O', Color::LightRed),
+        "kernel" => ('K', Color::Red),
+        "file" => ('F', Color::Gray),
+        _ => ('?', Color::White),
+    }
+}
+
+/// Legend names short enough for 80 columns.
+fn short(name: &'static str) -> &'static str {
+    match name {
+        "virt-launcher-monitor" => "monitor",
+        "virt-launcher" => "launcher",
+        n => n,
+    }
+}
+
+fn size(b: Option<i64>) -> String {
+    b.map(human).unwrap_or_else(|| "-".into())
+}
+
+pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App, key: &VmKey) {
+    let Some(r) = app.row(key) else {
+        frame.render_widget(
+            Paragraph::new(format!(
+                "{key} is not in the current data (deleted, or outside the namespace). esc goes back."
+            ))
+            .style(bad_style(app)),
+            area,
+        );
+        return;
+    };
+    let series = app.history.get(key);
+    let spark_rows = if area.height >= 30 { 2 } else { 1 };
+    let [title, bar, legend, sparks, body] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Length(spark_rows * 2),
+        Constraint::Min(1),
+    ])
+    .areas(area);
+    frame.render_widget(Paragraph::new(title_line(app, r)), title);
+    draw_bar(frame, bar, legend, app, r);
+    draw_sparks(frame, sparks, app, series, spark_rows);
+    let left = left_lines(app, r);
+    let right = right_lines(app, r);
+    if body.width >= 150 {
+        let [a, b] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
+            .areas(body);
+        frame.render_widget(
+            Paragraph::new(left)
+                .wrap(Wrap { trim: false })
+                .scroll((app.detail_scroll, 0)),
+            a,
+        );
+        frame.render_widget(
+            Paragraph::new(right)
+                .wrap(Wrap { trim: false })
+                .scroll((app.detail_scroll, 0)),
+            b,
+        );
+    } else {
+        let mut all = left;
+        all.push(Line::default());
+        all.extend(right);
+        frame.render_widget(
+            Paragraph::new(all)
+                .wrap(Wrap { trim: false })
+                .scroll((app.detail_scroll, 0)),
+            body,
+        );
+    }
+}
+
+fn title_line(app: &App, r: &VmRow) -> Line<'static> {
+    let mut spans = vec![
+        Span::styled(
+            format!("{}/{}", r.namespace, r.name),
+            Style::default().add_modifier(Modifier::BOLD),
+        ),
+        Span::raw(format!(
+            "  node {}  {}  ",
+            r.node.as_deref().unwrap_or("-"),
+            r.phase
+        )),
+        Span::styled(format!("risk {}", r.risk.as_str()), risk_style(app, r.risk)),
+    ];
+    if app.row_stale(r) {
+        spans.push(Span::styled(
+            "  STALE",
+            paint(app, Style::default().fg(Color::Yellow)),
+        ));
+    }
+    if !r.flags.is_empty() {
+        spans.push(Span::raw(format!("  [{}]", r.flags.join(", "))));
+    }
+    Line::from(spans)
+}
+
+fn draw_bar(frame: &mut Frame<'_>, bar: Rect, legend: Rect, app: &App, r: &VmRow) {
+    if r.breakdown.is_empty() {
+        frame.render_widget(
+            Paragraph::new("breakdown: no live data for this VM (spec only)")
+                .style(paint(app, Style::default().fg(Color::DarkGray))),
+            bar,
+        );
+        return;
+    }
+    let limit = r
+        .cgroup
+        .as_ref()
+        .and_then(|c| c.limit_bytes)
+        .map(|l| l as i64)
+        .unwrap_or(0);
+    let segs: Vec<Segment<'_>> = r
+        .breakdown
+        .iter()
+        .map(|c| {
+            let (glyph, colour) = look(c.name);
+            Segment {
+                label: short(c.name),
+                glyph,
+                colour,
+                bytes: c.bytes,
+            }
+        })
+        .collect();
+    let mut spans = vec![Span::raw("[")];
+    spans.extend(stacked(
+        &segs,
+        limit,
+        usize::from(bar.width.saturating_sub(2)),
+        app.colour,
+    ));
+    spans.push(Span::raw("]"));
+    frame.render_widget(Paragraph::new(Line::from(spans)), bar);
+    let mut l = Vec::new();
+    for s in segs.iter().filter(|s| s.bytes > 0) {
+        l.push(Span::styled(
+            s.glyph.to_string(),
+            paint(app, Style::default().fg(s.colour)).add_modifier(Modifier::BOLD),
+        ));
+        l.push(Span::raw(format!(" {} ", s.label)));
+    }
+    l.push(Span::raw(if limit > 0 {
+        format!("· free, of the limit {}", human(limit))
+    } else {
+        "(no limit)".to_string()
+    }));
+    frame.render_widget(Paragraph::new(Line::from(l)), legend);
+}
+
+fn draw_sparks(
+    frame: &mut Frame<'_>,
+    area: Rect,
+    app: &App,
+    series: Option<&crate::tui::history::Series>,
+    rows: u16,
+) {
+    let [u, o] = Layout::vertical([Constraint::Length(rows), Constraint::Length(rows)]).areas(area);
+    let Some(s) = series.filter(|s| !s.usage.is_empty()) else {
+        frame.render_widget(
+            Paragraph::new("usage and overhead over the session: no live samples yet"),
+            u,
+        );
+        return;
+    };
+    for (rect, name, data, colour) in [
+        (u, "usage   ", &s.usage, Color::Blue),
+        (o, "overhead", &s.overhead, Color::Magenta),
+    ] {
+        let last = data.back().copied().unwrap_or(0);
+        let max = data.iter().copied().max().unwrap_or(0);
+        let min = data.iter().copied().min().unwrap_or(0);
+        let label = format!(
+            "{name} {:>8} (min {:>8}, max {:>8}) ",
+            human(last as i64),
+            human(min as i64),
+            human(max as i64)
+        );
+        let lw = (label.chars().count() as u16).min(rect.width);
+        let [a, b] = Layout::horizontal([Constraint::Length(lw), Constraint::Min(1)]).areas(rect);
+        frame.render_widget(Paragraph::new(label).style(label_style(app)), a);
+        // The newest samples that fit.
+        let n = usize::from(b.width);
+        let skip = data.len().saturating_sub(n);
+        // Bars start at min − (max − min), so changes show and the lowest sample is still
+        // visible; the label gives the real scale.
+        let floor = min.saturating_sub(max - min);
+        let points: Vec<u64> = data.iter().skip(skip).map(|v| v - floor).collect();
+        frame.render_widget(
+            Sparkline::default()
+                .data(&points)
+                .style(paint(app, Style::default().fg(colour))),
+            b,
+        );
+    }
+}
+
+fn heading(app: &App, s: &str) -> Line<'static> {
+    Line::from(Span::styled(
+        s.to_string(),
+        label_style(app).add_modifier(Modifier::BOLD),
+    ))
+}
+
+fn kv(k: &str, v: String, why: &str) -> Line<'static> {
+    if why.is_empty() {
+        Line::from(format!("  {k:<16} {v}"))
+    } else {
+        Line::from(format!("  {k:<16} {v:>10}  {why}"))
+    }
+}
+
+/// Breakdown table, memory model, OOM history.
+fn left_lines(app: &App, r: &VmRow) -> Vec<Line<'static>> {
+    let mut out = vec![heading(app, "Breakdown (cgroup usage, no double counting)")];
+    if r.breakdown.is_empty() {
+        out.push(Line::from("  no live data"));
+    } else {
+        out.push(Line::from(format!(
+            "  {:<22} {:>10} {:>10} {:>10}",
+            "COMPONENT", "BYTES", "BUDGET", "OVER/UNDER"
+        )));
+        for c in &r.breakdown {
+            let diff = c.budget_bytes.map(|b| c.bytes - b);
+            let diff_text = match diff {
+                Some(d) if d > 0 => format!("+{}", human(d)),
+                Some(d) => human(d),
+                None => "-".into(),
+            };
+            let style = if diff.is_some_and(|d| d > 0) && c.name != "guest" {
+                bad_style(app)
+            } else {
+                Style::default()
+            };
+            out.push(Line::from(vec![
+                Span::raw(format!(
+                    "  {:<22} {:>10} {:>10} ",
+                    c.name,
+                    human(c.bytes),
+                    size(c.budget_bytes)
+                )),
+                Span::styled(format!("{diff_text:>10}"), style),
+            ]));
+        }
+    }
+    out.push(Line::default());
+    out.push(heading(app, "Memory model"));
+    let exact = match (r.guest_resident_bytes, r.guest_resident_exact) {
+        (None, _) => "guest RAM resident in qemu: needs live data",
+        (Some(_), true) => "exact, from qemu's smaps",
+        (Some(_), false) => "estimated: min(qemu RSS, guest)",
+    };
+    out.push(kv("guest resident", size(r.guest_resident_bytes), exact));
+    out.push(kv(
+        "overhead used",
+        size(r.overhead_used_bytes),
+        "everything in the cgroup that is not guest RAM (page cache excluded)",
+    ));
+    out.push(kv(
+        "overhead budget",
+        size(r.overhead_budget_bytes),
+        "limit − guest: what is left for it once the guest touches all its RAM",
+    ));
+    out.push(kv(
+        "projected peak",
+        size(r.projected_peak_bytes),
+        "guest + overhead used: where usage goes when the guest fills up",
+    ));
+    let head = kv(
+        "headroom",
+        size(r.headroom_bytes),
+        "limit − projected peak: negative means the VM will be OOM-killed",
+    );
+    out.push(if r.headroom_bytes.is_some_and(|h| h < 0) {
+        head.style(bad_style(app))
+    } else {
+        head
+    });
+    out.push(Line::default());
+    out.push(heading(app, "OOM history"));
+    match &r.cgroup {
+        Some(c) => {
+            out.push(kv(
+                "OOM kills",
+                c.oom_kills.to_string(),
+                "recorded for the current pod",
+            ));
+            out.push(kv(
+                "limit hits",
+                c.failcnt
+                    .map(|f| f.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                "failcnt / memory.events max",
+            ));
+            out.push(kv(
+                "peak usage",
+                size(c.peak_bytes.map(|p| p as i64)),
+                &format!(
+                    "{} cgroup {} ({})",
+                    c.level,
+                    c.version,
+                    r.live_source.map(|s| s.as_str()).unwrap_or("-")
+                ),
+            ));
+        }
+        None => out.push(Line::from(
+            "  no live data (OOM counters come from the node's cgroups)",
+        )),
+    }
+    out
+}
+
+/// Spec, O's terms, recommendation, notes.
+fn right_lines(app: &App, r: &VmRow) -> Vec<Line<'static>> {
+    let mut out = vec![heading(app, "Spec")];
+    out.push(kv("guest", size(r.guest_bytes), "spec.domain.memory.guest"));
+    out.push(kv(
+        "VM limit",
+        r.vm_limit_bytes.map(human).unwrap_or_else(|| "none".into()),
+        "resources.limits.memory",
+    ));
+    out.push(kv(
+        "VM request",
+        size(r.vm_request_bytes),
+        "resources.requests.memory",
+    ));
+    out.push(kv(
+        "reserved",
+        size(r.reserved_bytes),
+        &format!("from {}", r.reserved_source),
+    ));
+    out.push(kv(
+        "KubeVirt O",
+        human(r.expected_overhead_bytes),
+        &format!(
+            "overhead KubeVirt adds, as {} computes it:",
+            r.kubevirt_version
+        ),
+    ));
+    for t in &r.overhead_terms {
+        out.push(Line::from(format!(
+            "      {:<30} {:>10}",
+            t.name,
+            human(t.bytes)
+        )));
+    }
+    out.push(kv(
+        "pod limit",
+        size(r.pod_limit_bytes),
+        &format!(
+            "compute container (KubeVirt would set {})",
+            size(r.expected_pod_limit_bytes)
+        ),
+    ));
+    out.push(kv("pod request", size(r.pod_request_bytes), ""));
+    if r.sidecar_bytes > 0 {
+        out.push(kv(
+            "sidecars",
+            human(r.sidecar_bytes),
+            "counted at the pod level",
+        ));
+    }
+    out.push(Line::default());
+    out.push(heading(app, "Recommendation"));
+    let rec = &r.recommendation;
+    out.push(Line::from(format!(
+        "  reserve {} ({}; now {})",
+        to_quantity_string(rec.reserve_bytes),
+        rec.strategy.as_str(),
+        size(r.reserved_bytes)
+    )));
+    out.push(Line::from(format!("  why: {}", rec.reason)));
+    if !r.notes.is_empty() {
+        out.push(Line::default());
+        out.push(heading(app, "Notes"));
+        for n in &r.notes {
+            out.push(Line::from(format!("  - {n}")));
+        }
+    }
+    out
+}

@@ -1,0 +1,180 @@
+//! Drawing: everything is a function of `&App` and the frame's size.
+
+pub mod bars;
+pub mod detail;
+pub mod dialog;
+pub mod header;
+pub mod help;
+pub mod table;
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+
+use super::app::{App, InputKind, View};
+use crate::model::report::Risk;
+
+/// Header lines above the table.
+pub const HEADER_ROWS: u16 = 3;
+/// Rows that are not table rows: header, banner, column headers, status bar.
+pub const CHROME_ROWS: u16 = HEADER_ROWS + 3;
+
+/// Draw the whole screen.
+pub fn draw(frame: &mut Frame<'_>, app: &App) {
+    let [head, banner, body, status] = Layout::vertical([
+        Constraint::Length(HEADER_ROWS),
+        Constraint::Length(1),
+        Constraint::Min(1),
+        Constraint::Length(1),
+    ])
+    .areas(frame.area());
+    header::draw(frame, head, app);
+    draw_banner(frame, banner, app);
+    match &app.view {
+        View::Table => table::draw(frame, body, app),
+        View::Detail(key) => detail::draw(frame, body, app, key),
+    }
+    draw_status(frame, status, app);
+    match &app.overlay {
+        Some(super::app::Overlay::Help) => help::draw(frame, frame.area(), app),
+        Some(super::app::Overlay::Notice(n)) => dialog::draw_notice(frame, frame.area(), app, n),
+        Some(super::app::Overlay::Fix(d)) => dialog::draw_fix(frame, frame.area(), app, d),
+        None => {}
+    }
+}
+
+/// A style with its colours dropped when colour is off (modifiers stay).
+pub fn paint(app: &App, style: Style) -> Style {
+    if app.colour {
+        style
+    } else {
+        Style {
+            fg: None,
+            bg: None,
+            ..style
+        }
+    }
+}
+
+pub fn risk_style(app: &App, risk: Risk) -> Style {
+    let s = match risk {
+        Risk::Critical => Style::default().fg(Color::Red).add_modifier(Modifier::BOLD),
+        Risk::Warn => Style::default().fg(Color::Yellow),
+        Risk::Ok => Style::default().fg(Color::Green),
+        Risk::Unknown => Style::default().fg(Color::DarkGray),
+    };
+    paint(app, s)
+}
+
+pub fn label_style(app: &App) -> Style {
+    paint(app, Style::default().fg(Color::Cyan))
+}
+
+pub fn bad_style(app: &App) -> Style {
+    paint(
+        app,
+        Style::default().fg(Color::Red).add_modifier(Modifier::BOLD),
+    )
+}
+
+/// The line under the header: the error of the last fetch, else warnings, else the filter.
+fn draw_banner(frame: &mut Frame<'_>, area: Rect, app: &App) {
+    let line = if let Some((what, msg)) = app.health.describe() {
+        let tail = if app.report.is_some() {
+            " (showing the last data, marked stale)"
+        } else {
+            ""
+        };
+        Line::from(vec![
+            Span::styled(format!("{}: ", what.to_uppercase()), bad_style(app)),
+            Span::raw(format!("{msg}{tail}")),
+        ])
+    } else if let Some(w) = app.report.as_ref().and_then(|r| r.warnings.first()) {
+        let more = app.report.as_ref().map(|r| r.warnings.len()).unwrap_or(0);
+        let more = if more > 1 {
+            format!(" (+{} more)", more - 1)
+        } else {
+            String::new()
+        };
+        Line::from(vec![
+            Span::styled("warning: ", paint(app, Style::default().fg(Color::Yellow))),
+            Span::raw(format!("{w}{more}")),
+        ])
+    } else if !app.filter.is_empty() && app.input.is_none() {
+        Line::from(vec![
+            Span::styled("filter: ", label_style(app)),
+            Span::raw(format!("{}  (esc clears)", app.filter)),
+        ])
+    } else {
+        Line::default()
+    };
+    frame.render_widget(Paragraph::new(line), area);
+}
+
+/// The bottom line: the prompt while typing, else a message, else the main keys.
+fn draw_status(frame: &mut Frame<'_>, area: Rect, app: &App) {
+    let line = if let Some(input) = &app.input {
+        let prompt = match input.kind {
+            InputKind::Filter => "/",
+            InputKind::Command => ":",
+        };
+        Line::from(vec![
+            Span::styled(prompt, label_style(app).add_modifier(Modifier::BOLD)),
+            Span::raw(input.text.clone()),
+            Span::styled("█", Style::default().add_modifier(Modifier::SLOW_BLINK)),
+        ])
+    } else if let Some(msg) = &app.flash {
+        Line::from(Span::raw(msg.clone()))
+    } else {
+        let mut keys: Vec<(&str, &str)> = match app.view {
+            View::Table => vec![("enter", "detail"), ("/", "filter"), ("n", "ns")],
+            View::Detail(_) => vec![("esc", "back"), ("j/k", "scroll")],
+        };
+        if app.readonly {
+            keys.push(("", "read-only"));
+        } else {
+            keys.extend([("f", "fix"), ("L", "unlimit"), ("u", "undo")]);
+        }
+        keys.extend([("?", "help"), ("q", "quit")]);
+        let mut spans = Vec::new();
+        for (k, what) in keys {
+            if !k.is_empty() {
+                spans.push(Span::styled(format!("<{k}>"), label_style(app)));
+                spans.push(Span::raw(format!("{what} ")));
+            } else {
+                spans.push(Span::styled(
+                    format!("[{what}]  "),
+                    paint(app, Style::default().fg(Color::Yellow)),
+                ));
+            }
+        }
+        Line::from(spans)
+    };
+    frame.render_widget(Paragraph::new(line), area);
+}
+
+/// A rectangle of at most `w`×`h` centred in `area`.
+pub fn centred(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width);
+    let h = h.min(area.height);
+    Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    }
+}
+
+/// `n` seconds as `4s`, `3m12s`, `2h5m`.
+pub fn age(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    if s < 60 {
+        format!("{s}s")
+    } else if s < 3600 {
+        format!("{}m{}s", s / 60, s % 60)
+    } else {
+        format!("{}h{}m", s / 3600, (s % 3600) / 60)
+    }
+}

@@ -1,0 +1,265 @@
+//! End to end: the real binary's dashboard in a real terminal (tmux), driven by keys.
+//!
+//! Reads `--from` a copy of the seed fixtures (the live client and the fix module are not in
+//! this build): waits for rows, opens a VM, sees the fix keys answer honestly, changes the pod
+//! limit in the files, refreshes with ctrl-r and sees the row change, then quits and checks the
+//! terminal was restored. A second test ends the dashboard with SIGTERM; the last two run it
+//! against the built-in simulated cluster (`--demo`): browse, and fix a VM with a restart
+//! through the `fix` module, then see its row change.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+struct Tmux {
+    socket: String,
+    dir: tempfile::TempDir,
+}
+
+impl Tmux {
+    /// Start `top` with `args` (`{files}` is a copy of the seed fixtures) in a detached 120x30
+    /// tmux session; `None` without tmux.
+    fn start(name: &str, args: &str) -> Option<Tmux> {
+        if Command::new("tmux").arg("-V").output().is_err() {
+            eprintln!("tmux is not installed: skipping the terminal test");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let seed =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seed/harvester-v1.3.yaml");
+        std::fs::create_dir(dir.path().join("files")).unwrap();
+        std::fs::copy(seed, dir.path().join("files/cluster.yaml")).unwrap();
+        let socket = format!("vmmem-e2e-{name}-{}", std::process::id());
+        let d = dir.path().display();
+        let bin = env!("CARGO_BIN_EXE_kubectl-vmmem");
+        let args = args.replace("{files}", &format!("{d}/files"));
+        let script = format!(
+            "stty -a > {d}/stty.before; sh -c 'echo $$ > {d}/pid; exec {bin} top {args}'; echo \"EXITED rc=$?\"; stty -a > {d}/stty.after; sleep 60"
+        );
+        let t = Tmux { socket, dir };
+        let ok = Command::new("tmux")
+            .args([
+                "-L",
+                &t.socket,
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-x",
+                "120",
+                "-y",
+                "30",
+            ])
+            .arg(script)
+            .env("NO_COLOR", "")
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "tmux new-session failed");
+        t.tmux(&["set-option", "-g", "escape-time", "0"]);
+        Some(t)
+    }
+
+    fn tmux(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn screen(&self) -> String {
+        self.tmux(&["capture-pane", "-p", "-t", "0"])
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        for k in keys {
+            self.tmux(&["send-keys", "-t", "0", k]);
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    }
+
+    /// Wait until the screen satisfies `pred`, else fail with the screen.
+    fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let s = self.screen();
+            if pred(&s) {
+                return s;
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                panic!("timed out waiting for {what}; screen:\n{s}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+    }
+}
+
+fn row<'a>(screen: &'a str, name: &str) -> Option<&'a str> {
+    screen
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == Some(name))
+}
+
+#[test]
+fn dashboard_rows_detail_fix_keys_refresh_and_quit() {
+    let Some(t) = Tmux::start("main", "--from {files} -A --refresh 1h") else {
+        return;
+    };
+    let s = t.wait_for("rows", |s| {
+        row(s, "vm2").is_some() && row(s, "vm4").is_some()
+    });
+    assert!(s.contains("KubeVirt: v1.1.1 (kubevirtCR)"), "{s}");
+    assert!(s.contains("Harvester: yes"), "{s}");
+    assert!(row(&s, "vm2").unwrap().contains("2.2GiB"), "{s}");
+    // Open the first row (vm2: both are unknown without live data, then by name).
+    t.keys(&["Enter"]);
+    t.wait_for("the detail view", |s| {
+        s.contains("default/vm2  node harv41") && s.contains("Memory model")
+    });
+    // Files cannot be changed: the fix key says so.
+    t.keys(&["f"]);
+    t.wait_for("the fix notice", |s| s.contains("fixing needs a cluster"));
+    t.keys(&["Enter", "Escape"]);
+    t.wait_for("the table again", |s| {
+        s.contains("NAMESPACE") && s.contains("HEADROOM")
+    });
+    // Someone raises vm2's pod limit (its pod comes first in the file); ctrl-r shows it.
+    let f = t.path("files/cluster.yaml");
+    let text = std::fs::read_to_string(&f).unwrap();
+    std::fs::write(&f, text.replacen("\"2412423169\"", "\"3485122561\"", 1)).unwrap();
+    t.keys(&["C-r"]);
+    let s = t.wait_for("vm2's new pod limit", |s| {
+        row(s, "vm2").is_some_and(|l| l.contains("3.2GiB"))
+    });
+    assert!(
+        row(&s, "vm4").unwrap().contains("2.2GiB"),
+        "vm4 unchanged:\n{s}"
+    );
+    t.keys(&["q"]);
+    t.wait_for("exit", |s| s.contains("EXITED rc=0"));
+    // Raw mode is off again and the alternate screen is gone (the shell's line is visible).
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        std::fs::read_to_string(t.path("stty.before")).unwrap(),
+        std::fs::read_to_string(t.path("stty.after")).unwrap()
+    );
+}
+
+#[test]
+fn readonly_says_so_and_sigterm_restores_the_terminal() {
+    let Some(t) = Tmux::start("term", "--from {files} -A --readonly") else {
+        return;
+    };
+    t.wait_for("rows", |s| row(s, "vm2").is_some());
+    t.keys(&["L"]);
+    t.wait_for("the read-only notice", |s| {
+        s.contains("Read-only") && s.contains("runs with --readonly")
+    });
+    let pid = std::fs::read_to_string(t.path("pid")).unwrap();
+    let ok = Command::new("kill")
+        .args(["-TERM", pid.trim()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    t.wait_for("exit", |s| s.contains("EXITED rc=0"));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        std::fs::read_to_string(t.path("stty.before")).unwrap(),
+        std::fs::read_to_string(t.path("stty.after")).unwrap()
+    );
+}
+
+#[test]
+fn demo_cluster_rows_filter_and_detail() {
+    let Some(t) = Tmux::start("demo", "--demo --refresh 1s") else {
+        return;
+    };
+    let s = t.wait_for("the demo's rows", |s| row(s, "memhold-vm").is_some());
+    assert!(s.contains("ctx: demo"), "{s}");
+    assert!(s.contains("Harvester: yes"), "{s}");
+    t.keys(&["/", "m", "e", "m", "h", "o", "l", "d", "Enter"]);
+    t.wait_for("the filtered table", |s| {
+        s.contains("VMs: 1 ") && row(s, "memhold-vm").is_some()
+    });
+    t.keys(&["Enter"]);
+    t.wait_for("memhold-vm's details", |s| {
+        s.contains("default/memhold-vm  node") && s.contains("Memory model")
+    });
+    // Refreshes keep coming while the detail view is open.
+    t.wait_for("a later refresh", |s| {
+        s.contains("data: 0s old") || s.contains("data: 1s old")
+    });
+    t.keys(&["Escape", "q"]);
+    t.wait_for("exit", |s| s.contains("EXITED rc=0"));
+}
+
+#[test]
+fn demo_fix_with_restart_changes_the_row() {
+    let Some(t) = Tmux::start("fix", "--demo --refresh 1s") else {
+        return;
+    };
+    let s = t.wait_for("the demo's rows", |s| row(s, "memhold-vm").is_some());
+    let before = row(&s, "memhold-vm").unwrap().to_string();
+    assert!(
+        before.contains("2GiB") && before.contains("-/379.0MiB"),
+        "{before}"
+    );
+    t.keys(&["/", "m", "e", "m", "h", "o", "l", "d", "Enter"]);
+    t.wait_for("the filtered table", |s| s.contains("VMs: 1 "));
+    // Open the VM, then fix it from its detail view.
+    t.keys(&["Enter"]);
+    t.wait_for("memhold-vm's details", |s| {
+        s.contains("default/memhold-vm  node")
+    });
+    t.keys(&["f"]);
+    let plan = t.wait_for("the plan", |s| s.contains("Apply this change?"));
+    assert!(
+        plan.contains("harvesterhci.io/reservedMemory  -        → 384Mi"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("memory.guest                    2Gi      → 1664Mi"),
+        "{plan}"
+    );
+    t.keys(&["r"]);
+    t.wait_for("restart now", |s| {
+        s.contains("restart  now:") && s.contains("Apply this change?")
+    });
+    t.keys(&["y"]);
+    let done = t.wait_for("the server's answer", |s| {
+        s.contains("done: ") || s.contains("FAILED")
+    });
+    assert!(done.contains("restarted: pod"), "{done}");
+    assert!(
+        done.contains("has the planned memory limit 2.4GiB"),
+        "{done}"
+    );
+    t.keys(&["Enter", "Escape"]);
+    // The row shows the new guest, budget and pod limit, and is no longer under-reserved.
+    let s = t.wait_for("the fixed row", |s| {
+        row(s, "memhold-vm").is_some_and(|l| l.contains("1.6GiB") && l.contains("-/763.0MiB"))
+    });
+    let after = row(&s, "memhold-vm").unwrap();
+    assert!(after.contains("2.4GiB"), "{after}");
+    assert!(
+        !after.contains("unknown*"),
+        "no longer under-reserved: {after}"
+    );
+    t.keys(&["q"]);
+    t.wait_for("exit", |s| s.contains("EXITED rc=0"));
+}
