@@ -92,10 +92,13 @@ where
                 return Ok(());
             }
             let act = tokio::select! {
-                Some(ev) = key_rx.recv() => match ev {
-                    Event::Key(k) => action::from_key(&app, k),
-                    Event::Resize(w, h) => Some(Action::Resize(w, h)),
-                    _ => None,
+                ev = key_rx.recv() => match ev {
+                    Some(Event::Key(k)) => action::from_key(&app, k),
+                    Some(Event::Resize(w, h)) => Some(Action::Resize(w, h)),
+                    Some(_) => None,
+                    // The terminal is gone (its reader stopped on an error): nobody can see or
+                    // quit the dashboard any more, so it quits itself.
+                    None => Some(Action::Quit),
                 },
                 Some(s) = snap_rx.recv() => Some(Action::Snapshot(Box::new(s))),
                 Some(a) = act_rx.recv() => Some(a),

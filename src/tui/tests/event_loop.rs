@@ -107,3 +107,22 @@ async fn background_snapshots_are_drawn() {
     );
     drop(keys.await.unwrap());
 }
+
+/// A closed terminal (its reader stopped) must end the dashboard, not leave it running unseen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gone_terminal_quits() {
+    let source = Source {
+        delay: Duration::ZERO,
+        shut_down: Arc::new(AtomicBool::new(false)),
+    };
+    let (tx, rx) = mpsc::channel::<crossterm::event::Event>(16);
+    drop(tx);
+    let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    let app = App::new(Scope::default(), Duration::from_secs(2), false, t0());
+    let done = tokio::time::timeout(
+        Duration::from_secs(15),
+        run_with_events(&mut term, app, source, None, rx),
+    )
+    .await;
+    assert!(done.is_ok(), "the loop kept running with no terminal");
+}
