@@ -21,17 +21,29 @@ use super::view;
 /// Reads terminal events on a thread (crossterm's reads block) until `stop` is set.
 fn spawn_input(tx: mpsc::Sender<Event>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
+        // A hung-up terminal (its window closed, its tmux server killed) makes poll return at
+        // once with nothing to read; a run of such instant empty polls means it is gone, and
+        // returning drops `tx`, which ends the dashboard.
+        let mut instant_empty = 0u32;
         while !stop.load(Ordering::Relaxed) {
+            let asked = std::time::Instant::now();
             match event::poll(Duration::from_millis(200)) {
                 Ok(true) => match event::read() {
                     Ok(ev) => {
+                        instant_empty = 0;
                         if tx.blocking_send(ev).is_err() {
                             return;
                         }
                     }
                     Err(_) => return,
                 },
-                Ok(false) => {}
+                Ok(false) if asked.elapsed() < Duration::from_millis(50) => {
+                    instant_empty += 1;
+                    if instant_empty >= 100 {
+                        return;
+                    }
+                }
+                Ok(false) => instant_empty = 0,
                 Err(_) => return,
             }
         }
@@ -55,7 +67,9 @@ where
     let input = spawn_input(key_tx, stop.clone());
     let result = run_with_events(terminal, app, source, fix, key_rx).await;
     stop.store(true, Ordering::Relaxed);
-    let _ = tokio::task::spawn_blocking(move || input.join()).await;
+    // Not joined: on a hung-up terminal crossterm's poll can spin without returning, and waiting
+    // for it kept closed dashboards alive at full CPU. The thread ends with the process.
+    drop(input);
     result
 }
 
