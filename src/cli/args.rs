@@ -76,6 +76,23 @@ jsonpath='{.metadata.uid}'`); with none, every pod under kubepods is read.",
         after_help = "Examples:\n  kubectl vmmem probe --local\n  kubectl vmmem probe --local 99ee3a64-645b-4699-9384-5a3875d78b41:2Gi -o json\n  VMMEM_KUBEPODS=kubelet.slice/kubelet-kubepods.slice kubectl vmmem probe --local"
     )]
     Probe(ProbeArgs),
+    /// Manage the node agent pods.
+    #[command(
+        after_help = "Examples:\n  kubectl vmmem agent cleanup\n  kubectl vmmem agent cleanup --agent-namespace kube-system"
+    )]
+    Agent(AgentArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AgentArgs {
+    #[command(subcommand)]
+    pub command: AgentCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum AgentCommand {
+    /// Delete every agent pod this tool left behind (in the agent namespace).
+    Cleanup,
 }
 
 /// Output formats of `oom`.

@@ -31,6 +31,7 @@ pub fn run() -> ExitCode {
         Some(Command::Oom(oom)) => crate::cli::oom::run(&cli.global, oom),
         Some(Command::Sim(sim)) => crate::cli::sim::run(sim),
         Some(Command::Probe(probe)) => crate::cli::probe::run(probe),
+        Some(Command::Agent(agent)) => crate::cli::agent::run(&cli.global, agent),
         None => crate::cli::list::run(&cli.global, &args::ListArgs::default()),
     };
     match result {
@@ -70,7 +71,9 @@ pub fn chain(e: &anyhow::Error) -> String {
     parts.join(": ")
 }
 
+pub mod agent;
 pub mod list;
+pub mod node_readings;
 pub mod oom;
 pub mod probe;
 pub mod sim;

@@ -32,6 +32,8 @@ pub fn connect_flags(global: &GlobalArgs) -> anyhow::Result<ConnectFlags> {
 /// A running live source; with `--demo` it owns the simulated cluster too.
 pub struct Live {
     pub source: LiveSource,
+    /// The connection the source was opened with (node readings and agents use its client).
+    pub conn: connect::Connection,
     /// Kept alive as long as the source (dropped after it).
     sim: Option<SimHandle>,
 }
@@ -39,7 +41,7 @@ pub struct Live {
 impl Live {
     /// Stop watching and, for the demo, the simulated cluster.
     pub async fn close(self) {
-        let Live { source, sim } = self;
+        let Live { source, sim, .. } = self;
         drop(source);
         if let Some(sim) = sim {
             sim.shutdown().await;
@@ -75,6 +77,7 @@ pub async fn open(global: &GlobalArgs) -> anyhow::Result<Live> {
         let source = LiveSource::start(&conn, opts).await?;
         return Ok(Live {
             source,
+            conn,
             sim: Some(sim),
         });
     }
@@ -90,5 +93,9 @@ pub async fn open(global: &GlobalArgs) -> anyhow::Result<Live> {
         initial_timeout: flags.request_timeout,
     };
     let source = LiveSource::start(&conn, opts).await?;
-    Ok(Live { source, sim: None })
+    Ok(Live {
+        source,
+        conn,
+        sim: None,
+    })
 }
