@@ -300,47 +300,48 @@ async fn report_numbers_equal_the_simulators_model() {
     assert!(round.stale.is_empty(), "{:?}", round.stale);
     let rep = report::build(&inv, &round.readings, &ReportOptions::default());
     // What each exec wrote stays on disk until the next exec of that node (none now).
-    let w = sim.world();
     let mut checked = HashMap::new();
-    for row in rep.vms.iter().filter(|r| r.phase == "Running") {
-        let uid = row.pod_uid.clone().unwrap();
-        let l = &w.launchers[&uid];
-        let node_root = hosttree::node_root(&w.host_root, &l.node);
-        let slice = hosttree::cgroup_root(&node_root)
-            .join("memory")
-            .join(hosttree::pod_slice(l.qos, &uid).trim_start_matches('/'));
-        let cg = row.cgroup.as_ref().unwrap();
-        let dir = match cg.level {
-            "pod" => slice.clone(),
-            _ => slice.join(hosttree::scope(&l.container_ids[1])),
-        };
-        assert_eq!(
-            cg.usage_bytes,
-            read_u64(&dir.join("memory.usage_in_bytes")),
-            "{} usage",
-            row.name
-        );
-        let limit = read_u64(&dir.join("memory.limit_in_bytes"));
-        assert_eq!(
-            cg.limit_bytes,
-            (limit < 1 << 62).then_some(limit),
-            "{} limit",
-            row.name
-        );
-        let qemu = hosttree::compute_pid(l, 4);
-        let smaps = hosttree::proc_root(&node_root).join(format!("{qemu}/smaps"));
-        let guest = row.guest_bytes.unwrap() as u64;
-        assert_eq!(
-            row.guest_resident_bytes,
-            Some(guest_rss(&smaps, guest / 1024) as i64),
-            "{} guest resident",
-            row.name
-        );
-        assert!(row.guest_resident_exact, "{}", row.name);
-        assert_eq!(row.live_source, Some(Source::Agent));
-        checked.insert(row.name.clone(), cg.usage_bytes);
+    {
+        let w = sim.world();
+        for row in rep.vms.iter().filter(|r| r.phase == "Running") {
+            let uid = row.pod_uid.clone().unwrap();
+            let l = &w.launchers[&uid];
+            let node_root = hosttree::node_root(&w.host_root, &l.node);
+            let slice = hosttree::cgroup_root(&node_root)
+                .join("memory")
+                .join(hosttree::pod_slice(l.qos, &uid).trim_start_matches('/'));
+            let cg = row.cgroup.as_ref().unwrap();
+            let dir = match cg.level {
+                "pod" => slice.clone(),
+                _ => slice.join(hosttree::scope(&l.container_ids[1])),
+            };
+            assert_eq!(
+                cg.usage_bytes,
+                read_u64(&dir.join("memory.usage_in_bytes")),
+                "{} usage",
+                row.name
+            );
+            let limit = read_u64(&dir.join("memory.limit_in_bytes"));
+            assert_eq!(
+                cg.limit_bytes,
+                (limit < 1 << 62).then_some(limit),
+                "{} limit",
+                row.name
+            );
+            let qemu = hosttree::compute_pid(l, 4);
+            let smaps = hosttree::proc_root(&node_root).join(format!("{qemu}/smaps"));
+            let guest = row.guest_bytes.unwrap() as u64;
+            assert_eq!(
+                row.guest_resident_bytes,
+                Some(guest_rss(&smaps, guest / 1024) as i64),
+                "{} guest resident",
+                row.name
+            );
+            assert!(row.guest_resident_exact, "{}", row.name);
+            assert_eq!(row.live_source, Some(Source::Agent));
+            checked.insert(row.name.clone(), cg.usage_bytes);
+        }
     }
-    drop(w);
     assert!(checked.len() >= 10, "{checked:?}");
     sim.shutdown().await;
 }
