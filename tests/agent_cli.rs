@@ -128,3 +128,39 @@ async fn oom_node_reads_the_kernel_log_and_names_the_vm() {
     assert!(agents(&client).await.is_empty());
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_exec_reads_each_compute_container_and_auto_falls_back_to_it() {
+    let sim = common::demo().await;
+    let client = sim.client().await.unwrap();
+    let check = |report: &Value| {
+        let running: Vec<&Value> = report["vms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|v| v["phase"] == "Running")
+            .collect();
+        assert!(running.len() >= 10);
+        for vm in running {
+            assert_eq!(vm["liveSource"], "pod-exec", "{}", vm["name"]);
+            assert_eq!(vm["cgroup"]["level"], "container", "{}", vm["name"]);
+            // The compute container's limit is the pod spec's (as the kernel stores it).
+            let spec = vm["podLimitBytes"].as_u64();
+            let got = vm["cgroup"]["limitBytes"].as_u64();
+            assert_eq!(got, spec.map(|l| l / 4096 * 4096), "{}", vm["name"]);
+            assert!(vm["guestResidentBytes"].as_u64().unwrap() > 0);
+        }
+    };
+    check(&ok_json(
+        &run(&sim, &["list", "-A", "-o", "json", "--live", "pod-exec"]).await,
+    ));
+    assert!(agents(&client).await.is_empty(), "pod-exec makes no agents");
+    // The agent cannot be created (no such namespace): auto reads the containers instead.
+    let out = run(
+        &sim,
+        &["list", "-A", "-o", "json", "--agent-namespace", "nope"],
+    )
+    .await;
+    check(&ok_json(&out));
+    sim.shutdown().await;
+}

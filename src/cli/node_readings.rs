@@ -22,14 +22,10 @@ pub fn read_options(global: &GlobalArgs) -> anyhow::Result<ReadOptions> {
     let mode = match global.live {
         LiveMode::Auto => Mode::Auto,
         LiveMode::Agent => Mode::Agent,
+        LiveMode::PodExec => Mode::PodExec,
         LiveMode::Off => Mode::Off,
-        LiveMode::PodExec | LiveMode::Kubelet => bail!(
-            "--live {} is not available in this build; use --live agent (or auto, or off)",
-            if global.live == LiveMode::PodExec {
-                "pod-exec"
-            } else {
-                "kubelet"
-            }
+        LiveMode::Kubelet => bail!(
+            "--live kubelet is not available in this build; use --live auto, agent, pod-exec or off"
         ),
     };
     Ok(ReadOptions {

@@ -26,9 +26,12 @@ use crate::model::spec::memory_numbers;
 /// Where live numbers come from (`--live`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// The agent where it can run.
+    /// The agent where it can run, else exec into each VM's compute container.
     Auto,
     Agent,
+    /// `sh` in each VM's compute container: its own cgroup and processes (no privileges needed
+    /// beyond pods/exec).
+    PodExec,
     Off,
 }
 
@@ -72,9 +75,19 @@ pub enum ReadersError {
     Config(#[from] AgentConfigError),
 }
 
-/// The nodes with running VMs and, for each, the probe targets (pod UID and guest size).
-pub fn targets(inv: &Inventory) -> BTreeMap<String, Vec<ProbeTarget>> {
-    let mut out: BTreeMap<String, Vec<ProbeTarget>> = BTreeMap::new();
+/// One virt-launcher pod to read.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub probe: ProbeTarget,
+    pub namespace: String,
+    pub pod: String,
+    /// The compute container's id (from the pod status), when known.
+    pub compute_id: Option<String>,
+}
+
+/// The nodes with running VMs and, for each, the pods to read (UID and guest size).
+pub fn targets(inv: &Inventory) -> BTreeMap<String, Vec<Target>> {
+    let mut out: BTreeMap<String, Vec<Target>> = BTreeMap::new();
     for j in join(inv) {
         let Some(pod) = j.pod else { continue };
         let Some(node) = pod.spec.node_name.clone().filter(|n| !n.is_empty()) else {
@@ -89,11 +102,24 @@ pub fn targets(inv: &Inventory) -> BTreeMap<String, Vec<ProbeTarget>> {
             .filter(|n| !n.hugepages)
             .and_then(|n| n.guest)
             .filter(|&g| g > 0);
-        let t = match guest {
+        let probe = match guest {
             Some(g) => ProbeTarget::with_guest(pod.metadata.uid.clone(), g as u64),
             None => ProbeTarget::new(pod.metadata.uid.clone()),
         };
-        out.entry(node).or_default().push(t);
+        let compute_id = pod
+            .status
+            .container_statuses
+            .iter()
+            .find(|c| c.name == "compute")
+            .and_then(|c| c.container_id.rsplit("://").next())
+            .filter(|id| !id.is_empty())
+            .map(str::to_string);
+        out.entry(node).or_default().push(Target {
+            probe,
+            namespace: pod.metadata.namespace.clone(),
+            pod: pod.metadata.name.clone(),
+            compute_id,
+        });
     }
     out
 }
@@ -118,7 +144,7 @@ impl LiveReadings {
     ) -> Result<LiveReadings, ReadersError> {
         let mut warnings = Vec::new();
         let agents = match opts.mode {
-            Mode::Off => None,
+            Mode::Off | Mode::PodExec => None,
             Mode::Auto | Mode::Agent => {
                 let config = AgentConfig::for_cluster(inv, flags, Session::new(now))?;
                 let agents = Agents::new(client.clone(), config, opts.start_timeout);
@@ -153,15 +179,31 @@ impl LiveReadings {
             warnings: std::mem::take(&mut self.warnings),
             ..Round::default()
         };
-        let Some(agents) = self.agents.as_ref() else {
+        if self.opts.mode == Mode::Off {
             return round;
-        };
+        }
         let per_node = targets(inv);
         let timeout = self.opts.exec_timeout;
         let client = &self.client;
+        let agents = self.agents.as_ref();
+        let auto = self.opts.mode == Mode::Auto;
         let results: Vec<(String, Result<NodeReadings, String>)> = futures::stream::iter(per_node)
             .map(|(node, targets)| async move {
-                let r = read_node(client, agents, &node, &targets, timeout, now).await;
+                let r = match agents {
+                    None => pod_exec(client, &node, &targets, timeout, now).await,
+                    Some(a) => match a.ensure(&node).await {
+                        Ok(pod) => read_node(client, a, &pod, &node, &targets, timeout, now).await,
+                        // The agent cannot run here: read each VM's own container instead.
+                        Err(why) if auto => pod_exec(client, &node, &targets, timeout, now)
+                            .await
+                            .map_err(|e| {
+                                format!(
+                                    "{why}; exec into the VMs' compute containers failed too: {e}"
+                                )
+                            }),
+                        Err(why) => Err(why),
+                    },
+                };
                 (node, r)
             })
             .buffer_unordered(self.opts.parallel.max(1))
@@ -235,18 +277,20 @@ fn stderr_tail(stderr: &str) -> String {
     }
 }
 
+/// The probe in the agent `pod` on `node`.
 async fn read_node(
     client: &kube::Client,
     agents: &Agents,
+    pod: &str,
     node: &str,
-    targets: &[ProbeTarget],
+    targets: &[Target],
     timeout: Duration,
     now: i64,
 ) -> Result<NodeReadings, String> {
-    let pod = agents.ensure(node).await?;
-    let argv = exec_command(targets, &ProbeSettings::default());
+    let probes: Vec<ProbeTarget> = targets.iter().map(|t| t.probe.clone()).collect();
+    let argv = exec_command(&probes, &ProbeSettings::default());
     let ns = agents.config().namespace.clone();
-    let out = match exec::run(client, &ns, &pod, agents.container(), argv, timeout).await {
+    let out = match exec::run(client, &ns, pod, agents.container(), argv, timeout).await {
         Ok(o) => o,
         Err(e @ exec::ExecError::Timeout { .. }) => return Err(e.to_string()),
         Err(e) => {
@@ -264,5 +308,65 @@ async fn read_node(
             out.failure.map(|f| format!(" ({f})")).unwrap_or_default(),
             stderr_tail(&out.stderr)
         )),
+    }
+}
+
+/// The probe in each VM's compute container (one exec per VM, the node's VMs in sequence): the
+/// container's own cgroup and processes. The readings are at container level.
+async fn pod_exec(
+    client: &kube::Client,
+    node: &str,
+    targets: &[Target],
+    timeout: Duration,
+    now: i64,
+) -> Result<NodeReadings, String> {
+    let mut merged: Option<NodeReadings> = None;
+    let mut errors = Vec::new();
+    for t in targets {
+        let settings = ProbeSettings {
+            own_pod: Some(t.probe.uid.clone()),
+            ..ProbeSettings::default()
+        };
+        let argv = exec_command(std::slice::from_ref(&t.probe), &settings);
+        let out = match exec::run(client, &t.namespace, &t.pod, "compute", argv, timeout).await {
+            Ok(o) => o,
+            Err(e) => {
+                errors.push(e.to_string());
+                continue;
+            }
+        };
+        let report = match crate::parse::probe::parse(&out.stdout) {
+            Ok(r) => r,
+            Err(e) => {
+                errors.push(format!(
+                    "pod {}/{}: {e}{}",
+                    t.namespace,
+                    t.pod,
+                    stderr_tail(&out.stderr)
+                ));
+                continue;
+            }
+        };
+        let mut r = report.into_readings(node, LiveSource::PodExec, now);
+        for p in &mut r.pods {
+            // What the container sees as its root is the compute container's cgroup.
+            p.cgroup.level = crate::model::readings::CgroupLevel::Container;
+            p.cgroup.container_id = t.compute_id.clone();
+            p.cgroup.path = format!("compute container of pod {}/{}", t.namespace, t.pod);
+        }
+        match &mut merged {
+            None => merged = Some(r),
+            Some(m) => {
+                m.pods.append(&mut r.pods);
+                m.missing_pods.append(&mut r.missing_pods);
+            }
+        }
+    }
+    match merged {
+        Some(m) => Ok(m),
+        None => Err(errors
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| "no VM pods to read".to_string())),
     }
 }
