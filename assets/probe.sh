@@ -8,6 +8,8 @@
 #   VMMEM_PROC_ROOT    the host's /proc (default /proc)
 #   VMMEM_KUBEPODS     kubepods cgroups below the memory hierarchy root, space separated
 #                      (default "kubepods.slice kubepods"; a name ending in .slice is systemd layout)
+#   VMMEM_SELF         a pod UID: the memory hierarchy root is that pod's own (container) cgroup, as
+#                      seen from inside a container (then VMMEM_CGROUP_ROOT defaults to /sys/fs/cgroup)
 # Arguments: POD_UID or POD_UID:GUEST_BYTES[,BACKEND_BYTES...]; with none, every pod found.
 #   With sizes, qemu's /proc/PID/smaps is scanned for guest RAM: the mappings of exactly those sizes.
 #
@@ -33,7 +35,7 @@
 # never be a line of a cgroup or status file.
 
 set -f
-CG=${VMMEM_CGROUP_ROOT:-/host/sys/fs/cgroup}
+if [ -n "$VMMEM_SELF" ]; then CG=${VMMEM_CGROUP_ROOT:-/sys/fs/cgroup}; else CG=${VMMEM_CGROUP_ROOT:-/host/sys/fs/cgroup}; fi
 PR=${VMMEM_PROC_ROOT:-/proc}
 nl='
 '
@@ -71,7 +73,7 @@ R=
 for r in ${VMMEM_KUBEPODS:-kubepods.slice kubepods}; do
 	[ -d "$r" ] && R="$R $r"
 done
-[ -n "$R" ] || die "no kubepods cgroup below $M (looked for ${VMMEM_KUBEPODS:-kubepods.slice kubepods};" \
+[ -n "$R" ] || [ -n "$VMMEM_SELF" ] || die "no kubepods cgroup below $M (looked for ${VMMEM_KUBEPODS:-kubepods.slice kubepods};" \
 	"set VMMEM_KUBEPODS)"
 
 # $1 with every '-' turned into '_' (systemd slice names), or the reverse with $2 = r; sets S.
@@ -98,6 +100,10 @@ swap() {
 # The pod cgroup of UID $1 below $M, in any layout and QoS class; sets P ('' when none).
 find_pod() {
 	P=
+	if [ -n "$VMMEM_SELF" ]; then
+		[ "$1" = "$VMMEM_SELF" ] && P=.
+		return
+	fi
 	swap "$1"
 	for r in $R; do
 		case $r in
@@ -120,7 +126,8 @@ find_pod() {
 
 # Every pod UID below the kubepods cgroups; sets A.
 list_pods() {
-	A=
+	A=$VMMEM_SELF
+	[ -n "$A" ] && return
 	set +f
 	for r in $R; do
 		case $r in

@@ -141,6 +141,7 @@ fn main() {
         cgroup_root: Some(tree.fake.path().to_string_lossy().into_owned()),
         proc_root: Some("/proc".into()),
         kubepods: None,
+        own_pod: None,
     };
     let plain: Vec<ProbeTarget> = uids.iter().map(|u| ProbeTarget::new(u.clone())).collect();
     let smaps: Vec<ProbeTarget> = uids

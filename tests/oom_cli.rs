@@ -159,9 +159,9 @@ fn errors_are_one_sentence_and_exit_1() {
     assert!(err.starts_with("error: reading "), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 
-    let out = run(&["oom", "--node", "n1"], None);
+    let out = run(&["oom", "--node", "n1", "-f", "kernel.log"], None);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("needs a live cluster"));
+    assert!(text(&out.stderr).contains("cannot be combined with -f"));
 
     let out = run(&["oom"], None);
     assert_eq!(out.status.code(), Some(1));

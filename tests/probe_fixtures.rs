@@ -142,6 +142,7 @@ impl Host {
             cgroup_root: Some(self.path("cg").to_string_lossy().into_owned()),
             proc_root: Some(self.path("proc").to_string_lossy().into_owned()),
             kubepods: None,
+            own_pod: None,
         }
     }
 

@@ -94,6 +94,23 @@ jsonpath='{.metadata.uid}'`); with none, every pod under kubepods is read.",
         after_help = "Examples:\n  kubectl vmmem completion > \"${KREW_ROOT:-$HOME/.krew}/bin/kubectl_complete-vmmem\"\n  chmod +x \"${KREW_ROOT:-$HOME/.krew}/bin/kubectl_complete-vmmem\"\n  (installed with cargo: write it to ~/.cargo/bin/kubectl_complete-vmmem instead)\n\nkubectl's own completion must be loaded too (e.g. `source <(kubectl completion bash)`); then\n`kubectl vmmem <TAB>` completes subcommands, flags, namespaces, node and VM names."
     )]
     Completion,
+    /// Manage the node agent pods.
+    #[command(
+        after_help = "Examples:\n  kubectl vmmem agent cleanup\n  kubectl vmmem agent cleanup --agent-namespace kube-system"
+    )]
+    Agent(AgentArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AgentArgs {
+    #[command(subcommand)]
+    pub command: AgentCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum AgentCommand {
+    /// Delete every agent pod this tool left behind (in the agent namespace).
+    Cleanup,
 }
 
 /// Output formats of `oom`.

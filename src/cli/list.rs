@@ -69,9 +69,17 @@ pub fn run(global: &GlobalArgs, args: &ListArgs) -> anyhow::Result<ExitCode> {
             .build()
             .context("starting the async runtime")?;
         rt.block_on(async {
-            let inventory = super::source::open(global).await?.into_inventory().await;
-            // Node readings (agent, probe) are not read yet: specs and the API's objects only.
-            anyhow::Ok(report::build(&inventory, &Readings::new(), &opts))
+            let live = super::source::open(global).await?;
+            let inventory = live.source.snapshot();
+            let round =
+                super::node_readings::one_round(global, live.conn.client.clone(), &inventory).await;
+            live.close().await;
+            let round = round?;
+            let mut opts = opts;
+            opts.stale_nodes = round.stale;
+            let mut report = report::build(&inventory, &round.readings, &opts);
+            report.warnings.extend(round.warnings);
+            anyhow::Ok(report)
         })?
     };
     print(&report, args.output)?;

@@ -41,6 +41,7 @@ pub fn run() -> ExitCode {
         None if std::io::IsTerminal::is_terminal(&std::io::stdout()) => {
             crate::tui::run(&cli.global, &args::TopArgs::default())
         }
+        Some(Command::Agent(agent)) => crate::cli::agent::run(&cli.global, agent),
         None => crate::cli::list::run(&cli.global, &args::ListArgs::default()),
     };
     match result {
@@ -80,11 +81,13 @@ pub fn chain(e: &anyhow::Error) -> String {
     parts.join(": ")
 }
 
+pub mod agent;
 pub mod complete;
 pub mod complete_cluster;
 pub mod completion;
 pub mod fix;
 pub mod list;
+pub mod node_readings;
 pub mod oom;
 pub mod probe;
 pub mod sim;

@@ -22,10 +22,28 @@ pub fn run(global: &GlobalArgs, args: &OomArgs) -> anyhow::Result<ExitCode> {
             None => None,
         };
     if !args.nodes.is_empty() {
-        bail!(
-            "reading a node's kernel log (--node) needs a live cluster, which this build cannot reach yet; \
-             save the node's `dmesg` or `journalctl -k` output and pass it with -f FILE"
-        );
+        if args.file.is_some() || global.from.is_some() {
+            bail!("--node reads the kernel log through the cluster: it cannot be combined with -f or --from");
+        }
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?;
+        let (inventory, events) = rt.block_on(node_logs(global, &args.nodes))?;
+        let out = render(&events, Some(&inventory), flag, args.output)?;
+        if events.is_empty() {
+            eprintln!(
+                "no OOM kill reports found in the kernel log of {}",
+                args.nodes.join(", ")
+            );
+        }
+        let mut stdout = std::io::stdout().lock();
+        stdout
+            .write_all(out.as_bytes())
+            .and_then(|()| stdout.flush())
+            .context("writing the report")?;
+        return Ok(ExitCode::SUCCESS);
     }
     if global.demo {
         bail!("oom does not read the demo cluster's node logs in this build yet; pass -f FILE or --from PATH");
@@ -76,6 +94,47 @@ pub fn run(global: &GlobalArgs, args: &OomArgs) -> anyhow::Result<ExitCode> {
         .and_then(|()| stdout.flush())
         .context("writing the report")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The kernel logs of `nodes`, read through agent pods (deleted again on every exit path), and
+/// the live inventory to map pods to VMs.
+async fn node_logs(
+    global: &GlobalArgs,
+    nodes: &[String],
+) -> anyhow::Result<(Inventory, Vec<OomEvent>)> {
+    use crate::node::readers::{LiveReadings, Mode};
+    let live = super::source::open(global).await?;
+    let inventory = live.source.snapshot();
+    let mut opts = super::node_readings::read_options(global)?;
+    if opts.mode == Mode::Off {
+        opts.mode = Mode::Agent;
+    }
+    let flags = super::node_readings::agent_flags(global);
+    let now = super::node_readings::unix_now();
+    let readers =
+        LiveReadings::start(live.conn.client.clone(), &inventory, &flags, opts, now).await;
+    let readers = match readers {
+        Ok(r) => r,
+        Err(e) => {
+            live.close().await;
+            return Err(e.into());
+        }
+    };
+    let read = async {
+        let mut events = Vec::new();
+        for node in nodes {
+            let text = readers.kernel_log(node).await.map_err(anyhow::Error::msg)?;
+            events.extend(parse_node_kernel_log(&text, node));
+        }
+        anyhow::Ok(events)
+    };
+    let result = tokio::select! {
+        r = read => r,
+        why = super::node_readings::interrupted() => Err(anyhow::anyhow!("{why}; the agent pods were deleted")),
+    };
+    readers.close().await;
+    live.close().await;
+    Ok((inventory, result?))
 }
 
 /// The report for parsed events (tables print nothing when there are none).

@@ -26,6 +26,7 @@ pub fn run(args: &ProbeArgs) -> anyhow::Result<ExitCode> {
         cgroup_root: Some(args.cgroup_root.to_string_lossy().into_owned()),
         proc_root: Some(args.proc_root.to_string_lossy().into_owned()),
         kubepods: None,
+        own_pod: None,
     };
     let taken_at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

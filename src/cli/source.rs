@@ -34,6 +34,8 @@ pub struct Live {
     pub source: LiveSource,
     /// The client the source was opened with (the dashboard's fix keys patch through it).
     pub client: kube::Client,
+    /// The connection the source was opened with (node readings and agents use its client).
+    pub conn: connect::Connection,
     /// Kept alive as long as the source (dropped after it).
     sim: Option<SimHandle>,
 }
@@ -88,6 +90,7 @@ pub async fn open(global: &GlobalArgs) -> anyhow::Result<Live> {
         return Ok(Live {
             source,
             client: conn.client.clone(),
+            conn,
             sim: Some(sim),
         });
     }
@@ -106,6 +109,7 @@ pub async fn open(global: &GlobalArgs) -> anyhow::Result<Live> {
     Ok(Live {
         source,
         client: conn.client.clone(),
+        conn,
         sim: None,
     })
 }

@@ -1,7 +1,12 @@
-//! Node data: the probe script, the command line that runs it, and running it on this machine.
+//! Node data: the probe script, the command line that runs it, running it on this machine, and
+//! running it on every node through agent pods.
 //!
-//! The agent-pod path (exec through the API server) builds its command with
-//! [`probe::exec_command`] and parses what comes back with [`crate::parse::probe::parse`].
+//! `agent_spec` (what an agent pod is, pure) → `agents` (their lifecycle) → `exec` (one command in
+//! one container) → `readers` (a round of readings over all nodes, for `list` and the dashboard).
 
+pub mod agent_spec;
+pub mod agents;
+pub mod exec;
 pub mod local;
 pub mod probe;
+pub mod readers;

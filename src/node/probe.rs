@@ -79,6 +79,8 @@ pub struct ProbeSettings {
     pub proc_root: Option<String>,
     /// kubepods cgroups below the memory hierarchy root, space separated.
     pub kubepods: Option<String>,
+    /// Run inside a pod's container: the hierarchy root is this pod's own cgroup (pod exec).
+    pub own_pod: Option<String>,
 }
 
 impl ProbeSettings {
@@ -89,6 +91,7 @@ impl ProbeSettings {
             ("VMMEM_CGROUP_ROOT", &self.cgroup_root),
             ("VMMEM_PROC_ROOT", &self.proc_root),
             ("VMMEM_KUBEPODS", &self.kubepods),
+            ("VMMEM_SELF", &self.own_pod),
         ] {
             if let Some(v) = value {
                 out.push_str(name);

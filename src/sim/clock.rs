@@ -8,6 +8,8 @@ pub struct SimClock {
     started: Instant,
     started_wall: SystemTime,
     skipped: Duration,
+    /// Model time stands still here while set (tests compare numbers across writes).
+    frozen: Option<Duration>,
 }
 
 impl SimClock {
@@ -16,21 +18,42 @@ impl SimClock {
             started: Instant::now(),
             started_wall: SystemTime::now(),
             skipped: Duration::ZERO,
+            frozen: None,
         }
+    }
+
+    fn elapsed(&self) -> Duration {
+        self.frozen
+            .unwrap_or_else(|| self.started.elapsed() + self.skipped)
     }
 
     /// Model seconds since start.
     pub fn now(&self) -> f64 {
-        (self.started.elapsed() + self.skipped).as_secs_f64()
+        self.elapsed().as_secs_f64()
+    }
+
+    /// Stop model time (`true`) or let it run on from where it stopped (`false`).
+    pub fn freeze(&mut self, frozen: bool) {
+        match (frozen, self.frozen) {
+            (true, None) => self.frozen = Some(self.elapsed()),
+            (false, Some(at)) => {
+                self.frozen = None;
+                self.skipped = at.saturating_sub(self.started.elapsed());
+            }
+            _ => {}
+        }
     }
 
     pub fn advance(&mut self, by: Duration) {
         self.skipped += by;
+        if let Some(at) = &mut self.frozen {
+            *at += by;
+        }
     }
 
     /// The model time as wall-clock time (for timestamps).
     pub fn wall(&self) -> SystemTime {
-        self.started_wall + self.started.elapsed() + self.skipped
+        self.started_wall + self.elapsed()
     }
 
     /// RFC 3339 UTC timestamp of the model time, as Kubernetes writes them.

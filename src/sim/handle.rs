@@ -266,6 +266,11 @@ impl SimHandle {
         tick::tick(&mut w);
     }
 
+    /// Stop model time (workloads hold still, pods do not start) or let it run again.
+    pub fn freeze_model_time(&self, frozen: bool) {
+        self.world().clock.freeze(frozen);
+    }
+
     /// Apply model time now (without waiting for the next tick).
     pub fn tick_now(&self) {
         tick::tick(&mut self.world());

@@ -174,6 +174,12 @@ pub fn write_node(node_root: &Path, node: &NodeModel, launchers: &[LauncherNow])
     let mem_root = cgroup_root(node_root).join("memory");
     let kubepods = mem_root.join("kubepods.slice");
     let procs = proc_root(node_root);
+    // The kernel release, as /proc/sys/kernel/osrelease shows it (the probe reads it).
+    std::fs::create_dir_all(procs.join("sys/kernel"))?;
+    std::fs::write(
+        procs.join("sys/kernel/osrelease"),
+        format!("{}\n", node.kernel),
+    )?;
     let mut live_dirs: HashSet<PathBuf> = HashSet::new();
     let mut qos_totals: std::collections::BTreeMap<&str, Charge> = Default::default();
     let mut all = Charge::default();
@@ -306,6 +312,14 @@ pub fn write_node(node_root: &Path, node: &NodeModel, launchers: &[LauncherNow])
             ..CgroupFiles::default()
         },
     )?;
+    // The hierarchy root (what the probe checks for cgroup v1): the node as a whole.
+    write_cgroup(
+        &mem_root,
+        &CgroupFiles {
+            total: all,
+            ..CgroupFiles::default()
+        },
+    )?;
     let live_pids: HashSet<String> = launchers
         .iter()
         .flat_map(|ln| {
@@ -391,7 +405,7 @@ fn prune(
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        if !live_pids.contains(&name) {
+        if !live_pids.contains(&name) && name != "sys" {
             fs::remove_dir_all(&p)?;
         }
     }

@@ -307,6 +307,10 @@ pub fn container_view(
         .join(hosttree::pod_slice(l.qos, &l.pod_uid).trim_start_matches('/'))
         .join(hosttree::scope(id));
     symlink(&scope, &cg.join("memory"))?;
+    symlink(
+        &hosttree::proc_root(node_root).join("sys"),
+        &procs.join("sys"),
+    )?;
     let pids: Vec<u32> = if idx == 1 {
         let n = clamped(l, w.now() - l.started).compute.len();
         (0..n).map(|i| hosttree::compute_pid(l, i)).collect()

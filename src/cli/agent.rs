@@ -1,0 +1,42 @@
+//! `kubectl vmmem agent cleanup`: delete the agent pods left behind (e.g. by a killed run).
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use super::args::{AgentArgs, AgentCommand, GlobalArgs};
+use crate::node::agent_spec::{AgentConfig, Session};
+
+pub fn run(global: &GlobalArgs, args: &AgentArgs) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    match args.command {
+        AgentCommand::Cleanup => rt.block_on(cleanup(global)),
+    }
+}
+
+async fn cleanup(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let live = super::source::open(global).await?;
+    let inventory = live.source.snapshot();
+    let flags = super::node_readings::agent_flags(global);
+    let result = match AgentConfig::for_cluster(&inventory, &flags, Session::new(0)) {
+        Ok(config) => crate::node::agents::sweep(&live.conn.client, &config.namespace, None, 0)
+            .await
+            .map(|gone| (config.namespace, gone))
+            .map_err(anyhow::Error::msg),
+        Err(e) => Err(e.into()),
+    };
+    live.close().await;
+    let (namespace, gone) = result?;
+    if gone.is_empty() {
+        println!("no agent pods in namespace {namespace}");
+    } else {
+        for name in &gone {
+            println!("pod/{name} deleted");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,264 @@
+//! The agent pods of one session: created on demand (one per node), waited for with a time limit
+//! and a reason when they will not run, reused across refreshes, renewed before their deadline,
+//! deleted at the end; earlier sessions' leftovers swept at start-up and by `agent cleanup`.
+//!
+//! Exit paths: [`Agents::delete_all`] runs on normal exit and on Ctrl-C/SIGTERM (the caller
+//! selects on the signals). A panic or SIGKILL cannot delete anything: there the pods'
+//! `activeDeadlineSeconds` makes the kubelet remove them, and the next session's sweep deletes
+//! what is left.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+
+use super::agent_spec::{
+    agent_state, create_refused, managed_selector, AgentConfig, AgentState, Session, CONTAINER,
+    SESSION_LABEL,
+};
+use super::exec::kube_message;
+
+/// How long a failed node waits before its agent is tried again.
+const RETRY_AFTER: Duration = Duration::from_secs(30);
+/// Recreate an agent this long before its deadline.
+const RENEW_BEFORE: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Clone)]
+struct Agent {
+    name: String,
+    created: Instant,
+}
+
+/// The agents of this session.
+pub struct Agents {
+    client: kube::Client,
+    config: AgentConfig,
+    start_timeout: Duration,
+    running: Mutex<HashMap<String, Agent>>,
+    failed: Mutex<HashMap<String, (Instant, String)>>,
+    /// Every pod created and not yet deleted (also those still starting).
+    created: Mutex<Vec<String>>,
+}
+
+impl Agents {
+    pub fn new(client: kube::Client, config: AgentConfig, start_timeout: Duration) -> Agents {
+        Agents {
+            client,
+            config,
+            start_timeout,
+            running: Mutex::default(),
+            failed: Mutex::default(),
+            created: Mutex::default(),
+        }
+    }
+
+    pub fn config(&self) -> &AgentConfig {
+        &self.config
+    }
+
+    fn api(&self) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), &self.config.namespace)
+    }
+
+    /// The container to exec into.
+    pub fn container(&self) -> &'static str {
+        CONTAINER
+    }
+
+    /// A Running agent on `node` (its pod name), creating it when needed; the reason in one
+    /// sentence when it cannot run.
+    pub async fn ensure(&self, node: &str) -> Result<String, String> {
+        let deadline = Duration::from_secs(self.config.deadline_secs.max(0) as u64);
+        let old = lock(&self.running).get(node).cloned();
+        if let Some(a) = old {
+            if a.created.elapsed() + RENEW_BEFORE < deadline {
+                return Ok(a.name);
+            }
+            // Close to its deadline: replace it.
+            lock(&self.running).remove(node);
+            self.delete(&a.name).await;
+        }
+        if let Some((at, why)) = lock(&self.failed).get(node).cloned() {
+            if at.elapsed() < RETRY_AFTER {
+                return Err(why);
+            }
+        }
+        match self.start(node).await {
+            Ok(name) => {
+                lock(&self.failed).remove(node);
+                lock(&self.running).insert(
+                    node.to_string(),
+                    Agent {
+                        name: name.clone(),
+                        created: Instant::now(),
+                    },
+                );
+                Ok(name)
+            }
+            Err(why) => {
+                lock(&self.failed).insert(node.to_string(), (Instant::now(), why.clone()));
+                Err(why)
+            }
+        }
+    }
+
+    /// Forget a node's agent (its exec failed: it may be gone); the next round makes a new one.
+    pub async fn forget(&self, node: &str) {
+        let gone = lock(&self.running).remove(node);
+        if let Some(a) = gone {
+            self.delete(&a.name).await;
+        }
+    }
+
+    async fn start(&self, node: &str) -> Result<String, String> {
+        let ns = &self.config.namespace;
+        let created = self
+            .api()
+            .create(&PostParams::default(), &self.config.pod(node))
+            .await
+            .map_err(|e| match &e {
+                kube::Error::Api(s) => create_refused(ns, s.code, &s.message),
+                other => format!(
+                    "creating the agent pod in namespace {ns} failed: {}",
+                    kube_message(other)
+                ),
+            })?;
+        let name = created.metadata.name.unwrap_or_default();
+        lock(&self.created).push(name.clone());
+        let until = Instant::now() + self.start_timeout;
+        let mut last = created.status;
+        loop {
+            match agent_state(last.as_ref(), &self.config.image) {
+                AgentState::Running => return Ok(name),
+                AgentState::Stuck(why) | AgentState::Ended(why) => {
+                    self.delete(&name).await;
+                    return Err(format!("agent pod on node {node}: {why}"));
+                }
+                AgentState::Starting => {}
+            }
+            if Instant::now() >= until {
+                self.delete(&name).await;
+                return Err(format!(
+                    "the agent pod on node {node} was not Running after {}s (still {})",
+                    self.start_timeout.as_secs(),
+                    last.and_then(|s| s.phase)
+                        .unwrap_or_else(|| "Pending".into())
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            last = match self.api().get(&name).await {
+                Ok(p) => p.status,
+                Err(e) => {
+                    self.delete(&name).await;
+                    return Err(format!(
+                        "the agent pod on node {node} went away while starting: {}",
+                        kube_message(&e)
+                    ));
+                }
+            };
+        }
+    }
+
+    async fn delete(&self, name: &str) {
+        let _ = self
+            .api()
+            .delete(name, &DeleteParams::default().grace_period(0))
+            .await;
+        lock(&self.created).retain(|n| n != name);
+    }
+
+    /// Delete every agent of this session (also those still starting).
+    pub async fn delete_all(&self) {
+        let names: Vec<String> = lock(&self.created).clone();
+        futures::future::join_all(names.iter().map(|n| self.delete(n))).await;
+        lock(&self.running).clear();
+        // Anything created by a request whose answer never came.
+        let lp = ListParams::default().labels(&format!(
+            "{},{SESSION_LABEL}={}",
+            managed_selector(),
+            self.config.session.id
+        ));
+        let _ = self
+            .api()
+            .delete_collection(&DeleteParams::default().grace_period(0), &lp)
+            .await;
+    }
+
+    /// Delete agent pods of earlier sessions that have ended or outlived the deadline.
+    pub async fn sweep(&self) -> Result<Vec<String>, String> {
+        sweep(
+            &self.client,
+            &self.config.namespace,
+            Some(&self.config.session),
+            self.config.deadline_secs,
+        )
+        .await
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Delete agent pods in `namespace` not of `keep`: all of them when `keep` is `None` (`agent
+/// cleanup`), else only those that ended or whose session began more than `deadline_secs` ago.
+/// Returns the deleted pods' names.
+pub async fn sweep(
+    client: &kube::Client,
+    namespace: &str,
+    keep: Option<&Session>,
+    deadline_secs: i64,
+) -> Result<Vec<String>, String> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let list = api
+        .list(&ListParams::default().labels(&managed_selector()))
+        .await
+        .map_err(|e| {
+            format!(
+                "listing agent pods in namespace {namespace}: {}",
+                kube_message(&e)
+            )
+        })?;
+    let mut deleted = Vec::new();
+    for pod in list.items {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let session = pod
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(SESSION_LABEL))
+            .cloned()
+            .unwrap_or_default();
+        let stale = match keep {
+            None => true,
+            Some(s) if s.id == session => false,
+            Some(s) => {
+                let ended = matches!(
+                    pod.status.as_ref().and_then(|st| st.phase.as_deref()),
+                    Some("Failed" | "Succeeded")
+                );
+                let old =
+                    Session::started_of(&session).is_none_or(|t| t + deadline_secs < s.started);
+                ended || old
+            }
+        };
+        if stale {
+            match api
+                .delete(&name, &DeleteParams::default().grace_period(0))
+                .await
+            {
+                Ok(_) => deleted.push(name),
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => {
+                    return Err(format!(
+                        "deleting agent pod {namespace}/{name}: {}",
+                        kube_message(&e)
+                    ))
+                }
+            }
+        }
+    }
+    Ok(deleted)
+}

@@ -1,0 +1,116 @@
+//! Running one command in one container through the API server (pods/exec over WebSocket), with a
+//! time limit, and collecting what it printed.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, AttachParams};
+use tokio::io::AsyncReadExt;
+
+/// What a finished exec printed.
+#[derive(Debug, Clone)]
+pub struct ExecOutput {
+    pub stdout: String,
+    pub stderr: String,
+    /// `None` when the command exited 0; else the server's message (exit code, signal).
+    pub failure: Option<String>,
+}
+
+/// Why an exec gave no output.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ExecError {
+    #[error("exec into {pod} did not finish within {secs:.0}s")]
+    Timeout { pod: String, secs: f64 },
+    #[error("exec into {pod} failed: {message}")]
+    Failed { pod: String, message: String },
+}
+
+/// Run `argv` in `container` of pod `ns/name`; give up after `timeout`.
+pub async fn run(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    container: &str,
+    argv: Vec<String>,
+    timeout: Duration,
+) -> Result<ExecOutput, ExecError> {
+    let pod = format!("pod {ns}/{name}");
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let work = async {
+        let params = AttachParams::default()
+            .container(container)
+            .stdin(false)
+            .stdout(true)
+            .stderr(true);
+        let mut proc = api
+            .exec(name, argv, &params)
+            .await
+            .map_err(|e| ExecError::Failed {
+                pod: pod.clone(),
+                message: kube_message(&e),
+            })?;
+        let (Some(mut out), Some(mut err)) = (proc.stdout(), proc.stderr()) else {
+            return Err(ExecError::Failed {
+                pod: pod.clone(),
+                message: "the exec stream has no stdout or stderr".into(),
+            });
+        };
+        let status = proc.take_status();
+        let (mut o, mut e) = (Vec::new(), Vec::new());
+        let (r1, r2) = tokio::join!(out.read_to_end(&mut o), err.read_to_end(&mut e));
+        r1.and(r2).map_err(|e| ExecError::Failed {
+            pod: pod.clone(),
+            message: format!("reading its output: {e}"),
+        })?;
+        let st = match status {
+            Some(s) => s.await,
+            None => None,
+        };
+        let _ = proc.join().await;
+        let failure = match st {
+            Some(s) if s.status.as_deref() == Some("Success") => None,
+            Some(s) => Some(failure(s)),
+            None => None,
+        };
+        Ok(ExecOutput {
+            stdout: String::from_utf8_lossy(&o).into_owned(),
+            stderr: String::from_utf8_lossy(&e).into_owned(),
+            failure,
+        })
+    };
+    match tokio::time::timeout(timeout, work).await {
+        Ok(r) => r,
+        Err(_) => Err(ExecError::Timeout {
+            pod,
+            secs: timeout.as_secs_f64(),
+        }),
+    }
+}
+
+/// A failed command's status in a few words: `exit code 1`, else the server's reason.
+fn failure(s: k8s_openapi::apimachinery::pkg::apis::meta::v1::Status) -> String {
+    let code = s
+        .details
+        .as_ref()
+        .and_then(|d| d.causes.as_ref())
+        .and_then(|c| c.iter().find(|c| c.reason.as_deref() == Some("ExitCode")))
+        .and_then(|c| c.message.clone());
+    match code {
+        Some(c) => format!("exit code {c}"),
+        None => s
+            .reason
+            .filter(|r| !r.is_empty())
+            .or(s.message)
+            .map(|m| m.chars().take(200).collect())
+            .unwrap_or_else(|| "the command failed".into()),
+    }
+}
+
+/// The server's message for a refused request, else the innermost cause.
+pub fn kube_message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) if !s.message.is_empty() => s.message.clone(),
+        kube::Error::Api(s) => format!("{} {}", s.code, s.reason),
+        other => crate::cluster::connect::root_cause(other),
+    }
+}

@@ -1,0 +1,372 @@
+//! Live readings for a whole inventory, one round per refresh: one exec per node (never per VM),
+//! nodes in parallel with a bound, each with a time limit. A slow or failing node marks only its
+//! own VMs stale (its last good readings are kept); the others get fresh numbers.
+//!
+//! Used by `list` (one round) and the dashboard (a round per refresh, merged into each snapshot):
+//! ```text
+//! let mut live = LiveReadings::start(client, &inventory, flags, ReadOptions::default()).await?;
+//! loop { let round = live.read(&inventory, now).await; /* round.readings, round.stale */ }
+//! live.close().await;   // deletes the agent pods: call it on every exit path
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use futures::StreamExt;
+
+use super::agent_spec::{AgentConfig, AgentConfigError, AgentFlags, Session};
+use super::agents::Agents;
+use super::exec;
+use super::probe::{exec_command, ProbeSettings, ProbeTarget};
+use crate::model::inventory::{Inventory, Readings};
+use crate::model::join::join;
+use crate::model::readings::{LiveSource, NodeReadings};
+use crate::model::spec::memory_numbers;
+
+/// Where live numbers come from (`--live`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The agent where it can run, else exec into each VM's compute container.
+    Auto,
+    Agent,
+    /// `sh` in each VM's compute container: its own cgroup and processes (no privileges needed
+    /// beyond pods/exec).
+    PodExec,
+    Off,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReadOptions {
+    pub mode: Mode,
+    /// Nodes read at the same time.
+    pub parallel: usize,
+    /// Time limit of one node's exec.
+    pub exec_timeout: Duration,
+    /// Time limit for an agent pod to turn Running.
+    pub start_timeout: Duration,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            mode: Mode::Auto,
+            parallel: 16,
+            exec_timeout: Duration::from_secs(10),
+            start_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// One round's result, to merge into a snapshot: `readings` for `model::report::build`, `stale`
+/// for `ReportOptions::stale_nodes`.
+#[derive(Debug, Clone, Default)]
+pub struct Round {
+    pub readings: Readings,
+    /// Nodes whose numbers are old or missing this round, with the reason.
+    pub stale: HashMap<String, String>,
+    /// Session-wide remarks (e.g. the sweep of earlier agents).
+    pub warnings: Vec<String>,
+}
+
+/// Why live readings cannot start at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadersError {
+    #[error(transparent)]
+    Config(#[from] AgentConfigError),
+}
+
+/// One virt-launcher pod to read.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub probe: ProbeTarget,
+    pub namespace: String,
+    pub pod: String,
+    /// The compute container's id (from the pod status), when known.
+    pub compute_id: Option<String>,
+}
+
+/// The nodes with running VMs and, for each, the pods to read (UID and guest size).
+pub fn targets(inv: &Inventory) -> BTreeMap<String, Vec<Target>> {
+    let mut out: BTreeMap<String, Vec<Target>> = BTreeMap::new();
+    for j in join(inv) {
+        let Some(pod) = j.pod else { continue };
+        let Some(node) = pod.spec.node_name.clone().filter(|n| !n.is_empty()) else {
+            continue;
+        };
+        if pod.status.phase.as_deref() != Some("Running") {
+            continue;
+        }
+        let guest = j
+            .vmi
+            .map(|v| memory_numbers(&v.spec))
+            .filter(|n| !n.hugepages)
+            .and_then(|n| n.guest)
+            .filter(|&g| g > 0);
+        let probe = match guest {
+            Some(g) => ProbeTarget::with_guest(pod.metadata.uid.clone(), g as u64),
+            None => ProbeTarget::new(pod.metadata.uid.clone()),
+        };
+        let compute_id = pod
+            .status
+            .container_statuses
+            .iter()
+            .find(|c| c.name == "compute")
+            .and_then(|c| c.container_id.rsplit("://").next())
+            .filter(|id| !id.is_empty())
+            .map(str::to_string);
+        out.entry(node).or_default().push(Target {
+            probe,
+            namespace: pod.metadata.namespace.clone(),
+            pod: pod.metadata.name.clone(),
+            compute_id,
+        });
+    }
+    out
+}
+
+/// Live readings across refreshes: the session's agents and the last good readings per node.
+pub struct LiveReadings {
+    client: kube::Client,
+    agents: Option<Agents>,
+    opts: ReadOptions,
+    last: Readings,
+    warnings: Vec<String>,
+}
+
+impl LiveReadings {
+    /// Prepare (and sweep earlier sessions' agents). `now` is Unix seconds.
+    pub async fn start(
+        client: kube::Client,
+        inv: &Inventory,
+        flags: &AgentFlags,
+        opts: ReadOptions,
+        now: i64,
+    ) -> Result<LiveReadings, ReadersError> {
+        let mut warnings = Vec::new();
+        let agents = match opts.mode {
+            Mode::Off | Mode::PodExec => None,
+            Mode::Auto | Mode::Agent => {
+                let config = AgentConfig::for_cluster(inv, flags, Session::new(now))?;
+                let agents = Agents::new(client.clone(), config, opts.start_timeout);
+                match agents.sweep().await {
+                    Ok(gone) if !gone.is_empty() => warnings.push(format!(
+                        "deleted {} agent pod(s) left behind by earlier runs: {}",
+                        gone.len(),
+                        gone.join(", ")
+                    )),
+                    Ok(_) => {}
+                    Err(e) => warnings.push(e),
+                }
+                Some(agents)
+            }
+        };
+        Ok(LiveReadings {
+            client,
+            agents,
+            opts,
+            last: Readings::new(),
+            warnings,
+        })
+    }
+
+    pub fn agents(&self) -> Option<&Agents> {
+        self.agents.as_ref()
+    }
+
+    /// One round over every node with running VMs.
+    pub async fn read(&mut self, inv: &Inventory, now: i64) -> Round {
+        let mut round = Round {
+            warnings: std::mem::take(&mut self.warnings),
+            ..Round::default()
+        };
+        if self.opts.mode == Mode::Off {
+            return round;
+        }
+        let per_node = targets(inv);
+        let timeout = self.opts.exec_timeout;
+        let client = &self.client;
+        let agents = self.agents.as_ref();
+        let auto = self.opts.mode == Mode::Auto;
+        let results: Vec<(String, Result<NodeReadings, String>)> = futures::stream::iter(per_node)
+            .map(|(node, targets)| async move {
+                let r = match agents {
+                    None => pod_exec(client, &node, &targets, timeout, now).await,
+                    Some(a) => match a.ensure(&node).await {
+                        Ok(pod) => read_node(client, a, &pod, &node, &targets, timeout, now).await,
+                        // The agent cannot run here: read each VM's own container instead.
+                        Err(why) if auto => pod_exec(client, &node, &targets, timeout, now)
+                            .await
+                            .map_err(|e| {
+                                format!(
+                                    "{why}; exec into the VMs' compute containers failed too: {e}"
+                                )
+                            }),
+                        Err(why) => Err(why),
+                    },
+                };
+                (node, r)
+            })
+            .buffer_unordered(self.opts.parallel.max(1))
+            .collect()
+            .await;
+        for (node, result) in results {
+            match result {
+                Ok(r) => {
+                    self.last.insert(node.clone(), r.clone());
+                    round.readings.insert(node, r);
+                }
+                Err(why) => {
+                    if let Some(old) = self.last.get(&node) {
+                        round.readings.insert(node.clone(), old.clone());
+                    }
+                    round.stale.insert(node, why);
+                }
+            }
+        }
+        round
+    }
+
+    /// Read a node's kernel log through its agent (`dmesg`; the simulator's nodes name theirs in
+    /// `VMMEM_KERNEL_LOG`).
+    pub async fn kernel_log(&self, node: &str) -> Result<String, String> {
+        let agents = self.agents.as_ref().ok_or_else(|| {
+            "reading a node's kernel log needs the agent (--live auto or agent)".to_string()
+        })?;
+        let pod = agents.ensure(node).await?;
+        let argv: Vec<String> = [
+            "sh",
+            "-c",
+            "if [ -n \"$VMMEM_KERNEL_LOG\" ]; then cat \"$VMMEM_KERNEL_LOG\"; else dmesg; fi",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let out = exec::run(
+            &self.client,
+            &agents.config().namespace,
+            &pod,
+            agents.container(),
+            argv,
+            self.opts.exec_timeout,
+        )
+        .await
+        .map_err(|e| format!("reading the kernel log of node {node}: {e}"))?;
+        match out.failure {
+            None => Ok(out.stdout),
+            Some(f) => Err(format!(
+                "reading the kernel log of node {node}: {f}{}",
+                stderr_tail(&out.stderr)
+            )),
+        }
+    }
+
+    /// Delete this session's agents.
+    pub async fn close(self) {
+        if let Some(a) = &self.agents {
+            a.delete_all().await;
+        }
+    }
+}
+
+fn stderr_tail(stderr: &str) -> String {
+    let s = stderr.trim();
+    if s.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", s.chars().take(300).collect::<String>())
+    }
+}
+
+/// The probe in the agent `pod` on `node`.
+async fn read_node(
+    client: &kube::Client,
+    agents: &Agents,
+    pod: &str,
+    node: &str,
+    targets: &[Target],
+    timeout: Duration,
+    now: i64,
+) -> Result<NodeReadings, String> {
+    let probes: Vec<ProbeTarget> = targets.iter().map(|t| t.probe.clone()).collect();
+    let argv = exec_command(&probes, &ProbeSettings::default());
+    let ns = agents.config().namespace.clone();
+    let out = match exec::run(client, &ns, pod, agents.container(), argv, timeout).await {
+        Ok(o) => o,
+        Err(e @ exec::ExecError::Timeout { .. }) => return Err(e.to_string()),
+        Err(e) => {
+            // The agent may be gone (deadline, evicted): make a new one next round.
+            agents.forget(node).await;
+            return Err(e.to_string());
+        }
+    };
+    match crate::parse::probe::parse(&out.stdout) {
+        Ok(r) => Ok(r.into_readings(node, LiveSource::Agent, now)),
+        // The probe said why itself.
+        Err(e @ crate::parse::probe::ProbeError::Node(_)) => Err(e.to_string()),
+        Err(e) => Err(format!(
+            "{e}{}{}",
+            out.failure.map(|f| format!(" ({f})")).unwrap_or_default(),
+            stderr_tail(&out.stderr)
+        )),
+    }
+}
+
+/// The probe in each VM's compute container (one exec per VM, the node's VMs in sequence): the
+/// container's own cgroup and processes. The readings are at container level.
+async fn pod_exec(
+    client: &kube::Client,
+    node: &str,
+    targets: &[Target],
+    timeout: Duration,
+    now: i64,
+) -> Result<NodeReadings, String> {
+    let mut merged: Option<NodeReadings> = None;
+    let mut errors = Vec::new();
+    for t in targets {
+        let settings = ProbeSettings {
+            own_pod: Some(t.probe.uid.clone()),
+            ..ProbeSettings::default()
+        };
+        let argv = exec_command(std::slice::from_ref(&t.probe), &settings);
+        let out = match exec::run(client, &t.namespace, &t.pod, "compute", argv, timeout).await {
+            Ok(o) => o,
+            Err(e) => {
+                errors.push(e.to_string());
+                continue;
+            }
+        };
+        let report = match crate::parse::probe::parse(&out.stdout) {
+            Ok(r) => r,
+            Err(e) => {
+                errors.push(format!(
+                    "pod {}/{}: {e}{}",
+                    t.namespace,
+                    t.pod,
+                    stderr_tail(&out.stderr)
+                ));
+                continue;
+            }
+        };
+        let mut r = report.into_readings(node, LiveSource::PodExec, now);
+        for p in &mut r.pods {
+            // What the container sees as its root is the compute container's cgroup.
+            p.cgroup.level = crate::model::readings::CgroupLevel::Container;
+            p.cgroup.container_id = t.compute_id.clone();
+            p.cgroup.path = format!("compute container of pod {}/{}", t.namespace, t.pod);
+        }
+        match &mut merged {
+            None => merged = Some(r),
+            Some(m) => {
+                m.pods.append(&mut r.pods);
+                m.missing_pods.append(&mut r.missing_pods);
+            }
+        }
+    }
+    match merged {
+        Some(m) => Ok(m),
+        None => Err(errors
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| "no VM pods to read".to_string())),
+    }
+}

@@ -1,0 +1,166 @@
+//! The real binary against the simulated cluster in this process: `list` with agents (deleted
+//! afterwards), `agent cleanup`, and `oom --node` reading a node's kernel log through its agent.
+
+mod common;
+
+use std::process::Output;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams, PostParams};
+use serde_json::{json, Value};
+use vmmem::sim::SimHandle;
+
+async fn run(sim: &SimHandle, args: &[&str]) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    sim.write_kubeconfig(&kc).unwrap();
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-vmmem"))
+        .args(args)
+        .env("KUBECONFIG", &kc)
+        .env("HOME", dir.path())
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .await
+        .unwrap()
+}
+
+async fn agents(client: &kube::Client) -> Vec<Pod> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), "harvester-system");
+    api.list(&ListParams::default().labels("app.kubernetes.io/managed-by=kubectl-vmmem"))
+        .await
+        .unwrap()
+        .items
+}
+
+fn ok_json(o: &Output) -> Value {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_reads_through_agents_and_deletes_them() {
+    let sim = common::demo().await;
+    let client = sim.client().await.unwrap();
+    let report = ok_json(&run(&sim, &["list", "-A", "-o", "json", "--live", "agent"]).await);
+    let running: Vec<&Value> = report["vms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["phase"] == "Running")
+        .collect();
+    assert!(running.len() >= 10);
+    for vm in &running {
+        assert_eq!(vm["liveSource"], "agent", "{}", vm["name"]);
+        assert!(vm["cgroup"]["usageBytes"].as_u64().unwrap() > 0);
+        assert!(vm["guestResidentExact"].as_bool().unwrap());
+    }
+    assert!(agents(&client).await.is_empty(), "list deletes its agents");
+    // --live off: no agents, no live numbers.
+    let report = ok_json(&run(&sim, &["list", "-A", "-o", "json", "--live", "off"]).await);
+    assert!(report["vms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|v| v["liveSource"].is_null()));
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_cleanup_deletes_every_agent() {
+    let sim = common::demo().await;
+    let client = sim.client().await.unwrap();
+    let api: Api<Pod> = Api::namespaced(client.clone(), "harvester-system");
+    for session in ["1-aaaa", "99999999999-bbbb"] {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"generateName": "vmmem-agent-x-", "labels": {
+                "app.kubernetes.io/managed-by": "kubectl-vmmem", "vmmem.kubectl.io/session": session}},
+            "spec": {"nodeName": "harvester-node-3", "containers": [{"name": "agent", "image": "busybox:1.37.0"}]}
+        }))
+        .unwrap();
+        api.create(&PostParams::default(), &pod).await.unwrap();
+    }
+    assert_eq!(agents(&client).await.len(), 2);
+    let out = run(&sim, &["agent", "cleanup"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.matches(" deleted").count(), 2, "{stdout}");
+    assert!(agents(&client).await.is_empty());
+    let again = run(&sim, &["agent", "cleanup"]).await;
+    assert!(String::from_utf8_lossy(&again.stdout)
+        .contains("no agent pods in namespace harvester-system"));
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oom_node_reads_the_kernel_log_and_names_the_vm() {
+    let sim = common::demo().await;
+    let client = sim.client().await.unwrap();
+    // memhold grows 2Mi/s from 20s on until its cgroup kills qemu.
+    sim.advance(Duration::from_secs(400));
+    assert!(
+        sim.kernel_log("harvester-node-1")
+            .iter()
+            .any(|l| l.contains("Memory cgroup out of memory")),
+        "the sim's memhold VM was OOM-killed"
+    );
+    let out = run(&sim, &["oom", "--node", "harvester-node-1", "-o", "json"]).await;
+    let v = ok_json(&out);
+    let events = v["events"].as_array().unwrap();
+    assert!(!events.is_empty());
+    let e = &events[0];
+    assert_eq!(e["node"], "harvester-node-1");
+    assert_eq!(
+        e["vm"],
+        json!({"namespace": "default", "name": "memhold-vm"})
+    );
+    assert_eq!(e["kubevirt"], true);
+    assert!(agents(&client).await.is_empty(), "oom deletes its agent");
+    // A node that is not there: one sentence, no agent left behind.
+    let out = run(&sim, &["oom", "--node", "nope"]).await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nope") && err.contains("scheduled"), "{err}");
+    assert!(agents(&client).await.is_empty());
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_exec_reads_each_compute_container_and_auto_falls_back_to_it() {
+    let sim = common::demo().await;
+    let client = sim.client().await.unwrap();
+    let check = |report: &Value| {
+        let running: Vec<&Value> = report["vms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|v| v["phase"] == "Running")
+            .collect();
+        assert!(running.len() >= 10);
+        for vm in running {
+            assert_eq!(vm["liveSource"], "pod-exec", "{}", vm["name"]);
+            assert_eq!(vm["cgroup"]["level"], "container", "{}", vm["name"]);
+            // The compute container's limit is the pod spec's (as the kernel stores it).
+            let spec = vm["podLimitBytes"].as_u64();
+            let got = vm["cgroup"]["limitBytes"].as_u64();
+            assert_eq!(got, spec.map(|l| l / 4096 * 4096), "{}", vm["name"]);
+            assert!(vm["guestResidentBytes"].as_u64().unwrap() > 0);
+        }
+    };
+    check(&ok_json(
+        &run(&sim, &["list", "-A", "-o", "json", "--live", "pod-exec"]).await,
+    ));
+    assert!(agents(&client).await.is_empty(), "pod-exec makes no agents");
+    // The agent cannot be created (no such namespace): auto reads the containers instead.
+    let out = run(
+        &sim,
+        &["list", "-A", "-o", "json", "--agent-namespace", "nope"],
+    )
+    .await;
+    check(&ok_json(&out));
+    sim.shutdown().await;
+}

@@ -1,0 +1,347 @@
+//! Agent pods and live readings through the simulated cluster in this process, with the real
+//! kube-rs client: pod shape, reuse across rounds, deletion, a hung node, the sweep of an earlier
+//! session's agents, and the report's numbers against what the simulator's model wrote.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams, PostParams};
+use serde_json::json;
+use vmmem::cluster::connect::{self, ConnectFlags};
+use vmmem::cluster::live::{LiveOptions, LiveSource, Scope};
+use vmmem::model::inventory::{Inventory, SourceKind};
+use vmmem::model::readings::LiveSource as Source;
+use vmmem::model::report::{self, ReportOptions};
+use vmmem::node::agent_spec::{managed_selector, AgentFlags};
+use vmmem::node::readers::{LiveReadings, Mode, ReadOptions};
+use vmmem::sim::hosttree;
+use vmmem::sim::SimHandle;
+
+async fn inventory(sim: &SimHandle) -> (kube::Client, Inventory) {
+    let kc = kube::config::Kubeconfig::from_yaml(&sim.kubeconfig_yaml("admin")).unwrap();
+    let conn = connect::from_kubeconfig(kc, &ConnectFlags::default())
+        .await
+        .unwrap();
+    let source = LiveSource::start(
+        &conn,
+        LiveOptions {
+            scope: Scope::All,
+            source: SourceKind::Demo,
+            initial_timeout: Some(Duration::from_secs(10)),
+        },
+    )
+    .await
+    .unwrap();
+    (conn.client.clone(), source.snapshot())
+}
+
+fn opts(mode: Mode) -> ReadOptions {
+    ReadOptions {
+        mode,
+        exec_timeout: Duration::from_secs(20),
+        start_timeout: Duration::from_secs(20),
+        ..ReadOptions::default()
+    }
+}
+
+async fn agent_pods(client: &kube::Client) -> Vec<Pod> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), "harvester-system");
+    api.list(&ListParams::default().labels(&managed_selector()))
+        .await
+        .unwrap()
+        .items
+}
+
+fn nodes_with_vms(inv: &Inventory) -> Vec<String> {
+    let mut n: Vec<String> = vmmem::node::readers::targets(inv).into_keys().collect();
+    n.sort();
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_are_shaped_reused_and_deleted() {
+    let sim = common::demo().await;
+    let (client, inv) = inventory(&sim).await;
+    let mut live = LiveReadings::start(
+        client.clone(),
+        &inv,
+        &AgentFlags::default(),
+        opts(Mode::Agent),
+        1_700_000_000,
+    )
+    .await
+    .unwrap();
+    let first = live.read(&inv, 1_700_000_000).await;
+    assert!(first.stale.is_empty(), "{:?}", first.stale);
+    let nodes = nodes_with_vms(&inv);
+    assert_eq!(
+        first.readings.keys().cloned().collect::<Vec<_>>(),
+        nodes,
+        "one reading per node with VMs"
+    );
+    assert!(first.readings.values().all(|r| r.source == Source::Agent));
+    let pods = agent_pods(&client).await;
+    assert_eq!(pods.len(), nodes.len(), "one agent per node");
+    for p in &pods {
+        let v = serde_json::to_value(p).unwrap();
+        let spec = &v["spec"];
+        assert!(nodes.contains(&spec["nodeName"].as_str().unwrap().to_string()));
+        assert_eq!(spec["hostPID"], true);
+        assert_eq!(spec["restartPolicy"], "Never");
+        assert_eq!(spec["terminationGracePeriodSeconds"], 0);
+        assert!(spec["activeDeadlineSeconds"].as_i64().unwrap() > 0);
+        assert_eq!(spec["tolerations"], json!([{"operator": "Exists"}]));
+        assert_eq!(spec["containers"][0]["securityContext"]["privileged"], true);
+        assert_eq!(
+            spec["containers"][0]["image"]
+                .as_str()
+                .unwrap()
+                .split(':')
+                .next(),
+            Some("registry.suse.com/bci/bci-base"),
+            "Harvester's image"
+        );
+        assert!(v["metadata"]["labels"]["vmmem.kubectl.io/session"].is_string());
+    }
+    // A second round reuses the same pods.
+    let names = |ps: &[Pod]| {
+        let mut n: Vec<String> = ps
+            .iter()
+            .map(|p| p.metadata.name.clone().unwrap())
+            .collect();
+        n.sort();
+        n
+    };
+    let second = live.read(&inv, 1_700_000_002).await;
+    assert!(second.stale.is_empty(), "{:?}", second.stale);
+    assert_eq!(names(&agent_pods(&client).await), names(&pods));
+    live.close().await;
+    assert!(agent_pods(&client).await.is_empty(), "deleted at the end");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_node_is_stale_and_the_others_are_read() {
+    let sim = common::demo().await;
+    let (client, inv) = inventory(&sim).await;
+    sim.hang_node_exec("harvester-node-2", true);
+    let mut o = opts(Mode::Agent);
+    o.exec_timeout = Duration::from_secs(15);
+    let mut live = LiveReadings::start(client.clone(), &inv, &AgentFlags::default(), o, 1)
+        .await
+        .unwrap();
+    let t = std::time::Instant::now();
+    let round = live.read(&inv, 1).await;
+    let took = t.elapsed();
+    live.close().await;
+    assert_eq!(
+        round.stale.keys().collect::<Vec<_>>(),
+        ["harvester-node-2"],
+        "{:?}",
+        round.stale
+    );
+    assert!(
+        round.stale["harvester-node-2"].contains("did not finish within 15s"),
+        "{}",
+        round.stale["harvester-node-2"]
+    );
+    assert!(round.readings.contains_key("harvester-node-1"));
+    assert!(round.readings.contains_key("harvester-node-3"));
+    assert!(
+        took < Duration::from_secs(40),
+        "the hung node costs its timeout, not more: {took:?}"
+    );
+    let rep = report::build(
+        &inv,
+        &round.readings,
+        &ReportOptions {
+            stale_nodes: round.stale.clone(),
+            ..Default::default()
+        },
+    );
+    for row in &rep.vms {
+        match row.node.as_deref() {
+            Some("harvester-node-2") => {
+                assert!(
+                    row.has_flag("stale") && row.live_source.is_none(),
+                    "{}",
+                    row.name
+                )
+            }
+            Some(_) if row.phase == "Running" => assert_eq!(
+                (row.live_source, row.has_flag("stale")),
+                (Some(Source::Agent), false),
+                "{}",
+                row.name
+            ),
+            _ => {}
+        }
+    }
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_up_sweeps_earlier_sessions_agents() {
+    let sim = common::demo().await;
+    let (client, inv) = inventory(&sim).await;
+    let api: Api<Pod> = Api::namespaced(client.clone(), "harvester-system");
+    let leftover = |session: &str| -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"generateName": "vmmem-agent-old-", "labels": {
+                "app.kubernetes.io/managed-by": "kubectl-vmmem", "vmmem.kubectl.io/session": session}},
+            "spec": {"nodeName": "harvester-node-1", "hostPID": true, "restartPolicy": "Never",
+                     "containers": [{"name": "agent", "image": "busybox:1.37.0", "command": ["sleep", "3600"]}]}
+        }))
+        .unwrap()
+    };
+    // A session from two hours ago, and one from a minute ago (still within its deadline).
+    let now = 1_700_000_000;
+    let old = api
+        .create(
+            &PostParams::default(),
+            &leftover(&format!("{}-dead", now - 7200)),
+        )
+        .await
+        .unwrap();
+    let recent = api
+        .create(
+            &PostParams::default(),
+            &leftover(&format!("{}-beef", now - 60)),
+        )
+        .await
+        .unwrap();
+    let mut live = LiveReadings::start(
+        client.clone(),
+        &inv,
+        &AgentFlags::default(),
+        opts(Mode::Agent),
+        now,
+    )
+    .await
+    .unwrap();
+    let round = live.read(&inv, now).await;
+    let left: Vec<String> = agent_pods(&client)
+        .await
+        .iter()
+        .map(|p| p.metadata.name.clone().unwrap())
+        .collect();
+    let old_name = old.metadata.name.unwrap();
+    assert!(
+        !left.contains(&old_name),
+        "the stale session's agent is gone"
+    );
+    assert!(left.contains(&recent.metadata.name.clone().unwrap()));
+    assert!(
+        round.warnings.iter().any(|w| w.contains(&old_name)),
+        "{:?}",
+        round.warnings
+    );
+    live.close().await;
+    // The other session's pod is not ours to delete.
+    assert_eq!(agent_pods(&client).await.len(), 1);
+    sim.shutdown().await;
+}
+
+fn read_u64(p: &Path) -> u64 {
+    std::fs::read_to_string(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Rss of qemu's guest RAM mapping (size = guest) in the sim's smaps file.
+fn guest_rss(smaps: &Path, guest_kb: u64) -> u64 {
+    let text = std::fs::read_to_string(smaps).unwrap();
+    let mut in_guest = false;
+    let mut total = 0;
+    for l in text.lines() {
+        if let Some(v) = l.strip_prefix("Size:") {
+            in_guest = v.trim().trim_end_matches(" kB").trim().parse::<u64>() == Ok(guest_kb);
+        } else if let Some(v) = l.strip_prefix("Rss:") {
+            if in_guest {
+                total += v
+                    .trim()
+                    .trim_end_matches(" kB")
+                    .trim()
+                    .parse::<u64>()
+                    .unwrap()
+                    * 1024;
+            }
+        }
+    }
+    total
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_numbers_equal_the_simulators_model() {
+    let sim = common::demo().await;
+    let (client, inv) = inventory(&sim).await;
+    let mut live = LiveReadings::start(
+        client.clone(),
+        &inv,
+        &AgentFlags::default(),
+        opts(Mode::Agent),
+        1,
+    )
+    .await
+    .unwrap();
+    // Agents up first; then model time stands still, so every host-tree write holds the same
+    // numbers and the files can be read after the round.
+    let first = live.read(&inv, 1).await;
+    assert!(first.stale.is_empty(), "{:?}", first.stale);
+    sim.freeze_model_time(true);
+    let round = live.read(&inv, 2).await;
+    live.close().await;
+    assert!(round.stale.is_empty(), "{:?}", round.stale);
+    let rep = report::build(&inv, &round.readings, &ReportOptions::default());
+    // What each exec wrote stays on disk until the next exec of that node (none now).
+    let mut checked = HashMap::new();
+    {
+        let w = sim.world();
+        for row in rep.vms.iter().filter(|r| r.phase == "Running") {
+            let uid = row.pod_uid.clone().unwrap();
+            let l = &w.launchers[&uid];
+            let node_root = hosttree::node_root(&w.host_root, &l.node);
+            let slice = hosttree::cgroup_root(&node_root)
+                .join("memory")
+                .join(hosttree::pod_slice(l.qos, &uid).trim_start_matches('/'));
+            let cg = row.cgroup.as_ref().unwrap();
+            let dir = match cg.level {
+                "pod" => slice.clone(),
+                _ => slice.join(hosttree::scope(&l.container_ids[1])),
+            };
+            assert_eq!(
+                cg.usage_bytes,
+                read_u64(&dir.join("memory.usage_in_bytes")),
+                "{} usage",
+                row.name
+            );
+            let limit = read_u64(&dir.join("memory.limit_in_bytes"));
+            assert_eq!(
+                cg.limit_bytes,
+                (limit < 1 << 62).then_some(limit),
+                "{} limit",
+                row.name
+            );
+            let qemu = hosttree::compute_pid(l, 4);
+            let smaps = hosttree::proc_root(&node_root).join(format!("{qemu}/smaps"));
+            let guest = row.guest_bytes.unwrap() as u64;
+            assert_eq!(
+                row.guest_resident_bytes,
+                Some(guest_rss(&smaps, guest / 1024) as i64),
+                "{} guest resident",
+                row.name
+            );
+            assert!(row.guest_resident_exact, "{}", row.name);
+            assert_eq!(row.live_source, Some(Source::Agent));
+            checked.insert(row.name.clone(), cg.usage_bytes);
+        }
+    }
+    assert!(checked.len() >= 10, "{checked:?}");
+    sim.shutdown().await;
+}
