@@ -216,7 +216,7 @@ fn demo_fix_with_restart_changes_the_row() {
     let s = t.wait_for("the demo's rows", |s| row(s, "memhold-vm").is_some());
     let before = row(&s, "memhold-vm").unwrap().to_string();
     assert!(
-        before.contains("2GiB") && before.contains("-/379.0MiB"),
+        before.contains("2GiB") && before.contains("/379.0MiB"),
         "{before}"
     );
     t.keys(&["/", "m", "e", "m", "h", "o", "l", "d", "Enter"]);
@@ -252,7 +252,7 @@ fn demo_fix_with_restart_changes_the_row() {
     t.keys(&["Enter", "Escape"]);
     // The row shows the new guest, budget and pod limit, and is no longer under-reserved.
     let s = t.wait_for("the fixed row", |s| {
-        row(s, "memhold-vm").is_some_and(|l| l.contains("1.6GiB") && l.contains("-/763.0MiB"))
+        row(s, "memhold-vm").is_some_and(|l| l.contains("1.6GiB") && l.contains("/763.0MiB"))
     });
     let after = row(&s, "memhold-vm").unwrap();
     assert!(after.contains("2.4GiB"), "{after}");

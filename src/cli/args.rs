@@ -110,6 +110,9 @@ pub struct AgentArgs {
 #[derive(Debug, Clone, Subcommand)]
 pub enum AgentCommand {
     /// Delete every agent pod this tool left behind (in the agent namespace).
+    #[command(
+        after_help = "Examples:\n  kubectl vmmem agent cleanup\n  kubectl vmmem agent cleanup --agent-namespace harvester-system"
+    )]
     Cleanup,
 }
 

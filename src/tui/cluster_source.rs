@@ -15,12 +15,24 @@ use crate::cluster::live::{Health as WatchHealth, LiveError};
 use crate::model::inventory::Readings;
 use crate::model::report;
 
-/// What the header says about live numbers until node readings are wired in.
-const LIVE: &str = "off: node readings are not in this build (specs only)";
+use crate::node::readers::{LiveReadings, Mode};
+
+/// What the header says about where live numbers come from.
+fn live_label(global: &GlobalArgs) -> String {
+    match crate::cli::node_readings::read_options(global).map(|o| o.mode) {
+        Ok(Mode::Off) => "off (specs only)".into(),
+        Ok(Mode::Agent) => "agent pods".into(),
+        Ok(Mode::PodExec) => "pod exec".into(),
+        Ok(Mode::Auto) => "auto (agent pods, else pod exec)".into(),
+        Err(e) => format!("off: {}", crate::cli::chain(&e)),
+    }
+}
 
 pub struct ClusterSource {
     global: GlobalArgs,
     live: Option<(Live, Scope)>,
+    /// Node readings (agent pods / pod exec), started with the live source; `None` when off.
+    readers: Option<LiveReadings>,
     /// Shared with the fix backend: the client of the open connection.
     client: ClientSlot,
 }
@@ -30,6 +42,7 @@ impl ClusterSource {
         ClusterSource {
             global,
             live: None,
+            readers: None,
             client,
         }
     }
@@ -92,6 +105,9 @@ impl ClusterSource {
                 return Ok(());
             }
         }
+        if let Some(r) = self.readers.take() {
+            r.close().await;
+        }
         if let Some((old, _)) = self.live.take() {
             self.set_client(None);
             old.close().await;
@@ -102,6 +118,20 @@ impl ClusterSource {
         match open(&g).await {
             Ok(live) => {
                 self.set_client(Some(live.client.clone()));
+                // Node readings run beside the watches; when they cannot start, the dashboard
+                // still shows the specs and says why in the warnings.
+                self.readers = match crate::cli::node_readings::read_options(&g) {
+                    Ok(o) if o.mode != Mode::Off => LiveReadings::start(
+                        live.conn.client.clone(),
+                        &live.source.snapshot(),
+                        &crate::cli::node_readings::agent_flags(&g),
+                        o,
+                        crate::cli::node_readings::unix_now(),
+                    )
+                    .await
+                    .ok(),
+                    _ => None,
+                };
                 self.live = Some((live, scope.clone()));
                 Ok(())
             }
@@ -133,7 +163,7 @@ impl DataSource for ClusterSource {
                 taken_at: SystemTime::now(),
                 context: me.context(""),
                 health,
-                live: LIVE.into(),
+                live: live_label(&me.global),
                 scope: scope.clone(),
             };
             if let Err(h) = self.ensure(scope).await {
@@ -145,7 +175,7 @@ impl DataSource for ClusterSource {
                     Health::Failed("the cluster source is not open".into()),
                 );
             };
-            let opts = match crate::cli::list::report_options(&self.global) {
+            let mut opts = match crate::cli::list::report_options(&self.global) {
                 Ok(o) => o,
                 Err(e) => return failed(self, Health::Failed(crate::cli::chain(&e))),
             };
@@ -164,12 +194,24 @@ impl DataSource for ClusterSource {
                 ),
             };
             let server = live.source.server().to_string();
+            let (readings, warnings) = match self.readers.as_mut() {
+                Some(r) => {
+                    let round = r
+                        .read(&inventory, crate::cli::node_readings::unix_now())
+                        .await;
+                    opts.stale_nodes = round.stale;
+                    (round.readings, round.warnings)
+                }
+                None => (Readings::new(), Vec::new()),
+            };
+            let mut report = report::build(&inventory, &readings, &opts);
+            report.warnings.extend(warnings);
             Snapshot {
-                report: Some(report::build(&inventory, &Readings::new(), &opts)),
+                report: Some(report),
                 taken_at,
                 context: self.context(&server),
                 health,
-                live: LIVE.into(),
+                live: live_label(&self.global),
                 scope: scope.clone(),
             }
         })
@@ -186,6 +228,10 @@ impl DataSource for ClusterSource {
 
     fn shutdown(&mut self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
+            // Delete the agent pods before the connection goes.
+            if let Some(r) = self.readers.take() {
+                r.close().await;
+            }
             if let Some((live, _)) = self.live.take() {
                 self.set_client(None);
                 live.close().await;
