@@ -27,34 +27,12 @@ pub struct FixContext {
 
 impl FixContext {
     pub fn from_inventory(inv: &Inventory, namespace: &str, version: Version) -> FixContext {
-        let config = inv
-            .kubevirts
-            .first()
-            .map(|k| k.spec.configuration.clone())
-            .unwrap_or_default();
-        let memory_overcommit = config
-            .developer_configuration
-            .as_ref()
-            .and_then(|d| d.memory_overcommit)
-            .filter(|&m| m > 0)
-            .unwrap_or(100);
-        let cluster_arch = inv
-            .nodes
-            .iter()
-            .find_map(|n| n.status.node_info.as_ref().map(|i| i.architecture.clone()))
-            .filter(|a| !a.is_empty());
+        let facts = report::SizingFacts::from_inventory(inv);
         FixContext {
             version,
-            harvester: inv
-                .harvester_settings
-                .as_deref()
-                .map(HarvesterContext::from_settings),
-            inputs: ClusterInputs {
-                ratio: config.additional_guest_memory_overhead_ratio.clone(),
-                cluster_arch,
-                config,
-            },
-            memory_overcommit,
+            harvester: facts.harvester,
+            inputs: facts.inputs,
+            memory_overcommit: facts.memory_overcommit,
             quota_on_limits: inv
                 .resource_quotas
                 .iter()

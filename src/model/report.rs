@@ -148,6 +148,50 @@ impl VmRow {
     }
 }
 
+/// The cluster facts that size a VMI's pod: Harvester context, the overhead formula's cluster
+/// inputs, and KubeVirt's memory overcommit. Shared by the report and the fix planner.
+#[derive(Debug, Clone)]
+pub struct SizingFacts {
+    /// `Some` on Harvester.
+    pub harvester: Option<HarvesterContext>,
+    pub inputs: ClusterInputs,
+    /// KubeVirt `developerConfiguration.memoryOvercommit` (percent, default 100).
+    pub memory_overcommit: i64,
+}
+
+impl SizingFacts {
+    pub fn from_inventory(inv: &Inventory) -> SizingFacts {
+        let config = inv
+            .kubevirts
+            .first()
+            .map(|c| c.spec.configuration.clone())
+            .unwrap_or_default();
+        let cluster_arch = inv
+            .nodes
+            .iter()
+            .find_map(|n| n.status.node_info.as_ref().map(|i| i.architecture.clone()))
+            .filter(|a| !a.is_empty());
+        let memory_overcommit = config
+            .developer_configuration
+            .as_ref()
+            .and_then(|d| d.memory_overcommit)
+            .filter(|&m| m > 0)
+            .unwrap_or(100);
+        SizingFacts {
+            harvester: inv
+                .harvester_settings
+                .as_deref()
+                .map(HarvesterContext::from_settings),
+            inputs: ClusterInputs {
+                ratio: config.additional_guest_memory_overhead_ratio.clone(),
+                cluster_arch,
+                config,
+            },
+            memory_overcommit,
+        }
+    }
+}
+
 /// Cluster-wide facts derived once per report.
 struct Cluster {
     detected: DetectedVersion,
@@ -170,29 +214,15 @@ fn cluster_facts(inv: &Inventory, opts: &ReportOptions) -> Cluster {
         images,
         opts.version_flag,
     );
-    let config = cr.map(|c| c.spec.configuration.clone()).unwrap_or_default();
-    let cluster_arch = inv
-        .nodes
-        .iter()
-        .find_map(|n| n.status.node_info.as_ref().map(|i| i.architecture.clone()))
-        .filter(|a| !a.is_empty());
-    let memory_overcommit = config
-        .developer_configuration
-        .as_ref()
-        .and_then(|d| d.memory_overcommit)
-        .filter(|&m| m > 0)
-        .unwrap_or(100);
+    let SizingFacts {
+        harvester,
+        inputs,
+        memory_overcommit,
+    } = SizingFacts::from_inventory(inv);
     Cluster {
         detected,
-        harvester: inv
-            .harvester_settings
-            .as_deref()
-            .map(HarvesterContext::from_settings),
-        inputs: ClusterInputs {
-            ratio: config.additional_guest_memory_overhead_ratio.clone(),
-            cluster_arch,
-            config,
-        },
+        harvester,
+        inputs,
         memory_overcommit,
     }
 }
