@@ -98,6 +98,7 @@ pub async fn handle(
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    app.requests.count(super::requests::RequestKind::Exec);
     let q = Query::parse(uri.query());
     let plan = match prepare(&app, &headers, &ns, &name, &q) {
         Ok(p) => p,

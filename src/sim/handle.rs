@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::auth::Auth;
+use super::requests::RequestTally;
 use super::resources::VIRTUAL_MACHINES;
 use super::scenario::{Scenario, ScenarioError};
 use super::server::{serve, App};
@@ -125,6 +126,7 @@ impl Sim {
                 rand::random::<u64>(),
                 rand::random::<u64>()
             ),
+            requests: Default::default(),
         };
         let server = tokio::spawn(serve(listener, app.clone()));
         let ticker = {
@@ -167,6 +169,17 @@ impl SimHandle {
     /// The API's base URL (with its secret first path segment).
     pub fn url(&self) -> String {
         format!("http://{}/{}", self.app.addr, self.app.prefix)
+    }
+
+    /// Requests served so far, by kind.
+    pub fn requests(&self) -> RequestTally {
+        self.app.requests.tally()
+    }
+
+    /// Compact like etcd: forget the event history and list snapshots, so watches and continue
+    /// tokens from earlier resourceVersions get 410 and clients list again.
+    pub fn compact(&self) {
+        self.world().store.compact();
     }
 
     /// The world, for tests and the CLI (do not hold it across an await).

@@ -9,6 +9,8 @@ use serde_json::{json, Value};
 
 use super::auth::Auth;
 use super::ops::{self, PatchType, Target};
+use super::paging::{self, ListError, ListParams};
+use super::requests::RequestKind;
 use super::resources::{self, ResourceType, SUBRESOURCES_GROUP};
 use super::selector::{FieldSelector, LabelSelector};
 use super::server::{error_response, json_response, App};
@@ -118,13 +120,16 @@ fn dispatch(
     body: &[u8],
 ) -> Result<Response, ApiError> {
     let path = uri.path().trim_end_matches('/');
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    if let Some(kind) = non_resource_kind(&segs) {
+        app.requests.count(kind);
+    }
     if matches!(path, "/healthz" | "/livez" | "/readyz") {
         return Ok((StatusCode::OK, "ok").into_response());
     }
     let user = user_of(headers)?;
     let q = Query::parse(uri.query());
     let harvester = app.world().config.harvester.is_some();
-    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     match segs.as_slice() {
         ["version"] => ok(version(app)),
         ["api"] => ok(resources::api_versions(&app.addr.to_string())),
@@ -161,6 +166,24 @@ fn dispatch(
             resource(app, &user, method, headers, &q, body, g, v, rest, harvester)
         }
         _ => Err(ApiError::path_not_found()),
+    }
+}
+
+/// The kind of a request that is not a verb on a resource (those are counted by verb).
+fn non_resource_kind(segs: &[&str]) -> Option<RequestKind> {
+    match segs {
+        ["version"] | ["api"] | ["apis"] | ["api", "v1"] | ["apis", _] | ["apis", _, _] => {
+            Some(RequestKind::Discovery)
+        }
+        ["openapi", ..] | ["apis", SUBRESOURCES_GROUP, "v1", "version"] => {
+            Some(RequestKind::Discovery)
+        }
+        ["api", "v1", "nodes", _, "proxy", ..]
+        | ["apis", SUBRESOURCES_GROUP, "v1", "namespaces", _, "virtualmachines", _, _] => {
+            Some(RequestKind::Subresource)
+        }
+        ["api", "v1", ..] | ["apis", _, _, ..] => None,
+        _ => Some(RequestKind::Other),
     }
 }
 
@@ -314,6 +337,7 @@ fn resource(
         (&Method::DELETE, false) => "deletecollection",
         _ => return Err(ApiError::method_not_allowed()),
     };
+    app.requests.count(RequestKind::of_verb(verb));
     app.world()
         .auth
         .check(user, verb, t.rt, t.sub.as_deref(), t.ns.as_deref())?;
@@ -349,12 +373,37 @@ fn resource(
             Ok(super::watch::watch(app, req))
         }
         "list" => {
-            let (items, rv) = ops::list(&app.world(), t.rt, t.ns.as_deref(), &labels, &fields);
-            if table {
-                ok(table::table(t.rt, &items, rv, now_epoch(app)))
+            let params = ListParams::from_query(q)?;
+            let listed = paging::list(
+                &mut app.world().store,
+                t.rt,
+                t.ns.as_deref(),
+                &labels,
+                &fields,
+                &params,
+            );
+            let page = match listed {
+                Ok(page) => page,
+                Err(ListError::Api(e)) => return Err(e),
+                Err(ListError::ContinueExpired { continue_token }) => {
+                    let mut body = ApiError::expired(paging::INCONSISTENT_CONTINUE).body();
+                    body["metadata"]["continue"] = json!(continue_token);
+                    return Ok(json_response(StatusCode::GONE, &body));
+                }
+            };
+            app.requests.count_listed(page.items.len());
+            let mut v = if table {
+                table::table(t.rt, &page.items, page.resource_version, now_epoch(app))
             } else {
-                ok(list_value(t.rt, items, rv))
+                list_value(t.rt, page.items, page.resource_version)
+            };
+            if let Some(c) = page.continue_token {
+                v["metadata"]["continue"] = json!(c);
             }
+            if let Some(n) = page.remaining {
+                v["metadata"]["remainingItemCount"] = json!(n);
+            }
+            ok(v)
         }
         "get" => {
             let obj = ops::get(&app.world(), &t)?;

@@ -85,6 +85,11 @@ impl LabelSelector {
         Ok(LabelSelector(reqs))
     }
 
+    /// Selects everything (no requirement).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     pub fn matches(&self, obj: &Value) -> bool {
         let labels = &obj["metadata"]["labels"];
         let get = |k: &str| labels.get(k).and_then(Value::as_str);
@@ -121,6 +126,11 @@ impl FieldSelector {
             terms.push((path.trim().to_string(), eq, value.trim().to_string()));
         }
         Ok(FieldSelector(terms))
+    }
+
+    /// Selects everything (no term).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     pub fn matches(&self, obj: &Value) -> bool {

@@ -4,14 +4,17 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::body::Body;
+use axum::extract::State;
+use axum::http::StatusCode as Code;
 use axum::http::{header, StatusCode};
 use axum::response::Response;
-use axum::routing::any;
+use axum::routing::{any, get};
 use axum::Router;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use super::requests::RequestCounters;
 use super::status::ApiError;
 use super::world::World;
 
@@ -26,6 +29,8 @@ pub struct App {
     /// URL). kubectl sends no bearer token over plain HTTP, so this secret is what keeps other
     /// local users from reaching the API, whose exec runs commands on this machine.
     pub prefix: String,
+    /// Requests served, by kind.
+    pub requests: Arc<RequestCounters>,
 }
 
 impl App {
@@ -42,6 +47,7 @@ pub fn router(app: App) -> Router {
             "/api/v1/namespaces/{ns}/pods/{name}/exec",
             any(super::exec::handle),
         )
+        .route("/vmmem-sim/requests", get(requests))
         .fallback(super::rest::handle)
         .with_state(app);
     Router::new()
@@ -58,6 +64,12 @@ pub async fn serve(listener: TcpListener, app: App) {
             let _ = stop.wait_for(|s| *s).await;
         })
         .await;
+}
+
+/// The request counters, for benchmarks that run the simulator as a separate process.
+async fn requests(State(app): State<App>) -> Response {
+    let tally = serde_json::to_value(app.requests.tally()).unwrap_or_default();
+    json_response(Code::OK, &tally)
 }
 
 pub fn json_response(code: StatusCode, v: &Value) -> Response {

@@ -164,6 +164,38 @@ impl ApiError {
         )
     }
 
+    /// A list at a resourceVersion that was compacted away.
+    pub fn list_gone(message: &str) -> ApiError {
+        ApiError::new(410, "Gone", message)
+    }
+
+    /// A stale continue token (the caller adds the token that continues at the newest version).
+    pub fn expired(message: &str) -> ApiError {
+        ApiError::new(410, "Expired", message)
+    }
+
+    /// A read at a resourceVersion the server has not reached.
+    pub fn too_large_resource_version(requested: u64, current: u64) -> ApiError {
+        let mut e = ApiError::new(
+            504,
+            "Timeout",
+            format!("Too large resource version: {requested}, current: {current}"),
+        );
+        e.details = Some(
+            json!({"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}], "retryAfterSeconds": 1}),
+        );
+        e
+    }
+
+    /// List options that do not go together.
+    pub fn invalid_list_options(message: &str) -> ApiError {
+        ApiError::new(
+            422,
+            "Invalid",
+            format!("ListOptions.meta.k8s.io \"\" is invalid: {message}"),
+        )
+    }
+
     pub fn internal(message: impl Into<String>) -> ApiError {
         ApiError::new(500, "InternalError", message)
     }

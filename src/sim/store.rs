@@ -39,11 +39,28 @@ pub struct Event {
     pub object: Value,
 }
 
-type Key = (String, String);
+/// An object's key, ordered as etcd orders them under the resource's prefix: `namespace/name`
+/// for namespaced objects, `name` for cluster-scoped ones.
+pub type Key = String;
+
+/// The objects of one resource type by key. Shared (copy on write) with the list snapshots that
+/// paged lists continue from.
+pub type Objects = BTreeMap<Key, Arc<Value>>;
+
+/// How many list snapshots continue tokens can refer to (oldest dropped first).
+const SNAPSHOTS: usize = 16;
+
+/// The objects of one resource as they were at one resourceVersion.
+struct Snapshot {
+    rv: u64,
+    resource: &'static str,
+    objects: Arc<Objects>,
+}
 
 pub struct Store {
     rv: u64,
-    objects: HashMap<&'static str, BTreeMap<Key, Value>>,
+    objects: HashMap<&'static str, Arc<Objects>>,
+    snapshots: VecDeque<Snapshot>,
     history: VecDeque<Arc<Event>>,
     /// Events older than this were dropped from `history`.
     oldest_kept: u64,
@@ -62,11 +79,22 @@ pub fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
     obj["metadata"][field].as_str().unwrap_or("")
 }
 
-fn key_of(obj: &Value) -> Key {
-    (
-        meta_str(obj, "namespace").to_string(),
-        meta_str(obj, "name").to_string(),
-    )
+/// The store key of `name` in namespace `ns` (empty for cluster-scoped objects).
+pub fn key(ns: &str, name: &str) -> Key {
+    if ns.is_empty() {
+        name.to_string()
+    } else {
+        format!("{ns}/{name}")
+    }
+}
+
+/// The namespace an object of `rt` is stored under (none for cluster-scoped types).
+fn namespace_of<'a>(rt: &ResourceType, obj: &'a Value) -> &'a str {
+    if rt.namespaced {
+        meta_str(obj, "namespace")
+    } else {
+        ""
+    }
 }
 
 /// A random RFC 4122 version 4 UUID.
@@ -101,6 +129,7 @@ impl Store {
         Store {
             rv: 1000,
             objects: HashMap::new(),
+            snapshots: VecDeque::new(),
             history: VecDeque::new(),
             oldest_kept: 1000,
             recording: true,
@@ -108,13 +137,64 @@ impl Store {
         }
     }
 
-    /// Forget the event history (after bulk loading, before anyone watches): watches from older
-    /// versions then get 410 Gone and re-list.
+    /// Forget the event history and list snapshots, as etcd's compaction does (after bulk
+    /// loading, or to expire clients): watches and continue tokens from older versions then get
+    /// 410 and list again.
     pub fn compact(&mut self) {
         self.history.clear();
         self.history.shrink_to_fit();
+        self.snapshots.clear();
         self.oldest_kept = self.rv;
         self.recording = true;
+    }
+
+    /// The oldest resourceVersion reads can still be served at.
+    pub fn oldest_kept(&self) -> u64 {
+        self.oldest_kept
+    }
+
+    /// The objects of `rt` as of now, kept readable at this resourceVersion for paged lists that
+    /// continue from it (copy on write: later changes do not touch what the snapshot holds).
+    pub fn snapshot(&mut self, rt: &ResourceType) -> Arc<Objects> {
+        let objects = self.objects.entry(rt.key).or_default().clone();
+        let rv = self.rv;
+        let held = self
+            .snapshots
+            .iter()
+            .any(|s| s.rv == rv && s.resource == rt.key);
+        if !held {
+            if self.snapshots.len() >= SNAPSHOTS {
+                self.snapshots.pop_front();
+            }
+            self.snapshots.push_back(Snapshot {
+                rv,
+                resource: rt.key,
+                objects: objects.clone(),
+            });
+        }
+        objects
+    }
+
+    /// The objects of `rt` as they were at `rv`: the current ones when nothing of that type
+    /// changed since, else a snapshot taken then. `None` when that version is no longer
+    /// readable (compacted, or never snapshotted) or lies in the future.
+    pub fn objects_at(&self, rt: &ResourceType, rv: u64) -> Option<Arc<Objects>> {
+        if rv > self.rv || rv < self.oldest_kept {
+            return None;
+        }
+        let changed_since = self
+            .history
+            .iter()
+            .rev()
+            .take_while(|e| e.rv > rv)
+            .any(|e| e.resource == rt.key);
+        if !changed_since {
+            return Some(self.objects.get(rt.key).cloned().unwrap_or_default());
+        }
+        self.snapshots
+            .iter()
+            .find(|s| s.rv == rv && s.resource == rt.key)
+            .map(|s| s.objects.clone())
     }
 
     pub fn resource_version(&self) -> u64 {
@@ -164,12 +244,10 @@ impl Store {
     }
 
     pub fn get(&self, rt: &ResourceType, ns: &str, name: &str) -> Option<&Value> {
-        self.objects
-            .get(rt.key)?
-            .get(&(ns.to_string(), name.to_string()))
+        self.objects.get(rt.key)?.get(&key(ns, name)).map(|v| &**v)
     }
 
-    /// Objects of a type, in one namespace or all (sorted by namespace, then name).
+    /// Objects of a type, in one namespace or all, in etcd's key order.
     pub fn list<'a>(
         &'a self,
         rt: &ResourceType,
@@ -178,13 +256,16 @@ impl Store {
         self.objects
             .get(rt.key)
             .into_iter()
-            .flat_map(|m| m.iter())
-            .filter(move |((n, _), _)| ns.is_none_or(|want| want == n))
-            .map(|(_, v)| v)
+            .flat_map(move |m| in_namespace(m, ns))
+            .map(|(_, v)| &**v)
     }
 
     pub fn count(&self, rt: &ResourceType) -> usize {
-        self.objects.get(rt.key).map_or(0, BTreeMap::len)
+        self.objects.get(rt.key).map_or(0, |m| m.len())
+    }
+
+    fn objects_mut(&mut self, rt: &ResourceType) -> &mut Objects {
+        Arc::make_mut(self.objects.entry(rt.key).or_default())
     }
 
     /// Store a new object: sets uid, creationTimestamp, generation and resourceVersion.
@@ -199,17 +280,18 @@ impl Store {
         mut obj: Value,
         now: &str,
     ) -> Result<&Value, ApiError> {
-        let key = key_of(&obj);
-        if key.1.is_empty() {
+        let name = meta_str(&obj, "name");
+        if name.is_empty() {
             return Err(ApiError::invalid(
                 rt,
                 "",
                 "metadata.name: Required value: name or generateName is required",
             ));
         }
-        if self.get(rt, &key.0, &key.1).is_some() {
-            return Err(ApiError::already_exists(rt, &key.1));
+        if self.get(rt, namespace_of(rt, &obj), name).is_some() {
+            return Err(ApiError::already_exists(rt, name));
         }
+        let key = key(namespace_of(rt, &obj), name);
         obj["apiVersion"] = json!(rt.api_version());
         obj["kind"] = json!(rt.kind);
         let meta = &mut obj["metadata"];
@@ -229,19 +311,21 @@ impl Store {
         }
         self.bump(&mut obj);
         self.record(rt, EventType::Added, &obj);
-        let map = self.objects.entry(rt.key).or_default();
-        map.insert(key.clone(), obj);
+        let map = self.objects_mut(rt);
+        map.insert(key.clone(), Arc::new(obj));
         map.get(&key)
+            .map(|v| &**v)
             .ok_or_else(|| ApiError::internal("stored object vanished"))
     }
 
     /// Replace a stored object (the caller has checked resourceVersion and merged status).
     /// Returns the stored object; no event when nothing changed.
     pub fn replace(&mut self, rt: &ResourceType, mut obj: Value) -> Result<Value, ApiError> {
-        let key = key_of(&obj);
-        let Some(old) = self.get(rt, &key.0, &key.1) else {
-            return Err(ApiError::not_found(rt, &key.1));
+        let name = meta_str(&obj, "name").to_string();
+        let Some(old) = self.get(rt, namespace_of(rt, &obj), &name) else {
+            return Err(ApiError::not_found(rt, &name));
         };
+        let key = key(namespace_of(rt, old), &name);
         obj["apiVersion"] = json!(rt.api_version());
         obj["kind"] = json!(rt.kind);
         // Immutable metadata stays as stored.
@@ -260,10 +344,7 @@ impl Store {
             return Ok(obj);
         }
         self.bump(&mut obj);
-        self.objects
-            .entry(rt.key)
-            .or_default()
-            .insert(key, obj.clone());
+        self.objects_mut(rt).insert(key, Arc::new(obj.clone()));
         self.record(rt, EventType::Modified, &obj);
         Ok(obj)
     }
@@ -278,31 +359,46 @@ impl Store {
         field: &str,
         value: Value,
     ) -> bool {
-        let key = (ns.to_string(), name.to_string());
-        let Some(obj) = self.objects.get_mut(rt.key).and_then(|m| m.get_mut(&key)) else {
-            return false;
-        };
-        if obj[field] == value {
+        let key = key(ns, name);
+        if self.get(rt, ns, name).is_none_or(|o| o[field] == value) {
             return false;
         }
+        let (rv, recording) = (self.rv + 1, self.recording);
+        let Some(obj) = self.objects_mut(rt).get_mut(&key).map(Arc::make_mut) else {
+            return false;
+        };
         obj[field] = value;
-        self.rv += 1;
-        obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
-        if self.recording {
-            let snapshot = obj.clone();
-            self.record(rt, EventType::Modified, &snapshot);
+        obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+        let event = recording.then(|| obj.clone());
+        self.rv = rv;
+        if let Some(e) = event {
+            self.record(rt, EventType::Modified, &e);
         }
         true
     }
 
     pub fn delete(&mut self, rt: &ResourceType, ns: &str, name: &str) -> Option<Value> {
-        let mut obj = self
-            .objects
-            .get_mut(rt.key)?
-            .remove(&(ns.to_string(), name.to_string()))?;
+        self.get(rt, ns, name)?;
+        let stored = self.objects_mut(rt).remove(&key(ns, name))?;
+        let mut obj = Arc::unwrap_or_clone(stored);
         self.bump(&mut obj);
         self.record(rt, EventType::Deleted, &obj);
         Some(obj)
+    }
+}
+
+/// The entries of `objects` in namespace `ns` (all with `None`), in key order.
+pub fn in_namespace<'a>(
+    objects: &'a Objects,
+    ns: Option<&str>,
+) -> Box<dyn Iterator<Item = (&'a Key, &'a Arc<Value>)> + 'a> {
+    match ns {
+        None => Box::new(objects.iter()),
+        Some(ns) => {
+            // Keys of the namespace are `ns/…`; '0' is the byte after '/'.
+            let range = (format!("{ns}/"), format!("{ns}0"));
+            Box::new(objects.range(range.0..range.1))
+        }
     }
 }
 
