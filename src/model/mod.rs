@@ -14,4 +14,5 @@ pub mod readings;
 pub mod recommend;
 pub mod report;
 pub mod spec;
+pub mod string_map;
 pub mod version;

@@ -10,6 +10,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::parse::quantity::Quantity;
 
+pub use super::string_map::StringMap;
+
+/// A list without spare capacity. Decoding from text gives no length up front, so a vector
+/// grows by doubling (one condition or interface takes room for four); thousands of objects
+/// each holding a few such lists made that slack a large share of their memory.
+fn exact_vec<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    let mut v = Vec::<T>::deserialize(d)?;
+    v.shrink_to_fit();
+    Ok(v)
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct ObjectMeta {
@@ -24,11 +39,11 @@ pub struct ObjectMeta {
     pub creation_timestamp: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deletion_timestamp: Option<String>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub labels: BTreeMap<String, String>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub annotations: BTreeMap<String, String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "StringMap::is_empty")]
+    pub labels: StringMap,
+    #[serde(skip_serializing_if = "StringMap::is_empty")]
+    pub annotations: StringMap,
+    #[serde(deserialize_with = "exact_vec", skip_serializing_if = "Vec::is_empty")]
     pub owner_references: Vec<OwnerReference>,
 }
 
@@ -97,7 +112,7 @@ pub struct VmStatus {
     pub printable_status: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ready: Option<bool>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(deserialize_with = "exact_vec", skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }
 
@@ -118,7 +133,7 @@ pub struct Condition {
 #[serde(default, rename_all = "camelCase")]
 pub struct VmiSpec {
     pub domain: DomainSpec,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(deserialize_with = "exact_vec", skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<Volume>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub liveness_probe: Option<Probe>,
@@ -126,9 +141,32 @@ pub struct VmiSpec {
     pub readiness_probe: Option<Probe>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub architecture: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub networks: Vec<serde_json::Value>,
+    #[serde(deserialize_with = "exact_vec", skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<Network>,
 }
+
+/// A VM network: its name and what it connects to (the pod network or a Multus network).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Network {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod: Option<Empty>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub multus: Option<MultusNetwork>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct MultusNetwork {
+    pub network_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default: Option<bool>,
+}
+
+/// An object whose presence is what counts (`pod: {}`); its fields, if any, are not kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Empty {}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
@@ -187,11 +225,11 @@ pub struct CpuSpec {
 pub struct Devices {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub autoattach_graphics_device: Option<bool>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(deserialize_with = "exact_vec", skip_serializing_if = "Vec::is_empty")]
     pub host_devices: Vec<serde_json::Value>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(deserialize_with = "exact_vec", skip_serializing_if = "Vec::is_empty")]
     pub gpus: Vec<serde_json::Value>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(deserialize_with = "exact_vec", skip_serializing_if = "Vec::is_empty")]
     pub interfaces: Vec<Interface>,
     /// `false` turns off the guest-console-log sidecar (v1.1+).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -224,7 +262,7 @@ pub struct Interface {
     pub passt_binding: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub binding: Option<Binding>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(deserialize_with = "exact_vec", skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bridge: Option<serde_json::Value>,
@@ -284,8 +322,8 @@ pub struct VmiStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node_name: Option<String>,
     /// pod UID → node name; two entries while migrating.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub active_pods: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "StringMap::is_empty")]
+    pub active_pods: StringMap,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub migration_state: Option<MigrationState>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -405,6 +443,7 @@ pub struct Pod {
 pub struct PodSpec {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node_name: Option<String>,
+    #[serde(deserialize_with = "exact_vec")]
     pub containers: Vec<Container>,
 }
 
@@ -424,7 +463,7 @@ pub struct PodStatus {
     pub phase: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub qos_class: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(deserialize_with = "exact_vec", skip_serializing_if = "Vec::is_empty")]
     pub container_statuses: Vec<ContainerStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub start_time: Option<String>,
@@ -440,9 +479,53 @@ pub struct ContainerStatus {
     pub restart_count: Option<i64>,
     /// `lastState.terminated.reason` is `OOMKilled` after a container-level OOM.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_state: Option<serde_json::Value>,
+    pub last_state: Option<ContainerState>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub state: Option<serde_json::Value>,
+    pub state: Option<ContainerState>,
+}
+
+/// A container's `state` or `lastState`: at most one of the three is set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ContainerState {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub running: Option<Box<StateRunning>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<Box<StateWaiting>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub terminated: Option<Box<StateTerminated>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct StateRunning {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct StateWaiting {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct StateTerminated {
+    /// `OOMKilled` after an OOM kill in the container.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -7,10 +7,10 @@ use serde::Deserialize;
 
 use crate::model::objects::{
     Condition, Container, ContainerStatus, DomainSpec, HarvesterSetting, KubeVirt,
-    KubeVirtConfiguration, KubeVirtSpec, KubeVirtStatus, MigrationState, Node, NodeInfo,
+    KubeVirtConfiguration, KubeVirtSpec, KubeVirtStatus, MigrationState, Network, Node, NodeInfo,
     NodeStatus, ObjectMeta, Pod, PodSpec, PodStatus, Probe, ResourceList, ResourceQuota,
-    ResourceQuotaSpec, VirtualMachine, VirtualMachineInstance, VmSpec, VmStatus, VmTemplate,
-    VmiMemoryStatus, VmiSpec, VmiStatus, Volume,
+    ResourceQuotaSpec, StringMap, VirtualMachine, VirtualMachineInstance, VmSpec, VmStatus,
+    VmTemplate, VmiMemoryStatus, VmiSpec, VmiStatus, Volume,
 };
 use crate::parse::quantity::Quantity;
 
@@ -108,7 +108,7 @@ struct AnySpec {
     liveness_probe: Option<Probe>,
     readiness_probe: Option<Probe>,
     architecture: Option<String>,
-    networks: Vec<serde_json::Value>,
+    networks: Vec<Network>,
     // Pod
     node_name: Option<String>,
     containers: Vec<Container>,
@@ -128,7 +128,7 @@ struct AnyStatus {
     // VirtualMachineInstance, Pod, KubeVirt
     phase: Option<String>,
     node_name: Option<String>,
-    active_pods: BTreeMap<String, String>,
+    active_pods: StringMap,
     migration_state: Option<MigrationState>,
     memory: Option<VmiMemoryStatus>,
     qos_class: Option<String>,
