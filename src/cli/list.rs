@@ -69,11 +69,14 @@ pub fn run(global: &GlobalArgs, args: &ListArgs) -> anyhow::Result<ExitCode> {
             .build()
             .context("starting the async runtime")?;
         rt.block_on(async {
-            let live = super::source::open(global).await?;
-            let inventory = live.source.snapshot();
+            // One snapshot is all `list` needs: list page by page, watch nothing, and hold
+            // each object once.
+            let live = super::source::open_once(global).await?;
+            let (inventory, opened) = live.into_parts().await;
             let round =
-                super::node_readings::one_round(global, live.conn.client.clone(), &inventory).await;
-            live.close().await;
+                super::node_readings::one_round(global, opened.conn.client.clone(), &inventory)
+                    .await;
+            opened.close().await;
             let round = round?;
             let mut opts = opts;
             opts.stale_nodes = round.stale;

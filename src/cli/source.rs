@@ -40,15 +40,43 @@ pub struct Live {
     sim: Option<SimHandle>,
 }
 
+/// What keeps the cluster of a one-shot reader up after its watches stopped: the connection,
+/// and for the demo the simulated cluster (stopped by [`Opened::close`]).
+pub struct Opened {
+    pub client: kube::Client,
+    pub conn: connect::Connection,
+    sim: Option<SimHandle>,
+}
+
+impl Opened {
+    /// Stop the demo's simulated cluster (nothing to do for a real one).
+    pub async fn close(self) {
+        if let Some(sim) = self.sim {
+            sim.shutdown().await;
+        }
+    }
+}
+
 impl Live {
     /// One snapshot, then stop watching (and, for the demo, the simulated cluster).
     pub async fn into_inventory(self) -> Inventory {
-        let Live { source, sim, .. } = self;
-        let inventory = source.into_snapshot().await;
-        if let Some(sim) = sim {
-            sim.shutdown().await;
-        }
+        let (inventory, opened) = self.into_parts().await;
+        opened.close().await;
         inventory
+    }
+
+    /// Stop watching and take the objects without copying them (one-shot readers such as
+    /// `list` then hold each object once); the connection stays usable, and the demo cluster
+    /// up, until [`Opened::close`].
+    pub async fn into_parts(self) -> (Inventory, Opened) {
+        let Live {
+            source,
+            client,
+            conn,
+            sim,
+        } = self;
+        let inventory = source.into_snapshot().await;
+        (inventory, Opened { client, conn, sim })
     }
 
     /// Stop watching and, for the demo, the simulated cluster.
@@ -61,8 +89,30 @@ impl Live {
     }
 }
 
-/// Connect as the flags say and wait for the first complete lists.
+/// Connect as the flags say, start watching and wait for the first complete lists.
 pub async fn open(global: &GlobalArgs) -> anyhow::Result<Live> {
+    open_with(global, false).await
+}
+
+/// Connect as the flags say and list everything once (page by page, no watches): for one
+/// snapshot, taken with [`Live::into_parts`].
+pub async fn open_once(global: &GlobalArgs) -> anyhow::Result<Live> {
+    open_with(global, true).await
+}
+
+async fn start(
+    conn: &connect::Connection,
+    opts: LiveOptions,
+    once: bool,
+) -> anyhow::Result<LiveSource> {
+    Ok(if once {
+        LiveSource::list_once(conn, opts).await?
+    } else {
+        LiveSource::start(conn, opts).await?
+    })
+}
+
+async fn open_with(global: &GlobalArgs, once: bool) -> anyhow::Result<Live> {
     let flags = connect_flags(global)?;
     if global.demo {
         let sim = Sim::start_demo()
@@ -86,7 +136,7 @@ pub async fn open(global: &GlobalArgs) -> anyhow::Result<Live> {
             source: SourceKind::Demo,
             initial_timeout: flags.request_timeout,
         };
-        let source = LiveSource::start(&conn, opts).await?;
+        let source = start(&conn, opts, once).await?;
         return Ok(Live {
             source,
             client: conn.client.clone(),
@@ -105,7 +155,7 @@ pub async fn open(global: &GlobalArgs) -> anyhow::Result<Live> {
         source: SourceKind::Live,
         initial_timeout: flags.request_timeout,
     };
-    let source = LiveSource::start(&conn, opts).await?;
+    let source = start(&conn, opts, once).await?;
     Ok(Live {
         source,
         client: conn.client.clone(),

@@ -1,6 +1,7 @@
 //! One watched resource in one scope: a kube-rs watcher feeding a reflector store, run as a task,
 //! with the state the caller needs: how the initial list went, the last error while watching,
-//! and how many (re)lists and change events it saw.
+//! and how many (re)lists and change events it saw. A feed can also list once, page by page,
+//! without watching ([`Feed::list_once`]), for readers that take a single snapshot.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -69,6 +70,17 @@ impl FeedState {
     /// Changes received through the watch (after the initial list).
     pub fn events(&self) -> u64 {
         self.events.load(Ordering::Relaxed)
+    }
+
+    /// A one-shot list ended: Ready, or Forbidden/Failed with the server's message.
+    fn listed(&self, result: Result<(), kube::Error>) {
+        match result {
+            Ok(()) => {
+                self.lists.fetch_add(1, Ordering::Relaxed);
+                self.record::<()>(&Ok(watcher::Event::InitDone));
+            }
+            Err(e) => self.record::<()>(&Err(watcher::Error::InitialListFailed(e))),
+        }
     }
 
     fn record<K>(&self, ev: &Result<watcher::Event<K>, watcher::Error>) {
@@ -152,12 +164,27 @@ impl Backoff for QuickBackoff {
     }
 }
 
-/// A running watch of `T` in one namespace (or all), stopped when dropped.
+/// Where a feed keeps its objects.
+enum Held<T: Kind> {
+    /// The reflector's store, kept current by the watch.
+    Watched(Store<Lean<T>>),
+    /// The result of one paged list.
+    Listed(Arc<Mutex<Vec<T>>>),
+}
+
+/// A running watch (or one-shot list) of `T` in one namespace (or all), stopped when dropped.
 pub struct Feed<T: Kind> {
     pub namespace: Option<String>,
-    store: Store<Lean<T>>,
+    held: Held<T>,
     state: Arc<FeedState>,
     task: JoinHandle<()>,
+}
+
+fn api_for<T: Kind>(client: kube::Client, namespace: Option<&str>) -> Api<Lean<T>> {
+    match namespace {
+        Some(ns) if T::NAMESPACED => Api::namespaced_with(client, ns, &()),
+        _ => Api::all_with(client, &()),
+    }
 }
 
 impl<T: Kind> Drop for Feed<T> {
@@ -169,10 +196,7 @@ impl<T: Kind> Drop for Feed<T> {
 impl<T: Kind> Feed<T> {
     /// Start watching (needs a tokio runtime). `labels` narrows the list (e.g. launcher pods).
     pub fn start(client: kube::Client, namespace: Option<&str>, labels: Option<&str>) -> Feed<T> {
-        let api: Api<Lean<T>> = match namespace {
-            Some(ns) if T::NAMESPACED => Api::namespaced_with(client, ns, &()),
-            _ => Api::all_with(client, &()),
-        };
+        let api = api_for::<T>(client, namespace);
         let mut cfg = watcher::Config::default();
         if let Some(l) = labels {
             cfg = cfg.labels(l);
@@ -192,7 +216,34 @@ impl<T: Kind> Feed<T> {
         let task = tokio::spawn(stream);
         Feed {
             namespace: namespace.filter(|_| T::NAMESPACED).map(str::to_string),
-            store,
+            held: Held::Watched(store),
+            state,
+            task,
+        }
+    }
+
+    /// List once, page by page, and keep the objects (no watch): for readers that take one
+    /// snapshot. Phases and errors are reported as for a watch's first list.
+    pub fn list_once(
+        client: kube::Client,
+        namespace: Option<&str>,
+        labels: Option<&str>,
+    ) -> Feed<T> {
+        let api = api_for::<T>(client, namespace);
+        let held = Arc::new(Mutex::new(Vec::new()));
+        let state = Arc::new(FeedState::new());
+        let (task_held, task_state) = (held.clone(), state.clone());
+        let labels = labels.map(str::to_string);
+        let task = tokio::spawn(async move {
+            let result = super::paged::list_all(&api, labels.as_deref()).await;
+            let result = result.map(|(objects, _pages)| {
+                *task_held.lock().unwrap_or_else(|p| p.into_inner()) = objects;
+            });
+            task_state.listed(result);
+        });
+        Feed {
+            namespace: namespace.filter(|_| T::NAMESPACED).map(str::to_string),
+            held: Held::Listed(held),
             state,
             task,
         }
@@ -218,7 +269,10 @@ impl<T: Kind> Feed<T> {
 
     /// The objects as of now (copies; the store keeps its own).
     pub fn objects(&self) -> Vec<T> {
-        self.store.state().iter().map(|l| l.obj.clone()).collect()
+        match &self.held {
+            Held::Watched(store) => store.state().iter().map(|l| l.obj.clone()).collect(),
+            Held::Listed(list) => list.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        }
     }
 
     /// Stop watching and hand over the objects without copying them (for one-shot readers).
@@ -226,21 +280,34 @@ impl<T: Kind> Feed<T> {
         self.task.abort();
         // Once the task is gone its writer is dropped: the store below holds the only references.
         let _ = (&mut self.task).await;
-        let arcs = self.store.state();
-        drop(std::mem::replace(
-            &mut self.store,
-            Writer::<Lean<T>>::new(()).as_reader(),
-        ));
-        arcs.into_iter()
-            .map(|a| Arc::try_unwrap(a).map_or_else(|a| a.obj.clone(), |l| l.obj))
-            .collect()
+        match &mut self.held {
+            Held::Listed(list) => {
+                std::mem::take(&mut *list.lock().unwrap_or_else(|p| p.into_inner()))
+            }
+            Held::Watched(store) => {
+                let arcs = store.state();
+                drop(std::mem::replace(
+                    store,
+                    Writer::<Lean<T>>::new(()).as_reader(),
+                ));
+                let mut out = Vec::with_capacity(arcs.len());
+                out.extend(
+                    arcs.into_iter()
+                        .map(|a| Arc::try_unwrap(a).map_or_else(|a| a.obj.clone(), |l| l.obj)),
+                );
+                out
+            }
+        }
     }
 
     pub fn len(&self) -> usize {
-        self.store.len()
+        match &self.held {
+            Held::Watched(store) => store.len(),
+            Held::Listed(list) => list.lock().unwrap_or_else(|p| p.into_inner()).len(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.store.is_empty()
+        self.len() == 0
     }
 }

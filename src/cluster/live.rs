@@ -172,14 +172,34 @@ fn refused_cluster_wide<T: Kind>(feeds: &[Feed<T>]) -> bool {
         && matches!(feeds[0].phase(), Phase::Forbidden(_))
 }
 
+/// Whether feeds watch (the dashboard) or list once (`list`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    Watch,
+    Once,
+}
+
+fn feed<T: Kind>(
+    how: Reading,
+    client: &kube::Client,
+    ns: Option<&str>,
+    labels: Option<&str>,
+) -> Feed<T> {
+    match how {
+        Reading::Watch => Feed::start(client.clone(), ns, labels),
+        Reading::Once => Feed::list_once(client.clone(), ns, labels),
+    }
+}
+
 fn per_namespace<T: Kind>(
+    how: Reading,
     client: &kube::Client,
     namespaces: &[String],
     labels: Option<&str>,
 ) -> Vec<Feed<T>> {
     namespaces
         .iter()
-        .map(|ns| Feed::start(client.clone(), Some(ns), labels))
+        .map(|ns| feed(how, client, Some(ns), labels))
         .collect()
 }
 
@@ -206,6 +226,20 @@ async fn take_all<T: Kind>(feeds: Vec<Feed<T>>) -> Vec<T> {
 impl LiveSource {
     /// Connect, discover, start the watches and wait until their first lists are in.
     pub async fn start(conn: &Connection, opts: LiveOptions) -> Result<LiveSource, LiveError> {
+        LiveSource::open(conn, opts, Reading::Watch).await
+    }
+
+    /// Like [`start`](Self::start), but list each resource once, page by page, and watch
+    /// nothing: for one snapshot ([`into_snapshot`](Self::into_snapshot)), as `list` takes.
+    pub async fn list_once(conn: &Connection, opts: LiveOptions) -> Result<LiveSource, LiveError> {
+        LiveSource::open(conn, opts, Reading::Once).await
+    }
+
+    async fn open(
+        conn: &Connection,
+        opts: LiveOptions,
+        how: Reading,
+    ) -> Result<LiveSource, LiveError> {
         let server = conn.server.clone();
         conn.check_reachable().await?;
         let apis = discovery::probe(conn).await?;
@@ -215,16 +249,15 @@ impl LiveSource {
         let client = conn.watch_client()?;
         let ns = opts.scope.namespace();
         let launchers = launcher_selector();
-        let mut vms: Vec<Feed<VirtualMachine>> = vec![Feed::start(client.clone(), ns, None)];
-        let mut vmis: Vec<Feed<VirtualMachineInstance>> =
-            vec![Feed::start(client.clone(), ns, None)];
-        let mut pods: Vec<Feed<Pod>> = vec![Feed::start(client.clone(), ns, Some(&launchers))];
-        let mut quotas: Vec<Feed<ResourceQuota>> = vec![Feed::start(client.clone(), ns, None)];
-        let mut nodes: Vec<Feed<Node>> = vec![Feed::start(client.clone(), None, None)];
-        let mut kubevirts: Vec<Feed<KubeVirt>> = vec![Feed::start(client.clone(), None, None)];
+        let mut vms: Vec<Feed<VirtualMachine>> = vec![feed(how, &client, ns, None)];
+        let mut vmis: Vec<Feed<VirtualMachineInstance>> = vec![feed(how, &client, ns, None)];
+        let mut pods: Vec<Feed<Pod>> = vec![feed(how, &client, ns, Some(&launchers))];
+        let mut quotas: Vec<Feed<ResourceQuota>> = vec![feed(how, &client, ns, None)];
+        let mut nodes: Vec<Feed<Node>> = vec![feed(how, &client, None, None)];
+        let mut kubevirts: Vec<Feed<KubeVirt>> = vec![feed(how, &client, None, None)];
         let mut settings: Option<Vec<Feed<HarvesterSetting>>> = apis
             .harvester_settings
-            .then(|| vec![Feed::start(client.clone(), None, None)]);
+            .then(|| vec![feed(how, &client, None, None)]);
 
         let deadline = opts.initial_timeout.map(|t| (t, Instant::now() + t));
         let initial = async {
@@ -272,19 +305,19 @@ impl LiveSource {
                 }
             };
             if fallback[0] {
-                vms = per_namespace(&client, &namespaces, None);
+                vms = per_namespace(how, &client, &namespaces, None);
             }
             if fallback[1] {
-                vmis = per_namespace(&client, &namespaces, None);
+                vmis = per_namespace(how, &client, &namespaces, None);
             }
             if fallback[2] {
-                pods = per_namespace(&client, &namespaces, Some(&launchers));
+                pods = per_namespace(how, &client, &namespaces, Some(&launchers));
             }
             if fallback[3] {
-                quotas = per_namespace(&client, &namespaces, None);
+                quotas = per_namespace(how, &client, &namespaces, None);
             }
             if fallback[4] {
-                kubevirts = per_namespace(&client, &namespaces, None);
+                kubevirts = per_namespace(how, &client, &namespaces, None);
             }
             let again = async {
                 tokio::join!(

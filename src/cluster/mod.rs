@@ -11,3 +11,4 @@ pub mod files;
 pub mod forbidden;
 pub mod lean;
 pub mod live;
+pub mod paged;
