@@ -1,0 +1,558 @@
+//! Benchmark (issue 10): the plugin at scale against the simulated cluster, side by side with the
+//! real `kubectl`.
+//!
+//! For each size it starts the release `kubectl-vmmem sim --vms N --nodes N/25 --exec-latency 50ms`
+//! as a child process, then alternately runs
+//! - `kubectl-vmmem list -A -o json` (objects plus live data from every node: agent pods, one probe
+//!   exec per node; start to first complete report), and
+//! - the real `kubectl get vm,vmi,pods -A -o json`,
+//!
+//! each as a child measured by `wait4` (wall, user+sys CPU, peak RSS) with the requests the
+//! simulator served for it (read from its `/vmmem-sim/requests` counters). Then it drives the
+//! dashboard's refresh path headless (`tui::cluster_source::ClusterSource`: watches plus one round
+//! of node readings per refresh) in a child of its own and reports requests and CPU per refresh.
+//!
+//! Run: `cargo bench --bench scale`. Environment: `SCALE_VMS` (sizes, default `500,5000,20000`),
+//! `SCALE_RUNS` (runs of each command per size, default 3), `SCALE_REFRESHES` (dashboard refreshes
+//! measured after the first, default 5). Fails loudly when `kubectl` is missing.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+use vmmem::sim::requests::RequestTally;
+
+const PLUGIN: &str = env!("CARGO_BIN_EXE_kubectl-vmmem");
+const VMS_PER_NODE: usize = 25;
+const EXEC_LATENCY: &str = "50ms";
+
+/// The simulator, running as a child process; stopped (SIGTERM, by PID) when dropped.
+struct SimProc {
+    child: Child,
+    kubeconfig: PathBuf,
+    /// `http://127.0.0.1:PORT/sim-SECRET`
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl SimProc {
+    fn start(vms: usize, nodes: usize) -> SimProc {
+        // The nodes' cgroup and proc files the simulator writes stand in for the kernel's
+        // in-memory cgroupfs and procfs: keep them in memory too (tmpfs) where there is one, so
+        // the disk does not time the simulator.
+        let shm = Path::new("/dev/shm");
+        let dir = if shm.is_dir() {
+            tempfile::Builder::new()
+                .prefix("vmmem-scale-")
+                .tempdir_in(shm)
+        } else {
+            tempfile::tempdir()
+        }
+        .expect("temp dir");
+        let kubeconfig = dir.path().join("kubeconfig");
+        let mut child = Command::new(PLUGIN)
+            .args([
+                "sim",
+                "--vms",
+                &vms.to_string(),
+                "--nodes",
+                &nodes.to_string(),
+            ])
+            .args(["--exec-latency", EXEC_LATENCY, "--write-kubeconfig"])
+            .arg(&kubeconfig)
+            .arg("--host-root")
+            .arg(dir.path().join("hosts"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start kubectl-vmmem sim");
+        let mut lines = BufReader::new(child.stderr.take().expect("sim stderr")).lines();
+        let url = loop {
+            let Some(Ok(line)) = lines.next() else {
+                let _ = child.kill();
+                panic!("kubectl-vmmem sim exited before serving");
+            };
+            if let Some(rest) = line.split(" serving at ").nth(1) {
+                break rest.split_whitespace().next().unwrap_or("").to_string();
+            }
+        };
+        // Keep draining its stderr so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        SimProc {
+            child,
+            kubeconfig,
+            url,
+            _dir: dir,
+        }
+    }
+
+    fn requests(&self) -> RequestTally {
+        serde_json::from_str(&http_get(&format!("{}/vmmem-sim/requests", self.url)))
+            .expect("the simulator's request counters")
+    }
+
+    /// The simulator's own CPU seconds so far.
+    fn cpu(&self) -> f64 {
+        proc_cpu(self.child.id())
+    }
+}
+
+impl Drop for SimProc {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain HTTP/1.1 GET on loopback (the counters endpoint; no client library needed).
+fn http_get(url: &str) -> String {
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut s = std::net::TcpStream::connect(host).expect("connect to the simulator");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("read the answer");
+    let (head, body) = text.split_once("\r\n\r\n").expect("HTTP answer");
+    assert!(head.starts_with("HTTP/1.1 200"), "GET {path}: {head}");
+    body.to_string()
+}
+
+/// utime + stime of a running process, from /proc/PID/stat.
+fn proc_cpu(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (ticks(11) + ticks(12)) / hz
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// One finished child: wall time, CPU, peak RSS.
+struct Run {
+    wall: f64,
+    cpu: f64,
+    rss_kib: i64,
+}
+
+/// Run a command with stdout to `out`, measured with wait4; panics when it fails.
+#[allow(clippy::zombie_processes)] // reaped by wait4 below, which also gives its rusage
+fn measure(cmd: &mut Command, out: &Path, what: &str) -> Run {
+    let file = std::fs::File::create(out).expect("output file");
+    let start = Instant::now();
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(file)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("running {what}: {e}"));
+    let pid = child.id() as libc::pid_t;
+    let mut stderr = child.stderr.expect("stderr");
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let mut status = 0;
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+    let wall = start.elapsed().as_secs_f64();
+    assert_eq!(r, pid, "wait4 failed");
+    let err = err_reader.join().unwrap_or_default();
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{what} failed:\n{err}"
+    );
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Run {
+        wall,
+        cpu: tv(ru.ru_utime) + tv(ru.ru_stime),
+        rss_kib: ru.ru_maxrss,
+    }
+}
+
+#[derive(Deserialize)]
+struct ReportOut {
+    vms: Vec<VmOut>,
+    #[serde(default)]
+    warnings: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct VmOut {
+    phase: String,
+    cgroup: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct KubectlOut {
+    items: Vec<IgnoredAny>,
+}
+
+/// VMs in the report, and how many running ones have live data; panics when the list is not
+/// complete (that would not be the figure the target asks for).
+fn check_report(path: &Path, vms: usize) {
+    let r: ReportOut =
+        serde_json::from_reader(std::io::BufReader::new(std::fs::File::open(path).unwrap()))
+            .expect("list -o json output");
+    let running = r.vms.iter().filter(|v| v.phase == "Running").count();
+    let live = r
+        .vms
+        .iter()
+        .filter(|v| v.phase == "Running" && v.cgroup.is_some())
+        .count();
+    assert_eq!(r.vms.len(), vms, "list returned {} VMs", r.vms.len());
+    assert!(
+        running > 0 && live == running,
+        "list is not complete: {live} of {running} running VMs have live data; warnings: {:?}",
+        r.warnings
+    );
+}
+
+fn check_kubectl(path: &Path, vms: usize) {
+    let r: KubectlOut =
+        serde_json::from_reader(std::io::BufReader::new(std::fs::File::open(path).unwrap()))
+            .expect("kubectl -o json output");
+    assert!(
+        r.items.len() >= 3 * vms,
+        "kubectl returned {} objects, expected at least {}",
+        r.items.len(),
+        3 * vms
+    );
+}
+
+fn kubectl() -> PathBuf {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("kubectl"))
+            .find(|p| p.is_file())
+    });
+    found.unwrap_or_else(|| {
+        panic!("kubectl is not installed (not on PATH): this benchmark compares against the real kubectl and cannot run without it")
+    })
+}
+
+fn requests_cell(t: &RequestTally) -> String {
+    let mut parts = Vec::new();
+    for (n, what) in [
+        (t.discovery, "discovery"),
+        (t.list, "list"),
+        (t.watch, "watch"),
+        (t.get, "get"),
+        (t.create, "create"),
+        (t.patch, "patch"),
+        (t.delete, "delete"),
+        (t.exec, "exec"),
+        (t.other + t.update + t.subresource, "other"),
+    ] {
+        if n > 0 {
+            parts.push(format!("{n} {what}"));
+        }
+    }
+    format!("{} ({})", t.total(), parts.join(", "))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn env_num(key: &str, default: usize) -> usize {
+    std::env::var(key)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// What the headless dashboard child prints (one JSON line).
+#[derive(Debug, serde::Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DashboardResult {
+    first_seconds: f64,
+    refreshes: usize,
+    cpu_per_refresh: f64,
+    wall_per_refresh: f64,
+    requests_per_refresh: RequestTally,
+    rss_kib: i64,
+    hwm_kib: i64,
+}
+
+fn status_kib(key: &str) -> i64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+fn self_cpu() -> f64 {
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// The child that plays the dashboard: the refresh path of `kubectl vmmem top -A`, headless.
+fn dashboard_child(kubeconfig: &str, url: &str, vms: usize, refreshes: usize) {
+    use clap::Parser;
+    use vmmem::tui::cluster_source::ClusterSource;
+    use vmmem::tui::snapshot::{DataSource, Health, Scope};
+    let cli = vmmem::cli::args::Cli::try_parse_from([
+        "kubectl-vmmem",
+        "--kubeconfig",
+        kubeconfig,
+        "-A",
+        "top",
+    ])
+    .expect("dashboard flags");
+    // The dashboard's own runtime (tui::run).
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let tally = || -> RequestTally {
+        serde_json::from_str(&http_get(&format!("{url}/vmmem-sim/requests"))).unwrap()
+    };
+    let result = rt.block_on(async {
+        let mut source = ClusterSource::new(cli.global, Default::default());
+        let scope = Scope { namespace: None };
+        let check = |s: &vmmem::tui::snapshot::Snapshot| {
+            assert_eq!(s.health, Health::Ok, "dashboard health");
+            let r = s.report.as_ref().expect("a report");
+            assert_eq!(r.vms.len(), vms);
+            let running: Vec<_> = r.vms.iter().filter(|v| v.phase == "Running").collect();
+            assert!(
+                running.iter().all(|v| v.cgroup.is_some()),
+                "refresh without live data for every running VM: {:?}",
+                r.warnings
+            );
+        };
+        let start = Instant::now();
+        let first = source.fetch(&scope).await;
+        let first_seconds = start.elapsed().as_secs_f64();
+        check(&first);
+        drop(first);
+        let (req0, cpu0, t0) = (tally(), self_cpu(), Instant::now());
+        for _ in 0..refreshes {
+            let s = source.fetch(&scope).await;
+            check(&s);
+        }
+        let (req1, cpu1, wall) = (tally(), self_cpu(), t0.elapsed().as_secs_f64());
+        source.shutdown().await;
+        let d = req1.since(&req0);
+        let per = |n: u64| (n as f64 / refreshes as f64).round() as u64;
+        DashboardResult {
+            first_seconds,
+            refreshes,
+            cpu_per_refresh: (cpu1 - cpu0) / refreshes as f64,
+            wall_per_refresh: wall / refreshes as f64,
+            requests_per_refresh: RequestTally {
+                discovery: per(d.discovery),
+                list: per(d.list),
+                watch: per(d.watch),
+                get: per(d.get),
+                create: per(d.create),
+                update: per(d.update),
+                patch: per(d.patch),
+                delete: per(d.delete),
+                exec: per(d.exec),
+                subresource: per(d.subresource),
+                other: per(d.other),
+                listed_items: per(d.listed_items),
+            },
+            rss_kib: status_kib("VmRSS:"),
+            hwm_kib: status_kib("VmHWM:"),
+        }
+    });
+    println!("{}", serde_json::to_string(&result).unwrap());
+}
+
+struct SizeResult {
+    vms: usize,
+    nodes: usize,
+    sim_start: f64,
+    ours: Vec<(Run, RequestTally, f64)>,
+    theirs: Vec<(Run, RequestTally, f64)>,
+    dash: DashboardResult,
+}
+
+fn bench_size(vms: usize, runs: usize, refreshes: usize, kubectl: &Path) -> SizeResult {
+    let nodes = vms.div_ceil(VMS_PER_NODE).max(1);
+    let t = Instant::now();
+    let sim = SimProc::start(vms, nodes);
+    let sim_start = t.elapsed().as_secs_f64();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out.json");
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for i in 0..runs {
+        // Alternate which goes first, so neither always meets a warmer (or busier) simulator.
+        for ours_turn in [i % 2 == 0, i % 2 != 0] {
+            let (req0, sim0) = (sim.requests(), sim.cpu());
+            if ours_turn {
+                let r = measure(
+                    Command::new(PLUGIN)
+                        .arg("--kubeconfig")
+                        .arg(&sim.kubeconfig)
+                        .args(["list", "-A", "-o", "json"]),
+                    &out,
+                    "kubectl-vmmem list",
+                );
+                check_report(&out, vms);
+                ours.push((r, sim.requests().since(&req0), sim.cpu() - sim0));
+            } else {
+                let r = measure(
+                    Command::new(kubectl)
+                        .arg("--kubeconfig")
+                        .arg(&sim.kubeconfig)
+                        .args(["get", "vm,vmi,pods", "-A", "-o", "json"]),
+                    &out,
+                    "kubectl get",
+                );
+                check_kubectl(&out, vms);
+                theirs.push((r, sim.requests().since(&req0), sim.cpu() - sim0));
+            }
+        }
+    }
+    let exe = std::env::current_exe().unwrap();
+    let dash_out = tmp.path().join("dashboard.json");
+    let run = measure(
+        Command::new(exe)
+            .env("SCALE_DASHBOARD_CHILD", "1")
+            .env("SCALE_KUBECONFIG", &sim.kubeconfig)
+            .env("SCALE_URL", &sim.url)
+            .env("SCALE_CHILD_VMS", vms.to_string())
+            .env("SCALE_REFRESHES", refreshes.to_string()),
+        &dash_out,
+        "the headless dashboard",
+    );
+    let mut dash: DashboardResult =
+        serde_json::from_str(std::fs::read_to_string(&dash_out).unwrap().trim())
+            .expect("dashboard result");
+    dash.hwm_kib = dash.hwm_kib.max(run.rss_kib);
+    SizeResult {
+        vms,
+        nodes,
+        sim_start,
+        ours,
+        theirs,
+        dash,
+    }
+}
+
+fn mib(kib: i64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+fn main() {
+    if std::env::var_os("SCALE_DASHBOARD_CHILD").is_some() {
+        let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} not set"));
+        dashboard_child(
+            &var("SCALE_KUBECONFIG"),
+            &var("SCALE_URL"),
+            var("SCALE_CHILD_VMS").parse().unwrap(),
+            var("SCALE_REFRESHES").parse().unwrap(),
+        );
+        return;
+    }
+    let kubectl = kubectl();
+    let sizes: Vec<usize> = std::env::var("SCALE_VMS")
+        .unwrap_or_else(|_| "500,5000,20000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let runs = env_num("SCALE_RUNS", 3).max(1);
+    let refreshes = env_num("SCALE_REFRESHES", 5).max(1);
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "kubectl-vmmem scale benchmark: sim --exec-latency {EXEC_LATENCY}, {VMS_PER_NODE} VMs per node, {runs} runs each, {refreshes} dashboard refreshes; {cores} cores, load average at start {}",
+        load_average()
+    );
+    let mut results = Vec::new();
+    for &vms in &sizes {
+        let r = bench_size(vms, runs, refreshes, &kubectl);
+        eprintln!("done: {vms} VMs (load average {})", load_average());
+        results.push(r);
+    }
+    println!();
+    println!("`list -A -o json` (start to complete report, live data from every node) vs `kubectl get vm,vmi,pods -A -o json`, median of {runs}:");
+    println!();
+    println!("| VMs / nodes | command | wall | CPU user+sys | peak RSS | requests served | simulator CPU |");
+    println!("|---:|---|---:|---:|---:|---|---:|");
+    for r in &results {
+        for (name, runs) in [("kubectl-vmmem list", &r.ours), ("kubectl get", &r.theirs)] {
+            let wall = median(runs.iter().map(|x| x.0.wall).collect());
+            let cpu = median(runs.iter().map(|x| x.0.cpu).collect());
+            let rss = runs.iter().map(|x| x.0.rss_kib).max().unwrap_or(0);
+            let sim_cpu = median(runs.iter().map(|x| x.2).collect());
+            println!(
+                "| {} / {} | {name} | {wall:.2} s | {cpu:.2} s | {:.1} MiB | {} | {sim_cpu:.2} s |",
+                r.vms,
+                r.nodes,
+                mib(rss),
+                requests_cell(&runs[0].1)
+            );
+        }
+        let ratio = median(r.ours.iter().map(|x| x.0.wall).collect())
+            / median(r.theirs.iter().map(|x| x.0.wall).collect());
+        println!(
+            "| {} / {} | ratio list / kubectl | {ratio:.2} | | | | |",
+            r.vms, r.nodes
+        );
+    }
+    println!();
+    println!("Dashboard refresh path (headless `top -A`: watches + one round of node readings per refresh), after the first refresh:");
+    println!();
+    println!("| VMs | first refresh | requests per refresh | CPU per refresh | CPU per refresh per 1,000 VMs | wall per refresh | RSS (peak) |");
+    println!("|---:|---:|---|---:|---:|---:|---:|");
+    for r in &results {
+        let d = &r.dash;
+        println!(
+            "| {} | {:.2} s | {} | {:.3} s | {:.3} s | {:.2} s | {:.1} MiB ({:.1} MiB) |",
+            r.vms,
+            d.first_seconds,
+            requests_cell(&d.requests_per_refresh),
+            d.cpu_per_refresh,
+            d.cpu_per_refresh / (r.vms as f64 / 1000.0),
+            d.wall_per_refresh,
+            mib(d.rss_kib),
+            mib(d.hwm_kib)
+        );
+    }
+    println!();
+    println!(
+        "simulator start: {}; load average at end {}",
+        results
+            .iter()
+            .map(|r| format!("{} VMs {:.1} s", r.vms, r.sim_start))
+            .collect::<Vec<_>>()
+            .join(", "),
+        load_average()
+    );
+}
