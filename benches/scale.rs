@@ -213,9 +213,8 @@ struct KubectlOut {
     items: Vec<IgnoredAny>,
 }
 
-/// VMs in the report, and how many running ones have live data; panics when the list is not
-/// complete (that would not be the figure the target asks for).
-fn check_report(path: &Path, vms: usize) {
+/// Checks the report has every VM; returns (running VMs, running VMs with live data).
+fn check_report(path: &Path, vms: usize) -> (usize, usize) {
     let r: ReportOut =
         serde_json::from_reader(std::io::BufReader::new(std::fs::File::open(path).unwrap()))
             .expect("list -o json output");
@@ -226,11 +225,13 @@ fn check_report(path: &Path, vms: usize) {
         .filter(|v| v.phase == "Running" && v.cgroup.is_some())
         .count();
     assert_eq!(r.vms.len(), vms, "list returned {} VMs", r.vms.len());
-    assert!(
-        running > 0 && live == running,
-        "list is not complete: {live} of {running} running VMs have live data; warnings: {:?}",
-        r.warnings
-    );
+    if live < running {
+        eprintln!(
+            "INCOMPLETE: {live} of {running} running VMs have live data; warnings: {:?}",
+            r.warnings
+        );
+    }
+    (running, live)
 }
 
 fn check_kubectl(path: &Path, vms: usize) {
@@ -403,7 +404,13 @@ struct SizeResult {
     dash: DashboardResult,
 }
 
-fn bench_size(vms: usize, runs: usize, refreshes: usize, kubectl: &Path) -> SizeResult {
+fn bench_size(
+    vms: usize,
+    runs: usize,
+    refreshes: usize,
+    kubectl: &Path,
+    incomplete: &mut Vec<String>,
+) -> SizeResult {
     let nodes = vms.div_ceil(VMS_PER_NODE).max(1);
     let t = Instant::now();
     let sim = SimProc::start(vms, nodes);
@@ -424,7 +431,10 @@ fn bench_size(vms: usize, runs: usize, refreshes: usize, kubectl: &Path) -> Size
                     &out,
                     "kubectl-vmmem list",
                 );
-                check_report(&out, vms);
+                let (running, live) = check_report(&out, vms);
+                if live < running {
+                    incomplete.push(format!("{vms} VMs, run {}: {live} of {running}", i + 1));
+                }
                 ours.push((r, sim.requests().since(&req0), sim.cpu() - sim0));
             } else {
                 let r = measure(
@@ -495,8 +505,9 @@ fn main() {
         load_average()
     );
     let mut results = Vec::new();
+    let mut incomplete = Vec::new();
     for &vms in &sizes {
-        let r = bench_size(vms, runs, refreshes, &kubectl);
+        let r = bench_size(vms, runs, refreshes, &kubectl, &mut incomplete);
         eprintln!("done: {vms} VMs (load average {})", load_average());
         results.push(r);
     }
@@ -554,5 +565,11 @@ fn main() {
             .collect::<Vec<_>>()
             .join(", "),
         load_average()
+    );
+    // The figures are printed either way; a list without every node's live data is not the
+    // figure the target asks for.
+    assert!(
+        incomplete.is_empty(),
+        "some lists were not complete (running VMs with live data): {incomplete:?}"
     );
 }
