@@ -210,7 +210,12 @@ struct VmOut {
 
 #[derive(Deserialize)]
 struct KubectlOut {
-    items: Vec<IgnoredAny>,
+    items: Vec<KubectlItem>,
+}
+
+#[derive(Deserialize)]
+struct KubectlItem {
+    kind: String,
 }
 
 /// Checks the report has every VM; returns (running VMs, running VMs with live data).
@@ -238,11 +243,16 @@ fn check_kubectl(path: &Path, vms: usize) {
     let r: KubectlOut =
         serde_json::from_reader(std::io::BufReader::new(std::fs::File::open(path).unwrap()))
             .expect("kubectl -o json output");
+    let count = |kind: &str| r.items.iter().filter(|i| i.kind == kind).count();
+    let (v, vmis, pods) = (
+        count("VirtualMachine"),
+        count("VirtualMachineInstance"),
+        count("Pod"),
+    );
+    // Stopped VMs have no VMI and no pod.
     assert!(
-        r.items.len() >= 3 * vms,
-        "kubectl returned {} objects, expected at least {}",
-        r.items.len(),
-        3 * vms
+        v == vms && vmis > 0 && pods >= vmis,
+        "kubectl returned {v} VMs, {vmis} VMIs, {pods} pods for {vms} VMs"
     );
 }
 
