@@ -8,7 +8,9 @@ use proptest::prelude::*;
 use vmmem::parse::cgroup_path::{kube_cgroup, CgroupLevel};
 use vmmem::parse::duration;
 use vmmem::parse::kernel_log::kernel_lines;
-use vmmem::parse::quantity::{human, parse_bytes, parse_millis, to_quantity_string, Quantity};
+use vmmem::parse::quantity::{
+    human, parse_bytes, parse_memory, parse_millis, to_quantity_string, Quantity, MAX_MEMORY_BYTES,
+};
 
 const SUFFIXES: [(&str, i128, i128); 17] = [
     ("", 1, 1),
@@ -84,6 +86,10 @@ fn odd_quantities() {
         );
     }
     assert!(parse_millis("9223372036854775807").is_err());
+    assert_eq!(parse_memory("8Pi"), Ok(MAX_MEMORY_BYTES));
+    assert_eq!(parse_memory("-8Pi"), Ok(-MAX_MEMORY_BYTES));
+    let e = parse_memory("7Ei").unwrap_err().to_string();
+    assert!(e.contains("larger than any memory size"), "{e}");
     assert!(parse_millis("9223372036854776").is_err());
     assert_eq!(
         parse_millis("9223372036854775"),
@@ -118,8 +124,14 @@ proptest! {
     #[test]
     fn quantity_spelling_round_trips(x in any::<i64>()) {
         prop_assert_eq!(parse_bytes(&to_quantity_string(x)), Ok(x));
+        // As a memory size: exact up to 8Pi, an error beyond (never a number the model overflows on).
         let q = Quantity::new(to_quantity_string(x));
-        prop_assert_eq!(q.bytes(), Ok(x));
+        if x.unsigned_abs() <= MAX_MEMORY_BYTES.unsigned_abs() {
+            prop_assert_eq!(q.bytes(), Ok(x));
+        } else {
+            prop_assert!(q.bytes().is_err());
+            prop_assert!(parse_memory(&to_quantity_string(x)).is_err());
+        }
     }
 
     #[test]

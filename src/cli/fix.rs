@@ -14,7 +14,7 @@ use super::args::GlobalArgs;
 use crate::cluster::connect;
 use crate::fix::{self, Action, Choice, Plan, ReadError, StrategyChoice};
 use crate::parse::duration;
-use crate::parse::quantity::parse_bytes;
+use crate::parse::quantity::parse_memory;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum StrategyArg {
@@ -101,7 +101,7 @@ pub fn choice(args: &FixArgs) -> anyhow::Result<Choice> {
         Action::RemoveLimit
     } else {
         let bytes = match &args.reserve {
-            Some(s) => Some(parse_bytes(s).with_context(|| format!("--reserve {s:?}"))?),
+            Some(s) => Some(parse_memory(s).with_context(|| format!("--reserve {s:?}"))?),
             None => None,
         };
         Action::Reserve(bytes)

@@ -284,7 +284,7 @@ fn observed_overhead(j: &Joined) -> Option<i64> {
     let from_pod = j
         .pod
         .and_then(|p| p.metadata.annotations.get(keys::MEMORY_OVERHEAD_ANNOTATION))
-        .and_then(|v| crate::parse::quantity::parse_bytes(v).ok());
+        .and_then(|v| crate::parse::quantity::parse_memory(v).ok());
     let from_vmi = j
         .vmi
         .and_then(|v| v.status.memory.as_ref())
