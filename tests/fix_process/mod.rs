@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod gate;
+
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
