@@ -69,12 +69,14 @@ fn usage_for(argv: &[String]) -> String {
     }
 }
 
-/// An error and its causes as one sentence: "reading x: parsing y: bad z".
+/// An error and its causes as one sentence: "reading x: parsing y: bad z". Each cause gives its
+/// first line only (some libraries append source snippets), so the error is always one line.
 pub fn chain(e: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     for cause in e.chain() {
         let s = cause.to_string();
-        if !parts.iter().any(|p| p.contains(&s)) {
+        let s = s.lines().next().unwrap_or_default().trim().to_string();
+        if !s.is_empty() && !parts.iter().any(|p| p.contains(&s)) {
             parts.push(s);
         }
     }
