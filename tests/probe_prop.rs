@@ -5,8 +5,16 @@
 //! panics, and its errors are one line.
 
 use proptest::prelude::*;
-use vmmem::model::readings::CgroupVersion;
-use vmmem::parse::probe::parse;
+use vmmem::cluster::files::load_inventory;
+use vmmem::model::inventory::Readings;
+use vmmem::model::readings::{CgroupVersion, LiveSource};
+use vmmem::model::report::{build, ReportOptions};
+use vmmem::output::report::{table, write_json};
+use vmmem::parse::probe::{parse, MAX_VALUE};
+
+/// The seed's VM `vm2`: its virt-launcher pod and node.
+const SEED_POD_UID: &str = "99ee3a64-645b-4699-9384-5a3875d78b41";
+const SEED_NODE: &str = "harv41";
 
 #[derive(Debug, Clone)]
 struct Cg {
@@ -33,21 +41,32 @@ struct PodModel {
     procs: Vec<(usize, Proc)>,
 }
 
-fn num() -> impl Strategy<Value = u64> {
-    prop_oneof![
+/// Counter values: realistic ones, the largest accepted (8 PiB) and, when `huge`, numbers no
+/// memory has (which the parser refuses).
+fn num(huge: bool) -> BoxedStrategy<u64> {
+    let sane = prop_oneof![
         4 => 0u64..(64u64 << 30),
-        1 => Just(u64::MAX),
-        1 => Just(9_223_372_036_854_771_712),
+        1 => Just(MAX_VALUE),
         1 => Just(0),
-    ]
+    ];
+    if huge {
+        prop_oneof![4 => sane, 1 => Just(u64::MAX), 1 => MAX_VALUE..u64::MAX].boxed()
+    } else {
+        sane.boxed()
+    }
 }
 
-fn cg(name: String) -> impl Strategy<Value = Cg> {
+fn cg(name: String, huge: bool) -> impl Strategy<Value = Cg> {
     (
-        prop_oneof![1 => Just(None), 3 => num().prop_map(Some)],
-        num(),
+        prop_oneof![
+            1 => Just(None),
+            3 => num(huge).prop_map(Some),
+            // cgroup v1's "unlimited".
+            1 => Just(Some(9_223_372_036_854_771_712)),
+        ],
+        num(huge),
         proptest::option::of(0u64..5),
-        proptest::collection::vec(proptest::option::of(num()), 13),
+        proptest::collection::vec(proptest::option::of(num(huge)), 13),
     )
         .prop_map(move |(limit, usage, oom, rest)| Cg {
             name: name.clone(),
@@ -78,16 +97,16 @@ fn proc_() -> impl Strategy<Value = Proc> {
         })
 }
 
-fn pod() -> impl Strategy<Value = PodModel> {
+fn pod(huge: bool) -> impl Strategy<Value = PodModel> {
     (
         "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
         proptest::collection::vec("[0-9a-f]{64}", 0..3),
     )
-        .prop_flat_map(|(uid, ids)| {
+        .prop_flat_map(move |(uid, ids)| {
             let mut names = vec![".".to_string()];
             names.extend(ids.iter().map(|id| format!("cri-containerd-{id}.scope")));
             let n = names.len();
-            let cgs: Vec<_> = names.into_iter().map(cg).collect();
+            let cgs: Vec<_> = names.into_iter().map(|n| cg(n, huge)).collect();
             (
                 Just(uid),
                 cgs,
@@ -224,7 +243,7 @@ proptest! {
     #[test]
     fn valid_output_reads_back_exactly(
         v2 in any::<bool>(),
-        pods in proptest::collection::vec(pod(), 0..4),
+        pods in proptest::collection::vec(pod(false), 0..4),
         missing in proptest::collection::vec("[0-9a-f-]{36}", 0..2),
     ) {
         // UIDs are unique on a node.
@@ -261,9 +280,41 @@ proptest! {
     }
 
     #[test]
+    fn readings_of_any_size_never_panic_the_report(v2 in any::<bool>(), p in pod(false)) {
+        let p = PodModel { uid: SEED_POD_UID.to_string(), ..p };
+        let text = render(v2, &[p], &[]);
+        // Every value is in range (up to 8 PiB), so the probe reads and the model must cope.
+        let r = parse(&text).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let inv = load_inventory(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seed/harvester-v1.3.yaml"),
+        )
+        .unwrap()
+        .inventory;
+        let mut readings = Readings::new();
+        readings.insert(SEED_NODE.to_string(), r.into_readings(SEED_NODE, LiveSource::Agent, 0));
+        let report = build(&inv, &readings, &ReportOptions::default());
+        let row = report.vms.iter().find(|v| v.name == "vm2").unwrap();
+        prop_assert!(row.cgroup.is_some(), "the reading joined vm2");
+        let mut out = Vec::new();
+        write_json(&report, &mut out).unwrap();
+        let _ = table(&report, true).render(false);
+    }
+
+    #[test]
+    fn numbers_no_memory_has_are_refused(v2 in any::<bool>(), huge in MAX_VALUE + 1..=u64::MAX) {
+        let p = PodModel {
+            uid: SEED_POD_UID.to_string(),
+            cgroups: vec![Cg { name: ".".into(), limit: None, usage: huge, oom: None, rest: vec![None; 13] }],
+            procs: Vec::new(),
+        };
+        let e = parse(&render(v2, &[p], &[])).unwrap_err().to_string();
+        prop_assert!(e.contains("larger than any memory size") || e.contains("too large"), "{}", e);
+    }
+
+    #[test]
     fn damaged_output_never_panics(
         v2 in any::<bool>(),
-        pods in proptest::collection::vec(pod(), 1..3),
+        pods in proptest::collection::vec(pod(true), 1..3),
         damages in proptest::collection::vec(damage(), 1..5),
     ) {
         let mut text = render(v2, &pods, &[]);
