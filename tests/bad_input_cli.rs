@@ -3,6 +3,8 @@
 //! Unreadable files are made unreadable for real: as root (who may read anything) the plugin
 //! runs as `nobody` through `setpriv`.
 
+mod fix_checks;
+
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -271,4 +273,51 @@ fn malformed_kubeconfigs_are_one_clear_line() {
     let twice = cases[2].0.clone();
     let line = one_line_error(&["list"], Some(&format!("{twice}::{twice}")), false);
     has(&line, &["(it has: c)"]);
+}
+
+/// `fix … | head` with the reader gone before the plan is printed: one line, exit 1, and the VM
+/// untouched (a plan nobody saw is never applied), instead of a panic in `println!`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fix_with_stdout_closed_applies_nothing() {
+    use vmmem::sim::{Scenario, Sim, SimOptions};
+    let sim = Sim::start(Scenario::demo().unwrap(), SimOptions::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("admin.kubeconfig");
+    sim.write_kubeconfig(&kc).unwrap();
+    let admin = fix_checks::client(&kc).await;
+    let before = fix_checks::get_vm(&admin, "default", "web-01").await;
+    let mut child = Command::new(bin())
+        .args([
+            "fix",
+            "default/web-01",
+            "--reserve",
+            "1Gi",
+            "--yes",
+            "--kubeconfig",
+        ])
+        .arg(&kc)
+        .env("RUST_BACKTRACE", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = tokio::task::block_in_place(|| child.wait_with_output()).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    has(
+        stderr.trim(),
+        &[
+            "error: cannot show the plan on standard output",
+            "Broken pipe",
+            "nothing was applied",
+        ],
+    );
+    let after = fix_checks::get_vm(&admin, "default", "web-01").await;
+    assert_eq!(before, after, "the VM changed");
+    sim.shutdown().await;
 }

@@ -10,6 +10,7 @@ use args::{Cli, Command};
 
 /// Parse the command line, run the command, and turn errors into one clear sentence and exit 1.
 pub fn run() -> ExitCode {
+    one_line_panics();
     let argv: Vec<String> = std::env::args().collect();
     // kubectl_complete-vmmem calls `kubectl-vmmem __complete WORDS…`: raw words, not flags to parse.
     if argv.get(1).map(String::as_str) == Some("__complete") {
@@ -51,6 +52,29 @@ pub fn run() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A bug that panics still ends in one line on stderr (with `RUST_BACKTRACE` set, Rust's own
+/// report with the backtrace, for whoever debugs it). Cleanup guards run as the stack unwinds.
+fn one_line_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0") {
+            return default(info);
+        }
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown cause".to_string());
+        let msg = msg.lines().next().unwrap_or_default().to_string();
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("error: internal error in kubectl-vmmem, please report it: {msg}{at}");
+    }));
 }
 
 /// The usage line of the subcommand named on the command line (or the top level).
