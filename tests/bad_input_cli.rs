@@ -321,3 +321,16 @@ async fn fix_with_stdout_closed_applies_nothing() {
     assert_eq!(before, after, "the VM changed");
     sim.shutdown().await;
 }
+
+#[test]
+fn a_bad_global_refresh_is_refused_by_every_command() {
+    let seed = fixture("seed");
+    let seed = seed.to_str().unwrap();
+    for args in [
+        vec!["list", "--from", seed, "--refresh", "soon"],
+        vec!["oom", "--from", seed, "--refresh", "10ms"],
+    ] {
+        let line = one_line_error(&args, None, false);
+        has(&line, &["--refresh"]);
+    }
+}

@@ -31,6 +31,11 @@ pub fn run() -> ExitCode {
             };
         }
     };
+    // `--refresh` is global: a bad value is an error for every command, not only `top`.
+    if let Err(e) = crate::tui::parse_refresh(&cli.global.refresh) {
+        eprintln!("error: {}", chain(&e));
+        return ExitCode::FAILURE;
+    }
     let result = match &cli.command {
         Some(Command::List(list)) => crate::cli::list::run(&cli.global, list),
         Some(Command::Oom(oom)) => crate::cli::oom::run(&cli.global, oom),
