@@ -220,6 +220,11 @@ impl SimHandle {
         self.world().auth.forbid_namespace(user, ns);
     }
 
+    /// Deny `verb` on `resource` (`pods`, `pods/exec`, `nodes/proxy`) to `user` everywhere.
+    pub fn forbid_verb(&self, user: &str, verb: &str, resource: &str) {
+        self.world().auth.forbid_verb(user, verb, resource);
+    }
+
     pub fn allow_namespace(&self, user: &str, ns: &str) {
         self.world().auth.allow_namespace(user, ns);
     }
