@@ -375,25 +375,28 @@ proc() {
 	pid= ra= rf= rs= nm=
 }
 
-# Print the mappings of qemu process $1 whose size in kB is one of the comma-separated $2.
+# Print the mappings of qemu process $1 whose size in kB is one of the comma-separated $2. qemu
+# has hundreds of mappings of ~25 lines each: outside a guest mapping only the header and Size
+# lines are looked at (G is a pattern no line matches), inside it the few keys that matter.
 smaps() {
 	o=$(MALLOC_MMAP_THRESHOLD_=1048576 MALLOC_TRIM_THRESHOLD_=8388608 cat "$PR/$1/smaps" 2>/dev/null)
 	IFS=$nl
 	m=
+	G=$nl
 	for l in $o; do
 		case $l in
 		[0-9a-f]*)
 			[ -n "$m" ] && mapping "$1"
 			m=
+			G=$nl
 			h=$l
 			;;
 		Size:*)
 			s=${l%" kB"}
 			s=${s##*" "}
-			case ",$2," in *",$s,"*) m=$s gr=0 gh=0 gp=0 gk=0 ;; esac
+			case ",$2," in *",$s,"*) m=$s gr=0 gh=0 gp=0 gk=0 G='[RKSP]*' ;; esac
 			;;
-		*)
-			[ -n "$m" ] || continue
+		$G)
 			case $l in
 			Rss:*)
 				gr=${l%" kB"}
