@@ -245,3 +245,52 @@ async fn without_nodes_proxy_the_reason_names_it_and_the_other_sources() {
     }
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_kubelet_cannot_be_reached_is_stale_alone() {
+    let sim = common::demo().await;
+    sim.hang_node_exec("harvester-node-2", true);
+    let (client, inv) = inventory_as(&sim, "admin").await;
+    let mut o = opts(Mode::Kubelet);
+    o.exec_timeout = Duration::from_secs(3);
+    let mut live = LiveReadings::start(client, &inv, &AgentFlags::default(), o, 1)
+        .await
+        .unwrap();
+    let t = std::time::Instant::now();
+    let round = live.read(&inv, 1).await;
+    let took = t.elapsed();
+    live.close().await;
+    assert_eq!(
+        round.stale.keys().collect::<Vec<_>>(),
+        ["harvester-node-2"],
+        "{:?}",
+        round.stale
+    );
+    // The client retries a 503 until the node's time is up: the node costs its timeout, no more.
+    assert_eq!(
+        round.stale["harvester-node-2"],
+        "the kubelet's stats summary of node harvester-node-2 did not come within 3s"
+    );
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    assert!(round.readings.contains_key("harvester-node-1"));
+    assert!(round.readings.contains_key("harvester-node-3"));
+    let rep = report::build(
+        &inv,
+        &round.readings,
+        &ReportOptions {
+            stale_nodes: round.stale.clone(),
+            ..Default::default()
+        },
+    );
+    for row in rep.vms.iter().filter(|r| r.phase == "Running") {
+        let on_2 = row.node.as_deref() == Some("harvester-node-2");
+        assert_eq!(row.has_flag("stale"), on_2, "{}", row.name);
+        assert_eq!(
+            row.live_source,
+            (!on_2).then_some(Source::Kubelet),
+            "{}",
+            row.name
+        );
+    }
+    sim.shutdown().await;
+}

@@ -285,8 +285,8 @@ impl LiveReadings {
     }
 }
 
-/// One node's readings as `mode` says: in `Auto`, the agent, else exec into each VM's compute
-/// container, else the kubelet's summary, each tried when the one before failed.
+/// One node's readings as `mode` says: in `Auto`, the agent, else (when no agent can run there)
+/// exec into each VM's compute container, else the kubelet's summary.
 async fn read_one(
     client: &kube::Client,
     agents: Option<&Agents>,
@@ -305,11 +305,10 @@ async fn read_one(
             read_node(client, a, &pod, node, targets, timeout, now).await
         }
         (Mode::Auto, Some(a)) => {
+            // An agent that runs but does not answer in time means the node is slow: it is stale
+            // this round (trying the other ways would cost their timeouts too).
             let why = match a.ensure(node).await {
-                Ok(pod) => match read_node(client, a, &pod, node, targets, timeout, now).await {
-                    Ok(r) => return Ok(r),
-                    Err(e) => e,
-                },
+                Ok(pod) => return read_node(client, a, &pod, node, targets, timeout, now).await,
                 Err(e) => e,
             };
             // The agent cannot run here: read each VM's own container instead.

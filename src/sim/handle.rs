@@ -233,7 +233,8 @@ impl SimHandle {
         self.world().exec.latency = d;
     }
 
-    /// Make exec into pods on `node` hang (or stop hanging).
+    /// Make exec into pods on `node` hang (or stop hanging); its kubelet's summary then fails
+    /// with 503 as if the node could not be reached.
     pub fn hang_node_exec(&self, node: &str, hang: bool) {
         let mut w = self.world();
         if hang {

@@ -5,6 +5,7 @@
 use serde_json::{json, Value};
 
 use super::hosttree::{launcher_cgroups, CgroupFiles, Charge, LauncherCgroups};
+use super::status::ApiError;
 use super::tick::clamped;
 use super::world::{Launcher, World};
 
@@ -39,9 +40,18 @@ fn pod(l: &Launcher, cgroups: &LauncherCgroups, started: &str, time: &str) -> Va
     })
 }
 
-/// The summary of `node`, or `None` when the node does not exist.
-pub fn summary(w: &World, node: &str) -> Option<Value> {
-    let n = w.nodes.get(node)?;
+/// The summary of `node`: 404 when the node does not exist, 503 (as the API server's node proxy
+/// says it) when the node hangs (`SimHandle::hang_node_exec`).
+pub fn summary(w: &World, node: &str) -> Result<Value, ApiError> {
+    let n = w
+        .nodes
+        .get(node)
+        .ok_or_else(|| ApiError::not_found(&super::resources::NODES, node))?;
+    if w.exec.hung_nodes.contains(node) {
+        return Err(ApiError::service_unavailable(format!(
+            "error trying to reach service: dial tcp {node}:10250: i/o timeout"
+        )));
+    }
     let now = w.now();
     let time = w.timestamp();
     let mut pods = Vec::new();
@@ -71,7 +81,7 @@ pub fn summary(w: &World, node: &str) -> Option<Value> {
         },
         ..CgroupFiles::default()
     };
-    Some(json!({
+    Ok(json!({
         "node": {"nodeName": node, "startTime": time, "memory": memory(&time, &whole)},
         "pods": pods,
     }))
