@@ -118,6 +118,10 @@ fn check_against_the_model(sim: &SimHandle, report: &Value) -> usize {
         );
         // What the kubelet cannot say is null, not 0.
         assert!(c["oomKills"].is_null(), "{name}: {c}");
+        assert!(
+            vm["oomKills"].is_null(),
+            "{name}: no counter, no kernel log"
+        );
         assert!(c["peakBytes"].is_null() && c["failcnt"].is_null());
         assert!(c["version"].is_null(), "the summary does not say");
         // Guest RAM: min(compute container RSS, guest), estimated.

@@ -118,8 +118,9 @@ pub struct VmRow {
     pub breakdown: Vec<Component>,
     pub recommendation: Recommendation,
     /// OOM kills of this VM: its current pod's (cgroup counter or kernel log, whichever saw
-    /// more) plus those of its earlier pods found in kernel logs.
-    pub oom_kills: u64,
+    /// more) plus those of its earlier pods found in kernel logs. `None` when the live source has
+    /// no OOM counters (kubelet) and no kernel log names this VM: unknown, not 0.
+    pub oom_kills: Option<u64>,
     /// Where the live numbers came from (`null` without live data).
     pub live_source: Option<LiveSource>,
     /// Problems and remarks about this VM, as sentences.
@@ -510,6 +511,7 @@ fn row(
     let cgroup_kills = model.as_ref().map_or(0, |m| m.oom_kills);
     let current_kills = cgroup_kills.max(log_current);
     let oom_kills = current_kills + log_earlier;
+    let oom_kills_known = !history.is_empty() || source.is_none_or(|s| s.has_oom_counters());
     if current_kills > 0 {
         flags.push("oom-killed");
     } else if log_earlier > 0 {
@@ -576,7 +578,7 @@ fn row(
         flags,
         breakdown: model.map(|m| m.breakdown).unwrap_or_default(),
         recommendation: rec,
-        oom_kills,
+        oom_kills: oom_kills_known.then_some(oom_kills),
         live_source: source,
         notes,
         overhead_terms: o_formula.terms,
