@@ -1,3 +1,5 @@
+use proptest::prelude::*;
+
 use super::*;
 
 /// A Harvester node's Summary as the kubelet serves it (every section it has, including the ones
@@ -155,4 +157,56 @@ fn no_input_makes_it_panic() {
     let _ = readings(&pods, "n", &[wanted(LAUNCHER)], 0);
     let negative = NODE.replace("4398141440", "-5");
     assert!(parse(&negative).is_err());
+}
+
+/// Any memory figures (absent, 0, huge, working set above usage) in any pod and container.
+fn memory_json() -> impl Strategy<Value = serde_json::Value> {
+    let figure = prop_oneof![
+        Just(None),
+        any::<u64>().prop_map(Some),
+        (0u64..1 << 40).prop_map(Some)
+    ];
+    (figure.clone(), figure.clone(), figure.clone(), figure).prop_map(|(a, u, w, r)| {
+        let mut m = serde_json::Map::new();
+        for (k, v) in [
+            ("availableBytes", a),
+            ("usageBytes", u),
+            ("workingSetBytes", w),
+            ("rssBytes", r),
+        ] {
+            if let Some(v) = v {
+                m.insert(k.into(), v.into());
+            }
+        }
+        serde_json::Value::Object(m)
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    #[test]
+    fn never_panics_on_anything(s in "\\PC*") {
+        let _ = parse(&s);
+    }
+
+    #[test]
+    fn any_figures_give_consistent_counters(
+        pods in proptest::collection::vec((memory_json(), proptest::collection::vec(memory_json(), 0..3)), 0..4),
+    ) {
+        let summary = serde_json::json!({"pods": pods.iter().enumerate().map(|(i, (m, cs))| serde_json::json!({
+            "podRef": {"name": format!("p{i}"), "namespace": "x", "uid": format!("u{i}")},
+            "memory": m,
+            "containers": cs.iter().enumerate().map(|(j, c)| serde_json::json!({"name": if j == 0 { "compute".to_string() } else { format!("c{j}") }, "memory": c})).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>()});
+        let parsed = parse(&summary.to_string()).unwrap();
+        let wanted: Vec<Wanted> = (0..pods.len()).map(|i| Wanted { uid: format!("u{i}"), compute_id: None }).collect();
+        let r = readings(&parsed, "n", &wanted, 0);
+        prop_assert_eq!(r.pods.len() + r.missing_pods.len(), pods.len());
+        for c in r.pods.iter().flat_map(|p| std::iter::once(&p.cgroup).chain(&p.containers)) {
+            prop_assert!(c.working_set_bytes <= c.usage_bytes);
+            prop_assert!(c.stat.inactive_file.is_none_or(|f| f + c.working_set_bytes == c.usage_bytes));
+            prop_assert!(c.limit_bytes.is_none_or(|l| l >= c.working_set_bytes));
+        }
+    }
 }
