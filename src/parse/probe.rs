@@ -147,6 +147,7 @@ pub fn parse(text: &str) -> Result<ProbeReport, ProbeError> {
                     uid: uid.to_string(),
                     cgroup: empty_counters(CgroupLevel::Pod, path.to_string(), None),
                     guest_resident_bytes: None,
+                    guest_resident_taken_at: None,
                     guest_hugetlb_bytes: None,
                     containers: Vec::new(),
                     processes: Vec::new(),
