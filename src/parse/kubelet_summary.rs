@@ -10,6 +10,8 @@
 
 use serde::Deserialize;
 
+use crate::parse::quantity::MAX_MEMORY_BYTES;
+
 use crate::model::readings::{
     CgroupCounters, CgroupLevel, CgroupVersion, LiveSource, MemoryStat, NodeReadings, PodReading,
 };
@@ -109,6 +111,15 @@ pub fn parse(text: &str) -> Result<Vec<SummaryPod>, SummaryError> {
 
 /// Counters from one `memory` object; `None` without a usage figure.
 fn counters(m: &MemoryStats, level: CgroupLevel, path: String) -> Option<CgroupCounters> {
+    // A figure past any machine's memory (8 PiB) is garbage, not a reading: the model's sums
+    // would overflow on it. Such a figure is unknown; without a usage the pod has no numbers.
+    let sane = |v: Option<u64>| v.filter(|&v| v <= MAX_MEMORY_BYTES.unsigned_abs());
+    let m = MemoryStats {
+        available_bytes: sane(m.available_bytes),
+        usage_bytes: sane(m.usage_bytes),
+        working_set_bytes: sane(m.working_set_bytes),
+        rss_bytes: sane(m.rss_bytes),
+    };
     let usage = m.usage_bytes?;
     // The kubelet's working set is usage − inactive file, floored at 0.
     let working_set = m.working_set_bytes.unwrap_or(usage).min(usage);

@@ -135,6 +135,30 @@ fn missing_fields_stay_unknown_and_nothing_goes_below_zero() {
 }
 
 #[test]
+fn figures_past_any_memory_size_are_unknown() {
+    let text = r#"{"pods": [
+        {"podRef": {"name": "a", "namespace": "x", "uid": "u1"},
+         "memory": {"usageBytes": 18446744073709551615, "workingSetBytes": 5}},
+        {"podRef": {"name": "b", "namespace": "x", "uid": "u2"},
+         "memory": {"usageBytes": 100, "workingSetBytes": 90, "rssBytes": 18446744073709551615,
+                    "availableBytes": 9007199254740993}}
+    ]}"#;
+    let pods = parse(text).unwrap();
+    let w: Vec<Wanted> = ["u1", "u2"]
+        .iter()
+        .map(|u| Wanted {
+            uid: u.to_string(),
+            compute_id: None,
+        })
+        .collect();
+    let r = readings(&pods, "n", &w, 0);
+    assert_eq!(r.missing_pods, ["u1"], "a usage of 2^64-1 is no reading");
+    let b = &r.pods[0].cgroup;
+    assert_eq!((b.usage_bytes, b.working_set_bytes), (100, 90));
+    assert_eq!((b.stat.anon, b.limit_bytes), (None, None));
+}
+
+#[test]
 fn not_a_summary_is_a_clear_error() {
     for bad in ["", "<html>502 Bad Gateway</html>", "{\"pods\": 3}", "[1,2]"] {
         let e = parse(bad).unwrap_err().to_string();
