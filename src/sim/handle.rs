@@ -48,6 +48,8 @@ pub struct SimOptions {
     pub tick: Duration,
     /// Where node host trees go (default: a fresh temporary directory, removed on drop).
     pub host_root: Option<PathBuf>,
+    /// Model seconds per wall second (1; the demo's `VMMEM_DEMO_SPEED` raises it).
+    pub speed: f64,
 }
 
 impl Default for SimOptions {
@@ -59,6 +61,7 @@ impl Default for SimOptions {
             restart_backoff: Duration::from_secs(10),
             tick: Duration::from_millis(200),
             host_root: None,
+            speed: 1.0,
         }
     }
 }
@@ -82,7 +85,17 @@ pub struct Sim;
 impl Sim {
     /// The built-in demo cluster (`assets/demo.yaml`) with default options: what `--demo` runs.
     pub async fn start_demo() -> Result<SimHandle, SimError> {
-        Sim::start(Scenario::demo()?, SimOptions::default()).await
+        Sim::start_demo_at(1.0).await
+    }
+
+    /// The demo with model time running `speed` times as fast (`VMMEM_DEMO_SPEED=10` shows
+    /// the memhold VM's OOM kill within seconds instead of minutes).
+    pub async fn start_demo_at(speed: f64) -> Result<SimHandle, SimError> {
+        let opts = SimOptions {
+            speed,
+            ..SimOptions::default()
+        };
+        Sim::start(Scenario::demo()?, opts).await
     }
 
     /// Build the cluster of `scenario` and serve it on 127.0.0.1.
@@ -112,6 +125,9 @@ impl Sim {
         world.exec.latency = opts.exec_latency;
         world.pod_start_delay = opts.pod_start_delay.as_secs_f64();
         world.restart_backoff = opts.restart_backoff.as_secs_f64();
+        if opts.speed != 1.0 {
+            world.clock = super::clock::SimClock::with_speed(opts.speed);
+        }
         let world = Arc::new(Mutex::new(world));
         let listener = TcpListener::bind(("127.0.0.1", opts.port)).await?;
         let addr = listener.local_addr()?;

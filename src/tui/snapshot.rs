@@ -146,18 +146,21 @@ impl FilesSource {
     }
 }
 
-/// Build a report from files for a scope (blocking: file reads and parsing).
+/// Build a report from files for a scope (blocking: file reads and parsing), with the OOM
+/// kills of the kernel logs among them.
 pub fn report_from_files(
     path: &std::path::Path,
     global: &GlobalArgs,
     scope: &Scope,
 ) -> anyhow::Result<Report> {
-    let opts = crate::cli::list::report_options(global)?;
+    let mut opts = crate::cli::list::report_options(global)?;
     let mut loaded = crate::cluster::files::load_inventory(path)?;
     let mut g = global.clone();
     g.all_namespaces = scope.namespace.is_none();
     g.namespace = scope.namespace.clone();
     crate::cli::list::filter_namespace(&mut loaded.inventory, &g);
+    // Support bundles carry the nodes' kernel logs: their kills are the VMs' OOM history.
+    opts.oom_history = crate::cli::list::oom_history(&loaded, opts.version_flag);
     Ok(report::build(&loaded.inventory, &Readings::new(), &opts))
 }
 
