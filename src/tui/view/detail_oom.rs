@@ -20,7 +20,7 @@ pub fn lines(app: &App, r: &VmRow, width: u16) -> Vec<Line<'static>> {
     let cgroup = r.cgroup.as_ref().map_or(0, |c| c.oom_kills);
     let current = cgroup.max(log_current);
     let earlier = r.oom_history.len() as u64 - log_current;
-    let counted = format!("current pod {current}, earlier pods {earlier} (each kill counted once)");
+    let counted = format!("current pod {current}, earlier pods {earlier}");
     let kills = kv("OOM kills", r.oom_kills.to_string(), &counted);
     out.push(if r.oom_kills > 0 {
         kills.style(bad_style(app))
@@ -96,12 +96,8 @@ pub fn lines(app: &App, r: &VmRow, width: u16) -> Vec<Line<'static>> {
             }
             None => "not printed".into(),
         };
-        let limit = ev
-            .limit_bytes()
-            .map(|l| format!("  limit {}", human(l as i64)))
-            .unwrap_or_default();
         out.push(Line::from(format!(
-            "     trigger {}  killed {victim}{limit}{}",
+            "     trigger {}  killed {victim}{}",
             ev.trigger.as_deref().unwrap_or("-"),
             if ev.partial {
                 "  (report cut short)"
