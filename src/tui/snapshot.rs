@@ -258,6 +258,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn files_source_counts_the_kills_of_a_bundles_kernel_logs() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bundle");
+        let mut src = FilesSource::new(dir, GlobalArgs::default());
+        let snap = src.fetch(&Scope::default()).await;
+        let report = snap.report.unwrap();
+        let vm = report.vms.iter().find(|v| v.name == "vm-64g").unwrap();
+        assert_eq!(vm.oom_kills, 1);
+        assert_eq!(vm.oom_history.len(), 1);
+        assert!(vm.oom_history[0]
+            .verdict
+            .starts_with("VM prod/vm-64g was OOM-killed"));
+    }
+
+    #[tokio::test]
     async fn files_source_reads_fixtures_and_reports_errors() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seed");
         let mut src = FilesSource::new(dir, GlobalArgs::default());
