@@ -109,7 +109,7 @@ impl Sim {
                 }
             }
             None => {
-                let p = std::env::temp_dir().join(format!(
+                let p = host_tree_parent().join(format!(
                     "vmmem-sim-{}-{:08x}",
                     std::process::id(),
                     rand::random::<u32>()
@@ -345,6 +345,34 @@ impl Drop for SimHandle {
             s.abort();
         }
     }
+}
+
+/// Where the simulator's host trees go: a memory file system when the machine has one (the
+/// trees play /sys/fs/cgroup and /proc, which are not on disk either, and a disk file system's
+/// inode allocation for the files rewritten on every exec costs far more CPU), else the
+/// temporary directory.
+fn host_tree_parent() -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    let usable = std::env::var_os("TMPDIR").is_none()
+        && std::fs::metadata(shm).is_ok_and(|m| m.is_dir())
+        && tempfile_probe(shm);
+    if usable {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    }
+}
+
+/// Whether a directory can be created (and removed again) in `dir`.
+fn tempfile_probe(dir: &Path) -> bool {
+    let p = dir.join(format!(
+        "vmmem-probe-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    let ok = std::fs::create_dir(&p).is_ok();
+    let _ = std::fs::remove_dir(&p);
+    ok
 }
 
 /// Write a file only its owner can read (the kubeconfig holds the API's secret URL).
