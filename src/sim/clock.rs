@@ -182,12 +182,14 @@ mod tests {
 
     #[test]
     fn a_faster_clock_runs_ahead_of_wall_time() {
-        let c = SimClock::with_speed(50.0);
+        // Wall time is taken around the clock's whole life, so the bounds hold on a busy machine.
         let start = Instant::now();
+        let c = SimClock::with_speed(50.0);
         std::thread::sleep(Duration::from_millis(40));
+        let model = c.now();
         let wall = start.elapsed().as_secs_f64();
-        assert!(c.now() >= 50.0 * 0.04, "{}", c.now());
-        assert!(c.now() <= 50.0 * (wall + 0.01), "{} after {wall}s", c.now());
+        assert!(model >= 50.0 * 0.04, "{model}");
+        assert!(model <= 50.0 * wall, "{model} after {wall}s");
         assert_eq!(SimClock::with_speed(f64::NAN).speed, 1.0);
         assert_eq!(SimClock::with_speed(0.1).speed, 1.0);
     }
