@@ -48,6 +48,8 @@ pub struct SimOptions {
     pub tick: Duration,
     /// Where node host trees go (default: a fresh temporary directory, removed on drop).
     pub host_root: Option<PathBuf>,
+    /// Model seconds per wall second (1; the demo's `VMMEM_DEMO_SPEED` raises it).
+    pub speed: f64,
 }
 
 impl Default for SimOptions {
@@ -59,6 +61,7 @@ impl Default for SimOptions {
             restart_backoff: Duration::from_secs(10),
             tick: Duration::from_millis(200),
             host_root: None,
+            speed: 1.0,
         }
     }
 }
@@ -82,7 +85,17 @@ pub struct Sim;
 impl Sim {
     /// The built-in demo cluster (`assets/demo.yaml`) with default options: what `--demo` runs.
     pub async fn start_demo() -> Result<SimHandle, SimError> {
-        Sim::start(Scenario::demo()?, SimOptions::default()).await
+        Sim::start_demo_at(1.0).await
+    }
+
+    /// The demo with model time running `speed` times as fast (`VMMEM_DEMO_SPEED=10` shows
+    /// the memhold VM's OOM kill within seconds instead of minutes).
+    pub async fn start_demo_at(speed: f64) -> Result<SimHandle, SimError> {
+        let opts = SimOptions {
+            speed,
+            ..SimOptions::default()
+        };
+        Sim::start(Scenario::demo()?, opts).await
     }
 
     /// Build the cluster of `scenario` and serve it on 127.0.0.1.
@@ -96,7 +109,7 @@ impl Sim {
                 }
             }
             None => {
-                let p = std::env::temp_dir().join(format!(
+                let p = host_tree_parent().join(format!(
                     "vmmem-sim-{}-{:08x}",
                     std::process::id(),
                     rand::random::<u32>()
@@ -112,6 +125,9 @@ impl Sim {
         world.exec.latency = opts.exec_latency;
         world.pod_start_delay = opts.pod_start_delay.as_secs_f64();
         world.restart_backoff = opts.restart_backoff.as_secs_f64();
+        if opts.speed != 1.0 {
+            world.clock = super::clock::SimClock::with_speed(opts.speed);
+        }
         let world = Arc::new(Mutex::new(world));
         let listener = TcpListener::bind(("127.0.0.1", opts.port)).await?;
         let addr = listener.local_addr()?;
@@ -335,6 +351,34 @@ impl Drop for SimHandle {
             s.abort();
         }
     }
+}
+
+/// Where the simulator's host trees go: a memory file system when the machine has one (the
+/// trees play /sys/fs/cgroup and /proc, which are not on disk either, and a disk file system's
+/// inode allocation for the files rewritten on every exec costs far more CPU), else the
+/// temporary directory.
+fn host_tree_parent() -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    let usable = std::env::var_os("TMPDIR").is_none()
+        && std::fs::metadata(shm).is_ok_and(|m| m.is_dir())
+        && tempfile_probe(shm);
+    if usable {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    }
+}
+
+/// Whether a directory can be created (and removed again) in `dir`.
+fn tempfile_probe(dir: &Path) -> bool {
+    let p = dir.join(format!(
+        "vmmem-probe-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    let ok = std::fs::create_dir(&p).is_ok();
+    let _ = std::fs::remove_dir(&p);
+    ok
 }
 
 /// Write a file only its owner can read (the kubeconfig holds the API's secret URL).

@@ -3,6 +3,8 @@
 
 mod event_loop;
 mod fake_fix;
+mod oom_history;
+mod oom_source;
 mod render;
 mod state;
 

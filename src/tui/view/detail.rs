@@ -39,7 +39,7 @@ fn short(name: &'static str) -> &'static str {
     }
 }
 
-fn size(b: Option<i64>) -> String {
+pub(super) fn size(b: Option<i64>) -> String {
     b.map(human).unwrap_or_else(|| "-".into())
 }
 
@@ -67,9 +67,10 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App, key: &VmKey) {
     frame.render_widget(Paragraph::new(title_line(app, r)), title);
     draw_bar(frame, bar, legend, app, r);
     draw_sparks(frame, sparks, app, series, spark_rows);
-    let left = left_lines(app, r);
+    let split = body.width >= 150;
+    let left = left_lines(app, r, if split { body.width / 2 } else { body.width });
     let right = right_lines(app, r);
-    if body.width >= 150 {
+    if split {
         let [a, b] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
             .areas(body);
         frame.render_widget(
@@ -222,14 +223,14 @@ fn draw_sparks(
     }
 }
 
-fn heading(app: &App, s: &str) -> Line<'static> {
+pub(super) fn heading(app: &App, s: &str) -> Line<'static> {
     Line::from(Span::styled(
         s.to_string(),
         label_style(app).add_modifier(Modifier::BOLD),
     ))
 }
 
-fn kv(k: &str, v: String, why: &str) -> Line<'static> {
+pub(super) fn kv(k: &str, v: String, why: &str) -> Line<'static> {
     if why.is_empty() {
         Line::from(format!("  {k:<16} {v}"))
     } else {
@@ -237,8 +238,8 @@ fn kv(k: &str, v: String, why: &str) -> Line<'static> {
     }
 }
 
-/// Breakdown table, memory model, OOM history.
-fn left_lines(app: &App, r: &VmRow) -> Vec<Line<'static>> {
+/// Breakdown table, memory model, OOM history (`width`: the column's).
+fn left_lines(app: &App, r: &VmRow, width: u16) -> Vec<Line<'static>> {
     let mut out = vec![heading(app, "Breakdown (cgroup usage, no double counting)")];
     if r.breakdown.is_empty() {
         out.push(Line::from("  no live data"));
@@ -304,38 +305,7 @@ fn left_lines(app: &App, r: &VmRow) -> Vec<Line<'static>> {
         head
     });
     out.push(Line::default());
-    out.push(heading(app, "OOM history"));
-    match &r.cgroup {
-        Some(c) => {
-            out.push(kv(
-                "OOM kills",
-                c.oom_kills
-                    .map(|k| k.to_string())
-                    .unwrap_or_else(|| "-".into()),
-                "recorded for the current pod",
-            ));
-            out.push(kv(
-                "limit hits",
-                c.failcnt
-                    .map(|f| f.to_string())
-                    .unwrap_or_else(|| "-".into()),
-                "failcnt / memory.events max",
-            ));
-            out.push(kv(
-                "peak usage",
-                size(c.peak_bytes.map(|p| p as i64)),
-                &format!(
-                    "{} cgroup {} ({})",
-                    c.level,
-                    c.version.unwrap_or("version unknown"),
-                    r.live_source.map(|s| s.as_str()).unwrap_or("-")
-                ),
-            ));
-        }
-        None => out.push(Line::from(
-            "  no live data (OOM counters come from the node's cgroups)",
-        )),
-    }
+    out.extend(super::detail_oom::lines(app, r, width));
     out
 }
 
