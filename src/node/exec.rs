@@ -108,6 +108,9 @@ fn failure(s: k8s_openapi::apimachinery::pkg::apis::meta::v1::Status) -> String 
 
 /// The server's message for a refused request, else the innermost cause.
 pub fn kube_message(e: &kube::Error) -> String {
+    if let Some(sentence) = crate::cluster::retry::throttled_sentence(e) {
+        return sentence;
+    }
     match e {
         kube::Error::Api(s) if !s.message.is_empty() => s.message.clone(),
         kube::Error::Api(s) => format!("{} {}", s.code, s.reason),

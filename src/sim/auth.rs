@@ -12,6 +12,8 @@ const TOKEN_PREFIX: &str = "sim-token-";
 #[derive(Debug, Default, Clone)]
 pub struct Auth {
     forbidden: HashSet<(String, String)>,
+    /// (user, verb, resource or resource/subresource) denied in every namespace.
+    verbs: HashSet<(String, String, String)>,
 }
 
 impl Auth {
@@ -36,6 +38,13 @@ impl Auth {
         self.forbidden.remove(&(user.to_string(), ns.to_string()));
     }
 
+    /// Deny `user` `verb` on `resource` (`pods`, `pods/exec`) everywhere, like a Role without
+    /// that rule.
+    pub fn forbid_verb(&mut self, user: &str, verb: &str, resource: &str) {
+        self.verbs
+            .insert((user.to_string(), verb.to_string(), resource.to_string()));
+    }
+
     /// May `user` do `verb` on `rt` (subresource `sub`) in `ns` (`None`: cluster scope)?
     /// A user denied one namespace cannot list namespaced resources across all namespaces
     /// either, as with real RBAC (no cluster-wide binding).
@@ -47,10 +56,18 @@ impl Auth {
         sub: Option<&str>,
         ns: Option<&str>,
     ) -> Result<(), ApiError> {
-        let denied = match ns {
-            Some(ns) => self.forbidden.contains(&(user.to_string(), ns.to_string())),
-            None => rt.namespaced && self.forbidden.iter().any(|(u, _)| u == user),
+        let resource = match sub {
+            Some(s) => format!("{}/{s}", rt.plural),
+            None => rt.plural.to_string(),
         };
+        let verb_denied = self
+            .verbs
+            .contains(&(user.to_string(), verb.to_string(), resource));
+        let denied = verb_denied
+            || match ns {
+                Some(ns) => self.forbidden.contains(&(user.to_string(), ns.to_string())),
+                None => rt.namespaced && self.forbidden.iter().any(|(u, _)| u == user),
+            };
         if denied {
             Err(ApiError::forbidden(user, verb, rt, sub, ns))
         } else {
@@ -92,5 +109,35 @@ mod tests {
             .is_ok());
         a.allow_namespace("x", "secret");
         assert!(a.check("x", "list", &VIRTUAL_MACHINES, None, None).is_ok());
+    }
+
+    #[test]
+    fn a_denied_verb_is_denied_everywhere_and_only_that_verb() {
+        use crate::sim::resources::PODS;
+        let mut a = Auth::default();
+        a.forbid_verb("bob", "create", "pods/exec");
+        a.forbid_verb("bob", "patch", "virtualmachines");
+        let e = a
+            .check("bob", "create", &PODS, Some("exec"), Some("default"))
+            .unwrap_err();
+        assert_eq!(e.code, 403);
+        assert!(
+            e.message.contains("cannot create resource \"pods/exec\""),
+            "{}",
+            e.message
+        );
+        assert!(a
+            .check("bob", "create", &PODS, None, Some("default"))
+            .is_ok());
+        assert!(a.check("bob", "list", &PODS, None, None).is_ok());
+        assert!(a
+            .check("bob", "patch", &VIRTUAL_MACHINES, None, Some("prod"))
+            .is_err());
+        assert!(a
+            .check("bob", "get", &VIRTUAL_MACHINES, None, Some("prod"))
+            .is_ok());
+        assert!(a
+            .check("alice", "create", &PODS, Some("exec"), Some("default"))
+            .is_ok());
     }
 }
