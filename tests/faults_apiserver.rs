@@ -46,7 +46,7 @@ fn config() -> AgentConfig {
     }
 }
 
-async fn suite(who: &str, client: kube::Client) {
+async fn suite(who: &str, client: kube::Client, user: kube::Client, user_name: &str) {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     namespaces
         .create(
@@ -155,6 +155,34 @@ async fn suite(who: &str, client: kube::Client) {
         Err(kube::Error::Api(s)) => assert_eq!(s.code, 404, "{who}"),
         other => panic!("{who}: {name} still there: {other:?}"),
     }
+    // A user without rights on the namespace: the server's 403 names the object, the verb and
+    // the resource, for a get and for an exec (a WebSocket GET: authorized as `get` before
+    // Kubernetes 1.30).
+    let theirs: Api<Pod> = Api::namespaced(user, NS);
+    match theirs.get("agent-x").await {
+        Err(kube::Error::Api(s)) => assert_eq!(
+            (s.code, s.message.as_str()),
+            (403, format!("pods \"agent-x\" is forbidden: User \"{user_name}\" cannot get resource \"pods\" in API group \"\" in the namespace \"{NS}\"").as_str()),
+            "{who}"
+        ),
+        other => panic!("{who}: {other:?}"),
+    }
+    let exec = vmmem::node::exec::run(
+        &theirs.clone().into_client(),
+        NS,
+        "agent-x",
+        "agent",
+        vec!["true".into()],
+        Duration::from_secs(10),
+    )
+    .await
+    .expect_err("forbidden");
+    assert_eq!(
+        exec.to_string(),
+        format!("exec into pod {NS}/agent-x failed: pods \"agent-x\" is forbidden: User \"{user_name}\" cannot get resource \"pods/exec\" in API group \"\" in the namespace \"{NS}\""),
+        "{who}"
+    );
+
     // Failed nodes are not retried at once: the same sentence again, no new pod.
     let again = agents.ensure(NODE).await.expect_err("remembered");
     assert_eq!(again, err, "{who}");
@@ -177,7 +205,16 @@ async fn agent_pending_on_the_simulator_without_a_kubelet() {
     let dir = tempfile::tempdir().unwrap();
     let kc = dir.path().join("admin.kubeconfig");
     sim.write_kubeconfig(&kc).unwrap();
-    suite("simulator", client(kc).await).await;
+    sim.forbid_namespace("vmmem-user", NS);
+    let user = dir.path().join("user.kubeconfig");
+    sim.write_kubeconfig_as(&user, "vmmem-user").unwrap();
+    suite(
+        "simulator",
+        client(kc).await,
+        client(user).await,
+        "vmmem-user",
+    )
+    .await;
     sim.shutdown().await;
 }
 
@@ -192,6 +229,8 @@ async fn agent_pending_on_a_real_kube_apiserver() {
     suite(
         "real kube-apiserver",
         client(real.admin_kubeconfig().to_path_buf()).await,
+        client(real.user_kubeconfig().to_path_buf()).await,
+        real.user_name(),
     )
     .await;
     drop(real);

@@ -18,6 +18,7 @@ pub const USER: &str = "reader";
 pub fn reader(sim: &SimHandle, dir: &Path) -> PathBuf {
     sim.forbid_verb(USER, "create", "pods");
     sim.forbid_verb(USER, "create", "pods/exec");
+    sim.forbid_verb(USER, "get", "pods/exec");
     sim.forbid_verb(USER, "patch", "virtualmachines");
     let p = dir.join("reader.kubeconfig");
     sim.write_kubeconfig_as(&p, USER).unwrap();
@@ -58,7 +59,7 @@ async fn list_shows_every_vm_and_names_the_missing_verbs() {
         assert!(
             w.contains("not allowed to create agent pods in namespace harvester-system")
                 && w.contains("User \"reader\" cannot create resource \"pods\" in API group \"\" in the namespace \"harvester-system\"")
-                && w.contains("cannot create resource \"pods/exec\""),
+                && w.contains("cannot get resource \"pods/exec\""),
             "{w}"
         );
     }
@@ -71,7 +72,7 @@ async fn list_shows_every_vm_and_names_the_missing_verbs() {
             vm["notes"].as_array().unwrap().iter().any(|n| n
                 .as_str()
                 .unwrap()
-                .contains("cannot create resource \"pods/exec\"")),
+                .contains("cannot get resource \"pods/exec\"")),
             "{vm}"
         );
     }
@@ -110,7 +111,7 @@ async fn fix_says_it_may_not_patch() {
     );
     assert_eq!(
         stderr.trim(),
-        "error: applying to prod/db-02: forbidden: virtualmachines.kubevirt.io is forbidden: User \"reader\" cannot patch resource \"virtualmachines\" in API group \"kubevirt.io\" in the namespace \"prod\"",
+        "error: applying to prod/db-02: forbidden: virtualmachines.kubevirt.io \"db-02\" is forbidden: User \"reader\" cannot patch resource \"virtualmachines\" in API group \"kubevirt.io\" in the namespace \"prod\"",
     );
     // Nothing changed.
     let vm = sim

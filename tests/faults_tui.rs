@@ -128,6 +128,7 @@ async fn a_refused_fix_and_refused_live_data_are_shown_as_state() {
     let dir = tempfile::tempdir().unwrap();
     sim.forbid_verb("reader", "create", "pods");
     sim.forbid_verb("reader", "create", "pods/exec");
+    sim.forbid_verb("reader", "get", "pods/exec");
     sim.forbid_verb("reader", "patch", "virtualmachines");
     let kc = dir.path().join("reader.kubeconfig");
     sim.write_kubeconfig_as(&kc, "reader").unwrap();
@@ -151,8 +152,9 @@ async fn a_refused_fix_and_refused_live_data_are_shown_as_state() {
     let s = t.wait_for("the server's answer", |s| s.contains("FORBIDDEN: "));
     assert!(
         s.contains(
-            "FORBIDDEN: virtualmachines.kubevirt.io is forbidden: User \"reader\" cannot patch"
-        ) && s.contains("in the namespace \"default\""),
+            "FORBIDDEN: virtualmachines.kubevirt.io \"memhold-vm\" is forbidden: User \"reader\""
+        ) && s.contains("cannot patch")
+            && s.contains("in the namespace \"default\""),
         "the refusal is shown: {s}"
     );
     t.keys(&["Enter", "Escape", "q"]);
