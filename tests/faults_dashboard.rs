@@ -150,3 +150,56 @@ async fn the_dashboard_says_the_server_is_gone_and_recovers_when_it_returns() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_node_is_stale_with_its_reason_on_the_dashboard() {
+    let sim = common::demo().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("admin.kubeconfig");
+    sim.write_kubeconfig(&kc).unwrap();
+    sim.hang_node_exec("harvester-node-2", true);
+    let cli = Cli::try_parse_from([
+        "kubectl-vmmem",
+        "top",
+        "-A",
+        "--live",
+        "agent",
+        "--kubeconfig",
+        kc.to_str().unwrap(),
+    ])
+    .unwrap();
+    let mut source = ClusterSource::new(cli.global.clone(), ClientSlot::default());
+    let scope = Scope { namespace: None };
+    let snap = fetch_until(&mut source, &scope, "a round with live numbers", |s| {
+        live_rows(s) >= 5
+    })
+    .await;
+    assert_eq!(snap.health, Health::Ok, "the API is fine; one node is not");
+    let report = snap.report.as_ref().unwrap();
+    let reason = report
+        .warnings
+        .iter()
+        .find(|w| w.starts_with("live data for node harvester-node-2 is stale: "))
+        .unwrap_or_else(|| panic!("{:?}", report.warnings));
+    assert!(reason.ends_with("did not finish within 10s"), "{reason}");
+    for vm in report.vms.iter().filter(|v| v.phase == "Running") {
+        let on_hung = vm.node.as_deref() == Some("harvester-node-2");
+        assert_eq!(vm.stale, on_hung, "{}", vm.name);
+        assert_eq!(vm.cgroup.is_some(), !on_hung, "{}", vm.name);
+    }
+    let mut app = App::new(
+        scope.clone(),
+        Duration::from_secs(2),
+        false,
+        SystemTime::now(),
+    );
+    app.update(Action::Resize(160, 30));
+    app.update(Action::Snapshot(Box::new(snap)));
+    let s = screen(&app);
+    assert!(
+        s.contains("warning: live data for node harvester-node-2 is stale: exec into pod"),
+        "the banner gives the reason: {s}"
+    );
+    source.shutdown().await;
+    sim.shutdown().await;
+}
