@@ -203,6 +203,7 @@ async fn throttling_that_never_ends_is_one_sentence_from_list_and_fix() {
         "names what it was reading: {err}"
     );
     assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    eprintln!("list gave up on a permanently throttling server after {took:?}");
     // Bounded: 5 waits of at least the server's 1s, well under a minute.
     assert!(took >= Duration::from_secs(5), "{took:?}");
     assert!(took < Duration::from_secs(60), "{took:?}");
