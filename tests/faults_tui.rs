@@ -153,8 +153,7 @@ async fn a_refused_fix_and_refused_live_data_are_shown_as_state() {
     assert!(
         s.contains(
             "FORBIDDEN: virtualmachines.kubevirt.io \"memhold-vm\" is forbidden: User \"reader\""
-        ) && s.contains("cannot patch")
-            && s.contains("in the namespace \"default\""),
+        ) && s.contains("patch resource \"virtualmachines\" in API group \"kubevirt.io\""),
         "the refusal is shown: {s}"
     );
     t.keys(&["Enter", "Escape", "q"]);
