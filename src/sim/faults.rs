@@ -236,12 +236,6 @@ impl SimHandle {
         }
     }
 
-    /// Deny `user` one verb on one resource (`pods`, `pods/exec`, `virtualmachines`), in every
-    /// namespace, like a Role that lacks the rule.
-    pub fn forbid_verb(&self, user: &str, verb: &str, resource: &str) {
-        self.world().auth.forbid_verb(user, verb, resource);
-    }
-
     /// The requests served so far (the last few thousand), oldest first.
     pub fn requests(&self) -> Vec<Logged> {
         self.world().faults.log.iter().cloned().collect()

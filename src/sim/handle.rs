@@ -220,6 +220,11 @@ impl SimHandle {
         self.world().auth.forbid_namespace(user, ns);
     }
 
+    /// Deny `verb` on `resource` (`pods`, `pods/exec`, `nodes/proxy`) to `user` everywhere.
+    pub fn forbid_verb(&self, user: &str, verb: &str, resource: &str) {
+        self.world().auth.forbid_verb(user, verb, resource);
+    }
+
     pub fn allow_namespace(&self, user: &str, ns: &str) {
         self.world().auth.allow_namespace(user, ns);
     }
@@ -228,7 +233,8 @@ impl SimHandle {
         self.world().exec.latency = d;
     }
 
-    /// Make exec into pods on `node` hang (or stop hanging).
+    /// Make exec into pods on `node` hang (or stop hanging); its kubelet's summary then fails
+    /// with 503 as if the node could not be reached.
     pub fn hang_node_exec(&self, node: &str, hang: bool) {
         let mut w = self.world();
         if hang {

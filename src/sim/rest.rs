@@ -141,9 +141,7 @@ fn dispatch(
             let w = app.world();
             w.auth
                 .check(&user, "get", &resources::NODES, Some("proxy"), None)?;
-            super::summary::summary(&w, node)
-                .map(ok)
-                .unwrap_or_else(|| Err(ApiError::not_found(&resources::NODES, node)))
+            super::summary::summary(&w, node).and_then(ok)
         }
         ["openapi", "v3", gv @ ..] => super::openapi::group_version(&gv.join("/"), harvester)
             .map(ok)

@@ -178,6 +178,11 @@ impl ApiError {
         )
     }
 
+    /// What the API server's node proxy answers when it cannot reach the node's kubelet.
+    pub fn service_unavailable(message: impl Into<String>) -> ApiError {
+        ApiError::new(503, "ServiceUnavailable", message)
+    }
+
     pub fn internal(message: impl Into<String>) -> ApiError {
         ApiError::new(500, "InternalError", message)
     }

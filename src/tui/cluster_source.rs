@@ -23,7 +23,8 @@ fn live_label(global: &GlobalArgs) -> String {
         Ok(Mode::Off) => "off (specs only)".into(),
         Ok(Mode::Agent) => "agent pods".into(),
         Ok(Mode::PodExec) => "pod exec".into(),
-        Ok(Mode::Auto) => "auto (agent pods, else pod exec)".into(),
+        Ok(Mode::Kubelet) => "kubelet stats summary (guest RAM estimated)".into(),
+        Ok(Mode::Auto) => "auto (agent pods, else pod exec, else kubelet)".into(),
         Err(e) => format!("off: {}", crate::cli::chain(&e)),
     }
 }

@@ -130,8 +130,8 @@ impl Column {
                         .cmp(&a.has_flag("under-reserved"))
                 }),
             Column::Ooms => opt(
-                b.cgroup.as_ref().map(|c| c.oom_kills),
-                a.cgroup.as_ref().map(|c| c.oom_kills),
+                b.cgroup.as_ref().and_then(|c| c.oom_kills),
+                a.cgroup.as_ref().and_then(|c| c.oom_kills),
             ),
             Column::Source => opt(
                 a.live_source.map(|s| s.as_str()),

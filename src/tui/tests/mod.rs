@@ -79,6 +79,7 @@ fn pod_reading(uid: &str, limit: i64, guest: i64, qemu: i64, oom_kills: u64) -> 
             },
         },
         guest_resident_bytes: Some(guest as u64),
+        guest_resident_taken_at: None,
         guest_hugetlb_bytes: None,
         containers: vec![],
         processes,

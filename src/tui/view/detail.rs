@@ -309,7 +309,9 @@ fn left_lines(app: &App, r: &VmRow) -> Vec<Line<'static>> {
         Some(c) => {
             out.push(kv(
                 "OOM kills",
-                c.oom_kills.to_string(),
+                c.oom_kills
+                    .map(|k| k.to_string())
+                    .unwrap_or_else(|| "-".into()),
                 "recorded for the current pod",
             ));
             out.push(kv(
@@ -325,7 +327,7 @@ fn left_lines(app: &App, r: &VmRow) -> Vec<Line<'static>> {
                 &format!(
                     "{} cgroup {} ({})",
                     c.level,
-                    c.version,
+                    c.version.unwrap_or("version unknown"),
                     r.live_source.map(|s| s.as_str()).unwrap_or("-")
                 ),
             ));

@@ -54,8 +54,10 @@ fn cells(app: &App, r: &VmRow, cols: &[Column], bar: usize) -> Vec<Cell<'static>
                 Cell::from(Span::styled(text, risk_style(app, r.risk)))
             }
             Column::Ooms => Cell::from(match &r.cgroup {
-                Some(c) if c.oom_kills > 0 => c.oom_kills.to_string(),
-                Some(_) => "0".into(),
+                Some(c) => c
+                    .oom_kills
+                    .map(|k| k.to_string())
+                    .unwrap_or_else(|| "-".into()),
                 None => "-".into(),
             }),
             Column::Source => Cell::from(if stale {
@@ -160,7 +162,8 @@ fn text_of(r: &VmRow, c: Column, bar: usize, app: &App) -> String {
         Column::Ooms => r
             .cgroup
             .as_ref()
-            .map(|g| g.oom_kills.to_string())
+            .and_then(|g| g.oom_kills)
+            .map(|k| k.to_string())
             .unwrap_or_else(|| "-".into()),
         Column::Source => {
             if app.row_stale(r) {
