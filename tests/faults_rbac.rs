@@ -14,11 +14,13 @@ use vmmem::sim::SimHandle;
 const BIN: &str = env!("CARGO_BIN_EXE_kubectl-vmmem");
 pub const USER: &str = "reader";
 
-/// A user who may read everything but not create pods, exec, or patch VMs.
+/// A user who may read everything but not create pods, exec, read the kubelet through the
+/// API server (nodes/proxy), or patch VMs.
 pub fn reader(sim: &SimHandle, dir: &Path) -> PathBuf {
     sim.forbid_verb(USER, "create", "pods");
     sim.forbid_verb(USER, "create", "pods/exec");
     sim.forbid_verb(USER, "get", "pods/exec");
+    sim.forbid_verb(USER, "get", "nodes/proxy");
     sim.forbid_verb(USER, "patch", "virtualmachines");
     let p = dir.join("reader.kubeconfig");
     sim.write_kubeconfig_as(&p, USER).unwrap();
@@ -46,11 +48,12 @@ async fn list_shows_every_vm_and_names_the_missing_verbs() {
     assert_eq!(vms.len(), 14, "every VM is listed");
     let warnings: Vec<&str> = report["warnings"]
         .as_array()
-        .unwrap()
+        .unwrap_or_else(|| panic!("no warnings: {report:#}"))
         .iter()
         .map(|w| w.as_str().unwrap())
         .collect();
-    // One sentence per node, naming both refusals: the agent's pod and the fallback's exec.
+    // One sentence per node, naming each refusal: the agent's pod, the fallback's exec and the
+    // kubelet's stats through nodes/proxy.
     for node in ["harvester-node-1", "harvester-node-2", "harvester-node-3"] {
         let w = warnings
             .iter()
@@ -59,7 +62,8 @@ async fn list_shows_every_vm_and_names_the_missing_verbs() {
         assert!(
             w.contains("not allowed to create agent pods in namespace harvester-system")
                 && w.contains("User \"reader\" cannot create resource \"pods\" in API group \"\" in the namespace \"harvester-system\"")
-                && w.contains("cannot get resource \"pods/exec\""),
+                && w.contains("cannot get resource \"pods/exec\"")
+                && w.contains("it needs get on nodes/proxy"),
             "{w}"
         );
     }

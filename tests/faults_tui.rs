@@ -129,6 +129,7 @@ async fn a_refused_fix_and_refused_live_data_are_shown_as_state() {
     sim.forbid_verb("reader", "create", "pods");
     sim.forbid_verb("reader", "create", "pods/exec");
     sim.forbid_verb("reader", "get", "pods/exec");
+    sim.forbid_verb("reader", "get", "nodes/proxy");
     sim.forbid_verb("reader", "patch", "virtualmachines");
     let kc = dir.path().join("reader.kubeconfig");
     sim.write_kubeconfig_as(&kc, "reader").unwrap();
