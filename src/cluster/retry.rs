@@ -1,5 +1,5 @@
 //! Retrying throttled requests: a busy API server answers 429 Too Many Requests (API Priority
-//! and Fairness) or 503 with a `Retry-After` header. Every request of the client (lists, watches,
+//! and Fairness), or 503, with a `Retry-After` header. Every request of the client (lists, watches,
 //! patches, exec upgrades) is retried a bounded number of times, waiting the longer of our
 //! exponential backoff and the server's `Retry-After` (capped, so a server asking for an hour
 //! cannot hang the tool); after that the server's answer reaches the caller, which says in one
@@ -29,12 +29,11 @@ pub struct ThrottleRetry {
     attempt: u32,
 }
 
-/// Whether an answer means "come back later".
-fn retryable(status: StatusCode) -> bool {
-    matches!(
-        status,
-        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
-    )
+/// Whether an answer means "come back later": 429 always; 503 only with `Retry-After` (a busy
+/// apiserver), not the node proxy's 503 for a kubelet it cannot reach, which would only wait.
+fn retryable(status: StatusCode, has_retry_after: bool) -> bool {
+    status == StatusCode::TOO_MANY_REQUESTS
+        || (status == StatusCode::SERVICE_UNAVAILABLE && has_retry_after)
 }
 
 /// The wait before retry number `attempt` (0-based): the longer of our backoff and the server's
@@ -59,13 +58,13 @@ impl<B, E> Policy<Request<Body>, Response<B>, E> for ThrottleRetry {
         result: &mut Result<Response<B>, E>,
     ) -> Option<Self::Future> {
         let resp = result.as_ref().ok()?;
-        if !retryable(resp.status()) || self.attempt >= MAX_RETRIES {
-            return None;
-        }
         let retry_after = resp
             .headers()
             .get(http::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok());
+        if !retryable(resp.status(), retry_after.is_some()) || self.attempt >= MAX_RETRIES {
+            return None;
+        }
         let wait = delay(self.attempt, retry_after);
         self.attempt += 1;
         Some(tokio::time::sleep(wait))
@@ -150,7 +149,11 @@ mod tests {
         }
         assert!(p.retry(&mut req, &mut answer(429, Some("0"))).is_none());
         let mut p = ThrottleRetry::default();
-        assert!(p.retry(&mut req, &mut answer(503, None)).is_some());
+        assert!(p.retry(&mut req, &mut answer(503, Some("1"))).is_some());
+        // A node proxy's 503 (no Retry-After: the kubelet is unreachable) is not waited on.
+        assert!(ThrottleRetry::default()
+            .retry(&mut req, &mut answer(503, None))
+            .is_none());
         for code in [200, 201, 403, 404, 409, 410, 500] {
             assert!(
                 ThrottleRetry::default()
