@@ -145,6 +145,12 @@ impl Connection {
 
     /// A failed request as one of our sentences.
     pub fn request_error(&self, e: &kube::Error) -> ConnectError {
+        if let Some(sentence) = super::retry::throttled_sentence(e) {
+            return ConnectError::Refused {
+                server: self.server.clone(),
+                message: sentence,
+            };
+        }
         match e {
             kube::Error::Api(s) => ConnectError::Refused {
                 server: self.server.clone(),
@@ -435,8 +441,9 @@ fn finish(
     })
 }
 
+/// The client for `cfg`: throttled requests (429, 503) are retried with bounded backoff.
 fn client_for(cfg: &kube::Config, server: &str) -> Result<kube::Client, ConnectError> {
-    kube::Client::try_from(cfg.clone()).map_err(|e| ConnectError::Client {
+    super::retry::client_with_retry(cfg).map_err(|e| ConnectError::Client {
         server: server.to_string(),
         // The whole chain: the root cause alone ("Invalid symbol 37") does not say what is bad.
         reason: first_lines(&e),

@@ -258,6 +258,7 @@ pub fn build(inv: &Inventory, readings: &Readings, opts: &ReportOptions) -> Repo
         !r.trim().is_empty() && super::overhead::ratio_supported(cluster.detected.version)
     });
     let mut warnings = inv.warnings.clone();
+    warnings.extend(stale_warnings(&opts.stale_nodes));
     if cluster.detected.source == super::version::VersionSource::Assumed {
         warnings.push(format!(
             "the KubeVirt version is unknown: assumed {} (set --kubevirt-version)",
@@ -276,6 +277,29 @@ pub fn build(inv: &Inventory, readings: &Readings, opts: &ReportOptions) -> Repo
         vms,
         warnings,
     }
+}
+
+/// One sentence per reason for the nodes whose live data is stale (nodes sorted), so a
+/// refused exec or a hung node is said once, not only in each row's notes.
+fn stale_warnings(stale: &HashMap<String, String>) -> Vec<String> {
+    let mut by_reason: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for (node, reason) in stale {
+        by_reason.entry(reason).or_default().push(node);
+    }
+    let mut out: Vec<(Vec<&str>, &str)> = by_reason
+        .into_iter()
+        .map(|(reason, mut nodes)| {
+            nodes.sort_unstable();
+            (nodes, reason)
+        })
+        .collect();
+    out.sort();
+    out.into_iter()
+        .map(|(nodes, reason)| match nodes.as_slice() {
+            [one] => format!("live data for node {one} is stale: {reason}"),
+            many => format!("live data for nodes {} is stale: {reason}", many.join(", ")),
+        })
+        .collect()
 }
 
 fn compute_container(pod: &Pod) -> Option<&crate::model::objects::Container> {

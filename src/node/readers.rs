@@ -351,13 +351,26 @@ async fn read_node(
     let probes: Vec<ProbeTarget> = targets.iter().map(|t| t.probe.clone()).collect();
     let argv = exec_command(&probes, &ProbeSettings::default());
     let ns = agents.config().namespace.clone();
-    let out = match exec::run(client, &ns, pod, agents.container(), argv, timeout).await {
-        Ok(o) => o,
-        Err(e @ exec::ExecError::Timeout { .. }) => return Err(e.to_string()),
-        Err(e) => {
-            // The agent may be gone (deadline, evicted): make a new one next round.
-            agents.forget(node).await;
-            return Err(e.to_string());
+    let mut pod = pod.to_string();
+    let mut retried = false;
+    let out = loop {
+        match exec::run(client, &ns, &pod, agents.container(), argv.clone(), timeout).await {
+            Ok(o) => break o,
+            Err(e @ exec::ExecError::Timeout { .. }) => return Err(e.to_string()),
+            Err(e) => {
+                agents.forget(node).await;
+                // Someone deleted the agent (or it passed its deadline): make a new one now.
+                if exec::pod_gone(&e) && !retried {
+                    retried = true;
+                    pod = agents
+                        .ensure(node)
+                        .await
+                        .map_err(|why| format!("{e}; a new agent: {why}"))?;
+                    continue;
+                }
+                // Otherwise the next round makes a new one.
+                return Err(e.to_string());
+            }
         }
     };
     match crate::parse::probe::parse(&out.stdout) {

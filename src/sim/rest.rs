@@ -314,7 +314,8 @@ fn resource(
     };
     app.world()
         .auth
-        .check(user, verb, t.rt, t.sub.as_deref(), t.ns.as_deref())?;
+        .check(user, verb, t.rt, t.sub.as_deref(), t.ns.as_deref())
+        .map_err(|e| e.named(t.name.as_deref()))?;
     let parse_body = || {
         serde_json::from_slice::<Value>(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding body: {e}")))
