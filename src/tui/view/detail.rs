@@ -9,6 +9,7 @@ use ratatui::Frame;
 
 use super::bars::{stacked, Segment};
 use super::{bad_style, label_style, paint, risk_style};
+use crate::model::readings::LiveSource;
 use crate::model::report::VmRow;
 use crate::parse::quantity::{human, to_quantity_string};
 use crate::tui::app::App;
@@ -273,12 +274,11 @@ fn left_lines(app: &App, r: &VmRow, width: u16) -> Vec<Line<'static>> {
     }
     out.push(Line::default());
     out.push(heading(app, "Memory model"));
-    let exact = match (r.guest_resident_bytes, r.guest_resident_exact) {
-        (None, _) => "guest RAM resident in qemu: needs live data",
-        (Some(_), true) => "exact, from qemu's smaps",
-        (Some(_), false) => "estimated: min(qemu RSS, guest)",
-    };
-    out.push(kv("guest resident", size(r.guest_resident_bytes), exact));
+    out.push(kv(
+        "guest resident",
+        size(r.guest_resident_bytes),
+        &guest_resident_note(app, r),
+    ));
     out.push(kv(
         "overhead used",
         size(r.overhead_used_bytes),
@@ -377,4 +377,33 @@ fn right_lines(app: &App, r: &VmRow) -> Vec<Line<'static>> {
         }
     }
     out
+}
+
+/// Where the guest-resident figure comes from: exact from qemu's smaps (this round, or carried
+/// from the round that last read smaps), or estimated from an RSS.
+fn guest_resident_note(app: &App, r: &VmRow) -> String {
+    if r.guest_resident_bytes.is_none() {
+        return "guest RAM resident in qemu: needs live data".into();
+    }
+    if !r.guest_resident_exact {
+        return match r.live_source {
+            Some(LiveSource::Kubelet) => {
+                "estimated: min(compute container RSS, guest), the kubelet has no smaps".into()
+            }
+            _ => "estimated: min(qemu RSS, guest)".into(),
+        };
+    }
+    match r.guest_resident_carried_from {
+        Some(at) => {
+            let now = app
+                .now
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(at, |d| d.as_secs() as i64);
+            format!(
+                "exact from qemu's smaps {}s ago (smaps is read every few rounds)",
+                (now - at).max(0)
+            )
+        }
+        None => "exact, from qemu's smaps".into(),
+    }
 }
