@@ -94,4 +94,13 @@ done
 mkdir -p assets
 cp "$out/dashboard.txt" assets/dashboard.txt
 cp "$out/detail.txt" assets/detail.txt
-echo "wrote assets/dashboard.txt and assets/detail.txt"
+
+# The README shows each picture in the fenced block after its `<!-- picture: FILE -->` marker.
+awk '
+    /^<!-- picture: .* -->$/ { file = $3; print; next }
+    file != "" && /^```text$/ { print; while ((getline line < file) > 0) print line; close(file); skip = 1; next }
+    skip && /^```$/ { skip = 0; file = ""; print; next }
+    !skip { print }
+' README.md > "$out/README.md"
+cp "$out/README.md" README.md
+echo "wrote assets/dashboard.txt and assets/detail.txt, and put them into README.md"

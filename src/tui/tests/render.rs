@@ -311,7 +311,7 @@ fn detail_says_when_the_guest_figure_is_carried_from_an_earlier_smaps_read() {
     app.update(Action::Open);
     let screen = render(&app, 200, 50);
     assert!(
-        screen.contains("exact from qemu's smaps 30s ago"),
+        screen.contains("exact, from qemu's smaps read 30s ago"),
         "{screen}"
     );
 }

@@ -282,22 +282,22 @@ fn left_lines(app: &App, r: &VmRow, width: u16) -> Vec<Line<'static>> {
     out.push(kv(
         "overhead used",
         size(r.overhead_used_bytes),
-        "everything in the cgroup that is not guest RAM (page cache excluded)",
+        "all but guest RAM and page cache",
     ));
     out.push(kv(
         "overhead budget",
         size(r.overhead_budget_bytes),
-        "limit − guest: what is left for it once the guest touches all its RAM",
+        "limit − guest: room beside a full guest",
     ));
     out.push(kv(
         "projected peak",
         size(r.projected_peak_bytes),
-        "guest + overhead used: where usage goes when the guest fills up",
+        "guest + overhead used: usage with a full guest",
     ));
     let head = kv(
         "headroom",
         size(r.headroom_bytes),
-        "limit − projected peak: negative means the VM will be OOM-killed",
+        "limit − projected peak; below 0: OOM kill ahead",
     );
     out.push(if r.headroom_bytes.is_some_and(|h| h < 0) {
         head.style(bad_style(app))
@@ -387,9 +387,7 @@ fn guest_resident_note(app: &App, r: &VmRow) -> String {
     }
     if !r.guest_resident_exact {
         return match r.live_source {
-            Some(LiveSource::Kubelet) => {
-                "estimated: min(compute container RSS, guest), the kubelet has no smaps".into()
-            }
+            Some(LiveSource::Kubelet) => "estimated: min(container RSS, guest), kubelet".into(),
             _ => "estimated: min(qemu RSS, guest)".into(),
         };
     }
@@ -399,10 +397,7 @@ fn guest_resident_note(app: &App, r: &VmRow) -> String {
                 .now
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(at, |d| d.as_secs() as i64);
-            format!(
-                "exact from qemu's smaps {}s ago (smaps is read every few rounds)",
-                (now - at).max(0)
-            )
+            format!("exact, from qemu's smaps read {}s ago", (now - at).max(0))
         }
         None => "exact, from qemu's smaps".into(),
     }
