@@ -30,9 +30,13 @@
 #   err MESSAGE                        fatal; nothing follows
 #   end                                always the last line of a complete run
 #
-# Speed: files are read by a few `cat`s over many files at once (a fork per file would cost more
-# than the reading), split per cgroup and per pod by the kernel release file, whose one line can
-# never be a line of a cgroup or status file.
+# Speed (about 100 ms of CPU for 100 pods on a v1 node, see benches/probe.rs): one-number files
+# are read with the shell's own `read` (no process, no buffer); the others by a few `cat`s over many
+# files at once (a fork per file would cost more than the reading), split per cgroup and per pod by
+# the kernel release file, whose one line can never be a line of a cgroup or status file. glibc's
+# cat maps and unmaps a 128 KiB buffer per file unless told to keep it on the heap (the MALLOC_
+# settings; other cats ignore them). The shell reads a command's output 128 bytes at a time, so
+# every byte captured costs: only files the records use are read.
 
 set -f
 if [ -n "$VMMEM_SELF" ]; then CG=${VMMEM_CGROUP_ROOT:-/sys/fs/cgroup}; else CG=${VMMEM_CGROUP_ROOT:-/host/sys/fs/cgroup}; fi
@@ -50,8 +54,9 @@ die() {
 SEP=$PR/sys/kernel/osrelease
 K=
 read -r K 2>/dev/null <"$SEP"
-# It separates the files of one cat: it must not look like a line of them (a number, "key value").
-case $K in *[!0-9]*) ;; *) K= ;; esac
+# It separates the files of one cat: it must not look like a line of them (a number, "key value");
+# it starts with a digit like every Linux release (the scan looks for it among such lines).
+case $K in [0-9]*[!0-9]*) ;; *) K= ;; esac
 case $K in '' | *[$ws]*) die "cannot read the kernel release from $SEP" ;; esac
 
 V=
@@ -152,29 +157,47 @@ list_pods() {
 	set -f
 }
 
-# Queue the files of cgroup directory $2 for the next batch, with descriptor $1.
+# Read the one-number files of cgroup directory $2 now (the shell's own read: no process, no
+# buffer to map), and queue its other files for the next batch, with descriptor $1.
 F=
 D=
 X=
 add_cg() {
 	d=$2
+	v1=
+	v2=
+	v3=
+	v4=
+	v5=
+	# Whether kernel memory is accounted (v1) or memory.peak exists (v2, Linux 5.19+) is the same
+	# for every cgroup of a node: look once. One stderr redirection for the group, not one a file.
 	if [ $V = v1 ]; then
-		f="$d/memory.limit_in_bytes $d/memory.usage_in_bytes $d/memory.max_usage_in_bytes $d/memory.failcnt"
-		n=4
-		# Whether kernel memory is accounted (v1) or memory.peak exists (v2, Linux 5.19+) is the
-		# same for every cgroup of a node: look once.
 		[ -n "$X" ] || { [ -e "$d/memory.kmem.usage_in_bytes" ] && X=y || X=n; }
-		[ $X = y ] && f="$f $d/memory.kmem.usage_in_bytes" && n=5
-		f="$f $d/memory.oom_control $d/memory.stat $d/cgroup.procs"
+		{
+			read -r v1 <"$d/memory.limit_in_bytes"
+			read -r v2 <"$d/memory.usage_in_bytes"
+			read -r v3 <"$d/memory.max_usage_in_bytes"
+			read -r v4 <"$d/memory.failcnt"
+			[ $X = n ] || read -r v5 <"$d/memory.kmem.usage_in_bytes"
+		} 2>/dev/null
+		f="$d/memory.oom_control $d/memory.stat $d/cgroup.procs"
 	else
-		f="$d/memory.max $d/memory.current"
-		n=2
 		[ -n "$X" ] || { [ -e "$d/memory.peak" ] && X=y || X=n; }
-		[ $X = y ] && f="$f $d/memory.peak" && n=3
-		f="$f $d/memory.events $d/memory.stat $d/cgroup.procs"
+		{
+			read -r v1 <"$d/memory.max"
+			read -r v2 <"$d/memory.current"
+			[ $X = n ] || read -r v3 <"$d/memory.peak"
+		} 2>/dev/null
+		f="$d/memory.events $d/memory.stat $d/cgroup.procs"
 	fi
+	# Numbers only (v2's limit may be "max"); anything else is unknown.
+	case $v1 in max) ;; '' | *[!0-9]*) v1=- ;; esac
+	case $v2 in '' | *[!0-9]*) v2=- ;; esac
+	case $v3 in '' | *[!0-9]*) v3=- ;; esac
+	case $v4 in '' | *[!0-9]*) v4=- ;; esac
+	case $v5 in '' | *[!0-9]*) v5=- ;; esac
 	PF="$PF $SEP $f"
-	PD="$PD $n:$1"
+	PD="$PD $v1:$v2:$v3:$v4:$v5:$1"
 }
 
 # Print the record of the cgroup just read (descriptor $cur), and queue its processes' status files.
@@ -182,8 +205,18 @@ SF=
 SD=
 fin() {
 	[ -n "$cur" ] || return 0
-	t=${cur#*:}
-	if [ "${cur%%:*}" != "$nn" ]; then
+	t=$cur
+	p1=${t%%:*}
+	t=${t#*:}
+	p2=${t%%:*}
+	t=${t#*:}
+	p3=${t%%:*}
+	t=${t#*:}
+	p4=${t%%:*}
+	t=${t#*:}
+	p5=${t%%:*}
+	t=${t#*:}
+	if [ "$p2" = - ]; then
 		# The cgroup went away (or could not be read) while it was being read.
 		case $t in p:*)
 			t=${t#p:}
@@ -209,10 +242,9 @@ fin() {
 		;;
 	esac
 	if [ $V = v1 ]; then
-		set -- "$p1" "$p2" "$p3" "$p4" "$ok" "${p5:--}"
+		set -- "$p1" "$p2" "$p3" "$p4" "$ok" "$p5"
 	else
-		case $p1 in max) ;; *[!0-9]*) p1=- ;; esac
-		set -- "$p1" "$p2" "${p3:--}" "${fc:--}" "$ok" "${kn:--}"
+		set -- "$p1" "$p2" "$p3" "${fc:--}" "$ok" "${kn:--}"
 	fi
 	echo "c $t $1 $2 $3 $4 ${5:--} ${an:--} ${fl:--} ${sm:--} ${ia:--} ${aa:--} $6 ${ks:--} ${pt:--}" \
 		"${sl:--} ${so:--} ${th:--} ${pl:--}"
@@ -221,52 +253,60 @@ fin() {
 	IFS=$nl
 }
 
-# Read every queued cgroup with one cat, print its records, then the processes of its pods.
+# Read every queued cgroup with one cat, print its records, then the processes of its pods. A
+# line is a separator (the kernel release), a PID (digits) or "key value": one short case for
+# most lines, the keys looked at only for the lines that can hold them.
 run() {
 	[ -n "$D" ] || return 0
-	o=$(cat $F 2>/dev/null)
+	# The first letters of the v2 keys below; on v1 a pattern no line can match.
+	V2KEYS=$nl
+	[ $V = v2 ] && V2KEYS='[afikmps]*'
+	o=$(MALLOC_MMAP_THRESHOLD_=1048576 MALLOC_TRIM_THRESHOLD_=8388608 cat $F 2>/dev/null)
 	IFS=' '
 	set -- $D
 	IFS=$nl
 	cur=
 	skip=
-	# Lines are matched with the cgroup version in front ("v1total_rss 123"): one case per line.
 	for l in $o; do
-		case $V$l in
-		"$V$K")
-			fin
-			cur=$1
-			shift
-			nn=0 p1= p2= p3= p4= p5= ok= an= fl= sm= ia= aa= kn= ks= pt= sl= so= th= fc= pl= kv=
+		case $l in
+		[0-9]*)
+			case $l in
+			*[!0-9]*)
+				[ "$l" = "$K" ] || continue
+				fin
+				cur=$1
+				shift
+				ok= an= fl= sm= ia= aa= kn= ks= pt= sl= so= th= fc= pl=
+				;;
+			*) pl=${pl:+$pl,}$l ;;
+			esac
 			;;
-		v1total_rss" "*) an=${l#* } ;;
-		v1total_cache" "*) fl=${l#* } ;;
-		v1total_shmem" "*) sm=${l#* } ;;
-		v1total_inactive_file" "*) ia=${l#* } ;;
-		v1total_active_file" "*) aa=${l#* } ;;
-		v1total_rss_huge" "*) th=${l#* } ;;
-		v?oom_kill" "*) ok=${l#* } ;;
-		v2anon" "*) an=${l#* } ;;
-		v2file" "*) fl=${l#* } ;;
-		v2shmem" "*) sm=${l#* } ;;
-		v2inactive_file" "*) ia=${l#* } ;;
-		v2active_file" "*) aa=${l#* } ;;
-		v2kernel" "*) kn=${l#* } ;;
-		v2kernel_stack" "*) ks=${l#* } ;;
-		v2pagetables" "*) pt=${l#* } ;;
-		v2slab" "*) sl=${l#* } ;;
-		v2sock" "*) so=${l#* } ;;
-		v2anon_thp" "*) th=${l#* } ;;
-		v2max" "*) fc=${l#* } ;;
-		# Any other "key value" line: the first one (oom_control, memory.events) ends the numbers.
-		*" "*) kv=1 ;;
-		*)
-			if [ -n "$kv" ]; then
-				pl=${pl:+$pl,}$l
-			else
-				nn=$((nn + 1))
-				case $nn in 1) p1=$l ;; 2) p2=$l ;; 3) p3=$l ;; 4) p4=$l ;; 5) p5=$l ;; esac
-			fi
+		total_*)
+			case $l in
+			total_rss" "*) an=${l#* } ;;
+			total_cache" "*) fl=${l#* } ;;
+			total_shmem" "*) sm=${l#* } ;;
+			total_inactive_file" "*) ia=${l#* } ;;
+			total_active_file" "*) aa=${l#* } ;;
+			total_rss_huge" "*) th=${l#* } ;;
+			esac
+			;;
+		oom_kill" "*) ok=${l#* } ;;
+		$V2KEYS)
+			case $l in
+			anon" "*) an=${l#* } ;;
+			file" "*) fl=${l#* } ;;
+			shmem" "*) sm=${l#* } ;;
+			inactive_file" "*) ia=${l#* } ;;
+			active_file" "*) aa=${l#* } ;;
+			kernel" "*) kn=${l#* } ;;
+			kernel_stack" "*) ks=${l#* } ;;
+			pagetables" "*) pt=${l#* } ;;
+			slab" "*) sl=${l#* } ;;
+			sock" "*) so=${l#* } ;;
+			anon_thp" "*) th=${l#* } ;;
+			max" "*) fc=${l#* } ;;
+			esac
 			;;
 		esac
 	done
@@ -278,10 +318,11 @@ run() {
 }
 
 # Read the status of every queued process (one cat, pods separated), print a p record each, and
-# scan qemu's smaps in pods that came with guest sizes.
+# scan qemu's smaps in pods that came with guest sizes. Of a status file's ~55 lines only Name,
+# Pid and Rss* matter: one pattern turns the others away.
 status() {
 	[ -n "$SD" ] || return 0
-	o=$(cat $SF 2>/dev/null)
+	o=$(MALLOC_MMAP_THRESHOLD_=1048576 MALLOC_TRIM_THRESHOLD_=8388608 cat $SF 2>/dev/null)
 	set -- $SD
 	SF=
 	SD=
@@ -290,28 +331,33 @@ status() {
 	pid=
 	for l in $o; do
 		case $l in
-		"$K")
+		[NPR][ais]*)
+			case $l in
+			Name:*)
+				proc
+				nm=${l#Name:}
+				nm=${nm#"$tab"}
+				;;
+			Pid:*) pid=${l##*[$ws]} ;;
+			RssAnon:*)
+				ra=${l%" kB"}
+				ra=${ra##*[$ws]}
+				;;
+			RssFile:*)
+				rf=${l%" kB"}
+				rf=${rf##*[$ws]}
+				;;
+			RssShmem:*)
+				rs=${l%" kB"}
+				rs=${rs##*[$ws]}
+				;;
+			esac
+			;;
+		[0-9]*)
+			[ "$l" = "$K" ] || continue
 			proc
 			gs=$1
 			shift
-			;;
-		Name:*)
-			proc
-			nm=${l#Name:}
-			nm=${nm#"$tab"}
-			;;
-		Pid:*) pid=${l##*[$ws]} ;;
-		RssAnon:*)
-			ra=${l%" kB"}
-			ra=${ra##*[$ws]}
-			;;
-		RssFile:*)
-			rf=${l%" kB"}
-			rf=${rf##*[$ws]}
-			;;
-		RssShmem:*)
-			rs=${l%" kB"}
-			rs=${rs##*[$ws]}
 			;;
 		esac
 	done
@@ -329,25 +375,28 @@ proc() {
 	pid= ra= rf= rs= nm=
 }
 
-# Print the mappings of qemu process $1 whose size in kB is one of the comma-separated $2.
+# Print the mappings of qemu process $1 whose size in kB is one of the comma-separated $2. qemu
+# has hundreds of mappings of ~25 lines each: outside a guest mapping only the header and Size
+# lines are looked at (G is a pattern no line matches), inside it the few keys that matter.
 smaps() {
-	o=$(cat "$PR/$1/smaps" 2>/dev/null)
+	o=$(MALLOC_MMAP_THRESHOLD_=1048576 MALLOC_TRIM_THRESHOLD_=8388608 cat "$PR/$1/smaps" 2>/dev/null)
 	IFS=$nl
 	m=
+	G=$nl
 	for l in $o; do
 		case $l in
 		[0-9a-f]*)
 			[ -n "$m" ] && mapping "$1"
 			m=
+			G=$nl
 			h=$l
 			;;
 		Size:*)
 			s=${l%" kB"}
 			s=${s##*" "}
-			case ",$2," in *",$s,"*) m=$s gr=0 gh=0 gp=0 gk=0 ;; esac
+			case ",$2," in *",$s,"*) m=$s gr=0 gh=0 gp=0 gk=0 G='[RKSP]*' ;; esac
 			;;
-		*)
-			[ -n "$m" ] || continue
+		$G)
 			case $l in
 			Rss:*)
 				gr=${l%" kB"}
@@ -383,7 +432,7 @@ mapping() {
 	echo "g $1 $m $gr $((gh + gp)) $gk $k"
 }
 
-# One pod argument: UID[:SIZES]. Batches go out every 25 pods: cat's argument list stays short, and
+# One pod argument: UID[:SIZES]. Batches go out every 50 pods: cat's argument list stays short, and
 # so do the strings the shell copies while building it.
 NP=0
 pod() {
@@ -423,7 +472,7 @@ pod() {
 	F=$F$PF
 	D=$D$PD
 	NP=$((NP + 1))
-	if [ $NP -ge 25 ]; then
+	if [ $NP -ge 50 ]; then
 		run
 		NP=0
 	fi

@@ -2,17 +2,20 @@
 //! compute scope with virt-launcher-monitor, virt-launcher, virtqemud, virtlogd and a qemu with a
 //! guest RAM mapping and ~500 other mappings), built in the memory cgroup v1 hierarchy below this
 //! process's cgroup and removed afterwards. Reports wall time, CPU time and output bytes per VM,
-//! without and with the smaps pass, under sh (dash) and busybox sh.
+//! without and with the smaps pass, and CPU per round under the readers' smaps policy (smaps in
+//! 1 round of 6 while qemu's RSS stands still), under sh (dash) and busybox sh.
 //!
 //!   cargo bench --bench probe [-- PODS RUNS]
 
 #[path = "../tests/support/cgtree.rs"]
 mod cgtree;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use vmmem::node::local::{readings, run_script_with};
 use vmmem::node::probe::{ProbeSettings, ProbeTarget};
+use vmmem::node::smaps_policy::{GuestMemory, SmapsPolicy};
 
 const MIB: u64 = 1 << 20;
 
@@ -60,6 +63,42 @@ fn measure(
         cpu_per_run: cpu / runs,
         bytes,
     }
+}
+
+/// Rounds as the readers run them with the default smaps policy (exact in a pod's first round,
+/// then every 6th or when qemu's RSS moves): CPU per round, and how many rounds read smaps.
+fn policy_rounds(
+    shell: &[&str],
+    targets: &[ProbeTarget],
+    settings: &ProbeSettings,
+    rounds: u32,
+) -> (Duration, u32) {
+    let policy = SmapsPolicy::default();
+    let mut memory = GuestMemory::default();
+    let mut exact_rounds = 0;
+    let cpu0 = children_cpu();
+    for round in 0..u64::from(rounds) {
+        let mut exact = HashMap::new();
+        let this: Vec<ProbeTarget> = targets
+            .iter()
+            .map(|t| {
+                if memory.wants_smaps(&policy, &t.uid, &t.guest_bytes, round) {
+                    exact.insert(t.uid.clone(), t.guest_bytes.clone());
+                    t.clone()
+                } else {
+                    ProbeTarget::new(t.uid.clone())
+                }
+            })
+            .collect();
+        if !exact.is_empty() {
+            exact_rounds += 1;
+        }
+        let run = run_script_with(shell, &this, settings).unwrap();
+        let mut r = readings(&run, "bench", round as i64).unwrap();
+        memory.absorb(&mut r, &exact, round);
+        assert!(r.pods.iter().all(|p| p.guest_resident_bytes.is_some()));
+    }
+    ((children_cpu() - cpu0) / rounds, exact_rounds)
 }
 
 fn main() {
@@ -193,6 +232,17 @@ fn main() {
                 m.bytes / pods
             );
         }
+        let (cpu, exact_rounds) = policy_rounds(shell, &smaps, &settings, runs.max(12));
+        println!(
+            "{:<12} {:<22} {:>10} {:>10} {:>10.1?} {:>14} {:>12}",
+            shell.join(" "),
+            format!("smaps policy ({exact_rounds}/{})", runs.max(12)),
+            "-",
+            "-",
+            cpu,
+            "-",
+            "-"
+        );
     }
     drop(tree);
     eprintln!("cgroups and processes removed");

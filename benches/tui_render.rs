@@ -70,6 +70,7 @@ fn reading(uid: &str, limit: u64, guest: u64, qemu: u64) -> PodReading {
             },
         },
         guest_resident_bytes: Some(guest),
+        guest_resident_taken_at: None,
         guest_hugetlb_bytes: None,
         containers: vec![],
         processes,

@@ -18,6 +18,7 @@ use vmmem::model::readings::LiveSource as Source;
 use vmmem::model::report::{self, ReportOptions};
 use vmmem::node::agent_spec::{managed_selector, AgentFlags};
 use vmmem::node::readers::{LiveReadings, Mode, ReadOptions};
+use vmmem::node::smaps_policy::SmapsPolicy;
 use vmmem::sim::hosttree;
 use vmmem::sim::SimHandle;
 
@@ -281,15 +282,15 @@ fn guest_rss(smaps: &Path, guest_kb: u64) -> u64 {
 async fn report_numbers_equal_the_simulators_model() {
     let sim = common::demo().await;
     let (client, inv) = inventory(&sim).await;
-    let mut live = LiveReadings::start(
-        client.clone(),
-        &inv,
-        &AgentFlags::default(),
-        opts(Mode::Agent),
-        1,
-    )
-    .await
-    .unwrap();
+    let mut o = opts(Mode::Agent);
+    // smaps every round: the second round's guest resident is that round's.
+    o.smaps = SmapsPolicy {
+        every: 1,
+        ..SmapsPolicy::default()
+    };
+    let mut live = LiveReadings::start(client.clone(), &inv, &AgentFlags::default(), o, 1)
+        .await
+        .unwrap();
     // Agents up first; then model time stands still, so every host-tree write holds the same
     // numbers and the files can be read after the round.
     let first = live.read(&inv, 1).await;
@@ -343,5 +344,75 @@ async fn report_numbers_equal_the_simulators_model() {
         }
     }
     assert!(checked.len() >= 10, "{checked:?}");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smaps_is_read_every_nth_round_and_carried_in_between() {
+    let sim = common::demo().await;
+    let (client, inv) = inventory(&sim).await;
+    let mut o = opts(Mode::Agent);
+    o.smaps = SmapsPolicy {
+        every: 3,
+        rss_moved: u64::MAX,
+    };
+    let mut live = LiveReadings::start(client.clone(), &inv, &AgentFlags::default(), o, 1)
+        .await
+        .unwrap();
+    let guests = |round: &vmmem::node::readers::Round| {
+        let mut g: Vec<(String, Option<u64>, Option<i64>)> = round
+            .readings
+            .values()
+            .flat_map(|r| &r.pods)
+            .map(|p| {
+                (
+                    p.uid.clone(),
+                    p.guest_resident_bytes,
+                    p.guest_resident_taken_at,
+                )
+            })
+            .collect();
+        g.sort();
+        g
+    };
+    let first = live.read(&inv, 100).await;
+    assert!(first.stale.is_empty(), "{:?}", first.stale);
+    let exact = guests(&first);
+    assert!(exact.iter().filter(|g| g.1.is_some()).count() >= 10);
+    assert!(
+        exact.iter().all(|g| g.2.is_none()),
+        "first round: all exact"
+    );
+    for now in [102, 104] {
+        let r = live.read(&inv, now).await;
+        for (uid, g, at) in guests(&r) {
+            let (_, g0, _) = exact.iter().find(|e| e.0 == uid).unwrap();
+            if g0.is_some() {
+                assert_eq!((g, at), (*g0, Some(100)), "{uid} at {now}: carried, marked");
+            }
+        }
+        let rep = report::build(&inv, &r.readings, &ReportOptions::default());
+        for row in rep.vms.iter().filter(|r| r.guest_resident_bytes.is_some()) {
+            assert_eq!(row.guest_resident_carried_from, Some(100), "{}", row.name);
+            assert!(row.guest_resident_exact, "{}", row.name);
+            assert!(
+                row.notes.iter().any(|n| n.contains("earlier round")),
+                "{}: {:?}",
+                row.name,
+                row.notes
+            );
+        }
+    }
+    let fourth = live.read(&inv, 106).await;
+    live.close().await;
+    assert!(
+        guests(&fourth).iter().all(|g| g.2.is_none()),
+        "the third round after an exact one reads smaps again"
+    );
+    let rep = report::build(&inv, &fourth.readings, &ReportOptions::default());
+    assert!(rep
+        .vms
+        .iter()
+        .all(|r| r.guest_resident_carried_from.is_none()));
     sim.shutdown().await;
 }

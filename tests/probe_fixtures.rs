@@ -48,7 +48,7 @@ impl Host {
                 "cg/cgroup.controllers",
                 "cpuset cpu io memory hugetlb pids rdma misc\n",
             ),
-            CgroupVersion::V1 => {
+            CgroupVersion::V1 | CgroupVersion::Unknown => {
                 h.write("cg/memory/memory.usage_in_bytes", "0\n");
                 h.write("cg/unified/cgroup.controllers", "\n");
             }
@@ -70,7 +70,7 @@ impl Host {
     fn cgroup(&self, rel: &str, c: &Cg) {
         let base = match self.version {
             CgroupVersion::V2 => format!("cg/{rel}"),
-            CgroupVersion::V1 => format!("cg/memory/{rel}"),
+            CgroupVersion::V1 | CgroupVersion::Unknown => format!("cg/memory/{rel}"),
         };
         let pids: String = c.pids.iter().map(|p| format!("{p}\n")).collect();
         self.write(&format!("{base}/cgroup.procs"), &pids);
@@ -94,7 +94,7 @@ impl Host {
                 );
                 self.write(&format!("{base}/memory.stat"), &c.stat);
             }
-            CgroupVersion::V1 => {
+            CgroupVersion::V1 | CgroupVersion::Unknown => {
                 let limit = c.limit.unwrap_or(9_223_372_036_854_771_712);
                 self.write(
                     &format!("{base}/memory.limit_in_bytes"),

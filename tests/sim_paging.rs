@@ -42,7 +42,7 @@ async fn real_kubectl_with_chunk_size_2_gets_everything() {
     let dir = tempfile::tempdir().unwrap();
     let kc = dir.path().join("kubeconfig");
     sim.write_kubeconfig(&kc).unwrap();
-    let before = sim.requests();
+    let before = sim.request_tally();
     let out = tokio::process::Command::new("kubectl")
         .arg("--kubeconfig")
         .arg(&kc)
@@ -77,7 +77,7 @@ async fn real_kubectl_with_chunk_size_2_gets_everything() {
     names.dedup();
     assert_eq!(names.len(), 11, "every VM once");
     // Two objects a page: at least ceil(n/2) list requests per type.
-    let lists = sim.requests().since(&before).list as usize;
+    let lists = sim.request_tally().since(&before).list as usize;
     let least = vms.div_ceil(2) + vmis.div_ceil(2) + pods.div_ceil(2);
     assert!(
         lists >= least,
@@ -174,14 +174,14 @@ async fn the_live_source_gets_a_complete_inventory_through_pages() {
         .store
         .count(&vmmem::sim::resources::VIRTUAL_MACHINE_INSTANCES);
     for once in [false, true] {
-        let before = sim.requests();
+        let before = sim.request_tally();
         let live = if once {
             LiveSource::list_once(&conn, opts()).await.unwrap()
         } else {
             LiveSource::start(&conn, opts()).await.unwrap()
         };
         let inv = live.into_snapshot().await;
-        let d = sim.requests().since(&before);
+        let d = sim.request_tally().since(&before);
         assert_eq!(inv.vms.len(), 1_203, "once={once}");
         assert_eq!(inv.vmis.len(), vmis, "once={once}");
         let mut names: Vec<(&str, &str)> = inv

@@ -20,6 +20,16 @@ impl Tmux {
     /// Start `top` with `args` (`{files}` is a copy of the seed fixtures) in a detached 120x30
     /// tmux session; `None` without tmux.
     fn start(name: &str, args: &str) -> Option<Tmux> {
+        Tmux::start_with(name, args, (120, 30), &[])
+    }
+
+    /// `start` with a terminal size and environment variables for the dashboard.
+    fn start_with(
+        name: &str,
+        args: &str,
+        (cols, rows): (u16, u16),
+        env: &[(&str, &str)],
+    ) -> Option<Tmux> {
         if Command::new("tmux").arg("-V").output().is_err() {
             panic!("tmux is not installed: the terminal test needs it (`apt-get install tmux`; .ci/run installs it) and fails rather than pass without it");
         }
@@ -36,6 +46,7 @@ impl Tmux {
             "stty -a > {d}/stty.before; sh -c 'echo $$ > {d}/pid; exec {bin} top {args}'; echo \"EXITED rc=$?\"; stty -a > {d}/stty.after; sleep 60"
         );
         let t = Tmux { socket, dir };
+        let (cols, rows) = (cols.to_string(), rows.to_string());
         let ok = Command::new("tmux")
             .args([
                 "-L",
@@ -45,12 +56,13 @@ impl Tmux {
                 "new-session",
                 "-d",
                 "-x",
-                "120",
+                &cols,
                 "-y",
-                "30",
+                &rows,
             ])
             .arg(script)
             .env("NO_COLOR", "")
+            .envs(env.iter().copied())
             .status()
             .unwrap()
             .success();
@@ -81,13 +93,17 @@ impl Tmux {
 
     /// Wait until the screen satisfies `pred`, else fail with the screen.
     fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        self.wait_up_to(Duration::from_secs(30), what, pred)
+    }
+
+    fn wait_up_to(&self, limit: Duration, what: &str, pred: impl Fn(&str) -> bool) -> String {
         let start = Instant::now();
         loop {
             let s = self.screen();
             if pred(&s) {
                 return s;
             }
-            if start.elapsed() > Duration::from_secs(30) {
+            if start.elapsed() > limit {
                 panic!("timed out waiting for {what}; screen:\n{s}");
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -260,5 +276,60 @@ fn demo_fix_with_restart_changes_the_row() {
         "no longer under-reserved: {after}"
     );
     t.keys(&["q"]);
+    t.wait_for("exit", |s| s.contains("EXITED rc=0"));
+}
+
+/// The text of a row's cell in the column headed `header` (cells are left-aligned under it).
+fn cell(screen: &str, name: &str, header: &str) -> Option<String> {
+    let head = screen.lines().find(|l| l.contains("NAMESPACE"))?;
+    let at = head.find(header)?;
+    let line = row(screen, name)?;
+    let rest: String = line.chars().skip(head[..at].chars().count()).collect();
+    rest.split_whitespace().next().map(str::to_string)
+}
+
+#[test]
+fn demo_oom_kill_is_counted_and_explained() {
+    // The demo's clock runs 10x: memhold-vm's overhead passes its budget after ~15 s.
+    let Some(t) = Tmux::start_with(
+        "oom",
+        "--demo --refresh 1s",
+        (160, 50),
+        &[("VMMEM_DEMO_SPEED", "10")],
+    ) else {
+        return;
+    };
+    let s = t.wait_for("the demo's rows", |s| row(s, "memhold-vm").is_some());
+    assert_eq!(cell(&s, "memhold-vm", "OOMS").as_deref(), Some("0"), "{s}");
+    // The kill fails the pod; the dashboard reads harvester-node-1's kernel log and counts it.
+    let s = t.wait_up_to(
+        Duration::from_secs(120),
+        "an OOM kill in memhold-vm's row",
+        |s| {
+            cell(s, "memhold-vm", "OOMS")
+                .and_then(|n| n.parse::<u32>().ok())
+                .is_some_and(|n| n >= 1)
+        },
+    );
+    assert_eq!(cell(&s, "web-01", "OOMS").as_deref(), Some("0"), "{s}");
+    t.keys(&["/", "m", "e", "m", "h", "o", "l", "d", "Enter"]);
+    t.wait_for("the filtered table", |s| s.contains("VMs: 1 "));
+    t.keys(&["Enter"]);
+    let d = t.wait_up_to(
+        Duration::from_secs(60),
+        "the kill's verdict in the detail view",
+        |s| {
+            s.contains("default/memhold-vm  node")
+                && s.contains("VM default/memhold-vm was OOM-killed at")
+        },
+    );
+    assert!(
+        d.contains("in the nodes' kernel logs, oldest first:"),
+        "{d}"
+    );
+    assert!(d.contains("node harvester-node-1  pod "), "{d}");
+    assert!(d.contains("trigger CPU "), "{d}");
+    assert!(d.contains("killed qemu-system-x86 (pid "), "{d}");
+    t.keys(&["Escape", "q"]);
     t.wait_for("exit", |s| s.contains("EXITED rc=0"));
 }

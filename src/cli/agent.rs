@@ -31,12 +31,18 @@ async fn cleanup(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     };
     live.close().await;
     let (namespace, gone) = result?;
-    if gone.is_empty() {
-        println!("no agent pods in namespace {namespace}");
+    let text = if gone.is_empty() {
+        format!("no agent pods in namespace {namespace}\n")
     } else {
-        for name in &gone {
-            println!("pod/{name} deleted");
+        gone.iter()
+            .map(|name| format!("pod/{name} deleted\n"))
+            .collect()
+    };
+    // The pods are gone already: a reader that went away (`| head`) loses only this list.
+    match std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(e).context("writing the list of deleted agent pods")
         }
+        _ => Ok(ExitCode::SUCCESS),
     }
-    Ok(ExitCode::SUCCESS)
 }

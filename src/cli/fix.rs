@@ -14,7 +14,7 @@ use super::args::GlobalArgs;
 use crate::cluster::connect;
 use crate::fix::{self, Action, Choice, Plan, ReadError, StrategyChoice};
 use crate::parse::duration;
-use crate::parse::quantity::parse_bytes;
+use crate::parse::quantity::parse_memory;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum StrategyArg {
@@ -101,7 +101,7 @@ pub fn choice(args: &FixArgs) -> anyhow::Result<Choice> {
         Action::RemoveLimit
     } else {
         let bytes = match &args.reserve {
-            Some(s) => Some(parse_bytes(s).with_context(|| format!("--reserve {s:?}"))?),
+            Some(s) => Some(parse_memory(s).with_context(|| format!("--reserve {s:?}"))?),
             None => None,
         };
         Action::Reserve(bytes)
@@ -172,7 +172,11 @@ pub async fn run_with(
         Ok(p) => p,
         Err(r) => return report.fail(&format!("refused: {r}")),
     };
-    report.plan(&plan);
+    if let Err(e) = report.plan(&plan) {
+        return report.fail(&format!(
+            "cannot show the plan on standard output ({e}); nothing was applied"
+        ));
+    }
     if !plan.has_changes() {
         report.note("nothing to do");
         // A change made earlier without --restart still waits for one.
@@ -297,6 +301,13 @@ fn confirm(question: &str) -> anyhow::Result<bool> {
     Ok(matches!(line.trim(), "y" | "Y" | "yes" | "Yes"))
 }
 
+/// Text on stdout after the plan was shown: a reader that went away (`| head`) must not stop a
+/// change already under way, so write errors are ignored here (a panic in `println!` would).
+fn say(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
 /// Collects what happened; prints text as it goes, or one JSON/YAML document at the end.
 struct Report {
     format: Option<FixOutput>,
@@ -310,14 +321,19 @@ impl Report {
         Report { format, doc }
     }
 
-    fn plan(&mut self, p: &Plan) {
+    /// Show the plan; an error when it cannot be shown (stdout closed), so nothing is applied
+    /// unseen.
+    fn plan(&mut self, p: &Plan) -> std::io::Result<()> {
         self.doc.insert(
             "plan".into(),
             serde_json::to_value(p).unwrap_or(Value::Null),
         );
         if self.format.is_none() {
-            print!("{}", fix::show::plan_text(p));
+            let mut out = std::io::stdout().lock();
+            out.write_all(fix::show::plan_text(p).as_bytes())?;
+            out.flush()?;
         }
+        Ok(())
     }
 
     fn new_plan(&mut self, p: &Plan) {
@@ -326,8 +342,10 @@ impl Report {
             serde_json::to_value(p).unwrap_or(Value::Null),
         );
         if self.format.is_none() {
-            println!("\nThe VM as it is now:");
-            print!("{}", fix::show::plan_text(p));
+            say(&format!(
+                "\nThe VM as it is now:\n{}",
+                fix::show::plan_text(p)
+            ));
         }
     }
 
@@ -337,7 +355,7 @@ impl Report {
 
     fn note(&mut self, line: &str) {
         if self.format.is_none() {
-            println!("{line}");
+            say(&format!("{line}\n"));
         } else {
             eprintln!("{line}");
         }

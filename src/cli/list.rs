@@ -39,7 +39,7 @@ pub fn filter_namespace(inv: &mut Inventory, global: &GlobalArgs) {
 }
 
 /// The OOM reports in the files' kernel logs, explained against their inventory.
-fn oom_history(
+pub fn oom_history(
     loaded: &crate::cluster::files::Loaded,
     flag: Option<Version>,
 ) -> Vec<crate::model::oom_verdict::OomExplanation> {

@@ -10,6 +10,7 @@ use args::{Cli, Command};
 
 /// Parse the command line, run the command, and turn errors into one clear sentence and exit 1.
 pub fn run() -> ExitCode {
+    one_line_panics();
     let argv: Vec<String> = std::env::args().collect();
     // kubectl_complete-vmmem calls `kubectl-vmmem __complete WORDS…`: raw words, not flags to parse.
     if argv.get(1).map(String::as_str) == Some("__complete") {
@@ -30,6 +31,11 @@ pub fn run() -> ExitCode {
             };
         }
     };
+    // `--refresh` is global: a bad value is an error for every command, not only `top`.
+    if let Err(e) = crate::tui::parse_refresh(&cli.global.refresh) {
+        eprintln!("error: {}", chain(&e));
+        return ExitCode::FAILURE;
+    }
     let result = match &cli.command {
         Some(Command::List(list)) => crate::cli::list::run(&cli.global, list),
         Some(Command::Oom(oom)) => crate::cli::oom::run(&cli.global, oom),
@@ -53,6 +59,29 @@ pub fn run() -> ExitCode {
     }
 }
 
+/// A bug that panics still ends in one line on stderr (with `RUST_BACKTRACE` set, Rust's own
+/// report with the backtrace, for whoever debugs it). Cleanup guards run as the stack unwinds.
+fn one_line_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0") {
+            return default(info);
+        }
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown cause".to_string());
+        let msg = msg.lines().next().unwrap_or_default().to_string();
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("error: internal error in kubectl-vmmem, please report it: {msg}{at}");
+    }));
+}
+
 /// The usage line of the subcommand named on the command line (or the top level).
 fn usage_for(argv: &[String]) -> String {
     use clap::CommandFactory;
@@ -69,12 +98,14 @@ fn usage_for(argv: &[String]) -> String {
     }
 }
 
-/// An error and its causes as one sentence: "reading x: parsing y: bad z".
+/// An error and its causes as one sentence: "reading x: parsing y: bad z". Each cause gives its
+/// first line only (some libraries append source snippets), so the error is always one line.
 pub fn chain(e: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     for cause in e.chain() {
         let s = cause.to_string();
-        if !parts.iter().any(|p| p.contains(&s)) {
+        let s = s.lines().next().unwrap_or_default().trim().to_string();
+        if !s.is_empty() && !parts.iter().any(|p| p.contains(&s)) {
             parts.push(s);
         }
     }

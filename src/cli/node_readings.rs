@@ -24,9 +24,7 @@ pub fn read_options(global: &GlobalArgs) -> anyhow::Result<ReadOptions> {
         LiveMode::Agent => Mode::Agent,
         LiveMode::PodExec => Mode::PodExec,
         LiveMode::Off => Mode::Off,
-        LiveMode::Kubelet => bail!(
-            "--live kubelet is not available in this build; use --live auto, agent, pod-exec or off"
-        ),
+        LiveMode::Kubelet => Mode::Kubelet,
     };
     Ok(ReadOptions {
         mode,

@@ -54,20 +54,20 @@ impl Env {
 pub enum ConnectError {
     #[error("no kubeconfig found (looked at {looked}) and not running inside a cluster; pass --kubeconfig FILE, set KUBECONFIG, or use --demo")]
     NoKubeconfig { looked: String },
-    #[error("cannot read kubeconfig {path}: {source}")]
-    ReadKubeconfig {
-        path: String,
-        #[source]
-        source: KubeconfigError,
-    },
+    #[error("cannot read kubeconfig {path}: {reason}")]
+    ReadKubeconfig { path: String, reason: String },
     #[error("context {name:?} is not in the kubeconfig (it has: {known})")]
     UnknownContext { name: String, known: String },
     #[error("the kubeconfig names no current context; pass --context (it has: {known})")]
     NoCurrentContext { known: String },
     #[error("cluster {name:?} is not in the kubeconfig (it has: {known})")]
     UnknownCluster { name: String, known: String },
-    #[error("the kubeconfig is not usable: {0}")]
-    Kubeconfig(#[source] KubeconfigError),
+    #[error("{} is not usable: {reason}", files.as_deref().map_or("the kubeconfig".to_string(), |f| format!("kubeconfig {f}")))]
+    Kubeconfig {
+        /// The files it was read from (`None` for one built in memory, e.g. `--demo`).
+        files: Option<String>,
+        reason: String,
+    },
     #[error("in-cluster configuration: {0}")]
     InCluster(String),
     #[error("--server {0:?} is not a URL like https://10.0.0.1:6443")]
@@ -145,6 +145,12 @@ impl Connection {
 
     /// A failed request as one of our sentences.
     pub fn request_error(&self, e: &kube::Error) -> ConnectError {
+        if let Some(sentence) = super::retry::throttled_sentence(e) {
+            return ConnectError::Refused {
+                server: self.server.clone(),
+                message: sentence,
+            };
+        }
         match e {
             kube::Error::Api(s) => ConnectError::Refused {
                 server: self.server.clone(),
@@ -178,6 +184,35 @@ pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     cur.to_string()
 }
 
+/// A kubeconfig error as one line: the YAML parser's error comes with a multi-line source
+/// snippet, and a read error repeats the path we name already.
+pub fn kubeconfig_reason(e: &KubeconfigError) -> String {
+    match e {
+        KubeconfigError::ReadConfig(io, _) => io.to_string(),
+        other => first_lines(other),
+    }
+}
+
+/// An error and its causes, each cause's first line once: "a: b: c".
+pub fn first_lines(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        let line = err
+            .to_string()
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        if !line.is_empty() && !parts.iter().any(|p| p.contains(&line)) {
+            parts.push(line);
+        }
+        cur = err.source();
+    }
+    parts.join(": ")
+}
+
 /// The kubeconfig files to read, in precedence order, and how to describe where we looked.
 pub fn kubeconfig_paths(
     flag: Option<&Path>,
@@ -188,17 +223,28 @@ pub fn kubeconfig_paths(
         return Ok((vec![p.to_path_buf()], p.display().to_string()));
     }
     if let Some(list) = env.kubeconfig.as_ref().filter(|v| !v.is_empty()) {
-        let all: Vec<PathBuf> = std::env::split_paths(list)
-            .filter(|p| !p.as_os_str().is_empty())
-            .collect();
-        let looked = format!(
-            "KUBECONFIG={}",
-            all.iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(":")
-        );
-        // Like client-go: files in the list that do not exist are skipped.
+        // Like client-go: empty entries and repeats are dropped (the first stays), and files
+        // that do not exist are skipped.
+        let mut all: Vec<PathBuf> = Vec::new();
+        for p in std::env::split_paths(list) {
+            if !p.as_os_str().is_empty() && !all.contains(&p) {
+                all.push(p);
+            }
+        }
+        let looked = if all.is_empty() {
+            format!(
+                "KUBECONFIG={:?}, which names no file",
+                list.to_string_lossy()
+            )
+        } else {
+            format!(
+                "KUBECONFIG={}",
+                all.iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(":")
+            )
+        };
         return Ok((all.into_iter().filter(|p| p.exists()).collect(), looked));
     }
     match &env.home {
@@ -215,16 +261,12 @@ pub fn kubeconfig_paths(
 pub fn read_merged(paths: &[PathBuf]) -> Result<Kubeconfig, ConnectError> {
     let mut merged = Kubeconfig::default();
     for p in paths {
-        let kc = Kubeconfig::read_from(p).map_err(|source| ConnectError::ReadKubeconfig {
+        let read_error = |e: KubeconfigError| ConnectError::ReadKubeconfig {
             path: p.display().to_string(),
-            source,
-        })?;
-        merged = merged
-            .merge(kc)
-            .map_err(|source| ConnectError::ReadKubeconfig {
-                path: p.display().to_string(),
-                source,
-            })?;
+            reason: kubeconfig_reason(&e),
+        };
+        let kc = Kubeconfig::read_from(p).map_err(read_error)?;
+        merged = merged.merge(kc).map_err(read_error)?;
     }
     Ok(merged)
 }
@@ -248,7 +290,22 @@ pub async fn connect_with_env(flags: &ConnectFlags, env: &Env) -> Result<Connect
     let (paths, looked) = kubeconfig_paths(flags.kubeconfig.as_deref(), env)?;
     if !paths.is_empty() {
         let kc = read_merged(&paths)?;
-        return from_kubeconfig(kc, flags).await;
+        return from_kubeconfig(kc, flags).await.map_err(|e| match e {
+            ConnectError::Kubeconfig {
+                files: None,
+                reason,
+            } => ConnectError::Kubeconfig {
+                files: Some(
+                    paths
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(":"),
+                ),
+                reason,
+            },
+            other => other,
+        });
     }
     if env.in_cluster {
         let cfg = kube::Config::incluster().map_err(|e| ConnectError::InCluster(e.to_string()))?;
@@ -320,7 +377,12 @@ pub async fn from_kubeconfig(
                 flags.server.clone().unwrap_or_default(),
             ))
         }
-        Err(e) => return Err(ConnectError::Kubeconfig(e)),
+        Err(e) => {
+            return Err(ConnectError::Kubeconfig {
+                files: None,
+                reason: kubeconfig_reason(&e),
+            })
+        }
     };
     finish(cfg, flags, Some(context_name), Some(cluster_name))
 }
@@ -379,10 +441,12 @@ fn finish(
     })
 }
 
+/// The client for `cfg`: throttled requests (429, 503) are retried with bounded backoff.
 fn client_for(cfg: &kube::Config, server: &str) -> Result<kube::Client, ConnectError> {
-    kube::Client::try_from(cfg.clone()).map_err(|e| ConnectError::Client {
+    super::retry::client_with_retry(cfg).map_err(|e| ConnectError::Client {
         server: server.to_string(),
-        reason: root_cause(&e),
+        // The whole chain: the root cause alone ("Invalid symbol 37") does not say what is bad.
+        reason: first_lines(&e),
     })
 }
 

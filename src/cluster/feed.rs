@@ -103,6 +103,9 @@ impl FeedState {
                 self.events.fetch_add(1, Ordering::Relaxed);
                 self.clear_error();
             }
+            // An expired watch (410 Gone: the server's watch cache moved on) is routine: the
+            // watcher lists again at once, and the feed stays healthy.
+            Err(e) if expired(e) => {}
             Err(e) => {
                 let (forbidden, msg) = describe(e);
                 self.set_error(msg.clone());
@@ -122,12 +125,28 @@ impl FeedState {
     }
 }
 
+/// Whether the server ended the watch with 410 Gone (an expired resourceVersion).
+fn expired(e: &watcher::Error) -> bool {
+    match e {
+        watcher::Error::WatchError(s) => s.code == 410,
+        watcher::Error::WatchStartFailed(kube::Error::Api(s))
+        | watcher::Error::WatchFailed(kube::Error::Api(s)) => s.code == 410,
+        _ => false,
+    }
+}
+
 /// Whether a watcher error is a 403, and the message to show.
 fn describe(e: &watcher::Error) -> (bool, String) {
     let api = match e {
         watcher::Error::InitialListFailed(k)
         | watcher::Error::WatchStartFailed(k)
         | watcher::Error::WatchFailed(k) => match k {
+            kube::Error::Api(_) if super::retry::throttled_sentence(k).is_some() => {
+                return (
+                    false,
+                    super::retry::throttled_sentence(k).unwrap_or_default(),
+                )
+            }
             kube::Error::Api(s) => Some((s.is_forbidden(), s.message.clone(), s.code)),
             other => return (false, super::connect::root_cause(other)),
         },

@@ -38,7 +38,15 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
     } else {
         let bytes =
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        ingest(&path.display().to_string(), bytes, &mut acc, &mut manifests)?;
+        let name = path.display().to_string();
+        if !is_zip(&name, &bytes) && !interesting(&name) {
+            let binary = bytes.contains(&0) || std::str::from_utf8(&bytes).is_err();
+            bail!(
+                "{name}: not a YAML/JSON manifest (.yaml, .yml, .json), a kernel log (kernel.log*, dmesg*) or a support bundle zip{}",
+                if binary { " (it holds binary data)" } else { "" }
+            );
+        }
+        ingest(&name, bytes, &mut acc, &mut manifests, 0)?;
     }
     parse_all(manifests, &mut acc)?;
     Ok(acc)
@@ -147,7 +155,7 @@ fn walk(root: &Path, dir: &Path, acc: &mut Loaded, out: &mut Vec<Pending>) -> an
             let bytes =
                 std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
             let rel = p.strip_prefix(root).unwrap_or(&p).display().to_string();
-            ingest(&rel, bytes, acc, out)?;
+            ingest(&rel, bytes, acc, out, 0)?;
         }
     }
     Ok(())
@@ -191,14 +199,27 @@ fn node_of(name: &str) -> Option<String> {
     (!node.is_empty() && node != "nodes").then(|| node.to_string())
 }
 
+fn is_zip(name: &str, bytes: &[u8]) -> bool {
+    bytes.starts_with(b"PK\x03\x04") || name.to_ascii_lowercase().ends_with(".zip")
+}
+
+/// Zips inside zips deeper than this are refused (a bundle nests one level: node zips).
+const MAX_ZIP_DEPTH: usize = 4;
+
 fn ingest(
     name: &str,
     bytes: Vec<u8>,
     acc: &mut Loaded,
     out: &mut Vec<Pending>,
+    zip_depth: usize,
 ) -> anyhow::Result<()> {
-    if bytes.starts_with(b"PK\x03\x04") || name.to_ascii_lowercase().ends_with(".zip") {
-        return ingest_zip(name, &bytes, acc, out);
+    if is_zip(name, &bytes) {
+        if zip_depth >= MAX_ZIP_DEPTH {
+            bail!(
+                "{name}: zip archives nested more than {MAX_ZIP_DEPTH} deep (not a support bundle)"
+            );
+        }
+        return ingest_zip(name, &bytes, acc, out, zip_depth + 1);
     }
     if is_kernel_log(name) {
         acc.files_read += 1;
@@ -224,6 +245,7 @@ fn ingest_zip(
     bytes: &[u8],
     acc: &mut Loaded,
     out: &mut Vec<Pending>,
+    zip_depth: usize,
 ) -> anyhow::Result<()> {
     let mut zip = zip::ZipArchive::new(Cursor::new(bytes))
         .with_context(|| format!("{name}: not a readable zip archive"))?;
@@ -240,7 +262,7 @@ fn ingest_zip(
             .read_to_end(&mut buf)
             .with_context(|| format!("{inner}: cannot decompress"))?;
         drop(entry);
-        ingest(&inner, buf, acc, out)?;
+        ingest(&inner, buf, acc, out, zip_depth)?;
     }
     Ok(())
 }

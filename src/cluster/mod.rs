@@ -2,7 +2,8 @@
 //!
 //! Live: `connect` (kubectl's flags → client) → `discovery` (which APIs exist) → `live` (one
 //! `feed` per resource and scope: watcher + reflector of the `lean` types) → snapshots;
-//! `forbidden` turns refused lists into one warning sentence.
+//! `forbidden` turns refused lists into one warning sentence; `retry` retries throttled
+//! requests (429) with bounded backoff.
 
 pub mod connect;
 pub mod discovery;
@@ -12,3 +13,4 @@ pub mod forbidden;
 pub mod lean;
 pub mod live;
 pub mod paged;
+pub mod retry;

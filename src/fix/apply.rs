@@ -30,12 +30,16 @@ pub enum ApplyError {
     Unreachable(String),
     #[error("the server answered {code}: {message}")]
     Other { code: u16, message: String },
+    /// Gave up waiting (for the restart, or on a server that kept throttling).
     #[error("{0}")]
     Timeout(String),
 }
 
 impl ApplyError {
     pub fn from_kube(e: &kube::Error) -> ApplyError {
+        if let Some(sentence) = crate::cluster::retry::throttled_sentence(e) {
+            return ApplyError::Timeout(sentence);
+        }
         match e {
             kube::Error::Api(s) => {
                 let message = if s.message.is_empty() {
@@ -297,7 +301,7 @@ async fn observe(
         .as_array()
         .and_then(|cs| cs.iter().find(|c| c["name"] == "compute"))
         .and_then(|c| c["resources"]["limits"]["memory"].as_str())
-        .and_then(|q| crate::parse::quantity::parse_bytes(q).ok());
+        .and_then(|q| crate::parse::quantity::parse_memory(q).ok());
     Ok(Observed::Ready {
         uid,
         pod: pod.metadata.name.unwrap_or_default(),

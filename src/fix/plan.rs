@@ -302,7 +302,7 @@ fn current_reserve(s: Strategy, before: &Side, raw: &Value) -> Option<i64> {
 
 fn quantity_bytes(v: &Value) -> Option<i64> {
     match v {
-        Value::String(s) => crate::parse::quantity::parse_bytes(s).ok(),
+        Value::String(s) => crate::parse::quantity::parse_memory(s).ok(),
         Value::Number(n) => n.as_i64(),
         _ => None,
     }

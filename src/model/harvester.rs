@@ -93,7 +93,7 @@ pub fn annotation(
     vm.metadata
         .annotations
         .get(keys::HARVESTER_RESERVED_MEMORY)
-        .map(|v| crate::parse::quantity::parse_bytes(v))
+        .map(|v| crate::parse::quantity::parse_memory(v))
 }
 
 /// Whether Harvester's hotplug annotation is on (the reservation annotation then does nothing

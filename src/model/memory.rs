@@ -23,6 +23,8 @@ pub struct MemoryModel {
     pub counters: CgroupCounters,
     pub guest_resident: i64,
     pub guest_resident_exact: bool,
+    /// When the exact guest resident was measured, if in an earlier round (carried over).
+    pub guest_resident_taken_at: Option<i64>,
     pub overhead_used: i64,
     /// `None` without a limit.
     pub budget: Option<i64>,
@@ -61,17 +63,27 @@ pub fn evaluate(
     compute_id: Option<&str>,
     budgets: &Budgets,
 ) -> MemoryModel {
-    let qemu_rss: i64 = reading
-        .processes
-        .iter()
-        .filter(|p| is_qemu(p))
-        .map(private)
-        .sum();
+    let compute = pick_compute(reading, compute_id);
+    let qemu_rss: i64 = if reading.processes.is_empty() {
+        // No process list (the kubelet's summary): the compute container's anonymous memory
+        // (qemu's plus the launcher processes') stands in for qemu's, so the guest estimate is
+        // high by what those processes hold, never low.
+        compute
+            .or(Some(&reading.cgroup))
+            .and_then(|c| c.stat.anon)
+            .unwrap_or(0) as i64
+    } else {
+        reading
+            .processes
+            .iter()
+            .filter(|p| is_qemu(p))
+            .map(private)
+            .sum()
+    };
     let (guest_resident, exact) = match reading.guest_resident_bytes {
         Some(g) => (g as i64, true),
         None => (qemu_rss.min(guest).max(0), false),
     };
-    let compute = pick_compute(reading, compute_id);
     let candidates: Vec<&CgroupCounters> =
         std::iter::once(&reading.cgroup).chain(compute).collect();
     let evaluated: Vec<(&CgroupCounters, i64, Option<i64>)> = candidates
@@ -100,11 +112,16 @@ pub fn evaluate(
         .cgroup
         .oom_kills
         .max(reading.containers.iter().map(|c| c.oom_kills).sum());
-    let breakdown = breakdown(&counters, reading, guest, guest_resident, budgets);
+    let breakdown = if reading.processes.is_empty() {
+        breakdown_without_processes(&counters, guest, guest_resident)
+    } else {
+        breakdown(&counters, reading, guest, guest_resident, budgets)
+    };
     MemoryModel {
         counters,
         guest_resident,
         guest_resident_exact: exact,
+        guest_resident_taken_at: reading.guest_resident_taken_at.filter(|_| exact),
         overhead_used,
         budget,
         projected_peak: guest + overhead_used,
@@ -252,6 +269,52 @@ fn breakdown(
             residual += take;
         }
     }
+    parts
+}
+
+/// The breakdown when no processes are known (the kubelet's summary): guest RAM (estimated),
+/// page cache that can be reclaimed (usage − working set, or the cgroup's file pages when known),
+/// kernel memory when known, and everything else together as "other" (qemu, the launcher
+/// processes, active page cache). Adds up to the cgroup's usage.
+fn breakdown_without_processes(
+    level: &CgroupCounters,
+    guest: i64,
+    guest_resident: i64,
+) -> Vec<Component> {
+    let usage = level.usage_bytes as i64;
+    let st = &level.stat;
+    let file = match st.file {
+        Some(f) => (f as i64 - st.shmem.unwrap_or(0) as i64).max(0),
+        None => usage - level.working_set_bytes as i64,
+    }
+    .clamp(0, usage);
+    let kernel = st.kernel.map(|k| (k as i64).min(usage - file));
+    let guest_part = guest_resident.clamp(0, usage - file - kernel.unwrap_or(0));
+    let other = usage - file - kernel.unwrap_or(0) - guest_part;
+    let mut parts = vec![
+        Component {
+            name: "guest",
+            bytes: guest_part,
+            budget_bytes: Some(guest),
+        },
+        Component {
+            name: "other",
+            bytes: other,
+            budget_bytes: None,
+        },
+    ];
+    if let Some(k) = kernel {
+        parts.push(Component {
+            name: "kernel",
+            bytes: k,
+            budget_bytes: None,
+        });
+    }
+    parts.push(Component {
+        name: "file",
+        bytes: file,
+        budget_bytes: None,
+    });
     parts
 }
 

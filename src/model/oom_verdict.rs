@@ -198,7 +198,9 @@ fn estimate_overhead(limit: u64, vcpus: u32, v: Version) -> u64 {
     u64::try_from(overhead(&spec, v, &ClusterInputs::default()).total).unwrap_or(0)
 }
 
-fn explain_one(
+/// Explain one event with what is known about its VM (from an inventory through
+/// [`vm_for_pod`], or remembered by a caller that saw the pod before it was gone).
+pub fn explain_one(
     ev: &OomEvent,
     facts: Option<VmFacts>,
     version: DetectedVersion,

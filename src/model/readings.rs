@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 pub enum CgroupVersion {
     V1,
     V2,
+    /// Not reported by the source (the kubelet's Summary API does not say).
+    Unknown,
 }
 
 impl CgroupVersion {
@@ -18,7 +20,13 @@ impl CgroupVersion {
         match self {
             CgroupVersion::V1 => "v1",
             CgroupVersion::V2 => "v2",
+            CgroupVersion::Unknown => "unknown",
         }
+    }
+
+    /// `v1`/`v2`, or `None` when not known.
+    pub fn known(self) -> Option<&'static str> {
+        (self != CgroupVersion::Unknown).then(|| self.as_str())
     }
 }
 
@@ -64,6 +72,11 @@ impl LiveSource {
             LiveSource::Local => "local",
             LiveSource::Sim => "sim",
         }
+    }
+
+    /// Whether the source reads OOM kill counters (the kubelet's Summary API has none).
+    pub fn has_oom_counters(self) -> bool {
+        self != LiveSource::Kubelet
     }
 }
 
@@ -133,6 +146,11 @@ pub struct PodReading {
     pub cgroup: CgroupCounters,
     /// Guest RAM resident in qemu, exact from smaps; `None` when not measured.
     pub guest_resident_bytes: Option<u64>,
+    /// When `guest_resident_bytes` was measured (Unix seconds), if in an earlier round than this
+    /// reading: smaps is not read every round, and the last exact figure is carried in between.
+    /// `None`: measured with this reading (or not at all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest_resident_taken_at: Option<i64>,
     /// Hugepage-backed guest RAM (charged to hugetlb, not memory).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guest_hugetlb_bytes: Option<u64>,

@@ -75,13 +75,15 @@ impl Risk {
 #[serde(rename_all = "camelCase")]
 pub struct CgroupJson {
     pub level: &'static str,
-    pub version: &'static str,
+    /// `None` when the source does not say (kubelet).
+    pub version: Option<&'static str>,
     pub limit_bytes: Option<u64>,
     pub usage_bytes: u64,
     pub working_set_bytes: u64,
     pub peak_bytes: Option<u64>,
     pub failcnt: Option<u64>,
-    pub oom_kills: u64,
+    /// `None` when the source has no OOM kill counters (kubelet).
+    pub oom_kills: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -104,6 +106,9 @@ pub struct VmRow {
     pub cgroup: Option<CgroupJson>,
     pub guest_resident_bytes: Option<i64>,
     pub guest_resident_exact: bool,
+    /// When the exact guest resident was measured (Unix seconds), if it is carried over from an
+    /// earlier round (qemu's smaps is not read every round); `null` when measured with this data.
+    pub guest_resident_carried_from: Option<i64>,
     pub overhead_used_bytes: Option<i64>,
     pub overhead_budget_bytes: Option<i64>,
     pub projected_peak_bytes: Option<i64>,
@@ -113,8 +118,9 @@ pub struct VmRow {
     pub breakdown: Vec<Component>,
     pub recommendation: Recommendation,
     /// OOM kills of this VM: its current pod's (cgroup counter or kernel log, whichever saw
-    /// more) plus those of its earlier pods found in kernel logs.
-    pub oom_kills: u64,
+    /// more) plus those of its earlier pods found in kernel logs. `None` when the live source has
+    /// no OOM counters (kubelet) and no kernel log names this VM: unknown, not 0.
+    pub oom_kills: Option<u64>,
     /// Where the live numbers came from (`null` without live data).
     pub live_source: Option<LiveSource>,
     /// Problems and remarks about this VM, as sentences.
@@ -252,6 +258,7 @@ pub fn build(inv: &Inventory, readings: &Readings, opts: &ReportOptions) -> Repo
         !r.trim().is_empty() && super::overhead::ratio_supported(cluster.detected.version)
     });
     let mut warnings = inv.warnings.clone();
+    warnings.extend(stale_warnings(&opts.stale_nodes));
     if cluster.detected.source == super::version::VersionSource::Assumed {
         warnings.push(format!(
             "the KubeVirt version is unknown: assumed {} (set --kubevirt-version)",
@@ -272,6 +279,29 @@ pub fn build(inv: &Inventory, readings: &Readings, opts: &ReportOptions) -> Repo
     }
 }
 
+/// One sentence per reason for the nodes whose live data is stale (nodes sorted), so a
+/// refused exec or a hung node is said once, not only in each row's notes.
+fn stale_warnings(stale: &HashMap<String, String>) -> Vec<String> {
+    let mut by_reason: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for (node, reason) in stale {
+        by_reason.entry(reason).or_default().push(node);
+    }
+    let mut out: Vec<(Vec<&str>, &str)> = by_reason
+        .into_iter()
+        .map(|(reason, mut nodes)| {
+            nodes.sort_unstable();
+            (nodes, reason)
+        })
+        .collect();
+    out.sort();
+    out.into_iter()
+        .map(|(nodes, reason)| match nodes.as_slice() {
+            [one] => format!("live data for node {one} is stale: {reason}"),
+            many => format!("live data for nodes {} is stale: {reason}", many.join(", ")),
+        })
+        .collect()
+}
+
 fn compute_container(pod: &Pod) -> Option<&crate::model::objects::Container> {
     pod.spec.containers.iter().find(|c| c.name == "compute")
 }
@@ -284,7 +314,7 @@ fn observed_overhead(j: &Joined) -> Option<i64> {
     let from_pod = j
         .pod
         .and_then(|p| p.metadata.annotations.get(keys::MEMORY_OVERHEAD_ANNOTATION))
-        .and_then(|v| crate::parse::quantity::parse_bytes(v).ok());
+        .and_then(|v| crate::parse::quantity::parse_memory(v).ok());
     let from_vmi = j
         .vmi
         .and_then(|v| v.status.memory.as_ref())
@@ -462,6 +492,21 @@ fn row(
     if j.migrating() {
         flags.push("migrating");
     }
+    let source = reading.and(node_readings.map(|r| r.source));
+    if source == Some(LiveSource::Kubelet) {
+        notes.push(
+            "live numbers from the kubelet's stats summary: guest RAM is estimated from the \
+             compute container's RSS (at most the guest size), and there is no per-process \
+             breakdown, peak or OOM kill counter"
+                .into(),
+        );
+    }
+    if let Some(at) = model.as_ref().and_then(|m| m.guest_resident_taken_at) {
+        notes.push(format!(
+            "guest RAM resident is qemu's smaps figure from an earlier round (Unix time {at}): \
+             smaps is read every few rounds, or sooner when qemu's RSS moves"
+        ));
+    }
     if let Some(reason) = stale_reason {
         flags.push("stale");
         notes.push(format!(
@@ -490,6 +535,7 @@ fn row(
     let cgroup_kills = model.as_ref().map_or(0, |m| m.oom_kills);
     let current_kills = cgroup_kills.max(log_current);
     let oom_kills = current_kills + log_earlier;
+    let oom_kills_known = !history.is_empty() || source.is_none_or(|s| s.has_oom_counters());
     if current_kills > 0 {
         flags.push("oom-killed");
     } else if log_earlier > 0 {
@@ -535,18 +581,19 @@ fn row(
         pod_request_bytes: pod_request,
         cgroup: model.as_ref().map(|m| CgroupJson {
             level: m.counters.level.as_str(),
-            version: node_readings
-                .map(|r| r.cgroup_version.as_str())
-                .unwrap_or("v1"),
+            version: node_readings.and_then(|r| r.cgroup_version.known()),
             limit_bytes: m.counters.limit_bytes,
             usage_bytes: m.counters.usage_bytes,
             working_set_bytes: m.counters.working_set_bytes,
             peak_bytes: m.counters.peak_bytes,
             failcnt: m.counters.failcnt,
-            oom_kills: m.oom_kills,
+            oom_kills: source
+                .is_none_or(|s| s.has_oom_counters())
+                .then_some(m.oom_kills),
         }),
         guest_resident_bytes: model.as_ref().map(|m| m.guest_resident),
         guest_resident_exact: model.as_ref().is_some_and(|m| m.guest_resident_exact),
+        guest_resident_carried_from: model.as_ref().and_then(|m| m.guest_resident_taken_at),
         overhead_used_bytes: model.as_ref().map(|m| m.overhead_used),
         overhead_budget_bytes: budget,
         projected_peak_bytes: model.as_ref().map(|m| m.projected_peak),
@@ -555,8 +602,8 @@ fn row(
         flags,
         breakdown: model.map(|m| m.breakdown).unwrap_or_default(),
         recommendation: rec,
-        oom_kills,
-        live_source: reading.and(node_readings.map(|r| r.source)),
+        oom_kills: oom_kills_known.then_some(oom_kills),
+        live_source: source,
         notes,
         overhead_terms: o_formula.terms,
         pod_uid,

@@ -45,6 +45,10 @@ impl StringMap {
         self.find(key).ok().map(|i| self.0.remove(i).1)
     }
 
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+
     pub fn len(&self) -> usize {
         self.0.len()
     }

@@ -18,6 +18,11 @@ pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 pub const MANAGED_BY_VALUE: &str = "kubectl-vmmem";
 /// Label with the session that created the pod: `<unix seconds>-<random hex>`.
 pub const SESSION_LABEL: &str = "vmmem.kubectl.io/session";
+/// Labels with the machine and process that created the pod, so a later run on the same
+/// machine can tell that the creator was killed (its process is gone) and sweep its agents
+/// before their deadline.
+pub const HOST_LABEL: &str = "vmmem.kubectl.io/host";
+pub const PID_LABEL: &str = "vmmem.kubectl.io/pid";
 /// Label with the node an agent serves.
 pub const NODE_LABEL: &str = "vmmem.kubectl.io/node";
 /// The agent's container name.
@@ -67,6 +72,8 @@ pub enum AgentConfigError {
 pub struct Session {
     pub started: i64,
     pub id: String,
+    /// The machine (as a label value) and process id that run this session, when known.
+    pub owner: Option<(String, u32)>,
 }
 
 impl Session {
@@ -74,6 +81,7 @@ impl Session {
         Session {
             started: now,
             id: format!("{now}-{:08x}", rand::random::<u32>()),
+            owner: None,
         }
     }
 
@@ -134,6 +142,10 @@ impl AgentConfig {
         labels.insert(MANAGED_BY.to_string(), MANAGED_BY_VALUE.to_string());
         labels.insert(SESSION_LABEL.to_string(), self.session.id.clone());
         labels.insert(NODE_LABEL.to_string(), label_value(node));
+        if let Some((host, pid)) = &self.session.owner {
+            labels.insert(HOST_LABEL.to_string(), label_value(host));
+            labels.insert(PID_LABEL.to_string(), pid.to_string());
+        }
         let mut container = json!({
             "name": CONTAINER,
             "image": self.image,
@@ -188,8 +200,8 @@ pub fn bci_tag(v: Version) -> &'static str {
     }
 }
 
-/// A node name as a label value (63 characters, alphanumerics at both ends).
-fn label_value(node: &str) -> String {
+/// A node or host name as a label value (63 characters, alphanumerics at both ends).
+pub fn label_value(node: &str) -> String {
     let v: String = node
         .chars()
         .map(|c| {
@@ -329,6 +341,7 @@ mod tests {
             session: Session {
                 started: 1700000000,
                 id: "1700000000-0000abcd".into(),
+                owner: Some(("Build Host".into(), 4242)),
             },
         }
     }
@@ -356,6 +369,8 @@ mod tests {
         assert_eq!(labels[MANAGED_BY], MANAGED_BY_VALUE);
         assert_eq!(labels[SESSION_LABEL], "1700000000-0000abcd");
         assert_eq!(labels[NODE_LABEL], "Node_1.example");
+        assert_eq!(labels[HOST_LABEL], "Build_Host");
+        assert_eq!(labels[PID_LABEL], "4242");
         assert_eq!(v["metadata"]["generateName"], "vmmem-agent-node-1-example-");
         assert_eq!(Session::started_of("1700000000-0000abcd"), Some(1700000000));
     }

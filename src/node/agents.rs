@@ -4,8 +4,9 @@
 //!
 //! Exit paths: [`Agents::delete_all`] runs on normal exit and on Ctrl-C/SIGTERM (the caller
 //! selects on the signals). A panic or SIGKILL cannot delete anything: there the pods'
-//! `activeDeadlineSeconds` makes the kubelet remove them, and the next session's sweep deletes
-//! what is left.
+//! `activeDeadlineSeconds` makes the kubelet end them, and the next session's sweep deletes
+//! what is left: ended pods, pods past the deadline, and at once the pods whose creating process
+//! on this machine is gone (host and pid labels).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -15,8 +16,8 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 
 use super::agent_spec::{
-    agent_state, create_refused, managed_selector, AgentConfig, AgentState, Session, CONTAINER,
-    SESSION_LABEL,
+    agent_state, create_refused, label_value, managed_selector, AgentConfig, AgentState, Session,
+    CONTAINER, HOST_LABEL, PID_LABEL, SESSION_LABEL,
 };
 use super::exec::kube_message;
 
@@ -24,6 +25,13 @@ use super::exec::kube_message;
 const RETRY_AFTER: Duration = Duration::from_secs(30);
 /// Recreate an agent this long before its deadline.
 const RENEW_BEFORE: Duration = Duration::from_secs(300);
+
+/// Whose fault a failed start was: the node's (wait before trying again) or the connection's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Blame {
+    Node,
+    Connection,
+}
 
 #[derive(Debug, Clone)]
 struct Agent {
@@ -43,7 +51,10 @@ pub struct Agents {
 }
 
 impl Agents {
-    pub fn new(client: kube::Client, config: AgentConfig, start_timeout: Duration) -> Agents {
+    pub fn new(client: kube::Client, mut config: AgentConfig, start_timeout: Duration) -> Agents {
+        if config.session.owner.is_none() {
+            config.session.owner = local_owner();
+        }
         Agents {
             client,
             config,
@@ -97,10 +108,12 @@ impl Agents {
                 );
                 Ok(name)
             }
-            Err(why) => {
+            Err((why, Blame::Node)) => {
                 lock(&self.failed).insert(node.to_string(), (Instant::now(), why.clone()));
                 Err(why)
             }
+            // The server could not be reached: try again next round, not after RETRY_AFTER.
+            Err((why, Blame::Connection)) => Err(why),
         }
     }
 
@@ -112,19 +125,31 @@ impl Agents {
         }
     }
 
-    async fn start(&self, node: &str) -> Result<String, String> {
+    async fn start(&self, node: &str) -> Result<String, (String, Blame)> {
         let ns = &self.config.namespace;
         let created = self
             .api()
             .create(&PostParams::default(), &self.config.pod(node))
             .await
             .map_err(|e| match &e {
-                kube::Error::Api(s) => create_refused(ns, s.code, &s.message),
-                other => format!(
-                    "creating the agent pod in namespace {ns} failed: {}",
-                    kube_message(other)
+                kube::Error::Api(s) if s.code != 429 => {
+                    (create_refused(ns, s.code, &s.message), Blame::Node)
+                }
+                other => (
+                    format!(
+                        "creating the agent pod in namespace {ns} failed: {}",
+                        kube_message(other)
+                    ),
+                    Blame::Connection,
                 ),
             })?;
+        self.wait_running(node, created)
+            .await
+            .map_err(|w| (w, Blame::Node))
+    }
+
+    async fn wait_running(&self, node: &str, created: Pod) -> Result<String, String> {
+        let ns = &self.config.namespace;
         let name = created.metadata.name.unwrap_or_default();
         lock(&self.created).push(name.clone());
         let until = Instant::now() + self.start_timeout;
@@ -141,10 +166,9 @@ impl Agents {
             if Instant::now() >= until {
                 self.delete(&name).await;
                 return Err(format!(
-                    "the agent pod on node {node} was not Running after {}s (still {})",
+                    "the agent pod {ns}/{name} on node {node} was not Running after {}s (still {}); it was deleted",
                     self.start_timeout.as_secs(),
-                    last.and_then(|s| s.phase)
-                        .unwrap_or_else(|| "Pending".into())
+                    phase_and_reason(last.as_ref())
                 ));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -198,12 +222,60 @@ impl Agents {
     }
 }
 
+/// `Pending`, with the status's or a condition's reason when there is one (`Pending:
+/// Unschedulable`); a pod nothing picked up has none.
+fn phase_and_reason(status: Option<&k8s_openapi::api::core::v1::PodStatus>) -> String {
+    let phase = status
+        .and_then(|s| s.phase.clone())
+        .unwrap_or_else(|| "Pending".into());
+    let reason = status.and_then(|s| {
+        s.reason.clone().or_else(|| {
+            s.conditions
+                .iter()
+                .flatten()
+                .find(|c| c.status != "True")
+                .and_then(|c| c.reason.clone())
+        })
+    });
+    match reason {
+        Some(r) if !r.is_empty() => format!("{phase}: {r}"),
+        _ => format!("{phase}, no node has picked it up"),
+    }
+}
+
+/// This machine's host name and this process's id.
+fn local_owner() -> Option<(String, u32)> {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())?;
+    Some((host, std::process::id()))
+}
+
+/// Whether the process that made an agent is known to be gone: it ran on this machine (same
+/// host label) and its pid no longer exists. Unknown (another machine, no /proc) is not gone.
+fn creator_gone(labels: Option<&std::collections::BTreeMap<String, String>>) -> bool {
+    let (Some(labels), Some((host, _))) = (labels, local_owner()) else {
+        return false;
+    };
+    let same_host = labels.get(HOST_LABEL) == Some(&label_value(&host));
+    let pid = labels.get(PID_LABEL).and_then(|p| p.parse::<u32>().ok());
+    match pid {
+        Some(pid) if same_host && std::path::Path::new("/proc/self").exists() => {
+            !std::path::Path::new("/proc").join(pid.to_string()).exists()
+        }
+        _ => false,
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Delete agent pods in `namespace` not of `keep`: all of them when `keep` is `None` (`agent
-/// cleanup`), else only those that ended or whose session began more than `deadline_secs` ago.
+/// cleanup`), else only those that ended, whose session began more than `deadline_secs` ago,
+/// or whose creating process on this machine is gone (killed: it could not delete them).
 /// Returns the deleted pods' names.
 pub async fn sweep(
     client: &kube::Client,
@@ -241,7 +313,7 @@ pub async fn sweep(
                 );
                 let old =
                     Session::started_of(&session).is_none_or(|t| t + deadline_secs < s.started);
-                ended || old
+                ended || old || creator_gone(pod.metadata.labels.as_ref())
             }
         };
         if stale {

@@ -47,7 +47,7 @@ pub async fn run(
             .await
             .map_err(|e| ExecError::Failed {
                 pod: pod.clone(),
-                message: kube_message(&e),
+                message: refused_message(&e, ns, name),
             })?;
         let (Some(mut out), Some(mut err)) = (proc.stdout(), proc.stderr()) else {
             return Err(ExecError::Failed {
@@ -87,6 +87,38 @@ pub async fn run(
     }
 }
 
+/// Why the server would not start an exec, as a sentence. kube-rs hands over the server's
+/// Status when there is one (its message names the verb, resource and user of a 403); a bare
+/// refused upgrade only has its code.
+fn refused_message(e: &kube::Error, ns: &str, name: &str) -> String {
+    use kube::client::UpgradeConnectionError::ProtocolSwitch;
+    let code = match e {
+        kube::Error::Api(s) => s.code,
+        kube::Error::UpgradeConnection(ProtocolSwitch(code)) => code.as_u16(),
+        _ => 0,
+    };
+    match (code, e) {
+        (404, _) => format!("pod {ns}/{name} is gone (404 Not Found)"),
+        (403, kube::Error::UpgradeConnection(_)) => format!(
+            "not allowed to exec into pods in namespace {ns} (403 Forbidden: needs the create verb on pods/exec)"
+        ),
+        (429, kube::Error::UpgradeConnection(_)) => {
+            crate::cluster::retry::throttled_sentence(&kube::Error::Api(
+                kube::core::Status::failure("", "TooManyRequests")
+                    .with_code(429)
+                    .boxed(),
+            ))
+            .unwrap_or_default()
+        }
+        _ => kube_message(e),
+    }
+}
+
+/// Whether an exec failed because its pod no longer exists.
+pub fn pod_gone(e: &ExecError) -> bool {
+    matches!(e, ExecError::Failed { message, .. } if message.ends_with("is gone (404 Not Found)"))
+}
+
 /// A failed command's status in a few words: `exit code 1`, else the server's reason.
 fn failure(s: k8s_openapi::apimachinery::pkg::apis::meta::v1::Status) -> String {
     let code = s
@@ -108,6 +140,9 @@ fn failure(s: k8s_openapi::apimachinery::pkg::apis::meta::v1::Status) -> String 
 
 /// The server's message for a refused request, else the innermost cause.
 pub fn kube_message(e: &kube::Error) -> String {
+    if let Some(sentence) = crate::cluster::retry::throttled_sentence(e) {
+        return sentence;
+    }
     match e {
         kube::Error::Api(s) if !s.message.is_empty() => s.message.clone(),
         kube::Error::Api(s) => format!("{} {}", s.code, s.reason),

@@ -3,10 +3,14 @@
 //!
 //! `agent_spec` (what an agent pod is, pure) → `agents` (their lifecycle) → `exec` (one command in
 //! one container) → `readers` (a round of readings over all nodes, for `list` and the dashboard).
+//! Fallbacks: `kubelet` (the kubelet's stats summary through the node proxy). `smaps_policy`
+//! (pure) decides in which rounds qemu's smaps is read.
 
 pub mod agent_spec;
 pub mod agents;
 pub mod exec;
+pub mod kubelet;
 pub mod local;
 pub mod probe;
 pub mod readers;
+pub mod smaps_policy;

@@ -1,5 +1,5 @@
-//! Live readings for a whole inventory, one round per refresh: one exec per node (never per VM),
-//! nodes in parallel with a bound, each with a time limit. A slow or failing node marks only its
+//! Live readings for a whole inventory, one round per refresh: one exec (or one kubelet summary
+//! request) per node, never per VM, nodes in parallel with a bound, each with a time limit. A slow or failing node marks only its
 //! own VMs stale (its last good readings are kept); the others get fresh numbers.
 //!
 //! Used by `list` (one round) and the dashboard (a round per refresh, merged into each snapshot):
@@ -18,6 +18,7 @@ use super::agent_spec::{AgentConfig, AgentConfigError, AgentFlags, Session};
 use super::agents::Agents;
 use super::exec;
 use super::probe::{exec_command, ProbeSettings, ProbeTarget};
+use super::smaps_policy::{GuestMemory, SmapsPolicy};
 use crate::model::inventory::{Inventory, Readings};
 use crate::model::join::join;
 use crate::model::readings::{LiveSource, NodeReadings};
@@ -26,12 +27,16 @@ use crate::model::spec::memory_numbers;
 /// Where live numbers come from (`--live`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// The agent where it can run, else exec into each VM's compute container.
+    /// The agent where it can run, else exec into each VM's compute container, else the kubelet's
+    /// stats summary.
     Auto,
     Agent,
     /// `sh` in each VM's compute container: its own cgroup and processes (no privileges needed
     /// beyond pods/exec).
     PodExec,
+    /// The kubelet's stats summary through the API server's node proxy: usage, working set and
+    /// RSS per pod and container, no processes (guest RAM estimated).
+    Kubelet,
     Off,
 }
 
@@ -44,6 +49,8 @@ pub struct ReadOptions {
     pub exec_timeout: Duration,
     /// Time limit for an agent pod to turn Running.
     pub start_timeout: Duration,
+    /// How often qemu's smaps is read for the exact guest resident.
+    pub smaps: SmapsPolicy,
 }
 
 impl Default for ReadOptions {
@@ -53,6 +60,7 @@ impl Default for ReadOptions {
             parallel: 16,
             exec_timeout: Duration::from_secs(10),
             start_timeout: Duration::from_secs(60),
+            smaps: SmapsPolicy::default(),
         }
     }
 }
@@ -131,6 +139,9 @@ pub struct LiveReadings {
     opts: ReadOptions,
     last: Readings,
     warnings: Vec<String>,
+    /// Rounds read so far.
+    round: u64,
+    guest: GuestMemory,
 }
 
 impl LiveReadings {
@@ -144,7 +155,7 @@ impl LiveReadings {
     ) -> Result<LiveReadings, ReadersError> {
         let mut warnings = Vec::new();
         let agents = match opts.mode {
-            Mode::Off | Mode::PodExec => None,
+            Mode::Off | Mode::PodExec | Mode::Kubelet => None,
             Mode::Auto | Mode::Agent => {
                 let config = AgentConfig::for_cluster(inv, flags, Session::new(now))?;
                 let agents = Agents::new(client.clone(), config, opts.start_timeout);
@@ -166,6 +177,8 @@ impl LiveReadings {
             opts,
             last: Readings::new(),
             warnings,
+            round: 0,
+            guest: GuestMemory::default(),
         })
     }
 
@@ -182,28 +195,31 @@ impl LiveReadings {
         if self.opts.mode == Mode::Off {
             return round;
         }
-        let per_node = targets(inv);
+        let mut per_node = targets(inv);
+        let round_no = self.round;
+        self.round += 1;
+        self.guest
+            .retain(per_node.values().flatten().map(|t| t.probe.uid.as_str()));
+        // smaps only where the policy wants it this round; the others carry the last figure.
+        let mut exact: HashMap<String, Vec<u64>> = HashMap::new();
+        for t in per_node.values_mut().flatten() {
+            let sizes = &t.probe.guest_bytes;
+            if self
+                .guest
+                .wants_smaps(&self.opts.smaps, &t.probe.uid, sizes, round_no)
+            {
+                exact.insert(t.probe.uid.clone(), sizes.clone());
+            } else {
+                t.probe.guest_bytes.clear();
+            }
+        }
         let timeout = self.opts.exec_timeout;
         let client = &self.client;
         let agents = self.agents.as_ref();
-        let auto = self.opts.mode == Mode::Auto;
+        let mode = self.opts.mode;
         let results: Vec<(String, Result<NodeReadings, String>)> = futures::stream::iter(per_node)
             .map(|(node, targets)| async move {
-                let r = match agents {
-                    None => pod_exec(client, &node, &targets, timeout, now).await,
-                    Some(a) => match a.ensure(&node).await {
-                        Ok(pod) => read_node(client, a, &pod, &node, &targets, timeout, now).await,
-                        // The agent cannot run here: read each VM's own container instead.
-                        Err(why) if auto => pod_exec(client, &node, &targets, timeout, now)
-                            .await
-                            .map_err(|e| {
-                                format!(
-                                    "{why}; exec into the VMs' compute containers failed too: {e}"
-                                )
-                            }),
-                        Err(why) => Err(why),
-                    },
-                };
+                let r = read_one(client, agents, mode, &node, &targets, timeout, now).await;
                 (node, r)
             })
             .buffer_unordered(self.opts.parallel.max(1))
@@ -211,7 +227,8 @@ impl LiveReadings {
             .await;
         for (node, result) in results {
             match result {
-                Ok(r) => {
+                Ok(mut r) => {
+                    self.guest.absorb(&mut r, &exact, round_no);
                     self.last.insert(node.clone(), r.clone());
                     round.readings.insert(node, r);
                 }
@@ -268,6 +285,50 @@ impl LiveReadings {
     }
 }
 
+/// One node's readings as `mode` says: in `Auto`, the agent, else (when no agent can run there)
+/// exec into each VM's compute container, else the kubelet's summary.
+async fn read_one(
+    client: &kube::Client,
+    agents: Option<&Agents>,
+    mode: Mode,
+    node: &str,
+    targets: &[Target],
+    timeout: Duration,
+    now: i64,
+) -> Result<NodeReadings, String> {
+    match (mode, agents) {
+        (Mode::Off, _) => Err("live readings are off".into()),
+        (Mode::Kubelet, _) => super::kubelet::read_node(client, node, targets, timeout, now).await,
+        (Mode::PodExec, _) | (_, None) => pod_exec(client, node, targets, timeout, now).await,
+        (Mode::Agent, Some(a)) => {
+            let pod = a.ensure(node).await?;
+            read_node(client, a, &pod, node, targets, timeout, now).await
+        }
+        (Mode::Auto, Some(a)) => {
+            // An agent that runs but does not answer in time means the node is slow: it is stale
+            // this round (trying the other ways would cost their timeouts too).
+            let why = match a.ensure(node).await {
+                Ok(pod) => return read_node(client, a, &pod, node, targets, timeout, now).await,
+                Err(e) => e,
+            };
+            // The agent cannot run here: read each VM's own container instead.
+            let exec_why = match pod_exec(client, node, targets, timeout, now).await {
+                Ok(r) => return Ok(r),
+                Err(e) => e,
+            };
+            // No exec either: the kubelet's summary (no processes, guest RAM estimated).
+            super::kubelet::read_node(client, node, targets, timeout, now)
+                .await
+                .map_err(|k| {
+                    format!(
+                        "{why}; exec into the VMs' compute containers failed too: {exec_why}; \
+                         and the kubelet: {k}"
+                    )
+                })
+        }
+    }
+}
+
 fn stderr_tail(stderr: &str) -> String {
     let s = stderr.trim();
     if s.is_empty() {
@@ -290,13 +351,26 @@ async fn read_node(
     let probes: Vec<ProbeTarget> = targets.iter().map(|t| t.probe.clone()).collect();
     let argv = exec_command(&probes, &ProbeSettings::default());
     let ns = agents.config().namespace.clone();
-    let out = match exec::run(client, &ns, pod, agents.container(), argv, timeout).await {
-        Ok(o) => o,
-        Err(e @ exec::ExecError::Timeout { .. }) => return Err(e.to_string()),
-        Err(e) => {
-            // The agent may be gone (deadline, evicted): make a new one next round.
-            agents.forget(node).await;
-            return Err(e.to_string());
+    let mut pod = pod.to_string();
+    let mut retried = false;
+    let out = loop {
+        match exec::run(client, &ns, &pod, agents.container(), argv.clone(), timeout).await {
+            Ok(o) => break o,
+            Err(e @ exec::ExecError::Timeout { .. }) => return Err(e.to_string()),
+            Err(e) => {
+                agents.forget(node).await;
+                // Someone deleted the agent (or it passed its deadline): make a new one now.
+                if exec::pod_gone(&e) && !retried {
+                    retried = true;
+                    pod = agents
+                        .ensure(node)
+                        .await
+                        .map_err(|why| format!("{e}; a new agent: {why}"))?;
+                    continue;
+                }
+                // Otherwise the next round makes a new one.
+                return Err(e.to_string());
+            }
         }
     };
     match crate::parse::probe::parse(&out.stdout) {

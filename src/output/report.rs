@@ -160,8 +160,10 @@ pub fn table(report: &Report, wide: bool) -> Table {
                 (component(r, "kernel"), Tone::Plain),
                 (component(r, "file"), Tone::Plain),
                 (
-                    r.oom_kills.to_string(),
-                    if r.oom_kills > 0 {
+                    r.oom_kills
+                        .map(|k| k.to_string())
+                        .unwrap_or_else(|| NONE.into()),
+                    if r.oom_kills.is_some_and(|k| k > 0) {
                         Tone::Bad
                     } else {
                         Tone::Plain

@@ -22,36 +22,56 @@ pub fn parse(input: &str) -> Result<Duration, DurationError> {
     if let Ok(secs) = s.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
     }
+    // Exact integer nanoseconds: `37399730692ms` is exactly that many milliseconds (a float
+    // would be off by a few nanoseconds), and sums past u64 seconds are errors, not panics.
     let mut rest = s;
-    let mut total = 0f64;
+    let mut total: u128 = 0;
     while !rest.is_empty() {
         let num_end = rest
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
             .ok_or_else(err)?;
-        if num_end == 0 {
+        let (int, frac) = match rest[..num_end].split_once('.') {
+            Some((i, f)) => (i, f),
+            None => (&rest[..num_end], ""),
+        };
+        if (int.is_empty() && frac.is_empty()) || frac.contains('.') {
             return Err(err());
         }
-        let n: f64 = rest[..num_end].parse().map_err(|_| err())?;
         rest = &rest[num_end..];
         let unit_end = rest
             .find(|c: char| c.is_ascii_digit() || c == '.')
             .unwrap_or(rest.len());
-        let scale = match &rest[..unit_end] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
+        let scale: u128 = match &rest[..unit_end] {
+            "ns" => 1,
+            "us" | "µs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
             _ => return Err(err()),
         };
         rest = &rest[unit_end..];
-        total += n * scale;
+        total = total
+            .checked_add(part_nanos(int, frac, scale).ok_or_else(err)?)
+            .ok_or_else(err)?;
     }
-    if !total.is_finite() || total > u64::MAX as f64 {
-        return Err(err());
+    let secs = u64::try_from(total / 1_000_000_000).map_err(|_| err())?;
+    Ok(Duration::new(secs, (total % 1_000_000_000) as u32))
+}
+
+/// `INT.FRAC` times `scale` nanoseconds, the fraction truncated below a nanosecond (as Go does).
+fn part_nanos(int: &str, frac: &str, scale: u128) -> Option<u128> {
+    let whole: u128 = if int.is_empty() { 0 } else { int.parse().ok()? };
+    let mut nanos = whole.checked_mul(scale)?;
+    let mut unit = scale;
+    for d in frac.bytes() {
+        if unit < 10 {
+            break;
+        }
+        unit /= 10;
+        nanos = nanos.checked_add(u128::from(d - b'0') * unit)?;
     }
-    Ok(Duration::from_secs_f64(total))
+    Some(nanos)
 }
 
 /// A duration as kubectl would print it back: `5s`, `1m30s`, `250ms`.
@@ -97,7 +117,20 @@ mod tests {
 
     #[test]
     fn rejects_nonsense() {
-        for bad in ["", "s", "5x", "soon", "-1s", "1m-", "5 s", "1.2.3s"] {
+        for bad in [
+            "",
+            "s",
+            "5x",
+            "soon",
+            "-1s",
+            "1m-",
+            "5 s",
+            "1.2.3s",
+            "18446744073709551616s",
+            "99999999999999999999h",
+            "1e3s",
+            "5µ",
+        ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
         assert_eq!(

@@ -3,6 +3,7 @@
 pub mod cgroup_path;
 pub mod duration;
 pub mod kernel_log;
+pub mod kubelet_summary;
 pub mod manifest;
 pub mod oom;
 pub mod probe;

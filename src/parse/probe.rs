@@ -147,6 +147,7 @@ pub fn parse(text: &str) -> Result<ProbeReport, ProbeError> {
                     uid: uid.to_string(),
                     cgroup: empty_counters(CgroupLevel::Pod, path.to_string(), None),
                     guest_resident_bytes: None,
+                    guest_resident_taken_at: None,
                     guest_hugetlb_bytes: None,
                     containers: Vec::new(),
                     processes: Vec::new(),
@@ -294,7 +295,10 @@ fn cgroup_record(rest: &str, pod_path: &str) -> Result<CgroupRecord, &'static st
     }
     let limit = match f[1] {
         "max" | "-" => None,
-        v => Some(number(v)?).filter(|&l| l < UNLIMITED_FROM),
+        v => match raw_number(v)? {
+            l if l >= UNLIMITED_FROM => None,
+            l => Some(bounded(l)?),
+        },
     };
     let usage = number(f[2])?;
     let stat = MemoryStat {
@@ -381,11 +385,27 @@ fn guest_record(rest: &str) -> Result<Guest, &'static str> {
     })
 }
 
-fn number(s: &str) -> Result<u64, &'static str> {
+/// The largest byte count or counter accepted: 8 PiB (2^53), past any machine's memory, so the
+/// model's sums and differences of readings stay far inside i64 (a broken or hostile node cannot
+/// crash the tool with `18446744073709551615`).
+pub const MAX_VALUE: u64 = 1 << 53;
+
+fn raw_number(s: &str) -> Result<u64, &'static str> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return Err("a value is not a number");
     }
     s.parse::<u64>().map_err(|_| "a value is too large")
+}
+
+fn bounded(v: u64) -> Result<u64, &'static str> {
+    if v > MAX_VALUE {
+        return Err("a value is larger than any memory size (8 PiB)");
+    }
+    Ok(v)
+}
+
+fn number(s: &str) -> Result<u64, &'static str> {
+    bounded(raw_number(s)?)
 }
 
 fn opt(s: &str) -> Result<Option<u64>, &'static str> {
@@ -397,7 +417,7 @@ fn opt(s: &str) -> Result<Option<u64>, &'static str> {
 }
 
 fn kib(s: &str) -> Result<u64, &'static str> {
-    number(s)?.checked_mul(1024).ok_or("a value is too large")
+    bounded(number(s)?.checked_mul(1024).ok_or("a value is too large")?)
 }
 
 #[cfg(test)]

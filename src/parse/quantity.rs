@@ -29,6 +29,23 @@ pub fn parse_bytes(input: &str) -> Result<i64, QuantityError> {
         .ok_or_else(|| err(input, "value is out of range"))
 }
 
+/// The largest memory size the tool reads: 8 PiB (2^53 bytes), far past any machine, and small
+/// enough that sums and differences of a few memory numbers never leave the i64 range.
+pub const MAX_MEMORY_BYTES: i64 = 1 << 53;
+
+/// Parse a memory size: like [`parse_bytes`], and an error beyond ±[`MAX_MEMORY_BYTES`] (a valid
+/// quantity such as `7Ei` is no memory size, and would overflow the model's arithmetic).
+pub fn parse_memory(input: &str) -> Result<i64, QuantityError> {
+    let bytes = parse_bytes(input)?;
+    if bytes.unsigned_abs() > MAX_MEMORY_BYTES.unsigned_abs() {
+        return Err(err(
+            input,
+            "it is larger than any memory size (at most 8Pi)",
+        ));
+    }
+    Ok(bytes)
+}
+
 /// Parse a CPU quantity into millicores (rounded up), e.g. `125m` → 125, `2` → 2000.
 pub fn parse_millis(input: &str) -> Result<i64, QuantityError> {
     let exact = parse_exact(input)?;
@@ -165,9 +182,9 @@ impl Quantity {
     pub fn new(s: impl Into<String>) -> Self {
         Quantity(s.into())
     }
-    /// The value in bytes (rounded up).
+    /// The value in bytes (rounded up), as a memory size (at most [`MAX_MEMORY_BYTES`]).
     pub fn bytes(&self) -> Result<i64, QuantityError> {
-        parse_bytes(&self.0)
+        parse_memory(&self.0)
     }
     /// The value in millis (CPU), rounded up.
     pub fn millis(&self) -> Result<i64, QuantityError> {

@@ -8,10 +8,12 @@ use super::status::ApiError;
 const TOKEN_PREFIX: &str = "sim-token-";
 
 /// Users are named by their token (`sim-token-<user>`); everyone may do everything except in
-/// namespaces a test forbade for them.
+/// namespaces, or verbs on resources, a test forbade for them.
 #[derive(Debug, Default, Clone)]
 pub struct Auth {
     forbidden: HashSet<(String, String)>,
+    /// (user, verb, `plural` or `plural/subresource`), in every namespace and cluster-wide.
+    forbidden_verbs: HashSet<(String, String, String)>,
 }
 
 impl Auth {
@@ -32,6 +34,12 @@ impl Auth {
         self.forbidden.insert((user.to_string(), ns.to_string()));
     }
 
+    /// Deny `verb` on `resource` (`pods`, `pods/exec`, `nodes/proxy`) to `user` everywhere.
+    pub fn forbid_verb(&mut self, user: &str, verb: &str, resource: &str) {
+        self.forbidden_verbs
+            .insert((user.to_string(), verb.to_string(), resource.to_string()));
+    }
+
     pub fn allow_namespace(&mut self, user: &str, ns: &str) {
         self.forbidden.remove(&(user.to_string(), ns.to_string()));
     }
@@ -47,10 +55,17 @@ impl Auth {
         sub: Option<&str>,
         ns: Option<&str>,
     ) -> Result<(), ApiError> {
-        let denied = match ns {
-            Some(ns) => self.forbidden.contains(&(user.to_string(), ns.to_string())),
-            None => rt.namespaced && self.forbidden.iter().any(|(u, _)| u == user),
+        let resource = match sub {
+            Some(s) => format!("{}/{s}", rt.plural),
+            None => rt.plural.to_string(),
         };
+        let denied =
+            match ns {
+                Some(ns) => self.forbidden.contains(&(user.to_string(), ns.to_string())),
+                None => rt.namespaced && self.forbidden.iter().any(|(u, _)| u == user),
+            } || self
+                .forbidden_verbs
+                .contains(&(user.to_string(), verb.to_string(), resource));
         if denied {
             Err(ApiError::forbidden(user, verb, rt, sub, ns))
         } else {
@@ -92,5 +107,23 @@ mod tests {
             .is_ok());
         a.allow_namespace("x", "secret");
         assert!(a.check("x", "list", &VIRTUAL_MACHINES, None, None).is_ok());
+    }
+
+    #[test]
+    fn a_forbidden_verb_is_denied_everywhere_and_only_that() {
+        use crate::sim::resources::PODS;
+        let mut a = Auth::default();
+        a.forbid_verb("x", "create", "pods/exec");
+        a.forbid_verb("x", "get", "nodes/proxy");
+        assert!(a
+            .check("x", "create", &PODS, Some("exec"), Some("default"))
+            .is_err());
+        assert!(a.check("x", "create", &PODS, None, Some("default")).is_ok());
+        assert!(a.check("x", "list", &PODS, None, None).is_ok());
+        let e = a
+            .check("x", "get", &NODES, Some("proxy"), None)
+            .unwrap_err();
+        assert!(e.message.contains("nodes/proxy"), "{}", e.message);
+        assert!(a.check("y", "get", &NODES, Some("proxy"), None).is_ok());
     }
 }

@@ -43,8 +43,16 @@ fn prepare(
 ) -> Result<Plan, ApiError> {
     let user = user_of(headers)?;
     let w = app.world();
+    // A WebSocket exec is a GET: the apiserver authorizes it as `get` on pods/exec, and since
+    // Kubernetes 1.30 (AuthorizePodWebsocketUpgradeCreatePermission) also as `create`.
     w.auth
-        .check(&user, "create", &PODS, Some("exec"), Some(ns))?;
+        .check(&user, "get", &PODS, Some("exec"), Some(ns))
+        .map_err(|e| e.named(Some(name)))?;
+    if checks_exec_create(&w.config.kubernetes_version) {
+        w.auth
+            .check(&user, "create", &PODS, Some("exec"), Some(ns))
+            .map_err(|e| e.named(Some(name)))?;
+    }
     let pod = w
         .store
         .get(&PODS, ns, name)
@@ -89,6 +97,16 @@ fn prepare(
         command,
         stdin: q.flag("stdin") && q.get("stdin").is_some(),
     })
+}
+
+/// Whether a server of this version also asks for `create` on pods/exec (1.30 and later).
+fn checks_exec_create(kubernetes_version: &str) -> bool {
+    let mut parts = kubernetes_version
+        .trim_start_matches('v')
+        .split(['.', '+', '-']);
+    let major: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(1);
+    let minor: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    (major, minor) >= (1, 30)
 }
 
 pub async fn handle(
@@ -282,4 +300,17 @@ async fn run(app: App, socket: WebSocket, plan: Plan, v5: bool) {
     let st = exit_status(&plan.command, code);
     let _ = sink.send(frame(3, st.to_string().as_bytes())).await;
     let _ = sink.send(normal_close()).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::checks_exec_create;
+
+    #[test]
+    fn exec_needs_create_from_kubernetes_1_30() {
+        assert!(!checks_exec_create("v1.20.2"));
+        assert!(!checks_exec_create("v1.29.9+rke2r1"));
+        assert!(checks_exec_create("v1.30.0"));
+        assert!(checks_exec_create("v1.33.1+k3s1"));
+    }
 }

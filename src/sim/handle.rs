@@ -49,6 +49,8 @@ pub struct SimOptions {
     pub tick: Duration,
     /// Where node host trees go (default: a fresh temporary directory, removed on drop).
     pub host_root: Option<PathBuf>,
+    /// Model seconds per wall second (1; the demo's `VMMEM_DEMO_SPEED` raises it).
+    pub speed: f64,
 }
 
 impl Default for SimOptions {
@@ -60,6 +62,7 @@ impl Default for SimOptions {
             restart_backoff: Duration::from_secs(10),
             tick: Duration::from_millis(200),
             host_root: None,
+            speed: 1.0,
         }
     }
 }
@@ -83,7 +86,17 @@ pub struct Sim;
 impl Sim {
     /// The built-in demo cluster (`assets/demo.yaml`) with default options: what `--demo` runs.
     pub async fn start_demo() -> Result<SimHandle, SimError> {
-        Sim::start(Scenario::demo()?, SimOptions::default()).await
+        Sim::start_demo_at(1.0).await
+    }
+
+    /// The demo with model time running `speed` times as fast (`VMMEM_DEMO_SPEED=10` shows
+    /// the memhold VM's OOM kill within seconds instead of minutes).
+    pub async fn start_demo_at(speed: f64) -> Result<SimHandle, SimError> {
+        let opts = SimOptions {
+            speed,
+            ..SimOptions::default()
+        };
+        Sim::start(Scenario::demo()?, opts).await
     }
 
     /// Build the cluster of `scenario` and serve it on 127.0.0.1.
@@ -97,7 +110,7 @@ impl Sim {
                 }
             }
             None => {
-                let p = std::env::temp_dir().join(format!(
+                let p = host_tree_parent().join(format!(
                     "vmmem-sim-{}-{:08x}",
                     std::process::id(),
                     rand::random::<u32>()
@@ -113,6 +126,9 @@ impl Sim {
         world.exec.latency = opts.exec_latency;
         world.pod_start_delay = opts.pod_start_delay.as_secs_f64();
         world.restart_backoff = opts.restart_backoff.as_secs_f64();
+        if opts.speed != 1.0 {
+            world.clock = super::clock::SimClock::with_speed(opts.speed);
+        }
         let world = Arc::new(Mutex::new(world));
         let listener = TcpListener::bind(("127.0.0.1", opts.port)).await?;
         let addr = listener.local_addr()?;
@@ -172,7 +188,7 @@ impl SimHandle {
     }
 
     /// Requests served so far, by kind.
-    pub fn requests(&self) -> RequestTally {
+    pub fn request_tally(&self) -> RequestTally {
         self.app.requests.tally()
     }
 
@@ -233,6 +249,11 @@ impl SimHandle {
         self.world().auth.forbid_namespace(user, ns);
     }
 
+    /// Deny `verb` on `resource` (`pods`, `pods/exec`, `nodes/proxy`) to `user` everywhere.
+    pub fn forbid_verb(&self, user: &str, verb: &str, resource: &str) {
+        self.world().auth.forbid_verb(user, verb, resource);
+    }
+
     pub fn allow_namespace(&self, user: &str, ns: &str) {
         self.world().auth.allow_namespace(user, ns);
     }
@@ -241,7 +262,8 @@ impl SimHandle {
         self.world().exec.latency = d;
     }
 
-    /// Make exec into pods on `node` hang (or stop hanging).
+    /// Make exec into pods on `node` hang (or stop hanging); its kubelet's summary then fails
+    /// with 503 as if the node could not be reached.
     pub fn hang_node_exec(&self, node: &str, hang: bool) {
         let mut w = self.world();
         if hang {
@@ -342,6 +364,34 @@ impl Drop for SimHandle {
             s.abort();
         }
     }
+}
+
+/// Where the simulator's host trees go: a memory file system when the machine has one (the
+/// trees play /sys/fs/cgroup and /proc, which are not on disk either, and a disk file system's
+/// inode allocation for the files rewritten on every exec costs far more CPU), else the
+/// temporary directory.
+fn host_tree_parent() -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    let usable = std::env::var_os("TMPDIR").is_none()
+        && std::fs::metadata(shm).is_ok_and(|m| m.is_dir())
+        && tempfile_probe(shm);
+    if usable {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    }
+}
+
+/// Whether a directory can be created (and removed again) in `dir`.
+fn tempfile_probe(dir: &Path) -> bool {
+    let p = dir.join(format!(
+        "vmmem-probe-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    let ok = std::fs::create_dir(&p).is_ok();
+    let _ = std::fs::remove_dir(&p);
+    ok
 }
 
 /// Write a file only its owner can read (the kubeconfig holds the API's secret URL).

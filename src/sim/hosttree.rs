@@ -163,6 +163,80 @@ fn write_cgroup(dir: &Path, c: &CgroupFiles) -> io::Result<()> {
     Ok(())
 }
 
+/// The memory cgroups of one virt-launcher pod: the pod slice and its container scopes.
+pub struct LauncherCgroups {
+    pub pod: CgroupFiles,
+    /// (container name, container id, counters): `pause` (the sandbox, which the kubelet does not
+    /// list as a container), `compute`, and `guest-console-log` where the pod has it.
+    pub containers: Vec<(&'static str, String, CgroupFiles)>,
+}
+
+/// What the node's cgroups hold for launcher `l` with memory `s`: the one source of both the
+/// host tree the probe reads and the kubelet's stats summary.
+pub fn launcher_cgroups(l: &Launcher, s: &Sample) -> LauncherCgroups {
+    let file = |p: &ProcMem| Charge {
+        anon: p.anon,
+        shmem: p.shmem,
+        ..Charge::default()
+    };
+    let pause = file(&s.pause);
+    let console = file(&s.sidecar);
+    let compute = Charge {
+        anon: s.compute.iter().map(|p| p.anon).sum(),
+        shmem: s.compute.iter().map(|p| p.shmem).sum(),
+        active_file: s.active_file,
+        inactive_file: s.inactive_file,
+        kernel: s.pagetables + s.kernel_stack + s.slab,
+        anon_huge: s.guest_resident / (2 << 20) * (2 << 20),
+    };
+    let leaf = |charge: Charge, limit: Option<i64>, procs: Vec<u32>| CgroupFiles {
+        limit,
+        local: charge,
+        total: charge,
+        procs,
+        ..CgroupFiles::default()
+    };
+    let compute_pids: Vec<u32> = (0..s.compute.len()).map(|i| compute_pid(l, i)).collect();
+    let mut containers = vec![
+        (
+            "pause",
+            l.container_ids[0].clone(),
+            leaf(pause, None, vec![l.pids[0]]),
+        ),
+        (
+            "compute",
+            l.container_ids[1].clone(),
+            CgroupFiles {
+                max_usage: l.max_usage,
+                failcnt: l.failcnt,
+                oom_kill: l.oom_kills,
+                ..leaf(compute, l.compute_limit, compute_pids)
+            },
+        ),
+    ];
+    if l.has_console_sidecar() {
+        containers.push((
+            "guest-console-log",
+            l.container_ids[2].clone(),
+            leaf(console, None, vec![l.pids[6]]),
+        ));
+    }
+    let mut pod = Charge::default();
+    for (_, _, c) in &containers {
+        pod.add(&c.total);
+    }
+    LauncherCgroups {
+        pod: CgroupFiles {
+            limit: l.pod_limit,
+            local: Charge::default(),
+            total: pod,
+            max_usage: l.max_usage + pause.usage() + console.usage(),
+            ..CgroupFiles::default()
+        },
+        containers,
+    }
+}
+
 /// A launcher and its memory now (qemu gone after an OOM kill).
 pub struct LauncherNow<'a> {
     pub launcher: &'a Launcher,
@@ -187,60 +261,17 @@ pub fn write_node(node_root: &Path, node: &NodeModel, launchers: &[LauncherNow])
         let l = ln.launcher;
         let s = &ln.sample;
         let slice = pod_slice(l.qos, &l.pod_uid);
-        let file = |p: &ProcMem| Charge {
-            anon: p.anon,
-            shmem: p.shmem,
-            ..Charge::default()
-        };
-        let pause = file(&s.pause);
-        let console = file(&s.sidecar);
-        let compute = Charge {
-            anon: s.compute.iter().map(|p| p.anon).sum(),
-            shmem: s.compute.iter().map(|p| p.shmem).sum(),
-            active_file: s.active_file,
-            inactive_file: s.inactive_file,
-            kernel: s.pagetables + s.kernel_stack + s.slab,
-            anon_huge: s.guest_resident / (2 << 20) * (2 << 20),
-        };
-        let mut pod = Charge::default();
+        let cgroups = launcher_cgroups(l, s);
+        let pod = cgroups.pod.total;
         let [pause_pid, monitor_pid, ..] = l.pids;
-        let leaf = |charge: Charge, limit: Option<i64>, procs: Vec<u32>| CgroupFiles {
-            limit,
-            local: charge,
-            total: charge,
-            procs,
-            ..CgroupFiles::default()
-        };
-        let mut scopes = vec![(&l.container_ids[0], leaf(pause, None, vec![pause_pid]))];
-        let compute_pids: Vec<u32> = (0..s.compute.len()).map(|i| compute_pid(l, i)).collect();
-        scopes.push((
-            &l.container_ids[1],
-            CgroupFiles {
-                max_usage: l.max_usage,
-                failcnt: l.failcnt,
-                oom_kill: l.oom_kills,
-                ..leaf(compute, l.compute_limit, compute_pids)
-            },
-        ));
-        if l.has_console_sidecar() {
-            scopes.push((&l.container_ids[2], leaf(console, None, vec![l.pids[6]])));
-        }
-        for (id, c) in &scopes {
-            pod.add(&c.total);
+        for (_, id, c) in &cgroups.containers {
             live_dirs.insert(mem_root.join(slice.trim_start_matches('/')).join(scope(id)));
             write_cgroup(
                 &mem_root.join(slice.trim_start_matches('/')).join(scope(id)),
                 c,
             )?;
         }
-        let pod_files = CgroupFiles {
-            limit: l.pod_limit,
-            local: Charge::default(),
-            total: pod,
-            max_usage: l.max_usage + pause.usage() + console.usage(),
-            ..CgroupFiles::default()
-        };
-        write_cgroup(&mem_root.join(slice.trim_start_matches('/')), &pod_files)?;
+        write_cgroup(&mem_root.join(slice.trim_start_matches('/')), &cgroups.pod)?;
         live_dirs.insert(mem_root.join(slice.trim_start_matches('/')));
         qos_totals.entry(l.qos).or_default().add(&pod);
         all.add(&pod);
@@ -349,8 +380,14 @@ pub fn write_node(node_root: &Path, node: &NodeModel, launchers: &[LauncherNow])
 }
 
 /// Replace a file's content in one step (write a hidden sibling, rename), so a reader never sees
-/// it half written or missing.
+/// it half written or missing. A file that already holds `content` is left alone: most of a
+/// host tree does not change between writes, and a new inode per file per exec was most of
+/// the demo's CPU time (the file system's inode allocator).
 pub fn write_atomic(path: &Path, content: impl AsRef<[u8]>) -> io::Result<()> {
+    let content = content.as_ref();
+    if fs::read(path).is_ok_and(|old| old == content) {
+        return Ok(());
+    }
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -509,5 +546,24 @@ mod tests {
         write_host_tree(&w, "harvester-node-1").unwrap();
         assert!(!slice.exists());
         assert!(root.join("var/log/kern.log").exists());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn unchanged_files_are_not_rewritten() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("memory.usage_in_bytes");
+        write_atomic(&f, "100\n").unwrap();
+        let ino = fs::metadata(&f).unwrap().ino();
+        write_atomic(&f, "100\n").unwrap();
+        assert_eq!(
+            fs::metadata(&f).unwrap().ino(),
+            ino,
+            "same content: same file"
+        );
+        write_atomic(&f, "200\n").unwrap();
+        assert_eq!(read(&f), "200\n");
+        assert!(!dir.path().join(".memory.usage_in_bytes.tmp").exists());
     }
 }

@@ -7,7 +7,8 @@
 //! (memory over time, pure) → `tick` (time passes: pods start, deadlines, OOM kills) →
 //! `hosttree`/`procfs`/`oomlog`/`summary` (what a node's files, kernel log and kubelet say) →
 //! `server`/`rest`/`ops`/`watch`/`table`/`openapi`/`exec` with `auth`/`selector`/`patch`/`status`
-//! (the API) → `handle` (start, stop, kubeconfig, test hooks).
+//! (the API) → `handle` (start, stop, kubeconfig, test hooks) and `faults` (throttling, expiring
+//! watches, nodes without a kubelet, in front of every request).
 //!
 //! Exec runs the requested command for real on this machine with the pod's node as its host:
 //! `VMMEM_CGROUP_ROOT` (the node's `/sys/fs/cgroup`, cgroup v1, systemd driver), `VMMEM_PROC_ROOT`
@@ -18,6 +19,7 @@
 pub mod auth;
 pub mod clock;
 pub mod exec;
+pub mod faults;
 pub mod handle;
 pub mod harvester;
 pub mod hosttree;

@@ -126,7 +126,13 @@ pub fn create(w: &mut World, t: &Target, mut obj: Value, dry_run: bool) -> Resul
         let scheduled = obj["spec"]["nodeName"]
             .as_str()
             .is_some_and(|n| w.nodes.contains_key(n));
-        obj["status"] = if scheduled {
+        let kubelet_down = obj["spec"]["nodeName"]
+            .as_str()
+            .is_some_and(|n| w.faults.kubelet_down(n));
+        obj["status"] = if kubelet_down {
+            // No kubelet picks it up: what a real API server without kubelets stores.
+            json!({"phase": "Pending", "qosClass": qos_of(&obj)})
+        } else if scheduled {
             json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}], "qosClass": qos_of(&obj)})
         } else {
             json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}], "qosClass": qos_of(&obj)})

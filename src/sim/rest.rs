@@ -146,9 +146,7 @@ fn dispatch(
             let w = app.world();
             w.auth
                 .check(&user, "get", &resources::NODES, Some("proxy"), None)?;
-            super::summary::summary(&w, node)
-                .map(ok)
-                .unwrap_or_else(|| Err(ApiError::not_found(&resources::NODES, node)))
+            super::summary::summary(&w, node).and_then(ok)
         }
         ["openapi", "v3", gv @ ..] => super::openapi::group_version(&gv.join("/"), harvester)
             .map(ok)
@@ -340,7 +338,8 @@ fn resource(
     app.requests.count(RequestKind::of_verb(verb));
     app.world()
         .auth
-        .check(user, verb, t.rt, t.sub.as_deref(), t.ns.as_deref())?;
+        .check(user, verb, t.rt, t.sub.as_deref(), t.ns.as_deref())
+        .map_err(|e| e.named(t.name.as_deref()))?;
     let parse_body = || {
         serde_json::from_slice::<Value>(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding body: {e}")))

@@ -49,6 +49,10 @@ pub fn router(app: App) -> Router {
         )
         .route("/vmmem-sim/requests", get(requests))
         .fallback(super::rest::handle)
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            super::faults::middleware,
+        ))
         .with_state(app);
     Router::new()
         .nest(&prefix, api)

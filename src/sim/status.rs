@@ -156,6 +156,20 @@ impl ApiError {
     }
 
     /// Watch from a resourceVersion older than the server keeps.
+    /// A 403 about one named object reads `pods "x" is forbidden: …`, as a real apiserver's.
+    pub fn named(mut self, name: Option<&str>) -> ApiError {
+        let Some(name) = name.filter(|_| self.code == 403) else {
+            return self;
+        };
+        if let Some(i) = self.message.find(" is forbidden: ") {
+            self.message.insert_str(i, &format!(" \"{name}\""));
+            if let Some(d) = &mut self.details {
+                d["name"] = json!(name);
+            }
+        }
+        self
+    }
+
     pub fn gone(requested: u64, oldest: u64) -> ApiError {
         ApiError::new(
             410,
@@ -194,6 +208,11 @@ impl ApiError {
             "Invalid",
             format!("ListOptions.meta.k8s.io \"\" is invalid: {message}"),
         )
+    }
+
+    /// What the API server's node proxy answers when it cannot reach the node's kubelet.
+    pub fn service_unavailable(message: impl Into<String>) -> ApiError {
+        ApiError::new(503, "ServiceUnavailable", message)
     }
 
     pub fn internal(message: impl Into<String>) -> ApiError {
@@ -240,6 +259,22 @@ mod tests {
         assert!(e.message.ends_with(
             "cannot create resource \"pods/exec\" in API group \"\" at the cluster scope"
         ));
+    }
+
+    #[test]
+    fn forbidden_names_the_object_like_a_real_apiserver() {
+        let e = ApiError::forbidden("u", "get", &PODS, None, Some("ns")).named(Some("p1"));
+        assert_eq!(
+            e.message,
+            "pods \"p1\" is forbidden: User \"u\" cannot get resource \"pods\" in API group \"\" in the namespace \"ns\""
+        );
+        assert_eq!(e.body()["details"]["name"], "p1");
+        let e = ApiError::forbidden("u", "list", &PODS, None, Some("ns")).named(None);
+        assert!(e.message.starts_with("pods is forbidden: "));
+        assert_eq!(
+            ApiError::not_found(&PODS, "p").named(Some("p")).message,
+            "pods \"p\" not found"
+        );
     }
 
     #[test]

@@ -4,85 +4,85 @@
 
 use serde_json::{json, Value};
 
+use super::hosttree::{launcher_cgroups, CgroupFiles, Charge, LauncherCgroups};
+use super::status::ApiError;
 use super::tick::clamped;
-use super::workload::Sample;
 use super::world::{Launcher, World};
 
-fn memory(time: &str, usage: i64, inactive_file: i64, rss: i64, limit: Option<i64>) -> Value {
-    let working_set = usage - inactive_file;
-    let mut m = json!({"time": time, "usageBytes": usage, "workingSetBytes": working_set, "rssBytes": rss,
-                       "pageFaults": rss / 4096 * 2, "majorPageFaults": 0});
-    if let Some(l) = limit {
+/// A `memory` object as the kubelet fills it from a cgroup (cadvisor, cgroup v1): usage, working
+/// set = usage − total_inactive_file, rss = total_rss, page faults = total_pgfault/pgmajfault, and
+/// availableBytes = limit − working set only when the cgroup has a limit.
+fn memory(time: &str, c: &CgroupFiles) -> Value {
+    let usage = c.total.usage();
+    let working_set = (usage - c.total.inactive_file).max(0);
+    let mut m = json!({"time": time, "usageBytes": usage, "workingSetBytes": working_set,
+                       "rssBytes": c.total.anon, "pageFaults": c.total.anon / 4096 * 2,
+                       "majorPageFaults": 1});
+    if let Some(l) = c.limit {
         m["availableBytes"] = json!((l - working_set).max(0));
     }
     m
 }
 
-fn container(
-    name: &str,
-    started: &str,
-    time: &str,
-    usage: i64,
-    inactive: i64,
-    rss: i64,
-    limit: Option<i64>,
-) -> Value {
-    json!({"name": name, "startTime": started, "memory": memory(time, usage, inactive, rss, limit)})
-}
-
-fn pod(l: &Launcher, s: &Sample, started: &str, time: &str) -> Value {
-    let compute_rss = s.compute_anon();
-    let mut containers = vec![container(
-        "compute",
-        started,
-        time,
-        s.compute_usage(),
-        s.inactive_file,
-        compute_rss,
-        l.compute_limit,
-    )];
-    if l.has_console_sidecar() {
-        containers.push(container(
-            "guest-console-log",
-            started,
-            time,
-            s.sidecar.anon,
-            0,
-            s.sidecar.anon,
-            Some(60_000_000 / 4096 * 4096),
-        ));
-    }
+fn pod(l: &Launcher, cgroups: &LauncherCgroups, started: &str, time: &str) -> Value {
+    // The sandbox (pause) is not a container to the kubelet.
+    let containers: Vec<Value> = cgroups
+        .containers
+        .iter()
+        .filter(|(name, _, _)| *name != "pause")
+        .map(|(name, _, c)| json!({"name": name, "startTime": started, "memory": memory(time, c)}))
+        .collect();
     json!({
         "podRef": {"name": l.pod_name, "namespace": l.namespace, "uid": l.pod_uid},
         "startTime": started,
         "containers": containers,
-        "memory": memory(time, s.pod_usage(), s.inactive_file, compute_rss + s.sidecar.anon + s.pause.anon, l.pod_limit),
+        "memory": memory(time, &cgroups.pod),
     })
 }
 
-/// The summary of `node`, or `None` when the node does not exist.
-pub fn summary(w: &World, node: &str) -> Option<Value> {
-    let n = w.nodes.get(node)?;
+/// The summary of `node`: 404 when the node does not exist, 503 (as the API server's node proxy
+/// says it) when the node hangs (`SimHandle::hang_node_exec`).
+pub fn summary(w: &World, node: &str) -> Result<Value, ApiError> {
+    let n = w
+        .nodes
+        .get(node)
+        .ok_or_else(|| ApiError::not_found(&super::resources::NODES, node))?;
+    if w.exec.hung_nodes.contains(node) {
+        return Err(ApiError::service_unavailable(format!(
+            "error trying to reach service: dial tcp {node}:10250: i/o timeout"
+        )));
+    }
     let now = w.now();
     let time = w.timestamp();
     let mut pods = Vec::new();
     let (mut used, mut inactive, mut rss) = (0i64, 0i64, 0i64);
     for l in w.launchers.values().filter(|l| l.node == node) {
         let s = clamped(l, now - l.started);
-        used += s.pod_usage();
-        inactive += s.inactive_file;
-        rss += s.compute_anon() + s.sidecar.anon + s.pause.anon;
+        let cgroups = launcher_cgroups(l, &s);
+        used += cgroups.pod.total.usage();
+        inactive += cgroups.pod.total.inactive_file;
+        rss += cgroups.pod.total.anon;
         let started = w
             .store
             .get(&super::resources::PODS, &l.namespace, &l.pod_name)
             .and_then(|p| p["status"]["startTime"].as_str().map(str::to_string))
             .unwrap_or_else(|| time.clone());
-        pods.push(pod(l, &s, &started, &time));
+        pods.push(pod(l, &cgroups, &started, &time));
     }
+    // The node: its pods plus 3Gi of system memory, half of it anonymous.
     let system = 3 << 30;
-    Some(json!({
-        "node": {"nodeName": node, "startTime": time,
-                 "memory": memory(&time, used + system, inactive, rss + system / 2, Some(n.memory))},
+    let whole = CgroupFiles {
+        limit: Some(n.memory),
+        total: Charge {
+            anon: rss + system / 2,
+            inactive_file: inactive,
+            kernel: used + system - (rss + system / 2) - inactive,
+            ..Charge::default()
+        },
+        ..CgroupFiles::default()
+    };
+    Ok(json!({
+        "node": {"nodeName": node, "startTime": time, "memory": memory(&time, &whole)},
         "pods": pods,
     }))
 }

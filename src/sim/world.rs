@@ -135,6 +135,8 @@ pub struct World {
     pub launchers: BTreeMap<String, Launcher>,
     pub auth: Auth,
     pub exec: ExecControl,
+    /// Faults tests switched on (throttling, expiring watches, nodes without a kubelet).
+    pub faults: super::faults::Faults,
     pub scheduled: Vec<(f64, Scheduled)>,
     /// Seconds before a created pod turns Running.
     pub pod_start_delay: f64,
@@ -215,6 +217,7 @@ impl World {
             launchers: BTreeMap::new(),
             auth: Auth::default(),
             exec: ExecControl::default(),
+            faults: super::faults::Faults::default(),
             scheduled: Vec::new(),
             pod_start_delay: 0.5,
             restart_backoff: 10.0,

@@ -1,21 +1,30 @@
 //! The dashboard's [`DataSource`] for a cluster (or `--demo`): the live client's watch caches,
 //! turned into a report per refresh. Connecting happens here, in the background task, so the
 //! screen is up (and says "Loading…" or the error) while the server is slow or down.
+//!
+//! Beside each refresh's probe round, nodes' kernel logs are read in the background when
+//! something suggests an OOM kill (kernel_logs.rs); the kills found go into the report as
+//! explained history (the OOMS column, the detail view).
 
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use futures::future::BoxFuture;
 
 use super::cluster_fix::ClientSlot;
+use super::kernel_logs::KernelLogs;
 use super::snapshot::{ContextInfo, DataSource, Health, Scope, Snapshot};
 use crate::cli::args::GlobalArgs;
 use crate::cli::source::{open, Live};
 use crate::cluster::connect::{kubeconfig_paths, read_merged, Env};
 use crate::cluster::live::{Health as WatchHealth, LiveError};
 use crate::model::inventory::Readings;
-use crate::model::report;
+use crate::model::report::{self, Report};
 
 use crate::node::readers::{LiveReadings, Mode};
+
+/// The session's node readers, shared with the background kernel-log reads.
+type SharedReaders = Arc<tokio::sync::RwLock<LiveReadings>>;
 
 /// What the header says about where live numbers come from.
 fn live_label(global: &GlobalArgs) -> String {
@@ -23,7 +32,8 @@ fn live_label(global: &GlobalArgs) -> String {
         Ok(Mode::Off) => "off (specs only)".into(),
         Ok(Mode::Agent) => "agent pods".into(),
         Ok(Mode::PodExec) => "pod exec".into(),
-        Ok(Mode::Auto) => "auto (agent pods, else pod exec)".into(),
+        Ok(Mode::Kubelet) => "kubelet stats summary (guest RAM estimated)".into(),
+        Ok(Mode::Auto) => "auto (agent pods, else pod exec, else kubelet)".into(),
         Err(e) => format!("off: {}", crate::cli::chain(&e)),
     }
 }
@@ -32,7 +42,9 @@ pub struct ClusterSource {
     global: GlobalArgs,
     live: Option<(Live, Scope)>,
     /// Node readings (agent pods / pod exec), started with the live source; `None` when off.
-    readers: Option<LiveReadings>,
+    readers: Option<SharedReaders>,
+    /// OOM kills from the nodes' kernel logs (read through the readers' agents).
+    kernel_logs: KernelLogs,
     /// Shared with the fix backend: the client of the open connection.
     client: ClientSlot,
 }
@@ -43,7 +55,24 @@ impl ClusterSource {
             global,
             live: None,
             readers: None,
+            kernel_logs: KernelLogs::new(),
             client,
+        }
+    }
+
+    /// Stop reading kernel logs and delete the agent pods.
+    async fn close_readers(&mut self) {
+        self.kernel_logs.stop().await;
+        if let Some(r) = self.readers.take() {
+            match Arc::try_unwrap(r) {
+                Ok(r) => r.into_inner().close().await,
+                // Unreachable once the log task has ended; delete the agents anyway.
+                Err(shared) => {
+                    if let Some(a) = shared.read().await.agents() {
+                        a.delete_all().await;
+                    }
+                }
+            }
         }
     }
 
@@ -80,10 +109,12 @@ impl ClusterSource {
 
     fn context(&self, server: &str) -> ContextInfo {
         if self.global.demo {
+            // The demo's URL has a random port and a secret path: say what it is instead.
+            let _ = server;
             return ContextInfo {
                 context: "demo".into(),
                 cluster: "built-in simulated cluster".into(),
-                server: server.into(),
+                server: "in-process, 127.0.0.1".into(),
             };
         }
         let (context, cluster, _) = self.kube_context();
@@ -105,9 +136,8 @@ impl ClusterSource {
                 return Ok(());
             }
         }
-        if let Some(r) = self.readers.take() {
-            r.close().await;
-        }
+        self.close_readers().await;
+        self.kernel_logs = KernelLogs::new();
         if let Some((old, _)) = self.live.take() {
             self.set_client(None);
             old.close().await;
@@ -129,7 +159,8 @@ impl ClusterSource {
                         crate::cli::node_readings::unix_now(),
                     )
                     .await
-                    .ok(),
+                    .ok()
+                    .map(|r| Arc::new(tokio::sync::RwLock::new(r))),
                     _ => None,
                 };
                 self.live = Some((live, scope.clone()));
@@ -137,6 +168,18 @@ impl ClusterSource {
             }
             Err(e) => Err(classify(&e)),
         }
+    }
+}
+
+/// Say on each VM whose node's kernel log cannot be read that kills of its earlier pods are
+/// not counted, and why.
+fn note_unreadable_logs(report: &mut Report, logs: &KernelLogs) {
+    for row in &mut report.vms {
+        let Some(why) = row.node.as_deref().and_then(|n| logs.watch().error(n)) else {
+            continue;
+        };
+        row.notes
+            .push(format!("OOM kills of earlier pods are not counted: {why}"));
     }
 }
 
@@ -194,9 +237,11 @@ impl DataSource for ClusterSource {
                 ),
             };
             let server = live.source.server().to_string();
-            let (readings, warnings) = match self.readers.as_mut() {
+            let (readings, warnings) = match self.readers.as_ref() {
                 Some(r) => {
                     let round = r
+                        .write()
+                        .await
                         .read(&inventory, crate::cli::node_readings::unix_now())
                         .await;
                     opts.stale_nodes = round.stale;
@@ -204,8 +249,15 @@ impl DataSource for ClusterSource {
                 }
                 None => (Readings::new(), Vec::new()),
             };
+            self.kernel_logs.collect();
+            opts.oom_history = self.kernel_logs.explanations(&inventory, opts.version_flag);
             let mut report = report::build(&inventory, &readings, &opts);
             report.warnings.extend(warnings);
+            if let Some(r) = &self.readers {
+                self.kernel_logs
+                    .schedule(r, &report, &readings, SystemTime::now());
+                note_unreadable_logs(&mut report, &self.kernel_logs);
+            }
             Snapshot {
                 report: Some(report),
                 taken_at,
@@ -229,9 +281,7 @@ impl DataSource for ClusterSource {
     fn shutdown(&mut self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             // Delete the agent pods before the connection goes.
-            if let Some(r) = self.readers.take() {
-                r.close().await;
-            }
+            self.close_readers().await;
             if let Some((live, _)) = self.live.take() {
                 self.set_client(None);
                 live.close().await;

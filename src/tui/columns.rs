@@ -129,10 +129,7 @@ impl Column {
                     b.has_flag("under-reserved")
                         .cmp(&a.has_flag("under-reserved"))
                 }),
-            Column::Ooms => opt(
-                b.cgroup.as_ref().map(|c| c.oom_kills),
-                a.cgroup.as_ref().map(|c| c.oom_kills),
-            ),
+            Column::Ooms => b.oom_kills.cmp(&a.oom_kills),
             Column::Source => opt(
                 a.live_source.map(|s| s.as_str()),
                 b.live_source.map(|s| s.as_str()),

@@ -14,6 +14,8 @@ pub mod effect;
 pub mod event_loop;
 pub mod fix;
 pub mod history;
+pub mod kernel_logs;
+pub mod oom_watch;
 pub mod snapshot;
 pub mod terminal;
 pub mod update;

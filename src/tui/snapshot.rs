@@ -146,18 +146,21 @@ impl FilesSource {
     }
 }
 
-/// Build a report from files for a scope (blocking: file reads and parsing).
+/// Build a report from files for a scope (blocking: file reads and parsing), with the OOM
+/// kills of the kernel logs among them.
 pub fn report_from_files(
     path: &std::path::Path,
     global: &GlobalArgs,
     scope: &Scope,
 ) -> anyhow::Result<Report> {
-    let opts = crate::cli::list::report_options(global)?;
+    let mut opts = crate::cli::list::report_options(global)?;
     let mut loaded = crate::cluster::files::load_inventory(path)?;
     let mut g = global.clone();
     g.all_namespaces = scope.namespace.is_none();
     g.namespace = scope.namespace.clone();
     crate::cli::list::filter_namespace(&mut loaded.inventory, &g);
+    // Support bundles carry the nodes' kernel logs: their kills are the VMs' OOM history.
+    opts.oom_history = crate::cli::list::oom_history(&loaded, opts.version_flag);
     Ok(report::build(&loaded.inventory, &Readings::new(), &opts))
 }
 
@@ -252,6 +255,20 @@ mod tests {
         }
         drop(snap_rx);
         task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn files_source_counts_the_kills_of_a_bundles_kernel_logs() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bundle");
+        let mut src = FilesSource::new(dir, GlobalArgs::default());
+        let snap = src.fetch(&Scope::default()).await;
+        let report = snap.report.unwrap();
+        let vm = report.vms.iter().find(|v| v.name == "vm-64g").unwrap();
+        assert_eq!(vm.oom_kills, Some(1));
+        assert_eq!(vm.oom_history.len(), 1);
+        assert!(vm.oom_history[0]
+            .verdict
+            .starts_with("VM prod/vm-64g was OOM-killed"));
     }
 
     #[tokio::test]

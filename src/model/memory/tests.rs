@@ -68,6 +68,7 @@ fn seed_reading(guest_resident: Option<u64>) -> PodReading {
         uid: "99ee3a64-645b-4699-9384-5a3875d78b41".into(),
         cgroup: pod,
         guest_resident_bytes: guest_resident,
+        guest_resident_taken_at: None,
         guest_hugetlb_bytes: None,
         containers: vec![compute],
         processes: vec![
@@ -152,3 +153,77 @@ fn overshooting_parts_are_taken_back_from_file_and_kernel() {
 }
 
 const GI_TEST: i64 = 1024 * MI;
+
+/// What the kubelet's summary gives for the seed's VM: counters with anon (RSS) and working set,
+/// no processes, no smaps.
+fn kubelet_reading(compute_rss: u64) -> PodReading {
+    let mut r = seed_reading(None);
+    r.processes.clear();
+    r.cgroup.stat.anon = Some(compute_rss + 4 * MI as u64);
+    r.containers[0].stat.anon = Some(compute_rss);
+    r
+}
+
+#[test]
+fn without_processes_guest_is_estimated_from_the_compute_containers_rss() {
+    let guest = 1948 * MI;
+    let m = evaluate(
+        guest,
+        &kubelet_reading(305 * MI as u64),
+        Some("fd57"),
+        &budgets(),
+    );
+    assert!(!m.guest_resident_exact);
+    assert_eq!(m.guest_resident, 305 * MI, "min(compute RSS, guest)");
+    assert_eq!(m.counters.container_id.as_deref(), Some("fd57"));
+    // Compute RSS above the guest size: capped at the guest.
+    let m = evaluate(
+        200 * MI,
+        &kubelet_reading(305 * MI as u64),
+        None,
+        &budgets(),
+    );
+    assert_eq!(m.guest_resident, 200 * MI);
+}
+
+#[test]
+fn without_processes_the_breakdown_names_only_what_is_known_and_adds_up() {
+    let m = evaluate(
+        1948 * MI,
+        &kubelet_reading(305 * MI as u64),
+        Some("fd57"),
+        &budgets(),
+    );
+    let names: Vec<&str> = m.breakdown.iter().map(|c| c.name).collect();
+    assert_eq!(names, ["guest", "other", "file"], "no per-process parts");
+    let get = |n: &str| m.breakdown.iter().find(|c| c.name == n).unwrap().bytes;
+    assert_eq!(get("guest"), 305 * MI);
+    assert_eq!(get("file"), 1_900_000, "usage − working set");
+    assert_eq!(get("other"), 330_000_000 - 1_900_000 - 305 * MI);
+    assert_eq!(
+        m.breakdown.iter().map(|c| c.bytes).sum::<i64>(),
+        330_000_000
+    );
+    assert!(m.breakdown.iter().all(|c| c.bytes >= 0));
+    // A guest estimate above what is not page cache is cut so the parts still add up.
+    let mut r = kubelet_reading(329 * MI as u64);
+    r.containers[0].usage_bytes = 300 * MI as u64;
+    r.containers[0].working_set_bytes = 290 * MI as u64;
+    let m = evaluate(1948 * MI, &r, Some("fd57"), &budgets());
+    assert_eq!(m.breakdown.iter().map(|c| c.bytes).sum::<i64>(), 300 * MI);
+    assert!(
+        m.breakdown.iter().all(|c| c.bytes >= 0),
+        "{:?}",
+        m.breakdown
+    );
+}
+
+#[test]
+fn a_carried_exact_guest_resident_says_when_it_was_measured() {
+    let mut r = seed_reading(Some(150 * MI as u64));
+    r.guest_resident_taken_at = Some(1_700_000_000);
+    let m = evaluate(1948 * MI, &r, Some("fd57"), &budgets());
+    assert!(m.guest_resident_exact);
+    assert_eq!(m.guest_resident, 150 * MI);
+    assert_eq!(m.guest_resident_taken_at, Some(1_700_000_000));
+}

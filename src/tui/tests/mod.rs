@@ -3,6 +3,8 @@
 
 mod event_loop;
 mod fake_fix;
+mod oom_history;
+mod oom_source;
 mod render;
 mod state;
 
@@ -79,6 +81,7 @@ fn pod_reading(uid: &str, limit: i64, guest: i64, qemu: i64, oom_kills: u64) -> 
             },
         },
         guest_resident_bytes: Some(guest as u64),
+        guest_resident_taken_at: None,
         guest_hugetlb_bytes: None,
         containers: vec![],
         processes,

@@ -293,3 +293,25 @@ fn a_dialog_taller_than_the_screen_keeps_its_question_visible() {
     let screen = render(&app, 80, 14);
     assert!(screen.contains("Apply this change? [y] yes"), "{screen}");
 }
+
+#[test]
+fn detail_says_when_the_guest_figure_is_carried_from_an_earlier_smaps_read() {
+    let mut app = app_with_data(8, 200, 50);
+    let now = app
+        .now
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let selected = app.selected_row().unwrap().name.clone();
+    let report = app.report.as_mut().unwrap();
+    for vm in report.vms.iter_mut().filter(|v| v.name == selected) {
+        assert!(vm.guest_resident_exact, "the seed data reads smaps");
+        vm.guest_resident_carried_from = Some(now - 30);
+    }
+    app.update(Action::Open);
+    let screen = render(&app, 200, 50);
+    assert!(
+        screen.contains("exact, from qemu's smaps read 30s ago"),
+        "{screen}"
+    );
+}

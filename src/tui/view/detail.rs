@@ -9,6 +9,7 @@ use ratatui::Frame;
 
 use super::bars::{stacked, Segment};
 use super::{bad_style, label_style, paint, risk_style};
+use crate::model::readings::LiveSource;
 use crate::model::report::VmRow;
 use crate::parse::quantity::{human, to_quantity_string};
 use crate::tui::app::App;
@@ -39,7 +40,7 @@ fn short(name: &'static str) -> &'static str {
     }
 }
 
-fn size(b: Option<i64>) -> String {
+pub(super) fn size(b: Option<i64>) -> String {
     b.map(human).unwrap_or_else(|| "-".into())
 }
 
@@ -67,9 +68,10 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App, key: &VmKey) {
     frame.render_widget(Paragraph::new(title_line(app, r)), title);
     draw_bar(frame, bar, legend, app, r);
     draw_sparks(frame, sparks, app, series, spark_rows);
-    let left = left_lines(app, r);
+    let split = body.width >= 150;
+    let left = left_lines(app, r, if split { body.width / 2 } else { body.width });
     let right = right_lines(app, r);
-    if body.width >= 150 {
+    if split {
         let [a, b] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
             .areas(body);
         frame.render_widget(
@@ -222,14 +224,14 @@ fn draw_sparks(
     }
 }
 
-fn heading(app: &App, s: &str) -> Line<'static> {
+pub(super) fn heading(app: &App, s: &str) -> Line<'static> {
     Line::from(Span::styled(
         s.to_string(),
         label_style(app).add_modifier(Modifier::BOLD),
     ))
 }
 
-fn kv(k: &str, v: String, why: &str) -> Line<'static> {
+pub(super) fn kv(k: &str, v: String, why: &str) -> Line<'static> {
     if why.is_empty() {
         Line::from(format!("  {k:<16} {v}"))
     } else {
@@ -237,8 +239,8 @@ fn kv(k: &str, v: String, why: &str) -> Line<'static> {
     }
 }
 
-/// Breakdown table, memory model, OOM history.
-fn left_lines(app: &App, r: &VmRow) -> Vec<Line<'static>> {
+/// Breakdown table, memory model, OOM history (`width`: the column's).
+fn left_lines(app: &App, r: &VmRow, width: u16) -> Vec<Line<'static>> {
     let mut out = vec![heading(app, "Breakdown (cgroup usage, no double counting)")];
     if r.breakdown.is_empty() {
         out.push(Line::from("  no live data"));
@@ -272,31 +274,30 @@ fn left_lines(app: &App, r: &VmRow) -> Vec<Line<'static>> {
     }
     out.push(Line::default());
     out.push(heading(app, "Memory model"));
-    let exact = match (r.guest_resident_bytes, r.guest_resident_exact) {
-        (None, _) => "guest RAM resident in qemu: needs live data",
-        (Some(_), true) => "exact, from qemu's smaps",
-        (Some(_), false) => "estimated: min(qemu RSS, guest)",
-    };
-    out.push(kv("guest resident", size(r.guest_resident_bytes), exact));
+    out.push(kv(
+        "guest resident",
+        size(r.guest_resident_bytes),
+        &guest_resident_note(app, r),
+    ));
     out.push(kv(
         "overhead used",
         size(r.overhead_used_bytes),
-        "everything in the cgroup that is not guest RAM (page cache excluded)",
+        "all but guest RAM and page cache",
     ));
     out.push(kv(
         "overhead budget",
         size(r.overhead_budget_bytes),
-        "limit − guest: what is left for it once the guest touches all its RAM",
+        "limit − guest: room beside a full guest",
     ));
     out.push(kv(
         "projected peak",
         size(r.projected_peak_bytes),
-        "guest + overhead used: where usage goes when the guest fills up",
+        "guest + overhead used: usage with a full guest",
     ));
     let head = kv(
         "headroom",
         size(r.headroom_bytes),
-        "limit − projected peak: negative means the VM will be OOM-killed",
+        "limit − projected peak; below 0: OOM kill ahead",
     );
     out.push(if r.headroom_bytes.is_some_and(|h| h < 0) {
         head.style(bad_style(app))
@@ -304,36 +305,7 @@ fn left_lines(app: &App, r: &VmRow) -> Vec<Line<'static>> {
         head
     });
     out.push(Line::default());
-    out.push(heading(app, "OOM history"));
-    match &r.cgroup {
-        Some(c) => {
-            out.push(kv(
-                "OOM kills",
-                c.oom_kills.to_string(),
-                "recorded for the current pod",
-            ));
-            out.push(kv(
-                "limit hits",
-                c.failcnt
-                    .map(|f| f.to_string())
-                    .unwrap_or_else(|| "-".into()),
-                "failcnt / memory.events max",
-            ));
-            out.push(kv(
-                "peak usage",
-                size(c.peak_bytes.map(|p| p as i64)),
-                &format!(
-                    "{} cgroup {} ({})",
-                    c.level,
-                    c.version,
-                    r.live_source.map(|s| s.as_str()).unwrap_or("-")
-                ),
-            ));
-        }
-        None => out.push(Line::from(
-            "  no live data (OOM counters come from the node's cgroups)",
-        )),
-    }
+    out.extend(super::detail_oom::lines(app, r, width));
     out
 }
 
@@ -405,4 +377,28 @@ fn right_lines(app: &App, r: &VmRow) -> Vec<Line<'static>> {
         }
     }
     out
+}
+
+/// Where the guest-resident figure comes from: exact from qemu's smaps (this round, or carried
+/// from the round that last read smaps), or estimated from an RSS.
+fn guest_resident_note(app: &App, r: &VmRow) -> String {
+    if r.guest_resident_bytes.is_none() {
+        return "guest RAM resident in qemu: needs live data".into();
+    }
+    if !r.guest_resident_exact {
+        return match r.live_source {
+            Some(LiveSource::Kubelet) => "estimated: min(container RSS, guest), kubelet".into(),
+            _ => "estimated: min(qemu RSS, guest)".into(),
+        };
+    }
+    match r.guest_resident_carried_from {
+        Some(at) => {
+            let now = app
+                .now
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(at, |d| d.as_secs() as i64);
+            format!("exact, from qemu's smaps read {}s ago", (now - at).max(0))
+        }
+        None => "exact, from qemu's smaps".into(),
+    }
 }

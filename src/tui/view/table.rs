@@ -53,11 +53,7 @@ fn cells(app: &App, r: &VmRow, cols: &[Column], bar: usize) -> Vec<Cell<'static>
                 }
                 Cell::from(Span::styled(text, risk_style(app, r.risk)))
             }
-            Column::Ooms => Cell::from(match &r.cgroup {
-                Some(c) if c.oom_kills > 0 => c.oom_kills.to_string(),
-                Some(_) => "0".into(),
-                None => "-".into(),
-            }),
+            Column::Ooms => Cell::from(ooms(r)),
             Column::Source => Cell::from(if stale {
                 "stale".to_string()
             } else {
@@ -67,6 +63,15 @@ fn cells(app: &App, r: &VmRow, cols: &[Column], bar: usize) -> Vec<Cell<'static>
             }),
         })
         .collect()
+}
+
+/// OOM kills of the VM across its current and earlier pods (cgroup counters and kernel logs,
+/// each kill once); `-` when nothing could be read.
+fn ooms(r: &VmRow) -> String {
+    match r.oom_kills {
+        Some(n) if n > 0 || r.cgroup.is_some() => n.to_string(),
+        _ => "-".into(),
+    }
 }
 
 fn usage_cell(app: &App, r: &VmRow, bar: usize) -> Cell<'static> {
@@ -157,11 +162,7 @@ fn text_of(r: &VmRow, c: Column, bar: usize, app: &App) -> String {
         Column::Overhead => overhead_cell(r),
         Column::Headroom => size(r.headroom_bytes),
         Column::Risk => format!("{}*", r.risk.as_str()),
-        Column::Ooms => r
-            .cgroup
-            .as_ref()
-            .map(|g| g.oom_kills.to_string())
-            .unwrap_or_else(|| "-".into()),
+        Column::Ooms => ooms(r),
         Column::Source => {
             if app.row_stale(r) {
                 "stale".into()

@@ -1,0 +1,202 @@
+//! The kubelet Summary API (`GET /api/v1/nodes/{node}/proxy/stats/summary`) → [`NodeReadings`].
+//! Pure; never panics.
+//!
+//! The kubelet reports per pod and per container what it reads from their memory cgroups
+//! (`usageBytes`, `workingSetBytes` = usage − inactive file, `rssBytes` = anonymous memory,
+//! `availableBytes` = limit − working set when there is a limit), but no processes, no smaps, no
+//! peak, failcnt or OOM kill counters and not the node's cgroup version. What it does not say stays
+//! unknown here (`None`, no processes, [`CgroupVersion::Unknown`]); the memory model then
+//! estimates the guest's resident RAM from the compute container's RSS.
+
+use serde::Deserialize;
+
+use crate::parse::quantity::MAX_MEMORY_BYTES;
+
+use crate::model::readings::{
+    CgroupCounters, CgroupLevel, CgroupVersion, LiveSource, MemoryStat, NodeReadings, PodReading,
+};
+
+/// Why a Summary could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SummaryError {
+    #[error("the kubelet's stats summary is not the JSON it should be: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct Summary {
+    pods: Vec<PodStats>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct PodStats {
+    pod_ref: PodRef,
+    containers: Vec<ContainerStats>,
+    memory: Option<MemoryStats>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct PodRef {
+    name: String,
+    namespace: String,
+    uid: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ContainerStats {
+    name: String,
+    memory: Option<MemoryStats>,
+}
+
+/// The kubelet's `MemoryStats`: every field is optional there too.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct MemoryStats {
+    available_bytes: Option<u64>,
+    usage_bytes: Option<u64>,
+    working_set_bytes: Option<u64>,
+    rss_bytes: Option<u64>,
+}
+
+/// One pod of the Summary, as counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SummaryPod {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    /// The pod's own cgroup; `None` when the kubelet gave no memory figures for it.
+    pub memory: Option<CgroupCounters>,
+    /// Containers (by name) with memory figures.
+    pub containers: Vec<(String, CgroupCounters)>,
+}
+
+/// Parse a Summary response. Pods without a UID are left out (nothing could match them).
+pub fn parse(text: &str) -> Result<Vec<SummaryPod>, SummaryError> {
+    let s: Summary = serde_json::from_str(text)?;
+    Ok(s.pods
+        .into_iter()
+        .filter(|p| !p.pod_ref.uid.is_empty())
+        .map(|p| {
+            let where_ = format!("pod {}/{}", p.pod_ref.namespace, p.pod_ref.name);
+            let memory = p.memory.as_ref().and_then(|m| {
+                counters(
+                    m,
+                    CgroupLevel::Pod,
+                    format!("{where_} (kubelet stats summary)"),
+                )
+            });
+            let containers = p
+                .containers
+                .iter()
+                .filter_map(|c| {
+                    let m = c.memory.as_ref()?;
+                    let path = format!("{where_}, container {} (kubelet stats summary)", c.name);
+                    Some((c.name.clone(), counters(m, CgroupLevel::Container, path)?))
+                })
+                .collect();
+            SummaryPod {
+                namespace: p.pod_ref.namespace,
+                name: p.pod_ref.name,
+                uid: p.pod_ref.uid,
+                memory,
+                containers,
+            }
+        })
+        .collect())
+}
+
+/// Counters from one `memory` object; `None` without a usage figure.
+fn counters(m: &MemoryStats, level: CgroupLevel, path: String) -> Option<CgroupCounters> {
+    // A figure past any machine's memory (8 PiB) is garbage, not a reading: the model's sums
+    // would overflow on it. Such a figure is unknown; without a usage the pod has no numbers.
+    let sane = |v: Option<u64>| v.filter(|&v| v <= MAX_MEMORY_BYTES.unsigned_abs());
+    let m = MemoryStats {
+        available_bytes: sane(m.available_bytes),
+        usage_bytes: sane(m.usage_bytes),
+        working_set_bytes: sane(m.working_set_bytes),
+        rss_bytes: sane(m.rss_bytes),
+    };
+    let usage = m.usage_bytes?;
+    // The kubelet's working set is usage − inactive file, floored at 0.
+    let working_set = m.working_set_bytes.unwrap_or(usage).min(usage);
+    Some(CgroupCounters {
+        level,
+        path,
+        container_id: None,
+        // availableBytes is only there when the cgroup has a limit.
+        limit_bytes: m
+            .available_bytes
+            .map(|a| a.saturating_add(working_set))
+            .filter(|&l| l < 1 << 62),
+        usage_bytes: usage,
+        working_set_bytes: working_set,
+        peak_bytes: None,
+        failcnt: None,
+        oom_kills: 0,
+        stat: MemoryStat {
+            anon: m.rss_bytes,
+            inactive_file: m.working_set_bytes.map(|_| usage - working_set),
+            ..MemoryStat::default()
+        },
+    })
+}
+
+/// One pod to take from a Summary: its UID and its compute container's runtime id, when known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted {
+    pub uid: String,
+    pub compute_id: Option<String>,
+}
+
+/// The readings of the `wanted` pods of `node`; a wanted pod the Summary does not have (or has
+/// without memory figures) is missing. The compute container is the one named `compute`.
+pub fn readings(pods: &[SummaryPod], node: &str, wanted: &[Wanted], taken_at: i64) -> NodeReadings {
+    let mut out = NodeReadings {
+        node: node.to_string(),
+        cgroup_version: CgroupVersion::Unknown,
+        kernel: String::new(),
+        source: LiveSource::Kubelet,
+        taken_at,
+        pods: Vec::new(),
+        missing_pods: Vec::new(),
+    };
+    for w in wanted {
+        let found = pods
+            .iter()
+            .find(|p| p.uid == w.uid)
+            .and_then(|p| Some((p, p.memory.clone()?)));
+        let Some((p, cgroup)) = found else {
+            out.missing_pods.push(w.uid.clone());
+            continue;
+        };
+        let containers = p
+            .containers
+            .iter()
+            .map(|(name, c)| CgroupCounters {
+                container_id: if name == "compute" {
+                    w.compute_id.clone()
+                } else {
+                    None
+                },
+                ..c.clone()
+            })
+            .collect();
+        out.pods.push(PodReading {
+            uid: p.uid.clone(),
+            cgroup,
+            guest_resident_bytes: None,
+            guest_hugetlb_bytes: None,
+            guest_resident_taken_at: None,
+            containers,
+            processes: Vec::new(),
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

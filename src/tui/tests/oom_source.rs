@@ -1,0 +1,85 @@
+//! The dashboard's cluster source against the simulated cluster: the memhold VM is OOM-killed
+//! (model time jumps ahead), the source reads harvester-node-1's kernel log through its agent
+//! in the background, and the VM's row counts the kill, still after the VM restarted in a new
+//! pod; quitting deletes the agents.
+
+use std::time::{Duration, Instant};
+
+use crate::cli::args::{GlobalArgs, LiveMode};
+use crate::model::report::VmRow;
+use crate::sim::resources::PODS;
+use crate::sim::Sim;
+use crate::tui::cluster_fix::ClientSlot;
+use crate::tui::cluster_source::ClusterSource;
+use crate::tui::snapshot::{DataSource, Scope};
+
+fn memhold(snap: &crate::tui::snapshot::Snapshot) -> Option<VmRow> {
+    snap.report
+        .as_ref()?
+        .vms
+        .iter()
+        .find(|v| v.name == "memhold-vm")
+        .cloned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memhold_kill_reaches_the_row_from_the_kernel_log() {
+    let sim = Sim::start_demo().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    sim.write_kubeconfig(&kc).unwrap();
+    let global = GlobalArgs {
+        kubeconfig: Some(kc),
+        all_namespaces: true,
+        request_timeout: "10s".into(),
+        live: LiveMode::Auto,
+        ..GlobalArgs::default()
+    };
+    let mut source = ClusterSource::new(global, ClientSlot::default());
+    let scope = Scope { namespace: None };
+    let first = source.fetch(&scope).await;
+    assert!(first.health.is_ok(), "{:?}", first.health);
+    let before = memhold(&first).expect("memhold-vm in the first snapshot");
+    assert_eq!(before.oom_kills, Some(0));
+    assert!(before.oom_history.is_empty());
+    let old_pod = before.pod_uid.clone().unwrap();
+    // The memhold process grows past the budget: qemu is killed, the VM restarts.
+    sim.advance(Duration::from_secs(400));
+    let start = Instant::now();
+    let row = loop {
+        let snap = source.fetch(&scope).await;
+        if let Some(r) = memhold(&snap) {
+            let restarted = r.pod_uid.as_ref().is_some_and(|p| p != &old_pod);
+            if restarted && !r.oom_history.is_empty() {
+                break r;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no kernel-log kill for memhold-vm after 60 s: {:?}",
+            memhold(&snap).map(|r| (r.oom_kills, r.pod_uid, r.flags, r.notes))
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(row.oom_kills, Some(1), "{:?}", row.flags);
+    assert!(row.has_flag("oom-killed-before"), "{:?}", row.flags);
+    let e = &row.oom_history[0];
+    assert_eq!(e.event.pod_uid.as_deref(), Some(old_pod.as_str()));
+    assert_eq!(e.event.node.as_deref(), Some("harvester-node-1"));
+    assert!(
+        e.verdict
+            .starts_with("VM default/memhold-vm was OOM-killed at "),
+        "{}",
+        e.verdict
+    );
+    assert!(e.verdict.contains("on harvester-node-1"), "{}", e.verdict);
+    source.shutdown().await;
+    let agents = sim
+        .world()
+        .store
+        .list(&PODS, None)
+        .filter(|p| p["metadata"]["labels"][crate::node::agent_spec::MANAGED_BY] == "kubectl-vmmem")
+        .count();
+    assert_eq!(agents, 0, "the agents are deleted on quit");
+    sim.shutdown().await;
+}

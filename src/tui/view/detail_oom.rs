@@ -1,0 +1,173 @@
+//! The detail view's OOM history: how many kills (current pod by cgroup counter or kernel log,
+//! earlier pods by kernel log, each kill once), the cgroup counters, and every kill found in
+//! the nodes' kernel logs with its verdict paragraph, wrapped to the column.
+
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+
+use super::detail::{heading, kv, size};
+use super::{bad_style, label_style};
+use crate::model::oom_verdict::OomExplanation;
+use crate::model::report::VmRow;
+use crate::parse::quantity::human;
+use crate::tui::app::App;
+
+/// A count, or `-` where the source has no such counter (the kubelet's summary).
+fn count(n: Option<u64>) -> String {
+    n.map_or_else(|| "-".into(), |n| n.to_string())
+}
+
+/// Lines of the OOM history section for a column `width` cells wide.
+pub fn lines(app: &App, r: &VmRow, width: u16) -> Vec<Line<'static>> {
+    let mut out = vec![heading(app, "OOM history")];
+    let is_current = |e: &OomExplanation| r.pod_uid.is_some() && e.event.pod_uid == r.pod_uid;
+    let log_current = r.oom_history.iter().filter(|e| is_current(e)).count() as u64;
+    let cgroup = r.cgroup.as_ref().and_then(|c| c.oom_kills).unwrap_or(0);
+    let current = cgroup.max(log_current);
+    let earlier = r.oom_history.len() as u64 - log_current;
+    let counted = format!("current pod {current}, earlier pods {earlier}");
+    let kills = kv("OOM kills", count(r.oom_kills), &counted);
+    out.push(if r.oom_kills.unwrap_or(0) > 0 {
+        kills.style(bad_style(app))
+    } else {
+        kills
+    });
+    match &r.cgroup {
+        Some(c) => {
+            out.push(kv(
+                "cgroup counter",
+                count(c.oom_kills),
+                "OOM kills the current pod's cgroup recorded",
+            ));
+            out.push(kv(
+                "limit hits",
+                c.failcnt
+                    .map(|f| f.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                "failcnt / memory.events max",
+            ));
+            out.push(kv(
+                "peak usage",
+                size(c.peak_bytes.map(|p| p as i64)),
+                &format!(
+                    "{} cgroup {} ({})",
+                    c.level,
+                    c.version.unwrap_or("version unknown"),
+                    r.live_source.map(|s| s.as_str()).unwrap_or("-")
+                ),
+            ));
+        }
+        None => out.push(Line::from(
+            "  no live data for the current pod (its OOM counters come from the node's cgroups)",
+        )),
+    }
+    if r.oom_history.is_empty() {
+        out.push(Line::from(
+            "  no OOM reports for this VM in the kernel logs read so far",
+        ));
+        return out;
+    }
+    out.push(Line::from(format!(
+        "  {} kill(s) in the nodes' kernel logs, oldest first:",
+        r.oom_history.len()
+    )));
+    let width = usize::from(width.max(20));
+    for (i, e) in r.oom_history.iter().enumerate() {
+        out.push(Line::default());
+        let ev = &e.event;
+        let pod = match ev.pod_uid.as_deref() {
+            Some(uid) if is_current(e) => format!("pod {} (current)", short_uid(uid)),
+            Some(uid) => format!("pod {} (earlier)", short_uid(uid)),
+            None => "pod unknown".into(),
+        };
+        out.push(Line::from(vec![
+            Span::styled(format!("  #{} ", i + 1), label_style(app)),
+            Span::raw(format!(
+                "{}  node {}  {pod}",
+                ev.time
+                    .as_deref()
+                    .map(str::trim)
+                    .unwrap_or("time not printed"),
+                ev.node.as_deref().unwrap_or("-"),
+            )),
+        ]));
+        let victim = match &ev.victim {
+            Some(v) => {
+                let anon = v
+                    .anon_rss_bytes
+                    .map(|b| format!(", {} anon", human(b as i64)))
+                    .unwrap_or_default();
+                format!("{} (pid {}{anon})", v.comm, v.pid)
+            }
+            None => "not printed".into(),
+        };
+        out.push(Line::from(format!(
+            "     trigger {}  killed {victim}{}",
+            ev.trigger.as_deref().unwrap_or("-"),
+            if ev.partial {
+                "  (report cut short)"
+            } else {
+                ""
+            }
+        )));
+        for l in wrap(&e.verdict, width.saturating_sub(6).max(14)) {
+            out.push(Line::from(Span::styled(
+                format!("     {l}"),
+                Style::default(),
+            )));
+        }
+    }
+    out
+}
+
+/// The first block of a pod UID, enough to tell pods apart on screen.
+fn short_uid(uid: &str) -> String {
+    let head: String = uid.chars().take(8).collect();
+    if head.len() < uid.len() {
+        format!("{head}…")
+    } else {
+        head
+    }
+}
+
+/// Words into lines of at most `width` characters (a longer word gets a line of its own).
+pub fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut line = String::new();
+    let mut len = 0;
+    for word in text.split_whitespace() {
+        let w = word.chars().count();
+        if len > 0 && len + 1 + w > width {
+            out.push(std::mem::take(&mut line));
+            len = 0;
+        }
+        if len > 0 {
+            line.push(' ');
+            len += 1;
+        }
+        line.push_str(word);
+        len += w;
+    }
+    if len > 0 {
+        out.push(line);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap;
+
+    #[test]
+    fn wraps_at_word_boundaries() {
+        assert_eq!(
+            wrap("the pod hit its memory limit of 2.4GiB", 12),
+            vec!["the pod hit", "its memory", "limit of", "2.4GiB"]
+        );
+        assert_eq!(
+            wrap("averyveryverylongword x", 5),
+            vec!["averyveryverylongword", "x"]
+        );
+        assert!(wrap("   ", 10).is_empty());
+    }
+}
