@@ -3,7 +3,7 @@
 # check each binary, and regenerate krew-manifest.yaml from the archives' real sha256 sums:
 #
 #   scripts/cross-build.sh [--platform OS_ARCH]... [--version vX.Y.Z] [--out DIR]
-#                          [--no-manifest] [--allow-dirty]
+#                          [--no-manifest] [--allow-dirty] [--parallel]
 #   scripts/cross-build.sh --print-targets
 #
 # Platforms (default: all five) and the Rust target each is built for:
@@ -23,7 +23,8 @@
 # build in its header) and installs the linux/amd64 or darwin archive of this machine, as the
 # manifest describes it, into a temporary krew layout and runs it through kubectl.
 # Builds from a clean work tree only (the binary's --version names the commit), unless
-# --allow-dirty. Archives go to DIST (default dist/, not committed).
+# --allow-dirty. Archives go to DIST (default dist/, not committed). --parallel builds all
+# platforms at once, each in target/cross/PLATFORM (more disk, less waiting on a shared machine).
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -43,6 +44,7 @@ version=""
 out="$root/dist"
 manifest=1
 allow_dirty=0
+parallel=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --platform) platforms="$platforms $2"; shift 2 ;;
@@ -50,6 +52,7 @@ while [ $# -gt 0 ]; do
     --out) out=$2; shift 2 ;;
     --no-manifest) manifest=0; shift ;;
     --allow-dirty) allow_dirty=1; shift ;;
+    --parallel) parallel=1; shift ;;
     --print-targets) echo "$TARGETS"; exit 0 ;;
     -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "cross-build.sh: unknown argument $1 (see --help)" >&2; exit 1 ;;
@@ -118,31 +121,71 @@ echo "rustc $rustc_version${zig_version:+, zig $zig_version, cargo-zigbuild $zig
 
 stubs=""
 sdk_note=""
-mkdir -p "$out"
-out=$(cd "$out" && pwd)
 for p in $platforms; do
+  case "$(builder_of "$p"):$p:${SDKROOT:-}" in
+    zig:darwin_*:) sdk_note="darwin linked by zig against framework stubs (scripts/macos-framework-stubs.py), no macOS SDK"
+      if [ -z "$stubs" ]; then
+        stubs="$root/target/cross-tools/framework-stubs"
+        rm -rf "$stubs"
+        python3 scripts/macos-framework-stubs.py "$stubs" --target "$(target_of "$p")"
+      fi ;;
+    zig:darwin_*) sdk_note="darwin linked by zig against the macOS SDK in SDKROOT" ;;
+  esac
+done
+
+# Where a platform's build goes: its own folder with --parallel (cargo locks a build folder, so
+# builds sharing one would run one after another), else CARGO_TARGET_DIR or target/.
+target_dir_of() {
+  if [ "$parallel" = 1 ]; then echo "$root/target/cross/$1"; else echo "${CARGO_TARGET_DIR:-$root/target}"; fi
+}
+
+build_one() {
+  p=$1
   t=$(target_of "$p")
-  exe=$(exe_of "$p")
-  say "build $p ($t)"
+  CARGO_TARGET_DIR=$(target_dir_of "$p")
+  export CARGO_TARGET_DIR
   case "$(builder_of "$p"):$p" in
     cargo:*) cargo build --release --locked --target "$t" ;;
     zig:darwin_*)
-      if [ -n "${SDKROOT:-}" ]; then
-        sdk_note="darwin linked by zig against the macOS SDK in SDKROOT"
-        cargo-zigbuild zigbuild --release --locked --target "$t"
-      else
-        if [ -z "$stubs" ]; then
-          stubs="$root/target/cross-tools/framework-stubs"
-          rm -rf "$stubs"
-          python3 scripts/macos-framework-stubs.py "$stubs" --target "$t"
-        fi
-        sdk_note="darwin linked by zig against framework stubs (scripts/macos-framework-stubs.py), no macOS SDK"
+      if [ -n "$stubs" ]; then
         # Only the final link needs the stubs: `rustc` passes the flag to this crate alone.
         cargo-zigbuild rustc --release --locked --target "$t" --bin kubectl-vmmem -- -L "framework=$stubs"
+      else
+        cargo-zigbuild zigbuild --release --locked --target "$t"
       fi ;;
     zig:*) cargo-zigbuild zigbuild --release --locked --target "$t" ;;
   esac
-  bin="target/$t/release/$exe"
+}
+
+if [ "$parallel" = 1 ]; then
+  say "build $platforms at once (logs in target/cross/PLATFORM.log)"
+  mkdir -p "$root/target/cross"
+  pids=""
+  for p in $platforms; do
+    (build_one "$p" > "$root/target/cross/$p.log" 2>&1) &
+    pids="$pids $!:$p"
+  done
+  failed=""
+  for pp in $pids; do
+    wait "${pp%%:*}" || failed="$failed ${pp#*:}"
+  done
+  for p in $failed; do
+    echo "build of $p failed; the end of target/cross/$p.log:" >&2
+    tail -n 30 "$root/target/cross/$p.log" >&2
+  done
+  [ -z "$failed" ] || die "builds failed:$failed"
+else
+  for p in $platforms; do
+    say "build $p ($(target_of "$p"))"
+    build_one "$p"
+  done
+fi
+
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+for p in $platforms; do
+  say "check and package $p"
+  bin="$(target_dir_of "$p")/$(target_of "$p")/release/$(exe_of "$p")"
   [ -f "$bin" ] || die "the build left no $bin"
   python3 scripts/check-binary.py "$p" "$bin"
   if [ "$p" = "$host" ] || { [ "$host" = darwin_arm64 ] && [ "$p" = darwin_amd64 ] && arch -x86_64 true 2>/dev/null; }; then
