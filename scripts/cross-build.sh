@@ -24,7 +24,7 @@
 # manifest describes it, into a temporary krew layout and runs it through kubectl.
 # Builds from a clean work tree only (the binary's --version names the commit), unless
 # --allow-dirty. Archives go to DIST (default dist/, not committed). --parallel builds all
-# platforms at once, each in target/cross/PLATFORM (more disk, less waiting on a shared machine).
+# platforms at once, each after the first in target/cross/PLATFORM (more disk, less waiting).
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -133,10 +133,13 @@ for p in $platforms; do
   esac
 done
 
-# Where a platform's build goes: its own folder with --parallel (cargo locks a build folder, so
-# builds sharing one would run one after another), else CARGO_TARGET_DIR or target/.
+# Where a platform's build goes: CARGO_TARGET_DIR or target/, except that with --parallel every
+# platform but the first gets its own target/cross/PLATFORM (cargo locks a build folder, so
+# builds sharing one would run one after another).
+for first in $platforms; do break; done
 target_dir_of() {
-  if [ "$parallel" = 1 ]; then echo "$root/target/cross/$1"; else echo "${CARGO_TARGET_DIR:-$root/target}"; fi
+  if [ "$parallel" = 1 ] && [ "$1" != "$first" ]; then echo "$root/target/cross/$1"
+  else echo "${CARGO_TARGET_DIR:-$root/target}"; fi
 }
 
 build_one() {
