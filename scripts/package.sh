@@ -69,27 +69,40 @@ fi
 name="kubectl-vmmem_${version}_${platform}"
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-stage=$(mktemp -d)
-trap 'rm -rf "$stage"' EXIT INT TERM
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT INT TERM
+stage="$work/stage"
+mkdir "$stage"
 cp "$bin" "$stage/$exe"
-chmod 755 "$stage/$exe"
 cp "$root/LICENSE" "$root/README.md" "$stage/"
+# Reproducible: the same binary, LICENSE and README give the same bytes, whoever packs them and
+# whenever. Fixed modes, owner 0, every date 1980-01-01 00:00 UTC (the earliest a zip can hold),
+# entries in sorted order, no extra zip fields, no name or date in the gzip header.
+chmod 755 "$stage/$exe"
+chmod 644 "$stage/LICENSE" "$stage/README.md"
+TZ=UTC0 touch -t 198001010000 "$stage/$exe" "$stage/LICENSE" "$stage/README.md"
+entries=$(printf '%s\n' "$exe" LICENSE README.md | LC_ALL=C sort)
 
 archive="$out/$name.$ext"
 rm -f "$archive"
 if [ "$ext" = zip ]; then
   if command -v zip >/dev/null 2>&1; then
-    (cd "$stage" && zip -q -X "$archive" "$exe" LICENSE README.md)
-  elif command -v 7z >/dev/null 2>&1; then
-    (cd "$stage" && 7z a -tzip -bd "$archive" "$exe" LICENSE README.md >/dev/null)
+    # shellcheck disable=SC2086 # entries are our three plain names
+    (cd "$stage" && TZ=UTC0 zip -q -X -D "$archive" $entries)
   else
-    echo "package.sh: need zip or 7z to build $archive" >&2; exit 1
+    echo "package.sh: need zip to build $archive" >&2; exit 1
   fi
 else
-  # Owner and dates fixed, so the same inputs give the same archive.
-  (cd "$stage" && tar --owner=0 --group=0 --numeric-owner --mtime='1970-01-01 00:00:00Z' \
-      -cf - "$exe" LICENSE README.md 2>/dev/null || tar -cf - "$exe" LICENSE README.md) \
-    | gzip -n > "$archive"
+  if tar --version 2>/dev/null | grep -q 'GNU tar'; then
+    # shellcheck disable=SC2086
+    (cd "$stage" && tar --format=ustar --owner=0 --group=0 --numeric-owner -cf ../archive.tar $entries)
+  else
+    # bsdtar (macOS): no extended attributes or AppleDouble files.
+    # shellcheck disable=SC2086
+    (cd "$stage" && COPYFILE_DISABLE=1 tar --format ustar --uid 0 --gid 0 --numeric-owner \
+        --no-xattrs --no-mac-metadata -cf ../archive.tar $entries)
+  fi
+  gzip -n -9 < "$stage/../archive.tar" > "$archive"
 fi
 
 if command -v sha256sum >/dev/null 2>&1; then

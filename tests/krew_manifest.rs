@@ -54,6 +54,11 @@ fn stand_in(dir: &Path) -> PathBuf {
 fn release_archives(dist: &Path) -> Vec<PathBuf> {
     std::fs::create_dir_all(dist).unwrap();
     let bin = stand_in(dist);
+    package_all(&bin, dist)
+}
+
+/// scripts/package.sh of `bin` for every released platform into `dist`.
+fn package_all(bin: &Path, dist: &Path) -> Vec<PathBuf> {
     krew_rules::RELEASED
         .iter()
         .map(|(os, arch)| {
@@ -85,40 +90,112 @@ fn valid() -> String {
     )
 }
 
-#[test]
-fn the_committed_manifest_follows_krews_rules_and_the_template() {
-    let committed = read("krew-manifest.yaml");
-    assert_eq!(violations(&committed, "vmmem"), Vec::<String>::new());
-    let d = doc(&committed);
-    assert_eq!(
-        d["spec"]["version"].as_str(),
-        Some(version().as_str()),
-        "krew-manifest.yaml is for another version than Cargo.toml"
-    );
-    // Every entry is the template's entry for that platform with a real sum filled in.
+/// Everything wrong with a manifest meant to be committed: krew's rules, every released platform
+/// present, each entry the template's with a real sum, and a header naming the build that made
+/// the archives (scripts/cross-build.sh or the release workflow), not a partial local one.
+fn committed_manifest_problems(text: &str) -> Vec<String> {
+    let mut out = violations(text, "vmmem");
+    for missing in missing_release_platforms(text) {
+        out.push(format!(
+            "no {missing} entry: run scripts/cross-build.sh to build and add every platform"
+        ));
+    }
+    let Ok(d) = serde_yaml::from_str::<serde_yaml::Value>(text) else {
+        return out;
+    };
+    if d["spec"]["version"].as_str() != Some(version().as_str()) {
+        out.push(format!(
+            "spec.version {:?} is not Cargo.toml's {}",
+            d["spec"]["version"],
+            version()
+        ));
+    }
     let template = read(".krew.yaml").replace("{{ .TagName }}", &version());
     for p in platforms(&d) {
-        let (os, arch) = (p.label("os").unwrap(), p.label("arch").unwrap());
+        let (os, arch) = (p.label("os").unwrap_or("?"), p.label("arch").unwrap_or("?"));
         let file = format!("kubectl-vmmem_{}_{os}_{arch}.", version());
-        assert!(
-            p.uri.contains(&file),
-            "{os}/{arch}: uri {} is not the release asset {file}*",
-            p.uri
-        );
-        assert!(
-            template.contains(&format!("\"{}\"", p.uri)),
-            "{} is not in .krew.yaml",
-            p.uri
-        );
+        if !p.uri.contains(&file) {
+            out.push(format!(
+                "{os}/{arch}: uri {} is not the release asset {file}*",
+                p.uri
+            ));
+        }
+        if !template.contains(&format!("\"{}\"", p.uri)) {
+            out.push(format!("{os}/{arch}: {} is not in .krew.yaml", p.uri));
+        }
     }
     // The same text the script writes (descriptions, caveats) as the template.
+    let t = doc(&read(".krew.yaml").replace("{{", "#{{"));
     for key in ["shortDescription", "description", "caveats", "homepage"] {
-        let t = doc(&read(".krew.yaml").replace("{{", "#{{"));
-        assert_eq!(
-            d["spec"][key], t["spec"][key],
-            "spec.{key} differs from .krew.yaml"
+        if d["spec"][key] != t["spec"][key] {
+            out.push(format!("spec.{key} differs from .krew.yaml"));
+        }
+    }
+    let header: Vec<&str> = text.lines().take_while(|l| l.starts_with('#')).collect();
+    if header.iter().any(|l| l.contains("Partial")) {
+        out.push("the header says the manifest is partial".to_string());
+    }
+    let built = header
+        .iter()
+        .find_map(|l| l.strip_prefix("# Archives built by "));
+    match built {
+        Some(b)
+            if (b.starts_with("scripts/cross-build.sh ")
+                || b.starts_with("the release workflow"))
+                && b.split_whitespace().any(|w| {
+                    let w = w.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+                    w.len() >= 12 && w.chars().all(|c| c.is_ascii_hexdigit())
+                }) => {}
+        _ => out.push(
+            "the header does not say which build made the archives (\"# Archives built by \
+             scripts/cross-build.sh ... from commit <rev>\")"
+                .to_string(),
+        ),
+    }
+    out
+}
+
+#[test]
+fn the_committed_manifest_has_every_platform_by_krews_rules_and_the_template() {
+    let committed = read("krew-manifest.yaml");
+    assert_eq!(
+        committed_manifest_problems(&committed),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn a_committed_manifest_missing_any_platform_is_rejected() {
+    let committed = read("krew-manifest.yaml");
+    let d = doc(&committed);
+    for p in platforms(&d) {
+        let (os, arch) = (p.label("os").unwrap(), p.label("arch").unwrap());
+        // Drop this platform's entry: its selector through its bin line.
+        let start = committed
+            .find(&format!("        os: {os}\n        arch: {arch}\n"))
+            .and_then(|i| committed[..i].rfind("  - selector:"))
+            .unwrap_or_else(|| panic!("no {os}/{arch} selector"));
+        let bin = format!("    bin: {}\n", p.bin);
+        let end = start + committed[start..].find(&bin).unwrap() + bin.len();
+        let without = format!("{}{}", &committed[..start], &committed[end..]);
+        assert_eq!(platforms(&doc(&without)).len(), platforms(&d).len() - 1);
+        let problems = committed_manifest_problems(&without);
+        assert!(
+            problems
+                .iter()
+                .any(|m| m.contains(&format!("no {os}/{arch} entry"))),
+            "without {os}/{arch}: {problems:?}"
         );
     }
+    // A partial local manifest (what scripts/krew-manifest.sh --partial writes) is rejected too.
+    let partial = committed.replacen(
+        "\n",
+        "\n# Partial: only the platforms whose archive was in the dist folder\n",
+        1,
+    );
+    assert!(committed_manifest_problems(&partial)
+        .iter()
+        .any(|m| m.contains("partial")));
 }
 
 #[test]
@@ -150,6 +227,53 @@ fn the_template_renders_to_a_valid_manifest_for_every_released_platform() {
         let side = std::fs::read_to_string(format!("{}.sha256", archive.display())).unwrap();
         assert_eq!(side, format!("{}  {file}\n", p.sha256));
     }
+}
+
+#[test]
+fn archives_are_reproducible_from_the_same_binary() {
+    // The same binary packaged twice, its file dated differently in between, gives the same
+    // bytes: the manifest's sums stay true for a rebuild of the same inputs.
+    let dir = tempfile::tempdir().unwrap();
+    let bin = stand_in(dir.path());
+    let first = package_all(&bin, &dir.path().join("first"));
+    let f = std::fs::File::options().write(true).open(&bin).unwrap();
+    let then = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_234_567_890);
+    f.set_modified(then).unwrap();
+    drop(f);
+    let second = package_all(&bin, &dir.path().join("second"));
+    assert_eq!(first.len(), krew_rules::RELEASED.len());
+    for (a, b) in first.iter().zip(&second) {
+        assert_eq!(
+            sha256_of(a),
+            sha256_of(b),
+            "{} is not reproducible",
+            a.display()
+        );
+        // Sorted entries: LICENSE, README.md, then the binary.
+        let files = krew_rules::archive_files(a);
+        assert_eq!(files.len(), 3, "{files:?}");
+    }
+    let listing = Command::new("tar")
+        .arg("tvzf")
+        .arg(&first[0])
+        .output()
+        .expect("this test needs `tar` on PATH");
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    let names: Vec<&str> = listing
+        .lines()
+        .map(|l| l.split_whitespace().last().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["LICENSE", "README.md", "kubectl-vmmem"],
+        "{listing}"
+    );
+    assert!(
+        listing
+            .lines()
+            .all(|l| l.contains(" 0/0 ") && l.contains("1980-01-01 00:00")),
+        "owner or date not fixed:\n{listing}"
+    );
 }
 
 #[test]
@@ -358,9 +482,25 @@ fn the_release_workflow_builds_every_platform_of_the_template() {
         assert!(template.contains(&format!("_{p}.")), ".krew.yaml lacks {p}");
     }
     assert_eq!(template.matches("addURIAndSha").count(), matrix.len());
+    // Each platform is built for the Rust target scripts/cross-build.sh builds it for here.
+    let script_targets = script("cross-build.sh", &["--print-targets"]);
+    for m in wf["jobs"]["build"]["strategy"]["matrix"]["include"]
+        .as_sequence()
+        .unwrap()
+    {
+        let (p, t) = (
+            m["platform"].as_str().unwrap(),
+            m["target"].as_str().unwrap(),
+        );
+        assert!(
+            script_targets.lines().any(|l| l == format!("{p} {t}")),
+            "the workflow builds {p} for {t}; scripts/cross-build.sh --print-targets says:\n{script_targets}"
+        );
+    }
+    assert_eq!(script_targets.lines().count(), matrix.len());
     let steps = serde_yaml::to_string(&wf["jobs"]).unwrap();
     for needed in [
-        "scripts/package.sh",
+        "scripts/cross-build.sh",
         "scripts/krew-manifest.sh",
         "krew-release-bot",
         "sha256sum -c",
