@@ -38,17 +38,22 @@ fn ok_json(o: &Output) -> Value {
     serde_json::from_slice(&o.stdout).unwrap()
 }
 
+/// The report's VMs in phase Running.
+fn running_vms(report: &Value) -> Vec<&Value> {
+    report["vms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["phase"] == "Running")
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_reads_through_agents_and_deletes_them() {
     let sim = common::demo().await;
     let client = sim.client().await.unwrap();
     let report = ok_json(&run(&sim, &["list", "-A", "-o", "json", "--live", "agent"]).await);
-    let running: Vec<&Value> = report["vms"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|v| v["phase"] == "Running")
-        .collect();
+    let running = running_vms(&report);
     assert!(running.len() >= 10);
     for vm in &running {
         assert_eq!(vm["liveSource"], "agent", "{}", vm["name"]);
@@ -134,12 +139,7 @@ async fn pod_exec_reads_each_compute_container_and_auto_falls_back_to_it() {
     let sim = common::demo().await;
     let client = sim.client().await.unwrap();
     let check = |report: &Value| {
-        let running: Vec<&Value> = report["vms"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|v| v["phase"] == "Running")
-            .collect();
+        let running = running_vms(report);
         assert!(running.len() >= 10);
         for vm in running {
             assert_eq!(vm["liveSource"], "pod-exec", "{}", vm["name"]);

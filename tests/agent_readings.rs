@@ -8,54 +8,16 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
+use common::live::{agent_pods, inventory, read_options, start_readings, timed_round};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, PostParams};
 use serde_json::json;
-use vmmem::cluster::connect::{self, ConnectFlags};
-use vmmem::cluster::live::{LiveOptions, LiveSource, Scope};
-use vmmem::model::inventory::{Inventory, SourceKind};
+use vmmem::model::inventory::Inventory;
 use vmmem::model::readings::LiveSource as Source;
 use vmmem::model::report::{self, ReportOptions};
-use vmmem::node::agent_spec::{managed_selector, AgentFlags};
-use vmmem::node::readers::{LiveReadings, Mode, ReadOptions};
+use vmmem::node::readers::Mode;
 use vmmem::node::smaps_policy::SmapsPolicy;
 use vmmem::sim::hosttree;
-use vmmem::sim::SimHandle;
-
-async fn inventory(sim: &SimHandle) -> (kube::Client, Inventory) {
-    let kc = kube::config::Kubeconfig::from_yaml(&sim.kubeconfig_yaml("admin")).unwrap();
-    let conn = connect::from_kubeconfig(kc, &ConnectFlags::default())
-        .await
-        .unwrap();
-    let source = LiveSource::start(
-        &conn,
-        LiveOptions {
-            scope: Scope::All,
-            source: SourceKind::Demo,
-            initial_timeout: Some(Duration::from_secs(10)),
-        },
-    )
-    .await
-    .unwrap();
-    (conn.client.clone(), source.snapshot())
-}
-
-fn opts(mode: Mode) -> ReadOptions {
-    ReadOptions {
-        mode,
-        exec_timeout: Duration::from_secs(20),
-        start_timeout: Duration::from_secs(20),
-        ..ReadOptions::default()
-    }
-}
-
-async fn agent_pods(client: &kube::Client) -> Vec<Pod> {
-    let api: Api<Pod> = Api::namespaced(client.clone(), "harvester-system");
-    api.list(&ListParams::default().labels(&managed_selector()))
-        .await
-        .unwrap()
-        .items
-}
 
 fn nodes_with_vms(inv: &Inventory) -> Vec<String> {
     let mut n: Vec<String> = vmmem::node::readers::targets(inv).into_keys().collect();
@@ -67,15 +29,7 @@ fn nodes_with_vms(inv: &Inventory) -> Vec<String> {
 async fn agents_are_shaped_reused_and_deleted() {
     let sim = common::demo().await;
     let (client, inv) = inventory(&sim).await;
-    let mut live = LiveReadings::start(
-        client.clone(),
-        &inv,
-        &AgentFlags::default(),
-        opts(Mode::Agent),
-        1_700_000_000,
-    )
-    .await
-    .unwrap();
+    let mut live = start_readings(&client, &inv, read_options(Mode::Agent), 1_700_000_000).await;
     let first = live.read(&inv, 1_700_000_000).await;
     assert!(first.stale.is_empty(), "{:?}", first.stale);
     let nodes = nodes_with_vms(&inv);
@@ -130,15 +84,9 @@ async fn a_hung_node_is_stale_and_the_others_are_read() {
     let sim = common::demo().await;
     let (client, inv) = inventory(&sim).await;
     sim.hang_node_exec("harvester-node-2", true);
-    let mut o = opts(Mode::Agent);
+    let mut o = read_options(Mode::Agent);
     o.exec_timeout = Duration::from_secs(15);
-    let mut live = LiveReadings::start(client.clone(), &inv, &AgentFlags::default(), o, 1)
-        .await
-        .unwrap();
-    let t = std::time::Instant::now();
-    let round = live.read(&inv, 1).await;
-    let took = t.elapsed();
-    live.close().await;
+    let (round, took) = timed_round(&client, &inv, o).await;
     assert_eq!(
         round.stale.keys().collect::<Vec<_>>(),
         ["harvester-node-2"],
@@ -215,15 +163,7 @@ async fn start_up_sweeps_earlier_sessions_agents() {
         )
         .await
         .unwrap();
-    let mut live = LiveReadings::start(
-        client.clone(),
-        &inv,
-        &AgentFlags::default(),
-        opts(Mode::Agent),
-        now,
-    )
-    .await
-    .unwrap();
+    let mut live = start_readings(&client, &inv, read_options(Mode::Agent), now).await;
     let round = live.read(&inv, now).await;
     let left: Vec<String> = agent_pods(&client)
         .await
@@ -282,15 +222,13 @@ fn guest_rss(smaps: &Path, guest_kb: u64) -> u64 {
 async fn report_numbers_equal_the_simulators_model() {
     let sim = common::demo().await;
     let (client, inv) = inventory(&sim).await;
-    let mut o = opts(Mode::Agent);
+    let mut o = read_options(Mode::Agent);
     // smaps every round: the second round's guest resident is that round's.
     o.smaps = SmapsPolicy {
         every: 1,
         ..SmapsPolicy::default()
     };
-    let mut live = LiveReadings::start(client.clone(), &inv, &AgentFlags::default(), o, 1)
-        .await
-        .unwrap();
+    let mut live = start_readings(&client, &inv, o, 1).await;
     // Agents up first; then model time stands still, so every host-tree write holds the same
     // numbers and the files can be read after the round.
     let first = live.read(&inv, 1).await;
@@ -351,14 +289,12 @@ async fn report_numbers_equal_the_simulators_model() {
 async fn smaps_is_read_every_nth_round_and_carried_in_between() {
     let sim = common::demo().await;
     let (client, inv) = inventory(&sim).await;
-    let mut o = opts(Mode::Agent);
+    let mut o = read_options(Mode::Agent);
     o.smaps = SmapsPolicy {
         every: 3,
         rss_moved: u64::MAX,
     };
-    let mut live = LiveReadings::start(client.clone(), &inv, &AgentFlags::default(), o, 1)
-        .await
-        .unwrap();
+    let mut live = start_readings(&client, &inv, o, 1).await;
     let guests = |round: &vmmem::node::readers::Round| {
         let mut g: Vec<(String, Option<u64>, Option<i64>)> = round
             .readings

@@ -3,6 +3,7 @@
 //! Unreadable files are made unreadable for real: as root (who may read anything) the plugin
 //! runs as `nobody` through `setpriv`.
 
+mod common;
 mod fix_checks;
 
 use std::io::Write;
@@ -283,9 +284,7 @@ async fn fix_with_stdout_closed_applies_nothing() {
     let sim = Sim::start(Scenario::demo().unwrap(), SimOptions::default())
         .await
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let kc = dir.path().join("admin.kubeconfig");
-    sim.write_kubeconfig(&kc).unwrap();
+    let (_dir, kc) = common::admin_kubeconfig(&sim);
     let admin = fix_checks::client(&kc).await;
     let before = fix_checks::get_vm(&admin, "default", "web-01").await;
     let mut child = Command::new(bin())

@@ -9,44 +9,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::live::{agent_pods, inventory_within, read_options, start_readings};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, ListParams};
+use kube::api::{Api, DeleteParams};
 use serde_json::Value;
-use vmmem::cluster::connect::{self, ConnectFlags};
-use vmmem::cluster::live::{LiveOptions, LiveSource, Scope};
-use vmmem::model::inventory::{Inventory, SourceKind};
 use vmmem::model::readings::LiveSource as Source;
-use vmmem::node::agent_spec::{managed_selector, AgentFlags, PID_LABEL};
-use vmmem::node::readers::{LiveReadings, Mode, ReadOptions};
+use vmmem::node::agent_spec::PID_LABEL;
+use vmmem::node::readers::Mode;
 use vmmem::sim::SimHandle;
 
 const BIN: &str = env!("CARGO_BIN_EXE_kubectl-vmmem");
-
-async fn inventory(sim: &SimHandle) -> (kube::Client, Inventory) {
-    let kc = kube::config::Kubeconfig::from_yaml(&sim.kubeconfig_yaml("admin")).unwrap();
-    let conn = connect::from_kubeconfig(kc, &ConnectFlags::default())
-        .await
-        .unwrap();
-    let source = LiveSource::start(
-        &conn,
-        LiveOptions {
-            scope: Scope::All,
-            source: SourceKind::Demo,
-            initial_timeout: Some(Duration::from_secs(20)),
-        },
-    )
-    .await
-    .unwrap();
-    (conn.client.clone(), source.snapshot())
-}
-
-async fn agent_pods(client: &kube::Client) -> Vec<Pod> {
-    let api: Api<Pod> = Api::namespaced(client.clone(), "harvester-system");
-    api.list(&ListParams::default().labels(&managed_selector()))
-        .await
-        .unwrap()
-        .items
-}
 
 fn name(p: &Pod) -> String {
     p.metadata.name.clone().unwrap()
@@ -81,16 +53,8 @@ fn args(kc: &Path, extra: &[&str]) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_deleted_by_someone_else_is_recreated_in_the_next_refresh() {
     let sim = common::demo().await;
-    let (client, inv) = inventory(&sim).await;
-    let opts = ReadOptions {
-        mode: Mode::Agent,
-        exec_timeout: Duration::from_secs(20),
-        start_timeout: Duration::from_secs(20),
-        ..ReadOptions::default()
-    };
-    let mut live = LiveReadings::start(client.clone(), &inv, &AgentFlags::default(), opts, 1)
-        .await
-        .unwrap();
+    let (client, inv) = inventory_within(&sim, "admin", Duration::from_secs(20)).await;
+    let mut live = start_readings(&client, &inv, read_options(Mode::Agent), 1).await;
     let first = live.read(&inv, 1).await;
     assert!(first.stale.is_empty(), "{:?}", first.stale);
     let before = agent_pods(&client).await;

@@ -5,29 +5,17 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::{annotated, connect_as, eventually};
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::json;
-use vmmem::cluster::connect::{connect_with_env, ConnectFlags, Connection, Env};
 use vmmem::cluster::live::{Health, LiveOptions, LiveSource, Scope};
 use vmmem::model::inventory::SourceKind;
 use vmmem::node::agent_spec::AgentFlags;
 use vmmem::node::readers::{LiveReadings, Mode, ReadOptions};
 use vmmem::sim::SimHandle;
-
-async fn connect(sim: &SimHandle, dir: &Path) -> Connection {
-    let path = dir.join("admin.kubeconfig");
-    sim.write_kubeconfig(&path).unwrap();
-    let flags = ConnectFlags {
-        kubeconfig: Some(path),
-        request_timeout: Some(Duration::from_secs(10)),
-        ..ConnectFlags::default()
-    };
-    connect_with_env(&flags, &Env::default()).await.unwrap()
-}
 
 fn opts() -> LiveOptions {
     LiveOptions {
@@ -35,17 +23,6 @@ fn opts() -> LiveOptions {
         source: SourceKind::Live,
         initial_timeout: Some(Duration::from_secs(60)),
     }
-}
-
-async fn eventually(within: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let until = Instant::now() + within;
-    while Instant::now() < until {
-        if f() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    f()
 }
 
 /// The requests whose path contains `part`, as (status, when).
@@ -78,7 +55,7 @@ fn assert_paced(tries: &[(u16, Instant)], retry_after: Duration) {
 async fn lists_watches_patches_and_execs_ride_out_a_burst_of_429s() {
     let sim = common::demo().await;
     let dir = tempfile::tempdir().unwrap();
-    let conn = connect(&sim, dir.path()).await;
+    let conn = connect_as(&sim, dir.path(), "admin", Some(Duration::from_secs(10))).await;
 
     // Lists: the first two VM lists are refused.
     sim.throttle(2, Some("/virtualmachines?"), 1);
@@ -126,12 +103,7 @@ async fn lists_watches_patches_and_execs_ride_out_a_burst_of_429s() {
     );
     assert_paced(&patches, Duration::from_secs(1));
     let seen = eventually(Duration::from_secs(30), || {
-        live.snapshot().vms.iter().any(|v| {
-            v.metadata.name == "db-02"
-                && v.metadata
-                    .annotations
-                    .contains_key("example.com/through-429")
-        })
+        annotated(&live.snapshot(), "db-02", "example.com/through-429")
     })
     .await;
     assert!(
@@ -238,7 +210,7 @@ async fn throttling_that_never_ends_is_one_sentence_from_list_and_fix() {
 async fn expired_watches_are_relisted_and_the_report_stays_complete_and_current() {
     let sim = common::demo().await;
     let dir = tempfile::tempdir().unwrap();
-    let conn = connect(&sim, dir.path()).await;
+    let conn = connect_as(&sim, dir.path(), "admin", Some(Duration::from_secs(10))).await;
     let live = LiveSource::start(&conn, opts()).await.unwrap();
     let full = live.snapshot();
     let before = live.stats();
@@ -255,12 +227,7 @@ async fn expired_watches_are_relisted_and_the_report_stays_complete_and_current(
     let mut healthy = true;
     let caught_up = eventually(Duration::from_secs(20), || {
         healthy &= live.health() == Health::Ok;
-        live.snapshot().vms.iter().any(|v| {
-            v.metadata.name == "web-01"
-                && v.metadata
-                    .annotations
-                    .contains_key("sim.vmmem.kubectl.io/bumped")
-        })
+        annotated(&live.snapshot(), "web-01", "sim.vmmem.kubectl.io/bumped")
     })
     .await;
     assert!(caught_up, "the change after the expiry never arrived");
@@ -301,12 +268,7 @@ async fn expired_watches_are_relisted_and_the_report_stays_complete_and_current(
     let lists = live.stats().lists;
     sim.bump_vm("prod", "db-01").unwrap();
     let seen = eventually(Duration::from_secs(10), || {
-        live.snapshot().vms.iter().any(|v| {
-            v.metadata.name == "db-01"
-                && v.metadata
-                    .annotations
-                    .contains_key("sim.vmmem.kubectl.io/bumped")
-        })
+        annotated(&live.snapshot(), "db-01", "sim.vmmem.kubectl.io/bumped")
     })
     .await;
     assert!(seen);

@@ -202,9 +202,7 @@ async fn agent_pending_on_the_simulator_without_a_kubelet() {
     .unwrap();
     let sim = Sim::start(scenario, SimOptions::default()).await.unwrap();
     sim.set_kubelet_down(NODE, true);
-    let dir = tempfile::tempdir().unwrap();
-    let kc = dir.path().join("admin.kubeconfig");
-    sim.write_kubeconfig(&kc).unwrap();
+    let (dir, kc) = common::admin_kubeconfig(&sim);
     sim.forbid_namespace("vmmem-user", NS);
     let user = dir.path().join("user.kubeconfig");
     sim.write_kubeconfig_as(&user, "vmmem-user").unwrap();

@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use clap::Parser;
@@ -62,26 +63,8 @@ fn live_rows(s: &Snapshot) -> usize {
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_dashboard_says_the_server_is_gone_and_recovers_when_it_returns() {
-    let mut sim = common::demo().await;
-    let dir = tempfile::tempdir().unwrap();
-    let kc = dir.path().join("admin.kubeconfig");
-    sim.write_kubeconfig(&kc).unwrap();
-    let cli = Cli::try_parse_from([
-        "kubectl-vmmem",
-        "top",
-        "-A",
-        "--live",
-        "agent",
-        "--request-timeout",
-        "3s",
-        "--kubeconfig",
-        kc.to_str().unwrap(),
-    ])
-    .unwrap();
-    let mut source = ClusterSource::new(cli.global.clone(), ClientSlot::default());
-    let scope = Scope { namespace: None };
+/// A 160x30 dashboard of `scope` with a 2 s refresh.
+fn app_160x30(scope: &Scope) -> App {
     let mut app = App::new(
         scope.clone(),
         Duration::from_secs(2),
@@ -89,6 +72,24 @@ async fn the_dashboard_says_the_server_is_gone_and_recovers_when_it_returns() {
         SystemTime::now(),
     );
     app.update(Action::Resize(160, 30));
+    app
+}
+
+/// The dashboard's cluster source for `top -A --live agent` with `extra` flags against `kc`.
+fn agent_source(kc: &Path, extra: &[&str]) -> ClusterSource {
+    let head = ["kubectl-vmmem", "top", "-A", "--live", "agent"];
+    let tail = ["--kubeconfig", kc.to_str().unwrap()];
+    let cli = Cli::try_parse_from(head.iter().chain(extra).chain(&tail)).unwrap();
+    ClusterSource::new(cli.global.clone(), ClientSlot::default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_says_the_server_is_gone_and_recovers_when_it_returns() {
+    let mut sim = common::demo().await;
+    let (_dir, kc) = common::admin_kubeconfig(&sim);
+    let mut source = agent_source(&kc, &["--request-timeout", "3s"]);
+    let scope = Scope { namespace: None };
+    let mut app = app_160x30(&scope);
 
     let first = fetch_until(&mut source, &scope, "live numbers", |s| {
         s.health == Health::Ok && live_rows(s) >= 10
@@ -136,16 +137,9 @@ async fn the_dashboard_says_the_server_is_gone_and_recovers_when_it_returns() {
     assert!(!app.data_stale(), "{s}");
     source.shutdown().await;
     let client = sim.client().await.unwrap();
-    let agents: kube::Api<k8s_openapi::api::core::v1::Pod> =
-        kube::Api::namespaced(client, "harvester-system");
-    let left = agents
-        .list(
-            &kube::api::ListParams::default().labels(&vmmem::node::agent_spec::managed_selector()),
-        )
-        .await
-        .unwrap();
+    let left = common::live::agent_pods(&client).await;
     assert!(
-        left.items.is_empty(),
+        left.is_empty(),
         "the dashboard's agents are deleted at the end, also those made before the outage"
     );
     sim.shutdown().await;
@@ -154,21 +148,9 @@ async fn the_dashboard_says_the_server_is_gone_and_recovers_when_it_returns() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_node_is_stale_with_its_reason_on_the_dashboard() {
     let sim = common::demo().await;
-    let dir = tempfile::tempdir().unwrap();
-    let kc = dir.path().join("admin.kubeconfig");
-    sim.write_kubeconfig(&kc).unwrap();
+    let (_dir, kc) = common::admin_kubeconfig(&sim);
     sim.hang_node_exec("harvester-node-2", true);
-    let cli = Cli::try_parse_from([
-        "kubectl-vmmem",
-        "top",
-        "-A",
-        "--live",
-        "agent",
-        "--kubeconfig",
-        kc.to_str().unwrap(),
-    ])
-    .unwrap();
-    let mut source = ClusterSource::new(cli.global.clone(), ClientSlot::default());
+    let mut source = agent_source(&kc, &[]);
     let scope = Scope { namespace: None };
     let snap = fetch_until(&mut source, &scope, "a round with live numbers", |s| {
         live_rows(s) >= 5
@@ -187,13 +169,7 @@ async fn a_hung_node_is_stale_with_its_reason_on_the_dashboard() {
         assert_eq!(vm.stale, on_hung, "{}", vm.name);
         assert_eq!(vm.cgroup.is_some(), !on_hung, "{}", vm.name);
     }
-    let mut app = App::new(
-        scope.clone(),
-        Duration::from_secs(2),
-        false,
-        SystemTime::now(),
-    );
-    app.update(Action::Resize(160, 30));
+    let mut app = app_160x30(&scope);
     app.update(Action::Snapshot(Box::new(snap)));
     let s = screen(&app);
     assert!(

@@ -6,97 +6,27 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-struct Tmux {
-    socket: String,
-    _dir: tempfile::TempDir,
-}
+use common::tmux::{row, Tmux};
 
-impl Tmux {
-    /// `top` with `args` against the kubeconfig `kc`, in a detached 200x40 tmux session.
-    fn start(name: &str, kc: &Path, args: &str) -> Tmux {
-        if Command::new("tmux").arg("-V").output().is_err() {
-            panic!("tmux is not installed: the terminal test needs it (`apt-get install tmux`; .ci/run installs it) and fails rather than pass without it");
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let socket = format!("vmmem-faults-{name}-{}", std::process::id());
-        let bin = env!("CARGO_BIN_EXE_kubectl-vmmem");
-        let script = format!(
-            "{bin} top --kubeconfig {} {args}; echo \"EXITED rc=$?\"; sleep 60",
-            kc.display()
-        );
-        let ok = Command::new("tmux")
-            .args(["-L", &socket, "-f", "/dev/null", "new-session", "-d"])
-            .args(["-x", "200", "-y", "40"])
-            .arg(script)
-            .env("NO_COLOR", "1")
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "tmux new-session failed");
-        let t = Tmux { socket, _dir: dir };
-        t.tmux(&["set-option", "-g", "escape-time", "0"]);
-        t
-    }
-
-    fn tmux(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .args(["-L", &self.socket])
-            .args(args)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn screen(&self) -> String {
-        self.tmux(&["capture-pane", "-p", "-t", "0"])
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        for k in keys {
-            self.tmux(&["send-keys", "-t", "0", k]);
-            std::thread::sleep(Duration::from_millis(150));
-        }
-    }
-
-    fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let start = Instant::now();
-        loop {
-            let s = self.screen();
-            if pred(&s) {
-                return s;
-            }
-            if start.elapsed() > Duration::from_secs(60) {
-                panic!("timed out waiting for {what}; screen:\n{s}");
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .status();
-    }
-}
-
-fn row<'a>(screen: &'a str, name: &str) -> Option<&'a str> {
-    screen
-        .lines()
-        .find(|l| l.split_whitespace().nth(1) == Some(name))
+/// `top` with `args` against the kubeconfig `kc`, in a detached 200x40 tmux session.
+fn start(name: &str, kc: &Path, args: &str) -> Tmux {
+    let socket = format!("vmmem-faults-{name}-{}", std::process::id());
+    let bin = env!("CARGO_BIN_EXE_kubectl-vmmem");
+    let script = format!(
+        "{bin} top --kubeconfig {} {args}; echo \"EXITED rc=$?\"; sleep 60",
+        kc.display()
+    );
+    let timing = (Duration::from_secs(60), Duration::from_millis(200));
+    Tmux::start(socket, &script, (200, 40), &[("NO_COLOR", "1")], timing)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_goes_away_and_comes_back_in_the_terminal() {
     let mut sim = common::demo().await;
-    let dir = tempfile::tempdir().unwrap();
-    let kc = dir.path().join("admin.kubeconfig");
-    sim.write_kubeconfig(&kc).unwrap();
-    let t = Tmux::start(
+    let (_dir, kc) = common::admin_kubeconfig(&sim);
+    let t = start(
         "gone",
         &kc,
         "-A --refresh 1s --request-timeout 3s --live agent",
@@ -133,7 +63,7 @@ async fn a_refused_fix_and_refused_live_data_are_shown_as_state() {
     sim.forbid_verb("reader", "patch", "virtualmachines");
     let kc = dir.path().join("reader.kubeconfig");
     sim.write_kubeconfig_as(&kc, "reader").unwrap();
-    let t = Tmux::start("rbac", &kc, "-A --refresh 2s");
+    let t = start("rbac", &kc, "-A --refresh 2s");
     let s = t.wait_for("the rows and the refusal of live data", |s| {
         row(s, "memhold-vm").is_some() && s.contains("warning: live data for node")
     });
@@ -141,12 +71,8 @@ async fn a_refused_fix_and_refused_live_data_are_shown_as_state() {
         s.contains("not allowed to create agent pods in namespace harvester-system"),
         "{s}"
     );
-    t.keys(&["/", "m", "e", "m", "h", "o", "l", "d", "Enter"]);
-    t.wait_for("the filtered table", |s| s.contains("VMs: 1 "));
-    t.keys(&["Enter"]);
-    t.wait_for("memhold-vm's details", |s| {
-        s.contains("default/memhold-vm  node")
-    });
+    t.filter_to_one("memhold");
+    t.open_details("default/memhold-vm");
     t.keys(&["f"]);
     t.wait_for("the plan", |s| s.contains("Apply this change?"));
     t.keys(&["y"]);

@@ -6,6 +6,7 @@
 //! VM is exactly the old one or exactly the planned one (every field of the plan, the undo
 //! annotation present iff changed), and running `fix` again (or `fix --undo`) finishes the job.
 
+mod common;
 mod fix_checks;
 mod fix_process;
 
@@ -241,9 +242,7 @@ async fn interrupted_fix_restart_is_all_or_nothing() {
     )
     .await
     .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let kc = dir.path().join("admin.kubeconfig");
-    sim.write_kubeconfig(&kc).unwrap();
+    let (dir, kc) = common::admin_kubeconfig(&sim);
     let admin = client(&kc).await;
     // The plugin talks to the simulator through the proxy that can hold its requests.
     let gate = Gate::start(sim.addr()).await;

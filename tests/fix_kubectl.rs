@@ -3,16 +3,18 @@
 //! new pod's limit is what the overhead formula gives for the new VMI; `--undo` brings back the
 //! original fields byte for byte.
 
+mod common;
+
 use std::path::Path;
 use std::process::Output;
-use std::time::Duration;
 
+use common::kubectl::{kubectl, ok_json, require_kubectl};
 use serde_json::Value;
 use vmmem::model::objects::VirtualMachineInstance;
 use vmmem::model::overhead::{overhead, ClusterInputs};
 use vmmem::model::spec::expected_pod;
 use vmmem::model::version::Version;
-use vmmem::sim::{Scenario, Sim, SimOptions};
+use vmmem::sim::Scenario;
 
 const PLAIN: &str = r#"
 flavour: kubevirt
@@ -24,30 +26,9 @@ vms:
   - {name: req-01, namespace: default, memory: 4Gi, request: 4Gi, cpus: 2}
 "#;
 
-fn kubectl_available() -> bool {
-    std::process::Command::new("kubectl")
-        .args(["version", "--client"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-async fn kubectl(dir: &Path, args: &[&str]) -> Value {
-    let o = tokio::process::Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(dir.join("kubeconfig"))
-        .arg("--cache-dir")
-        .arg(dir.join("cache"))
-        .args(args)
-        .env("HOME", dir)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "kubectl {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    serde_json::from_slice(&o.stdout).unwrap()
+/// `kubectl args` as JSON, failing with kubectl's stderr.
+async fn kubectl_json(dir: &Path, args: &[&str]) -> Value {
+    ok_json(&kubectl(dir, args).await, &format!("kubectl {args:?}"))
 }
 
 async fn vmmem(dir: &Path, args: &[&str]) -> Output {
@@ -75,20 +56,12 @@ fn original_fields(vm: &Value) -> (String, String) {
 }
 
 async fn fix_restart_undo(scenario: Scenario, ns: &str, name: &str, harvester: bool) {
-    let sim = Sim::start(
-        scenario,
-        SimOptions {
-            pod_start_delay: Duration::from_millis(100),
-            ..SimOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let sim = common::start(scenario).await;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     sim.write_kubeconfig(&dir.join("kubeconfig")).unwrap();
     let vm_arg = format!("{ns}/{name}");
-    let original = kubectl(dir, &["get", "vm", name, "-n", ns, "-o", "json"]).await;
+    let original = kubectl_json(dir, &["get", "vm", name, "-n", ns, "-o", "json"]).await;
 
     // Without a terminal and without --yes: the plan, then exit 1, nothing sent.
     let o = vmmem(dir, &["fix", &vm_arg]).await;
@@ -98,7 +71,7 @@ async fn fix_restart_undo(scenario: Scenario, ns: &str, name: &str, harvester: b
     // --dry-run=client: the plan only, exit 0.
     let o = vmmem(dir, &["fix", &vm_arg, "--dry-run"]).await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
-    let unchanged = kubectl(dir, &["get", "vm", name, "-n", ns, "-o", "json"]).await;
+    let unchanged = kubectl_json(dir, &["get", "vm", name, "-n", ns, "-o", "json"]).await;
     assert_eq!(original_fields(&unchanged), original_fields(&original));
 
     let o = vmmem(
@@ -131,7 +104,7 @@ async fn fix_restart_undo(scenario: Scenario, ns: &str, name: &str, harvester: b
     let expected_limit = plan["after"]["expectedPodLimitBytes"].as_i64().unwrap();
     assert_eq!(doc["restart"]["matchesPlan"], true);
 
-    let vm = kubectl(dir, &["get", "vm", name, "-n", ns, "-o", "json"]).await;
+    let vm = kubectl_json(dir, &["get", "vm", name, "-n", ns, "-o", "json"]).await;
     let domain = &vm["spec"]["template"]["spec"]["domain"];
     let limit = vmmem::parse::quantity::parse_bytes(
         domain["resources"]["limits"]["memory"].as_str().unwrap(),
@@ -150,9 +123,9 @@ async fn fix_restart_undo(scenario: Scenario, ns: &str, name: &str, harvester: b
     assert!(vm["metadata"]["annotations"]["vmmem.kubectl.io/previous"].is_string());
 
     // The new pod's limit is the formula's for the VMI KubeVirt actually started.
-    let vmi_json = kubectl(dir, &["get", "vmi", name, "-n", ns, "-o", "json"]).await;
+    let vmi_json = kubectl_json(dir, &["get", "vmi", name, "-n", ns, "-o", "json"]).await;
     let vmi: VirtualMachineInstance = serde_json::from_value(vmi_json).unwrap();
-    let kv = kubectl(dir, &["get", "kubevirts", "-A", "-o", "json"]).await;
+    let kv = kubectl_json(dir, &["get", "kubevirts", "-A", "-o", "json"]).await;
     let kv = &kv["items"][0];
     let version =
         Version::parse(kv["status"]["observedKubeVirtVersion"].as_str().unwrap()).unwrap();
@@ -166,7 +139,7 @@ async fn fix_restart_undo(scenario: Scenario, ns: &str, name: &str, harvester: b
     let formula_limit = expected_pod(&vmi.spec, o_formula, version, false)
         .compute_limit
         .unwrap();
-    let pods = kubectl(
+    let pods = kubectl_json(
         dir,
         &[
             "get",
@@ -197,7 +170,7 @@ async fn fix_restart_undo(scenario: Scenario, ns: &str, name: &str, harvester: b
     let o = vmmem(dir, &["fix", &vm_arg, "--undo", "--yes"]).await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     assert!(text(&o.stdout).contains("patched"));
-    let back = kubectl(dir, &["get", "vm", name, "-n", ns, "-o", "json"]).await;
+    let back = kubectl_json(dir, &["get", "vm", name, "-n", ns, "-o", "json"]).await;
     assert_eq!(original_fields(&back), original_fields(&original));
     // A second undo has nothing to do: exit 0.
     let o = vmmem(dir, &["fix", &vm_arg, "--undo", "--yes"]).await;
@@ -208,17 +181,13 @@ async fn fix_restart_undo(scenario: Scenario, ns: &str, name: &str, harvester: b
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_sees_fix_restart_and_undo_on_harvester() {
-    if !kubectl_available() {
-        panic!("no working `kubectl` on PATH: this test runs the real kubectl (.ci/run installs it) and fails rather than pass without it");
-    }
+    require_kubectl();
     fix_restart_undo(Scenario::demo().unwrap(), "default", "memhold-vm", true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_sees_fix_restart_and_undo_on_plain_kubevirt() {
-    if !kubectl_available() {
-        panic!("no working `kubectl` on PATH: this test runs the real kubectl (.ci/run installs it) and fails rather than pass without it");
-    }
+    require_kubectl();
     fix_restart_undo(
         Scenario::from_yaml(PLAIN).unwrap(),
         "default",

@@ -121,9 +121,7 @@ async fn fix_racing_another_writer_through_the_simulator() {
     )
     .await
     .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let kc = dir.path().join("admin.kubeconfig");
-    sim.write_kubeconfig(&kc).unwrap();
+    let (_dir, kc) = common::admin_kubeconfig(&sim);
     let admin = client(&kc).await;
     race(&kc, &admin, "default", "raced").await;
     sim.shutdown().await;

@@ -1,13 +1,14 @@
 //! `fix` through the real kube-rs client against the simulator, Harvester and plain KubeVirt:
 //! apply, undo byte for byte, 409 on a concurrent edit, 403, server dry run, restart.
 
+mod common;
 mod fix_checks;
 
 use std::time::Duration;
 
 use fix_checks::*;
 use vmmem::fix::{self, fields::Fields, Action, Choice, StrategyChoice};
-use vmmem::sim::{Scenario, Sim, SimHandle, SimOptions};
+use vmmem::sim::{Scenario, SimHandle};
 
 pub const PLAIN: &str = r#"
 flavour: kubevirt
@@ -24,18 +25,8 @@ vms:
 "#;
 
 async fn start(scenario: Scenario) -> (SimHandle, tempfile::TempDir, kube::Client) {
-    let sim = Sim::start(
-        scenario,
-        SimOptions {
-            pod_start_delay: Duration::from_millis(100),
-            ..SimOptions::default()
-        },
-    )
-    .await
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let kc = dir.path().join("admin.kubeconfig");
-    sim.write_kubeconfig(&kc).unwrap();
+    let sim = common::start(scenario).await;
+    let (dir, kc) = common::admin_kubeconfig(&sim);
     let c = client(&kc).await;
     (sim, dir, c)
 }

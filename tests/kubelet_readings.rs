@@ -7,44 +7,14 @@ mod common;
 
 use std::time::Duration;
 
+use common::live::{inventory_as, one_round, read_options, timed_round};
 use serde_json::Value;
-use vmmem::cluster::connect::{self, ConnectFlags};
-use vmmem::cluster::live::{LiveOptions, LiveSource, Scope};
-use vmmem::model::inventory::{Inventory, SourceKind};
 use vmmem::model::readings::LiveSource as Source;
 use vmmem::model::report::{self, ReportOptions};
-use vmmem::node::agent_spec::AgentFlags;
-use vmmem::node::readers::{LiveReadings, Mode, ReadOptions};
+use vmmem::node::readers::Mode;
 use vmmem::sim::hosttree::launcher_cgroups;
 use vmmem::sim::tick::clamped;
 use vmmem::sim::SimHandle;
-
-async fn inventory_as(sim: &SimHandle, user: &str) -> (kube::Client, Inventory) {
-    let kc = kube::config::Kubeconfig::from_yaml(&sim.kubeconfig_yaml(user)).unwrap();
-    let conn = connect::from_kubeconfig(kc, &ConnectFlags::default())
-        .await
-        .unwrap();
-    let source = LiveSource::start(
-        &conn,
-        LiveOptions {
-            scope: Scope::All,
-            source: SourceKind::Demo,
-            initial_timeout: Some(Duration::from_secs(10)),
-        },
-    )
-    .await
-    .unwrap();
-    (conn.client.clone(), source.snapshot())
-}
-
-fn opts(mode: Mode) -> ReadOptions {
-    ReadOptions {
-        mode,
-        exec_timeout: Duration::from_secs(20),
-        start_timeout: Duration::from_secs(20),
-        ..ReadOptions::default()
-    }
-}
 
 fn u(v: &Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a number: {v}"))
@@ -180,11 +150,7 @@ async fn auto_falls_through_to_the_kubelet_without_agents_or_pod_exec() {
     sim.forbid_verb("viewer", "create", "pods/exec");
     sim.forbid_verb("viewer", "get", "pods/exec");
     let (client, inv) = inventory_as(&sim, "viewer").await;
-    let mut live = LiveReadings::start(client, &inv, &AgentFlags::default(), opts(Mode::Auto), 1)
-        .await
-        .unwrap();
-    let round = live.read(&inv, 1).await;
-    live.close().await;
+    let round = one_round(&client, &inv, read_options(Mode::Auto)).await;
     assert!(round.stale.is_empty(), "{:?}", round.stale);
     let nodes: Vec<String> = vmmem::node::readers::targets(&inv).into_keys().collect();
     assert_eq!(
@@ -212,12 +178,7 @@ async fn without_nodes_proxy_the_reason_names_it_and_the_other_sources() {
     let sim = common::demo().await;
     sim.forbid_verb("viewer", "get", "nodes/proxy");
     let (client, inv) = inventory_as(&sim, "viewer").await;
-    let mut live =
-        LiveReadings::start(client, &inv, &AgentFlags::default(), opts(Mode::Kubelet), 1)
-            .await
-            .unwrap();
-    let round = live.read(&inv, 1).await;
-    live.close().await;
+    let round = one_round(&client, &inv, read_options(Mode::Kubelet)).await;
     assert!(round.readings.is_empty());
     assert_eq!(
         round.stale.len(),
@@ -256,15 +217,9 @@ async fn a_node_whose_kubelet_cannot_be_reached_is_stale_alone() {
     let sim = common::demo().await;
     sim.hang_node_exec("harvester-node-2", true);
     let (client, inv) = inventory_as(&sim, "admin").await;
-    let mut o = opts(Mode::Kubelet);
+    let mut o = read_options(Mode::Kubelet);
     o.exec_timeout = Duration::from_secs(3);
-    let mut live = LiveReadings::start(client, &inv, &AgentFlags::default(), o, 1)
-        .await
-        .unwrap();
-    let t = std::time::Instant::now();
-    let round = live.read(&inv, 1).await;
-    let took = t.elapsed();
-    live.close().await;
+    let (round, took) = timed_round(&client, &inv, o).await;
     assert_eq!(
         round.stale.keys().collect::<Vec<_>>(),
         ["harvester-node-2"],

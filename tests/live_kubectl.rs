@@ -1,49 +1,12 @@
 //! The real `kubectl` and `kubectl-vmmem` against the same simulated cluster see the same VMs:
 //! `kubectl-vmmem --kubeconfig F list -A -o json` vs `kubectl --kubeconfig F get vm,vmi,pods -A -o json`.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::Output;
 
+use common::kubectl::{demo_for_kubectl, kubectl, ok_json};
 use serde_json::Value;
-use vmmem::sim::{Scenario, Sim, SimOptions};
-
-/// The real kubectl, or a loud failure saying why it cannot run.
-fn kubectl_or_fail() -> String {
-    let bin = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".to_string());
-    match std::process::Command::new(&bin).args(["version", "--client"]).output() {
-        Ok(o) if o.status.success() => bin,
-        Ok(o) => panic!(
-            "`{bin} version --client` failed ({}): this test needs a working kubectl (set KUBECTL=/path/to/kubectl)",
-            String::from_utf8_lossy(&o.stderr).trim()
-        ),
-        Err(e) => panic!(
-            "cannot run `{bin}` ({e}): this test needs the real kubectl on PATH (or KUBECTL=/path/to/kubectl)"
-        ),
-    }
-}
-
-async fn kubectl(bin: &str, dir: &Path, args: &[&str]) -> Output {
-    tokio::process::Command::new(bin)
-        .arg("--kubeconfig")
-        .arg(dir.join("kubeconfig"))
-        .arg("--cache-dir")
-        .arg(dir.join("cache"))
-        .args(args)
-        .env("HOME", dir)
-        .output()
-        .await
-        .unwrap()
-}
-
-fn ok_json(o: &Output, what: &str) -> Value {
-    assert!(
-        o.status.success(),
-        "{what}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    serde_json::from_slice(&o.stdout).unwrap()
-}
 
 fn key(obj: &Value) -> String {
     format!(
@@ -55,21 +18,10 @@ fn key(obj: &Value) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_and_vmmem_report_the_same_vms() {
-    let bin = kubectl_or_fail();
-    let dir = tempfile::tempdir().unwrap();
-    let sim = Sim::start(Scenario::demo().unwrap(), SimOptions::default())
-        .await
-        .unwrap();
-    sim.write_kubeconfig(&dir.path().join("kubeconfig"))
-        .unwrap();
+    let (dir, sim) = demo_for_kubectl().await;
 
     let got = ok_json(
-        &kubectl(
-            &bin,
-            dir.path(),
-            &["get", "vm,vmi,pods", "-A", "-o", "json"],
-        )
-        .await,
+        &kubectl(dir.path(), &["get", "vm,vmi,pods", "-A", "-o", "json"]).await,
         "kubectl get",
     );
     let items = got["items"].as_array().unwrap();

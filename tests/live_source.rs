@@ -2,39 +2,16 @@
 //! update reaching the next snapshot without a relist, a forbidden namespace, a server that goes
 //! away and comes back.
 
-use std::path::Path;
+mod common;
+
 use std::time::{Duration, Instant};
 
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use common::{annotated, connect_as, demo, eventually, vm_resource};
+
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::json;
-use vmmem::cluster::connect::{connect_with_env, ConnectFlags, Connection, Env};
 use vmmem::cluster::live::{Health, LiveError, LiveOptions, LiveSource, Scope};
 use vmmem::model::inventory::{Inventory, SourceKind};
-use vmmem::sim::{Scenario, Sim, SimHandle, SimOptions};
-
-async fn demo() -> SimHandle {
-    let opts = SimOptions {
-        pod_start_delay: Duration::from_millis(100),
-        ..SimOptions::default()
-    };
-    Sim::start(Scenario::demo().unwrap(), opts).await.unwrap()
-}
-
-async fn connect_as(
-    sim: &SimHandle,
-    dir: &Path,
-    user: &str,
-    timeout: Option<Duration>,
-) -> Connection {
-    let path = dir.join(format!("{user}.kubeconfig"));
-    sim.write_kubeconfig_as(&path, user).unwrap();
-    let flags = ConnectFlags {
-        kubeconfig: Some(path),
-        request_timeout: timeout,
-        ..ConnectFlags::default()
-    };
-    connect_with_env(&flags, &Env::default()).await.unwrap()
-}
 
 fn opts(scope: Scope) -> LiveOptions {
     LiveOptions {
@@ -51,24 +28,8 @@ fn names(inv: &Inventory) -> Vec<String> {
         .collect()
 }
 
-fn vm_api(client: kube::Client, ns: &str) -> Api<DynamicObject> {
-    let ar = ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("kubevirt.io", "v1", "VirtualMachine"),
-        "virtualmachines",
-    );
-    Api::namespaced_with(client, ns, &ar)
-}
-
-/// Poll `f` until it holds or `within` passes.
-async fn eventually(within: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let until = Instant::now() + within;
-    while Instant::now() < until {
-        if f() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    f()
+fn vms(client: kube::Client, ns: &str) -> Api<DynamicObject> {
+    Api::namespaced_with(client, ns, &vm_resource())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -146,7 +107,7 @@ async fn a_patch_reaches_the_next_snapshot_through_the_watch_without_relisting()
     );
 
     let patch = json!({"metadata": {"annotations": {"harvesterhci.io/reservedMemory": "300Mi"}}});
-    vm_api(conn.client.clone(), "prod")
+    vms(conn.client.clone(), "prod")
         .patch("db-02", &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .unwrap();
@@ -259,12 +220,7 @@ async fn server_gone_turns_stale_then_recovers_and_catches_up() {
     let healthy = eventually(Duration::from_secs(15), || live.health() == Health::Ok).await;
     assert!(healthy, "health stayed {:?}", live.health());
     let caught_up = eventually(Duration::from_secs(15), || {
-        live.snapshot().vms.iter().any(|v| {
-            v.metadata.name == "web-01"
-                && v.metadata
-                    .annotations
-                    .contains_key("sim.vmmem.kubectl.io/bumped")
-        })
+        annotated(&live.snapshot(), "web-01", "sim.vmmem.kubectl.io/bumped")
     })
     .await;
     assert!(caught_up, "the change made while away never arrived");

@@ -1,32 +1,13 @@
 //! No input makes the OOM parser (or the verdict and the renderers after it) panic: arbitrary
 //! text, text made of kernel-log fragments, and real reports cut, shuffled and corrupted.
 
-use std::path::PathBuf;
+mod oom_fixtures;
 
+use oom_fixtures::{fixture, fixture_names};
 use proptest::prelude::*;
 use vmmem::model::oom_verdict::explain;
 use vmmem::output::oom::{to_json, to_table};
 use vmmem::parse::oom::parse_kernel_log;
-
-/// Every fixture in tests/fixtures/oom.
-fn fixtures() -> Vec<String> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/oom");
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{} is unreadable: {e}", dir.display()))
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    assert!(names.len() >= 15, "fixtures missing in {}", dir.display());
-    names
-}
-
-fn fixture(name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/oom")
-        .join(name);
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("fixture {} is unreadable: {e}", path.display()))
-}
 
 /// Parse, explain and render; returns the number of events.
 fn everything(text: &str) -> usize {
@@ -173,7 +154,7 @@ proptest! {
         which in any::<proptest::sample::Index>(),
         muts in proptest::collection::vec(mutation(), 1..6),
     ) {
-        let names = fixtures();
+        let names = fixture_names();
         let mut text = fixture(which.get::<String>(&names));
         for m in &muts {
             text = apply(&text, m);
@@ -187,7 +168,7 @@ proptest! {
         which in any::<proptest::sample::Index>(),
         at in any::<usize>(),
     ) {
-        let names = fixtures();
+        let names = fixture_names();
         let full = fixture(which.get::<String>(&names));
         let whole = parse_kernel_log(&full);
         let cut = parse_kernel_log(&full[..floor_boundary(&full, at)]);

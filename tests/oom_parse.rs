@@ -1,17 +1,10 @@
 //! The OOM parser against the seed's three reports and variants of them in every log format.
 
-use std::path::PathBuf;
+mod oom_fixtures;
 
+use oom_fixtures::fixture;
 use vmmem::model::oom_event::{ContainerRuntime, OomEvent, OomScope};
 use vmmem::parse::oom::parse_kernel_log;
-
-fn fixture(name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/oom")
-        .join(name);
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("fixture {} is unreadable: {e}", path.display()))
-}
 
 fn only(name: &str) -> OomEvent {
     let mut events = parse_kernel_log(&fixture(name));

@@ -1,19 +1,12 @@
 //! The rendered table and JSON for the seed's reports, pinned (review changes with `cargo insta`).
 
-use std::path::PathBuf;
+mod oom_fixtures;
 
+use oom_fixtures::fixture;
 use vmmem::model::oom_verdict::explain;
 use vmmem::model::version::Version;
 use vmmem::output::oom::{to_json, to_table};
 use vmmem::parse::oom::parse_kernel_log;
-
-fn fixture(name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/oom")
-        .join(name);
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("fixture {} is unreadable: {e}", path.display()))
-}
 
 #[test]
 fn table_of_a_kernel_log_with_two_reports() {

@@ -1,7 +1,8 @@
 //! Verdicts for the seed's reports, with and without the cluster's objects.
 
-use std::path::PathBuf;
+mod oom_fixtures;
 
+use oom_fixtures::fixture;
 use vmmem::model::inventory::Inventory;
 use vmmem::model::objects::{
     HarvesterSetting, KubeVirt, Pod, VirtualMachine, VirtualMachineInstance,
@@ -9,14 +10,6 @@ use vmmem::model::objects::{
 use vmmem::model::oom_verdict::{explain, GuestSource, TriggerKind};
 use vmmem::model::version::{Version, VersionSource};
 use vmmem::parse::oom::parse_kernel_log;
-
-fn fixture(name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/oom")
-        .join(name);
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("fixture {} is unreadable: {e}", path.display()))
-}
 
 const MI: u64 = 1 << 20;
 

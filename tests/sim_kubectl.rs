@@ -1,34 +1,12 @@
 //! The real `kubectl` against the simulated cluster: discovery, tables, `-o json`, merge patch,
 //! the refusal of strategic merge on custom resources, RBAC-like 403 and exec over WebSocket.
 
-use std::path::Path;
+mod common;
+
 use std::process::Output;
 
-use vmmem::sim::{Scenario, Sim, SimOptions};
-
-fn kubectl_available() -> bool {
-    std::process::Command::new("kubectl")
-        .arg("version")
-        .arg("--client")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-async fn kubectl(dir: &Path, args: &[&str]) -> Output {
-    tokio::process::Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(dir.join("kubeconfig"))
-        .arg("--cache-dir")
-        .arg(dir.join("cache"))
-        .args(args)
-        // kubectl before 1.30 execs over SPDY unless told to use WebSockets; the simulator
-        // speaks WebSockets only (v4/v5.channel.k8s.io).
-        .env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "true")
-        .env("HOME", dir)
-        .output()
-        .await
-        .expect("running kubectl")
-}
+use common::kubectl::{demo_for_kubectl, kubectl};
+use vmmem::sim::SimHandle;
 
 fn text(o: &Output) -> (String, String) {
     (
@@ -37,17 +15,19 @@ fn text(o: &Output) -> (String, String) {
     )
 }
 
+/// The guest memory the simulator stores for the VM default/`name`.
+fn stored_guest(sim: &SimHandle, name: &str) -> serde_json::Value {
+    let w = sim.world();
+    let stored = w
+        .store
+        .get(&vmmem::sim::resources::VIRTUAL_MACHINES, "default", name)
+        .unwrap();
+    stored["spec"]["template"]["spec"]["domain"]["memory"]["guest"].clone()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_kubectl_gets_patches_and_execs() {
-    if !kubectl_available() {
-        panic!("no working `kubectl` on PATH: this test runs the real kubectl (.ci/run installs it) and fails rather than pass without it");
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let sim = Sim::start(Scenario::demo().unwrap(), SimOptions::default())
-        .await
-        .unwrap();
-    sim.write_kubeconfig(&dir.path().join("kubeconfig"))
-        .unwrap();
+    let (dir, sim) = demo_for_kubectl().await;
 
     let o = kubectl(dir.path(), &["get", "vm,vmi,pods", "-A"]).await;
     let (out, err) = text(&o);
@@ -95,21 +75,7 @@ async fn real_kubectl_gets_patches_and_execs() {
     assert!(text(&o)
         .0
         .contains("virtualmachine.kubevirt.io/memhold-vm patched"));
-    {
-        let w = sim.world();
-        let stored = w
-            .store
-            .get(
-                &vmmem::sim::resources::VIRTUAL_MACHINES,
-                "default",
-                "memhold-vm",
-            )
-            .unwrap();
-        assert_eq!(
-            stored["spec"]["template"]["spec"]["domain"]["memory"]["guest"],
-            "1664Mi"
-        );
-    }
+    assert_eq!(stored_guest(&sim, "memhold-vm"), "1664Mi");
 
     let o = kubectl(
         dir.path(),
@@ -155,21 +121,7 @@ async fn real_kubectl_gets_patches_and_execs() {
         "{}",
         text(&o).0
     );
-    {
-        let w = sim.world();
-        let stored = w
-            .store
-            .get(
-                &vmmem::sim::resources::VIRTUAL_MACHINES,
-                "default",
-                "web-02",
-            )
-            .unwrap();
-        assert_eq!(
-            stored["spec"]["template"]["spec"]["domain"]["memory"]["guest"],
-            "1536Mi"
-        );
-    }
+    assert_eq!(stored_guest(&sim, "web-02"), "1536Mi");
 
     sim.forbid_namespace("viewer", "prod");
     let o = kubectl(dir.path(), &["get", "vm", "-n", "prod", "--as", "viewer"]).await;

@@ -7,32 +7,31 @@
 //! against the built-in simulated cluster (`--demo`): browse, and fix a VM with a restart
 //! through the `fix` module, then see its row change.
 
+mod common;
+
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-struct Tmux {
-    socket: String,
+use common::tmux::{row, Tmux};
+
+/// The dashboard in a tmux session, with the directory its files and terminal records live in.
+/// Field order matters: the session ends before the directory goes.
+struct Dashboard {
+    tmux: Tmux,
     dir: tempfile::TempDir,
 }
 
-impl Tmux {
+impl Dashboard {
     /// Start `top` with `args` (`{files}` is a copy of the seed fixtures) in a detached 120x30
-    /// tmux session; `None` without tmux.
-    fn start(name: &str, args: &str) -> Option<Tmux> {
-        Tmux::start_with(name, args, (120, 30), &[])
+    /// tmux session.
+    fn start(name: &str, args: &str) -> Dashboard {
+        Dashboard::start_with(name, args, (120, 30), &[])
     }
 
     /// `start` with a terminal size and environment variables for the dashboard.
-    fn start_with(
-        name: &str,
-        args: &str,
-        (cols, rows): (u16, u16),
-        env: &[(&str, &str)],
-    ) -> Option<Tmux> {
-        if Command::new("tmux").arg("-V").output().is_err() {
-            panic!("tmux is not installed: the terminal test needs it (`apt-get install tmux`; .ci/run installs it) and fails rather than pass without it");
-        }
+    fn start_with(name: &str, args: &str, size: (u16, u16), env: &[(&str, &str)]) -> Dashboard {
         let dir = tempfile::tempdir().unwrap();
         let seed =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seed/harvester-v1.3.yaml");
@@ -45,95 +44,41 @@ impl Tmux {
         let script = format!(
             "stty -a > {d}/stty.before; sh -c 'echo $$ > {d}/pid; exec {bin} top {args}'; echo \"EXITED rc=$?\"; stty -a > {d}/stty.after; sleep 60"
         );
-        let t = Tmux { socket, dir };
-        let (cols, rows) = (cols.to_string(), rows.to_string());
-        let ok = Command::new("tmux")
-            .args([
-                "-L",
-                &t.socket,
-                "-f",
-                "/dev/null",
-                "new-session",
-                "-d",
-                "-x",
-                &cols,
-                "-y",
-                &rows,
-            ])
-            .arg(script)
-            .env("NO_COLOR", "")
-            .envs(env.iter().copied())
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "tmux new-session failed");
-        t.tmux(&["set-option", "-g", "escape-time", "0"]);
-        Some(t)
-    }
-
-    fn tmux(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .args(["-L", &self.socket])
-            .args(args)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn screen(&self) -> String {
-        self.tmux(&["capture-pane", "-p", "-t", "0"])
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        for k in keys {
-            self.tmux(&["send-keys", "-t", "0", k]);
-            std::thread::sleep(Duration::from_millis(150));
-        }
-    }
-
-    /// Wait until the screen satisfies `pred`, else fail with the screen.
-    fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        self.wait_up_to(Duration::from_secs(30), what, pred)
-    }
-
-    fn wait_up_to(&self, limit: Duration, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let start = Instant::now();
-        loop {
-            let s = self.screen();
-            if pred(&s) {
-                return s;
-            }
-            if start.elapsed() > limit {
-                panic!("timed out waiting for {what}; screen:\n{s}");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let env: Vec<(&str, &str)> = [("NO_COLOR", "")]
+            .into_iter()
+            .chain(env.iter().copied())
+            .collect();
+        let timing = (Duration::from_secs(30), Duration::from_millis(100));
+        let tmux = Tmux::start(socket, &script, size, &env, timing);
+        Dashboard { tmux, dir }
     }
 
     fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
-}
 
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .status();
+    /// Wait for the dashboard to exit with 0, then see raw mode off again and the alternate
+    /// screen gone: the terminal settings are those it started with.
+    fn exits_with_the_terminal_restored(&self) {
+        self.wait_for("exit", |s| s.contains("EXITED rc=0"));
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(
+            std::fs::read_to_string(self.path("stty.before")).unwrap(),
+            std::fs::read_to_string(self.path("stty.after")).unwrap()
+        );
     }
 }
 
-fn row<'a>(screen: &'a str, name: &str) -> Option<&'a str> {
-    screen
-        .lines()
-        .find(|l| l.split_whitespace().nth(1) == Some(name))
+impl Deref for Dashboard {
+    type Target = Tmux;
+    fn deref(&self) -> &Tmux {
+        &self.tmux
+    }
 }
 
 #[test]
 fn dashboard_rows_detail_fix_keys_refresh_and_quit() {
-    let Some(t) = Tmux::start("main", "--from {files} -A --refresh 1h") else {
-        return;
-    };
+    let t = Dashboard::start("main", "--from {files} -A --refresh 1h");
     let s = t.wait_for("rows", |s| {
         row(s, "vm2").is_some() && row(s, "vm4").is_some()
     });
@@ -165,20 +110,12 @@ fn dashboard_rows_detail_fix_keys_refresh_and_quit() {
         "vm4 unchanged:\n{s}"
     );
     t.keys(&["q"]);
-    t.wait_for("exit", |s| s.contains("EXITED rc=0"));
-    // Raw mode is off again and the alternate screen is gone (the shell's line is visible).
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(
-        std::fs::read_to_string(t.path("stty.before")).unwrap(),
-        std::fs::read_to_string(t.path("stty.after")).unwrap()
-    );
+    t.exits_with_the_terminal_restored();
 }
 
 #[test]
 fn readonly_says_so_and_sigterm_restores_the_terminal() {
-    let Some(t) = Tmux::start("term", "--from {files} -A --readonly") else {
-        return;
-    };
+    let t = Dashboard::start("term", "--from {files} -A --readonly");
     t.wait_for("rows", |s| row(s, "vm2").is_some());
     t.keys(&["L"]);
     t.wait_for("the read-only notice", |s| {
@@ -191,23 +128,16 @@ fn readonly_says_so_and_sigterm_restores_the_terminal() {
         .unwrap()
         .success();
     assert!(ok);
-    t.wait_for("exit", |s| s.contains("EXITED rc=0"));
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(
-        std::fs::read_to_string(t.path("stty.before")).unwrap(),
-        std::fs::read_to_string(t.path("stty.after")).unwrap()
-    );
+    t.exits_with_the_terminal_restored();
 }
 
 #[test]
 fn demo_cluster_rows_filter_and_detail() {
-    let Some(t) = Tmux::start("demo", "--demo --refresh 1s") else {
-        return;
-    };
+    let t = Dashboard::start("demo", "--demo --refresh 1s");
     let s = t.wait_for("the demo's rows", |s| row(s, "memhold-vm").is_some());
     assert!(s.contains("ctx: demo"), "{s}");
     assert!(s.contains("Harvester: yes"), "{s}");
-    t.keys(&["/", "m", "e", "m", "h", "o", "l", "d", "Enter"]);
+    t.filter("memhold");
     t.wait_for("the filtered table", |s| {
         s.contains("VMs: 1 ") && row(s, "memhold-vm").is_some()
     });
@@ -225,22 +155,16 @@ fn demo_cluster_rows_filter_and_detail() {
 
 #[test]
 fn demo_fix_with_restart_changes_the_row() {
-    let Some(t) = Tmux::start("fix", "--demo --refresh 1s") else {
-        return;
-    };
+    let t = Dashboard::start("fix", "--demo --refresh 1s");
     let s = t.wait_for("the demo's rows", |s| row(s, "memhold-vm").is_some());
     let before = row(&s, "memhold-vm").unwrap().to_string();
     assert!(
         before.contains("2GiB") && before.contains("/379.0MiB"),
         "{before}"
     );
-    t.keys(&["/", "m", "e", "m", "h", "o", "l", "d", "Enter"]);
-    t.wait_for("the filtered table", |s| s.contains("VMs: 1 "));
+    t.filter_to_one("memhold");
     // Open the VM, then fix it from its detail view.
-    t.keys(&["Enter"]);
-    t.wait_for("memhold-vm's details", |s| {
-        s.contains("default/memhold-vm  node")
-    });
+    t.open_details("default/memhold-vm");
     t.keys(&["f"]);
     let plan = t.wait_for("the plan", |s| s.contains("Apply this change?"));
     assert!(
@@ -291,14 +215,12 @@ fn cell(screen: &str, name: &str, header: &str) -> Option<String> {
 #[test]
 fn demo_oom_kill_is_counted_and_explained() {
     // The demo's clock runs 10x: memhold-vm's overhead passes its budget after ~15 s.
-    let Some(t) = Tmux::start_with(
+    let t = Dashboard::start_with(
         "oom",
         "--demo --refresh 1s",
         (160, 50),
         &[("VMMEM_DEMO_SPEED", "10")],
-    ) else {
-        return;
-    };
+    );
     let s = t.wait_for("the demo's rows", |s| row(s, "memhold-vm").is_some());
     assert_eq!(cell(&s, "memhold-vm", "OOMS").as_deref(), Some("0"), "{s}");
     // The kill fails the pod; the dashboard reads harvester-node-1's kernel log and counts it.
@@ -312,8 +234,7 @@ fn demo_oom_kill_is_counted_and_explained() {
         },
     );
     assert_eq!(cell(&s, "web-01", "OOMS").as_deref(), Some("0"), "{s}");
-    t.keys(&["/", "m", "e", "m", "h", "o", "l", "d", "Enter"]);
-    t.wait_for("the filtered table", |s| s.contains("VMs: 1 "));
+    t.filter_to_one("memhold");
     t.keys(&["Enter"]);
     let d = t.wait_up_to(
         Duration::from_secs(60),

@@ -3,10 +3,16 @@
 #![allow(dead_code)]
 
 pub mod apiserver;
+pub mod kubectl;
+pub mod live;
+pub mod tmux;
 
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use kube::api::{ApiResource, GroupVersionKind};
+use vmmem::cluster::connect::{connect_with_env, ConnectFlags, Connection, Env};
+use vmmem::model::inventory::Inventory;
 use vmmem::sim::{Scenario, Sim, SimHandle, SimOptions};
 
 pub fn vm_resource() -> ApiResource {
@@ -24,11 +30,60 @@ pub fn vmi_resource() -> ApiResource {
 }
 
 pub async fn demo() -> SimHandle {
+    start(Scenario::demo().unwrap()).await
+}
+
+/// `scenario` in a simulator whose pods start in 100 ms.
+pub async fn start(scenario: Scenario) -> SimHandle {
     let opts = SimOptions {
         pod_start_delay: Duration::from_millis(100),
         ..SimOptions::default()
     };
-    Sim::start(Scenario::demo().unwrap(), opts).await.unwrap()
+    Sim::start(scenario, opts).await.unwrap()
+}
+
+/// A temporary directory holding `admin.kubeconfig` for `sim`, and that file's path.
+pub fn admin_kubeconfig(sim: &SimHandle) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("admin.kubeconfig");
+    sim.write_kubeconfig(&kc).unwrap();
+    (dir, kc)
+}
+
+/// The tool's connection as `user` through `dir/{user}.kubeconfig`, with `timeout` per request.
+pub async fn connect_as(
+    sim: &SimHandle,
+    dir: &Path,
+    user: &str,
+    timeout: Option<Duration>,
+) -> Connection {
+    let path = dir.join(format!("{user}.kubeconfig"));
+    sim.write_kubeconfig_as(&path, user).unwrap();
+    let flags = ConnectFlags {
+        kubeconfig: Some(path),
+        request_timeout: timeout,
+        ..ConnectFlags::default()
+    };
+    connect_with_env(&flags, &Env::default()).await.unwrap()
+}
+
+/// Whether the VM `name` in `inv` carries the annotation `key`.
+pub fn annotated(inv: &Inventory, name: &str, key: &str) -> bool {
+    inv.vms
+        .iter()
+        .any(|v| v.metadata.name == name && v.metadata.annotations.contains_key(key))
+}
+
+/// Poll `f` until it holds or `within` passes.
+pub async fn eventually(within: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + within;
+    while Instant::now() < until {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    f()
 }
 
 pub fn api_code(e: &kube::Error) -> Option<(u16, String, String)> {

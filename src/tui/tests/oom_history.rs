@@ -16,6 +16,8 @@ use crate::tui::oom_watch::{OomWatch, MIN_INTERVAL, RETRY_INTERVAL};
 use crate::tui::snapshot::{Health, Scope};
 
 const VM4_POD: &str = "bc31d215-d48e-4416-8e2b-68716b8f5bcb";
+/// vm4's pod after a restart.
+const VM4_NEW_POD: &str = "0f0f0f0f-1111-4222-8333-444455556666";
 
 /// The seed's Example 3 (vm4's pod on harv41, killed by `CPU 1/KVM`), as the agent's dmesg.
 fn example3_on_harv41() -> Vec<OomEvent> {
@@ -44,7 +46,7 @@ fn at(secs: u64) -> SystemTime {
 /// vm4 restarted: its pod has a new UID (the old pod is gone from the cluster).
 fn vm4_restarted(inv: &Inventory) -> Inventory {
     let mut inv = inv.clone();
-    let new_uid = "0f0f0f0f-1111-4222-8333-444455556666";
+    let new_uid = VM4_NEW_POD;
     for p in &mut inv.pods {
         if p.metadata.uid == VM4_POD {
             p.metadata.uid = new_uid.into();
@@ -59,12 +61,48 @@ fn vm4_restarted(inv: &Inventory) -> Inventory {
     inv
 }
 
-#[test]
-fn every_node_is_read_once_at_start_then_only_on_a_trigger() {
+/// The seed inventory and readings, and a watch that has observed their report.
+fn watching_seed() -> (Inventory, Readings, OomWatch) {
     let inv = seed_inventory();
     let readings = seed_readings(0);
     let mut w = OomWatch::new();
     w.observe(&report(&inv, &readings, &w), &readings);
+    (inv, readings, w)
+}
+
+/// Every node due at the start read, each log holding no kill.
+fn read_every_due_node_empty(w: &mut OomWatch) {
+    for n in w.due(at(0)) {
+        w.finished(&n, Ok(Vec::new()), at(0));
+    }
+}
+
+/// `readings` with vm4's pod on harv41 replaced by the restarted one, its cgroup counting
+/// `oom_kills`.
+fn vm4_restarted_readings(readings: &Readings, oom_kills: u64) -> Readings {
+    let mut fresh = readings.clone();
+    let pod = &mut fresh.get_mut("harv41").unwrap().pods[1];
+    pod.uid = VM4_NEW_POD.into();
+    pod.cgroup.oom_kills = oom_kills;
+    fresh
+}
+
+/// A dashboard of `cols`x`rows` at `secs` showing the report `r`.
+fn app_showing(r: &Report, secs: u64, (cols, rows): (u16, u16)) -> App {
+    let mut app = App::new(Scope::default(), Duration::from_secs(2), false, at(secs));
+    app.update(Action::Resize(cols, rows));
+    app.update(Action::Snapshot(Box::new(snapshot(
+        Some(r.clone()),
+        at(secs),
+        Health::Ok,
+        Scope::default(),
+    ))));
+    app
+}
+
+#[test]
+fn every_node_is_read_once_at_start_then_only_on_a_trigger() {
+    let (inv, readings, mut w) = watching_seed();
     let due = w.due(at(0));
     assert_eq!(due, ["harv41", "harvester-node-1", "harvester-node-2"]);
     // In flight: not asked again; nothing changed: not due later either.
@@ -84,10 +122,7 @@ fn every_node_is_read_once_at_start_then_only_on_a_trigger() {
 
 #[test]
 fn a_kill_seen_by_the_cgroup_counter_and_the_log_counts_once() {
-    let inv = seed_inventory();
-    let readings = seed_readings(0);
-    let mut w = OomWatch::new();
-    w.observe(&report(&inv, &readings, &w), &readings);
+    let (inv, readings, mut w) = watching_seed();
     w.due(at(0));
     w.finished("harv41", Ok(example3_on_harv41()), at(1));
     // The same report read again (the log still holds it) is not a second kill.
@@ -109,18 +144,11 @@ fn a_kill_seen_by_the_cgroup_counter_and_the_log_counts_once() {
 
 #[test]
 fn kills_of_an_earlier_pod_still_count_after_the_pod_is_gone() {
-    let inv = seed_inventory();
-    let readings = seed_readings(0);
-    let mut w = OomWatch::new();
-    w.observe(&report(&inv, &readings, &w), &readings);
-    for n in w.due(at(0)) {
-        w.finished(&n, Ok(Vec::new()), at(0));
-    }
+    let (inv, readings, mut w) = watching_seed();
+    read_every_due_node_empty(&mut w);
     // vm4 comes back in a new pod before its kill was read: the changed pod triggers a read.
     let later = vm4_restarted(&inv);
-    let mut fresh = readings.clone();
-    fresh.get_mut("harv41").unwrap().pods[1].uid = "0f0f0f0f-1111-4222-8333-444455556666".into();
-    fresh.get_mut("harv41").unwrap().pods[1].cgroup.oom_kills = 0;
+    let fresh = vm4_restarted_readings(&readings, 0);
     w.observe(&report(&later, &fresh, &w), &fresh);
     assert_eq!(w.due(at(0) + MIN_INTERVAL), ["harv41"]);
     w.finished("harv41", Ok(example3_on_harv41()), at(11));
@@ -132,14 +160,7 @@ fn kills_of_an_earlier_pod_still_count_after_the_pod_is_gone() {
     assert!(vm4.has_flag("oom-killed-before"), "{:?}", vm4.flags);
     assert!(vm4.oom_history[0].verdict.contains("VM default/vm4"));
     // The detail view lists it as the earlier pod's, with the verdict.
-    let mut app = App::new(Scope::default(), Duration::from_secs(2), false, at(12));
-    app.update(Action::Resize(100, 60));
-    app.update(Action::Snapshot(Box::new(snapshot(
-        Some(r.clone()),
-        at(12),
-        Health::Ok,
-        Scope::default(),
-    ))));
+    let mut app = app_showing(&r, 12, (100, 60));
     app.view = View::Detail(VmKey::of(vm4));
     let screen = render(&app, 100, 60);
     assert!(screen.contains("OOM kills                 1"), "{screen}");
@@ -160,13 +181,8 @@ fn kills_of_an_earlier_pod_still_count_after_the_pod_is_gone() {
 
 #[test]
 fn a_vmi_that_fails_gets_its_node_read() {
-    let mut inv = seed_inventory();
-    let readings = seed_readings(0);
-    let mut w = OomWatch::new();
-    w.observe(&report(&inv, &readings, &w), &readings);
-    for n in w.due(at(0)) {
-        w.finished(&n, Ok(Vec::new()), at(0));
-    }
+    let (mut inv, readings, mut w) = watching_seed();
+    read_every_due_node_empty(&mut w);
     for v in &mut inv.vmis {
         if v.metadata.name == "vm-16g" {
             v.status.phase = Some("Failed".into());
@@ -178,10 +194,7 @@ fn a_vmi_that_fails_gets_its_node_read() {
 
 #[test]
 fn a_failed_read_is_said_and_retried_later() {
-    let inv = seed_inventory();
-    let readings = seed_readings(0);
-    let mut w = OomWatch::new();
-    w.observe(&report(&inv, &readings, &w), &readings);
+    let (_, _, mut w) = watching_seed();
     w.due(at(0));
     let why = "reading a node's kernel log needs the agent (--live auto or agent)";
     w.finished("harv41", Err(why.into()), at(1));
@@ -194,17 +207,12 @@ fn a_failed_read_is_said_and_retried_later() {
 
 #[test]
 fn ooms_column_counts_earlier_pods_and_long_verdicts_scroll() {
-    let inv = seed_inventory();
-    let readings = seed_readings(0);
-    let mut w = OomWatch::new();
-    w.observe(&report(&inv, &readings, &w), &readings);
+    let (inv, readings, mut w) = watching_seed();
     w.due(at(0));
     w.finished("harv41", Ok(example3_on_harv41()), at(1));
     let later = vm4_restarted(&inv);
-    let mut fresh = readings.clone();
-    fresh.get_mut("harv41").unwrap().pods[1].uid = "0f0f0f0f-1111-4222-8333-444455556666".into();
     // The new pod was killed too (its cgroup counter says so; its log report not read yet).
-    fresh.get_mut("harv41").unwrap().pods[1].cgroup.oom_kills = 1;
+    let fresh = vm4_restarted_readings(&readings, 1);
     w.observe(&report(&later, &fresh, &w), &fresh);
     let r = report(&later, &fresh, &w);
     assert_eq!(
@@ -212,14 +220,7 @@ fn ooms_column_counts_earlier_pods_and_long_verdicts_scroll() {
         Some(2),
         "one earlier pod's, one current"
     );
-    let mut app = App::new(Scope::default(), Duration::from_secs(2), false, at(2));
-    app.update(Action::Resize(120, 24));
-    app.update(Action::Snapshot(Box::new(snapshot(
-        Some(r.clone()),
-        at(2),
-        Health::Ok,
-        Scope::default(),
-    ))));
+    let mut app = app_showing(&r, 2, (120, 24));
     let table = render(&app, 120, 24);
     let line = table.lines().find(|l| l.contains(" vm4 ")).unwrap();
     assert!(line.trim_end().ends_with("critical*  2"), "{table}");

@@ -93,71 +93,56 @@ fn fix_app(answer: ApplyOutcome, w: u16, h: u16) -> (App, FakeFix) {
     (app, fake)
 }
 
+/// Each action in turn, with the fake fix backend answering the effects it asks for.
+fn press<const N: usize>(app: &mut App, fake: &FakeFix, actions: [Action; N]) {
+    for a in actions {
+        let eff = app.update(a);
+        drive(app, fake, eff);
+    }
+}
+
+/// The 100x30 screen after pressing fix and confirming, the server answering `answer`.
+fn after_confirmed_fix(answer: ApplyOutcome) -> String {
+    let (mut app, fake) = fix_app(answer, 100, 30);
+    press(&mut app, &fake, [Action::Fix, Action::Confirm]);
+    render(&app, 100, 30)
+}
+
 #[test]
 fn dialog_fix_review() {
     let (mut app, fake) = fix_app(ApplyOutcome::Applied("patched".into()), 100, 30);
-    let eff = app.update(Action::Fix);
-    drive(&mut app, &fake, eff);
+    press(&mut app, &fake, [Action::Fix]);
     assert_snapshot!(render(&app, 100, 30));
 }
 
 #[test]
 fn dialog_fix_review_80x24() {
     let (mut app, fake) = fix_app(ApplyOutcome::Applied("patched".into()), 80, 24);
-    let eff = app.update(Action::Fix);
-    drive(&mut app, &fake, eff);
-    let eff = app.update(Action::ToggleRestart);
-    drive(&mut app, &fake, eff);
+    press(&mut app, &fake, [Action::Fix, Action::ToggleRestart]);
     assert_snapshot!(render(&app, 80, 24));
 }
 
 #[test]
 fn dialog_fix_applied() {
-    let (mut app, fake) = fix_app(
-        ApplyOutcome::Applied("patched default/vm4 and restarted it".into()),
-        100,
-        30,
-    );
-    let eff = app.update(Action::Fix);
-    drive(&mut app, &fake, eff);
-    let eff = app.update(Action::Confirm);
-    drive(&mut app, &fake, eff);
-    assert_snapshot!(render(&app, 100, 30));
+    assert_snapshot!(after_confirmed_fix(ApplyOutcome::Applied(
+        "patched default/vm4 and restarted it".into()
+    )));
 }
 
 #[test]
 fn dialog_fix_conflict() {
-    let (mut app, fake) = fix_app(
-        ApplyOutcome::Conflict("Operation cannot be fulfilled on virtualmachines.kubevirt.io \"vm4\": the object has been modified".into()),
-        100,
-        30,
-    );
-    let eff = app.update(Action::Fix);
-    drive(&mut app, &fake, eff);
-    let eff = app.update(Action::Confirm);
-    drive(&mut app, &fake, eff);
-    assert_snapshot!(render(&app, 100, 30));
+    assert_snapshot!(after_confirmed_fix(ApplyOutcome::Conflict("Operation cannot be fulfilled on virtualmachines.kubevirt.io \"vm4\": the object has been modified".into())));
 }
 
 #[test]
 fn dialog_fix_forbidden() {
-    let (mut app, fake) = fix_app(
-        ApplyOutcome::Forbidden("virtualmachines.kubevirt.io \"vm4\" is forbidden: User \"viewer\" cannot patch resource \"virtualmachines\" in API group \"kubevirt.io\" in the namespace \"default\"".into()),
-        100,
-        30,
-    );
-    let eff = app.update(Action::Fix);
-    drive(&mut app, &fake, eff);
-    let eff = app.update(Action::Confirm);
-    drive(&mut app, &fake, eff);
-    assert_snapshot!(render(&app, 100, 30));
+    assert_snapshot!(after_confirmed_fix(ApplyOutcome::Forbidden("virtualmachines.kubevirt.io \"vm4\" is forbidden: User \"viewer\" cannot patch resource \"virtualmachines\" in API group \"kubevirt.io\" in the namespace \"default\"".into())));
 }
 
 #[test]
 fn dialog_remove_limit_warns() {
     let (mut app, fake) = fix_app(ApplyOutcome::Applied("patched".into()), 100, 30);
-    let eff = app.update(Action::RemoveLimit);
-    drive(&mut app, &fake, eff);
+    press(&mut app, &fake, [Action::RemoveLimit]);
     let screen = render(&app, 100, 30);
     assert!(
         screen.contains("exhaust all memory on the host"),
@@ -169,8 +154,7 @@ fn dialog_remove_limit_warns() {
 #[test]
 fn dialog_undo_cannot_plan() {
     let (mut app, fake) = fix_app(ApplyOutcome::Applied("patched".into()), 100, 30);
-    let eff = app.update(Action::Undo);
-    drive(&mut app, &fake, eff);
+    press(&mut app, &fake, [Action::Undo]);
     assert_snapshot!(render(&app, 100, 30));
 }
 
@@ -288,8 +272,7 @@ fn stale_node_rows_are_marked() {
 #[test]
 fn a_dialog_taller_than_the_screen_keeps_its_question_visible() {
     let (mut app, fake) = fix_app(ApplyOutcome::Applied("patched".into()), 80, 14);
-    let eff = app.update(Action::RemoveLimit);
-    drive(&mut app, &fake, eff);
+    press(&mut app, &fake, [Action::RemoveLimit]);
     let screen = render(&app, 80, 14);
     assert!(screen.contains("Apply this change? [y] yes"), "{screen}");
 }
