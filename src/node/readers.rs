@@ -24,6 +24,10 @@ use crate::model::join::join;
 use crate::model::readings::{LiveSource, NodeReadings};
 use crate::model::spec::memory_numbers;
 
+/// Agents are started this many times `ReadOptions::parallel` at once: a start is one create and
+/// then waiting, cheap for the client and the API server.
+const START_BOUND_FACTOR: usize = 4;
+
 /// Where live numbers come from (`--live`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -217,10 +221,30 @@ impl LiveReadings {
         let client = &self.client;
         let agents = self.agents.as_ref();
         let mode = self.opts.mode;
+        // Agents start first, for every node at once (bounded): starting is mostly waiting for
+        // the kubelet, so doing it inside the exec bound would serialise the waits by the
+        // bound (200 nodes / 16 = 13 waits of a pod start, one after another).
+        let mut started: HashMap<String, Result<String, String>> = match agents {
+            Some(a) => {
+                let nodes: Vec<String> = per_node.keys().cloned().collect();
+                futures::stream::iter(nodes)
+                    .map(|node| async move {
+                        let r = a.ensure(&node).await;
+                        (node, r)
+                    })
+                    .buffer_unordered(self.opts.parallel.max(1) * START_BOUND_FACTOR)
+                    .collect()
+                    .await
+            }
+            None => HashMap::new(),
+        };
         let results: Vec<(String, Result<NodeReadings, String>)> = futures::stream::iter(per_node)
-            .map(|(node, targets)| async move {
-                let r = read_one(client, agents, mode, &node, &targets, timeout, now).await;
-                (node, r)
+            .map(|(node, targets)| {
+                let agent = agents.zip(started.remove(&node));
+                async move {
+                    let r = read_one(client, agent, mode, &node, &targets, timeout, now).await;
+                    (node, r)
+                }
             })
             .buffer_unordered(self.opts.parallel.max(1))
             .collect()
@@ -287,27 +311,29 @@ impl LiveReadings {
 
 /// One node's readings as `mode` says: in `Auto`, the agent, else (when no agent can run there)
 /// exec into each VM's compute container, else the kubelet's summary.
+/// One node's readings; `agent` is the session's agents with this node's started agent (its pod
+/// name, or why it cannot run).
 async fn read_one(
     client: &kube::Client,
-    agents: Option<&Agents>,
+    agent: Option<(&Agents, Result<String, String>)>,
     mode: Mode,
     node: &str,
     targets: &[Target],
     timeout: Duration,
     now: i64,
 ) -> Result<NodeReadings, String> {
-    match (mode, agents) {
+    match (mode, agent) {
         (Mode::Off, _) => Err("live readings are off".into()),
         (Mode::Kubelet, _) => super::kubelet::read_node(client, node, targets, timeout, now).await,
         (Mode::PodExec, _) | (_, None) => pod_exec(client, node, targets, timeout, now).await,
-        (Mode::Agent, Some(a)) => {
-            let pod = a.ensure(node).await?;
+        (Mode::Agent, Some((a, started))) => {
+            let pod = started?;
             read_node(client, a, &pod, node, targets, timeout, now).await
         }
-        (Mode::Auto, Some(a)) => {
+        (Mode::Auto, Some((a, started))) => {
             // An agent that runs but does not answer in time means the node is slow: it is stale
             // this round (trying the other ways would cost their timeouts too).
-            let why = match a.ensure(node).await {
+            let why = match started {
                 Ok(pod) => return read_node(client, a, &pod, node, targets, timeout, now).await,
                 Err(e) => e,
             };
