@@ -116,7 +116,7 @@ async fn the_dashboard_says_the_server_is_gone_and_recovers_when_it_returns() {
     app.update(Action::Tick(SystemTime::now()));
     let s = screen(&app);
     assert!(
-        s.contains("UNREACHABLE: watching http://127.0.0.1:"),
+        s.contains("UNREACHABLE (showing the last data, marked stale): watching http://127.0.0.1:"),
         "a visible status line: {s}"
     );
     assert!(s.contains("(showing the last data, marked stale)"), "{s}");

@@ -83,14 +83,15 @@ pub fn bad_style(app: &App) -> Style {
 /// The line under the header: the error of the last fetch, else warnings, else the filter.
 fn draw_banner(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let line = if let Some((what, msg)) = app.health.describe() {
-        let tail = if app.report.is_some() {
+        // What the screen shows comes before the error, which may be long enough to be cut.
+        let shown = if app.report.is_some() {
             " (showing the last data, marked stale)"
         } else {
             ""
         };
         Line::from(vec![
-            Span::styled(format!("{}: ", what.to_uppercase()), bad_style(app)),
-            Span::raw(format!("{msg}{tail}")),
+            Span::styled(format!("{}{shown}: ", what.to_uppercase()), bad_style(app)),
+            Span::raw(msg.to_string()),
         ])
     } else if let Some(w) = app.report.as_ref().and_then(|r| r.warnings.first()) {
         let more = app.report.as_ref().map(|r| r.warnings.len()).unwrap_or(0);
