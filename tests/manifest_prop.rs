@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 use vmmem::model::inventory::{Inventory, Readings};
 use vmmem::model::report::{build, ReportOptions};
 use vmmem::output::report::{table, write_json};
-use vmmem::parse::manifest::{kind_from_file_name, parse, Object};
+use vmmem::parse::manifest::{add_to_inventory, kind_from_file_name, parse};
 
 const KEYS: [&str; 40] = [
     "apiVersion",
@@ -126,19 +126,7 @@ fn everything(text: &str, origin: &str) {
     match parse(text, origin, kind_from_file_name(origin)) {
         Ok(objects) => {
             let mut inv = Inventory::default();
-            for o in objects {
-                match o {
-                    Object::Vm(v) => inv.vms.push(*v),
-                    Object::Vmi(v) => inv.vmis.push(*v),
-                    Object::Pod(p) => inv.pods.push(*p),
-                    Object::Node(n) => inv.nodes.push(*n),
-                    Object::KubeVirt(k) => inv.kubevirts.push(*k),
-                    Object::HarvesterSetting(s) => {
-                        inv.harvester_settings.get_or_insert_with(Vec::new).push(*s)
-                    }
-                    Object::ResourceQuota(q) => inv.resource_quotas.push(*q),
-                }
-            }
+            add_to_inventory(objects, &mut inv);
             let report = build(&inv, &Readings::new(), &ReportOptions::default());
             let mut out = Vec::new();
             write_json(&report, &mut out).expect("JSON encoding never fails");

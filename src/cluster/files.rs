@@ -92,7 +92,7 @@ fn parse_all(pending: Vec<Pending>, acc: &mut Loaded) -> anyhow::Result<()> {
             .collect()
     });
     for objects in results {
-        add(objects?, &mut acc.inventory);
+        manifest::add_to_inventory(objects?, &mut acc.inventory);
     }
     Ok(())
 }
@@ -108,22 +108,6 @@ fn parse_group(group: Vec<Pending>) -> anyhow::Result<Vec<Object>> {
         out.extend(manifest::parse(&text, &p.name, hint)?);
     }
     Ok(out)
-}
-
-fn add(objects: Vec<Object>, inv: &mut Inventory) {
-    for obj in objects {
-        match obj {
-            Object::Vm(v) => inv.vms.push(*v),
-            Object::Vmi(v) => inv.vmis.push(*v),
-            Object::Pod(p) => inv.pods.push(*p),
-            Object::Node(n) => inv.nodes.push(*n),
-            Object::KubeVirt(k) => inv.kubevirts.push(*k),
-            Object::HarvesterSetting(s) => {
-                inv.harvester_settings.get_or_insert_with(Vec::new).push(*s)
-            }
-            Object::ResourceQuota(q) => inv.resource_quotas.push(*q),
-        }
-    }
 }
 
 /// Like [`load`], and fail when the files hold no VM at all (never a silent empty report).

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::model::inventory::Inventory;
 use crate::model::objects::{
     Condition, Container, ContainerStatus, DomainSpec, HarvesterSetting, KubeVirt,
     KubeVirtConfiguration, KubeVirtSpec, KubeVirtStatus, MigrationState, Network, Node, NodeInfo,
@@ -24,6 +25,23 @@ pub enum Object {
     KubeVirt(Box<KubeVirt>),
     HarvesterSetting(Box<HarvesterSetting>),
     ResourceQuota(Box<ResourceQuota>),
+}
+
+/// Put parsed objects where an [`Inventory`] keeps them.
+pub fn add_to_inventory(objects: Vec<Object>, inv: &mut Inventory) {
+    for obj in objects {
+        match obj {
+            Object::Vm(v) => inv.vms.push(*v),
+            Object::Vmi(v) => inv.vmis.push(*v),
+            Object::Pod(p) => inv.pods.push(*p),
+            Object::Node(n) => inv.nodes.push(*n),
+            Object::KubeVirt(k) => inv.kubevirts.push(*k),
+            Object::HarvesterSetting(s) => {
+                inv.harvester_settings.get_or_insert_with(Vec::new).push(*s)
+            }
+            Object::ResourceQuota(q) => inv.resource_quotas.push(*q),
+        }
+    }
 }
 
 /// Why a manifest could not be read.
