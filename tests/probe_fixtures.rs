@@ -726,3 +726,69 @@ fn probe_local_command_prints_the_json_contract() {
         "{stderr}"
     );
 }
+
+/// More pods than one wave of batches (the probe runs batches of 25 side by side, 4 at a time):
+/// every pod's counters and processes stay its own, pods come out in argument order, and pods
+/// with no cgroup are reported missing wherever they fall.
+#[test]
+fn many_pods_in_parallel_batches_keep_their_records_apart() {
+    let h = Host::new(CgroupVersion::V1);
+    let n = 130;
+    let mut targets = Vec::new();
+    let mut want = Vec::new();
+    for i in 0..n {
+        let uid = format!("33333333-0000-4000-8000-{i:012x}");
+        targets.push(ProbeTarget::new(uid.clone()));
+        if i % 17 == 5 {
+            continue; // no cgroup on this node
+        }
+        let pod = format!(
+            "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice",
+            uid.replace('-', "_")
+        );
+        let usage = 1_000_000 + i as u64;
+        let stat = format!(
+            "total_rss {}\ntotal_cache 7\ntotal_inactive_file 3\n",
+            500 + i
+        );
+        h.cgroup(
+            &pod,
+            &Cg {
+                limit: Some(1 << 30),
+                ..Cg::new(usage, &stat)
+            },
+        );
+        let pid = 10_000 + 2 * i as u32;
+        h.cgroup(
+            &format!("{pod}/cri-containerd-{:064x}.scope", i + 1),
+            &Cg {
+                pids: vec![pid, pid + 1],
+                ..Cg::new(usage - 10, &stat)
+            },
+        );
+        h.process(pid, "virt-launcher", i as u64, 1, 0);
+        h.process(pid + 1, "qemu-system-x86_64", 2 * i as u64, 0, 3);
+        want.push((uid, usage, pid));
+    }
+    let r = h.probe(&targets);
+    let missing: Vec<String> = (0..n)
+        .filter(|i| i % 17 == 5)
+        .map(|i| format!("33333333-0000-4000-8000-{i:012x}"))
+        .collect();
+    let mut got_missing = r.missing_pods.clone();
+    got_missing.sort();
+    assert_eq!(got_missing, missing);
+    assert_eq!(r.pods.len(), want.len());
+    for (p, (uid, usage, pid)) in r.pods.iter().zip(&want) {
+        assert_eq!(&p.uid, uid);
+        assert_eq!(p.cgroup.usage_bytes, *usage, "{uid}");
+        assert_eq!(p.cgroup.working_set_bytes, usage - 3, "{uid}");
+        assert_eq!(p.containers.len(), 1, "{uid}");
+        assert_eq!(p.containers[0].usage_bytes, usage - 10, "{uid}");
+        let pids: Vec<u32> = p.processes.iter().map(|x| x.pid).collect();
+        assert_eq!(pids, vec![*pid, pid + 1], "{uid}");
+        let i = (pid - 10_000) / 2;
+        assert_eq!(p.processes[0].rss_anon_bytes, u64::from(i) * 1024, "{uid}");
+        assert_eq!(p.processes[1].rss_shmem_bytes, 3 * 1024, "{uid}");
+    }
+}
