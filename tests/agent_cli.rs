@@ -68,6 +68,19 @@ async fn list_reads_through_agents_and_deletes_them() {
         .unwrap()
         .iter()
         .all(|v| v["liveSource"].is_null()));
+    // Nothing read, nothing known: no OOM kill count (not 0) where no cgroup or log was read.
+    for vm in report["vms"].as_array().unwrap() {
+        assert!(
+            vm["oomKills"].is_null(),
+            "{}: {}",
+            vm["name"],
+            vm["oomKills"]
+        );
+    }
+    // With agents every running VM's count is known (the demo's are 0 until memhold is killed).
+    for vm in &running {
+        assert!(vm["oomKills"].as_u64().is_some(), "{}", vm["name"]);
+    }
     sim.shutdown().await;
 }
 

@@ -126,7 +126,9 @@ fn kernel_log_kills_make_their_vm_critical() {
         .unwrap()
         .iter()
         .any(|f| f == "oom-killed"));
+    // vm-16g runs on harvester-node-1, whose kernel log the bundle does not hold: its count is
+    // unknown, not 0.
     let other = vms.iter().find(|r| r["name"] == "vm-16g").unwrap();
-    assert_eq!(other["oomKills"], 0);
+    assert!(other["oomKills"].is_null(), "{}", other["oomKills"]);
     assert_eq!(other["risk"], "unknown");
 }

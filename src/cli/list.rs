@@ -7,6 +7,7 @@ use anyhow::Context;
 
 use super::args::{GlobalArgs, ListArgs, ListOutput};
 use crate::model::inventory::{Inventory, Readings};
+use crate::model::oom_vm::LogsRead;
 use crate::model::report::{self, Report, ReportOptions};
 use crate::model::version::Version;
 use crate::output;
@@ -53,6 +54,23 @@ pub fn oom_history(
     crate::model::oom_verdict::explain(&events, Some(&loaded.inventory), flag)
 }
 
+/// Whose kernel logs the files hold: the nodes they name, or every node for a log of no node.
+pub fn logs_read(loaded: &crate::cluster::files::Loaded) -> LogsRead {
+    if loaded.kernel_logs.is_empty() {
+        LogsRead::None
+    } else if loaded.kernel_logs.iter().any(|l| l.node.is_none()) {
+        LogsRead::All
+    } else {
+        LogsRead::Nodes(
+            loaded
+                .kernel_logs
+                .iter()
+                .filter_map(|l| l.node.clone())
+                .collect(),
+        )
+    }
+}
+
 pub fn run(global: &GlobalArgs, args: &ListArgs) -> anyhow::Result<ExitCode> {
     let opts = report_options(global)?;
     let report = if let Some(path) = &global.from {
@@ -60,6 +78,7 @@ pub fn run(global: &GlobalArgs, args: &ListArgs) -> anyhow::Result<ExitCode> {
         filter_namespace(&mut loaded.inventory, global);
         let mut opts = opts;
         opts.oom_history = oom_history(&loaded, opts.version_flag);
+        opts.kernel_logs_read = logs_read(&loaded);
         report::build(&loaded.inventory, &Readings::new(), &opts)
     } else {
         // One thread: the work is waiting on the server and decoding its answers, and one

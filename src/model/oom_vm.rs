@@ -6,6 +6,27 @@ use super::objects::{keys, Pod, VirtualMachine, VirtualMachineInstance, VmiSpec}
 use super::overhead::{overhead, ClusterInputs};
 use super::version::{detect, DetectedVersion, Version};
 
+/// Whose kernel logs were read for OOM reports: with them, a VM with no live reading still has
+/// a known kill count (0 when its node's log names none).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum LogsRead {
+    #[default]
+    None,
+    /// Logs of nodes not named (a bundle's `dmesg`): taken to cover every node.
+    All,
+    Nodes(std::collections::BTreeSet<String>),
+}
+
+impl LogsRead {
+    pub fn covers(&self, node: Option<&str>) -> bool {
+        match self {
+            LogsRead::None => false,
+            LogsRead::All => true,
+            LogsRead::Nodes(nodes) => node.is_some_and(|n| nodes.contains(n)),
+        }
+    }
+}
+
 /// A VM by namespace and name.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct VmRef {

@@ -11,6 +11,7 @@ use super::join::{join, Joined};
 use super::memory::{evaluate, Budgets, Component, MemoryModel};
 use super::objects::{keys, Pod, VmiSpec};
 use super::oom_verdict::OomExplanation;
+use super::oom_vm::LogsRead;
 use super::overhead::{overhead, ClusterInputs, Overhead, ProcessConstants, Term, MI};
 use super::readings::LiveSource;
 use super::recommend::{recommend, Recommendation, Strategy};
@@ -29,6 +30,8 @@ pub struct ReportOptions {
     pub stale_nodes: HashMap<String, String>,
     /// OOM kills found in kernel logs, explained (mapped to VMs where the inventory allows).
     pub oom_history: Vec<OomExplanation>,
+    /// Whose kernel logs `oom_history` comes from.
+    pub kernel_logs_read: LogsRead,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -535,7 +538,11 @@ fn row(
     let cgroup_kills = model.as_ref().map_or(0, |m| m.oom_kills);
     let current_kills = cgroup_kills.max(log_current);
     let oom_kills = current_kills + log_earlier;
-    let oom_kills_known = !history.is_empty() || source.is_none_or(|s| s.has_oom_counters());
+    // Known when the VM's cgroup counters or its node's kernel log were read, or a log named a
+    // kill; a VM with neither (stopped, node unreachable, `--live off`) has an unknown count.
+    let oom_kills_known = !history.is_empty()
+        || (model.is_some() && source.is_some_and(|s| s.has_oom_counters()))
+        || opts.kernel_logs_read.covers(node.as_deref());
     if current_kills > 0 {
         flags.push("oom-killed");
     } else if log_earlier > 0 {

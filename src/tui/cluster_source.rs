@@ -251,6 +251,7 @@ impl DataSource for ClusterSource {
             };
             self.kernel_logs.collect();
             opts.oom_history = self.kernel_logs.explanations(&inventory, opts.version_flag);
+            opts.kernel_logs_read = self.kernel_logs.read_nodes();
             let mut report = report::build(&inventory, &readings, &opts);
             report.warnings.extend(warnings);
             if let Some(r) = &self.readers {

@@ -19,6 +19,7 @@ use super::oom_watch::OomWatch;
 use crate::model::inventory::{Inventory, Readings};
 use crate::model::oom_event::OomEvent;
 use crate::model::oom_verdict::OomExplanation;
+use crate::model::oom_vm::LogsRead;
 use crate::model::report::Report;
 use crate::model::version::Version;
 use crate::node::readers::LiveReadings;
@@ -71,6 +72,18 @@ impl KernelLogs {
     /// The kills found so far, explained against the current inventory.
     pub fn explanations(&self, inv: &Inventory, flag: Option<Version>) -> Vec<OomExplanation> {
         self.watch.explanations(inv, flag)
+    }
+
+    /// The nodes whose log has been read successfully at least once.
+    pub fn read_nodes(&self) -> LogsRead {
+        LogsRead::Nodes(
+            self.watch
+                .nodes()
+                .iter()
+                .filter(|(_, l)| l.last_read.is_some() && l.error.is_none())
+                .map(|(n, _)| n.clone())
+                .collect(),
+        )
     }
 
     /// After a refresh: note what changed and, unless a read is still in flight, start

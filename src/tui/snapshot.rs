@@ -161,6 +161,7 @@ pub fn report_from_files(
     crate::cli::list::filter_namespace(&mut loaded.inventory, &g);
     // Support bundles carry the nodes' kernel logs: their kills are the VMs' OOM history.
     opts.oom_history = crate::cli::list::oom_history(&loaded, opts.version_flag);
+    opts.kernel_logs_read = crate::cli::list::logs_read(&loaded);
     Ok(report::build(&loaded.inventory, &Readings::new(), &opts))
 }
 

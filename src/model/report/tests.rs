@@ -15,3 +15,13 @@ fn stale_nodes_are_said_once_per_reason() {
     );
     assert!(stale_warnings(&HashMap::new()).is_empty());
 }
+
+#[test]
+fn kernel_logs_read_cover_their_nodes() {
+    assert!(!LogsRead::None.covers(Some("n1")));
+    assert!(LogsRead::All.covers(None));
+    let read = LogsRead::Nodes(["n1".to_string()].into_iter().collect());
+    assert!(read.covers(Some("n1")));
+    assert!(!read.covers(Some("n2")));
+    assert!(!read.covers(None));
+}

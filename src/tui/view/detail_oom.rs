@@ -25,7 +25,11 @@ pub fn lines(app: &App, r: &VmRow, width: u16) -> Vec<Line<'static>> {
     let cgroup = r.cgroup.as_ref().and_then(|c| c.oom_kills).unwrap_or(0);
     let current = cgroup.max(log_current);
     let earlier = r.oom_history.len() as u64 - log_current;
-    let counted = format!("current pod {current}, earlier pods {earlier}");
+    let counted = if r.oom_kills.is_some() {
+        format!("current pod {current}, earlier pods {earlier}")
+    } else {
+        "not known without a live reading or a kill in the kernel logs".to_string()
+    };
     let kills = kv("OOM kills", count(r.oom_kills), &counted);
     out.push(if r.oom_kills.unwrap_or(0) > 0 {
         kills.style(bad_style(app))

@@ -68,10 +68,7 @@ fn cells(app: &App, r: &VmRow, cols: &[Column], bar: usize) -> Vec<Cell<'static>
 /// OOM kills of the VM across its current and earlier pods (cgroup counters and kernel logs,
 /// each kill once); `-` when nothing could be read.
 fn ooms(r: &VmRow) -> String {
-    match r.oom_kills {
-        Some(n) if n > 0 || r.cgroup.is_some() => n.to_string(),
-        _ => "-".into(),
-    }
+    r.oom_kills.map_or_else(|| "-".into(), |n| n.to_string())
 }
 
 fn usage_cell(app: &App, r: &VmRow, bar: usize) -> Cell<'static> {
