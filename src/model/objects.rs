@@ -25,6 +25,13 @@ where
     Ok(v)
 }
 
+/// Labels and annotations keep only the keys some part of the tool reads: objects in real
+/// clusters carry many more (last-applied configurations, volume claim templates), often
+/// kilobytes per object, and thousands of objects are held at once.
+fn read_keys<'de, D: serde::Deserializer<'de>>(d: D) -> Result<StringMap, D::Error> {
+    StringMap::deserialize_keeping(d, |k| keys::READ.contains(&k))
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct ObjectMeta {
@@ -39,9 +46,17 @@ pub struct ObjectMeta {
     pub creation_timestamp: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deletion_timestamp: Option<String>,
-    #[serde(skip_serializing_if = "StringMap::is_empty")]
+    /// Only the labels the tool reads ([`keys::READ`]); the others are dropped when decoding.
+    #[serde(
+        deserialize_with = "read_keys",
+        skip_serializing_if = "StringMap::is_empty"
+    )]
     pub labels: StringMap,
-    #[serde(skip_serializing_if = "StringMap::is_empty")]
+    /// Only the annotations the tool reads ([`keys::READ`]), as for labels.
+    #[serde(
+        deserialize_with = "read_keys",
+        skip_serializing_if = "StringMap::is_empty"
+    )]
     pub annotations: StringMap,
     #[serde(deserialize_with = "exact_vec", skip_serializing_if = "Vec::is_empty")]
     pub owner_references: Vec<OwnerReference>,
@@ -608,4 +623,16 @@ pub mod keys {
     pub const SETTING_RATIO: &str = "additional-guest-memory-overhead-ratio";
     pub const SETTING_OVERCOMMIT: &str = "overcommit-config";
     pub const SETTING_SERVER_VERSION: &str = "server-version";
+
+    /// The labels and annotations the tool reads on the objects it lists; decoding drops the
+    /// others (see `ObjectMeta`). A key read anywhere must be listed here.
+    pub const READ: &[&str] = &[
+        LAUNCHER_LABEL,
+        CREATED_BY,
+        VM_NAME_LABEL,
+        HARVESTER_RESERVED_MEMORY,
+        HARVESTER_HOTPLUG,
+        MEMORY_OVERHEAD_ANNOTATION,
+        UNDO_ANNOTATION,
+    ];
 }

@@ -180,4 +180,16 @@ impl NodeReadings {
     pub fn pod(&self, uid: &str) -> Option<&PodReading> {
         self.pods.iter().find(|p| p.uid == uid)
     }
+
+    /// Give back the room the lists grew into while parsing (a list that grows by doubling
+    /// holds up to twice what it needs): readings of thousands of pods are kept for a whole
+    /// session.
+    pub fn shrink_to_fit(&mut self) {
+        self.pods.shrink_to_fit();
+        self.missing_pods.shrink_to_fit();
+        for p in &mut self.pods {
+            p.containers.shrink_to_fit();
+            p.processes.shrink_to_fit();
+        }
+    }
 }

@@ -10,6 +10,7 @@
 //! ```
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -253,6 +254,8 @@ impl LiveReadings {
             match result {
                 Ok(mut r) => {
                     self.guest.absorb(&mut r, &exact, round_no);
+                    r.shrink_to_fit();
+                    let r = Arc::new(r);
                     self.last.insert(node.clone(), r.clone());
                     round.readings.insert(node, r);
                 }

@@ -2,6 +2,7 @@
 //! as `kubectl get -o yaml|json` writes them) → typed objects. Pure: the caller reads files.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -31,9 +32,9 @@ pub enum Object {
 pub fn add_to_inventory(objects: Vec<Object>, inv: &mut Inventory) {
     for obj in objects {
         match obj {
-            Object::Vm(v) => inv.vms.push(*v),
-            Object::Vmi(v) => inv.vmis.push(*v),
-            Object::Pod(p) => inv.pods.push(*p),
+            Object::Vm(v) => inv.vms.push(Arc::from(v)),
+            Object::Vmi(v) => inv.vmis.push(Arc::from(v)),
+            Object::Pod(p) => inv.pods.push(Arc::from(p)),
             Object::Node(n) => inv.nodes.push(*n),
             Object::KubeVirt(k) => inv.kubevirts.push(*k),
             Object::HarvesterSetting(s) => {
