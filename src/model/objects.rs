@@ -150,10 +150,12 @@ pub struct VmiSpec {
     pub domain: DomainSpec,
     #[serde(deserialize_with = "exact_vec", skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<Volume>,
+    /// Boxed, as are `launchSecurity` and `migrationState`: most VMs have none, and an absent
+    /// boxed part takes a pointer's room in each of thousands of objects, not its full size.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub liveness_probe: Option<Probe>,
+    pub liveness_probe: Option<Box<Probe>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub readiness_probe: Option<Probe>,
+    pub readiness_probe: Option<Box<Probe>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub architecture: Option<String>,
     #[serde(deserialize_with = "exact_vec", skip_serializing_if = "Vec::is_empty")]
@@ -193,7 +195,7 @@ pub struct DomainSpec {
     pub cpu: Option<CpuSpec>,
     pub devices: Devices,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub launch_security: Option<LaunchSecurity>,
+    pub launch_security: Option<Box<LaunchSecurity>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -339,8 +341,9 @@ pub struct VmiStatus {
     /// pod UID → node name; two entries while migrating.
     #[serde(skip_serializing_if = "StringMap::is_empty")]
     pub active_pods: StringMap,
+    /// Boxed: only migrating VMIs have it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub migration_state: Option<MigrationState>,
+    pub migration_state: Option<Box<MigrationState>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory: Option<VmiMemoryStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]

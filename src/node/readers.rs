@@ -254,7 +254,7 @@ impl LiveReadings {
             match result {
                 Ok(mut r) => {
                     self.guest.absorb(&mut r, &exact, round_no);
-                    r.shrink_to_fit();
+                    r.compact();
                     let r = Arc::new(r);
                     self.last.insert(node.clone(), r.clone());
                     round.readings.insert(node, r);
@@ -455,7 +455,6 @@ async fn pod_exec(
             // What the container sees as its root is the compute container's cgroup.
             p.cgroup.level = crate::model::readings::CgroupLevel::Container;
             p.cgroup.container_id = t.compute_id.clone();
-            p.cgroup.path = format!("compute container of pod {}/{}", t.namespace, t.pod);
         }
         match &mut merged {
             None => merged = Some(r),

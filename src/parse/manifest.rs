@@ -124,8 +124,8 @@ struct AnySpec {
     // VirtualMachineInstance
     domain: Option<DomainSpec>,
     volumes: Vec<Volume>,
-    liveness_probe: Option<Probe>,
-    readiness_probe: Option<Probe>,
+    liveness_probe: Option<Box<Probe>>,
+    readiness_probe: Option<Box<Probe>>,
     architecture: Option<String>,
     networks: Vec<Network>,
     // Pod
@@ -148,7 +148,7 @@ struct AnyStatus {
     phase: Option<String>,
     node_name: Option<String>,
     active_pods: StringMap,
-    migration_state: Option<MigrationState>,
+    migration_state: Option<Box<MigrationState>>,
     memory: Option<VmiMemoryStatus>,
     qos_class: Option<String>,
     launcher_container_image_version: Option<String>,
