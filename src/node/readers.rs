@@ -239,7 +239,7 @@ impl LiveReadings {
             }
             None => HashMap::new(),
         };
-        let results: Vec<(String, Result<NodeReadings, String>)> = futures::stream::iter(per_node)
+        let mut results = futures::stream::iter(per_node)
             .map(|(node, targets)| {
                 let agent = agents.zip(started.remove(&node));
                 async move {
@@ -247,10 +247,10 @@ impl LiveReadings {
                     (node, r)
                 }
             })
-            .buffer_unordered(self.opts.parallel.max(1))
-            .collect()
-            .await;
-        for (node, result) in results {
+            .buffer_unordered(self.opts.parallel.max(1));
+        // Each node's reading is compacted and replaces that node's last one as soon as it is
+        // in: a round never holds all nodes' new readings uncompacted beside all the old ones.
+        while let Some((node, result)) = results.next().await {
             match result {
                 Ok(mut r) => {
                     self.guest.absorb(&mut r, &exact, round_no);
