@@ -125,22 +125,6 @@ pub struct VmTemplate {
 pub struct VmStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub printable_status: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ready: Option<bool>,
-    #[serde(deserialize_with = "exact_vec", skip_serializing_if = "Vec::is_empty")]
-    pub conditions: Vec<Condition>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct Condition {
-    #[serde(rename = "type")]
-    pub type_: String,
-    pub status: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
 }
 
 /// The VMI spec, also the VM's `spec.template.spec`.
@@ -158,32 +142,7 @@ pub struct VmiSpec {
     pub readiness_probe: Option<Box<Probe>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub architecture: Option<String>,
-    #[serde(deserialize_with = "exact_vec", skip_serializing_if = "Vec::is_empty")]
-    pub networks: Vec<Network>,
 }
-
-/// A VM network: its name and what it connects to (the pod network or a Multus network).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct Network {
-    pub name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pod: Option<Empty>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub multus: Option<MultusNetwork>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct MultusNetwork {
-    pub network_name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub default: Option<bool>,
-}
-
-/// An object whose presence is what counts (`pod: {}`); its fields, if any, are not kept.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Empty {}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
@@ -346,10 +305,6 @@ pub struct VmiStatus {
     pub migration_state: Option<Box<MigrationState>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory: Option<VmiMemoryStatus>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub qos_class: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub launcher_container_image_version: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -479,12 +434,8 @@ pub struct Container {
 pub struct PodStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub qos_class: Option<String>,
     #[serde(deserialize_with = "exact_vec", skip_serializing_if = "Vec::is_empty")]
     pub container_statuses: Vec<ContainerStatus>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub start_time: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -493,57 +444,6 @@ pub struct ContainerStatus {
     pub name: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub container_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub restart_count: Option<i64>,
-    /// `lastState.terminated.reason` is `OOMKilled` after a container-level OOM.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_state: Option<ContainerState>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub state: Option<ContainerState>,
-}
-
-/// A container's `state` or `lastState`: at most one of the three is set.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct ContainerState {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub running: Option<Box<StateRunning>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub waiting: Option<Box<StateWaiting>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub terminated: Option<Box<StateTerminated>>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct StateRunning {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub started_at: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct StateWaiting {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct StateTerminated {
-    /// `OOMKilled` after an OOM kill in the container.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub exit_code: Option<i32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub started_at: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub finished_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

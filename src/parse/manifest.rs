@@ -8,11 +8,11 @@ use serde::Deserialize;
 
 use crate::model::inventory::Inventory;
 use crate::model::objects::{
-    Condition, Container, ContainerStatus, DomainSpec, HarvesterSetting, KubeVirt,
-    KubeVirtConfiguration, KubeVirtSpec, KubeVirtStatus, MigrationState, Network, Node, NodeInfo,
-    NodeStatus, ObjectMeta, Pod, PodSpec, PodStatus, Probe, ResourceList, ResourceQuota,
-    ResourceQuotaSpec, StringMap, VirtualMachine, VirtualMachineInstance, VmSpec, VmStatus,
-    VmTemplate, VmiMemoryStatus, VmiSpec, VmiStatus, Volume,
+    Container, ContainerStatus, DomainSpec, HarvesterSetting, KubeVirt, KubeVirtConfiguration,
+    KubeVirtSpec, KubeVirtStatus, MigrationState, Node, NodeInfo, NodeStatus, ObjectMeta, Pod,
+    PodSpec, PodStatus, Probe, ResourceList, ResourceQuota, ResourceQuotaSpec, StringMap,
+    VirtualMachine, VirtualMachineInstance, VmSpec, VmStatus, VmTemplate, VmiMemoryStatus, VmiSpec,
+    VmiStatus, Volume,
 };
 use crate::parse::quantity::Quantity;
 
@@ -127,7 +127,6 @@ struct AnySpec {
     liveness_probe: Option<Box<Probe>>,
     readiness_probe: Option<Box<Probe>>,
     architecture: Option<String>,
-    networks: Vec<Network>,
     // Pod
     node_name: Option<String>,
     containers: Vec<Container>,
@@ -142,18 +141,13 @@ struct AnySpec {
 struct AnyStatus {
     // VirtualMachine
     printable_status: Option<String>,
-    ready: Option<bool>,
-    conditions: Vec<Condition>,
     // VirtualMachineInstance, Pod, KubeVirt
     phase: Option<String>,
     node_name: Option<String>,
     active_pods: StringMap,
     migration_state: Option<Box<MigrationState>>,
     memory: Option<VmiMemoryStatus>,
-    qos_class: Option<String>,
-    launcher_container_image_version: Option<String>,
     container_statuses: Vec<ContainerStatus>,
-    start_time: Option<String>,
     // Node
     capacity: ResourceList,
     allocatable: ResourceList,
@@ -210,8 +204,6 @@ fn typed(kind: &str, d: AnyObject) -> Option<Object> {
             },
             status: VmStatus {
                 printable_status: s.printable_status,
-                ready: s.ready,
-                conditions: s.conditions,
             },
         })),
         "VirtualMachineInstance" => Object::Vmi(Box::new(VirtualMachineInstance {
@@ -222,7 +214,6 @@ fn typed(kind: &str, d: AnyObject) -> Option<Object> {
                 liveness_probe: spec.liveness_probe,
                 readiness_probe: spec.readiness_probe,
                 architecture: spec.architecture,
-                networks: spec.networks,
             },
             status: VmiStatus {
                 phase: s.phase,
@@ -230,8 +221,6 @@ fn typed(kind: &str, d: AnyObject) -> Option<Object> {
                 active_pods: s.active_pods,
                 migration_state: s.migration_state,
                 memory: s.memory,
-                qos_class: s.qos_class,
-                launcher_container_image_version: s.launcher_container_image_version,
             },
         })),
         "Pod" => Object::Pod(Box::new(Pod {
@@ -242,9 +231,7 @@ fn typed(kind: &str, d: AnyObject) -> Option<Object> {
             },
             status: PodStatus {
                 phase: s.phase,
-                qos_class: s.qos_class,
                 container_statuses: s.container_statuses,
-                start_time: s.start_time,
             },
         })),
         "Node" => Object::Node(Box::new(Node {
