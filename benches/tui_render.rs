@@ -4,6 +4,7 @@
 //! Run: `cargo bench --bench tui_render`.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use ratatui::backend::TestBackend;
@@ -84,7 +85,7 @@ fn report(step: u64) -> Report {
     let mut readings = Readings::new();
     readings.insert(
         "harv41".into(),
-        NodeReadings {
+        Arc::new(NodeReadings {
             node: "harv41".into(),
             cgroup_version: CgroupVersion::V1,
             kernel: "5.14".into(),
@@ -105,7 +106,7 @@ fn report(step: u64) -> Report {
                     600 * MI,
                 ),
             ],
-        },
+        }),
     );
     let base = build(&inv, &readings, &ReportOptions::default());
     let mut r = base.clone();

@@ -8,7 +8,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{annotated, connect_as, eventually};
+use common::{connect_as, eventually, version_of};
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::json;
 use vmmem::cluster::live::{Health, LiveOptions, LiveSource, Scope};
@@ -86,6 +86,7 @@ async fn lists_watches_patches_and_execs_ride_out_a_burst_of_429s() {
     // Patches: the next two patches of db-02 are refused first.
     sim.throttle(2, Some("/namespaces/prod/virtualmachines/db-02"), 1);
     let t = Instant::now();
+    let old = version_of(&live.snapshot(), "db-02");
     let patch = json!({"metadata": {"annotations": {"example.com/through-429": "yes"}}});
     vms.patch("db-02", &PatchParams::default(), &Patch::Merge(&patch))
         .await
@@ -103,7 +104,7 @@ async fn lists_watches_patches_and_execs_ride_out_a_burst_of_429s() {
     );
     assert_paced(&patches, Duration::from_secs(1));
     let seen = eventually(Duration::from_secs(30), || {
-        annotated(&live.snapshot(), "db-02", "example.com/through-429")
+        version_of(&live.snapshot(), "db-02") != old
     })
     .await;
     assert!(
@@ -223,11 +224,12 @@ async fn expired_watches_are_relisted_and_the_report_stays_complete_and_current(
     .await;
     assert!(watching, "the feeds never started watching");
     sim.expire_watches();
+    let old = version_of(&live.snapshot(), "web-01");
     sim.bump_vm("default", "web-01").unwrap();
     let mut healthy = true;
     let caught_up = eventually(Duration::from_secs(20), || {
         healthy &= live.health() == Health::Ok;
-        annotated(&live.snapshot(), "web-01", "sim.vmmem.kubectl.io/bumped")
+        version_of(&live.snapshot(), "web-01") != old
     })
     .await;
     assert!(caught_up, "the change after the expiry never arrived");
@@ -266,9 +268,10 @@ async fn expired_watches_are_relisted_and_the_report_stays_complete_and_current(
 
     // A later edit arrives as an event on the new watches, without another relist.
     let lists = live.stats().lists;
+    let old = version_of(&live.snapshot(), "db-01");
     sim.bump_vm("prod", "db-01").unwrap();
     let seen = eventually(Duration::from_secs(10), || {
-        annotated(&live.snapshot(), "db-01", "sim.vmmem.kubectl.io/bumped")
+        version_of(&live.snapshot(), "db-01") != old
     })
     .await;
     assert!(seen);

@@ -50,9 +50,9 @@ fn seed_inventory() -> Inventory {
     }))
     .unwrap();
     Inventory {
-        vms: vec![vm],
-        vmis: vec![vmi],
-        pods: vec![pod],
+        vms: vec![vm.into()],
+        vmis: vec![vmi.into()],
+        pods: vec![pod.into()],
         kubevirts: vec![kv],
         harvester_settings: Some(vec![HarvesterSetting::default()]),
         ..Default::default()
@@ -234,10 +234,15 @@ fn a_non_kubevirt_cgroup() {
 fn hugepage_guest_is_not_in_the_memory_cgroup() {
     let events = parse_kernel_log(&fixture("seed-example3-dmesg.log"));
     let mut inv = seed_inventory();
-    inv.vmis[0].spec.domain.memory.as_mut().unwrap().hugepages =
-        Some(vmmem::model::objects::Hugepages {
-            page_size: "2Mi".into(),
-        });
+    std::sync::Arc::make_mut(&mut inv.vmis[0])
+        .spec
+        .domain
+        .memory
+        .as_mut()
+        .unwrap()
+        .hugepages = Some(vmmem::model::objects::Hugepages {
+        page_size: "2Mi".into(),
+    });
     let ex = explain(&events, Some(&inv), None).remove(0);
     assert!(ex.guest_in_hugepages);
     assert_eq!(ex.guest_resident_bytes, Some(0));

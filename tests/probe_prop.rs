@@ -291,7 +291,7 @@ proptest! {
         .unwrap()
         .inventory;
         let mut readings = Readings::new();
-        readings.insert(SEED_NODE.to_string(), r.into_readings(SEED_NODE, LiveSource::Agent, 0));
+        readings.insert(SEED_NODE.to_string(), std::sync::Arc::new(r.into_readings(SEED_NODE, LiveSource::Agent, 0)));
         let report = build(&inv, &readings, &ReportOptions::default());
         let row = report.vms.iter().find(|v| v.name == "vm2").unwrap();
         prop_assert!(row.cgroup.is_some(), "the reading joined vm2");

@@ -188,7 +188,7 @@ enum Held<T: Kind> {
     /// The reflector's store, kept current by the watch.
     Watched(Store<Lean<T>>),
     /// The result of one paged list.
-    Listed(Arc<Mutex<Vec<T>>>),
+    Listed(Arc<Mutex<Vec<Arc<T>>>>),
 }
 
 /// A running watch (or one-shot list) of `T` in one namespace (or all), stopped when dropped.
@@ -286,16 +286,17 @@ impl<T: Kind> Feed<T> {
         &self.state
     }
 
-    /// The objects as of now (copies; the store keeps its own).
-    pub fn objects(&self) -> Vec<T> {
+    /// The objects as of now: shared with the store, not copied (a watch replaces an object
+    /// that changes; it never changes one in place).
+    pub fn objects(&self) -> Vec<Arc<T>> {
         match &self.held {
             Held::Watched(store) => store.state().iter().map(|l| l.obj.clone()).collect(),
             Held::Listed(list) => list.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         }
     }
 
-    /// Stop watching and hand over the objects without copying them (for one-shot readers).
-    pub async fn into_objects(mut self) -> Vec<T> {
+    /// Stop watching and hand over the objects (for one-shot readers).
+    pub async fn into_objects(mut self) -> Vec<Arc<T>> {
         self.task.abort();
         // Once the task is gone its writer is dropped: the store below holds the only references.
         let _ = (&mut self.task).await;
@@ -304,17 +305,13 @@ impl<T: Kind> Feed<T> {
                 std::mem::take(&mut *list.lock().unwrap_or_else(|p| p.into_inner()))
             }
             Held::Watched(store) => {
-                let arcs = store.state();
+                let objects = store.state().iter().map(|l| l.obj.clone()).collect();
+                // The store's own references go with it: the objects are then held once.
                 drop(std::mem::replace(
                     store,
                     Writer::<Lean<T>>::new(()).as_reader(),
                 ));
-                let mut out = Vec::with_capacity(arcs.len());
-                out.extend(
-                    arcs.into_iter()
-                        .map(|a| Arc::try_unwrap(a).map_or_else(|a| a.obj.clone(), |l| l.obj)),
-                );
-                out
+                objects
             }
         }
     }

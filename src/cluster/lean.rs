@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 use std::fmt::Debug;
+use std::sync::Arc;
 
 use kube::core::DynamicResourceScope;
 use kube::Resource;
@@ -78,11 +79,12 @@ kind!(
     false
 );
 
-/// A lean object with the metadata kube-rs needs to key, resume and store it.
+/// A lean object with the metadata kube-rs needs to key, resume and store it. The object is
+/// shared: snapshots of a watch cache hand out the same objects, not copies.
 #[derive(Debug, Clone)]
 pub struct Lean<T> {
     meta: kube::core::ObjectMeta,
-    pub obj: T,
+    pub obj: Arc<T>,
 }
 
 impl<T: Kind> Lean<T> {
@@ -95,7 +97,10 @@ impl<T: Kind> Lean<T> {
             resource_version: non_empty(&m.resource_version),
             ..Default::default()
         };
-        Lean { meta, obj }
+        Lean {
+            meta,
+            obj: Arc::new(obj),
+        }
     }
 }
 

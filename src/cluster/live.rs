@@ -203,7 +203,7 @@ fn per_namespace<T: Kind>(
         .collect()
 }
 
-fn sorted<T: Kind>(mut out: Vec<T>) -> Vec<T> {
+fn sorted<T: Kind>(mut out: Vec<Arc<T>>) -> Vec<Arc<T>> {
     out.sort_by(|a, b| {
         let (ma, mb) = (a.lean_meta(), b.lean_meta());
         (&ma.namespace, &ma.name).cmp(&(&mb.namespace, &mb.name))
@@ -211,11 +211,17 @@ fn sorted<T: Kind>(mut out: Vec<T>) -> Vec<T> {
     out
 }
 
-fn collect<T: Kind>(feeds: &[Feed<T>]) -> Vec<T> {
+fn collect<T: Kind>(feeds: &[Feed<T>]) -> Vec<Arc<T>> {
     sorted(feeds.iter().flat_map(Feed::objects).collect())
 }
 
-async fn take_all<T: Kind>(feeds: Vec<Feed<T>>) -> Vec<T> {
+/// Copies of the few objects of which there are a handful per cluster (nodes, KubeVirt CRs,
+/// quotas, settings), which the inventory holds by value.
+fn owned<T: Kind>(shared: Vec<Arc<T>>) -> Vec<T> {
+    shared.into_iter().map(Arc::unwrap_or_clone).collect()
+}
+
+async fn take_all<T: Kind>(feeds: Vec<Feed<T>>) -> Vec<Arc<T>> {
     let mut out = Vec::new();
     for f in feeds {
         out.extend(f.into_objects().await);
@@ -383,17 +389,18 @@ impl LiveSource {
         })
     }
 
-    /// The objects as of now, from the watch caches (no request to the server).
+    /// The objects as of now, from the watch caches (no request to the server). VMs, VMIs and
+    /// pods are shared with the caches, not copied.
     pub fn snapshot(&self) -> Inventory {
         Inventory {
             source: self.source,
             vms: collect(&self.vms),
             vmis: collect(&self.vmis),
             pods: collect(&self.pods),
-            nodes: collect(&self.nodes),
-            kubevirts: collect(&self.kubevirts),
-            harvester_settings: self.settings.as_ref().map(|s| collect(s)),
-            resource_quotas: collect(&self.quotas),
+            nodes: owned(collect(&self.nodes)),
+            kubevirts: owned(collect(&self.kubevirts)),
+            harvester_settings: self.settings.as_ref().map(|s| owned(collect(s))),
+            resource_quotas: owned(collect(&self.quotas)),
             warnings: self.warnings.clone(),
         }
     }
@@ -402,7 +409,7 @@ impl LiveSource {
     pub async fn into_snapshot(mut self) -> Inventory {
         self.monitor.abort();
         let settings = match self.settings.take() {
-            Some(s) => Some(take_all(s).await),
+            Some(s) => Some(owned(take_all(s).await)),
             None => None,
         };
         Inventory {
@@ -410,10 +417,10 @@ impl LiveSource {
             vms: take_all(std::mem::take(&mut self.vms)).await,
             vmis: take_all(std::mem::take(&mut self.vmis)).await,
             pods: take_all(std::mem::take(&mut self.pods)).await,
-            nodes: take_all(std::mem::take(&mut self.nodes)).await,
-            kubevirts: take_all(std::mem::take(&mut self.kubevirts)).await,
+            nodes: owned(take_all(std::mem::take(&mut self.nodes)).await),
+            kubevirts: owned(take_all(std::mem::take(&mut self.kubevirts)).await),
             harvester_settings: settings,
-            resource_quotas: take_all(std::mem::take(&mut self.quotas)).await,
+            resource_quotas: owned(take_all(std::mem::take(&mut self.quotas)).await),
             warnings: std::mem::take(&mut self.warnings),
         }
     }

@@ -2,6 +2,8 @@
 //! readers that take one snapshot and keep no watch (`list`). Pages hold 500 objects, as
 //! kubectl's and kube-rs's watcher's do, so no response holds a whole large cluster.
 
+use std::sync::Arc;
+
 use kube::api::ListParams;
 use kube::Api;
 
@@ -19,7 +21,7 @@ const RESTARTS: usize = 3;
 pub async fn list_all<T: Kind>(
     api: &Api<Lean<T>>,
     labels: Option<&str>,
-) -> Result<(Vec<T>, usize), kube::Error> {
+) -> Result<(Vec<Arc<T>>, usize), kube::Error> {
     let mut first = ListParams::default().limit(PAGE_SIZE);
     if let Some(l) = labels {
         first = first.labels(l);
@@ -27,7 +29,7 @@ pub async fn list_all<T: Kind>(
     let mut restarts = 0;
     let mut pages = 0;
     'list: loop {
-        let mut out: Vec<T> = Vec::new();
+        let mut out: Vec<Arc<T>> = Vec::new();
         let mut lp = first.clone();
         loop {
             let page = match api.list(&lp).await {

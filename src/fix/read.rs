@@ -2,6 +2,8 @@
 //! quotas) from the API server into a [`Target`]. Small on purpose: it reads only what the
 //! planner needs and becomes a call into the live source once that exists.
 
+use std::sync::Arc;
+
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -10,7 +12,7 @@ use super::apply::{pod_resource, vm_resource, vmi_resource, ApplyError};
 use super::plan::Refusal;
 use super::target::Target;
 use crate::model::inventory::{Inventory, Readings, SourceKind};
-use crate::model::objects::keys;
+use crate::model::objects::{keys, Pod, VirtualMachineInstance};
 use crate::model::report::ReportOptions;
 
 /// Why the VM could not be read or planned.
@@ -86,16 +88,20 @@ pub async fn read_target(
                 keys::LAUNCHER_LABEL_VALUE,
                 keys::CREATED_BY
             );
-            inv.pods = list_lean(
+            inv.pods = list_lean::<Pod>(
                 pods,
                 &ListParams::default().labels(&selector),
                 "pods",
                 &mut warnings,
             )
             .await
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .into_iter()
+            .map(Arc::new)
+            .collect();
         }
-        inv.vmis.extend(lean(&vmi));
+        inv.vmis
+            .extend(lean::<VirtualMachineInstance>(&vmi).map(Arc::new));
     }
     let kubevirts = ApiResource::from_gvk_with_plural(
         &GroupVersionKind::gvk("kubevirt.io", "v1", "KubeVirt"),

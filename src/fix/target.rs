@@ -73,7 +73,7 @@ impl Target {
         let mut inv = inv.clone();
         inv.vms
             .retain(|v| !(v.metadata.namespace == ns && v.metadata.name == name));
-        inv.vms.push(vm.clone());
+        inv.vms.push(std::sync::Arc::new(vm.clone()));
         let rep = report::build(&inv, readings, opts);
         let row = rep
             .vms

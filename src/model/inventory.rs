@@ -1,6 +1,7 @@
 //! The one plain value between the sources (files, live cluster, simulator) and the model.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -29,14 +30,16 @@ impl SourceKind {
     }
 }
 
-/// Objects read from a cluster or from files.
+/// Objects read from a cluster or from files. VMs, VMIs and pods, of which there are
+/// thousands, are shared (`Arc`): the dashboard's snapshot of the watch caches holds the
+/// caches' own objects, not copies.
 #[derive(Debug, Clone, Default)]
 pub struct Inventory {
     pub source: SourceKind,
-    pub vms: Vec<VirtualMachine>,
-    pub vmis: Vec<VirtualMachineInstance>,
+    pub vms: Vec<Arc<VirtualMachine>>,
+    pub vmis: Vec<Arc<VirtualMachineInstance>>,
     /// virt-launcher pods (others are ignored).
-    pub pods: Vec<Pod>,
+    pub pods: Vec<Arc<Pod>>,
     pub nodes: Vec<Node>,
     pub kubevirts: Vec<KubeVirt>,
     /// `Some` when the Harvester settings API exists (so this is a Harvester cluster).
@@ -46,5 +49,6 @@ pub struct Inventory {
     pub warnings: Vec<String>,
 }
 
-/// Live readings per node name.
-pub type Readings = BTreeMap<String, NodeReadings>;
+/// Live readings per node name. Shared (`Arc`): the dashboard's node readers keep each node's
+/// last good reading for the next round, and a round's readings are that same value, not a copy.
+pub type Readings = BTreeMap<String, Arc<NodeReadings>>;

@@ -75,7 +75,12 @@ pub fn join(inv: &Inventory) -> Vec<Joined<'_>> {
     let mut vmis: HashMap<(&str, &str), &VirtualMachineInstance> = inv
         .vmis
         .iter()
-        .map(|v| ((v.metadata.namespace.as_str(), v.metadata.name.as_str()), v))
+        .map(|v| {
+            (
+                (v.metadata.namespace.as_str(), v.metadata.name.as_str()),
+                &**v,
+            )
+        })
         .collect();
     let mut out: Vec<Joined> = Vec::with_capacity(inv.vms.len() + 8);
     for vm in &inv.vms {
@@ -186,11 +191,14 @@ mod tests {
     #[test]
     fn one_row_per_vm_plus_orphan_vmis() {
         let inv = Inventory {
-            vms: vec![vm("b", "stopped"), vm("a", "web")],
-            vmis: vec![vmi("a", "web", "u1", "n1"), vmi("a", "bare", "u2", "n2")],
+            vms: vec![vm("b", "stopped").into(), vm("a", "web").into()],
+            vmis: vec![
+                vmi("a", "web", "u1", "n1").into(),
+                vmi("a", "bare", "u2", "n2").into(),
+            ],
             pods: vec![
-                pod("p1", "u1", "n1", "2024-01-01T00:00:00Z", true),
-                pod("p2", "u2", "n2", "2024-01-01T00:00:00Z", false),
+                pod("p1", "u1", "n1", "2024-01-01T00:00:00Z", true).into(),
+                pod("p2", "u2", "n2", "2024-01-01T00:00:00Z", false).into(),
             ],
             ..Default::default()
         };
@@ -209,12 +217,12 @@ mod tests {
         i.status.active_pods.insert("src".into(), "n1".into());
         i.status.active_pods.insert("dst".into(), "n2".into());
         let inv = Inventory {
-            vms: vec![vm("a", "web")],
-            vmis: vec![i],
+            vms: vec![vm("a", "web").into()],
+            vmis: vec![i.into()],
             pods: vec![
-                pod("old", "u1", "n0", "2023-01-01T00:00:00Z", true),
-                pod("src", "u1", "n1", "2024-01-01T00:00:00Z", true),
-                pod("dst", "u1", "n2", "2024-02-01T00:00:00Z", true),
+                pod("old", "u1", "n0", "2023-01-01T00:00:00Z", true).into(),
+                pod("src", "u1", "n1", "2024-01-01T00:00:00Z", true).into(),
+                pod("dst", "u1", "n2", "2024-02-01T00:00:00Z", true).into(),
             ],
             ..Default::default()
         };
@@ -230,12 +238,12 @@ mod tests {
         let mut done = pod("done", "u1", "n1", "2025-01-01T00:00:00Z", true);
         done.status.phase = Some("Failed".into());
         let inv = Inventory {
-            vms: vec![vm("a", "web")],
-            vmis: vec![vmi("a", "web", "u1", "n1")],
+            vms: vec![vm("a", "web").into()],
+            vmis: vec![vmi("a", "web", "u1", "n1").into()],
             pods: vec![
-                done,
-                pod("older", "u1", "n1", "2023-01-01T00:00:00Z", true),
-                pod("newer", "u1", "n1", "2024-01-01T00:00:00Z", true),
+                done.into(),
+                pod("older", "u1", "n1", "2023-01-01T00:00:00Z", true).into(),
+                pod("newer", "u1", "n1", "2024-01-01T00:00:00Z", true).into(),
             ],
             ..Default::default()
         };

@@ -25,6 +25,13 @@ where
     Ok(v)
 }
 
+/// Labels and annotations keep only the keys some part of the tool reads: objects in real
+/// clusters carry many more (last-applied configurations, volume claim templates), often
+/// kilobytes per object, and thousands of objects are held at once.
+fn read_keys<'de, D: serde::Deserializer<'de>>(d: D) -> Result<StringMap, D::Error> {
+    StringMap::deserialize_keeping(d, |k| keys::READ.contains(&k))
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct ObjectMeta {
@@ -39,9 +46,17 @@ pub struct ObjectMeta {
     pub creation_timestamp: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deletion_timestamp: Option<String>,
-    #[serde(skip_serializing_if = "StringMap::is_empty")]
+    /// Only the labels the tool reads ([`keys::READ`]); the others are dropped when decoding.
+    #[serde(
+        deserialize_with = "read_keys",
+        skip_serializing_if = "StringMap::is_empty"
+    )]
     pub labels: StringMap,
-    #[serde(skip_serializing_if = "StringMap::is_empty")]
+    /// Only the annotations the tool reads ([`keys::READ`]), as for labels.
+    #[serde(
+        deserialize_with = "read_keys",
+        skip_serializing_if = "StringMap::is_empty"
+    )]
     pub annotations: StringMap,
     #[serde(deserialize_with = "exact_vec", skip_serializing_if = "Vec::is_empty")]
     pub owner_references: Vec<OwnerReference>,
@@ -110,22 +125,6 @@ pub struct VmTemplate {
 pub struct VmStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub printable_status: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ready: Option<bool>,
-    #[serde(deserialize_with = "exact_vec", skip_serializing_if = "Vec::is_empty")]
-    pub conditions: Vec<Condition>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct Condition {
-    #[serde(rename = "type")]
-    pub type_: String,
-    pub status: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
 }
 
 /// The VMI spec, also the VM's `spec.template.spec`.
@@ -135,38 +134,15 @@ pub struct VmiSpec {
     pub domain: DomainSpec,
     #[serde(deserialize_with = "exact_vec", skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<Volume>,
+    /// Boxed, as are `launchSecurity` and `migrationState`: most VMs have none, and an absent
+    /// boxed part takes a pointer's room in each of thousands of objects, not its full size.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub liveness_probe: Option<Probe>,
+    pub liveness_probe: Option<Box<Probe>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub readiness_probe: Option<Probe>,
+    pub readiness_probe: Option<Box<Probe>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub architecture: Option<String>,
-    #[serde(deserialize_with = "exact_vec", skip_serializing_if = "Vec::is_empty")]
-    pub networks: Vec<Network>,
 }
-
-/// A VM network: its name and what it connects to (the pod network or a Multus network).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct Network {
-    pub name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pod: Option<Empty>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub multus: Option<MultusNetwork>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct MultusNetwork {
-    pub network_name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub default: Option<bool>,
-}
-
-/// An object whose presence is what counts (`pod: {}`); its fields, if any, are not kept.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Empty {}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
@@ -178,7 +154,7 @@ pub struct DomainSpec {
     pub cpu: Option<CpuSpec>,
     pub devices: Devices,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub launch_security: Option<LaunchSecurity>,
+    pub launch_security: Option<Box<LaunchSecurity>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -324,14 +300,11 @@ pub struct VmiStatus {
     /// pod UID → node name; two entries while migrating.
     #[serde(skip_serializing_if = "StringMap::is_empty")]
     pub active_pods: StringMap,
+    /// Boxed: only migrating VMIs have it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub migration_state: Option<MigrationState>,
+    pub migration_state: Option<Box<MigrationState>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory: Option<VmiMemoryStatus>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub qos_class: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub launcher_container_image_version: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -461,12 +434,8 @@ pub struct Container {
 pub struct PodStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub qos_class: Option<String>,
     #[serde(deserialize_with = "exact_vec", skip_serializing_if = "Vec::is_empty")]
     pub container_statuses: Vec<ContainerStatus>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub start_time: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -475,57 +444,6 @@ pub struct ContainerStatus {
     pub name: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub container_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub restart_count: Option<i64>,
-    /// `lastState.terminated.reason` is `OOMKilled` after a container-level OOM.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_state: Option<ContainerState>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub state: Option<ContainerState>,
-}
-
-/// A container's `state` or `lastState`: at most one of the three is set.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct ContainerState {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub running: Option<Box<StateRunning>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub waiting: Option<Box<StateWaiting>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub terminated: Option<Box<StateTerminated>>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct StateRunning {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub started_at: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct StateWaiting {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct StateTerminated {
-    /// `OOMKilled` after an OOM kill in the container.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub exit_code: Option<i32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub started_at: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub finished_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -608,4 +526,16 @@ pub mod keys {
     pub const SETTING_RATIO: &str = "additional-guest-memory-overhead-ratio";
     pub const SETTING_OVERCOMMIT: &str = "overcommit-config";
     pub const SETTING_SERVER_VERSION: &str = "server-version";
+
+    /// The labels and annotations the tool reads on the objects it lists; decoding drops the
+    /// others (see `ObjectMeta`). A key read anywhere must be listed here.
+    pub const READ: &[&str] = &[
+        LAUNCHER_LABEL,
+        CREATED_BY,
+        VM_NAME_LABEL,
+        HARVESTER_RESERVED_MEMORY,
+        HARVESTER_HOTPLUG,
+        MEMORY_OVERHEAD_ANNOTATION,
+        UNDO_ANNOTATION,
+    ];
 }

@@ -72,10 +72,15 @@ pub fn is_harvester(inv: Option<&Inventory>) -> bool {
 
 /// Find the VM whose virt-launcher pod had this UID.
 pub fn vm_for_pod(inv: &Inventory, pod_uid: &str, version: Version) -> Option<VmFacts> {
-    let pod = inv.pods.iter().find(|p| p.metadata.uid == pod_uid);
+    let pod = inv
+        .pods
+        .iter()
+        .map(|p| &**p)
+        .find(|p| p.metadata.uid == pod_uid);
     let vmi = pod.and_then(|p| vmi_of_pod(inv, p)).or_else(|| {
         inv.vmis
             .iter()
+            .map(|v| &**v)
             .find(|v| v.status.active_pods.contains_key(pod_uid))
     });
     let namespace = vmi
@@ -87,6 +92,7 @@ pub fn vm_for_pod(inv: &Inventory, pod_uid: &str, version: Version) -> Option<Vm
     let vm = inv
         .vms
         .iter()
+        .map(|vm| &**vm)
         .find(|vm| vm.metadata.namespace == namespace && vm.metadata.name == vmi_name);
     let spec: Option<&VmiSpec> = vmi.map(|v| &v.spec).or(vm.map(|v| &v.spec.template.spec));
     let guest_bytes = spec.and_then(guest_of);
@@ -135,7 +141,10 @@ fn vmi_of_pod<'a>(inv: &'a Inventory, pod: &Pod) -> Option<&'a VirtualMachineIns
         }
     }
     let created_by = pod.metadata.labels.get(keys::CREATED_BY)?;
-    inv.vmis.iter().find(|v| &v.metadata.uid == created_by)
+    inv.vmis
+        .iter()
+        .find(|v| &v.metadata.uid == created_by)
+        .map(|v| &**v)
 }
 
 fn bytes(q: &Option<crate::parse::quantity::Quantity>) -> Option<u64> {
@@ -239,9 +248,9 @@ mod tests {
             .annotations
             .insert(keys::HARVESTER_RESERVED_MEMORY.into(), "100Mi".into());
         let inv = Inventory {
-            pods: vec![pod],
-            vmis: vec![vmi("1948Mi", "2Gi")],
-            vms: vec![vm],
+            pods: vec![pod.into()],
+            vmis: vec![vmi("1948Mi", "2Gi").into()],
+            vms: vec![vm.into()],
             kubevirts: vec![KubeVirt::default()],
             ..Default::default()
         };
@@ -279,7 +288,7 @@ mod tests {
             .annotations
             .insert(keys::MEMORY_OVERHEAD_ANNOTATION.into(), "283115520".into());
         let inv = Inventory {
-            pods: vec![pod],
+            pods: vec![pod.into()],
             ..Default::default()
         };
         let f = vm_for_pod(&inv, "old-pod", Version::NEWEST_KNOWN).unwrap();
@@ -305,7 +314,7 @@ mod tests {
             ..Default::default()
         });
         let inv = Inventory {
-            vmis: vec![v],
+            vmis: vec![v.into()],
             ..Default::default()
         };
         let f = vm_for_pod(&inv, "old-pod", Version::NEWEST_KNOWN).unwrap();

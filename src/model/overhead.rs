@@ -3,6 +3,8 @@
 //! Facts: `shared/facts/kubevirt-overhead.md`. Every input comes from the VMI as stored (after
 //! KubeVirt's defaulting), never the VM template.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 use super::objects::{KubeVirtConfiguration, VmiSpec};
@@ -119,11 +121,11 @@ pub fn ratio_supported(v: Version) -> bool {
     v >= Version::new(0, 58, 2) && v != Version::new(0, 59, 0)
 }
 
-/// One named term of O.
+/// One named term of O. Most names are fixed words, kept without a copy per VM.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Term {
-    pub name: String,
+    pub name: Cow<'static, str>,
     pub bytes: i64,
 }
 
@@ -209,14 +211,14 @@ pub fn overhead(spec: &VmiSpec, v: Version, cluster: &ClusterInputs) -> Overhead
     let consts = ProcessConstants::for_version(v);
     let mut terms: Vec<Term> = Vec::new();
     let mut notes = Vec::new();
-    let add = |terms: &mut Vec<Term>, name: &str, bytes: i64| {
+    fn add(terms: &mut Vec<Term>, name: impl Into<Cow<'static, str>>, bytes: i64) {
         if bytes != 0 {
             terms.push(Term {
-                name: name.to_string(),
+                name: name.into(),
                 bytes,
             });
         }
-    };
+    }
     let d = &spec.domain;
     let r = mem(&d.resources.requests.memory).unwrap_or(0).max(0);
     add(
@@ -240,7 +242,7 @@ pub fn overhead(spec: &VmiSpec, v: Version, cluster: &ClusterInputs) -> Overhead
         }
     }
     let n = vcpus(spec);
-    add(&mut terms, &format!("vCPU threads ({n} x 8Mi)"), 8 * MI * n);
+    add(&mut terms, format!("vCPU threads ({n} x 8Mi)"), 8 * MI * n);
     add(&mut terms, "IOThread", 8 * MI);
     if d.devices.autoattach_graphics_device != Some(false) {
         add(&mut terms, "video", consts.video * MI);
@@ -273,7 +275,7 @@ pub fn overhead(spec: &VmiSpec, v: Version, cluster: &ClusterInputs) -> Overhead
     if exec_probes > 0 {
         add(
             &mut terms,
-            &format!("exec probes ({exec_probes} x 10Mi + 100Mi)"),
+            format!("exec probes ({exec_probes} x 10Mi + 100Mi)"),
             exec_probes * 10 * MI + 100 * MI,
         );
     }
@@ -331,7 +333,7 @@ pub fn overhead(spec: &VmiSpec, v: Version, cluster: &ClusterInputs) -> Overhead
                 Ok(rf) if rf.is_finite() && rf >= 1.0 => {
                     let sum: i64 = terms.iter().map(|t| t.bytes).sum();
                     let extra = 1000 * ((ceil_div(sum, 1000) as f64) * (rf - 1.0)).trunc() as i64;
-                    add(&mut terms, &format!("overhead ratio {ratio}"), extra);
+                    add(&mut terms, format!("overhead ratio {ratio}"), extra);
                     ratio_used = Some(ratio.to_string());
                 }
                 _ => notes.push(format!(
@@ -360,7 +362,7 @@ pub fn overhead(spec: &VmiSpec, v: Version, cluster: &ClusterInputs) -> Overhead
                 .and_then(|c| c.requests.memory.as_ref());
             if let Some(q) = req {
                 match q.bytes() {
-                    Ok(b) => add(&mut terms, &format!("network binding {name}"), b),
+                    Ok(b) => add(&mut terms, format!("network binding {name}"), b),
                     Err(e) => notes.push(format!("binding plugin {name} overhead ignored: {e}")),
                 }
             }

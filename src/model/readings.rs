@@ -104,6 +104,7 @@ pub struct MemoryStat {
 pub struct CgroupCounters {
     pub level: CgroupLevel,
     /// Path below the memory hierarchy root, e.g. `/kubepods.slice/…/cri-containerd-<id>.scope`.
+    /// Empty in the node readers' rounds ([`NodeReadings::compact`]): nothing there reads it.
     pub path: String,
     /// Container id (for container level), without the runtime prefix.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -179,5 +180,22 @@ pub struct NodeReadings {
 impl NodeReadings {
     pub fn pod(&self, uid: &str) -> Option<&PodReading> {
         self.pods.iter().find(|p| p.uid == uid)
+    }
+
+    /// Keep only what the report and the dashboard read, in no more room than it needs: the
+    /// lists give back what they grew into while parsing (a list that grows by doubling holds up
+    /// to twice its length), and the cgroup paths, which only the probe's own output shows, are
+    /// dropped. The node readers hold readings of thousands of pods for a whole session.
+    pub fn compact(&mut self) {
+        self.pods.shrink_to_fit();
+        self.missing_pods.shrink_to_fit();
+        for p in &mut self.pods {
+            p.cgroup.path = String::new();
+            for c in &mut p.containers {
+                c.path = String::new();
+            }
+            p.containers.shrink_to_fit();
+            p.processes.shrink_to_fit();
+        }
     }
 }

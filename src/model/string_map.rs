@@ -141,23 +141,63 @@ impl Serialize for StringMap {
     }
 }
 
-impl<'de> Deserialize<'de> for StringMap {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = StringMap;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a map of strings to strings")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StringMap, A::Error> {
-                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0).min(64));
-                while let Some(e) = map.next_entry::<String, String>()? {
-                    entries.push(e);
-                }
-                Ok(StringMap::from_entries(entries))
+/// Reads a map of strings to strings, keeping only the entries whose key `keep` accepts.
+struct Entries {
+    keep: fn(&str) -> bool,
+}
+
+impl<'de> Visitor<'de> for Entries {
+    type Value = StringMap;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a map of strings to strings")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StringMap, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if (self.keep)(&key) {
+                entries.push((key, map.next_value::<String>()?));
+            } else {
+                // Still a string, as for a kept entry, but not copied.
+                map.next_value::<AnyStr>()?;
             }
         }
-        d.deserialize_map(V)
+        Ok(StringMap::from_entries(entries))
+    }
+}
+
+/// A string that is checked and dropped without being copied.
+struct AnyStr;
+
+impl<'de> Deserialize<'de> for AnyStr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = AnyStr;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<AnyStr, E> {
+                Ok(AnyStr)
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+impl StringMap {
+    /// Decode a map of strings to strings, keeping only the keys `keep` accepts (objects carry
+    /// labels and annotations the tool never reads, some of them kilobytes long).
+    pub fn deserialize_keeping<'de, D: Deserializer<'de>>(
+        d: D,
+        keep: fn(&str) -> bool,
+    ) -> Result<StringMap, D::Error> {
+        d.deserialize_map(Entries { keep })
+    }
+}
+
+impl<'de> Deserialize<'de> for StringMap {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        StringMap::deserialize_keeping(d, |_| true)
     }
 }
 
@@ -191,5 +231,17 @@ mod tests {
         assert!(serde_yaml::from_str::<StringMap>("a: b\nc: d\n")
             .unwrap()
             .contains_key("c"));
+    }
+
+    #[test]
+    fn keeps_only_the_keys_asked_for_and_still_checks_the_others() {
+        let mut de = serde_json::Deserializer::from_str(r#"{"b": "x", "a": "1", "c": "y"}"#);
+        let m = StringMap::deserialize_keeping(&mut de, |k| k == "a").unwrap();
+        assert_eq!(format!("{m:?}"), r#"{"a": "1"}"#);
+        let mut bad = serde_json::Deserializer::from_str(r#"{"b": 2, "a": "1"}"#);
+        let e = StringMap::deserialize_keeping(&mut bad, |k| k == "a")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("expected a string"), "{e}");
     }
 }

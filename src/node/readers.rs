@@ -10,6 +10,7 @@
 //! ```
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -238,7 +239,7 @@ impl LiveReadings {
             }
             None => HashMap::new(),
         };
-        let results: Vec<(String, Result<NodeReadings, String>)> = futures::stream::iter(per_node)
+        let mut results = futures::stream::iter(per_node)
             .map(|(node, targets)| {
                 let agent = agents.zip(started.remove(&node));
                 async move {
@@ -246,13 +247,15 @@ impl LiveReadings {
                     (node, r)
                 }
             })
-            .buffer_unordered(self.opts.parallel.max(1))
-            .collect()
-            .await;
-        for (node, result) in results {
+            .buffer_unordered(self.opts.parallel.max(1));
+        // Each node's reading is compacted and replaces that node's last one as soon as it is
+        // in: a round never holds all nodes' new readings uncompacted beside all the old ones.
+        while let Some((node, result)) = results.next().await {
             match result {
                 Ok(mut r) => {
                     self.guest.absorb(&mut r, &exact, round_no);
+                    r.compact();
+                    let r = Arc::new(r);
                     self.last.insert(node.clone(), r.clone());
                     round.readings.insert(node, r);
                 }
@@ -452,7 +455,6 @@ async fn pod_exec(
             // What the container sees as its root is the compute container's cgroup.
             p.cgroup.level = crate::model::readings::CgroupLevel::Container;
             p.cgroup.container_id = t.compute_id.clone();
-            p.cgroup.path = format!("compute container of pod {}/{}", t.namespace, t.pod);
         }
         match &mut merged {
             None => merged = Some(r),

@@ -2,16 +2,17 @@
 //! as `kubectl get -o yaml|json` writes them) → typed objects. Pure: the caller reads files.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
 use crate::model::inventory::Inventory;
 use crate::model::objects::{
-    Condition, Container, ContainerStatus, DomainSpec, HarvesterSetting, KubeVirt,
-    KubeVirtConfiguration, KubeVirtSpec, KubeVirtStatus, MigrationState, Network, Node, NodeInfo,
-    NodeStatus, ObjectMeta, Pod, PodSpec, PodStatus, Probe, ResourceList, ResourceQuota,
-    ResourceQuotaSpec, StringMap, VirtualMachine, VirtualMachineInstance, VmSpec, VmStatus,
-    VmTemplate, VmiMemoryStatus, VmiSpec, VmiStatus, Volume,
+    Container, ContainerStatus, DomainSpec, HarvesterSetting, KubeVirt, KubeVirtConfiguration,
+    KubeVirtSpec, KubeVirtStatus, MigrationState, Node, NodeInfo, NodeStatus, ObjectMeta, Pod,
+    PodSpec, PodStatus, Probe, ResourceList, ResourceQuota, ResourceQuotaSpec, StringMap,
+    VirtualMachine, VirtualMachineInstance, VmSpec, VmStatus, VmTemplate, VmiMemoryStatus, VmiSpec,
+    VmiStatus, Volume,
 };
 use crate::parse::quantity::Quantity;
 
@@ -31,9 +32,9 @@ pub enum Object {
 pub fn add_to_inventory(objects: Vec<Object>, inv: &mut Inventory) {
     for obj in objects {
         match obj {
-            Object::Vm(v) => inv.vms.push(*v),
-            Object::Vmi(v) => inv.vmis.push(*v),
-            Object::Pod(p) => inv.pods.push(*p),
+            Object::Vm(v) => inv.vms.push(Arc::from(v)),
+            Object::Vmi(v) => inv.vmis.push(Arc::from(v)),
+            Object::Pod(p) => inv.pods.push(Arc::from(p)),
             Object::Node(n) => inv.nodes.push(*n),
             Object::KubeVirt(k) => inv.kubevirts.push(*k),
             Object::HarvesterSetting(s) => {
@@ -123,10 +124,9 @@ struct AnySpec {
     // VirtualMachineInstance
     domain: Option<DomainSpec>,
     volumes: Vec<Volume>,
-    liveness_probe: Option<Probe>,
-    readiness_probe: Option<Probe>,
+    liveness_probe: Option<Box<Probe>>,
+    readiness_probe: Option<Box<Probe>>,
     architecture: Option<String>,
-    networks: Vec<Network>,
     // Pod
     node_name: Option<String>,
     containers: Vec<Container>,
@@ -141,18 +141,13 @@ struct AnySpec {
 struct AnyStatus {
     // VirtualMachine
     printable_status: Option<String>,
-    ready: Option<bool>,
-    conditions: Vec<Condition>,
     // VirtualMachineInstance, Pod, KubeVirt
     phase: Option<String>,
     node_name: Option<String>,
     active_pods: StringMap,
-    migration_state: Option<MigrationState>,
+    migration_state: Option<Box<MigrationState>>,
     memory: Option<VmiMemoryStatus>,
-    qos_class: Option<String>,
-    launcher_container_image_version: Option<String>,
     container_statuses: Vec<ContainerStatus>,
-    start_time: Option<String>,
     // Node
     capacity: ResourceList,
     allocatable: ResourceList,
@@ -209,8 +204,6 @@ fn typed(kind: &str, d: AnyObject) -> Option<Object> {
             },
             status: VmStatus {
                 printable_status: s.printable_status,
-                ready: s.ready,
-                conditions: s.conditions,
             },
         })),
         "VirtualMachineInstance" => Object::Vmi(Box::new(VirtualMachineInstance {
@@ -221,7 +214,6 @@ fn typed(kind: &str, d: AnyObject) -> Option<Object> {
                 liveness_probe: spec.liveness_probe,
                 readiness_probe: spec.readiness_probe,
                 architecture: spec.architecture,
-                networks: spec.networks,
             },
             status: VmiStatus {
                 phase: s.phase,
@@ -229,8 +221,6 @@ fn typed(kind: &str, d: AnyObject) -> Option<Object> {
                 active_pods: s.active_pods,
                 migration_state: s.migration_state,
                 memory: s.memory,
-                qos_class: s.qos_class,
-                launcher_container_image_version: s.launcher_container_image_version,
             },
         })),
         "Pod" => Object::Pod(Box::new(Pod {
@@ -241,9 +231,7 @@ fn typed(kind: &str, d: AnyObject) -> Option<Object> {
             },
             status: PodStatus {
                 phase: s.phase,
-                qos_class: s.qos_class,
                 container_statuses: s.container_statuses,
-                start_time: s.start_time,
             },
         })),
         "Node" => Object::Node(Box::new(Node {

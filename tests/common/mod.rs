@@ -67,11 +67,15 @@ pub async fn connect_as(
     connect_with_env(&flags, &Env::default()).await.unwrap()
 }
 
-/// Whether the VM `name` in `inv` carries the annotation `key`.
-pub fn annotated(inv: &Inventory, name: &str, key: &str) -> bool {
+/// The resourceVersion of the VM `name` in `inv` (empty when it is not there). A change to the
+/// VM shows as a new version (the inventory keeps only the annotations the tool reads, so a
+/// test's marker annotation does not show).
+pub fn version_of(inv: &Inventory, name: &str) -> String {
     inv.vms
         .iter()
-        .any(|v| v.metadata.name == name && v.metadata.annotations.contains_key(key))
+        .find(|v| v.metadata.name == name)
+        .map(|v| v.metadata.resource_version.clone())
+        .unwrap_or_default()
 }
 
 /// Poll `f` until it holds or `within` passes.

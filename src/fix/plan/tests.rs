@@ -551,8 +551,8 @@ fn running_vm_needs_a_restart_and_shows_its_pod() {
     };
     compute.resources.limits.memory = Some(Quantity::new("4565499905"));
     pod.spec.containers.push(compute);
-    inv.vmis.push(vmi);
-    inv.pods.push(pod);
+    inv.vmis.push(vmi.into());
+    inv.pods.push(pod.into());
     let p = plan(&target(&raw, &inv), &reserve(None, StrategyChoice::Auto)).unwrap();
     assert_eq!(p.current_pod_limit_bytes, Some(4_565_499_905));
     assert_eq!(p.before.expected_pod_limit_bytes, Some(4_565_499_905));

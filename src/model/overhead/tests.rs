@@ -212,26 +212,26 @@ fn optional_terms() {
         ..Default::default()
     };
     let mut s = base.clone();
-    s.liveness_probe = Some(exec.clone());
+    s.liveness_probe = Some(Box::new(exec.clone()));
     assert_eq!(o(&s, "v1.6.0"), b + 110 * MI);
-    s.readiness_probe = Some(exec);
+    s.readiness_probe = Some(Box::new(exec));
     assert_eq!(o(&s, "v1.6.0"), b + 120 * MI);
     let mut s = base.clone();
-    s.readiness_probe = Some(Probe {
+    s.readiness_probe = Some(Box::new(Probe {
         http_get: Some(serde_json::json!({})),
         ..Default::default()
-    });
+    }));
     assert_eq!(o(&s, "v1.6.0"), b);
     let mut s = base.clone();
-    s.domain.launch_security = Some(LaunchSecurity {
+    s.domain.launch_security = Some(Box::new(LaunchSecurity {
         sev: Some(serde_json::json!({})),
         snp: None,
-    });
+    }));
     assert_eq!(o(&s, "v1.6.0"), b + 256 * MI);
-    s.domain.launch_security = Some(LaunchSecurity {
+    s.domain.launch_security = Some(Box::new(LaunchSecurity {
         sev: None,
         snp: Some(serde_json::json!({})),
-    });
+    }));
     assert_eq!(o(&s, "v1.6.0"), b);
     assert_eq!(o(&s, "v1.7.0"), o(&base, "v1.7.0") + 256 * MI);
     let mut s = base.clone();

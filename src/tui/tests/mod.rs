@@ -9,6 +9,7 @@ mod render;
 mod state;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use ratatui::backend::TestBackend;
@@ -96,7 +97,7 @@ pub fn seed_readings(step: i64) -> Readings {
     let mut r = Readings::new();
     r.insert(
         "harv41".into(),
-        NodeReadings {
+        Arc::new(NodeReadings {
             node: "harv41".into(),
             cgroup_version: CgroupVersion::V1,
             kernel: "5.14.21".into(),
@@ -119,11 +120,11 @@ pub fn seed_readings(step: i64) -> Readings {
                     1,
                 ),
             ],
-        },
+        }),
     );
     r.insert(
         "harvester-node-1".into(),
-        NodeReadings {
+        Arc::new(NodeReadings {
             node: "harvester-node-1".into(),
             cgroup_version: CgroupVersion::V2,
             kernel: "5.3.18".into(),
@@ -137,7 +138,7 @@ pub fn seed_readings(step: i64) -> Readings {
                 60 * MI + grow / 2,
                 0,
             )],
-        },
+        }),
     );
     r
 }

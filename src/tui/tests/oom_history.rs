@@ -3,6 +3,7 @@
 //! and what the detail view shows of them.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::{render, seed_inventory, seed_readings, snapshot, t0};
@@ -49,11 +50,12 @@ fn vm4_restarted(inv: &Inventory) -> Inventory {
     let new_uid = VM4_NEW_POD;
     for p in &mut inv.pods {
         if p.metadata.uid == VM4_POD {
-            p.metadata.uid = new_uid.into();
+            Arc::make_mut(p).metadata.uid = new_uid.into();
         }
     }
     for v in &mut inv.vmis {
         if v.metadata.name == "vm4" {
+            let v = Arc::make_mut(v);
             v.status.active_pods.clear();
             v.status.active_pods.insert(new_uid.into(), "harv41".into());
         }
@@ -81,7 +83,7 @@ fn read_every_due_node_empty(w: &mut OomWatch) {
 /// `oom_kills`.
 fn vm4_restarted_readings(readings: &Readings, oom_kills: u64) -> Readings {
     let mut fresh = readings.clone();
-    let pod = &mut fresh.get_mut("harv41").unwrap().pods[1];
+    let pod = &mut Arc::make_mut(fresh.get_mut("harv41").unwrap()).pods[1];
     pod.uid = VM4_NEW_POD.into();
     pod.cgroup.oom_kills = oom_kills;
     fresh
@@ -114,7 +116,9 @@ fn every_node_is_read_once_at_start_then_only_on_a_trigger() {
     assert!(w.due(at(100)).is_empty(), "no trigger, no read");
     // vm2's cgroup counter rises on harv41: that node is read again, not before MIN_INTERVAL.
     let mut more = readings.clone();
-    more.get_mut("harv41").unwrap().pods[0].cgroup.oom_kills = 1;
+    Arc::make_mut(more.get_mut("harv41").unwrap()).pods[0]
+        .cgroup
+        .oom_kills = 1;
     w.observe(&report(&inv, &more, &w), &more);
     assert!(w.due(at(1) + MIN_INTERVAL / 2).is_empty());
     assert_eq!(w.due(at(1) + MIN_INTERVAL), ["harv41"]);
@@ -185,7 +189,7 @@ fn a_vmi_that_fails_gets_its_node_read() {
     read_every_due_node_empty(&mut w);
     for v in &mut inv.vmis {
         if v.metadata.name == "vm-16g" {
-            v.status.phase = Some("Failed".into());
+            Arc::make_mut(v).status.phase = Some("Failed".into());
         }
     }
     w.observe(&report(&inv, &readings, &w), &readings);
