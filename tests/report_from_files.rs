@@ -212,3 +212,44 @@ fn the_seed_folder_reads_both_clusters() {
     assert_eq!(vm(&r, "vm-16g").expected_overhead_bytes, 253_054_977);
     assert_eq!(vm(&r, "vm2").expected_overhead_bytes, 264_939_521);
 }
+
+/// `list -o json|yaml` writes rows as it builds them: byte for byte what the whole report
+/// serializes to, with and without warnings, and with no VMs at all.
+#[test]
+fn streamed_report_serializes_like_the_whole_report() {
+    use vmmem::model::inventory::Inventory;
+    use vmmem::model::report::streamed;
+    let mut inventories: Vec<Inventory> = [
+        "seed/harvester-v1.3.yaml",
+        "seed/harvester-v1.2.yaml",
+        "shapes/kubevirt-v1.3.yaml",
+        "bundle",
+    ]
+    .iter()
+    .map(|rel| load_inventory(&fixture(rel)).unwrap().inventory)
+    .collect();
+    inventories.push(Inventory::default());
+    let mut with_warnings = 0;
+    for inv in &inventories {
+        for opts in [
+            ReportOptions::default(),
+            ReportOptions {
+                stale_nodes: [("harvester-node-1".to_string(), "exec timed out".to_string())]
+                    .into_iter()
+                    .collect(),
+                ..ReportOptions::default()
+            },
+        ] {
+            let whole = build(inv, &Readings::new(), &opts);
+            with_warnings += usize::from(!whole.warnings.is_empty());
+            let json = serde_json::to_string_pretty(&whole).unwrap();
+            let yaml = serde_yaml::to_string(&whole).unwrap();
+            let none = Readings::new();
+            let s = streamed(inv, &none, &opts);
+            assert_eq!(serde_json::to_string_pretty(&s).unwrap(), json);
+            let s = streamed(inv, &none, &opts);
+            assert_eq!(serde_yaml::to_string(&s).unwrap(), yaml);
+        }
+    }
+    assert!(with_warnings > 0);
+}

@@ -8,7 +8,7 @@ use anyhow::Context;
 use super::args::{GlobalArgs, ListArgs, ListOutput};
 use crate::model::inventory::{Inventory, Readings};
 use crate::model::oom_vm::LogsRead;
-use crate::model::report::{self, Report, ReportOptions};
+use crate::model::report::{self, ReportOptions};
 use crate::model::version::Version;
 use crate::output;
 
@@ -73,13 +73,13 @@ pub fn logs_read(loaded: &crate::cluster::files::Loaded) -> LogsRead {
 
 pub fn run(global: &GlobalArgs, args: &ListArgs) -> anyhow::Result<ExitCode> {
     let opts = report_options(global)?;
-    let report = if let Some(path) = &global.from {
+    let (inventory, readings, opts, extra_warnings) = if let Some(path) = &global.from {
         let mut loaded = crate::cluster::files::load_inventory(path)?;
         filter_namespace(&mut loaded.inventory, global);
         let mut opts = opts;
         opts.oom_history = oom_history(&loaded, opts.version_flag);
         opts.kernel_logs_read = logs_read(&loaded);
-        report::build(&loaded.inventory, &Readings::new(), &opts)
+        (loaded.inventory, Readings::new(), opts, Vec::new())
     } else {
         // One thread: the work is waiting on the server and decoding its answers, and one
         // allocator arena keeps the peak memory of decoding thousands of objects low.
@@ -99,23 +99,38 @@ pub fn run(global: &GlobalArgs, args: &ListArgs) -> anyhow::Result<ExitCode> {
             let round = round?;
             let mut opts = opts;
             opts.stale_nodes = round.stale;
-            let mut report = report::build(&inventory, &round.readings, &opts);
-            report.warnings.extend(round.warnings);
-            anyhow::Ok(report)
+            anyhow::Ok((inventory, round.readings, opts, round.warnings))
         })?
     };
-    print(&report, args.output)?;
+    print(&inventory, &readings, &opts, extra_warnings, args.output)?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Print a report in the chosen format; warnings go to stderr.
-pub fn print(report: &Report, format: ListOutput) -> anyhow::Result<()> {
+/// Print the report of `inv` and `readings` in the chosen format, with `extra_warnings` after
+/// its own; warnings go to stderr. JSON and YAML are written as their rows are built (the rows
+/// of thousands of VMs are not held at once); a table needs them all for its column widths.
+pub fn print(
+    inv: &Inventory,
+    readings: &Readings,
+    opts: &ReportOptions,
+    extra_warnings: Vec<String>,
+    format: ListOutput,
+) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let result = match format {
-        ListOutput::Json => output::report::write_json(report, &mut out),
-        ListOutput::Yaml => output::report::write_yaml(report, &mut out),
+        ListOutput::Json | ListOutput::Yaml => {
+            let mut report = report::streamed(inv, readings, opts);
+            report.head.warnings.extend(extra_warnings);
+            if format == ListOutput::Json {
+                output::report::write_json(&report, &mut out)
+            } else {
+                output::report::write_yaml(&report, &mut out)
+            }
+        }
         ListOutput::Table | ListOutput::Wide => {
+            let mut report = report::build(inv, readings, opts);
+            report.warnings.extend(extra_warnings);
             for w in &report.warnings {
                 eprintln!("warning: {w}");
             }
@@ -123,7 +138,7 @@ pub fn print(report: &Report, format: ListOutput) -> anyhow::Result<()> {
                 eprintln!("No VirtualMachines found.");
                 return Ok(());
             }
-            let table = output::report::table(report, format == ListOutput::Wide);
+            let table = output::report::table(&report, format == ListOutput::Wide);
             out.write_all(table.render(output::table::colour_for_stdout()).as_bytes())
         }
     };

@@ -238,25 +238,23 @@ fn cluster_facts(inv: &Inventory, opts: &ReportOptions) -> Cluster {
 
 /// Build the report from an inventory and live readings (pure).
 pub fn build(inv: &Inventory, readings: &Readings, opts: &ReportOptions) -> Report {
+    let (head, rows) = parts(inv, readings, opts);
+    Report {
+        kind: head.kind,
+        source: head.source,
+        kubevirt: head.kubevirt,
+        vms: rows.collect(),
+        warnings: head.warnings,
+    }
+}
+
+/// The report's fields but its rows, and an iterator building the rows one by one.
+fn parts<'a>(
+    inv: &'a Inventory,
+    readings: &'a Readings,
+    opts: &'a ReportOptions,
+) -> (ReportHead, impl Iterator<Item = VmRow> + 'a) {
     let cluster = cluster_facts(inv, opts);
-    let quota_ns: std::collections::HashSet<&str> = inv
-        .resource_quotas
-        .iter()
-        .filter(|q| q.limits_memory())
-        .map(|q| q.metadata.namespace.as_str())
-        .collect();
-    let vms = join(inv)
-        .iter()
-        .map(|j| {
-            row(
-                j,
-                &cluster,
-                readings,
-                opts,
-                quota_ns.contains(j.namespace()),
-            )
-        })
-        .collect();
     let ratio = cluster.inputs.ratio.clone().filter(|r| {
         !r.trim().is_empty() && super::overhead::ratio_supported(cluster.detected.version)
     });
@@ -268,7 +266,7 @@ pub fn build(inv: &Inventory, readings: &Readings, opts: &ReportOptions) -> Repo
             cluster.detected.version
         ));
     }
-    Report {
+    let head = ReportHead {
         kind: "VmMemoryReport",
         source: inv.source,
         kubevirt: ClusterInfo {
@@ -277,9 +275,19 @@ pub fn build(inv: &Inventory, readings: &Readings, opts: &ReportOptions) -> Repo
             overhead_ratio: ratio,
             harvester: cluster.harvester.is_some(),
         },
-        vms,
         warnings,
-    }
+    };
+    let quota_ns: std::collections::HashSet<&str> = inv
+        .resource_quotas
+        .iter()
+        .filter(|q| q.limits_memory())
+        .map(|q| q.metadata.namespace.as_str())
+        .collect();
+    let rows = join(inv).into_iter().map(move |j| {
+        let in_quota = quota_ns.contains(j.namespace());
+        row(&j, &cluster, readings, opts, in_quota)
+    });
+    (head, rows)
 }
 
 /// One sentence per reason for the nodes whose live data is stale (nodes sorted), so a
@@ -623,6 +631,9 @@ fn row(
         oom_history: history,
     }
 }
+
+mod streamed;
+pub use streamed::{streamed, ReportHead, StreamedReport};
 
 #[cfg(test)]
 mod tests;

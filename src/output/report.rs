@@ -191,12 +191,18 @@ pub fn table(report: &Report, wide: bool) -> Table {
 }
 
 /// Write the report as pretty JSON, streamed (no whole-document string in memory).
-pub fn write_json(report: &Report, out: &mut impl std::io::Write) -> std::io::Result<()> {
+pub fn write_json(
+    report: &impl serde::Serialize,
+    out: &mut impl std::io::Write,
+) -> std::io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, report)?;
     out.write_all(b"\n")
 }
 
 /// Write the report as YAML, streamed.
-pub fn write_yaml(report: &Report, out: &mut impl std::io::Write) -> std::io::Result<()> {
+pub fn write_yaml(
+    report: &impl serde::Serialize,
+    out: &mut impl std::io::Write,
+) -> std::io::Result<()> {
     serde_yaml::to_writer(&mut *out, report).map_err(std::io::Error::other)
 }
