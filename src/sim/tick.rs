@@ -9,6 +9,7 @@ use super::hosttree::{self, LauncherNow};
 use super::kubevirt;
 use super::oomlog::{self, OomReport, Task};
 use super::resources::PODS;
+use super::treefiles::TreeWriter;
 use super::workload::{first_over, sample, Sample};
 use super::world::{Launcher, Scheduled, World};
 
@@ -230,8 +231,13 @@ fn mark_pod_failed(w: &mut World, l: &Launcher) {
     let _ = w.store.replace(&PODS, pod);
 }
 
-/// Write a node's host tree from the model at the current time.
-pub fn write_host_tree(w: &World, node: &str) -> io::Result<std::path::PathBuf> {
+/// Write a node's host tree from the model at the current counter time (only what changed).
+pub fn write_host_tree(w: &mut World, node: &str) -> io::Result<std::path::PathBuf> {
+    write_host_tree_at(w, node).map(|(root, _)| root)
+}
+
+/// [`write_host_tree`], also giving the tree's generation (it moves only when the content does).
+pub fn write_host_tree_at(w: &mut World, node: &str) -> io::Result<(std::path::PathBuf, u64)> {
     let root = hosttree::node_root(&w.host_root, node);
     let Some(model) = w.nodes.get(node) else {
         return Err(io::Error::new(
@@ -239,18 +245,29 @@ pub fn write_host_tree(w: &World, node: &str) -> io::Result<std::path::PathBuf> 
             format!("node {node} is not in the simulated cluster"),
         ));
     };
-    let now = w.now();
+    let at = w.exec.cpus.counter_time(w.now());
     let here: Vec<LauncherNow> = w
         .launchers
         .values()
         .filter(|l| l.node == node)
         .map(|l| LauncherNow {
             launcher: l,
-            sample: clamped(l, now - l.started),
+            sample: clamped(l, at - l.started),
         })
         .collect();
-    hosttree::write_node(&root, model, &here)?;
-    Ok(root)
+    let seen = w.exec.trees.entry(node.to_string()).or_default();
+    let mut writer = TreeWriter::new(seen);
+    match hosttree::write_node(&mut writer, &root, model, &here) {
+        Ok(()) => Ok((root, writer.finish())),
+        Err(e) => {
+            // Half written: next time, write it all again.
+            writer.finish();
+            if let Some(seen) = w.exec.trees.get_mut(node) {
+                seen.clear();
+            }
+            Err(e)
+        }
+    }
 }
 
 /// Rewrite the host trees of nodes with a running exec session (a long-lived probe keeps seeing
@@ -312,7 +329,8 @@ pub fn container_view(
         &procs.join("sys"),
     )?;
     let pids: Vec<u32> = if idx == 1 {
-        let n = clamped(l, w.now() - l.started).compute.len();
+        let at = w.exec.cpus.counter_time(w.now());
+        let n = clamped(l, at - l.started).compute.len();
         (0..n).map(|i| hosttree::compute_pid(l, i)).collect()
     } else {
         vec![l.pids[6]]
