@@ -27,6 +27,8 @@ const RETRY_AFTER: Duration = Duration::from_secs(30);
 const RENEW_BEFORE: Duration = Duration::from_secs(300);
 /// How often a starting agent's status is looked at.
 const POLL_EVERY: Duration = Duration::from_millis(100);
+/// Agent creates in flight at once (the waits after them are not bounded: they share one list).
+const CREATES_AT_ONCE: usize = 32;
 
 /// Whose fault a failed start was: the node's (wait before trying again) or the connection's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +55,7 @@ pub struct Agents {
     /// The statuses of this session's pods from the last list (one list per poll round
     /// answers every agent that is starting, instead of one GET per agent per round).
     board: tokio::sync::Mutex<Board>,
+    creates: tokio::sync::Semaphore,
 }
 
 /// This session's agent pods as one list saw them.
@@ -79,6 +82,7 @@ impl Agents {
             failed: Mutex::default(),
             created: Mutex::default(),
             board: tokio::sync::Mutex::default(),
+            creates: tokio::sync::Semaphore::new(CREATES_AT_ONCE),
         }
     }
 
@@ -144,6 +148,7 @@ impl Agents {
 
     async fn start(&self, node: &str) -> Result<String, (String, Blame)> {
         let ns = &self.config.namespace;
+        let permit = self.creates.acquire().await.ok();
         let created = self
             .api()
             .create(&PostParams::default(), &self.config.pod(node))
@@ -160,6 +165,7 @@ impl Agents {
                     Blame::Connection,
                 ),
             })?;
+        drop(permit);
         self.wait_running(node, created)
             .await
             .map_err(|w| (w, Blame::Node))
