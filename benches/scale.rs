@@ -2,13 +2,20 @@
 //! real `kubectl`.
 //!
 //! For each size it starts the release `kubectl-vmmem sim --vms N --nodes N/25 --exec-latency 50ms`
-//! as a child process, then alternately runs
-//! - `kubectl-vmmem list -A -o json` (objects plus live data from every node: agent pods, one probe
-//!   exec per node; start to first complete report), and
-//! - the real `kubectl get vm,vmi,pods -A -o json`,
+//! (counters stepping every 60 s, its default) as a child process, then
+//! - runs `kubectl-vmmem list -A -o json` once on the fresh simulator ("cold": every node's probe
+//!   runs on this machine during the list, as the nodes' files are written the first time),
+//! - waits until the simulator's nodes have prepared their probe output for the current counter
+//!   step in the background (`/vmmem-sim/nodes`; on a cluster each node runs its probe on its
+//!   own CPU), with at least 15 s of the step left,
+//! - then alternately runs `kubectl-vmmem list -A -o json` (objects plus live data from every
+//!   node: agent pods, one probe exec per node; start to first complete report) and the real
+//!   `kubectl get vm,vmi,pods -A -o json`,
 //!
 //! each as a child measured by `wait4` (wall, user+sys CPU, peak RSS) with the requests the
-//! simulator served for it (read from its `/vmmem-sim/requests` counters). Then it drives the
+//! simulator served for it (read from its `/vmmem-sim/requests` counters), the simulator's CPU
+//! meanwhile (with the probe processes it ran) and how many probe execs it answered from stored
+//! output and how many it ran. Then it drives the
 //! dashboard's refresh path headless (`tui::cluster_source::ClusterSource`: watches plus one round
 //! of node readings per refresh) in a child of its own and reports requests and CPU per refresh.
 //!

@@ -26,11 +26,11 @@ pub struct SimArgs {
     /// How often the nodes' memory counters step forward (their cgroup and /proc files and the
     /// kubelet's stats show the model at the start of the step, as periodically published
     /// counters do); 0: continuously. Each node's probe output for the current step is prepared
-    /// in the background (at low priority, for nodes probed in the last 5 minutes, with the
-    /// commands they were last asked) and an exec of the same probe command into a node whose
-    /// files have not changed since is answered with it: byte for byte what running it now
-    /// prints, after the exec latency plus the CPU time that run took.
-    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    /// in the background (for nodes probed in the last 5 minutes, with the commands they were
+    /// last asked) and an exec of the same probe command into a node whose files have not
+    /// changed since is answered with it: byte for byte what running it now prints, after the
+    /// exec latency plus the CPU time that run took.
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
     pub counter_period: String,
     /// Run every exec for real (never answer from prepared probe output).
     #[arg(long)]

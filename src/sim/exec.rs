@@ -367,7 +367,7 @@ async fn probe(
     }
     let (command, root, env2) = (plan.command.clone(), root.to_path_buf(), env.to_vec());
     let (stdout, stderr, code, took) =
-        tokio::task::spawn_blocking(move || nodecpu::run_collect(&command, &root, &env2, false))
+        tokio::task::spawn_blocking(move || nodecpu::run_collect(&command, &root, &env2))
             .await
             .map_err(std::io::Error::other)??;
     let run = nodecpu::StoredRun {

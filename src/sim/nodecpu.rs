@@ -12,9 +12,10 @@
 //!   generation, gets that output without running it again: byte for byte what a run now would
 //!   print, since the probe reads nothing but the tree. It is answered after the exec latency
 //!   plus the CPU time the stored run took (what the node itself would spend).
-//! - A background worker ("the nodes' CPUs", at low priority): at start and at every counter
-//!   step it writes each node's tree and runs the probe commands that node was last asked for,
-//!   so the next exec finds them ready.
+//! - A background worker ("the nodes' CPUs", one thread): at start it writes every node's tree,
+//!   and at every counter step it rewrites the trees of the nodes exec'd into in the last 5
+//!   minutes and runs the probe commands each was last asked for, so the next exec finds them
+//!   ready.
 //!
 //! `fresh` (`kubectl vmmem sim --fresh-exec`) runs every exec for real and stores nothing.
 
@@ -206,26 +207,14 @@ pub fn exec_env(
 pub type Finished = (Vec<u8>, Vec<u8>, Option<i32>, Duration);
 
 /// Run a command to its end with no stdin, collecting its output and the CPU time it used
-/// (blocking). `nice` lowers its priority (the background's runs).
+/// (blocking).
 #[cfg(unix)]
 pub fn run_collect(
     command: &[String],
     root: &Path,
     env: &[(&'static str, PathBuf)],
-    nice: bool,
 ) -> std::io::Result<Finished> {
-    use std::os::unix::process::CommandExt;
-    let mut cmd = command_for(command, root, env);
-    if nice {
-        // SAFETY: setpriority is async-signal-safe; it only lowers this child's priority.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::setpriority(libc::PRIO_PROCESS, 0, 10);
-                Ok(())
-            });
-        }
-    }
-    let mut child = cmd.spawn()?;
+    let mut child = command_for(command, root, env).spawn()?;
     let pid = child.id() as libc::pid_t;
     let collected = collect(&mut child);
     let mut status = 0;
@@ -254,7 +243,6 @@ pub fn run_collect(
     command: &[String],
     root: &Path,
     env: &[(&'static str, PathBuf)],
-    _nice: bool,
 ) -> std::io::Result<Finished> {
     let started = std::time::Instant::now();
     let mut child = command_for(command, root, env).spawn()?;
@@ -338,7 +326,7 @@ fn prepare_node(world: &Mutex<World>, node: &str, step: u64) -> bool {
         node,
     );
     for command in todo {
-        let Ok((stdout, stderr, code, took)) = run_collect(&command, &root, &env, true) else {
+        let Ok((stdout, stderr, code, took)) = run_collect(&command, &root, &env) else {
             continue;
         };
         let mut w = lock(world);
@@ -381,11 +369,6 @@ pub fn spawn_background(
     std::thread::Builder::new()
         .name("sim-node-cpus".into())
         .spawn(move || {
-            // SAFETY: lowers this thread's own priority (Linux: per thread).
-            #[cfg(target_os = "linux")]
-            unsafe {
-                libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10);
-            }
             while !stop.load(Ordering::Relaxed) {
                 let todo = {
                     let w = lock(&world);
