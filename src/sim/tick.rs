@@ -11,7 +11,7 @@ use super::oomlog::{self, OomReport, Task};
 use super::resources::PODS;
 use super::treefiles::TreeWriter;
 use super::workload::{first_over, sample, Sample};
-use super::world::{Launcher, Scheduled, World};
+use super::world::{Launcher, NodeModel, Scheduled, World};
 
 /// Keep at most this many kernel log lines per node.
 const KERNEL_LOG_MAX: usize = 20_000;
@@ -246,19 +246,29 @@ pub fn write_host_tree_at(w: &mut World, node: &str) -> io::Result<(std::path::P
         ));
     };
     let at = w.exec.cpus.counter_time(w.now());
-    let here: Vec<LauncherNow> = w
-        .launchers
-        .values()
-        .filter(|l| l.node == node)
+    let on_node: Vec<&Launcher> = w.launchers.values().filter(|l| l.node == node).collect();
+    let inputs = tree_fingerprint(at, model, &on_node);
+    let seen = w.exec.trees.entry(node.to_string()).or_default();
+    if seen.inputs == Some(inputs) {
+        return Ok((root, seen.generation()));
+    }
+    seen.inputs = None;
+    let here: Vec<LauncherNow> = on_node
+        .into_iter()
         .map(|l| LauncherNow {
             launcher: l,
             sample: clamped(l, at - l.started),
         })
         .collect();
-    let seen = w.exec.trees.entry(node.to_string()).or_default();
     let mut writer = TreeWriter::new(seen);
     match hosttree::write_node(&mut writer, &root, model, &here) {
-        Ok(()) => Ok((root, writer.finish())),
+        Ok(()) => {
+            let generation = writer.finish();
+            if let Some(seen) = w.exec.trees.get_mut(node) {
+                seen.inputs = Some(inputs);
+            }
+            Ok((root, generation))
+        }
         Err(e) => {
             // Half written: next time, write it all again.
             writer.finish();
@@ -268,6 +278,81 @@ pub fn write_host_tree_at(w: &mut World, node: &str) -> io::Result<(std::path::P
             Err(e)
         }
     }
+}
+
+/// A hash of everything a node's host tree is written from: the counter time, the node and
+/// its launchers (all fields but the tick's bookkeeping). Equal inputs write equal files.
+fn tree_fingerprint(at: f64, node: &NodeModel, launchers: &[&Launcher]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    at.to_bits().hash(&mut h);
+    let NodeModel {
+        name,
+        memory,
+        cpus,
+        kernel,
+        uptime_at_start,
+        next_pid,
+        kernel_log,
+        ip,
+    } = node;
+    (
+        name,
+        memory,
+        cpus,
+        kernel,
+        uptime_at_start.to_bits(),
+        next_pid,
+        ip,
+    )
+        .hash(&mut h);
+    // Lines are only appended (and the oldest dropped): the count and the last line say
+    // whether it changed.
+    (kernel_log.len(), kernel_log.last()).hash(&mut h);
+    for l in launchers {
+        // Every field, so a new one cannot be forgotten here.
+        let Launcher {
+            pod_uid,
+            pod_name,
+            namespace,
+            vm_name,
+            vmi_uid,
+            node,
+            qos,
+            shape,
+            params,
+            started,
+            compute_limit,
+            pod_limit,
+            container_ids,
+            pids,
+            oom_score_adj,
+            oom_kills,
+            failcnt,
+            max_usage,
+            killed_at,
+            checked_until: _,
+            never_over: _,
+            overhead,
+        } = l;
+        (pod_uid, pod_name, namespace, vm_name, vmi_uid, node, qos).hash(&mut h);
+        (
+            format!("{shape:?}"),
+            format!("{params:?}"),
+            started.to_bits(),
+        )
+            .hash(&mut h);
+        (compute_limit, pod_limit, container_ids, pids, oom_score_adj).hash(&mut h);
+        (
+            oom_kills,
+            failcnt,
+            max_usage,
+            killed_at.map(f64::to_bits),
+            overhead,
+        )
+            .hash(&mut h);
+    }
+    h.finish()
 }
 
 /// Rewrite the host trees of nodes with a running exec session (a long-lived probe keeps seeing

@@ -20,6 +20,9 @@ pub struct Written {
     live: Option<u64>,
     /// Moves whenever the tree's content changes.
     generation: u64,
+    /// What the tree was last written from (`tick::tree_fingerprint`): the same inputs write
+    /// the same files, so the write can be skipped.
+    pub inputs: Option<u64>,
 }
 
 impl Written {
