@@ -25,7 +25,7 @@ async fn agents_wait_on_one_list_per_poll_round() {
     // The sweep's list, then one list per 100 ms round while the pods start (they start
     // within the simulator's 100 ms pod start delay plus its 200 ms tick).
     assert!(
-        (2..=15).contains(&d.list),
+        (2..=8).contains(&d.list),
         "{} lists for {NODES} starting agents",
         d.list
     );

@@ -176,6 +176,9 @@ impl Agents {
         let name = created.metadata.name.unwrap_or_default();
         lock(&self.created).push(name.clone());
         let until = Instant::now() + self.start_timeout;
+        // Statuses must come from a list sent after this point (one that shows the pod), and
+        // each look from a newer list than the one before.
+        let mut seen = Instant::now();
         let mut last = created.status;
         loop {
             match agent_state(last.as_ref(), &self.config.image) {
@@ -195,7 +198,7 @@ impl Agents {
                 ));
             }
             tokio::time::sleep(POLL_EVERY).await;
-            last = match self.status_now(&name).await {
+            last = match self.status_now(&name, &mut seen).await {
                 Ok(status) => status,
                 Err(e) => {
                     self.delete(&name).await;
@@ -208,15 +211,20 @@ impl Agents {
         }
     }
 
-    /// Pod `name`'s status as of now: from a list of this session's pods sent after this call
-    /// began (shared with every other agent waiting at the same time), or from a GET of the
-    /// pod when the list is refused or does not show it (the GET says why it is gone).
-    async fn status_now(&self, name: &str) -> Result<Option<PodStatus>, kube::Error> {
-        let asked = Instant::now();
+    /// Pod `name`'s status from a list of this session's pods sent after `seen` (the list
+    /// before, or the pod's creation), shared with every other agent waiting at the same time:
+    /// the first waiter of a poll round lists, the others of that round read its answer. From a
+    /// GET of the pod when the list is refused or does not show it (the GET says why it is
+    /// gone).
+    async fn status_now(
+        &self,
+        name: &str,
+        seen: &mut Instant,
+    ) -> Result<Option<PodStatus>, kube::Error> {
         let listed = {
             let mut board = self.board.lock().await;
             let mut failed = false;
-            if board.listed_at.is_none_or(|t| t < asked) && !board.unlisted {
+            if board.listed_at.is_none_or(|t| t <= *seen) && !board.unlisted {
                 let sent = Instant::now();
                 let lp = ListParams::default().labels(&format!(
                     "{},{SESSION_LABEL}={}",
@@ -241,6 +249,9 @@ impl Agents {
             if board.unlisted || failed {
                 None
             } else {
+                if let Some(t) = board.listed_at {
+                    *seen = t;
+                }
                 board.pods.get(name).cloned()
             }
         };
