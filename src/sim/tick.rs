@@ -395,24 +395,12 @@ pub fn container_view(
     })?;
     let id = &l.container_ids[idx.min(2)];
     let view = node_root.join("containers").join(id);
-    match std::fs::remove_dir_all(&view) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
     let cg = view.join("cgroup");
     let procs = view.join("proc");
-    std::fs::create_dir_all(&cg)?;
-    std::fs::create_dir_all(&procs)?;
     let scope = hosttree::cgroup_root(node_root)
         .join("memory")
         .join(hosttree::pod_slice(l.qos, &l.pod_uid).trim_start_matches('/'))
         .join(hosttree::scope(id));
-    symlink(&scope, &cg.join("memory"))?;
-    symlink(
-        &hosttree::proc_root(node_root).join("sys"),
-        &procs.join("sys"),
-    )?;
     let pids: Vec<u32> = if idx == 1 {
         let at = w.exec.cpus.counter_time(w.now());
         let n = clamped(l, at - l.started).compute.len();
@@ -420,11 +408,37 @@ pub fn container_view(
     } else {
         vec![l.pids[6]]
     };
+    let mut links = vec![
+        (cg.join("memory"), scope),
+        (
+            procs.join("sys"),
+            hosttree::proc_root(node_root).join("sys"),
+        ),
+    ];
     for pid in pids {
-        symlink(
-            &hosttree::proc_root(node_root).join(pid.to_string()),
-            &procs.join(pid.to_string()),
-        )?;
+        links.push((
+            procs.join(pid.to_string()),
+            hosttree::proc_root(node_root).join(pid.to_string()),
+        ));
+    }
+    // Left alone when it already is this view.
+    let entries = |d: &std::path::Path| std::fs::read_dir(d).map_or(0, |r| r.count());
+    let same = links
+        .iter()
+        .all(|(link, target)| std::fs::read_link(link).is_ok_and(|t| t == *target))
+        && entries(&cg) + entries(&procs) == links.len();
+    if same {
+        return Ok((cg, procs));
+    }
+    match std::fs::remove_dir_all(&view) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    std::fs::create_dir_all(&cg)?;
+    std::fs::create_dir_all(&procs)?;
+    for (link, target) in &links {
+        symlink(target, link)?;
     }
     Ok((cg, procs))
 }
