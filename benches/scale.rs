@@ -454,6 +454,9 @@ fn bench_size(
         serde_json::from_str(std::fs::read_to_string(&dash_out).unwrap().trim())
             .expect("dashboard result");
     dash.hwm_kib = dash.hwm_kib.max(run.rss_kib);
+    for (running, live) in &dash.incomplete {
+        incomplete.push(format!("{vms} VMs, dashboard refresh: {live} of {running}"));
+    }
     SizeResult {
         vms,
         nodes,

@@ -20,6 +20,8 @@ pub struct DashboardResult {
     pub requests_per_refresh: RequestTally,
     pub rss_kib: i64,
     pub hwm_kib: i64,
+    /// Refreshes where some running VM had no live data: (running VMs, with live data).
+    pub incomplete: Vec<(usize, usize)>,
 }
 
 fn status_kib(key: &str) -> i64 {
@@ -64,16 +66,22 @@ pub fn dashboard_child(kubeconfig: &str, url: &str, vms: usize, refreshes: usize
     let result = rt.block_on(async {
         let mut source = ClusterSource::new(cli.global, Default::default());
         let scope = Scope { namespace: None };
-        let check = |s: &vmmem::tui::snapshot::Snapshot| {
+        // Refreshes where some running VM had no live data: (running, with live data).
+        let mut incomplete: Vec<(usize, usize)> = Vec::new();
+        let mut check = |s: &vmmem::tui::snapshot::Snapshot| {
             assert_eq!(s.health, Health::Ok, "dashboard health");
             let r = s.report.as_ref().expect("a report");
             assert_eq!(r.vms.len(), vms);
             let running: Vec<_> = r.vms.iter().filter(|v| v.phase == "Running").collect();
-            assert!(
-                running.iter().all(|v| v.cgroup.is_some()),
-                "refresh without live data for every running VM: {:?}",
-                r.warnings
-            );
+            let live = running.iter().filter(|v| v.cgroup.is_some()).count();
+            if live < running.len() {
+                eprintln!(
+                    "INCOMPLETE refresh: {live} of {} running VMs have live data; warnings: {:?}",
+                    running.len(),
+                    r.warnings
+                );
+                incomplete.push((running.len(), live));
+            }
         };
         let start = Instant::now();
         let first = source.fetch(&scope).await;
@@ -110,6 +118,7 @@ pub fn dashboard_child(kubeconfig: &str, url: &str, vms: usize, refreshes: usize
             },
             rss_kib: status_kib("VmRSS:"),
             hwm_kib: status_kib("VmHWM:"),
+            incomplete,
         }
     });
     println!("{}", serde_json::to_string(&result).unwrap());
