@@ -537,8 +537,14 @@ fn main() {
         let ratio = median(r.ours.iter().map(|x| x.0.wall).collect())
             / median(r.theirs.iter().map(|x| x.0.wall).collect());
         println!(
-            "| {} / {} | ratio list (nodes prepared) / kubectl | {ratio:.2} | | | | | |",
-            r.vms, r.nodes
+            "| {} / {} | ratio list ({}) / kubectl | {ratio:.2} | | | | | |",
+            r.vms,
+            r.nodes,
+            if r.prepared {
+                "nodes prepared"
+            } else {
+                "nodes NOT prepared"
+            }
         );
     }
     println!();
