@@ -2,13 +2,20 @@
 //! real `kubectl`.
 //!
 //! For each size it starts the release `kubectl-vmmem sim --vms N --nodes N/25 --exec-latency 50ms`
-//! as a child process, then alternately runs
-//! - `kubectl-vmmem list -A -o json` (objects plus live data from every node: agent pods, one probe
-//!   exec per node; start to first complete report), and
-//! - the real `kubectl get vm,vmi,pods -A -o json`,
+//! (counters stepping every 60 s, its default) as a child process, then
+//! - runs `kubectl-vmmem list -A -o json` once on the fresh simulator ("cold": every node's probe
+//!   runs on this machine during the list, as the nodes' files are written the first time),
+//! - waits until the simulator's nodes have prepared their probe output for the current counter
+//!   step in the background (`/vmmem-sim/nodes`; on a cluster each node runs its probe on its
+//!   own CPU), with at least 15 s of the step left,
+//! - then alternately runs `kubectl-vmmem list -A -o json` (objects plus live data from every
+//!   node: agent pods, one probe exec per node; start to first complete report) and the real
+//!   `kubectl get vm,vmi,pods -A -o json`,
 //!
 //! each as a child measured by `wait4` (wall, user+sys CPU, peak RSS) with the requests the
-//! simulator served for it (read from its `/vmmem-sim/requests` counters). Then it drives the
+//! simulator served for it (read from its `/vmmem-sim/requests` counters), the simulator's CPU
+//! meanwhile (with the probe processes it ran) and how many probe execs it answered from stored
+//! output and how many it ran. Then it drives the
 //! dashboard's refresh path headless (`tui::cluster_source::ClusterSource`: watches plus one round
 //! of node readings per refresh) in a child of its own and reports requests and CPU per refresh.
 //!
@@ -24,6 +31,11 @@ use std::time::{Duration, Instant};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use vmmem::sim::requests::RequestTally;
+
+#[path = "scale/dashboard.rs"]
+mod dashboard;
+
+use dashboard::{dashboard_child, DashboardResult};
 
 const PLUGIN: &str = env!("CARGO_BIN_EXE_kubectl-vmmem");
 const VMS_PER_NODE: usize = 25;
@@ -95,6 +107,29 @@ impl SimProc {
             .expect("the simulator's request counters")
     }
 
+    /// The nodes' counter steps and stored probe output (`/vmmem-sim/nodes`).
+    fn nodes(&self) -> NodesStatus {
+        serde_json::from_str(&http_get(&format!("{}/vmmem-sim/nodes", self.url)))
+            .expect("the simulator's node status")
+    }
+
+    /// Wait until the background has prepared every node for the current counter step with at
+    /// least `margin` left of it (else for the next step); gives up after `within`.
+    fn wait_prepared(&self, margin: f64, within: Duration) -> bool {
+        let until = Instant::now() + within;
+        while Instant::now() < until {
+            let s = self.nodes();
+            if s.counter_period_seconds <= 0.0 || s.fresh {
+                return false;
+            }
+            if s.prepared >= s.nodes && s.seconds_to_next_step >= margin {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        false
+    }
+
     /// The simulator's own CPU seconds so far.
     fn cpu(&self) -> f64 {
         proc_cpu(self.child.id())
@@ -116,6 +151,20 @@ impl Drop for SimProc {
     }
 }
 
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NodesStatus {
+    counter_period_seconds: f64,
+    seconds_to_next_step: f64,
+    fresh: bool,
+    nodes: usize,
+    prepared: usize,
+    /// Execs answered from stored probe output.
+    served: u64,
+    /// Probe runs for an exec.
+    ran: u64,
+}
+
 /// A plain HTTP/1.1 GET on loopback (the counters endpoint; no client library needed).
 fn http_get(url: &str) -> String {
     let rest = url.strip_prefix("http://").expect("http URL");
@@ -133,14 +182,15 @@ fn http_get(url: &str) -> String {
     body.to_string()
 }
 
-/// utime + stime of a running process, from /proc/PID/stat.
+/// CPU of a running process and its reaped children, from /proc/PID/stat.
 fn proc_cpu(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let f: Vec<&str> = after.split_whitespace().collect();
     let ticks = |i: usize| f.get(i).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    (ticks(11) + ticks(12)) / hz
+    // utime + stime, plus cutime + cstime: the probe processes the simulator ran and reaped.
+    (ticks(11) + ticks(12) + ticks(13) + ticks(14)) / hz
 }
 
 fn load_average() -> String {
@@ -153,6 +203,7 @@ fn load_average() -> String {
 }
 
 /// One finished child: wall time, CPU, peak RSS.
+#[derive(Clone)]
 struct Run {
     wall: f64,
     cpu: f64,
@@ -299,119 +350,36 @@ fn env_num(key: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// What the headless dashboard child prints (one JSON line).
-#[derive(Debug, serde::Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct DashboardResult {
-    first_seconds: f64,
-    refreshes: usize,
-    cpu_per_refresh: f64,
-    wall_per_refresh: f64,
-    requests_per_refresh: RequestTally,
-    rss_kib: i64,
-    hwm_kib: i64,
-}
-
-fn status_kib(key: &str) -> i64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
-
-fn self_cpu() -> f64 {
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    tv(ru.ru_utime) + tv(ru.ru_stime)
-}
-
-/// The child that plays the dashboard: the refresh path of `kubectl vmmem top -A`, headless.
-fn dashboard_child(kubeconfig: &str, url: &str, vms: usize, refreshes: usize) {
-    use clap::Parser;
-    use vmmem::tui::cluster_source::ClusterSource;
-    use vmmem::tui::snapshot::{DataSource, Health, Scope};
-    let cli = vmmem::cli::args::Cli::try_parse_from([
-        "kubectl-vmmem",
-        "--kubeconfig",
-        kubeconfig,
-        "-A",
-        "top",
-    ])
-    .expect("dashboard flags");
-    // The dashboard's own runtime (tui::run).
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let tally = || -> RequestTally {
-        serde_json::from_str(&http_get(&format!("{url}/vmmem-sim/requests"))).unwrap()
-    };
-    let result = rt.block_on(async {
-        let mut source = ClusterSource::new(cli.global, Default::default());
-        let scope = Scope { namespace: None };
-        let check = |s: &vmmem::tui::snapshot::Snapshot| {
-            assert_eq!(s.health, Health::Ok, "dashboard health");
-            let r = s.report.as_ref().expect("a report");
-            assert_eq!(r.vms.len(), vms);
-            let running: Vec<_> = r.vms.iter().filter(|v| v.phase == "Running").collect();
-            assert!(
-                running.iter().all(|v| v.cgroup.is_some()),
-                "refresh without live data for every running VM: {:?}",
-                r.warnings
-            );
-        };
-        let start = Instant::now();
-        let first = source.fetch(&scope).await;
-        let first_seconds = start.elapsed().as_secs_f64();
-        check(&first);
-        drop(first);
-        let (req0, cpu0, t0) = (tally(), self_cpu(), Instant::now());
-        for _ in 0..refreshes {
-            let s = source.fetch(&scope).await;
-            check(&s);
-        }
-        let (req1, cpu1, wall) = (tally(), self_cpu(), t0.elapsed().as_secs_f64());
-        source.shutdown().await;
-        let d = req1.since(&req0);
-        let per = |n: u64| (n as f64 / refreshes as f64).round() as u64;
-        DashboardResult {
-            first_seconds,
-            refreshes,
-            cpu_per_refresh: (cpu1 - cpu0) / refreshes as f64,
-            wall_per_refresh: wall / refreshes as f64,
-            requests_per_refresh: RequestTally {
-                discovery: per(d.discovery),
-                list: per(d.list),
-                watch: per(d.watch),
-                get: per(d.get),
-                create: per(d.create),
-                update: per(d.update),
-                patch: per(d.patch),
-                delete: per(d.delete),
-                exec: per(d.exec),
-                subresource: per(d.subresource),
-                other: per(d.other),
-                listed_items: per(d.listed_items),
-            },
-            rss_kib: status_kib("VmRSS:"),
-            hwm_kib: status_kib("VmHWM:"),
-        }
-    });
-    println!("{}", serde_json::to_string(&result).unwrap());
-}
-
 struct SizeResult {
     vms: usize,
     nodes: usize,
     sim_start: f64,
-    ours: Vec<(Run, RequestTally, f64)>,
-    theirs: Vec<(Run, RequestTally, f64)>,
+    /// The first list on a fresh simulator: every node's probe runs on this machine during it.
+    cold: (Run, RequestTally, f64, (u64, u64)),
+    /// Whether the simulator's nodes had prepared their probe output before the measured runs.
+    prepared: bool,
+    ours: Vec<(Run, RequestTally, f64, (u64, u64))>,
+    theirs: Vec<(Run, RequestTally, f64, (u64, u64))>,
     dash: DashboardResult,
+}
+
+/// One measured command against the simulator: its run, the requests it made, the simulator's
+/// CPU meanwhile, and (execs answered from stored probe output, probes run for execs).
+fn against(
+    sim: &SimProc,
+    cmd: &mut Command,
+    out: &Path,
+    what: &str,
+) -> (Run, RequestTally, f64, (u64, u64)) {
+    let (req0, sim0, n0) = (sim.requests(), sim.cpu(), sim.nodes());
+    let r = measure(cmd, out, what);
+    let n1 = sim.nodes();
+    (
+        r,
+        sim.requests().since(&req0),
+        sim.cpu() - sim0,
+        (n1.served - n0.served, n1.ran - n0.ran),
+    )
 }
 
 fn bench_size(
@@ -427,36 +395,46 @@ fn bench_size(
     let sim_start = t.elapsed().as_secs_f64();
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out.json");
+    let list = || {
+        let mut c = Command::new(PLUGIN);
+        c.arg("--kubeconfig")
+            .arg(&sim.kubeconfig)
+            .args(["list", "-A", "-o", "json"]);
+        c
+    };
+    // Cold: the simulator has run no probe yet; every node's runs on this machine meanwhile.
+    let cold = against(&sim, &mut list(), &out, "kubectl-vmmem list");
+    let (running, live) = check_report(&out, vms);
+    if live < running {
+        incomplete.push(format!("{vms} VMs, cold run: {live} of {running}"));
+    }
+    // The nodes prepare their probe output for the current counter step in the background (on
+    // a cluster, each on its own CPU): measure once they have, with time left in the step.
+    let prepared = sim.wait_prepared(15.0, Duration::from_secs(180));
+    if !prepared {
+        eprintln!("the simulator's nodes did not prepare their probe output within 180 s");
+    }
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for i in 0..runs {
         // Alternate which goes first, so neither always meets a warmer (or busier) simulator.
         for ours_turn in [i % 2 == 0, i % 2 != 0] {
-            let (req0, sim0) = (sim.requests(), sim.cpu());
             if ours_turn {
-                let r = measure(
-                    Command::new(PLUGIN)
-                        .arg("--kubeconfig")
-                        .arg(&sim.kubeconfig)
-                        .args(["list", "-A", "-o", "json"]),
-                    &out,
-                    "kubectl-vmmem list",
-                );
+                ours.push(against(&sim, &mut list(), &out, "kubectl-vmmem list"));
                 let (running, live) = check_report(&out, vms);
                 if live < running {
                     incomplete.push(format!("{vms} VMs, run {}: {live} of {running}", i + 1));
                 }
-                ours.push((r, sim.requests().since(&req0), sim.cpu() - sim0));
             } else {
-                let r = measure(
+                theirs.push(against(
+                    &sim,
                     Command::new(kubectl)
                         .arg("--kubeconfig")
                         .arg(&sim.kubeconfig)
                         .args(["get", "vm,vmi,pods", "-A", "-o", "json"]),
                     &out,
                     "kubectl get",
-                );
+                ));
                 check_kubectl(&out, vms);
-                theirs.push((r, sim.requests().since(&req0), sim.cpu() - sim0));
             }
         }
     }
@@ -476,10 +454,15 @@ fn bench_size(
         serde_json::from_str(std::fs::read_to_string(&dash_out).unwrap().trim())
             .expect("dashboard result");
     dash.hwm_kib = dash.hwm_kib.max(run.rss_kib);
+    for (running, live) in &dash.incomplete {
+        incomplete.push(format!("{vms} VMs, dashboard refresh: {live} of {running}"));
+    }
     SizeResult {
         vms,
         nodes,
         sim_start,
+        cold,
+        prepared,
         ours,
         theirs,
         dash,
@@ -524,16 +507,27 @@ fn main() {
     println!();
     println!("`list -A -o json` (start to complete report, live data from every node) vs `kubectl get vm,vmi,pods -A -o json`, median of {runs}:");
     println!();
-    println!("| VMs / nodes | command | wall | CPU user+sys | peak RSS | requests served | simulator CPU |");
-    println!("|---:|---|---:|---:|---:|---|---:|");
+    println!("| VMs / nodes | command | wall | CPU user+sys | peak RSS | requests served | simulator CPU (with its probes) | probe execs: stored / run |");
+    println!("|---:|---|---:|---:|---:|---|---:|---:|");
     for r in &results {
-        for (name, runs) in [("kubectl-vmmem list", &r.ours), ("kubectl get", &r.theirs)] {
+        let cold = [r.cold.clone()];
+        let prepared = if r.prepared {
+            "kubectl-vmmem list (nodes prepared)"
+        } else {
+            "kubectl-vmmem list (nodes NOT prepared)"
+        };
+        for (name, runs) in [
+            ("kubectl-vmmem list, cold simulator", &cold[..]),
+            (prepared, &r.ours[..]),
+            ("kubectl get", &r.theirs[..]),
+        ] {
             let wall = median(runs.iter().map(|x| x.0.wall).collect());
             let cpu = median(runs.iter().map(|x| x.0.cpu).collect());
             let rss = runs.iter().map(|x| x.0.rss_kib).max().unwrap_or(0);
             let sim_cpu = median(runs.iter().map(|x| x.2).collect());
+            let (served, ran) = runs[0].3;
             println!(
-                "| {} / {} | {name} | {wall:.2} s | {cpu:.2} s | {:.1} MiB | {} | {sim_cpu:.2} s |",
+                "| {} / {} | {name} | {wall:.2} s | {cpu:.2} s | {:.1} MiB | {} | {sim_cpu:.2} s | {served} / {ran} |",
                 r.vms,
                 r.nodes,
                 mib(rss),
@@ -543,8 +537,14 @@ fn main() {
         let ratio = median(r.ours.iter().map(|x| x.0.wall).collect())
             / median(r.theirs.iter().map(|x| x.0.wall).collect());
         println!(
-            "| {} / {} | ratio list / kubectl | {ratio:.2} | | | | |",
-            r.vms, r.nodes
+            "| {} / {} | ratio list ({}) / kubectl | {ratio:.2} | | | | | |",
+            r.vms,
+            r.nodes,
+            if r.prepared {
+                "nodes prepared"
+            } else {
+                "nodes NOT prepared"
+            }
         );
     }
     println!();

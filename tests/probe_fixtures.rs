@@ -302,7 +302,7 @@ fn v2_systemd_burstable_pod_from_the_seed() {
     let ids: Vec<_> = p
         .containers
         .iter()
-        .map(|c| c.container_id.clone().unwrap())
+        .map(|c| c.container_id.as_deref().unwrap().to_string())
         .collect();
     assert_eq!(ids.len(), 2);
     assert!(ids.contains(&COMPUTE.to_string()) && ids.contains(&PAUSE.to_string()));

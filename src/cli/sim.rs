@@ -23,6 +23,18 @@ pub struct SimArgs {
     /// Delay before every exec runs, e.g. 200ms, 2s.
     #[arg(long, value_name = "DURATION", default_value = "0s")]
     pub exec_latency: String,
+    /// How often the nodes' memory counters step forward (their cgroup and /proc files and the
+    /// kubelet's stats show the model at the start of the step, as periodically published
+    /// counters do); 0: continuously. Each node's probe output for the current step is prepared
+    /// in the background (for nodes probed in the last 5 minutes, with the commands they were
+    /// last asked) and an exec of the same probe command into a node whose files have not
+    /// changed since is answered with it: byte for byte what running it now prints, after the
+    /// exec latency plus the CPU time that run took.
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    pub counter_period: String,
+    /// Run every exec for real (never answer from prepared probe output).
+    #[arg(long)]
+    pub fresh_exec: bool,
     /// Write a kubeconfig for the simulated cluster here.
     #[arg(long, value_name = "FILE")]
     pub write_kubeconfig: PathBuf,
@@ -67,6 +79,8 @@ pub fn run(args: &SimArgs) -> anyhow::Result<ExitCode> {
     let opts = SimOptions {
         port: args.port,
         exec_latency: parse_duration(&args.exec_latency)?,
+        counter_period: parse_duration(&args.counter_period)?,
+        fresh_exec: args.fresh_exec,
         host_root: args.host_root.clone(),
         ..SimOptions::default()
     };

@@ -3,6 +3,8 @@
 //! Produced by `parse::probe` from `assets/probe.sh` output (or by the fallbacks: pod exec, kubelet
 //! summary), consumed by the memory model. Field names follow the `probe -o json` contract.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 /// The cgroup hierarchy version of a node.
@@ -106,9 +108,10 @@ pub struct CgroupCounters {
     /// Path below the memory hierarchy root, e.g. `/kubepods.slice/…/cri-containerd-<id>.scope`.
     /// Empty in the node readers' rounds ([`NodeReadings::compact`]): nothing there reads it.
     pub path: String,
-    /// Container id (for container level), without the runtime prefix.
+    /// Container id (for container level), without the runtime prefix; shared with the
+    /// container's processes (thousands of pods: one copy of each id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub container_id: Option<String>,
+    pub container_id: Option<Arc<str>>,
     /// `None` = unlimited.
     pub limit_bytes: Option<u64>,
     pub usage_bytes: u64,
@@ -133,7 +136,7 @@ pub struct ProcessReading {
     pub rss_shmem_bytes: u64,
     /// Container id of the cgroup the process lives in, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub container_id: Option<String>,
+    pub container_id: Option<Arc<str>>,
 }
 
 /// Everything measured for one pod.

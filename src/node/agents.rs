@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 
 use super::agent_spec::{
@@ -25,6 +25,10 @@ use super::exec::kube_message;
 const RETRY_AFTER: Duration = Duration::from_secs(30);
 /// Recreate an agent this long before its deadline.
 const RENEW_BEFORE: Duration = Duration::from_secs(300);
+/// How often a starting agent's status is looked at.
+const POLL_EVERY: Duration = Duration::from_millis(100);
+/// Agent creates in flight at once (the waits after them are not bounded: they share one list).
+const CREATES_AT_ONCE: usize = 32;
 
 /// Whose fault a failed start was: the node's (wait before trying again) or the connection's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +52,21 @@ pub struct Agents {
     failed: Mutex<HashMap<String, (Instant, String)>>,
     /// Every pod created and not yet deleted (also those still starting).
     created: Mutex<Vec<String>>,
+    /// The statuses of this session's pods from the last list (one list per poll round
+    /// answers every agent that is starting, instead of one GET per agent per round).
+    board: tokio::sync::Mutex<Board>,
+    creates: tokio::sync::Semaphore,
+}
+
+/// This session's agent pods as one list saw them.
+#[derive(Default)]
+struct Board {
+    /// When the list was sent: it shows every pod created before then.
+    listed_at: Option<Instant>,
+    /// Pod name to status.
+    pods: HashMap<String, Option<PodStatus>>,
+    /// The server refused the list (no `list` right): starting agents are polled one by one.
+    unlisted: bool,
 }
 
 impl Agents {
@@ -62,6 +81,8 @@ impl Agents {
             running: Mutex::default(),
             failed: Mutex::default(),
             created: Mutex::default(),
+            board: tokio::sync::Mutex::default(),
+            creates: tokio::sync::Semaphore::new(CREATES_AT_ONCE),
         }
     }
 
@@ -127,6 +148,7 @@ impl Agents {
 
     async fn start(&self, node: &str) -> Result<String, (String, Blame)> {
         let ns = &self.config.namespace;
+        let permit = self.creates.acquire().await.ok();
         let created = self
             .api()
             .create(&PostParams::default(), &self.config.pod(node))
@@ -143,6 +165,7 @@ impl Agents {
                     Blame::Connection,
                 ),
             })?;
+        drop(permit);
         self.wait_running(node, created)
             .await
             .map_err(|w| (w, Blame::Node))
@@ -153,6 +176,9 @@ impl Agents {
         let name = created.metadata.name.unwrap_or_default();
         lock(&self.created).push(name.clone());
         let until = Instant::now() + self.start_timeout;
+        // Statuses must come from a list sent after this point (one that shows the pod), and
+        // each look from a newer list than the one before.
+        let mut seen = Instant::now();
         let mut last = created.status;
         loop {
             match agent_state(last.as_ref(), &self.config.image) {
@@ -171,9 +197,9 @@ impl Agents {
                     phase_and_reason(last.as_ref())
                 ));
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            last = match self.api().get(&name).await {
-                Ok(p) => p.status,
+            tokio::time::sleep(POLL_EVERY).await;
+            last = match self.status_now(&name, &mut seen).await {
+                Ok(status) => status,
                 Err(e) => {
                     self.delete(&name).await;
                     return Err(format!(
@@ -182,6 +208,56 @@ impl Agents {
                     ));
                 }
             };
+        }
+    }
+
+    /// Pod `name`'s status from a list of this session's pods sent after `seen` (the list
+    /// before, or the pod's creation), shared with every other agent waiting at the same time:
+    /// the first waiter of a poll round lists, the others of that round read its answer. From a
+    /// GET of the pod when the list is refused or does not show it (the GET says why it is
+    /// gone).
+    async fn status_now(
+        &self,
+        name: &str,
+        seen: &mut Instant,
+    ) -> Result<Option<PodStatus>, kube::Error> {
+        let listed = {
+            let mut board = self.board.lock().await;
+            let mut failed = false;
+            if board.listed_at.is_none_or(|t| t <= *seen) && !board.unlisted {
+                let sent = Instant::now();
+                let lp = ListParams::default().labels(&format!(
+                    "{},{SESSION_LABEL}={}",
+                    managed_selector(),
+                    self.config.session.id
+                ));
+                match self.api().list(&lp).await {
+                    Ok(list) => {
+                        board.pods = list
+                            .items
+                            .into_iter()
+                            .map(|p| (p.metadata.name.unwrap_or_default(), p.status))
+                            .collect();
+                        board.listed_at = Some(sent);
+                    }
+                    // No right to list: each agent asks for itself from now on.
+                    Err(kube::Error::Api(s)) if s.code == 403 => board.unlisted = true,
+                    // This round only: the GET then reports what is wrong.
+                    Err(_) => failed = true,
+                }
+            }
+            if board.unlisted || failed {
+                None
+            } else {
+                if let Some(t) = board.listed_at {
+                    *seen = t;
+                }
+                board.pods.get(name).cloned()
+            }
+        };
+        match listed {
+            Some(status) => Ok(status),
+            None => self.api().get(name).await.map(|p| p.status),
         }
     }
 

@@ -178,7 +178,7 @@ pub fn readings(pods: &[SummaryPod], node: &str, wanted: &[Wanted], taken_at: i6
             .iter()
             .map(|(name, c)| CgroupCounters {
                 container_id: if name == "compute" {
-                    w.compute_id.clone()
+                    w.compute_id.as_deref().map(std::sync::Arc::from)
                 } else {
                     None
                 },

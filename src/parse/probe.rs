@@ -257,7 +257,7 @@ fn empty_counters(
     CgroupCounters {
         level,
         path,
-        container_id,
+        container_id: container_id.map(std::sync::Arc::from),
         limit_bytes: None,
         usage_bytes: 0,
         working_set_bytes: 0,

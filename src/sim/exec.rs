@@ -16,11 +16,12 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::hosttree;
+use super::nodecpu;
 use super::resources::PODS;
 use super::rest::{user_of, Query};
 use super::server::{error_response, App};
 use super::status::ApiError;
-use super::tick::{container_view, write_host_tree};
+use super::tick::{container_view, write_host_tree_at};
 
 /// What an exec runs, decided before the upgrade.
 struct Plan {
@@ -32,6 +33,8 @@ struct Plan {
     /// For a container of a virt-launcher pod (no hostPID): (pod uid, container index); the
     /// command then sees that container's own cgroup and processes, as on cgroup v1.
     view: Option<(String, usize)>,
+    /// The node probe without stdin: its output can be stored (see `nodecpu`).
+    probe: bool,
 }
 
 fn prepare(
@@ -89,13 +92,15 @@ fn prepare(
         "guest-console-log" => Some((uid, 2)),
         _ => None,
     };
+    let stdin = q.flag("stdin") && q.get("stdin").is_some();
     Ok(Plan {
         view,
         hung: w.exec.hung_nodes.contains(&node),
         latency: w.exec.latency,
         node,
+        probe: !stdin && nodecpu::is_probe(&command),
         command,
-        stdin: q.flag("stdin") && q.get("stdin").is_some(),
+        stdin,
     })
 }
 
@@ -211,25 +216,29 @@ async fn run(app: App, socket: WebSocket, plan: Plan, v5: bool) {
     }
     tokio::time::sleep(plan.latency).await;
     let _session = Session::open(&app, &plan.node);
-    let root: Result<(PathBuf, PathBuf, PathBuf), std::io::Error> = {
+    type Roots = (PathBuf, PathBuf, PathBuf, u64);
+    let root: Result<Roots, std::io::Error> = {
         let mut w = app.world();
-        let r = write_host_tree(&w, &plan.node).and_then(|root| match &plan.view {
-            Some((uid, idx)) => {
-                let (cg, procs) = container_view(&w, &root, uid, *idx)?;
-                Ok((cg, procs, root))
+        let r = write_host_tree_at(&mut w, &plan.node).and_then(|(root, generation)| {
+            match &plan.view {
+                Some((uid, idx)) => {
+                    let (cg, procs) = container_view(&w, &root, uid, *idx)?;
+                    Ok((cg, procs, root, generation))
+                }
+                None => Ok((
+                    hosttree::cgroup_root(&root),
+                    hosttree::proc_root(&root),
+                    root,
+                    generation,
+                )),
             }
-            None => Ok((
-                hosttree::cgroup_root(&root),
-                hosttree::proc_root(&root),
-                root,
-            )),
         });
         w.exec
             .written
             .insert(plan.node.clone(), std::time::Instant::now());
         r
     };
-    let (cgroup_root, proc_root, root) = match root {
+    let (cgroup_root, proc_root, root, generation) = match root {
         Ok(t) => t,
         Err(e) => {
             let st = json!({"metadata": {}, "status": "Failure", "reason": "InternalError", "message": format!("writing the node's host files: {e}")});
@@ -238,28 +247,46 @@ async fn run(app: App, socket: WebSocket, plan: Plan, v5: bool) {
             return;
         }
     };
+    let env = nodecpu::exec_env(&root, &cgroup_root, &proc_root, &plan.node);
+    if plan.probe {
+        let run = probe(&app, &plan, &root, &env, generation).await;
+        let st = match run {
+            Ok(run) => {
+                for chunk in run.stdout.chunks(16 * 1024) {
+                    if sink.send(frame(1, chunk)).await.is_err() {
+                        return;
+                    }
+                }
+                for chunk in run.stderr.chunks(16 * 1024) {
+                    if sink.send(frame(2, chunk)).await.is_err() {
+                        return;
+                    }
+                }
+                exit_status(&plan.command, run.code)
+            }
+            Err(e) => spawn_failed(&plan.command[0], &e),
+        };
+        let _ = sink.send(frame(3, st.to_string().as_bytes())).await;
+        let _ = sink.send(normal_close()).await;
+        return;
+    }
     let mut cmd = tokio::process::Command::new(&plan.command[0]);
-    cmd.args(&plan.command[1..])
-        .current_dir(&root)
-        .env("VMMEM_CGROUP_ROOT", &cgroup_root)
-        .env("VMMEM_PROC_ROOT", &proc_root)
-        .env("VMMEM_KERNEL_LOG", hosttree::kernel_log(&root))
-        .env("VMMEM_HOST_ROOT", &root)
-        .env("NODE_NAME", &plan.node)
-        .stdin(if plan.stdin {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+    cmd.args(&plan.command[1..]).current_dir(&root);
+    for (k, v) in &env {
+        cmd.env(k, v);
+    }
+    cmd.stdin(if plan.stdin {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .kill_on_drop(true);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
-            let st = json!({"metadata": {}, "status": "Failure", "reason": "InternalError",
-                "message": format!("OCI runtime exec failed: exec failed: unable to start container process: exec: {:?}: {e}: unknown", plan.command[0]),
-                "details": {"causes": [{"reason": "ExitCode", "message": "126"}]}});
+            let st = spawn_failed(&plan.command[0], &e);
             let _ = sink.send(frame(3, st.to_string().as_bytes())).await;
             let _ = sink.send(normal_close()).await;
             return;
@@ -300,6 +327,69 @@ async fn run(app: App, socket: WebSocket, plan: Plan, v5: bool) {
     let st = exit_status(&plan.command, code);
     let _ = sink.send(frame(3, st.to_string().as_bytes())).await;
     let _ = sink.send(normal_close()).await;
+}
+
+/// The status a runtime sends when the command cannot start.
+fn spawn_failed(program: &str, e: &std::io::Error) -> Value {
+    json!({"metadata": {}, "status": "Failure", "reason": "InternalError",
+        "message": format!("OCI runtime exec failed: exec failed: unable to start container process: exec: {program:?}: {e}: unknown"),
+        "details": {"causes": [{"reason": "ExitCode", "message": "126"}]}})
+}
+
+/// The node probe: its stored output when the node's tree is the one it ran against (after the
+/// CPU time that run took), else a run now, stored for the next exec (see `nodecpu`).
+async fn probe(
+    app: &App,
+    plan: &Plan,
+    root: &std::path::Path,
+    env: &[(&'static str, PathBuf)],
+    generation: u64,
+) -> std::io::Result<nodecpu::StoredRun> {
+    let stored = {
+        let mut w = app.world();
+        w.exec.cpus.exec_seen(&plan.node);
+        if plan.view.is_none() {
+            w.exec.cpus.learn(&plan.node, &plan.command);
+        }
+        let hit = w
+            .exec
+            .cpus
+            .lookup(&plan.node, &plan.command, &plan.view, generation)
+            .cloned();
+        if hit.is_some() {
+            w.exec.cpus.counts.served += 1;
+        }
+        hit
+    };
+    if let Some(run) = stored {
+        tokio::time::sleep(run.took).await;
+        return Ok(run);
+    }
+    let (command, root, env2) = (plan.command.clone(), root.to_path_buf(), env.to_vec());
+    let (stdout, stderr, code, took) =
+        tokio::task::spawn_blocking(move || nodecpu::run_collect(&command, &root, &env2))
+            .await
+            .map_err(std::io::Error::other)??;
+    let run = nodecpu::StoredRun {
+        command: plan.command.clone(),
+        view: plan.view.clone(),
+        generation,
+        stdout,
+        stderr,
+        code,
+        took,
+    };
+    let mut w = app.world();
+    w.exec.cpus.counts.ran += 1;
+    let same = w
+        .exec
+        .trees
+        .get(&plan.node)
+        .is_some_and(|t| t.generation() == generation);
+    if same {
+        w.exec.cpus.store(&plan.node, run.clone());
+    }
+    Ok(run)
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -51,6 +52,12 @@ pub struct SimOptions {
     pub host_root: Option<PathBuf>,
     /// Model seconds per wall second (1; the demo's `VMMEM_DEMO_SPEED` raises it).
     pub speed: f64,
+    /// How often the nodes' memory counters (host trees, kubelet stats) step forward; zero:
+    /// they follow the model continuously. With steps, each node's probe output is prepared in
+    /// the background and stored (see `sim::nodecpu`).
+    pub counter_period: Duration,
+    /// Run every exec for real (no stored probe output).
+    pub fresh_exec: bool,
 }
 
 impl Default for SimOptions {
@@ -63,6 +70,8 @@ impl Default for SimOptions {
             tick: Duration::from_millis(200),
             host_root: None,
             speed: 1.0,
+            counter_period: Duration::ZERO,
+            fresh_exec: false,
         }
     }
 }
@@ -126,6 +135,8 @@ impl Sim {
         world.exec.latency = opts.exec_latency;
         world.pod_start_delay = opts.pod_start_delay.as_secs_f64();
         world.restart_backoff = opts.restart_backoff.as_secs_f64();
+        world.exec.cpus.counter_period = opts.counter_period.as_secs_f64();
+        world.exec.cpus.fresh = opts.fresh_exec;
         if opts.speed != 1.0 {
             world.clock = super::clock::SimClock::with_speed(opts.speed);
         }
@@ -158,11 +169,14 @@ impl Sim {
                 }
             })
         };
+        let cpus_stop = Arc::new(AtomicBool::new(false));
+        let cpus = super::nodecpu::spawn_background(world.clone(), cpus_stop.clone());
         Ok(SimHandle {
             app,
             stop_tx,
             server: Some(server),
             ticker,
+            cpus: Some(cpus_stop).zip(cpus),
             _root: root,
         })
     }
@@ -174,6 +188,8 @@ pub struct SimHandle {
     stop_tx: watch::Sender<bool>,
     server: Option<JoinHandle<()>>,
     ticker: JoinHandle<()>,
+    /// The nodes' background worker (`sim::nodecpu`): its stop flag and thread.
+    cpus: Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>,
     _root: HostRoot,
 }
 
@@ -313,7 +329,15 @@ impl SimHandle {
 
     /// The node's host tree as of now: the directory playing the node's `/`.
     pub fn write_host_tree(&self, node: &str) -> std::io::Result<PathBuf> {
-        tick::write_host_tree(&self.world(), node)
+        tick::write_host_tree(&mut self.world(), node)
+    }
+
+    /// Let the nodes' counters step every `period` (zero: continuously) and store probe output
+    /// (see `sim::nodecpu`); `fresh` runs every exec for real.
+    pub fn set_counters(&self, period: Duration, fresh: bool) {
+        let mut w = self.world();
+        w.exec.cpus.counter_period = period.as_secs_f64();
+        w.exec.cpus.fresh = fresh;
     }
 
     /// The node's kernel log lines so far.
@@ -353,6 +377,15 @@ impl SimHandle {
     pub async fn shutdown(mut self) {
         self.stop_server().await;
         self.ticker.abort();
+        self.stop_cpus();
+    }
+
+    /// Stop the nodes' background worker and wait for it (before the host trees go).
+    fn stop_cpus(&mut self) {
+        if let Some((stop, thread)) = self.cpus.take() {
+            stop.store(true, Ordering::Relaxed);
+            let _ = thread.join();
+        }
     }
 }
 
@@ -360,6 +393,7 @@ impl Drop for SimHandle {
     fn drop(&mut self) {
         let _ = self.stop_tx.send(true);
         self.ticker.abort();
+        self.stop_cpus();
         if let Some(s) = self.server.take() {
             s.abort();
         }

@@ -9,6 +9,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::procfs::{cmdline_of, write_proc, ProcFile};
+pub use super::treefiles::write_atomic;
+use super::treefiles::TreeWriter;
 use super::workload::{ProcMem, Sample};
 use super::world::{Launcher, NodeModel};
 
@@ -128,8 +130,8 @@ fn memory_stat(c: &CgroupFiles) -> String {
     s
 }
 
-fn write_cgroup(dir: &Path, c: &CgroupFiles) -> io::Result<()> {
-    fs::create_dir_all(dir)?;
+fn write_cgroup(w: &mut TreeWriter, dir: &Path, c: &CgroupFiles) -> io::Result<()> {
+    w.dir(dir)?;
     let usage = c.total.usage();
     let files: [(&str, String); 9] = [
         (
@@ -158,7 +160,7 @@ fn write_cgroup(dir: &Path, c: &CgroupFiles) -> io::Result<()> {
         ),
     ];
     for (name, text) in files {
-        write_atomic(&dir.join(name), text)?;
+        w.file(&dir.join(name), text)?;
     }
     Ok(())
 }
@@ -243,15 +245,20 @@ pub struct LauncherNow<'a> {
     pub sample: Sample,
 }
 
-/// Rewrite a node's cgroup tree, `/proc` and kernel log.
-pub fn write_node(node_root: &Path, node: &NodeModel, launchers: &[LauncherNow]) -> io::Result<()> {
+/// Rewrite a node's cgroup tree, `/proc` and kernel log (only the files that changed).
+pub fn write_node(
+    w: &mut TreeWriter,
+    node_root: &Path,
+    node: &NodeModel,
+    launchers: &[LauncherNow],
+) -> io::Result<()> {
     let mem_root = cgroup_root(node_root).join("memory");
     let kubepods = mem_root.join("kubepods.slice");
     let procs = proc_root(node_root);
     // The kernel release, as /proc/sys/kernel/osrelease shows it (the probe reads it).
-    std::fs::create_dir_all(procs.join("sys/kernel"))?;
-    std::fs::write(
-        procs.join("sys/kernel/osrelease"),
+    w.dir(&procs.join("sys/kernel"))?;
+    w.file(
+        &procs.join("sys/kernel/osrelease"),
         format!("{}\n", node.kernel),
     )?;
     let mut live_dirs: HashSet<PathBuf> = HashSet::new();
@@ -267,17 +274,23 @@ pub fn write_node(node_root: &Path, node: &NodeModel, launchers: &[LauncherNow])
         for (_, id, c) in &cgroups.containers {
             live_dirs.insert(mem_root.join(slice.trim_start_matches('/')).join(scope(id)));
             write_cgroup(
+                w,
                 &mem_root.join(slice.trim_start_matches('/')).join(scope(id)),
                 c,
             )?;
         }
-        write_cgroup(&mem_root.join(slice.trim_start_matches('/')), &cgroups.pod)?;
+        write_cgroup(
+            w,
+            &mem_root.join(slice.trim_start_matches('/')),
+            &cgroups.pod,
+        )?;
         live_dirs.insert(mem_root.join(slice.trim_start_matches('/')));
         qos_totals.entry(l.qos).or_default().add(&pod);
         all.add(&pod);
         // Processes.
         let cg = |i: usize| format!("{slice}/{}", scope(&l.container_ids[i]));
         write_proc(
+            w,
             &procs,
             &ProcFile {
                 pid: pause_pid,
@@ -293,6 +306,7 @@ pub fn write_node(node_root: &Path, node: &NodeModel, launchers: &[LauncherNow])
             let pid = compute_pid(l, i);
             let is_qemu = i == 4;
             write_proc(
+                w,
                 &procs,
                 &ProcFile {
                     pid,
@@ -307,6 +321,7 @@ pub fn write_node(node_root: &Path, node: &NodeModel, launchers: &[LauncherNow])
         }
         if l.has_console_sidecar() {
             write_proc(
+                w,
                 &procs,
                 &ProcFile {
                     pid: l.pids[6],
@@ -328,6 +343,7 @@ pub fn write_node(node_root: &Path, node: &NodeModel, launchers: &[LauncherNow])
             "kubepods-besteffort.slice"
         };
         write_cgroup(
+            w,
             &kubepods.join(name),
             &CgroupFiles {
                 total,
@@ -336,6 +352,7 @@ pub fn write_node(node_root: &Path, node: &NodeModel, launchers: &[LauncherNow])
         )?;
     }
     write_cgroup(
+        w,
         &kubepods,
         &CgroupFiles {
             limit: Some(node.memory / 4096 * 4096),
@@ -345,6 +362,7 @@ pub fn write_node(node_root: &Path, node: &NodeModel, launchers: &[LauncherNow])
     )?;
     // The hierarchy root (what the probe checks for cgroup v1): the node as a whole.
     write_cgroup(
+        w,
         &mem_root,
         &CgroupFiles {
             total: all,
@@ -364,12 +382,14 @@ pub fn write_node(node_root: &Path, node: &NodeModel, launchers: &[LauncherNow])
         })
         .map(|p| p.to_string())
         .collect();
-    prune(&kubepods, &live_dirs, &live_pids, &procs)?;
+    if w.live_changed(&live_dirs, &live_pids) {
+        prune(w, &kubepods, &live_dirs, &live_pids, &procs)?;
+    }
     let log = kernel_log(node_root);
     if let Some(parent) = log.parent() {
-        fs::create_dir_all(parent)?;
+        w.dir(parent)?;
     }
-    write_atomic(
+    w.file(
         &log,
         node.kernel_log
             .iter()
@@ -377,24 +397,6 @@ pub fn write_node(node_root: &Path, node: &NodeModel, launchers: &[LauncherNow])
             .collect::<String>(),
     )?;
     Ok(())
-}
-
-/// Replace a file's content in one step (write a hidden sibling, rename), so a reader never sees
-/// it half written or missing. A file that already holds `content` is left alone: most of a
-/// host tree does not change between writes, and a new inode per file per exec was most of
-/// the demo's CPU time (the file system's inode allocator).
-pub fn write_atomic(path: &Path, content: impl AsRef<[u8]>) -> io::Result<()> {
-    let content = content.as_ref();
-    if fs::read(path).is_ok_and(|old| old == content) {
-        return Ok(());
-    }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
-    fs::write(&tmp, content)?;
-    fs::rename(&tmp, path)
 }
 
 fn dirs_in(dir: &Path) -> io::Result<Vec<PathBuf>> {
@@ -411,6 +413,7 @@ fn dirs_in(dir: &Path) -> io::Result<Vec<PathBuf>> {
 
 /// Remove pod slices, container scopes and `/proc` entries of pods and processes that are gone.
 fn prune(
+    w: &mut TreeWriter,
     kubepods: &Path,
     live_dirs: &HashSet<PathBuf>,
     live_pids: &HashSet<String>,
@@ -428,11 +431,13 @@ fn prune(
             }
             if !live_dirs.contains(&pod) {
                 fs::remove_dir_all(&pod)?;
+                w.removed(&pod);
                 continue;
             }
             for scope in dirs_in(&pod)? {
                 if !live_dirs.contains(&scope) {
                     fs::remove_dir_all(&scope)?;
+                    w.removed(&scope);
                 }
             }
         }
@@ -444,6 +449,7 @@ fn prune(
             .unwrap_or_default();
         if !live_pids.contains(&name) && name != "sys" {
             fs::remove_dir_all(&p)?;
+            w.removed(&p);
         }
     }
     Ok(())
@@ -472,8 +478,8 @@ mod tests {
     #[test]
     fn node_tree_has_kernel_formats_for_every_launcher() {
         let dir = tempfile::tempdir().unwrap();
-        let w = World::new(&Scenario::demo().unwrap(), dir.path().to_path_buf()).unwrap();
-        let root = write_host_tree(&w, "harvester-node-1").unwrap();
+        let mut w = World::new(&Scenario::demo().unwrap(), dir.path().to_path_buf()).unwrap();
+        let root = write_host_tree(&mut w, "harvester-node-1").unwrap();
         let here: Vec<&Launcher> = w
             .launchers
             .values()
@@ -540,30 +546,10 @@ mod tests {
         }
         // Rewriting after a pod is gone prunes it.
         let (gone, qos) = (here[0].pod_uid.clone(), here[0].qos);
-        let mut w = w;
         let slice = mem.join(pod_slice(qos, &gone).trim_start_matches('/'));
         w.launchers.remove(&gone);
-        write_host_tree(&w, "harvester-node-1").unwrap();
+        write_host_tree(&mut w, "harvester-node-1").unwrap();
         assert!(!slice.exists());
         assert!(root.join("var/log/kern.log").exists());
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn unchanged_files_are_not_rewritten() {
-        use std::os::unix::fs::MetadataExt;
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("memory.usage_in_bytes");
-        write_atomic(&f, "100\n").unwrap();
-        let ino = fs::metadata(&f).unwrap().ino();
-        write_atomic(&f, "100\n").unwrap();
-        assert_eq!(
-            fs::metadata(&f).unwrap().ino(),
-            ino,
-            "same content: same file"
-        );
-        write_atomic(&f, "200\n").unwrap();
-        assert_eq!(read(&f), "200\n");
-        assert!(!dir.path().join(".memory.usage_in_bytes.tmp").exists());
     }
 }

@@ -35,7 +35,10 @@ pub struct ListParams {
 /// One page of a list.
 #[derive(Debug, Clone)]
 pub struct Page {
-    pub items: Vec<Value>,
+    /// The objects as stored (shared, not copied).
+    pub items: Vec<Arc<Value>>,
+    /// Their store keys.
+    pub keys: Vec<String>,
     /// The resourceVersion the whole list is read at.
     pub resource_version: u64,
     /// Where the next page starts; `None` on the last page.
@@ -255,6 +258,7 @@ pub fn list(
     let entries = in_namespace(&src.objects, ns)
         .filter(|(k, _)| src.start.as_deref().is_none_or(|s| k.as_str() >= s));
     let mut items = Vec::new();
+    let mut keys = Vec::new();
     let mut last_key: Option<&str> = None;
     let mut more = false;
     let mut after = 0u64;
@@ -269,7 +273,8 @@ pub fn list(
         }
         last_key = Some(k);
         if labels.matches(v) && fields.matches(v) {
-            items.push((**v).clone());
+            items.push(v.clone());
+            keys.push(k.clone());
         }
     }
     let continue_token = more.then(|| {
@@ -281,6 +286,7 @@ pub fn list(
     let remaining = (more && labels.is_empty() && fields.is_empty()).then_some(after);
     Ok(Page {
         items,
+        keys,
         resource_version: src.rv,
         continue_token,
         remaining,

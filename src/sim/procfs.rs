@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::io;
 use std::path::Path;
 
-use super::hosttree::write_atomic;
+use super::treefiles::TreeWriter;
 use super::workload::ProcMem;
 use super::world::Launcher;
 
@@ -192,18 +192,18 @@ fn smaps_file(p: &ProcFile) -> String {
     out
 }
 
-pub fn write_proc(proc_root: &Path, p: &ProcFile) -> io::Result<()> {
+pub fn write_proc(w: &mut TreeWriter, proc_root: &Path, p: &ProcFile) -> io::Result<()> {
     let dir = proc_root.join(p.pid.to_string());
-    std::fs::create_dir_all(&dir)?;
-    write_atomic(&dir.join("status"), status_file(p))?;
-    write_atomic(&dir.join("smaps"), smaps_file(p))?;
-    write_atomic(&dir.join("comm"), format!("{}\n", p.mem.comm))?;
+    w.dir(&dir)?;
+    w.file(&dir.join("status"), status_file(p))?;
+    w.file(&dir.join("smaps"), smaps_file(p))?;
+    w.file(&dir.join("comm"), format!("{}\n", p.mem.comm))?;
     let mut cmdline: String = p.cmdline.iter().map(|a| format!("{a}\0")).collect();
     if cmdline.is_empty() {
         cmdline.push('\0');
     }
-    write_atomic(&dir.join("cmdline"), cmdline)?;
-    write_atomic(
+    w.file(&dir.join("cmdline"), cmdline)?;
+    w.file(
         &dir.join("cgroup"),
         format!(
             "12:memory:{c}\n11:pids:{c}\n4:cpu,cpuacct:{c}\n1:name=systemd:{c}\n0::/\n",

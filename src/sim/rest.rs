@@ -301,6 +301,32 @@ fn list_value(rt: &ResourceType, items: Vec<Value>, rv: u64) -> Value {
     json!({"kind": rt.list_kind(), "apiVersion": rt.api_version(), "metadata": {"resourceVersion": rv.to_string()}, "items": items})
 }
 
+/// A list answer from objects already encoded: `{"apiVersion", "kind", "metadata", "items"}`.
+fn list_response(rt: &ResourceType, meta: &Value, items: &[Bytes]) -> Response {
+    let size: usize = items.iter().map(|b| b.len() + 1).sum();
+    let mut body = Vec::with_capacity(size + 256);
+    body.extend_from_slice(b"{\"apiVersion\":");
+    body.extend_from_slice(json!(rt.api_version()).to_string().as_bytes());
+    body.extend_from_slice(b",\"kind\":");
+    body.extend_from_slice(json!(rt.list_kind()).to_string().as_bytes());
+    body.extend_from_slice(b",\"metadata\":");
+    body.extend_from_slice(meta.to_string().as_bytes());
+    body.extend_from_slice(b",\"items\":[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(item);
+    }
+    body.extend_from_slice(b"]}");
+    (
+        StatusCode::OK,
+        [(http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
+
 #[allow(clippy::too_many_arguments)]
 fn resource(
     app: &App,
@@ -373,8 +399,9 @@ fn resource(
         }
         "list" => {
             let params = ListParams::from_query(q)?;
+            let mut w = app.world();
             let listed = paging::list(
-                &mut app.world().store,
+                &mut w.store,
                 t.rt,
                 t.ns.as_deref(),
                 &labels,
@@ -391,18 +418,28 @@ fn resource(
                 }
             };
             app.requests.count_listed(page.items.len());
-            let mut v = if table {
-                table::table(t.rt, &page.items, page.resource_version, now_epoch(app))
-            } else {
-                list_value(t.rt, page.items, page.resource_version)
-            };
-            if let Some(c) = page.continue_token {
-                v["metadata"]["continue"] = json!(c);
+            let mut meta = json!({"resourceVersion": page.resource_version.to_string()});
+            if let Some(c) = &page.continue_token {
+                meta["continue"] = json!(c);
             }
             if let Some(n) = page.remaining {
-                v["metadata"]["remainingItemCount"] = json!(n);
+                meta["remainingItemCount"] = json!(n);
             }
-            ok(v)
+            if table {
+                drop(w);
+                let items: Vec<Value> = page.items.iter().map(|o| (**o).clone()).collect();
+                let mut v = table::table(t.rt, &items, page.resource_version, now_epoch(app));
+                v["metadata"] = meta;
+                return ok(v);
+            }
+            let encoded: Vec<Bytes> = page
+                .keys
+                .iter()
+                .zip(&page.items)
+                .map(|(k, o)| w.store.encoded(t.rt, k, o))
+                .collect();
+            drop(w);
+            Ok(list_response(t.rt, &meta, &encoded))
         }
         "get" => {
             let obj = ops::get(&app.world(), &t)?;

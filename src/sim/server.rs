@@ -48,6 +48,7 @@ pub fn router(app: App) -> Router {
             any(super::exec::handle),
         )
         .route("/vmmem-sim/requests", get(requests))
+        .route("/vmmem-sim/nodes", get(nodes))
         .fallback(super::rest::handle)
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
@@ -74,6 +75,14 @@ pub async fn serve(listener: TcpListener, app: App) {
 async fn requests(State(app): State<App>) -> Response {
     let tally = serde_json::to_value(app.requests.tally()).unwrap_or_default();
     json_response(Code::OK, &tally)
+}
+
+/// The nodes' counter steps and stored probe outputs (`sim::nodecpu`), for benchmarks.
+async fn nodes(State(app): State<App>) -> Response {
+    let w = app.world();
+    let status = w.exec.cpus.status(w.now(), w.nodes.len());
+    drop(w);
+    json_response(Code::OK, &status)
 }
 
 pub fn json_response(code: StatusCode, v: &Value) -> Response {

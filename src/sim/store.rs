@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
@@ -67,6 +68,10 @@ pub struct Store {
     /// Off while bulk loading a scenario (nobody can be watching yet).
     pub recording: bool,
     tx: broadcast::Sender<Arc<Event>>,
+    /// Objects as JSON, by resource and key, with the resourceVersion they were encoded at: an
+    /// object is serialized once per version, however many lists send it (as the API server's
+    /// watch cache keeps encoded objects).
+    encoded: HashMap<(&'static str, Key), (String, Bytes)>,
 }
 
 impl Default for Store {
@@ -134,6 +139,7 @@ impl Store {
             oldest_kept: 1000,
             recording: true,
             tx,
+            encoded: HashMap::new(),
         }
     }
 
@@ -377,8 +383,23 @@ impl Store {
         true
     }
 
+    /// `obj` (stored under `key`) as JSON, encoded once per resourceVersion.
+    pub fn encoded(&mut self, rt: &ResourceType, key: &Key, obj: &Value) -> Bytes {
+        let rv = meta_str(obj, "resourceVersion");
+        if let Some((at, bytes)) = self.encoded.get(&(rt.key, key.clone())) {
+            if at == rv {
+                return bytes.clone();
+            }
+        }
+        let bytes = Bytes::from(serde_json::to_vec(obj).unwrap_or_default());
+        self.encoded
+            .insert((rt.key, key.clone()), (rv.to_string(), bytes.clone()));
+        bytes
+    }
+
     pub fn delete(&mut self, rt: &ResourceType, ns: &str, name: &str) -> Option<Value> {
         self.get(rt, ns, name)?;
+        self.encoded.remove(&(rt.key, key(ns, name)));
         let stored = self.objects_mut(rt).remove(&key(ns, name))?;
         let mut obj = Arc::unwrap_or_clone(stored);
         self.bump(&mut obj);
@@ -450,6 +471,37 @@ mod tests {
         assert!(s.delete(&VIRTUAL_MACHINES, "default", "a").is_some());
         assert_eq!(s.count(&VIRTUAL_MACHINES), 0);
         assert!(s.since(VIRTUAL_MACHINES.key, 1).is_err());
+    }
+
+    #[test]
+    fn an_object_is_encoded_once_per_version() {
+        let mut s = Store::new();
+        let a = s.create(&VIRTUAL_MACHINES, vm("a"), "t").unwrap();
+        let k = key("default", "a");
+        let first = s.encoded(&VIRTUAL_MACHINES, &k, &a);
+        assert_eq!(serde_json::from_slice::<Value>(&first).unwrap(), a);
+        let again = s.encoded(
+            &VIRTUAL_MACHINES,
+            &k,
+            &s.get(&VIRTUAL_MACHINES, "default", "a").unwrap().clone(),
+        );
+        assert_eq!(
+            again.as_ptr(),
+            first.as_ptr(),
+            "the same bytes, not encoded again"
+        );
+        assert!(s.set_field(
+            &VIRTUAL_MACHINES,
+            "default",
+            "a",
+            "status",
+            json!({"ready": true})
+        ));
+        let now = s.get(&VIRTUAL_MACHINES, "default", "a").unwrap().clone();
+        let changed = s.encoded(&VIRTUAL_MACHINES, &k, &now);
+        assert_eq!(serde_json::from_slice::<Value>(&changed).unwrap(), now);
+        assert!(s.delete(&VIRTUAL_MACHINES, "default", "a").is_some());
+        assert!(s.encoded.is_empty(), "forgotten with the object");
     }
 
     #[test]

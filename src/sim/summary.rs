@@ -52,7 +52,8 @@ pub fn summary(w: &World, node: &str) -> Result<Value, ApiError> {
             "error trying to reach service: dial tcp {node}:10250: i/o timeout"
         )));
     }
-    let now = w.now();
+    // The kubelet reports the same counters the node's cgroup files show.
+    let now = w.exec.cpus.counter_time(w.now());
     let time = w.timestamp();
     let mut pods = Vec::new();
     let (mut used, mut inactive, mut rss) = (0i64, 0i64, 0i64);

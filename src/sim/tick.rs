@@ -9,8 +9,9 @@ use super::hosttree::{self, LauncherNow};
 use super::kubevirt;
 use super::oomlog::{self, OomReport, Task};
 use super::resources::PODS;
+use super::treefiles::TreeWriter;
 use super::workload::{first_over, sample, Sample};
-use super::world::{Launcher, Scheduled, World};
+use super::world::{Launcher, NodeModel, Scheduled, World};
 
 /// Keep at most this many kernel log lines per node.
 const KERNEL_LOG_MAX: usize = 20_000;
@@ -230,8 +231,13 @@ fn mark_pod_failed(w: &mut World, l: &Launcher) {
     let _ = w.store.replace(&PODS, pod);
 }
 
-/// Write a node's host tree from the model at the current time.
-pub fn write_host_tree(w: &World, node: &str) -> io::Result<std::path::PathBuf> {
+/// Write a node's host tree from the model at the current counter time (only what changed).
+pub fn write_host_tree(w: &mut World, node: &str) -> io::Result<std::path::PathBuf> {
+    write_host_tree_at(w, node).map(|(root, _)| root)
+}
+
+/// [`write_host_tree`], also giving the tree's generation (it moves only when the content does).
+pub fn write_host_tree_at(w: &mut World, node: &str) -> io::Result<(std::path::PathBuf, u64)> {
     let root = hosttree::node_root(&w.host_root, node);
     let Some(model) = w.nodes.get(node) else {
         return Err(io::Error::new(
@@ -239,18 +245,114 @@ pub fn write_host_tree(w: &World, node: &str) -> io::Result<std::path::PathBuf> 
             format!("node {node} is not in the simulated cluster"),
         ));
     };
-    let now = w.now();
-    let here: Vec<LauncherNow> = w
-        .launchers
-        .values()
-        .filter(|l| l.node == node)
+    let at = w.exec.cpus.counter_time(w.now());
+    let on_node: Vec<&Launcher> = w.launchers.values().filter(|l| l.node == node).collect();
+    let inputs = tree_fingerprint(at, model, &on_node);
+    let seen = w.exec.trees.entry(node.to_string()).or_default();
+    if seen.inputs == Some(inputs) {
+        return Ok((root, seen.generation()));
+    }
+    seen.inputs = None;
+    let here: Vec<LauncherNow> = on_node
+        .into_iter()
         .map(|l| LauncherNow {
             launcher: l,
-            sample: clamped(l, now - l.started),
+            sample: clamped(l, at - l.started),
         })
         .collect();
-    hosttree::write_node(&root, model, &here)?;
-    Ok(root)
+    let mut writer = TreeWriter::new(seen);
+    match hosttree::write_node(&mut writer, &root, model, &here) {
+        Ok(()) => {
+            let generation = writer.finish();
+            if let Some(seen) = w.exec.trees.get_mut(node) {
+                seen.inputs = Some(inputs);
+            }
+            Ok((root, generation))
+        }
+        Err(e) => {
+            // Half written: next time, write it all again.
+            writer.finish();
+            if let Some(seen) = w.exec.trees.get_mut(node) {
+                seen.clear();
+            }
+            Err(e)
+        }
+    }
+}
+
+/// A hash of everything a node's host tree is written from: the counter time, the node and
+/// its launchers (all fields but the tick's bookkeeping). Equal inputs write equal files.
+fn tree_fingerprint(at: f64, node: &NodeModel, launchers: &[&Launcher]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    at.to_bits().hash(&mut h);
+    let NodeModel {
+        name,
+        memory,
+        cpus,
+        kernel,
+        uptime_at_start,
+        next_pid,
+        kernel_log,
+        ip,
+    } = node;
+    (
+        name,
+        memory,
+        cpus,
+        kernel,
+        uptime_at_start.to_bits(),
+        next_pid,
+        ip,
+    )
+        .hash(&mut h);
+    // Lines are only appended (and the oldest dropped): the count and the last line say
+    // whether it changed.
+    (kernel_log.len(), kernel_log.last()).hash(&mut h);
+    for l in launchers {
+        // Every field, so a new one cannot be forgotten here.
+        let Launcher {
+            pod_uid,
+            pod_name,
+            namespace,
+            vm_name,
+            vmi_uid,
+            node,
+            qos,
+            shape,
+            params,
+            started,
+            compute_limit,
+            pod_limit,
+            container_ids,
+            pids,
+            oom_score_adj,
+            oom_kills,
+            failcnt,
+            max_usage,
+            killed_at,
+            checked_until: _,
+            never_over: _,
+            overhead,
+        } = l;
+        (pod_uid, pod_name, namespace, vm_name, vmi_uid, node, qos).hash(&mut h);
+        (
+            format!("{shape:?}"),
+            format!("{params:?}"),
+            started.to_bits(),
+        )
+            .hash(&mut h);
+        (compute_limit, pod_limit, container_ids, pids, oom_score_adj).hash(&mut h);
+        (
+            oom_kills,
+            failcnt,
+            max_usage,
+            killed_at.map(f64::to_bits),
+            overhead,
+        )
+            .hash(&mut h);
+    }
+    h.finish()
 }
 
 /// Rewrite the host trees of nodes with a running exec session (a long-lived probe keeps seeing
@@ -293,35 +395,50 @@ pub fn container_view(
     })?;
     let id = &l.container_ids[idx.min(2)];
     let view = node_root.join("containers").join(id);
+    let cg = view.join("cgroup");
+    let procs = view.join("proc");
+    let scope = hosttree::cgroup_root(node_root)
+        .join("memory")
+        .join(hosttree::pod_slice(l.qos, &l.pod_uid).trim_start_matches('/'))
+        .join(hosttree::scope(id));
+    let pids: Vec<u32> = if idx == 1 {
+        let at = w.exec.cpus.counter_time(w.now());
+        let n = clamped(l, at - l.started).compute.len();
+        (0..n).map(|i| hosttree::compute_pid(l, i)).collect()
+    } else {
+        vec![l.pids[6]]
+    };
+    let mut links = vec![
+        (cg.join("memory"), scope),
+        (
+            procs.join("sys"),
+            hosttree::proc_root(node_root).join("sys"),
+        ),
+    ];
+    for pid in pids {
+        links.push((
+            procs.join(pid.to_string()),
+            hosttree::proc_root(node_root).join(pid.to_string()),
+        ));
+    }
+    // Left alone when it already is this view.
+    let entries = |d: &std::path::Path| std::fs::read_dir(d).map_or(0, |r| r.count());
+    let same = links
+        .iter()
+        .all(|(link, target)| std::fs::read_link(link).is_ok_and(|t| t == *target))
+        && entries(&cg) + entries(&procs) == links.len();
+    if same {
+        return Ok((cg, procs));
+    }
     match std::fs::remove_dir_all(&view) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    let cg = view.join("cgroup");
-    let procs = view.join("proc");
     std::fs::create_dir_all(&cg)?;
     std::fs::create_dir_all(&procs)?;
-    let scope = hosttree::cgroup_root(node_root)
-        .join("memory")
-        .join(hosttree::pod_slice(l.qos, &l.pod_uid).trim_start_matches('/'))
-        .join(hosttree::scope(id));
-    symlink(&scope, &cg.join("memory"))?;
-    symlink(
-        &hosttree::proc_root(node_root).join("sys"),
-        &procs.join("sys"),
-    )?;
-    let pids: Vec<u32> = if idx == 1 {
-        let n = clamped(l, w.now() - l.started).compute.len();
-        (0..n).map(|i| hosttree::compute_pid(l, i)).collect()
-    } else {
-        vec![l.pids[6]]
-    };
-    for pid in pids {
-        symlink(
-            &hosttree::proc_root(node_root).join(pid.to_string()),
-            &procs.join(pid.to_string()),
-        )?;
+    for (link, target) in &links {
+        symlink(target, link)?;
     }
     Ok((cg, procs))
 }

@@ -116,7 +116,7 @@ pub enum Scheduled {
 }
 
 /// Exec behaviour tests can change.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct ExecControl {
     pub latency: Duration,
     pub hung_nodes: HashSet<String>,
@@ -124,6 +124,10 @@ pub struct ExecControl {
     pub sessions: HashMap<String, usize>,
     /// When each node's host tree was last written.
     pub written: HashMap<String, std::time::Instant>,
+    /// What each node's host tree holds on disk (unchanged files are not rewritten).
+    pub trees: HashMap<String, super::treefiles::Written>,
+    /// Counter steps, stored probe outputs and the background that prepares them.
+    pub cpus: super::nodecpu::NodeCpus,
 }
 
 pub struct World {

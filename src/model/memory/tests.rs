@@ -13,7 +13,7 @@ fn counters(
     CgroupCounters {
         level,
         path: String::new(),
-        container_id: id.map(String::from),
+        container_id: id.map(std::sync::Arc::from),
         limit_bytes: limit,
         usage_bytes: usage,
         working_set_bytes: usage - inactive_file,
