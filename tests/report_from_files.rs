@@ -253,3 +253,59 @@ fn streamed_report_serializes_like_the_whole_report() {
     }
     assert!(with_warnings > 0);
 }
+
+/// A pod the node's probe found no cgroup for (it ended between the object list and the probe)
+/// is said in the row's notes, not left as a row that silently lacks live data.
+#[test]
+fn a_pod_missing_on_its_read_node_is_said() {
+    use std::sync::Arc;
+    use vmmem::model::readings::{CgroupVersion, LiveSource, NodeReadings};
+    let loaded = load_inventory(&fixture("seed/harvester-v1.3.yaml")).unwrap();
+    let pod = loaded
+        .inventory
+        .pods
+        .iter()
+        .find(|p| p.spec.node_name.is_some())
+        .expect("a scheduled launcher pod in the fixture");
+    let node = pod.spec.node_name.clone().unwrap();
+    let uid = pod.metadata.uid.clone();
+    let mut readings = Readings::new();
+    readings.insert(
+        node.clone(),
+        Arc::new(NodeReadings {
+            node: node.clone(),
+            cgroup_version: CgroupVersion::V2,
+            kernel: "6.4.0".into(),
+            source: LiveSource::Agent,
+            taken_at: 0,
+            pods: vec![],
+            missing_pods: vec![uid.clone()],
+        }),
+    );
+    let r = build(&loaded.inventory, &readings, &ReportOptions::default());
+    let row = r
+        .vms
+        .iter()
+        .find(|v| v.pod_uid.as_deref() == Some(uid.as_str()))
+        .unwrap();
+    let want = format!(
+        "node {node} has no cgroup for pod {uid}: the pod ended or moved after it was listed"
+    );
+    assert!(row.notes.contains(&want), "{:?}", row.notes);
+    // Without any reading of the node, nothing is claimed.
+    let r = build(
+        &loaded.inventory,
+        &Readings::new(),
+        &ReportOptions::default(),
+    );
+    let row = r
+        .vms
+        .iter()
+        .find(|v| v.pod_uid.as_deref() == Some(uid.as_str()))
+        .unwrap();
+    assert!(
+        !row.notes.iter().any(|n| n.contains("has no")),
+        "{:?}",
+        row.notes
+    );
+}

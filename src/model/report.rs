@@ -404,6 +404,17 @@ fn row(
         .as_ref()
         .and_then(|uid| node_readings.and_then(|r| r.pod(uid)));
     let stale_reason = node.as_ref().and_then(|n| opts.stale_nodes.get(n));
+    if let (None, None, Some(uid), Some(n)) = (reading, stale_reason, &pod_uid, node_readings) {
+        // The node was read but not this pod: say so rather than show a row without live data.
+        notes.push(if n.missing_pods.iter().any(|m| m == uid) {
+            format!(
+                "node {} has no cgroup for pod {uid}: the pod ended or moved after it was listed",
+                n.node
+            )
+        } else {
+            format!("the reading of node {} has no pod {uid}", n.node)
+        });
+    }
     let budgets = Budgets {
         constants: Some(ProcessConstants::for_version(version)),
         page_tables: o_formula
