@@ -5,11 +5,11 @@ mod common;
 
 use std::time::Duration;
 
+use common::exec::run_exec;
 use common::{api_code, demo};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, AttachParams, ListParams, PostParams};
 use serde_json::json;
-use tokio::io::AsyncReadExt;
 
 async fn agent_pod(client: &kube::Client, node: &str) -> Api<Pod> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), "harvester-system");
@@ -31,34 +31,6 @@ async fn agent_pod(client: &kube::Client, node: &str) -> Api<Pod> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("agent pod never turned Running");
-}
-
-async fn run_exec(
-    pods: &Api<Pod>,
-    name: &str,
-    cmd: &[&str],
-) -> (
-    String,
-    String,
-    k8s_openapi::apimachinery::pkg::apis::meta::v1::Status,
-) {
-    let mut p = pods
-        .exec(
-            name,
-            cmd.to_vec(),
-            &AttachParams::default().container("agent").stderr(true),
-        )
-        .await
-        .unwrap();
-    let (mut out, mut err) = (p.stdout().unwrap(), p.stderr().unwrap());
-    let status = p.take_status().unwrap();
-    let (mut o, mut e) = (String::new(), String::new());
-    let (r1, r2) = tokio::join!(out.read_to_string(&mut o), err.read_to_string(&mut e));
-    r1.unwrap();
-    r2.unwrap();
-    let st = status.await.unwrap();
-    p.join().await.unwrap();
-    (o, e, st)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

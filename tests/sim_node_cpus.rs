@@ -7,11 +7,11 @@ mod common;
 
 use std::time::Duration;
 
+use common::exec::run_exec;
 use common::{demo, eventually};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, AttachParams, PostParams};
+use kube::api::{Api, PostParams};
 use serde_json::json;
-use tokio::io::AsyncReadExt;
 use vmmem::node::probe::{exec_command, ProbeSettings, ProbeTarget};
 use vmmem::sim::SimHandle;
 
@@ -57,22 +57,7 @@ fn probe_command(sim: &SimHandle) -> Vec<String> {
 }
 
 async fn exec(pods: &Api<Pod>, name: &str, cmd: &[String]) -> (String, String) {
-    let mut p = pods
-        .exec(
-            name,
-            cmd.to_vec(),
-            &AttachParams::default().container("agent").stderr(true),
-        )
-        .await
-        .unwrap();
-    let (mut out, mut err) = (p.stdout().unwrap(), p.stderr().unwrap());
-    let status = p.take_status().unwrap();
-    let (mut o, mut e) = (String::new(), String::new());
-    let (r1, r2) = tokio::join!(out.read_to_string(&mut o), err.read_to_string(&mut e));
-    r1.unwrap();
-    r2.unwrap();
-    let st = status.await.unwrap();
-    p.join().await.unwrap();
+    let (o, e, st) = run_exec(pods, name, cmd).await;
     assert_eq!(st.status.as_deref(), Some("Success"), "{st:?} {e}");
     assert!(
         o.starts_with("vmmem-probe 1\n") && o.ends_with("end\n"),

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod apiserver;
+pub mod exec;
 pub mod kubectl;
 pub mod live;
 pub mod tmux;
