@@ -124,6 +124,24 @@ pub struct CgroupCounters {
     pub stat: MemoryStat,
 }
 
+impl CgroupCounters {
+    /// A cgroup at `level` with nothing read yet: no path, no limit, every counter 0 or unknown.
+    pub fn empty(level: CgroupLevel) -> CgroupCounters {
+        CgroupCounters {
+            level,
+            path: String::new(),
+            container_id: None,
+            limit_bytes: None,
+            usage_bytes: 0,
+            working_set_bytes: 0,
+            peak_bytes: None,
+            failcnt: None,
+            oom_kills: 0,
+            stat: MemoryStat::default(),
+        }
+    }
+}
+
 /// Memory of one process (from `/proc/PID/status` and, for qemu, `/proc/PID/smaps`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

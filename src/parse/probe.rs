@@ -255,16 +255,9 @@ fn empty_counters(
     container_id: Option<String>,
 ) -> CgroupCounters {
     CgroupCounters {
-        level,
         path,
         container_id: container_id.map(std::sync::Arc::from),
-        limit_bytes: None,
-        usage_bytes: 0,
-        working_set_bytes: 0,
-        peak_bytes: None,
-        failcnt: None,
-        oom_kills: 0,
-        stat: MemoryStat::default(),
+        ..CgroupCounters::empty(level)
     }
 }
 

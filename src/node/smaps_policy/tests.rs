@@ -1,6 +1,6 @@
 use super::*;
 use crate::model::readings::{
-    CgroupCounters, CgroupLevel, CgroupVersion, LiveSource, MemoryStat, ProcessReading,
+    CgroupCounters, CgroupLevel, CgroupVersion, LiveSource, ProcessReading,
 };
 
 const MIB: u64 = 1 << 20;
@@ -9,18 +9,7 @@ const G: u64 = 2048 * MIB;
 fn pod(uid: &str, qemu_pid: u32, qemu_rss: u64, guest_resident: Option<u64>) -> PodReading {
     PodReading {
         uid: uid.into(),
-        cgroup: CgroupCounters {
-            level: CgroupLevel::Pod,
-            path: String::new(),
-            container_id: None,
-            limit_bytes: None,
-            usage_bytes: 0,
-            working_set_bytes: 0,
-            peak_bytes: None,
-            failcnt: None,
-            oom_kills: 0,
-            stat: MemoryStat::default(),
-        },
+        cgroup: CgroupCounters::empty(CgroupLevel::Pod),
         guest_resident_bytes: guest_resident,
         guest_hugetlb_bytes: None,
         guest_resident_taken_at: None,
