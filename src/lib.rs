@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod cluster;
 pub mod fix;
+pub mod history;
 pub mod model;
 pub mod node;
 pub mod output;

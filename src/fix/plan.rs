@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use super::fields::{self, Field, Fields, Parent, UndoRecord, ALL_FIELDS, ALL_PARENTS};
 use super::merge;
 use super::target::{FixContext, Target};
+use crate::model::evidence::Evidence;
 use crate::model::harvester;
 use crate::model::objects::{keys, VirtualMachine};
 use crate::model::overhead::{dedicated_cpu, overhead, MI};
@@ -88,6 +89,8 @@ pub struct Plan {
     pub reserve_bytes: Option<i64>,
     /// Why this reservation (the recommendation's reason, or "as asked").
     pub reason: String,
+    /// The evidence the recommendation was decided from (the same items `list` shows).
+    pub evidence: Vec<Evidence>,
     pub before: Side,
     pub after: Side,
     /// The pod's memory limit now (from the running pod), for comparison.
@@ -149,7 +152,8 @@ pub fn plan(target: &Target, choice: &Choice) -> Result<Plan, Refusal> {
         Action::RemoveLimit => {
             action_name = "remove-limit";
             strategy = Some(Strategy::RemoveLimit);
-            reason = "the seed's Solution 2: no memory limit, no cgroup OOM kill".to_string();
+            reason =
+                "no memory limit: no cgroup OOM kill, and no protection for the host".to_string();
             remove_limit(&mut desired, target, &before, &mut warnings);
         }
         Action::Reserve(asked) => {
@@ -240,6 +244,7 @@ pub fn plan(target: &Target, choice: &Choice) -> Result<Plan, Refusal> {
         strategy,
         reserve_bytes,
         reason,
+        evidence: target.row.recommendation.evidence.clone(),
         current_pod_limit_bytes: target.row.pod_limit_bytes,
         restart_needed,
         patch,

@@ -4,6 +4,7 @@ use std::fmt::Write;
 
 use super::fields::{shown, ALL_FIELDS};
 use super::plan::{Plan, Side};
+use crate::model::evidence::Bound;
 use crate::parse::quantity::{human, to_quantity_string};
 
 fn bytes(b: Option<i64>) -> String {
@@ -29,6 +30,22 @@ pub fn plan_text(p: &Plan) -> String {
         p.resource_version
     );
     let _ = writeln!(out, "  why: {}", p.reason);
+    if p.action == "reserve" {
+        for e in &p.evidence {
+            let _ = writeln!(
+                out,
+                "    evidence: {} outside guest RAM, {} ({}{})",
+                human(e.bytes),
+                e.words(),
+                e.source,
+                match e.bound {
+                    Bound::Measured => "",
+                    Bound::Lower => "; at least this much was needed",
+                    Bound::Upper => "; an upper bound, not used to size",
+                }
+            );
+        }
+    }
     let mut rows: Vec<(String, String, String)> = ALL_FIELDS
         .into_iter()
         .map(|f| {

@@ -1,5 +1,6 @@
 //! The pure core: objects, the overhead formula, the memory model, risk and recommendations.
 
+pub mod evidence;
 pub mod harvester;
 pub mod inventory;
 pub mod join;
@@ -10,9 +11,11 @@ pub mod oom_verdict;
 pub mod oom_vm;
 pub mod oom_words;
 pub mod overhead;
+pub mod peaks;
 pub mod readings;
 pub mod recommend;
 pub mod report;
 pub mod spec;
 pub mod string_map;
+pub mod trend;
 pub mod version;

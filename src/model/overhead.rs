@@ -143,6 +143,21 @@ pub struct Overhead {
     pub notes: Vec<String>,
 }
 
+/// The name of the term the overhead ratio adds.
+const RATIO_TERM: &str = "overhead ratio";
+
+impl Overhead {
+    /// The room the overhead ratio adds beyond KubeVirt's own O: O before the ratio × (ratio −
+    /// 1), as KubeVirt computes it (0 without a ratio).
+    pub fn ratio_room(&self) -> i64 {
+        self.terms
+            .iter()
+            .filter(|t| t.name.starts_with(RATIO_TERM))
+            .map(|t| t.bytes)
+            .sum()
+    }
+}
+
 /// Cluster-wide inputs to O.
 #[derive(Debug, Clone, Default)]
 pub struct ClusterInputs {
@@ -333,7 +348,7 @@ pub fn overhead(spec: &VmiSpec, v: Version, cluster: &ClusterInputs) -> Overhead
                 Ok(rf) if rf.is_finite() && rf >= 1.0 => {
                     let sum: i64 = terms.iter().map(|t| t.bytes).sum();
                     let extra = 1000 * ((ceil_div(sum, 1000) as f64) * (rf - 1.0)).trunc() as i64;
-                    add(&mut terms, format!("overhead ratio {ratio}"), extra);
+                    add(&mut terms, format!("{RATIO_TERM} {ratio}"), extra);
                     ratio_used = Some(ratio.to_string());
                 }
                 _ => notes.push(format!(

@@ -1,10 +1,12 @@
-//! The recommended reservation and how to apply it (DESIGN.md "Recommendation").
+//! The recommended reservation and how to apply it: one rule over the VM's evidence
+//! ([`super::evidence`]), used by `list`, the dashboard, `fix` and JSON alike.
 
 use serde::Serialize;
 
+use super::evidence::{worst_by, Evidence, EvidenceKind, Level};
 use super::harvester::{seed_reserve, seed_row};
 use super::overhead::MI;
-use crate::parse::quantity::to_quantity_string;
+use crate::parse::quantity::{human, to_quantity_string};
 
 /// How a reservation is applied to a VM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -16,7 +18,7 @@ pub enum Strategy {
     Guest,
     /// KubeVirt ≥ v1.8: `memory.reservedOverhead.addedOverhead`; the guest keeps its size.
     AddedOverhead,
-    /// The seed's Solution 2: drop `limits.memory`.
+    /// Drop `limits.memory`: no cgroup OOM kill, and no protection for the host.
     RemoveLimit,
 }
 
@@ -39,13 +41,55 @@ impl Strategy {
     }
 }
 
-/// What to reserve beyond KubeVirt's overhead, and why.
+/// What to reserve beyond KubeVirt's overhead, why, and from which evidence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Recommendation {
     pub reserve_bytes: i64,
     pub strategy: Strategy,
     pub reason: String,
+    /// The evidence item that decided it (`size-table` when the table did).
+    pub decided_by: DecidedBy,
+    pub evidence: Vec<Evidence>,
+}
+
+/// What decided a recommendation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecidedBy {
+    SizeTable,
+    Evidence(EvidenceKind),
+}
+
+impl DecidedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecidedBy::SizeTable => "size-table",
+            DecidedBy::Evidence(k) => k.as_str(),
+        }
+    }
+}
+
+impl Serialize for DecidedBy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// What the rule needs to know about the VM besides its evidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sizing {
+    /// The size the user configured (its limit, else its guest): the size table's key.
+    pub configured: i64,
+    /// False when guest RAM is not in the memory cgroup (hugepages): no size-table value then.
+    pub table_applies: bool,
+    /// KubeVirt's O as applied to the pod (a Harvester/KubeVirt overhead ratio included).
+    pub overhead_applied: i64,
+    /// The room the overhead ratio already adds: O before the ratio × (ratio − 1).
+    pub ratio_room: i64,
+    /// The limits of the containers beside `compute` that share a pod-level limit.
+    pub sidecars: i64,
+    pub strategy: Strategy,
+    pub has_limit: bool,
 }
 
 pub const STEP: i64 = 64 * MI;
@@ -54,65 +98,116 @@ pub fn round_up(bytes: i64, step: i64) -> i64 {
     if bytes <= 0 {
         return 0;
     }
-    (bytes + step - 1) / step * step
+    bytes.saturating_add(step - 1) / step * step
 }
 
-/// Measured need: 1.25 × peak overhead used − O − sidecars (None without live data).
-pub fn measured_need(peak_overhead: Option<i64>, o: i64, sidecars: i64) -> Option<i64> {
-    peak_overhead.map(|p| (p * 5 + 3).div_euclid(4) - o - sidecars)
+/// 1.25 × bytes, rounded up.
+fn with_margin(bytes: i64) -> i64 {
+    bytes.saturating_mul(5).saturating_add(3).div_euclid(4)
 }
 
-/// reserve = max(seed table value for the configured size, measured need), rounded up to 64Mi.
-/// `configured` is the VM's size as the user set it (its limit, else its guest).
-pub fn recommend(
-    configured: i64,
-    o: i64,
-    sidecars: i64,
-    peak_overhead: Option<i64>,
-    strategy: Strategy,
-    has_limit: bool,
-) -> Recommendation {
-    let table = seed_reserve(configured);
-    let need = measured_need(peak_overhead, o, sidecars);
-    let (raw, why) = match need {
-        Some(n) if n > table => (
+/// What one evidence item needs reserved: 1.25 × its bytes − O as applied − the containers
+/// beside compute (only where they share the limit the item was measured against).
+pub fn need_of(e: &Evidence, s: &Sizing) -> i64 {
+    let beside = match e.level {
+        Level::Pod => s.sidecars,
+        Level::Container => 0,
+    };
+    with_margin(e.bytes) - s.overhead_applied - beside
+}
+
+/// The size table's value for this VM, less the room an overhead ratio already adds (0 when the
+/// table does not apply).
+pub fn table_part(s: &Sizing) -> i64 {
+    if !s.table_applies {
+        return 0;
+    }
+    (seed_reserve(s.configured) - s.ratio_room).max(0)
+}
+
+/// The one rule: reserve = max(size table − ratio room, 1.25 × worst evidence − O as applied −
+/// the containers beside compute), rounded up to 64Mi, never below 0. The reason names what
+/// decided it.
+pub fn recommend(s: &Sizing, evidence: Vec<Evidence>) -> Recommendation {
+    let table = table_part(s);
+    let worst = worst_by(&evidence, |e| need_of(e, s));
+    let need = worst.map(|e| need_of(e, s));
+    let (raw, decided_by, why) = match (worst, need) {
+        (Some(e), Some(n)) if n > table => (
             n,
+            DecidedBy::Evidence(e.kind),
             format!(
-                "overhead peaked at {} (x1.25, minus KubeVirt's {} and sidecars) needs {}, above the seed table's {} for {}",
-                to_quantity_string_rounded(peak_overhead.unwrap_or(0)),
-                to_quantity_string_rounded(o),
+                "{} had {} outside guest RAM: x1.25, minus KubeVirt's {}{}, needs {}, above {}",
+                e.words(),
+                human(e.bytes),
+                human(s.overhead_applied),
+                beside_words(e, s),
                 to_quantity_string_rounded(n),
-                to_quantity_string(table),
-                seed_row(configured)
+                table_words(s, table)
             ),
         ),
-        Some(n) => (
+        (Some(e), Some(n)) => (
             table,
+            DecidedBy::SizeTable,
             format!(
-                "seed table: {} for {} (measured need {})",
-                to_quantity_string(table),
-                seed_row(configured),
+                "{}; the worst evidence, {} with {} outside guest RAM, needs {}",
+                table_words(s, table),
+                e.words(),
+                human(e.bytes),
                 to_quantity_string_rounded(n.max(0))
             ),
         ),
-        None => (
+        _ => (
             table,
+            DecidedBy::SizeTable,
             format!(
-                "seed table: {} for {} (no live data to measure)",
-                to_quantity_string(table),
-                seed_row(configured)
+                "{} alone: no measurement of this VM yet",
+                table_words(s, table)
             ),
         ),
     };
-    let reason = if has_limit {
+    let reason = if s.has_limit {
         why
     } else {
-        format!("no memory limit, so no cgroup OOM kill; if a limit is set, reserve per {why}")
+        format!("no memory limit, so no cgroup OOM kill; if a limit is set: {why}")
     };
     Recommendation {
         reserve_bytes: round_up(raw, STEP),
-        strategy,
+        strategy: s.strategy,
         reason,
+        decided_by,
+        evidence,
+    }
+}
+
+fn beside_words(e: &Evidence, s: &Sizing) -> String {
+    if e.level == Level::Pod && s.sidecars > 0 {
+        format!(
+            " and the {} of the containers beside compute",
+            human(s.sidecars)
+        )
+    } else {
+        String::new()
+    }
+}
+
+/// `the size table's 384Mi for VMs of 2Gi to 5Gi` (less the ratio's room when there is one).
+fn table_words(s: &Sizing, table: i64) -> String {
+    if !s.table_applies {
+        return "the size table's 0 for hugepage-backed guests (their RAM is outside the memory cgroup)"
+            .to_string();
+    }
+    let row = seed_row(s.configured);
+    let full = seed_reserve(s.configured);
+    if s.ratio_room > 0 {
+        format!(
+            "the size table's {} for {row} less the {} the overhead ratio already adds ({})",
+            to_quantity_string(full),
+            human(s.ratio_room),
+            to_quantity_string_rounded(table)
+        )
+    } else {
+        format!("the size table's {} for {row}", to_quantity_string(full))
     }
 }
 
@@ -126,67 +221,4 @@ pub fn to_quantity_string_rounded(bytes: i64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::overhead::GI;
-
-    #[test]
-    fn table_wins_when_overhead_is_small() {
-        let r = recommend(
-            2 * GI,
-            264_939_521,
-            60_000_000,
-            Some(200 * MI),
-            Strategy::Annotation,
-            true,
-        );
-        assert_eq!(r.reserve_bytes, 384 * MI);
-        assert!(
-            r.reason
-                .starts_with("seed table: 384Mi for VMs of 2Gi to 5Gi"),
-            "{}",
-            r.reason
-        );
-        let r = recommend(GI, 250 * MI, 0, None, Strategy::Guest, true);
-        assert_eq!(r.reserve_bytes, 256 * MI);
-        assert!(r.reason.contains("no live data"));
-    }
-
-    #[test]
-    fn measured_need_wins_and_rounds_up_to_64mi() {
-        // Seed Example 3: memhold pushed overhead to ~700Mi on a 2Gi VM with O ≈ 252Mi.
-        let r = recommend(
-            1948 * MI,
-            264_939_521,
-            60_000_000,
-            Some(700 * MI),
-            Strategy::Annotation,
-            true,
-        );
-        let need = (700 * MI * 5 + 3) / 4 - 264_939_521 - 60_000_000;
-        assert_eq!(r.reserve_bytes, round_up(need, 64 * MI));
-        assert_eq!(r.reserve_bytes % (64 * MI), 0);
-        assert!(r.reserve_bytes > 384 * MI);
-        assert!(
-            r.reason.starts_with("overhead peaked at 700Mi"),
-            "{}",
-            r.reason
-        );
-    }
-
-    #[test]
-    fn rounding() {
-        assert_eq!(round_up(0, STEP), 0);
-        assert_eq!(round_up(1, STEP), 64 * MI);
-        assert_eq!(round_up(64 * MI, STEP), 64 * MI);
-        assert_eq!(round_up(-5, STEP), 0);
-        assert_eq!(Strategy::auto(true), Strategy::Annotation);
-        assert_eq!(Strategy::auto(false), Strategy::Guest);
-    }
-
-    #[test]
-    fn no_limit_says_so() {
-        let r = recommend(4 * GI, 250 * MI, 0, None, Strategy::Guest, false);
-        assert!(r.reason.starts_with("no memory limit"));
-    }
-}
+mod tests;

@@ -2,9 +2,11 @@
 //! like the `list -o json` contract of DESIGN.md.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::evidence::{Evidence, Level, VmKey};
 use super::harvester::HarvesterContext;
 use super::inventory::{Inventory, Readings, SourceKind};
 use super::join::{join, Joined};
@@ -13,9 +15,11 @@ use super::objects::{keys, Pod, VmiSpec};
 use super::oom_verdict::OomExplanation;
 use super::oom_vm::LogsRead;
 use super::overhead::{overhead, ClusterInputs, Overhead, ProcessConstants, Term, MI};
+use super::peaks::{MemoryConfig, PeakTracker};
 use super::readings::LiveSource;
-use super::recommend::{recommend, Recommendation, Strategy};
+use super::recommend::{recommend, Recommendation, Sizing, Strategy};
 use super::spec::{defaulted_vmi_spec, expected_pod, memory_numbers, reservation};
+use super::trend::Eta;
 use super::version::{detect, DetectedVersion, Version};
 use crate::parse::quantity::Quantity;
 
@@ -24,8 +28,11 @@ use crate::parse::quantity::Quantity;
 pub struct ReportOptions {
     /// `--kubevirt-version`.
     pub version_flag: Option<Version>,
-    /// Highest overhead used seen so far per pod UID (the dashboard's session history).
-    pub session_peaks: HashMap<String, i64>,
+    /// Peaks of overhead used per VM UID: the highest this process has seen and those
+    /// remembered on this machine, with recent samples for the time to OOM.
+    pub peaks: Arc<PeakTracker>,
+    /// Other evidence the caller holds per VM (history from outside this machine).
+    pub evidence: HashMap<VmKey, Vec<Evidence>>,
     /// Nodes whose live data is old or failed this round, with the reason.
     pub stale_nodes: HashMap<String, String>,
     /// OOM kills found in kernel logs, explained (mapped to VMs where the inventory allows).
@@ -116,6 +123,9 @@ pub struct VmRow {
     pub overhead_budget_bytes: Option<i64>,
     pub projected_peak_bytes: Option<i64>,
     pub headroom_bytes: Option<i64>,
+    /// Seconds until the overhead reaches the budget at its recent steady growth; `null` unless
+    /// the trend is clear (`model::trend`).
+    pub oom_eta_seconds: Option<i64>,
     pub risk: Risk,
     pub flags: Vec<&'static str>,
     pub breakdown: Vec<Component>,
@@ -146,6 +156,9 @@ pub struct VmRow {
     pub has_vm: bool,
     #[serde(skip)]
     pub hugepages: bool,
+    /// The time to OOM with its error (detail view).
+    #[serde(skip)]
+    pub oom_eta: Option<Eta>,
     /// The kernel-log OOM reports of this VM, explained (detail view).
     #[serde(skip)]
     pub oom_history: Vec<OomExplanation>,
@@ -457,32 +470,69 @@ fn row(
         .or(pod_limit)
         .or(expected.compute_limit);
     let budget = limit_for_budget.map(|l| l - charged_guest);
-    // Recommendation.
-    let session_peak = pod_uid
-        .as_ref()
-        .and_then(|u| opts.session_peaks.get(u))
-        .copied();
-    let peak = [
-        model.as_ref().map(|m| m.overhead_used),
-        model.as_ref().and_then(|m| m.peak_overhead),
-        session_peak,
-    ]
-    .into_iter()
-    .flatten()
-    .max();
+    let source = reading.and(node_readings.map(|r| r.source));
+    // OOM history: kernel-log reports for this VM's pods.
+    let history: Vec<OomExplanation> = opts
+        .oom_history
+        .iter()
+        .filter(|e| {
+            let same_pod = pod_uid.is_some() && e.event.pod_uid == pod_uid;
+            let same_vm =
+                e.vm.as_ref()
+                    .is_some_and(|v| v.namespace == j.namespace() && v.name == j.name());
+            same_pod || same_vm
+        })
+        .cloned()
+        .collect();
+    let log_current = history
+        .iter()
+        .filter(|e| pod_uid.is_some() && e.event.pod_uid == pod_uid)
+        .count() as u64;
+    let log_earlier = history.len() as u64 - log_current;
+    let cgroup_kills = model.as_ref().map_or(0, |m| m.oom_kills);
+    let current_kills = cgroup_kills.max(log_current);
+    let oom_kills = current_kills + log_earlier;
+    // Known when the VM's cgroup counters or its node's kernel log were read, or a log named a
+    // kill; a VM with neither (stopped, node unreachable, `--live off`) has an unknown count.
+    let oom_kills_known = !history.is_empty()
+        || (model.is_some() && source.is_some_and(|s| s.has_oom_counters()))
+        || opts.kernel_logs_read.covers(node.as_deref());
     let has_limit = numbers.limit.is_some() || pod_limit.is_some();
-    let strategy = Strategy::auto(cluster.harvester.is_some());
-    let sidecars = if model
-        .as_ref()
-        .is_some_and(|m| m.counters.level == super::readings::CgroupLevel::Pod)
-    {
-        expected.sidecars
-    } else {
-        0
+    let sizing = Sizing {
+        // The size table is by the size the user configured: the VM's limit, else its guest.
+        configured: numbers.limit.or(numbers.guest).unwrap_or(0),
+        table_applies: !numbers.hugepages,
+        overhead_applied: o,
+        ratio_room: o_formula.ratio_room(),
+        sidecars: expected.sidecars,
+        strategy: Strategy::auto(cluster.harvester.is_some()),
+        has_limit,
     };
-    // The seed's table is by the size the user configured: the VM's limit, else its guest.
-    let configured = numbers.limit.or(numbers.guest).unwrap_or(0);
-    let rec = recommend(configured, o, sidecars, peak, strategy, has_limit);
+    let vm_uid =
+        j.vm.map(|v| v.metadata.uid.as_str())
+            .or(j.vmi.map(|v| v.metadata.uid.as_str()));
+    let config = MemoryConfig::of(numbers.guest, numbers.limit, o);
+    let mut kept = vm_uid.map_or_else(Vec::new, |u| opts.peaks.evidence(u, &config));
+    kept.extend(
+        opts.evidence
+            .get(&VmKey::new(j.namespace(), j.name()))
+            .into_iter()
+            .flatten()
+            .cloned(),
+    );
+    let evidence = row_evidence::gather(&row_evidence::Inputs {
+        model: model.as_ref(),
+        reading: node_readings.filter(|_| reading.is_some()).map(|r| &**r),
+        history: &history,
+        kept: &kept,
+    });
+    let rec = recommend(&sizing, evidence);
+    let oom_eta = row_evidence::time_to_oom(
+        vm_uid.map_or(&[][..], |u| opts.peaks.samples(u, &config)),
+        model.as_ref(),
+        node_readings.filter(|_| reading.is_some()).map(|r| &**r),
+        budget,
+    );
     // Flags.
     if !has_limit {
         flags.push("no-limit");
@@ -514,7 +564,6 @@ fn row(
     if j.migrating() {
         flags.push("migrating");
     }
-    let source = reading.and(node_readings.map(|r| r.source));
     if source == Some(LiveSource::Kubelet) {
         notes.push(
             "live numbers from the kubelet's stats summary: guest RAM is estimated from the \
@@ -536,32 +585,6 @@ fn row(
             node.as_deref().unwrap_or("?")
         ));
     }
-    // OOM history: kernel-log reports for this VM's pods.
-    let history: Vec<OomExplanation> = opts
-        .oom_history
-        .iter()
-        .filter(|e| {
-            let same_pod = pod_uid.is_some() && e.event.pod_uid == pod_uid;
-            let same_vm =
-                e.vm.as_ref()
-                    .is_some_and(|v| v.namespace == j.namespace() && v.name == j.name());
-            same_pod || same_vm
-        })
-        .cloned()
-        .collect();
-    let log_current = history
-        .iter()
-        .filter(|e| pod_uid.is_some() && e.event.pod_uid == pod_uid)
-        .count() as u64;
-    let log_earlier = history.len() as u64 - log_current;
-    let cgroup_kills = model.as_ref().map_or(0, |m| m.oom_kills);
-    let current_kills = cgroup_kills.max(log_current);
-    let oom_kills = current_kills + log_earlier;
-    // Known when the VM's cgroup counters or its node's kernel log were read, or a log named a
-    // kill; a VM with neither (stopped, node unreachable, `--live off`) has an unknown count.
-    let oom_kills_known = !history.is_empty()
-        || (model.is_some() && source.is_some_and(|s| s.has_oom_counters()))
-        || opts.kernel_logs_read.covers(node.as_deref());
     if current_kills > 0 {
         flags.push("oom-killed");
     } else if log_earlier > 0 {
@@ -579,6 +602,25 @@ fn row(
             _ => Risk::Ok,
         },
     };
+    let budget_level = match model.as_ref().map(|m| m.counters.level) {
+        Some(super::readings::CgroupLevel::Pod) => Level::Pod,
+        _ => Level::Container,
+    };
+    let (risk, peaked) =
+        row_evidence::risk_with_evidence(risk, &rec.evidence, &sizing, budget, budget_level);
+    notes.extend(peaked);
+    let risk = match (risk, oom_eta) {
+        (Risk::Ok | Risk::Unknown, Some(_)) => Risk::Warn,
+        (r, _) => r,
+    };
+    if let Some(e) = oom_eta {
+        notes.push(format!(
+            "overhead is growing by {}/min: OOM in {} (± {}) at this rate",
+            crate::parse::quantity::human((e.rate * 60.0) as i64),
+            e.words(),
+            super::trend::duration_words(e.error_seconds)
+        ));
+    }
     let phase = j
         .vmi
         .and_then(|v| v.status.phase.clone())
@@ -624,6 +666,7 @@ fn row(
         overhead_budget_bytes: budget,
         projected_peak_bytes: model.as_ref().map(|m| m.projected_peak),
         headroom_bytes: model.as_ref().and_then(|m| m.headroom),
+        oom_eta_seconds: oom_eta.map(|e| e.seconds),
         risk,
         flags,
         breakdown: model.map(|m| m.breakdown).unwrap_or_default(),
@@ -639,10 +682,12 @@ fn row(
         stale: stale_reason.is_some(),
         has_vm: j.vm.is_some(),
         hugepages: numbers.hugepages,
+        oom_eta,
         oom_history: history,
     }
 }
 
+mod row_evidence;
 mod streamed;
 pub use streamed::{streamed, ReportHead, StreamedReport};
 

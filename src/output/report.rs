@@ -1,6 +1,7 @@
 //! `list` output: the report as a kubectl-style table (and `wide`), JSON or YAML.
 
 use crate::model::report::{Report, Risk, VmRow};
+use crate::model::trend::duration_words;
 use crate::parse::quantity::human;
 
 use super::table::{Table, Tone, NONE};
@@ -95,6 +96,7 @@ pub fn table(report: &Report, wide: bool) -> Table {
             "KERNEL",
             "FILE",
             "OOMS",
+            "OOM IN",
             "SOURCE",
             "FLAGS",
         ]);
@@ -165,6 +167,16 @@ pub fn table(report: &Report, wide: bool) -> Table {
                         .unwrap_or_else(|| NONE.into()),
                     if r.oom_kills.is_some_and(|k| k > 0) {
                         Tone::Bad
+                    } else {
+                        Tone::Plain
+                    },
+                ),
+                (
+                    r.oom_eta
+                        .map(|e| format!("{} (± {})", e.words(), duration_words(e.error_seconds)))
+                        .unwrap_or_else(|| NONE.into()),
+                    if r.oom_eta.is_some() {
+                        Tone::Warn
                     } else {
                         Tone::Plain
                     },

@@ -124,6 +124,8 @@ impl Column {
             Column::Risk => a
                 .risk
                 .cmp(&b.risk)
+                // A VM on its way to an OOM kill goes first, the soonest first.
+                .then_with(|| opt(a.oom_eta_seconds, b.oom_eta_seconds))
                 .then_with(|| opt(a.headroom_bytes, b.headroom_bytes))
                 .then_with(|| {
                     b.has_flag("under-reserved")

@@ -104,15 +104,22 @@ fn harvester_default_recommendation_sets_annotation_and_guest() {
     )
     .unwrap();
     assert_eq!(p.strategy, Some(Strategy::Annotation));
-    assert_eq!(p.reserve_bytes, Some(384 * MI));
-    assert!(p.reason.starts_with("seed table: 384Mi"), "{}", p.reason);
+    // The size table's 384Mi less the room the ratio 1.5 already adds (half of O before it).
+    assert_eq!(p.reserve_bytes, Some(320 * MI));
+    assert!(
+        p.reason.starts_with(
+            "the size table's 384Mi for VMs of 2Gi to 5Gi less the 126.3MiB the overhead ratio already adds (258Mi) alone"
+        ),
+        "{}",
+        p.reason
+    );
     let patch = p.patch.clone().unwrap();
     assert_eq!(patch["metadata"]["resourceVersion"], "7");
     assert_eq!(
         patch["metadata"]["annotations"][keys::HARVESTER_RESERVED_MEMORY],
-        "384Mi"
+        "320Mi"
     );
-    assert_eq!(domain_of(&patch)["memory"]["guest"], "1664Mi");
+    assert_eq!(domain_of(&patch)["memory"]["guest"], "1728Mi");
     assert!(
         domain_of(&patch)["resources"].is_null(),
         "request already what the webhook computes: {patch}"
@@ -126,22 +133,22 @@ fn harvester_default_recommendation_sets_annotation_and_guest() {
     assert_eq!(record.fields.guest, Some(json!("2Gi")));
     assert_eq!(record.fields.reserved_memory, None);
     assert_eq!(p.before.reserved_bytes, Some(0));
-    assert_eq!(p.after.reserved_bytes, Some(384 * MI));
-    assert_eq!(p.after.guest_bytes, Some(1664 * MI));
-    // The pod limit stays limit + O (the request did not change), the budget grows by 384Mi.
+    assert_eq!(p.after.reserved_bytes, Some(320 * MI));
+    assert_eq!(p.after.guest_bytes, Some(1728 * MI));
+    // The pod limit stays limit + O (the request did not change), the budget grows by 320Mi.
     assert_eq!(
         p.after.expected_pod_limit_bytes,
         p.before.expected_pod_limit_bytes
     );
     assert_eq!(
         p.after.overhead_budget_bytes.unwrap() - p.before.overhead_budget_bytes.unwrap(),
-        384 * MI
+        320 * MI
     );
     assert!(p.restart_needed);
     assert!(p
         .warnings
         .iter()
-        .any(|w| w.starts_with("the guest shrinks by 384Mi (2Gi -> 1664Mi)")));
+        .any(|w| w.starts_with("the guest shrinks by 320Mi (2Gi -> 1728Mi)")));
     assert!(
         p.warnings
             .iter()
@@ -161,7 +168,7 @@ fn harvester_webhook_request_is_predicted() {
     );
     let p = plan(
         &target(&raw, &harvester_inv()),
-        &reserve(None, StrategyChoice::Auto),
+        &reserve(Some(512 * MI), StrategyChoice::Auto),
     )
     .unwrap();
     let patch = p.patch.unwrap();

@@ -276,7 +276,9 @@ fn fix_flow_plans_confirms_applies_and_refreshes() {
     assert_eq!(d.kind, FixKind::Reserve(Strategy::Annotation));
     assert_eq!(d.stage, Stage::Review);
     assert!(
-        matches!(&d.plan, Some(Ok(p)) if p.lines[1].after == "704Mi"),
+        // 1.25 x this reading's overhead: the cgroup's peak counter is an upper bound (it
+        // includes page cache), listed but never the reason for a reservation.
+        matches!(&d.plan, Some(Ok(p)) if p.lines[1].after == "640Mi"),
         "{:?}",
         d.plan
     );

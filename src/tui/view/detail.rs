@@ -369,6 +369,22 @@ fn right_lines(app: &App, r: &VmRow) -> Vec<Line<'static>> {
         size(r.reserved_bytes)
     )));
     out.push(Line::from(format!("  why: {}", rec.reason)));
+    for e in &rec.evidence {
+        out.push(Line::from(format!(
+            "  evidence: {} outside guest RAM, {} ({})",
+            human(e.bytes),
+            e.words(),
+            e.source
+        )));
+    }
+    if let Some(eta) = &r.oom_eta {
+        out.push(Line::from(format!(
+            "  time to OOM: {} (± {}) at +{}/min",
+            eta.words(),
+            crate::model::trend::duration_words(eta.error_seconds),
+            human((eta.rate * 60.0) as i64)
+        )));
+    }
     if !r.notes.is_empty() {
         out.push(Line::default());
         out.push(heading(app, "Notes"));

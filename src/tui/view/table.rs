@@ -46,13 +46,7 @@ fn cells(app: &App, r: &VmRow, cols: &[Column], bar: usize) -> Vec<Cell<'static>
                 };
                 Cell::from(Span::styled(size(r.headroom_bytes), style))
             }
-            Column::Risk => {
-                let mut text = r.risk.as_str().to_string();
-                if r.has_flag("under-reserved") {
-                    text.push('*');
-                }
-                Cell::from(Span::styled(text, risk_style(app, r.risk)))
-            }
+            Column::Risk => Cell::from(Span::styled(risk_text(r), risk_style(app, r.risk))),
             Column::Ooms => Cell::from(ooms(r)),
             Column::Source => Cell::from(if stale {
                 "stale".to_string()
@@ -63,6 +57,18 @@ fn cells(app: &App, r: &VmRow, cols: &[Column], bar: usize) -> Vec<Cell<'static>
             }),
         })
         .collect()
+}
+
+/// The risk, `*` when under-reserved, and the time to OOM when the overhead grows steadily.
+fn risk_text(r: &VmRow) -> String {
+    let mut text = r.risk.as_str().to_string();
+    if r.has_flag("under-reserved") {
+        text.push('*');
+    }
+    if let Some(e) = &r.oom_eta {
+        text.push_str(&format!(" OOM {}", e.words()));
+    }
+    text
 }
 
 /// OOM kills of the VM across its current and earlier pods (cgroup counters and kernel logs,
@@ -158,7 +164,7 @@ fn text_of(r: &VmRow, c: Column, bar: usize, app: &App) -> String {
             .unwrap_or_else(|| "-".into()),
         Column::Overhead => overhead_cell(r),
         Column::Headroom => size(r.headroom_bytes),
-        Column::Risk => format!("{}*", r.risk.as_str()),
+        Column::Risk => risk_text(r),
         Column::Ooms => ooms(r),
         Column::Source => {
             if app.row_stale(r) {

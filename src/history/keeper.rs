@@ -1,0 +1,143 @@
+//! The peaks one run keeps: loaded from the store at start (unless history is off), fed with
+//! every report round's readings, handed to the report as evidence, and saved back.
+
+use std::sync::Arc;
+
+use super::store::PeakStore;
+use crate::model::evidence::EvidenceKind;
+use crate::model::peaks::{MemoryConfig, Peak, PeakTracker};
+use crate::model::report::VmRow;
+
+/// Whether history is used, and over which window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryMode {
+    /// No history of any kind: nothing is read from or written to the store.
+    Off,
+    /// Peaks of the last `window_seconds` count as evidence.
+    Window { window_seconds: i64 },
+}
+
+impl Default for HistoryMode {
+    fn default() -> Self {
+        HistoryMode::Window {
+            window_seconds: 7 * 24 * 3600,
+        }
+    }
+}
+
+/// One run's peaks, and where to keep them.
+#[derive(Debug)]
+pub struct PeakKeeper {
+    store: Option<PeakStore>,
+    cluster: String,
+    mode: HistoryMode,
+    tracker: PeakTracker,
+}
+
+impl PeakKeeper {
+    /// A keeper for `cluster` (its API server URL) that remembers nothing (history off, or no
+    /// place to keep it).
+    pub fn in_memory(cluster: &str) -> PeakKeeper {
+        PeakKeeper {
+            store: None,
+            cluster: cluster.to_string(),
+            mode: HistoryMode::Off,
+            tracker: PeakTracker::default(),
+        }
+    }
+
+    /// Open the store for `cluster` (none when `mode` is off); warnings say what could not be
+    /// read. Never fails: without a store, peaks are kept for this run only.
+    pub fn open(
+        store: Option<PeakStore>,
+        cluster: &str,
+        mode: HistoryMode,
+    ) -> (PeakKeeper, Vec<String>) {
+        let mut keeper = PeakKeeper::in_memory(cluster);
+        keeper.mode = mode;
+        if mode == HistoryMode::Off {
+            return (keeper, Vec::new());
+        }
+        let Some(store) = store else {
+            return (keeper, Vec::new());
+        };
+        let (tracker, warnings) = store.load(cluster);
+        keeper.tracker = tracker;
+        keeper.store = Some(store);
+        (keeper, warnings)
+    }
+
+    /// The peaks to build a report with at `now`: remembered peaks older than the window do
+    /// not count.
+    pub fn for_report(&self, now: i64) -> Arc<PeakTracker> {
+        let mut t = self.tracker.clone();
+        match self.mode {
+            HistoryMode::Off => {
+                for vm in t.vms.values_mut() {
+                    if vm.remembered != vm.session {
+                        vm.remembered = None;
+                    }
+                }
+            }
+            HistoryMode::Window { window_seconds } => {
+                for vm in t.vms.values_mut() {
+                    if vm
+                        .remembered
+                        .as_ref()
+                        .is_some_and(|p| p.at < now - window_seconds)
+                    {
+                        vm.remembered = None;
+                    }
+                }
+            }
+        }
+        Arc::new(t)
+    }
+
+    /// Take in each row's reading of now (rows without live data add nothing).
+    pub fn observe<'a>(&mut self, rows: impl IntoIterator<Item = &'a VmRow>) {
+        for r in rows {
+            let Some(uid) = r.vm_uid.as_deref().or(r.pod_uid.as_deref()) else {
+                continue;
+            };
+            let Some(now) = r
+                .recommendation
+                .evidence
+                .iter()
+                .find(|e| e.kind == EvidenceKind::Now)
+            else {
+                continue;
+            };
+            let Some(at) = now.at.as_ref().and_then(|a| match a {
+                crate::model::evidence::At::Unix(t) => Some(*t),
+                crate::model::evidence::At::Printed(_) => None,
+            }) else {
+                continue;
+            };
+            let config =
+                MemoryConfig::of(r.guest_bytes, r.vm_limit_bytes, r.expected_overhead_bytes);
+            self.tracker.observe(
+                uid,
+                &config,
+                Peak {
+                    bytes: now.bytes,
+                    at,
+                    source: now.source.clone(),
+                    level: now.level,
+                },
+            );
+        }
+    }
+
+    /// Write what this run saw into the store (nothing when history is off). Warnings are
+    /// returned, never an error: a store that cannot be written costs only the memory.
+    pub fn save(&self, now: i64) -> Vec<String> {
+        match &self.store {
+            None => Vec::new(),
+            Some(store) => match store.save(&self.cluster, &self.tracker, now) {
+                Ok(w) => w,
+                Err(e) => vec![format!("peaks could not be remembered: {e}")],
+            },
+        }
+    }
+}
