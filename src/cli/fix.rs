@@ -4,6 +4,7 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -129,26 +130,93 @@ pub fn run(global: &GlobalArgs, args: &FixArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(async {
-        if global.demo {
-            let sim = crate::sim::Sim::start_demo().await?;
-            let config = sim.kube_config_as("admin").await?;
-            let client = kube::Client::try_from(config)?;
-            let code = run_with(&client, "default", global, args, choice, timeout).await;
-            sim.shutdown().await;
-            return code;
+    let code = rt.block_on(async {
+        // Listen for SIGINT/SIGTERM/SIGHUP from the start: a signal is then always answered with
+        // what was already changed, also when the process was started with SIGINT ignored (as a
+        // non-interactive shell starts a background job), where the default action never comes.
+        let stop = super::node_readings::stop_signals()?;
+        tokio::select! {
+            code = run_connected(global, args, choice, timeout) => code,
+            why = stop => {
+                eprintln!("error: {why}: {}", Stage::current().after_interrupt(&args.name));
+                Ok(ExitCode::from(130))
+            }
         }
-        let conn = connect::connect(&super::source::connect_flags(global)?).await?;
-        run_with(
-            &conn.client,
-            &conn.default_namespace,
-            global,
-            args,
-            choice,
-            timeout,
-        )
-        .await
-    })
+    });
+    // A question still waiting for a line on stdin must not keep the process alive.
+    rt.shutdown_background();
+    code
+}
+
+async fn run_connected(
+    global: &GlobalArgs,
+    args: &FixArgs,
+    choice: Choice,
+    timeout: Duration,
+) -> anyhow::Result<ExitCode> {
+    if global.demo {
+        let sim = crate::sim::Sim::start_demo().await?;
+        let config = sim.kube_config_as("admin").await?;
+        let client = kube::Client::try_from(config)?;
+        let code = run_with(&client, "default", global, args, choice, timeout).await;
+        sim.shutdown().await;
+        return code;
+    }
+    let conn = connect::connect(&super::source::connect_flags(global)?).await?;
+    run_with(
+        &conn.client,
+        &conn.default_namespace,
+        global,
+        args,
+        choice,
+        timeout,
+    )
+    .await
+}
+
+/// How far a fix got, so that an interrupt can say what it left behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Stage {
+    /// Nothing was sent that changes the VM.
+    Reading = 0,
+    /// The patch was sent; whether the server stored it is not known yet.
+    Patching = 1,
+    /// The patch was stored; the VM has not been asked to restart.
+    Patched = 2,
+    /// The restart was asked for (or is being asked for); the new pod is awaited.
+    Restarting = 3,
+}
+
+static STAGE: AtomicU8 = AtomicU8::new(Stage::Reading as u8);
+
+impl Stage {
+    fn enter(self) {
+        STAGE.store(self as u8, Ordering::SeqCst);
+    }
+    fn current() -> Stage {
+        match STAGE.load(Ordering::SeqCst) {
+            1 => Stage::Patching,
+            2 => Stage::Patched,
+            3 => Stage::Restarting,
+            _ => Stage::Reading,
+        }
+    }
+    /// One sentence on the VM's state after an interrupt at this stage.
+    fn after_interrupt(self, vm: &str) -> String {
+        match self {
+            Stage::Reading => "nothing was applied".to_string(),
+            Stage::Patching => format!(
+                "the patch of {vm} was in flight and may or may not have been stored; run the same command again: it plans from what the VM is now"
+            ),
+            Stage::Patched => format!(
+                "{vm} was patched but not restarted; `kubectl vmmem fix {vm} --restart` applies it, `kubectl vmmem fix {vm} --undo` reverts it"
+            ),
+            Stage::Restarting => format!(
+                "{vm} was patched and its restart may have been requested; watch it with `kubectl get vmi -w`, or run the same command again to finish"
+            ),
+        }
+    }
 }
 
 /// Everything after connecting (tests call this with a client of their own).
@@ -187,10 +255,11 @@ pub async fn run_with(
                 );
             }
             if !args.yes
-                && !confirm(&format!(
+                && !confirm(format!(
                     "Restart {} to apply its pending change?",
                     plan.vm_ref()
-                ))?
+                ))
+                .await?
             {
                 return report.fail("not restarted");
             }
@@ -208,10 +277,11 @@ pub async fn run_with(
             return report
                 .fail("not applied: stdin is not a terminal; add --yes to apply without asking");
         }
-        if !confirm(&format!("Apply this change to {}?", plan.vm_ref()))? {
+        if !confirm(format!("Apply this change to {}?", plan.vm_ref())).await? {
             return report.fail("not applied");
         }
     }
+    Stage::Patching.enter();
     let outcome = fix::apply_or_replan(
         client,
         &plan,
@@ -236,6 +306,9 @@ pub async fn run_with(
         }
         Err(e) => return report.fail(&format!("applying to {}: {e}", plan.vm_ref())),
     };
+    if !server_dry_run {
+        Stage::Patched.enter();
+    }
     report.set(
         "applied",
         serde_json::to_value(&applied).unwrap_or(Value::Null),
@@ -268,6 +341,7 @@ async fn restart(
     timeout: Duration,
     mut report: Report,
 ) -> anyhow::Result<ExitCode> {
+    Stage::Restarting.enter();
     let mut progress = |line: &str| eprintln!("restart: {line}");
     match fix::restart_and_wait(client, plan, timeout, &mut progress).await {
         Ok(r) => {
@@ -292,7 +366,15 @@ async fn restart(
     }
 }
 
-fn confirm(question: &str) -> anyhow::Result<bool> {
+/// Ask on the terminal; the answer is read on a blocking thread so that a signal can still end
+/// the fix while it waits.
+async fn confirm(question: String) -> anyhow::Result<bool> {
+    tokio::task::spawn_blocking(move || ask(&question))
+        .await
+        .context("reading the answer")?
+}
+
+fn ask(question: &str) -> anyhow::Result<bool> {
     let mut err = std::io::stderr().lock();
     write!(err, "{question} [y/N] ")?;
     err.flush()?;

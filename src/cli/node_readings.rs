@@ -64,6 +64,35 @@ pub async fn interrupted() -> &'static str {
     }
 }
 
+/// Listen now for SIGINT, SIGTERM and SIGHUP (Ctrl-C, kill, a closed terminal); the returned
+/// future resolves with a word for the first one. Installing the handlers before the work starts
+/// means no signal can arrive unanswered in between, and a signal that was ignored when the
+/// process started (a background job of a non-interactive shell) is answered too.
+pub fn stop_signals(
+) -> anyhow::Result<impl std::future::Future<Output = &'static str> + Send + 'static> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut int = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+        let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+        let mut hup = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
+        Ok(async move {
+            tokio::select! {
+                _ = int.recv() => "interrupted",
+                _ = term.recv() => "terminated",
+                _ = hup.recv() => "hung up",
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+            "interrupted"
+        })
+    }
+}
+
 /// Start the readers, read one round, and delete the agents again, also when interrupted.
 pub async fn one_round(
     global: &GlobalArgs,

@@ -59,7 +59,19 @@ pub fn spawn(args: &[&str]) -> Proc {
             OwnedFd::from_raw_fd(terminal),
         )
     };
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kubectl-vmmem"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kubectl-vmmem"));
+    // Start it as a non-interactive shell starts a background job, with SIGINT ignored: the
+    // plugin must still answer Ctrl-C (it listens for it itself). Before it did, a test run in
+    // the background waited 60 s for a child that never heard the signal.
+    // SAFETY: signal(2) is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let mut child = cmd
         .args(args)
         .env("NO_COLOR", "1")
         .env_remove("KUBECONFIG")
