@@ -5,10 +5,10 @@
 
 pub mod cli;
 pub mod cluster;
+pub mod demo;
 pub mod fix;
 pub mod model;
 pub mod node;
 pub mod output;
 pub mod parse;
-pub mod sim;
 pub mod tui;

@@ -131,11 +131,10 @@ pub fn run(global: &GlobalArgs, args: &FixArgs) -> anyhow::Result<ExitCode> {
         .context("starting the async runtime")?;
     rt.block_on(async {
         if global.demo {
-            let sim = crate::sim::Sim::start_demo().await?;
-            let config = sim.kube_config_as("admin").await?;
-            let client = kube::Client::try_from(config)?;
+            let demo = crate::demo::DemoCluster::start(1.0).await?;
+            let client = demo.client().await?;
             let code = run_with(&client, "default", global, args, choice, timeout).await;
-            sim.shutdown().await;
+            demo.shutdown().await;
             return code;
         }
         let conn = connect::connect(&super::source::connect_flags(global)?).await?;
