@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use serde::de::IgnoredAny;
 use serde::Deserialize;
-use vmmem::sim::requests::RequestTally;
+use vmmem_sim::requests::RequestTally;
 
 #[path = "scale/dashboard.rs"]
 mod dashboard;

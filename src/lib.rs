@@ -5,11 +5,11 @@
 
 pub mod cli;
 pub mod cluster;
+pub mod demo;
 pub mod fix;
 pub mod history;
 pub mod model;
 pub mod node;
 pub mod output;
 pub mod parse;
-pub mod sim;
 pub mod tui;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::{json, Value};
-use vmmem::sim::SimHandle;
+use vmmem_sim::SimHandle;
 
 async fn run(sim: &SimHandle, args: &[&str]) -> Output {
     let dir = tempfile::tempdir().unwrap();

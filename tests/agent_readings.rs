@@ -17,7 +17,7 @@ use vmmem::model::readings::LiveSource as Source;
 use vmmem::model::report::{self, ReportOptions};
 use vmmem::node::readers::Mode;
 use vmmem::node::smaps_policy::SmapsPolicy;
-use vmmem::sim::hosttree;
+use vmmem_sim::hosttree;
 
 fn nodes_with_vms(inv: &Inventory) -> Vec<String> {
     let mut n: Vec<String> = vmmem::node::readers::targets(inv).into_keys().collect();

@@ -6,7 +6,7 @@ mod common;
 
 use common::live::{inventory, read_options, start_readings};
 use vmmem::node::readers::Mode;
-use vmmem::sim::Scenario;
+use vmmem_sim::Scenario;
 
 const NODES: usize = 20;
 

@@ -280,7 +280,7 @@ fn malformed_kubeconfigs_are_one_clear_line() {
 /// untouched (a plan nobody saw is never applied), instead of a panic in `println!`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fix_with_stdout_closed_applies_nothing() {
-    use vmmem::sim::{Scenario, Sim, SimOptions};
+    use vmmem_sim::{Scenario, Sim, SimOptions};
     let sim = Sim::start(Scenario::demo().unwrap(), SimOptions::default())
         .await
         .unwrap();

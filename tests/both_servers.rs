@@ -20,7 +20,7 @@ use vmmem::cluster::connect::{connect_with_env, ConnectFlags, Connection, Env};
 use vmmem::cluster::live::{LiveError, LiveOptions, LiveSource, Scope};
 use vmmem::model::inventory::{Readings, SourceKind};
 use vmmem::model::report::{build, ReportOptions};
-use vmmem::sim::{Scenario, Sim, SimHandle, SimOptions};
+use vmmem_sim::{Scenario, Sim, SimHandle, SimOptions};
 
 const NS: &str = "vmmem-both";
 const USER: &str = "vmmem-user";

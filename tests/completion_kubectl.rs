@@ -12,7 +12,7 @@ use support::{
 use vmmem::cli::complete::{complete, Lookup};
 use vmmem::cli::complete_cluster::fill;
 use vmmem::cluster::connect::Env;
-use vmmem::sim::{Scenario, Sim, SimOptions};
+use vmmem_sim::{Scenario, Sim, SimOptions};
 
 struct Setup {
     _dir: tempfile::TempDir,

@@ -16,7 +16,7 @@ use serde_json::Value;
 use vmmem::model::readings::LiveSource as Source;
 use vmmem::node::agent_spec::PID_LABEL;
 use vmmem::node::readers::Mode;
-use vmmem::sim::SimHandle;
+use vmmem_sim::SimHandle;
 
 const BIN: &str = env!("CARGO_BIN_EXE_kubectl-vmmem");
 

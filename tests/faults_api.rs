@@ -15,7 +15,7 @@ use vmmem::cluster::live::{Health, LiveOptions, LiveSource, Scope};
 use vmmem::model::inventory::SourceKind;
 use vmmem::node::agent_spec::AgentFlags;
 use vmmem::node::readers::{LiveReadings, Mode, ReadOptions};
-use vmmem::sim::SimHandle;
+use vmmem_sim::SimHandle;
 
 fn opts() -> LiveOptions {
     LiveOptions {

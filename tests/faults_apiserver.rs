@@ -18,7 +18,7 @@ use serde_json::json;
 use vmmem::cluster::connect::{connect_with_env, ConnectFlags, Env};
 use vmmem::node::agent_spec::{managed_selector, AgentConfig, Session, DEFAULT_IMAGE};
 use vmmem::node::agents::Agents;
-use vmmem::sim::{Scenario, Sim, SimOptions};
+use vmmem_sim::{Scenario, Sim, SimOptions};
 
 const NS: &str = "vmmem-agents";
 const NODE: &str = "node-1";

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use vmmem::sim::SimHandle;
+use vmmem_sim::SimHandle;
 
 const BIN: &str = env!("CARGO_BIN_EXE_kubectl-vmmem");
 pub const USER: &str = "reader";
@@ -121,7 +121,7 @@ async fn fix_says_it_may_not_patch() {
     let vm = sim
         .world()
         .store
-        .get(&vmmem::sim::resources::VIRTUAL_MACHINES, "prod", "db-02")
+        .get(&vmmem_sim::resources::VIRTUAL_MACHINES, "prod", "db-02")
         .cloned()
         .unwrap();
     assert_eq!(

@@ -17,7 +17,7 @@ use fix_process::gate::Gate;
 use vmmem::fix::{self, fields::Fields};
 use vmmem::model::objects::keys;
 use vmmem::model::report::ReportOptions;
-use vmmem::sim::{Scenario, Sim, SimOptions};
+use vmmem_sim::{Scenario, Sim, SimOptions};
 
 const T: Duration = Duration::from_secs(60);
 

@@ -14,7 +14,7 @@ use vmmem::model::objects::VirtualMachineInstance;
 use vmmem::model::overhead::{overhead, ClusterInputs};
 use vmmem::model::spec::expected_pod;
 use vmmem::model::version::Version;
-use vmmem::sim::Scenario;
+use vmmem_sim::Scenario;
 
 const PLAIN: &str = r#"
 flavour: kubevirt

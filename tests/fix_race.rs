@@ -19,7 +19,7 @@ use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{json, Value};
 use vmmem::fix::{self, fields::Fields};
 use vmmem::model::objects::keys;
-use vmmem::sim::{Scenario, Sim, SimOptions};
+use vmmem_sim::{Scenario, Sim, SimOptions};
 
 const T: Duration = Duration::from_secs(60);
 

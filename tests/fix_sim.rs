@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use fix_checks::*;
 use vmmem::fix::{self, fields::Fields, Action, Choice, StrategyChoice};
-use vmmem::sim::{Scenario, SimHandle};
+use vmmem_sim::{Scenario, SimHandle};
 
 pub const PLAIN: &str = r#"
 flavour: kubevirt
@@ -104,7 +104,7 @@ async fn restart_brings_up_a_pod_with_the_planned_limit() {
         Scenario::demo().unwrap(),
         Scenario::from_yaml(PLAIN).unwrap(),
     ] {
-        let harvester = scenario.flavour == vmmem::sim::scenario::Flavour::Harvester;
+        let harvester = scenario.flavour == vmmem_sim::scenario::Flavour::Harvester;
         let (sim, _dir, admin) = start(scenario).await;
         let (ns, name) = if harvester {
             ("default", "memhold-vm")

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Output;
 
-use vmmem::sim::{Scenario, Sim, SimOptions};
+use vmmem_sim::{Scenario, Sim, SimOptions};
 
 /// A credential plugin: records that it ran (and what kubectl-style exec info it got), then
 /// prints an ExecCredential with `token`.

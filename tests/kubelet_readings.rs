@@ -12,9 +12,9 @@ use serde_json::Value;
 use vmmem::model::readings::LiveSource as Source;
 use vmmem::model::report::{self, ReportOptions};
 use vmmem::node::readers::Mode;
-use vmmem::sim::hosttree::launcher_cgroups;
-use vmmem::sim::tick::clamped;
-use vmmem::sim::SimHandle;
+use vmmem_sim::hosttree::launcher_cgroups;
+use vmmem_sim::tick::clamped;
+use vmmem_sim::SimHandle;
 
 fn u(v: &Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a number: {v}"))

@@ -6,8 +6,8 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use vmmem::sim::auth::Auth;
-use vmmem::sim::{Scenario, Sim, SimHandle, SimOptions};
+use vmmem_sim::auth::Auth;
+use vmmem_sim::{Scenario, Sim, SimHandle, SimOptions};
 
 async fn demo() -> SimHandle {
     Sim::start(Scenario::demo().unwrap(), SimOptions::default())

@@ -12,7 +12,7 @@ use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
 use serde_json::json;
 use tokio::io::AsyncReadExt;
-use vmmem::sim::{Scenario, Sim, SimOptions};
+use vmmem_sim::{Scenario, Sim, SimOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lists_vms_vmis_and_launcher_pods() {
@@ -515,9 +515,9 @@ async fn the_api_needs_the_secret_path_from_the_kubeconfig() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_api_groups_are_a_plain_404_like_a_real_server() {
     let scenario =
-        vmmem::sim::Scenario::from_yaml("flavour: kubevirt\nnodes: [{name: n1}]\nvms: []\n")
+        vmmem_sim::Scenario::from_yaml("flavour: kubevirt\nnodes: [{name: n1}]\nvms: []\n")
             .unwrap();
-    let sim = vmmem::sim::Sim::start(scenario, vmmem::sim::SimOptions::default())
+    let sim = vmmem_sim::Sim::start(scenario, vmmem_sim::SimOptions::default())
         .await
         .unwrap();
     let client = sim.client().await.unwrap();

@@ -6,7 +6,7 @@ mod common;
 use std::process::Output;
 
 use common::kubectl::{demo_for_kubectl, kubectl};
-use vmmem::sim::SimHandle;
+use vmmem_sim::SimHandle;
 
 fn text(o: &Output) -> (String, String) {
     (
@@ -20,7 +20,7 @@ fn stored_guest(sim: &SimHandle, name: &str) -> serde_json::Value {
     let w = sim.world();
     let stored = w
         .store
-        .get(&vmmem::sim::resources::VIRTUAL_MACHINES, "default", name)
+        .get(&vmmem_sim::resources::VIRTUAL_MACHINES, "default", name)
         .unwrap();
     stored["spec"]["template"]["spec"]["domain"]["memory"]["guest"].clone()
 }

@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, PostParams};
 use serde_json::json;
 use vmmem::node::probe::{exec_command, ProbeSettings, ProbeTarget};
-use vmmem::sim::SimHandle;
+use vmmem_sim::SimHandle;
 
 const NODE: &str = "harvester-node-1";
 

@@ -10,7 +10,7 @@ use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use vmmem::cluster::connect::{connect_with_env, ConnectFlags, Env};
 use vmmem::cluster::live::{LiveOptions, LiveSource, Scope};
 use vmmem::model::inventory::SourceKind;
-use vmmem::sim::{Scenario, Sim, SimHandle, SimOptions};
+use vmmem_sim::{Scenario, Sim, SimHandle, SimOptions};
 
 async fn sim(vms: usize) -> SimHandle {
     Sim::start(Scenario::generated(vms, 7), SimOptions::default())
@@ -172,7 +172,7 @@ async fn the_live_source_gets_a_complete_inventory_through_pages() {
     let vmis = sim
         .world()
         .store
-        .count(&vmmem::sim::resources::VIRTUAL_MACHINE_INSTANCES);
+        .count(&vmmem_sim::resources::VIRTUAL_MACHINE_INSTANCES);
     for once in [false, true] {
         let before = sim.request_tally();
         let live = if once {

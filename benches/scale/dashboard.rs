@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use serde::Deserialize;
-use vmmem::sim::requests::RequestTally;
+use vmmem_sim::requests::RequestTally;
 
 use super::http_get;
 

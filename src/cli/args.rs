@@ -67,6 +67,12 @@ pub enum Command {
     )]
     Top(TopArgs),
     /// Serve a simulated KubeVirt cluster on 127.0.0.1 until interrupted (for demos and tests).
+    #[cfg_attr(
+        not(feature = "demo"),
+        command(
+            about = "Serve a simulated KubeVirt cluster (not in this build: it was built without the cargo feature `demo`)."
+        )
+    )]
     #[command(
         after_help = "Examples:\n  kubectl vmmem sim --write-kubeconfig sim.kubeconfig\n  kubectl vmmem sim --vms 5000 --nodes 200 --write-kubeconfig big.kubeconfig\n  kubectl --kubeconfig sim.kubeconfig get vm,vmi,pods -A"
     )]
@@ -244,6 +250,12 @@ pub struct GlobalArgs {
     pub token: Option<String>,
 
     /// Run against the built-in simulated cluster (no cluster needed).
+    #[cfg_attr(
+        not(feature = "demo"),
+        arg(
+            help = "Run against the built-in simulated cluster (not in this build: it was built without the cargo feature `demo`)."
+        )
+    )]
     #[arg(long, global = true, conflicts_with = "from")]
     pub demo: bool,
     /// Read objects from files instead of a cluster: a YAML/JSON file, a folder, or a Harvester

@@ -155,11 +155,10 @@ async fn run_connected(
     timeout: Duration,
 ) -> anyhow::Result<ExitCode> {
     if global.demo {
-        let sim = crate::sim::Sim::start_demo().await?;
-        let config = sim.kube_config_as("admin").await?;
-        let client = kube::Client::try_from(config)?;
+        let demo = crate::demo::DemoCluster::start(1.0).await?;
+        let client = demo.client().await?;
         let code = run_with(&client, "default", global, args, choice, timeout).await;
-        sim.shutdown().await;
+        demo.shutdown().await;
         return code;
     }
     let conn = connect::connect(&super::source::connect_flags(global)?).await?;

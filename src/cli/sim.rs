@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::Args;
 
-use crate::sim::{Scenario, Sim, SimOptions};
+use crate::demo::{ClusterPlan, DemoCluster, ServeOptions};
 
 #[derive(Debug, Clone, Args)]
 pub struct SimArgs {
@@ -67,22 +67,36 @@ fn parse_duration(s: &str) -> anyhow::Result<Duration> {
 }
 
 pub fn run(args: &SimArgs) -> anyhow::Result<ExitCode> {
-    let scenario = match (&args.scenario, args.vms) {
+    if !crate::demo::AVAILABLE {
+        return Err(crate::demo::DemoError::NotInThisBuild.into());
+    }
+    let (plan, what) = match (&args.scenario, args.vms) {
         (Some(path), _) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading scenario {}", path.display()))?;
-            Scenario::from_yaml(&text).with_context(|| format!("scenario {}", path.display()))?
+            (
+                ClusterPlan::Scenario(text),
+                format!("scenario {}", path.display()),
+            )
         }
-        (None, Some(n)) => Scenario::generated(n, args.nodes),
-        (None, None) => Scenario::demo().context("the built-in demo scenario")?,
+        (None, Some(vms)) => (
+            ClusterPlan::Generated {
+                vms,
+                nodes: args.nodes,
+            },
+            "the generated scenario".to_string(),
+        ),
+        (None, None) => (
+            ClusterPlan::Builtin,
+            "the built-in demo scenario".to_string(),
+        ),
     };
-    let opts = SimOptions {
+    let opts = ServeOptions {
         port: args.port,
         exec_latency: parse_duration(&args.exec_latency)?,
         counter_period: parse_duration(&args.counter_period)?,
         fresh_exec: args.fresh_exec,
         host_root: args.host_root.clone(),
-        ..SimOptions::default()
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -90,8 +104,10 @@ pub fn run(args: &SimArgs) -> anyhow::Result<ExitCode> {
         .context("starting the async runtime")?;
     rt.block_on(async {
         let started = Instant::now();
-        let (vms, nodes) = (scenario.vms.len(), scenario.nodes.len());
-        let sim = Sim::start(scenario, opts).await.context("starting the simulated cluster")?;
+        let sim = DemoCluster::serve(plan, opts)
+            .await
+            .with_context(|| format!("starting the simulated cluster of {what}"))?;
+        let (vms, nodes) = sim.size();
         sim.write_kubeconfig(&args.write_kubeconfig)
             .with_context(|| format!("writing {}", args.write_kubeconfig.display()))?;
         let ready = started.elapsed();

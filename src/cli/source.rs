@@ -7,9 +7,9 @@ use anyhow::Context;
 use super::args::GlobalArgs;
 use crate::cluster::connect::{self, ConnectFlags};
 use crate::cluster::live::{LiveOptions, LiveSource, Scope};
+use crate::demo::DemoCluster;
 use crate::model::inventory::{Inventory, SourceKind};
 use crate::parse::duration;
-use crate::sim::{Sim, SimHandle};
 
 /// kubectl's connection flags from the command line.
 pub fn connect_flags(global: &GlobalArgs) -> anyhow::Result<ConnectFlags> {
@@ -37,7 +37,7 @@ pub struct Live {
     /// The connection the source was opened with (node readings and agents use its client).
     pub conn: connect::Connection,
     /// Kept alive as long as the source (dropped after it).
-    sim: Option<SimHandle>,
+    sim: Option<DemoCluster>,
 }
 
 /// What keeps the cluster of a one-shot reader up after its watches stopped: the connection,
@@ -45,7 +45,7 @@ pub struct Live {
 pub struct Opened {
     pub client: kube::Client,
     pub conn: connect::Connection,
-    sim: Option<SimHandle>,
+    sim: Option<DemoCluster>,
 }
 
 impl Opened {
@@ -131,10 +131,10 @@ async fn start(
 async fn open_with(global: &GlobalArgs, once: bool) -> anyhow::Result<Live> {
     let flags = connect_flags(global)?;
     if global.demo {
-        let sim = Sim::start_demo_at(demo_speed(std::env::var("VMMEM_DEMO_SPEED").ok())?)
+        let sim = DemoCluster::start(demo_speed(std::env::var("VMMEM_DEMO_SPEED").ok())?)
             .await
             .context("starting the built-in demo cluster")?;
-        let kc = kube::config::Kubeconfig::from_yaml(&sim.kubeconfig_yaml("admin"))
+        let kc = kube::config::Kubeconfig::from_yaml(&sim.kubeconfig_yaml())
             .context("the demo cluster's kubeconfig")?;
         // The demo is not the user's cluster: only the timeout and the namespace flags apply,
         // and without -n it shows every namespace.

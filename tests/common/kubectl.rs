@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Output;
 
 use serde_json::Value;
-use vmmem::sim::{Scenario, Sim, SimHandle, SimOptions};
+use vmmem_sim::{Scenario, Sim, SimHandle, SimOptions};
 
 fn bin() -> String {
     std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".to_string())

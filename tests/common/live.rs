@@ -10,7 +10,7 @@ use vmmem::cluster::live::{LiveOptions, LiveSource, Scope};
 use vmmem::model::inventory::{Inventory, SourceKind};
 use vmmem::node::agent_spec::{managed_selector, AgentFlags};
 use vmmem::node::readers::{LiveReadings, Mode, ReadOptions, Round};
-use vmmem::sim::SimHandle;
+use vmmem_sim::SimHandle;
 
 /// `inventory_as` the admin.
 pub async fn inventory(sim: &SimHandle) -> (kube::Client, Inventory) {

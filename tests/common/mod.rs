@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use kube::api::{ApiResource, GroupVersionKind};
 use vmmem::cluster::connect::{connect_with_env, ConnectFlags, Connection, Env};
 use vmmem::model::inventory::Inventory;
-use vmmem::sim::{Scenario, Sim, SimHandle, SimOptions};
+use vmmem_sim::{Scenario, Sim, SimHandle, SimOptions};
 
 pub fn vm_resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(

@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 
 use crate::cli::args::{GlobalArgs, LiveMode};
 use crate::model::report::VmRow;
-use crate::sim::resources::PODS;
-use crate::sim::Sim;
 use crate::tui::cluster_fix::ClientSlot;
 use crate::tui::cluster_source::ClusterSource;
 use crate::tui::snapshot::{DataSource, Scope};
+use vmmem_sim::resources::PODS;
+use vmmem_sim::Sim;
 
 fn memhold(snap: &crate::tui::snapshot::Snapshot) -> Option<VmRow> {
     snap.report

@@ -1,7 +1,7 @@
 //! Memory of one virt-launcher pod over time: guest RAM filling up, launcher processes drifting,
 //! an optional `memhold` process, kernel memory and page cache. Pure: a function of model time.
 
-use crate::model::overhead::{ProcessConstants, MI};
+use crate::units::MI;
 
 use super::scenario::Workload;
 
@@ -23,7 +23,7 @@ pub struct Params {
 impl Params {
     /// Resolve a scenario workload (quantities were validated when the scenario was read).
     pub fn from_workload(w: &Workload) -> Params {
-        let b = |q: &crate::parse::quantity::Quantity| q.bytes().unwrap_or(0).max(0);
+        let b = |q: &crate::units::Quantity| q.bytes().unwrap_or(0).max(0);
         Params {
             fill_start: w.guest_fill_start.clamp(0.0, 1.0),
             fill_rate: b(&w.guest_fill_rate) as f64,
@@ -44,7 +44,6 @@ impl Params {
 pub struct Shape {
     pub guest: i64,
     pub vcpus: i64,
-    pub consts: ProcessConstants,
     /// `virtqemud` or `libvirtd`.
     pub libvirt_comm: &'static str,
     /// `qemu-system-x86` (SUSE) or `qemu-kvm`.
@@ -270,14 +269,12 @@ pub fn first_over(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::version::Version;
-    use crate::sim::scenario::{MemHold, Workload};
+    use crate::scenario::{MemHold, Workload};
 
     fn shape(guest: i64) -> Shape {
         Shape {
             guest,
             vcpus: 2,
-            consts: ProcessConstants::for_version(Version::new(1, 3, 0)),
             libvirt_comm: "virtqemud",
             qemu_comm: "qemu-system-x86",
             seed: 7,
@@ -304,7 +301,7 @@ mod tests {
         let w = Workload {
             memhold: Some(MemHold {
                 after_seconds: 10.0,
-                rate: crate::parse::quantity::Quantity::new("4Mi"),
+                rate: crate::units::Quantity::new("4Mi"),
             }),
             ..Workload::default()
         };

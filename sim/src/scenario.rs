@@ -1,9 +1,9 @@
 //! What a simulated cluster contains: flavour, versions, nodes, namespaces and VMs with their
-//! memory workloads. Parsed from YAML (`assets/demo.yaml`) or generated for benchmarks. Pure.
+//! memory workloads. Parsed from YAML (`demo.yaml`) or generated for benchmarks. Pure.
 
 use serde::{Deserialize, Serialize};
 
-use crate::parse::quantity::Quantity;
+use crate::units::Quantity;
 
 /// KubeVirt alone, or Harvester on top of it (settings API and VM webhook).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -195,9 +195,9 @@ impl Scenario {
         Ok(s)
     }
 
-    /// The scenario shipped as `assets/demo.yaml`.
+    /// The scenario shipped as `demo.yaml`.
     pub fn demo() -> Result<Scenario, ScenarioError> {
-        Scenario::from_yaml(include_str!("../../assets/demo.yaml"))
+        Scenario::from_yaml(include_str!("../demo.yaml"))
     }
 
     /// `vms` VMs over `nodes` nodes (Harvester on KubeVirt v1.3, ratio 1.5), sizes 1–64Gi,
@@ -251,7 +251,7 @@ impl Scenario {
 
     fn validate(&self) -> Result<(), ScenarioError> {
         let bad = |m: String| Err(ScenarioError::Invalid(m));
-        if crate::model::version::Version::parse(&self.kubevirt_version).is_none() {
+        if crate::version::Version::parse(&self.kubevirt_version).is_none() {
             return bad(format!(
                 "kubevirtVersion {:?} is not a version",
                 self.kubevirt_version

@@ -217,7 +217,7 @@ pub fn table(rt: &ResourceType, items: &[Value], resource_version: u64, now_epoc
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::resources::{PODS, VIRTUAL_MACHINES};
+    use crate::resources::{PODS, VIRTUAL_MACHINES};
 
     #[test]
     fn vm_and_pod_rows() {

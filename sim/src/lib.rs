@@ -2,8 +2,14 @@
 //! 127.0.0.1, for the demo, tests and benchmarks. The real kube-rs client and the real `kubectl`
 //! talk to it.
 //!
+//! A separate crate from the tool it tests: it shares none of the tool's code (quantities,
+//! versions, object keys and KubeVirt's launcher sizing are its own, in `units`, `version`,
+//! `keys` and `sizing`); only the node probe script is the same file, because the simulator runs
+//! the real probe against its nodes' host trees.
+//!
 //! Layout: `scenario` (what the cluster holds, pure) → `world` (objects in `store`, nodes,
-//! launchers) with `kubevirt`/`launcher`/`harvester` (controllers and webhook) and `workload`
+//! launchers) with `kubevirt`/`launcher`/`harvester` (controllers and webhook; `sizing` is KubeVirt's
+//! launcher overhead table) and `workload`
 //! (memory over time, pure) → `tick` (time passes: pods start, deadlines, OOM kills) →
 //! `hosttree`/`procfs`/`oomlog`/`summary` (what a node's files, kernel log and kubelet say) →
 //! `server`/`rest`/`ops`/`watch`/`table`/`openapi`/`exec` with `auth`/`selector`/`patch`/`status`
@@ -23,6 +29,7 @@ pub mod faults;
 pub mod handle;
 pub mod harvester;
 pub mod hosttree;
+pub mod keys;
 pub mod kubevirt;
 pub mod launcher;
 pub mod nodecpu;
@@ -39,12 +46,15 @@ pub mod scenario;
 pub mod schema;
 pub mod selector;
 pub mod server;
+pub mod sizing;
 pub mod status;
 pub mod store;
 pub mod summary;
 pub mod table;
 pub mod tick;
 pub mod treefiles;
+pub mod units;
+pub mod version;
 pub mod watch;
 pub mod workload;
 pub mod world;

@@ -205,17 +205,14 @@ pub fn render(r: &OomReport) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::overhead::ProcessConstants;
-    use crate::model::version::Version;
-    use crate::sim::scenario::Workload;
-    use crate::sim::workload::{sample, Params, Shape};
+    use crate::scenario::Workload;
+    use crate::workload::{sample, Params, Shape};
 
     #[test]
     fn report_reads_like_the_seed_example_3() {
         let shape = Shape {
             guest: 2 << 30,
             vcpus: 2,
-            consts: ProcessConstants::for_version(Version::new(1, 3, 0)),
             libvirt_comm: "virtqemud",
             qemu_comm: "qemu-system-x86",
             seed: 1,

@@ -77,7 +77,7 @@ impl Auth {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::resources::{NODES, VIRTUAL_MACHINES};
+    use crate::resources::{NODES, VIRTUAL_MACHINES};
 
     #[test]
     fn tokens_name_users() {
@@ -111,7 +111,7 @@ mod tests {
 
     #[test]
     fn a_forbidden_verb_is_denied_everywhere_and_only_that() {
-        use crate::sim::resources::PODS;
+        use crate::resources::PODS;
         let mut a = Auth::default();
         a.forbid_verb("x", "create", "pods/exec");
         a.forbid_verb("x", "get", "nodes/proxy");

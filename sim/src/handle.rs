@@ -93,7 +93,7 @@ impl Drop for HostRoot {
 pub struct Sim;
 
 impl Sim {
-    /// The built-in demo cluster (`assets/demo.yaml`) with default options: what `--demo` runs.
+    /// The built-in demo cluster (`demo.yaml` of this crate) with default options: what `--demo` runs.
     pub async fn start_demo() -> Result<SimHandle, SimError> {
         Sim::start_demo_at(1.0).await
     }

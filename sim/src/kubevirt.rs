@@ -3,8 +3,8 @@
 
 use serde_json::{json, Value};
 
-use crate::model::objects::keys;
-use crate::parse::quantity::{parse_bytes, to_quantity_string};
+use crate::keys;
+use crate::units::{bytes_of, spell};
 
 use super::launcher;
 use super::resources::{PODS, VIRTUAL_MACHINES, VIRTUAL_MACHINE_INSTANCES};
@@ -154,7 +154,7 @@ pub fn reconcile_vm(w: &mut World, ns: &str, name: &str) {
 pub fn default_vmi_spec(template_spec: &Value) -> Value {
     let mut spec = template_spec.clone();
     let d = &mut spec["domain"];
-    let bytes = |v: &Value| v.as_str().and_then(|s| parse_bytes(s).ok());
+    let bytes = |v: &Value| v.as_str().and_then(bytes_of);
     let guest = bytes(&d["memory"]["guest"]);
     let request = bytes(&d["resources"]["requests"]["memory"]);
     let limit = bytes(&d["resources"]["limits"]["memory"]);
@@ -162,12 +162,12 @@ pub fn default_vmi_spec(template_spec: &Value) -> Value {
     // memoryOvercommit of 100).
     if request.is_none() {
         if let Some(r) = limit.or(guest) {
-            d["resources"]["requests"]["memory"] = json!(to_quantity_string(r));
+            d["resources"]["requests"]["memory"] = json!(spell(r));
         }
     }
     if guest.is_none() {
         if let Some(g) = request.or(limit) {
-            d["memory"]["guest"] = json!(to_quantity_string(g));
+            d["memory"]["guest"] = json!(spell(g));
         }
     }
     if d["firmware"]["uuid"].is_null() {
@@ -249,7 +249,7 @@ pub fn start_vmi(w: &mut World, vm: &Value) {
     status["activePods"] = active;
     status["qosClass"] = json!(w.launchers.get(&source.0).map_or("Burstable", |l| l.qos));
     status["launcherContainerImageVersion"] = json!(launcher::launcher_image(&w.config));
-    if w.config.version >= crate::model::version::Version::new(1, 8, 0) {
+    if w.config.version >= crate::version::Version::new(1, 8, 0) {
         if let Some(l) = w.launchers.get(&source.0) {
             status["memory"]["memoryOverhead"] = json!(l.overhead.to_string());
         }

@@ -245,7 +245,7 @@ pub fn success() -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::resources::{PODS, VIRTUAL_MACHINES};
+    use crate::resources::{PODS, VIRTUAL_MACHINES};
 
     #[test]
     fn forbidden_reads_like_rbac() {

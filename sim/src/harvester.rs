@@ -3,10 +3,9 @@
 
 use serde_json::{json, Value};
 
-use crate::model::objects::keys;
-use crate::model::overhead::MI;
-use crate::model::version::Version;
-use crate::parse::quantity::{parse_bytes, to_quantity_string};
+use crate::keys;
+use crate::units::{spell, Exact, MI};
+use crate::version::Version;
 
 use super::status::ApiError;
 
@@ -28,7 +27,7 @@ fn domain(vm: &Value) -> &Value {
 
 fn mem_bytes(v: &Value) -> Option<i64> {
     match v {
-        Value::String(s) => parse_bytes(s).ok(),
+        Value::String(s) => Exact::parse(s).ok().map(Exact::ceil),
         Value::Number(n) => n.as_i64(),
         _ => None,
     }
@@ -65,7 +64,7 @@ pub fn admit_vm(
         .map(str::to_string);
     let reserved = match &annotation {
         Some(a) => {
-            let r = parse_bytes(a).map_err(|e| {
+            let r = Exact::parse(a).map(Exact::ceil).map_err(|e| {
                 ApiError::denied(WEBHOOK, &format!("invalid reservedMemory {a:?}: {e}"))
             })?;
             if r < 0 || r >= limit {
@@ -73,7 +72,7 @@ pub fn admit_vm(
                     WEBHOOK,
                     &format!(
                         "reservedMemory {a} must be at least 0 and less than the memory limit {}",
-                        to_quantity_string(limit)
+                        spell(limit)
                     ),
                 ));
             }
@@ -102,10 +101,7 @@ pub fn admit_vm(
     if guest < 10 * MI {
         return Err(ApiError::denied(
             WEBHOOK,
-            &format!(
-                "guest memory {} is less than 10Mi",
-                to_quantity_string(guest)
-            ),
+            &format!("guest memory {} is less than 10Mi", spell(guest)),
         ));
     }
     let overcommit = cfg.overcommit_memory.max(100);
@@ -118,9 +114,9 @@ pub fn admit_vm(
     };
     let d = &mut vm["spec"]["template"]["spec"]["domain"];
     if !(hotplug && has_guest) {
-        d["memory"]["guest"] = json!(to_quantity_string(guest));
+        d["memory"]["guest"] = json!(spell(guest));
     }
-    d["resources"]["requests"]["memory"] = json!(to_quantity_string(request));
+    d["resources"]["requests"]["memory"] = json!(spell(request));
     validate(vm)
 }
 

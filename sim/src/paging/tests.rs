@@ -1,7 +1,7 @@
 use serde_json::json;
 
 use super::*;
-use crate::sim::resources::{NODES, PODS};
+use crate::resources::{NODES, PODS};
 
 fn store_with_pods(names: &[(&str, &str)]) -> Store {
     let mut s = Store::new();

@@ -32,6 +32,10 @@ use super::hosttree;
 use super::tick::write_host_tree_at;
 use super::world::World;
 
+/// The tool's node probe (`assets/probe.sh`, the same file the tool carries): recognised in
+/// exec commands so that its output can be prepared ahead, and run for real.
+pub const PROBE_SCRIPT: &str = include_str!("../../assets/probe.sh");
+
 /// Probe commands remembered per node for the background to prepare.
 const LEARNED: usize = 2;
 /// Stored outputs per node.
@@ -86,7 +90,7 @@ pub fn is_probe(command: &[String]) -> bool {
     command.len() >= 3
         && command[0] == "sh"
         && command[1] == "-c"
-        && command[2].ends_with(crate::node::probe::PROBE_SCRIPT)
+        && command[2].ends_with(PROBE_SCRIPT)
 }
 
 impl NodeCpus {
@@ -404,11 +408,7 @@ mod tests {
     use super::*;
 
     fn cmd(s: &str) -> Vec<String> {
-        vec![
-            "sh".into(),
-            "-c".into(),
-            format!("{s}{}", crate::node::probe::PROBE_SCRIPT),
-        ]
+        vec!["sh".into(), "-c".into(), format!("{s}{}", PROBE_SCRIPT)]
     }
 
     #[test]

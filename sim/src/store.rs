@@ -430,7 +430,7 @@ fn meta_str_mut<'a>(meta: &'a Value, field: &str) -> &'a str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::resources::{NODES, VIRTUAL_MACHINES};
+    use crate::resources::{NODES, VIRTUAL_MACHINES};
 
     fn vm(name: &str) -> Value {
         json!({"metadata": {"name": name, "namespace": "default"}, "spec": {"running": true}})

@@ -1,14 +1,12 @@
-//! The virt-launcher pod of a VMI, sized with KubeVirt's overhead formula, and its runtime
-//! (cgroup limits, PIDs, container ids, memory workload).
+//! The virt-launcher pod of a VMI, sized with the simulator's table of what KubeVirt adds
+//! (`sizing`), and its runtime (cgroup limits, PIDs, container ids, memory workload).
 
 use serde_json::{json, Value};
 
-use crate::model::objects::{keys, VmiSpec};
-use crate::model::overhead::{
-    overhead, vcpus, ClusterInputs, ProcessConstants, CONSOLE_LOG_SIDECAR_BYTES,
-};
-use crate::model::version::Version;
-use crate::parse::quantity::{parse_bytes, parse_millis};
+use crate::keys;
+use crate::sizing::{self, CONSOLE_LOG_SIDECAR_BYTES};
+use crate::units::{bytes_of, same, Exact};
+use crate::version::Version;
 
 use super::resources::PODS;
 use super::scenario::{Flavour, Workload};
@@ -58,20 +56,25 @@ pub fn create_launcher_pod(
     let ns = meta_str(vmi, "namespace").to_string();
     let vmi_name = meta_str(vmi, "name").to_string();
     let vmi_uid = meta_str(vmi, "uid").to_string();
-    let typed: VmiSpec = serde::Deserialize::deserialize(&vmi["spec"]).unwrap_or_default();
     let v = w.config.version;
-    let inputs = ClusterInputs {
+    let cluster = sizing::Cluster {
+        release: Some(v),
         ratio: w.config.ratio.clone(),
-        cluster_arch: Some("amd64".into()),
-        config: Default::default(),
+        arch: "amd64".into(),
     };
-    let o = overhead(&typed, v, &inputs).total;
+    let o = match sizing::overhead(&vmi["spec"], &cluster) {
+        Ok(o) => o,
+        Err(unmodelled) => {
+            refuse(w, &ns, &vmi_name, &unmodelled);
+            return None;
+        }
+    };
     let d = &vmi["spec"]["domain"];
-    let bytes = |x: &Value| x.as_str().and_then(|s| parse_bytes(s).ok());
+    let bytes = |x: &Value| x.as_str().and_then(bytes_of);
     let request = bytes(&d["resources"]["requests"]["memory"]).unwrap_or(0);
     let limit = bytes(&d["resources"]["limits"]["memory"]);
     let guest = bytes(&d["memory"]["guest"]).or(limit).unwrap_or(request);
-    let n_cpu = vcpus(&typed);
+    let n_cpu = sizing::vcpus(&vmi["spec"]);
     let overcommit_overhead = d["resources"]["overcommitGuestOverhead"].as_bool() == Some(true);
     let mem_req = if overcommit_overhead {
         request
@@ -99,8 +102,13 @@ pub fn create_launcher_pod(
     }
     let guaranteed = !sidecar
         && mem_lim == Some(mem_req)
-        && cpu_lim.as_deref().and_then(|c| parse_millis(c).ok())
-            == parse_millis(compute_res["requests"]["cpu"].as_str().unwrap_or("")).ok();
+        && match (
+            cpu_lim.as_deref().map(Exact::parse),
+            compute_res["requests"]["cpu"].as_str().map(Exact::parse),
+        ) {
+            (Some(Ok(l)), Some(Ok(r))) => same(l, r),
+            _ => false,
+        };
     let qos = if guaranteed {
         "Guaranteed"
     } else {
@@ -206,7 +214,6 @@ pub fn create_launcher_pod(
     let shape = Shape {
         guest,
         vcpus: n_cpu,
-        consts: ProcessConstants::for_version(v),
         libvirt_comm: if v >= Version::new(0, 59, 0) {
             "virtqemud"
         } else {
@@ -288,4 +295,18 @@ fn auto_limit(w: &World, ns: &str, request_with_overhead: i64) -> Option<i64> {
         .filter(|r| r.is_finite() && *r >= 1.0)
         .unwrap_or(2.0);
     Some((request_with_overhead as f64 * ratio) as i64)
+}
+
+/// A VMI with a feature the simulator's sizing table does not model gets no pod: its status
+/// says why (the launcher would be sized wrong, and a test would trust it).
+fn refuse(w: &mut World, ns: &str, vmi_name: &str, why: &sizing::Unmodelled) {
+    let condition = json!([{"type": "Synchronized", "status": "False", "reason": "FailedCreate",
+                            "message": why.to_string()}]);
+    w.store.set_field(
+        &super::resources::VIRTUAL_MACHINE_INSTANCES,
+        ns,
+        vmi_name,
+        "status",
+        json!({"phase": "Pending", "conditions": condition}),
+    );
 }

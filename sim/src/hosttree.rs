@@ -467,9 +467,9 @@ pub fn compute_pid(l: &Launcher, i: usize) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::scenario::Scenario;
-    use crate::sim::tick::write_host_tree;
-    use crate::sim::world::World;
+    use crate::scenario::Scenario;
+    use crate::tick::write_host_tree;
+    use crate::world::World;
 
     fn read(p: &Path) -> String {
         fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
