@@ -220,7 +220,8 @@ async fn restart_through_the_real_apiserver_waits_for_the_planned_pod() {
         lines.first().map(String::as_str),
         Some("restart of vmmem-fix/plain requested")
     );
-    // A restart that never brings the VM back ends with a clear message, not a hang.
+    // A restart that never brings the VM back ends with a clear message, not a hang, and says
+    // the restart was requested (it was: the wait failed, not the restart).
     let stuck = plan_now(&admin, NS, "stuck", reserve(None)).await;
     let started = std::time::Instant::now();
     let err = fix::restart_and_wait(
@@ -234,7 +235,7 @@ async fn restart_through_the_real_apiserver_waits_for_the_planned_pod() {
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
     assert_eq!(
         err.to_string(),
-        "gave up after 2s waiting for vmmem-fix/stuck to run again (waiting for a new VMI); check `kubectl get vmi,pods -n vmmem-fix`"
+        "the restart of vmmem-fix/stuck was requested (the server accepted it), but waiting for it failed: it did not run again within 2s (waiting for a new VMI); watch it with `kubectl get vmi stuck -n vmmem-fix -w`"
     );
     drop(server);
 }

@@ -245,9 +245,9 @@ pub struct GlobalArgs {
     /// Do not verify the server's certificate (insecure).
     #[arg(long, global = true)]
     pub insecure_skip_tls_verify: bool,
-    /// Bearer token for the API server.
+    /// Bearer token for the API server (sent over https, or plain http to this machine only).
     #[arg(long, global = true)]
-    pub token: Option<String>,
+    pub token: Option<crate::cluster::token::Token>,
 
     /// Run against the built-in simulated cluster (no cluster needed).
     #[cfg_attr(
@@ -262,6 +262,12 @@ pub struct GlobalArgs {
     /// support bundle (zip or extracted).
     #[arg(long, global = true, value_name = "PATH")]
     pub from: Option<PathBuf>,
+    /// With --from: the most one file or zip entry may hold, unpacked [default: 256Mi].
+    #[arg(long, global = true, value_name = "SIZE")]
+    pub max_file_size: Option<String>,
+    /// With --from: the most all files read may hold together [default: 1Gi].
+    #[arg(long, global = true, value_name = "SIZE")]
+    pub max_total_size: Option<String>,
     /// KubeVirt version to assume when the cluster does not say (e.g. v1.3.0).
     #[arg(long, global = true, value_name = "VERSION")]
     pub kubevirt_version: Option<String>,
@@ -337,6 +343,21 @@ mod tests {
         };
         assert_eq!(l.output, ListOutput::Json);
         Cli::command_for_test().debug_assert();
+    }
+
+    #[test]
+    fn debug_of_the_flags_holds_no_token() {
+        let cli =
+            Cli::try_parse_from(["kubectl vmmem", "list", "--token", "tok-that-must-not-leak"])
+                .unwrap();
+        assert_eq!(
+            cli.global.token.as_ref().map(|t| t.expose()),
+            Some("tok-that-must-not-leak")
+        );
+        for shown in [format!("{cli:?}"), format!("{:#?}", cli.global)] {
+            assert!(!shown.contains("tok-that-must-not-leak"), "{shown}");
+            assert!(shown.contains("<redacted>"), "{shown}");
+        }
     }
 
     #[test]

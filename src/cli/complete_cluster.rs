@@ -56,7 +56,7 @@ fn connect_flags(a: &Answer) -> ConnectFlags {
         as_user: own("as_user"),
         as_groups: a.flags.get("as_group").cloned().unwrap_or_default(),
         server: own("server"),
-        token: own("token"),
+        token: own("token").map(crate::cluster::token::Token::from),
         insecure_skip_tls_verify: a.flag("insecure_skip_tls_verify").is_some(),
         request_timeout: Some(timeout),
     }

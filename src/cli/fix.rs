@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use super::args::GlobalArgs;
 use crate::cluster::connect;
 use crate::fix::{self, Action, Choice, Plan, ReadError, StrategyChoice};
+use crate::output::escape::Shown;
 use crate::parse::duration;
 use crate::parse::quantity::parse_memory;
 
@@ -138,7 +139,10 @@ pub fn run(global: &GlobalArgs, args: &FixArgs) -> anyhow::Result<ExitCode> {
         tokio::select! {
             code = run_connected(global, args, choice, timeout) => code,
             why = stop => {
-                eprintln!("error: {why}: {}", Stage::current().after_interrupt(&args.name));
+                eprintln!(
+                    "error: {why}: {}",
+                    Shown(&Stage::current().after_interrupt(&args.name))
+                );
                 Ok(ExitCode::from(130))
             }
         }
@@ -341,7 +345,7 @@ async fn restart(
     mut report: Report,
 ) -> anyhow::Result<ExitCode> {
     Stage::Restarting.enter();
-    let mut progress = |line: &str| eprintln!("restart: {line}");
+    let mut progress = |line: &str| eprintln!("restart: {}", Shown(line));
     match fix::restart_and_wait(client, plan, timeout, &mut progress).await {
         Ok(r) => {
             report.set("restart", serde_json::to_value(&r).unwrap_or(Value::Null));
@@ -361,6 +365,8 @@ async fn restart(
             ));
             report.finish(ExitCode::SUCCESS)
         }
+        // The request went through: say so, not "restart failed".
+        Err(e @ fix::ApplyError::WaitAfterRestart { .. }) => report.fail(&e.to_string()),
         Err(e) => report.fail(&format!("restarting {}: {e}", plan.vm_ref())),
     }
 }
@@ -375,7 +381,7 @@ async fn confirm(question: String) -> anyhow::Result<bool> {
 
 fn ask(question: &str) -> anyhow::Result<bool> {
     let mut err = std::io::stderr().lock();
-    write!(err, "{question} [y/N] ")?;
+    write!(err, "{} [y/N] ", Shown(question))?;
     err.flush()?;
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
@@ -435,15 +441,16 @@ impl Report {
     }
 
     fn note(&mut self, line: &str) {
+        // Notes quote the VM's name and the server's messages.
         if self.format.is_none() {
-            say(&format!("{line}\n"));
+            say(&format!("{}\n", Shown(line)));
         } else {
-            eprintln!("{line}");
+            eprintln!("{}", Shown(line));
         }
     }
 
     fn fail(mut self, sentence: &str) -> anyhow::Result<ExitCode> {
-        eprintln!("error: {sentence}");
+        eprintln!("error: {}", Shown(sentence));
         self.doc.insert("error".into(), json!(sentence));
         self.finish(ExitCode::FAILURE)
     }

@@ -74,7 +74,8 @@ pub fn logs_read(loaded: &crate::cluster::files::Loaded) -> LogsRead {
 pub fn run(global: &GlobalArgs, args: &ListArgs) -> anyhow::Result<ExitCode> {
     let opts = report_options(global)?;
     let (inventory, readings, opts, extra_warnings) = if let Some(path) = &global.from {
-        let mut loaded = crate::cluster::files::load_inventory(path)?;
+        let mut loaded =
+            crate::cluster::files::load_inventory_with(path, &super::source::file_limits(global)?)?;
         filter_namespace(&mut loaded.inventory, global);
         let mut opts = opts;
         opts.oom_history = oom_history(&loaded, opts.version_flag);
@@ -132,7 +133,7 @@ pub fn print(
             let mut report = report::build(inv, readings, opts);
             report.warnings.extend(extra_warnings);
             for w in &report.warnings {
-                eprintln!("warning: {w}");
+                eprintln!("warning: {}", output::escape::Shown(w));
             }
             if report.vms.is_empty() {
                 eprintln!("No VirtualMachines found.");

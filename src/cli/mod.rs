@@ -33,7 +33,7 @@ pub fn run() -> ExitCode {
     };
     // `--refresh` is global: a bad value is an error for every command, not only `top`.
     if let Err(e) = crate::tui::parse_refresh(&cli.global.refresh) {
-        eprintln!("error: {}", chain(&e));
+        eprintln!("error: {}", crate::output::escape::Shown(&chain(&e)));
         return ExitCode::FAILURE;
     }
     let result = match &cli.command {
@@ -53,7 +53,7 @@ pub fn run() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", chain(&e));
+            eprintln!("error: {}", crate::output::escape::Shown(&chain(&e)));
             ExitCode::FAILURE
         }
     }
@@ -78,6 +78,7 @@ fn one_line_panics() {
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
+        let msg = crate::output::escape::Shown(&msg);
         eprintln!("error: internal error in kubectl-vmmem, please report it: {msg}{at}");
     }));
 }

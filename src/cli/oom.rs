@@ -11,6 +11,7 @@ use crate::model::inventory::Inventory;
 use crate::model::oom_event::OomEvent;
 use crate::model::oom_verdict::explain;
 use crate::model::version::Version;
+use crate::output::escape::Shown;
 use crate::parse::oom::{parse_kernel_log, parse_node_kernel_log};
 
 pub fn run(global: &GlobalArgs, args: &OomArgs) -> anyhow::Result<ExitCode> {
@@ -35,7 +36,7 @@ pub fn run(global: &GlobalArgs, args: &OomArgs) -> anyhow::Result<ExitCode> {
         if events.is_empty() {
             eprintln!(
                 "no OOM kill reports found in the kernel log of {}",
-                args.nodes.join(", ")
+                Shown(&args.nodes.join(", "))
             );
         }
         let mut stdout = std::io::stdout().lock();
@@ -50,7 +51,10 @@ pub fn run(global: &GlobalArgs, args: &OomArgs) -> anyhow::Result<ExitCode> {
     }
     // --from: the files' objects map pod UIDs to VMs; their kernel logs are read unless -f is given.
     let loaded = match &global.from {
-        Some(path) => Some(crate::cluster::files::load(path)?),
+        Some(path) => Some(crate::cluster::files::load_with(
+            path,
+            &super::source::file_limits(global)?,
+        )?),
         None => None,
     };
     let (source, events) = match (args.file.as_deref(), &loaded) {
@@ -86,7 +90,7 @@ pub fn run(global: &GlobalArgs, args: &OomArgs) -> anyhow::Result<ExitCode> {
     let inventory = loaded.as_ref().map(|l| &l.inventory);
     let out = render(&events, inventory, flag, args.output)?;
     if events.is_empty() {
-        eprintln!("no OOM kill reports found in {source}");
+        eprintln!("no OOM kill reports found in {}", Shown(&source));
     }
     let mut stdout = std::io::stdout().lock();
     stdout

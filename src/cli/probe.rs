@@ -58,7 +58,10 @@ pub fn run(args: &ProbeArgs) -> anyhow::Result<ExitCode> {
         Ok(ExitCode::SUCCESS)
     } else {
         for uid in &readings.missing_pods {
-            eprintln!("error: pod {uid} has no memory cgroup on this machine");
+            eprintln!(
+                "error: pod {} has no memory cgroup on this machine",
+                output::escape::Shown(uid)
+            );
         }
         Ok(ExitCode::FAILURE)
     }

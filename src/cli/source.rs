@@ -29,6 +29,34 @@ pub fn connect_flags(global: &GlobalArgs) -> anyhow::Result<ConnectFlags> {
     })
 }
 
+/// The caps on what `--from` reads, from `--max-file-size` and `--max-total-size`.
+pub fn file_limits(global: &GlobalArgs) -> anyhow::Result<crate::cluster::files::Limits> {
+    let size = |flag: &str, value: Option<&String>, default: u64| -> anyhow::Result<u64> {
+        let Some(value) = value else {
+            return Ok(default);
+        };
+        let bytes = crate::parse::quantity::parse_memory(value)
+            .with_context(|| format!("{flag} {value:?}"))?;
+        match u64::try_from(bytes) {
+            Ok(b) if b > 0 => Ok(b),
+            _ => anyhow::bail!("{flag} {value:?} must be larger than 0"),
+        }
+    };
+    use crate::cluster::files::Limits;
+    Ok(Limits {
+        max_file_bytes: size(
+            "--max-file-size",
+            global.max_file_size.as_ref(),
+            Limits::DEFAULT_MAX_FILE_BYTES,
+        )?,
+        max_total_bytes: size(
+            "--max-total-size",
+            global.max_total_size.as_ref(),
+            Limits::DEFAULT_MAX_TOTAL_BYTES,
+        )?,
+    })
+}
+
 /// A running live source; with `--demo` it owns the simulated cluster too.
 pub struct Live {
     pub source: LiveSource,

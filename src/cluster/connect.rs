@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 
+use super::token::Token;
 use crate::parse::duration;
 
 /// kubectl's connection flags, already parsed.
@@ -21,7 +22,7 @@ pub struct ConnectFlags {
     pub as_user: Option<String>,
     pub as_groups: Vec<String>,
     pub server: Option<String>,
-    pub token: Option<String>,
+    pub token: Option<Token>,
     pub insecure_skip_tls_verify: bool,
     /// `None` waits as long as the server takes (kubectl's `0`).
     pub request_timeout: Option<Duration>,
@@ -72,6 +73,8 @@ pub enum ConnectError {
     InCluster(String),
     #[error("--server {0:?} is not a URL like https://10.0.0.1:6443")]
     BadServer(String),
+    #[error("refusing to send credentials in clear text to {server}: plain http is only used for this machine (127.0.0.1, ::1, localhost); use https://")]
+    PlainHttpCredentials { server: String },
     #[error("cannot build a client for {server}: {reason}")]
     Client { server: String, reason: String },
     #[error("cannot reach the Kubernetes API server at {server}: {reason}")]
@@ -401,7 +404,7 @@ fn finish(
     }
     if let Some(token) = &flags.token {
         let a = &mut cfg.auth_info;
-        a.token = Some(secrecy::SecretString::from(token.clone()));
+        a.token = Some(secrecy::SecretString::from(token.expose()));
         a.token_file = None;
         a.exec = None;
         a.auth_provider = None;
@@ -429,6 +432,9 @@ fn finish(
         .to_string()
         .trim_end_matches('/')
         .to_string();
+    if sends_credentials(&cfg) && !may_carry_credentials(&cfg.cluster_url) {
+        return Err(ConnectError::PlainHttpCredentials { server });
+    }
     let client = client_for(&cfg, &server)?;
     Ok(Connection {
         client,
@@ -439,6 +445,32 @@ fn finish(
         server,
         request_timeout: flags.request_timeout,
     })
+}
+
+/// Whether requests made with `cfg` carry a secret in their headers (a bearer token, a token
+/// file, or a password). Client certificates and exec plugins' tokens over http are covered too:
+/// an exec plugin's token goes into the same header.
+fn sends_credentials(cfg: &kube::Config) -> bool {
+    let a = &cfg.auth_info;
+    a.token.is_some()
+        || a.token_file.is_some()
+        || a.password.is_some()
+        || a.exec.is_some()
+        || a.auth_provider.is_some()
+}
+
+/// Whether a request to `url` may carry credentials: https, or plain http to a loopback address
+/// (a local proxy or test server; nothing leaves the machine).
+pub fn may_carry_credentials(url: &http::Uri) -> bool {
+    if url.scheme_str() != Some("http") {
+        return true;
+    }
+    let host = url.host().unwrap_or_default();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The client for `cfg`: throttled requests (429, 503) are retried with bounded backoff.

@@ -14,3 +14,4 @@ pub mod lean;
 pub mod live;
 pub mod paged;
 pub mod retry;
+pub mod token;

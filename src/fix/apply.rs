@@ -33,6 +33,14 @@ pub enum ApplyError {
     /// Gave up waiting (for the restart, or on a server that kept throttling).
     #[error("{0}")]
     Timeout(String),
+    /// The restart was requested (KubeVirt accepted it and carries it out), but following it
+    /// failed: the VM is restarting, or restarted, regardless.
+    #[error("the restart of {namespace}/{name} was requested (the server accepted it), but waiting for it failed: {reason}; watch it with `kubectl get vmi {name} -n {namespace} -w`")]
+    WaitAfterRestart {
+        namespace: String,
+        name: String,
+        reason: String,
+    },
 }
 
 impl ApplyError {
@@ -196,10 +204,17 @@ pub async fn restart_and_wait(
         .await
         .map_err(|e| ApplyError::from_kube(&e))?;
     progress(&format!("restart of {ns}/{name} requested"));
+    let waiting_failed = |reason: String| ApplyError::WaitAfterRestart {
+        namespace: ns.to_string(),
+        name: name.to_string(),
+        reason,
+    };
     let deadline = tokio::time::Instant::now() + timeout;
     let mut last = String::new();
     loop {
-        let state = observe(&vmis, &pods, name, old_uid.as_deref()).await?;
+        let state = observe(&vmis, &pods, name, old_uid.as_deref())
+            .await
+            .map_err(|e| waiting_failed(e.to_string()))?;
         let line = state.describe();
         if line != last {
             progress(&line);
@@ -214,8 +229,8 @@ pub async fn restart_and_wait(
             });
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(ApplyError::Timeout(format!(
-                "gave up after {}s waiting for {ns}/{name} to run again ({last}); check `kubectl get vmi,pods -n {ns}`",
+            return Err(waiting_failed(format!(
+                "it did not run again within {}s ({last})",
                 timeout.as_secs()
             )));
         }

@@ -5,6 +5,7 @@ use std::fmt::Write;
 use super::fields::{shown, ALL_FIELDS};
 use super::plan::{Plan, Side};
 use crate::model::evidence::Bound;
+use crate::output::escape::{escape, Shown};
 use crate::parse::quantity::{human, to_quantity_string};
 
 fn bytes(b: Option<i64>) -> String {
@@ -25,19 +26,20 @@ pub fn plan_text(p: &Plan) -> String {
     };
     let _ = writeln!(
         out,
-        "VirtualMachine {} (resourceVersion {}): {what}",
-        p.vm_ref(),
-        p.resource_version
+        "VirtualMachine {} (resourceVersion {}): {}",
+        Shown(&p.vm_ref()),
+        Shown(&p.resource_version),
+        Shown(&what)
     );
-    let _ = writeln!(out, "  why: {}", p.reason);
+    let _ = writeln!(out, "  why: {}", Shown(&p.reason));
     if p.action == "reserve" {
         for e in &p.evidence {
             let _ = writeln!(
                 out,
                 "    evidence: {} outside guest RAM, {} ({}{})",
                 human(e.bytes),
-                e.words(),
-                e.source,
+                Shown(&e.words()),
+                Shown(&e.source),
                 match e.bound {
                     Bound::Measured => "",
                     Bound::Lower => "; at least this much was needed",
@@ -51,8 +53,8 @@ pub fn plan_text(p: &Plan) -> String {
         .map(|f| {
             (
                 f.label().to_string(),
-                shown(p.before.fields.get(f)),
-                shown(p.after.fields.get(f)),
+                escape(&shown(p.before.fields.get(f))).into_owned(),
+                escape(&shown(p.after.fields.get(f))).into_owned(),
             )
         })
         .collect();
@@ -64,8 +66,13 @@ pub fn plan_text(p: &Plan) -> String {
     rows.push(num("KubeVirt overhead", |s| Some(s.overhead_bytes)));
     rows.push(num("expected pod limit", |s| s.expected_pod_limit_bytes));
     rows.push(num("overhead budget", |s| s.overhead_budget_bytes));
-    let w0 = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
-    let w1 = rows.iter().map(|r| r.1.len()).max().unwrap_or(0).max(6);
+    let w0 = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
+    let w1 = rows
+        .iter()
+        .map(|r| r.1.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(6);
     let _ = writeln!(out, "\n    {:w0$}  {:w1$}  AFTER", "FIELD", "BEFORE");
     for (name, before, after) in &rows {
         let mark = if before != after { "*" } else { " " };
@@ -81,9 +88,9 @@ pub fn plan_text(p: &Plan) -> String {
             let _ = writeln!(
                 out,
                 "\n  JSON merge patch of virtualmachine.kubevirt.io/{} -n {}:\n    {}",
-                p.name,
-                p.namespace,
-                serde_json::to_string(patch).unwrap_or_default()
+                Shown(&p.name),
+                Shown(&p.namespace),
+                Shown(&serde_json::to_string(patch).unwrap_or_default())
             );
         }
         None => {
@@ -93,7 +100,7 @@ pub fn plan_text(p: &Plan) -> String {
     if !p.warnings.is_empty() {
         let _ = writeln!(out);
         for w in &p.warnings {
-            let _ = writeln!(out, "  warning: {w}");
+            let _ = writeln!(out, "  warning: {}", Shown(w));
         }
     }
     out

@@ -52,10 +52,15 @@ fn finished(p: &Pod) -> bool {
     )
 }
 
+/// Launcher pods by (namespace, VMI UID).
+type PodsByVmi<'k, 'p> = HashMap<(&'k str, &'k str), Vec<&'p Pod>>;
+
 /// Join the inventory. Output order: by namespace, then name.
 pub fn join(inv: &Inventory) -> Vec<Joined<'_>> {
-    // Pods by the VMI UID that created them (label or controller owner reference).
-    let mut pods_by_vmi: HashMap<&str, Vec<&Pod>> = HashMap::new();
+    // Pods by the namespace and VMI UID that created them (label or controller owner
+    // reference). KubeVirt creates the launcher pod in its VMI's namespace; a pod elsewhere that
+    // carries the label names a VMI it cannot belong to, and must not attach itself to it.
+    let mut pods_by_vmi: PodsByVmi = HashMap::new();
     for pod in inv.pods.iter().filter(|p| is_launcher(p)) {
         let by_label = pod
             .metadata
@@ -69,7 +74,10 @@ pub fn join(inv: &Inventory) -> Vec<Joined<'_>> {
             .find(|o| o.kind == "VirtualMachineInstance")
             .map(|o| o.uid.as_str());
         if let Some(uid) = by_label.or(by_owner) {
-            pods_by_vmi.entry(uid).or_default().push(pod);
+            pods_by_vmi
+                .entry((pod.metadata.namespace.as_str(), uid))
+                .or_default()
+                .push(pod);
         }
     }
     let mut vmis: HashMap<(&str, &str), &VirtualMachineInstance> = inv
@@ -101,7 +109,7 @@ pub fn join(inv: &Inventory) -> Vec<Joined<'_>> {
 fn with_pods<'a>(
     vm: Option<&'a VirtualMachine>,
     vmi: Option<&'a VirtualMachineInstance>,
-    pods_by_vmi: &HashMap<&str, Vec<&'a Pod>>,
+    pods_by_vmi: &PodsByVmi<'_, 'a>,
 ) -> Joined<'a> {
     let Some(vmi) = vmi else {
         return Joined {
@@ -112,7 +120,7 @@ fn with_pods<'a>(
         };
     };
     let mut pods: Vec<&Pod> = pods_by_vmi
-        .get(vmi.metadata.uid.as_str())
+        .get(&(vmi.metadata.namespace.as_str(), vmi.metadata.uid.as_str()))
         .map(|v| v.iter().copied().filter(|p| !finished(p)).collect())
         .unwrap_or_default();
     // Pods named in status.activePods first, then the newest.
@@ -167,6 +175,7 @@ mod tests {
     }
     fn pod(uid: &str, vmi_uid: &str, node: &str, created: &str, by_label: bool) -> Pod {
         let mut p = Pod::default();
+        p.metadata.namespace = "a".into();
         p.metadata.uid = uid.into();
         p.metadata.creation_timestamp = Some(created.into());
         p.spec.node_name = Some(node.into());
@@ -209,6 +218,31 @@ mod tests {
         assert_eq!(j[0].pod.unwrap().metadata.uid, "p2");
         assert_eq!(j[1].pod.unwrap().metadata.uid, "p1");
         assert!(j[2].vmi.is_none() && j[2].pod.is_none());
+    }
+
+    #[test]
+    fn a_pod_in_another_namespace_does_not_attach_itself() {
+        // Someone who may create pods in namespace "evil" labels one with the UID of the VMI
+        // in "a" (newer, on the VMI's node): it must not become that VM's pod, by label or by
+        // owner reference.
+        for by_label in [true, false] {
+            let mut planted = pod("planted", "u1", "n1", "2025-01-01T00:00:00Z", by_label);
+            planted.metadata.namespace = "evil".into();
+            let inv = Inventory {
+                vms: vec![vm("a", "web").into()],
+                vmis: vec![vmi("a", "web", "u1", "n1").into()],
+                pods: vec![
+                    planted.into(),
+                    pod("real", "u1", "n1", "2024-01-01T00:00:00Z", true).into(),
+                ],
+                ..Default::default()
+            };
+            let j = join(&inv);
+            assert_eq!(j.len(), 1);
+            assert_eq!(j[0].pod.unwrap().metadata.uid, "real");
+            assert!(j[0].other_pods.is_empty(), "{:?}", j[0].other_pods);
+            assert!(!j[0].migrating());
+        }
     }
 
     #[test]

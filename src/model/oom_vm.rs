@@ -133,9 +133,10 @@ fn vmi_of_pod<'a>(inv: &'a Inventory, pod: &Pod) -> Option<&'a VirtualMachineIns
         .iter()
         .find(|o| o.kind == "VirtualMachineInstance");
     if let Some(o) = owner {
+        // Owner references are namespace-local: only a VMI in the pod's namespace owns it.
         if let Some(v) = inv.vmis.iter().find(|v| {
-            (!o.uid.is_empty() && v.metadata.uid == o.uid)
-                || (&v.metadata.namespace == ns && v.metadata.name == o.name)
+            &v.metadata.namespace == ns
+                && ((!o.uid.is_empty() && v.metadata.uid == o.uid) || v.metadata.name == o.name)
         }) {
             return Some(v);
         }
@@ -143,7 +144,7 @@ fn vmi_of_pod<'a>(inv: &'a Inventory, pod: &Pod) -> Option<&'a VirtualMachineIns
     let created_by = pod.metadata.labels.get(keys::CREATED_BY)?;
     inv.vmis
         .iter()
-        .find(|v| &v.metadata.uid == created_by)
+        .find(|v| &v.metadata.namespace == ns && &v.metadata.uid == created_by)
         .map(|v| &**v)
 }
 

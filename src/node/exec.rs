@@ -49,7 +49,7 @@ pub async fn run(
                 pod: pod.clone(),
                 message: refused_message(&e, ns, name),
             })?;
-        let (Some(mut out), Some(mut err)) = (proc.stdout(), proc.stderr()) else {
+        let (Some(out), Some(err)) = (proc.stdout(), proc.stderr()) else {
             return Err(ExecError::Failed {
                 pod: pod.clone(),
                 message: "the exec stream has no stdout or stderr".into(),
@@ -57,10 +57,13 @@ pub async fn run(
         };
         let status = proc.take_status();
         let (mut o, mut e) = (Vec::new(), Vec::new());
-        let (r1, r2) = tokio::join!(out.read_to_end(&mut o), err.read_to_end(&mut e));
+        let (r1, r2) = tokio::join!(
+            read_capped(out, &mut o, MAX_STDOUT_BYTES),
+            read_capped(err, &mut e, MAX_STDERR_BYTES)
+        );
         r1.and(r2).map_err(|e| ExecError::Failed {
             pod: pod.clone(),
-            message: format!("reading its output: {e}"),
+            message: e,
         })?;
         let st = match status {
             Some(s) => s.await,
@@ -85,6 +88,33 @@ pub async fn run(
             secs: timeout.as_secs_f64(),
         }),
     }
+}
+
+/// The most a command may print on stdout: a node probe prints a few kB per pod and a kernel
+/// log at most the kernel's ring buffer (`log_buf_len` tops out at 32 MiB); past this the output
+/// is no probe's, and reading on would let one node fill this machine's memory.
+pub const MAX_STDOUT_BYTES: u64 = 64 << 20;
+/// The most kept of stderr (it only ever goes into one error sentence).
+pub const MAX_STDERR_BYTES: u64 = 1 << 20;
+
+/// Read `stream` to its end into `buf`, or fail once it holds more than `cap` bytes.
+async fn read_capped(
+    stream: impl tokio::io::AsyncRead + Unpin,
+    buf: &mut Vec<u8>,
+    cap: u64,
+) -> Result<(), String> {
+    let read = stream
+        .take(cap + 1)
+        .read_to_end(buf)
+        .await
+        .map_err(|e| format!("reading its output: {e}"))?;
+    if read as u64 > cap {
+        return Err(format!(
+            "it printed more than {} MiB, far more than a node probe prints; the output was dropped",
+            cap >> 20
+        ));
+    }
+    Ok(())
 }
 
 /// Why the server would not start an exec, as a sentence. kube-rs hands over the server's
@@ -147,5 +177,27 @@ pub fn kube_message(e: &kube::Error) -> String {
         kube::Error::Api(s) if !s.message.is_empty() => s.message.clone(),
         kube::Error::Api(s) => format!("{} {}", s.code, s.reason),
         other => crate::cluster::connect::root_cause(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn output_past_the_cap_is_an_error_not_memory() {
+        let mut buf = Vec::new();
+        read_capped(&[7u8; 100][..], &mut buf, 100).await.unwrap();
+        assert_eq!(buf.len(), 100);
+        // An endless stream stops one byte past the cap.
+        let mut buf = Vec::new();
+        let e = read_capped(tokio::io::repeat(b'x'), &mut buf, 2 << 20)
+            .await
+            .unwrap_err();
+        assert_eq!(buf.len(), (2 << 20) + 1);
+        assert_eq!(
+            e,
+            "it printed more than 2 MiB, far more than a node probe prints; the output was dropped"
+        );
     }
 }

@@ -1,11 +1,14 @@
 //! `kubectl vmmem oom`: explained OOM events as a table (one line per event, then the verdicts)
 //! or as JSON (the `oom -o json` contract in DESIGN.md).
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 use crate::model::oom_event::ContainerRuntime;
 use crate::model::oom_verdict::{GuestSource, OomExplanation};
 use crate::model::oom_vm::VmRef;
+use crate::output::escape::escape;
 use crate::parse::quantity::human;
 
 #[derive(Debug, Serialize)]
@@ -195,6 +198,15 @@ pub fn to_table(explained: &[OomExplanation]) -> String {
             }),
         ]);
     }
+    // Kernel-log process names and node names are chosen by whoever runs the process or names
+    // the node: shown escaped, before the widths are measured.
+    for row in &mut rows {
+        for cell in row.iter_mut() {
+            if let Cow::Owned(e) = escape(cell) {
+                *cell = e;
+            }
+        }
+    }
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -222,7 +234,7 @@ pub fn to_table(explained: &[OomExplanation]) -> String {
         out.push_str("* report cut short\n");
     }
     for (i, ex) in explained.iter().enumerate() {
-        out.push_str(&format!("\n{}. {}\n", i + 1, ex.verdict));
+        out.push_str(&format!("\n{}. {}\n", i + 1, escape(&ex.verdict)));
     }
     out
 }

@@ -1,6 +1,7 @@
 //! `probe` readings for people: one table of cgroups, one of processes.
 
 use crate::model::readings::{CgroupCounters, NodeReadings};
+use crate::output::escape::Shown;
 use crate::output::table::{Table, Tone, NONE};
 use crate::parse::quantity::human;
 
@@ -84,9 +85,9 @@ pub fn tables(r: &NodeReadings, colour: bool) -> String {
     }
     let mut out = format!(
         "node {}: cgroup {}, kernel {}, {} pod(s)\n",
-        r.node,
+        Shown(&r.node),
         r.cgroup_version.as_str(),
-        r.kernel,
+        Shown(&r.kernel),
         r.pods.len()
     );
     if !cgroups.is_empty() {

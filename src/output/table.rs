@@ -1,6 +1,10 @@
 //! kubectl-style aligned tables: upper-case headers, columns separated by three spaces,
 //! `<none>` for unknown values, optional colour per cell.
 
+use std::borrow::Cow;
+
+use super::escape::escape;
+
 /// A colour hint for a cell; rendered only when colour is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tone {
@@ -53,11 +57,18 @@ impl Table {
         self.rows.is_empty()
     }
 
-    /// Render with three spaces between columns; trailing spaces trimmed.
+    /// Render with three spaces between columns; trailing spaces trimmed. Every cell is
+    /// [`escape`]d: cells hold names from the cluster, files and kernel logs.
     pub fn render(&self, colour: bool) -> String {
         let n = self.headers.len();
-        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
-        for r in &self.rows {
+        let headers: Vec<Cow<str>> = self.headers.iter().map(|h| escape(h)).collect();
+        let rows: Vec<Vec<(Cow<str>, Tone)>> = self
+            .rows
+            .iter()
+            .map(|r| r.iter().map(|(c, t)| (escape(c), *t)).collect())
+            .collect();
+        let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+        for r in &rows {
             for (i, (c, _)) in r.iter().enumerate().take(n) {
                 widths[i] = widths[i].max(c.chars().count());
             }
@@ -83,14 +94,11 @@ impl Table {
             out.push('\n');
         };
         line(
-            self.headers
-                .iter()
-                .map(|h| (h.as_str(), Tone::Plain))
-                .collect(),
+            headers.iter().map(|h| (h.as_ref(), Tone::Plain)).collect(),
             &mut out,
         );
-        for r in &self.rows {
-            let mut cells: Vec<(&str, Tone)> = r.iter().map(|(c, t)| (c.as_str(), *t)).collect();
+        for r in &rows {
+            let mut cells: Vec<(&str, Tone)> = r.iter().map(|(c, t)| (c.as_ref(), *t)).collect();
             cells.resize(n, ("", Tone::Plain));
             line(cells, &mut out);
         }
@@ -127,5 +135,26 @@ mod tests {
             "NAME   RISK       X\nvm-a   ok         1\nb      critical   <none>\n"
         );
         assert!(t.render(true).contains("\x1b[1;31mcritical\x1b[0m"));
+    }
+
+    #[test]
+    fn cells_are_escaped_before_alignment_and_colour() {
+        let mut t = Table::new(["NAME", "RISK"]);
+        t.row(vec![
+            ("vm\x1b[2J".into(), Tone::Plain),
+            ("bad\u{9b}".into(), Tone::Bad),
+        ]);
+        t.plain_row(["x", "y"]);
+        let plain = t.render(false);
+        assert_eq!(
+            plain,
+            "NAME        RISK\nvm\\x1b[2J   bad\\u{9b}\nx           y\n"
+        );
+        let coloured = t.render(true);
+        assert!(
+            coloured.contains("\x1b[1;31mbad\\u{9b}\x1b[0m"),
+            "{coloured:?}"
+        );
+        assert!(!coloured.contains("\x1b[2J") && !coloured.contains('\u{9b}'));
     }
 }

@@ -90,6 +90,18 @@ pub fn parse(
         }
         return Ok(out);
     }
+    // libyaml's time grows with the square of the flow nesting: refuse deep nesting first.
+    if let Some(line) = super::yaml_depth::too_deep(text, super::yaml_depth::MAX_FLOW_DEPTH) {
+        let starts = (text.lines().take(line - 1).skip(1)).filter(|l| l.starts_with("---"));
+        let doc = 1 + starts.count();
+        return Err(syntax(
+            doc,
+            format!(
+                "line {line} nests [ ] / {{ }} more than {} deep (no Kubernetes object does)",
+                super::yaml_depth::MAX_FLOW_DEPTH
+            ),
+        ));
+    }
     for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
         let any: Option<AnyObject> =
             serde::Deserialize::deserialize(doc).map_err(|e| syntax(i + 1, e.to_string()))?;

@@ -33,11 +33,15 @@ pub fn parse_bytes(input: &str) -> Result<i64, QuantityError> {
 /// enough that sums and differences of a few memory numbers never leave the i64 range.
 pub const MAX_MEMORY_BYTES: i64 = 1 << 53;
 
-/// Parse a memory size: like [`parse_bytes`], and an error beyond ±[`MAX_MEMORY_BYTES`] (a valid
-/// quantity such as `7Ei` is no memory size, and would overflow the model's arithmetic).
+/// Parse a memory size: like [`parse_bytes`], and an error when negative (`-5Gi` is a valid
+/// quantity but no memory size: a guest of −5 GiB would turn every sum after it around) or beyond
+/// [`MAX_MEMORY_BYTES`] (a valid quantity such as `7Ei` would overflow the model's arithmetic).
 pub fn parse_memory(input: &str) -> Result<i64, QuantityError> {
+    if parse_exact(input)?.num < 0 {
+        return Err(err(input, "a memory size cannot be negative"));
+    }
     let bytes = parse_bytes(input)?;
-    if bytes.unsigned_abs() > MAX_MEMORY_BYTES.unsigned_abs() {
+    if bytes > MAX_MEMORY_BYTES {
         return Err(err(
             input,
             "it is larger than any memory size (at most 8Pi)",
@@ -341,6 +345,19 @@ mod tests {
                 "{bad}: {e}"
             );
         }
+    }
+
+    #[test]
+    fn memory_sizes_are_never_negative() {
+        for bad in ["-5Gi", "-1", "-0.5", "-8Pi", "-1e3", "\"-2Gi\""] {
+            let e = parse_memory(bad).unwrap_err().to_string();
+            assert!(e.contains("a memory size cannot be negative"), "{bad}: {e}");
+            assert!(Quantity::new(bad).bytes().is_err(), "{bad}");
+        }
+        assert_eq!(parse_memory("-0"), Ok(0));
+        assert_eq!(parse_memory("+5Gi"), Ok(5 << 30));
+        let e = parse_memory("9Pi").unwrap_err().to_string();
+        assert!(e.contains("larger than any memory size"), "{e}");
     }
 
     #[test]

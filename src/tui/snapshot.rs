@@ -154,7 +154,10 @@ pub fn report_from_files(
     scope: &Scope,
 ) -> anyhow::Result<Report> {
     let mut opts = crate::cli::list::report_options(global)?;
-    let mut loaded = crate::cluster::files::load_inventory(path)?;
+    let mut loaded = crate::cluster::files::load_inventory_with(
+        path,
+        &crate::cli::source::file_limits(global)?,
+    )?;
     let mut g = global.clone();
     g.all_namespaces = scope.namespace.is_none();
     g.namespace = scope.namespace.clone();

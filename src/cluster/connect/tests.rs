@@ -190,3 +190,75 @@ async fn unreachable_and_silent_servers_fail_within_the_timeout() {
     );
     keep.abort();
 }
+
+#[tokio::test]
+async fn tokens_go_over_plain_http_only_to_this_machine() {
+    let token = "tok-that-must-not-leak";
+    for server in [
+        "http://10.0.0.1:6443",
+        "http://kube.example:80",
+        "http://[fd00::1]:6443",
+    ] {
+        let flags = ConnectFlags {
+            server: Some(server.into()),
+            token: Some(token.into()),
+            ..ConnectFlags::default()
+        };
+        let e = connect_with_env(&flags, &Env::default())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("refusing to send credentials in clear text to http://"),
+            "{server}: {e}"
+        );
+        assert!(e.contains("use https://") && !e.contains(token), "{e}");
+    }
+    // The same token is fine to loopback over http, and to anyone over https.
+    for server in [
+        "http://127.0.0.1:6443",
+        "http://127.8.0.1:1",
+        "http://[::1]:6443",
+        "http://localhost:8001",
+        "https://10.0.0.1:6443",
+    ] {
+        let flags = ConnectFlags {
+            server: Some(server.into()),
+            token: Some(token.into()),
+            ..ConnectFlags::default()
+        };
+        assert!(
+            connect_with_env(&flags, &Env::default()).await.is_ok(),
+            "{server}"
+        );
+    }
+    // Without credentials plain http anywhere stays allowed (kubectl proxy on another host).
+    let flags = ConnectFlags {
+        server: Some("http://10.0.0.1:8001".into()),
+        ..ConnectFlags::default()
+    };
+    assert!(connect_with_env(&flags, &Env::default()).await.is_ok());
+    // A kubeconfig user's token counts too.
+    let dir = tempfile::tempdir().unwrap();
+    let kc = kubeconfig(dir.path(), "a", "far", "http://192.0.2.7:6443", None);
+    let flags = ConnectFlags {
+        kubeconfig: Some(kc),
+        ..ConnectFlags::default()
+    };
+    let e = connect_with_env(&flags, &Env::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("in clear text to http://192.0.2.7:6443"), "{e}");
+}
+
+#[test]
+fn flags_debug_holds_no_token() {
+    let flags = ConnectFlags {
+        token: Some("tok-that-must-not-leak".into()),
+        ..ConnectFlags::default()
+    };
+    let shown = format!("{flags:?}");
+    assert!(!shown.contains("tok-that-must-not-leak"), "{shown}");
+    assert!(shown.contains("<redacted>"), "{shown}");
+}
