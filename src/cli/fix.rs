@@ -10,11 +10,10 @@ use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use serde_json::{json, Value};
 
-use super::args::GlobalArgs;
-use crate::cluster::connect;
-use crate::fix::{self, Action, Choice, Plan, ReadError, StrategyChoice};
+use crate::fix::{self, Action, Choice, Plan, StrategyChoice};
 use crate::parse::duration;
-use crate::parse::quantity::parse_memory;
+use crate::session::Options;
+use crate::units::parse_memory;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum StrategyArg {
@@ -115,11 +114,11 @@ pub fn choice(args: &FixArgs) -> anyhow::Result<Choice> {
     Ok(Choice { action, strategy })
 }
 
-pub fn run(global: &GlobalArgs, args: &FixArgs) -> anyhow::Result<ExitCode> {
-    if global.from.is_some() {
+pub fn run(opts: &Options, args: &FixArgs) -> anyhow::Result<ExitCode> {
+    if opts.from_files().is_some() {
         bail!("fix needs a live cluster: --from reads files, which cannot be changed");
     }
-    if global.readonly && args.dry_run.is_none() {
+    if opts.readonly && args.dry_run.is_none() {
         bail!("--readonly forbids changing the VM; add --dry-run to see the plan");
     }
     let choice = choice(args)?;
@@ -130,44 +129,34 @@ pub fn run(global: &GlobalArgs, args: &FixArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async {
-        if global.demo {
-            let sim = crate::sim::Sim::start_demo().await?;
-            let config = sim.kube_config_as("admin").await?;
-            let client = kube::Client::try_from(config)?;
-            let code = run_with(&client, "default", global, args, choice, timeout).await;
-            sim.shutdown().await;
-            return code;
-        }
-        let conn = connect::connect(&super::source::connect_flags(global)?).await?;
-        run_with(
-            &conn.client,
-            &conn.default_namespace,
-            global,
-            args,
-            choice,
-            timeout,
-        )
-        .await
+        let (opened, context_ns) = crate::session::source::connect_only(opts).await?;
+        let code = run_with(&opened.client, &context_ns, opts, args, choice, timeout).await;
+        opened.close().await;
+        code
     })
 }
 
-/// Everything after connecting (tests call this with a client of their own).
+/// Everything after connecting.
 pub async fn run_with(
     client: &kube::Client,
     context_ns: &str,
-    global: &GlobalArgs,
+    opts: &Options,
     args: &FixArgs,
     choice: Choice,
     timeout: Duration,
 ) -> anyhow::Result<ExitCode> {
-    let (ns, name) = split_name(&args.name, global.namespace.as_deref(), context_ns)?;
-    let opts = super::list::report_options(global)?;
+    let (ns, name) = split_name(&args.name, opts.namespaces.named(), context_ns)?;
     let mut report = Report::new(args.output);
-    let target = match fix::read_target(client, ns, name, &opts).await {
-        Ok(t) => t,
-        Err(ReadError::Refused(r)) => return report.fail(&r.to_string()),
-        Err(e) => return report.fail(&e.to_string()),
+    let target = match crate::session::fix::fix_target(opts, client, ns, name).await {
+        Ok((t, warnings)) => {
+            for w in warnings {
+                eprintln!("warning: {w}");
+            }
+            t
+        }
+        Err(e) => return report.fail(&crate::session::error_chain(&e)),
     };
+    let report_opts = opts.report_options();
     let plan = match fix::plan(&target, &choice) {
         Ok(p) => p,
         Err(r) => return report.fail(&format!("refused: {r}")),
@@ -217,7 +206,7 @@ pub async fn run_with(
         &plan,
         &choice,
         fix::Options { server_dry_run },
-        &opts,
+        &report_opts,
     )
     .await;
     let applied = match outcome {

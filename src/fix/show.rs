@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use super::fields::{shown, ALL_FIELDS};
 use super::plan::{Plan, Side};
-use crate::parse::quantity::{human, to_quantity_string};
+use crate::units::{human, to_quantity_string};
 
 fn bytes(b: Option<i64>) -> String {
     match b {

@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use super::harvester::{seed_reserve, seed_row};
 use super::overhead::MI;
-use crate::parse::quantity::to_quantity_string;
+use crate::units::to_quantity_string;
 
 /// How a reservation is applied to a VM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -17,7 +17,7 @@ use super::readings::LiveSource;
 use super::recommend::{recommend, Recommendation, Strategy};
 use super::spec::{defaulted_vmi_spec, expected_pod, memory_numbers, reservation};
 use super::version::{detect, DetectedVersion, Version};
-use crate::parse::quantity::Quantity;
+use crate::units::Quantity;
 
 /// Inputs to a report besides the inventory.
 #[derive(Debug, Clone, Default)]
@@ -325,7 +325,7 @@ fn observed_overhead(j: &Joined) -> Option<i64> {
     let from_pod = j
         .pod
         .and_then(|p| p.metadata.annotations.get(keys::MEMORY_OVERHEAD_ANNOTATION))
-        .and_then(|v| crate::parse::quantity::parse_memory(v).ok());
+        .and_then(|v| crate::units::parse_memory(v).ok());
     let from_vmi = j
         .vmi
         .and_then(|v| v.status.memory.as_ref())

@@ -7,4 +7,3 @@ pub mod kubelet_summary;
 pub mod manifest;
 pub mod oom;
 pub mod probe;
-pub mod quantity;

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use crate::model::objects::keys;
 use crate::model::overhead::MI;
 use crate::model::version::Version;
-use crate::parse::quantity::{parse_bytes, to_quantity_string};
+use crate::units::{parse_bytes, to_quantity_string};
 
 use super::status::ApiError;
 

@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::model::objects::keys;
-use crate::parse::quantity::{parse_bytes, to_quantity_string};
+use crate::units::{parse_bytes, to_quantity_string};
 
 use super::launcher;
 use super::resources::{PODS, VIRTUAL_MACHINES, VIRTUAL_MACHINE_INSTANCES};

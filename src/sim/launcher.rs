@@ -8,7 +8,7 @@ use crate::model::overhead::{
     overhead, vcpus, ClusterInputs, ProcessConstants, CONSOLE_LOG_SIDECAR_BYTES,
 };
 use crate::model::version::Version;
-use crate::parse::quantity::{parse_bytes, parse_millis};
+use crate::units::{parse_bytes, parse_millis};
 
 use super::resources::PODS;
 use super::scenario::{Flavour, Workload};

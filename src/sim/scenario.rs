@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::parse::quantity::Quantity;
+use crate::units::Quantity;
 
 /// KubeVirt alone, or Harvester on top of it (settings API and VM webhook).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

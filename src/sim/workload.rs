@@ -23,7 +23,7 @@ pub struct Params {
 impl Params {
     /// Resolve a scenario workload (quantities were validated when the scenario was read).
     pub fn from_workload(w: &Workload) -> Params {
-        let b = |q: &crate::parse::quantity::Quantity| q.bytes().unwrap_or(0).max(0);
+        let b = |q: &crate::units::Quantity| q.bytes().unwrap_or(0).max(0);
         Params {
             fill_start: w.guest_fill_start.clamp(0.0, 1.0),
             fill_rate: b(&w.guest_fill_rate) as f64,
@@ -304,7 +304,7 @@ mod tests {
         let w = Workload {
             memhold: Some(MemHold {
                 after_seconds: 10.0,
-                rate: crate::parse::quantity::Quantity::new("4Mi"),
+                rate: crate::units::Quantity::new("4Mi"),
             }),
             ..Workload::default()
         };

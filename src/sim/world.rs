@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::model::version::Version;
-use crate::parse::quantity::Quantity;
+use crate::units::Quantity;
 
 use super::auth::Auth;
 use super::clock::SimClock;
