@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use crate::fix::{self, Action, Choice, Plan, StrategyChoice};
 use crate::parse::duration;
+use crate::session::signals::{exit_on_signal, StopSignals};
 use crate::session::Options;
 use crate::units::parse_memory;
 
@@ -129,14 +130,26 @@ pub fn run(opts: &Options, args: &FixArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async {
+        // Listening from the start, so no signal is missed: one during the reading round is the
+        // round's to handle (it deletes its agents); any later one ends fix at once.
+        let stops = StopSignals::new().context("listening for SIGINT, SIGTERM and SIGHUP")?;
         let (opened, context_ns) = crate::session::source::connect_only(opts).await?;
-        let code = run_with(&opened.client, &context_ns, opts, args, choice, timeout).await;
+        let code = run_with(
+            &opened.client,
+            &context_ns,
+            opts,
+            args,
+            choice,
+            timeout,
+            stops,
+        )
+        .await;
         opened.close().await;
         code
     })
 }
 
-/// Everything after connecting.
+/// Everything after connecting; `stops` listens for the terminating signals since the start.
 pub async fn run_with(
     client: &kube::Client,
     context_ns: &str,
@@ -144,18 +157,23 @@ pub async fn run_with(
     args: &FixArgs,
     choice: Choice,
     timeout: Duration,
+    stops: StopSignals,
 ) -> anyhow::Result<ExitCode> {
     let (ns, name) = split_name(&args.name, opts.namespaces.named(), context_ns)?;
     let mut report = Report::new(args.output);
     let target = match crate::session::fix::fix_target(opts, client, ns, name).await {
         Ok((t, warnings)) => {
-            for w in warnings {
-                eprintln!("warning: {w}");
+            // What could not be read live (the plan's own notes say what it means for the VM).
+            if !warnings.is_empty() {
+                report.set("warnings", json!(warnings));
             }
             t
         }
         Err(e) => return report.fail(&crate::session::error_chain(&e)),
     };
+    // The agents of the reading round are gone: from here a signal ends fix as it comes (the
+    // patch carries its resourceVersion, so a request cut short is all or nothing).
+    exit_on_signal(stops);
     let report_opts = opts.report_options();
     let plan = match fix::plan(&target, &choice) {
         Ok(p) => p,

@@ -1,6 +1,10 @@
 //! The signals that end a session: Ctrl-C (SIGINT), SIGTERM and SIGHUP (the terminal closed).
 //! Whoever waits for them deletes its agent pods before the process ends: `list`, `fix` and
 //! `oom --node` through [`interrupted`], the dashboard through [`StopSignals`].
+//!
+//! Once a handler is installed the process no longer dies of these signals by itself, so a
+//! command that goes on after its agents are gone hands its [`StopSignals`] to
+//! [`exit_on_signal`]: any later signal ends it at once, as an unhandled one would have.
 
 /// The terminating signals, listened for from creation on: one that arrives while its owner is
 /// busy elsewhere is kept until [`StopSignals::recv`] is called.
@@ -29,6 +33,15 @@ impl StopSignals {
         Ok(StopSignals {})
     }
 
+    /// The exit status a shell gives a process killed by the signal named `why`.
+    pub fn exit_status(why: &str) -> i32 {
+        match why {
+            "hung up" => 128 + 1,
+            "terminated" => 128 + 15,
+            _ => 128 + 2,
+        }
+    }
+
     /// The next terminating signal, in words for the message that follows ("interrupted; the
     /// agent pods were deleted").
     pub async fn recv(&mut self) -> &'static str {
@@ -46,6 +59,17 @@ impl StopSignals {
             "interrupted"
         }
     }
+}
+
+/// From now on, end the process at the next terminating signal (including one that arrived since
+/// `stops` was created), saying which on stderr. For a command with nothing left to clean up
+/// that may be blocked (a prompt, a long wait) where it cannot listen itself.
+pub fn exit_on_signal(mut stops: StopSignals) {
+    tokio::spawn(async move {
+        let why = stops.recv().await;
+        eprintln!("error: {why}");
+        std::process::exit(StopSignals::exit_status(why));
+    });
 }
 
 /// Resolves when the process is asked to stop: Ctrl-C, or on Unix SIGTERM or SIGHUP.
