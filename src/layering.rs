@@ -236,98 +236,103 @@ fn edges(files: &BTreeMap<String, String>, kinds: &[Kind]) -> BTreeMap<String, B
     };
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (file, text) in files {
-        let code = code_of(text);
-        let file_module = module_of(file);
-        let children = child_modules(&code);
-        let test_file = file.contains("/tests/") || file.ends_with("/tests.rs");
-        let kind_at = |at: usize, inline: &[(String, usize, bool)]| {
-            if test_file || inline.iter().any(|(_, _, test)| *test) {
-                Kind::Test
-            } else if statement_before(&code, at).starts_with("pub use")
-                || statement_before(&code, at).starts_with("pub(crate) use")
-            {
-                Kind::Reexport
-            } else {
-                Kind::Code
+        for full in uses_in(file, text, kinds) {
+            if let Some(target) = resolve(&full).filter(|t| *t != file) {
+                out.entry(file.clone()).or_default().insert(target.clone());
             }
-        };
-        // Inline modules (`mod tests { … }`) open at a brace depth: `super` inside one is the
-        // file's own module.
-        let mut inline: Vec<(String, usize, bool)> = Vec::new();
-        let mut depth = 0;
-        let mut at = 0;
-        while at < code.len() {
-            match code[at] {
-                '{' => depth += 1,
-                '}' => {
-                    depth -= 1;
-                    if inline.last().is_some_and(|(_, d, _)| *d == depth) {
-                        inline.pop();
-                    }
-                }
-                _ => {}
-            }
-            let word_start = at == 0 || !is_ident(code[at - 1]);
-            if word_start {
-                if let Some(name) = inline_module_at(&code, at) {
-                    inline.push((name, depth, is_cfg_test(&code, at)));
-                }
-            }
-            let after_path = at >= 2 && code[at - 1] == ':' && code[at - 2] == ':';
-            let rest: String = code[at..(at + 7).min(code.len())].iter().collect();
-            let anchor = ["crate::", "super::"]
-                .into_iter()
-                .find(|a| word_start && rest == *a);
-            let child = children
-                .iter()
-                .find(|c| word_start && !after_path && starts_path(&code, at, c));
-            let wanted =
-                (anchor.is_some() || child.is_some()) && kinds.contains(&kind_at(at, &inline));
-            if (anchor.is_some() || child.is_some()) && !wanted {
-                at += 1;
-                continue;
-            }
-            if let (None, Some(child)) = (anchor, child) {
-                // A path through one of the file's own child modules (`detail::draw`).
-                for path in paths_at(&code, at) {
-                    let full: Vec<String> = file_module.iter().cloned().chain(path).collect();
-                    if let Some(target) = resolve(&full).filter(|t| *t != file) {
-                        out.entry(file.clone()).or_default().insert(target.clone());
-                    }
-                }
-                at += child.len();
-                continue;
-            }
-            let Some(anchor) = anchor else {
-                at += 1;
-                continue;
-            };
-            let here: Vec<String> = file_module
-                .iter()
-                .cloned()
-                .chain(inline.iter().map(|(n, _, _)| n.clone()))
-                .collect();
-            for path in paths_at(&code, at) {
-                let mut full: Vec<String> = Vec::new();
-                let mut segs = path.iter().peekable();
-                if anchor == "crate::" {
-                    segs.next();
-                } else {
-                    full = here.clone();
-                    // `super` from `a/b.rs` (module a::b) is `a`; from `a/mod.rs` (module a)
-                    // it is the crate.
-                    while segs.peek().is_some_and(|s| *s == "super") {
-                        segs.next();
-                        full.pop();
-                    }
-                }
-                full.extend(segs.cloned());
-                if let Some(target) = resolve(&full).filter(|t| *t != file) {
-                    out.entry(file.clone()).or_default().insert(target.clone());
-                }
-            }
-            at += anchor.len();
         }
+    }
+    out
+}
+
+/// The module paths `file` uses (unresolved), of the kinds in `kinds`.
+fn uses_in(file: &str, text: &str, kinds: &[Kind]) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    let code = code_of(text);
+    let file_module = module_of(file);
+    let children = child_modules(&code);
+    let test_file = file.contains("/tests/") || file.ends_with("/tests.rs");
+    let kind_at = |at: usize, inline: &[(String, usize, bool)]| {
+        if test_file || inline.iter().any(|(_, _, test)| *test) {
+            Kind::Test
+        } else if statement_before(&code, at).starts_with("pub use")
+            || statement_before(&code, at).starts_with("pub(crate) use")
+        {
+            Kind::Reexport
+        } else {
+            Kind::Code
+        }
+    };
+    // Inline modules (`mod tests { … }`) open at a brace depth: `super` inside one is the
+    // file's own module.
+    let mut inline: Vec<(String, usize, bool)> = Vec::new();
+    let mut depth = 0;
+    let mut at = 0;
+    while at < code.len() {
+        match code[at] {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if inline.last().is_some_and(|(_, d, _)| *d == depth) {
+                    inline.pop();
+                }
+            }
+            _ => {}
+        }
+        let word_start = at == 0 || !is_ident(code[at - 1]);
+        if word_start {
+            if let Some(name) = inline_module_at(&code, at) {
+                inline.push((name, depth, is_cfg_test(&code, at)));
+            }
+        }
+        let after_path = at >= 2 && code[at - 1] == ':' && code[at - 2] == ':';
+        let rest: String = code[at..(at + 7).min(code.len())].iter().collect();
+        let anchor = ["crate::", "super::"]
+            .into_iter()
+            .find(|a| word_start && rest == *a);
+        let child = children
+            .iter()
+            .find(|c| word_start && !after_path && starts_path(&code, at, c));
+        let wanted = (anchor.is_some() || child.is_some()) && kinds.contains(&kind_at(at, &inline));
+        if (anchor.is_some() || child.is_some()) && !wanted {
+            at += 1;
+            continue;
+        }
+        if let (None, Some(child)) = (anchor, child) {
+            // A path through one of the file's own child modules (`detail::draw`).
+            for path in paths_at(&code, at) {
+                out.push(file_module.iter().cloned().chain(path).collect());
+            }
+            at += child.len();
+            continue;
+        }
+        let Some(anchor) = anchor else {
+            at += 1;
+            continue;
+        };
+        let here: Vec<String> = file_module
+            .iter()
+            .cloned()
+            .chain(inline.iter().map(|(n, _, _)| n.clone()))
+            .collect();
+        for path in paths_at(&code, at) {
+            let mut full: Vec<String> = Vec::new();
+            let mut segs = path.iter().peekable();
+            if anchor == "crate::" {
+                segs.next();
+            } else {
+                full = here.clone();
+                // `super` from `a/b.rs` (module a::b) is `a`; from `a/mod.rs` (module a)
+                // it is the crate.
+                while segs.peek().is_some_and(|s| *s == "super") {
+                    segs.next();
+                    full.pop();
+                }
+            }
+            full.extend(segs.cloned());
+            out.push(full);
+        }
+        at += anchor.len();
     }
     out
 }

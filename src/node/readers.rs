@@ -175,21 +175,7 @@ impl LiveReadings {
         let mut per_node = targets(inv);
         let round_no = self.round;
         self.round += 1;
-        self.guest
-            .retain(per_node.values().flatten().map(|t| t.probe.uid.as_str()));
-        // smaps only where the policy wants it this round; the others carry the last figure.
-        let mut exact: HashMap<String, Vec<u64>> = HashMap::new();
-        for t in per_node.values_mut().flatten() {
-            let sizes = &t.probe.guest_bytes;
-            if self
-                .guest
-                .wants_smaps(&self.opts.smaps, &t.probe.uid, sizes, round_no)
-            {
-                exact.insert(t.probe.uid.clone(), sizes.clone());
-            } else {
-                t.probe.guest_bytes.clear();
-            }
-        }
+        let exact = self.smaps_this_round(&mut per_node, round_no);
         let timeout = self.opts.exec_timeout;
         let client = &self.client;
         let agents = self.agents.as_ref();
@@ -199,24 +185,7 @@ impl LiveReadings {
             _ => BTreeSet::new(),
         };
         let nodes: BTreeSet<String> = per_node.keys().cloned().chain(logs_of.clone()).collect();
-        // Agents start first, for every node at once: starting is mostly waiting for the
-        // kubelet, so doing it inside the exec bound would serialise the waits by the bound
-        // (200 nodes / 32 = 7 waits of a pod start, one after another). The creates are
-        // bounded inside `Agents`; the waits share one list per poll round.
-        let mut started: HashMap<String, Result<String, String>> = match agents {
-            Some(a) => {
-                let nodes_count = nodes.len();
-                futures::stream::iter(nodes.iter().cloned())
-                    .map(|node| async move {
-                        let r = a.ensure(&node).await;
-                        (node, r)
-                    })
-                    .buffer_unordered(nodes_count.max(1))
-                    .collect()
-                    .await
-            }
-            None => HashMap::new(),
-        };
+        let mut started = start_agents(agents, &nodes).await;
         let mut results = futures::stream::iter(nodes)
             .map(|node| {
                 let targets = per_node.remove(&node);
@@ -271,6 +240,30 @@ impl LiveReadings {
             }
         }
         round
+    }
+
+    /// Which pods' smaps is read this round (their guest sizes, by pod UID); the others' guest
+    /// sizes are cleared from the targets and carry the last figure.
+    fn smaps_this_round(
+        &mut self,
+        per_node: &mut BTreeMap<String, Vec<Target>>,
+        round_no: u64,
+    ) -> HashMap<String, Vec<u64>> {
+        self.guest
+            .retain(per_node.values().flatten().map(|t| t.probe.uid.as_str()));
+        let mut exact: HashMap<String, Vec<u64>> = HashMap::new();
+        for t in per_node.values_mut().flatten() {
+            let sizes = &t.probe.guest_bytes;
+            if self
+                .guest
+                .wants_smaps(&self.opts.smaps, &t.probe.uid, sizes, round_no)
+            {
+                exact.insert(t.probe.uid.clone(), sizes.clone());
+            } else {
+                t.probe.guest_bytes.clear();
+            }
+        }
+        exact
     }
 
     /// Read a node's kernel log through its agent (`dmesg`; the simulator's nodes name theirs in
@@ -342,6 +335,27 @@ async fn read_one(
                 })
         }
     }
+}
+
+/// Start the agents of `nodes`, all at once: starting is mostly waiting for the kubelet, so doing
+/// it inside the exec bound would serialise the waits by the bound (200 nodes / 32 = 7 waits of
+/// a pod start, one after another). The creates are bounded inside `Agents`; the waits share
+/// one list per poll round. Each node's agent pod name, or why it cannot run there.
+async fn start_agents(
+    agents: Option<&Agents>,
+    nodes: &BTreeSet<String>,
+) -> HashMap<String, Result<String, String>> {
+    let Some(a) = agents else {
+        return HashMap::new();
+    };
+    futures::stream::iter(nodes.iter().cloned())
+        .map(|node| async move {
+            let r = a.ensure(&node).await;
+            (node, r)
+        })
+        .buffer_unordered(nodes.len().max(1))
+        .collect()
+        .await
 }
 
 /// A node's kernel log through its agent.
