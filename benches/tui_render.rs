@@ -17,9 +17,9 @@ use vmmem::model::readings::{
     ProcessReading,
 };
 use vmmem::model::report::{build, Report, ReportOptions};
+use vmmem::session::dashboard::snapshot::{ContextInfo, Health, Scope, Snapshot};
 use vmmem::tui::action::Action;
 use vmmem::tui::app::App;
-use vmmem::tui::snapshot::{ContextInfo, Health, Scope, Snapshot};
 
 const MI: u64 = 1 << 20;
 const VMS: usize = 5_000;

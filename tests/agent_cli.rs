@@ -177,3 +177,97 @@ async fn pod_exec_reads_each_compute_container_and_auto_falls_back_to_it() {
     check(&ok_json(&out));
     sim.shutdown().await;
 }
+
+/// The memhold VM's row in a `list -o json`.
+fn memhold(report: &Value) -> Value {
+    report["vms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "memhold-vm")
+        .cloned()
+        .expect("memhold-vm is listed")
+}
+
+/// Seconds after an OOM kill failed the memhold VM (its pod is not running, so no probe reads
+/// its counters), `list` counts the kill: it reads the node's kernel log through the same agent
+/// as the probe. `fix` plans from the same evidence (its node's probe), unless `--live off`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_counts_a_kill_from_the_kernel_log_and_fix_measures() {
+    // The VM stays failed for a while before KubeVirt restarts it.
+    let opts = vmmem_sim::SimOptions {
+        restart_backoff: Duration::from_secs(600),
+        ..vmmem_sim::SimOptions::default()
+    };
+    let sim = vmmem_sim::Sim::start(vmmem_sim::Scenario::demo().unwrap(), opts)
+        .await
+        .unwrap();
+    let client = sim.client().await.unwrap();
+    let list = ["list", "-A", "-o", "json", "--live", "agent"];
+    let before = memhold(&ok_json(&run(&sim, &list).await));
+    assert_eq!(before["oomKills"], 0, "{before}");
+    let vmis: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(client.clone(), "default", &common::vmi_resource());
+    // The memhold process grows past the budget: qemu is killed, the VMI fails.
+    sim.advance(Duration::from_secs(400));
+    let start = std::time::Instant::now();
+    while vmis.get("memhold-vm").await.unwrap().data["status"]["phase"] != "Failed" {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "memhold-vm did not fail"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let after = memhold(&ok_json(&run(&sim, &list).await));
+    assert_eq!(after["oomKills"], 1, "{after}");
+    let flags = after["flags"].as_array().unwrap();
+    assert!(
+        flags
+            .iter()
+            .any(|f| f.as_str().unwrap().starts_with("oom-killed")),
+        "{after}"
+    );
+    assert!(agents(&client).await.is_empty(), "list deletes its agents");
+
+    // fix: the plan measures from the VM's live numbers (one probe of its node), or says it
+    // has none with --live off.
+    let fix = ["fix", "prod/db-02", "--dry-run"];
+    let out = run(&sim, &fix).await;
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(plan.contains("measured need"), "{plan}");
+    let off: Vec<&str> = fix.iter().copied().chain(["--live", "off"]).collect();
+    let out = run(&sim, &off).await;
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(plan.contains("no live data to measure"), "{plan}");
+    assert!(agents(&client).await.is_empty(), "fix deletes its agent");
+    sim.shutdown().await;
+}
+
+/// A kernel log that cannot be read is said in the JSON warnings (the kills of earlier pods on
+/// that node are not counted), and the VMs there have no kill count from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_says_when_a_nodes_kernel_log_could_not_be_read() {
+    let sim = common::demo().await;
+    sim.hang_node_exec("harvester-node-2", true);
+    let report = ok_json(&run(&sim, &["list", "-A", "-o", "json", "--live", "agent"]).await);
+    let warnings: Vec<&str> = report["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    let log = "OOM kills of earlier pods on node harvester-node-2 are not counted: its kernel log could not be read: ";
+    assert!(warnings.iter().any(|w| w.starts_with(log)), "{warnings:#?}");
+    assert!(
+        !warnings
+            .iter()
+            .any(|w| w.contains("harvester-node-1 are not counted")),
+        "{warnings:#?}"
+    );
+    sim.shutdown().await;
+}

@@ -12,11 +12,11 @@ use clap::Parser;
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 use vmmem::cli::args::Cli;
+use vmmem::session::dashboard::cluster::ClusterSource;
+use vmmem::session::dashboard::cluster_fix::ClientSlot;
+use vmmem::session::dashboard::snapshot::{DataSource, Health, Scope, Snapshot};
 use vmmem::tui::action::Action;
 use vmmem::tui::app::App;
-use vmmem::tui::cluster_fix::ClientSlot;
-use vmmem::tui::cluster_source::ClusterSource;
-use vmmem::tui::snapshot::{DataSource, Health, Scope, Snapshot};
 
 fn screen(app: &App) -> String {
     let mut term = Terminal::new(TestBackend::new(160, 30)).unwrap();
@@ -80,7 +80,10 @@ fn agent_source(kc: &Path, extra: &[&str]) -> ClusterSource {
     let head = ["kubectl-vmmem", "top", "-A", "--live", "agent"];
     let tail = ["--kubeconfig", kc.to_str().unwrap()];
     let cli = Cli::try_parse_from(head.iter().chain(extra).chain(&tail)).unwrap();
-    ClusterSource::new(cli.global.clone(), ClientSlot::default())
+    ClusterSource::new(
+        vmmem::cli::options::options(&cli.global).unwrap(),
+        ClientSlot::default(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

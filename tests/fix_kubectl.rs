@@ -106,13 +106,12 @@ async fn fix_restart_undo(scenario: Scenario, ns: &str, name: &str, harvester: b
 
     let vm = kubectl_json(dir, &["get", "vm", name, "-n", ns, "-o", "json"]).await;
     let domain = &vm["spec"]["template"]["spec"]["domain"];
-    let limit = vmmem::parse::quantity::parse_bytes(
-        domain["resources"]["limits"]["memory"].as_str().unwrap(),
-    )
-    .unwrap();
+    let limit =
+        vmmem::units::parse_bytes(domain["resources"]["limits"]["memory"].as_str().unwrap())
+            .unwrap();
     assert_eq!(
         domain["memory"]["guest"].as_str().unwrap(),
-        vmmem::parse::quantity::to_quantity_string(limit - (512 << 20))
+        vmmem::units::to_quantity_string(limit - (512 << 20))
     );
     if harvester {
         assert_eq!(
@@ -159,10 +158,9 @@ async fn fix_restart_undo(scenario: Scenario, ns: &str, name: &str, harvester: b
         .iter()
         .find(|c| c["name"] == "compute")
         .unwrap();
-    let pod_limit = vmmem::parse::quantity::parse_bytes(
-        compute["resources"]["limits"]["memory"].as_str().unwrap(),
-    )
-    .unwrap();
+    let pod_limit =
+        vmmem::units::parse_bytes(compute["resources"]["limits"]["memory"].as_str().unwrap())
+            .unwrap();
     assert_eq!(pod_limit, formula_limit, "pod vs formula");
     assert_eq!(pod_limit, expected_limit, "pod vs plan");
 

@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use vmmem::parse::cgroup_path::{kube_cgroup, CgroupLevel};
 use vmmem::parse::duration;
 use vmmem::parse::kernel_log::kernel_lines;
-use vmmem::parse::quantity::{
+use vmmem::units::{
     human, parse_bytes, parse_memory, parse_millis, to_quantity_string, Quantity, MAX_MEMORY_BYTES,
 };
 

@@ -44,8 +44,8 @@ fn self_cpu() -> f64 {
 /// The child that plays the dashboard: the refresh path of `kubectl vmmem top -A`, headless.
 pub fn dashboard_child(kubeconfig: &str, url: &str, vms: usize, refreshes: usize) {
     use clap::Parser;
-    use vmmem::tui::cluster_source::ClusterSource;
-    use vmmem::tui::snapshot::{DataSource, Health, Scope};
+    use vmmem::session::dashboard::cluster::ClusterSource;
+    use vmmem::session::dashboard::snapshot::{DataSource, Health, Scope};
     let cli = vmmem::cli::args::Cli::try_parse_from([
         "kubectl-vmmem",
         "--kubeconfig",
@@ -64,11 +64,12 @@ pub fn dashboard_child(kubeconfig: &str, url: &str, vms: usize, refreshes: usize
         serde_json::from_str(&http_get(&format!("{url}/vmmem-sim/requests"))).unwrap()
     };
     let result = rt.block_on(async {
-        let mut source = ClusterSource::new(cli.global, Default::default());
+        let opts = vmmem::cli::options::options(&cli.global).expect("dashboard options");
+        let mut source = ClusterSource::new(opts, Default::default());
         let scope = Scope { namespace: None };
         // Refreshes where some running VM had no live data: (running, with live data).
         let mut incomplete: Vec<(usize, usize)> = Vec::new();
-        let mut check = |s: &vmmem::tui::snapshot::Snapshot| {
+        let mut check = |s: &vmmem::session::dashboard::snapshot::Snapshot| {
             assert_eq!(s.health, Health::Ok, "dashboard health");
             let r = s.report.as_ref().expect("a report");
             assert_eq!(r.vms.len(), vms);

@@ -4,25 +4,25 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use super::args::{AgentArgs, AgentCommand, GlobalArgs};
+use super::args::{AgentArgs, AgentCommand};
 use crate::node::agent_spec::{AgentConfig, Session};
+use crate::session::Options;
 
-pub fn run(global: &GlobalArgs, args: &AgentArgs) -> anyhow::Result<ExitCode> {
+pub fn run(opts: &Options, args: &AgentArgs) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     match args.command {
-        AgentCommand::Cleanup => rt.block_on(cleanup(global)),
+        AgentCommand::Cleanup => rt.block_on(cleanup(opts)),
     }
 }
 
-async fn cleanup(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-    let live = super::source::open(global).await?;
+async fn cleanup(opts: &Options) -> anyhow::Result<ExitCode> {
+    let live = crate::session::source::open(opts).await?;
     let inventory = live.source.snapshot();
-    let flags = super::node_readings::agent_flags(global);
-    let result = match AgentConfig::for_cluster(&inventory, &flags, Session::new(0)) {
+    let result = match AgentConfig::for_cluster(&inventory, &opts.agent, Session::new(0)) {
         Ok(config) => crate::node::agents::sweep(&live.conn.client, &config.namespace, None, 0)
             .await
             .map(|gone| (config.namespace, gone))

@@ -298,6 +298,10 @@ pub struct GlobalArgs {
     /// Disable every mutating action.
     #[arg(long, global = true)]
     pub readonly: bool,
+    /// How far back remembered peaks count as evidence (e.g. 7d, 12h), or `off` to use and keep
+    /// no history at all (peaks are kept per cluster and VM in the user's state directory).
+    #[arg(long, global = true, value_name = "WINDOW|off", default_value = "7d")]
+    pub history: String,
 }
 
 #[cfg(test)]

@@ -4,19 +4,18 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use serde_json::{json, Value};
 
-use super::args::GlobalArgs;
-use crate::cluster::connect;
-use crate::fix::{self, Action, Choice, Plan, ReadError, StrategyChoice};
-use crate::output::escape::Shown;
+use crate::fix::{self, Action, Choice, Plan, StrategyChoice};
 use crate::parse::duration;
-use crate::parse::quantity::parse_memory;
+use crate::output::escape::Shown;
+use crate::session::signals::{exit_on_signal, StopSignals};
+use crate::session::Options;
+use crate::units::parse_memory;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum StrategyArg {
@@ -117,11 +116,11 @@ pub fn choice(args: &FixArgs) -> anyhow::Result<Choice> {
     Ok(Choice { action, strategy })
 }
 
-pub fn run(global: &GlobalArgs, args: &FixArgs) -> anyhow::Result<ExitCode> {
-    if global.from.is_some() {
+pub fn run(opts: &Options, args: &FixArgs) -> anyhow::Result<ExitCode> {
+    if opts.from_files().is_some() {
         bail!("fix needs a live cluster: --from reads files, which cannot be changed");
     }
-    if global.readonly && args.dry_run.is_none() {
+    if opts.readonly && args.dry_run.is_none() {
         bail!("--readonly forbids changing the VM; add --dry-run to see the plan");
     }
     let choice = choice(args)?;
@@ -131,114 +130,52 @@ pub fn run(global: &GlobalArgs, args: &FixArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let code = rt.block_on(async {
-        // Listen for SIGINT/SIGTERM/SIGHUP from the start: a signal is then always answered with
-        // what was already changed, also when the process was started with SIGINT ignored (as a
-        // non-interactive shell starts a background job), where the default action never comes.
-        let stop = super::node_readings::stop_signals()?;
-        tokio::select! {
-            code = run_connected(global, args, choice, timeout) => code,
-            why = stop => {
-                eprintln!(
-                    "error: {why}: {}",
-                    Shown(&Stage::current().after_interrupt(&args.name))
-                );
-                Ok(ExitCode::from(130))
-            }
-        }
-    });
-    // A question still waiting for a line on stdin must not keep the process alive.
-    rt.shutdown_background();
-    code
+    rt.block_on(async {
+        // Listening from the start, so no signal is missed: one during the reading round is the
+        // round's to handle (it deletes its agents); any later one ends fix at once.
+        let stops = StopSignals::new().context("listening for SIGINT, SIGTERM and SIGHUP")?;
+        let (opened, context_ns) = crate::session::source::connect_only(opts).await?;
+        let code = run_with(
+            &opened.client,
+            &context_ns,
+            opts,
+            args,
+            choice,
+            timeout,
+            stops,
+        )
+        .await;
+        opened.close().await;
+        code
+    })
 }
 
-async fn run_connected(
-    global: &GlobalArgs,
-    args: &FixArgs,
-    choice: Choice,
-    timeout: Duration,
-) -> anyhow::Result<ExitCode> {
-    if global.demo {
-        let demo = crate::demo::DemoCluster::start(1.0).await?;
-        let client = demo.client().await?;
-        let code = run_with(&client, "default", global, args, choice, timeout).await;
-        demo.shutdown().await;
-        return code;
-    }
-    let conn = connect::connect(&super::source::connect_flags(global)?).await?;
-    run_with(
-        &conn.client,
-        &conn.default_namespace,
-        global,
-        args,
-        choice,
-        timeout,
-    )
-    .await
-}
-
-/// How far a fix got, so that an interrupt can say what it left behind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-enum Stage {
-    /// Nothing was sent that changes the VM.
-    Reading = 0,
-    /// The patch was sent; whether the server stored it is not known yet.
-    Patching = 1,
-    /// The patch was stored; the VM has not been asked to restart.
-    Patched = 2,
-    /// The restart was asked for (or is being asked for); the new pod is awaited.
-    Restarting = 3,
-}
-
-static STAGE: AtomicU8 = AtomicU8::new(Stage::Reading as u8);
-
-impl Stage {
-    fn enter(self) {
-        STAGE.store(self as u8, Ordering::SeqCst);
-    }
-    fn current() -> Stage {
-        match STAGE.load(Ordering::SeqCst) {
-            1 => Stage::Patching,
-            2 => Stage::Patched,
-            3 => Stage::Restarting,
-            _ => Stage::Reading,
-        }
-    }
-    /// One sentence on the VM's state after an interrupt at this stage.
-    fn after_interrupt(self, vm: &str) -> String {
-        match self {
-            Stage::Reading => "nothing was applied".to_string(),
-            Stage::Patching => format!(
-                "the patch of {vm} was in flight and may or may not have been stored; run the same command again: it plans from what the VM is now"
-            ),
-            Stage::Patched => format!(
-                "{vm} was patched but not restarted; `kubectl vmmem fix {vm} --restart` applies it, `kubectl vmmem fix {vm} --undo` reverts it"
-            ),
-            Stage::Restarting => format!(
-                "{vm} was patched and its restart may have been requested; watch it with `kubectl get vmi -w`, or run the same command again to finish"
-            ),
-        }
-    }
-}
-
-/// Everything after connecting (tests call this with a client of their own).
+/// Everything after connecting; `stops` listens for the terminating signals since the start.
 pub async fn run_with(
     client: &kube::Client,
     context_ns: &str,
-    global: &GlobalArgs,
+    opts: &Options,
     args: &FixArgs,
     choice: Choice,
     timeout: Duration,
+    stops: StopSignals,
 ) -> anyhow::Result<ExitCode> {
-    let (ns, name) = split_name(&args.name, global.namespace.as_deref(), context_ns)?;
-    let opts = super::list::report_options(global)?;
+    let (ns, name) = split_name(&args.name, opts.namespaces.named(), context_ns)?;
     let mut report = Report::new(args.output);
-    let target = match fix::read_target(client, ns, name, &opts).await {
-        Ok(t) => t,
-        Err(ReadError::Refused(r)) => return report.fail(&r.to_string()),
-        Err(e) => return report.fail(&e.to_string()),
+    let target = match crate::session::fix::fix_target(opts, client, ns, name).await {
+        Ok((t, warnings)) => {
+            // What could not be read live (the plan's own notes say what it means for the VM).
+            if !warnings.is_empty() {
+                report.set("warnings", json!(warnings));
+            }
+            t
+        }
+        Err(e) => return report.fail(&crate::session::error_chain(&e)),
     };
+    // The agents of the reading round are gone: from here a signal ends fix as it comes (the
+    // patch carries its resourceVersion, so a request cut short is all or nothing).
+    exit_on_signal(stops);
+    let report_opts = opts.report_options();
     let plan = match fix::plan(&target, &choice) {
         Ok(p) => p,
         Err(r) => return report.fail(&format!("refused: {r}")),
@@ -258,11 +195,10 @@ pub async fn run_with(
                 );
             }
             if !args.yes
-                && !confirm(format!(
+                && !confirm(&format!(
                     "Restart {} to apply its pending change?",
                     plan.vm_ref()
-                ))
-                .await?
+                ))?
             {
                 return report.fail("not restarted");
             }
@@ -280,17 +216,16 @@ pub async fn run_with(
             return report
                 .fail("not applied: stdin is not a terminal; add --yes to apply without asking");
         }
-        if !confirm(format!("Apply this change to {}?", plan.vm_ref())).await? {
+        if !confirm(&format!("Apply this change to {}?", plan.vm_ref()))? {
             return report.fail("not applied");
         }
     }
-    Stage::Patching.enter();
     let outcome = fix::apply_or_replan(
         client,
         &plan,
         &choice,
         fix::Options { server_dry_run },
-        &opts,
+        &report_opts,
     )
     .await;
     let applied = match outcome {
@@ -309,9 +244,6 @@ pub async fn run_with(
         }
         Err(e) => return report.fail(&format!("applying to {}: {e}", plan.vm_ref())),
     };
-    if !server_dry_run {
-        Stage::Patched.enter();
-    }
     report.set(
         "applied",
         serde_json::to_value(&applied).unwrap_or(Value::Null),
@@ -344,7 +276,6 @@ async fn restart(
     timeout: Duration,
     mut report: Report,
 ) -> anyhow::Result<ExitCode> {
-    Stage::Restarting.enter();
     let mut progress = |line: &str| eprintln!("restart: {}", Shown(line));
     match fix::restart_and_wait(client, plan, timeout, &mut progress).await {
         Ok(r) => {
@@ -371,15 +302,7 @@ async fn restart(
     }
 }
 
-/// Ask on the terminal; the answer is read on a blocking thread so that a signal can still end
-/// the fix while it waits.
-async fn confirm(question: String) -> anyhow::Result<bool> {
-    tokio::task::spawn_blocking(move || ask(&question))
-        .await
-        .context("reading the answer")?
-}
-
-fn ask(question: &str) -> anyhow::Result<bool> {
+fn confirm(question: &str) -> anyhow::Result<bool> {
     let mut err = std::io::stderr().lock();
     write!(err, "{} [y/N] ", Shown(question))?;
     err.flush()?;
@@ -441,7 +364,6 @@ impl Report {
     }
 
     fn note(&mut self, line: &str) {
-        // Notes quote the VM's name and the server's messages.
         if self.format.is_none() {
             say(&format!("{}\n", Shown(line)));
         } else {

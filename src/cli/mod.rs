@@ -6,10 +6,15 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+use crate::session::Options;
 use args::{Cli, Command};
 
-/// Parse the command line, run the command, and turn errors into one clear sentence and exit 1.
-pub fn run() -> ExitCode {
+/// How the dashboard is run (`tui::run`, handed in by the binary).
+pub type Dashboard = fn(&Options) -> anyhow::Result<ExitCode>;
+
+/// Parse the command line, run the command (`top` through `dashboard`), and turn errors into one
+/// clear sentence and exit 1.
+pub fn run(dashboard: Dashboard) -> ExitCode {
     one_line_panics();
     let argv: Vec<String> = std::env::args().collect();
     // kubectl_complete-vmmem calls `kubectl-vmmem __complete WORDS…`: raw words, not flags to parse.
@@ -32,30 +37,35 @@ pub fn run() -> ExitCode {
         }
     };
     // `--refresh` is global: a bad value is an error for every command, not only `top`.
-    if let Err(e) = crate::tui::parse_refresh(&cli.global.refresh) {
+    if let Err(e) = options::parse_refresh(&cli.global.refresh) {
         eprintln!("error: {}", crate::output::escape::Shown(&chain(&e)));
         return ExitCode::FAILURE;
     }
-    let result = match &cli.command {
-        Some(Command::List(list)) => crate::cli::list::run(&cli.global, list),
-        Some(Command::Oom(oom)) => crate::cli::oom::run(&cli.global, oom),
-        Some(Command::Sim(sim)) => crate::cli::sim::run(sim),
-        Some(Command::Fix(fix)) => crate::cli::fix::run(&cli.global, fix),
-        Some(Command::Probe(probe)) => crate::cli::probe::run(probe),
-        Some(Command::Completion) => crate::cli::completion::run(),
-        Some(Command::Top(top)) => crate::tui::run(&cli.global, top),
-        None if std::io::IsTerminal::is_terminal(&std::io::stdout()) => {
-            crate::tui::run(&cli.global, &args::TopArgs::default())
-        }
-        Some(Command::Agent(agent)) => crate::cli::agent::run(&cli.global, agent),
-        None => crate::cli::list::run(&cli.global, &args::ListArgs::default()),
-    };
-    match result {
+    match run_command(&cli, dashboard) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {}", crate::output::escape::Shown(&chain(&e)));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Run the command; the ones that read a cluster or files get the session's options, built once
+/// from the global flags.
+fn run_command(cli: &Cli, dashboard: Dashboard) -> anyhow::Result<ExitCode> {
+    let opts = || options::options(&cli.global);
+    match &cli.command {
+        Some(Command::List(list)) => list::run(&opts()?, list),
+        Some(Command::Oom(oom)) => oom::run(&opts()?, oom),
+        Some(Command::Sim(sim)) => sim::run(sim),
+        Some(Command::Fix(fix)) => fix::run(&opts()?, fix),
+        Some(Command::Probe(probe)) => probe::run(probe),
+        Some(Command::Completion) => completion::run(),
+        // The dashboard (`top` has no flags of its own).
+        Some(Command::Top(_)) => dashboard(&opts()?),
+        None if std::io::IsTerminal::is_terminal(&std::io::stdout()) => dashboard(&opts()?),
+        Some(Command::Agent(agent)) => agent::run(&opts()?, agent),
+        None => list::run(&opts()?, &args::ListArgs::default()),
     }
 }
 
@@ -99,19 +109,8 @@ fn usage_for(argv: &[String]) -> String {
     }
 }
 
-/// An error and its causes as one sentence: "reading x: parsing y: bad z". Each cause gives its
-/// first line only (some libraries append source snippets), so the error is always one line.
-pub fn chain(e: &anyhow::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for cause in e.chain() {
-        let s = cause.to_string();
-        let s = s.lines().next().unwrap_or_default().trim().to_string();
-        if !s.is_empty() && !parts.iter().any(|p| p.contains(&s)) {
-            parts.push(s);
-        }
-    }
-    parts.join(": ")
-}
+/// An error and its causes as one sentence (see [`crate::session::error_chain`]).
+pub use crate::session::error_chain as chain;
 
 pub mod agent;
 pub mod complete;
@@ -119,8 +118,7 @@ pub mod complete_cluster;
 pub mod completion;
 pub mod fix;
 pub mod list;
-pub mod node_readings;
 pub mod oom;
+pub mod options;
 pub mod probe;
 pub mod sim;
-pub mod source;

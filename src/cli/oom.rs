@@ -6,24 +6,20 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 
-use super::args::{GlobalArgs, OomArgs, OomOutput};
+use super::args::{OomArgs, OomOutput};
 use crate::model::inventory::Inventory;
 use crate::model::oom_event::OomEvent;
 use crate::model::oom_verdict::explain;
 use crate::model::version::Version;
 use crate::output::escape::Shown;
 use crate::parse::oom::{parse_kernel_log, parse_node_kernel_log};
+use crate::session::Options;
 
-pub fn run(global: &GlobalArgs, args: &OomArgs) -> anyhow::Result<ExitCode> {
-    let flag =
-        match global.kubevirt_version.as_deref() {
-            Some(v) => Some(Version::parse(v).with_context(|| {
-                format!("--kubevirt-version {v:?} is not a version like v1.3.0")
-            })?),
-            None => None,
-        };
+pub fn run(opts: &Options, args: &OomArgs) -> anyhow::Result<ExitCode> {
+    let flag = opts.report.kubevirt_version;
+    let from = opts.from_files();
     if !args.nodes.is_empty() {
-        if args.file.is_some() || global.from.is_some() {
+        if args.file.is_some() || from.is_some() {
             bail!("--node reads the kernel log through the cluster: it cannot be combined with -f or --from");
         }
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -31,7 +27,7 @@ pub fn run(global: &GlobalArgs, args: &OomArgs) -> anyhow::Result<ExitCode> {
             .enable_all()
             .build()
             .context("starting the async runtime")?;
-        let (inventory, events) = rt.block_on(node_logs(global, &args.nodes))?;
+        let (inventory, events) = rt.block_on(node_logs(opts, &args.nodes))?;
         let out = render(&events, Some(&inventory), flag, args.output)?;
         if events.is_empty() {
             eprintln!(
@@ -46,15 +42,12 @@ pub fn run(global: &GlobalArgs, args: &OomArgs) -> anyhow::Result<ExitCode> {
             .context("writing the report")?;
         return Ok(ExitCode::SUCCESS);
     }
-    if global.demo {
+    if opts.objects == crate::session::Objects::Demo {
         bail!("oom does not read the demo cluster's node logs in this build yet; pass -f FILE or --from PATH");
     }
     // --from: the files' objects map pod UIDs to VMs; their kernel logs are read unless -f is given.
-    let loaded = match &global.from {
-        Some(path) => Some(crate::cluster::files::load_with(
-            path,
-            &super::source::file_limits(global)?,
-        )?),
+    let loaded = match from {
+        Some(path) => Some(crate::cluster::files::load_with(path, &opts.file_limits)?),
         None => None,
     };
     let (source, events) = match (args.file.as_deref(), &loaded) {
@@ -63,11 +56,7 @@ pub fn run(global: &GlobalArgs, args: &OomArgs) -> anyhow::Result<ExitCode> {
             (source, parse_kernel_log(&text))
         }
         (None, Some(l)) => {
-            let path = global
-                .from
-                .as_deref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default();
+            let path = from.map(|p| p.display().to_string()).unwrap_or_default();
             if l.kernel_logs.is_empty() {
                 bail!(
                     "{path}: found no kernel logs (expected nodes/<node>/logs/kernel.log in a support bundle, or kernel.log / dmesg files); pass -f FILE"
@@ -102,21 +91,23 @@ pub fn run(global: &GlobalArgs, args: &OomArgs) -> anyhow::Result<ExitCode> {
 
 /// The kernel logs of `nodes`, read through agent pods (deleted again on every exit path), and
 /// the live inventory to map pods to VMs.
-async fn node_logs(
-    global: &GlobalArgs,
-    nodes: &[String],
-) -> anyhow::Result<(Inventory, Vec<OomEvent>)> {
+async fn node_logs(opts: &Options, nodes: &[String]) -> anyhow::Result<(Inventory, Vec<OomEvent>)> {
     use crate::node::readers::{LiveReadings, Mode};
-    let live = super::source::open(global).await?;
+    use crate::session::{readings::unix_now, signals::interrupted};
+    let live = crate::session::source::open(opts).await?;
     let inventory = live.source.snapshot();
-    let mut opts = super::node_readings::read_options(global)?;
-    if opts.mode == Mode::Off {
-        opts.mode = Mode::Agent;
+    let mut read_opts = opts.read_options();
+    if read_opts.mode == Mode::Off {
+        read_opts.mode = Mode::Agent;
     }
-    let flags = super::node_readings::agent_flags(global);
-    let now = super::node_readings::unix_now();
-    let readers =
-        LiveReadings::start(live.conn.client.clone(), &inventory, &flags, opts, now).await;
+    let readers = LiveReadings::start(
+        live.conn.client.clone(),
+        &inventory,
+        &opts.agent,
+        read_opts,
+        unix_now(),
+    )
+    .await;
     let readers = match readers {
         Ok(r) => r,
         Err(e) => {
@@ -127,14 +118,18 @@ async fn node_logs(
     let read = async {
         let mut events = Vec::new();
         for node in nodes {
-            let text = readers.kernel_log(node).await.map_err(anyhow::Error::msg)?;
-            events.extend(parse_node_kernel_log(&text, node));
+            events.extend(
+                readers
+                    .kernel_log_events(node)
+                    .await
+                    .map_err(anyhow::Error::msg)?,
+            );
         }
         anyhow::Ok(events)
     };
     let result = tokio::select! {
         r = read => r,
-        why = super::node_readings::interrupted() => Err(anyhow::anyhow!("{why}; the agent pods were deleted")),
+        why = interrupted() => Err(anyhow::anyhow!("{why}; the agent pods were deleted")),
     };
     readers.close().await;
     live.close().await;

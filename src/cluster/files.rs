@@ -451,7 +451,7 @@ fn read_capped(source: impl Read, name: &str, declared: u64, cap: u64) -> anyhow
 
 /// A size in words for a message: `256MiB (268435456 bytes)`.
 fn bytes_words(b: u64) -> String {
-    let h = crate::parse::quantity::human(i64::try_from(b).unwrap_or(i64::MAX));
+    let h = crate::units::human(i64::try_from(b).unwrap_or(i64::MAX));
     format!("{h} ({b} bytes)")
 }
 

@@ -316,7 +316,7 @@ async fn observe(
         .as_array()
         .and_then(|cs| cs.iter().find(|c| c["name"] == "compute"))
         .and_then(|c| c["resources"]["limits"]["memory"].as_str())
-        .and_then(|q| crate::parse::quantity::parse_memory(q).ok());
+        .and_then(|q| crate::units::parse_memory(q).ok());
     Ok(Observed::Ready {
         uid,
         pod: pod.metadata.name.unwrap_or_default(),

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::fields::{self, Field, Fields, Parent, UndoRecord, ALL_FIELDS, ALL_PARENTS};
 use super::merge;
-use super::target::{FixContext, Target};
+use super::target::{FixContext, Refusal, Target};
 use crate::model::evidence::Evidence;
 use crate::model::harvester;
 use crate::model::objects::{keys, VirtualMachine};
@@ -14,7 +14,7 @@ use crate::model::overhead::{dedicated_cpu, overhead, MI};
 use crate::model::recommend::Strategy;
 use crate::model::spec::{defaulted_vmi_spec, expected_pod, memory_numbers};
 use crate::model::version::Version;
-use crate::parse::quantity::to_quantity_string;
+use crate::units::to_quantity_string;
 
 /// What the user asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,19 +41,6 @@ pub enum StrategyChoice {
 pub struct Choice {
     pub action: Action,
     pub strategy: StrategyChoice,
-}
-
-/// Why the planner will not plan a change (the same reason Harvester's webhook would give).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
-    #[error("{0}")]
-    Webhook(String),
-    #[error("VirtualMachine {0} has no memory limit, so there is no limit to reserve room under (it cannot be cgroup-OOM-killed)")]
-    NoLimit(String),
-    #[error("VirtualMachine {vm} has a field that is not a quantity: {problem}")]
-    Malformed { vm: String, problem: String },
-    #[error("VirtualMachine {vm}: {problem}; remove that annotation by hand if it is not yours")]
-    BadUndoRecord { vm: String, problem: String },
 }
 
 /// One side (before or after) of a plan.
@@ -307,7 +294,7 @@ fn current_reserve(s: Strategy, before: &Side, raw: &Value) -> Option<i64> {
 
 fn quantity_bytes(v: &Value) -> Option<i64> {
     match v {
-        Value::String(s) => crate::parse::quantity::parse_memory(s).ok(),
+        Value::String(s) => crate::units::parse_memory(s).ok(),
         Value::Number(n) => n.as_i64(),
         _ => None,
     }

@@ -1,6 +1,7 @@
 //! Reading one VM and what sizes its pod (VMI, launcher pods, KubeVirt CR, Harvester settings,
-//! quotas) from the API server into a [`Target`]. Small on purpose: it reads only what the
-//! planner needs and becomes a call into the live source once that exists.
+//! quotas) from the API server. Small on purpose: it reads only what the planner needs. The
+//! session adds the VM's live evidence (its node's probe and kernel log) before planning;
+//! [`read_target`] plans from the objects alone.
 
 use std::sync::Arc;
 
@@ -9,7 +10,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::apply::{pod_resource, vm_resource, vmi_resource, ApplyError};
-use super::plan::Refusal;
+use super::target::Refusal;
 use super::target::Target;
 use crate::model::inventory::{Inventory, Readings, SourceKind};
 use crate::model::objects::{keys, Pod, VirtualMachineInstance};
@@ -49,13 +50,38 @@ async fn list_lean<T: DeserializeOwned>(
     }
 }
 
-/// Read `namespace/name` and everything the planner needs about it.
+/// Read `namespace/name` and everything the planner needs about it, without live evidence.
 pub async fn read_target(
     client: &kube::Client,
     namespace: &str,
     name: &str,
     opts: &ReportOptions,
 ) -> Result<Target, ReadError> {
+    let objects = read_objects(client, namespace, name).await?;
+    Ok(Target::new(
+        objects.vm,
+        &objects.inventory,
+        &Readings::new(),
+        opts,
+    )?)
+}
+
+/// One VM's objects as read.
+#[derive(Debug, Clone)]
+pub struct VmObjects {
+    /// The VirtualMachine as the server stored it (the patch is planned from it).
+    pub vm: Value,
+    /// Its VMI and launcher pods, the KubeVirt CR, Harvester settings and the namespace's
+    /// quotas; what could not be listed is in its warnings.
+    pub inventory: Inventory,
+}
+
+/// Read `namespace/name` and the objects that size its pod.
+pub async fn read_objects(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<VmObjects, ReadError> {
     let vm_ref = format!("{namespace}/{name}");
     let cluster = |source: ApplyError| ReadError::Cluster {
         vm: vm_ref.clone(),
@@ -139,5 +165,8 @@ pub async fn read_target(
     .await
     .unwrap_or_default();
     inv.warnings = warnings;
-    Ok(Target::new(raw, &inv, &Readings::new(), opts)?)
+    Ok(VmObjects {
+        vm: raw,
+        inventory: inv,
+    })
 }

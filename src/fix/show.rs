@@ -6,7 +6,7 @@ use super::fields::{shown, ALL_FIELDS};
 use super::plan::{Plan, Side};
 use crate::model::evidence::Bound;
 use crate::output::escape::{escape, Shown};
-use crate::parse::quantity::{human, to_quantity_string};
+use crate::units::{human, to_quantity_string};
 
 fn bytes(b: Option<i64>) -> String {
     match b {

@@ -3,13 +3,25 @@
 
 use serde_json::Value;
 
-use super::plan::Refusal;
 use crate::model::harvester::HarvesterContext;
 use crate::model::inventory::{Inventory, Readings};
 use crate::model::objects::VirtualMachine;
 use crate::model::overhead::ClusterInputs;
 use crate::model::report::{self, ReportOptions, VmRow};
 use crate::model::version::Version;
+
+/// Why the planner will not plan a change (the same reason Harvester's webhook would give).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("{0}")]
+    Webhook(String),
+    #[error("VirtualMachine {0} has no memory limit, so there is no limit to reserve room under (it cannot be cgroup-OOM-killed)")]
+    NoLimit(String),
+    #[error("VirtualMachine {vm} has a field that is not a quantity: {problem}")]
+    Malformed { vm: String, problem: String },
+    #[error("VirtualMachine {vm}: {problem}; remove that annotation by hand if it is not yours")]
+    BadUndoRecord { vm: String, problem: String },
+}
 
 /// Cluster facts that decide the pod KubeVirt builds for the VM's next start.
 #[derive(Debug, Clone)]

@@ -87,13 +87,11 @@ impl ReservedSource {
 }
 
 /// The VM's `reservedMemory` annotation in bytes: `Some(Ok)` when set and valid.
-pub fn annotation(
-    vm: &VirtualMachine,
-) -> Option<Result<i64, crate::parse::quantity::QuantityError>> {
+pub fn annotation(vm: &VirtualMachine) -> Option<Result<i64, crate::units::QuantityError>> {
     vm.metadata
         .annotations
         .get(keys::HARVESTER_RESERVED_MEMORY)
-        .map(|v| crate::parse::quantity::parse_memory(v))
+        .map(|v| crate::units::parse_memory(v))
 }
 
 /// Whether Harvester's hotplug annotation is on (the reservation annotation then does nothing

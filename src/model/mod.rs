@@ -7,6 +7,7 @@ pub mod join;
 pub mod memory;
 pub mod objects;
 pub mod oom_event;
+pub mod oom_explanation;
 pub mod oom_verdict;
 pub mod oom_vm;
 pub mod oom_words;

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::parse::quantity::Quantity;
+use crate::units::Quantity;
 
 pub use super::string_map::StringMap;
 

@@ -148,7 +148,7 @@ fn vmi_of_pod<'a>(inv: &'a Inventory, pod: &Pod) -> Option<&'a VirtualMachineIns
         .map(|v| &**v)
 }
 
-fn bytes(q: &Option<crate::parse::quantity::Quantity>) -> Option<u64> {
+fn bytes(q: &Option<crate::units::Quantity>) -> Option<u64> {
     q.as_ref()
         .and_then(|q| q.bytes().ok())
         .and_then(|b| u64::try_from(b).ok())
@@ -203,7 +203,7 @@ mod tests {
     use crate::model::objects::{
         KubeVirt, MemorySpec, ObjectMeta, OwnerReference, VmiMemoryStatus,
     };
-    use crate::parse::quantity::Quantity;
+    use crate::units::Quantity;
 
     fn meta(ns: &str, name: &str, uid: &str) -> ObjectMeta {
         ObjectMeta {

@@ -1,10 +1,10 @@
 //! The verdict of an explained OOM event, as one paragraph in plain words.
 
 use super::oom_event::OomScope;
-use super::oom_verdict::{GuestSource, OomExplanation, TriggerKind};
+use super::oom_explanation::{GuestSource, OomExplanation, TriggerKind};
 use super::overhead::{process_role, ProcessRole};
 use super::version::VersionSource;
-use crate::parse::quantity::{human, to_quantity_string};
+use crate::units::{human, to_quantity_string};
 
 fn size(b: u64) -> String {
     human(i64::try_from(b).unwrap_or(i64::MAX))

@@ -193,7 +193,7 @@ pub fn vcpus(spec: &VmiSpec) -> i64 {
     n.max(1)
 }
 
-fn mem(q: &Option<crate::parse::quantity::Quantity>) -> Option<i64> {
+fn mem(q: &Option<crate::units::Quantity>) -> Option<i64> {
     q.as_ref().and_then(|q| q.bytes().ok())
 }
 
@@ -204,8 +204,7 @@ fn guaranteed(spec: &VmiSpec, v: Version) -> bool {
     let lim_mem = mem(&r.limits.memory).unwrap_or(0);
     let mem_ok = (req_mem != 0 && req_mem == lim_mem)
         || (v >= Version::new(1, 7, 0) && r.requests.memory.is_none() && lim_mem != 0);
-    let millis =
-        |q: &Option<crate::parse::quantity::Quantity>| q.as_ref().and_then(|q| q.millis().ok());
+    let millis = |q: &Option<crate::units::Quantity>| q.as_ref().and_then(|q| q.millis().ok());
     let req_cpu = millis(&r.requests.cpu).unwrap_or(0);
     let lim_cpu = millis(&r.limits.cpu).unwrap_or(0);
     mem_ok && req_cpu != 0 && req_cpu == lim_cpu

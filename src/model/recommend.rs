@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::evidence::{worst_by, Evidence, EvidenceKind, Level};
 use super::harvester::{seed_reserve, seed_row};
 use super::overhead::MI;
-use crate::parse::quantity::{human, to_quantity_string};
+use crate::units::{human, to_quantity_string};
 
 /// How a reservation is applied to a VM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -21,7 +21,7 @@ use super::recommend::{recommend, Recommendation, Sizing, Strategy};
 use super::spec::{defaulted_vmi_spec, expected_pod, memory_numbers, reservation};
 use super::trend::Eta;
 use super::version::{detect, DetectedVersion, Version};
-use crate::parse::quantity::Quantity;
+use crate::units::Quantity;
 
 /// Inputs to a report besides the inventory.
 #[derive(Debug, Clone, Default)]
@@ -338,7 +338,7 @@ fn observed_overhead(j: &Joined) -> Option<i64> {
     let from_pod = j
         .pod
         .and_then(|p| p.metadata.annotations.get(keys::MEMORY_OVERHEAD_ANNOTATION))
-        .and_then(|v| crate::parse::quantity::parse_memory(v).ok());
+        .and_then(|v| crate::units::parse_memory(v).ok());
     let from_vmi = j
         .vmi
         .and_then(|v| v.status.memory.as_ref())
@@ -616,7 +616,7 @@ fn row(
     if let Some(e) = oom_eta {
         notes.push(format!(
             "overhead is growing by {}/min: OOM in {} (± {}) at this rate",
-            crate::parse::quantity::human((e.rate * 60.0) as i64),
+            crate::units::human((e.rate * 60.0) as i64),
             e.words(),
             super::trend::duration_words(e.error_seconds)
         ));

@@ -5,7 +5,7 @@ use super::harvester::{self, HarvesterContext, ReservedSource};
 use super::objects::{VirtualMachine, VmiSpec};
 use super::overhead::CONSOLE_LOG_SIDECAR_BYTES;
 use super::version::Version;
-use crate::parse::quantity::{Quantity, QuantityError};
+use crate::units::{Quantity, QuantityError};
 
 /// The memory numbers of a VM or VMI spec, in bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::readers::Target;
+use super::targets::Target;
 use crate::model::readings::NodeReadings;
 use crate::parse::kubelet_summary::{self, Wanted};
 

@@ -14,3 +14,4 @@ pub mod local;
 pub mod probe;
 pub mod readers;
 pub mod smaps_policy;
+pub mod targets;

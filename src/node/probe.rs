@@ -57,7 +57,7 @@ impl ProbeTarget {
         }
         let mut guest_bytes = Vec::new();
         for size in sizes.split(',').filter(|x| !x.is_empty()) {
-            let b = crate::parse::quantity::parse_bytes(size).map_err(|e| e.to_string())?;
+            let b = crate::units::parse_bytes(size).map_err(|e| e.to_string())?;
             if b <= 0 {
                 return Err(format!("guest size {size:?} in {s:?} must be positive"));
             }

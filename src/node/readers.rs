@@ -9,7 +9,7 @@
 //! live.close().await;   // deletes the agent pods: call it on every exit path
 //! ```
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,10 +20,11 @@ use super::agents::Agents;
 use super::exec;
 use super::probe::{exec_command, ProbeSettings, ProbeTarget};
 use super::smaps_policy::{GuestMemory, SmapsPolicy};
+pub use super::targets::{targets, Target};
 use crate::model::inventory::{Inventory, Readings};
 use crate::model::join::join;
+use crate::model::oom_event::OomEvent;
 use crate::model::readings::{LiveSource, NodeReadings};
-use crate::model::spec::memory_numbers;
 
 /// Where live numbers come from (`--live`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +53,10 @@ pub struct ReadOptions {
     pub start_timeout: Duration,
     /// How often qemu's smaps is read for the exact guest resident.
     pub smaps: SmapsPolicy,
+    /// Read each node's kernel log in the round too (through its agent, beside the probe), for
+    /// the OOM kills of pods that are gone. One-shot readers (`list`, `fix`) want this; the
+    /// dashboard reads logs in the background when something suggests a kill.
+    pub kernel_logs: bool,
 }
 
 impl Default for ReadOptions {
@@ -64,6 +69,7 @@ impl Default for ReadOptions {
             exec_timeout: Duration::from_secs(10),
             start_timeout: Duration::from_secs(60),
             smaps: SmapsPolicy::default(),
+            kernel_logs: false,
         }
     }
 }
@@ -77,6 +83,9 @@ pub struct Round {
     pub stale: HashMap<String, String>,
     /// Session-wide remarks (e.g. the sweep of earlier agents).
     pub warnings: Vec<String>,
+    /// With [`ReadOptions::kernel_logs`]: the OOM reports in each node's kernel log, or why the
+    /// log could not be read.
+    pub kernel_logs: BTreeMap<String, Result<Vec<OomEvent>, String>>,
 }
 
 /// Why live readings cannot start at all.
@@ -86,51 +95,16 @@ pub enum ReadersError {
     Config(#[from] AgentConfigError),
 }
 
-/// One virt-launcher pod to read.
-#[derive(Debug, Clone)]
-pub struct Target {
-    pub probe: ProbeTarget,
-    pub namespace: String,
-    pub pod: String,
-    /// The compute container's id (from the pod status), when known.
-    pub compute_id: Option<String>,
-}
-
-/// The nodes with running VMs and, for each, the pods to read (UID and guest size).
-pub fn targets(inv: &Inventory) -> BTreeMap<String, Vec<Target>> {
-    let mut out: BTreeMap<String, Vec<Target>> = BTreeMap::new();
+/// The nodes whose kernel logs tell the OOM kills of the inventory's VMs: every node with a
+/// launcher pod or a VMI on it, in any phase (a VM just killed may have no running pod).
+pub fn log_nodes(inv: &Inventory) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
     for j in join(inv) {
-        let Some(pod) = j.pod else { continue };
-        let Some(node) = pod.spec.node_name.clone().filter(|n| !n.is_empty()) else {
-            continue;
-        };
-        if pod.status.phase.as_deref() != Some("Running") {
-            continue;
-        }
-        let guest = j
-            .vmi
-            .map(|v| memory_numbers(&v.spec))
-            .filter(|n| !n.hugepages)
-            .and_then(|n| n.guest)
-            .filter(|&g| g > 0);
-        let probe = match guest {
-            Some(g) => ProbeTarget::with_guest(pod.metadata.uid.clone(), g as u64),
-            None => ProbeTarget::new(pod.metadata.uid.clone()),
-        };
-        let compute_id = pod
-            .status
-            .container_statuses
-            .iter()
-            .find(|c| c.name == "compute")
-            .and_then(|c| c.container_id.rsplit("://").next())
-            .filter(|id| !id.is_empty())
-            .map(str::to_string);
-        out.entry(node).or_default().push(Target {
-            probe,
-            namespace: pod.metadata.namespace.clone(),
-            pod: pod.metadata.name.clone(),
-            compute_id,
-        });
+        let pods = j.pod.into_iter().chain(j.other_pods.iter().copied());
+        let nodes = pods
+            .filter_map(|p| p.spec.node_name.as_deref())
+            .chain(j.vmi.and_then(|v| v.status.node_name.as_deref()));
+        out.extend(nodes.filter(|n| !n.is_empty()).map(str::to_string));
     }
     out
 }
@@ -201,56 +175,54 @@ impl LiveReadings {
         let mut per_node = targets(inv);
         let round_no = self.round;
         self.round += 1;
-        self.guest
-            .retain(per_node.values().flatten().map(|t| t.probe.uid.as_str()));
-        // smaps only where the policy wants it this round; the others carry the last figure.
-        let mut exact: HashMap<String, Vec<u64>> = HashMap::new();
-        for t in per_node.values_mut().flatten() {
-            let sizes = &t.probe.guest_bytes;
-            if self
-                .guest
-                .wants_smaps(&self.opts.smaps, &t.probe.uid, sizes, round_no)
-            {
-                exact.insert(t.probe.uid.clone(), sizes.clone());
-            } else {
-                t.probe.guest_bytes.clear();
-            }
-        }
+        let exact = self.smaps_this_round(&mut per_node, round_no);
         let timeout = self.opts.exec_timeout;
         let client = &self.client;
         let agents = self.agents.as_ref();
         let mode = self.opts.mode;
-        // Agents start first, for every node at once: starting is mostly waiting for the
-        // kubelet, so doing it inside the exec bound would serialise the waits by the bound
-        // (200 nodes / 32 = 7 waits of a pod start, one after another). The creates are
-        // bounded inside `Agents`; the waits share one list per poll round.
-        let mut started: HashMap<String, Result<String, String>> = match agents {
-            Some(a) => {
-                let nodes: Vec<String> = per_node.keys().cloned().collect();
-                let nodes_count = nodes.len();
-                futures::stream::iter(nodes)
-                    .map(|node| async move {
-                        let r = a.ensure(&node).await;
-                        (node, r)
-                    })
-                    .buffer_unordered(nodes_count.max(1))
-                    .collect()
-                    .await
-            }
-            None => HashMap::new(),
+        let logs_of = match agents {
+            Some(_) if self.opts.kernel_logs => log_nodes(inv),
+            _ => BTreeSet::new(),
         };
-        let mut results = futures::stream::iter(per_node)
-            .map(|(node, targets)| {
+        let nodes: BTreeSet<String> = per_node.keys().cloned().chain(logs_of.clone()).collect();
+        let mut started = start_agents(agents, &nodes).await;
+        let mut results = futures::stream::iter(nodes)
+            .map(|node| {
+                let targets = per_node.remove(&node);
                 let agent = agents.zip(started.remove(&node));
+                let log = logs_of.contains(&node);
+                let started_ok = agent.as_ref().map(|(_, r)| r.clone());
                 async move {
-                    let r = read_one(client, agent, mode, &node, &targets, timeout, now).await;
-                    (node, r)
+                    let probe = async {
+                        match &targets {
+                            Some(t) => {
+                                Some(read_one(client, agent, mode, &node, t, timeout, now).await)
+                            }
+                            None => None,
+                        }
+                    };
+                    let kernel_log = async {
+                        match started_ok {
+                            Some(Ok(_)) if log => {
+                                let a = agents.expect("an agent was started");
+                                Some(log_events(client, a, &node, timeout).await)
+                            }
+                            Some(Err(why)) if log => Some(Err(why)),
+                            _ => None,
+                        }
+                    };
+                    let (r, log) = futures::join!(probe, kernel_log);
+                    (node, r, log)
                 }
             })
             .buffer_unordered(self.opts.parallel.max(1));
         // Each node's reading is compacted and replaces that node's last one as soon as it is
         // in: a round never holds all nodes' new readings uncompacted beside all the old ones.
-        while let Some((node, result)) = results.next().await {
+        while let Some((node, result, log)) = results.next().await {
+            if let Some(log) = log {
+                round.kernel_logs.insert(node.clone(), log);
+            }
+            let Some(result) = result else { continue };
             match result {
                 Ok(mut r) => {
                     self.guest.absorb(&mut r, &exact, round_no);
@@ -270,38 +242,45 @@ impl LiveReadings {
         round
     }
 
+    /// Which pods' smaps is read this round (their guest sizes, by pod UID); the others' guest
+    /// sizes are cleared from the targets and carry the last figure.
+    fn smaps_this_round(
+        &mut self,
+        per_node: &mut BTreeMap<String, Vec<Target>>,
+        round_no: u64,
+    ) -> HashMap<String, Vec<u64>> {
+        self.guest
+            .retain(per_node.values().flatten().map(|t| t.probe.uid.as_str()));
+        let mut exact: HashMap<String, Vec<u64>> = HashMap::new();
+        for t in per_node.values_mut().flatten() {
+            let sizes = &t.probe.guest_bytes;
+            if self
+                .guest
+                .wants_smaps(&self.opts.smaps, &t.probe.uid, sizes, round_no)
+            {
+                exact.insert(t.probe.uid.clone(), sizes.clone());
+            } else {
+                t.probe.guest_bytes.clear();
+            }
+        }
+        exact
+    }
+
     /// Read a node's kernel log through its agent (`dmesg`; the simulator's nodes name theirs in
     /// `VMMEM_KERNEL_LOG`).
     pub async fn kernel_log(&self, node: &str) -> Result<String, String> {
         let agents = self.agents.as_ref().ok_or_else(|| {
             "reading a node's kernel log needs the agent (--live auto or agent)".to_string()
         })?;
-        let pod = agents.ensure(node).await?;
-        let argv: Vec<String> = [
-            "sh",
-            "-c",
-            "if [ -n \"$VMMEM_KERNEL_LOG\" ]; then cat \"$VMMEM_KERNEL_LOG\"; else dmesg; fi",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let out = exec::run(
-            &self.client,
-            &agents.config().namespace,
-            &pod,
-            agents.container(),
-            argv,
-            self.opts.exec_timeout,
-        )
-        .await
-        .map_err(|e| format!("reading the kernel log of node {node}: {e}"))?;
-        match out.failure {
-            None => Ok(out.stdout),
-            Some(f) => Err(format!(
-                "reading the kernel log of node {node}: {f}{}",
-                stderr_tail(&out.stderr)
-            )),
-        }
+        kernel_log(&self.client, agents, node, self.opts.exec_timeout).await
+    }
+
+    /// The OOM reports in a node's kernel log (read through its agent).
+    pub async fn kernel_log_events(&self, node: &str) -> Result<Vec<OomEvent>, String> {
+        let agents = self.agents.as_ref().ok_or_else(|| {
+            "reading a node's kernel log needs the agent (--live auto or agent)".to_string()
+        })?;
+        log_events(&self.client, agents, node, self.opts.exec_timeout).await
     }
 
     /// Delete this session's agents.
@@ -356,6 +335,77 @@ async fn read_one(
                 })
         }
     }
+}
+
+/// Start the agents of `nodes`, all at once: starting is mostly waiting for the kubelet, so doing
+/// it inside the exec bound would serialise the waits by the bound (200 nodes / 32 = 7 waits of
+/// a pod start, one after another). The creates are bounded inside `Agents`; the waits share
+/// one list per poll round. Each node's agent pod name, or why it cannot run there.
+async fn start_agents(
+    agents: Option<&Agents>,
+    nodes: &BTreeSet<String>,
+) -> HashMap<String, Result<String, String>> {
+    let Some(a) = agents else {
+        return HashMap::new();
+    };
+    futures::stream::iter(nodes.iter().cloned())
+        .map(|node| async move {
+            let r = a.ensure(&node).await;
+            (node, r)
+        })
+        .buffer_unordered(nodes.len().max(1))
+        .collect()
+        .await
+}
+
+/// A node's kernel log through its agent.
+async fn kernel_log(
+    client: &kube::Client,
+    agents: &Agents,
+    node: &str,
+    timeout: Duration,
+) -> Result<String, String> {
+    let pod = agents.ensure(node).await?;
+    let argv: Vec<String> = [
+        "sh",
+        "-c",
+        "if [ -n \"$VMMEM_KERNEL_LOG\" ]; then cat \"$VMMEM_KERNEL_LOG\"; else dmesg; fi",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let out = exec::run(
+        client,
+        &agents.config().namespace,
+        &pod,
+        agents.container(),
+        argv,
+        timeout,
+    )
+    .await
+    .map_err(|e| format!("reading the kernel log of node {node}: {e}"))?;
+    match out.failure {
+        None => Ok(out.stdout),
+        Some(f) => Err(format!(
+            "reading the kernel log of node {node}: {f}{}",
+            stderr_tail(&out.stderr)
+        )),
+    }
+}
+
+/// The OOM reports in a node's kernel log, parsed off the async workers (a log can be
+/// megabytes).
+async fn log_events(
+    client: &kube::Client,
+    agents: &Agents,
+    node: &str,
+    timeout: Duration,
+) -> Result<Vec<OomEvent>, String> {
+    let text = kernel_log(client, agents, node, timeout).await?;
+    let n = node.to_string();
+    tokio::task::spawn_blocking(move || crate::parse::oom::parse_node_kernel_log(&text, &n))
+        .await
+        .map_err(|e| format!("parsing the kernel log of node {node}: {e}"))
 }
 
 fn stderr_tail(stderr: &str) -> String {

@@ -9,7 +9,7 @@ use crate::model::oom_event::ContainerRuntime;
 use crate::model::oom_verdict::{GuestSource, OomExplanation};
 use crate::model::oom_vm::VmRef;
 use crate::output::escape::escape;
-use crate::parse::quantity::human;
+use crate::units::human;
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -194,7 +194,7 @@ pub fn to_table(explained: &[OomExplanation]) -> String {
             size(ex.overhead_used_bytes),
             size(ex.overhead_budget_bytes),
             ex.reserve_bytes.map_or("-".to_string(), |r| {
-                crate::parse::quantity::to_quantity_string(i64::try_from(r).unwrap_or(i64::MAX))
+                crate::units::to_quantity_string(i64::try_from(r).unwrap_or(i64::MAX))
             }),
         ]);
     }

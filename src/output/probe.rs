@@ -3,7 +3,7 @@
 use crate::model::readings::{CgroupCounters, NodeReadings};
 use crate::output::escape::Shown;
 use crate::output::table::{Table, Tone, NONE};
-use crate::parse::quantity::human;
+use crate::units::human;
 
 fn size(b: Option<u64>) -> String {
     b.map(|b| human(i64::try_from(b).unwrap_or(i64::MAX)))

@@ -2,7 +2,7 @@
 
 use crate::model::report::{Report, Risk, VmRow};
 use crate::model::trend::duration_words;
-use crate::parse::quantity::human;
+use crate::units::human;
 
 use super::table::{Table, Tone, NONE};
 
@@ -45,14 +45,14 @@ pub fn recommend_cell(r: &VmRow) -> String {
     if r.has_flag("under-reserved") {
         format!(
             "reserve {}",
-            crate::parse::quantity::to_quantity_string(r.recommendation.reserve_bytes)
+            crate::units::to_quantity_string(r.recommendation.reserve_bytes)
         )
     } else if cur > 0 || r.has_flag("no-limit") {
         "-".to_string()
     } else {
         format!(
             "reserve {}",
-            crate::parse::quantity::to_quantity_string(r.recommendation.reserve_bytes)
+            crate::units::to_quantity_string(r.recommendation.reserve_bytes)
         )
     }
 }

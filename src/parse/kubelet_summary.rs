@@ -10,7 +10,7 @@
 
 use serde::Deserialize;
 
-use crate::parse::quantity::MAX_MEMORY_BYTES;
+use crate::units::MAX_MEMORY_BYTES;
 
 use crate::model::readings::{
     CgroupCounters, CgroupLevel, CgroupVersion, LiveSource, MemoryStat, NodeReadings, PodReading,

@@ -14,7 +14,7 @@ use crate::model::objects::{
     VirtualMachine, VirtualMachineInstance, VmSpec, VmStatus, VmTemplate, VmiMemoryStatus, VmiSpec,
     VmiStatus, Volume,
 };
-use crate::parse::quantity::Quantity;
+use crate::units::Quantity;
 
 /// An object the tool understands.
 #[derive(Debug, Clone)]

@@ -7,5 +7,4 @@ pub mod kubelet_summary;
 pub mod manifest;
 pub mod oom;
 pub mod probe;
-pub mod quantity;
 pub mod yaml_depth;

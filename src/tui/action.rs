@@ -6,8 +6,8 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 use super::app::{App, Overlay};
 use super::columns::Column;
-use super::fix::{ApplyOutcome, FixRequest, PlanView};
-use super::snapshot::Snapshot;
+use crate::session::dashboard::fix::{ApplyOutcome, FixRequest, PlanView};
+use crate::session::dashboard::snapshot::Snapshot;
 
 #[derive(Debug, Clone)]
 pub enum Action {

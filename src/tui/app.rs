@@ -3,10 +3,15 @@
 use std::time::{Duration, SystemTime};
 
 use super::columns::Sort;
-use super::fix::{ApplyOutcome, FixKind, PlanView};
 use super::history::{History, VmKey};
-use super::snapshot::{ContextInfo, Health, Scope};
 use crate::model::report::{Report, Risk, VmRow};
+use crate::session::dashboard::fix::{ApplyOutcome, FixKind, PlanView};
+use crate::session::dashboard::snapshot::{ContextInfo, Health, Scope};
+
+/// Header lines above the table.
+pub const HEADER_ROWS: u16 = 3;
+/// Rows that are not table rows: header, banner, column headers, status bar.
+pub const CHROME_ROWS: u16 = HEADER_ROWS + 3;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum View {
@@ -186,7 +191,7 @@ impl App {
 
     /// Rows per page of the table, from the terminal height.
     pub fn page(&self) -> usize {
-        usize::from(self.size.1.saturating_sub(super::view::CHROME_ROWS)).max(1)
+        usize::from(self.size.1.saturating_sub(CHROME_ROWS)).max(1)
     }
 
     pub fn all_namespaces(&self) -> bool {

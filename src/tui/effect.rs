@@ -1,8 +1,8 @@
 //! Work the event loop does on the App's behalf; results come back as actions.
 
-use super::fix::FixRequest;
-use super::snapshot::Scope;
 use crate::model::report::VmRow;
+use crate::session::dashboard::fix::FixRequest;
+use crate::session::dashboard::snapshot::Scope;
 
 #[derive(Debug, Clone)]
 pub enum Effect {

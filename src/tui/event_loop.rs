@@ -14,9 +14,10 @@ use tokio::sync::{mpsc, watch};
 use super::action::{self, Action};
 use super::app::App;
 use super::effect::Effect;
-use super::fix::FixBackend;
-use super::snapshot::{fetch_loop, DataSource, Scope};
 use super::view;
+use crate::session::dashboard::fix::FixBackend;
+use crate::session::dashboard::snapshot::{fetch_loop, DataSource, Scope};
+use crate::session::signals::StopSignals;
 
 /// Reads terminal events on a thread (crossterm's reads block) until `stop` is set.
 fn spawn_input(tx: mpsc::Sender<Event>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
@@ -92,7 +93,8 @@ where
     let (act_tx, mut act_rx) = mpsc::channel::<Action>(16);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut terms = Signals::new()?;
+    // SIGTERM, SIGHUP and SIGINT end the dashboard like `q` does.
+    let mut terms = StopSignals::new().context("listening for SIGTERM, SIGHUP and SIGINT")?;
     app.fix_enabled = fix.is_some();
     if let Ok(size) = terminal.size() {
         app.update(Action::Resize(size.width, size.height));
@@ -161,7 +163,7 @@ fn run_effect(
                 None => {
                     let _ = act_tx.try_send(Action::Planned(
                         req,
-                        Err(super::fix::NOT_IN_THIS_BUILD.to_string()),
+                        Err(crate::session::dashboard::fix::NOT_IN_THIS_BUILD.to_string()),
                     ));
                 }
             }
@@ -183,49 +185,12 @@ fn run_effect(
                 None => {
                     let _ = act_tx.try_send(Action::Applied(
                         req,
-                        super::fix::ApplyOutcome::Failed(super::fix::NOT_IN_THIS_BUILD.into()),
+                        crate::session::dashboard::fix::ApplyOutcome::Failed(
+                            crate::session::dashboard::fix::NOT_IN_THIS_BUILD.into(),
+                        ),
                     ));
                 }
             }
-        }
-    }
-}
-
-/// SIGTERM, SIGHUP and SIGINT end the dashboard like `q` does.
-struct Signals {
-    #[cfg(unix)]
-    term: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    hup: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    int: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn new() -> anyhow::Result<Signals> {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{signal, SignalKind};
-            Ok(Signals {
-                term: signal(SignalKind::terminate()).context("listening for SIGTERM")?,
-                hup: signal(SignalKind::hangup()).context("listening for SIGHUP")?,
-                int: signal(SignalKind::interrupt()).context("listening for SIGINT")?,
-            })
-        }
-        #[cfg(not(unix))]
-        Ok(Signals {})
-    }
-
-    async fn recv(&mut self) {
-        #[cfg(unix)]
-        tokio::select! {
-            _ = self.term.recv() => {}
-            _ = self.hup.recv() => {}
-            _ = self.int.recv() => {}
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
         }
     }
 }

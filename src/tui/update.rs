@@ -4,10 +4,12 @@ use super::action::Action;
 use super::app::{App, FixDialog, Input, InputKind, Notice, Overlay, Stage, View};
 use super::columns::Sort;
 use super::effect::Effect;
-use super::fix::{ApplyOutcome, FixKind, FixRequest, NOT_IN_THIS_BUILD, RESERVE_STRATEGIES};
 use super::history::VmKey;
-use super::snapshot::{Scope, Snapshot};
 use crate::model::recommend::Strategy;
+use crate::session::dashboard::fix::{
+    ApplyOutcome, FixKind, FixRequest, NOT_IN_THIS_BUILD, RESERVE_STRATEGIES,
+};
+use crate::session::dashboard::snapshot::{Scope, Snapshot};
 
 impl App {
     pub fn update(&mut self, action: Action) -> Vec<Effect> {

@@ -6,7 +6,7 @@ use crate::model::inventory::{Inventory, Readings};
 use crate::model::objects::{HarvesterSetting, KubeVirt, ObjectMeta, ResourceQuota};
 use crate::model::overhead::GI;
 use crate::model::report::ReportOptions;
-use crate::parse::quantity::Quantity;
+use crate::units::Quantity;
 
 pub(super) fn vm(annotations: Value, domain: Value) -> Value {
     json!({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",

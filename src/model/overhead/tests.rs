@@ -3,7 +3,7 @@ use crate::model::objects::{
     CpuSpec, DomainSpec, Interface, LaunchSecurity, MemorySpec, Probe, ReservedOverhead, Tpm,
     Volume,
 };
-use crate::parse::quantity::Quantity;
+use crate::units::Quantity;
 
 fn q(s: &str) -> Option<Quantity> {
     Some(Quantity::new(s))

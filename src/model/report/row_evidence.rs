@@ -10,7 +10,7 @@ use crate::model::oom_verdict::OomExplanation;
 use crate::model::readings::{CgroupLevel, NodeReadings};
 use crate::model::recommend::Sizing;
 use crate::model::trend::{self, Eta, Sample};
-use crate::parse::quantity::human;
+use crate::units::human;
 
 pub struct Inputs<'a> {
     pub model: Option<&'a MemoryModel>,

@@ -12,8 +12,8 @@ use ratatui::Terminal;
 use tokio::sync::mpsc;
 
 use super::*;
+use crate::session::dashboard::snapshot::DataSource;
 use crate::tui::event_loop::run_with_events;
-use crate::tui::snapshot::DataSource;
 
 /// A source whose fetch takes `delay` and returns the seed report.
 struct Source {

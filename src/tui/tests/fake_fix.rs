@@ -6,10 +6,10 @@ use std::sync::Mutex;
 use futures::future::BoxFuture;
 
 use crate::model::report::VmRow;
-use crate::parse::quantity::to_quantity_string;
-use crate::tui::fix::{
+use crate::session::dashboard::fix::{
     ApplyOutcome, FixBackend, FixKind, FixRequest, PlanLine, PlanView, Progress,
 };
+use crate::units::to_quantity_string;
 
 pub struct FakeFix {
     pub answer: ApplyOutcome,
@@ -30,8 +30,7 @@ fn q(b: Option<i64>) -> String {
 }
 
 fn h(b: Option<i64>) -> String {
-    b.map(crate::parse::quantity::human)
-        .unwrap_or_else(|| "none".into())
+    b.map(crate::units::human).unwrap_or_else(|| "none".into())
 }
 
 impl FakeFix {

@@ -4,7 +4,6 @@
 mod event_loop;
 mod fake_fix;
 mod oom_history;
-mod oom_source;
 mod render;
 mod state;
 
@@ -15,7 +14,6 @@ use std::time::{Duration, SystemTime};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
-use crate::cluster::files::load_inventory;
 use crate::model::inventory::{Inventory, Readings};
 use crate::model::overhead::MI;
 use crate::model::readings::{
@@ -25,7 +23,7 @@ use crate::model::readings::{
 use crate::model::report::{build, Report, ReportOptions};
 
 use super::app::App;
-use super::snapshot::{ContextInfo, Health, Scope, Snapshot};
+use crate::session::dashboard::snapshot::{ContextInfo, Health, Scope, Snapshot};
 
 /// 2024-05-20T15:00:00Z, so ages on screen do not depend on the clock.
 pub fn t0() -> SystemTime {
@@ -34,7 +32,10 @@ pub fn t0() -> SystemTime {
 
 pub fn seed_inventory() -> Inventory {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seed");
-    load_inventory(&dir).unwrap().inventory
+    // The fixtures as `--from` reads them.
+    crate::session::inputs::from_files(&dir, &crate::session::Options::default())
+        .unwrap()
+        .inventory
 }
 
 fn proc_(comm: &str, anon: i64) -> ProcessReading {

@@ -10,11 +10,11 @@ use super::{render, seed_inventory, seed_readings, snapshot, t0};
 use crate::model::inventory::{Inventory, Readings};
 use crate::model::oom_event::OomEvent;
 use crate::model::report::{build, Report, ReportOptions, VmRow};
+use crate::session::dashboard::oom_watch::{OomWatch, MIN_INTERVAL, RETRY_INTERVAL};
+use crate::session::dashboard::snapshot::{Health, Scope};
 use crate::tui::action::Action;
 use crate::tui::app::{App, View};
 use crate::tui::history::VmKey;
-use crate::tui::oom_watch::{OomWatch, MIN_INTERVAL, RETRY_INTERVAL};
-use crate::tui::snapshot::{Health, Scope};
 
 const VM4_POD: &str = "bc31d215-d48e-4416-8e2b-68716b8f5bcb";
 /// vm4's pod after a restart.

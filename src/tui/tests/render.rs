@@ -9,8 +9,8 @@ use super::fake_fix::FakeFix;
 use super::state::drive;
 use super::*;
 use crate::model::inventory::Inventory;
+use crate::session::dashboard::fix::ApplyOutcome;
 use crate::tui::action::Action;
-use crate::tui::fix::ApplyOutcome;
 
 #[test]
 fn main_200x50() {

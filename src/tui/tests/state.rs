@@ -9,11 +9,11 @@ use super::fake_fix::FakeFix;
 use super::*;
 use crate::model::recommend::Strategy;
 use crate::model::report::Risk;
+use crate::session::dashboard::fix::{ApplyOutcome, FixBackend, FixKind, NOT_IN_THIS_BUILD};
 use crate::tui::action::{from_key, Action};
 use crate::tui::app::{Overlay, Stage, View};
 use crate::tui::columns::Column;
 use crate::tui::effect::Effect;
-use crate::tui::fix::{ApplyOutcome, FixBackend, FixKind, NOT_IN_THIS_BUILD};
 
 fn names(app: &App) -> Vec<String> {
     (0..app.visible.len())
@@ -365,31 +365,17 @@ fn history_keeps_a_vm_without_live_data_and_forgets_a_deleted_one() {
 }
 
 #[test]
-fn refresh_flag_and_initial_scope() {
-    use crate::cli::args::GlobalArgs;
-    use crate::tui::snapshot::FilesSource;
+fn initial_scope_from_the_flags() {
+    use crate::session::dashboard::initial_scope;
+    use crate::session::dashboard::snapshot::FilesSource;
+    use crate::session::{Namespaces, Options};
+    let files = FilesSource::new("x".into(), Options::default());
+    assert_eq!(initial_scope(&Namespaces::Default, &files).namespace, None);
     assert_eq!(
-        crate::tui::parse_refresh("2s").unwrap(),
-        Duration::from_secs(2)
-    );
-    assert_eq!(
-        crate::tui::parse_refresh("5").unwrap(),
-        Duration::from_secs(5)
-    );
-    assert_eq!(
-        crate::tui::parse_refresh("500ms").unwrap(),
-        Duration::from_millis(500)
-    );
-    assert!(crate::tui::parse_refresh("10ms").is_err());
-    assert!(crate::tui::parse_refresh("soon").is_err());
-    let files = FilesSource::new("x".into(), GlobalArgs::default());
-    let mut g = GlobalArgs::default();
-    assert_eq!(crate::tui::initial_scope(&g, &files).namespace, None);
-    g.namespace = Some("prod".into());
-    assert_eq!(
-        crate::tui::initial_scope(&g, &files).namespace.as_deref(),
+        initial_scope(&Namespaces::One("prod".into()), &files)
+            .namespace
+            .as_deref(),
         Some("prod")
     );
-    g.all_namespaces = true;
-    assert_eq!(crate::tui::initial_scope(&g, &files).namespace, None);
+    assert_eq!(initial_scope(&Namespaces::All, &files).namespace, None);
 }

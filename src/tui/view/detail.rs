@@ -8,12 +8,12 @@ use ratatui::widgets::{Paragraph, Sparkline, Wrap};
 use ratatui::Frame;
 
 use super::bars::{stacked, Segment};
-use super::{bad_style, label_style, paint, risk_style};
+use super::style::{bad_style, heading, kv, label_style, paint, risk_style, size};
 use crate::model::readings::LiveSource;
 use crate::model::report::VmRow;
-use crate::parse::quantity::{human, to_quantity_string};
 use crate::tui::app::App;
 use crate::tui::history::VmKey;
+use crate::units::{human, to_quantity_string};
 
 /// Glyph and colour per breakdown component (the glyph keeps the bar readable without colour).
 fn look(name: &str) -> (char, Color) {
@@ -38,10 +38,6 @@ fn short(name: &'static str) -> &'static str {
         "virt-launcher" => "launcher",
         n => n,
     }
-}
-
-pub(super) fn size(b: Option<i64>) -> String {
-    b.map(human).unwrap_or_else(|| "-".into())
 }
 
 pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App, key: &VmKey) {
@@ -221,21 +217,6 @@ fn draw_sparks(
                 .style(paint(app, Style::default().fg(colour))),
             b,
         );
-    }
-}
-
-pub(super) fn heading(app: &App, s: &str) -> Line<'static> {
-    Line::from(Span::styled(
-        s.to_string(),
-        label_style(app).add_modifier(Modifier::BOLD),
-    ))
-}
-
-pub(super) fn kv(k: &str, v: String, why: &str) -> Line<'static> {
-    if why.is_empty() {
-        Line::from(format!("  {k:<16} {v}"))
-    } else {
-        Line::from(format!("  {k:<16} {v:>10}  {why}"))
     }
 }
 

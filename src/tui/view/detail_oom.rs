@@ -5,12 +5,11 @@
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 
-use super::detail::{heading, kv, size};
-use super::{bad_style, label_style};
+use super::style::{bad_style, heading, kv, label_style, size};
 use crate::model::oom_verdict::OomExplanation;
 use crate::model::report::VmRow;
-use crate::parse::quantity::human;
 use crate::tui::app::App;
+use crate::units::human;
 
 /// A count, or `-` where the source has no such counter (the kubelet's summary).
 fn count(n: Option<u64>) -> String {

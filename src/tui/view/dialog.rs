@@ -6,9 +6,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Padding, Paragraph, Wrap};
 use ratatui::Frame;
 
-use super::{bad_style, centred, label_style, paint};
+use super::style::{bad_style, centred, label_style, paint};
+use crate::session::dashboard::fix::{ApplyOutcome, FixKind};
 use crate::tui::app::{App, FixDialog, Notice, Stage};
-use crate::tui::fix::{ApplyOutcome, FixKind};
 
 /// The warning of the seed's Solution 2, shown before removing a limit.
 pub const HOST_EXHAUSTION: &str = "Without a memory limit the VM is never OOM-killed by its cgroup, but it may exhaust all memory on the host in extreme cases: be careful with this in production.";

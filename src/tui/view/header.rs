@@ -6,7 +6,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use super::{age, label_style, paint, risk_style};
+use super::style::{age, label_style, paint, risk_style};
 use crate::model::report::Risk;
 use crate::tui::app::App;
 

@@ -6,7 +6,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 use ratatui::Frame;
 
-use super::{centred, label_style};
+use super::style::{centred, label_style};
 use crate::tui::action::KEYS;
 use crate::tui::app::App;
 use crate::tui::columns::ALL;

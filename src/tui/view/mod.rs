@@ -6,6 +6,7 @@ pub mod detail_oom;
 pub mod dialog;
 pub mod header;
 pub mod help;
+pub mod style;
 pub mod table;
 
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -14,13 +15,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use super::app::{App, InputKind, View};
-use crate::model::report::Risk;
-
-/// Header lines above the table.
-pub const HEADER_ROWS: u16 = 3;
-/// Rows that are not table rows: header, banner, column headers, status bar.
-pub const CHROME_ROWS: u16 = HEADER_ROWS + 3;
+use super::app::{App, InputKind, View, HEADER_ROWS};
+pub use style::{age, bad_style, centred, label_style, paint, risk_style};
 
 /// Draw the whole screen.
 pub fn draw(frame: &mut Frame<'_>, app: &App) {
@@ -44,40 +40,6 @@ pub fn draw(frame: &mut Frame<'_>, app: &App) {
         Some(super::app::Overlay::Fix(d)) => dialog::draw_fix(frame, frame.area(), app, d),
         None => {}
     }
-}
-
-/// A style with its colours dropped when colour is off (modifiers stay).
-pub fn paint(app: &App, style: Style) -> Style {
-    if app.colour {
-        style
-    } else {
-        Style {
-            fg: None,
-            bg: None,
-            ..style
-        }
-    }
-}
-
-pub fn risk_style(app: &App, risk: Risk) -> Style {
-    let s = match risk {
-        Risk::Critical => Style::default().fg(Color::Red).add_modifier(Modifier::BOLD),
-        Risk::Warn => Style::default().fg(Color::Yellow),
-        Risk::Ok => Style::default().fg(Color::Green),
-        Risk::Unknown => Style::default().fg(Color::DarkGray),
-    };
-    paint(app, s)
-}
-
-pub fn label_style(app: &App) -> Style {
-    paint(app, Style::default().fg(Color::Cyan))
-}
-
-pub fn bad_style(app: &App) -> Style {
-    paint(
-        app,
-        Style::default().fg(Color::Red).add_modifier(Modifier::BOLD),
-    )
 }
 
 /// The line under the header: the error of the last fetch, else warnings, else the filter.
@@ -155,28 +117,4 @@ fn draw_status(frame: &mut Frame<'_>, area: Rect, app: &App) {
         Line::from(spans)
     };
     frame.render_widget(Paragraph::new(line), area);
-}
-
-/// A rectangle of at most `w`×`h` centred in `area`.
-pub fn centred(area: Rect, w: u16, h: u16) -> Rect {
-    let w = w.min(area.width);
-    let h = h.min(area.height);
-    Rect {
-        x: area.x + (area.width - w) / 2,
-        y: area.y + (area.height - h) / 2,
-        width: w,
-        height: h,
-    }
-}
-
-/// `n` seconds as `4s`, `3m12s`, `2h5m`.
-pub fn age(d: std::time::Duration) -> String {
-    let s = d.as_secs();
-    if s < 60 {
-        format!("{s}s")
-    } else if s < 3600 {
-        format!("{}m{}s", s / 60, s % 60)
-    } else {
-        format!("{}h{}m", s / 3600, (s % 3600) / 60)
-    }
 }

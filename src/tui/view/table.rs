@@ -7,11 +7,11 @@ use ratatui::widgets::{Cell, Paragraph, Row, Table};
 use ratatui::Frame;
 
 use super::bars::{inline_bar, level_colour};
-use super::{bad_style, centred, paint, risk_style};
+use super::style::{bad_style, centred, paint, risk_style};
 use crate::model::report::VmRow;
-use crate::parse::quantity::human;
 use crate::tui::app::App;
 use crate::tui::columns::{pod_limit, usage_ratio, Column, ALL, PRIORITY};
+use crate::units::human;
 
 const GAP: u16 = 2;
 

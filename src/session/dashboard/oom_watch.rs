@@ -19,7 +19,7 @@ use crate::model::oom_verdict::{explain_one, OomExplanation};
 use crate::model::oom_vm::{is_harvester, kubevirt_version, vm_for_pod, VmFacts, VmRef};
 use crate::model::report::{Report, VmRow};
 use crate::model::version::Version;
-use crate::parse::quantity::to_quantity_string;
+use crate::units::to_quantity_string;
 
 /// Shortest time between two reads of one node's kernel log.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(10);

@@ -7,9 +7,8 @@ use std::time::{Duration, SystemTime};
 use futures::future::BoxFuture;
 use tokio::sync::{mpsc, watch};
 
-use crate::cli::args::GlobalArgs;
-use crate::model::inventory::Readings;
 use crate::model::report::{self, Report};
+use crate::session::options::Options;
 
 /// Where the data comes from, for the header.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -129,12 +128,12 @@ pub async fn fetch_loop<S: DataSource>(
 /// `--from PATH`: re-reads the files on every refresh (they may be edited), no live data.
 pub struct FilesSource {
     path: PathBuf,
-    global: GlobalArgs,
+    opts: Options,
 }
 
 impl FilesSource {
-    pub fn new(path: PathBuf, global: GlobalArgs) -> FilesSource {
-        FilesSource { path, global }
+    pub fn new(path: PathBuf, opts: Options) -> FilesSource {
+        FilesSource { path, opts }
     }
 
     fn context(&self) -> ContextInfo {
@@ -150,35 +149,29 @@ impl FilesSource {
 /// kills of the kernel logs among them.
 pub fn report_from_files(
     path: &std::path::Path,
-    global: &GlobalArgs,
+    opts: &Options,
     scope: &Scope,
 ) -> anyhow::Result<Report> {
-    let mut opts = crate::cli::list::report_options(global)?;
-    let mut loaded = crate::cluster::files::load_inventory_with(
-        path,
-        &crate::cli::source::file_limits(global)?,
-    )?;
-    let mut g = global.clone();
-    g.all_namespaces = scope.namespace.is_none();
-    g.namespace = scope.namespace.clone();
-    crate::cli::list::filter_namespace(&mut loaded.inventory, &g);
-    // Support bundles carry the nodes' kernel logs: their kills are the VMs' OOM history.
-    opts.oom_history = crate::cli::list::oom_history(&loaded, opts.version_flag);
-    opts.kernel_logs_read = crate::cli::list::logs_read(&loaded);
-    Ok(report::build(&loaded.inventory, &Readings::new(), &opts))
+    let inputs =
+        crate::session::inputs::from_files(path, &opts.with_namespace(scope.namespace.as_deref()))?;
+    Ok(report::build(
+        &inputs.inventory,
+        &inputs.readings,
+        &inputs.options,
+    ))
 }
 
 impl DataSource for FilesSource {
     fn fetch<'a>(&'a mut self, scope: &'a Scope) -> BoxFuture<'a, Snapshot> {
         Box::pin(async move {
             let path = self.path.clone();
-            let global = self.global.clone();
+            let opts = self.opts.clone();
             let sc = scope.clone();
             let result =
-                tokio::task::spawn_blocking(move || report_from_files(&path, &global, &sc)).await;
+                tokio::task::spawn_blocking(move || report_from_files(&path, &opts, &sc)).await;
             let (report, health) = match result {
                 Ok(Ok(r)) => (Some(r), Health::Ok),
-                Ok(Err(e)) => (None, Health::Failed(crate::cli::chain(&e))),
+                Ok(Err(e)) => (None, Health::Failed(crate::session::error_chain(&e))),
                 Err(e) => (None, Health::Failed(format!("reading files: {e}"))),
             };
             Snapshot {
@@ -264,7 +257,7 @@ mod tests {
     #[tokio::test]
     async fn files_source_counts_the_kills_of_a_bundles_kernel_logs() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bundle");
-        let mut src = FilesSource::new(dir, GlobalArgs::default());
+        let mut src = FilesSource::new(dir, Options::default());
         let snap = src.fetch(&Scope::default()).await;
         let report = snap.report.unwrap();
         let vm = report.vms.iter().find(|v| v.name == "vm-64g").unwrap();
@@ -278,11 +271,11 @@ mod tests {
     #[tokio::test]
     async fn files_source_reads_fixtures_and_reports_errors() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seed");
-        let mut src = FilesSource::new(dir, GlobalArgs::default());
+        let mut src = FilesSource::new(dir, Options::default());
         let snap = src.fetch(&Scope::default()).await;
         assert!(snap.health.is_ok(), "{:?}", snap.health);
         assert!(snap.report.unwrap().vms.iter().any(|v| v.name == "vm2"));
-        let mut bad = FilesSource::new("no/such/dir".into(), GlobalArgs::default());
+        let mut bad = FilesSource::new("no/such/dir".into(), Options::default());
         let snap = bad.fetch(&Scope::default()).await;
         assert!(snap.report.is_none());
         assert!(matches!(snap.health, Health::Failed(m) if m.contains("no/such/dir")));

@@ -5,15 +5,16 @@
 
 use std::time::{Duration, Instant};
 
-use crate::cli::args::{GlobalArgs, LiveMode};
+use crate::cluster::connect::ConnectFlags;
 use crate::model::report::VmRow;
-use crate::tui::cluster_fix::ClientSlot;
-use crate::tui::cluster_source::ClusterSource;
-use crate::tui::snapshot::{DataSource, Scope};
+use crate::session::dashboard::cluster::ClusterSource;
+use crate::session::dashboard::cluster_fix::ClientSlot;
+use crate::session::dashboard::snapshot::{DataSource, Scope, Snapshot};
+use crate::session::options::{Namespaces, Options};
 use vmmem_sim::resources::PODS;
 use vmmem_sim::Sim;
 
-fn memhold(snap: &crate::tui::snapshot::Snapshot) -> Option<VmRow> {
+fn memhold(snap: &Snapshot) -> Option<VmRow> {
     snap.report
         .as_ref()?
         .vms
@@ -28,14 +29,16 @@ async fn memhold_kill_reaches_the_row_from_the_kernel_log() {
     let dir = tempfile::tempdir().unwrap();
     let kc = dir.path().join("kubeconfig");
     sim.write_kubeconfig(&kc).unwrap();
-    let global = GlobalArgs {
-        kubeconfig: Some(kc),
-        all_namespaces: true,
-        request_timeout: "10s".into(),
-        live: LiveMode::Auto,
-        ..GlobalArgs::default()
+    let opts = Options {
+        connect: ConnectFlags {
+            kubeconfig: Some(kc),
+            request_timeout: Some(Duration::from_secs(10)),
+            ..ConnectFlags::default()
+        },
+        namespaces: Namespaces::All,
+        ..Options::default()
     };
-    let mut source = ClusterSource::new(global, ClientSlot::default());
+    let mut source = ClusterSource::new(opts, ClientSlot::default());
     let scope = Scope { namespace: None };
     let first = source.fetch(&scope).await;
     assert!(first.health.is_ok(), "{:?}", first.health);

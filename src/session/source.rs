@@ -1,61 +1,15 @@
-//! Opening the live source the global flags name: the cluster of the kubeconfig, or with
-//! `--demo` the built-in simulated cluster started in this process. `list` takes one snapshot;
-//! the dashboard keeps the source and takes a snapshot per refresh.
+//! Opening the live source the options name: the cluster of the kubeconfig, or with `--demo`
+//! the built-in simulated cluster started in this process. `list` takes one snapshot; the
+//! dashboard keeps the source and takes a snapshot per refresh. This is the product's one use
+//! of the simulator.
 
 use anyhow::Context;
 
-use super::args::GlobalArgs;
+use super::options::{Namespaces, Objects, Options};
 use crate::cluster::connect::{self, ConnectFlags};
 use crate::cluster::live::{LiveOptions, LiveSource, Scope};
-use crate::demo::DemoCluster;
 use crate::model::inventory::{Inventory, SourceKind};
-use crate::parse::duration;
-
-/// kubectl's connection flags from the command line.
-pub fn connect_flags(global: &GlobalArgs) -> anyhow::Result<ConnectFlags> {
-    let timeout = duration::parse(&global.request_timeout)
-        .with_context(|| "--request-timeout".to_string())?;
-    Ok(ConnectFlags {
-        kubeconfig: global.kubeconfig.clone(),
-        context: global.context.clone(),
-        cluster: global.cluster.clone(),
-        user: global.user.clone(),
-        as_user: global.as_user.clone(),
-        as_groups: global.as_group.clone(),
-        server: global.server.clone(),
-        token: global.token.clone(),
-        insecure_skip_tls_verify: global.insecure_skip_tls_verify,
-        request_timeout: (!timeout.is_zero()).then_some(timeout),
-    })
-}
-
-/// The caps on what `--from` reads, from `--max-file-size` and `--max-total-size`.
-pub fn file_limits(global: &GlobalArgs) -> anyhow::Result<crate::cluster::files::Limits> {
-    let size = |flag: &str, value: Option<&String>, default: u64| -> anyhow::Result<u64> {
-        let Some(value) = value else {
-            return Ok(default);
-        };
-        let bytes = crate::parse::quantity::parse_memory(value)
-            .with_context(|| format!("{flag} {value:?}"))?;
-        match u64::try_from(bytes) {
-            Ok(b) if b > 0 => Ok(b),
-            _ => anyhow::bail!("{flag} {value:?} must be larger than 0"),
-        }
-    };
-    use crate::cluster::files::Limits;
-    Ok(Limits {
-        max_file_bytes: size(
-            "--max-file-size",
-            global.max_file_size.as_ref(),
-            Limits::DEFAULT_MAX_FILE_BYTES,
-        )?,
-        max_total_bytes: size(
-            "--max-total-size",
-            global.max_total_size.as_ref(),
-            Limits::DEFAULT_MAX_TOTAL_BYTES,
-        )?,
-    })
-}
+use crate::demo::DemoCluster;
 
 /// A running live source; with `--demo` it owns the simulated cluster too.
 pub struct Live {
@@ -117,7 +71,6 @@ impl Live {
     }
 }
 
-/// Connect as the flags say, start watching and wait for the first complete lists.
 /// How fast the demo's model time runs: `VMMEM_DEMO_SPEED` (a number from 1 to 1000, default 1;
 /// 10 shows the memhold VM's first OOM kill after about 15 seconds instead of two and a half
 /// minutes).
@@ -133,15 +86,64 @@ pub fn demo_speed(var: Option<String>) -> anyhow::Result<f64> {
     }
 }
 
-/// Connect as the flags say and wait for the first complete lists.
-pub async fn open(global: &GlobalArgs) -> anyhow::Result<Live> {
-    open_with(global, false).await
+/// Connect as the options say, start watching and wait for the first complete lists.
+pub async fn open(opts: &Options) -> anyhow::Result<Live> {
+    open_with(opts, false).await
 }
 
-/// Connect as the flags say and list everything once (page by page, no watches): for one
+/// Connect as the options say and list everything once (page by page, no watches): for one
 /// snapshot, taken with [`Live::into_parts`].
-pub async fn open_once(global: &GlobalArgs) -> anyhow::Result<Live> {
-    open_with(global, true).await
+pub async fn open_once(opts: &Options) -> anyhow::Result<Live> {
+    open_with(opts, true).await
+}
+
+/// Only a connection (no watches): the client and, for the demo, the simulated cluster (`fix`
+/// reads and patches one VM through it). The namespace is the context's (`default` for the
+/// demo).
+pub async fn connect_only(opts: &Options) -> anyhow::Result<(Opened, String)> {
+    match opts.objects {
+        Objects::Demo => {
+            let (sim, conn) = start_demo(opts).await?;
+            let client = conn.client.clone();
+            let opened = Opened {
+                client,
+                conn,
+                sim: Some(sim),
+            };
+            Ok((opened, "default".to_string()))
+        }
+        _ => {
+            let conn = connect::connect(&opts.connect).await?;
+            let ns = conn.default_namespace.clone();
+            let opened = Opened {
+                client: conn.client.clone(),
+                conn,
+                sim: None,
+            };
+            Ok((opened, ns))
+        }
+    }
+}
+
+/// The demo cluster and a connection to it. The demo is not the user's cluster: only the
+/// request timeout of the connection flags applies.
+async fn start_demo(opts: &Options) -> anyhow::Result<(DemoCluster, connect::Connection)> {
+    let sim = DemoCluster::start(demo_speed(std::env::var("VMMEM_DEMO_SPEED").ok())?)
+        .await
+        .context("starting the built-in demo cluster")?;
+    let kc = kube::config::Kubeconfig::from_yaml(&sim.kubeconfig_yaml())
+        .context("the demo cluster's kubeconfig")?;
+    let demo_flags = ConnectFlags {
+        request_timeout: opts.connect.request_timeout,
+        ..ConnectFlags::default()
+    };
+    match connect::from_kubeconfig(kc, &demo_flags).await {
+        Ok(conn) => Ok((sim, conn)),
+        Err(e) => {
+            sim.shutdown().await;
+            Err(e.into())
+        }
+    }
 }
 
 async fn start(
@@ -156,31 +158,27 @@ async fn start(
     })
 }
 
-async fn open_with(global: &GlobalArgs, once: bool) -> anyhow::Result<Live> {
-    let flags = connect_flags(global)?;
-    if global.demo {
-        let sim = DemoCluster::start(demo_speed(std::env::var("VMMEM_DEMO_SPEED").ok())?)
-            .await
-            .context("starting the built-in demo cluster")?;
-        let kc = kube::config::Kubeconfig::from_yaml(&sim.kubeconfig_yaml())
-            .context("the demo cluster's kubeconfig")?;
-        // The demo is not the user's cluster: only the timeout and the namespace flags apply,
-        // and without -n it shows every namespace.
-        let demo_flags = ConnectFlags {
-            request_timeout: flags.request_timeout,
-            ..ConnectFlags::default()
-        };
-        let conn = connect::from_kubeconfig(kc, &demo_flags).await?;
-        let scope = match &global.namespace {
-            Some(ns) if !global.all_namespaces => Scope::Namespace(ns.clone()),
+async fn open_with(opts: &Options, once: bool) -> anyhow::Result<Live> {
+    let timeout = opts.connect.request_timeout;
+    if opts.objects == Objects::Demo {
+        let (sim, conn) = start_demo(opts).await?;
+        // Without -n the demo shows every namespace.
+        let scope = match &opts.namespaces {
+            Namespaces::One(ns) => Scope::Namespace(ns.clone()),
             _ => Scope::All,
         };
-        let opts = LiveOptions {
+        let live_opts = LiveOptions {
             scope,
             source: SourceKind::Demo,
-            initial_timeout: flags.request_timeout,
+            initial_timeout: timeout,
         };
-        let source = start(&conn, opts, once).await?;
+        let source = match start(&conn, live_opts, once).await {
+            Ok(s) => s,
+            Err(e) => {
+                sim.shutdown().await;
+                return Err(e);
+            }
+        };
         return Ok(Live {
             source,
             client: conn.client.clone(),
@@ -188,18 +186,18 @@ async fn open_with(global: &GlobalArgs, once: bool) -> anyhow::Result<Live> {
             sim: Some(sim),
         });
     }
-    let conn = connect::connect(&flags).await?;
-    let scope = Scope::from_flags(
-        global.all_namespaces,
-        global.namespace.as_deref(),
-        &conn.default_namespace,
-    );
-    let opts = LiveOptions {
+    let conn = connect::connect(&opts.connect).await?;
+    let scope = match &opts.namespaces {
+        Namespaces::All => Scope::All,
+        Namespaces::One(ns) => Scope::Namespace(ns.clone()),
+        Namespaces::Default => Scope::Namespace(conn.default_namespace.clone()),
+    };
+    let live_opts = LiveOptions {
         scope,
         source: SourceKind::Live,
-        initial_timeout: flags.request_timeout,
+        initial_timeout: timeout,
     };
-    let source = start(&conn, opts, once).await?;
+    let source = start(&conn, live_opts, once).await?;
     Ok(Live {
         source,
         client: conn.client.clone(),

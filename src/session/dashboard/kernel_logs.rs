@@ -129,18 +129,7 @@ async fn read_logs(
     let live: &LiveReadings = &guard;
     let mut reads = futures::stream::iter(nodes)
         .map(|node| async move {
-            let result = match live.kernel_log(&node).await {
-                Ok(text) => {
-                    let n = node.clone();
-                    // A node's log can be megabytes: parse it off the async workers.
-                    tokio::task::spawn_blocking(move || {
-                        crate::parse::oom::parse_node_kernel_log(&text, &n)
-                    })
-                    .await
-                    .map_err(|e| format!("parsing the kernel log of node {node}: {e}"))
-                }
-                Err(e) => Err(e),
-            };
+            let result = live.kernel_log_events(&node).await;
             LogRead {
                 node,
                 result,

@@ -13,7 +13,7 @@ use crate::fix::fields::{shown, ALL_FIELDS};
 use crate::fix::{self as fixmod, ApplyError, Choice, Plan, StrategyChoice};
 use crate::model::recommend::Strategy;
 use crate::model::report::{ReportOptions, VmRow};
-use crate::parse::quantity::human;
+use crate::units::human;
 
 /// Where the cluster source leaves its client once connected.
 pub type ClientSlot = Arc<Mutex<Option<kube::Client>>>;

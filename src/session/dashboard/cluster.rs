@@ -14,32 +14,33 @@ use futures::future::BoxFuture;
 use super::cluster_fix::ClientSlot;
 use super::kernel_logs::KernelLogs;
 use super::snapshot::{ContextInfo, DataSource, Health, Scope, Snapshot};
-use crate::cli::args::GlobalArgs;
-use crate::cli::source::{open, Live};
 use crate::cluster::connect::{kubeconfig_paths, read_merged, Env};
 use crate::cluster::live::{Health as WatchHealth, LiveError};
 use crate::model::inventory::Readings;
 use crate::model::report::{self, Report};
-
 use crate::node::readers::{LiveReadings, Mode};
+use crate::session::error_chain;
+use crate::session::inputs::filter_namespace;
+use crate::session::options::{Objects, Options};
+use crate::session::readings::unix_now;
+use crate::session::source::{open, Live};
 
 /// The session's node readers, shared with the background kernel-log reads.
 type SharedReaders = Arc<tokio::sync::RwLock<LiveReadings>>;
 
 /// What the header says about where live numbers come from.
-fn live_label(global: &GlobalArgs) -> String {
-    match crate::cli::node_readings::read_options(global).map(|o| o.mode) {
-        Ok(Mode::Off) => "off (specs only)".into(),
-        Ok(Mode::Agent) => "agent pods".into(),
-        Ok(Mode::PodExec) => "pod exec".into(),
-        Ok(Mode::Kubelet) => "kubelet stats summary (guest RAM estimated)".into(),
-        Ok(Mode::Auto) => "auto (agent pods, else pod exec, else kubelet)".into(),
-        Err(e) => format!("off: {}", crate::cli::chain(&e)),
+fn live_label(opts: &Options) -> String {
+    match opts.live {
+        Mode::Off => "off (specs only)".into(),
+        Mode::Agent => "agent pods".into(),
+        Mode::PodExec => "pod exec".into(),
+        Mode::Kubelet => "kubelet stats summary (guest RAM estimated)".into(),
+        Mode::Auto => "auto (agent pods, else pod exec, else kubelet)".into(),
     }
 }
 
 pub struct ClusterSource {
-    global: GlobalArgs,
+    opts: Options,
     live: Option<(Live, Scope)>,
     /// Node readings (agent pods / pod exec), started with the live source; `None` when off.
     readers: Option<SharedReaders>,
@@ -50,9 +51,9 @@ pub struct ClusterSource {
 }
 
 impl ClusterSource {
-    pub fn new(global: GlobalArgs, client: ClientSlot) -> ClusterSource {
+    pub fn new(opts: Options, client: ClientSlot) -> ClusterSource {
         ClusterSource {
-            global,
+            opts,
             live: None,
             readers: None,
             kernel_logs: KernelLogs::new(),
@@ -84,11 +85,15 @@ impl ClusterSource {
 
     /// The kubeconfig's context (as the flags pick it): name, cluster, namespace.
     fn kube_context(&self) -> (String, Option<String>, Option<String>) {
-        let kc = kubeconfig_paths(self.global.kubeconfig.as_deref(), &Env::from_process())
-            .ok()
-            .and_then(|(paths, _)| read_merged(&paths).ok());
+        let kc = kubeconfig_paths(
+            self.opts.connect.kubeconfig.as_deref(),
+            &Env::from_process(),
+        )
+        .ok()
+        .and_then(|(paths, _)| read_merged(&paths).ok());
         let name = self
-            .global
+            .opts
+            .connect
             .context
             .clone()
             .or_else(|| kc.as_ref().and_then(|k| k.current_context.clone()))
@@ -100,7 +105,8 @@ impl ClusterSource {
                 .and_then(|c| c.context.clone())
         });
         let cluster = self
-            .global
+            .opts
+            .connect
             .cluster
             .clone()
             .or_else(|| ctx.as_ref().map(|c| c.cluster.clone()));
@@ -108,7 +114,7 @@ impl ClusterSource {
     }
 
     fn context(&self, server: &str) -> ContextInfo {
-        if self.global.demo {
+        if self.opts.objects == Objects::Demo {
             // The demo's URL has a random port and a secret path: say what it is instead.
             let _ = server;
             return ContextInfo {
@@ -142,21 +148,19 @@ impl ClusterSource {
             self.set_client(None);
             old.close().await;
         }
-        let mut g = self.global.clone();
-        g.all_namespaces = scope.namespace.is_none();
-        g.namespace = scope.namespace.clone();
-        match open(&g).await {
+        let opts = self.opts.with_namespace(scope.namespace.as_deref());
+        match open(&opts).await {
             Ok(live) => {
                 self.set_client(Some(live.client.clone()));
                 // Node readings run beside the watches; when they cannot start, the dashboard
                 // still shows the specs and says why in the warnings.
-                self.readers = match crate::cli::node_readings::read_options(&g) {
-                    Ok(o) if o.mode != Mode::Off => LiveReadings::start(
+                self.readers = match opts.read_options() {
+                    o if o.mode != Mode::Off => LiveReadings::start(
                         live.conn.client.clone(),
                         &live.source.snapshot(),
-                        &crate::cli::node_readings::agent_flags(&g),
+                        &opts.agent,
                         o,
-                        crate::cli::node_readings::unix_now(),
+                        unix_now(),
                     )
                     .await
                     .ok()
@@ -185,7 +189,7 @@ fn note_unreadable_logs(report: &mut Report, logs: &KernelLogs) {
 
 /// A failure to open the live source, as the dashboard draws it.
 fn classify(e: &anyhow::Error) -> Health {
-    let text = crate::cli::chain(e);
+    let text = error_chain(e);
     match e.downcast_ref::<LiveError>() {
         Some(LiveError::Forbidden(_)) => Health::Forbidden(text),
         Some(LiveError::Connect(_)) | Some(LiveError::InitialTimeout { .. }) => {
@@ -206,7 +210,7 @@ impl DataSource for ClusterSource {
                 taken_at: SystemTime::now(),
                 context: me.context(""),
                 health,
-                live: live_label(&me.global),
+                live: live_label(&me.opts),
                 scope: scope.clone(),
             };
             if let Err(h) = self.ensure(scope).await {
@@ -218,16 +222,15 @@ impl DataSource for ClusterSource {
                     Health::Failed("the cluster source is not open".into()),
                 );
             };
-            let mut opts = match crate::cli::list::report_options(&self.global) {
-                Ok(o) => o,
-                Err(e) => return failed(self, Health::Failed(crate::cli::chain(&e))),
-            };
+            let mut opts = self.opts.report_options();
             let mut inventory = live.source.snapshot();
-            if let Some(ns) = &scope.namespace {
-                inventory.vms.retain(|v| &v.metadata.namespace == ns);
-                inventory.vmis.retain(|v| &v.metadata.namespace == ns);
-                inventory.pods.retain(|p| &p.metadata.namespace == ns);
-            }
+            filter_namespace(
+                &mut inventory,
+                &self
+                    .opts
+                    .with_namespace(scope.namespace.as_deref())
+                    .namespaces,
+            );
             let (health, taken_at) = match live.source.health() {
                 WatchHealth::Ok => (Health::Ok, SystemTime::now()),
                 // The caches hold the objects as of when watching began to fail.
@@ -239,11 +242,7 @@ impl DataSource for ClusterSource {
             let server = live.source.server().to_string();
             let (readings, warnings) = match self.readers.as_ref() {
                 Some(r) => {
-                    let round = r
-                        .write()
-                        .await
-                        .read(&inventory, crate::cli::node_readings::unix_now())
-                        .await;
+                    let round = r.write().await.read(&inventory, unix_now()).await;
                     opts.stale_nodes = round.stale;
                     (round.readings, round.warnings)
                 }
@@ -264,7 +263,7 @@ impl DataSource for ClusterSource {
                 taken_at,
                 context: self.context(&server),
                 health,
-                live: live_label(&self.global),
+                live: live_label(&self.opts),
                 scope: scope.clone(),
             }
         })
@@ -273,7 +272,7 @@ impl DataSource for ClusterSource {
     /// The demo shows every namespace; a cluster, like kubectl, the context's namespace,
     /// else `default`.
     fn default_namespace(&self) -> Option<String> {
-        if self.global.demo {
+        if self.opts.objects == Objects::Demo {
             return None;
         }
         Some(self.kube_context().2.unwrap_or_else(|| "default".into()))

@@ -1,0 +1,39 @@
+//! `fix`'s evidence for one VM: its objects, then (unless `--live off`) ONE reading round of its
+//! node — the probe of its pod and the node's kernel log through the same agent — so the plan
+//! starts from what `list` shows for it.
+
+use std::sync::Arc;
+
+use super::inputs::absorb_round;
+use super::options::Options;
+use crate::fix::{read_objects, Target};
+use crate::model::inventory::Readings;
+use crate::model::objects::VirtualMachine;
+use crate::node::readers::Mode;
+
+/// The VM `namespace/name` with what is known about it live, and the remarks of that reading
+/// (a node that could not be read, agents of earlier runs deleted).
+pub async fn fix_target(
+    opts: &Options,
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> anyhow::Result<(Target, Vec<String>)> {
+    let objects = read_objects(client, namespace, name).await?;
+    let mut inventory = objects.inventory;
+    // The VM itself, so the kernel log's kills map to it.
+    if let Ok(vm) = serde_json::from_value::<VirtualMachine>(objects.vm.clone()) {
+        inventory.vms.push(Arc::new(vm));
+    }
+    let mut options = opts.report_options();
+    let (readings, warnings) = if opts.live == Mode::Off {
+        (Readings::new(), Vec::new())
+    } else {
+        // An interrupt (or agent flags that cannot be used) ends the command here, with the
+        // agents deleted; a node that cannot be read is only a warning.
+        let round = super::readings::one_round(opts, client.clone(), &inventory).await?;
+        absorb_round(round, &inventory, &mut options)
+    };
+    let target = Target::new(objects.vm, &inventory, &readings, &options)?;
+    Ok((target, warnings))
+}
