@@ -148,6 +148,7 @@ struct AnyStatus {
     migration_state: Option<Box<MigrationState>>,
     memory: Option<VmiMemoryStatus>,
     container_statuses: Vec<ContainerStatus>,
+    init_container_statuses: Vec<ContainerStatus>,
     // Node
     capacity: ResourceList,
     allocatable: ResourceList,
@@ -232,6 +233,7 @@ fn typed(kind: &str, d: AnyObject) -> Option<Object> {
             status: PodStatus {
                 phase: s.phase,
                 container_statuses: s.container_statuses,
+                init_container_statuses: s.init_container_statuses,
             },
         })),
         "Node" => Object::Node(Box::new(Node {
