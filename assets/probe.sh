@@ -18,11 +18,13 @@
 #   node VERSION KERNEL                VERSION v1|v2
 #   pod UID PATH                       PATH of the pod cgroup below the memory hierarchy root
 #   c NAME LIMIT USAGE PEAK FAILCNT OOMKILL ANON FILE SHMEM INACTIVE_FILE ACTIVE_FILE KERNEL
-#     KERNEL_STACK PAGETABLES SLAB SOCK ANON_THP PIDS   (one line) counters of the pod cgroup
+#     KERNEL_STACK PAGETABLES SLAB SOCK ANON_THP PIDS GROUPKILL   (one line) counters of the pod cgroup
 #                                      (NAME '.') or of a child of it (NAME its directory name),
 #                                      after its pod line; bytes; LIMIT 'max' or a huge number = none;
 #                                      OOMKILL v1: this cgroup only, v2: with descendants;
-#                                      FAILCNT v2: the 'max' line of memory.events; PIDS 1,2,3 or -
+#                                      FAILCNT v2: the 'max' line of memory.events; PIDS 1,2,3 or -;
+#                                      GROUPKILL v2 oom_group_kill (kernel 5.17+), else '-' (a
+#                                      last field: parsers of format 1 that predate it ignore it)
 #   p PID RSS_ANON_KB RSS_FILE_KB RSS_SHMEM_KB COMM      a process listed in some PIDS
 #   g PID SIZE_KB RSS_KB HUGETLB_KB PAGE_KB KIND         a guest RAM mapping of qemu process PID
 #                                      (KIND anon|memfd|shmem|file)
@@ -248,7 +250,7 @@ fin() {
 		set -- "$p1" "$p2" "$p3" "${fc:--}" "$ok" "${kn:--}"
 	fi
 	echo "c $t $1 $2 $3 $4 ${5:--} ${an:--} ${fl:--} ${sm:--} ${ia:--} ${aa:--} $6 ${ks:--} ${pt:--}" \
-		"${sl:--} ${so:--} ${th:--} ${pl:--}"
+		"${sl:--} ${so:--} ${th:--} ${pl:--} ${gk:--}"
 	IFS=,
 	for x in $pl; do SF="$SF $PR/$x/status"; done
 	IFS=$nl
@@ -277,7 +279,7 @@ run() {
 				fin
 				cur=$1
 				shift
-				ok= an= fl= sm= ia= aa= kn= ks= pt= sl= so= th= fc= pl=
+				ok= an= fl= sm= ia= aa= kn= ks= pt= sl= so= th= fc= pl= gk=
 				;;
 			*) pl=${pl:+$pl,}$l ;;
 			esac
@@ -293,6 +295,7 @@ run() {
 			esac
 			;;
 		oom_kill" "*) ok=${l#* } ;;
+		oom_group_kill" "*) gk=${l#* } ;;
 		$V2KEYS)
 			case $l in
 			anon" "*) an=${l#* } ;;

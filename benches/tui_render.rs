@@ -63,6 +63,7 @@ fn reading(uid: &str, limit: u64, guest: u64, qemu: u64) -> PodReading {
             peak_bytes: Some(usage),
             failcnt: Some(0),
             oom_kills: 0,
+            oom_group_kills: None,
             stat: MemoryStat {
                 file: Some(40 * MI),
                 inactive_file: Some(40 * MI),

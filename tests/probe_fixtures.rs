@@ -88,8 +88,8 @@ impl Host {
                 self.write(
                     &format!("{base}/memory.events"),
                     &format!(
-                        "low 0\nhigh 0\nmax {}\noom {}\noom_kill {}\noom_group_kill 0\n",
-                        c.failcnt, c.oom_kills, c.oom_kills
+                        "low 0\nhigh 0\nmax {}\noom {}\noom_kill {}\noom_group_kill {}\n",
+                        c.failcnt, c.oom_kills, c.oom_kills, c.group_kills
                     ),
                 );
                 self.write(&format!("{base}/memory.stat"), &c.stat);
@@ -182,6 +182,8 @@ struct Cg {
     peak: Option<u64>,
     failcnt: u64,
     oom_kills: u64,
+    /// v2 `oom_group_kill`.
+    group_kills: u64,
     stat: String,
     pids: Vec<u32>,
 }
@@ -194,6 +196,7 @@ impl Cg {
             peak: Some(usage),
             failcnt: 0,
             oom_kills: 0,
+            group_kills: 0,
             stat: stat.to_string(),
             pids: vec![],
         }
@@ -791,4 +794,61 @@ fn many_pods_in_parallel_batches_keep_their_records_apart() {
         assert_eq!(p.processes[0].rss_anon_bytes, u64::from(i) * 1024, "{uid}");
         assert_eq!(p.processes[1].rss_shmem_bytes, 3 * 1024, "{uid}");
     }
+}
+
+/// cgroup v2 with `memory.oom.group` (kubelet 1.28+): the compute container's group kill took
+/// five processes (`oom_kill 5`, `oom_group_kill 1`), guest-console-log's sidecar lost its one
+/// (kubevirt#15501); the pod slice counts all six. The probe reports each container's counters,
+/// and the VM's count is the compute container's group kills: 1.
+#[test]
+fn v2_group_kills_per_container() {
+    const CONSOLE: &str = "e8f6d4b2a0c8e6f4d2b0a8c6e4f2d0b8a6c4e2f0d8b6a4c2e0f8d6b4a2c0e8f6";
+    let h = Host::new(CgroupVersion::V2);
+    let pod = format!("kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{UID_}.slice");
+    let kills = |oom_kills, group_kills, usage, pids: Vec<u32>| Cg {
+        oom_kills,
+        group_kills,
+        pids,
+        ..Cg::new(usage, &small_stat_v2(0))
+    };
+    h.cgroup(
+        &pod,
+        &Cg {
+            limit: Some(1 << 31),
+            ..kills(6, 2, 1 << 30, vec![])
+        },
+    );
+    h.cgroup(
+        &format!("{pod}/cri-containerd-{COMPUTE}.scope"),
+        &kills(5, 1, 1 << 30, vec![24790]),
+    );
+    h.cgroup(
+        &format!("{pod}/cri-containerd-{CONSOLE}.scope"),
+        &kills(1, 1, 1 << 20, vec![24801]),
+    );
+    h.process(24790, "qemu-system-x86", 1 << 20, 1000, 0);
+    h.process(24801, "virt-tail", 2000, 1000, 0);
+    let r = h.probe(&[ProbeTarget::new(UID)]);
+    let p = &r.pods[0];
+    assert_eq!((p.cgroup.oom_kills, p.cgroup.oom_group_kills), (6, Some(2)));
+    let by_id = |id: &str| {
+        p.containers
+            .iter()
+            .find(|c| c.container_id.as_deref() == Some(id))
+            .unwrap()
+    };
+    assert_eq!(
+        (by_id(COMPUTE).oom_kills, by_id(COMPUTE).oom_group_kills),
+        (5, Some(1))
+    );
+    assert_eq!(
+        (by_id(CONSOLE).oom_kills, by_id(CONSOLE).oom_group_kills),
+        (1, Some(1))
+    );
+    let budgets = vmmem::model::memory::Budgets::default();
+    let m = vmmem::model::memory::evaluate(1 << 30, p, Some(COMPUTE), &budgets);
+    assert_eq!(
+        m.oom_kills, 1,
+        "one kill of the compute container, not six processes"
+    );
 }

@@ -1,12 +1,14 @@
 //! `kubectl vmmem oom`: read kernel logs, find OOM-kill reports and explain each one.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Write};
+use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 
 use super::args::{OomArgs, OomOutput};
+use crate::cluster::kernel_log::{read_ooms, StreamedOoms};
 use crate::model::inventory::Inventory;
 use crate::model::oom_event::OomEvent;
 use crate::model::oom_verdict::explain;
@@ -52,8 +54,9 @@ pub fn run(opts: &Options, args: &OomArgs) -> anyhow::Result<ExitCode> {
     };
     let (source, events) = match (args.file.as_deref(), &loaded) {
         (Some(file), _) => {
-            let (source, text) = read_source(file)?;
-            (source, parse_kernel_log(&text))
+            let (source, streamed) = read_source(file)?;
+            warn_cut(&source, &streamed);
+            (source, streamed.ooms.events)
         }
         (None, Some(l)) => {
             let path = from.map(|p| p.display().to_string()).unwrap_or_default();
@@ -151,27 +154,49 @@ pub fn render(
     })
 }
 
-/// Read a file, or standard input for `-`; invalid UTF-8 (kernel logs carry some) is replaced.
-fn read_source(file: &Path) -> anyhow::Result<(String, String)> {
-    let mut bytes = Vec::new();
+/// Read a file, or standard input for `-`, as a stream (memory follows the reports kept, not
+/// the input); invalid UTF-8 (kernel logs carry some) is replaced.
+fn read_source(file: &Path) -> anyhow::Result<(String, StreamedOoms)> {
     if file.as_os_str() == "-" {
         let stdin = std::io::stdin();
         if stdin.is_terminal() {
             eprintln!("reading the kernel log from standard input (end with Ctrl-D)");
         }
-        stdin
-            .lock()
-            .read_to_end(&mut bytes)
-            .context("reading standard input")?;
-        return Ok(("standard input".to_string(), into_text(bytes)));
+        let streamed = read_ooms(stdin.lock()).context("reading standard input")?;
+        return Ok(("standard input".to_string(), streamed));
     }
-    std::fs::File::open(file)
-        .and_then(|mut f| f.read_to_end(&mut bytes))
-        .with_context(|| format!("reading {}", file.display()))?;
-    Ok((file.display().to_string(), into_text(bytes)))
+    let shown = file.display().to_string();
+    let f = std::fs::File::open(file).with_context(|| format!("reading {shown}"))?;
+    let kind = f
+        .metadata()
+        .with_context(|| format!("reading {shown}"))?
+        .file_type();
+    // A pipe is a log being written (`-f <(journalctl -k)`); a device such as /dev/zero never ends.
+    if !(kind.is_file() || kind.is_fifo()) {
+        bail!("{shown} is not a kernel log file (not a regular file or a pipe)");
+    }
+    let streamed = read_ooms(std::io::BufReader::with_capacity(1 << 16, f))
+        .with_context(|| format!("reading {shown}"))?;
+    Ok((shown, streamed))
 }
 
-/// The bytes as text without a copy when they are valid UTF-8.
-fn into_text(bytes: Vec<u8>) -> String {
-    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+/// Say what a bounded read left out.
+fn warn_cut(source: &str, streamed: &StreamedOoms) {
+    let dropped = streamed.ooms.dropped_reports;
+    if dropped > 0 {
+        eprintln!(
+            "{} holds {} OOM reports: the last {} are shown, the {dropped} before them are left out",
+            crate::output::escape::Shown(source),
+            dropped + streamed.ooms.events.len() as u64,
+            streamed.ooms.events.len()
+        );
+    }
+    if streamed.lines_cut > 0 {
+        eprintln!(
+            "{}: {} lines longer than {} bytes were cut (kernel messages are shorter: they are not kernel log lines)",
+            crate::output::escape::Shown(source),
+            streamed.lines_cut,
+            crate::cluster::kernel_log::MAX_LINE_BYTES
+        );
+    }
 }

@@ -32,7 +32,8 @@ pub struct MemoryModel {
     pub headroom: Option<i64>,
     /// Overhead at the cgroup's recorded peak (peak counter − guest resident).
     pub peak_overhead: Option<i64>,
-    /// OOM kills recorded for this pod (slice and descendants).
+    /// OOM kills of the VM: its compute container's (a group kill counted once), else, when
+    /// the compute container is not known, the pod's (slice and descendants).
     pub oom_kills: u64,
     pub breakdown: Vec<Component>,
 }
@@ -108,10 +109,15 @@ pub fn evaluate(
         .peak_bytes
         .map(|p| p as i64 - guest_resident)
         .map(|p| p.max(overhead_used));
-    let oom_kills = reading
-        .cgroup
-        .oom_kills
-        .max(reading.containers.iter().map(|c| c.oom_kills).sum());
+    // Only a kill in the compute container (qemu's) ends the VM: the pod's counter also counts
+    // its sidecars' (kubevirt#15501: guest-console-log killed, the VM fine).
+    let oom_kills = match compute {
+        Some(c) => c.kill_events(),
+        None => reading
+            .cgroup
+            .kill_events()
+            .max(reading.containers.iter().map(|c| c.kill_events()).sum()),
+    };
     let breakdown = if reading.processes.is_empty() {
         breakdown_without_processes(&counters, guest, guest_resident)
     } else {

@@ -436,13 +436,23 @@ pub struct PodStatus {
     pub phase: Option<String>,
     #[serde(deserialize_with = "exact_vec", skip_serializing_if = "Vec::is_empty")]
     pub container_statuses: Vec<ContainerStatus>,
+    /// Init containers, native sidecars among them (KubeVirt v1.6+ runs `guest-console-log`
+    /// as one).
+    #[serde(deserialize_with = "exact_vec", skip_serializing_if = "Vec::is_empty")]
+    pub init_container_statuses: Vec<ContainerStatus>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct ContainerStatus {
     pub name: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
+    /// `containerd://<id>`. The API spells it `containerID` (not the camelCase `containerId`,
+    /// still accepted).
+    #[serde(
+        rename = "containerID",
+        alias = "containerId",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub container_id: String,
 }
 

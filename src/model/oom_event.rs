@@ -135,12 +135,30 @@ pub struct OomEvent {
     /// That block's values, in bytes where the kernel printed sizes.
     pub stats: BTreeMap<String, u64>,
     pub tasks: Vec<OomTask>,
+    /// Task-table rows left out (the table keeps the largest by RSS, up to a bound).
+    pub tasks_omitted: usize,
+    /// The process killed: named by a `Killed process` line (or, on kernels 5.0+, whose
+    /// `oom-kill:` summary names the victim, by that line alone). `None` when the report
+    /// does not say.
     pub victim: Option<OomVictim>,
+    /// The process old kernels (3.10 … 4.19) chose with `Kill process N (comm) score S or
+    /// sacrifice child`, BEFORE a child of it may be killed instead: not necessarily a victim.
+    pub candidate: Option<OomVictim>,
+    /// The cgroup whose `memory.oom.group` made the kernel kill all its tasks (4.19+: `Tasks in
+    /// X are going to be killed due to memory.oom.group set`).
+    pub group_kill: Option<String>,
+    /// The other processes that one kill took (a `memory.oom.group` kill), in order.
+    pub group_victims: Vec<OomVictim>,
+    /// Further processes of the group kill not listed in `group_victims`.
+    pub group_victims_omitted: usize,
     /// Pod UID with dashes, from the cgroup paths.
     pub pod_uid: Option<String>,
     pub container_id: Option<String>,
     pub runtime: Option<ContainerRuntime>,
     pub scope: Option<OomScope>,
+    /// The scope is global only because the call trace reached `out_of_memory` from the page
+    /// allocator without a memory cgroup function (the report's later lines are missing).
+    pub global_from_call_trace: bool,
     /// The report is cut short (the start or the kill line is missing).
     pub partial: bool,
 }
@@ -181,6 +199,11 @@ impl OomEvent {
 
     pub fn failcnt(&self) -> Option<u64> {
         self.hit_counter().map(|c| c.failcnt)
+    }
+
+    /// Every process this report killed: the victim first, then the rest of its group.
+    pub fn victims(&self) -> impl Iterator<Item = &OomVictim> {
+        self.victim.iter().chain(self.group_victims.iter())
     }
 
     /// Sum of the task table's RSS.

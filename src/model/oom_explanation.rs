@@ -2,7 +2,7 @@
 //! [`super::oom_words`] puts into words).
 
 use super::oom_event::OomEvent;
-use super::oom_vm::VmRef;
+use super::oom_vm::{KillContainer, VmRef};
 use super::overhead::ProcessRole;
 use super::version::DetectedVersion;
 
@@ -44,6 +44,8 @@ pub struct OomExplanation {
     pub event: OomEvent,
     pub kubevirt: bool,
     pub vm: Option<VmRef>,
+    /// The container of the virt-launcher pod the kill was in, when known.
+    pub container: Option<KillContainer>,
     pub version: DetectedVersion,
     pub harvester: Option<bool>,
     pub trigger_kind: TriggerKind,

@@ -6,10 +6,29 @@ use super::inventory::Inventory;
 use super::objects::{CpuSpec, VmiSpec};
 use super::oom_event::{OomEvent, OomScope, OomTask};
 pub use super::oom_explanation::{GuestSource, OomExplanation, TaskVerdict, TriggerKind};
-use super::oom_vm::{is_harvester, kubevirt_version, vm_for_pod, VmFacts};
+use super::oom_vm::{
+    container_of_process, is_harvester, kill_container, kubevirt_version, vm_for_pod,
+    KillContainer, VmFacts, COMPUTE_CONTAINER,
+};
 use super::overhead::{overhead, process_role, ClusterInputs, ProcessConstants, ProcessRole, MI};
 use super::version::{DetectedVersion, Version};
 use crate::units::Quantity;
+
+impl OomExplanation {
+    /// The kill counts against the VM: it was in the compute container (qemu's), or its
+    /// container is not known. A sidecar's kill (`guest-console-log`, kubevirt#15501) leaves the
+    /// VM running.
+    pub fn kills_vm(&self) -> bool {
+        self.container
+            .as_ref()
+            .is_none_or(KillContainer::is_compute)
+    }
+
+    /// The kill was in a container beside `compute` (a sidecar).
+    pub fn in_sidecar(&self) -> bool {
+        !self.kills_vm()
+    }
+}
 
 /// Explain every event. The KubeVirt version comes from the inventory's KubeVirt CR (or launcher
 /// images), else `version_flag`, else the newest known.
@@ -101,15 +120,32 @@ fn qemu_guestish_bytes(ev: &OomEvent) -> Option<u64> {
     task.map(OomTask::rss_bytes)
 }
 
+/// KubeVirt runs qemu as uid 107 (`qemu` in its launcher image).
+pub const KUBEVIRT_QEMU_UID: u32 = 107;
+
+/// A victim that is KubeVirt's qemu (`qemu-system-x86`/`qemu-kvm` running as uid 107).
+fn kubevirt_qemu_killed(ev: &OomEvent) -> bool {
+    ev.victims().any(|v| {
+        process_role(&v.comm) == Some(ProcessRole::Qemu) && v.uid == Some(KUBEVIRT_QEMU_UID)
+    })
+}
+
+/// The report names no memory cgroup (a journal excerpt without those lines): a cgroup it
+/// does name outside Kubernetes (libvirt's qemu also runs as uid 107) rules KubeVirt out.
+fn memcg_lines_cut(ev: &OomEvent) -> bool {
+    ev.oom_memcg.is_none() && ev.task_memcg.is_none() && ev.stats_for.is_none()
+}
+
 fn looks_kubevirt(ev: &OomEvent) -> bool {
     if matches!(ev.scope, Some(OomScope::Global | OomScope::Node)) {
         // The task table then lists every process of the node (or of all pods): only the
         // victim says whether a VM died.
-        return ev.pod_uid.is_some()
+        let launcher_victim = ev.pod_uid.is_some()
             && ev
                 .victim
                 .as_ref()
                 .is_some_and(|v| process_role(&v.comm).is_some());
+        return launcher_victim || (memcg_lines_cut(ev) && kubevirt_qemu_killed(ev));
     }
     let launcher = ev.tasks.iter().any(|t| {
         matches!(
@@ -123,7 +159,18 @@ fn looks_kubevirt(ev: &OomEvent) -> bool {
                 .victim
                 .as_ref()
                 .is_some_and(|v| process_role(&v.comm) == Some(ProcessRole::Qemu)));
-    launcher || qemu_in_pod
+    // A report whose memory cgroup lines were cut (a journalctl excerpt) still shows KubeVirt's
+    // qemu by its uid, or a vCPU thread (`CPU n/KVM`) as the trigger.
+    let cut = memcg_lines_cut(ev);
+    let vcpu_trigger = cut && ev.trigger.as_deref().and_then(vcpu_index).is_some();
+    // A process only KubeVirt's sidecars run (virt-tail in guest-console-log) in a pod.
+    let sidecar = ev.pod_uid.is_some()
+        && ev
+            .victims()
+            .map(|v| v.comm.as_str())
+            .chain(ev.tasks.iter().map(|t| t.name.as_str()))
+            .any(|c| container_of_process(c).is_some_and(|n| n != COMPUTE_CONTAINER));
+    launcher || qemu_in_pod || (cut && kubevirt_qemu_killed(ev)) || vcpu_trigger || sidecar
 }
 
 /// O estimated from a cgroup limit: KubeVirt's formula with the limit as the request and the
@@ -147,9 +194,15 @@ pub fn explain_one(
     harvester: Option<bool>,
 ) -> OomExplanation {
     let kubevirt = facts.is_some() || looks_kubevirt(ev);
+    let container =
+        kill_container(facts.as_ref().map_or(&[], |f| &f.pod_containers), ev).filter(|_| kubevirt);
     let limit = ev.limit_bytes();
-    let memcg_scope =
-        matches!(ev.scope, Some(OomScope::Pod | OomScope::Container) | None) && limit.is_some();
+    // A sidecar that hit its own container limit: the VM's room is not what ran out.
+    let sidecar_limit = ev.scope == Some(OomScope::Container)
+        && container.as_ref().is_some_and(|c| !c.is_compute());
+    let memcg_scope = matches!(ev.scope, Some(OomScope::Pod | OomScope::Container) | None)
+        && limit.is_some()
+        && !sidecar_limit;
     let vcpus = ev
         .trigger
         .as_deref()
@@ -226,6 +279,7 @@ pub fn explain_one(
         event: ev.clone(),
         kubevirt,
         vm: facts.as_ref().map(|f| f.vm.clone()),
+        container,
         version,
         harvester,
         trigger_kind: trigger_kind(ev.trigger.as_deref()),

@@ -1,9 +1,12 @@
 //! Which VM an OOM report belongs to, and what its spec says: pod UID → VMI/VM, guest size,
 //! configured memory and KubeVirt's overhead O, from an [`Inventory`].
 
+use serde::Serialize;
+
 use super::inventory::Inventory;
 use super::objects::{keys, Pod, VirtualMachine, VirtualMachineInstance, VmiSpec};
-use super::overhead::{overhead, ClusterInputs};
+use super::oom_event::OomEvent;
+use super::overhead::{overhead, process_role, ClusterInputs};
 use super::version::{detect, DetectedVersion, Version};
 
 /// Whose kernel logs were read for OOM reports: with them, a VM with no live reading still has
@@ -49,6 +52,8 @@ pub struct VmFacts {
     pub reserved_annotation: Option<String>,
     /// Guest RAM is backed by hugepages: charged to hugetlb, not to the memory cgroup.
     pub hugepages: bool,
+    /// The pod's containers, to name the one a kill was in.
+    pub pod_containers: Vec<PodContainer>,
 }
 
 /// The KubeVirt version to reason with: the inventory's KubeVirt CR, else a launcher image tag,
@@ -122,6 +127,88 @@ pub fn vm_for_pod(inv: &Inventory, pod_uid: &str, version: Version) -> Option<Vm
         hugepages: spec
             .and_then(|s| s.domain.memory.as_ref())
             .is_some_and(|m| m.hugepages.is_some()),
+        pod_containers: pod.map(pod_containers).unwrap_or_default(),
+    })
+}
+
+/// The container that runs qemu: only a kill there ends the VM.
+pub const COMPUTE_CONTAINER: &str = "compute";
+
+/// The container of a virt-launcher pod an OOM kill was in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KillContainer {
+    pub name: String,
+    pub known_from: ContainerEvidence,
+}
+
+impl KillContainer {
+    pub fn is_compute(&self) -> bool {
+        self.name == COMPUTE_CONTAINER
+    }
+}
+
+/// How the container of a kill is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ContainerEvidence {
+    /// The victim's cgroup names a container id that the pod's status lists.
+    PodStatus,
+    /// The victim's process name is one that only this container runs.
+    ProcessName,
+}
+
+/// The container a process of this name runs in, in a virt-launcher pod: qemu and the launcher
+/// processes in `compute`, `virt-tail` in `guest-console-log` (KubeVirt v1.1+:
+/// `generateSerialConsoleLogContainer` in pkg/virt-controller/services runs `/usr/bin/virt-tail`
+/// there, as uid 107 like qemu).
+pub fn container_of_process(comm: &str) -> Option<&'static str> {
+    if process_role(comm).is_some() {
+        return Some(COMPUTE_CONTAINER);
+    }
+    (comm == "virt-tail").then_some("guest-console-log")
+}
+
+/// One container of a pod: its runtime id (without the `containerd://` prefix) and its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodContainer {
+    pub id: String,
+    pub name: String,
+}
+
+/// The containers a pod's status lists, init containers too (native sidecars).
+pub fn pod_containers(pod: &Pod) -> Vec<PodContainer> {
+    let status = pod.status.container_statuses.iter();
+    let init = pod.status.init_container_statuses.iter();
+    status
+        .chain(init)
+        .filter_map(|c| {
+            let id = c.container_id.rsplit("://").next()?;
+            (!id.is_empty()).then(|| PodContainer {
+                id: id.to_string(),
+                name: c.name.clone(),
+            })
+        })
+        .collect()
+}
+
+/// Which container of its pod an OOM kill was in: the container id of the victim's cgroup
+/// among the pod's containers, else the victim's process name.
+pub fn kill_container(containers: &[PodContainer], ev: &OomEvent) -> Option<KillContainer> {
+    let by_status = ev
+        .container_id
+        .as_deref()
+        .and_then(|id| containers.iter().find(|c| c.id == id));
+    if let Some(c) = by_status {
+        return Some(KillContainer {
+            name: c.name.clone(),
+            known_from: ContainerEvidence::PodStatus,
+        });
+    }
+    let comm = ev.victim.as_ref()?.comm.as_str();
+    container_of_process(comm).map(|name| KillContainer {
+        name: name.to_string(),
+        known_from: ContainerEvidence::ProcessName,
     })
 }
 

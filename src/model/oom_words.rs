@@ -49,27 +49,37 @@ pub fn verdict(ex: &OomExplanation) -> String {
     let limit = ev
         .limit_bytes()
         .map(|l| format!("{} ({} bytes)", size(l), grouped(l)));
+    let killed = if ex.in_sidecar() {
+        let c = ex.container.as_ref().map_or("?", |c| c.name.as_str());
+        format!("{who} lost a process of its {c} container to the OOM killer")
+    } else {
+        format!("{who} was OOM-killed")
+    };
     let first = match (ev.scope, &limit) {
         (Some(OomScope::Global), _) => format!(
-            "{who} was OOM-killed{when} because the node ran out of memory; no cgroup limit was involved."
+            "{killed}{when} because the node ran out of memory; no cgroup limit was involved."
         ),
         (Some(OomScope::Node), Some(l)) => format!(
-            "{who} was OOM-killed{when} because all pods on the node together hit the kubepods {which_limit} of {l}."
+            "{killed}{when} because all pods on the node together hit the kubepods {which_limit} of {l}."
         ),
         (Some(OomScope::Pod), Some(l)) => {
-            format!("{who} was OOM-killed{when}: its pod hit its {which_limit} of {l}.")
+            format!("{killed}{when}: its pod hit its {which_limit} of {l}.")
         }
         (Some(OomScope::Container), Some(l)) => format!(
-            "{who} was OOM-killed{when}: its container hit its {which_limit} of {l}."
+            "{killed}{when}: its container hit its {which_limit} of {l}."
         ),
         (Some(OomScope::Other), Some(l)) => format!(
-            "{who} was OOM-killed{when}: the memory cgroup {} hit its {which_limit} of {l}.",
+            "{killed}{when}: the memory cgroup {} hit its {which_limit} of {l}.",
             ev.oom_memcg.as_deref().unwrap_or("?")
         ),
-        (_, Some(l)) => format!("{who} was OOM-killed{when}: a memory cgroup hit its {which_limit} of {l}."),
+        (_, Some(l)) => format!("{killed}{when}: a memory cgroup hit its {which_limit} of {l}."),
+        (_, None) if ex.in_sidecar() => format!("{killed}{when}."),
         (_, None) => format!("{who} met the OOM killer{when}."),
     };
     s.push(first);
+    if ev.global_from_call_trace {
+        s.push("The report's kill lines are missing, but its call trace reached out_of_memory from the page allocator with no memory cgroup on the way: the node itself was out of memory.".to_string());
+    }
     if let Some(t) = ev.trigger.as_deref() {
         s.push(match ex.trigger_kind {
             TriggerKind::Vcpu if ex.kubevirt => format!(
@@ -87,23 +97,7 @@ pub fn verdict(ex: &OomExplanation) -> String {
             _ => format!("The allocation came from {t}."),
         });
     }
-    if let Some(v) = &ev.victim {
-        let rss = v
-            .anon_rss_bytes
-            .map(|a| format!(", {} anonymous memory", size(a)))
-            .unwrap_or_default();
-        let qemu = process_role(&v.comm) == Some(ProcessRole::Qemu) && ex.kubevirt;
-        s.push(format!(
-            "The kernel killed {} (pid {}{rss}){}.",
-            v.comm,
-            v.pid,
-            if qemu {
-                ", which is the VM itself: from the user's side the VM just died"
-            } else {
-                ""
-            }
-        ));
-    }
+    s.extend(victim_sentences(ex));
     if let (Some(g), Some(budget), Some(l)) =
         (ex.guest_bytes, ex.overhead_budget_bytes, ev.limit_bytes())
     {
@@ -166,6 +160,70 @@ pub fn verdict(ex: &OomExplanation) -> String {
         s.push("The report is cut short, so figures it does not show are left out.".to_string());
     }
     s.join(" ")
+}
+
+/// Who was killed: the victim, the rest of a `memory.oom.group` kill, or only the process old
+/// kernels chose before they may kill a child of it instead; and whether that ended the VM.
+fn victim_sentences(ex: &OomExplanation) -> Vec<String> {
+    let ev = &ex.event;
+    let mut s = Vec::new();
+    let Some(v) = &ev.victim else {
+        if let Some(c) = &ev.candidate {
+            s.push(format!(
+                "The kernel chose {} (pid {}) but the report ends before saying which process it killed: this kernel may kill a child of the chosen process instead, so the victim is unknown.",
+                c.comm, c.pid
+            ));
+        }
+        return s;
+    };
+    let rss = v
+        .anon_rss_bytes
+        .map(|a| format!(", {} anonymous memory", size(a)))
+        .unwrap_or_default();
+    let qemu_killed = ev
+        .victims()
+        .any(|v| process_role(&v.comm) == Some(ProcessRole::Qemu));
+    let vm_died = qemu_killed && ex.kubevirt && ex.kills_vm();
+    if ev.group_victims.is_empty() {
+        s.push(format!(
+            "The kernel killed {} (pid {}{rss}){}.",
+            v.comm,
+            v.pid,
+            if vm_died {
+                ", which is the VM itself: from the user's side the VM just died"
+            } else {
+                ""
+            }
+        ));
+    } else {
+        let others: Vec<String> = ev
+            .group_victims
+            .iter()
+            .map(|o| format!("{} (pid {})", o.comm, o.pid))
+            .collect();
+        let more = match ev.group_victims_omitted {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        };
+        s.push(format!(
+            "The kernel killed {} (pid {}{rss}) and, because memory.oom.group is set on {}, every other process there with it: {}{more}{}.",
+            v.comm,
+            v.pid,
+            ev.group_kill.as_deref().unwrap_or("its cgroup"),
+            others.join(", "),
+            if vm_died { "; qemu among them, so the VM died" } else { "" }
+        ));
+    }
+    if let Some(c) = ex.container.as_ref().filter(|_| ex.in_sidecar()) {
+        s.push(format!(
+            "That was in the {} container, a sidecar beside compute: the VM kept running (only a kill in the compute container, where qemu runs, ends it), so this kill is not counted as the VM's.",
+            c.name
+        ));
+        if ev.scope == Some(OomScope::Container) {
+            s.push("The sidecar hit its own container limit, which KubeVirt sets from spec.configuration.supportContainerResources in the KubeVirt CR; a VM reservation does not change it.".to_string());
+        }
+    }
+    s
 }
 
 fn process_sentences(ex: &OomExplanation) -> Vec<String> {
@@ -240,6 +298,9 @@ fn advice(ex: &OomExplanation) -> String {
     }
     if !ex.kubevirt {
         return "This is not a KubeVirt VM, so no VM reservation applies.".to_string();
+    }
+    if ex.in_sidecar() && ev.scope == Some(OomScope::Container) {
+        return "No VM reservation applies: if it keeps happening, raise that sidecar's memory limit in the KubeVirt CR.".to_string();
     }
     let Some(r) = ex.reserve_bytes else {
         return "The report lacks the cgroup limit, so no reservation can be computed from it."

@@ -118,8 +118,13 @@ pub struct CgroupCounters {
     pub working_set_bytes: u64,
     pub peak_bytes: Option<u64>,
     pub failcnt: Option<u64>,
-    /// OOM kills in this cgroup and its descendants.
+    /// OOM kills in this cgroup and its descendants (v1: the probe adds the descendants up;
+    /// v2 `memory.events` `oom_kill`: one per process killed).
     pub oom_kills: u64,
+    /// v2 `memory.events` `oom_group_kill` (kernel 5.17+): kills of a whole `memory.oom.group`
+    /// cgroup, each counted once however many processes it took. `None` where not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oom_group_kills: Option<u64>,
     #[serde(default)]
     pub stat: MemoryStat,
 }
@@ -137,7 +142,17 @@ impl CgroupCounters {
             peak_bytes: None,
             failcnt: None,
             oom_kills: 0,
+            oom_group_kills: None,
             stat: MemoryStat::default(),
+        }
+    }
+
+    /// How many times the OOM killer struck here: group kills where the kernel counts them
+    /// (one kill of a `memory.oom.group` container takes all its processes), else processes.
+    pub fn kill_events(&self) -> u64 {
+        match self.oom_group_kills {
+            Some(g) if g > 0 => g,
+            _ => self.oom_kills,
         }
     }
 }

@@ -159,8 +159,13 @@ pub struct VmRow {
     /// The time to OOM with its error (detail view).
     #[serde(skip)]
     pub oom_eta: Option<Eta>,
-    /// The kernel-log OOM reports of this VM, explained (detail view).
-    #[serde(skip)]
+    /// The kernel-log OOM reports of this VM, explained (detail view); in JSON, one line each
+    /// with the container the kill was in (omitted when there are none).
+    #[serde(
+        rename = "oomHistory",
+        skip_serializing_if = "Vec::is_empty",
+        serialize_with = "oom_history_json"
+    )]
     pub oom_history: Vec<OomExplanation>,
 }
 
@@ -484,11 +489,19 @@ fn row(
         })
         .cloned()
         .collect();
+    // Only kills in the compute container (or in a container not known) count as the VM's.
+    let current_pod = |e: &OomExplanation| pod_uid.is_some() && e.event.pod_uid == pod_uid;
     let log_current = history
         .iter()
-        .filter(|e| pod_uid.is_some() && e.event.pod_uid == pod_uid)
+        .filter(|e| e.kills_vm() && current_pod(e))
         .count() as u64;
-    let log_earlier = history.len() as u64 - log_current;
+    let log_earlier = history
+        .iter()
+        .filter(|e| e.kills_vm() && !current_pod(e))
+        .count() as u64;
+    if let Some(note) = sidecar_kills_note(&history) {
+        notes.push(note);
+    }
     let cgroup_kills = model.as_ref().map_or(0, |m| m.oom_kills);
     let current_kills = cgroup_kills.max(log_current);
     let oom_kills = current_kills + log_earlier;
@@ -687,7 +700,9 @@ fn row(
     }
 }
 
+mod oom_history;
 mod row_evidence;
+use oom_history::{oom_history_json, sidecar_kills_note};
 mod streamed;
 pub use streamed::{streamed, ReportHead, StreamedReport};
 

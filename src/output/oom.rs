@@ -6,8 +6,9 @@ use std::borrow::Cow;
 use serde::Serialize;
 
 use crate::model::oom_event::ContainerRuntime;
+use crate::model::oom_event::OomVictim;
 use crate::model::oom_verdict::{GuestSource, OomExplanation};
-use crate::model::oom_vm::VmRef;
+use crate::model::oom_vm::{KillContainer, VmRef};
 use crate::output::escape::escape;
 use crate::units::human;
 
@@ -52,6 +53,18 @@ pub struct EventJson<'a> {
     pub trigger: Option<&'a str>,
     pub trigger_pid: Option<u32>,
     pub victim: Option<VictimJson<'a>>,
+    /// Every process the report killed, the victim first (several with `memory.oom.group`).
+    pub victims: Vec<VictimJson<'a>>,
+    /// Processes of a group kill beyond those listed.
+    pub victims_omitted: usize,
+    /// The cgroup whose `memory.oom.group` made the kernel kill all its processes.
+    pub group_kill: Option<&'a str>,
+    /// Old kernels' `Kill process … or sacrifice child` choice, not necessarily the victim.
+    pub candidate: Option<VictimJson<'a>>,
+    /// The virt-launcher pod's container the kill was in (`compute`, `guest-console-log`, …).
+    pub container: Option<&'a KillContainer>,
+    /// The kill counts against the VM (in the compute container, or its container unknown).
+    pub kills_vm: bool,
     pub constraint: Option<&'a str>,
     pub oom_memcg: Option<&'a str>,
     pub task_memcg: Option<&'a str>,
@@ -67,6 +80,8 @@ pub struct EventJson<'a> {
     pub kubevirt: bool,
     pub vm: Option<&'a VmRef>,
     pub tasks: Vec<TaskJson<'a>>,
+    /// Task-table rows left out (the largest by RSS are kept).
+    pub tasks_omitted: usize,
     pub verdict: &'a str,
     /// The report was cut short.
     pub partial: bool,
@@ -93,13 +108,13 @@ fn event_json(ex: &OomExplanation) -> EventJson<'_> {
         node: ev.node.as_deref(),
         trigger: ev.trigger.as_deref(),
         trigger_pid: ev.trigger_pid,
-        victim: ev.victim.as_ref().map(|v| VictimJson {
-            pid: v.pid,
-            comm: &v.comm,
-            anon_rss_bytes: v.anon_rss_bytes,
-            file_rss_bytes: v.file_rss_bytes,
-            total_vm_bytes: v.total_vm_bytes,
-        }),
+        victim: ev.victim.as_ref().map(victim_json),
+        victims: ev.victims().map(victim_json).collect(),
+        victims_omitted: ev.group_victims_omitted,
+        group_kill: ev.group_kill.as_deref(),
+        candidate: ev.candidate.as_ref().map(victim_json),
+        container: ex.container.as_ref(),
+        kills_vm: ex.kubevirt && ex.kills_vm(),
         constraint: ev.constraint.as_deref(),
         oom_memcg: ev.oom_memcg.as_deref(),
         task_memcg: ev.task_memcg.as_deref(),
@@ -123,6 +138,7 @@ fn event_json(ex: &OomExplanation) -> EventJson<'_> {
                 budget_bytes: t.budget_bytes,
             })
             .collect(),
+        tasks_omitted: ev.tasks_omitted,
         verdict: &ex.verdict,
         partial: ev.partial,
         line: ev.line,
@@ -135,6 +151,16 @@ fn event_json(ex: &OomExplanation) -> EventJson<'_> {
             reserve_bytes: r,
             reason: ex.reserve_reason.as_deref(),
         }),
+    }
+}
+
+fn victim_json(v: &OomVictim) -> VictimJson<'_> {
+    VictimJson {
+        pid: v.pid,
+        comm: &v.comm,
+        anon_rss_bytes: v.anon_rss_bytes,
+        file_rss_bytes: v.file_rss_bytes,
+        total_vm_bytes: v.total_vm_bytes,
     }
 }
 
@@ -173,10 +199,17 @@ pub fn to_table(explained: &[OomExplanation]) -> String {
             (None, Some(uid)) => format!("pod {}", uid.get(..8).unwrap_or(uid)),
             (None, None) => "-".to_string(),
         };
-        let victim = ev
+        let mut victim = ev
             .victim
             .as_ref()
             .map_or_else(|| "-".to_string(), |v| format!("{} ({})", v.comm, v.pid));
+        let more = ev.group_victims.len() + ev.group_victims_omitted;
+        if more > 0 {
+            victim.push_str(&format!(" +{more}"));
+        }
+        if let Some(c) = ex.container.as_ref().filter(|_| ex.in_sidecar()) {
+            victim.push_str(&format!(" in {}", c.name));
+        }
         let scope = match (ev.scope, ev.memsw_limit_hit()) {
             (Some(s), true) => format!("{}+swap", s.as_str()),
             (Some(s), false) => s.as_str().to_string(),

@@ -19,7 +19,7 @@ pub struct KernelLine<'a> {
     /// The timestamp as printed, without brackets.
     pub time: Option<Cow<'a, str>>,
     /// Host from a syslog/journal prefix (`None` when redacted as `**`).
-    pub host: Option<&'a str>,
+    pub host: Option<Cow<'a, str>>,
     /// The message, surrounding blanks removed.
     pub msg: Cow<'a, str>,
 }
@@ -30,10 +30,7 @@ pub fn kernel_lines(text: &str) -> KernelLines<'_> {
     KernelLines {
         lines: text.lines().enumerate(),
         pending: VecDeque::new(),
-        last_time: None,
-        last_host: None,
-        last_foreign: false,
-        last_kmsg: false,
+        reader: KernelLineReader::default(),
     }
 }
 
@@ -42,11 +39,7 @@ pub struct KernelLines<'a> {
     lines: std::iter::Enumerate<std::str::Lines<'a>>,
     /// Lines of one input line still to hand out (a kmsg record may hold several).
     pending: VecDeque<KernelLine<'a>>,
-    last_time: Option<Cow<'a, str>>,
-    last_host: Option<&'a str>,
-    /// The previous line was written by another program (its continuations are dropped too).
-    last_foreign: bool,
-    last_kmsg: bool,
+    reader: KernelLineReader,
 }
 
 impl<'a> Iterator for KernelLines<'a> {
@@ -58,13 +51,26 @@ impl<'a> Iterator for KernelLines<'a> {
                 return Some(line);
             }
             let (i, raw) = self.lines.next()?;
-            self.read(i + 1, raw);
+            let pending = &mut self.pending;
+            self.reader.read(i + 1, raw, &mut |l| pending.push_back(l));
         }
     }
 }
 
-impl<'a> KernelLines<'a> {
-    fn read(&mut self, number: usize, raw: &'a str) {
+/// Takes the prefixes off one input line at a time, remembering only what a continuation line
+/// needs from the line before it (its time and host): a log read as a stream keeps no input.
+#[derive(Debug, Default)]
+pub struct KernelLineReader {
+    last_time: Option<String>,
+    last_host: Option<String>,
+    /// The previous line was written by another program (its continuations are dropped too).
+    last_foreign: bool,
+    last_kmsg: bool,
+}
+
+impl KernelLineReader {
+    /// The kernel message lines of input line `number` (1-based), handed to `out` in order.
+    pub fn read<'a>(&mut self, number: usize, raw: &'a str, out: &mut dyn FnMut(KernelLine<'a>)) {
         let line = raw.trim_end_matches(['\r', '\n']);
         if line.trim().is_empty() {
             return;
@@ -78,22 +84,23 @@ impl<'a> KernelLines<'a> {
             self.last_kmsg = true;
             self.last_foreign = false;
             self.last_host = None;
-            let time: Cow<'a, str> = Cow::Owned(time);
-            self.last_time = Some(time.clone());
+            self.remember_time(Some(&time));
             if msg.contains("\\x") {
                 for part in unescape_kmsg(msg).split('\n') {
                     let part = part.trim();
                     if !part.is_empty() {
-                        self.emit(
-                            number,
-                            Some(time.clone()),
-                            None,
-                            Cow::Owned(part.to_string()),
-                        );
+                        let time = Some(Cow::Owned(time.clone()));
+                        emit(out, number, time, None, Cow::Owned(part.to_string()));
                     }
                 }
             } else {
-                self.emit(number, Some(time), None, Cow::Borrowed(msg));
+                emit(
+                    out,
+                    number,
+                    Some(Cow::Owned(time)),
+                    None,
+                    Cow::Borrowed(msg),
+                );
             }
             return;
         }
@@ -107,53 +114,87 @@ impl<'a> KernelLines<'a> {
             self.last_foreign = false;
             let (msg, _) = strip_priority(sys.msg);
             let msg = strip_bracket_time(msg).map_or(msg, |(_, rest)| rest);
-            self.last_time = Some(Cow::Borrowed(sys.time));
-            self.last_host = sys.host;
-            self.emit(number, self.last_time.clone(), sys.host, Cow::Borrowed(msg));
+            self.remember_time(Some(sys.time));
+            self.remember_host(sys.host);
+            let host = sys.host.map(Cow::Borrowed);
+            emit(
+                out,
+                number,
+                Some(Cow::Borrowed(sys.time)),
+                host,
+                Cow::Borrowed(msg),
+            );
             return;
         }
         let stamped = strip_bracket_time(prio_stripped).or_else(|| strip_iso_time(prio_stripped));
         if let Some((time, msg)) = stamped {
             self.last_foreign = false;
-            self.last_time = Some(Cow::Borrowed(time));
+            self.remember_time(Some(time));
             self.last_host = None;
-            self.emit(number, self.last_time.clone(), None, Cow::Borrowed(msg));
+            emit(
+                out,
+                number,
+                Some(Cow::Borrowed(time)),
+                None,
+                Cow::Borrowed(msg),
+            );
             return;
         }
         if indented {
             if !self.last_foreign {
-                let (time, host) = (self.last_time.clone(), self.last_host);
-                self.emit(number, time, host, Cow::Borrowed(line));
+                let time = self.last_time.clone().map(Cow::Owned);
+                let host = self.last_host.clone().map(Cow::Owned);
+                emit(out, number, time, host, Cow::Borrowed(line));
             }
             return;
         }
         self.last_foreign = false;
         self.last_time = None;
         self.last_host = None;
-        self.emit(number, None, None, Cow::Borrowed(prio_stripped));
+        emit(out, number, None, None, Cow::Borrowed(prio_stripped));
     }
 
-    fn emit(
-        &mut self,
-        number: usize,
-        time: Option<Cow<'a, str>>,
-        host: Option<&'a str>,
-        msg: Cow<'a, str>,
-    ) {
-        let msg = match msg {
-            Cow::Borrowed(m) => Cow::Borrowed(m.trim()),
-            Cow::Owned(m) => Cow::Owned(m.trim().to_string()),
-        };
-        if msg.is_empty() {
-            return;
-        }
-        self.pending.push_back(KernelLine {
-            number,
-            time,
-            host,
-            msg,
-        });
+    /// Keep `time` for continuation lines, reusing the buffer.
+    fn remember_time(&mut self, time: Option<&str>) {
+        remember(&mut self.last_time, time);
     }
+
+    fn remember_host(&mut self, host: Option<&str>) {
+        remember(&mut self.last_host, host);
+    }
+}
+
+fn remember(slot: &mut Option<String>, value: Option<&str>) {
+    match (slot.as_mut(), value) {
+        (Some(s), Some(v)) => {
+            s.clear();
+            s.push_str(v);
+        }
+        (None, Some(v)) => *slot = Some(v.to_string()),
+        (_, None) => *slot = None,
+    }
+}
+
+fn emit<'a>(
+    out: &mut dyn FnMut(KernelLine<'a>),
+    number: usize,
+    time: Option<Cow<'a, str>>,
+    host: Option<Cow<'a, str>>,
+    msg: Cow<'a, str>,
+) {
+    let msg = match msg {
+        Cow::Borrowed(m) => Cow::Borrowed(m.trim()),
+        Cow::Owned(m) => Cow::Owned(m.trim().to_string()),
+    };
+    if msg.is_empty() {
+        return;
+    }
+    out(KernelLine {
+        number,
+        time,
+        host,
+        msg,
+    });
 }
 
 /// `/dev/kmsg`: `PRI,SEQ,USEC,FLAGS[,…];message` → (`seconds.micros`, message).
@@ -368,14 +409,14 @@ mod tests {
         assert_eq!(l.time.as_deref(), Some("Thu May  9 14:52:38 2024"));
         let l = one("Feb 03 19:57:08 ** kernel: virt-launcher invoked oom-killer: y");
         assert_eq!(l.time.as_deref(), Some("Feb 03 19:57:08"));
-        assert_eq!(l.host, None);
+        assert_eq!(l.host.as_deref(), None);
         assert_eq!(l.msg, "virt-launcher invoked oom-killer: y");
         let l = one("May  9 14:52:38 node-1 kernel: [ 12.5] Tasks state (memory values in pages):");
-        assert_eq!(l.host, Some("node-1"));
+        assert_eq!(l.host.as_deref(), Some("node-1"));
         assert_eq!(l.time.as_deref(), Some("May  9 14:52:38"));
         assert_eq!(l.msg, "Tasks state (memory values in pages):");
         let l = one("2024-05-09T14:52:38.123+00:00 n2 kernel: oom-kill:constraint=X");
-        assert_eq!(l.host, Some("n2"));
+        assert_eq!(l.host.as_deref(), Some("n2"));
         assert_eq!(l.msg, "oom-kill:constraint=X");
         let l = one("<4>[  458.325923] CPU 0/KVM invoked oom-killer: z");
         assert_eq!(l.time.as_deref(), Some("458.325923"));
@@ -390,14 +431,14 @@ mod tests {
     fn other_journal_forms() {
         let l = one("[ 8758.722811] node-3 kernel: CPU 1/KVM invoked oom-killer: x");
         assert_eq!(l.time.as_deref(), Some("8758.722811"));
-        assert_eq!(l.host, Some("node-3"));
+        assert_eq!(l.host.as_deref(), Some("node-3"));
         assert_eq!(l.msg, "CPU 1/KVM invoked oom-killer: x");
         let l = one("1715266358.123456 node-3 kernel: memory: usage 1kB");
         assert_eq!(l.time.as_deref(), Some("1715266358.123456"));
         assert_eq!(l.msg, "memory: usage 1kB");
         let l = one("Thu 2024-05-09 14:52:38 UTC node-3 kernel: oom-kill:constraint=X");
         assert_eq!(l.time.as_deref(), Some("Thu 2024-05-09 14:52:38 UTC"));
-        assert_eq!(l.host, Some("node-3"));
+        assert_eq!(l.host.as_deref(), Some("node-3"));
         assert_eq!(l.msg, "oom-kill:constraint=X");
         // A kernel message that merely looks like "host ident:" stays whole.
         let l = one("[    5.100000] usb 1-1: new high-speed USB device");

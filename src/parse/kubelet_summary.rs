@@ -137,6 +137,7 @@ fn counters(m: &MemoryStats, level: CgroupLevel, path: String) -> Option<CgroupC
         peak_bytes: None,
         failcnt: None,
         oom_kills: 0,
+        oom_group_kills: None,
         stat: MemoryStat {
             anon: m.rss_bytes,
             inactive_file: m.working_set_bytes.map(|_| usage - working_set),

@@ -160,6 +160,7 @@ struct AnyStatus {
     migration_state: Option<Box<MigrationState>>,
     memory: Option<VmiMemoryStatus>,
     container_statuses: Vec<ContainerStatus>,
+    init_container_statuses: Vec<ContainerStatus>,
     // Node
     capacity: ResourceList,
     allocatable: ResourceList,
@@ -244,6 +245,7 @@ fn typed(kind: &str, d: AnyObject) -> Option<Object> {
             status: PodStatus {
                 phase: s.phase,
                 container_statuses: s.container_statuses,
+                init_container_statuses: s.init_container_statuses,
             },
         })),
         "Node" => Object::Node(Box::new(Node {

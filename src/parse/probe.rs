@@ -7,7 +7,7 @@
 //! node v1|v2 KERNEL
 //! pod UID PATH
 //! c NAME LIMIT USAGE PEAK FAILCNT OOMKILL ANON FILE SHMEM INACTIVE_FILE ACTIVE_FILE KERNEL
-//!   KERNEL_STACK PAGETABLES SLAB SOCK ANON_THP PIDS
+//!   KERNEL_STACK PAGETABLES SLAB SOCK ANON_THP PIDS [GROUPKILL]
 //! p PID RSS_ANON_KB RSS_FILE_KB RSS_SHMEM_KB COMM
 //! g PID SIZE_KB RSS_KB HUGETLB_KB PAGE_KB KIND
 //! missing UID
@@ -330,6 +330,11 @@ fn cgroup_record(rest: &str, pod_path: &str) -> Result<CgroupRecord, &'static st
         peak_bytes: opt(f[3])?,
         failcnt: opt(f[4])?,
         oom_kills: opt(f[5])?.unwrap_or(0),
+        // Added after format 1 shipped, last so older parsers ignore it.
+        oom_group_kills: match f.get(18) {
+            Some(v) => opt(v)?,
+            None => None,
+        },
         stat,
         ..empty_counters(level, path, id)
     };

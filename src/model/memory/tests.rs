@@ -20,6 +20,7 @@ fn counters(
         peak_bytes: None,
         failcnt: None,
         oom_kills: 0,
+        oom_group_kills: None,
         stat: MemoryStat {
             inactive_file: Some(inactive_file),
             ..Default::default()

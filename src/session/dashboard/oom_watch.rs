@@ -107,6 +107,7 @@ fn facts_of(r: &VmRow) -> VmFacts {
             .then(|| r.reserved_bytes.map(to_quantity_string))
             .flatten(),
         hugepages: r.hugepages,
+        pod_containers: Vec::new(),
     }
 }
 

@@ -75,6 +75,7 @@ fn pod_reading(uid: &str, limit: i64, guest: i64, qemu: i64, oom_kills: u64) -> 
             peak_bytes: Some((usage + 8 * MI) as u64),
             failcnt: Some(oom_kills * 3),
             oom_kills,
+            oom_group_kills: None,
             stat: MemoryStat {
                 file: Some(file as u64),
                 inactive_file: Some(file as u64),

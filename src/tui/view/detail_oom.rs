@@ -20,10 +20,12 @@ fn count(n: Option<u64>) -> String {
 pub fn lines(app: &App, r: &VmRow, width: u16) -> Vec<Line<'static>> {
     let mut out = vec![heading(app, "OOM history")];
     let is_current = |e: &OomExplanation| r.pod_uid.is_some() && e.event.pod_uid == r.pod_uid;
-    let log_current = r.oom_history.iter().filter(|e| is_current(e)).count() as u64;
+    // A sidecar's kill (kubevirt#15501) is listed below but not counted as the VM's.
+    let vm_kills = || r.oom_history.iter().filter(|e| e.kills_vm());
+    let log_current = vm_kills().filter(|e| is_current(e)).count() as u64;
     let cgroup = r.cgroup.as_ref().and_then(|c| c.oom_kills).unwrap_or(0);
     let current = cgroup.max(log_current);
-    let earlier = r.oom_history.len() as u64 - log_current;
+    let earlier = vm_kills().count() as u64 - log_current;
     let counted = if r.oom_kills.is_some() {
         format!("current pod {current}, earlier pods {earlier}")
     } else {
