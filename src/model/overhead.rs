@@ -158,7 +158,9 @@ pub struct ClusterInputs {
     pub config: KubeVirtConfiguration,
 }
 
+mod infer;
 mod inputs;
+pub use infer::{formula_spans, joined, spans_reproducing, AppliedOverhead, VersionSpan};
 pub use inputs::{dedicated_cpu, vcpu_count, vcpus, VcpuCount};
 
 /// O as KubeVirt adds it up: `resource.Quantity` sums, exact to a billionth of a byte, rounded
