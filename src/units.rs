@@ -65,6 +65,37 @@ pub fn parse_millis(input: &str) -> Result<i64, QuantityError> {
         .ok_or_else(|| err(input, "value is out of range"))
 }
 
+/// Billionths in one unit: Kubernetes holds a quantity exact to 10^-9 (`resource.Nano`).
+pub const NANOS_PER_UNIT: i128 = 1_000_000_000;
+
+/// A quantity in billionths of its unit, as Kubernetes holds it: `ParseQuantity` rounds a finer
+/// fraction up (away from zero) to 10^-9, and `Quantity.Add` and `Quantity.Cmp` are exact on
+/// that value. Sums and comparisons on it are KubeVirt's, where whole bytes would round each
+/// term (`0.5` + `0.5` is 1 byte, not 2).
+pub fn parse_nanos(input: &str) -> Result<i128, QuantityError> {
+    let exact = parse_exact(input)?;
+    let g = gcd(exact.num.unsigned_abs(), exact.den.unsigned_abs());
+    let g = i128::try_from(g).unwrap_or(1).max(1);
+    let (num, den) = (exact.num / g, exact.den / g);
+    let scaled = num
+        .checked_mul(NANOS_PER_UNIT)
+        .ok_or_else(|| err(input, "value is out of range"))?;
+    let (q, r) = (scaled / den, scaled % den);
+    Ok(if r == 0 { q } else { q + scaled.signum() })
+}
+
+/// Whole units from billionths, rounded up like Kubernetes' `Quantity.Value()`.
+pub fn nanos_to_units_ceil(nanos: i128) -> i128 {
+    nanos.div_euclid(NANOS_PER_UNIT) + i128::from(nanos.rem_euclid(NANOS_PER_UNIT) != 0)
+}
+
+fn gcd(mut a: u128, mut b: u128) -> u128 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
 /// A quantity as an exact rational number num/den (den > 0).
 #[derive(Debug, Clone, Copy)]
 struct Exact {
@@ -189,6 +220,16 @@ impl Quantity {
     /// The value in bytes (rounded up), as a memory size (at most [`MAX_MEMORY_BYTES`]).
     pub fn bytes(&self) -> Result<i64, QuantityError> {
         parse_memory(&self.0)
+    }
+    /// The value in billionths, exact as Kubernetes compares and adds quantities; a memory
+    /// size beyond [`MAX_MEMORY_BYTES`] is an error, as for [`Quantity::bytes`].
+    pub fn memory_nanos(&self) -> Result<i128, QuantityError> {
+        self.bytes()?;
+        parse_nanos(&self.0)
+    }
+    /// The value in billionths (CPU or any other resource), exact.
+    pub fn nanos(&self) -> Result<i128, QuantityError> {
+        parse_nanos(&self.0)
     }
     /// The value in millis (CPU), rounded up.
     pub fn millis(&self) -> Result<i64, QuantityError> {
@@ -322,6 +363,38 @@ mod tests {
     }
 
     #[test]
+    fn nanos_are_exact_like_kubernetes() {
+        assert_eq!(parse_nanos("1").unwrap(), 1_000_000_000);
+        assert_eq!(parse_nanos("1.5Gi").unwrap(), 1_610_612_736 * 1_000_000_000);
+        assert_eq!(
+            parse_nanos("1731199801.3").unwrap(),
+            1_731_199_801_300_000_000
+        );
+        assert_eq!(parse_nanos("100m").unwrap(), 100_000_000);
+        // Finer than a billionth rounds up, away from zero, as ParseQuantity does.
+        assert_eq!(parse_nanos("0.0000000001").unwrap(), 1);
+        assert_eq!(parse_nanos("-0.0000000001").unwrap(), -1);
+        assert_eq!(parse_nanos("1e-12").unwrap(), 1);
+        assert_eq!(parse_nanos("0").unwrap(), 0);
+        // 2.5 + 2.5 bytes is 5 bytes, though each alone rounds up to 3.
+        let sum = parse_nanos("2.5").unwrap() + parse_nanos("2.5").unwrap();
+        assert_eq!(nanos_to_units_ceil(sum), 5);
+        assert_eq!(nanos_to_units_ceil(parse_nanos("2.5").unwrap()), 3);
+        assert_eq!(nanos_to_units_ceil(-1_500_000_000), -1);
+        // Equal values in different spellings are equal; a fraction of a byte is not.
+        assert_eq!(
+            parse_nanos("1Gi").unwrap(),
+            parse_nanos("1073741824").unwrap()
+        );
+        assert_ne!(
+            parse_nanos("1073741823.5").unwrap(),
+            parse_nanos("1073741824").unwrap()
+        );
+        assert_eq!(parse_nanos("1.5").unwrap(), parse_nanos("1500m").unwrap());
+        assert!(Quantity::new("9Ei").memory_nanos().is_err());
+    }
+
+    #[test]
     fn garbage_is_rejected_with_a_reason() {
         for bad in [
             "",
@@ -385,6 +458,7 @@ mod tests {
         fn never_panics(s in "\\PC*") {
             let _ = parse_bytes(&s);
             let _ = parse_millis(&s);
+            let _ = parse_nanos(&s);
         }
         #[test]
         fn integers_with_binary_suffix_are_exact(n in 0i64..1_000_000, i in 0usize..4) {

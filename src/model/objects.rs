@@ -15,14 +15,27 @@ pub use super::string_map::StringMap;
 /// A list without spare capacity. Decoding from text gives no length up front, so a vector
 /// grows by doubling (one condition or interface takes room for four); thousands of objects
 /// each holding a few such lists made that slack a large share of their memory.
-fn exact_vec<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+///
+/// An explicit `null` is an empty list, as Kubernetes' Go decoder reads it (`gpus: null` is
+/// valid in a VMI and must not fail the object, nor a folder of them).
+pub(crate) fn exact_vec<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: Deserialize<'de>,
 {
-    let mut v = Vec::<T>::deserialize(d)?;
+    let mut v = Option::<Vec<T>>::deserialize(d)?.unwrap_or_default();
     v.shrink_to_fit();
     Ok(v)
+}
+
+/// A field that an explicit `null` leaves at its zero value, as in Go (`resources: null`,
+/// `hard: null`, `name: null`).
+pub(crate) fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 /// Labels and annotations keep only the keys some part of the tool reads: objects in real
@@ -35,12 +48,16 @@ fn read_keys<'de, D: serde::Deserializer<'de>>(d: D) -> Result<StringMap, D::Err
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct ObjectMeta {
+    #[serde(deserialize_with = "null_default")]
     pub name: String,
     #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(deserialize_with = "null_default")]
     pub namespace: String,
     #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(deserialize_with = "null_default")]
     pub uid: String,
     #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(deserialize_with = "null_default")]
     pub resource_version: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub creation_timestamp: Option<String>,
@@ -65,9 +82,13 @@ pub struct ObjectMeta {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct OwnerReference {
+    #[serde(deserialize_with = "null_default")]
     pub api_version: String,
+    #[serde(deserialize_with = "null_default")]
     pub kind: String,
+    #[serde(deserialize_with = "null_default")]
     pub name: String,
+    #[serde(deserialize_with = "null_default")]
     pub uid: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub controller: Option<bool>,
@@ -86,7 +107,9 @@ pub struct ResourceList {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct Resources {
+    #[serde(deserialize_with = "null_default")]
     pub requests: ResourceList,
+    #[serde(deserialize_with = "null_default")]
     pub limits: ResourceList,
     /// KubeVirt: do not add the overhead to the pod's memory request.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -98,8 +121,11 @@ pub struct Resources {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct VirtualMachine {
+    #[serde(deserialize_with = "null_default")]
     pub metadata: ObjectMeta,
+    #[serde(deserialize_with = "null_default")]
     pub spec: VmSpec,
+    #[serde(deserialize_with = "null_default")]
     pub status: VmStatus,
 }
 
@@ -110,13 +136,16 @@ pub struct VmSpec {
     pub running: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run_strategy: Option<String>,
+    #[serde(deserialize_with = "null_default")]
     pub template: VmTemplate,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct VmTemplate {
+    #[serde(deserialize_with = "null_default")]
     pub metadata: ObjectMeta,
+    #[serde(deserialize_with = "null_default")]
     pub spec: VmiSpec,
 }
 
@@ -131,6 +160,7 @@ pub struct VmStatus {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct VmiSpec {
+    #[serde(deserialize_with = "null_default")]
     pub domain: DomainSpec,
     #[serde(deserialize_with = "exact_vec", skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<Volume>,
@@ -147,11 +177,13 @@ pub struct VmiSpec {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct DomainSpec {
+    #[serde(deserialize_with = "null_default")]
     pub resources: Resources,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory: Option<MemorySpec>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpu: Option<CpuSpec>,
+    #[serde(deserialize_with = "null_default")]
     pub devices: Devices,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub launch_security: Option<Box<LaunchSecurity>>,
@@ -173,6 +205,7 @@ pub struct MemorySpec {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct Hugepages {
+    #[serde(deserialize_with = "null_default")]
     pub page_size: String,
 }
 
@@ -227,6 +260,7 @@ pub struct Tpm {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct Interface {
+    #[serde(deserialize_with = "null_default")]
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sriov: Option<serde_json::Value>,
@@ -249,6 +283,7 @@ pub struct Interface {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Binding {
+    #[serde(deserialize_with = "null_default")]
     pub name: String,
 }
 
@@ -264,6 +299,7 @@ pub struct LaunchSecurity {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct Volume {
+    #[serde(deserialize_with = "null_default")]
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub downward_metrics: Option<serde_json::Value>,
@@ -285,8 +321,11 @@ pub struct Probe {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct VirtualMachineInstance {
+    #[serde(deserialize_with = "null_default")]
     pub metadata: ObjectMeta,
+    #[serde(deserialize_with = "null_default")]
     pub spec: VmiSpec,
+    #[serde(deserialize_with = "null_default")]
     pub status: VmiStatus,
 }
 
@@ -299,6 +338,7 @@ pub struct VmiStatus {
     pub node_name: Option<String>,
     /// pod UID → node name; two entries while migrating.
     #[serde(skip_serializing_if = "StringMap::is_empty")]
+    #[serde(deserialize_with = "null_default")]
     pub active_pods: StringMap,
     /// Boxed: only migrating VMIs have it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -340,14 +380,18 @@ pub struct VmiMemoryStatus {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct KubeVirt {
+    #[serde(deserialize_with = "null_default")]
     pub metadata: ObjectMeta,
+    #[serde(deserialize_with = "null_default")]
     pub spec: KubeVirtSpec,
+    #[serde(deserialize_with = "null_default")]
     pub status: KubeVirtStatus,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct KubeVirtSpec {
+    #[serde(deserialize_with = "null_default")]
     pub configuration: KubeVirtConfiguration,
 }
 
@@ -376,6 +420,7 @@ pub struct DeveloperConfiguration {
 pub struct NetworkConfiguration {
     /// binding plugin name → plugin
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(deserialize_with = "null_default")]
     pub binding: BTreeMap<String, BindingPlugin>,
 }
 
@@ -389,6 +434,7 @@ pub struct BindingPlugin {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ComputeOverhead {
+    #[serde(deserialize_with = "null_default")]
     pub requests: ResourceList,
 }
 
@@ -406,8 +452,11 @@ pub struct KubeVirtStatus {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct Pod {
+    #[serde(deserialize_with = "null_default")]
     pub metadata: ObjectMeta,
+    #[serde(deserialize_with = "null_default")]
     pub spec: PodSpec,
+    #[serde(deserialize_with = "null_default")]
     pub status: PodStatus,
 }
 
@@ -423,9 +472,12 @@ pub struct PodSpec {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct Container {
+    #[serde(deserialize_with = "null_default")]
     pub name: String,
     #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(deserialize_with = "null_default")]
     pub image: String,
+    #[serde(deserialize_with = "null_default")]
     pub resources: Resources,
 }
 
@@ -445,13 +497,15 @@ pub struct PodStatus {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct ContainerStatus {
+    #[serde(deserialize_with = "null_default")]
     pub name: String,
     /// `containerd://<id>`. The API spells it `containerID` (not the camelCase `containerId`,
     /// still accepted).
     #[serde(
         rename = "containerID",
         alias = "containerId",
-        skip_serializing_if = "String::is_empty"
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "null_default"
     )]
     pub container_id: String,
 }
@@ -459,14 +513,18 @@ pub struct ContainerStatus {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct Node {
+    #[serde(deserialize_with = "null_default")]
     pub metadata: ObjectMeta,
+    #[serde(deserialize_with = "null_default")]
     pub status: NodeStatus,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct NodeStatus {
+    #[serde(deserialize_with = "null_default")]
     pub capacity: ResourceList,
+    #[serde(deserialize_with = "null_default")]
     pub allocatable: ResourceList,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node_info: Option<NodeInfo>,
@@ -475,10 +533,15 @@ pub struct NodeStatus {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct NodeInfo {
+    #[serde(deserialize_with = "null_default")]
     pub kernel_version: String,
+    #[serde(deserialize_with = "null_default")]
     pub architecture: String,
+    #[serde(deserialize_with = "null_default")]
     pub container_runtime_version: String,
+    #[serde(deserialize_with = "null_default")]
     pub kubelet_version: String,
+    #[serde(deserialize_with = "null_default")]
     pub os_image: String,
 }
 
@@ -486,13 +549,16 @@ pub struct NodeInfo {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct ResourceQuota {
+    #[serde(deserialize_with = "null_default")]
     pub metadata: ObjectMeta,
+    #[serde(deserialize_with = "null_default")]
     pub spec: ResourceQuotaSpec,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct ResourceQuotaSpec {
+    #[serde(deserialize_with = "null_default")]
     pub hard: BTreeMap<String, Quantity>,
 }
 
@@ -506,6 +572,7 @@ impl ResourceQuota {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct HarvesterSetting {
+    #[serde(deserialize_with = "null_default")]
     pub metadata: ObjectMeta,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,

@@ -1,7 +1,9 @@
 //! KubeVirt's memory overhead O for a VMI, by KubeVirt version, to the byte.
 //!
-//! Facts: `shared/facts/kubevirt-overhead.md`. Every input comes from the VMI as stored (after
-//! KubeVirt's defaulting), never the VM template.
+//! The rules are KubeVirt's `GetMemoryOverhead` (pkg/virt-controller/services/template.go up to
+//! v0.55, renderresources.go v0.56–v1.7, pkg/hypervisor/kvm/hypervisorbackend.go from v1.8), and
+//! `tests/kubevirt_vectors.rs` checks them against what that Go code returned at 14 releases.
+//! Every input comes from the VMI as stored (after KubeVirt's defaulting), never the VM template.
 
 use std::borrow::Cow;
 
@@ -9,6 +11,7 @@ use serde::Serialize;
 
 use super::objects::{KubeVirtConfiguration, VmiSpec};
 use super::version::Version;
+use crate::units::{nanos_to_units_ceil, NANOS_PER_UNIT};
 
 pub const MI: i64 = 1024 * 1024;
 pub const GI: i64 = 1024 * MI;
@@ -170,137 +173,178 @@ pub struct ClusterInputs {
     pub config: KubeVirtConfiguration,
 }
 
-fn ceil_div(a: i64, b: i64) -> i64 {
-    (a + b - 1) / b
+mod infer;
+mod inputs;
+pub use infer::{formula_spans, joined, spans_reproducing, AppliedOverhead, VersionSpan};
+pub use inputs::{dedicated_cpu, vcpu_count, vcpus, VcpuCount};
+
+/// O as KubeVirt adds it up: `resource.Quantity` sums, exact to a billionth of a byte, rounded
+/// up to whole bytes once at the end (`Value()`). Each term keeps its own whole bytes to show.
+struct Sum {
+    terms: Vec<Term>,
+    nanos: i128,
+    notes: Vec<String>,
 }
 
-/// Number of vCPUs KubeVirt counts for page tables and vCPU threads.
-pub fn vcpus(spec: &VmiSpec) -> i64 {
-    let n = if let Some(cpu) = &spec.domain.cpu {
-        [cpu.cores, cpu.sockets, cpu.threads]
-            .into_iter()
-            .flatten()
-            .filter(|&x| x != 0)
-            .map(i64::from)
-            .product::<i64>()
-    } else {
-        let r = &spec.domain.resources;
-        let cpu = r.limits.cpu.as_ref().or(r.requests.cpu.as_ref());
-        cpu.and_then(|q| q.millis().ok())
-            .map(|m| ceil_div(m.max(0), 1000))
-            .unwrap_or(1)
-    };
-    n.max(1)
+impl Sum {
+    /// A term of whole bytes (0 is left out).
+    fn add(&mut self, name: impl Into<Cow<'static, str>>, bytes: i64) {
+        self.add_nanos(name, i128::from(bytes) * NANOS_PER_UNIT);
+    }
+
+    /// A term exact to the billionth (a quantity such as `1731199801.3` or `1.5G`).
+    fn add_nanos(&mut self, name: impl Into<Cow<'static, str>>, nanos: i128) {
+        if nanos == 0 {
+            return;
+        }
+        self.nanos += nanos;
+        self.terms.push(Term {
+            name: name.into(),
+            bytes: i64::try_from(nanos_to_units_ceil(nanos)).unwrap_or(i64::MAX),
+        });
+    }
+
+    /// O so far in whole kilobytes, rounded up.
+    fn kilos(&self) -> i128 {
+        kilos_ceil(self.nanos)
+    }
+
+    fn total_bytes(&self) -> i64 {
+        i64::try_from(nanos_to_units_ceil(self.nanos)).unwrap_or(i64::MAX)
+    }
 }
 
-fn mem(q: &Option<crate::units::Quantity>) -> Option<i64> {
-    q.as_ref().and_then(|q| q.bytes().ok())
+/// Whole kilobytes (1000 bytes) in an exact size, rounded up (`ScaledValue(resource.Kilo)`).
+fn kilos_ceil(nanos: i128) -> i128 {
+    let per_kilo = 1000 * NANOS_PER_UNIT;
+    nanos.div_euclid(per_kilo) + i128::from(nanos.rem_euclid(per_kilo) != 0)
 }
 
-/// Guaranteed QoS for the `G` term.
-fn guaranteed(spec: &VmiSpec, v: Version) -> bool {
-    let r = &spec.domain.resources;
-    let req_mem = mem(&r.requests.memory).unwrap_or(0);
-    let lim_mem = mem(&r.limits.memory).unwrap_or(0);
-    let mem_ok = (req_mem != 0 && req_mem == lim_mem)
-        || (v >= Version::new(1, 7, 0) && r.requests.memory.is_none() && lim_mem != 0);
-    let millis = |q: &Option<crate::units::Quantity>| q.as_ref().and_then(|q| q.millis().ok());
-    let req_cpu = millis(&r.requests.cpu).unwrap_or(0);
-    let lim_cpu = millis(&r.limits.cpu).unwrap_or(0);
-    mem_ok && req_cpu != 0 && req_cpu == lim_cpu
-}
-
-/// Whether the VMI has dedicated CPUs.
-pub fn dedicated_cpu(spec: &VmiSpec) -> bool {
-    spec.domain
-        .cpu
-        .as_ref()
-        .and_then(|c| c.dedicated_cpu_placement)
-        .unwrap_or(false)
+fn at(major: u32, minor: u32, patch: u32) -> Version {
+    Version::new(major, minor, patch)
 }
 
 /// KubeVirt's overhead O for a VMI spec (as stored) under version `v`.
 pub fn overhead(spec: &VmiSpec, v: Version, cluster: &ClusterInputs) -> Overhead {
-    let at = |a, b, c| Version::new(a, b, c);
-    let consts = ProcessConstants::for_version(v);
-    let mut terms: Vec<Term> = Vec::new();
-    let mut notes = Vec::new();
-    fn add(terms: &mut Vec<Term>, name: impl Into<Cow<'static, str>>, bytes: i64) {
-        if bytes != 0 {
-            terms.push(Term {
-                name: name.into(),
-                bytes,
-            });
-        }
+    let mut sum = Sum {
+        terms: Vec::new(),
+        nanos: 0,
+        notes: Vec::new(),
+    };
+    page_tables_and_processes(&mut sum, spec, v);
+    cpu_and_devices(&mut sum, spec, v, cluster);
+    let g = v >= at(1, 1, 0) && (dedicated_cpu(spec) || inputs::guaranteed_qos(spec, v));
+    if g && v >= at(1, 5, 3) {
+        sum.add("dedicated CPU / guaranteed QoS", 100 * MI);
     }
-    let d = &spec.domain;
-    let r = mem(&d.resources.requests.memory).unwrap_or(0).max(0);
-    add(
-        &mut terms,
+    if v >= at(1, 8, 0) {
+        added_overhead(&mut sum, spec);
+    }
+    let ratio_used = apply_ratio(&mut sum, v, cluster.ratio.as_deref());
+    if g && v < at(1, 5, 3) {
+        sum.add("dedicated CPU / guaranteed QoS", 100 * MI);
+    }
+    if v >= at(1, 3, 0) {
+        binding_plugins(&mut sum, spec, cluster);
+    }
+    if v >= at(1, 8, 0)
+        && spec
+            .domain
+            .devices
+            .interfaces
+            .iter()
+            .any(|i| i.passt_binding.is_some())
+    {
+        sum.add("passt binding", 250 * MI);
+    }
+    Overhead {
+        version: v,
+        total: sum.total_bytes(),
+        terms: sum.terms,
+        ratio: ratio_used,
+        notes: sum.notes,
+    }
+}
+
+/// Page tables (one byte per 512 of the memory request, counted in whole kilobytes) and the
+/// launcher's processes.
+fn page_tables_and_processes(sum: &mut Sum, spec: &VmiSpec, v: Version) {
+    let request_nanos = spec
+        .domain
+        .resources
+        .requests
+        .memory
+        .as_ref()
+        .and_then(|q| q.memory_nanos().ok())
+        .unwrap_or(0)
+        .max(0);
+    sum.add(
         "page tables (request/512)",
-        ceil_div(r, 1000) * 1000 / 512,
+        i64::try_from(kilos_ceil(request_nanos) * 1000 / 512).unwrap_or(0),
     );
+    let consts = ProcessConstants::for_version(v);
     match consts.combined {
-        Some(c) => add(&mut terms, "launcher processes (fixed)", c * MI),
+        Some(c) => sum.add("launcher processes (fixed)", c * MI),
         None => {
-            add(&mut terms, "virt-launcher-monitor", consts.monitor * MI);
-            add(&mut terms, "virt-launcher", consts.launcher * MI);
-            add(&mut terms, "virtlogd", consts.virtlogd * MI);
+            sum.add("virt-launcher-monitor", consts.monitor * MI);
+            sum.add("virt-launcher", consts.launcher * MI);
+            sum.add("virtlogd", consts.virtlogd * MI);
             let daemon = if v >= at(0, 59, 0) {
                 "virtqemud"
             } else {
                 "libvirtd"
             };
-            add(&mut terms, daemon, consts.libvirt * MI);
-            add(&mut terms, "qemu", consts.qemu * MI);
+            sum.add(daemon, consts.libvirt * MI);
+            sum.add("qemu", consts.qemu * MI);
         }
     }
-    let n = vcpus(spec);
-    add(&mut terms, format!("vCPU threads ({n} x 8Mi)"), 8 * MI * n);
-    add(&mut terms, "IOThread", 8 * MI);
-    if d.devices.autoattach_graphics_device != Some(false) {
-        add(&mut terms, "video", consts.video * MI);
+}
+
+/// vCPUs, IOThread, video, architecture, devices, probes, SEV, TPM and the old passt term.
+fn cpu_and_devices(sum: &mut Sum, spec: &VmiSpec, v: Version, cluster: &ClusterInputs) {
+    let d = &spec.domain;
+    let count = inputs::vcpu_count(spec);
+    if let Some(note) = count.note() {
+        sum.notes.push(note);
     }
-    let arch = if v >= at(1, 2, 0) {
-        spec.architecture
-            .as_deref()
-            .or(cluster.cluster_arch.as_deref())
-    } else {
-        cluster.cluster_arch.as_deref()
-    };
-    if arch == Some("arm64") {
-        add(&mut terms, "arm64", 128 * MI);
+    let n = count.kubevirt;
+    sum.add(format!("vCPU threads ({n} x 8Mi)"), 8 * MI * n);
+    sum.add("IOThread", 8 * MI);
+    if d.devices.autoattach_graphics_device != Some(false) {
+        sum.add("video", ProcessConstants::for_version(v).video * MI);
+    }
+    if inputs::architecture(spec, v, cluster.cluster_arch.as_deref()) == Some("arm64") {
+        sum.add("arm64", 128 * MI);
     }
     let sriov = d.devices.interfaces.iter().any(|i| i.sriov.is_some());
     if !d.devices.host_devices.is_empty() || !d.devices.gpus.is_empty() || sriov {
-        add(&mut terms, "host devices / GPUs / SR-IOV", GI);
+        sum.add("host devices / GPUs / SR-IOV", GI);
     }
     if spec
         .volumes
         .iter()
         .any(|vol| vol.downward_metrics.is_some())
     {
-        add(&mut terms, "downwardMetrics volume", MI);
+        sum.add("downwardMetrics volume", MI);
     }
     let exec_probes = [&spec.liveness_probe, &spec.readiness_probe]
         .into_iter()
         .filter(|p| p.as_ref().is_some_and(|p| p.exec.is_some()))
         .count() as i64;
     if exec_probes > 0 {
-        add(
-            &mut terms,
+        sum.add(
             format!("exec probes ({exec_probes} x 10Mi + 100Mi)"),
             exec_probes * 10 * MI + 100 * MI,
         );
     }
     if let Some(ls) = &d.launch_security {
         if ls.sev.is_some() || (v >= at(1, 7, 0) && ls.snp.is_some()) {
-            add(&mut terms, "SEV", 256 * MI);
+            sum.add("SEV", 256 * MI);
         }
     }
     if let Some(tpm) = &d.devices.tpm {
-        if v < at(1, 6, 0) || tpm.enabled != Some(false) {
-            add(&mut terms, "TPM", 53 * MI);
+        if tpm.enabled != Some(false) || !inputs::tpm_can_be_disabled(v) {
+            sum.add("TPM", 53 * MI);
         }
     }
     if v >= at(0, 59, 0) && v < at(1, 3, 0) {
@@ -311,92 +355,86 @@ pub fn overhead(spec: &VmiSpec, v: Version, cluster: &ClusterInputs) -> Overhead
             .filter(|i| i.passt.is_some() && i.ports.is_empty())
             .count() as i64;
         if passt > 0 {
-            add(&mut terms, "passt without ports", passt * 800 * MI);
+            sum.add("passt without ports", passt * 800 * MI);
         }
     }
-    let g = v >= at(1, 1, 0) && (dedicated_cpu(spec) || guaranteed(spec, v));
-    if g && v >= at(1, 5, 3) {
-        add(&mut terms, "dedicated CPU / guaranteed QoS", 100 * MI);
+}
+
+/// `memory.reservedOverhead.addedOverhead` (v1.8+), exact.
+fn added_overhead(sum: &mut Sum, spec: &VmiSpec) {
+    let Some(added) = spec
+        .domain
+        .memory
+        .as_ref()
+        .and_then(|m| m.reserved_overhead.as_ref())
+        .and_then(|ro| ro.added_overhead.as_ref())
+    else {
+        return;
+    };
+    match added.memory_nanos() {
+        Ok(n) => sum.add_nanos("reservedOverhead.addedOverhead", n),
+        Err(e) => sum.notes.push(format!("addedOverhead ignored: {e}")),
     }
-    if v >= at(1, 8, 0) {
-        if let Some(added) = d
-            .memory
-            .as_ref()
-            .and_then(|m| m.reserved_overhead.as_ref())
-            .and_then(|ro| ro.added_overhead.as_ref())
-        {
-            match added.bytes() {
-                Ok(b) => add(&mut terms, "reservedOverhead.addedOverhead", b),
-                Err(e) => notes.push(format!("addedOverhead ignored: {e}")),
-            }
-        }
+}
+
+/// The largest O the ratio may produce: past it the ratio is no overhead any machine has (and
+/// KubeVirt's float-to-int64 conversion would be undefined).
+const RATIO_CEILING_BYTES: f64 = crate::units::MAX_MEMORY_BYTES as f64;
+
+/// `additionalGuestMemoryOverheadRatio` r: O grows by `1000 × trunc(ceil(O / 1000) × (r − 1))`
+/// (float multiply, as KubeVirt's `multiplyMemory`). Returns the ratio when applied.
+fn apply_ratio(sum: &mut Sum, v: Version, ratio: Option<&str>) -> Option<String> {
+    let ratio = ratio.map(str::trim).filter(|r| !r.is_empty())?;
+    if !ratio_supported(v) {
+        sum.notes.push(format!(
+            "additionalGuestMemoryOverheadRatio {ratio} is not supported by KubeVirt {v} and is ignored"
+        ));
+        return None;
     }
-    let mut ratio_used = None;
-    if let Some(ratio) = cluster
-        .ratio
-        .as_deref()
-        .map(str::trim)
-        .filter(|r| !r.is_empty())
-    {
-        if !ratio_supported(v) {
-            notes.push(format!(
-                "additionalGuestMemoryOverheadRatio {ratio} is not supported by KubeVirt {v} and is ignored"
+    let extra_kilos = match ratio.parse::<f64>() {
+        Ok(rf) if rf.is_finite() && rf >= 1.0 => (sum.kilos() as f64 * (rf - 1.0)).trunc(),
+        _ => {
+            sum.notes.push(format!(
+                "additionalGuestMemoryOverheadRatio {ratio:?} is invalid (must be a number >= 1.0) and is ignored"
             ));
-        } else {
-            match ratio.parse::<f64>() {
-                Ok(rf) if rf.is_finite() && rf >= 1.0 => {
-                    let sum: i64 = terms.iter().map(|t| t.bytes).sum();
-                    let extra = 1000 * ((ceil_div(sum, 1000) as f64) * (rf - 1.0)).trunc() as i64;
-                    add(&mut terms, format!("{RATIO_TERM} {ratio}"), extra);
-                    ratio_used = Some(ratio.to_string());
-                }
-                _ => notes.push(format!(
-                    "additionalGuestMemoryOverheadRatio {ratio:?} is invalid (must be a number >= 1.0) and is ignored"
-                )),
+            return None;
+        }
+    };
+    if extra_kilos * 1000.0 > RATIO_CEILING_BYTES {
+        sum.notes.push(format!(
+            "additionalGuestMemoryOverheadRatio {ratio} would make the overhead larger than any memory size and is ignored"
+        ));
+        return None;
+    }
+    sum.add(format!("{RATIO_TERM} {ratio}"), 1000 * extra_kilos as i64);
+    Some(ratio.to_string())
+}
+
+/// The memory overhead of each network binding plugin the VMI uses (each plugin once), v1.3+.
+fn binding_plugins(sum: &mut Sum, spec: &VmiSpec, cluster: &ClusterInputs) {
+    let net = cluster.config.network.as_ref();
+    let mut used: Vec<&str> = spec
+        .domain
+        .devices
+        .interfaces
+        .iter()
+        .filter_map(|i| i.binding.as_ref().map(|b| b.name.as_str()))
+        .collect();
+    used.sort_unstable();
+    used.dedup();
+    for name in used {
+        let request = net
+            .and_then(|n| n.binding.get(name))
+            .and_then(|p| p.compute_resource_overhead.as_ref())
+            .and_then(|c| c.requests.memory.as_ref());
+        if let Some(q) = request {
+            match q.memory_nanos() {
+                Ok(n) => sum.add_nanos(format!("network binding {name}"), n),
+                Err(e) => sum
+                    .notes
+                    .push(format!("binding plugin {name} overhead ignored: {e}")),
             }
         }
-    }
-    if g && v >= at(1, 1, 0) && v < at(1, 5, 3) {
-        add(&mut terms, "dedicated CPU / guaranteed QoS", 100 * MI);
-    }
-    if v >= at(1, 3, 0) {
-        let net = cluster.config.network.as_ref();
-        let mut used: Vec<&str> = d
-            .devices
-            .interfaces
-            .iter()
-            .filter_map(|i| i.binding.as_ref().map(|b| b.name.as_str()))
-            .collect();
-        used.sort_unstable();
-        used.dedup();
-        for name in used {
-            let plugin = net.and_then(|n| n.binding.get(name));
-            let req = plugin
-                .and_then(|p| p.compute_resource_overhead.as_ref())
-                .and_then(|c| c.requests.memory.as_ref());
-            if let Some(q) = req {
-                match q.bytes() {
-                    Ok(b) => add(&mut terms, format!("network binding {name}"), b),
-                    Err(e) => notes.push(format!("binding plugin {name} overhead ignored: {e}")),
-                }
-            }
-        }
-    }
-    if v >= at(1, 8, 0)
-        && d.devices
-            .interfaces
-            .iter()
-            .any(|i| i.passt_binding.is_some())
-    {
-        add(&mut terms, "passt binding", 250 * MI);
-    }
-    let total = terms.iter().map(|t| t.bytes).sum();
-    Overhead {
-        version: v,
-        total,
-        terms,
-        ratio: ratio_used,
-        notes,
     }
 }
 

@@ -14,13 +14,13 @@ use super::memory::{evaluate, Budgets, Component, MemoryModel};
 use super::objects::{keys, Pod, VmiSpec};
 use super::oom_verdict::OomExplanation;
 use super::oom_vm::LogsRead;
-use super::overhead::{overhead, ClusterInputs, Overhead, ProcessConstants, Term, MI};
+use super::overhead::{overhead, ClusterInputs, Overhead, ProcessConstants, Term, VersionSpan, MI};
 use super::peaks::{MemoryConfig, PeakTracker};
 use super::readings::LiveSource;
 use super::recommend::{recommend, Recommendation, Sizing, Strategy};
 use super::spec::{defaulted_vmi_spec, expected_pod, memory_numbers, reservation};
 use super::trend::Eta;
-use super::version::{detect, DetectedVersion, Version};
+use super::version::{detect, DetectedVersion, Version, VersionSource};
 use crate::units::Quantity;
 
 /// Inputs to a report besides the inventory.
@@ -57,6 +57,10 @@ pub struct Report {
 pub struct ClusterInfo {
     pub version: Version,
     pub version_source: &'static str,
+    /// With `versionSource` `inferredFromPod`: the KubeVirt releases whose overhead formula gives
+    /// what the running pods show (e.g. `v0.57.0–v0.58.0`), oldest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub inferred_versions: Vec<String>,
     pub overhead_ratio: Option<String>,
     pub harvester: bool,
 }
@@ -222,6 +226,8 @@ impl SizingFacts {
 /// Cluster-wide facts derived once per report.
 struct Cluster {
     detected: DetectedVersion,
+    /// The version spans that reproduce the pods' overhead (when the version was inferred).
+    inferred: Vec<VersionSpan>,
     harvester: Option<HarvesterContext>,
     inputs: ClusterInputs,
     memory_overcommit: i64,
@@ -236,7 +242,7 @@ fn cluster_facts(inv: &Inventory, opts: &ReportOptions) -> Cluster {
             .filter(|c| c.name == "compute")
             .map(|c| c.image.as_str())
     });
-    let detected = detect(
+    let mut detected = detect(
         cr.and_then(|c| c.status.observed_kube_virt_version.as_deref()),
         images,
         opts.version_flag,
@@ -246,8 +252,16 @@ fn cluster_facts(inv: &Inventory, opts: &ReportOptions) -> Cluster {
         inputs,
         memory_overcommit,
     } = SizingFacts::from_inventory(inv);
+    let mut inferred = Vec::new();
+    if detected.source == VersionSource::Assumed {
+        if let Some((version, spans)) = from_pods::infer_version(inv, &inputs) {
+            detected = version;
+            inferred = spans;
+        }
+    }
     Cluster {
         detected,
+        inferred,
         harvester,
         inputs,
         memory_overcommit,
@@ -278,11 +292,23 @@ fn parts<'a>(
     });
     let mut warnings = inv.warnings.clone();
     warnings.extend(stale_warnings(&opts.stale_nodes));
-    if cluster.detected.source == super::version::VersionSource::Assumed {
-        warnings.push(format!(
+    let inferred_versions: Vec<String> = super::overhead::joined(&cluster.inferred)
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    match cluster.detected.source {
+        VersionSource::Assumed => warnings.push(format!(
             "the KubeVirt version is unknown: assumed {} (set --kubevirt-version)",
             cluster.detected.version
-        ));
+        )),
+        VersionSource::InferredFromPod => warnings.push(format!(
+            "the KubeVirt version is not stated (no KubeVirt CR, no launcher image tag): the \
+             running pods' overhead is what KubeVirt {} gives, so {} is used (set \
+             --kubevirt-version to be sure)",
+            inferred_versions.join(", "),
+            cluster.detected.version
+        )),
+        _ => {}
     }
     let head = ReportHead {
         kind: "VmMemoryReport",
@@ -290,6 +316,7 @@ fn parts<'a>(
         kubevirt: ClusterInfo {
             version: cluster.detected.version,
             version_source: cluster.detected.source.as_str(),
+            inferred_versions,
             overhead_ratio: ratio,
             harvester: cluster.harvester.is_some(),
         },
@@ -384,7 +411,18 @@ fn row(
     }
     let o_formula: Overhead = overhead(&running_spec, version, &cluster.inputs);
     notes.extend(o_formula.notes.iter().cloned());
-    let o = observed_overhead(j).unwrap_or(o_formula.total);
+    // Without a stated version, what the pod shows is what the cluster applied.
+    let stated = !matches!(
+        cluster.detected.source,
+        VersionSource::Assumed | VersionSource::InferredFromPod
+    );
+    let o = observed_overhead(j)
+        .or_else(|| {
+            (!stated)
+                .then(|| from_pods::overhead_from_request(j))
+                .flatten()
+        })
+        .unwrap_or(o_formula.total);
     let expected = expected_pod(&running_spec, o, version, quota);
     let resv = match j.vm {
         Some(vm) => reservation(vm, &numbers, cluster.harvester.as_ref()),
@@ -700,6 +738,7 @@ fn row(
     }
 }
 
+mod from_pods;
 mod oom_history;
 mod row_evidence;
 use oom_history::{oom_history_json, sidecar_kills_note};

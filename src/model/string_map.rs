@@ -165,6 +165,25 @@ impl<'de> Visitor<'de> for Entries {
     }
 }
 
+/// `null` (an empty map) or the map itself.
+struct NullOr(Entries);
+
+impl<'de> Visitor<'de> for NullOr {
+    type Value = StringMap;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a map of strings to strings, or null")
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<StringMap, E> {
+        Ok(StringMap::new())
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<StringMap, E> {
+        Ok(StringMap::new())
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<StringMap, D::Error> {
+        d.deserialize_map(self.0)
+    }
+}
+
 /// A string that is checked and dropped without being copied.
 struct AnyStr;
 
@@ -186,12 +205,13 @@ impl<'de> Deserialize<'de> for AnyStr {
 
 impl StringMap {
     /// Decode a map of strings to strings, keeping only the keys `keep` accepts (objects carry
-    /// labels and annotations the tool never reads, some of them kilobytes long).
+    /// labels and annotations the tool never reads, some of them kilobytes long). An explicit
+    /// `null` is an empty map, as Go reads it.
     pub fn deserialize_keeping<'de, D: Deserializer<'de>>(
         d: D,
         keep: fn(&str) -> bool,
     ) -> Result<StringMap, D::Error> {
-        d.deserialize_map(Entries { keep })
+        d.deserialize_option(NullOr(Entries { keep }))
     }
 }
 
@@ -231,6 +251,10 @@ mod tests {
         assert!(serde_yaml::from_str::<StringMap>("a: b\nc: d\n")
             .unwrap()
             .contains_key("c"));
+        assert!(serde_json::from_str::<StringMap>("null")
+            .unwrap()
+            .is_empty());
+        assert!(serde_yaml::from_str::<StringMap>("~").unwrap().is_empty());
     }
 
     #[test]

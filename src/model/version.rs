@@ -81,6 +81,9 @@ pub enum VersionSource {
     LauncherImage,
     /// `--kubevirt-version` on the command line.
     Flag,
+    /// Nothing told, but the running pods' overhead (compute request − VMI request) is what
+    /// only some versions' formulas give: the newest of them is used.
+    InferredFromPod,
     /// Nothing told; the newest known constants are used.
     Assumed,
 }
@@ -91,6 +94,7 @@ impl VersionSource {
             VersionSource::KubevirtCr => "from the KubeVirt CR",
             VersionSource::LauncherImage => "from the virt-launcher image tag",
             VersionSource::Flag => "from --kubevirt-version",
+            VersionSource::InferredFromPod => "inferred from the pod",
             VersionSource::Assumed => "assumed (newest known; set --kubevirt-version)",
         }
     }
@@ -99,6 +103,7 @@ impl VersionSource {
             VersionSource::KubevirtCr => "kubevirtCR",
             VersionSource::LauncherImage => "launcherImage",
             VersionSource::Flag => "flag",
+            VersionSource::InferredFromPod => "inferredFromPod",
             VersionSource::Assumed => "assumed",
         }
     }

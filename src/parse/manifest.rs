@@ -8,11 +8,11 @@ use serde::Deserialize;
 
 use crate::model::inventory::Inventory;
 use crate::model::objects::{
-    Container, ContainerStatus, DomainSpec, HarvesterSetting, KubeVirt, KubeVirtConfiguration,
-    KubeVirtSpec, KubeVirtStatus, MigrationState, Node, NodeInfo, NodeStatus, ObjectMeta, Pod,
-    PodSpec, PodStatus, Probe, ResourceList, ResourceQuota, ResourceQuotaSpec, StringMap,
-    VirtualMachine, VirtualMachineInstance, VmSpec, VmStatus, VmTemplate, VmiMemoryStatus, VmiSpec,
-    VmiStatus, Volume,
+    exact_vec, null_default, Container, ContainerStatus, DomainSpec, HarvesterSetting, KubeVirt,
+    KubeVirtConfiguration, KubeVirtSpec, KubeVirtStatus, MigrationState, Node, NodeInfo,
+    NodeStatus, ObjectMeta, Pod, PodSpec, PodStatus, Probe, ResourceList, ResourceQuota,
+    ResourceQuotaSpec, StringMap, VirtualMachine, VirtualMachineInstance, VmSpec, VmStatus,
+    VmTemplate, VmiMemoryStatus, VmiSpec, VmiStatus, Volume,
 };
 use crate::units::Quantity;
 
@@ -118,8 +118,11 @@ pub fn parse(
 struct AnyObject {
     kind: Option<String>,
     api_version: Option<String>,
+    #[serde(deserialize_with = "null_default")]
     metadata: ObjectMeta,
+    #[serde(deserialize_with = "null_default")]
     spec: AnySpec,
+    #[serde(deserialize_with = "null_default")]
     status: AnyStatus,
     items: Option<Vec<AnyObject>>,
     value: Option<String>,
@@ -135,16 +138,19 @@ struct AnySpec {
     template: Option<VmTemplate>,
     // VirtualMachineInstance
     domain: Option<DomainSpec>,
+    #[serde(deserialize_with = "exact_vec")]
     volumes: Vec<Volume>,
     liveness_probe: Option<Box<Probe>>,
     readiness_probe: Option<Box<Probe>>,
     architecture: Option<String>,
     // Pod
     node_name: Option<String>,
+    #[serde(deserialize_with = "exact_vec")]
     containers: Vec<Container>,
     // KubeVirt
     configuration: Option<KubeVirtConfiguration>,
     // ResourceQuota
+    #[serde(deserialize_with = "null_default")]
     hard: BTreeMap<String, Quantity>,
 }
 
@@ -156,13 +162,17 @@ struct AnyStatus {
     // VirtualMachineInstance, Pod, KubeVirt
     phase: Option<String>,
     node_name: Option<String>,
+    #[serde(deserialize_with = "null_default")]
     active_pods: StringMap,
     migration_state: Option<Box<MigrationState>>,
     memory: Option<VmiMemoryStatus>,
+    #[serde(deserialize_with = "exact_vec")]
     container_statuses: Vec<ContainerStatus>,
     init_container_statuses: Vec<ContainerStatus>,
     // Node
+    #[serde(deserialize_with = "null_default")]
     capacity: ResourceList,
+    #[serde(deserialize_with = "null_default")]
     allocatable: ResourceList,
     node_info: Option<NodeInfo>,
     // KubeVirt
@@ -405,6 +415,27 @@ items:
         )
         .unwrap_err();
         assert!(e.to_string().contains("spec.running: invalid type"), "{e}");
+    }
+
+    /// Go reads an explicit `null` as the zero value (an empty list, map or struct); KubeVirt
+    /// stores such VMIs, and one must not fail a folder.
+    #[test]
+    fn explicit_nulls_are_empty() {
+        let vmi = r#"{"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance",
+          "metadata": {"name": "n", "namespace": "ns", "labels": null, "annotations": null,
+                       "ownerReferences": null},
+          "spec": {"domain": {"cpu": null, "memory": null, "resources": {"requests": null,
+                   "limits": null}, "devices": {"gpus": null, "hostDevices": null,
+                   "interfaces": null, "disks": null, "tpm": null}},
+                   "volumes": null, "networks": null, "architecture": null},
+          "status": {"activePods": null, "phase": null}}"#;
+        let objs = parse(vmi, "n.json", None).unwrap();
+        let Object::Vmi(v) = &objs[0] else { panic!() };
+        assert!(v.spec.volumes.is_empty() && v.spec.domain.devices.gpus.is_empty());
+        assert!(v.status.active_pods.is_empty() && v.metadata.labels.is_empty());
+        let yaml = "kind: Pod\nmetadata: {name: p}\nspec:\n  containers: ~\nstatus:\n  containerStatuses: ~\n---\nkind: ResourceQuota\nmetadata: {name: q}\nspec: {hard: null}\n---\nkind: VirtualMachine\nmetadata: {name: vm}\nspec: {template: {metadata: null, spec: {domain: {devices: null, resources: null}}}}\nstatus: null\n";
+        let objs = parse(yaml, "n.yaml", None).unwrap();
+        assert_eq!(objs.len(), 3);
     }
 
     proptest::proptest! {

@@ -402,7 +402,7 @@ fn added_overhead_and_binding_plugins() {
 }
 
 #[test]
-fn vcpu_count() {
+fn vcpus_from_topology_or_resources() {
     let mut s = VmiSpec::default();
     assert_eq!(vcpus(&s), 1);
     s.domain.resources.limits.cpu = q("2500m");
@@ -419,4 +419,181 @@ fn vcpu_count() {
     assert_eq!(vcpus(&s), 4);
     s.domain.cpu = Some(CpuSpec::default());
     assert_eq!(vcpus(&s), 1);
+}
+
+fn cpu(cores: u32, sockets: u32, threads: u32) -> Option<CpuSpec> {
+    Some(CpuSpec {
+        cores: Some(cores),
+        sockets: Some(sockets),
+        threads: Some(threads),
+        dedicated_cpu_placement: None,
+    })
+}
+
+/// KubeVirt multiplies cores × sockets × threads in a `uint32` (hardware.GetNumberOfVCPUs):
+/// the tool gives KubeVirt's number, never overflows, and says when the count is absurd.
+#[test]
+fn vcpu_product_wraps_like_kubevirt_and_never_overflows() {
+    let base = o(&vmi("1Gi", None, 1), "v1.6.0");
+    let mut s = vmi("1Gi", None, 1);
+    // 65536 × 65536 × 3 = 3 × 2^32 wraps to 0: KubeVirt counts 1 vCPU.
+    s.domain.cpu = cpu(65536, 65536, 3);
+    assert_eq!(vcpu_count(&s).kubevirt, 1);
+    assert_eq!(vcpu_count(&s).asked, 3 << 32);
+    let got = overhead(&s, Version::new(1, 6, 0), &ClusterInputs::default());
+    assert_eq!(got.total, base);
+    assert!(
+        got.notes.iter().any(|n| n.contains("wraps to 1")),
+        "{got:?}"
+    );
+    // The largest product: (2^32 − 1)^3 wraps to 2^32 − 1, KubeVirt's 32 PiB of vCPU threads.
+    s.domain.cpu = cpu(u32::MAX, u32::MAX, u32::MAX);
+    let got = overhead(&s, Version::new(1, 6, 0), &ClusterInputs::default());
+    assert_eq!(vcpu_count(&s).kubevirt, i64::from(u32::MAX));
+    assert_eq!(got.total, base - 8 * MI + 8 * MI * i64::from(u32::MAX));
+    assert_eq!(got.notes.len(), 1);
+    // Past KVM's limit but not wrapped: KubeVirt's number, with a note.
+    s.domain.cpu = cpu(64, 64, 2);
+    let got = overhead(&s, Version::new(1, 6, 0), &ClusterInputs::default());
+    assert_eq!(got.total, base - 8 * MI + 8 * MI * 8192);
+    assert!(got.notes[0].contains("more than KVM runs"), "{got:?}");
+    // A real VM has no note.
+    s.domain.cpu = cpu(16, 2, 2);
+    assert!(
+        overhead(&s, Version::new(1, 6, 0), &ClusterInputs::default())
+            .notes
+            .is_empty()
+    );
+    // A CPU quantity near i64::MAX millicores does not overflow either.
+    let mut s = vmi("1Gi", None, 1);
+    s.domain.cpu = None;
+    s.domain.resources.limits.cpu = q("9223372036854775807m");
+    assert_eq!(vcpus(&s), 9_223_372_036_854_776);
+}
+
+/// A ratio that would make O larger than any memory is ignored with a note, not wrapped.
+#[test]
+fn absurd_ratio_is_ignored_with_a_note() {
+    let spec = vmi("1Gi", None, 1);
+    let huge = ClusterInputs {
+        ratio: Some("1e300".into()),
+        ..Default::default()
+    };
+    let got = overhead(&spec, Version::new(1, 6, 0), &huge);
+    assert_eq!(got.total, o(&spec, "v1.6.0"));
+    assert!(got.ratio.is_none());
+    assert!(
+        got.notes[0].contains("larger than any memory size"),
+        "{got:?}"
+    );
+}
+
+/// Guaranteed QoS compares requests and limits exactly (`Quantity.Cmp`), an explicit "0"
+/// memory request is absent (`IsZero`), and the no-request rule exists from v1.6.4.
+#[test]
+fn guaranteed_qos_is_exact_and_backported() {
+    let g = |req: Option<&str>, lim: &str, v: &str| {
+        let mut s = vmi("1Gi", Some(lim), 1);
+        s.domain.resources.requests.memory = req.and_then(q);
+        s.domain.resources.requests.cpu = q("2");
+        s.domain.resources.limits.cpu = q("2000m");
+        let mut burst = s.clone();
+        burst.domain.resources.requests.cpu = q("1");
+        o(&s, v) - o(&burst, v)
+    };
+    assert_eq!(g(Some("1Gi"), "1073741824", "v1.6.0"), 100 * MI);
+    // Both round up to 1 GiB in whole bytes, but they differ by half a byte.
+    assert_eq!(g(Some("1073741823.5"), "1073741824", "v1.6.0"), 0);
+    for (req, v, extra) in [
+        (None, "v1.6.3", 0),
+        (None, "v1.6.4", 100 * MI),
+        (Some("0"), "v1.6.4", 100 * MI),
+        (Some("0"), "v1.6.3", 0),
+        (Some("0"), "v1.7.0", 100 * MI),
+    ] {
+        assert_eq!(g(req, "1Gi", v), extra, "{req:?} {v}");
+    }
+}
+
+/// `tpm.enabled: false` removes the TPM term from v1.6.0 and in the v1.4.1+ and v1.5.1+
+/// backports, not in v1.4.0 or v1.5.0.
+#[test]
+fn tpm_disabled_by_version() {
+    let base = vmi("1Gi", None, 1);
+    let mut s = base.clone();
+    s.domain.devices.tpm = Some(Tpm {
+        enabled: Some(false),
+        persistent: None,
+    });
+    for (v, term) in [
+        ("v1.4.0", 53 * MI),
+        ("v1.4.1", 0),
+        ("v1.4.5", 0),
+        ("v1.5.0", 53 * MI),
+        ("v1.5.1", 0),
+        ("v1.5.3", 0),
+        ("v1.6.0", 0),
+    ] {
+        assert_eq!(o(&s, v) - o(&base, v), term, "{v}");
+    }
+}
+
+/// An explicit empty `spec.architecture` is no architecture: the cluster's counts.
+#[test]
+fn empty_architecture_falls_back_to_the_cluster() {
+    let base = vmi("1Gi", None, 1);
+    let mut s = base.clone();
+    s.architecture = Some(String::new());
+    let arm = ClusterInputs {
+        cluster_arch: Some("arm64".into()),
+        ..Default::default()
+    };
+    let v = Version::new(1, 6, 0);
+    assert_eq!(
+        overhead(&s, v, &arm).total,
+        overhead(&base, v, &ClusterInputs::default()).total + 128 * MI
+    );
+}
+
+/// Binding-plugin overheads and addedOverhead are quantities added exactly, rounded once.
+#[test]
+fn fractional_terms_are_summed_exactly_and_rounded_once() {
+    let mut cfg = ClusterInputs::default();
+    cfg.config.network = Some(
+        serde_json::from_value(serde_json::json!({
+            "binding": {"half": {"computeResourceOverhead": {"requests": {"memory": "0.5"}}}}
+        }))
+        .unwrap(),
+    );
+    let mut s = vmi("1Gi", None, 1);
+    s.domain.memory = Some(MemorySpec {
+        reserved_overhead: Some(ReservedOverhead {
+            added_overhead: q("1731199801.5"),
+        }),
+        ..Default::default()
+    });
+    s.domain.devices.interfaces = vec![Interface {
+        name: "a".into(),
+        binding: Some(crate::model::objects::Binding {
+            name: "half".into(),
+        }),
+        ..Default::default()
+    }];
+    let v = Version::new(1, 8, 0);
+    let base = o(&vmi("1Gi", None, 1), "v1.8.0");
+    let got = overhead(&s, v, &cfg);
+    // 1,731,199,801.5 + 0.5 = 1,731,199,802 exactly (each alone would round up: one byte more).
+    assert_eq!(got.total, base + 1_731_199_802);
+    // The ratio sees the exact sum: ceil(O / 1000) of the fractional O.
+    let with_ratio = ClusterInputs {
+        ratio: Some("2".into()),
+        ..cfg.clone()
+    };
+    s.domain.devices.interfaces.clear();
+    let o_exact = base as f64 + 1_731_199_801.5;
+    let kilos = (o_exact / 1000.0).ceil() as i64;
+    assert_eq!(
+        overhead(&s, v, &with_ratio).total,
+        base + 1_731_199_802 + 1000 * kilos
+    );
 }
