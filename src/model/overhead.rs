@@ -1,7 +1,8 @@
 //! KubeVirt's memory overhead O for a VMI, by KubeVirt version, to the byte.
 //!
-//! Facts: `shared/facts/kubevirt-overhead.md`. Every input comes from the VMI as stored (after
-//! KubeVirt's defaulting), never the VM template.
+//! Read from KubeVirt's source at its release tags: pkg/virt-controller/services/template.go up
+//! to v0.55, renderresources.go v0.56–v1.7, pkg/hypervisor/kvm/hypervisorbackend.go from v1.8.
+//! Every input comes from the VMI as stored (after KubeVirt's defaulting), never the VM template.
 
 use std::borrow::Cow;
 
