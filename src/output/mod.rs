@@ -4,3 +4,4 @@ pub mod oom;
 pub mod probe;
 pub mod report;
 pub mod table;
+pub mod yaml;

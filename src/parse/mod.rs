@@ -8,3 +8,4 @@ pub mod manifest;
 pub mod oom;
 pub mod probe;
 pub mod quantity;
+pub mod yaml;
