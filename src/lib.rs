@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod cluster;
+pub mod diag;
 pub mod fix;
 pub mod model;
 pub mod node;

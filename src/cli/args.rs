@@ -280,6 +280,17 @@ pub struct GlobalArgs {
     /// Disable every mutating action.
     #[arg(long, global = true)]
     pub readonly: bool,
+    /// Log what the tool does, as kubectl's -v: 6 logs each API request with its status and
+    /// latency, 8 their bodies too. To stderr; the dashboard writes a file named in its ? help.
+    #[arg(
+        short = 'v',
+        long = "v",
+        global = true,
+        value_name = "LEVEL",
+        default_value_t = 0,
+        value_parser = clap::value_parser!(u8).range(0..=10)
+    )]
+    pub verbosity: u8,
 }
 
 #[cfg(test)]

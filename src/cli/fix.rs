@@ -133,7 +133,8 @@ pub fn run(global: &GlobalArgs, args: &FixArgs) -> anyhow::Result<ExitCode> {
         if global.demo {
             let sim = crate::sim::Sim::start_demo().await?;
             let config = sim.kube_config_as("admin").await?;
-            let client = kube::Client::try_from(config)?;
+            // The same client stack as a real cluster's (retries, and `-v`'s request log).
+            let client = crate::cluster::retry::client_with_retry(&config)?;
             let code = run_with(&client, "default", global, args, choice, timeout).await;
             sim.shutdown().await;
             return code;

@@ -36,6 +36,21 @@ pub fn run() -> ExitCode {
         eprintln!("error: {}", chain(&e));
         return ExitCode::FAILURE;
     }
+    // The dashboard owns the terminal: its log goes to a file.
+    let dashboard = match &cli.command {
+        Some(Command::Top(_)) => true,
+        None => std::io::IsTerminal::is_terminal(&std::io::stdout()),
+        Some(_) => false,
+    };
+    let sink = if dashboard {
+        crate::diag::Sink::File
+    } else {
+        crate::diag::Sink::Stderr
+    };
+    if let Err(e) = crate::diag::init(cli.global.verbosity, sink) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     let result = match &cli.command {
         Some(Command::List(list)) => crate::cli::list::run(&cli.global, list),
         Some(Command::Oom(oom)) => crate::cli::oom::run(&cli.global, oom),
