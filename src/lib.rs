@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod cluster;
 pub mod demo;
+pub mod diag;
 pub mod fix;
 pub mod history;
 pub mod model;

@@ -110,8 +110,8 @@ fn yaml_and_wide_and_namespace_filter() {
         "prod",
     ]);
     assert!(o.status.success());
-    let v: serde_yaml::Value = serde_yaml::from_slice(&o.stdout).unwrap();
-    let vms = v["vms"].as_sequence().unwrap();
+    let v: serde_json::Value = vmmem::parse::yaml::from_slice(&o.stdout).unwrap();
+    let vms = v["vms"].as_array().unwrap();
     assert_eq!(vms.len(), 1);
     assert_eq!(vms[0]["name"].as_str(), Some("vm-64g"));
     let o = run(&["list", "--from", &fixture("seed"), "-o", "wide"]);

@@ -91,7 +91,7 @@ async fn fix_checks_against_a_real_apiserver() {
 }
 
 /// The compute limit KubeVirt v1.3.0 sets for `plain` (4Gi limit and request, 2 vCPUs), by hand
-/// from facts/kubevirt-overhead.md: O = 4,294,968,000/512 (page tables) + 210Mi (processes)
+/// from KubeVirt v1.3.0's renderresources.go: O = 4,294,968,000/512 (page tables) + 210Mi (processes)
 /// + 2 × 8Mi (vCPUs) + 8Mi (IOThread) + 16Mi (video) = 270,532,609; limit = 4Gi + O.
 const PLAIN_POD_LIMIT_V1_3: i64 = 4_294_967_296 + 270_532_609;
 

@@ -21,8 +21,8 @@ fn read(rel: &str) -> String {
     std::fs::read_to_string(root().join(rel)).unwrap_or_else(|e| panic!("reading {rel}: {e}"))
 }
 
-fn doc(yaml: &str) -> serde_yaml::Value {
-    serde_yaml::from_str(yaml).unwrap()
+fn doc(yaml: &str) -> serde_json::Value {
+    vmmem::parse::yaml::from_str(yaml).unwrap()
 }
 
 /// Run one of our scripts; panics with its stderr when it fails.
@@ -100,7 +100,7 @@ fn committed_manifest_problems(text: &str) -> Vec<String> {
             "no {missing} entry: run scripts/cross-build.sh to build and add every platform"
         ));
     }
-    let Ok(d) = serde_yaml::from_str::<serde_yaml::Value>(text) else {
+    let Ok(d) = vmmem::parse::yaml::from_str::<serde_json::Value>(text) else {
         return out;
     };
     if d["spec"]["version"].as_str() != Some(version().as_str()) {
@@ -453,17 +453,17 @@ fn archives_without_a_license_or_the_binary_are_rejected() {
 
 #[test]
 fn the_release_workflow_builds_every_platform_of_the_template() {
-    let wf: serde_yaml::Value =
-        serde_yaml::from_str(&read(".github/workflows/release.yml")).unwrap();
+    let wf: serde_json::Value =
+        vmmem::parse::yaml::from_str(&read(".github/workflows/release.yml")).unwrap();
     let tags: Vec<&str> = wf["on"]["push"]["tags"]
-        .as_sequence()
+        .as_array()
         .unwrap()
         .iter()
         .filter_map(|t| t.as_str())
         .collect();
     assert_eq!(tags, vec!["v*.*.*"], "the release must run on version tags");
     let matrix: Vec<String> = wf["jobs"]["build"]["strategy"]["matrix"]["include"]
-        .as_sequence()
+        .as_array()
         .unwrap()
         .iter()
         .map(|m| m["platform"].as_str().unwrap().to_string())
@@ -485,7 +485,7 @@ fn the_release_workflow_builds_every_platform_of_the_template() {
     // Each platform is built for the Rust target scripts/cross-build.sh builds it for here.
     let script_targets = script("cross-build.sh", &["--print-targets"]);
     for m in wf["jobs"]["build"]["strategy"]["matrix"]["include"]
-        .as_sequence()
+        .as_array()
         .unwrap()
     {
         let (p, t) = (
@@ -498,7 +498,7 @@ fn the_release_workflow_builds_every_platform_of_the_template() {
         );
     }
     assert_eq!(script_targets.lines().count(), matrix.len());
-    let steps = serde_yaml::to_string(&wf["jobs"]).unwrap();
+    let steps = vmmem::output::yaml::to_string(&wf["jobs"]).unwrap();
     for needed in [
         "scripts/cross-build.sh",
         "scripts/krew-manifest.sh",

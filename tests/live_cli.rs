@@ -299,3 +299,39 @@ async fn identity_from_exec_plugin_impersonation_and_token_flags() {
     assert!(warning_of(&o).contains("user \"dave\""), "{o:?}");
     sim.shutdown().await;
 }
+
+/// `-v=6`, as kubectl's: each API request on stderr with its method, URL, status and latency,
+/// the report alone on stdout; `--v=8` adds the bodies; without `-v` nothing is logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verbose_logs_each_request_with_status_and_latency_to_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(&["list", "--demo", "-v=6", "-o", "json"], None, dir.path()).await;
+    assert_eq!(vm_names(&json(&o)).len(), 14, "stdout is the report alone");
+    let err = String::from_utf8_lossy(&o.stderr);
+    let line = err
+        .lines()
+        .find(|l| l.contains(" GET http") && l.contains("/apis/kubevirt.io/v1/virtualmachines"))
+        .unwrap_or_else(|| panic!("no VM list request logged:\n{err}"));
+    assert!(line.contains("://127.0.0.1:"), "{line}");
+    let (_, latency) = line
+        .split_once(" 200 OK in ")
+        .unwrap_or_else(|| panic!("no status: {line}"));
+    let ms = latency
+        .strip_suffix(" milliseconds")
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(ms.parse::<u64>().is_ok(), "{line}");
+    assert!(!err.contains("Body:"), "bodies only from 8:\n{err}");
+
+    let o = run(&["list", "--demo", "--v=8", "-n", "prod"], None, dir.path()).await;
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("Response Body: {"), "{err}");
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("Body:"));
+
+    let o = run(&["list", "--demo"], None, dir.path()).await;
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !err.contains(" GET ") && !err.contains("milliseconds"),
+        "{err}"
+    );
+}

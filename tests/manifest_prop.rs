@@ -228,7 +228,7 @@ fn vm_vmi_pod() -> impl Strategy<Value = String> {
                     "spec": {"configuration": {"developerConfiguration": {"memoryOvercommit": q[4]}}},
                     "status": {"observedKubeVirtVersion": "v1.1.1"}}),
             ];
-            docs.iter().map(|d| serde_yaml::to_string(d).unwrap()).collect::<Vec<_>>().join("---\n")
+            docs.iter().map(|d| vmmem::output::yaml::to_string(d).unwrap()).collect::<Vec<_>>().join("---\n")
         })
 }
 
@@ -242,7 +242,7 @@ proptest! {
 
     #[test]
     fn random_objects_as_yaml_and_json(objs in proptest::collection::vec(object(), 1..4)) {
-        let yaml: Vec<String> = objs.iter().map(|o| serde_yaml::to_string(o).unwrap()).collect();
+        let yaml: Vec<String> = objs.iter().map(|o| vmmem::output::yaml::to_string(o).unwrap()).collect();
         everything(&yaml.join("---\n"), "random.yaml");
         let json: Vec<String> = objs.iter().map(|o| o.to_string()).collect();
         everything(&json.join("\n"), "random.json");
@@ -251,7 +251,7 @@ proptest! {
 
     #[test]
     fn random_trees_never_panic(v in tree()) {
-        everything(&serde_yaml::to_string(&v).unwrap(), "virtualmachines.yaml");
+        everything(&vmmem::output::yaml::to_string(&v).unwrap(), "virtualmachines.yaml");
         everything(&v.to_string(), "tree.json");
     }
 

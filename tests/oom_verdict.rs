@@ -75,7 +75,7 @@ fn example3_with_the_seed_vm() {
     assert_eq!(ex.trigger_kind, TriggerKind::Vcpu);
     assert_eq!(ex.guest_bytes, Some(1948 * MI));
     assert_eq!(ex.guest_source, Some(GuestSource::Spec));
-    // facts/kubevirt-overhead.md check 2: O = 264,939,521 for this VMI under v1.1.1.
+    // KubeVirt v1.1.1 (renderresources.go): O = 264,939,521 for this VMI.
     assert_eq!(ex.overhead_bytes, Some(264_939_521));
     // Room for non-guest memory: limit − guest.
     assert_eq!(ex.overhead_budget_bytes, Some(2_412_421_120 - 1948 * MI));

@@ -52,7 +52,7 @@ fn krew_install(krew_root: &Path, manifest: &str, archive: &Path) -> PathBuf {
         krew_rules::violations(manifest, "vmmem"),
         Vec::<String>::new()
     );
-    let doc: serde_yaml::Value = serde_yaml::from_str(manifest).unwrap();
+    let doc: serde_json::Value = vmmem::parse::yaml::from_str(manifest).unwrap();
     let (os, arch) = host();
     let matching: Vec<_> = krew_rules::platforms(&doc)
         .into_iter()

@@ -35,9 +35,8 @@ fn root() -> PathBuf {
 fn objects(file: &str) -> Vec<Object> {
     let text = std::fs::read_to_string(root().join("assets/rbac").join(file))
         .unwrap_or_else(|e| panic!("reading assets/rbac/{file}: {e}"));
-    serde_yaml::Deserializer::from_str(&text)
-        .map(|d| Object::deserialize(d).unwrap_or_else(|e| panic!("{file}: {e}")))
-        .collect()
+    vmmem::parse::yaml::documents::<Object>(&text)
+        .unwrap_or_else(|(doc, e)| panic!("{file}: document {doc}: {e}"))
 }
 
 /// Does some rule of the file grant `verb` on `group`/`resource`? (No wildcards: we grant

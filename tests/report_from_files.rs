@@ -1,5 +1,6 @@
 //! `list --from`: the report built from fixture manifests, checked field by field against
-//! numbers worked out by hand from facts/kubevirt-overhead.md and facts/harvester.md.
+//! numbers worked out by hand from KubeVirt's renderresources.go and Harvester's VM webhook
+//! (pkg/webhook/resources/virtualmachine/mutator.go) at their release tags.
 
 use std::path::{Path, PathBuf};
 
@@ -243,12 +244,12 @@ fn streamed_report_serializes_like_the_whole_report() {
             let whole = build(inv, &Readings::new(), &opts);
             with_warnings += usize::from(!whole.warnings.is_empty());
             let json = serde_json::to_string_pretty(&whole).unwrap();
-            let yaml = serde_yaml::to_string(&whole).unwrap();
+            let yaml = vmmem::output::yaml::to_string(&whole).unwrap();
             let none = Readings::new();
             let s = streamed(inv, &none, &opts);
             assert_eq!(serde_json::to_string_pretty(&s).unwrap(), json);
             let s = streamed(inv, &none, &opts);
-            assert_eq!(serde_yaml::to_string(&s).unwrap(), yaml);
+            assert_eq!(vmmem::output::yaml::to_string(&s).unwrap(), yaml);
         }
     }
     assert!(with_warnings > 0);

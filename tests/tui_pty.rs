@@ -254,3 +254,36 @@ fn demo_oom_kill_is_counted_and_explained() {
     t.keys(&["Escape", "q"]);
     t.wait_for("exit", |s| s.contains("EXITED rc=0"));
 }
+
+/// `-v` on the dashboard logs to a file, named in the `?` help, never onto the screen.
+#[test]
+fn verbose_dashboard_logs_to_the_file_its_help_names() {
+    let t = Dashboard::start("verbose", "--demo --refresh 1s -v 6");
+    let s = t.wait_for("the demo's rows", |s| row(s, "memhold-vm").is_some());
+    t.wait_for("a later refresh", |s| s.contains("data: 0s old"));
+    t.keys(&["?"]);
+    let help = t.wait_for("the help naming the log", |s| s.contains("Log (-v): "));
+    let path = help
+        .lines()
+        .find_map(|l| l.split("Log (-v): ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let log = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    assert!(
+        log.lines().any(|l| l.contains(" GET http")
+            && l.contains(" 200 OK in ")
+            && l.ends_with(" milliseconds")),
+        "{log}"
+    );
+    for screen in [&s, &help] {
+        assert!(
+            !screen.contains(" GET http") && !screen.contains("milliseconds"),
+            "{screen}"
+        );
+    }
+    t.keys(&["Escape", "q"]);
+    let last = t.wait_for("exit", |s| s.contains("EXITED rc=0"));
+    assert!(!last.contains("milliseconds"), "{last}");
+    std::fs::remove_file(&path).unwrap();
+}

@@ -1,4 +1,5 @@
-//! Harvester's VM mutating/validating webhook (facts/harvester.md): guest = limit − reserved,
+//! Harvester's VM mutating/validating webhook (harvester/harvester pkg/webhook/resources/
+//! virtualmachine/mutator.go and validator.go): guest = limit − reserved,
 //! requests from the overcommit setting.
 
 use serde_json::{json, Value};

@@ -302,6 +302,17 @@ pub struct GlobalArgs {
     /// no history at all (peaks are kept per cluster and VM in the user's state directory).
     #[arg(long, global = true, value_name = "WINDOW|off", default_value = "7d")]
     pub history: String,
+    /// Log what the tool does, as kubectl's -v: 6 logs each API request with its status and
+    /// latency, 8 their bodies too. To stderr; the dashboard writes a file named in its ? help.
+    #[arg(
+        short = 'v',
+        long = "v",
+        global = true,
+        value_name = "LEVEL",
+        default_value_t = 0,
+        value_parser = clap::value_parser!(u8).range(0..=10)
+    )]
+    pub verbosity: u8,
 }
 
 #[cfg(test)]

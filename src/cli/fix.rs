@@ -382,7 +382,7 @@ impl Report {
         let text = match self.format {
             None => return Ok(code),
             Some(FixOutput::Json) => serde_json::to_string_pretty(&doc)? + "\n",
-            Some(FixOutput::Yaml) => serde_yaml::to_string(&doc)?,
+            Some(FixOutput::Yaml) => crate::output::yaml::to_string(&doc)?,
         };
         let mut out = std::io::stdout().lock();
         out.write_all(text.as_bytes())?;

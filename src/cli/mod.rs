@@ -41,6 +41,21 @@ pub fn run(dashboard: Dashboard) -> ExitCode {
         eprintln!("error: {}", crate::output::escape::Shown(&chain(&e)));
         return ExitCode::FAILURE;
     }
+    // The dashboard owns the terminal: its log goes to a file.
+    let on_screen = match &cli.command {
+        Some(Command::Top(_)) => true,
+        None => std::io::IsTerminal::is_terminal(&std::io::stdout()),
+        Some(_) => false,
+    };
+    let sink = if on_screen {
+        crate::diag::Sink::File
+    } else {
+        crate::diag::Sink::Stderr
+    };
+    if let Err(e) = crate::diag::init(cli.global.verbosity, sink) {
+        eprintln!("error: {}", crate::output::escape::Shown(&e.to_string()));
+        return ExitCode::FAILURE;
+    }
     match run_command(&cli, dashboard) {
         Ok(code) => code,
         Err(e) => {

@@ -90,8 +90,11 @@ impl<B, E> Policy<Request<Body>, Response<B>, E> for ThrottleRetry {
 pub fn client_with_retry(cfg: &kube::Config) -> Result<kube::Client, kube::Error> {
     let mut cfg = cfg.clone();
     cfg.default_retry = false;
+    let server = cfg.cluster_url.to_string();
     let builder = kube::client::ClientBuilder::try_from(cfg)?;
     Ok(builder
+        // `-v`: innermost, so each retry is a line of its own.
+        .with_layer(&crate::diag::HttpLogLayer::new(&server))
         .with_layer(&tower::buffer::BufferLayer::new(1024))
         .with_layer(&tower::retry::RetryLayer::new(ThrottleRetry::default()))
         .build())

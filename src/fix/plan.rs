@@ -21,7 +21,7 @@ use crate::units::to_quantity_string;
 pub enum Action {
     /// Reserve this many bytes beyond KubeVirt's overhead (`None`: the recommendation).
     Reserve(Option<i64>),
-    /// Drop `limits.memory` (the seed's Solution 2).
+    /// Drop `limits.memory`: no cgroup limit, so no cgroup OOM kill (and no protection for the node).
     RemoveLimit,
     /// Put back the values recorded by the first fix.
     Undo,
@@ -139,8 +139,8 @@ pub fn plan(target: &Target, choice: &Choice) -> Result<Plan, Refusal> {
         Action::RemoveLimit => {
             action_name = "remove-limit";
             strategy = Some(Strategy::RemoveLimit);
-            reason =
-                "no memory limit: no cgroup OOM kill, and no protection for the host".to_string();
+            reason = "no memory limit, so no cgroup OOM kill (and no cgroup protecting the node)"
+                .to_string();
             remove_limit(&mut desired, target, &before, &mut warnings);
         }
         Action::Reserve(asked) => {
@@ -327,7 +327,8 @@ fn reserve(
         }
         return Ok(());
     }
-    // What Harvester's webhook checks (facts/harvester.md "Validation").
+    // What Harvester's webhook checks (harvester/harvester
+    // pkg/webhook/resources/virtualmachine/validator.go).
     if bytes < 0 || bytes >= limit {
         return Err(Refusal::Webhook(format!(
             "reservedMemory {q} must be at least 0 and less than the memory limit {}",

@@ -1,4 +1,4 @@
-//! The memory model of DESIGN.md: overhead used, budget, projected peak, headroom and the
+//! The memory model: overhead used, budget, projected peak, headroom and the
 //! breakdown of a pod's cgroup usage, from one probe reading.
 
 use serde::Serialize;

@@ -326,7 +326,7 @@ fn reservation(
         (Some(t), _) => (
             Some(t),
             Some(format!(
-                "the seed's table for a VM of about {}",
+                "the reservation table by VM size, for a VM of about {}",
                 human(configured.unwrap_or(0))
             )),
         ),

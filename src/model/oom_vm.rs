@@ -354,7 +354,7 @@ mod tests {
         );
         assert_eq!(f.guest_bytes, Some(1948 << 20));
         assert_eq!(f.configured_bytes, Some(2 << 30));
-        // facts/kubevirt-overhead.md check 2.
+        // KubeVirt v1.1.1's overhead for this VMI (1365Mi request, 2 vCPUs, video, no ratio).
         assert_eq!(f.overhead_bytes, Some(264_939_521));
         assert_eq!(f.reserved_annotation.as_deref(), Some("100Mi"));
         assert!(vm_for_pod(&inv, "other", v.version).is_none());

@@ -1,5 +1,5 @@
 //! The report: one row per VM with the memory model, risk, flags and recommendation, shaped
-//! like the `list -o json` contract of DESIGN.md.
+//! like the `list -o json` contract (camelCase keys, bytes as integers, null when unknown).
 
 use std::collections::HashMap;
 use std::sync::Arc;

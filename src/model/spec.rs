@@ -134,7 +134,9 @@ pub struct ExpectedPod {
     pub sidecars: i64,
 }
 
-/// Pod resources per facts/kubevirt-overhead.md ("Pod resources").
+/// The compute container's resources as KubeVirt sets them (pkg/virt-controller/services/
+/// template.go up to v0.55, renderresources.go v0.56–v1.7): request = VMI request + O, limit =
+/// VMI limit + O when the VMI has one, and the pod-level limit the sum with the sidecars.
 pub fn expected_pod(spec: &VmiSpec, o: i64, v: Version, quota_on_limits: bool) -> ExpectedPod {
     let n = memory_numbers(spec);
     let d = &spec.domain;

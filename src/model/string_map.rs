@@ -248,7 +248,7 @@ mod tests {
         let from: StringMap = [("z".to_string(), "1".to_string()), ("y".into(), "2".into())].into();
         assert_eq!(from.iter().next().unwrap().0, "y");
         assert!(serde_json::from_str::<StringMap>(r#"{"a": 1}"#).is_err());
-        assert!(serde_yaml::from_str::<StringMap>("a: b\nc: d\n")
+        assert!(serde_saphyr::from_str::<StringMap>("a: b\nc: d\n")
             .unwrap()
             .contains_key("c"));
         assert!(serde_json::from_str::<StringMap>("null")

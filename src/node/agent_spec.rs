@@ -191,7 +191,9 @@ impl AgentConfig {
     }
 }
 
-/// The bci-base tag shipped with a Harvester version (facts/harvester.md).
+/// The `registry.suse.com/bci/bci-base` tag that every node of a Harvester release already holds
+/// (so an air-gapped node can start the agent): 15.4 in v1.1, 15.5 in v1.2–1.3, 15.6 in v1.4–1.6,
+/// 15.7 in v1.7, 16.0 from v1.8.
 pub fn bci_tag(v: Version) -> &'static str {
     match (v.major, v.minor) {
         (0, _) | (1, 0..=1) => "15.4",

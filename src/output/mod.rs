@@ -5,3 +5,4 @@ pub mod oom;
 pub mod probe;
 pub mod report;
 pub mod table;
+pub mod yaml;

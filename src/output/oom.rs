@@ -1,5 +1,5 @@
 //! `kubectl vmmem oom`: explained OOM events as a table (one line per event, then the verdicts)
-//! or as JSON (the `oom -o json` contract in DESIGN.md).
+//! or as JSON (the `oom -o json` contract: camelCase keys, bytes as integers, null when unknown).
 
 use std::borrow::Cow;
 

@@ -216,5 +216,5 @@ pub fn write_yaml(
     report: &impl serde::Serialize,
     out: &mut impl std::io::Write,
 ) -> std::io::Result<()> {
-    serde_yaml::to_writer(&mut *out, report).map_err(std::io::Error::other)
+    super::yaml::to_writer(&mut *out, report).map_err(std::io::Error::other)
 }

@@ -102,12 +102,10 @@ pub fn parse(
             ),
         ));
     }
-    for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let any: Option<AnyObject> =
-            serde::Deserialize::deserialize(doc).map_err(|e| syntax(i + 1, e.to_string()))?;
-        if let Some(any) = any {
-            collect(any, kind_hint, &mut out);
-        }
+    let docs: Vec<AnyObject> =
+        super::yaml::documents(text).map_err(|(doc, e)| syntax(doc, e.to_string()))?;
+    for any in docs {
+        collect(any, kind_hint, &mut out);
     }
     Ok(out)
 }
@@ -414,7 +412,8 @@ items:
             None,
         )
         .unwrap_err();
-        assert!(e.to_string().contains("spec.running: invalid type"), "{e}");
+        let e = e.to_string();
+        assert!(e.contains("boolean") && e.contains("line 3"), "{e}");
     }
 
     /// Go reads an explicit `null` as the zero value (an empty list, map or struct); KubeVirt

@@ -7,4 +7,5 @@ pub mod kubelet_summary;
 pub mod manifest;
 pub mod oom;
 pub mod probe;
+pub mod yaml;
 pub mod yaml_depth;

@@ -217,7 +217,8 @@ pub fn parse(text: &str) -> Result<ProbeReport, ProbeError> {
         }
     }
     if cgroup_version == CgroupVersion::V1 {
-        // v1 counts an OOM kill in the cgroup of the killed task only (facts/cgroups.md).
+        // v1 counts an OOM kill (memory.oom_control's oom_kill) only in the cgroup that held the
+        // killed task, not in its ancestors: the pod's count is the sum over its containers.
         for pod in &mut pods {
             let below: u64 = pod
                 .containers

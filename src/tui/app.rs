@@ -96,6 +96,8 @@ pub struct App {
     pub colour: bool,
     /// Whether a fix backend is plugged in.
     pub fix_enabled: bool,
+    /// Where `-v` writes its log (named in the help).
+    pub log_file: Option<std::path::PathBuf>,
     pub scope: Scope,
     /// A fetch was asked for and has not answered yet.
     pub fetching: bool,
@@ -133,6 +135,7 @@ impl App {
             readonly,
             colour: true,
             fix_enabled: false,
+            log_file: None,
             scope,
             fetching: true,
             sort: Sort::default(),

@@ -52,6 +52,7 @@ fn run_with<S: DataSource>(
     let scope = initial_scope(&opts.namespaces, &source);
     let mut app = App::new(scope, opts.refresh, opts.readonly, SystemTime::now());
     app.colour = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    app.log_file = crate::diag::log_file().map(std::path::Path::to_path_buf);
     let mut guard = terminal::TerminalGuard::enter()?;
     runtime.block_on(event_loop::run(&mut guard.terminal, app, source, fix))?;
     drop(guard);

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use serde_yaml::Value;
+use serde_json::Value;
 
 pub const API_VERSION: &str = "krew.googlecontainertools.github.com/v1alpha2";
 
@@ -72,7 +72,7 @@ pub fn platforms(doc: &Value) -> Vec<Platform> {
     let Some(list) = doc
         .get("spec")
         .and_then(|s| s.get("platforms"))
-        .and_then(Value::as_sequence)
+        .and_then(Value::as_array)
     else {
         return Vec::new();
     };
@@ -81,15 +81,10 @@ pub fn platforms(doc: &Value) -> Vec<Platform> {
             labels: p
                 .get("selector")
                 .and_then(|s| s.get("matchLabels"))
-                .and_then(Value::as_mapping)
+                .and_then(Value::as_object)
                 .map(|m| {
                     m.iter()
-                        .map(|(k, v)| {
-                            (
-                                k.as_str().unwrap_or_default().to_string(),
-                                v.as_str().unwrap_or_default().to_string(),
-                            )
-                        })
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
                         .collect()
                 })
                 .unwrap_or_default(),
@@ -129,7 +124,7 @@ fn is_sha256(s: &str) -> bool {
 
 /// Every rule the manifest breaks, one sentence each; empty when krew would accept it.
 pub fn violations(yaml: &str, plugin_name: &str) -> Vec<String> {
-    let doc: Value = match serde_yaml::from_str(yaml) {
+    let doc: Value = match vmmem::parse::yaml::from_str(yaml) {
         Ok(d) => d,
         Err(e) => return vec![format!("not valid YAML: {e}")],
     };
@@ -165,7 +160,7 @@ pub fn violations(yaml: &str, plugin_name: &str) -> Vec<String> {
     let raw = doc
         .get("spec")
         .and_then(|s| s.get("platforms"))
-        .and_then(Value::as_sequence)
+        .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
     if raw.is_empty() {
@@ -180,7 +175,7 @@ pub fn violations(yaml: &str, plugin_name: &str) -> Vec<String> {
         }
         if selector
             .and_then(|s| s.get("matchLabels"))
-            .and_then(Value::as_mapping)
+            .and_then(Value::as_object)
             .is_none()
         {
             out.push(format!("platform {i}: selector.matchLabels is missing"));
@@ -252,7 +247,7 @@ pub fn violations(yaml: &str, plugin_name: &str) -> Vec<String> {
 
 /// Released platforms the manifest lacks.
 pub fn missing_release_platforms(yaml: &str) -> Vec<String> {
-    let doc: Value = serde_yaml::from_str(yaml).unwrap_or(Value::Null);
+    let doc: Value = vmmem::parse::yaml::from_str(yaml).unwrap_or(Value::Null);
     let plats = platforms(&doc);
     RELEASED
         .iter()

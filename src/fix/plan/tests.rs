@@ -502,7 +502,7 @@ fn harvester_1_3_seed_vm_with_the_default_reservation() {
     let t = target(&raw, &inv);
     assert_eq!(t.row.reserved_source, "harvester-default");
     let p = plan(&t, &reserve(None, StrategyChoice::Auto)).unwrap();
-    // The seed's numbers (facts/kubevirt-overhead.md check 2) before the change.
+    // KubeVirt v1.1.1's numbers for this VM before the change (O, then O + the 2Gi limit).
     assert_eq!(p.before.overhead_bytes, 264_939_521);
     assert_eq!(p.before.expected_pod_limit_bytes, Some(2_412_423_169));
     assert_eq!(p.before.reserved_bytes, Some(100 * MI));

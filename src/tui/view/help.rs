@@ -35,6 +35,9 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
     lines.push(Line::from(
         "RISK critical: headroom < 0 or OOM kill · warn: headroom < 25% of budget or < 64Mi · unknown: no live data · * under-reserved · SOURCE stale (dim): old data",
     ));
+    if let Some(log) = &app.log_file {
+        lines.push(Line::from(format!("Log (-v): {}", log.display())));
+    }
     if app.readonly {
         lines.push(Line::from(
             "Read-only (--readonly): f, L and u are disabled.",
