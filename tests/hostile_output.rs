@@ -120,9 +120,7 @@ fn hostile_bundle(dir: &Path) -> PathBuf {
             zip.write_all(&inner).unwrap();
             continue;
         }
-        let mut docs: Vec<Value> = serde_yaml::Deserializer::from_str(&text)
-            .map(|d| serde::Deserialize::deserialize(d).unwrap())
-            .collect();
+        let mut docs: Vec<Value> = vmmem::parse::yaml::documents(&text).unwrap();
         docs.iter_mut().for_each(|d| taint(d, &swaps));
         let name = rel.replace("/prod/", &format!("/prod{EVIL}/"));
         zip.start_file(format!("sb/{name}"), opts).unwrap();

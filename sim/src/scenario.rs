@@ -182,7 +182,7 @@ impl Default for MemHold {
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
     #[error("scenario YAML: {0}")]
-    Yaml(#[from] crate::parse::yaml::Error),
+    Yaml(#[from] serde_yaml::Error),
     #[error("scenario: {0}")]
     Invalid(String),
 }
@@ -190,7 +190,7 @@ pub enum ScenarioError {
 impl Scenario {
     /// Parse a scenario from YAML and check it.
     pub fn from_yaml(text: &str) -> Result<Scenario, ScenarioError> {
-        let s: Scenario = crate::parse::yaml::from_str(text)?;
+        let s: Scenario = serde_yaml::from_str(text)?;
         s.validate()?;
         Ok(s)
     }

@@ -11,8 +11,8 @@ use clap::{Args, ValueEnum};
 use serde_json::{json, Value};
 
 use crate::fix::{self, Action, Choice, Plan, StrategyChoice};
-use crate::parse::duration;
 use crate::output::escape::Shown;
+use crate::parse::duration;
 use crate::session::signals::{exit_on_signal, StopSignals};
 use crate::session::Options;
 use crate::units::parse_memory;

@@ -121,7 +121,8 @@ pub fn file_limits(global: &GlobalArgs) -> anyhow::Result<Limits> {
         let Some(value) = value else {
             return Ok(default);
         };
-        let bytes = crate::units::parse_memory(value).with_context(|| format!("{flag} {value:?}"))?;
+        let bytes =
+            crate::units::parse_memory(value).with_context(|| format!("{flag} {value:?}"))?;
         match u64::try_from(bytes) {
             Ok(b) if b > 0 => Ok(b),
             _ => bail!("{flag} {value:?} must be larger than 0"),

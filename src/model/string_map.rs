@@ -254,7 +254,9 @@ mod tests {
         assert!(serde_json::from_str::<StringMap>("null")
             .unwrap()
             .is_empty());
-        assert!(serde_yaml::from_str::<StringMap>("~").unwrap().is_empty());
+        assert!(crate::parse::yaml::from_str::<StringMap>("~")
+            .unwrap()
+            .is_empty());
     }
 
     #[test]

@@ -8,8 +8,8 @@ use anyhow::Context;
 use super::options::{Namespaces, Objects, Options};
 use crate::cluster::connect::{self, ConnectFlags};
 use crate::cluster::live::{LiveOptions, LiveSource, Scope};
-use crate::model::inventory::{Inventory, SourceKind};
 use crate::demo::DemoCluster;
+use crate::model::inventory::{Inventory, SourceKind};
 
 /// A running live source; with `--demo` it owns the simulated cluster too.
 pub struct Live {

@@ -59,7 +59,12 @@ pub fn gather(i: &Inputs) -> Vec<Evidence> {
             });
         }
     }
-    out.extend(i.history.iter().filter(|e| e.kills_vm()).filter_map(oom_kill));
+    out.extend(
+        i.history
+            .iter()
+            .filter(|e| e.kills_vm())
+            .filter_map(oom_kill),
+    );
     out.extend(i.kept.iter().cloned());
     out
 }
