@@ -9,6 +9,7 @@ pub mod cli;
 pub mod cluster;
 pub mod demo;
 pub mod diag;
+pub mod escape;
 pub mod fix;
 pub mod history;
 pub mod model;

@@ -239,11 +239,14 @@ async fn list_counts_a_kill_from_the_kernel_log_and_fix_measures() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(plan.contains("measured need"), "{plan}");
+    assert!(
+        plan.contains("evidence: ") && plan.contains("the reading now"),
+        "{plan}"
+    );
     let off: Vec<&str> = fix.iter().copied().chain(["--live", "off"]).collect();
     let out = run(&sim, &off).await;
     let plan = String::from_utf8_lossy(&out.stdout);
-    assert!(plan.contains("no live data to measure"), "{plan}");
+    assert!(plan.contains("no measurement of this VM yet"), "{plan}");
     assert!(agents(&client).await.is_empty(), "fix deletes its agent");
     sim.shutdown().await;
 }

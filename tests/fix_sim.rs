@@ -37,9 +37,9 @@ async fn harvester_fix_undo_conflict_forbidden_dry_run() {
     let p = fix_and_undo(&admin, "default", "memhold-vm", reserve(None)).await;
     assert_eq!(
         p.after.fields.reserved_memory,
-        Some(serde_json::json!("384Mi"))
+        Some(serde_json::json!("320Mi"))
     );
-    assert_eq!(p.after.fields.guest, Some(serde_json::json!("1664Mi")));
+    assert_eq!(p.after.fields.guest, Some(serde_json::json!("1728Mi")));
     // An explicit size on a VM that already has an annotation; remove-limit; a stopped VM.
     fix_and_undo(&admin, "default", "web-01", reserve(Some(768 << 20))).await;
     fix_and_undo(

@@ -168,11 +168,11 @@ fn demo_fix_with_restart_changes_the_row() {
     t.keys(&["f"]);
     let plan = t.wait_for("the plan", |s| s.contains("Apply this change?"));
     assert!(
-        plan.contains("harvesterhci.io/reservedMemory  -        → 384Mi"),
+        plan.contains("harvesterhci.io/reservedMemory  -        → 320Mi"),
         "{plan}"
     );
     assert!(
-        plan.contains("memory.guest                    2Gi      → 1664Mi"),
+        plan.contains("memory.guest                    2Gi      → 1728Mi"),
         "{plan}"
     );
     t.keys(&["r"]);
@@ -191,7 +191,7 @@ fn demo_fix_with_restart_changes_the_row() {
     t.keys(&["Enter", "Escape"]);
     // The row shows the new guest, budget and pod limit, and is no longer under-reserved.
     let s = t.wait_for("the fixed row", |s| {
-        row(s, "memhold-vm").is_some_and(|l| l.contains("1.6GiB") && l.contains("/763.0MiB"))
+        row(s, "memhold-vm").is_some_and(|l| l.contains("1.7GiB") && l.contains("/699.0MiB"))
     });
     let after = row(&s, "memhold-vm").unwrap();
     assert!(after.contains("2.4GiB"), "{after}");

@@ -10,8 +10,8 @@ use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use serde_json::{json, Value};
 
+use crate::escape::Shown;
 use crate::fix::{self, Action, Choice, Plan, StrategyChoice};
-use crate::output::escape::Shown;
 use crate::parse::duration;
 use crate::session::signals::{exit_on_signal, StopSignals};
 use crate::session::Options;

@@ -48,7 +48,7 @@ pub fn print(
             let mut report = report::build(inv, readings, opts);
             report.warnings.extend(extra_warnings);
             for w in &report.warnings {
-                eprintln!("warning: {}", output::escape::Shown(w));
+                eprintln!("warning: {}", crate::escape::Shown(w));
             }
             if report.vms.is_empty() {
                 eprintln!("No VirtualMachines found.");

@@ -38,7 +38,7 @@ pub fn run(dashboard: Dashboard) -> ExitCode {
     };
     // `--refresh` is global: a bad value is an error for every command, not only `top`.
     if let Err(e) = options::parse_refresh(&cli.global.refresh) {
-        eprintln!("error: {}", crate::output::escape::Shown(&chain(&e)));
+        eprintln!("error: {}", crate::escape::Shown(&chain(&e)));
         return ExitCode::FAILURE;
     }
     // The dashboard owns the terminal: its log goes to a file.
@@ -53,13 +53,13 @@ pub fn run(dashboard: Dashboard) -> ExitCode {
         crate::diag::Sink::Stderr
     };
     if let Err(e) = crate::diag::init(cli.global.verbosity, sink) {
-        eprintln!("error: {}", crate::output::escape::Shown(&e.to_string()));
+        eprintln!("error: {}", crate::escape::Shown(&e.to_string()));
         return ExitCode::FAILURE;
     }
     match run_command(&cli, dashboard) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", crate::output::escape::Shown(&chain(&e)));
+            eprintln!("error: {}", crate::escape::Shown(&chain(&e)));
             ExitCode::FAILURE
         }
     }
@@ -103,7 +103,7 @@ fn one_line_panics() {
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
-        let msg = crate::output::escape::Shown(&msg);
+        let msg = crate::escape::Shown(&msg);
         eprintln!("error: internal error in kubectl-vmmem, please report it: {msg}{at}");
     }));
 }

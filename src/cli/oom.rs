@@ -9,11 +9,11 @@ use anyhow::{bail, Context};
 
 use super::args::{OomArgs, OomOutput};
 use crate::cluster::kernel_log::{read_ooms, StreamedOoms};
+use crate::escape::Shown;
 use crate::model::inventory::Inventory;
 use crate::model::oom_event::OomEvent;
 use crate::model::oom_verdict::explain;
 use crate::model::version::Version;
-use crate::output::escape::Shown;
 use crate::parse::oom::{parse_kernel_log, parse_node_kernel_log};
 use crate::session::Options;
 
@@ -186,7 +186,7 @@ fn warn_cut(source: &str, streamed: &StreamedOoms) {
     if dropped > 0 {
         eprintln!(
             "{} holds {} OOM reports: the last {} are shown, the {dropped} before them are left out",
-            crate::output::escape::Shown(source),
+            crate::escape::Shown(source),
             dropped + streamed.ooms.events.len() as u64,
             streamed.ooms.events.len()
         );
@@ -194,7 +194,7 @@ fn warn_cut(source: &str, streamed: &StreamedOoms) {
     if streamed.lines_cut > 0 {
         eprintln!(
             "{}: {} lines longer than {} bytes were cut (kernel messages are shorter: they are not kernel log lines)",
-            crate::output::escape::Shown(source),
+            crate::escape::Shown(source),
             streamed.lines_cut,
             crate::cluster::kernel_log::MAX_LINE_BYTES
         );

@@ -97,6 +97,9 @@ pub fn history(s: &str) -> anyhow::Result<HistoryMode> {
     if s.trim().eq_ignore_ascii_case("off") {
         return Ok(HistoryMode::Off);
     }
+    if s.trim().is_empty() {
+        return Ok(HistoryMode::default());
+    }
     let days = s
         .trim()
         .strip_suffix('d')

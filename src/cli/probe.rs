@@ -60,7 +60,7 @@ pub fn run(args: &ProbeArgs) -> anyhow::Result<ExitCode> {
         for uid in &readings.missing_pods {
             eprintln!(
                 "error: pod {} has no memory cgroup on this machine",
-                output::escape::Shown(uid)
+                crate::escape::Shown(uid)
             );
         }
         Ok(ExitCode::FAILURE)

@@ -4,8 +4,8 @@ use std::fmt::Write;
 
 use super::fields::{shown, ALL_FIELDS};
 use super::plan::{Plan, Side};
+use crate::escape::{escape, Shown};
 use crate::model::evidence::Bound;
-use crate::output::escape::{escape, Shown};
 use crate::units::{human, to_quantity_string};
 
 fn bytes(b: Option<i64>) -> String {

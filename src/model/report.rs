@@ -11,7 +11,7 @@ use super::harvester::HarvesterContext;
 use super::inventory::{Inventory, Readings, SourceKind};
 use super::join::{join, Joined};
 use super::memory::{evaluate, Budgets, Component, MemoryModel};
-use super::objects::{keys, Pod, VmiSpec};
+use super::objects::VmiSpec;
 use super::oom_verdict::OomExplanation;
 use super::oom_vm::LogsRead;
 use super::overhead::{overhead, ClusterInputs, Overhead, ProcessConstants, Term, VersionSpan, MI};
@@ -21,7 +21,6 @@ use super::recommend::{recommend, Recommendation, Sizing, Strategy};
 use super::spec::{defaulted_vmi_spec, expected_pod, memory_numbers, reservation};
 use super::trend::Eta;
 use super::version::{detect, DetectedVersion, Version, VersionSource};
-use crate::units::Quantity;
 
 /// Inputs to a report besides the inventory.
 #[derive(Debug, Clone, Default)]
@@ -63,26 +62,6 @@ pub struct ClusterInfo {
     pub inferred_versions: Vec<String>,
     pub overhead_ratio: Option<String>,
     pub harvester: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Risk {
-    Critical,
-    Warn,
-    Unknown,
-    Ok,
-}
-
-impl Risk {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Risk::Critical => "critical",
-            Risk::Warn => "warn",
-            Risk::Unknown => "unknown",
-            Risk::Ok => "ok",
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -356,26 +335,6 @@ fn stale_warnings(stale: &HashMap<String, String>) -> Vec<String> {
             many => format!("live data for nodes {} is stale: {reason}", many.join(", ")),
         })
         .collect()
-}
-
-fn compute_container(pod: &Pod) -> Option<&crate::model::objects::Container> {
-    pod.spec.containers.iter().find(|c| c.name == "compute")
-}
-
-fn q_bytes(q: &Option<Quantity>) -> Option<i64> {
-    q.as_ref().and_then(|q| q.bytes().ok())
-}
-
-fn observed_overhead(j: &Joined) -> Option<i64> {
-    let from_pod = j
-        .pod
-        .and_then(|p| p.metadata.annotations.get(keys::MEMORY_OVERHEAD_ANNOTATION))
-        .and_then(|v| crate::units::parse_memory(v).ok());
-    let from_vmi = j
-        .vmi
-        .and_then(|v| v.status.memory.as_ref())
-        .and_then(|m| q_bytes(&m.memory_overhead));
-    from_pod.or(from_vmi)
 }
 
 fn row(
@@ -739,6 +698,10 @@ fn row(
 }
 
 mod from_pods;
+mod pod_facts;
+mod risk;
+use pod_facts::{compute_container, observed_overhead, q_bytes};
+pub use risk::Risk;
 mod oom_history;
 mod row_evidence;
 use oom_history::{oom_history_json, sidecar_kills_note};

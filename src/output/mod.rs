@@ -1,6 +1,5 @@
 //! Rendering reports for people (tables) and programs (JSON/YAML).
 
-pub mod escape;
 pub mod oom;
 pub mod probe;
 pub mod report;

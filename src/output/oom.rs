@@ -5,11 +5,11 @@ use std::borrow::Cow;
 
 use serde::Serialize;
 
+use crate::escape::escape;
 use crate::model::oom_event::ContainerRuntime;
 use crate::model::oom_event::OomVictim;
 use crate::model::oom_verdict::{GuestSource, OomExplanation};
 use crate::model::oom_vm::{KillContainer, VmRef};
-use crate::output::escape::escape;
 use crate::units::human;
 
 #[derive(Debug, Serialize)]

@@ -1,7 +1,7 @@
 //! `probe` readings for people: one table of cgroups, one of processes.
 
+use crate::escape::Shown;
 use crate::model::readings::{CgroupCounters, NodeReadings};
-use crate::output::escape::Shown;
 use crate::output::table::{Table, Tone, NONE};
 use crate::units::human;
 

@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use super::escape::escape;
+use crate::escape::escape;
 
 /// A colour hint for a cell; rendered only when colour is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

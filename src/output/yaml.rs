@@ -15,25 +15,13 @@ use std::io::Write;
 use serde::ser::{self, Serialize};
 
 mod emit;
+mod error;
 mod scalar;
 
 use emit::{Emitter, Event};
 use scalar::Style;
 
-/// Why a value could not be written as YAML.
-#[derive(Debug, thiserror::Error)]
-pub enum YamlError {
-    #[error("writing YAML: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("cannot write YAML: {0}")]
-    Unsupported(String),
-}
-
-impl ser::Error for YamlError {
-    fn custom<T: std::fmt::Display>(msg: T) -> Self {
-        YamlError::Unsupported(msg.to_string())
-    }
-}
+pub use error::YamlError;
 
 /// Write `value` as one YAML document to `out`.
 pub fn to_writer<W: Write, T: ?Sized + Serialize>(out: W, value: &T) -> Result<(), YamlError> {

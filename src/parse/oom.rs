@@ -17,19 +17,12 @@ use super::kernel_log::{KernelLine, KernelLineReader};
 mod fields;
 mod report;
 use report::{starts_report, Report};
+pub use report::{MAX_GROUP_VICTIMS, MAX_TASK_ROWS};
 
 /// Reports kept from one log: the most recent ones. A log is read as a stream, so memory grows
 /// with the reports kept, never with the input (a kernel log of 173 MB of report headers alone
 /// is 1.4 million reports).
 pub const MAX_REPORTS: usize = 1000;
-/// Task-table rows kept per report: the largest by RSS (a node-wide OOM lists every process of
-/// the node; a KubeVirt pod's table has about ten).
-pub const MAX_TASK_ROWS: usize = 256;
-/// Processes listed per report beyond the first victim (a `memory.oom.group` kill of a
-/// container with more processes names the first ones).
-pub const MAX_GROUP_VICTIMS: usize = 64;
-/// Keys kept from one `Memory cgroup stats` block (v2 prints about 50).
-const MAX_STATS: usize = 128;
 
 /// The OOM reports of one kernel log.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -31,8 +31,15 @@ pub async fn fix_target(
     } else {
         // An interrupt (or agent flags that cannot be used) ends the command here, with the
         // agents deleted; a node that cannot be read is only a warning.
-        let round = super::readings::one_round(opts, client.clone(), &inventory).await?;
-        absorb_round(round, &inventory, &mut options)
+        match super::readings::one_round(opts, client.clone(), &inventory).await {
+            Ok(round) => absorb_round(round, &inventory, &mut options),
+            Err(e) if e.is::<super::readings::Interrupted>() => return Err(e),
+            // The plan still stands on the VM's spec; say why it has no live evidence.
+            Err(e) => (
+                Readings::new(),
+                vec![format!("no live data for the plan: {e:#}")],
+            ),
+        }
     };
     let target = Target::new(objects.vm, &inventory, &readings, &options)?;
     Ok((target, warnings))

@@ -2,7 +2,7 @@
 //! nodes (probe and kernel log through the same agent), and delete the agent pods again on every
 //! exit path (Ctrl-C, SIGTERM, SIGHUP included).
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 
 use super::options::Options;
 use super::signals::interrupted;
@@ -19,6 +19,14 @@ pub fn unix_now() -> i64 {
 
 /// Start the readers, read one round (with each node's kernel log when the agent can run), and
 /// delete the agents again, also when interrupted.
+/// A reading round ended by a signal (the command ends; anything else may be only a warning).
+#[derive(Debug, thiserror::Error)]
+#[error("{why}; {agents}")]
+pub struct Interrupted {
+    pub why: &'static str,
+    pub agents: &'static str,
+}
+
 pub async fn one_round(
     opts: &Options,
     client: kube::Client,
@@ -32,7 +40,7 @@ pub async fn one_round(
     let now = unix_now();
     let mut live = tokio::select! {
         r = LiveReadings::start(client, inv, &opts.agent, read_opts, now) => r.context("starting live readings")?,
-        why = interrupted() => bail!("{why} before any agent pod was created"),
+        why = interrupted() => return Err(Interrupted { why, agents: "before any agent pod was created" }.into()),
     };
     let outcome = tokio::select! {
         round = live.read(inv, now) => Ok(round),
@@ -41,6 +49,10 @@ pub async fn one_round(
     live.close().await;
     match outcome {
         Ok(round) => Ok(round),
-        Err(why) => bail!("{why}; the agent pods were deleted"),
+        Err(why) => Err(Interrupted {
+            why,
+            agents: "the agent pods were deleted",
+        }
+        .into()),
     }
 }

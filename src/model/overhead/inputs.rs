@@ -1,7 +1,11 @@
 //! What the overhead formula reads from a VMI besides memory sizes: the vCPU count, QoS,
 //! architecture, and which version honours which field.
 
-use super::{at, Version};
+use crate::model::version::Version;
+
+fn at(major: u32, minor: u32, patch: u32) -> Version {
+    Version::new(major, minor, patch)
+}
 use crate::model::objects::VmiSpec;
 use crate::units::Quantity;
 

@@ -1,7 +1,7 @@
 //! The KubeVirt version when nothing states it (no KubeVirt CR, launcher images by digest): the
 //! overhead the running pods show, and the versions whose formula gives it.
 
-use super::{compute_container, observed_overhead, q_bytes};
+use super::pod_facts::{compute_container, observed_overhead, q_bytes};
 use crate::model::inventory::Inventory;
 use crate::model::join::{join, Joined};
 use crate::model::overhead::{spans_reproducing, AppliedOverhead, ClusterInputs, VersionSpan};

@@ -2,7 +2,7 @@
 //! kills say about the VM's memory outside guest RAM, plus what the caller kept), and the risk
 //! that evidence implies.
 
-use super::Risk;
+use super::risk::Risk;
 use crate::model::evidence::{worst_by, At, Bound, Evidence, EvidenceKind, Level};
 use crate::model::memory::MemoryModel;
 use crate::model::oom_event::OomScope;

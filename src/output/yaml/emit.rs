@@ -5,8 +5,8 @@
 
 use std::io::Write;
 
+use super::error::YamlError;
 use super::scalar::{self, Style};
-use super::YamlError;
 
 /// One serializer event. A collection's start is held until the next event says whether it is
 /// empty (libyaml looks ahead the same way).

@@ -5,9 +5,17 @@ use crate::model::oom_event::{OomEvent, OomScope, OomTask, OomVictim};
 use super::fields::{
     counter, floor_char_boundary, kill_record, size_bytes, task_columns, task_row, trace_function,
 };
-use super::{MAX_GROUP_VICTIMS, MAX_STATS, MAX_TASK_ROWS};
 use crate::parse::cgroup_path::{kube_cgroup, CgroupLevel};
 use crate::parse::kernel_log::KernelLine;
+
+/// Task-table rows kept per report: the largest by RSS (a node-wide OOM lists every process of
+/// the node; a KubeVirt pod's table has about ten).
+pub const MAX_TASK_ROWS: usize = 256;
+/// Processes listed per report beyond the first victim (a `memory.oom.group` kill of a
+/// container with more processes names the first ones).
+pub const MAX_GROUP_VICTIMS: usize = 64;
+/// Keys kept from one `Memory cgroup stats` block (v2 prints about 50).
+pub const MAX_STATS: usize = 128;
 
 /// A line that belongs to the body of a report, seen without its `invoked oom-killer` start
 /// (the kernel rate-limits the report's header, never its kill line).

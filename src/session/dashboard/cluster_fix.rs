@@ -11,6 +11,7 @@ use futures::future::BoxFuture;
 use super::fix::{ApplyOutcome, FixBackend, FixKind, FixRequest, PlanLine, PlanView, Progress};
 use crate::fix::fields::{shown, ALL_FIELDS};
 use crate::fix::{self as fixmod, ApplyError, Choice, Plan, StrategyChoice};
+use crate::model::evidence::VmKey;
 use crate::model::recommend::Strategy;
 use crate::model::report::{ReportOptions, VmRow};
 use crate::units::human;
@@ -135,7 +136,13 @@ fn outcome(e: &ApplyError) -> ApplyOutcome {
 impl FixBackend for ClusterFix {
     fn plan(&self, row: VmRow, req: FixRequest) -> BoxFuture<'static, Result<PlanView, String>> {
         let client = self.client();
-        let opts = self.opts.clone();
+        // The evidence the dashboard holds for this VM (its readings, peaks and OOM kills), so
+        // the plan recommends what the row shows.
+        let mut opts = self.opts.clone();
+        opts.evidence.insert(
+            VmKey::new(&row.namespace, &row.name),
+            row.recommendation.evidence.clone(),
+        );
         let shown = self.shown.clone();
         Box::pin(async move {
             let client = client?;
