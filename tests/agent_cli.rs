@@ -274,3 +274,89 @@ async fn list_says_when_a_nodes_kernel_log_could_not_be_read() {
     );
     sim.shutdown().await;
 }
+
+/// `list` with a state directory: what `cmd` prints, run with `XDG_STATE_HOME=state`.
+async fn run_with_state(sim: &SimHandle, state: &std::path::Path, args: &[&str]) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    sim.write_kubeconfig(&kc).unwrap();
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-vmmem"))
+        .args(args)
+        .env("KUBECONFIG", &kc)
+        .env("HOME", dir.path())
+        .env("XDG_STATE_HOME", state)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .await
+        .unwrap()
+}
+
+fn evidence_kinds(row: &Value) -> Vec<String> {
+    row["recommendation"]["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peaks_are_remembered_across_runs_unless_history_is_off() {
+    let sim = common::start(vmmem_sim::Scenario::demo().unwrap()).await;
+    let state = tempfile::tempdir().unwrap();
+    let list = ["list", "-A", "-o", "json", "--live", "agent"];
+    // The first run sees only its own reading; it keeps it.
+    let first = memhold(&ok_json(&run_with_state(&sim, state.path(), &list).await));
+    assert!(
+        evidence_kinds(&first).contains(&"now".to_string()),
+        "{first}"
+    );
+    assert!(
+        !evidence_kinds(&first).contains(&"history".to_string()),
+        "{first}"
+    );
+    let file = state.path().join("kubectl-vmmem/peaks.json");
+    assert!(file.is_file(), "the peak store was not written");
+    // The memhold process grows: the next run sees more now, and the first run's peak from the
+    // store.
+    sim.advance(Duration::from_secs(30));
+    let second = memhold(&ok_json(&run_with_state(&sim, state.path(), &list).await));
+    let history: Vec<&Value> = second["recommendation"]["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "history")
+        .collect();
+    assert_eq!(history.len(), 1, "{second}");
+    assert!(
+        history[0]["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("this machine's peak store"),
+        "{second}"
+    );
+    // --history off reads and writes nothing.
+    let before = std::fs::read(&file).unwrap();
+    let off: Vec<&str> = list.iter().copied().chain(["--history", "off"]).collect();
+    let third = memhold(&ok_json(&run_with_state(&sim, state.path(), &off).await));
+    assert!(
+        !evidence_kinds(&third).contains(&"history".to_string()),
+        "{third}"
+    );
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        before,
+        "--history off wrote the store"
+    );
+    // A broken store is set aside with a warning; the run still succeeds.
+    std::fs::write(&file, b"{not json").unwrap();
+    let out = run_with_state(&sim, state.path(), &list).await;
+    let doc = ok_json(&out);
+    let warnings = doc["warnings"].to_string();
+    assert!(warnings.contains("could not be read"), "{warnings}");
+    assert!(state
+        .path()
+        .join("kubectl-vmmem/peaks.json.broken")
+        .is_file());
+    sim.shutdown().await;
+}

@@ -137,6 +137,7 @@ pub fn run(opts: &Options, args: &FixArgs) -> anyhow::Result<ExitCode> {
         let (opened, context_ns) = crate::session::source::connect_only(opts).await?;
         let code = run_with(
             &opened.client,
+            &opened.conn.server,
             &context_ns,
             opts,
             args,
@@ -153,6 +154,7 @@ pub fn run(opts: &Options, args: &FixArgs) -> anyhow::Result<ExitCode> {
 /// Everything after connecting; `stops` listens for the terminating signals since the start.
 pub async fn run_with(
     client: &kube::Client,
+    server: &str,
     context_ns: &str,
     opts: &Options,
     args: &FixArgs,
@@ -162,7 +164,7 @@ pub async fn run_with(
 ) -> anyhow::Result<ExitCode> {
     let (ns, name) = split_name(&args.name, opts.namespaces.named(), context_ns)?;
     let mut report = Report::new(args.output);
-    let target = match crate::session::fix::fix_target(opts, client, ns, name).await {
+    let target = match crate::session::fix::fix_target(opts, client, server, ns, name).await {
         Ok((t, warnings)) => {
             // What could not be read live (the plan's own notes say what it means for the VM).
             if !warnings.is_empty() {

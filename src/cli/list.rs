@@ -7,7 +7,7 @@ use anyhow::Context;
 
 use super::args::{ListArgs, ListOutput};
 use crate::model::inventory::{Inventory, Readings};
-use crate::model::report::{self, ReportOptions};
+use crate::model::report::{self, ReportOptions, VmRow};
 use crate::output;
 use crate::session::{report_once, Options, ReportInputs};
 
@@ -17,8 +17,29 @@ pub fn run(opts: &Options, args: &ListArgs) -> anyhow::Result<ExitCode> {
         readings,
         options,
         warnings,
+        peaks,
     } = report_once(opts)?;
-    print(&inventory, &readings, &options, warnings, args.output)?;
+    let mut peaks = peaks;
+    let mut observe = |r: &VmRow| {
+        if let Some(k) = peaks.as_mut() {
+            k.observe([r]);
+        }
+    };
+    print(
+        &inventory,
+        &readings,
+        &options,
+        warnings,
+        args.output,
+        &mut observe,
+    )?;
+    // What this round saw is remembered for the next run (a store that cannot be written only
+    // costs the memory: a warning).
+    if let Some(k) = &peaks {
+        for w in k.save(crate::session::peaks::unix_now()) {
+            eprintln!("warning: {}", crate::escape::Shown(&w));
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -31,12 +52,13 @@ pub fn print(
     opts: &ReportOptions,
     extra_warnings: Vec<String>,
     format: ListOutput,
+    observe: &mut dyn FnMut(&VmRow),
 ) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let result = match format {
         ListOutput::Json | ListOutput::Yaml => {
-            let mut report = report::streamed(inv, readings, opts);
+            let mut report = report::streamed(inv, readings, opts).observed(|r| observe(r));
             report.head.warnings.extend(extra_warnings);
             if format == ListOutput::Json {
                 output::report::write_json(&report, &mut out)
@@ -46,6 +68,7 @@ pub fn print(
         }
         ListOutput::Table | ListOutput::Wide => {
             let mut report = report::build(inv, readings, opts);
+            report.vms.iter().for_each(&mut *observe);
             report.warnings.extend(extra_warnings);
             for w in &report.warnings {
                 eprintln!("warning: {}", crate::escape::Shown(w));

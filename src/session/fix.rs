@@ -16,6 +16,7 @@ use crate::node::readers::Mode;
 pub async fn fix_target(
     opts: &Options,
     client: &kube::Client,
+    server: &str,
     namespace: &str,
     name: &str,
 ) -> anyhow::Result<(Target, Vec<String>)> {
@@ -41,6 +42,11 @@ pub async fn fix_target(
             ),
         }
     };
+    // The peaks this machine remembers for the VM count as evidence here too.
+    let (keeper, store_warnings) = super::peaks::keeper_for(opts, server);
+    options.peaks = keeper.for_report(super::peaks::unix_now());
+    let mut warnings = warnings;
+    warnings.extend(store_warnings);
     let target = Target::new(objects.vm, &inventory, &readings, &options)?;
     Ok((target, warnings))
 }

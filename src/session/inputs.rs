@@ -26,6 +26,8 @@ pub struct ReportInputs {
     pub options: ReportOptions,
     /// Remarks of the reading itself, printed after the report's own.
     pub warnings: Vec<String>,
+    /// The peaks this run keeps (and the store they go back to).
+    pub peaks: Option<crate::history::PeakKeeper>,
 }
 
 /// Keep only the namespace asked for (`-n`); `-A` or nothing keeps all (files are a snapshot).
@@ -80,6 +82,7 @@ pub fn from_files(path: &Path, opts: &Options) -> anyhow::Result<ReportInputs> {
         readings: Readings::new(),
         options,
         warnings: Vec::new(),
+        peaks: None,
     })
 }
 
@@ -139,14 +142,19 @@ async fn live_once(opts: &Options) -> anyhow::Result<ReportInputs> {
     // each object once.
     let live = super::source::open_once(opts).await?;
     let (inventory, opened) = live.into_parts().await;
+    let opened_server = opened.conn.server.clone();
     let round = super::readings::one_round(opts, opened.conn.client.clone(), &inventory).await;
     opened.close().await;
     let mut options = opts.report_options();
-    let (readings, warnings) = absorb_round(round?, &inventory, &mut options);
+    let (readings, mut warnings) = absorb_round(round?, &inventory, &mut options);
+    let (keeper, store_warnings) = super::peaks::keeper_for(opts, &opened_server);
+    warnings.extend(store_warnings);
+    options.peaks = keeper.for_report(super::peaks::unix_now());
     Ok(ReportInputs {
         inventory,
         readings,
         options,
         warnings,
+        peaks: Some(keeper),
     })
 }

@@ -11,6 +11,7 @@ pub mod dashboard;
 pub mod fix;
 pub mod inputs;
 pub mod options;
+pub mod peaks;
 pub mod readings;
 pub mod signals;
 pub mod source;

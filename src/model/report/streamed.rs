@@ -40,6 +40,20 @@ pub fn streamed<'a>(
     }
 }
 
+impl<'a> StreamedReport<'a> {
+    /// Let `f` see each row as it is built and serialized (nothing is held).
+    pub fn observed(self, f: impl FnMut(&VmRow) + 'a) -> StreamedReport<'a> {
+        let mut f = f;
+        let rows = self.rows.0.into_inner().map(|rows| {
+            Box::new(rows.inspect(move |r| f(r))) as Box<dyn Iterator<Item = VmRow> + 'a>
+        });
+        StreamedReport {
+            head: self.head,
+            rows: Rows(RefCell::new(rows)),
+        }
+    }
+}
+
 impl Serialize for Rows<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let rows = self.0.borrow_mut().take();

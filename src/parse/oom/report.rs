@@ -128,7 +128,9 @@ impl Report {
     /// `msg` is one more process of this report's `memory.oom.group` kill (the kernel prints
     /// `Tasks in X are going to be killed due to memory.oom.group set`, then a kill line each).
     pub(super) fn continues_group(&self, msg: &str) -> bool {
-        self.ev.group_kill.is_some() && killed_line(msg).is_some()
+        const KILL: &str = "Memory cgroup out of memory: Killed process ";
+        // A kill line, or what is left of one where a log was cut off.
+        self.ev.group_kill.is_some() && (killed_line(msg).is_some() || KILL.starts_with(msg))
     }
 
     pub(super) fn feed(&mut self, line: &KernelLine) {

@@ -16,6 +16,7 @@ use super::kernel_logs::KernelLogs;
 use super::snapshot::{ContextInfo, DataSource, Health, Scope, Snapshot};
 use crate::cluster::connect::{kubeconfig_paths, read_merged, Env};
 use crate::cluster::live::{Health as WatchHealth, LiveError};
+use crate::history::PeakKeeper;
 use crate::model::inventory::Readings;
 use crate::model::report::{self, Report};
 use crate::node::readers::{LiveReadings, Mode};
@@ -48,7 +49,16 @@ pub struct ClusterSource {
     kernel_logs: KernelLogs,
     /// Shared with the fix backend: the client of the open connection.
     client: ClientSlot,
+    /// The peaks this session sees (and the store they are kept in), opened at the first fetch.
+    peaks: Option<PeakKeeper>,
+    /// When the peaks were last written to the store (Unix seconds).
+    peaks_saved_at: i64,
+    /// What the peak store said (a broken file set aside), shown with every report.
+    peak_warnings: Vec<String>,
 }
+
+/// How often the dashboard writes its peaks to the store.
+const PEAKS_SAVE_EVERY: i64 = 60;
 
 impl ClusterSource {
     pub fn new(opts: Options, client: ClientSlot) -> ClusterSource {
@@ -58,11 +68,17 @@ impl ClusterSource {
             readers: None,
             kernel_logs: KernelLogs::new(),
             client,
+            peaks: None,
+            peaks_saved_at: 0,
+            peak_warnings: Vec::new(),
         }
     }
 
-    /// Stop reading kernel logs and delete the agent pods.
+    /// Stop reading kernel logs and delete the agent pods (and keep what was seen).
     async fn close_readers(&mut self) {
+        if let Some(k) = &self.peaks {
+            k.save(crate::session::peaks::unix_now());
+        }
         self.kernel_logs.stop().await;
         if let Some(r) = self.readers.take() {
             match Arc::try_unwrap(r) {
@@ -251,8 +267,24 @@ impl DataSource for ClusterSource {
             self.kernel_logs.collect();
             opts.oom_history = self.kernel_logs.explanations(&inventory, opts.version_flag);
             opts.kernel_logs_read = self.kernel_logs.read_nodes();
+            let now = crate::session::peaks::unix_now();
+            let keeper = match &mut self.peaks {
+                Some(k) => k,
+                None => {
+                    let (k, w) = crate::session::peaks::keeper_for(&self.opts, &server);
+                    self.peak_warnings = w;
+                    self.peaks.insert(k)
+                }
+            };
+            opts.peaks = keeper.for_report(now);
             let mut report = report::build(&inventory, &readings, &opts);
+            keeper.observe(&report.vms);
+            if now - self.peaks_saved_at >= PEAKS_SAVE_EVERY {
+                self.peak_warnings.extend(keeper.save(now));
+                self.peaks_saved_at = now;
+            }
             report.warnings.extend(warnings);
+            report.warnings.extend(self.peak_warnings.iter().cloned());
             if let Some(r) = &self.readers {
                 self.kernel_logs
                     .schedule(r, &report, &readings, SystemTime::now());
