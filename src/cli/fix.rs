@@ -135,17 +135,7 @@ pub fn run(opts: &Options, args: &FixArgs) -> anyhow::Result<ExitCode> {
         // round's to handle (it deletes its agents); any later one ends fix at once.
         let stops = StopSignals::new().context("listening for SIGINT, SIGTERM and SIGHUP")?;
         let (opened, context_ns) = crate::session::source::connect_only(opts).await?;
-        let code = run_with(
-            &opened.client,
-            &opened.conn.server,
-            &context_ns,
-            opts,
-            args,
-            choice,
-            timeout,
-            stops,
-        )
-        .await;
+        let code = run_with(&opened, &context_ns, opts, args, choice, timeout, stops).await;
         opened.close().await;
         code
     })
@@ -153,8 +143,7 @@ pub fn run(opts: &Options, args: &FixArgs) -> anyhow::Result<ExitCode> {
 
 /// Everything after connecting; `stops` listens for the terminating signals since the start.
 pub async fn run_with(
-    client: &kube::Client,
-    server: &str,
+    opened: &crate::session::source::Opened,
     context_ns: &str,
     opts: &Options,
     args: &FixArgs,
@@ -164,16 +153,18 @@ pub async fn run_with(
 ) -> anyhow::Result<ExitCode> {
     let (ns, name) = split_name(&args.name, opts.namespaces.named(), context_ns)?;
     let mut report = Report::new(args.output);
-    let target = match crate::session::fix::fix_target(opts, client, server, ns, name).await {
-        Ok((t, warnings)) => {
-            // What could not be read live (the plan's own notes say what it means for the VM).
-            if !warnings.is_empty() {
-                report.set("warnings", json!(warnings));
+    let client = &opened.client;
+    let target =
+        match crate::session::fix::fix_target(opts, client, &opened.conn.server, ns, name).await {
+            Ok((t, warnings)) => {
+                // What could not be read live (the plan's own notes say what it means for the VM).
+                if !warnings.is_empty() {
+                    report.set("warnings", json!(warnings));
+                }
+                t
             }
-            t
-        }
-        Err(e) => return report.fail(&crate::session::error_chain(&e)),
-    };
+            Err(e) => return report.fail(&crate::session::error_chain(&e)),
+        };
     // The agents of the reading round are gone: from here a signal ends fix as it comes (the
     // patch carries its resourceVersion, so a request cut short is all or nothing).
     exit_on_signal(stops);
