@@ -14,6 +14,7 @@ use kube::api::{Api, PostParams};
 use serde_json::json;
 use vmmem::model::inventory::Inventory;
 use vmmem::model::readings::LiveSource as Source;
+use vmmem::model::report::Flag;
 use vmmem::model::report::{self, ReportOptions};
 use vmmem::node::readers::Mode;
 use vmmem::node::smaps_policy::SmapsPolicy;
@@ -116,13 +117,13 @@ async fn a_hung_node_is_stale_and_the_others_are_read() {
         match row.node.as_deref() {
             Some("harvester-node-2") => {
                 assert!(
-                    row.has_flag("stale") && row.live_source.is_none(),
+                    row.has_flag(Flag::Stale) && row.live_source.is_none(),
                     "{}",
                     row.name
                 )
             }
             Some(_) if row.phase == "Running" => assert_eq!(
-                (row.live_source, row.has_flag("stale")),
+                (row.live_source, row.has_flag(Flag::Stale)),
                 (Some(Source::Agent), false),
                 "{}",
                 row.name

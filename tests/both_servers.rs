@@ -208,7 +208,11 @@ async fn suite(t: &Target) {
             inv.vms.len() == 1
                 && inv.vmis.len() == 1
                 && inv.pods.len() == 1
-                && inv.pods[0].status.phase.as_deref() == Some("Running")
+                && inv.pods[0]
+                    .status
+                    .phase
+                    .as_ref()
+                    .is_some_and(|p| *p == "Running")
         }
     })
     .await;

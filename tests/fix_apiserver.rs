@@ -11,7 +11,8 @@ use fix_checks::*;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DynamicObject, PostParams};
 use serde_json::json;
-use vmmem::fix::{self, Action, Choice, StrategyChoice};
+use vmmem::fix::{self, Action, Choice};
+use vmmem::model::recommend::Strategy;
 
 const NS: &str = "vmmem-fix";
 
@@ -76,12 +77,12 @@ async fn fix_checks_against_a_real_apiserver() {
     fix_and_undo(&admin, NS, "numbers", reserve(None)).await;
     let rl = Choice {
         action: Action::RemoveLimit,
-        strategy: StrategyChoice::Auto,
+        strategy: None,
     };
     fix_and_undo(&admin, NS, "plain", rl).await;
     let ao = Choice {
         action: Action::Reserve(Some(512 << 20)),
-        strategy: StrategyChoice::AddedOverhead,
+        strategy: Some(Strategy::AddedOverhead),
     };
     fix_and_undo(&admin, NS, "annotated", ao).await;
     conflict(&admin, NS, "plain").await;

@@ -16,6 +16,7 @@ use fix_checks::{client, comparable, get_vm, plan_now, reserve};
 use fix_process::gate::Gate;
 use vmmem::fix::{self, fields::Fields};
 use vmmem::model::objects::keys;
+use vmmem::model::report::Flag;
 use vmmem::model::report::ReportOptions;
 use vmmem_sim::{Scenario, Sim, SimOptions};
 
@@ -168,7 +169,7 @@ async fn wait_for_pod_limit(admin: &kube::Client, name: &str, want: Option<i64>)
         let t = fix::read_target(admin, "default", name, &ReportOptions::default())
             .await
             .unwrap();
-        if t.row.pod_limit_bytes == want && !t.row.has_flag("restart-pending") {
+        if t.row.pod_limit_bytes == want && !t.row.has_flag(Flag::RestartPending) {
             return;
         }
         assert!(

@@ -7,7 +7,8 @@ mod fix_checks;
 use std::time::Duration;
 
 use fix_checks::*;
-use vmmem::fix::{self, fields::Fields, Action, Choice, StrategyChoice};
+use vmmem::fix::{self, fields::Fields, Action, Choice};
+use vmmem::model::recommend::Strategy;
 use vmmem_sim::{Scenario, SimHandle};
 
 pub const PLAIN: &str = r#"
@@ -48,7 +49,7 @@ async fn harvester_fix_undo_conflict_forbidden_dry_run() {
         "cache-01",
         Choice {
             action: Action::RemoveLimit,
-            strategy: StrategyChoice::Auto,
+            strategy: None,
         },
     )
     .await;
@@ -115,9 +116,9 @@ async fn restart_brings_up_a_pod_with_the_planned_limit() {
         let choice = Choice {
             action: Action::Reserve(Some(512 << 20)),
             strategy: if harvester {
-                StrategyChoice::Auto
+                None
             } else {
-                StrategyChoice::Guest
+                Some(Strategy::Guest)
             },
         };
         let plan = plan_now(&admin, ns, name, choice).await;

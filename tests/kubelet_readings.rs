@@ -10,6 +10,7 @@ use std::time::Duration;
 use common::live::{inventory_as, one_round, read_options, timed_round};
 use serde_json::Value;
 use vmmem::model::readings::LiveSource as Source;
+use vmmem::model::report::Flag;
 use vmmem::model::report::{self, ReportOptions};
 use vmmem::node::readers::Mode;
 use vmmem_sim::hosttree::launcher_cgroups;
@@ -204,7 +205,7 @@ async fn without_nodes_proxy_the_reason_names_it_and_the_other_sources() {
     );
     for row in rep.vms.iter().filter(|r| r.phase == "Running") {
         assert!(
-            row.has_flag("stale") && row.live_source.is_none(),
+            row.has_flag(Flag::Stale) && row.live_source.is_none(),
             "{}",
             row.name
         );
@@ -244,7 +245,7 @@ async fn a_node_whose_kubelet_cannot_be_reached_is_stale_alone() {
     );
     for row in rep.vms.iter().filter(|r| r.phase == "Running") {
         let on_2 = row.node.as_deref() == Some("harvester-node-2");
-        assert_eq!(row.has_flag("stale"), on_2, "{}", row.name);
+        assert_eq!(row.has_flag(Flag::Stale), on_2, "{}", row.name);
         assert_eq!(
             row.live_source,
             (!on_2).then_some(Source::Kubelet),

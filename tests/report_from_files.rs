@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use vmmem::cluster::files::load_inventory;
 use vmmem::model::inventory::Readings;
+use vmmem::model::report::Flag;
 use vmmem::model::report::{build, Report, ReportOptions, Risk, VmRow};
 
 const MI: i64 = 1 << 20;
@@ -55,7 +56,7 @@ fn seed_vm2_harvester_v13() {
     // The seed's table: a 2Gi VM gets 384Mi; it has 100Mi, so it is under-reserved.
     assert_eq!(v.recommendation.reserve_bytes, 384 * MI);
     assert_eq!(v.recommendation.strategy.as_str(), "annotation");
-    assert!(v.has_flag("under-reserved"), "{:?}", v.flags);
+    assert!(v.has_flag(Flag::UnderReserved), "{:?}", v.flags);
     assert!(v.notes.is_empty(), "{:?}", v.notes);
 }
 
@@ -71,7 +72,7 @@ fn seed_examples_1_and_2_kubevirt_v054() {
     let v64 = vm(&r, "vm-64g");
     assert_eq!(v64.namespace, "prod");
     assert_eq!(v64.expected_pod_limit_bytes, Some(69_201_821_696));
-    assert!(v64.has_flag("guest-equals-limit"));
+    assert!(v64.has_flag(Flag::GuestEqualsLimit));
     assert_eq!(v64.reserved_bytes, Some(0));
     assert_eq!(v64.reserved_source, "none");
 }
@@ -93,7 +94,7 @@ fn harvester_v12_annotation_and_default() {
         a.expected_pod_limit_bytes,
         Some(4 * GI + a.expected_overhead_bytes)
     );
-    assert!(a.has_flag("under-reserved")); // 256Mi < 384Mi for a 4Gi VM
+    assert!(a.has_flag(Flag::UnderReserved)); // 256Mi < 384Mi for a 4Gi VM
     let d = vm(&r, "default-reserve");
     assert_eq!(d.reserved_source, "harvester-default");
     assert_eq!(d.reserved_bytes, Some(100 * MI));
@@ -104,18 +105,18 @@ fn harvester_v14_ratio_set_and_unset() {
     let r = report("shapes/harvester-v1.4-ratio.yaml");
     assert_eq!(r.kubevirt.overhead_ratio.as_deref(), Some("1.5"));
     let v = vm(&r, "ratio-vm");
-    assert!(v.has_flag("guest-equals-limit"));
+    assert!(v.has_flag(Flag::GuestEqualsLimit));
     assert_eq!(v.reserved_source, "none");
     let base = (2730 * MI + 999) / 1000 * 1000 / 512 + (210 + 16 + 8 + 16) * MI;
     let with_ratio = base + 1000 * (((base + 999) / 1000) as f64 * 0.5) as i64;
     assert_eq!(v.expected_overhead_bytes, with_ratio);
-    assert!(v.has_flag("under-reserved"));
+    assert!(v.has_flag(Flag::UnderReserved));
     let a = vm(&r, "ratio-annotated");
     assert_eq!(
         (a.reserved_source, a.reserved_bytes),
         ("annotation", Some(512 * MI))
     );
-    assert!(!a.has_flag("under-reserved"));
+    assert!(!a.has_flag(Flag::UnderReserved));
 
     let r = report("shapes/harvester-v1.4-noratio.yaml");
     assert_eq!(r.kubevirt.overhead_ratio, None);
@@ -132,16 +133,16 @@ fn plain_kubevirt_shapes() {
     assert!(!r.kubevirt.harvester);
     let base_1g = 2_097_152 + (210 + 8 + 8 + 16) * MI; // v1.3, 1Gi request, 1 vCPU
     let req = vm(&r, "requests-only");
-    assert!(req.has_flag("no-limit"));
+    assert!(req.has_flag(Flag::NoLimit));
     assert_eq!(req.vm_limit_bytes, None);
     assert_eq!(req.expected_pod_limit_bytes, None);
     assert_eq!(req.overhead_budget_bytes, None);
-    assert!(!req.has_flag("under-reserved"));
+    assert!(!req.has_flag(Flag::UnderReserved));
     assert!(req.recommendation.reason.starts_with("no memory limit"));
     assert_eq!(req.recommendation.strategy.as_str(), "guest");
 
     let hp = vm(&r, "hugepages");
-    assert!(hp.has_flag("hugepages"));
+    assert!(hp.has_flag(Flag::Hugepages));
     let o_hp = (4 * GI + 999) / 1000 * 1000 / 512 + (210 + 8 + 8 + 16) * MI;
     assert_eq!(hp.expected_overhead_bytes, o_hp);
     // The memory cgroup holds only the overhead: max(0, limit − guest) + O.
@@ -166,7 +167,7 @@ fn plain_kubevirt_shapes() {
     assert_eq!(st.risk, Risk::Unknown);
 
     let mig = vm(&r, "migrating");
-    assert!(mig.has_flag("migrating"));
+    assert!(mig.has_flag(Flag::Migrating));
     assert_eq!(mig.node.as_deref(), Some("n1"));
     assert_eq!(mig.pod_uid.as_deref(), Some("pod-src"));
     assert_eq!(mig.pod_limit_bytes, Some(GI + base_1g));

@@ -7,26 +7,33 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, ValueEnum};
 use serde_json::{json, Value};
 
 use crate::escape::Shown;
-use crate::fix::{self, Action, Choice, Plan, StrategyChoice};
+use crate::fix::{self, Action, Choice, Plan};
+use crate::model::phase::VmPhase;
+use crate::model::recommend::Strategy;
+use crate::model::report::Flag;
 use crate::parse::duration;
 use crate::session::signals::{exit_on_signal, StopSignals};
 use crate::session::Options;
 use crate::units::parse_memory;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum StrategyArg {
-    /// The annotation on Harvester, the guest elsewhere.
-    Auto,
-    /// Harvester's `harvesterhci.io/reservedMemory` (and guest = limit - reserve).
-    Annotation,
-    /// guest = limit - reserve.
-    Guest,
-    /// KubeVirt v1.8+: `memory.reservedOverhead.addedOverhead`; the guest keeps its size.
-    AddedOverhead,
+/// `--strategy`: a reservation strategy, or `auto` (`None`: the annotation on Harvester, the
+/// guest elsewhere).
+fn strategy_values() -> impl TypedValueParser<Value = Option<Strategy>> {
+    PossibleValuesParser::new([
+        PossibleValue::new("auto").help("The annotation on Harvester, the guest elsewhere"),
+        PossibleValue::new(Strategy::Annotation.as_str())
+            .help("Harvester's `harvesterhci.io/reservedMemory` (and guest = limit - reserve)"),
+        PossibleValue::new(Strategy::Guest.as_str()).help("guest = limit - reserve"),
+        PossibleValue::new(Strategy::AddedOverhead.as_str()).help(
+            "KubeVirt v1.8+: `memory.reservedOverhead.addedOverhead`; the guest keeps its size",
+        ),
+    ])
+    .map(|word| Strategy::from_word(&word))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -57,8 +64,9 @@ pub struct FixArgs {
     #[arg(long)]
     pub undo: bool,
     /// How to apply the reservation.
-    #[arg(long, value_enum, default_value_t = StrategyArg::Auto)]
-    pub strategy: StrategyArg,
+    // `::std::option::Option` so clap takes the parser's value as it is ("auto" is `None`).
+    #[arg(long, value_name = "STRATEGY", value_parser = strategy_values(), default_value = "auto")]
+    pub strategy: ::std::option::Option<Strategy>,
     /// Restart the VM afterwards and wait until its new pod has the planned limit.
     #[arg(long)]
     pub restart: bool,
@@ -107,13 +115,10 @@ pub fn choice(args: &FixArgs) -> anyhow::Result<Choice> {
         };
         Action::Reserve(bytes)
     };
-    let strategy = match args.strategy {
-        StrategyArg::Auto => StrategyChoice::Auto,
-        StrategyArg::Annotation => StrategyChoice::Annotation,
-        StrategyArg::Guest => StrategyChoice::Guest,
-        StrategyArg::AddedOverhead => StrategyChoice::AddedOverhead,
-    };
-    Ok(Choice { action, strategy })
+    Ok(Choice {
+        action,
+        strategy: args.strategy,
+    })
 }
 
 pub fn run(opts: &Options, args: &FixArgs) -> anyhow::Result<ExitCode> {
@@ -181,7 +186,7 @@ pub async fn run_with(
     if !plan.has_changes() {
         report.note("nothing to do");
         // A change made earlier without --restart still waits for one.
-        if args.restart && args.dry_run.is_none() && target.row.has_flag("restart-pending") {
+        if args.restart && args.dry_run.is_none() && target.row.has_flag(Flag::RestartPending) {
             if !args.yes && !std::io::stdin().is_terminal() {
                 return report.fail(
                     "not restarted: stdin is not a terminal; add --yes to restart without asking",
@@ -253,7 +258,7 @@ pub async fn run_with(
         report.note(&format!("note: {d}"));
     }
     if args.restart && !server_dry_run {
-        if target.row.phase == "Stopped" {
+        if target.row.phase == VmPhase::Stopped {
             report.note("the VM is stopped: it starts with the new values next time (no restart)");
         } else {
             return restart(client, &plan, timeout, report).await;

@@ -18,7 +18,7 @@ pub mod show;
 pub mod target;
 
 pub use apply::{apply, restart_and_wait, Applied, ApplyError, Options, Restarted};
-pub use plan::{plan, Action, Choice, Plan, Side, StrategyChoice};
+pub use plan::{plan, Action, Choice, Plan, Side};
 pub use read::{read_objects, read_target, ReadError, VmObjects};
 pub use replan::{apply_or_replan, Outcome};
 pub use target::{FixContext, Refusal, Target};

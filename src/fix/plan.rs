@@ -11,6 +11,7 @@ use crate::model::evidence::Evidence;
 use crate::model::harvester;
 use crate::model::objects::{keys, VirtualMachine};
 use crate::model::overhead::{dedicated_cpu, overhead, MI};
+use crate::model::phase::VmPhase;
 use crate::model::recommend::Strategy;
 use crate::model::spec::{defaulted_vmi_spec, expected_pod, memory_numbers};
 use crate::model::version::Version;
@@ -27,20 +28,12 @@ pub enum Action {
     Undo,
 }
 
-/// `--strategy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum StrategyChoice {
-    #[default]
-    Auto,
-    Annotation,
-    Guest,
-    AddedOverhead,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Choice {
     pub action: Action,
-    pub strategy: StrategyChoice,
+    /// How to reserve; `None` is `auto`: the annotation on Harvester, the guest elsewhere
+    /// (`RemoveLimit` is an action, not a way to reserve, and also means `auto` here).
+    pub strategy: Option<Strategy>,
 }
 
 /// One side (before or after) of a plan.
@@ -146,10 +139,8 @@ pub fn plan(target: &Target, choice: &Choice) -> Result<Plan, Refusal> {
         Action::Reserve(asked) => {
             action_name = "reserve";
             let s = match choice.strategy {
-                StrategyChoice::Auto => Strategy::auto(ctx.harvester.is_some()),
-                StrategyChoice::Annotation => Strategy::Annotation,
-                StrategyChoice::Guest => Strategy::Guest,
-                StrategyChoice::AddedOverhead => Strategy::AddedOverhead,
+                None | Some(Strategy::RemoveLimit) => Strategy::auto(ctx.harvester.is_some()),
+                Some(s) => s,
             };
             strategy = Some(s);
             let bytes = asked.unwrap_or(target.row.recommendation.reserve_bytes);
@@ -464,7 +455,7 @@ fn common_warnings(
     }
     if !restart_needed {
         warnings.push("the change does not alter the VM's memory or its pod's limit".into());
-    } else if target.row.phase == "Stopped" {
+    } else if target.row.phase == VmPhase::Stopped {
         warnings.push("the VM is stopped: the change applies when it next starts".into());
     } else {
         warnings.push("a restart is needed: the running VM keeps its old pod until it restarts (--restart does it now)".into());

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use super::inventory::Inventory;
 use super::objects::{keys, Pod, VirtualMachine, VirtualMachineInstance};
+use super::phase::PodPhase;
 
 /// The objects of one VM (or VMI without a VM).
 #[derive(Debug, Clone)]
@@ -46,10 +47,7 @@ fn is_launcher(p: &Pod) -> bool {
 }
 
 fn finished(p: &Pod) -> bool {
-    matches!(
-        p.status.phase.as_deref(),
-        Some("Succeeded") | Some("Failed")
-    )
+    p.status.phase.as_ref().is_some_and(PodPhase::ended)
 }
 
 /// Launcher pods by (namespace, VMI UID).
@@ -270,7 +268,7 @@ mod tests {
     #[test]
     fn finished_pods_are_ignored_and_newest_wins() {
         let mut done = pod("done", "u1", "n1", "2025-01-01T00:00:00Z", true);
-        done.status.phase = Some("Failed".into());
+        done.status.phase = Some(PodPhase::Failed);
         let inv = Inventory {
             vms: vec![vm("a", "web").into()],
             vmis: vec![vmi("a", "web", "u1", "n1").into()],

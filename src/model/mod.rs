@@ -13,6 +13,7 @@ pub mod oom_vm;
 pub mod oom_words;
 pub mod overhead;
 pub mod peaks;
+pub mod phase;
 pub mod readings;
 pub mod recommend;
 pub mod report;

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::phase::{PodPhase, VmPhase};
 use crate::units::Quantity;
 
 pub use super::string_map::StringMap;
@@ -153,7 +154,7 @@ pub struct VmTemplate {
 #[serde(default, rename_all = "camelCase")]
 pub struct VmStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub printable_status: Option<String>,
+    pub printable_status: Option<VmPhase>,
 }
 
 /// The VMI spec, also the VM's `spec.template.spec`.
@@ -333,7 +334,7 @@ pub struct VirtualMachineInstance {
 #[serde(default, rename_all = "camelCase")]
 pub struct VmiStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
+    pub phase: Option<VmPhase>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node_name: Option<String>,
     /// pod UID → node name; two entries while migrating.
@@ -485,7 +486,7 @@ pub struct Container {
 #[serde(default, rename_all = "camelCase")]
 pub struct PodStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
+    pub phase: Option<PodPhase>,
     #[serde(deserialize_with = "exact_vec", skip_serializing_if = "Vec::is_empty")]
     pub container_statuses: Vec<ContainerStatus>,
     /// Init containers, native sidecars among them (KubeVirt v1.6+ runs `guest-console-log`

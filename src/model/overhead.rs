@@ -128,8 +128,53 @@ pub fn ratio_supported(v: Version) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Term {
+    /// What the term is for (not in JSON: the name says it to people).
+    #[serde(skip)]
+    pub kind: TermKind,
     pub name: Cow<'static, str>,
     pub bytes: i64,
+}
+
+/// What a term of O pays for: the consumers of O (the per-process budgets, the ratio's room)
+/// pick terms by kind, never by their display name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TermKind {
+    /// The guest's page tables (request / 512).
+    PageTables,
+    /// The launcher's processes (one fixed sum up to v0.52, one term per process after).
+    Processes,
+    /// qemu's threads: one per vCPU.
+    VcpuThreads,
+    IoThread,
+    Video,
+    /// The arm64 extra.
+    Architecture,
+    /// Host devices, GPUs, SR-IOV.
+    Devices,
+    DownwardMetrics,
+    ExecProbes,
+    Sev,
+    Tpm,
+    /// The passt binding (and, v0.59–v1.2, passt without ports).
+    Passt,
+    /// Dedicated CPUs or guaranteed QoS.
+    Guaranteed,
+    /// `memory.reservedOverhead.addedOverhead`.
+    AddedOverhead,
+    /// What `additionalGuestMemoryOverheadRatio` adds.
+    Ratio,
+    /// A network binding plugin's `computeResourceOverhead`.
+    BindingPlugin,
+}
+
+impl TermKind {
+    /// Memory qemu itself spends beyond its fixed constant (threads' stacks, video RAM).
+    pub fn is_qemu_extra(self) -> bool {
+        matches!(
+            self,
+            TermKind::VcpuThreads | TermKind::IoThread | TermKind::Video
+        )
+    }
 }
 
 /// O and how it was made.
@@ -146,16 +191,13 @@ pub struct Overhead {
     pub notes: Vec<String>,
 }
 
-/// The name of the term the overhead ratio adds.
-const RATIO_TERM: &str = "overhead ratio";
-
 impl Overhead {
     /// The room the overhead ratio adds beyond KubeVirt's own O: O before the ratio × (ratio −
     /// 1), as KubeVirt computes it (0 without a ratio).
     pub fn ratio_room(&self) -> i64 {
         self.terms
             .iter()
-            .filter(|t| t.name.starts_with(RATIO_TERM))
+            .filter(|t| t.kind == TermKind::Ratio)
             .map(|t| t.bytes)
             .sum()
     }
@@ -188,17 +230,18 @@ struct Sum {
 
 impl Sum {
     /// A term of whole bytes (0 is left out).
-    fn add(&mut self, name: impl Into<Cow<'static, str>>, bytes: i64) {
-        self.add_nanos(name, i128::from(bytes) * NANOS_PER_UNIT);
+    fn add(&mut self, kind: TermKind, name: impl Into<Cow<'static, str>>, bytes: i64) {
+        self.add_nanos(kind, name, i128::from(bytes) * NANOS_PER_UNIT);
     }
 
     /// A term exact to the billionth (a quantity such as `1731199801.3` or `1.5G`).
-    fn add_nanos(&mut self, name: impl Into<Cow<'static, str>>, nanos: i128) {
+    fn add_nanos(&mut self, kind: TermKind, name: impl Into<Cow<'static, str>>, nanos: i128) {
         if nanos == 0 {
             return;
         }
         self.nanos += nanos;
         self.terms.push(Term {
+            kind,
             name: name.into(),
             bytes: i64::try_from(nanos_to_units_ceil(nanos)).unwrap_or(i64::MAX),
         });
@@ -235,14 +278,22 @@ pub fn overhead(spec: &VmiSpec, v: Version, cluster: &ClusterInputs) -> Overhead
     cpu_and_devices(&mut sum, spec, v, cluster);
     let g = v >= at(1, 1, 0) && (dedicated_cpu(spec) || inputs::guaranteed_qos(spec, v));
     if g && v >= at(1, 5, 3) {
-        sum.add("dedicated CPU / guaranteed QoS", 100 * MI);
+        sum.add(
+            TermKind::Guaranteed,
+            "dedicated CPU / guaranteed QoS",
+            100 * MI,
+        );
     }
     if v >= at(1, 8, 0) {
         added_overhead(&mut sum, spec);
     }
     let ratio_used = apply_ratio(&mut sum, v, cluster.ratio.as_deref());
     if g && v < at(1, 5, 3) {
-        sum.add("dedicated CPU / guaranteed QoS", 100 * MI);
+        sum.add(
+            TermKind::Guaranteed,
+            "dedicated CPU / guaranteed QoS",
+            100 * MI,
+        );
     }
     if v >= at(1, 3, 0) {
         binding_plugins(&mut sum, spec, cluster);
@@ -255,7 +306,7 @@ pub fn overhead(spec: &VmiSpec, v: Version, cluster: &ClusterInputs) -> Overhead
             .iter()
             .any(|i| i.passt_binding.is_some())
     {
-        sum.add("passt binding", 250 * MI);
+        sum.add(TermKind::Passt, "passt binding", 250 * MI);
     }
     Overhead {
         version: v,
@@ -279,23 +330,28 @@ fn page_tables_and_processes(sum: &mut Sum, spec: &VmiSpec, v: Version) {
         .unwrap_or(0)
         .max(0);
     sum.add(
+        TermKind::PageTables,
         "page tables (request/512)",
         i64::try_from(kilos_ceil(request_nanos) * 1000 / 512).unwrap_or(0),
     );
     let consts = ProcessConstants::for_version(v);
     match consts.combined {
-        Some(c) => sum.add("launcher processes (fixed)", c * MI),
+        Some(c) => sum.add(TermKind::Processes, "launcher processes (fixed)", c * MI),
         None => {
-            sum.add("virt-launcher-monitor", consts.monitor * MI);
-            sum.add("virt-launcher", consts.launcher * MI);
-            sum.add("virtlogd", consts.virtlogd * MI);
+            sum.add(
+                TermKind::Processes,
+                "virt-launcher-monitor",
+                consts.monitor * MI,
+            );
+            sum.add(TermKind::Processes, "virt-launcher", consts.launcher * MI);
+            sum.add(TermKind::Processes, "virtlogd", consts.virtlogd * MI);
             let daemon = if v >= at(0, 59, 0) {
                 "virtqemud"
             } else {
                 "libvirtd"
             };
-            sum.add(daemon, consts.libvirt * MI);
-            sum.add("qemu", consts.qemu * MI);
+            sum.add(TermKind::Processes, daemon, consts.libvirt * MI);
+            sum.add(TermKind::Processes, "qemu", consts.qemu * MI);
         }
     }
 }
@@ -308,24 +364,32 @@ fn cpu_and_devices(sum: &mut Sum, spec: &VmiSpec, v: Version, cluster: &ClusterI
         sum.notes.push(note);
     }
     let n = count.kubevirt;
-    sum.add(format!("vCPU threads ({n} x 8Mi)"), 8 * MI * n);
-    sum.add("IOThread", 8 * MI);
+    sum.add(
+        TermKind::VcpuThreads,
+        format!("vCPU threads ({n} x 8Mi)"),
+        8 * MI * n,
+    );
+    sum.add(TermKind::IoThread, "IOThread", 8 * MI);
     if d.devices.autoattach_graphics_device != Some(false) {
-        sum.add("video", ProcessConstants::for_version(v).video * MI);
+        sum.add(
+            TermKind::Video,
+            "video",
+            ProcessConstants::for_version(v).video * MI,
+        );
     }
     if inputs::architecture(spec, v, cluster.cluster_arch.as_deref()) == Some("arm64") {
-        sum.add("arm64", 128 * MI);
+        sum.add(TermKind::Architecture, "arm64", 128 * MI);
     }
     let sriov = d.devices.interfaces.iter().any(|i| i.sriov.is_some());
     if !d.devices.host_devices.is_empty() || !d.devices.gpus.is_empty() || sriov {
-        sum.add("host devices / GPUs / SR-IOV", GI);
+        sum.add(TermKind::Devices, "host devices / GPUs / SR-IOV", GI);
     }
     if spec
         .volumes
         .iter()
         .any(|vol| vol.downward_metrics.is_some())
     {
-        sum.add("downwardMetrics volume", MI);
+        sum.add(TermKind::DownwardMetrics, "downwardMetrics volume", MI);
     }
     let exec_probes = [&spec.liveness_probe, &spec.readiness_probe]
         .into_iter()
@@ -333,18 +397,19 @@ fn cpu_and_devices(sum: &mut Sum, spec: &VmiSpec, v: Version, cluster: &ClusterI
         .count() as i64;
     if exec_probes > 0 {
         sum.add(
+            TermKind::ExecProbes,
             format!("exec probes ({exec_probes} x 10Mi + 100Mi)"),
             exec_probes * 10 * MI + 100 * MI,
         );
     }
     if let Some(ls) = &d.launch_security {
         if ls.sev.is_some() || (v >= at(1, 7, 0) && ls.snp.is_some()) {
-            sum.add("SEV", 256 * MI);
+            sum.add(TermKind::Sev, "SEV", 256 * MI);
         }
     }
     if let Some(tpm) = &d.devices.tpm {
         if tpm.enabled != Some(false) || !inputs::tpm_can_be_disabled(v) {
-            sum.add("TPM", 53 * MI);
+            sum.add(TermKind::Tpm, "TPM", 53 * MI);
         }
     }
     if v >= at(0, 59, 0) && v < at(1, 3, 0) {
@@ -355,7 +420,7 @@ fn cpu_and_devices(sum: &mut Sum, spec: &VmiSpec, v: Version, cluster: &ClusterI
             .filter(|i| i.passt.is_some() && i.ports.is_empty())
             .count() as i64;
         if passt > 0 {
-            sum.add("passt without ports", passt * 800 * MI);
+            sum.add(TermKind::Passt, "passt without ports", passt * 800 * MI);
         }
     }
 }
@@ -372,7 +437,7 @@ fn added_overhead(sum: &mut Sum, spec: &VmiSpec) {
         return;
     };
     match added.memory_nanos() {
-        Ok(n) => sum.add_nanos("reservedOverhead.addedOverhead", n),
+        Ok(n) => sum.add_nanos(TermKind::AddedOverhead, "reservedOverhead.addedOverhead", n),
         Err(e) => sum.notes.push(format!("addedOverhead ignored: {e}")),
     }
 }
@@ -406,7 +471,11 @@ fn apply_ratio(sum: &mut Sum, v: Version, ratio: Option<&str>) -> Option<String>
         ));
         return None;
     }
-    sum.add(format!("{RATIO_TERM} {ratio}"), 1000 * extra_kilos as i64);
+    sum.add(
+        TermKind::Ratio,
+        format!("overhead ratio {ratio}"),
+        1000 * extra_kilos as i64,
+    );
     Some(ratio.to_string())
 }
 
@@ -429,7 +498,11 @@ fn binding_plugins(sum: &mut Sum, spec: &VmiSpec, cluster: &ClusterInputs) {
             .and_then(|c| c.requests.memory.as_ref());
         if let Some(q) = request {
             match q.memory_nanos() {
-                Ok(n) => sum.add_nanos(format!("network binding {name}"), n),
+                Ok(n) => sum.add_nanos(
+                    TermKind::BindingPlugin,
+                    format!("network binding {name}"),
+                    n,
+                ),
                 Err(e) => sum
                     .notes
                     .push(format!("binding plugin {name} overhead ignored: {e}")),

@@ -31,6 +31,17 @@ impl Strategy {
             Strategy::RemoveLimit => "remove-limit",
         }
     }
+    /// The strategy a word names (`as_str`'s words).
+    pub fn from_word(word: &str) -> Option<Strategy> {
+        [
+            Strategy::Annotation,
+            Strategy::Guest,
+            Strategy::AddedOverhead,
+            Strategy::RemoveLimit,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == word)
+    }
     /// `auto`: the annotation on Harvester, the guest elsewhere.
     pub fn auto(harvester: bool) -> Strategy {
         if harvester {

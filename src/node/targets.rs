@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use super::probe::ProbeTarget;
 use crate::model::inventory::Inventory;
 use crate::model::join::join;
+use crate::model::phase::PodPhase;
 use crate::model::spec::memory_numbers;
 
 /// One virt-launcher pod to read.
@@ -25,7 +26,7 @@ pub fn targets(inv: &Inventory) -> BTreeMap<String, Vec<Target>> {
         let Some(node) = pod.spec.node_name.clone().filter(|n| !n.is_empty()) else {
             continue;
         };
-        if pod.status.phase.as_deref() != Some("Running") {
+        if pod.status.phase != Some(PodPhase::Running) {
             continue;
         }
         let guest = j

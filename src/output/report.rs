@@ -1,5 +1,6 @@
 //! `list` output: the report as a kubectl-style table (and `wide`), JSON or YAML.
 
+use crate::model::report::{flags_joined, Flag};
 use crate::model::report::{Report, Risk, VmRow};
 use crate::model::trend::duration_words;
 use crate::units::human;
@@ -42,12 +43,12 @@ pub fn usage_cell(r: &VmRow) -> String {
 
 pub fn recommend_cell(r: &VmRow) -> String {
     let cur = r.reserved_bytes.unwrap_or(0);
-    if r.has_flag("under-reserved") {
+    if r.has_flag(Flag::UnderReserved) {
         format!(
             "reserve {}",
             crate::units::to_quantity_string(r.recommendation.reserve_bytes)
         )
-    } else if cur > 0 || r.has_flag("no-limit") {
+    } else if cur > 0 || r.has_flag(Flag::NoLimit) {
         "-".to_string()
     } else {
         format!(
@@ -150,7 +151,7 @@ pub fn table(report: &Report, wide: bool) -> Table {
                 .map(|c| c.bytes)
                 .reduce(|a, b| a + b);
             cells.extend([
-                (r.phase.clone(), Tone::Plain),
+                (r.phase.to_string(), Tone::Plain),
                 (size(r.reserved_bytes), Tone::Plain),
                 (human(r.expected_overhead_bytes), Tone::Plain),
                 (component(r, "guest"), Tone::Plain),
@@ -191,7 +192,7 @@ pub fn table(report: &Report, wide: bool) -> Table {
                     if r.flags.is_empty() {
                         NONE.into()
                     } else {
-                        r.flags.join(",")
+                        flags_joined(&r.flags, ",")
                     },
                     Tone::Plain,
                 ),

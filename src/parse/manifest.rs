@@ -14,6 +14,7 @@ use crate::model::objects::{
     ResourceQuotaSpec, StringMap, VirtualMachine, VirtualMachineInstance, VmSpec, VmStatus,
     VmTemplate, VmiMemoryStatus, VmiSpec, VmiStatus, Volume,
 };
+use crate::model::phase::{PodPhase, VmPhase};
 use crate::units::Quantity;
 
 /// An object the tool understands.
@@ -224,7 +225,7 @@ fn typed(kind: &str, d: AnyObject) -> Option<Object> {
                 template: spec.template.unwrap_or_default(),
             },
             status: VmStatus {
-                printable_status: s.printable_status,
+                printable_status: s.printable_status.as_deref().map(VmPhase::from),
             },
         })),
         "VirtualMachineInstance" => Object::Vmi(Box::new(VirtualMachineInstance {
@@ -237,7 +238,7 @@ fn typed(kind: &str, d: AnyObject) -> Option<Object> {
                 architecture: spec.architecture,
             },
             status: VmiStatus {
-                phase: s.phase,
+                phase: s.phase.as_deref().map(VmPhase::from),
                 node_name: s.node_name,
                 active_pods: s.active_pods,
                 migration_state: s.migration_state,
@@ -251,7 +252,7 @@ fn typed(kind: &str, d: AnyObject) -> Option<Object> {
                 containers: spec.containers,
             },
             status: PodStatus {
-                phase: s.phase,
+                phase: s.phase.as_deref().map(PodPhase::from),
                 container_statuses: s.container_statuses,
                 init_container_statuses: s.init_container_statuses,
             },

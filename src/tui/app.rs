@@ -264,5 +264,5 @@ fn matches_filter(r: &VmRow, needle: &str) -> bool {
         || hay(&r.namespace)
         || r.node.as_deref().is_some_and(hay)
         || hay(r.risk.as_str())
-        || r.flags.iter().any(|f| hay(f))
+        || r.flags.iter().any(|f| hay(f.as_str()))
 }

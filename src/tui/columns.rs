@@ -3,7 +3,7 @@
 
 use std::cmp::Ordering;
 
-use crate::model::report::VmRow;
+use crate::model::report::{Flag, VmRow};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Column {
@@ -128,8 +128,8 @@ impl Column {
                 .then_with(|| opt(a.oom_eta_seconds, b.oom_eta_seconds))
                 .then_with(|| opt(a.headroom_bytes, b.headroom_bytes))
                 .then_with(|| {
-                    b.has_flag("under-reserved")
-                        .cmp(&a.has_flag("under-reserved"))
+                    b.has_flag(Flag::UnderReserved)
+                        .cmp(&a.has_flag(Flag::UnderReserved))
                 }),
             Column::Ooms => b.oom_kills.cmp(&a.oom_kills),
             Column::Source => opt(

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::{json, Value};
-use vmmem::fix::{self, fields::Fields, Action, ApplyError, Choice, Plan, StrategyChoice};
+use vmmem::fix::{self, fields::Fields, Action, ApplyError, Choice, Plan};
 use vmmem::model::report::ReportOptions;
 
 pub async fn client(kubeconfig: &Path) -> kube::Client {
@@ -50,13 +50,13 @@ pub async fn plan_now(client: &kube::Client, ns: &str, name: &str, choice: Choic
 pub fn reserve(bytes: Option<i64>) -> Choice {
     Choice {
         action: Action::Reserve(bytes),
-        strategy: StrategyChoice::Auto,
+        strategy: None,
     }
 }
 
 pub const UNDO: Choice = Choice {
     action: Action::Undo,
-    strategy: StrategyChoice::Auto,
+    strategy: None,
 };
 
 /// Fix, check the stored fields are the plan's, undo, check the VM is what it was.

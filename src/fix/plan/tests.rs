@@ -69,7 +69,7 @@ pub(super) fn target(raw: &Value, inv: &Inventory) -> Target {
     .unwrap()
 }
 
-pub(super) fn reserve(bytes: Option<i64>, strategy: StrategyChoice) -> Choice {
+pub(super) fn reserve(bytes: Option<i64>, strategy: Option<Strategy>) -> Choice {
     Choice {
         action: Action::Reserve(bytes),
         strategy,
@@ -78,7 +78,7 @@ pub(super) fn reserve(bytes: Option<i64>, strategy: StrategyChoice) -> Choice {
 
 pub(super) const UNDO: Choice = Choice {
     action: Action::Undo,
-    strategy: StrategyChoice::Auto,
+    strategy: None,
 };
 
 /// What the server stores after the patch (no webhook).
@@ -98,11 +98,7 @@ fn harvester_default_recommendation_sets_annotation_and_guest() {
         json!({"cpu": {"cores": 2}, "memory": {"guest": "2Gi"},
                "resources": {"limits": {"memory": "2Gi", "cpu": "2"}, "requests": {"memory": "1365Mi"}}}),
     );
-    let p = plan(
-        &target(&raw, &harvester_inv()),
-        &reserve(None, StrategyChoice::Auto),
-    )
-    .unwrap();
+    let p = plan(&target(&raw, &harvester_inv()), &reserve(None, None)).unwrap();
     assert_eq!(p.strategy, Some(Strategy::Annotation));
     // The size table's 384Mi less the room the ratio 1.5 already adds (half of O before it).
     assert_eq!(p.reserve_bytes, Some(320 * MI));
@@ -168,7 +164,7 @@ fn harvester_webhook_request_is_predicted() {
     );
     let p = plan(
         &target(&raw, &harvester_inv()),
-        &reserve(Some(512 * MI), StrategyChoice::Auto),
+        &reserve(Some(512 * MI), None),
     )
     .unwrap();
     let patch = p.patch.unwrap();
@@ -191,11 +187,7 @@ fn enough_reserved_is_nothing_to_do() {
         json!({"memory": {"guest": "63Gi"},
                "resources": {"limits": {"memory": "64Gi"}, "requests": {"memory": "43690Mi"}}}),
     );
-    let p = plan(
-        &target(&raw, &harvester_inv()),
-        &reserve(None, StrategyChoice::Auto),
-    )
-    .unwrap();
+    let p = plan(&target(&raw, &harvester_inv()), &reserve(None, None)).unwrap();
     assert!(!p.has_changes());
     assert!(!p.restart_needed);
     assert_eq!(p.before, p.after);
@@ -207,7 +199,7 @@ fn enough_reserved_is_nothing_to_do() {
     // Asked explicitly, it does what is asked, even growing the guest.
     let p = plan(
         &target(&raw, &harvester_inv()),
-        &reserve(Some(512 * MI), StrategyChoice::Auto),
+        &reserve(Some(512 * MI), None),
     )
     .unwrap();
     assert_eq!(
@@ -220,7 +212,7 @@ fn enough_reserved_is_nothing_to_do() {
 fn plain_kubevirt_shrinks_the_guest() {
     let raw = bare_vm(json!({"resources": {"limits": {"memory": "4Gi"}}}));
     let t = target(&raw, &kubevirt_inv("v1.3.0"));
-    let p = plan(&t, &reserve(None, StrategyChoice::Auto)).unwrap();
+    let p = plan(&t, &reserve(None, None)).unwrap();
     assert_eq!(p.strategy, Some(Strategy::Guest));
     let patch = p.patch.clone().unwrap();
     assert_eq!(domain_of(&patch)["memory"], json!({"guest": "3712Mi"}));
@@ -235,14 +227,14 @@ fn plain_kubevirt_shrinks_the_guest() {
     );
     assert!(!p.warnings.iter().any(|w| w.contains("Harvester")));
     // The annotation strategy outside Harvester says the annotation is only a note.
-    let p = plan(&t, &reserve(None, StrategyChoice::Annotation)).unwrap();
+    let p = plan(&t, &reserve(None, Some(Strategy::Annotation))).unwrap();
     assert!(p
         .warnings
         .iter()
         .any(|w| w.starts_with("this is not a Harvester cluster")));
     // The guest strategy on Harvester warns that the webhook may recompute it.
     let h = target(&raw, &harvester_inv());
-    let p = plan(&h, &reserve(None, StrategyChoice::Guest)).unwrap();
+    let p = plan(&h, &reserve(None, Some(Strategy::Guest))).unwrap();
     assert!(p
         .warnings
         .iter()
@@ -257,7 +249,7 @@ fn refusals_match_the_webhook() {
     );
     let t = target(&raw, &harvester_inv());
     let refuse = |bytes: i64| {
-        plan(&t, &reserve(Some(bytes), StrategyChoice::Auto))
+        plan(&t, &reserve(Some(bytes), None))
             .unwrap_err()
             .to_string()
     };
@@ -270,12 +262,12 @@ fn refusals_match_the_webhook() {
         "reservedMemory -1Mi must be at least 0 and less than the memory limit 2Gi"
     );
     assert_eq!(refuse(2045 * MI), "guest memory 3Mi is less than 10Mi");
-    let p = plan(&t, &reserve(Some(1900 * MI), StrategyChoice::Auto)).unwrap();
+    let p = plan(&t, &reserve(Some(1900 * MI), None)).unwrap();
     assert!(p
         .warnings
         .iter()
         .any(|w| w == "guest memory 148Mi is below 256Mi"));
-    let p = plan(&t, &reserve(Some(0), StrategyChoice::Auto)).unwrap();
+    let p = plan(&t, &reserve(Some(0), None)).unwrap();
     assert_eq!(
         p.patch.unwrap()["metadata"]["annotations"][keys::HARVESTER_RESERVED_MEMORY],
         "0"
@@ -286,18 +278,18 @@ fn refusals_match_the_webhook() {
 fn no_limit() {
     let raw = bare_vm(json!({"resources": {"requests": {"memory": "4Gi"}}}));
     let t = target(&raw, &kubevirt_inv("v1.3.0"));
-    let p = plan(&t, &reserve(None, StrategyChoice::Auto)).unwrap();
+    let p = plan(&t, &reserve(None, None)).unwrap();
     assert!(!p.has_changes());
     assert!(p.warnings[0].ends_with("has no memory limit: nothing to reserve"));
     assert_eq!(
-        plan(&t, &reserve(Some(GI), StrategyChoice::Auto)).unwrap_err(),
+        plan(&t, &reserve(Some(GI), None)).unwrap_err(),
         Refusal::NoLimit("ns1/vm1".into())
     );
     let p = plan(
         &t,
         &Choice {
             action: Action::RemoveLimit,
-            strategy: StrategyChoice::Auto,
+            strategy: None,
         },
     )
     .unwrap();
@@ -311,7 +303,7 @@ fn hotplug_vm_annotation_does_nothing() {
         json!({"memory": {"guest": "4Gi"}, "resources": {"limits": {"memory": "16Gi"}}}),
     );
     let t = target(&raw, &harvester_inv());
-    let p = plan(&t, &reserve(Some(512 * MI), StrategyChoice::Auto)).unwrap();
+    let p = plan(&t, &reserve(Some(512 * MI), None)).unwrap();
     let patch = p.patch.clone().unwrap();
     assert!(domain_of(&patch).is_null(), "guest untouched: {patch}");
     assert!(p
@@ -325,12 +317,9 @@ fn hotplug_vm_annotation_does_nothing() {
         json!({"memory": {"guest": "16Gi"}, "resources": {"limits": {"memory": "16Gi"}}}),
     );
     assert_eq!(
-        plan(
-            &target(&full, &harvester_inv()),
-            &reserve(Some(GI), StrategyChoice::Auto)
-        )
-        .unwrap_err()
-        .to_string(),
+        plan(&target(&full, &harvester_inv()), &reserve(Some(GI), None))
+            .unwrap_err()
+            .to_string(),
         "guest memory 16Gi plus reservedMemory 1Gi is more than the memory limit 16Gi"
     );
 }
@@ -340,14 +329,14 @@ fn dedicated_cpu_and_remove_limit() {
     let raw = bare_vm(json!({"cpu": {"cores": 4, "dedicatedCpuPlacement": true},
         "resources": {"limits": {"memory": "8Gi", "cpu": "4"}, "requests": {"memory": "8Gi", "cpu": "4"}}}));
     let t = target(&raw, &kubevirt_inv("v1.3.0"));
-    let p = plan(&t, &reserve(None, StrategyChoice::Auto)).unwrap();
+    let p = plan(&t, &reserve(None, None)).unwrap();
     assert_eq!(
         domain_of(p.patch.as_ref().unwrap())["memory"]["guest"],
         "7680Mi"
     );
     let rl = Choice {
         action: Action::RemoveLimit,
-        strategy: StrategyChoice::Auto,
+        strategy: None,
     };
     let p = plan(&t, &rl).unwrap();
     let patch = p.patch.clone().unwrap();
@@ -384,7 +373,7 @@ fn remove_limit_with_quota() {
     });
     let rl = Choice {
         action: Action::RemoveLimit,
-        strategy: StrategyChoice::Guest,
+        strategy: Some(Strategy::Guest),
     };
     let p = plan(&target(&raw, &inv), &rl).unwrap();
     let patch = p.patch.clone().unwrap();
@@ -417,7 +406,7 @@ fn hugepages_pod_limit_grows_by_the_reserve() {
     );
     let p = plan(
         &target(&raw, &kubevirt_inv("v1.3.0")),
-        &reserve(Some(GI), StrategyChoice::Auto),
+        &reserve(Some(GI), None),
     )
     .unwrap();
     assert_eq!(
@@ -441,7 +430,7 @@ fn added_overhead_keeps_the_guest() {
         bare_vm(json!({"resources": {"limits": {"memory": "4Gi"}, "requests": {"memory": "4Gi"}}}));
     let p = plan(
         &target(&raw, &kubevirt_inv("v1.8.0")),
-        &reserve(None, StrategyChoice::AddedOverhead),
+        &reserve(None, Some(Strategy::AddedOverhead)),
     )
     .unwrap();
     let patch = p.patch.clone().unwrap();
@@ -457,7 +446,7 @@ fn added_overhead_keeps_the_guest() {
     assert!(!p.warnings.iter().any(|w| w.contains("needs KubeVirt v1.8")));
     let old = plan(
         &target(&raw, &kubevirt_inv("v1.5.0")),
-        &reserve(None, StrategyChoice::AddedOverhead),
+        &reserve(None, Some(Strategy::AddedOverhead)),
     )
     .unwrap();
     assert!(old
@@ -473,11 +462,7 @@ fn added_overhead_keeps_the_guest() {
 #[test]
 fn malformed_quantity_is_refused() {
     let raw = bare_vm(json!({"resources": {"limits": {"memory": "lots"}}}));
-    let e = plan(
-        &target(&raw, &kubevirt_inv("v1.3.0")),
-        &reserve(None, StrategyChoice::Auto),
-    )
-    .unwrap_err();
+    let e = plan(&target(&raw, &kubevirt_inv("v1.3.0")), &reserve(None, None)).unwrap_err();
     assert!(
         e.to_string().starts_with(
             "VirtualMachine ns1/vm1 has a field that is not a quantity: resources.limits.memory"
@@ -501,7 +486,7 @@ fn harvester_1_3_seed_vm_with_the_default_reservation() {
     );
     let t = target(&raw, &inv);
     assert_eq!(t.row.reserved_source, "harvester-default");
-    let p = plan(&t, &reserve(None, StrategyChoice::Auto)).unwrap();
+    let p = plan(&t, &reserve(None, None)).unwrap();
     // KubeVirt v1.1.1's numbers for this VM before the change (O, then O + the 2Gi limit).
     assert_eq!(p.before.overhead_bytes, 264_939_521);
     assert_eq!(p.before.expected_pod_limit_bytes, Some(2_412_423_169));
@@ -560,7 +545,7 @@ fn running_vm_needs_a_restart_and_shows_its_pod() {
     pod.spec.containers.push(compute);
     inv.vmis.push(vmi.into());
     inv.pods.push(pod.into());
-    let p = plan(&target(&raw, &inv), &reserve(None, StrategyChoice::Auto)).unwrap();
+    let p = plan(&target(&raw, &inv), &reserve(None, None)).unwrap();
     assert_eq!(p.current_pod_limit_bytes, Some(4_565_499_905));
     assert_eq!(p.before.expected_pod_limit_bytes, Some(4_565_499_905));
     assert!(p.restart_needed);

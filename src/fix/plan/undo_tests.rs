@@ -31,18 +31,18 @@ fn undo_restores_exactly() {
     let kv = kubevirt_inv("v1.8.0");
     let rl = Choice {
         action: Action::RemoveLimit,
-        strategy: StrategyChoice::Auto,
+        strategy: None,
     };
     // No annotations at all, no memory object, numbers as JSON numbers.
     round_trip(
         &bare_vm(json!({"resources": {"limits": {"memory": 4294967296u64}}})),
         &kv,
-        &[reserve(None, StrategyChoice::Auto)],
+        &[reserve(None, None)],
     );
     round_trip(
         &bare_vm(json!({"resources": {"limits": {"memory": "4Gi"}}})),
         &kv,
-        &[reserve(None, StrategyChoice::AddedOverhead)],
+        &[reserve(None, Some(Strategy::AddedOverhead))],
     );
     // A second fix keeps the first record; undo goes back to before the first.
     round_trip(
@@ -51,11 +51,7 @@ fn undo_restores_exactly() {
             json!({"memory": {"guest": "2Gi"}, "resources": {"limits": {"memory": "2Gi"}, "requests": {"memory": "1365Mi"}}}),
         ),
         &hv,
-        &[
-            reserve(None, StrategyChoice::Auto),
-            reserve(Some(512 * MI), StrategyChoice::Auto),
-            rl,
-        ],
+        &[reserve(None, None), reserve(Some(512 * MI), None), rl],
     );
     round_trip(
         &bare_vm(json!({"resources": {"limits": {"memory": "2G"}, "requests": {"memory": "1G"}}})),

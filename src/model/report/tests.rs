@@ -1,4 +1,5 @@
 use super::*;
+use crate::model::oom_vm::LogsRead;
 
 #[test]
 fn stale_nodes_are_said_once_per_reason() {

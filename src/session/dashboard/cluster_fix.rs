@@ -10,9 +10,10 @@ use futures::future::BoxFuture;
 
 use super::fix::{ApplyOutcome, FixBackend, FixKind, FixRequest, PlanLine, PlanView, Progress};
 use crate::fix::fields::{shown, ALL_FIELDS};
-use crate::fix::{self as fixmod, ApplyError, Choice, Plan, StrategyChoice};
+use crate::fix::{self as fixmod, ApplyError, Choice, Plan};
 use crate::model::evidence::VmKey;
-use crate::model::recommend::Strategy;
+use crate::model::phase::VmPhase;
+use crate::model::report::Flag;
 use crate::model::report::{ReportOptions, VmRow};
 use crate::units::human;
 
@@ -53,20 +54,15 @@ fn choice(kind: FixKind) -> Choice {
     match kind {
         FixKind::Reserve(s) => Choice {
             action: fixmod::Action::Reserve(None),
-            strategy: match s {
-                Strategy::Annotation => StrategyChoice::Annotation,
-                Strategy::Guest => StrategyChoice::Guest,
-                Strategy::AddedOverhead => StrategyChoice::AddedOverhead,
-                Strategy::RemoveLimit => StrategyChoice::Auto,
-            },
+            strategy: Some(s),
         },
         FixKind::RemoveLimit => Choice {
             action: fixmod::Action::RemoveLimit,
-            strategy: StrategyChoice::Auto,
+            strategy: None,
         },
         FixKind::Undo => Choice {
             action: fixmod::Action::Undo,
-            strategy: StrategyChoice::Auto,
+            strategy: None,
         },
     }
 }
@@ -190,8 +186,8 @@ impl FixBackend for ClusterFix {
             } else {
                 said.push("nothing to change".into());
             }
-            let restart = req.restart && (plan.has_changes() || row.has_flag("restart-pending"));
-            if restart && row.phase != "Stopped" {
+            let restart = req.restart && (plan.has_changes() || row.has_flag(Flag::RestartPending));
+            if restart && row.phase != VmPhase::Stopped {
                 progress(&format!("patched; restarting {}", plan.vm_ref()));
                 let mut step = |line: &str| progress(line);
                 match fixmod::restart_and_wait(&client, &plan, RESTART_TIMEOUT, &mut step).await {

@@ -174,7 +174,7 @@ impl OomWatch {
             if let Some(node) = r.node.as_deref().filter(|n| !n.is_empty()) {
                 self.see_node(node);
             }
-            let ended_now = matches!(r.phase.as_str(), "Failed" | "Succeeded");
+            let ended_now = r.phase.ended();
             let same_pod = self
                 .vms
                 .get(&key)

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use crate::cluster::connect::ConnectFlags;
-use crate::model::report::VmRow;
+use crate::model::report::{Flag, VmRow};
 use crate::session::dashboard::cluster::ClusterSource;
 use crate::session::dashboard::cluster_fix::ClientSlot;
 use crate::session::dashboard::snapshot::{DataSource, Scope, Snapshot};
@@ -65,7 +65,7 @@ async fn memhold_kill_reaches_the_row_from_the_kernel_log() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
     assert_eq!(row.oom_kills, Some(1), "{:?}", row.flags);
-    assert!(row.has_flag("oom-killed-before"), "{:?}", row.flags);
+    assert!(row.has_flag(Flag::OomKilledBefore), "{:?}", row.flags);
     let e = &row.oom_history[0];
     assert_eq!(e.event.pod_uid.as_deref(), Some(old_pod.as_str()));
     assert_eq!(e.event.node.as_deref(), Some("harvester-node-1"));

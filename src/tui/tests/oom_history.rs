@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use super::{render, seed_inventory, seed_readings, snapshot, t0};
 use crate::model::inventory::{Inventory, Readings};
 use crate::model::oom_event::OomEvent;
-use crate::model::report::{build, Report, ReportOptions, VmRow};
+use crate::model::report::{build, Flag, Report, ReportOptions, VmRow};
 use crate::session::dashboard::oom_watch::{OomWatch, MIN_INTERVAL, RETRY_INTERVAL};
 use crate::session::dashboard::snapshot::{Health, Scope};
 use crate::tui::action::Action;
@@ -137,7 +137,7 @@ fn a_kill_seen_by_the_cgroup_counter_and_the_log_counts_once() {
     assert_eq!(vm4.cgroup.as_ref().unwrap().oom_kills, Some(1));
     assert_eq!(vm4.oom_history.len(), 1);
     assert_eq!(vm4.oom_kills, Some(1), "counter and log saw the same kill");
-    assert!(vm4.has_flag("oom-killed"));
+    assert!(vm4.has_flag(Flag::OomKilled));
     let v = &vm4.oom_history[0].verdict;
     assert!(
         v.starts_with("VM default/vm4 was OOM-killed at 8758.722811 on harv41"),
@@ -161,7 +161,7 @@ fn kills_of_an_earlier_pod_still_count_after_the_pod_is_gone() {
     let r = report(&later, &fresh, &w);
     let vm4 = row(&r, "vm4");
     assert_eq!(vm4.oom_kills, Some(1));
-    assert!(vm4.has_flag("oom-killed-before"), "{:?}", vm4.flags);
+    assert!(vm4.has_flag(Flag::OomKilledBefore), "{:?}", vm4.flags);
     assert!(vm4.oom_history[0].verdict.contains("VM default/vm4"));
     // The detail view lists it as the earlier pod's, with the verdict.
     let mut app = app_showing(&r, 12, (100, 60));

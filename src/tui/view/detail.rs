@@ -10,6 +10,7 @@ use ratatui::Frame;
 use super::bars::{stacked, Segment};
 use super::style::{bad_style, heading, kv, label_style, paint, risk_style, size};
 use crate::model::readings::LiveSource;
+use crate::model::report::flags_joined;
 use crate::model::report::VmRow;
 use crate::tui::app::App;
 use crate::tui::history::VmKey;
@@ -115,7 +116,7 @@ fn title_line(app: &App, r: &VmRow) -> Line<'static> {
         ));
     }
     if !r.flags.is_empty() {
-        spans.push(Span::raw(format!("  [{}]", r.flags.join(", "))));
+        spans.push(Span::raw(format!("  [{}]", flags_joined(&r.flags, ", "))));
     }
     Line::from(spans)
 }

@@ -8,7 +8,7 @@ use ratatui::Frame;
 
 use super::bars::{inline_bar, level_colour};
 use super::style::{bad_style, centred, paint, risk_style};
-use crate::model::report::VmRow;
+use crate::model::report::{Flag, VmRow};
 use crate::tui::app::App;
 use crate::tui::columns::{pod_limit, usage_ratio, Column, ALL, PRIORITY};
 use crate::units::human;
@@ -62,7 +62,7 @@ fn cells(app: &App, r: &VmRow, cols: &[Column], bar: usize) -> Vec<Cell<'static>
 /// The risk, `*` when under-reserved, and the time to OOM when the overhead grows steadily.
 fn risk_text(r: &VmRow) -> String {
     let mut text = r.risk.as_str().to_string();
-    if r.has_flag("under-reserved") {
+    if r.has_flag(Flag::UnderReserved) {
         text.push('*');
     }
     if let Some(e) = &r.oom_eta {

@@ -1,0 +1,578 @@
+//! One VM's row, made in named steps: its sizing (what KubeVirt sets and what is reserved),
+//! its live figures (the node's reading of its pod), its OOM history, the recommendation and
+//! time to OOM from its evidence, its flags and notes, and its risk.
+
+use super::cluster::Cluster;
+use super::flag::Flag;
+use super::from_pods;
+use super::oom_history::sidecar_kills_note;
+use super::pod_facts::{compute_container, observed_overhead, q_bytes};
+use super::risk::Risk;
+use super::row_evidence;
+use super::types::{CgroupJson, ReportOptions, VmRow};
+use crate::model::evidence::{Level, VmKey};
+use crate::model::harvester::ReservedSource;
+use crate::model::inventory::Readings;
+use crate::model::join::Joined;
+use crate::model::memory::{evaluate, Budgets, MemoryModel};
+use crate::model::objects::VmiSpec;
+use crate::model::oom_verdict::OomExplanation;
+use crate::model::overhead::{overhead, Overhead, ProcessConstants, TermKind, MI};
+use crate::model::peaks::MemoryConfig;
+use crate::model::phase::VmPhase;
+use crate::model::readings::{CgroupLevel, LiveSource, NodeReadings};
+use crate::model::recommend::{recommend, Recommendation, Sizing, Strategy};
+use crate::model::spec::{
+    defaulted_vmi_spec, expected_pod, memory_numbers, reservation, ExpectedPod, MemorySpecNumbers,
+    Reservation,
+};
+use crate::model::trend::Eta;
+use crate::model::version::{Version, VersionSource};
+
+/// What the row says besides its figures, gathered step by step.
+#[derive(Default)]
+struct Said {
+    flags: Vec<Flag>,
+    notes: Vec<String>,
+}
+
+pub(super) fn row(
+    j: &Joined,
+    cluster: &Cluster,
+    readings: &Readings,
+    opts: &ReportOptions,
+    quota: bool,
+) -> VmRow {
+    let mut said = Said::default();
+    let size = vm_sizing(j, cluster, quota, &mut said);
+    let live = live_figures(j, &size, readings, opts, &mut said);
+    let kills = oom_kills(j, &live, opts, &mut said);
+    let sizing = rule_inputs(&size, cluster);
+    let (rec, oom_eta) = recommendation(j, &size, &live, &kills, &sizing, opts);
+    flags_and_notes(j, &size, &live, &kills, &rec, &mut said);
+    let risk = risk(&live, &kills, &rec, &sizing, oom_eta, &mut said);
+    let judged = Judged {
+        risk,
+        rec,
+        oom_eta,
+        said,
+    };
+    assemble(j, size, live, kills, judged)
+}
+
+/// What the row concludes: its risk, recommendation, time to OOM, flags and notes.
+struct Judged {
+    risk: Risk,
+    rec: Recommendation,
+    oom_eta: Option<Eta>,
+    said: Said,
+}
+
+/// What KubeVirt sets for this VM and what is reserved in it.
+struct VmSizing {
+    /// The version this VMI's launcher runs (a VM started before an upgrade keeps old constants).
+    version: Version,
+    numbers: MemorySpecNumbers,
+    /// KubeVirt's O by the formula, with its terms.
+    formula: Overhead,
+    /// O as applied: the pod's own statement, else the formula.
+    applied: i64,
+    expected: ExpectedPod,
+    reserved: Reservation,
+    pod_limit: Option<i64>,
+    pod_request: Option<i64>,
+}
+
+impl VmSizing {
+    /// The guest RAM charged to the memory cgroup (none when hugepage-backed).
+    fn charged_guest(&self) -> i64 {
+        if self.numbers.hugepages {
+            0
+        } else {
+            self.numbers.guest.unwrap_or(0)
+        }
+    }
+
+    fn has_limit(&self) -> bool {
+        self.numbers.limit.is_some() || self.pod_limit.is_some()
+    }
+}
+
+fn vm_sizing(j: &Joined, cluster: &Cluster, quota: bool, said: &mut Said) -> VmSizing {
+    let version = j
+        .pod
+        .and_then(compute_container)
+        .and_then(|c| Version::from_launcher_image(&c.image))
+        .unwrap_or(cluster.detected.version);
+    let template: Option<&VmiSpec> = j.vm.map(|v| &v.spec.template.spec);
+    let running_spec: VmiSpec = match (j.vmi, template) {
+        (Some(vmi), _) => vmi.spec.clone(),
+        (None, Some(t)) => defaulted_vmi_spec(t, version, cluster.memory_overcommit),
+        (None, None) => VmiSpec::default(),
+    };
+    let numbers = memory_numbers(&running_spec);
+    said.notes.extend(numbers.problems.iter().cloned());
+    if let (Some(t), Some(_)) = (template, j.vmi) {
+        let want = memory_numbers(t);
+        if (want.guest, want.limit, want.request) != (numbers.guest, numbers.limit, numbers.request)
+        {
+            said.flags.push(Flag::RestartPending);
+            said.notes.push("the VM's memory spec differs from the running VMI: it takes effect at the next restart".into());
+        }
+    }
+    let formula = overhead(&running_spec, version, &cluster.inputs);
+    said.notes.extend(formula.notes.iter().cloned());
+    let applied = applied_overhead(j, cluster, formula.total);
+    let expected = expected_pod(&running_spec, applied, version, quota);
+    let reserved = match j.vm {
+        Some(vm) => reservation(vm, &numbers, cluster.harvester.as_ref()),
+        None => Reservation {
+            bytes: numbers
+                .limit
+                .zip(numbers.guest)
+                .map(|(l, g)| (l - g).max(0)),
+            source: ReservedSource::GuestGap,
+            problems: vec![],
+        },
+    };
+    said.notes.extend(reserved.problems.iter().cloned());
+    let compute = j.pod.and_then(compute_container);
+    let pod_limit = compute.and_then(|c| q_bytes(&c.resources.limits.memory));
+    let pod_request = compute.and_then(|c| q_bytes(&c.resources.requests.memory));
+    if let (Some(actual), Some(exp)) = (pod_limit, expected.compute_limit) {
+        if actual != exp && observed_overhead(j).is_none() {
+            said.notes.push(format!(
+                "the pod's memory limit is {} bytes but KubeVirt {} would set {} bytes: check the version or sidecars",
+                actual, version, exp
+            ));
+        }
+    }
+    VmSizing {
+        version,
+        numbers,
+        formula,
+        applied,
+        expected,
+        reserved,
+        pod_limit,
+        pod_request,
+    }
+}
+
+/// O as the cluster applied it: what the pod or VMI states, else (without a stated version)
+/// what the pod's request shows, else the formula's.
+fn applied_overhead(j: &Joined, cluster: &Cluster, formula: i64) -> i64 {
+    let stated = !matches!(
+        cluster.detected.source,
+        VersionSource::Assumed | VersionSource::InferredFromPod
+    );
+    observed_overhead(j)
+        .or_else(|| {
+            (!stated)
+                .then(|| from_pods::overhead_from_request(j))
+                .flatten()
+        })
+        .unwrap_or(formula)
+}
+
+/// What the node's reading says of this VM's pod.
+struct LiveFigures<'a> {
+    node: Option<String>,
+    pod_uid: Option<String>,
+    /// The node's reading, when it has this pod.
+    reading: Option<&'a NodeReadings>,
+    stale_reason: Option<&'a String>,
+    model: Option<MemoryModel>,
+    /// Room for everything but guest RAM: the binding limit less the charged guest.
+    budget: Option<i64>,
+    source: Option<LiveSource>,
+}
+
+fn live_figures<'a>(
+    j: &Joined,
+    size: &VmSizing,
+    readings: &'a Readings,
+    opts: &'a ReportOptions,
+    said: &mut Said,
+) -> LiveFigures<'a> {
+    let node = j
+        .pod
+        .and_then(|p| p.spec.node_name.clone())
+        .or_else(|| j.vmi.and_then(|v| v.status.node_name.clone()));
+    let pod_uid = j.pod.map(|p| p.metadata.uid.clone());
+    let node_readings = node.as_ref().and_then(|n| readings.get(n));
+    let reading = pod_uid
+        .as_ref()
+        .and_then(|uid| node_readings.and_then(|r| r.pod(uid)));
+    let stale_reason = node.as_ref().and_then(|n| opts.stale_nodes.get(n));
+    if let (None, None, Some(uid), Some(n)) = (reading, stale_reason, &pod_uid, node_readings) {
+        // The node was read but not this pod: say so rather than show a row without live data.
+        said.notes.push(if n.missing_pods.iter().any(|m| m == uid) {
+            format!(
+                "node {} has no cgroup for pod {uid}: the pod ended or moved after it was listed",
+                n.node
+            )
+        } else {
+            format!("the reading of node {} has no pod {uid}", n.node)
+        });
+    }
+    let compute_id = compute_container_id(j);
+    let model: Option<MemoryModel> = reading.map(|r| {
+        evaluate(
+            size.charged_guest(),
+            r,
+            compute_id.as_deref().filter(|s| !s.is_empty()),
+            &process_budgets(size),
+        )
+    });
+    let limit_for_budget = model
+        .as_ref()
+        .and_then(|m| m.counters.limit_bytes.map(|l| l as i64))
+        .or(size.pod_limit)
+        .or(size.expected.compute_limit);
+    LiveFigures {
+        budget: limit_for_budget.map(|l| l - size.charged_guest()),
+        source: reading.and(node_readings.map(|r| r.source)),
+        reading: node_readings.filter(|_| reading.is_some()).map(|r| &**r),
+        node,
+        pod_uid,
+        stale_reason,
+        model,
+    }
+}
+
+/// KubeVirt's budget per process: its constants, the page tables and qemu's extra terms.
+fn process_budgets(size: &VmSizing) -> Budgets {
+    let sum_of = |keep: fn(TermKind) -> bool| {
+        size.formula
+            .terms
+            .iter()
+            .filter(|t| keep(t.kind))
+            .map(|t| t.bytes)
+            .sum()
+    };
+    Budgets {
+        constants: Some(ProcessConstants::for_version(size.version)),
+        page_tables: sum_of(|k| k == TermKind::PageTables),
+        qemu_extra: sum_of(TermKind::is_qemu_extra),
+    }
+}
+
+/// The compute container's runtime ID (without the `containerd://` scheme).
+fn compute_container_id(j: &Joined) -> Option<String> {
+    j.pod.and_then(|p| {
+        p.status
+            .container_statuses
+            .iter()
+            .find(|c| c.name == "compute")
+            .map(|c| {
+                c.container_id
+                    .rsplit("://")
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            })
+    })
+}
+
+/// The VM's OOM kills: of its current pod and of earlier ones.
+struct OomKills {
+    /// The kernel-log reports for this VM's pods, explained.
+    history: Vec<OomExplanation>,
+    /// Kills of the current pod (its cgroup counter or the kernel log, whichever saw more).
+    current: u64,
+    /// Kills of earlier pods found in kernel logs.
+    earlier: u64,
+    /// Whether the count is known (counters or the node's kernel log were read).
+    known: bool,
+}
+
+fn oom_kills(j: &Joined, live: &LiveFigures, opts: &ReportOptions, said: &mut Said) -> OomKills {
+    let pod_uid = &live.pod_uid;
+    let history: Vec<OomExplanation> = opts
+        .oom_history
+        .iter()
+        .filter(|e| {
+            let same_pod = pod_uid.is_some() && e.event.pod_uid == *pod_uid;
+            let same_vm =
+                e.vm.as_ref()
+                    .is_some_and(|v| v.namespace == j.namespace() && v.name == j.name());
+            same_pod || same_vm
+        })
+        .cloned()
+        .collect();
+    // Only kills in the compute container (or in a container not known) count as the VM's.
+    let current_pod = |e: &OomExplanation| pod_uid.is_some() && e.event.pod_uid == *pod_uid;
+    let log_current = history
+        .iter()
+        .filter(|e| e.kills_vm() && current_pod(e))
+        .count() as u64;
+    let earlier = history
+        .iter()
+        .filter(|e| e.kills_vm() && !current_pod(e))
+        .count() as u64;
+    if let Some(note) = sidecar_kills_note(&history) {
+        said.notes.push(note);
+    }
+    let cgroup_kills = live.model.as_ref().map_or(0, |m| m.oom_kills);
+    // Known when the VM's cgroup counters or its node's kernel log were read, or a log named a
+    // kill; a VM with neither (stopped, node unreachable, `--live off`) has an unknown count.
+    let known = !history.is_empty()
+        || (live.model.is_some() && live.source.is_some_and(|s| s.has_oom_counters()))
+        || opts.kernel_logs_read.covers(live.node.as_deref());
+    OomKills {
+        history,
+        current: cgroup_kills.max(log_current),
+        earlier,
+        known,
+    }
+}
+
+/// What the recommendation rule needs to know about the VM besides its evidence.
+fn rule_inputs(size: &VmSizing, cluster: &Cluster) -> Sizing {
+    Sizing {
+        // The size table is by the size the user configured: the VM's limit, else its guest.
+        configured: size.numbers.limit.or(size.numbers.guest).unwrap_or(0),
+        table_applies: !size.numbers.hugepages,
+        overhead_applied: size.applied,
+        ratio_room: size.formula.ratio_room(),
+        sidecars: size.expected.sidecars,
+        strategy: Strategy::auto(cluster.harvester.is_some()),
+        has_limit: size.has_limit(),
+    }
+}
+
+/// The recommendation from the VM's evidence, and the time to OOM from its recent samples.
+fn recommendation(
+    j: &Joined,
+    size: &VmSizing,
+    live: &LiveFigures,
+    kills: &OomKills,
+    sizing: &Sizing,
+    opts: &ReportOptions,
+) -> (Recommendation, Option<Eta>) {
+    let vm_uid =
+        j.vm.map(|v| v.metadata.uid.as_str())
+            .or(j.vmi.map(|v| v.metadata.uid.as_str()));
+    let config = MemoryConfig::of(size.numbers.guest, size.numbers.limit, size.applied);
+    let mut kept = vm_uid.map_or_else(Vec::new, |u| opts.peaks.evidence(u, &config));
+    kept.extend(
+        opts.evidence
+            .get(&VmKey::new(j.namespace(), j.name()))
+            .into_iter()
+            .flatten()
+            .cloned(),
+    );
+    let evidence = row_evidence::gather(&row_evidence::Inputs {
+        model: live.model.as_ref(),
+        reading: live.reading,
+        history: &kills.history,
+        kept: &kept,
+    });
+    let eta = row_evidence::time_to_oom(
+        vm_uid.map_or(&[][..], |u| opts.peaks.samples(u, &config)),
+        live.model.as_ref(),
+        live.reading,
+        live.budget,
+    );
+    (recommend(sizing, evidence), eta)
+}
+
+fn flags_and_notes(
+    j: &Joined,
+    size: &VmSizing,
+    live: &LiveFigures,
+    kills: &OomKills,
+    rec: &Recommendation,
+    said: &mut Said,
+) {
+    let n = &size.numbers;
+    if !size.has_limit() {
+        said.flags.push(Flag::NoLimit);
+    }
+    if let (Some(l), Some(g)) = (size.pod_limit.or(size.expected.compute_limit), n.guest) {
+        if l < g && !n.hugepages {
+            said.flags.push(Flag::LimitBelowGuest);
+            said.notes.push(format!(
+                "the pod's memory limit ({l} bytes) is below the guest's memory ({g} bytes)"
+            ));
+        }
+    }
+    if n.limit.is_some() && n.limit == n.guest {
+        said.flags.push(Flag::GuestEqualsLimit);
+    }
+    if size.has_limit() && size.reserved.bytes.unwrap_or(0) < rec.reserve_bytes {
+        said.flags.push(Flag::UnderReserved);
+    }
+    if live.model.as_ref().is_some_and(|m| !m.guest_resident_exact) {
+        said.flags.push(Flag::Estimated);
+    }
+    if n.hugepages {
+        said.flags.push(Flag::Hugepages);
+        said.notes.push(
+            "guest RAM is hugepage-backed: it is charged to hugetlb, not to the memory cgroup"
+                .into(),
+        );
+    }
+    if j.migrating() {
+        said.flags.push(Flag::Migrating);
+    }
+    live_notes(live, said);
+    if kills.current > 0 {
+        said.flags.push(Flag::OomKilled);
+    } else if kills.earlier > 0 {
+        said.flags.push(Flag::OomKilledBefore);
+    }
+}
+
+/// What to know about where the live figures came from.
+fn live_notes(live: &LiveFigures, said: &mut Said) {
+    if live.source == Some(LiveSource::Kubelet) {
+        said.notes.push(
+            "live numbers from the kubelet's stats summary: guest RAM is estimated from the \
+             compute container's RSS (at most the guest size), and there is no per-process \
+             breakdown, peak or OOM kill counter"
+                .into(),
+        );
+    }
+    if let Some(at) = live.model.as_ref().and_then(|m| m.guest_resident_taken_at) {
+        said.notes.push(format!(
+            "guest RAM resident is qemu's smaps figure from an earlier round (Unix time {at}): \
+             smaps is read every few rounds, or sooner when qemu's RSS moves"
+        ));
+    }
+    if let Some(reason) = live.stale_reason {
+        said.flags.push(Flag::Stale);
+        said.notes.push(format!(
+            "live data for node {} is stale: {reason}",
+            live.node.as_deref().unwrap_or("?")
+        ));
+    }
+}
+
+/// The risk: from this reading's headroom and the kills, raised by the evidence and by a
+/// clear trend towards the limit.
+fn risk(
+    live: &LiveFigures,
+    kills: &OomKills,
+    rec: &Recommendation,
+    sizing: &Sizing,
+    oom_eta: Option<Eta>,
+    said: &mut Said,
+) -> Risk {
+    let risk = match &live.model {
+        None if kills.current > 0 => Risk::Critical,
+        None if kills.earlier > 0 && said.flags.contains(&Flag::UnderReserved) => Risk::Warn,
+        None => Risk::Unknown,
+        Some(_) if kills.current > 0 => Risk::Critical,
+        Some(m) => match (m.headroom, live.budget) {
+            (Some(h), _) if h < 0 => Risk::Critical,
+            (Some(h), Some(b)) if h < b / 4 || h < 64 * MI => Risk::Warn,
+            _ => Risk::Ok,
+        },
+    };
+    let budget_level = match live.model.as_ref().map(|m| m.counters.level) {
+        Some(CgroupLevel::Pod) => Level::Pod,
+        _ => Level::Container,
+    };
+    let (risk, peaked) =
+        row_evidence::risk_with_evidence(risk, &rec.evidence, sizing, live.budget, budget_level);
+    said.notes.extend(peaked);
+    let risk = match (risk, oom_eta) {
+        (Risk::Ok | Risk::Unknown, Some(_)) => Risk::Warn,
+        (r, _) => r,
+    };
+    if let Some(e) = oom_eta {
+        said.notes.push(format!(
+            "overhead is growing by {}/min: OOM in {} (± {}) at this rate",
+            crate::units::human((e.rate * 60.0) as i64),
+            e.words(),
+            crate::model::trend::duration_words(e.error_seconds)
+        ));
+    }
+    risk
+}
+
+/// The VMI's phase, else the VM's printable status, else `Stopped` (no VMI) or `Unknown`.
+fn phase(j: &Joined) -> VmPhase {
+    j.vmi
+        .and_then(|v| v.status.phase.clone())
+        .or_else(|| j.vm.and_then(|v| v.status.printable_status.clone()))
+        .unwrap_or(if j.vmi.is_none() {
+            VmPhase::Stopped
+        } else {
+            VmPhase::Unknown
+        })
+}
+
+/// The row from its steps' results.
+fn assemble(
+    j: &Joined,
+    size: VmSizing,
+    live: LiveFigures,
+    kills: OomKills,
+    judged: Judged,
+) -> VmRow {
+    let m = live.model.as_ref();
+    VmRow {
+        namespace: j.namespace().to_string(),
+        name: j.name().to_string(),
+        phase: phase(j),
+        kubevirt_version: size.version,
+        guest_bytes: size.numbers.guest,
+        vm_limit_bytes: size.numbers.limit,
+        vm_request_bytes: size.numbers.request,
+        reserved_bytes: size.reserved.bytes,
+        reserved_source: size.reserved.source.as_str(),
+        expected_overhead_bytes: size.applied,
+        expected_pod_limit_bytes: size.numbers.limit.and(size.expected.compute_limit),
+        pod_limit_bytes: size.pod_limit,
+        pod_request_bytes: size.pod_request,
+        cgroup: m.map(|m| cgroup_json(m, live.reading, live.source)),
+        guest_resident_bytes: m.map(|m| m.guest_resident),
+        guest_resident_exact: m.is_some_and(|m| m.guest_resident_exact),
+        guest_resident_carried_from: m.and_then(|m| m.guest_resident_taken_at),
+        overhead_used_bytes: m.map(|m| m.overhead_used),
+        overhead_budget_bytes: live.budget,
+        projected_peak_bytes: m.map(|m| m.projected_peak),
+        headroom_bytes: m.and_then(|m| m.headroom),
+        oom_eta_seconds: judged.oom_eta.map(|e| e.seconds),
+        risk: judged.risk,
+        flags: judged.said.flags,
+        breakdown: live.model.map(|m| m.breakdown).unwrap_or_default(),
+        recommendation: judged.rec,
+        oom_kills: kills.known.then_some(kills.current + kills.earlier),
+        live_source: live.source,
+        notes: judged.said.notes,
+        overhead_terms: size.formula.terms,
+        pod_uid: live.pod_uid,
+        vm_uid: j.vm.map(|v| v.metadata.uid.clone()),
+        resource_version: j.vm.map(|v| v.metadata.resource_version.clone()),
+        sidecar_bytes: size.expected.sidecars,
+        stale: live.stale_reason.is_some(),
+        has_vm: j.vm.is_some(),
+        hugepages: size.numbers.hugepages,
+        oom_eta: judged.oom_eta,
+        oom_history: kills.history,
+        node: live.node,
+    }
+}
+
+fn cgroup_json(
+    m: &MemoryModel,
+    reading: Option<&NodeReadings>,
+    source: Option<LiveSource>,
+) -> CgroupJson {
+    CgroupJson {
+        level: m.counters.level.as_str(),
+        version: reading.and_then(|r| r.cgroup_version.known()),
+        limit_bytes: m.counters.limit_bytes,
+        usage_bytes: m.counters.usage_bytes,
+        working_set_bytes: m.counters.working_set_bytes,
+        peak_bytes: m.counters.peak_bytes,
+        failcnt: m.counters.failcnt,
+        oom_kills: source
+            .is_none_or(|s| s.has_oom_counters())
+            .then_some(m.oom_kills),
+    }
+}
