@@ -252,39 +252,11 @@ fn uses_in(file: &str, text: &str, kinds: &[Kind]) -> Vec<Vec<String>> {
     let file_module = module_of(file);
     let children = child_modules(&code);
     let test_file = file.contains("/tests/") || file.ends_with("/tests.rs");
-    let kind_at = |at: usize, inline: &[(String, usize, bool)]| {
-        if test_file || inline.iter().any(|(_, _, test)| *test) {
-            Kind::Test
-        } else if statement_before(&code, at).starts_with("pub use")
-            || statement_before(&code, at).starts_with("pub(crate) use")
-        {
-            Kind::Reexport
-        } else {
-            Kind::Code
-        }
-    };
-    // Inline modules (`mod tests { … }`) open at a brace depth: `super` inside one is the
-    // file's own module.
-    let mut inline: Vec<(String, usize, bool)> = Vec::new();
-    let mut depth = 0;
+    let mut inline = InlineModules::default();
     let mut at = 0;
     while at < code.len() {
-        match code[at] {
-            '{' => depth += 1,
-            '}' => {
-                depth -= 1;
-                if inline.last().is_some_and(|(_, d, _)| *d == depth) {
-                    inline.pop();
-                }
-            }
-            _ => {}
-        }
         let word_start = at == 0 || !is_ident(code[at - 1]);
-        if word_start {
-            if let Some(name) = inline_module_at(&code, at) {
-                inline.push((name, depth, is_cfg_test(&code, at)));
-            }
-        }
+        inline.follow(&code, at, word_start);
         let after_path = at >= 2 && code[at - 1] == ':' && code[at - 2] == ':';
         let rest: String = code[at..(at + 7).min(code.len())].iter().collect();
         let anchor = ["crate::", "super::"]
@@ -293,46 +265,101 @@ fn uses_in(file: &str, text: &str, kinds: &[Kind]) -> Vec<Vec<String>> {
         let child = children
             .iter()
             .find(|c| word_start && !after_path && starts_path(&code, at, c));
-        let wanted = (anchor.is_some() || child.is_some()) && kinds.contains(&kind_at(at, &inline));
-        if (anchor.is_some() || child.is_some()) && !wanted {
-            at += 1;
-            continue;
-        }
-        if let (None, Some(child)) = (anchor, child) {
-            // A path through one of the file's own child modules (`detail::draw`).
-            for path in paths_at(&code, at) {
-                out.push(file_module.iter().cloned().chain(path).collect());
+        let wanted = (anchor.is_some() || child.is_some())
+            && kinds.contains(&kind_at(&code, at, test_file || inline.in_test()));
+        match (anchor, child) {
+            _ if !wanted => at += 1,
+            (Some(anchor), _) => {
+                let here: Vec<String> = file_module.iter().cloned().chain(inline.names()).collect();
+                out.extend(anchored_paths(&code, at, anchor, &here));
+                at += anchor.len();
             }
-            at += child.len();
-            continue;
+            (None, Some(child)) => {
+                // A path through one of the file's own child modules (`detail::draw`).
+                for path in paths_at(&code, at) {
+                    out.push(file_module.iter().cloned().chain(path).collect());
+                }
+                at += child.len();
+            }
+            (None, None) => at += 1,
         }
-        let Some(anchor) = anchor else {
-            at += 1;
-            continue;
-        };
-        let here: Vec<String> = file_module
-            .iter()
-            .cloned()
-            .chain(inline.iter().map(|(n, _, _)| n.clone()))
-            .collect();
-        for path in paths_at(&code, at) {
-            let mut full: Vec<String> = Vec::new();
-            let mut segs = path.iter().peekable();
-            if anchor == "crate::" {
-                segs.next();
-            } else {
-                full = here.clone();
-                // `super` from `a/b.rs` (module a::b) is `a`; from `a/mod.rs` (module a)
-                // it is the crate.
-                while segs.peek().is_some_and(|s| *s == "super") {
-                    segs.next();
-                    full.pop();
+    }
+    out
+}
+
+/// What the use at `code[at]` is part of: test code (`in_test`), a re-export, or code.
+fn kind_at(code: &[char], at: usize, in_test: bool) -> Kind {
+    if in_test {
+        Kind::Test
+    } else if statement_before(code, at).starts_with("pub use")
+        || statement_before(code, at).starts_with("pub(crate) use")
+    {
+        Kind::Reexport
+    } else {
+        Kind::Code
+    }
+}
+
+/// Inline modules (`mod tests { … }`) open at a brace depth: `super` inside one is the
+/// file's own module.
+#[derive(Default)]
+struct InlineModules {
+    /// The open ones, outermost first: name, the depth it opened at, whether `#[cfg(test)]`.
+    open: Vec<(String, usize, bool)>,
+    depth: usize,
+}
+
+impl InlineModules {
+    /// Follow the braces and the inline modules opening at `code[at]`.
+    fn follow(&mut self, code: &[char], at: usize, word_start: bool) {
+        match code[at] {
+            '{' => self.depth += 1,
+            '}' => {
+                self.depth -= 1;
+                if self.open.last().is_some_and(|(_, d, _)| *d == self.depth) {
+                    self.open.pop();
                 }
             }
-            full.extend(segs.cloned());
-            out.push(full);
+            _ => {}
         }
-        at += anchor.len();
+        if word_start {
+            if let Some(name) = inline_module_at(code, at) {
+                self.open.push((name, self.depth, is_cfg_test(code, at)));
+            }
+        }
+    }
+
+    /// Inside a `#[cfg(test)]` inline module.
+    fn in_test(&self) -> bool {
+        self.open.iter().any(|(_, _, test)| *test)
+    }
+
+    /// The names of the open inline modules, outermost first.
+    fn names(&self) -> impl Iterator<Item = String> + '_ {
+        self.open.iter().map(|(n, _, _)| n.clone())
+    }
+}
+
+/// The full module paths of the `crate::` or `super::` (`anchor`) paths at `code[at]`, in the
+/// module `here`.
+fn anchored_paths(code: &[char], at: usize, anchor: &str, here: &[String]) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    for path in paths_at(code, at) {
+        let mut full: Vec<String> = Vec::new();
+        let mut segs = path.iter().peekable();
+        if anchor == "crate::" {
+            segs.next();
+        } else {
+            full = here.to_vec();
+            // `super` from `a/b.rs` (module a::b) is `a`; from `a/mod.rs` (module a)
+            // it is the crate.
+            while segs.peek().is_some_and(|s| *s == "super") {
+                segs.next();
+                full.pop();
+            }
+        }
+        full.extend(segs.cloned());
+        out.push(full);
     }
     out
 }

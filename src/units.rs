@@ -115,12 +115,7 @@ impl Exact {
 const MAX_DIGITS: usize = 30;
 
 fn parse_exact(input: &str) -> Result<Exact, QuantityError> {
-    let s = input.trim();
-    let s = s
-        .strip_prefix('"')
-        .and_then(|x| x.strip_suffix('"'))
-        .or_else(|| s.strip_prefix('\'').and_then(|x| x.strip_suffix('\'')))
-        .unwrap_or(s);
+    let s = unquoted(input.trim());
     if s.is_empty() {
         return Err(err(input, "it is empty"));
     }
@@ -133,6 +128,30 @@ fn parse_exact(input: &str) -> Result<Exact, QuantityError> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(rest.len());
     let (number, suffix) = rest.split_at(num_end);
+    let Exact { mut num, mut den } = decimal(input, number)?;
+    let (mul, div) = unit_factor(input, suffix)?;
+    num = num
+        .checked_mul(mul)
+        .ok_or_else(|| err(input, "value is out of range"))?;
+    den = den
+        .checked_mul(div)
+        .ok_or_else(|| err(input, "value is out of range"))?;
+    if negative {
+        num = -num;
+    }
+    Ok(Exact { num, den })
+}
+
+/// `s` without one pair of surrounding double or single quotes.
+fn unquoted(s: &str) -> &str {
+    s.strip_prefix('"')
+        .and_then(|x| x.strip_suffix('"'))
+        .or_else(|| s.strip_prefix('\'').and_then(|x| x.strip_suffix('\'')))
+        .unwrap_or(s)
+}
+
+/// The digits (with at most one decimal point) of `input`'s number as an exact fraction.
+fn decimal(input: &str, number: &str) -> Result<Exact, QuantityError> {
     if number.is_empty() || number == "." {
         return Err(err(input, "it does not start with a number"));
     }
@@ -153,9 +172,14 @@ fn parse_exact(input: &str) -> Result<Exact, QuantityError> {
     for c in int_part.bytes().chain(frac_part.bytes()) {
         num = num * 10 + i128::from(c - b'0');
     }
-    let mut den: i128 = 10i128.pow(frac_part.len() as u32);
-    // Suffix.
-    let (mul, div): (i128, i128) = match suffix {
+    let den: i128 = 10i128.pow(frac_part.len() as u32);
+    Ok(Exact { num, den })
+}
+
+/// The unit `suffix` as a multiplier and a divisor: a binary or decimal SI suffix, or a
+/// decimal exponent (`e3`, `E-2`).
+fn unit_factor(input: &str, suffix: &str) -> Result<(i128, i128), QuantityError> {
+    Ok(match suffix {
         "" => (1, 1),
         "Ki" => (1 << 10, 1),
         "Mi" => (1 << 20, 1),
@@ -172,40 +196,32 @@ fn parse_exact(input: &str) -> Result<Exact, QuantityError> {
         "T" => (1_000_000_000_000, 1),
         "P" => (1_000_000_000_000_000, 1),
         "E" => (1_000_000_000_000_000_000, 1),
-        other if other.starts_with(['e', 'E']) => {
-            let exp = &other[1..];
-            let (eneg, edigits) = match exp.as_bytes().first() {
-                Some(b'-') => (true, &exp[1..]),
-                Some(b'+') => (false, &exp[1..]),
-                _ => (false, exp),
-            };
-            if edigits.is_empty() || !edigits.bytes().all(|c| c.is_ascii_digit()) {
-                return Err(err(input, "its exponent is not a whole number"));
-            }
-            let e: u32 = edigits
-                .parse()
-                .map_err(|_| err(input, "its exponent is too large"))?;
-            if e > 30 {
-                return Err(err(input, "its exponent is too large"));
-            }
-            if eneg {
-                (1, 10i128.pow(e))
-            } else {
-                (10i128.pow(e), 1)
-            }
-        }
+        other if other.starts_with(['e', 'E']) => exponent_factor(input, &other[1..])?,
         _ => return Err(err(input, "its unit is unknown")),
+    })
+}
+
+/// A decimal exponent's digits `exp` (after the `e`) as a multiplier and a divisor.
+fn exponent_factor(input: &str, exp: &str) -> Result<(i128, i128), QuantityError> {
+    let (eneg, edigits) = match exp.as_bytes().first() {
+        Some(b'-') => (true, &exp[1..]),
+        Some(b'+') => (false, &exp[1..]),
+        _ => (false, exp),
     };
-    num = num
-        .checked_mul(mul)
-        .ok_or_else(|| err(input, "value is out of range"))?;
-    den = den
-        .checked_mul(div)
-        .ok_or_else(|| err(input, "value is out of range"))?;
-    if negative {
-        num = -num;
+    if edigits.is_empty() || !edigits.bytes().all(|c| c.is_ascii_digit()) {
+        return Err(err(input, "its exponent is not a whole number"));
     }
-    Ok(Exact { num, den })
+    let e: u32 = edigits
+        .parse()
+        .map_err(|_| err(input, "its exponent is too large"))?;
+    if e > 30 {
+        return Err(err(input, "its exponent is too large"));
+    }
+    Ok(if eneg {
+        (1, 10i128.pow(e))
+    } else {
+        (10i128.pow(e), 1)
+    })
 }
 
 /// A quantity as it appeared in an object, keeping its original spelling (so an undo can

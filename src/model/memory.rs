@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::overhead::{process_role, ProcessConstants, ProcessRole};
-use super::readings::{CgroupCounters, PodReading, ProcessReading};
+use super::readings::{CgroupCounters, MemoryStat, PodReading, ProcessReading};
 
 /// One slice of the cgroup's usage.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -176,95 +176,132 @@ fn breakdown(
     guest_resident: i64,
     budgets: &Budgets,
 ) -> Vec<Component> {
-    let mi = super::overhead::MI;
-    let consts = budgets.constants;
-    let budget = |f: fn(&ProcessConstants) -> i64| {
-        consts.filter(|c| c.combined.is_none()).map(|c| f(&c) * mi)
-    };
-    // Processes that live in the chosen cgroup (all of them at pod level).
+    let procs = processes_in(level, reading);
+    let mut parts = vec![Component {
+        name: "guest",
+        bytes: guest_resident,
+        budget_bytes: Some(guest),
+    }];
+    parts.extend(process_terms(&procs, guest_resident, budgets));
+    parts.push(Component {
+        name: "other",
+        bytes: unbudgeted_process_bytes(&procs),
+        budget_bytes: None,
+    });
+    parts.push(kernel_term(&level.stat, budgets));
+    parts.push(file_term(&level.stat));
+    balance_to_usage(&mut parts, level.usage_bytes as i64);
+    parts
+}
+
+/// Processes that live in the chosen cgroup (all of them at pod level).
+fn processes_in<'a>(level: &CgroupCounters, reading: &'a PodReading) -> Vec<&'a ProcessReading> {
     let in_level = |p: &&ProcessReading| match (&level.level, &level.container_id, &p.container_id)
     {
         (super::readings::CgroupLevel::Container, Some(id), Some(pid)) => id == pid,
         _ => true,
     };
-    let procs: Vec<&ProcessReading> = reading.processes.iter().filter(in_level).collect();
-    let sum_role = |role: ProcessRole| -> i64 {
-        procs
-            .iter()
-            .filter(|p| process_role(&p.comm) == Some(role))
-            .map(|p| private(p))
-            .sum()
-    };
-    let qemu_total = sum_role(ProcessRole::Qemu);
+    reading.processes.iter().filter(in_level).collect()
+}
+
+/// KubeVirt's budget for one process, `f` of its constants in MiB; none where the version only
+/// gives a combined figure.
+fn process_budget(budgets: &Budgets, f: fn(&ProcessConstants) -> i64) -> Option<i64> {
+    budgets
+        .constants
+        .filter(|c| c.combined.is_none())
+        .map(|c| f(&c) * super::overhead::MI)
+}
+
+/// The private memory of the processes of `role`.
+fn role_bytes(procs: &[&ProcessReading], role: ProcessRole) -> i64 {
+    procs
+        .iter()
+        .filter(|p| process_role(&p.comm) == Some(role))
+        .map(|p| private(p))
+        .sum()
+}
+
+/// The private memory of processes KubeVirt does not budget for.
+fn unbudgeted_process_bytes(procs: &[&ProcessReading]) -> i64 {
+    procs
+        .iter()
+        .filter(|p| process_role(&p.comm).is_none())
+        .map(|p| private(p))
+        .sum()
+}
+
+/// qemu (less the guest RAM it holds), virt-launcher-monitor, virt-launcher, libvirt (named
+/// after the daemon the pod runs) and virtlogd, each against its budget.
+fn process_terms(
+    procs: &[&ProcessReading],
+    guest_resident: i64,
+    budgets: &Budgets,
+) -> [Component; 5] {
     let libvirt_name = if procs.iter().any(|p| p.comm == "libvirtd") {
         "libvirtd"
     } else {
         "virtqemud"
     };
-    let others: i64 = procs
-        .iter()
-        .filter(|p| process_role(&p.comm).is_none())
-        .map(|p| private(p))
-        .sum();
-    let st = &level.stat;
+    [
+        Component {
+            name: "qemu",
+            bytes: (role_bytes(procs, ProcessRole::Qemu) - guest_resident).max(0),
+            budget_bytes: process_budget(budgets, |c| c.qemu).map(|b| b + budgets.qemu_extra),
+        },
+        Component {
+            name: "virt-launcher-monitor",
+            bytes: role_bytes(procs, ProcessRole::Monitor),
+            budget_bytes: process_budget(budgets, |c| c.monitor),
+        },
+        Component {
+            name: "virt-launcher",
+            bytes: role_bytes(procs, ProcessRole::Launcher),
+            budget_bytes: process_budget(budgets, |c| c.launcher),
+        },
+        Component {
+            name: libvirt_name,
+            bytes: role_bytes(procs, ProcessRole::Libvirt),
+            budget_bytes: process_budget(budgets, |c| c.libvirt),
+        },
+        Component {
+            name: "virtlogd",
+            bytes: role_bytes(procs, ProcessRole::Virtlogd),
+            budget_bytes: process_budget(budgets, |c| c.virtlogd),
+        },
+    ]
+}
+
+/// Kernel memory: the cgroup's own kernel counter, else the sum of its kernel parts; against
+/// the page-table term of O.
+fn kernel_term(st: &MemoryStat, budgets: &Budgets) -> Component {
     let kernel = st.kernel.map(|k| k as i64).unwrap_or_else(|| {
         [st.pagetables, st.kernel_stack, st.slab, st.sock]
             .into_iter()
             .flatten()
             .sum::<u64>() as i64
     });
-    let file = (st.file.unwrap_or(0) as i64 - st.shmem.unwrap_or(0) as i64).max(0);
-    let mut parts = vec![
-        Component {
-            name: "guest",
-            bytes: guest_resident,
-            budget_bytes: Some(guest),
-        },
-        Component {
-            name: "qemu",
-            bytes: (qemu_total - guest_resident).max(0),
-            budget_bytes: budget(|c| c.qemu).map(|b| b + budgets.qemu_extra),
-        },
-        Component {
-            name: "virt-launcher-monitor",
-            bytes: sum_role(ProcessRole::Monitor),
-            budget_bytes: budget(|c| c.monitor),
-        },
-        Component {
-            name: "virt-launcher",
-            bytes: sum_role(ProcessRole::Launcher),
-            budget_bytes: budget(|c| c.launcher),
-        },
-        Component {
-            name: libvirt_name,
-            bytes: sum_role(ProcessRole::Libvirt),
-            budget_bytes: budget(|c| c.libvirt),
-        },
-        Component {
-            name: "virtlogd",
-            bytes: sum_role(ProcessRole::Virtlogd),
-            budget_bytes: budget(|c| c.virtlogd),
-        },
-        Component {
-            name: "other",
-            bytes: others,
-            budget_bytes: None,
-        },
-        Component {
-            name: "kernel",
-            bytes: kernel,
-            budget_bytes: (budgets.page_tables > 0).then_some(budgets.page_tables),
-        },
-        Component {
-            name: "file",
-            bytes: file,
-            budget_bytes: None,
-        },
-    ];
-    // Make the parts add up to the cgroup's usage: what is unaccounted for is "other"; if the
-    // parts overshoot (shared pages counted twice), take it back from file, then kernel.
+    Component {
+        name: "kernel",
+        bytes: kernel,
+        budget_bytes: (budgets.page_tables > 0).then_some(budgets.page_tables),
+    }
+}
+
+/// Page cache that is not shared memory.
+fn file_term(st: &MemoryStat) -> Component {
+    Component {
+        name: "file",
+        bytes: (st.file.unwrap_or(0) as i64 - st.shmem.unwrap_or(0) as i64).max(0),
+        budget_bytes: None,
+    }
+}
+
+/// Make the parts add up to the cgroup's usage: what is unaccounted for is "other"; if the
+/// parts overshoot (shared pages counted twice), take it back from file, then kernel.
+fn balance_to_usage(parts: &mut [Component], usage: i64) {
     let total: i64 = parts.iter().map(|c| c.bytes).sum();
-    let mut residual = level.usage_bytes as i64 - total;
+    let mut residual = usage - total;
     if residual >= 0 {
         parts[6].bytes += residual;
     } else {
@@ -275,7 +312,6 @@ fn breakdown(
             residual += take;
         }
     }
-    parts
 }
 
 /// The breakdown when no processes are known (the kubelet's summary): guest RAM (estimated),

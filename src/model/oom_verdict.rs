@@ -197,30 +197,13 @@ pub fn explain_one(
     let container =
         kill_container(facts.as_ref().map_or(&[], |f| &f.pod_containers), ev).filter(|_| kubevirt);
     let limit = ev.limit_bytes();
-    // A sidecar that hit its own container limit: the VM's room is not what ran out.
-    let sidecar_limit = ev.scope == Some(OomScope::Container)
-        && container.as_ref().is_some_and(|c| !c.is_compute());
-    let memcg_scope = matches!(ev.scope, Some(OomScope::Pod | OomScope::Container) | None)
-        && limit.is_some()
-        && !sidecar_limit;
-    let vcpus = ev
-        .trigger
-        .as_deref()
-        .and_then(vcpu_index)
-        .map_or(1, |n| n + 1);
+    let vm_room = kubevirt && vm_room_ran_out(ev, container.as_ref());
     let overhead_bytes = facts.as_ref().and_then(|f| f.overhead_bytes).or_else(|| {
-        (kubevirt && memcg_scope)
-            .then(|| limit.map(|l| estimate_overhead(l, vcpus, version.version)))
+        vm_room
+            .then(|| limit.map(|l| estimate_overhead(l, vcpus_of(ev), version.version)))
             .flatten()
     });
-    let (guest_bytes, guest_source) = match facts.as_ref().and_then(|f| f.guest_bytes) {
-        Some(g) => (Some(g), Some(GuestSource::Spec)),
-        None if kubevirt && memcg_scope => match (limit, overhead_bytes) {
-            (Some(l), Some(o)) => (Some(l.saturating_sub(o)), Some(GuestSource::Estimated)),
-            _ => (None, None),
-        },
-        None => (None, None),
-    };
+    let (guest_bytes, guest_source) = guest_size(facts.as_ref(), vm_room, limit, overhead_bytes);
     // Hugepage-backed guest RAM is charged to hugetlb: none of it is in the memory cgroup.
     let hugepages = facts.as_ref().is_some_and(|f| f.hugepages);
     let charged_guest = if hugepages { Some(0) } else { guest_bytes };
@@ -228,53 +211,28 @@ pub fn explain_one(
         (Some(q), Some(g)) => Some(q.min(g)),
         _ => None,
     };
-    let usage = ev.usage_bytes().or_else(|| {
-        (!ev.tasks.is_empty()).then(|| {
-            let kmem = ev.kmem.map_or(0, |k| k.usage_bytes);
-            ev.tasks_rss_bytes().saturating_add(kmem)
-        })
-    });
-    let (overhead_used, overhead_budget) = if kubevirt && memcg_scope {
+    let (overhead_used, overhead_budget) = if vm_room {
         (
-            usage.zip(guest_resident).map(|(u, g)| u.saturating_sub(g)),
+            usage_at_kill(ev)
+                .zip(guest_resident)
+                .map(|(u, g)| u.saturating_sub(g)),
             limit.zip(charged_guest).map(|(l, g)| l.saturating_sub(g)),
         )
     } else {
         (None, None)
     };
-    let consts = ProcessConstants::for_version(version.version);
-    let tasks = ev
-        .tasks
-        .iter()
-        .map(|t| {
-            let base = consts
-                .budget_for_comm(&t.name)
-                .and_then(|b| u64::try_from(b).ok());
-            let budget = match process_role(&t.name) {
-                Some(ProcessRole::Qemu) => {
-                    base.zip(charged_guest).map(|(b, g)| b.saturating_add(g))
-                }
-                _ => base,
-            };
-            TaskVerdict {
-                pid: t.pid,
-                name: t.name.clone(),
-                rss_bytes: t.rss_bytes(),
-                budget_bytes: if kubevirt { budget } else { None },
-            }
-        })
-        .collect();
     // Without the VM's spec the limit stands in for the configured memory: it exceeds it only by
     // O (a few hundred MiB), and erring upwards in the table is the safe side.
     let configured = facts
         .as_ref()
         .and_then(|f| f.configured_bytes)
         .or_else(|| guest_bytes.and(limit));
-    let (reserve_bytes, reserve_reason) = if kubevirt && memcg_scope {
+    let (reserve_bytes, reserve_reason) = if vm_room {
         reservation(configured, overhead_used, overhead_bytes)
     } else {
         (None, None)
     };
+    let tasks = task_verdicts(ev, version.version, charged_guest, kubevirt);
     let mut ex = OomExplanation {
         event: ev.clone(),
         kubevirt,
@@ -299,6 +257,82 @@ pub fn explain_one(
     };
     ex.verdict = super::oom_words::verdict(&ex);
     ex
+}
+
+/// The limit that was hit is the VM's room (its pod's or compute container's memory cgroup, or
+/// one not named), not the node's, and not a sidecar's own container limit.
+fn vm_room_ran_out(ev: &OomEvent, container: Option<&KillContainer>) -> bool {
+    let sidecar_limit =
+        ev.scope == Some(OomScope::Container) && container.is_some_and(|c| !c.is_compute());
+    matches!(ev.scope, Some(OomScope::Pod | OomScope::Container) | None)
+        && ev.limit_bytes().is_some()
+        && !sidecar_limit
+}
+
+/// The VM's vCPU count as far as the trigger shows it (`CPU 3/KVM` → at least 4), else 1.
+fn vcpus_of(ev: &OomEvent) -> u32 {
+    ev.trigger
+        .as_deref()
+        .and_then(vcpu_index)
+        .map_or(1, |n| n + 1)
+}
+
+/// Guest RAM: from the VM's spec, else (when the VM's room ran out) the limit minus the overhead.
+fn guest_size(
+    facts: Option<&VmFacts>,
+    vm_room: bool,
+    limit: Option<u64>,
+    overhead_bytes: Option<u64>,
+) -> (Option<u64>, Option<GuestSource>) {
+    match facts.and_then(|f| f.guest_bytes) {
+        Some(g) => (Some(g), Some(GuestSource::Spec)),
+        None if vm_room => match (limit, overhead_bytes) {
+            (Some(l), Some(o)) => (Some(l.saturating_sub(o)), Some(GuestSource::Estimated)),
+            _ => (None, None),
+        },
+        None => (None, None),
+    }
+}
+
+/// The cgroup's usage at the kill: as reported, else the tasks' RSS plus kernel memory.
+fn usage_at_kill(ev: &OomEvent) -> Option<u64> {
+    ev.usage_bytes().or_else(|| {
+        (!ev.tasks.is_empty()).then(|| {
+            let kmem = ev.kmem.map_or(0, |k| k.usage_bytes);
+            ev.tasks_rss_bytes().saturating_add(kmem)
+        })
+    })
+}
+
+/// Each task's RSS against KubeVirt's budget for its process (qemu's includes the charged guest
+/// RAM); no budgets outside KubeVirt.
+fn task_verdicts(
+    ev: &OomEvent,
+    version: Version,
+    charged_guest: Option<u64>,
+    kubevirt: bool,
+) -> Vec<TaskVerdict> {
+    let consts = ProcessConstants::for_version(version);
+    ev.tasks
+        .iter()
+        .map(|t| {
+            let base = consts
+                .budget_for_comm(&t.name)
+                .and_then(|b| u64::try_from(b).ok());
+            let budget = match process_role(&t.name) {
+                Some(ProcessRole::Qemu) => {
+                    base.zip(charged_guest).map(|(b, g)| b.saturating_add(g))
+                }
+                _ => base,
+            };
+            TaskVerdict {
+                pid: t.pid,
+                name: t.name.clone(),
+                rss_bytes: t.rss_bytes(),
+                budget_bytes: if kubevirt { budget } else { None },
+            }
+        })
+        .collect()
 }
 
 /// max(seed table for the configured memory, 1.25 × non-guest memory at the kill − O), rounded

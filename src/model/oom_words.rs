@@ -27,20 +27,55 @@ pub fn grouped(n: u64) -> String {
 /// budget, and what to set.
 pub fn verdict(ex: &OomExplanation) -> String {
     let ev = &ex.event;
-    let mut s: Vec<String> = Vec::new();
-    let who = match (&ex.vm, ex.kubevirt, ev.pod_uid.as_deref()) {
+    let mut s: Vec<String> = vec![limit_sentence(ex)];
+    if ev.global_from_call_trace {
+        s.push("The report's kill lines are missing, but its call trace reached out_of_memory from the page allocator with no memory cgroup on the way: the node itself was out of memory.".to_string());
+    }
+    s.extend(trigger_sentence(ex));
+    s.extend(victim_sentences(ex));
+    s.extend(guest_room_sentences(ex));
+    if ex.kubevirt && !matches!(ev.scope, Some(OomScope::Global | OomScope::Node)) {
+        s.extend(process_sentences(ex));
+    }
+    if let Some(k) = ev.kmem.filter(|k| k.usage_bytes > 0) {
+        s.push(format!(
+            "Kernel memory charged to the cgroup was {}.",
+            size(k.usage_bytes)
+        ));
+    }
+    s.push(advice(ex));
+    if ev.partial {
+        s.push("The report is cut short, so figures it does not show are left out.".to_string());
+    }
+    s.join(" ")
+}
+
+/// Who met the OOM killer: the VM, its launcher pod, a pod or a process.
+fn who(ex: &OomExplanation) -> String {
+    match (&ex.vm, ex.kubevirt, ex.event.pod_uid.as_deref()) {
         (Some(vm), _, _) => format!("VM {}/{}", vm.namespace, vm.name),
         (None, true, Some(uid)) => format!("The VM of virt-launcher pod {uid}"),
         (None, true, None) => "A KubeVirt VM".to_string(),
         (None, false, Some(uid)) => format!("Pod {uid}"),
         (None, false, None) => "A process".to_string(),
-    };
-    let when = match (&ev.time, &ev.node) {
+    }
+}
+
+/// ` at TIME on NODE`, either part left out when unknown.
+fn when(ex: &OomExplanation) -> String {
+    match (&ex.event.time, &ex.event.node) {
         (Some(t), Some(n)) => format!(" at {} on {n}", t.trim()),
         (Some(t), None) => format!(" at {}", t.trim()),
         (None, Some(n)) => format!(" on {n}"),
         (None, None) => String::new(),
-    };
+    }
+}
+
+/// The first sentence: who was killed, when, and which limit (of which cgroup) was hit.
+fn limit_sentence(ex: &OomExplanation) -> String {
+    let ev = &ex.event;
+    let who = who(ex);
+    let when = when(ex);
     let which_limit = if ev.memsw_limit_hit() {
         "memory+swap limit"
     } else {
@@ -55,7 +90,7 @@ pub fn verdict(ex: &OomExplanation) -> String {
     } else {
         format!("{who} was OOM-killed")
     };
-    let first = match (ev.scope, &limit) {
+    match (ev.scope, &limit) {
         (Some(OomScope::Global), _) => format!(
             "{killed}{when} because the node ran out of memory; no cgroup limit was involved."
         ),
@@ -75,91 +110,92 @@ pub fn verdict(ex: &OomExplanation) -> String {
         (_, Some(l)) => format!("{killed}{when}: a memory cgroup hit its {which_limit} of {l}."),
         (_, None) if ex.in_sidecar() => format!("{killed}{when}."),
         (_, None) => format!("{who} met the OOM killer{when}."),
+    }
+}
+
+/// Which process's allocation tipped the cgroup over, and what that process is.
+fn trigger_sentence(ex: &OomExplanation) -> Option<String> {
+    let ev = &ex.event;
+    let t = ev.trigger.as_deref()?;
+    Some(match ex.trigger_kind {
+        TriggerKind::Vcpu if ex.kubevirt => format!(
+            "The allocation that tipped it over came from {t}, a vCPU touching guest RAM for the first time: the guest was growing into the memory it was promised, which is normal, so the room left for everything else was too small."
+        ),
+        TriggerKind::Qemu if ex.kubevirt => format!(
+            "The allocation came from {t}, a QEMU thread that is not a named vCPU: QEMU's own memory grew (or guest RAM, where vCPU threads are not named)."
+        ),
+        TriggerKind::Launcher(_) if ex.kubevirt => format!(
+            "The allocation came from {t}, a KubeVirt launcher process growing its own memory."
+        ),
+        TriggerKind::Other if ex.kubevirt && ev.scope != Some(OomScope::Global) => format!(
+            "The allocation came from {t}, a process KubeVirt does not budget for."
+        ),
+        _ => format!("The allocation came from {t}."),
+    })
+}
+
+/// Guest RAM against the limit: the room left for everything else and, when the kill's figures
+/// are known, how that room was used.
+fn guest_room_sentences(ex: &OomExplanation) -> Vec<String> {
+    let mut s = Vec::new();
+    let (Some(g), Some(budget), Some(l)) = (
+        ex.guest_bytes,
+        ex.overhead_budget_bytes,
+        ex.event.limit_bytes(),
+    ) else {
+        return s;
     };
-    s.push(first);
-    if ev.global_from_call_trace {
-        s.push("The report's kill lines are missing, but its call trace reached out_of_memory from the page allocator with no memory cgroup on the way: the node itself was out of memory.".to_string());
-    }
-    if let Some(t) = ev.trigger.as_deref() {
-        s.push(match ex.trigger_kind {
-            TriggerKind::Vcpu if ex.kubevirt => format!(
-                "The allocation that tipped it over came from {t}, a vCPU touching guest RAM for the first time: the guest was growing into the memory it was promised, which is normal, so the room left for everything else was too small."
-            ),
-            TriggerKind::Qemu if ex.kubevirt => format!(
-                "The allocation came from {t}, a QEMU thread that is not a named vCPU: QEMU's own memory grew (or guest RAM, where vCPU threads are not named)."
-            ),
-            TriggerKind::Launcher(_) if ex.kubevirt => format!(
-                "The allocation came from {t}, a KubeVirt launcher process growing its own memory."
-            ),
-            TriggerKind::Other if ex.kubevirt && ev.scope != Some(OomScope::Global) => format!(
-                "The allocation came from {t}, a process KubeVirt does not budget for."
-            ),
-            _ => format!("The allocation came from {t}."),
-        });
-    }
-    s.extend(victim_sentences(ex));
-    if let (Some(g), Some(budget), Some(l)) =
-        (ex.guest_bytes, ex.overhead_budget_bytes, ev.limit_bytes())
-    {
-        let source = match ex.guest_source {
-            Some(GuestSource::Spec) => "from the VM's spec".to_string(),
-            _ => format!(
-                "estimated as the limit minus KubeVirt's {} overhead, assuming no reservation; run against the cluster or pass --from for the exact size",
-                size(ex.overhead_bytes.unwrap_or(0))
-            ),
-        };
-        if ex.guest_in_hugepages {
-            s.push(format!(
-                "Guest RAM is {} ({source}) in hugepages, charged to hugetlb and not to this cgroup, so the whole {} limit is for everything else.",
-                size(g),
-                size(l)
-            ));
-        } else {
-            s.push(format!(
-                "Guest RAM is {} ({source}), which leaves {} of the {} limit for everything else.",
-                size(g),
-                size(budget),
-                size(l)
-            ));
-        }
-        if let (Some(used), Some(res)) = (ex.overhead_used_bytes, ex.guest_resident_bytes) {
-            if ex.guest_in_hugepages {
-                s.push(format!("At the kill everything else used {}.", size(used)));
-            } else if res >= g {
-                s.push(format!(
-                    "The guest had touched all of its RAM, so everything else ({}) filled that room and could not grow.",
-                    size(used)
-                ));
-            } else if used > budget {
-                s.push(format!(
-                    "At the kill {} of guest RAM was resident and everything else used {}, {} more than its room.",
-                    size(res),
-                    size(used),
-                    size(used - budget)
-                ));
-            } else {
-                s.push(format!(
-                    "At the kill {} of guest RAM was resident and everything else used {}.",
-                    size(res),
-                    size(used)
-                ));
-            }
-        }
-    }
-    if ex.kubevirt && !matches!(ev.scope, Some(OomScope::Global | OomScope::Node)) {
-        s.extend(process_sentences(ex));
-    }
-    if let Some(k) = ev.kmem.filter(|k| k.usage_bytes > 0) {
+    let source = match ex.guest_source {
+        Some(GuestSource::Spec) => "from the VM's spec".to_string(),
+        _ => format!(
+            "estimated as the limit minus KubeVirt's {} overhead, assuming no reservation; run against the cluster or pass --from for the exact size",
+            size(ex.overhead_bytes.unwrap_or(0))
+        ),
+    };
+    if ex.guest_in_hugepages {
         s.push(format!(
-            "Kernel memory charged to the cgroup was {}.",
-            size(k.usage_bytes)
+            "Guest RAM is {} ({source}) in hugepages, charged to hugetlb and not to this cgroup, so the whole {} limit is for everything else.",
+            size(g),
+            size(l)
+        ));
+    } else {
+        s.push(format!(
+            "Guest RAM is {} ({source}), which leaves {} of the {} limit for everything else.",
+            size(g),
+            size(budget),
+            size(l)
         ));
     }
-    s.push(advice(ex));
-    if ev.partial {
-        s.push("The report is cut short, so figures it does not show are left out.".to_string());
+    if let (Some(used), Some(res)) = (ex.overhead_used_bytes, ex.guest_resident_bytes) {
+        s.push(room_use_sentence(ex, g, budget, used, res));
     }
-    s.join(" ")
+    s
+}
+
+/// How the room was used at the kill: guest RAM `g` of which `res` resident, the `budget` for
+/// everything else and the `used` by everything else.
+fn room_use_sentence(ex: &OomExplanation, g: u64, budget: u64, used: u64, res: u64) -> String {
+    if ex.guest_in_hugepages {
+        format!("At the kill everything else used {}.", size(used))
+    } else if res >= g {
+        format!(
+            "The guest had touched all of its RAM, so everything else ({}) filled that room and could not grow.",
+            size(used)
+        )
+    } else if used > budget {
+        format!(
+            "At the kill {} of guest RAM was resident and everything else used {}, {} more than its room.",
+            size(res),
+            size(used),
+            size(used - budget)
+        )
+    } else {
+        format!(
+            "At the kill {} of guest RAM was resident and everything else used {}.",
+            size(res),
+            size(used)
+        )
+    }
 }
 
 /// Who was killed: the victim, the rest of a `memory.oom.group` kill, or only the process old

@@ -176,61 +176,28 @@ fn size(b: Option<u64>) -> String {
     )
 }
 
+/// The table's columns.
+const HEADER: [&str; 11] = [
+    "#",
+    "TIME",
+    "NODE",
+    "VM",
+    "TRIGGER",
+    "KILLED",
+    "SCOPE",
+    "LIMIT",
+    "NON-GUEST",
+    "ROOM",
+    "RESERVE",
+];
+
 /// A table, one line per event, then each event's verdict.
 pub fn to_table(explained: &[OomExplanation]) -> String {
-    let header = [
-        "#",
-        "TIME",
-        "NODE",
-        "VM",
-        "TRIGGER",
-        "KILLED",
-        "SCOPE",
-        "LIMIT",
-        "NON-GUEST",
-        "ROOM",
-        "RESERVE",
-    ];
-    let mut rows: Vec<Vec<String>> = Vec::new();
-    for (i, ex) in explained.iter().enumerate() {
-        let ev = &ex.event;
-        let vm = match (&ex.vm, ev.pod_uid.as_deref()) {
-            (Some(vm), _) => format!("{}/{}", vm.namespace, vm.name),
-            (None, Some(uid)) => format!("pod {}", uid.get(..8).unwrap_or(uid)),
-            (None, None) => "-".to_string(),
-        };
-        let mut victim = ev
-            .victim
-            .as_ref()
-            .map_or_else(|| "-".to_string(), |v| format!("{} ({})", v.comm, v.pid));
-        let more = ev.group_victims.len() + ev.group_victims_omitted;
-        if more > 0 {
-            victim.push_str(&format!(" +{more}"));
-        }
-        if let Some(c) = ex.container.as_ref().filter(|_| ex.in_sidecar()) {
-            victim.push_str(&format!(" in {}", c.name));
-        }
-        let scope = match (ev.scope, ev.memsw_limit_hit()) {
-            (Some(s), true) => format!("{}+swap", s.as_str()),
-            (Some(s), false) => s.as_str().to_string(),
-            (None, _) => "-".to_string(),
-        };
-        rows.push(vec![
-            format!("{}{}", i + 1, if ev.partial { "*" } else { "" }),
-            ev.time.as_deref().map_or("-", str::trim).to_string(),
-            ev.node.clone().unwrap_or_else(|| "-".into()),
-            vm,
-            ev.trigger.clone().unwrap_or_else(|| "-".into()),
-            victim,
-            scope,
-            size(ev.limit_bytes()),
-            size(ex.overhead_used_bytes),
-            size(ex.overhead_budget_bytes),
-            ex.reserve_bytes.map_or("-".to_string(), |r| {
-                crate::units::to_quantity_string(i64::try_from(r).unwrap_or(i64::MAX))
-            }),
-        ]);
-    }
+    let mut rows: Vec<Vec<String>> = explained
+        .iter()
+        .enumerate()
+        .map(|(i, ex)| row_cells(i, ex))
+        .collect();
     // Kernel-log process names and node names are chosen by whoever runs the process or names
     // the node: shown escaped, before the widths are measured.
     for row in &mut rows {
@@ -240,28 +207,10 @@ pub fn to_table(explained: &[OomExplanation]) -> String {
             }
         }
     }
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let mut line = |cells: Vec<String>| {
-        let mut l = String::new();
-        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
-            if i + 1 == cells.len() {
-                l.push_str(cell);
-            } else {
-                l.push_str(&format!("{cell:<w$}   ", w = *w));
-            }
-        }
-        out.push_str(l.trim_end());
-        out.push('\n');
-    };
-    line(header.iter().map(|h| h.to_string()).collect());
+    let widths = column_widths(&rows);
+    let mut out = aligned_line(HEADER.iter().map(|h| h.to_string()).collect(), &widths);
     for row in rows {
-        line(row);
+        out.push_str(&aligned_line(row, &widths));
     }
     if explained.iter().any(|e| e.event.partial) {
         out.push_str("* report cut short\n");
@@ -270,4 +219,85 @@ pub fn to_table(explained: &[OomExplanation]) -> String {
         out.push_str(&format!("\n{}. {}\n", i + 1, escape(&ex.verdict)));
     }
     out
+}
+
+/// Event number `i` (from 0; `*` when its report is cut short) under [`HEADER`], unescaped.
+fn row_cells(i: usize, ex: &OomExplanation) -> Vec<String> {
+    let ev = &ex.event;
+    vec![
+        format!("{}{}", i + 1, if ev.partial { "*" } else { "" }),
+        ev.time.as_deref().map_or("-", str::trim).to_string(),
+        ev.node.clone().unwrap_or_else(|| "-".into()),
+        vm_cell(ex),
+        ev.trigger.clone().unwrap_or_else(|| "-".into()),
+        killed_cell(ex),
+        scope_cell(ex),
+        size(ev.limit_bytes()),
+        size(ex.overhead_used_bytes),
+        size(ex.overhead_budget_bytes),
+        ex.reserve_bytes.map_or("-".to_string(), |r| {
+            crate::units::to_quantity_string(i64::try_from(r).unwrap_or(i64::MAX))
+        }),
+    ]
+}
+
+/// VM: `namespace/name`, else the start of the pod's UID.
+fn vm_cell(ex: &OomExplanation) -> String {
+    match (&ex.vm, ex.event.pod_uid.as_deref()) {
+        (Some(vm), _) => format!("{}/{}", vm.namespace, vm.name),
+        (None, Some(uid)) => format!("pod {}", uid.get(..8).unwrap_or(uid)),
+        (None, None) => "-".to_string(),
+    }
+}
+
+/// KILLED: the victim, `+N` for the rest of a group kill, and the sidecar it was in.
+fn killed_cell(ex: &OomExplanation) -> String {
+    let ev = &ex.event;
+    let mut victim = ev
+        .victim
+        .as_ref()
+        .map_or_else(|| "-".to_string(), |v| format!("{} ({})", v.comm, v.pid));
+    let more = ev.group_victims.len() + ev.group_victims_omitted;
+    if more > 0 {
+        victim.push_str(&format!(" +{more}"));
+    }
+    if let Some(c) = ex.container.as_ref().filter(|_| ex.in_sidecar()) {
+        victim.push_str(&format!(" in {}", c.name));
+    }
+    victim
+}
+
+/// SCOPE: the cgroup level whose limit was hit, `+swap` for a memory+swap limit.
+fn scope_cell(ex: &OomExplanation) -> String {
+    match (ex.event.scope, ex.event.memsw_limit_hit()) {
+        (Some(s), true) => format!("{}+swap", s.as_str()),
+        (Some(s), false) => s.as_str().to_string(),
+        (None, _) => "-".to_string(),
+    }
+}
+
+/// Each column as wide as its widest cell or header.
+fn column_widths(rows: &[Vec<String>]) -> Vec<usize> {
+    let mut widths: Vec<usize> = HEADER.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    widths
+}
+
+/// One line of the table: cells padded to their widths, three spaces apart, the last one as is.
+fn aligned_line(cells: Vec<String>, widths: &[usize]) -> String {
+    let mut l = String::new();
+    for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+        if i + 1 == cells.len() {
+            l.push_str(cell);
+        } else {
+            l.push_str(&format!("{cell:<w$}   ", w = *w));
+        }
+    }
+    let mut line = l.trim_end().to_string();
+    line.push('\n');
+    line
 }

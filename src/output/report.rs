@@ -1,7 +1,6 @@
 //! `list` output: the report as a kubectl-style table (and `wide`), JSON or YAML.
 
-use crate::model::report::{flags_joined, Flag};
-use crate::model::report::{Report, Risk, VmRow};
+use crate::model::report::{flags_joined, Flag, Report, Risk, VmRow};
 use crate::model::trend::duration_words;
 use crate::units::human;
 
@@ -68,139 +67,164 @@ fn component(r: &VmRow, name: &str) -> String {
         .unwrap_or_else(|| NONE.to_string())
 }
 
+/// The columns every `list` table has.
+const COLUMNS: [&str; 11] = [
+    "NAMESPACE",
+    "NAME",
+    "NODE",
+    "GUEST",
+    "VM LIMIT",
+    "POD LIMIT",
+    "USAGE",
+    "OVERHEAD",
+    "HEADROOM",
+    "RISK",
+    "RECOMMENDATION",
+];
+
+/// The columns `wide` adds after [`COLUMNS`]: spec details and the breakdown.
+const WIDE_COLUMNS: [&str; 15] = [
+    "PHASE",
+    "RESERVED",
+    "KUBEVIRT O",
+    "GUEST RES",
+    "QEMU",
+    "LAUNCHER",
+    "LIBVIRT",
+    "VIRTLOGD",
+    "OTHER",
+    "KERNEL",
+    "FILE",
+    "OOMS",
+    "OOM IN",
+    "SOURCE",
+    "FLAGS",
+];
+
 /// The `list` table; `wide` adds spec details and the breakdown.
 pub fn table(report: &Report, wide: bool) -> Table {
-    let mut headers = vec![
-        "NAMESPACE",
-        "NAME",
-        "NODE",
-        "GUEST",
-        "VM LIMIT",
-        "POD LIMIT",
-        "USAGE",
-        "OVERHEAD",
-        "HEADROOM",
-        "RISK",
-        "RECOMMENDATION",
-    ];
+    let mut headers = COLUMNS.to_vec();
     if wide {
-        headers.extend([
-            "PHASE",
-            "RESERVED",
-            "KUBEVIRT O",
-            "GUEST RES",
-            "QEMU",
-            "LAUNCHER",
-            "LIBVIRT",
-            "VIRTLOGD",
-            "OTHER",
-            "KERNEL",
-            "FILE",
-            "OOMS",
-            "OOM IN",
-            "SOURCE",
-            "FLAGS",
-        ]);
+        headers.extend(WIDE_COLUMNS);
     }
     let mut t = Table::new(headers);
     for r in &report.vms {
-        let pod_limit = r.pod_limit_bytes.or(r.expected_pod_limit_bytes);
-        let mut cells = vec![
-            (r.namespace.clone(), Tone::Plain),
-            (r.name.clone(), Tone::Plain),
-            (r.node.clone().unwrap_or_else(|| NONE.into()), Tone::Plain),
-            (size(r.guest_bytes), Tone::Plain),
-            (
-                r.vm_limit_bytes
-                    .map(human)
-                    .unwrap_or_else(|| "no limit".into()),
-                Tone::Plain,
-            ),
-            (
-                if r.vm_limit_bytes.is_none() && pod_limit.is_none() {
-                    "no limit".into()
-                } else {
-                    size(pod_limit)
-                },
-                Tone::Plain,
-            ),
-            (usage_cell(r), Tone::Plain),
-            (overhead_cell(r), Tone::Plain),
-            (
-                size(r.headroom_bytes),
-                if r.headroom_bytes.is_some_and(|h| h < 0) {
-                    Tone::Bad
-                } else {
-                    Tone::Plain
-                },
-            ),
-            (r.risk.as_str().to_string(), risk_tone(r.risk)),
-            (recommend_cell(r), Tone::Plain),
-        ];
+        let mut cells = row_cells(r);
         if wide {
-            let launcher = r
-                .breakdown
-                .iter()
-                .filter(|c| c.name == "virt-launcher" || c.name == "virt-launcher-monitor")
-                .map(|c| c.bytes)
-                .reduce(|a, b| a + b);
-            let libvirt = r
-                .breakdown
-                .iter()
-                .filter(|c| c.name == "virtqemud" || c.name == "libvirtd")
-                .map(|c| c.bytes)
-                .reduce(|a, b| a + b);
-            cells.extend([
-                (r.phase.to_string(), Tone::Plain),
-                (size(r.reserved_bytes), Tone::Plain),
-                (human(r.expected_overhead_bytes), Tone::Plain),
-                (component(r, "guest"), Tone::Plain),
-                (component(r, "qemu"), Tone::Plain),
-                (size(launcher), Tone::Plain),
-                (size(libvirt), Tone::Plain),
-                (component(r, "virtlogd"), Tone::Plain),
-                (component(r, "other"), Tone::Plain),
-                (component(r, "kernel"), Tone::Plain),
-                (component(r, "file"), Tone::Plain),
-                (
-                    r.oom_kills
-                        .map(|k| k.to_string())
-                        .unwrap_or_else(|| NONE.into()),
-                    if r.oom_kills.is_some_and(|k| k > 0) {
-                        Tone::Bad
-                    } else {
-                        Tone::Plain
-                    },
-                ),
-                (
-                    r.oom_eta
-                        .map(|e| format!("{} (± {})", e.words(), duration_words(e.error_seconds)))
-                        .unwrap_or_else(|| NONE.into()),
-                    if r.oom_eta.is_some() {
-                        Tone::Warn
-                    } else {
-                        Tone::Plain
-                    },
-                ),
-                (
-                    r.live_source
-                        .map(|s| s.as_str().to_string())
-                        .unwrap_or_else(|| "spec".into()),
-                    Tone::Plain,
-                ),
-                (
-                    if r.flags.is_empty() {
-                        NONE.into()
-                    } else {
-                        flags_joined(&r.flags, ",")
-                    },
-                    Tone::Plain,
-                ),
-            ]);
+            cells.extend(wide_cells(r));
         }
         t.row(cells);
     }
     t
+}
+
+/// One VM's cells under [`COLUMNS`].
+fn row_cells(r: &VmRow) -> Vec<(String, Tone)> {
+    let pod_limit = r.pod_limit_bytes.or(r.expected_pod_limit_bytes);
+    vec![
+        (r.namespace.clone(), Tone::Plain),
+        (r.name.clone(), Tone::Plain),
+        (r.node.clone().unwrap_or_else(|| NONE.into()), Tone::Plain),
+        (size(r.guest_bytes), Tone::Plain),
+        (
+            r.vm_limit_bytes
+                .map(human)
+                .unwrap_or_else(|| "no limit".into()),
+            Tone::Plain,
+        ),
+        (
+            if r.vm_limit_bytes.is_none() && pod_limit.is_none() {
+                "no limit".into()
+            } else {
+                size(pod_limit)
+            },
+            Tone::Plain,
+        ),
+        (usage_cell(r), Tone::Plain),
+        (overhead_cell(r), Tone::Plain),
+        (
+            size(r.headroom_bytes),
+            if r.headroom_bytes.is_some_and(|h| h < 0) {
+                Tone::Bad
+            } else {
+                Tone::Plain
+            },
+        ),
+        (r.risk.as_str().to_string(), risk_tone(r.risk)),
+        (recommend_cell(r), Tone::Plain),
+    ]
+}
+
+/// The sum of the breakdown terms named any of `names`, if there is one.
+fn components_sum(r: &VmRow, names: &[&str]) -> Option<i64> {
+    r.breakdown
+        .iter()
+        .filter(|c| names.contains(&c.name))
+        .map(|c| c.bytes)
+        .reduce(|a, b| a + b)
+}
+
+/// One VM's cells under [`WIDE_COLUMNS`].
+fn wide_cells(r: &VmRow) -> [(String, Tone); 15] {
+    let launcher = components_sum(r, &["virt-launcher", "virt-launcher-monitor"]);
+    let libvirt = components_sum(r, &["virtqemud", "libvirtd"]);
+    [
+        (r.phase.to_string(), Tone::Plain),
+        (size(r.reserved_bytes), Tone::Plain),
+        (human(r.expected_overhead_bytes), Tone::Plain),
+        (component(r, "guest"), Tone::Plain),
+        (component(r, "qemu"), Tone::Plain),
+        (size(launcher), Tone::Plain),
+        (size(libvirt), Tone::Plain),
+        (component(r, "virtlogd"), Tone::Plain),
+        (component(r, "other"), Tone::Plain),
+        (component(r, "kernel"), Tone::Plain),
+        (component(r, "file"), Tone::Plain),
+        oom_kills_cell(r),
+        oom_eta_cell(r),
+        (
+            r.live_source
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_else(|| "spec".into()),
+            Tone::Plain,
+        ),
+        (
+            if r.flags.is_empty() {
+                NONE.into()
+            } else {
+                flags_joined(&r.flags, ",")
+            },
+            Tone::Plain,
+        ),
+    ]
+}
+
+/// OOMS: the kills counted in the cgroup, red when there were any.
+fn oom_kills_cell(r: &VmRow) -> (String, Tone) {
+    (
+        r.oom_kills
+            .map(|k| k.to_string())
+            .unwrap_or_else(|| NONE.into()),
+        if r.oom_kills.is_some_and(|k| k > 0) {
+            Tone::Bad
+        } else {
+            Tone::Plain
+        },
+    )
+}
+
+/// OOM IN: the time to the OOM at the current trend, with its error.
+fn oom_eta_cell(r: &VmRow) -> (String, Tone) {
+    (
+        r.oom_eta
+            .map(|e| format!("{} (± {})", e.words(), duration_words(e.error_seconds)))
+            .unwrap_or_else(|| NONE.into()),
+        if r.oom_eta.is_some() {
+            Tone::Warn
+        } else {
+            Tone::Plain
+        },
+    )
 }
 
 /// Write the report as pretty JSON, streamed (no whole-document string in memory).

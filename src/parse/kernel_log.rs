@@ -81,49 +81,13 @@ impl KernelLineReader {
             return;
         }
         if let Some((time, msg)) = strip_kmsg(line) {
-            self.last_kmsg = true;
-            self.last_foreign = false;
-            self.last_host = None;
-            self.remember_time(Some(&time));
-            if msg.contains("\\x") {
-                for part in unescape_kmsg(msg).split('\n') {
-                    let part = part.trim();
-                    if !part.is_empty() {
-                        let time = Some(Cow::Owned(time.clone()));
-                        emit(out, number, time, None, Cow::Owned(part.to_string()));
-                    }
-                }
-            } else {
-                emit(
-                    out,
-                    number,
-                    Some(Cow::Owned(time)),
-                    None,
-                    Cow::Borrowed(msg),
-                );
-            }
+            self.read_kmsg(number, time, msg, out);
             return;
         }
         self.last_kmsg = false;
         let (prio_stripped, _) = strip_priority(line);
         if let Some(sys) = strip_syslog(prio_stripped) {
-            if !sys.kernel {
-                self.last_foreign = true;
-                return;
-            }
-            self.last_foreign = false;
-            let (msg, _) = strip_priority(sys.msg);
-            let msg = strip_bracket_time(msg).map_or(msg, |(_, rest)| rest);
-            self.remember_time(Some(sys.time));
-            self.remember_host(sys.host);
-            let host = sys.host.map(Cow::Borrowed);
-            emit(
-                out,
-                number,
-                Some(Cow::Borrowed(sys.time)),
-                host,
-                Cow::Borrowed(msg),
-            );
+            self.read_syslog(number, sys, out);
             return;
         }
         let stamped = strip_bracket_time(prio_stripped).or_else(|| strip_iso_time(prio_stripped));
@@ -141,6 +105,7 @@ impl KernelLineReader {
             return;
         }
         if indented {
+            // A continuation of the line before, with its time and host.
             if !self.last_foreign {
                 let time = self.last_time.clone().map(Cow::Owned);
                 let host = self.last_host.clone().map(Cow::Owned);
@@ -152,6 +117,64 @@ impl KernelLineReader {
         self.last_time = None;
         self.last_host = None;
         emit(out, number, None, None, Cow::Borrowed(prio_stripped));
+    }
+
+    /// A `/dev/kmsg` record: its message, or each line of a message with escaped newlines.
+    fn read_kmsg<'a>(
+        &mut self,
+        number: usize,
+        time: String,
+        msg: &'a str,
+        out: &mut dyn FnMut(KernelLine<'a>),
+    ) {
+        self.last_kmsg = true;
+        self.last_foreign = false;
+        self.last_host = None;
+        self.remember_time(Some(&time));
+        if msg.contains("\\x") {
+            for part in unescape_kmsg(msg).split('\n') {
+                let part = part.trim();
+                if !part.is_empty() {
+                    let time = Some(Cow::Owned(time.clone()));
+                    emit(out, number, time, None, Cow::Owned(part.to_string()));
+                }
+            }
+        } else {
+            emit(
+                out,
+                number,
+                Some(Cow::Owned(time)),
+                None,
+                Cow::Borrowed(msg),
+            );
+        }
+    }
+
+    /// A syslog line: the kernel's message (without its own priority and time), or nothing for
+    /// another program's (whose continuation lines are dropped too).
+    fn read_syslog<'a>(
+        &mut self,
+        number: usize,
+        sys: Syslog<'a>,
+        out: &mut dyn FnMut(KernelLine<'a>),
+    ) {
+        if !sys.kernel {
+            self.last_foreign = true;
+            return;
+        }
+        self.last_foreign = false;
+        let (msg, _) = strip_priority(sys.msg);
+        let msg = strip_bracket_time(msg).map_or(msg, |(_, rest)| rest);
+        self.remember_time(Some(sys.time));
+        self.remember_host(sys.host);
+        let host = sys.host.map(Cow::Borrowed);
+        emit(
+            out,
+            number,
+            Some(Cow::Borrowed(sys.time)),
+            host,
+            Cow::Borrowed(msg),
+        );
     }
 
     /// Keep `time` for continuation lines, reusing the buffer.

@@ -215,66 +215,12 @@ fn typed(kind: &str, d: AnyObject) -> Option<Object> {
         default,
         ..
     } = d;
-    let s = status;
     Some(match kind {
-        "VirtualMachine" => Object::Vm(Box::new(VirtualMachine {
-            metadata,
-            spec: VmSpec {
-                running: spec.running,
-                run_strategy: spec.run_strategy,
-                template: spec.template.unwrap_or_default(),
-            },
-            status: VmStatus {
-                printable_status: s.printable_status.as_deref().map(VmPhase::from),
-            },
-        })),
-        "VirtualMachineInstance" => Object::Vmi(Box::new(VirtualMachineInstance {
-            metadata,
-            spec: VmiSpec {
-                domain: spec.domain.unwrap_or_default(),
-                volumes: spec.volumes,
-                liveness_probe: spec.liveness_probe,
-                readiness_probe: spec.readiness_probe,
-                architecture: spec.architecture,
-            },
-            status: VmiStatus {
-                phase: s.phase.as_deref().map(VmPhase::from),
-                node_name: s.node_name,
-                active_pods: s.active_pods,
-                migration_state: s.migration_state,
-                memory: s.memory,
-            },
-        })),
-        "Pod" => Object::Pod(Box::new(Pod {
-            metadata,
-            spec: PodSpec {
-                node_name: spec.node_name,
-                containers: spec.containers,
-            },
-            status: PodStatus {
-                phase: s.phase.as_deref().map(PodPhase::from),
-                container_statuses: s.container_statuses,
-                init_container_statuses: s.init_container_statuses,
-            },
-        })),
-        "Node" => Object::Node(Box::new(Node {
-            metadata,
-            status: NodeStatus {
-                capacity: s.capacity,
-                allocatable: s.allocatable,
-                node_info: s.node_info,
-            },
-        })),
-        "KubeVirt" => Object::KubeVirt(Box::new(KubeVirt {
-            metadata,
-            spec: KubeVirtSpec {
-                configuration: spec.configuration.unwrap_or_default(),
-            },
-            status: KubeVirtStatus {
-                observed_kube_virt_version: s.observed_kube_virt_version,
-                phase: s.phase,
-            },
-        })),
+        "VirtualMachine" => vm(metadata, spec, status),
+        "VirtualMachineInstance" => vmi(metadata, spec, status),
+        "Pod" => pod(metadata, spec, status),
+        "Node" => node(metadata, status),
+        "KubeVirt" => kubevirt(metadata, spec, status),
         "ResourceQuota" => Object::ResourceQuota(Box::new(ResourceQuota {
             metadata,
             spec: ResourceQuotaSpec { hard: spec.hard },
@@ -292,6 +238,79 @@ fn typed(kind: &str, d: AnyObject) -> Option<Object> {
         }
         _ => return None,
     })
+}
+
+fn vm(metadata: ObjectMeta, spec: AnySpec, s: AnyStatus) -> Object {
+    Object::Vm(Box::new(VirtualMachine {
+        metadata,
+        spec: VmSpec {
+            running: spec.running,
+            run_strategy: spec.run_strategy,
+            template: spec.template.unwrap_or_default(),
+        },
+        status: VmStatus {
+            printable_status: s.printable_status.as_deref().map(VmPhase::from),
+        },
+    }))
+}
+
+fn vmi(metadata: ObjectMeta, spec: AnySpec, s: AnyStatus) -> Object {
+    Object::Vmi(Box::new(VirtualMachineInstance {
+        metadata,
+        spec: VmiSpec {
+            domain: spec.domain.unwrap_or_default(),
+            volumes: spec.volumes,
+            liveness_probe: spec.liveness_probe,
+            readiness_probe: spec.readiness_probe,
+            architecture: spec.architecture,
+        },
+        status: VmiStatus {
+            phase: s.phase.as_deref().map(VmPhase::from),
+            node_name: s.node_name,
+            active_pods: s.active_pods,
+            migration_state: s.migration_state,
+            memory: s.memory,
+        },
+    }))
+}
+
+fn pod(metadata: ObjectMeta, spec: AnySpec, s: AnyStatus) -> Object {
+    Object::Pod(Box::new(Pod {
+        metadata,
+        spec: PodSpec {
+            node_name: spec.node_name,
+            containers: spec.containers,
+        },
+        status: PodStatus {
+            phase: s.phase.as_deref().map(PodPhase::from),
+            container_statuses: s.container_statuses,
+            init_container_statuses: s.init_container_statuses,
+        },
+    }))
+}
+
+fn node(metadata: ObjectMeta, s: AnyStatus) -> Object {
+    Object::Node(Box::new(Node {
+        metadata,
+        status: NodeStatus {
+            capacity: s.capacity,
+            allocatable: s.allocatable,
+            node_info: s.node_info,
+        },
+    }))
+}
+
+fn kubevirt(metadata: ObjectMeta, spec: AnySpec, s: AnyStatus) -> Object {
+    Object::KubeVirt(Box::new(KubeVirt {
+        metadata,
+        spec: KubeVirtSpec {
+            configuration: spec.configuration.unwrap_or_default(),
+        },
+        status: KubeVirtStatus {
+            observed_kube_virt_version: s.observed_kube_virt_version,
+            phase: s.phase,
+        },
+    }))
 }
 
 /// The kind a support-bundle file holds, from its name (`virtualmachines.yaml` → VirtualMachine).

@@ -103,15 +103,40 @@ pub fn parse(text: &str) -> Result<ProbeReport, ProbeError> {
     };
     check_header(first)?;
 
-    let mut node: Option<(CgroupVersion, String)> = None;
-    let mut pods: Vec<PodReading> = Vec::new();
-    let mut missing = Vec::new();
-    let mut owners: HashMap<u32, Owner> = HashMap::new();
-    let mut procs: Vec<(usize, &str)> = Vec::new();
-    let mut guests: Vec<(usize, &str)> = Vec::new();
-    let mut ended = false;
+    let records = read_records(lines)?;
+    let (cgroup_version, kernel) = records.node.ok_or(ProbeError::NoNode)?;
+    let mut pods = records.pods;
+    attach_processes(&mut pods, &records.owners, records.processes)?;
+    attach_guest_mappings(&mut pods, &records.owners, records.guests)?;
+    if cgroup_version == CgroupVersion::V1 {
+        add_container_oom_kills_to_pods(&mut pods);
+    }
+    Ok(ProbeReport {
+        cgroup_version,
+        kernel,
+        pods,
+        missing_pods: records.missing,
+    })
+}
 
-    for (no, line) in lines.by_ref() {
+/// The records of one probe run up to its `end`: the node, the pods with their cgroups, and the
+/// process and guest lines still to attach (with their line numbers) once every PID's owner is known.
+#[derive(Default)]
+struct Records<'a> {
+    node: Option<(CgroupVersion, String)>,
+    pods: Vec<PodReading>,
+    missing: Vec<String>,
+    owners: HashMap<u32, Owner>,
+    processes: Vec<(usize, &'a str)>,
+    guests: Vec<(usize, &'a str)>,
+}
+
+/// Read the records after the header up to `end` (an output without it was cut).
+fn read_records<'a>(
+    lines: impl Iterator<Item = (usize, &'a str)>,
+) -> Result<Records<'a>, ProbeError> {
+    let mut records = Records::default();
+    for (no, line) in lines {
         let bad = |reason: &'static str| ProbeError::Malformed {
             line: no,
             reason,
@@ -120,74 +145,92 @@ pub fn parse(text: &str) -> Result<ProbeReport, ProbeError> {
         let (kind, rest) = line.split_once(' ').unwrap_or((line, ""));
         match kind {
             "" => continue,
-            "end" => {
-                ended = true;
-                break;
-            }
+            "end" => return Ok(records),
             "err" => return Err(ProbeError::Node(rest.trim().to_string())),
-            "node" => {
-                let (v, k) = rest
-                    .split_once(' ')
-                    .ok_or_else(|| bad("expected a version and a kernel"))?;
-                let version = match v {
-                    "v1" => CgroupVersion::V1,
-                    "v2" => CgroupVersion::V2,
-                    _ => return Err(bad("the cgroup version is not v1 or v2")),
-                };
-                node = Some((version, k.trim().to_string()));
-            }
-            "pod" => {
-                let (uid, path) = rest
-                    .split_once(' ')
-                    .ok_or_else(|| bad("expected a UID and a path"))?;
-                if uid.is_empty() || path.is_empty() {
-                    return Err(bad("expected a UID and a path"));
-                }
-                pods.push(PodReading {
-                    uid: uid.to_string(),
-                    cgroup: empty_counters(CgroupLevel::Pod, path.to_string(), None),
-                    guest_resident_bytes: None,
-                    guest_resident_taken_at: None,
-                    guest_hugetlb_bytes: None,
-                    containers: Vec::new(),
-                    processes: Vec::new(),
-                });
-            }
-            "c" => {
-                let pod_index = pods
-                    .len()
-                    .checked_sub(1)
-                    .ok_or_else(|| bad("a cgroup before any pod"))?;
-                let pod = &mut pods[pod_index];
-                let (name, counters, pids) = cgroup_record(rest, &pod.cgroup.path).map_err(bad)?;
-                let container = if name == "." {
-                    pod.cgroup = counters;
-                    None
-                } else {
-                    pod.containers.push(counters);
-                    Some(pod.containers.len() - 1)
-                };
-                for pid in pids {
-                    owners.entry(pid).or_insert((pod_index, container));
-                }
-            }
-            "p" => procs.push((no, rest)),
-            "g" => guests.push((no, rest)),
-            "missing" => missing.push(rest.trim().to_string()),
+            "node" => records.node = Some(node_record(rest).map_err(bad)?),
+            "pod" => records.pods.push(pod_record(rest).map_err(bad)?),
+            "c" => records.add_cgroup(rest).map_err(bad)?,
+            "p" => records.processes.push((no, rest)),
+            "g" => records.guests.push((no, rest)),
+            "missing" => records.missing.push(rest.trim().to_string()),
             _ => {} // a record of a later probe: skip
         }
     }
-    if !ended {
-        return Err(ProbeError::Truncated);
-    }
-    let (cgroup_version, kernel) = node.ok_or(ProbeError::NoNode)?;
+    Err(ProbeError::Truncated)
+}
 
-    for (no, rest) in procs {
-        let (pid, reading) = process_record(rest).map_err(|reason| ProbeError::Malformed {
-            line: no,
-            reason,
-            text: rest.chars().take(200).collect(),
-        })?;
+/// `node v1|v2 KERNEL`.
+fn node_record(rest: &str) -> Result<(CgroupVersion, String), &'static str> {
+    let (v, k) = rest
+        .split_once(' ')
+        .ok_or("expected a version and a kernel")?;
+    let version = match v {
+        "v1" => CgroupVersion::V1,
+        "v2" => CgroupVersion::V2,
+        _ => return Err("the cgroup version is not v1 or v2"),
+    };
+    Ok((version, k.trim().to_string()))
+}
+
+/// `pod UID PATH`: a pod with empty counters until its `c .` record.
+fn pod_record(rest: &str) -> Result<PodReading, &'static str> {
+    let (uid, path) = rest.split_once(' ').ok_or("expected a UID and a path")?;
+    if uid.is_empty() || path.is_empty() {
+        return Err("expected a UID and a path");
+    }
+    Ok(PodReading {
+        uid: uid.to_string(),
+        cgroup: empty_counters(CgroupLevel::Pod, path.to_string(), None),
+        guest_resident_bytes: None,
+        guest_resident_taken_at: None,
+        guest_hugetlb_bytes: None,
+        containers: Vec::new(),
+        processes: Vec::new(),
+    })
+}
+
+impl Records<'_> {
+    /// A `c` record: the last pod's own cgroup (`.`) or one of its containers; its PIDS now
+    /// belong to that cgroup (the first cgroup to list a PID keeps it).
+    fn add_cgroup(&mut self, rest: &str) -> Result<(), &'static str> {
+        let pod_index = self
+            .pods
+            .len()
+            .checked_sub(1)
+            .ok_or("a cgroup before any pod")?;
+        let pod = &mut self.pods[pod_index];
+        let (name, counters, pids) = cgroup_record(rest, &pod.cgroup.path)?;
+        let container = if name == "." {
+            pod.cgroup = counters;
+            None
+        } else {
+            pod.containers.push(counters);
+            Some(pod.containers.len() - 1)
+        };
+        for pid in pids {
+            self.owners.entry(pid).or_insert((pod_index, container));
+        }
+        Ok(())
+    }
+}
+
+/// The error for a malformed line `no` whose record text is `rest`.
+fn malformed(no: usize, rest: &str) -> impl FnOnce(&'static str) -> ProbeError + '_ {
+    move |reason| ProbeError::Malformed {
+        line: no,
+        reason,
+        text: rest.chars().take(200).collect(),
+    }
+}
+
+/// Attach each `p` record to the pod (and container) whose cgroup lists its PID; others are dropped.
+fn attach_processes(
+    pods: &mut [PodReading],
+    owners: &HashMap<u32, Owner>,
+    processes: Vec<(usize, &str)>,
+) -> Result<(), ProbeError> {
+    for (no, rest) in processes {
+        let (pid, reading) = process_record(rest).map_err(malformed(no, rest))?;
         if let Some(&(p, c)) = owners.get(&pid) {
             let pod = &mut pods[p];
             let container_id = c.and_then(|c| pod.containers[c].container_id.clone());
@@ -197,12 +240,17 @@ pub fn parse(text: &str) -> Result<ProbeReport, ProbeError> {
             });
         }
     }
+    Ok(())
+}
+
+/// Add each `g` record's resident bytes (and huge-page bytes) to the pod whose cgroup lists its PID.
+fn attach_guest_mappings(
+    pods: &mut [PodReading],
+    owners: &HashMap<u32, Owner>,
+    guests: Vec<(usize, &str)>,
+) -> Result<(), ProbeError> {
     for (no, rest) in guests {
-        let g = guest_record(rest).map_err(|reason| ProbeError::Malformed {
-            line: no,
-            reason,
-            text: rest.chars().take(200).collect(),
-        })?;
+        let g = guest_record(rest).map_err(malformed(no, rest))?;
         if let Some(&(p, _)) = owners.get(&g.pid) {
             let pod = &mut pods[p];
             pod.guest_resident_bytes =
@@ -216,24 +264,20 @@ pub fn parse(text: &str) -> Result<ProbeReport, ProbeError> {
             }
         }
     }
-    if cgroup_version == CgroupVersion::V1 {
-        // v1 counts an OOM kill (memory.oom_control's oom_kill) only in the cgroup that held the
-        // killed task, not in its ancestors: the pod's count is the sum over its containers.
-        for pod in &mut pods {
-            let below: u64 = pod
-                .containers
-                .iter()
-                .map(|c| c.oom_kills)
-                .fold(0, u64::saturating_add);
-            pod.cgroup.oom_kills = pod.cgroup.oom_kills.saturating_add(below);
-        }
+    Ok(())
+}
+
+/// v1 counts an OOM kill (memory.oom_control's oom_kill) only in the cgroup that held the killed
+/// task, not in its ancestors: the pod's count is the sum over its containers.
+fn add_container_oom_kills_to_pods(pods: &mut [PodReading]) {
+    for pod in pods {
+        let below: u64 = pod
+            .containers
+            .iter()
+            .map(|c| c.oom_kills)
+            .fold(0, u64::saturating_add);
+        pod.cgroup.oom_kills = pod.cgroup.oom_kills.saturating_add(below);
     }
-    Ok(ProbeReport {
-        cgroup_version,
-        kernel,
-        pods,
-        missing_pods: missing,
-    })
 }
 
 fn check_header(first: &str) -> Result<(), ProbeError> {

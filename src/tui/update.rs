@@ -2,12 +2,12 @@
 
 use super::action::Action;
 use super::app::{App, FixDialog, Input, InputKind, Notice, Overlay, Stage, View};
-use super::columns::Sort;
+use super::columns::{Column, Sort};
 use super::effect::Effect;
 use super::history::VmKey;
 use crate::model::recommend::Strategy;
 use crate::session::dashboard::fix::{
-    ApplyOutcome, FixKind, FixRequest, NOT_IN_THIS_BUILD, RESERVE_STRATEGIES,
+    ApplyOutcome, FixKind, FixRequest, PlanView, NOT_IN_THIS_BUILD, RESERVE_STRATEGIES,
 };
 use crate::session::dashboard::snapshot::{Scope, Snapshot};
 
@@ -16,111 +16,39 @@ impl App {
         match action {
             Action::Quit => self.quit = true,
             Action::Refresh => return self.fetch(),
+            // Moving through the table or the detail view.
             Action::Up => self.move_by(-1),
             Action::Down => self.move_by(1),
             Action::PageUp => self.move_by(-(self.page() as isize)),
             Action::PageDown => self.move_by(self.page() as isize),
             Action::Top => self.move_by(isize::MIN / 2),
             Action::Bottom => self.move_by(isize::MAX / 2),
-            Action::Open => {
-                if let Some(r) = self.selected_row() {
-                    self.view = View::Detail(VmKey::of(r));
-                    self.detail_scroll = 0;
-                }
-            }
+            Action::Open => self.open_selected(),
             Action::Back => self.back(),
-            Action::SortBy(column) => {
-                self.sort = if self.sort.column == column {
-                    Sort {
-                        column,
-                        reverse: !self.sort.reverse,
-                    }
-                } else {
-                    Sort {
-                        column,
-                        reverse: false,
-                    }
-                };
-                self.relist();
-            }
+            Action::SortBy(column) => self.sort_by(column),
             Action::Help => self.overlay = Some(Overlay::Help),
-            Action::StartFilter => {
-                self.input = Some(Input {
-                    kind: InputKind::Filter,
-                    text: self.filter.clone(),
-                })
-            }
-            Action::StartCommand => {
-                self.input = Some(Input {
-                    kind: InputKind::Command,
-                    text: String::new(),
-                })
-            }
-            Action::StartNamespace => {
-                self.input = Some(Input {
-                    kind: InputKind::Command,
-                    text: "ns ".into(),
-                })
-            }
+            // The filter and command line.
+            Action::StartFilter => self.start_input(InputKind::Filter, self.filter.clone()),
+            Action::StartCommand => self.start_input(InputKind::Command, String::new()),
+            Action::StartNamespace => self.start_input(InputKind::Command, "ns ".into()),
             Action::AllNamespaces => return self.set_namespace(None),
-            Action::InputChar(c) => {
-                if let Some(i) = &mut self.input {
-                    i.text.push(c);
-                    if i.kind == InputKind::Filter {
-                        self.filter = i.text.clone();
-                        self.relist();
-                    }
-                }
-            }
-            Action::InputBackspace => {
-                if let Some(i) = &mut self.input {
-                    i.text.pop();
-                    if i.kind == InputKind::Filter {
-                        self.filter = i.text.clone();
-                        self.relist();
-                    }
-                }
-            }
-            Action::InputSubmit => {
-                if let Some(i) = self.input.take() {
-                    if i.kind == InputKind::Command {
-                        return self.command(&i.text);
-                    }
-                }
-            }
+            Action::InputChar(c) => self.edit_input(|text| text.push(c)),
+            Action::InputBackspace => self.edit_input(|text| {
+                text.pop();
+            }),
+            Action::InputSubmit => return self.submit_input(),
+            // The fix dialog.
             Action::Fix => return self.start_fix(FixKind::Reserve(Strategy::Annotation)),
             Action::RemoveLimit => return self.start_fix(FixKind::RemoveLimit),
             Action::Undo => return self.start_fix(FixKind::Undo),
             Action::CycleStrategy => return self.cycle_strategy(),
             Action::ToggleRestart => return self.toggle_restart(),
             Action::Confirm => return self.confirm(),
+            Action::Planned(req, plan) => self.planned(&req, plan),
+            Action::Applied(req, outcome) => return self.applied(&req, outcome),
+            Action::FixProgress(req, line) => self.fix_progress(&req, line),
+            // Data and the terminal.
             Action::Snapshot(s) => self.apply_snapshot(*s),
-            Action::Planned(req, plan) => {
-                if let Some(d) = self.dialog_for(&req) {
-                    if d.stage == Stage::Planning {
-                        d.plan = Some(plan);
-                        d.stage = Stage::Review;
-                    }
-                }
-            }
-            Action::Applied(req, outcome) => {
-                let refresh = matches!(outcome, ApplyOutcome::Applied(_));
-                if let Some(d) = self.dialog_for(&req) {
-                    d.stage = Stage::Done(outcome.clone());
-                } else {
-                    self.flash = Some(outcome_line(&req, &outcome));
-                }
-                if refresh {
-                    return self.fetch();
-                }
-            }
-            Action::FixProgress(req, line) => {
-                if let Some(d) = self.dialog_for(&req) {
-                    if d.stage == Stage::Applying {
-                        d.progress = Some(line);
-                    }
-                }
-            }
             Action::Tick(now) => self.now = now,
             Action::Resize(w, h) => {
                 self.size = (w, h);
@@ -128,6 +56,90 @@ impl App {
             }
         }
         Vec::new()
+    }
+
+    /// Open the selected VM's detail view at its top.
+    fn open_selected(&mut self) {
+        if let Some(r) = self.selected_row() {
+            self.view = View::Detail(VmKey::of(r));
+            self.detail_scroll = 0;
+        }
+    }
+
+    /// Sort by `column`; the same column again reverses the order.
+    fn sort_by(&mut self, column: Column) {
+        self.sort = if self.sort.column == column {
+            Sort {
+                column,
+                reverse: !self.sort.reverse,
+            }
+        } else {
+            Sort {
+                column,
+                reverse: false,
+            }
+        };
+        self.relist();
+    }
+
+    /// Open the input line as `kind`, holding `text`.
+    fn start_input(&mut self, kind: InputKind, text: String) {
+        self.input = Some(Input { kind, text });
+    }
+
+    /// Change the input line's text; a filter applies as it is typed.
+    fn edit_input(&mut self, edit: impl FnOnce(&mut String)) {
+        if let Some(i) = &mut self.input {
+            edit(&mut i.text);
+            if i.kind == InputKind::Filter {
+                self.filter = i.text.clone();
+                self.relist();
+            }
+        }
+    }
+
+    /// Close the input line; a command runs (a filter already applies).
+    fn submit_input(&mut self) -> Vec<Effect> {
+        if let Some(i) = self.input.take() {
+            if i.kind == InputKind::Command {
+                return self.command(&i.text);
+            }
+        }
+        Vec::new()
+    }
+
+    /// A fix plan arrived: the dialog waiting for it shows it for review.
+    fn planned(&mut self, req: &FixRequest, plan: Result<PlanView, String>) {
+        if let Some(d) = self.dialog_for(req) {
+            if d.stage == Stage::Planning {
+                d.plan = Some(plan);
+                d.stage = Stage::Review;
+            }
+        }
+    }
+
+    /// A fix was applied (or not): its dialog shows the outcome, or the flash line when the
+    /// dialog is closed; an applied change refreshes the data.
+    fn applied(&mut self, req: &FixRequest, outcome: ApplyOutcome) -> Vec<Effect> {
+        let refresh = matches!(outcome, ApplyOutcome::Applied(_));
+        if let Some(d) = self.dialog_for(req) {
+            d.stage = Stage::Done(outcome.clone());
+        } else {
+            self.flash = Some(outcome_line(req, &outcome));
+        }
+        if refresh {
+            return self.fetch();
+        }
+        Vec::new()
+    }
+
+    /// A line of an applying fix's progress, for its dialog.
+    fn fix_progress(&mut self, req: &FixRequest, line: String) {
+        if let Some(d) = self.dialog_for(req) {
+            if d.stage == Stage::Applying {
+                d.progress = Some(line);
+            }
+        }
     }
 
     fn fetch(&mut self) -> Vec<Effect> {

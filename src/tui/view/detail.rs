@@ -293,6 +293,21 @@ fn left_lines(app: &App, r: &VmRow, width: u16) -> Vec<Line<'static>> {
 
 /// Spec, O's terms, recommendation, notes.
 fn right_lines(app: &App, r: &VmRow) -> Vec<Line<'static>> {
+    let mut out = spec_lines(app, r);
+    out.push(Line::default());
+    out.extend(recommendation_lines(app, r));
+    if !r.notes.is_empty() {
+        out.push(Line::default());
+        out.push(heading(app, "Notes"));
+        for n in &r.notes {
+            out.push(Line::from(format!("  - {n}")));
+        }
+    }
+    out
+}
+
+/// The VM's memory spec, KubeVirt's overhead O term by term, and the pod's limit and request.
+fn spec_lines(app: &App, r: &VmRow) -> Vec<Line<'static>> {
     let mut out = vec![heading(app, "Spec")];
     out.push(kv("guest", size(r.guest_bytes), "spec.domain.memory.guest"));
     out.push(kv(
@@ -341,8 +356,12 @@ fn right_lines(app: &App, r: &VmRow) -> Vec<Line<'static>> {
             "counted at the pod level",
         ));
     }
-    out.push(Line::default());
-    out.push(heading(app, "Recommendation"));
+    out
+}
+
+/// The reservation to set, why, its evidence, and the time to OOM at the current trend.
+fn recommendation_lines(app: &App, r: &VmRow) -> Vec<Line<'static>> {
+    let mut out = vec![heading(app, "Recommendation")];
     let rec = &r.recommendation;
     out.push(Line::from(format!(
         "  reserve {} ({}; now {})",
@@ -366,13 +385,6 @@ fn right_lines(app: &App, r: &VmRow) -> Vec<Line<'static>> {
             crate::model::trend::duration_words(eta.error_seconds),
             human((eta.rate * 60.0) as i64)
         )));
-    }
-    if !r.notes.is_empty() {
-        out.push(Line::default());
-        out.push(heading(app, "Notes"));
-        for n in &r.notes {
-            out.push(Line::from(format!("  - {n}")));
-        }
     }
     out
 }

@@ -7,7 +7,7 @@ use ratatui::widgets::{Block, Borders, Clear, Padding, Paragraph, Wrap};
 use ratatui::Frame;
 
 use super::style::{bad_style, centred, label_style, paint};
-use crate::session::dashboard::fix::{ApplyOutcome, FixKind};
+use crate::session::dashboard::fix::{ApplyOutcome, FixKind, PlanView};
 use crate::tui::app::{App, FixDialog, Notice, Stage};
 
 /// The warning of the seed's Solution 2, shown before removing a limit.
@@ -61,6 +61,25 @@ pub fn draw_notice(frame: &mut Frame<'_>, area: Rect, app: &App, n: &Notice) {
 }
 
 pub fn draw_fix(frame: &mut Frame<'_>, area: Rect, app: &App, d: &FixDialog) {
+    let mut lines = choice_lines(app, d);
+    lines.push(Line::default());
+    match &d.plan {
+        None => lines.push(Line::from("planning…")),
+        Some(Err(e)) => lines.push(Line::from(vec![
+            Span::styled("cannot plan: ", bad_style(app)),
+            Span::raw(e.clone()),
+        ])),
+        Some(Ok(p)) => lines.extend(plan_lines(app, p)),
+    }
+    lines.push(Line::default());
+    lines.push(answer_line(app, d));
+    let w = if area.width >= 100 { 90 } else { area.width };
+    frame_box(frame, area, d.kind.title(), lines, w);
+}
+
+/// The VM, the strategy and the restart choice (with the keys that change them), and the
+/// warning before removing a limit.
+fn choice_lines(app: &App, d: &FixDialog) -> Vec<Line<'static>> {
     let mut lines: Vec<Line<'static>> = vec![Line::from(vec![
         Span::styled("VM ", label_style(app)),
         Span::styled(
@@ -90,69 +109,74 @@ pub fn draw_fix(frame: &mut Frame<'_>, area: Rect, app: &App, d: &FixDialog) {
             bad_style(app),
         )));
     }
-    lines.push(Line::default());
-    match &d.plan {
-        None => lines.push(Line::from("planning…")),
-        Some(Err(e)) => lines.push(Line::from(vec![
-            Span::styled("cannot plan: ", bad_style(app)),
-            Span::raw(e.clone()),
-        ])),
-        Some(Ok(p)) => {
-            let lw = p
-                .lines
-                .iter()
-                .map(|l| l.label.chars().count())
-                .max()
-                .unwrap_or(0)
-                .max(5);
-            let bw = p
-                .lines
-                .iter()
-                .map(|l| l.before.chars().count())
-                .max()
-                .unwrap_or(0)
-                .max(6);
-            lines.push(Line::from(Span::styled(
-                format!("{:<lw$}  {:<bw$}   AFTER", "", "BEFORE"),
-                Style::default().add_modifier(Modifier::BOLD),
-            )));
-            for l in &p.lines {
-                let changed = l.before != l.after;
-                let arrow = if changed { "→" } else { " " };
-                lines.push(Line::from(vec![
-                    Span::raw(format!("{:<lw$}  {:<bw$} {arrow} ", l.label, l.before)),
-                    Span::styled(
-                        l.after.clone(),
-                        if changed {
-                            paint(app, Style::default().fg(Color::Green))
-                                .add_modifier(Modifier::BOLD)
-                        } else {
-                            Style::default()
-                        },
-                    ),
-                ]));
-            }
-            if !p.reason.is_empty() {
-                lines.push(Line::from(vec![
-                    Span::styled("why ", label_style(app)),
-                    Span::raw(p.reason.clone()),
-                ]));
-            }
-            lines.push(Line::default());
-            lines.push(Line::from(Span::styled("patch", label_style(app))));
-            for l in p.patch.lines() {
-                lines.push(Line::from(format!("  {l}")));
-            }
-            for w in &p.warnings {
-                lines.push(Line::from(vec![
-                    Span::styled("warning: ", paint(app, Style::default().fg(Color::Yellow))),
-                    Span::raw(w.clone()),
-                ]));
-            }
-        }
+    lines
+}
+
+/// The plan: before → after per line (changed values in bold green), why, the patch and the
+/// warnings.
+fn plan_lines(app: &App, p: &PlanView) -> Vec<Line<'static>> {
+    let mut lines = before_after_lines(app, p);
+    if !p.reason.is_empty() {
+        lines.push(Line::from(vec![
+            Span::styled("why ", label_style(app)),
+            Span::raw(p.reason.clone()),
+        ]));
     }
     lines.push(Line::default());
-    lines.push(match &d.stage {
+    lines.push(Line::from(Span::styled("patch", label_style(app))));
+    for l in p.patch.lines() {
+        lines.push(Line::from(format!("  {l}")));
+    }
+    for w in &p.warnings {
+        lines.push(Line::from(vec![
+            Span::styled("warning: ", paint(app, Style::default().fg(Color::Yellow))),
+            Span::raw(w.clone()),
+        ]));
+    }
+    lines
+}
+
+/// The plan's BEFORE/AFTER table, its label and before columns as wide as their longest cell.
+fn before_after_lines(app: &App, p: &PlanView) -> Vec<Line<'static>> {
+    let lw = p
+        .lines
+        .iter()
+        .map(|l| l.label.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(5);
+    let bw = p
+        .lines
+        .iter()
+        .map(|l| l.before.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(6);
+    let mut lines = vec![Line::from(Span::styled(
+        format!("{:<lw$}  {:<bw$}   AFTER", "", "BEFORE"),
+        Style::default().add_modifier(Modifier::BOLD),
+    ))];
+    for l in &p.lines {
+        let changed = l.before != l.after;
+        let arrow = if changed { "→" } else { " " };
+        lines.push(Line::from(vec![
+            Span::raw(format!("{:<lw$}  {:<bw$} {arrow} ", l.label, l.before)),
+            Span::styled(
+                l.after.clone(),
+                if changed {
+                    paint(app, Style::default().fg(Color::Green)).add_modifier(Modifier::BOLD)
+                } else {
+                    Style::default()
+                },
+            ),
+        ]));
+    }
+    lines
+}
+
+/// The last line: the keys to answer with at this stage, the progress, or the outcome.
+fn answer_line(app: &App, d: &FixDialog) -> Line<'static> {
+    match &d.stage {
         Stage::Planning => Line::from("[esc] cancel"),
         Stage::Review => match &d.plan {
             Some(Ok(_)) => Line::from(Span::styled(
@@ -166,9 +190,7 @@ pub fn draw_fix(frame: &mut Frame<'_>, area: Rect, app: &App, d: &FixDialog) {
             None => "applying… waiting for the server".to_string(),
         }),
         Stage::Done(o) => outcome(app, o),
-    });
-    let w = if area.width >= 100 { 90 } else { area.width };
-    frame_box(frame, area, d.kind.title(), lines, w);
+    }
 }
 
 fn outcome(app: &App, o: &ApplyOutcome) -> Line<'static> {
