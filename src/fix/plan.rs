@@ -99,138 +99,196 @@ pub fn plan(target: &Target, choice: &Choice) -> Result<Plan, Refusal> {
     let ctx = &target.context;
     let raw = &target.raw;
     let before = side(raw, ctx, &vm_ref)?;
-    let mut desired = raw.clone();
-    let mut warnings: Vec<String> = target.warnings.clone();
-    let mut strategy = None;
-    let mut reserve_bytes = None;
-    let reason;
-    let action_name;
-    let stored = match UndoRecord::stored(raw) {
-        Some(Ok(r)) => Some(r),
-        Some(Err(problem)) => {
-            return Err(Refusal::BadUndoRecord {
-                vm: vm_ref,
-                problem,
-            })
-        }
-        None => None,
+    let stored = stored_undo_record(raw, &vm_ref)?;
+    let mut change = Change {
+        desired: raw.clone(),
+        warnings: target.warnings.clone(),
     };
-    match choice.action {
-        Action::Undo => {
-            action_name = "undo";
-            match &stored {
-                None => {
-                    reason =
-                        format!("no values recorded by kubectl vmmem on {vm_ref}: nothing to undo");
-                }
-                Some(record) => {
-                    reason = "restore the values recorded before the first fix".to_string();
-                    undo(&mut desired, record);
-                }
-            }
-        }
-        Action::RemoveLimit => {
-            action_name = "remove-limit";
-            strategy = Some(Strategy::RemoveLimit);
-            reason = "no memory limit, so no cgroup OOM kill (and no cgroup protecting the node)"
-                .to_string();
-            remove_limit(&mut desired, target, &before, &mut warnings);
-        }
+    let decided = match choice.action {
+        Action::Undo => decide_undo(&mut change, stored.as_ref(), &vm_ref),
+        Action::RemoveLimit => decide_remove_limit(&mut change, target, &before),
         Action::Reserve(asked) => {
-            action_name = "reserve";
-            let s = match choice.strategy {
-                None | Some(Strategy::RemoveLimit) => Strategy::auto(ctx.harvester.is_some()),
-                Some(s) => s,
-            };
-            strategy = Some(s);
-            let bytes = asked.unwrap_or(target.row.recommendation.reserve_bytes);
-            reserve_bytes = Some(bytes);
-            reason = match asked {
-                Some(_) => format!("reserve {} as asked", to_quantity_string(bytes)),
-                None => target.row.recommendation.reason.clone(),
-            };
-            let limit = match before.limit_bytes {
-                Some(l) => l,
-                None if asked.is_none() => {
-                    warnings.push(format!("{vm_ref} has no memory limit: nothing to reserve"));
-                    0
-                }
-                None => return Err(Refusal::NoLimit(vm_ref)),
-            };
-            let current = current_reserve(s, &before, raw);
-            let satisfied = asked.is_none() && current.is_some_and(|c| c >= bytes);
-            if limit > 0 && !satisfied {
-                reserve(
-                    &mut desired,
-                    target,
-                    s,
-                    bytes,
-                    limit,
-                    &before,
-                    &mut warnings,
-                )?;
-            } else if satisfied {
-                warnings.push(format!(
-                    "{vm_ref} already reserves {}, at least the recommended {}",
-                    to_quantity_string(current.unwrap_or(0)),
-                    to_quantity_string(bytes)
-                ));
-            }
+            decide_reserve(&mut change, target, choice.strategy, asked, &before)?
         }
-    }
+    };
     if choice.action != Action::Undo && stored.is_none() {
-        // Keep what the first fix replaced (a second fix keeps the first record).
-        let record = UndoRecord::of(raw);
-        if Fields::read(&desired) != record.fields {
-            fields::set(
-                &mut desired,
-                &["metadata", "annotations", keys::UNDO_ANNOTATION],
-                json!(record.to_annotation()),
-            );
-        }
+        keep_undo_record(&mut change.desired, raw);
     }
-    let patch = merge::diff(raw, &desired).map(|mut p| {
-        fields::set(
-            &mut p,
-            &["metadata", "resourceVersion"],
-            json!(target.vm.metadata.resource_version),
-        );
-        p
-    });
-    let after = side(&desired, ctx, &vm_ref)?;
-    let restart_needed = patch.is_some()
-        && (
-            before.guest_bytes,
-            before.limit_bytes,
-            before.request_bytes,
-            before.expected_pod_limit_bytes,
-        ) != (
-            after.guest_bytes,
-            after.limit_bytes,
-            after.request_bytes,
-            after.expected_pod_limit_bytes,
-        );
+    let patch = patch_of(raw, &change.desired, target);
+    let after = side(&change.desired, ctx, &vm_ref)?;
+    let restart_needed = patch.is_some() && pod_memory_changes(&before, &after);
     if patch.is_some() {
-        common_warnings(target, &before, &after, restart_needed, &mut warnings);
+        common_warnings(
+            target,
+            &before,
+            &after,
+            restart_needed,
+            &mut change.warnings,
+        );
     }
     Ok(Plan {
         kind: "VmMemoryFixPlan",
         namespace: target.row.namespace.clone(),
         name: target.row.name.clone(),
         resource_version: target.vm.metadata.resource_version.clone(),
-        action: action_name,
-        strategy,
-        reserve_bytes,
-        reason,
+        action: decided.action,
+        strategy: decided.strategy,
+        reserve_bytes: decided.reserve_bytes,
+        reason: decided.reason,
         evidence: target.row.recommendation.evidence.clone(),
         current_pod_limit_bytes: target.row.pod_limit_bytes,
         restart_needed,
         patch,
         before,
         after,
-        warnings,
-        desired,
+        warnings: change.warnings,
+        desired: change.desired,
     })
+}
+
+/// The VM document being changed, and what to warn about.
+struct Change {
+    desired: Value,
+    warnings: Vec<String>,
+}
+
+/// What the action decided: its name, strategy, reservation and reason.
+struct Decided {
+    action: &'static str,
+    strategy: Option<Strategy>,
+    reserve_bytes: Option<i64>,
+    reason: String,
+}
+
+/// The undo record an earlier fix left on the VM (refused when it cannot be read).
+fn stored_undo_record(raw: &Value, vm_ref: &str) -> Result<Option<UndoRecord>, Refusal> {
+    match UndoRecord::stored(raw) {
+        Some(Ok(r)) => Ok(Some(r)),
+        Some(Err(problem)) => Err(Refusal::BadUndoRecord {
+            vm: vm_ref.to_string(),
+            problem,
+        }),
+        None => Ok(None),
+    }
+}
+
+fn decide_undo(change: &mut Change, stored: Option<&UndoRecord>, vm_ref: &str) -> Decided {
+    let reason = match stored {
+        None => format!("no values recorded by kubectl vmmem on {vm_ref}: nothing to undo"),
+        Some(record) => {
+            undo(&mut change.desired, record);
+            "restore the values recorded before the first fix".to_string()
+        }
+    };
+    Decided {
+        action: "undo",
+        strategy: None,
+        reserve_bytes: None,
+        reason,
+    }
+}
+
+fn decide_remove_limit(change: &mut Change, target: &Target, before: &Side) -> Decided {
+    remove_limit(&mut change.desired, target, before, &mut change.warnings);
+    Decided {
+        action: "remove-limit",
+        strategy: Some(Strategy::RemoveLimit),
+        reserve_bytes: None,
+        reason: "no memory limit, so no cgroup OOM kill (and no cgroup protecting the node)"
+            .to_string(),
+    }
+}
+
+fn decide_reserve(
+    change: &mut Change,
+    target: &Target,
+    chosen: Option<Strategy>,
+    asked: Option<i64>,
+    before: &Side,
+) -> Result<Decided, Refusal> {
+    let vm_ref = format!("{}/{}", target.row.namespace, target.row.name);
+    let s = match chosen {
+        None | Some(Strategy::RemoveLimit) => Strategy::auto(target.context.harvester.is_some()),
+        Some(s) => s,
+    };
+    let bytes = asked.unwrap_or(target.row.recommendation.reserve_bytes);
+    let reason = match asked {
+        Some(_) => format!("reserve {} as asked", to_quantity_string(bytes)),
+        None => target.row.recommendation.reason.clone(),
+    };
+    let limit = match before.limit_bytes {
+        Some(l) => l,
+        None if asked.is_none() => {
+            change
+                .warnings
+                .push(format!("{vm_ref} has no memory limit: nothing to reserve"));
+            0
+        }
+        None => return Err(Refusal::NoLimit(vm_ref)),
+    };
+    let current = current_reserve(s, before, &target.raw);
+    let satisfied = asked.is_none() && current.is_some_and(|c| c >= bytes);
+    if limit > 0 && !satisfied {
+        let ask = Ask { s, bytes, limit };
+        reserve(
+            &mut change.desired,
+            target,
+            ask,
+            before,
+            &mut change.warnings,
+        )?;
+    } else if satisfied {
+        change.warnings.push(format!(
+            "{vm_ref} already reserves {}, at least the recommended {}",
+            to_quantity_string(current.unwrap_or(0)),
+            to_quantity_string(bytes)
+        ));
+    }
+    Ok(Decided {
+        action: "reserve",
+        strategy: Some(s),
+        reserve_bytes: Some(bytes),
+        reason,
+    })
+}
+
+/// Keep what the first fix replaced (a second fix keeps the first record).
+fn keep_undo_record(desired: &mut Value, raw: &Value) {
+    let record = UndoRecord::of(raw);
+    if Fields::read(desired) != record.fields {
+        fields::set(
+            desired,
+            &["metadata", "annotations", keys::UNDO_ANNOTATION],
+            json!(record.to_annotation()),
+        );
+    }
+}
+
+/// The merge patch from `raw` to `desired`, carrying the resourceVersion it was made from.
+fn patch_of(raw: &Value, desired: &Value, target: &Target) -> Option<Value> {
+    merge::diff(raw, desired).map(|mut p| {
+        fields::set(
+            &mut p,
+            &["metadata", "resourceVersion"],
+            json!(target.vm.metadata.resource_version),
+        );
+        p
+    })
+}
+
+/// Whether the change alters what the VM's pod gets (so it needs a restart).
+fn pod_memory_changes(before: &Side, after: &Side) -> bool {
+    (
+        before.guest_bytes,
+        before.limit_bytes,
+        before.request_bytes,
+        before.expected_pod_limit_bytes,
+    ) != (
+        after.guest_bytes,
+        after.limit_bytes,
+        after.request_bytes,
+        after.expected_pod_limit_bytes,
+    )
 }
 
 /// The numbers of a VM document under the cluster's current KubeVirt.
@@ -291,71 +349,35 @@ fn quantity_bytes(v: &Value) -> Option<i64> {
     }
 }
 
-fn reserve(
-    desired: &mut Value,
-    target: &Target,
+/// A reservation asked of a VM with a memory limit.
+#[derive(Clone, Copy)]
+struct Ask {
     s: Strategy,
     bytes: i64,
     limit: i64,
+}
+
+fn reserve(
+    desired: &mut Value,
+    target: &Target,
+    ask: Ask,
     before: &Side,
     warnings: &mut Vec<String>,
 ) -> Result<(), Refusal> {
-    let q = to_quantity_string(bytes);
-    let harvester_ctx = target.context.harvester.as_ref();
+    if ask.s == Strategy::AddedOverhead {
+        return reserve_added_overhead(desired, target, ask.bytes, warnings);
+    }
+    let Ask { s, bytes, limit } = ask;
     let hotplug = harvester::hotplug(&target.vm) && before.fields.guest.is_some();
-    if s == Strategy::AddedOverhead {
-        if bytes < 0 {
-            return Err(Refusal::Webhook(format!(
-                "addedOverhead {q} must be at least 0"
-            )));
-        }
-        fields::put(desired, Field::AddedOverhead, Some(json!(q)));
-        if target.context.version < Version::new(1, 8, 0) {
-            warnings.push(format!(
-                "memory.reservedOverhead.addedOverhead needs KubeVirt v1.8 or newer; this cluster runs {}, which ignores it",
-                target.context.version
-            ));
-        }
-        return Ok(());
-    }
-    // What Harvester's webhook checks (harvester/harvester
-    // pkg/webhook/resources/virtualmachine/validator.go).
-    if bytes < 0 || bytes >= limit {
-        return Err(Refusal::Webhook(format!(
-            "reservedMemory {q} must be at least 0 and less than the memory limit {}",
-            to_quantity_string(limit)
-        )));
-    }
     let guest = if s == Strategy::Annotation && hotplug {
         before.guest_bytes.unwrap_or(limit)
     } else {
         limit - bytes
     };
-    if guest < 10 * MI {
-        return Err(Refusal::Webhook(format!(
-            "guest memory {} is less than 10Mi",
-            to_quantity_string(guest)
-        )));
-    }
-    if guest + bytes > limit {
-        return Err(Refusal::Webhook(format!(
-            "guest memory {} plus reservedMemory {q} is more than the memory limit {}",
-            to_quantity_string(guest),
-            to_quantity_string(limit)
-        )));
-    }
+    webhook_checks(ask, guest)?;
     if s == Strategy::Annotation {
-        fields::put(desired, Field::ReservedAnnotation, Some(json!(q)));
-        if hotplug {
-            warnings.push(format!(
-                "{} is on and the VM sets memory.guest: Harvester leaves the guest alone, so the annotation does nothing here (limits.memory is the hotplug maximum)",
-                keys::HARVESTER_HOTPLUG
-            ));
-        }
-        if harvester_ctx.is_none() {
-            warnings.push("this is not a Harvester cluster: the annotation is only a note; the guest change does the work".into());
-        }
-    } else if harvester_ctx.is_some() {
+        put_annotation(desired, target, bytes, hotplug, warnings);
+    } else if target.context.harvester.is_some() {
         warnings.push("on Harvester the webhook recomputes the guest from the reservedMemory annotation whenever the limit or the annotation changes, which would undo this; prefer --strategy annotation".into());
     }
     if !(s == Strategy::Annotation && hotplug) && before.guest_bytes != Some(guest) {
@@ -366,27 +388,111 @@ fn reserve(
         );
     }
     if s == Strategy::Annotation && !hotplug {
-        if let Some(h) = harvester_ctx {
-            // The webhook also rewrites the request; predict it so the plan is exact.
-            let spec = &target.vm.spec.template.spec;
-            let host_devices = !spec.domain.devices.host_devices.is_empty();
-            let request = if dedicated_cpu(spec) {
-                limit
-            } else if host_devices {
-                guest
-            } else {
-                (limit as i128 * 100 / h.overcommit_memory.max(100) as i128) as i64 / MI * MI
-            };
-            if before.request_bytes != Some(request) {
-                fields::put(
-                    desired,
-                    Field::RequestsMemory,
-                    Some(json!(to_quantity_string(request))),
-                );
-            }
-        }
+        predict_harvester_request(desired, target, limit, guest, before);
     }
     Ok(())
+}
+
+/// `memory.reservedOverhead.addedOverhead` (KubeVirt v1.8+): the guest keeps its size.
+fn reserve_added_overhead(
+    desired: &mut Value,
+    target: &Target,
+    bytes: i64,
+    warnings: &mut Vec<String>,
+) -> Result<(), Refusal> {
+    let q = to_quantity_string(bytes);
+    if bytes < 0 {
+        return Err(Refusal::Webhook(format!(
+            "addedOverhead {q} must be at least 0"
+        )));
+    }
+    fields::put(desired, Field::AddedOverhead, Some(json!(q)));
+    if target.context.version < Version::new(1, 8, 0) {
+        warnings.push(format!(
+            "memory.reservedOverhead.addedOverhead needs KubeVirt v1.8 or newer; this cluster runs {}, which ignores it",
+            target.context.version
+        ));
+    }
+    Ok(())
+}
+
+/// What Harvester's webhook checks (harvester/harvester
+/// pkg/webhook/resources/virtualmachine/validator.go).
+fn webhook_checks(ask: Ask, guest: i64) -> Result<(), Refusal> {
+    let q = to_quantity_string(ask.bytes);
+    if ask.bytes < 0 || ask.bytes >= ask.limit {
+        return Err(Refusal::Webhook(format!(
+            "reservedMemory {q} must be at least 0 and less than the memory limit {}",
+            to_quantity_string(ask.limit)
+        )));
+    }
+    if guest < 10 * MI {
+        return Err(Refusal::Webhook(format!(
+            "guest memory {} is less than 10Mi",
+            to_quantity_string(guest)
+        )));
+    }
+    if guest + ask.bytes > ask.limit {
+        return Err(Refusal::Webhook(format!(
+            "guest memory {} plus reservedMemory {q} is more than the memory limit {}",
+            to_quantity_string(guest),
+            to_quantity_string(ask.limit)
+        )));
+    }
+    Ok(())
+}
+
+/// Harvester's `reservedMemory` annotation, with what it does and does not do here.
+fn put_annotation(
+    desired: &mut Value,
+    target: &Target,
+    bytes: i64,
+    hotplug: bool,
+    warnings: &mut Vec<String>,
+) {
+    fields::put(
+        desired,
+        Field::ReservedAnnotation,
+        Some(json!(to_quantity_string(bytes))),
+    );
+    if hotplug {
+        warnings.push(format!(
+            "{} is on and the VM sets memory.guest: Harvester leaves the guest alone, so the annotation does nothing here (limits.memory is the hotplug maximum)",
+            keys::HARVESTER_HOTPLUG
+        ));
+    }
+    if target.context.harvester.is_none() {
+        warnings.push("this is not a Harvester cluster: the annotation is only a note; the guest change does the work".into());
+    }
+}
+
+/// The webhook also rewrites the request; predict it so the plan is exact.
+fn predict_harvester_request(
+    desired: &mut Value,
+    target: &Target,
+    limit: i64,
+    guest: i64,
+    before: &Side,
+) {
+    let Some(h) = target.context.harvester.as_ref() else {
+        return;
+    };
+    let spec = &target.vm.spec.template.spec;
+    let host_devices = !spec.domain.devices.host_devices.is_empty();
+    let request = if dedicated_cpu(spec) {
+        limit
+    } else if host_devices {
+        guest
+    } else {
+        (limit as i128 * 100 / h.overcommit_memory.max(100) as i128) as i64 / MI * MI
+    };
+    if before.request_bytes != Some(request) {
+        fields::put(
+            desired,
+            Field::RequestsMemory,
+            Some(json!(to_quantity_string(request))),
+        );
+    }
 }
 
 fn remove_limit(desired: &mut Value, target: &Target, before: &Side, warnings: &mut Vec<String>) {
