@@ -173,7 +173,6 @@ pub async fn run_with(
     // The agents of the reading round are gone: from here a signal ends fix as it comes (the
     // patch carries its resourceVersion, so a request cut short is all or nothing).
     exit_on_signal(stops);
-    let report_opts = opts.report_options();
     let plan = match fix::plan(&target, &choice) {
         Ok(p) => p,
         Err(r) => return report.fail(&format!("refused: {r}")),
@@ -183,26 +182,15 @@ pub async fn run_with(
             "cannot show the plan on standard output ({e}); nothing was applied"
         ));
     }
+    let run = Run {
+        client,
+        args,
+        plan: &plan,
+        target: &target,
+        timeout,
+    };
     if !plan.has_changes() {
-        report.note("nothing to do");
-        // A change made earlier without --restart still waits for one.
-        if args.restart && args.dry_run.is_none() && target.row.has_flag(Flag::RestartPending) {
-            if !args.yes && !std::io::stdin().is_terminal() {
-                return report.fail(
-                    "not restarted: stdin is not a terminal; add --yes to restart without asking",
-                );
-            }
-            if !args.yes
-                && !confirm(&format!(
-                    "Restart {} to apply its pending change?",
-                    plan.vm_ref()
-                ))?
-            {
-                return report.fail("not restarted");
-            }
-            return restart(client, &plan, timeout, report).await;
-        }
-        return report.finish(ExitCode::SUCCESS);
+        return run.nothing_to_do(report).await;
     }
     if args.dry_run == Some(DryRunArg::Client) {
         report.note("dry run (client): nothing was sent");
@@ -218,53 +206,106 @@ pub async fn run_with(
             return report.fail("not applied");
         }
     }
-    let outcome = fix::apply_or_replan(
-        client,
-        &plan,
-        &choice,
-        fix::Options { server_dry_run },
-        &report_opts,
-    )
-    .await;
-    let applied = match outcome {
-        Ok(fix::Outcome::Applied(a)) => a,
-        Ok(fix::Outcome::Conflict { message, fresh }) => {
-            // Someone changed the VM since it was read: show the plan for what it is now.
-            report.set("conflict", json!(message));
-            match fresh {
-                Ok(p) => report.new_plan(&p),
-                Err(why) => report.note(&format!("no new plan: {why}")),
-            }
-            return report.fail(&format!(
-                "{} changed since it was read ({message}); nothing was applied: review the new plan and run again",
-                plan.vm_ref()
-            ));
+    run.apply(&choice, &opts.report_options(), server_dry_run, report)
+        .await
+}
+
+/// One `fix` past its plan: what it acts on and how.
+struct Run<'a> {
+    client: &'a kube::Client,
+    args: &'a FixArgs,
+    plan: &'a Plan,
+    target: &'a fix::Target,
+    timeout: Duration,
+}
+
+impl Run<'_> {
+    /// No change to make; a change made earlier without --restart may still wait for one.
+    async fn nothing_to_do(&self, mut report: Report) -> anyhow::Result<ExitCode> {
+        report.note("nothing to do");
+        let args = self.args;
+        if !(args.restart
+            && args.dry_run.is_none()
+            && self.target.row.has_flag(Flag::RestartPending))
+        {
+            return report.finish(ExitCode::SUCCESS);
         }
-        Err(e) => return report.fail(&format!("applying to {}: {e}", plan.vm_ref())),
-    };
-    report.set(
-        "applied",
-        serde_json::to_value(&applied).unwrap_or(Value::Null),
-    );
-    if server_dry_run {
+        if !args.yes && !std::io::stdin().is_terminal() {
+            return report.fail(
+                "not restarted: stdin is not a terminal; add --yes to restart without asking",
+            );
+        }
+        if !args.yes
+            && !confirm(&format!(
+                "Restart {} to apply its pending change?",
+                self.plan.vm_ref()
+            ))?
+        {
+            return report.fail("not restarted");
+        }
+        restart(self.client, self.plan, self.timeout, report).await
+    }
+
+    /// Send the patch (replanning on a conflict), say what changed, and restart if asked.
+    async fn apply(
+        &self,
+        choice: &Choice,
+        report_opts: &crate::model::report::ReportOptions,
+        server_dry_run: bool,
+        mut report: Report,
+    ) -> anyhow::Result<ExitCode> {
+        let plan = self.plan;
+        let outcome = fix::apply_or_replan(
+            self.client,
+            plan,
+            choice,
+            fix::Options { server_dry_run },
+            report_opts,
+        )
+        .await;
+        let applied = match outcome {
+            Ok(fix::Outcome::Applied(a)) => a,
+            Ok(fix::Outcome::Conflict { message, fresh }) => {
+                // Someone changed the VM since it was read: show the plan for what it is now.
+                report.set("conflict", json!(message));
+                match fresh {
+                    Ok(p) => report.new_plan(&p),
+                    Err(why) => report.note(&format!("no new plan: {why}")),
+                }
+                return report.fail(&format!(
+                    "{} changed since it was read ({message}); nothing was applied: review the new plan and run again",
+                    plan.vm_ref()
+                ));
+            }
+            Err(e) => return report.fail(&format!("applying to {}: {e}", plan.vm_ref())),
+        };
+        report.set(
+            "applied",
+            serde_json::to_value(&applied).unwrap_or(Value::Null),
+        );
+        let dry = if server_dry_run {
+            " (server dry run: nothing was stored)"
+        } else {
+            ""
+        };
         report.note(&format!(
-            "virtualmachine.kubevirt.io/{} patched (server dry run: nothing was stored)",
+            "virtualmachine.kubevirt.io/{} patched{dry}",
             plan.name
         ));
-    } else {
-        report.note(&format!("virtualmachine.kubevirt.io/{} patched", plan.name));
-    }
-    for d in &applied.differences {
-        report.note(&format!("note: {d}"));
-    }
-    if args.restart && !server_dry_run {
-        if target.row.phase == VmPhase::Stopped {
-            report.note("the VM is stopped: it starts with the new values next time (no restart)");
-        } else {
-            return restart(client, &plan, timeout, report).await;
+        for d in &applied.differences {
+            report.note(&format!("note: {d}"));
         }
+        if self.args.restart && !server_dry_run {
+            if self.target.row.phase == VmPhase::Stopped {
+                report.note(
+                    "the VM is stopped: it starts with the new values next time (no restart)",
+                );
+            } else {
+                return restart(self.client, plan, self.timeout, report).await;
+            }
+        }
+        report.finish(ExitCode::SUCCESS)
     }
-    report.finish(ExitCode::SUCCESS)
 }
 
 /// Restart the VM, print progress on stderr, and check the new pod's limit against the plan.

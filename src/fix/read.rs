@@ -105,30 +105,55 @@ pub async fn read_objects(
         .map_err(|e| cluster(ApplyError::from_kube(&e)))?;
     let mut warnings = Vec::new();
     if let Some(vmi) = vmi {
-        if let Some(uid) = vmi.metadata.uid.clone() {
-            let pods: Api<DynamicObject> =
-                Api::namespaced_with(client.clone(), namespace, &pod_resource());
-            let selector = format!(
-                "{}={},{}={uid}",
-                keys::LAUNCHER_LABEL,
-                keys::LAUNCHER_LABEL_VALUE,
-                keys::CREATED_BY
-            );
-            inv.pods = list_lean::<Pod>(
-                pods,
-                &ListParams::default().labels(&selector),
-                "pods",
-                &mut warnings,
-            )
-            .await
-            .unwrap_or_default()
-            .into_iter()
-            .map(Arc::new)
-            .collect();
+        if let Some(uid) = vmi.metadata.uid.as_deref() {
+            inv.pods = launcher_pods(client, namespace, uid, &mut warnings).await;
         }
         inv.vmis
             .extend(lean::<VirtualMachineInstance>(&vmi).map(Arc::new));
     }
+    read_sizing_objects(client, namespace, &mut inv, &mut warnings).await;
+    inv.warnings = warnings;
+    Ok(VmObjects {
+        vm: raw,
+        inventory: inv,
+    })
+}
+
+/// The launcher pods of the VMI with `uid` (what cannot be listed is a warning).
+async fn launcher_pods(
+    client: &kube::Client,
+    namespace: &str,
+    uid: &str,
+    warnings: &mut Vec<String>,
+) -> Vec<Arc<Pod>> {
+    let pods: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &pod_resource());
+    let selector = format!(
+        "{}={},{}={uid}",
+        keys::LAUNCHER_LABEL,
+        keys::LAUNCHER_LABEL_VALUE,
+        keys::CREATED_BY
+    );
+    list_lean::<Pod>(
+        pods,
+        &ListParams::default().labels(&selector),
+        "pods",
+        warnings,
+    )
+    .await
+    .unwrap_or_default()
+    .into_iter()
+    .map(Arc::new)
+    .collect()
+}
+
+/// What sizes a pod besides the VM: the KubeVirt CR, Harvester's settings and the
+/// namespace's quotas (what cannot be listed is a warning).
+async fn read_sizing_objects(
+    client: &kube::Client,
+    namespace: &str,
+    inv: &mut Inventory,
+    warnings: &mut Vec<String>,
+) {
     let kubevirts = ApiResource::from_gvk_with_plural(
         &GroupVersionKind::gvk("kubevirt.io", "v1", "KubeVirt"),
         "kubevirts",
@@ -137,7 +162,7 @@ pub async fn read_objects(
         Api::all_with(client.clone(), &kubevirts),
         &ListParams::default(),
         "the KubeVirt CR",
-        &mut warnings,
+        warnings,
     )
     .await
     .unwrap_or_default();
@@ -149,7 +174,7 @@ pub async fn read_objects(
         Api::all_with(client.clone(), &settings),
         &ListParams::default(),
         "Harvester settings",
-        &mut warnings,
+        warnings,
     )
     .await;
     let quotas = ApiResource::from_gvk_with_plural(
@@ -160,13 +185,8 @@ pub async fn read_objects(
         Api::namespaced_with(client.clone(), namespace, &quotas),
         &ListParams::default(),
         "resource quotas",
-        &mut warnings,
+        warnings,
     )
     .await
     .unwrap_or_default();
-    inv.warnings = warnings;
-    Ok(VmObjects {
-        vm: raw,
-        inventory: inv,
-    })
 }

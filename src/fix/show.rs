@@ -18,6 +18,33 @@ fn bytes(b: Option<i64>) -> String {
 /// The plan as an aligned before/after listing.
 pub fn plan_text(p: &Plan) -> String {
     let mut out = String::new();
+    heading(&mut out, p);
+    before_after(&mut out, p);
+    match &p.patch {
+        Some(patch) => {
+            let _ = writeln!(
+                out,
+                "\n  JSON merge patch of virtualmachine.kubevirt.io/{} -n {}:\n    {}",
+                Shown(&p.name),
+                Shown(&p.namespace),
+                Shown(&serde_json::to_string(patch).unwrap_or_default())
+            );
+        }
+        None => {
+            let _ = writeln!(out, "\n  nothing to change");
+        }
+    }
+    if !p.warnings.is_empty() {
+        let _ = writeln!(out);
+        for w in &p.warnings {
+            let _ = writeln!(out, "  warning: {}", Shown(w));
+        }
+    }
+    out
+}
+
+/// What the plan does to which VM, why, and the evidence behind a reservation.
+fn heading(out: &mut String, p: &Plan) {
     let what = match (p.action, p.strategy, p.reserve_bytes) {
         ("reserve", Some(s), Some(b)) => {
             format!("reserve {} ({})", to_quantity_string(b), s.as_str())
@@ -32,22 +59,27 @@ pub fn plan_text(p: &Plan) -> String {
         Shown(&what)
     );
     let _ = writeln!(out, "  why: {}", Shown(&p.reason));
-    if p.action == "reserve" {
-        for e in &p.evidence {
-            let _ = writeln!(
-                out,
-                "    evidence: {} outside guest RAM, {} ({}{})",
-                human(e.bytes),
-                Shown(&e.words()),
-                Shown(&e.source),
-                match e.bound {
-                    Bound::Measured => "",
-                    Bound::Lower => "; at least this much was needed",
-                    Bound::Upper => "; an upper bound, not used to size",
-                }
-            );
-        }
+    if p.action != "reserve" {
+        return;
     }
+    for e in &p.evidence {
+        let _ = writeln!(
+            out,
+            "    evidence: {} outside guest RAM, {} ({}{})",
+            human(e.bytes),
+            Shown(&e.words()),
+            Shown(&e.source),
+            match e.bound {
+                Bound::Measured => "",
+                Bound::Lower => "; at least this much was needed",
+                Bound::Upper => "; an upper bound, not used to size",
+            }
+        );
+    }
+}
+
+/// The fields and figures before and after, aligned, changed ones marked.
+fn before_after(out: &mut String, p: &Plan) {
     let mut rows: Vec<(String, String, String)> = ALL_FIELDS
         .into_iter()
         .map(|f| {
@@ -83,25 +115,4 @@ pub fn plan_text(p: &Plan) -> String {
         "    (the running pod's compute limit now: {})",
         bytes(p.current_pod_limit_bytes)
     );
-    match &p.patch {
-        Some(patch) => {
-            let _ = writeln!(
-                out,
-                "\n  JSON merge patch of virtualmachine.kubevirt.io/{} -n {}:\n    {}",
-                Shown(&p.name),
-                Shown(&p.namespace),
-                Shown(&serde_json::to_string(patch).unwrap_or_default())
-            );
-        }
-        None => {
-            let _ = writeln!(out, "\n  nothing to change");
-        }
-    }
-    if !p.warnings.is_empty() {
-        let _ = writeln!(out);
-        for w in &p.warnings {
-            let _ = writeln!(out, "  warning: {}", Shown(w));
-        }
-    }
-    out
 }
