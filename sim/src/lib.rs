@@ -58,6 +58,7 @@ pub mod version;
 pub mod watch;
 pub mod workload;
 pub mod world;
+pub mod yaml;
 
 pub use handle::{Sim, SimError, SimHandle, SimOptions};
 pub use scenario::Scenario;

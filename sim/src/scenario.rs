@@ -182,7 +182,7 @@ impl Default for MemHold {
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
     #[error("scenario YAML: {0}")]
-    Yaml(#[from] serde_yaml::Error),
+    Yaml(#[from] crate::yaml::Error),
     #[error("scenario: {0}")]
     Invalid(String),
 }
@@ -190,7 +190,7 @@ pub enum ScenarioError {
 impl Scenario {
     /// Parse a scenario from YAML and check it.
     pub fn from_yaml(text: &str) -> Result<Scenario, ScenarioError> {
-        let s: Scenario = serde_yaml::from_str(text)?;
+        let s: Scenario = crate::yaml::from_str(text)?;
         s.validate()?;
         Ok(s)
     }
@@ -391,6 +391,87 @@ mod tests {
             1
         );
         s.validate().unwrap();
+    }
+
+    /// `demo.yaml` reads to the values it says: counts, one VM's sizes, numbers written bare
+    /// (`overcommitMemory: 150`, `afterSeconds: 20`) and a ratio written as a string.
+    #[test]
+    fn demo_yaml_reads_to_its_values() {
+        let s = Scenario::demo().unwrap();
+        assert_eq!((s.vms.len(), s.nodes.len()), (14, 3));
+        assert_eq!(s.namespaces, vec!["default", "prod"]);
+        assert_eq!(s.overcommit_memory, 150);
+        assert_eq!(s.overhead_ratio.as_deref(), Some("1.5"));
+        let vm = |name: &str| s.vms.iter().find(|v| v.name == name).unwrap();
+        let memhold = vm("memhold-vm");
+        assert_eq!(memhold.memory.as_str(), "2Gi");
+        assert_eq!(memhold.memory.bytes().unwrap(), 2 << 30);
+        assert_eq!(memhold.cpus, 2);
+        assert_eq!(memhold.workload.guest_fill_start, 0.3);
+        assert_eq!(memhold.workload.guest_fill_rate.as_str(), "64Mi");
+        let hold = memhold.workload.memhold.as_ref().unwrap();
+        assert_eq!((hold.after_seconds, hold.rate.as_str()), (20.0, "2Mi"));
+        let db = vm("db-01");
+        assert_eq!(
+            (db.namespace.as_str(), db.memory.as_str()),
+            ("prod", "64Gi")
+        );
+        assert_eq!(db.reserved_memory.as_ref().unwrap().as_str(), "1Gi");
+        assert_eq!(vm("app-02").migrate_to.as_deref(), Some("harvester-node-3"));
+        assert!(vm("batch-01").no_limit);
+        assert_eq!(vm("dev-01").run_strategy, "Halted");
+        assert_eq!(s.nodes[0].memory.as_str(), "256Gi");
+    }
+
+    /// A quantity reads as `serde_yaml` 0.9.34 read it before (recorded from it): strings as
+    /// written, bare numbers as the text of the number it made of them.
+    #[test]
+    fn quantities_read_as_before() {
+        let read = |q: &str| {
+            Scenario::from_yaml(&format!(
+                "nodes: [{{name: n}}]\nvms: [{{name: a, memory: {q}}}]"
+            ))
+            .map(|s| s.vms[0].memory.as_str().to_string())
+        };
+        for (written, kept) in [
+            ("1Gi", "1Gi"),
+            ("512Mi", "512Mi"),
+            ("'2Gi'", "2Gi"),
+            ("1.5", "1.5"),
+            ("\"0.0\"", "0.0"),
+            ("0.0", "0.0"),
+            ("1.0", "1.0"),
+            ("100.10", "100.1"),
+            ("1073741824", "1073741824"),
+            ("1e3", "1000.0"),
+            ("1.5e3", "1500.0"),
+            ("12e-1", "1.2"),
+            ("1e20", "1e20"),
+            (".5", "0.5"),
+            ("5.", "5.0"),
+            ("+5", "5"),
+            ("-0", "0"),
+            ("0x10", "16"),
+            ("0o17", "15"),
+            ("017", "017"),
+            ("!!str 5", "5"),
+            ("!!int '5'", "5"),
+        ] {
+            assert_eq!(read(written).unwrap(), kept, "memory: {written}");
+        }
+        // Text that is no quantity is refused by the check; what is no string or number, by the reader.
+        for text in ["yes", "on", "1_000", ".inf"] {
+            assert!(
+                matches!(read(text), Err(ScenarioError::Invalid(_))),
+                "{text}"
+            );
+        }
+        for other in ["true", "~", "[1]", "{a: 1}"] {
+            assert!(
+                matches!(read(other), Err(ScenarioError::Yaml(_))),
+                "{other}"
+            );
+        }
     }
 
     #[test]
