@@ -11,6 +11,7 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
+use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -202,72 +203,34 @@ pub fn exit_status(command: &[String], code: Option<i32>) -> Value {
     }
 }
 
+type Sink = SplitSink<WebSocket, Message>;
+type Stream = SplitStream<WebSocket>;
+
+/// Where an exec's command looks: the cgroup and proc roots it is given, the node's root, and
+/// the tree's generation.
+type Roots = (PathBuf, PathBuf, PathBuf, u64);
+
 async fn run(app: App, socket: WebSocket, plan: Plan, v5: bool) {
     let (mut sink, mut stream) = socket.split();
     let mut stop = app.stop.clone();
     if plan.hung {
         // A node whose kubelet never answers: hold the connection until the client gives up.
-        loop {
-            tokio::select! {
-                m = stream.next() => if m.is_none() || matches!(m, Some(Err(_)) | Some(Ok(Message::Close(_)))) { return },
-                _ = super::server::stopped(&mut stop) => return,
-            }
-        }
+        hold_until_closed(&mut stream, &mut stop).await;
+        return;
     }
     tokio::time::sleep(plan.latency).await;
     let _session = Session::open(&app, &plan.node);
-    type Roots = (PathBuf, PathBuf, PathBuf, u64);
-    let root: Result<Roots, std::io::Error> = {
-        let mut w = app.world();
-        let r = write_host_tree_at(&mut w, &plan.node).and_then(|(root, generation)| {
-            match &plan.view {
-                Some((uid, idx)) => {
-                    let (cg, procs) = container_view(&w, &root, uid, *idx)?;
-                    Ok((cg, procs, root, generation))
-                }
-                None => Ok((
-                    hosttree::cgroup_root(&root),
-                    hosttree::proc_root(&root),
-                    root,
-                    generation,
-                )),
-            }
-        });
-        w.exec
-            .written
-            .insert(plan.node.clone(), std::time::Instant::now());
-        r
-    };
-    let (cgroup_root, proc_root, root, generation) = match root {
+    let (cgroup_root, proc_root, root, generation) = match write_roots(&app, &plan) {
         Ok(t) => t,
         Err(e) => {
             let st = json!({"metadata": {}, "status": "Failure", "reason": "InternalError", "message": format!("writing the node's host files: {e}")});
-            let _ = sink.send(frame(3, st.to_string().as_bytes())).await;
-            let _ = sink.send(normal_close()).await;
+            finish(&mut sink, &st).await;
             return;
         }
     };
     let env = nodecpu::exec_env(&root, &cgroup_root, &proc_root, &plan.node);
     if plan.probe {
-        let run = probe(&app, &plan, &root, &env, generation).await;
-        let st = match run {
-            Ok(run) => {
-                for chunk in run.stdout.chunks(16 * 1024) {
-                    if sink.send(frame(1, chunk)).await.is_err() {
-                        return;
-                    }
-                }
-                for chunk in run.stderr.chunks(16 * 1024) {
-                    if sink.send(frame(2, chunk)).await.is_err() {
-                        return;
-                    }
-                }
-                exit_status(&plan.command, run.code)
-            }
-            Err(e) => spawn_failed(&plan.command[0], &e),
-        };
-        let _ = sink.send(frame(3, st.to_string().as_bytes())).await;
-        let _ = sink.send(normal_close()).await;
+        send_probe(&app, &plan, &root, &env, generation, &mut sink).await;
         return;
     }
     let mut cmd = tokio::process::Command::new(&plan.command[0]);
@@ -283,15 +246,90 @@ async fn run(app: App, socket: WebSocket, plan: Plan, v5: bool) {
     .stdout(Stdio::piped())
     .stderr(Stdio::piped())
     .kill_on_drop(true);
-    let mut child = match cmd.spawn() {
+    let child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
-            let st = spawn_failed(&plan.command[0], &e);
-            let _ = sink.send(frame(3, st.to_string().as_bytes())).await;
-            let _ = sink.send(normal_close()).await;
+            finish(&mut sink, &spawn_failed(&plan.command[0], &e)).await;
             return;
         }
     };
+    relay(child, &plan.command, v5, &mut sink, &mut stream, &mut stop).await;
+}
+
+/// Wait until the client closes the connection or the server stops.
+async fn hold_until_closed(stream: &mut Stream, stop: &mut tokio::sync::watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            m = stream.next() => if m.is_none() || matches!(m, Some(Err(_)) | Some(Ok(Message::Close(_)))) { return },
+            _ = super::server::stopped(stop) => return,
+        }
+    }
+}
+
+/// Write the node's host tree now and pick the roots the command sees (a launcher
+/// container's own cgroup and processes, or the whole node).
+fn write_roots(app: &App, plan: &Plan) -> Result<Roots, std::io::Error> {
+    let mut w = app.world();
+    let r =
+        write_host_tree_at(&mut w, &plan.node).and_then(|(root, generation)| match &plan.view {
+            Some((uid, idx)) => {
+                let (cg, procs) = container_view(&w, &root, uid, *idx)?;
+                Ok((cg, procs, root, generation))
+            }
+            None => Ok((
+                hosttree::cgroup_root(&root),
+                hosttree::proc_root(&root),
+                root,
+                generation,
+            )),
+        });
+    w.exec
+        .written
+        .insert(plan.node.clone(), std::time::Instant::now());
+    r
+}
+
+/// Send the exit status on channel 3 and close normally.
+async fn finish(sink: &mut Sink, status: &Value) {
+    let _ = sink.send(frame(3, status.to_string().as_bytes())).await;
+    let _ = sink.send(normal_close()).await;
+}
+
+/// The node probe's output (stored or run now), then its status.
+async fn send_probe(
+    app: &App,
+    plan: &Plan,
+    root: &std::path::Path,
+    env: &[(&'static str, PathBuf)],
+    generation: u64,
+    sink: &mut Sink,
+) {
+    let st = match probe(app, plan, root, env, generation).await {
+        Ok(run) => {
+            for (channel, out) in [(1, &run.stdout), (2, &run.stderr)] {
+                for chunk in out.chunks(16 * 1024) {
+                    if sink.send(frame(channel, chunk)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            exit_status(&plan.command, run.code)
+        }
+        Err(e) => spawn_failed(&plan.command[0], &e),
+    };
+    finish(sink, &st).await;
+}
+
+/// Stream a running command's stdout and stderr to the client and its stdin from it, until
+/// both outputs end; then its exit status. A client hang-up or server stop ends it early.
+async fn relay(
+    mut child: tokio::process::Child,
+    command: &[String],
+    v5: bool,
+    sink: &mut Sink,
+    stream: &mut Stream,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) {
     let mut stdin = child.stdin.take();
     let (Some(mut out), Some(mut err)) = (child.stdout.take(), child.stderr.take()) else {
         return;
@@ -319,14 +357,12 @@ async fn run(app: App, socket: WebSocket, plan: Plan, v5: bool) {
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
                 _ => {}
             },
-            _ = super::server::stopped(&mut stop) => return,
+            _ = super::server::stopped(stop) => return,
         }
     }
     drop(stdin);
     let code = child.wait().await.ok().and_then(|s| s.code());
-    let st = exit_status(&plan.command, code);
-    let _ = sink.send(frame(3, st.to_string().as_bytes())).await;
-    let _ = sink.send(normal_close()).await;
+    finish(sink, &exit_status(command, code)).await;
 }
 
 /// The status a runtime sends when the command cannot start.

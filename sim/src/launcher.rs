@@ -45,6 +45,28 @@ fn floor_page(b: i64) -> i64 {
     b / 4096 * 4096
 }
 
+/// What KubeVirt asks for the compute container of a VMI's launcher, with overhead `o`.
+struct Sizing {
+    /// `requests.memory` (with O unless `overcommitGuestOverhead`).
+    memory_request: i64,
+    /// `limits.memory` (+ O), or the namespace quota's automatic limit; `None`: unlimited.
+    memory_limit: Option<i64>,
+    guest: i64,
+    vcpus: i64,
+    cpu_request: String,
+    cpu_limit: Option<String>,
+    /// KubeVirt v1.1+ adds the `guest-console-log` container unless the VMI turns it off.
+    console_sidecar: bool,
+}
+
+/// The names a launcher pod carries for its VMI.
+struct VmiNames {
+    ns: String,
+    vmi_name: String,
+    vmi_uid: String,
+    vm_name: String,
+}
+
 /// Create a launcher pod for `vmi` on `node`; returns (pod uid, pod name).
 pub fn create_launcher_pod(
     w: &mut World,
@@ -53,77 +75,185 @@ pub fn create_launcher_pod(
     plan: Option<&VmPlan>,
     migration_target: bool,
 ) -> Option<(String, String)> {
-    let ns = meta_str(vmi, "namespace").to_string();
-    let vmi_name = meta_str(vmi, "name").to_string();
-    let vmi_uid = meta_str(vmi, "uid").to_string();
-    let v = w.config.version;
+    let names = vmi_names(vmi);
     let cluster = sizing::Cluster {
-        release: Some(v),
+        release: Some(w.config.version),
         ratio: w.config.ratio.clone(),
         arch: "amd64".into(),
     };
     let o = match sizing::overhead(&vmi["spec"], &cluster) {
         Ok(o) => o,
         Err(unmodelled) => {
-            refuse(w, &ns, &vmi_name, &unmodelled);
+            refuse(w, &names.ns, &names.vmi_name, &unmodelled);
             return None;
         }
     };
-    let d = &vmi["spec"]["domain"];
-    let bytes = |x: &Value| x.as_str().and_then(bytes_of);
-    let request = bytes(&d["resources"]["requests"]["memory"]).unwrap_or(0);
-    let limit = bytes(&d["resources"]["limits"]["memory"]);
-    let guest = bytes(&d["memory"]["guest"]).or(limit).unwrap_or(request);
-    let n_cpu = sizing::vcpus(&vmi["spec"]);
-    let overcommit_overhead = d["resources"]["overcommitGuestOverhead"].as_bool() == Some(true);
-    let mem_req = if overcommit_overhead {
-        request
-    } else {
-        request + o
-    };
-    let mem_lim = limit.map(|l| l + o).or_else(|| auto_limit(w, &ns, mem_req));
-    let cpu_req = d["resources"]["requests"]["cpu"]
-        .as_str()
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("{}m", n_cpu * 100));
-    let cpu_lim = d["resources"]["limits"]["cpu"].as_str().map(str::to_string);
+    let sz = compute_sizing(w, vmi, o, &names.ns);
     let image = launcher_image(&w.config);
-    let sidecar =
-        v >= Version::new(1, 1, 0) && d["devices"]["logSerialConsole"].as_bool() != Some(false);
-
-    let mut compute_res = json!({"requests": {"memory": mem_req.to_string(), "cpu": cpu_req,
-                                              "devices.kubevirt.io/kvm": "1", "devices.kubevirt.io/tun": "1"},
-                                 "limits": {"devices.kubevirt.io/kvm": "1", "devices.kubevirt.io/tun": "1"}});
-    if let Some(l) = mem_lim {
-        compute_res["limits"]["memory"] = json!(l.to_string());
-    }
-    if let Some(c) = &cpu_lim {
-        compute_res["limits"]["cpu"] = json!(c);
-    }
-    let guaranteed = !sidecar
-        && mem_lim == Some(mem_req)
-        && match (
-            cpu_lim.as_deref().map(Exact::parse),
-            compute_res["requests"]["cpu"].as_str().map(Exact::parse),
-        ) {
-            (Some(Ok(l)), Some(Ok(r))) => same(l, r),
-            _ => false,
-        };
-    let qos = if guaranteed {
-        "Guaranteed"
-    } else {
-        "Burstable"
-    };
+    let compute_res = compute_resources(&sz);
+    let qos = qos_class(&sz);
     let ids = [
         container_id(),
         container_id(),
-        if sidecar {
+        if sz.console_sidecar {
             container_id()
         } else {
             String::new()
         },
     ];
-    let mut containers = vec![json!({
+    let (containers, statuses) = containers(w, &names, &image, compute_res, &sz, &ids);
+    let pod_name = format!("virt-launcher-{}-{}", names.vmi_name, name_suffix());
+    let pod_ip = w.alloc_ip();
+    let node_model = w.nodes.get(node)?;
+    let host_ip = node_model.ip.clone();
+    let oom_score_adj = oom_score_adj(qos, sz.memory_request, node_model.memory);
+    let now = w.timestamp();
+    let mut pod = pod_object(&names, &pod_name, node, qos, &host_ip, &pod_ip, &now);
+    pod["metadata"]["labels"] = pod_labels(&names, node, migration_target);
+    pod["metadata"]["annotations"] = pod_annotations(w.config.version, &names.vmi_name, o);
+    pod["spec"]["containers"] = Value::Array(containers);
+    pod["status"]["containerStatuses"] = Value::Array(statuses);
+    let stored = w.store.insert(&PODS, pod, &now).ok()?;
+    let pod_uid = meta_str(stored, "uid").to_string();
+    let node_model = w.nodes.get_mut(node)?;
+    let pids = std::array::from_fn(|_| node_model.alloc_pid());
+    let (shape, params) = workload_of(w, &sz, plan, migration_target);
+    let started = w.now();
+    let (compute_limit, pod_limit) = cgroup_limits(&sz);
+    let launcher = Launcher {
+        pod_uid: pod_uid.clone(),
+        pod_name: pod_name.clone(),
+        namespace: names.ns,
+        vm_name: names.vm_name,
+        vmi_uid: names.vmi_uid,
+        node: node.to_string(),
+        qos,
+        never_over: never_over(&shape, &params, compute_limit, pod_limit),
+        shape,
+        params,
+        started,
+        compute_limit,
+        pod_limit,
+        container_ids: ids,
+        pids,
+        oom_score_adj,
+        oom_kills: 0,
+        failcnt: 0,
+        max_usage: 0,
+        killed_at: None,
+        checked_until: started,
+        overhead: o,
+    };
+    w.launchers.insert(pod_uid.clone(), launcher);
+    Some((pod_uid, pod_name))
+}
+
+fn vmi_names(vmi: &Value) -> VmiNames {
+    let vmi_name = meta_str(vmi, "name").to_string();
+    VmiNames {
+        ns: meta_str(vmi, "namespace").to_string(),
+        vm_name: vmi["metadata"]["ownerReferences"][0]["name"]
+            .as_str()
+            .unwrap_or(&vmi_name)
+            .to_string(),
+        vmi_uid: meta_str(vmi, "uid").to_string(),
+        vmi_name,
+    }
+}
+
+/// The compute container's memory and CPU from the VMI's domain and the overhead `o`.
+fn compute_sizing(w: &World, vmi: &Value, o: i64, ns: &str) -> Sizing {
+    let d = &vmi["spec"]["domain"];
+    let bytes = |x: &Value| x.as_str().and_then(bytes_of);
+    let request = bytes(&d["resources"]["requests"]["memory"]).unwrap_or(0);
+    let limit = bytes(&d["resources"]["limits"]["memory"]);
+    let vcpus = sizing::vcpus(&vmi["spec"]);
+    let memory_request = if d["resources"]["overcommitGuestOverhead"].as_bool() == Some(true) {
+        request
+    } else {
+        request + o
+    };
+    Sizing {
+        memory_request,
+        memory_limit: limit
+            .map(|l| l + o)
+            .or_else(|| auto_limit(w, ns, memory_request)),
+        guest: bytes(&d["memory"]["guest"]).or(limit).unwrap_or(request),
+        vcpus,
+        cpu_request: d["resources"]["requests"]["cpu"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{}m", vcpus * 100)),
+        cpu_limit: d["resources"]["limits"]["cpu"].as_str().map(str::to_string),
+        console_sidecar: w.config.version >= Version::new(1, 1, 0)
+            && d["devices"]["logSerialConsole"].as_bool() != Some(false),
+    }
+}
+
+/// The compute container's `resources` (KubeVirt's device plugins' kvm and tun too).
+fn compute_resources(sz: &Sizing) -> Value {
+    let mut res = json!({"requests": {"memory": sz.memory_request.to_string(), "cpu": sz.cpu_request,
+                                      "devices.kubevirt.io/kvm": "1", "devices.kubevirt.io/tun": "1"},
+                         "limits": {"devices.kubevirt.io/kvm": "1", "devices.kubevirt.io/tun": "1"}});
+    if let Some(l) = sz.memory_limit {
+        res["limits"]["memory"] = json!(l.to_string());
+    }
+    if let Some(c) = &sz.cpu_limit {
+        res["limits"]["cpu"] = json!(c);
+    }
+    res
+}
+
+/// Guaranteed when the only container's limits equal its requests (memory and CPU), else
+/// Burstable.
+fn qos_class(sz: &Sizing) -> &'static str {
+    let guaranteed = !sz.console_sidecar
+        && sz.memory_limit == Some(sz.memory_request)
+        && match (
+            sz.cpu_limit.as_deref().map(Exact::parse),
+            Exact::parse(&sz.cpu_request),
+        ) {
+            (Some(Ok(l)), Ok(r)) => same(l, r),
+            _ => false,
+        };
+    if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
+}
+
+/// The pod's containers (compute, and the console log sidecar) and their running statuses.
+fn containers(
+    w: &World,
+    names: &VmiNames,
+    image: &str,
+    compute_res: Value,
+    sz: &Sizing,
+    ids: &[String; 3],
+) -> (Vec<Value>, Vec<Value>) {
+    let mut containers = vec![compute_container(names, image, compute_res)];
+    let mut statuses = vec![container_status("compute", image, &ids[1], &w.timestamp())];
+    if sz.console_sidecar {
+        containers.push(console_log_container(image, &names.vmi_uid));
+        statuses.push(container_status(
+            "guest-console-log",
+            image,
+            &ids[2],
+            &w.timestamp(),
+        ));
+    }
+    (containers, statuses)
+}
+
+fn compute_container(names: &VmiNames, image: &str, resources: Value) -> Value {
+    let VmiNames {
+        ns,
+        vmi_name,
+        vmi_uid,
+        ..
+    } = names;
+    let mut c = json!({
         "name": "compute", "image": image,
         "command": ["/usr/bin/virt-launcher-monitor", "--qemu-timeout", "301s", "--name", vmi_name, "--uid", vmi_uid,
                     "--namespace", ns, "--kubevirt-share-dir", "/var/run/kubevirt", "--ephemeral-disk-dir", "/var/run/kubevirt-ephemeral-disks",
@@ -132,50 +262,66 @@ pub fn create_launcher_pod(
         "resources": null,
         "securityContext": {"runAsUser": 107, "runAsGroup": 107, "runAsNonRoot": true, "privileged": false,
                             "capabilities": {"add": ["NET_BIND_SERVICE"], "drop": ["ALL"]}}
-    })];
+    });
     // Values are moved in after json!, which would copy them by serializing.
-    containers[0]["resources"] = compute_res;
-    let mut statuses = vec![container_status("compute", &image, &ids[1], &w.timestamp())];
-    if sidecar {
-        containers.push(json!({
-            "name": "guest-console-log", "image": image,
-            "command": ["/usr/bin/virt-tail"], "args": ["--logfile", format!("/var/run/kubevirt-private/{vmi_uid}/virt-serial0-log")],
-            "resources": {"limits": {"cpu": "15m", "memory": CONSOLE_LOG_SIDECAR_BYTES.to_string()},
-                          "requests": {"cpu": "5m", "memory": "35M"}}
-        }));
-        statuses.push(container_status(
-            "guest-console-log",
-            &image,
-            &ids[2],
-            &w.timestamp(),
-        ));
-    }
-    let pod_name = format!("virt-launcher-{vmi_name}-{}", name_suffix());
-    let vm_name = vmi["metadata"]["ownerReferences"][0]["name"]
-        .as_str()
-        .unwrap_or(&vmi_name)
-        .to_string();
-    let pod_ip = w.alloc_ip();
-    let node_model = w.nodes.get(node)?;
-    let host_ip = node_model.ip.clone();
-    let capacity = node_model.memory.max(1);
-    let oom_score_adj = if guaranteed {
+    c["resources"] = resources;
+    c
+}
+
+fn console_log_container(image: &str, vmi_uid: &str) -> Value {
+    json!({
+        "name": "guest-console-log", "image": image,
+        "command": ["/usr/bin/virt-tail"], "args": ["--logfile", format!("/var/run/kubevirt-private/{vmi_uid}/virt-serial0-log")],
+        "resources": {"limits": {"cpu": "15m", "memory": CONSOLE_LOG_SIDECAR_BYTES.to_string()},
+                      "requests": {"cpu": "5m", "memory": "35M"}}
+    })
+}
+
+/// The kubelet's `oom_score_adj` for the pod's processes: -997 when Guaranteed, else by the
+/// share of the node's memory the pod requests.
+fn oom_score_adj(qos: &str, memory_request: i64, node_memory: i64) -> i64 {
+    if qos == "Guaranteed" {
         -997
     } else {
-        (1000 - 1000 * mem_req / capacity).clamp(2, 999)
-    };
+        (1000 - 1000 * memory_request / node_memory.max(1)).clamp(2, 999)
+    }
+}
+
+fn pod_annotations(v: Version, vmi_name: &str, o: i64) -> Value {
     let mut annotations = json!({"kubevirt.io/domain": vmi_name, "kubectl.kubernetes.io/default-container": "compute",
                                  "post.hook.backup.velero.io/command": "[\"/usr/bin/virt-freezer\", \"--unfreeze\"]"});
     if v >= Version::new(1, 8, 0) {
         annotations[keys::MEMORY_OVERHEAD_ANNOTATION] = json!(o.to_string());
     }
-    let mut labels = json!({keys::LAUNCHER_LABEL: keys::LAUNCHER_LABEL_VALUE, keys::CREATED_BY: vmi_uid,
-                            keys::VM_NAME_LABEL: vm_name, "kubevirt.io/nodeName": node});
+    annotations
+}
+
+fn pod_labels(names: &VmiNames, node: &str, migration_target: bool) -> Value {
+    let mut labels = json!({keys::LAUNCHER_LABEL: keys::LAUNCHER_LABEL_VALUE, keys::CREATED_BY: names.vmi_uid,
+                            keys::VM_NAME_LABEL: names.vm_name, "kubevirt.io/nodeName": node});
     if migration_target {
         labels["kubevirt.io/migrationJobUID"] = json!(super::store::new_uid());
     }
-    let now = w.timestamp();
-    let pod = json!({
+    labels
+}
+
+/// The pod object without its labels, annotations, containers and statuses (moved in after).
+fn pod_object(
+    names: &VmiNames,
+    pod_name: &str,
+    node: &str,
+    qos: &str,
+    host_ip: &str,
+    pod_ip: &str,
+    now: &str,
+) -> Value {
+    let VmiNames {
+        ns,
+        vmi_name,
+        vmi_uid,
+        ..
+    } = names;
+    json!({
         "metadata": {"name": pod_name, "namespace": ns, "labels": null, "annotations": null,
             "ownerReferences": [{"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance", "name": vmi_name,
                                  "uid": vmi_uid, "controller": true, "blockOwnerDeletion": true}]},
@@ -187,34 +333,40 @@ pub fn create_launcher_pod(
                    "conditions": [{"type": "Initialized", "status": "True"}, {"type": "Ready", "status": "True"},
                                   {"type": "ContainersReady", "status": "True"}, {"type": "PodScheduled", "status": "True"}],
                    "containerStatuses": null}
-    });
-    let mut pod = pod;
-    pod["metadata"]["labels"] = labels;
-    pod["metadata"]["annotations"] = annotations;
-    pod["spec"]["containers"] = Value::Array(containers);
-    pod["status"]["containerStatuses"] = Value::Array(statuses);
-    let stored = w.store.insert(&PODS, pod, &now).ok()?;
-    let pod_uid = meta_str(stored, "uid").to_string();
-    let compute_limit = mem_lim.map(floor_page);
-    let pod_limit = mem_lim.map(|l| {
+    })
+}
+
+/// The cgroup limits as the kernel stores them (whole pages): the compute container's, and the
+/// pod's (with the console sidecar's limit).
+fn cgroup_limits(sz: &Sizing) -> (Option<i64>, Option<i64>) {
+    let compute = sz.memory_limit.map(floor_page);
+    let pod = sz.memory_limit.map(|l| {
         floor_page(
-            l + if sidecar {
+            l + if sz.console_sidecar {
                 CONSOLE_LOG_SIDECAR_BYTES
             } else {
                 0
             },
         )
     });
-    let node_model = w.nodes.get_mut(node)?;
-    let pids = std::array::from_fn(|_| node_model.alloc_pid());
-    let seed = plan.map_or(1, |p| p.seed);
+    (compute, pod)
+}
+
+/// The launcher's processes and memory over time: the scenario's workload for this VM (or the
+/// default), with the flavour's process names.
+fn workload_of(
+    w: &World,
+    sz: &Sizing,
+    plan: Option<&VmPlan>,
+    migration_target: bool,
+) -> (Shape, Params) {
     let params = plan
         .map(|p| p.workload.clone())
         .unwrap_or_else(|| Params::from_workload(&Workload::default()));
     let shape = Shape {
-        guest,
-        vcpus: n_cpu,
-        libvirt_comm: if v >= Version::new(0, 59, 0) {
+        guest: sz.guest,
+        vcpus: sz.vcpus,
+        libvirt_comm: if w.config.version >= Version::new(0, 59, 0) {
             "virtqemud"
         } else {
             "libvirtd"
@@ -223,46 +375,25 @@ pub fn create_launcher_pod(
             Flavour::Harvester => "qemu-system-x86",
             Flavour::Kubevirt => "qemu-kvm",
         },
-        seed,
+        seed: plan.map_or(1, |p| p.seed),
         migration_target,
     };
-    let started = w.now();
-    let never_over = {
-        let far = super::workload::sample(&shape, &params, 1e9);
-        match (compute_limit, pod_limit) {
-            (Some(l), _) => far.compute_unreclaimable() <= l,
-            (None, Some(l)) => far.pod_unreclaimable() <= l,
-            (None, None) => true,
-        }
-    };
-    w.launchers.insert(
-        pod_uid.clone(),
-        Launcher {
-            pod_uid: pod_uid.clone(),
-            pod_name: pod_name.clone(),
-            namespace: ns,
-            vm_name,
-            vmi_uid,
-            node: node.to_string(),
-            qos,
-            shape,
-            params,
-            started,
-            compute_limit,
-            pod_limit,
-            container_ids: ids,
-            pids,
-            oom_score_adj,
-            oom_kills: 0,
-            failcnt: 0,
-            max_usage: 0,
-            killed_at: None,
-            checked_until: started,
-            never_over,
-            overhead: o,
-        },
-    );
-    Some((pod_uid, pod_name))
+    (shape, params)
+}
+
+/// Whether the launcher's memory can never reach its limit (ticks then skip it).
+fn never_over(
+    shape: &Shape,
+    params: &Params,
+    compute_limit: Option<i64>,
+    pod_limit: Option<i64>,
+) -> bool {
+    let far = super::workload::sample(shape, params, 1e9);
+    match (compute_limit, pod_limit) {
+        (Some(l), _) => far.compute_unreclaimable() <= l,
+        (None, Some(l)) => far.pod_unreclaimable() <= l,
+        (None, None) => true,
+    }
 }
 
 fn container_status(name: &str, image: &str, id: &str, started: &str) -> Value {

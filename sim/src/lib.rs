@@ -7,7 +7,7 @@
 //! `keys` and `sizing`); only the node probe script is the same file, because the simulator runs
 //! the real probe against its nodes' host trees.
 //!
-//! Layout: `scenario` (what the cluster holds, pure) → `world` (objects in `store`, nodes,
+//! Layout: `scenario` (what the cluster holds, pure; read from YAML by `yaml`) → `world` (objects in `store`, nodes,
 //! launchers) with `kubevirt`/`launcher`/`harvester` (controllers and webhook; `sizing` is KubeVirt's
 //! launcher overhead table) and `workload`
 //! (memory over time, pure) → `tick` (time passes: pods start, deadlines, OOM kills) →
@@ -58,6 +58,7 @@ pub mod version;
 pub mod watch;
 pub mod workload;
 pub mod world;
+pub mod yaml;
 
 pub use handle::{Sim, SimError, SimHandle, SimOptions};
 pub use scenario::Scenario;

@@ -58,32 +58,62 @@ pub struct OomReport {
 
 /// The report's lines, each prefixed with `[ seconds.micros]`.
 pub fn render(r: &OomReport) -> Vec<String> {
-    let kb = |b: i64| b / 1024;
-    let mut t = r.uptime;
-    let mut lines = Vec::new();
-    let mut push = |text: String, dt: f64| {
-        let micros = (t * 1e6).round() as u64;
-        lines.push(format!(
+    let mut out = Lines {
+        t: r.uptime,
+        lines: Vec::new(),
+    };
+    header(&mut out, r);
+    call_trace(&mut out);
+    counters(&mut out, r);
+    cgroup_stats(&mut out, r);
+    task_states(&mut out, r);
+    kill(&mut out, r);
+    out.lines
+}
+
+fn kb(b: i64) -> i64 {
+    b / 1024
+}
+
+/// Report lines being written, and the kernel's clock (each line a little after the last).
+struct Lines {
+    t: f64,
+    lines: Vec<String>,
+}
+
+impl Lines {
+    /// Add a line stamped now; the next comes `dt` seconds later.
+    fn push(&mut self, text: String, dt: f64) {
+        let micros = (self.t * 1e6).round() as u64;
+        self.lines.push(format!(
             "[{:>5}.{:06}] {text}",
             micros / 1_000_000,
             micros % 1_000_000
         ));
-        t += dt;
-    };
-    push(
+        self.t += dt;
+    }
+}
+
+/// Who invoked the OOM killer, on which CPU and kernel, and the machine.
+fn header(out: &mut Lines, r: &OomReport) {
+    out.push(
         format!(
             "{} invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj={}",
             r.trigger, r.oom_score_adj
         ),
         0.000006,
     );
-    push(format!("CPU: {} PID: {} Comm: {} Not tainted {} #1 SLE15-SP4 ff1e28259e46d1fe5c98a695c715341ba6a7fbe4", r.cpu, r.trigger_pid, r.trigger, r.kernel), 0.000004);
-    push(
+    out.push(format!("CPU: {} PID: {} Comm: {} Not tainted {} #1 SLE15-SP4 ff1e28259e46d1fe5c98a695c715341ba6a7fbe4", r.cpu, r.trigger_pid, r.trigger, r.kernel), 0.000004);
+    out.push(
         "Hardware name: QEMU Standard PC (i440FX + PIIX, 1996), BIOS 1.13.0-1ubuntu1.1 04/01/2014"
             .into(),
         0.000001,
     );
-    push("Call Trace:".into(), 0.000003);
+}
+
+/// A vCPU's guest page fault charged to the memory cgroup, up to the OOM killer.
+fn call_trace(out: &mut Lines) {
+    out.push("Call Trace:".into(), 0.000003);
     for f in [
         " <TASK>",
         " dump_stack_lvl+0x45/0x5b",
@@ -105,28 +135,36 @@ pub fn render(r: &OomReport) -> Vec<String> {
         " entry_SYSCALL_64_after_hwframe+0x61/0xcb",
         " </TASK>",
     ] {
-        push(f.into(), 0.000003);
+        out.push(f.into(), 0.000003);
     }
+}
+
+/// The cgroup's memory, memory+swap and kmem counters (usage at the limit).
+fn counters(out: &mut Lines, r: &OomReport) {
     let usage = kb(r.limit_bytes);
-    push(
+    out.push(
         format!(
             "memory: usage {usage}kB, limit {usage}kB, failcnt {}",
             r.failcnt
         ),
         0.000002,
     );
-    push(
+    out.push(
         format!("memory+swap: usage {usage}kB, limit {UNLIMITED_KB}kB, failcnt 0"),
         0.000001,
     );
-    push(
+    out.push(
         format!(
             "kmem: usage {}kB, limit {UNLIMITED_KB}kB, failcnt 0",
             kb(r.kmem_bytes)
         ),
         0.000001,
     );
-    push(
+}
+
+/// "Memory cgroup stats for …": the memory.stat keys the kernel prints, in one entry.
+fn cgroup_stats(out: &mut Lines, r: &OomReport) {
+    out.push(
         format!("Memory cgroup stats for {}:", r.oom_memcg),
         0.000018,
     );
@@ -153,14 +191,18 @@ pub fn render(r: &OomReport) -> Vec<String> {
         "unevictable 0".to_string(),
         format!("slab {}", s.slab),
     ];
-    push(stat_lines.join("\n               "), 0.000001);
-    push("Tasks state (memory values in pages):".into(), 0.000001);
-    push(
+    out.push(stat_lines.join("\n               "), 0.000001);
+}
+
+/// "Tasks state": one line per task of the cgroup.
+fn task_states(out: &mut Lines, r: &OomReport) {
+    out.push("Tasks state (memory values in pages):".into(), 0.000001);
+    out.push(
         "[  pid  ]   uid  tgid total_vm      rss pgtables_bytes swapents oom_score_adj name".into(),
         0.000002,
     );
     for task in &r.tasks {
-        push(
+        out.push(
             format!(
                 "[{:>7}] {:>5} {:>5} {:>8} {:>8} {:>8} {:>8}         {:>5} {}",
                 task.pid,
@@ -176,8 +218,12 @@ pub fn render(r: &OomReport) -> Vec<String> {
             0.000002,
         );
     }
+}
+
+/// The kill: the constraint line, the victim's memory, and the reaper.
+fn kill(out: &mut Lines, r: &OomReport) {
     let v = &r.victim;
-    push(
+    out.push(
         format!(
             "oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset={},mems_allowed=0,oom_memcg={},task_memcg={},task={},pid={},uid=107",
             r.cpuset, r.oom_memcg, r.task_memcg, v.comm, r.victim_pid
@@ -185,21 +231,20 @@ pub fn render(r: &OomReport) -> Vec<String> {
         0.00002,
     );
     let pgtables_kb = (v.rss() / 4096 / 512 + 8) * 4;
-    push(
+    out.push(
         format!(
             "Memory cgroup out of memory: Killed process {} ({}) total-vm:{}kB, anon-rss:{}kB, file-rss:{}kB, shmem-rss:{}kB, UID:107 pgtables:{pgtables_kb}kB oom_score_adj:{}",
             r.victim_pid, v.comm, kb(v.vsz), kb(v.anon), kb(v.file), kb(v.shmem), r.oom_score_adj
         ),
         0.0515,
     );
-    push(
+    out.push(
         format!(
             "oom_reaper: reaped process {} ({}), now anon-rss:0kB, file-rss:20kB, shmem-rss:0kB",
             r.victim_pid, v.comm
         ),
         0.0,
     );
-    lines
 }
 
 #[cfg(test)]

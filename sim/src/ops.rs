@@ -272,7 +272,7 @@ pub fn patch(
 ) -> Result<Value, ApiError> {
     let current = get(w, t)?;
     let patch: Value = match kind {
-        PatchType::Apply => serde_yaml::from_slice(body)
+        PatchType::Apply => crate::yaml::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?,
         _ => serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?,

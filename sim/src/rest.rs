@@ -327,6 +327,20 @@ fn list_response(rt: &ResourceType, meta: &Value, items: &[Bytes]) -> Response {
         .into_response()
 }
 
+/// A verb on a resource, routed: the target, its selectors and how to answer.
+struct VerbRequest<'a> {
+    app: &'a App,
+    t: Target,
+    q: &'a Query,
+    headers: &'a HeaderMap,
+    body: &'a [u8],
+    labels: LabelSelector,
+    fields: FieldSelector,
+    dry_run: bool,
+    /// Answer with a `meta.k8s.io/v1` Table (`kubectl get`).
+    table: bool,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn resource(
     app: &App,
@@ -346,11 +360,49 @@ fn resource(
             return Err(ApiError::path_not_found());
         }
     }
-    let labels = LabelSelector::parse(q.get("labelSelector").unwrap_or(""))?;
-    let fields = FieldSelector::parse(q.get("fieldSelector").unwrap_or(""))?;
-    let dry_run = q.get("dryRun").is_some_and(|d| !d.is_empty());
-    let table = wants_table(headers);
-    let verb = match (method, t.name.is_some()) {
+    let req = VerbRequest {
+        app,
+        labels: LabelSelector::parse(q.get("labelSelector").unwrap_or(""))?,
+        fields: FieldSelector::parse(q.get("fieldSelector").unwrap_or(""))?,
+        dry_run: q.get("dryRun").is_some_and(|d| !d.is_empty()),
+        table: wants_table(headers),
+        t,
+        q,
+        headers,
+        body,
+    };
+    let verb = verb_of(method, &req)?;
+    app.requests.count(RequestKind::of_verb(verb));
+    let t = &req.t;
+    app.world()
+        .auth
+        .check(user, verb, t.rt, t.sub.as_deref(), t.ns.as_deref())
+        .map_err(|e| e.named(t.name.as_deref()))?;
+    match verb {
+        "watch" => watch(req),
+        "list" => list(req),
+        "get" => get(req),
+        "create" => {
+            let obj = ops::create(&mut app.world(), t, req.parse_body()?, req.dry_run)?;
+            Ok(json_response(StatusCode::CREATED, &obj))
+        }
+        "update" => ok(ops::update(
+            &mut app.world(),
+            t,
+            req.parse_body()?,
+            req.dry_run,
+        )?),
+        "patch" => patch(req),
+        "delete" => ok(ops::delete(&mut app.world(), t, req.dry_run)?),
+        "deletecollection" => delete_collection(req),
+        _ => ok(status::success()),
+    }
+}
+
+/// The Kubernetes verb of a request: by method, and whether it names an object.
+fn verb_of(method: &Method, req: &VerbRequest) -> Result<&'static str, ApiError> {
+    let q = req.q;
+    Ok(match (method, req.t.name.is_some()) {
         (&Method::GET, false) if q.flag("watch") && q.get("watch").is_some() => "watch",
         (&Method::GET, false) => "list",
         (&Method::GET, true) => "get",
@@ -360,121 +412,128 @@ fn resource(
         (&Method::DELETE, true) => "delete",
         (&Method::DELETE, false) => "deletecollection",
         _ => return Err(ApiError::method_not_allowed()),
-    };
-    app.requests.count(RequestKind::of_verb(verb));
-    app.world()
-        .auth
-        .check(user, verb, t.rt, t.sub.as_deref(), t.ns.as_deref())
-        .map_err(|e| e.named(t.name.as_deref()))?;
-    let parse_body = || {
-        serde_json::from_slice::<Value>(body)
+    })
+}
+
+impl VerbRequest<'_> {
+    fn parse_body(&self) -> Result<Value, ApiError> {
+        serde_json::from_slice::<Value>(self.body)
             .map_err(|e| ApiError::bad_request(format!("error decoding body: {e}")))
-    };
-    match verb {
-        "watch" => {
-            let rv = q
-                .get("resourceVersion")
-                .filter(|s| !s.is_empty())
-                .map(|s| {
-                    s.parse::<u64>().map_err(|_| {
-                        ApiError::bad_request(format!("invalid resourceVersion {s:?}"))
-                    })
-                })
-                .transpose()?;
-            let timeout = q
-                .get("timeoutSeconds")
-                .and_then(|s| s.parse::<u64>().ok())
-                .unwrap_or(1800);
-            let req = super::watch::WatchRequest {
-                rt: t.rt,
-                ns: t.ns.clone(),
-                labels,
-                fields,
-                rv: rv.filter(|&r| r != 0),
-                timeout_secs: timeout,
-                bookmarks: q.flag("allowWatchBookmarks"),
-                as_table: table,
-            };
-            Ok(super::watch::watch(app, req))
-        }
-        "list" => {
-            let params = ListParams::from_query(q)?;
-            let mut w = app.world();
-            let listed = paging::list(
-                &mut w.store,
-                t.rt,
-                t.ns.as_deref(),
-                &labels,
-                &fields,
-                &params,
-            );
-            let page = match listed {
-                Ok(page) => page,
-                Err(ListError::Api(e)) => return Err(e),
-                Err(ListError::ContinueExpired { continue_token }) => {
-                    let mut body = ApiError::expired(paging::INCONSISTENT_CONTINUE).body();
-                    body["metadata"]["continue"] = json!(continue_token);
-                    return Ok(json_response(StatusCode::GONE, &body));
-                }
-            };
-            app.requests.count_listed(page.items.len());
-            let mut meta = json!({"resourceVersion": page.resource_version.to_string()});
-            if let Some(c) = &page.continue_token {
-                meta["continue"] = json!(c);
-            }
-            if let Some(n) = page.remaining {
-                meta["remainingItemCount"] = json!(n);
-            }
-            if table {
-                drop(w);
-                let items: Vec<Value> = page.items.iter().map(|o| (**o).clone()).collect();
-                let mut v = table::table(t.rt, &items, page.resource_version, now_epoch(app));
-                v["metadata"] = meta;
-                return ok(v);
-            }
-            let encoded: Vec<Bytes> = page
-                .keys
-                .iter()
-                .zip(&page.items)
-                .map(|(k, o)| w.store.encoded(t.rt, k, o))
-                .collect();
-            drop(w);
-            Ok(list_response(t.rt, &meta, &encoded))
-        }
-        "get" => {
-            let obj = ops::get(&app.world(), &t)?;
-            if table {
-                let rv = obj["metadata"]["resourceVersion"]
-                    .as_str()
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(0);
-                ok(table::table(t.rt, &[obj], rv, now_epoch(app)))
-            } else {
-                ok(obj)
-            }
-        }
-        "create" => {
-            let obj = ops::create(&mut app.world(), &t, parse_body()?, dry_run)?;
-            Ok(json_response(StatusCode::CREATED, &obj))
-        }
-        "update" => ok(ops::update(&mut app.world(), &t, parse_body()?, dry_run)?),
-        "patch" => {
-            let ct = headers
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            let kind = PatchType::from_content_type(ct)?;
-            ok(ops::patch(&mut app.world(), &t, kind, body, dry_run)?)
-        }
-        "delete" => ok(ops::delete(&mut app.world(), &t, dry_run)?),
-        "deletecollection" => {
-            let items =
-                ops::delete_collection(&mut app.world(), t.rt, t.ns.as_deref(), &labels, &fields)?;
-            let rv = app.world().store.resource_version();
-            ok(list_value(t.rt, items, rv))
-        }
-        _ => ok(status::success()),
     }
+}
+
+fn watch(req: VerbRequest) -> Result<Response, ApiError> {
+    let q = req.q;
+    let rv = q
+        .get("resourceVersion")
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {s:?}")))
+        })
+        .transpose()?;
+    let timeout = q
+        .get("timeoutSeconds")
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(1800);
+    let watch = super::watch::WatchRequest {
+        rt: req.t.rt,
+        ns: req.t.ns.clone(),
+        labels: req.labels,
+        fields: req.fields,
+        rv: rv.filter(|&r| r != 0),
+        timeout_secs: timeout,
+        bookmarks: q.flag("allowWatchBookmarks"),
+        as_table: req.table,
+    };
+    Ok(super::watch::watch(req.app, watch))
+}
+
+fn list(req: VerbRequest) -> Result<Response, ApiError> {
+    let (app, t) = (req.app, &req.t);
+    let params = ListParams::from_query(req.q)?;
+    let mut w = app.world();
+    let listed = paging::list(
+        &mut w.store,
+        t.rt,
+        t.ns.as_deref(),
+        &req.labels,
+        &req.fields,
+        &params,
+    );
+    let page = match listed {
+        Ok(page) => page,
+        Err(ListError::Api(e)) => return Err(e),
+        Err(ListError::ContinueExpired { continue_token }) => {
+            let mut body = ApiError::expired(paging::INCONSISTENT_CONTINUE).body();
+            body["metadata"]["continue"] = json!(continue_token);
+            return Ok(json_response(StatusCode::GONE, &body));
+        }
+    };
+    app.requests.count_listed(page.items.len());
+    let mut meta = json!({"resourceVersion": page.resource_version.to_string()});
+    if let Some(c) = &page.continue_token {
+        meta["continue"] = json!(c);
+    }
+    if let Some(n) = page.remaining {
+        meta["remainingItemCount"] = json!(n);
+    }
+    if req.table {
+        drop(w);
+        let items: Vec<Value> = page.items.iter().map(|o| (**o).clone()).collect();
+        let mut v = table::table(t.rt, &items, page.resource_version, now_epoch(app));
+        v["metadata"] = meta;
+        return ok(v);
+    }
+    let encoded: Vec<Bytes> = page
+        .keys
+        .iter()
+        .zip(&page.items)
+        .map(|(k, o)| w.store.encoded(t.rt, k, o))
+        .collect();
+    drop(w);
+    Ok(list_response(t.rt, &meta, &encoded))
+}
+
+fn get(req: VerbRequest) -> Result<Response, ApiError> {
+    let obj = ops::get(&req.app.world(), &req.t)?;
+    if !req.table {
+        return ok(obj);
+    }
+    let rv = obj["metadata"]["resourceVersion"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    ok(table::table(req.t.rt, &[obj], rv, now_epoch(req.app)))
+}
+
+fn patch(req: VerbRequest) -> Result<Response, ApiError> {
+    let ct = req
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let kind = PatchType::from_content_type(ct)?;
+    ok(ops::patch(
+        &mut req.app.world(),
+        &req.t,
+        kind,
+        req.body,
+        req.dry_run,
+    )?)
+}
+
+fn delete_collection(req: VerbRequest) -> Result<Response, ApiError> {
+    let (app, t) = (req.app, &req.t);
+    let items = ops::delete_collection(
+        &mut app.world(),
+        t.rt,
+        t.ns.as_deref(),
+        &req.labels,
+        &req.fields,
+    )?;
+    let rv = app.world().store.resource_version();
+    ok(list_value(t.rt, items, rv))
 }
 
 #[cfg(test)]

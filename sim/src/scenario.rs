@@ -182,7 +182,7 @@ impl Default for MemHold {
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
     #[error("scenario YAML: {0}")]
-    Yaml(#[from] serde_yaml::Error),
+    Yaml(#[from] crate::yaml::Error),
     #[error("scenario: {0}")]
     Invalid(String),
 }
@@ -190,7 +190,7 @@ pub enum ScenarioError {
 impl Scenario {
     /// Parse a scenario from YAML and check it.
     pub fn from_yaml(text: &str) -> Result<Scenario, ScenarioError> {
-        let s: Scenario = serde_yaml::from_str(text)?;
+        let s: Scenario = crate::yaml::from_str(text)?;
         s.validate()?;
         Ok(s)
     }
@@ -250,89 +250,37 @@ impl Scenario {
     }
 
     fn validate(&self) -> Result<(), ScenarioError> {
-        let bad = |m: String| Err(ScenarioError::Invalid(m));
         if crate::version::Version::parse(&self.kubevirt_version).is_none() {
-            return bad(format!(
+            return invalid(format!(
                 "kubevirtVersion {:?} is not a version",
                 self.kubevirt_version
             ));
         }
         if self.nodes.is_empty() && self.vms.iter().any(|v| v.run_strategy != "Halted") {
-            return bad("running VMs need at least one node".into());
+            return invalid("running VMs need at least one node".into());
         }
-        let node_names: Vec<&str> = self.nodes.iter().map(|n| n.name.as_str()).collect();
         for n in &self.nodes {
             if n.name.is_empty() {
-                return bad("a node has no name".into());
+                return invalid("a node has no name".into());
             }
             if let Err(e) = n.memory.bytes() {
-                return bad(format!("node {}: memory: {e}", n.name));
+                return invalid(format!("node {}: memory: {e}", n.name));
             }
         }
+        let node_names: Vec<&str> = self.nodes.iter().map(|n| n.name.as_str()).collect();
         let mut seen = std::collections::HashSet::new();
         for vm in &self.vms {
             let id = format!("{}/{}", vm.namespace, vm.name);
             if vm.name.is_empty() {
-                return bad("a VM has no name".into());
+                return invalid("a VM has no name".into());
             }
             if !seen.insert(id.clone()) {
-                return bad(format!("VM {id} appears twice"));
+                return invalid(format!("VM {id} appears twice"));
             }
-            for (what, q) in [
-                ("memory", Some(&vm.memory)),
-                ("guest", vm.guest.as_ref()),
-                ("request", vm.request.as_ref()),
-                ("reservedMemory", vm.reserved_memory.as_ref()),
-            ] {
-                if let Some(q) = q {
-                    if let Err(e) = q.bytes() {
-                        return bad(format!("VM {id}: {what}: {e}"));
-                    }
-                }
-            }
-            for node in vm.node.iter().chain(vm.migrate_to.iter()) {
-                if !node_names.contains(&node.as_str()) {
-                    return bad(format!("VM {id}: node {node} is not in the scenario"));
-                }
-            }
-            if !["Always", "RerunOnFailure", "Manual", "Halted", "Once"]
-                .contains(&vm.run_strategy.as_str())
-            {
-                return bad(format!("VM {id}: runStrategy {:?} is not one of Always, RerunOnFailure, Manual, Halted, Once", vm.run_strategy));
-            }
-            let w = &vm.workload;
-            for q in [
-                &w.guest_fill_rate,
-                &w.overhead_drift_per_minute,
-                &w.overhead_drift_max,
-                &w.file_cache,
-            ] {
-                if let Err(e) = q.bytes() {
-                    return bad(format!("VM {id}: workload: {e}"));
-                }
-            }
-            if let Some(m) = &w.memhold {
-                if let Err(e) = m.rate.bytes() {
-                    return bad(format!("VM {id}: memhold rate: {e}"));
-                }
-            }
+            vm.validate(&id, &node_names)?;
         }
-        for q in &self.quotas {
-            if let Err(e) = q.limits_memory.bytes() {
-                return bad(format!("quota in {}: limitsMemory: {e}", q.namespace));
-            }
-            if let Some(r) = &q.auto_memory_limits_ratio {
-                if !r.parse::<f64>().is_ok_and(|x| x.is_finite() && x >= 1.0) {
-                    return bad(format!(
-                        "quota in {}: autoMemoryLimitsRatio {r:?} must be a number >= 1",
-                        q.namespace
-                    ));
-                }
-            }
-        }
-        Ok(())
+        self.quotas.iter().try_for_each(QuotaSpec::validate)
     }
-
     /// Every namespace the scenario uses (listed ones and those of its VMs), sorted.
     pub fn all_namespaces(&self) -> Vec<String> {
         let mut v: Vec<String> = self
@@ -346,6 +294,73 @@ impl Scenario {
         v.sort();
         v.dedup();
         v
+    }
+}
+
+fn invalid(message: String) -> Result<(), ScenarioError> {
+    Err(ScenarioError::Invalid(message))
+}
+
+impl VmSpec {
+    /// Its quantities, nodes, run strategy and workload (`id` is `namespace/name`).
+    fn validate(&self, id: &str, node_names: &[&str]) -> Result<(), ScenarioError> {
+        for (what, q) in [
+            ("memory", Some(&self.memory)),
+            ("guest", self.guest.as_ref()),
+            ("request", self.request.as_ref()),
+            ("reservedMemory", self.reserved_memory.as_ref()),
+        ] {
+            if let Some(Err(e)) = q.map(Quantity::bytes) {
+                return invalid(format!("VM {id}: {what}: {e}"));
+            }
+        }
+        for node in self.node.iter().chain(self.migrate_to.iter()) {
+            if !node_names.contains(&node.as_str()) {
+                return invalid(format!("VM {id}: node {node} is not in the scenario"));
+            }
+        }
+        if !["Always", "RerunOnFailure", "Manual", "Halted", "Once"]
+            .contains(&self.run_strategy.as_str())
+        {
+            return invalid(format!("VM {id}: runStrategy {:?} is not one of Always, RerunOnFailure, Manual, Halted, Once", self.run_strategy));
+        }
+        self.workload.validate(id)
+    }
+}
+
+impl Workload {
+    fn validate(&self, id: &str) -> Result<(), ScenarioError> {
+        for q in [
+            &self.guest_fill_rate,
+            &self.overhead_drift_per_minute,
+            &self.overhead_drift_max,
+            &self.file_cache,
+        ] {
+            if let Err(e) = q.bytes() {
+                return invalid(format!("VM {id}: workload: {e}"));
+            }
+        }
+        if let Some(Err(e)) = self.memhold.as_ref().map(|m| m.rate.bytes()) {
+            return invalid(format!("VM {id}: memhold rate: {e}"));
+        }
+        Ok(())
+    }
+}
+
+impl QuotaSpec {
+    fn validate(&self) -> Result<(), ScenarioError> {
+        if let Err(e) = self.limits_memory.bytes() {
+            return invalid(format!("quota in {}: limitsMemory: {e}", self.namespace));
+        }
+        if let Some(r) = &self.auto_memory_limits_ratio {
+            if !r.parse::<f64>().is_ok_and(|x| x.is_finite() && x >= 1.0) {
+                return invalid(format!(
+                    "quota in {}: autoMemoryLimitsRatio {r:?} must be a number >= 1",
+                    self.namespace
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -391,6 +406,87 @@ mod tests {
             1
         );
         s.validate().unwrap();
+    }
+
+    /// `demo.yaml` reads to the values it says: counts, one VM's sizes, numbers written bare
+    /// (`overcommitMemory: 150`, `afterSeconds: 20`) and a ratio written as a string.
+    #[test]
+    fn demo_yaml_reads_to_its_values() {
+        let s = Scenario::demo().unwrap();
+        assert_eq!((s.vms.len(), s.nodes.len()), (14, 3));
+        assert_eq!(s.namespaces, vec!["default", "prod"]);
+        assert_eq!(s.overcommit_memory, 150);
+        assert_eq!(s.overhead_ratio.as_deref(), Some("1.5"));
+        let vm = |name: &str| s.vms.iter().find(|v| v.name == name).unwrap();
+        let memhold = vm("memhold-vm");
+        assert_eq!(memhold.memory.as_str(), "2Gi");
+        assert_eq!(memhold.memory.bytes().unwrap(), 2 << 30);
+        assert_eq!(memhold.cpus, 2);
+        assert_eq!(memhold.workload.guest_fill_start, 0.3);
+        assert_eq!(memhold.workload.guest_fill_rate.as_str(), "64Mi");
+        let hold = memhold.workload.memhold.as_ref().unwrap();
+        assert_eq!((hold.after_seconds, hold.rate.as_str()), (20.0, "2Mi"));
+        let db = vm("db-01");
+        assert_eq!(
+            (db.namespace.as_str(), db.memory.as_str()),
+            ("prod", "64Gi")
+        );
+        assert_eq!(db.reserved_memory.as_ref().unwrap().as_str(), "1Gi");
+        assert_eq!(vm("app-02").migrate_to.as_deref(), Some("harvester-node-3"));
+        assert!(vm("batch-01").no_limit);
+        assert_eq!(vm("dev-01").run_strategy, "Halted");
+        assert_eq!(s.nodes[0].memory.as_str(), "256Gi");
+    }
+
+    /// A quantity reads as `serde_yaml` 0.9.34 read it before (recorded from it): strings as
+    /// written, bare numbers as the text of the number it made of them.
+    #[test]
+    fn quantities_read_as_before() {
+        let read = |q: &str| {
+            Scenario::from_yaml(&format!(
+                "nodes: [{{name: n}}]\nvms: [{{name: a, memory: {q}}}]"
+            ))
+            .map(|s| s.vms[0].memory.as_str().to_string())
+        };
+        for (written, kept) in [
+            ("1Gi", "1Gi"),
+            ("512Mi", "512Mi"),
+            ("'2Gi'", "2Gi"),
+            ("1.5", "1.5"),
+            ("\"0.0\"", "0.0"),
+            ("0.0", "0.0"),
+            ("1.0", "1.0"),
+            ("100.10", "100.1"),
+            ("1073741824", "1073741824"),
+            ("1e3", "1000.0"),
+            ("1.5e3", "1500.0"),
+            ("12e-1", "1.2"),
+            ("1e20", "1e20"),
+            (".5", "0.5"),
+            ("5.", "5.0"),
+            ("+5", "5"),
+            ("-0", "0"),
+            ("0x10", "16"),
+            ("0o17", "15"),
+            ("017", "017"),
+            ("!!str 5", "5"),
+            ("!!int '5'", "5"),
+        ] {
+            assert_eq!(read(written).unwrap(), kept, "memory: {written}");
+        }
+        // Text that is no quantity is refused by the check; what is no string or number, by the reader.
+        for text in ["yes", "on", "1_000", ".inf"] {
+            assert!(
+                matches!(read(text), Err(ScenarioError::Invalid(_))),
+                "{text}"
+            );
+        }
+        for other in ["true", "~", "[1]", "{a: 1}"] {
+            assert!(
+                matches!(read(other), Err(ScenarioError::Yaml(_))),
+                "{other}"
+            );
+        }
     }
 
     #[test]

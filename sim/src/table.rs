@@ -33,86 +33,87 @@ fn condition(obj: &Value, ty: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
-fn columns(rt: &ResourceType) -> Vec<Value> {
-    let name = col(
-        "Name",
-        "string",
-        0,
-        "Name must be unique within a namespace.",
-    );
-    let age = col("Age", "string", 0, "CreationTimestamp");
-    match rt.plural {
-        "pods" => vec![
-            name,
-            col(
+/// A column: name, priority (1: only with `-o wide`) and description; every column is a string.
+type Column = (&'static str, i64, &'static str);
+
+const NAME: Column = ("Name", 0, "Name must be unique within a namespace.");
+const AGE: Column = ("Age", 0, "CreationTimestamp");
+
+/// The columns the real server (built-in types) and KubeVirt's and Harvester's CRDs print.
+const COLUMNS: [(&str, &[Column]); 6] = [
+    (
+        "pods",
+        &[
+            NAME,
+            (
                 "Ready",
-                "string",
                 0,
                 "The aggregate readiness state of this pod for accepting traffic.",
             ),
-            col(
+            (
                 "Status",
-                "string",
                 0,
                 "The aggregate status of the containers in this pod.",
             ),
-            col(
+            (
                 "Restarts",
-                "string",
                 0,
                 "The number of times the containers in this pod have been restarted.",
             ),
-            age,
-            col("IP", "string", 1, "IP address allocated to the pod."),
-            col(
-                "Node",
-                "string",
-                1,
-                "Name of the node this pod is assigned to.",
-            ),
+            AGE,
+            ("IP", 1, "IP address allocated to the pod."),
+            ("Node", 1, "Name of the node this pod is assigned to."),
         ],
-        "virtualmachines" => vec![
-            name,
-            age,
-            col("Status", "string", 0, "Human Readable Status"),
-            col("Ready", "string", 0, "Ready"),
+    ),
+    (
+        "virtualmachines",
+        &[
+            NAME,
+            AGE,
+            ("Status", 0, "Human Readable Status"),
+            ("Ready", 0, "Ready"),
         ],
-        "virtualmachineinstances" => vec![
-            name,
-            age,
-            col("Phase", "string", 0, ""),
-            col(
-                "IP",
-                "string",
-                0,
-                "The IP address of the VirtualMachineInstance",
-            ),
-            col("NodeName", "string", 0, ""),
-            col("Ready", "string", 0, ""),
-            col("Live-Migratable", "string", 1, ""),
+    ),
+    (
+        "virtualmachineinstances",
+        &[
+            NAME,
+            AGE,
+            ("Phase", 0, ""),
+            ("IP", 0, "The IP address of the VirtualMachineInstance"),
+            ("NodeName", 0, ""),
+            ("Ready", 0, ""),
+            ("Live-Migratable", 1, ""),
         ],
-        "nodes" => vec![
-            name,
-            col("Status", "string", 0, "The status of the node"),
-            col("Roles", "string", 0, "The roles of the node"),
-            age,
-            col(
-                "Version",
-                "string",
-                0,
-                "Kubelet Version reported by the node.",
-            ),
-            col("Internal-IP", "string", 1, ""),
-            col("Kernel-Version", "string", 1, ""),
+    ),
+    (
+        "nodes",
+        &[
+            NAME,
+            ("Status", 0, "The status of the node"),
+            ("Roles", 0, "The roles of the node"),
+            AGE,
+            ("Version", 0, "Kubelet Version reported by the node."),
+            ("Internal-IP", 1, ""),
+            ("Kernel-Version", 1, ""),
         ],
-        "namespaces" => vec![
-            name,
-            col("Status", "string", 0, "The status of the namespace"),
-            age,
-        ],
-        "settings" => vec![name, col("Value", "string", 0, ""), age],
-        _ => vec![name, age],
-    }
+    ),
+    (
+        "namespaces",
+        &[NAME, ("Status", 0, "The status of the namespace"), AGE],
+    ),
+    ("settings", &[NAME, ("Value", 0, ""), AGE]),
+];
+
+fn columns(rt: &ResourceType) -> Vec<Value> {
+    let columns: &[Column] = COLUMNS
+        .iter()
+        .find(|(plural, _)| *plural == rt.plural)
+        .map_or(&[NAME, AGE], |(_, columns)| columns);
+    columns
+        .iter()
+        .map(|(name, priority, description)| col(name, "string", *priority, description))
+        .collect()
 }
 
 fn cells(rt: &ResourceType, o: &Value, now: i64) -> Vec<Value> {
@@ -120,33 +121,7 @@ fn cells(rt: &ResourceType, o: &Value, now: i64) -> Vec<Value> {
     let a = json!(age(o, now));
     let st = &o["status"];
     match rt.plural {
-        "pods" => {
-            let cs = st["containerStatuses"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            let total = o["spec"]["containers"].as_array().map_or(0, Vec::len);
-            let ready = cs.iter().filter(|c| c["ready"] == json!(true)).count();
-            let restarts: i64 = cs.iter().filter_map(|c| c["restartCount"].as_i64()).sum();
-            let reason = cs
-                .iter()
-                .find_map(|c| {
-                    c["state"]["terminated"]["reason"]
-                        .as_str()
-                        .or(c["state"]["waiting"]["reason"].as_str())
-                })
-                .filter(|_| st["phase"] != json!("Running"));
-            let status = reason.map_or(s(&st["phase"]), |r| json!(r));
-            vec![
-                name,
-                json!(format!("{ready}/{total}")),
-                status,
-                json!(restarts.to_string()),
-                a,
-                s(&st["podIP"]),
-                s(&o["spec"]["nodeName"]),
-            ]
-        }
+        "pods" => pod_cells(o, name, a),
         "virtualmachines" => vec![
             name,
             a,
@@ -162,38 +137,72 @@ fn cells(rt: &ResourceType, o: &Value, now: i64) -> Vec<Value> {
             s(&condition(o, "Ready")),
             s(&condition(o, "LiveMigratable")),
         ],
-        "nodes" => {
-            let ready = if condition(o, "Ready") == json!("True") {
-                "Ready"
-            } else {
-                "NotReady"
-            };
-            let roles: Vec<&str> = o["metadata"]["labels"]
-                .as_object()
-                .map(|m| {
-                    m.keys()
-                        .filter_map(|k| k.strip_prefix("node-role.kubernetes.io/"))
-                        .collect()
-                })
-                .unwrap_or_default();
-            vec![
-                name,
-                json!(ready),
-                json!(if roles.is_empty() {
-                    "<none>".to_string()
-                } else {
-                    roles.join(",")
-                }),
-                a,
-                s(&st["nodeInfo"]["kubeletVersion"]),
-                s(&st["addresses"][0]["address"]),
-                s(&st["nodeInfo"]["kernelVersion"]),
-            ]
-        }
+        "nodes" => node_cells(o, name, a),
         "namespaces" => vec![name, s(&st["phase"]), a],
         "settings" => vec![name, s(&o["value"]), a],
         _ => vec![name, a],
     }
+}
+
+/// Ready containers of all, the phase (or why a container is not running), restarts.
+fn pod_cells(o: &Value, name: Value, age: Value) -> Vec<Value> {
+    let st = &o["status"];
+    let cs = st["containerStatuses"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let total = o["spec"]["containers"].as_array().map_or(0, Vec::len);
+    let ready = cs.iter().filter(|c| c["ready"] == json!(true)).count();
+    let restarts: i64 = cs.iter().filter_map(|c| c["restartCount"].as_i64()).sum();
+    let reason = cs
+        .iter()
+        .find_map(|c| {
+            c["state"]["terminated"]["reason"]
+                .as_str()
+                .or(c["state"]["waiting"]["reason"].as_str())
+        })
+        .filter(|_| st["phase"] != json!("Running"));
+    let status = reason.map_or(s(&st["phase"]), |r| json!(r));
+    vec![
+        name,
+        json!(format!("{ready}/{total}")),
+        status,
+        json!(restarts.to_string()),
+        age,
+        s(&st["podIP"]),
+        s(&o["spec"]["nodeName"]),
+    ]
+}
+
+/// Ready or not, the roles from `node-role.kubernetes.io/` labels, versions and address.
+fn node_cells(o: &Value, name: Value, age: Value) -> Vec<Value> {
+    let st = &o["status"];
+    let ready = if condition(o, "Ready") == json!("True") {
+        "Ready"
+    } else {
+        "NotReady"
+    };
+    let roles: Vec<&str> = o["metadata"]["labels"]
+        .as_object()
+        .map(|m| {
+            m.keys()
+                .filter_map(|k| k.strip_prefix("node-role.kubernetes.io/"))
+                .collect()
+        })
+        .unwrap_or_default();
+    vec![
+        name,
+        json!(ready),
+        json!(if roles.is_empty() {
+            "<none>".to_string()
+        } else {
+            roles.join(",")
+        }),
+        age,
+        s(&st["nodeInfo"]["kubeletVersion"]),
+        s(&st["addresses"][0]["address"]),
+        s(&st["nodeInfo"]["kernelVersion"]),
+    ]
 }
 
 /// A Table of `items`; rows carry the object's metadata (`PartialObjectMetadata`).

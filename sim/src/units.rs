@@ -188,14 +188,42 @@ impl serde::Serialize for Quantity {
 
 impl<'de> serde::Deserialize<'de> for Quantity {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        // A YAML number (`memory: 1073741824`) is a quantity too.
-        match serde_yaml::Value::deserialize(d)? {
-            serde_yaml::Value::String(s) => Ok(Quantity(s)),
-            serde_yaml::Value::Number(n) => Ok(Quantity(n.to_string())),
-            other => Err(serde::de::Error::custom(format!(
-                "expected a quantity such as 2Gi, got {other:?}"
-            ))),
-        }
+        d.deserialize_any(QuantityVisitor)
+    }
+}
+
+/// A quantity is a string, or a YAML number (`memory: 1073741824`) kept as the text the YAML
+/// reader before this one (`serde_yaml` 0.9) made of it: integers in decimal (`0x10` is `16`),
+/// floats as `ryu` writes them (`1e3` is `1000.0`, `.5` is `0.5`).
+struct QuantityVisitor;
+
+impl serde::de::Visitor<'_> for QuantityVisitor {
+    type Value = Quantity;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a quantity such as 2Gi")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Quantity, E> {
+        Ok(Quantity(v.to_string()))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Quantity, E> {
+        Ok(Quantity(v.to_string()))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Quantity, E> {
+        Ok(Quantity(v.to_string()))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Quantity, E> {
+        Ok(Quantity(if v.is_nan() {
+            ".nan".to_string()
+        } else if v.is_infinite() {
+            if v < 0.0 { "-.inf" } else { ".inf" }.to_string()
+        } else {
+            ryu::Buffer::new().format_finite(v).to_string()
+        }))
     }
 }
 

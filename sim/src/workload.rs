@@ -132,78 +132,20 @@ fn page(b: f64) -> i64 {
     (b as i64 / 4096) * 4096
 }
 
+/// Resident sizes of one VM's processes: `mi` MiB varied per VM and process `i`.
+fn base(shape: &Shape, mi: f64, i: u64) -> f64 {
+    mi * MI as f64 * jitter(shape.seed, i)
+}
+
 /// The launcher's memory `t` seconds after its VMI started.
 pub fn sample(shape: &Shape, p: &Params, t: f64) -> Sample {
     let t = t.max(0.0);
-    let g = shape.guest as f64;
-    let start = if shape.migration_target {
-        0.0
-    } else {
-        p.fill_start * g
-    };
-    let guest_resident = page(
-        (start + p.fill_rate * t)
-            .min(p.fill_max.max(p.fill_start) * g)
-            .min(g),
-    );
+    let guest_resident = guest_resident(shape, p, t);
     let drift = (p.drift_rate * t).min(p.drift_max);
-    let base = |mi: f64, i: u64| mi * MI as f64 * jitter(shape.seed, i);
-    // Resident sizes seen on real launchers (seed Example 3): well under KubeVirt's constants.
-    let qemu_own = base(26.0 + 2.0 * shape.vcpus as f64, 5) + 0.2 * drift;
-    let mut compute = vec![
-        ProcMem {
-            comm: "virt-launcher-m",
-            anon: page(base(9.0, 1)),
-            file: page(base(3.0, 11)),
-            shmem: 0,
-            vsz: 1_761_000 * 1024,
-        },
-        ProcMem {
-            comm: "virt-launcher",
-            anon: page(base(40.0, 2) + 0.5 * drift),
-            file: page(base(13.0, 12)),
-            shmem: 0,
-            vsz: 3_042_684 * 1024,
-        },
-        ProcMem {
-            comm: shape.libvirt_comm,
-            anon: page(base(24.0, 3) + 0.3 * drift),
-            file: page(base(8.0, 13)),
-            shmem: 0,
-            vsz: 1_403_024 * 1024,
-        },
-        ProcMem {
-            comm: "virtlogd",
-            anon: page(base(12.0, 4)),
-            file: page(base(6.0, 14)),
-            shmem: 0,
-            vsz: 147_048 * 1024,
-        },
-        ProcMem {
-            comm: shape.qemu_comm,
-            anon: guest_resident + page(qemu_own),
-            file: page(base(23.0, 15)),
-            shmem: 0,
-            vsz: shape.guest + 700 * MI,
-        },
-    ];
+    let mut compute = launcher_processes(shape, guest_resident, drift);
     if let Some((after, rate)) = p.memhold {
         if t >= after {
-            compute.push(ProcMem {
-                comm: "sh",
-                anon: page(base(2.0, 6)),
-                file: page(base(2.0, 16)),
-                shmem: 0,
-                vsz: 6964 * 1024,
-            });
-            let held = page(rate * (t - after));
-            compute.push(ProcMem {
-                comm: "memhold",
-                anon: held,
-                file: 4096 * 60,
-                shmem: 0,
-                vsz: held + 2 * MI,
-            });
+            compute.extend(memhold_processes(shape, rate * (t - after)));
         }
     }
     let anon: i64 = compute.iter().map(|p| p.anon).sum();
@@ -212,14 +154,14 @@ pub fn sample(shape: &Shape, p: &Params, t: f64) -> Sample {
         guest_resident,
         pagetables: page(anon as f64 / 512.0),
         kernel_stack: (shape.vcpus + 24) * 16 * 1024,
-        slab: page(base(3.0, 7)),
+        slab: page(base(shape, 3.0, 7)),
         active_file: page(file_cache * 0.25),
         inactive_file: page(file_cache * 0.75),
         compute,
         sidecar: ProcMem {
             comm: "virt-tail",
-            anon: page(base(5.0, 8)),
-            file: page(base(4.0, 18)),
+            anon: page(base(shape, 5.0, 8)),
+            file: page(base(shape, 4.0, 18)),
             shmem: 0,
             vsz: 1_237_000 * 1024,
         },
@@ -231,6 +173,86 @@ pub fn sample(shape: &Shape, p: &Params, t: f64) -> Sample {
             vsz: 972 * 1024,
         },
     }
+}
+
+/// Guest RAM resident after `t` seconds: from the start fraction (zero for a migration target)
+/// at the fill rate, up to the fill maximum and the guest's size.
+fn guest_resident(shape: &Shape, p: &Params, t: f64) -> i64 {
+    let g = shape.guest as f64;
+    let start = if shape.migration_target {
+        0.0
+    } else {
+        p.fill_start * g
+    };
+    page(
+        (start + p.fill_rate * t)
+            .min(p.fill_max.max(p.fill_start) * g)
+            .min(g),
+    )
+}
+
+/// The compute container's own processes with `drift` bytes of growth spread over them.
+/// Resident sizes seen on real launchers (seed Example 3): well under KubeVirt's constants.
+fn launcher_processes(shape: &Shape, guest_resident: i64, drift: f64) -> Vec<ProcMem> {
+    let qemu_own = base(shape, 26.0 + 2.0 * shape.vcpus as f64, 5) + 0.2 * drift;
+    vec![
+        ProcMem {
+            comm: "virt-launcher-m",
+            anon: page(base(shape, 9.0, 1)),
+            file: page(base(shape, 3.0, 11)),
+            shmem: 0,
+            vsz: 1_761_000 * 1024,
+        },
+        ProcMem {
+            comm: "virt-launcher",
+            anon: page(base(shape, 40.0, 2) + 0.5 * drift),
+            file: page(base(shape, 13.0, 12)),
+            shmem: 0,
+            vsz: 3_042_684 * 1024,
+        },
+        ProcMem {
+            comm: shape.libvirt_comm,
+            anon: page(base(shape, 24.0, 3) + 0.3 * drift),
+            file: page(base(shape, 8.0, 13)),
+            shmem: 0,
+            vsz: 1_403_024 * 1024,
+        },
+        ProcMem {
+            comm: "virtlogd",
+            anon: page(base(shape, 12.0, 4)),
+            file: page(base(shape, 6.0, 14)),
+            shmem: 0,
+            vsz: 147_048 * 1024,
+        },
+        ProcMem {
+            comm: shape.qemu_comm,
+            anon: guest_resident + page(qemu_own),
+            file: page(base(shape, 23.0, 15)),
+            shmem: 0,
+            vsz: shape.guest + 700 * MI,
+        },
+    ]
+}
+
+/// The `memhold` process (and the shell that started it) holding `held` bytes.
+fn memhold_processes(shape: &Shape, held: f64) -> [ProcMem; 2] {
+    let held = page(held);
+    [
+        ProcMem {
+            comm: "sh",
+            anon: page(base(shape, 2.0, 6)),
+            file: page(base(shape, 2.0, 16)),
+            shmem: 0,
+            vsz: 6964 * 1024,
+        },
+        ProcMem {
+            comm: "memhold",
+            anon: held,
+            file: 4096 * 60,
+            shmem: 0,
+            vsz: held + 2 * MI,
+        },
+    ]
 }
 
 /// The first model time in `(from, to]` at which `unreclaimable(t) > limit`, found by stepping

@@ -184,38 +184,26 @@ impl World {
     /// Build the world of a scenario: namespaces, nodes, KubeVirt CR, Harvester settings, VMs
     /// (through the same webhook and controller as API writes).
     pub fn new(scenario: &Scenario, host_root: PathBuf) -> Result<World, ApiError> {
-        let version = Version::parse(&scenario.kubevirt_version).ok_or_else(|| {
-            ApiError::internal(format!(
-                "bad KubeVirt version {}",
-                scenario.kubevirt_version
-            ))
-        })?;
-        let harvester = scenario.flavour == Flavour::Harvester;
-        let harvester_cfg = harvester.then(|| HarvesterConfig {
-            version: Version::parse(&scenario.harvester_version).unwrap_or(Version::new(1, 4, 1)),
-            ratio: scenario.overhead_ratio.clone().unwrap_or_default(),
-            overcommit_memory: scenario.overcommit_memory,
-        });
-        let kubevirt_namespace = if harvester {
-            "harvester-system"
-        } else {
-            "kubevirt"
-        }
-        .to_string();
-        let mut w = World {
+        let mut w = World::empty(cluster_config(scenario)?, host_root);
+        w.store.recording = false;
+        let now = w.timestamp();
+        w.create_namespaces(scenario, &now)?;
+        w.create_nodes(scenario, &now)?;
+        w.create_quotas(scenario, &now)?;
+        let kv = kubevirt_cr(&w.config, &w.config.kubevirt_namespace);
+        w.store.create(&KUBEVIRTS, kv, &now)?;
+        w.create_harvester_settings(&now)?;
+        w.create_vms(scenario)?;
+        w.store.compact();
+        Ok(w)
+    }
+
+    /// A cluster with nothing in it yet.
+    fn empty(config: ClusterConfig, host_root: PathBuf) -> World {
+        World {
             store: Store::new(),
             clock: SimClock::new(),
-            config: ClusterConfig {
-                flavour: scenario.flavour,
-                version,
-                ratio: scenario
-                    .overhead_ratio
-                    .clone()
-                    .filter(|r| !r.trim().is_empty() && r.trim() != "0"),
-                harvester: harvester_cfg,
-                kubevirt_namespace: kubevirt_namespace.clone(),
-                kubernetes_version: scenario.kubernetes_version.clone(),
-            },
+            config,
             nodes: BTreeMap::new(),
             plans: HashMap::new(),
             launchers: BTreeMap::new(),
@@ -228,29 +216,46 @@ impl World {
             host_root,
             next_ip: 10,
             round_robin: 0,
-        };
-        w.store.recording = false;
-        let now = w.timestamp();
+        }
+    }
+
+    /// The scenario's namespaces, `kube-system` and KubeVirt's.
+    fn create_namespaces(&mut self, scenario: &Scenario, now: &str) -> Result<(), ApiError> {
         let mut namespaces = scenario.all_namespaces();
-        namespaces.extend(["kube-system".to_string(), kubevirt_namespace.clone()]);
+        namespaces.extend([
+            "kube-system".to_string(),
+            self.config.kubevirt_namespace.clone(),
+        ]);
         namespaces.sort();
         namespaces.dedup();
         for ns in namespaces {
-            w.store.create(
+            self.store.create(
                 &NAMESPACES,
                 json!({"metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}),
-                &now,
+                now,
             )?;
         }
+        Ok(())
+    }
+
+    /// Node objects, and each node's model (uptime and first PID vary by its name).
+    fn create_nodes(&mut self, scenario: &Scenario, now: &str) -> Result<(), ApiError> {
         for (i, n) in scenario.nodes.iter().enumerate() {
             let memory = n.memory.bytes().unwrap_or(0);
             let ip = format!("192.168.122.{}", 101 + i);
-            w.store.create(
+            self.store.create(
                 &NODES,
-                node_object(n.name.as_str(), memory, n.cpus, &n.kernel, &ip, &w.config),
-                &now,
+                node_object(
+                    n.name.as_str(),
+                    memory,
+                    n.cpus,
+                    &n.kernel,
+                    &ip,
+                    &self.config,
+                ),
+                now,
             )?;
-            w.nodes.insert(
+            self.nodes.insert(
                 n.name.clone(),
                 NodeModel {
                     name: n.name.clone(),
@@ -264,50 +269,65 @@ impl World {
                 },
             );
         }
+        Ok(())
+    }
+
+    /// ResourceQuotas on `limits.memory`, with the namespace's auto-limit ratio label.
+    fn create_quotas(&mut self, scenario: &Scenario, now: &str) -> Result<(), ApiError> {
         for q in &scenario.quotas {
             if let Some(r) = &q.auto_memory_limits_ratio {
-                if let Some(mut ns) = w.store.get(&NAMESPACES, "", &q.namespace).cloned() {
+                if let Some(mut ns) = self.store.get(&NAMESPACES, "", &q.namespace).cloned() {
                     ns["metadata"]["labels"]["alpha.kubevirt.io/auto-memory-limits-ratio"] =
                         json!(r);
-                    w.store.replace(&NAMESPACES, ns)?;
+                    self.store.replace(&NAMESPACES, ns)?;
                 }
             }
             let hard = json!({"limits.memory": q.limits_memory.as_str()});
-            w.store.create(
+            self.store.create(
                 &RESOURCE_QUOTAS,
                 json!({"metadata": {"name": "memory-limits", "namespace": q.namespace}, "spec": {"hard": hard},
                        "status": {"hard": hard, "used": {"limits.memory": "0"}}}),
-                &now,
+                now,
             )?;
         }
-        let kv = kubevirt_cr(&w.config, &kubevirt_namespace);
-        w.store.create(&KUBEVIRTS, kv, &now)?;
-        if let Some(h) = &w.config.harvester {
-            for (name, value, default) in [
-                (
-                    "additional-guest-memory-overhead-ratio",
-                    h.ratio.clone(),
-                    "1.5".to_string(),
+        Ok(())
+    }
+
+    /// Harvester's settings the tool reads (none on plain KubeVirt).
+    fn create_harvester_settings(&mut self, now: &str) -> Result<(), ApiError> {
+        let Some(h) = &self.config.harvester else {
+            return Ok(());
+        };
+        for (name, value, default) in [
+            (
+                "additional-guest-memory-overhead-ratio",
+                h.ratio.clone(),
+                "1.5".to_string(),
+            ),
+            (
+                "overcommit-config",
+                String::new(),
+                format!(
+                    "{{\"cpu\":1600,\"memory\":{},\"storage\":200}}",
+                    h.overcommit_memory
                 ),
-                (
-                    "overcommit-config",
-                    String::new(),
-                    format!(
-                        "{{\"cpu\":1600,\"memory\":{},\"storage\":200}}",
-                        h.overcommit_memory
-                    ),
-                ),
-                ("server-version", h.version.to_string(), String::new()),
-            ] {
-                let mut s = json!({"metadata": {"name": name}, "default": default});
-                if !value.is_empty() {
-                    s["value"] = json!(value);
-                }
-                w.store.create(&SETTINGS, s, &now)?;
+            ),
+            ("server-version", h.version.to_string(), String::new()),
+        ] {
+            let mut s = json!({"metadata": {"name": name}, "default": default});
+            if !value.is_empty() {
+                s["value"] = json!(value);
             }
+            self.store.create(&SETTINGS, s, now)?;
         }
+        Ok(())
+    }
+
+    /// The scenario's VMs, each with its plan (node, workload), stored through the webhook and
+    /// the controller.
+    fn create_vms(&mut self, scenario: &Scenario) -> Result<(), ApiError> {
         for vm in &scenario.vms {
-            w.plans.insert(
+            self.plans.insert(
                 (vm.namespace.clone(), vm.name.clone()),
                 VmPlan {
                     node: vm.node.clone(),
@@ -316,12 +336,42 @@ impl World {
                     seed: seed_of(&format!("{}/{}", vm.namespace, vm.name)),
                 },
             );
-            let obj = super::kubevirt::vm_object(vm, &w.config);
-            super::kubevirt::store_vm(&mut w, obj)?;
+            let obj = super::kubevirt::vm_object(vm, &self.config);
+            super::kubevirt::store_vm(self, obj)?;
         }
-        w.store.compact();
-        Ok(w)
+        Ok(())
     }
+}
+
+/// The cluster-wide facts of a scenario: flavour, versions, the overhead ratio.
+fn cluster_config(scenario: &Scenario) -> Result<ClusterConfig, ApiError> {
+    let version = Version::parse(&scenario.kubevirt_version).ok_or_else(|| {
+        ApiError::internal(format!(
+            "bad KubeVirt version {}",
+            scenario.kubevirt_version
+        ))
+    })?;
+    let harvester = scenario.flavour == Flavour::Harvester;
+    Ok(ClusterConfig {
+        flavour: scenario.flavour,
+        version,
+        ratio: scenario
+            .overhead_ratio
+            .clone()
+            .filter(|r| !r.trim().is_empty() && r.trim() != "0"),
+        harvester: harvester.then(|| HarvesterConfig {
+            version: Version::parse(&scenario.harvester_version).unwrap_or(Version::new(1, 4, 1)),
+            ratio: scenario.overhead_ratio.clone().unwrap_or_default(),
+            overcommit_memory: scenario.overcommit_memory,
+        }),
+        kubevirt_namespace: if harvester {
+            "harvester-system"
+        } else {
+            "kubevirt"
+        }
+        .to_string(),
+        kubernetes_version: scenario.kubernetes_version.clone(),
+    })
 }
 
 fn node_object(

@@ -1,0 +1,199 @@
+//! The memory cgroups of a node (cgroup v1): what each directory is charged and the files the
+//! kernel shows for it.
+
+use std::fmt::Write as _;
+use std::io;
+use std::path::Path;
+
+use super::{compute_pid, UNLIMITED};
+use crate::treefiles::TreeWriter;
+use crate::workload::{ProcMem, Sample};
+use crate::world::Launcher;
+
+/// Memory charged to one cgroup.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Charge {
+    pub anon: i64,
+    pub shmem: i64,
+    pub active_file: i64,
+    pub inactive_file: i64,
+    pub kernel: i64,
+    pub anon_huge: i64,
+}
+
+impl Charge {
+    pub fn usage(&self) -> i64 {
+        self.anon + self.shmem + self.active_file + self.inactive_file + self.kernel
+    }
+
+    pub(super) fn add(&mut self, o: &Charge) {
+        self.anon += o.anon;
+        self.shmem += o.shmem;
+        self.active_file += o.active_file;
+        self.inactive_file += o.inactive_file;
+        self.kernel += o.kernel;
+        self.anon_huge += o.anon_huge;
+    }
+}
+
+/// Counters of one cgroup directory.
+#[derive(Debug, Clone, Default)]
+pub struct CgroupFiles {
+    pub limit: Option<i64>,
+    /// Own charge (processes directly in it); `total` is the hierarchical sum.
+    pub local: Charge,
+    pub total: Charge,
+    pub max_usage: i64,
+    pub failcnt: u64,
+    pub oom_kill: u64,
+    pub procs: Vec<u32>,
+}
+
+fn memory_stat(c: &CgroupFiles) -> String {
+    let mut s = String::new();
+    let l = &c.local;
+    let t = &c.total;
+    let lim = c.limit.unwrap_or(UNLIMITED);
+    let pages = |b: i64| b / 4096;
+    let rows: [(&str, i64, i64); 17] = [
+        (
+            "cache",
+            l.active_file + l.inactive_file + l.shmem,
+            t.active_file + t.inactive_file + t.shmem,
+        ),
+        ("rss", l.anon, t.anon),
+        ("rss_huge", l.anon_huge, t.anon_huge),
+        ("shmem", l.shmem, t.shmem),
+        ("mapped_file", l.active_file, t.active_file),
+        ("dirty", 0, 0),
+        ("writeback", 0, 0),
+        ("swap", 0, 0),
+        ("pgpgin", pages(l.usage()) + 1200, pages(t.usage()) + 1200),
+        ("pgpgout", 1200, 1200),
+        ("pgfault", pages(l.anon) * 2, pages(t.anon) * 2),
+        ("pgmajfault", 0, 1),
+        ("inactive_anon", l.anon - l.anon / 8, t.anon - t.anon / 8),
+        ("active_anon", l.anon / 8 + l.shmem, t.anon / 8 + t.shmem),
+        ("inactive_file", l.inactive_file, t.inactive_file),
+        ("active_file", l.active_file, t.active_file),
+        ("unevictable", 0, 0),
+    ];
+    for (k, v, _) in &rows {
+        let _ = writeln!(s, "{k} {v}");
+    }
+    let _ = writeln!(s, "hierarchical_memory_limit {lim}");
+    let _ = writeln!(s, "hierarchical_memsw_limit {UNLIMITED}");
+    for (k, _, v) in &rows {
+        let _ = writeln!(s, "total_{k} {v}");
+    }
+    s
+}
+
+pub(super) fn write_cgroup(w: &mut TreeWriter, dir: &Path, c: &CgroupFiles) -> io::Result<()> {
+    w.dir(dir)?;
+    let usage = c.total.usage();
+    let files: [(&str, String); 9] = [
+        (
+            "memory.limit_in_bytes",
+            format!("{}\n", c.limit.unwrap_or(UNLIMITED)),
+        ),
+        ("memory.usage_in_bytes", format!("{usage}\n")),
+        (
+            "memory.max_usage_in_bytes",
+            format!("{}\n", c.max_usage.max(usage)),
+        ),
+        ("memory.failcnt", format!("{}\n", c.failcnt)),
+        ("memory.stat", memory_stat(c)),
+        (
+            "memory.oom_control",
+            format!("oom_kill_disable 0\nunder_oom 0\noom_kill {}\n", c.oom_kill),
+        ),
+        (
+            "memory.kmem.usage_in_bytes",
+            format!("{}\n", c.total.kernel),
+        ),
+        ("memory.memsw.limit_in_bytes", format!("{UNLIMITED}\n")),
+        (
+            "cgroup.procs",
+            c.procs.iter().map(|p| format!("{p}\n")).collect(),
+        ),
+    ];
+    for (name, text) in files {
+        w.file(&dir.join(name), text)?;
+    }
+    Ok(())
+}
+
+/// The memory cgroups of one virt-launcher pod: the pod slice and its container scopes.
+pub struct LauncherCgroups {
+    pub pod: CgroupFiles,
+    /// (container name, container id, counters): `pause` (the sandbox, which the kubelet does not
+    /// list as a container), `compute`, and `guest-console-log` where the pod has it.
+    pub containers: Vec<(&'static str, String, CgroupFiles)>,
+}
+
+/// What the node's cgroups hold for launcher `l` with memory `s`: the one source of both the
+/// host tree the probe reads and the kubelet's stats summary.
+pub fn launcher_cgroups(l: &Launcher, s: &Sample) -> LauncherCgroups {
+    let file = |p: &ProcMem| Charge {
+        anon: p.anon,
+        shmem: p.shmem,
+        ..Charge::default()
+    };
+    let pause = file(&s.pause);
+    let console = file(&s.sidecar);
+    let compute = Charge {
+        anon: s.compute.iter().map(|p| p.anon).sum(),
+        shmem: s.compute.iter().map(|p| p.shmem).sum(),
+        active_file: s.active_file,
+        inactive_file: s.inactive_file,
+        kernel: s.pagetables + s.kernel_stack + s.slab,
+        anon_huge: s.guest_resident / (2 << 20) * (2 << 20),
+    };
+    let leaf = |charge: Charge, limit: Option<i64>, procs: Vec<u32>| CgroupFiles {
+        limit,
+        local: charge,
+        total: charge,
+        procs,
+        ..CgroupFiles::default()
+    };
+    let compute_pids: Vec<u32> = (0..s.compute.len()).map(|i| compute_pid(l, i)).collect();
+    let mut containers = vec![
+        (
+            "pause",
+            l.container_ids[0].clone(),
+            leaf(pause, None, vec![l.pids[0]]),
+        ),
+        (
+            "compute",
+            l.container_ids[1].clone(),
+            CgroupFiles {
+                max_usage: l.max_usage,
+                failcnt: l.failcnt,
+                oom_kill: l.oom_kills,
+                ..leaf(compute, l.compute_limit, compute_pids)
+            },
+        ),
+    ];
+    if l.has_console_sidecar() {
+        containers.push((
+            "guest-console-log",
+            l.container_ids[2].clone(),
+            leaf(console, None, vec![l.pids[6]]),
+        ));
+    }
+    let mut pod = Charge::default();
+    for (_, _, c) in &containers {
+        pod.add(&c.total);
+    }
+    LauncherCgroups {
+        pod: CgroupFiles {
+            limit: l.pod_limit,
+            local: Charge::default(),
+            total: pod,
+            max_usage: l.max_usage + pause.usage() + console.usage(),
+            ..CgroupFiles::default()
+        },
+        containers,
+    }
+}
