@@ -1,5 +1,6 @@
 //! Harvester's memory reservation: the `reservedMemory` annotation, its defaults by release and
-//! ratio setting, and the seed's reservation table. Facts: `shared/facts/harvester.md`.
+//! ratio setting, and the size table of reservations by configured size (what a production OOM
+//! investigation on Harvester settled on: 256Mi for 1G, 384Mi for 2-4G, 512Mi from 5G, 1Gi from 10G).
 
 use super::objects::{keys, HarvesterSetting, VirtualMachine};
 use super::overhead::{GI, MI};
@@ -103,9 +104,9 @@ pub fn hotplug(vm: &VirtualMachine) -> bool {
         .is_some_and(|v| v == "true")
 }
 
-/// The seed's reservation table for a configured guest size: 1G → 256Mi, 2–4G → 384Mi,
+/// The size table's reservation for a configured guest size: 1G → 256Mi, 2–4G → 384Mi,
 /// ≥ 5G → 512Mi, ≥ 10G → 1024Mi (below 2G: 256Mi; 4–5G: 384Mi).
-pub fn seed_reserve(guest_bytes: i64) -> i64 {
+pub fn size_table_reserve(guest_bytes: i64) -> i64 {
     if guest_bytes >= 10 * GI {
         1024 * MI
     } else if guest_bytes >= 5 * GI {
@@ -117,8 +118,8 @@ pub fn seed_reserve(guest_bytes: i64) -> i64 {
     }
 }
 
-/// A one-line description of the seed table row used.
-pub fn seed_row(guest_bytes: i64) -> &'static str {
+/// A one-line description of the size table's row used.
+pub fn size_table_row(guest_bytes: i64) -> &'static str {
     if guest_bytes >= 10 * GI {
         "VMs of 10Gi or more"
     } else if guest_bytes >= 5 * GI {
@@ -191,15 +192,15 @@ mod tests {
     }
 
     #[test]
-    fn seed_table() {
-        assert_eq!(seed_reserve(GI), 256 * MI);
-        assert_eq!(seed_reserve(1948 * MI), 256 * MI);
-        assert_eq!(seed_reserve(2 * GI), 384 * MI);
-        assert_eq!(seed_reserve(4 * GI), 384 * MI);
-        assert_eq!(seed_reserve(4 * GI + 512 * MI), 384 * MI);
-        assert_eq!(seed_reserve(5 * GI), 512 * MI);
-        assert_eq!(seed_reserve(8 * GI), 512 * MI);
-        assert_eq!(seed_reserve(10 * GI), 1024 * MI);
-        assert_eq!(seed_reserve(64 * GI), 1024 * MI);
+    fn size_table() {
+        assert_eq!(size_table_reserve(GI), 256 * MI);
+        assert_eq!(size_table_reserve(1948 * MI), 256 * MI);
+        assert_eq!(size_table_reserve(2 * GI), 384 * MI);
+        assert_eq!(size_table_reserve(4 * GI), 384 * MI);
+        assert_eq!(size_table_reserve(4 * GI + 512 * MI), 384 * MI);
+        assert_eq!(size_table_reserve(5 * GI), 512 * MI);
+        assert_eq!(size_table_reserve(8 * GI), 512 * MI);
+        assert_eq!(size_table_reserve(10 * GI), 1024 * MI);
+        assert_eq!(size_table_reserve(64 * GI), 1024 * MI);
     }
 }

@@ -1,4 +1,4 @@
-//! Explaining an OOM report the way the seed's author did by hand: which VM, what triggered it,
+//! Explaining an OOM report the way an operator does by hand: which VM, what triggered it,
 //! what each process held against its KubeVirt budget, how far over the room for non-guest
 //! memory, and what reservation to set. Pure: the inventory is optional and passed in.
 
@@ -52,11 +52,11 @@ pub fn explain(
         .collect()
 }
 
-/// The seed's reservation table, keyed by the VM's configured memory (one table for the whole
-/// tool: [`crate::model::harvester::seed_reserve`]).
+/// The size table of reservations, keyed by the VM's configured memory (one table for the whole
+/// tool: [`crate::model::harvester::size_table_reserve`]).
 pub fn seed_reservation(configured_bytes: u64) -> u64 {
     let configured = i64::try_from(configured_bytes).unwrap_or(i64::MAX);
-    crate::model::harvester::seed_reserve(configured).unsigned_abs()
+    crate::model::harvester::size_table_reserve(configured).unsigned_abs()
 }
 
 fn round_up_64mi(b: u64) -> u64 {
@@ -335,7 +335,7 @@ fn task_verdicts(
         .collect()
 }
 
-/// max(seed table for the configured memory, 1.25 × non-guest memory at the kill − O), rounded
+/// max(the size table for the configured memory, 1.25 × non-guest memory at the kill − O), rounded
 /// up to 64Mi, with its reason.
 fn reservation(
     configured: Option<u64>,
@@ -377,7 +377,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn seed_table() {
+    fn size_table() {
         let gi = 1u64 << 30;
         assert_eq!(seed_reservation(gi), 256 << 20);
         assert_eq!(seed_reservation(2 * gi), 384 << 20);

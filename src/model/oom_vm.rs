@@ -44,7 +44,7 @@ pub struct VmFacts {
     /// Guest RAM in bytes (`memory.guest`, else requests, else limits).
     pub guest_bytes: Option<u64>,
     /// The memory the user configured (`limits.memory`, else the guest size): the key of the
-    /// seed's reservation table.
+    /// size table of reservations.
     pub configured_bytes: Option<u64>,
     /// KubeVirt's O for this VMI: observed (annotation/status) or from the formula.
     pub overhead_bytes: Option<u64>,

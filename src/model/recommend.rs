@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::evidence::{worst_by, Evidence, EvidenceKind, Level};
-use super::harvester::{seed_reserve, seed_row};
+use super::harvester::{size_table_reserve, size_table_row};
 use super::overhead::MI;
 use crate::units::{human, to_quantity_string};
 
@@ -133,7 +133,7 @@ pub fn table_part(s: &Sizing) -> i64 {
     if !s.table_applies {
         return 0;
     }
-    (seed_reserve(s.configured) - s.ratio_room).max(0)
+    (size_table_reserve(s.configured) - s.ratio_room).max(0)
 }
 
 /// The one rule: reserve = max(size table − ratio room, 1.25 × worst evidence − O as applied −
@@ -208,8 +208,8 @@ fn table_words(s: &Sizing, table: i64) -> String {
         return "the size table's 0 for hugepage-backed guests (their RAM is outside the memory cgroup)"
             .to_string();
     }
-    let row = seed_row(s.configured);
-    let full = seed_reserve(s.configured);
+    let row = size_table_row(s.configured);
+    let full = size_table_reserve(s.configured);
     if s.ratio_room > 0 {
         format!(
             "the size table's {} for {row} less the {} the overhead ratio already adds ({})",
