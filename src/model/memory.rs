@@ -10,10 +10,74 @@ use super::readings::{CgroupCounters, MemoryStat, PodReading, ProcessReading};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Component {
-    pub name: &'static str,
+    pub name: Part,
     pub bytes: i64,
     /// KubeVirt's budget for it, when it has one.
     pub budget_bytes: Option<i64>,
+}
+
+/// What a slice of the cgroup's usage is; in JSON and on screen by the process's own name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Part {
+    /// Guest RAM resident in qemu.
+    #[serde(rename = "guest")]
+    Guest,
+    /// qemu beside guest RAM.
+    #[serde(rename = "qemu")]
+    Qemu,
+    #[serde(rename = "virt-launcher-monitor")]
+    LauncherMonitor,
+    #[serde(rename = "virt-launcher")]
+    Launcher,
+    #[serde(rename = "virtqemud")]
+    Virtqemud,
+    /// libvirt's daemon before KubeVirt v0.59.
+    #[serde(rename = "libvirtd")]
+    Libvirtd,
+    #[serde(rename = "virtlogd")]
+    Virtlogd,
+    /// What no other part accounts for.
+    #[serde(rename = "other")]
+    Other,
+    /// Kernel memory charged to the cgroup.
+    #[serde(rename = "kernel")]
+    Kernel,
+    /// Page cache that is not shared memory.
+    #[serde(rename = "file")]
+    File,
+}
+
+impl Part {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Part::Guest => "guest",
+            Part::Qemu => "qemu",
+            Part::LauncherMonitor => "virt-launcher-monitor",
+            Part::Launcher => "virt-launcher",
+            Part::Virtqemud => "virtqemud",
+            Part::Libvirtd => "libvirtd",
+            Part::Virtlogd => "virtlogd",
+            Part::Other => "other",
+            Part::Kernel => "kernel",
+            Part::File => "file",
+        }
+    }
+
+    /// The launcher's own processes (monitor and launcher).
+    pub fn is_launcher(self) -> bool {
+        matches!(self, Part::LauncherMonitor | Part::Launcher)
+    }
+
+    /// libvirt's daemon, by either name.
+    pub fn is_libvirt(self) -> bool {
+        matches!(self, Part::Virtqemud | Part::Libvirtd)
+    }
+}
+
+impl std::fmt::Display for Part {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
 }
 
 /// The model's numbers for one VM with live data.
@@ -178,13 +242,13 @@ fn breakdown(
 ) -> Vec<Component> {
     let procs = processes_in(level, reading);
     let mut parts = vec![Component {
-        name: "guest",
+        name: Part::Guest,
         bytes: guest_resident,
         budget_bytes: Some(guest),
     }];
     parts.extend(process_terms(&procs, guest_resident, budgets));
     parts.push(Component {
-        name: "other",
+        name: Part::Other,
         bytes: unbudgeted_process_bytes(&procs),
         budget_bytes: None,
     });
@@ -239,23 +303,23 @@ fn process_terms(
     budgets: &Budgets,
 ) -> [Component; 5] {
     let libvirt_name = if procs.iter().any(|p| p.comm == "libvirtd") {
-        "libvirtd"
+        Part::Libvirtd
     } else {
-        "virtqemud"
+        Part::Virtqemud
     };
     [
         Component {
-            name: "qemu",
+            name: Part::Qemu,
             bytes: (role_bytes(procs, ProcessRole::Qemu) - guest_resident).max(0),
             budget_bytes: process_budget(budgets, |c| c.qemu).map(|b| b + budgets.qemu_extra),
         },
         Component {
-            name: "virt-launcher-monitor",
+            name: Part::LauncherMonitor,
             bytes: role_bytes(procs, ProcessRole::Monitor),
             budget_bytes: process_budget(budgets, |c| c.monitor),
         },
         Component {
-            name: "virt-launcher",
+            name: Part::Launcher,
             bytes: role_bytes(procs, ProcessRole::Launcher),
             budget_bytes: process_budget(budgets, |c| c.launcher),
         },
@@ -265,7 +329,7 @@ fn process_terms(
             budget_bytes: process_budget(budgets, |c| c.libvirt),
         },
         Component {
-            name: "virtlogd",
+            name: Part::Virtlogd,
             bytes: role_bytes(procs, ProcessRole::Virtlogd),
             budget_bytes: process_budget(budgets, |c| c.virtlogd),
         },
@@ -282,7 +346,7 @@ fn kernel_term(st: &MemoryStat, budgets: &Budgets) -> Component {
             .sum::<u64>() as i64
     });
     Component {
-        name: "kernel",
+        name: Part::Kernel,
         bytes: kernel,
         budget_bytes: (budgets.page_tables > 0).then_some(budgets.page_tables),
     }
@@ -291,7 +355,7 @@ fn kernel_term(st: &MemoryStat, budgets: &Budgets) -> Component {
 /// Page cache that is not shared memory.
 fn file_term(st: &MemoryStat) -> Component {
     Component {
-        name: "file",
+        name: Part::File,
         bytes: (st.file.unwrap_or(0) as i64 - st.shmem.unwrap_or(0) as i64).max(0),
         budget_bytes: None,
     }
@@ -335,25 +399,25 @@ fn breakdown_without_processes(
     let other = usage - file - kernel.unwrap_or(0) - guest_part;
     let mut parts = vec![
         Component {
-            name: "guest",
+            name: Part::Guest,
             bytes: guest_part,
             budget_bytes: Some(guest),
         },
         Component {
-            name: "other",
+            name: Part::Other,
             bytes: other,
             budget_bytes: None,
         },
     ];
     if let Some(k) = kernel {
         parts.push(Component {
-            name: "kernel",
+            name: Part::Kernel,
             bytes: k,
             budget_bytes: None,
         });
     }
     parts.push(Component {
-        name: "file",
+        name: Part::File,
         bytes: file,
         budget_bytes: None,
     });

@@ -1,5 +1,6 @@
 //! `list` output: the report as a kubectl-style table (and `wide`), JSON or YAML.
 
+use crate::model::memory::Part;
 use crate::model::report::{flags_joined, Flag, Report, Risk, VmRow};
 use crate::model::trend::duration_words;
 use crate::units::human;
@@ -57,7 +58,7 @@ pub fn recommend_cell(r: &VmRow) -> String {
     }
 }
 
-fn component(r: &VmRow, name: &str) -> String {
+fn component(r: &VmRow, name: Part) -> String {
     r.breakdown
         .iter()
         .filter(|c| c.name == name)
@@ -156,30 +157,30 @@ fn row_cells(r: &VmRow) -> Vec<(String, Tone)> {
 }
 
 /// The sum of the breakdown terms named any of `names`, if there is one.
-fn components_sum(r: &VmRow, names: &[&str]) -> Option<i64> {
+fn components_sum(r: &VmRow, keep: fn(Part) -> bool) -> Option<i64> {
     r.breakdown
         .iter()
-        .filter(|c| names.contains(&c.name))
+        .filter(|c| keep(c.name))
         .map(|c| c.bytes)
         .reduce(|a, b| a + b)
 }
 
 /// One VM's cells under [`WIDE_COLUMNS`].
 fn wide_cells(r: &VmRow) -> [(String, Tone); 15] {
-    let launcher = components_sum(r, &["virt-launcher", "virt-launcher-monitor"]);
-    let libvirt = components_sum(r, &["virtqemud", "libvirtd"]);
+    let launcher = components_sum(r, Part::is_launcher);
+    let libvirt = components_sum(r, Part::is_libvirt);
     [
         (r.phase.to_string(), Tone::Plain),
         (size(r.reserved_bytes), Tone::Plain),
         (human(r.expected_overhead_bytes), Tone::Plain),
-        (component(r, "guest"), Tone::Plain),
-        (component(r, "qemu"), Tone::Plain),
+        (component(r, Part::Guest), Tone::Plain),
+        (component(r, Part::Qemu), Tone::Plain),
         (size(launcher), Tone::Plain),
         (size(libvirt), Tone::Plain),
-        (component(r, "virtlogd"), Tone::Plain),
-        (component(r, "other"), Tone::Plain),
-        (component(r, "kernel"), Tone::Plain),
-        (component(r, "file"), Tone::Plain),
+        (component(r, Part::Virtlogd), Tone::Plain),
+        (component(r, Part::Other), Tone::Plain),
+        (component(r, Part::Kernel), Tone::Plain),
+        (component(r, Part::File), Tone::Plain),
         oom_kills_cell(r),
         oom_eta_cell(r),
         (

@@ -104,10 +104,18 @@ fn seed_vm_numbers_follow_the_formulas() {
         m.breakdown.iter().map(|c| c.bytes).sum::<i64>(),
         330_000_000
     );
-    let qemu = m.breakdown.iter().find(|c| c.name == "qemu").unwrap();
+    let qemu = m
+        .breakdown
+        .iter()
+        .find(|c| c.name.as_str() == "qemu")
+        .unwrap();
     assert_eq!(qemu.bytes, 30 * MI);
     assert_eq!(qemu.budget_bytes, Some(70 * MI));
-    let vq = m.breakdown.iter().find(|c| c.name == "virtqemud").unwrap();
+    let vq = m
+        .breakdown
+        .iter()
+        .find(|c| c.name.as_str() == "virtqemud")
+        .unwrap();
     assert_eq!(vq.budget_bytes, Some(35 * MI));
 }
 
@@ -195,9 +203,15 @@ fn without_processes_the_breakdown_names_only_what_is_known_and_adds_up() {
         Some("fd57"),
         &budgets(),
     );
-    let names: Vec<&str> = m.breakdown.iter().map(|c| c.name).collect();
+    let names: Vec<&str> = m.breakdown.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["guest", "other", "file"], "no per-process parts");
-    let get = |n: &str| m.breakdown.iter().find(|c| c.name == n).unwrap().bytes;
+    let get = |n: &str| {
+        m.breakdown
+            .iter()
+            .find(|c| c.name.as_str() == n)
+            .unwrap()
+            .bytes
+    };
     assert_eq!(get("guest"), 305 * MI);
     assert_eq!(get("file"), 1_900_000, "usage − working set");
     assert_eq!(get("other"), 330_000_000 - 1_900_000 - 305 * MI);

@@ -9,6 +9,7 @@ use ratatui::Frame;
 
 use super::bars::{stacked, Segment};
 use super::style::{bad_style, heading, kv, label_style, paint, risk_style, size};
+use crate::model::memory::Part;
 use crate::model::readings::LiveSource;
 use crate::model::report::flags_joined;
 use crate::model::report::VmRow;
@@ -17,27 +18,26 @@ use crate::tui::history::VmKey;
 use crate::units::{human, to_quantity_string};
 
 /// Glyph and colour per breakdown component (the glyph keeps the bar readable without colour).
-fn look(name: &str) -> (char, Color) {
-    match name {
-        "guest" => ('G', Color::Blue),
-        "qemu" => ('Q', Color::Magenta),
-        "virt-launcher-monitor" => ('M', Color::Cyan),
-        "virt-launcher" => ('L', Color::LightCyan),
-        "virtqemud" | "libvirtd" => ('V', Color::Yellow),
-        "virtlogd" => ('D', Color::LightYellow),
-        "other" => ('O', Color::LightRed),
-        "kernel" => ('K', Color::Red),
-        "file" => ('F', Color::Gray),
-        _ => ('?', Color::White),
+fn look(part: Part) -> (char, Color) {
+    match part {
+        Part::Guest => ('G', Color::Blue),
+        Part::Qemu => ('Q', Color::Magenta),
+        Part::LauncherMonitor => ('M', Color::Cyan),
+        Part::Launcher => ('L', Color::LightCyan),
+        Part::Virtqemud | Part::Libvirtd => ('V', Color::Yellow),
+        Part::Virtlogd => ('D', Color::LightYellow),
+        Part::Other => ('O', Color::LightRed),
+        Part::Kernel => ('K', Color::Red),
+        Part::File => ('F', Color::Gray),
     }
 }
 
 /// Legend names short enough for 80 columns.
-fn short(name: &'static str) -> &'static str {
-    match name {
-        "virt-launcher-monitor" => "monitor",
-        "virt-launcher" => "launcher",
-        n => n,
+fn short(part: Part) -> &'static str {
+    match part {
+        Part::LauncherMonitor => "monitor",
+        Part::Launcher => "launcher",
+        p => p.as_str(),
     }
 }
 
@@ -238,7 +238,7 @@ fn left_lines(app: &App, r: &VmRow, width: u16) -> Vec<Line<'static>> {
                 Some(d) => human(d),
                 None => "-".into(),
             };
-            let style = if diff.is_some_and(|d| d > 0) && c.name != "guest" {
+            let style = if diff.is_some_and(|d| d > 0) && c.name != Part::Guest {
                 bad_style(app)
             } else {
                 Style::default()
