@@ -16,9 +16,6 @@ use super::feed::{Feed, FeedState, Phase};
 use super::forbidden::Denied;
 use super::lean::Kind;
 use crate::model::inventory::{Inventory, SourceKind};
-use crate::model::objects::{
-    HarvesterSetting, KubeVirt, Node, Pod, ResourceQuota, VirtualMachine, VirtualMachineInstance,
-};
 use crate::parse::duration;
 
 mod error;
@@ -84,14 +81,7 @@ pub struct WatchStats {
 pub struct LiveSource {
     server: String,
     source: SourceKind,
-    vms: Vec<Feed<VirtualMachine>>,
-    vmis: Vec<Feed<VirtualMachineInstance>>,
-    pods: Vec<Feed<Pod>>,
-    quotas: Vec<Feed<ResourceQuota>>,
-    nodes: Vec<Feed<Node>>,
-    kubevirts: Vec<Feed<KubeVirt>>,
-    /// `None` when the server has no Harvester settings API.
-    settings: Option<Vec<Feed<HarvesterSetting>>>,
+    feeds: Feeds,
     warnings: Vec<String>,
     states: Vec<Arc<FeedState>>,
     monitor: JoinHandle<()>,
@@ -175,25 +165,10 @@ impl LiveSource {
         feeds.settle(&fallback, kubevirt_refused, &mut denied, &server)?;
         let states = feeds.states();
         let monitor = tokio::spawn(monitor(conn.clone(), states.clone()));
-        let Feeds {
-            vms,
-            vmis,
-            pods,
-            quotas,
-            nodes,
-            kubevirts,
-            settings,
-        } = feeds;
         Ok(LiveSource {
             server,
             source: opts.source,
-            vms,
-            vmis,
-            pods,
-            quotas,
-            nodes,
-            kubevirts,
-            settings,
+            feeds,
             warnings: denied.sentence().into_iter().collect(),
             states,
             monitor,
@@ -205,13 +180,13 @@ impl LiveSource {
     pub fn snapshot(&self) -> Inventory {
         Inventory {
             source: self.source,
-            vms: collect(&self.vms),
-            vmis: collect(&self.vmis),
-            pods: collect(&self.pods),
-            nodes: owned(collect(&self.nodes)),
-            kubevirts: owned(collect(&self.kubevirts)),
-            harvester_settings: self.settings.as_ref().map(|s| owned(collect(s))),
-            resource_quotas: owned(collect(&self.quotas)),
+            vms: collect(&self.feeds.vms),
+            vmis: collect(&self.feeds.vmis),
+            pods: collect(&self.feeds.pods),
+            nodes: owned(collect(&self.feeds.nodes)),
+            kubevirts: owned(collect(&self.feeds.kubevirts)),
+            harvester_settings: self.feeds.settings.as_ref().map(|s| owned(collect(s))),
+            resource_quotas: owned(collect(&self.feeds.quotas)),
             warnings: self.warnings.clone(),
         }
     }
@@ -219,19 +194,19 @@ impl LiveSource {
     /// Stop watching and return the objects without copying them (`list` takes one snapshot).
     pub async fn into_snapshot(mut self) -> Inventory {
         self.monitor.abort();
-        let settings = match self.settings.take() {
+        let settings = match self.feeds.settings.take() {
             Some(s) => Some(owned(take_all(s).await)),
             None => None,
         };
         Inventory {
             source: self.source,
-            vms: take_all(std::mem::take(&mut self.vms)).await,
-            vmis: take_all(std::mem::take(&mut self.vmis)).await,
-            pods: take_all(std::mem::take(&mut self.pods)).await,
-            nodes: owned(take_all(std::mem::take(&mut self.nodes)).await),
-            kubevirts: owned(take_all(std::mem::take(&mut self.kubevirts)).await),
+            vms: take_all(std::mem::take(&mut self.feeds.vms)).await,
+            vmis: take_all(std::mem::take(&mut self.feeds.vmis)).await,
+            pods: take_all(std::mem::take(&mut self.feeds.pods)).await,
+            nodes: owned(take_all(std::mem::take(&mut self.feeds.nodes)).await),
+            kubevirts: owned(take_all(std::mem::take(&mut self.feeds.kubevirts)).await),
             harvester_settings: settings,
-            resource_quotas: owned(take_all(std::mem::take(&mut self.quotas)).await),
+            resource_quotas: owned(take_all(std::mem::take(&mut self.feeds.quotas)).await),
             warnings: std::mem::take(&mut self.warnings),
         }
     }

@@ -143,6 +143,19 @@ async fn server_flag_alone_is_enough() {
     assert!(connect_with_env(&flags, &env).await.is_err());
 }
 
+/// A server on 127.0.0.1 that accepts connections and never answers (until the task is aborted).
+async fn silent_server() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    let keep = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    (addr, keep)
+}
+
 #[tokio::test]
 async fn unreachable_and_silent_servers_fail_within_the_timeout() {
     // A port nobody listens on.
@@ -163,14 +176,7 @@ async fn unreachable_and_silent_servers_fail_within_the_timeout() {
         "{e}"
     );
     // A server that accepts connections and never answers.
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = silent.local_addr().unwrap();
-    let keep = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((s, _)) = silent.accept().await {
-            held.push(s);
-        }
-    });
+    let (addr, keep) = silent_server().await;
     let flags = ConnectFlags {
         server: Some(format!("http://{addr}")),
         request_timeout: Some(Duration::from_secs(1)),
@@ -294,16 +300,9 @@ async fn a_timeout_is_told_by_its_type_not_its_words() {
 
 #[tokio::test]
 async fn a_real_read_timeout_is_a_timeout() {
-    // A server that accepts connections and never answers: the client's own read timeout ends
-    // the request (no outer time limit here).
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = silent.local_addr().unwrap();
-    let keep = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((s, _)) = silent.accept().await {
-            held.push(s);
-        }
-    });
+    // A server that never answers: the client's own read timeout ends the request (no outer
+    // time limit here).
+    let (addr, keep) = silent_server().await;
     let flags = ConnectFlags {
         server: Some(format!("http://{addr}")),
         request_timeout: Some(Duration::from_millis(300)),
