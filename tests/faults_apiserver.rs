@@ -110,7 +110,8 @@ async fn suite(who: &str, client: kube::Client, user: kube::Client, user_name: &
     let err = agents
         .ensure(NODE)
         .await
-        .expect_err("nothing runs pods: the agent cannot start");
+        .expect_err("nothing runs pods: the agent cannot start")
+        .to_string();
     assert!(
         t.elapsed() >= Duration::from_secs(3),
         "{who}: {:?}",
@@ -185,7 +186,7 @@ async fn suite(who: &str, client: kube::Client, user: kube::Client, user_name: &
 
     // Failed nodes are not retried at once: the same sentence again, no new pod.
     let again = agents.ensure(NODE).await.expect_err("remembered");
-    assert_eq!(again, err, "{who}");
+    assert_eq!(again.to_string(), err, "{who}");
     assert!(pods
         .list(&ListParams::default())
         .await

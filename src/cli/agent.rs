@@ -26,7 +26,7 @@ async fn cleanup(opts: &Options) -> anyhow::Result<ExitCode> {
         Ok(config) => crate::node::agents::sweep(&live.conn.client, &config.namespace, None, 0)
             .await
             .map(|gone| (config.namespace, gone))
-            .map_err(anyhow::Error::msg),
+            .map_err(anyhow::Error::from),
         Err(e) => Err(e.into()),
     };
     live.close().await;

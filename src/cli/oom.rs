@@ -121,12 +121,7 @@ async fn node_logs(opts: &Options, nodes: &[String]) -> anyhow::Result<(Inventor
     let read = async {
         let mut events = Vec::new();
         for node in nodes {
-            events.extend(
-                readers
-                    .kernel_log_events(node)
-                    .await
-                    .map_err(anyhow::Error::msg)?,
-            );
+            events.extend(readers.kernel_log_events(node).await?);
         }
         anyhow::Ok(events)
     };

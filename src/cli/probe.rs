@@ -20,7 +20,7 @@ pub fn run(args: &ProbeArgs) -> anyhow::Result<ExitCode> {
     let targets = args
         .pods
         .iter()
-        .map(|p| ProbeTarget::parse(p).map_err(anyhow::Error::msg))
+        .map(|p| Ok(ProbeTarget::parse(p)?))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let settings = ProbeSettings {
         cgroup_root: Some(args.cgroup_root.to_string_lossy().into_owned()),

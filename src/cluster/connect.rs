@@ -163,19 +163,37 @@ impl Connection {
                     s.message.clone()
                 },
             },
-            other => {
-                let reason = root_cause(other);
-                if reason.to_ascii_lowercase().contains("timed out") {
-                    self.timeout_error()
-                } else {
-                    ConnectError::Unreachable {
-                        server: self.server.clone(),
-                        reason,
-                    }
-                }
-            }
+            other if timed_out(other) => self.timeout_error(),
+            other => ConnectError::Unreachable {
+                server: self.server.clone(),
+                reason: root_cause(other),
+            },
         }
     }
+}
+
+/// Whether an error or any error under it is a timeout, by type: an I/O error of kind
+/// `TimedOut` (the client's connect, read and write timeouts, the system's ETIMEDOUT), tokio's
+/// `Elapsed`, or hyper's own timeout.
+pub fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.is::<tokio::time::error::Elapsed>()
+            || matches!(err.downcast_ref::<kube::Error>(), Some(kube::Error::HyperError(h)) if h.is_timeout())
+        {
+            return true;
+        }
+        cur = match err.downcast_ref::<std::io::Error>() {
+            Some(io) if io.kind() == std::io::ErrorKind::TimedOut => return true,
+            // An I/O error's `source` skips the error it wraps: look at that one too.
+            Some(io) => match io.get_ref() {
+                Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+                None => std::error::Error::source(io),
+            },
+            None => err.source(),
+        };
+    }
+    false
 }
 
 /// The innermost error message (e.g. "Connection refused (os error 111)").

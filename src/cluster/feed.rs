@@ -23,7 +23,11 @@ pub enum Phase {
     Ready,
     /// 403: the user may not list this resource in this scope. Carries the server's message.
     Forbidden(String),
-    Failed(String),
+    /// Any other failure: the server's status code (`None` when no answer came) and message.
+    Failed {
+        code: Option<u16>,
+        message: String,
+    },
 }
 
 /// Shared between the watching task and the readers.
@@ -107,15 +111,18 @@ impl FeedState {
             // watcher lists again at once, and the feed stays healthy.
             Err(e) if expired(e) => {}
             Err(e) => {
-                let (forbidden, msg) = describe(e);
-                self.set_error(msg.clone());
+                let failure = describe(e);
+                self.set_error(failure.message.clone());
                 self.phase.send_if_modified(|p| {
                     let first = *p == Phase::Pending;
                     if first {
-                        *p = if forbidden {
-                            Phase::Forbidden(msg)
+                        *p = if failure.forbidden {
+                            Phase::Forbidden(failure.message)
                         } else {
-                            Phase::Failed(msg)
+                            Phase::Failed {
+                                code: failure.code,
+                                message: failure.message,
+                            }
                         };
                     }
                     first
@@ -135,28 +142,50 @@ fn expired(e: &watcher::Error) -> bool {
     }
 }
 
-/// Whether a watcher error is a 403, and the message to show.
-fn describe(e: &watcher::Error) -> (bool, String) {
-    let api = match e {
+/// A watcher error as the feed keeps it.
+struct Failure {
+    /// The server refused with reason Forbidden.
+    forbidden: bool,
+    /// The server's status code; `None` when no answer came.
+    code: Option<u16>,
+    /// The message to show.
+    message: String,
+}
+
+/// Whether a watcher error is a 403, its code, and the message to show.
+fn describe(e: &watcher::Error) -> Failure {
+    let (status, throttled) = match e {
         watcher::Error::InitialListFailed(k)
         | watcher::Error::WatchStartFailed(k)
         | watcher::Error::WatchFailed(k) => match k {
-            kube::Error::Api(_) if super::retry::throttled_sentence(k).is_some() => {
-                return (
-                    false,
-                    super::retry::throttled_sentence(k).unwrap_or_default(),
-                )
+            kube::Error::Api(s) => (s, super::retry::throttled_sentence(k)),
+            other => {
+                return Failure {
+                    forbidden: false,
+                    code: None,
+                    message: super::connect::root_cause(other),
+                }
             }
-            kube::Error::Api(s) => Some((s.is_forbidden(), s.message.clone(), s.code)),
-            other => return (false, super::connect::root_cause(other)),
         },
-        watcher::Error::WatchError(s) => Some((s.is_forbidden(), s.message.clone(), s.code)),
-        watcher::Error::NoResourceVersion => None,
+        watcher::Error::WatchError(s) => (s, None),
+        watcher::Error::NoResourceVersion => {
+            return Failure {
+                forbidden: false,
+                code: None,
+                message: e.to_string(),
+            }
+        }
     };
-    match api {
-        Some((forbidden, msg, code)) if msg.is_empty() => (forbidden, format!("HTTP {code}")),
-        Some((forbidden, msg, _)) => (forbidden, msg),
-        None => (false, e.to_string()),
+    let not_throttled = throttled.is_none();
+    let message = match throttled {
+        Some(sentence) => sentence,
+        None if status.message.is_empty() => format!("HTTP {}", status.code),
+        None => status.message.clone(),
+    };
+    Failure {
+        forbidden: not_throttled && status.is_forbidden(),
+        code: Some(status.code),
+        message,
     }
 }
 
@@ -273,7 +302,10 @@ impl<T: Kind> Feed<T> {
         let mut rx = self.state.phase.subscribe();
         let phase = match rx.wait_for(|p| *p != Phase::Pending).await {
             Ok(p) => p.clone(),
-            Err(_) => Phase::Failed("the watch stopped".to_string()),
+            Err(_) => Phase::Failed {
+                code: None,
+                message: "the watch stopped".to_string(),
+            },
         };
         phase
     }
@@ -325,5 +357,48 @@ impl<T: Kind> Feed<T> {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list_failed(code: u16, reason: &str, message: &str) -> watcher::Error {
+        let status = kube::core::Status::failure(message, reason).with_code(code);
+        watcher::Error::InitialListFailed(kube::Error::Api(status.boxed()))
+    }
+
+    #[test]
+    fn the_first_list_ends_by_the_status_not_its_words() {
+        let state = FeedState::new();
+        state.record::<()>(&Err(list_failed(403, "Forbidden", "pods is forbidden")));
+        assert_eq!(
+            *state.phase.borrow(),
+            Phase::Forbidden("pods is forbidden".into())
+        );
+        // A 403 with no Kubernetes Status (a proxy's page): failed, with its code kept.
+        let state = FeedState::new();
+        let plain = list_failed(403, "Failed to parse error data", "Access denied");
+        state.record::<()>(&Err(plain));
+        assert_eq!(
+            *state.phase.borrow(),
+            Phase::Failed {
+                code: Some(403),
+                message: "Access denied".into()
+            }
+        );
+        // No answer at all: no code.
+        let state = FeedState::new();
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let e = watcher::Error::InitialListFailed(kube::Error::Service(Box::new(io)));
+        state.record::<()>(&Err(e));
+        assert_eq!(
+            *state.phase.borrow(),
+            Phase::Failed {
+                code: None,
+                message: "refused".into()
+            }
+        );
     }
 }

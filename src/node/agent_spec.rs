@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use serde_json::json;
 
+use super::error::AgentError;
 use crate::model::inventory::Inventory;
 use crate::model::version::Version;
 
@@ -307,24 +308,33 @@ pub fn agent_state(status: Option<&PodStatus>, image: &str) -> AgentState {
     AgentState::Starting
 }
 
-/// A refused pod creation as one sentence: Pod Security and quota get a hint.
-pub fn create_refused(namespace: &str, code: u16, message: &str) -> String {
+/// A refused pod creation, by the server's status. Pod Security and quota rejections get a hint.
+///
+/// Authorization (RBAC), Pod Security admission and ResourceQuota admission all refuse with the
+/// same status: code 403, reason `Forbidden`, details naming only the pod (`kind: pods`, the
+/// name), no causes (Kubernetes' `admission.NewForbidden` and the PodSecurity plugin's
+/// `forbiddenResponse`, k8s.io/pod-security-admission/admission/admission.go, v1.33). So the
+/// code and reason decide that it is a refusal, and only which admission refused it is read
+/// from the message, which the API gives no field for: "violates PodSecurity ..." and
+/// "exceeded quota: ...".
+pub fn create_refused(namespace: &str, status: &kube::core::Status) -> AgentError {
+    let namespace = namespace.to_string();
+    let message = status.message.clone();
+    if status.code != 403 && !status.is_forbidden() {
+        return AgentError::Create {
+            namespace,
+            code: Some(status.code),
+            message,
+        };
+    }
     let lower = message.to_ascii_lowercase();
     if lower.contains("podsecurity") || lower.contains("pod security") || lower.contains("violates")
     {
-        format!(
-            "the agent pod was rejected in namespace {namespace}: {message}; pass --agent-namespace with a namespace that allows privileged pods (or --live pod-exec)"
-        )
-    } else if lower.contains("exceeded quota") || lower.contains("quota") {
-        format!(
-            "the agent pod was rejected in namespace {namespace} by a resource quota: {message}; pass --agent-namespace with room for it"
-        )
-    } else if code == 403 {
-        format!(
-            "not allowed to create agent pods in namespace {namespace}: {message}; ask for pods create and pods/exec there, or use --live pod-exec or --live kubelet"
-        )
+        AgentError::PodSecurity { namespace, message }
+    } else if lower.contains("quota") {
+        AgentError::Quota { namespace, message }
     } else {
-        format!("creating the agent pod in namespace {namespace} failed: {message}")
+        AgentError::Forbidden { namespace, message }
     }
 }
 
@@ -477,15 +487,59 @@ mod tests {
         assert!(
             matches!(agent_state(Some(&failed), "x"), AgentState::Ended(s) if s.contains("DeadlineExceeded"))
         );
-        let psa = create_refused(
-            "default",
+    }
+
+    fn refusal(code: u16, reason: &str, message: &str) -> AgentError {
+        let status = kube::core::Status::failure(message, reason).with_code(code);
+        create_refused("default", &status)
+    }
+
+    #[test]
+    fn refusals_by_status_code_then_by_admission() {
+        let psa = refusal(
             403,
+            "Forbidden",
             "pods \"x\" is forbidden: violates PodSecurity \"baseline:latest\": privileged",
         );
+        assert!(matches!(psa, AgentError::PodSecurity { .. }), "{psa:?}");
+        let text = psa.to_string();
         assert!(
-            psa.contains("violates PodSecurity") && psa.contains("--agent-namespace"),
-            "{psa}"
+            text.contains("violates PodSecurity") && text.contains("--agent-namespace"),
+            "{text}"
         );
-        assert!(create_refused("d", 403, "exceeded quota: q").contains("resource quota"));
+        let quota = refusal(
+            403,
+            "Forbidden",
+            "pods \"x\" is forbidden: exceeded quota: q, requested: pods=1, used: pods=5, limited: pods=5",
+        );
+        assert!(matches!(quota, AgentError::Quota { .. }), "{quota:?}");
+        assert!(quota.to_string().contains("resource quota"));
+        let rbac = refusal(
+            403,
+            "Forbidden",
+            "pods is forbidden: User \"bob\" cannot create resource \"pods\" in API group \"\" in the namespace \"default\"",
+        );
+        assert!(matches!(rbac, AgentError::Forbidden { .. }), "{rbac:?}");
+        assert!(rbac.to_string().starts_with(
+            "not allowed to create agent pods in namespace default: pods is forbidden"
+        ));
+        // A plain-text 403 (a proxy in front of the server: kube-rs makes up the reason).
+        let bare = refusal(403, "Failed to parse error data", "Forbidden");
+        assert!(matches!(bare, AgentError::Forbidden { .. }), "{bare:?}");
+        // Not a 403: no admission hint, whatever the text says; the code is kept.
+        let invalid = refusal(422, "Invalid", "spec violates the schema");
+        assert_eq!(
+            invalid,
+            AgentError::Create {
+                namespace: "default".into(),
+                code: Some(422),
+                message: "spec violates the schema".into()
+            }
+        );
+        assert_eq!(
+            invalid.to_string(),
+            "creating the agent pod in namespace default failed: spec violates the schema"
+        );
+        assert!(!invalid.connection_failed());
     }
 }

@@ -19,6 +19,7 @@ use super::agent_spec::{
     agent_state, create_refused, label_value, managed_selector, AgentConfig, AgentState, Session,
     CONTAINER, HOST_LABEL, PID_LABEL, SESSION_LABEL,
 };
+use super::error::{AgentError, SweepError};
 use super::exec::kube_message;
 
 /// How long a failed node waits before its agent is tried again.
@@ -29,13 +30,6 @@ const RENEW_BEFORE: Duration = Duration::from_secs(300);
 const POLL_EVERY: Duration = Duration::from_millis(100);
 /// Agent creates in flight at once (the waits after them are not bounded: they share one list).
 const CREATES_AT_ONCE: usize = 32;
-
-/// Whose fault a failed start was: the node's (wait before trying again) or the connection's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Blame {
-    Node,
-    Connection,
-}
 
 #[derive(Debug, Clone)]
 struct Agent {
@@ -49,7 +43,7 @@ pub struct Agents {
     config: AgentConfig,
     start_timeout: Duration,
     running: Mutex<HashMap<String, Agent>>,
-    failed: Mutex<HashMap<String, (Instant, String)>>,
+    failed: Mutex<HashMap<String, (Instant, AgentError)>>,
     /// Every pod created and not yet deleted (also those still starting).
     created: Mutex<Vec<String>>,
     /// The statuses of this session's pods from the last list (one list per poll round
@@ -99,9 +93,9 @@ impl Agents {
         CONTAINER
     }
 
-    /// A Running agent on `node` (its pod name), creating it when needed; the reason in one
-    /// sentence when it cannot run.
-    pub async fn ensure(&self, node: &str) -> Result<String, String> {
+    /// A Running agent on `node` (its pod name), creating it when needed; why when it cannot
+    /// run.
+    pub async fn ensure(&self, node: &str) -> Result<String, AgentError> {
         let deadline = Duration::from_secs(self.config.deadline_secs.max(0) as u64);
         let old = lock(&self.running).get(node).cloned();
         if let Some(a) = old {
@@ -129,12 +123,12 @@ impl Agents {
                 );
                 Ok(name)
             }
-            Err((why, Blame::Node)) => {
+            // The server could not be reached: try again next round, not after RETRY_AFTER.
+            Err(why) if why.connection_failed() => Err(why),
+            Err(why) => {
                 lock(&self.failed).insert(node.to_string(), (Instant::now(), why.clone()));
                 Err(why)
             }
-            // The server could not be reached: try again next round, not after RETRY_AFTER.
-            Err((why, Blame::Connection)) => Err(why),
         }
     }
 
@@ -146,7 +140,7 @@ impl Agents {
         }
     }
 
-    async fn start(&self, node: &str) -> Result<String, (String, Blame)> {
+    async fn start(&self, node: &str) -> Result<String, AgentError> {
         let ns = &self.config.namespace;
         let permit = self.creates.acquire().await.ok();
         let created = self
@@ -154,24 +148,21 @@ impl Agents {
             .create(&PostParams::default(), &self.config.pod(node))
             .await
             .map_err(|e| match &e {
-                kube::Error::Api(s) if s.code != 429 => {
-                    (create_refused(ns, s.code, &s.message), Blame::Node)
-                }
-                other => (
-                    format!(
-                        "creating the agent pod in namespace {ns} failed: {}",
-                        kube_message(other)
-                    ),
-                    Blame::Connection,
-                ),
+                kube::Error::Api(s) if s.code != 429 => create_refused(ns, s),
+                other => AgentError::Create {
+                    namespace: ns.clone(),
+                    code: match other {
+                        kube::Error::Api(s) => Some(s.code),
+                        _ => None,
+                    },
+                    message: kube_message(other),
+                },
             })?;
         drop(permit);
-        self.wait_running(node, created)
-            .await
-            .map_err(|w| (w, Blame::Node))
+        self.wait_running(node, created).await
     }
 
-    async fn wait_running(&self, node: &str, created: Pod) -> Result<String, String> {
+    async fn wait_running(&self, node: &str, created: Pod) -> Result<String, AgentError> {
         let ns = &self.config.namespace;
         let name = created.metadata.name.unwrap_or_default();
         lock(&self.created).push(name.clone());
@@ -185,27 +176,32 @@ impl Agents {
                 AgentState::Running => return Ok(name),
                 AgentState::Stuck(why) | AgentState::Ended(why) => {
                     self.delete(&name).await;
-                    return Err(format!("agent pod on node {node}: {why}"));
+                    return Err(AgentError::WillNotRun {
+                        node: node.to_string(),
+                        why,
+                    });
                 }
                 AgentState::Starting => {}
             }
             if Instant::now() >= until {
                 self.delete(&name).await;
-                return Err(format!(
-                    "the agent pod {ns}/{name} on node {node} was not Running after {}s (still {}); it was deleted",
-                    self.start_timeout.as_secs(),
-                    phase_and_reason(last.as_ref())
-                ));
+                return Err(AgentError::StartTimeout {
+                    namespace: ns.clone(),
+                    pod: name,
+                    node: node.to_string(),
+                    secs: self.start_timeout.as_secs(),
+                    state: phase_and_reason(last.as_ref()),
+                });
             }
             tokio::time::sleep(POLL_EVERY).await;
             last = match self.status_now(&name, &mut seen).await {
                 Ok(status) => status,
                 Err(e) => {
                     self.delete(&name).await;
-                    return Err(format!(
-                        "the agent pod on node {node} went away while starting: {}",
-                        kube_message(&e)
-                    ));
+                    return Err(AgentError::Vanished {
+                        node: node.to_string(),
+                        message: kube_message(&e),
+                    });
                 }
             };
         }
@@ -287,7 +283,7 @@ impl Agents {
     }
 
     /// Delete agent pods of earlier sessions that have ended or outlived the deadline.
-    pub async fn sweep(&self) -> Result<Vec<String>, String> {
+    pub async fn sweep(&self) -> Result<Vec<String>, SweepError> {
         sweep(
             &self.client,
             &self.config.namespace,
@@ -358,16 +354,14 @@ pub async fn sweep(
     namespace: &str,
     keep: Option<&Session>,
     deadline_secs: i64,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, SweepError> {
     let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let list = api
         .list(&ListParams::default().labels(&managed_selector()))
         .await
-        .map_err(|e| {
-            format!(
-                "listing agent pods in namespace {namespace}: {}",
-                kube_message(&e)
-            )
+        .map_err(|e| SweepError::List {
+            namespace: namespace.to_string(),
+            message: kube_message(&e),
         })?;
     let mut deleted = Vec::new();
     for pod in list.items {
@@ -400,10 +394,11 @@ pub async fn sweep(
                 Ok(_) => deleted.push(name),
                 Err(kube::Error::Api(s)) if s.code == 404 => {}
                 Err(e) => {
-                    return Err(format!(
-                        "deleting agent pod {namespace}/{name}: {}",
-                        kube_message(&e)
-                    ))
+                    return Err(SweepError::Delete {
+                        namespace: namespace.to_string(),
+                        pod: name,
+                        message: kube_message(&e),
+                    })
                 }
             }
         }

@@ -12,17 +12,91 @@ use tokio::io::AsyncReadExt;
 pub struct ExecOutput {
     pub stdout: String,
     pub stderr: String,
-    /// `None` when the command exited 0; else the server's message (exit code, signal).
-    pub failure: Option<String>,
+    /// `None` when the command exited 0; else how it failed.
+    pub failure: Option<CommandFailure>,
+}
+
+/// How a command that ran ended without success, as the server's exec status says.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandFailure {
+    /// The status's `ExitCode` cause.
+    #[error("exit code {0}")]
+    Exit(String),
+    /// No exit code: the status's reason, else its message (at most 200 characters).
+    #[error("{0}")]
+    Status(String),
+    #[error("the command failed")]
+    Unknown,
 }
 
 /// Why an exec gave no output.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ExecError {
-    #[error("exec into {pod} did not finish within {secs:.0}s")]
-    Timeout { pod: String, secs: f64 },
-    #[error("exec into {pod} failed: {message}")]
-    Failed { pod: String, message: String },
+    #[error("exec into pod {namespace}/{name} did not finish within {secs:.0}s")]
+    Timeout {
+        namespace: String,
+        name: String,
+        secs: f64,
+    },
+    /// 404: the pod no longer exists.
+    #[error(
+        "exec into pod {namespace}/{name} failed: pod {namespace}/{name} is gone (404 Not Found)"
+    )]
+    Gone { namespace: String, name: String },
+    /// A refused upgrade with code 403 and no Status to quote.
+    #[error("exec into pod {namespace}/{name} failed: not allowed to exec into pods in namespace {namespace} (403 Forbidden: needs the create verb on pods/exec)")]
+    Forbidden { namespace: String, name: String },
+    /// The server answered with an error status (`code`); `message` is its message, or the
+    /// sentence for a request it kept throttling.
+    #[error("exec into pod {namespace}/{name} failed: {message}")]
+    Refused {
+        namespace: String,
+        name: String,
+        code: u16,
+        message: String,
+    },
+    /// No answer from the server (connection, TLS, upgrade): the innermost cause.
+    #[error("exec into pod {namespace}/{name} failed: {reason}")]
+    Connection {
+        namespace: String,
+        name: String,
+        reason: String,
+    },
+    /// The exec started but its output could not be taken.
+    #[error("exec into pod {namespace}/{name} failed: {output}")]
+    Output {
+        namespace: String,
+        name: String,
+        output: OutputError,
+    },
+}
+
+impl ExecError {
+    /// Whether the exec failed because its pod no longer exists.
+    pub fn pod_gone(&self) -> bool {
+        matches!(self, ExecError::Gone { .. })
+    }
+
+    /// Whether the server refused the exec with 403.
+    pub fn forbidden(&self) -> bool {
+        matches!(
+            self,
+            ExecError::Forbidden { .. } | ExecError::Refused { code: 403, .. }
+        )
+    }
+}
+
+/// Why a started exec's output was not taken.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum OutputError {
+    #[error("the exec stream has no stdout or stderr")]
+    NoStreams,
+    #[error("reading its output: {0}")]
+    Read(std::sync::Arc<std::io::Error>),
+    #[error(
+        "it printed more than {mib} MiB, far more than a node probe prints; the output was dropped"
+    )]
+    TooLarge { mib: u64 },
 }
 
 /// Run `argv` in `container` of pod `ns/name`; give up after `timeout`.
@@ -34,8 +108,12 @@ pub async fn run(
     argv: Vec<String>,
     timeout: Duration,
 ) -> Result<ExecOutput, ExecError> {
-    let pod = format!("pod {ns}/{name}");
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let output_error = |output| ExecError::Output {
+        namespace: ns.to_string(),
+        name: name.to_string(),
+        output,
+    };
     let work = async {
         let params = AttachParams::default()
             .container(container)
@@ -45,15 +123,9 @@ pub async fn run(
         let mut proc = api
             .exec(name, argv, &params)
             .await
-            .map_err(|e| ExecError::Failed {
-                pod: pod.clone(),
-                message: refused_message(&e, ns, name),
-            })?;
+            .map_err(|e| refused(&e, ns, name))?;
         let (Some(out), Some(err)) = (proc.stdout(), proc.stderr()) else {
-            return Err(ExecError::Failed {
-                pod: pod.clone(),
-                message: "the exec stream has no stdout or stderr".into(),
-            });
+            return Err(output_error(OutputError::NoStreams));
         };
         let status = proc.take_status();
         let (mut o, mut e) = (Vec::new(), Vec::new());
@@ -61,10 +133,7 @@ pub async fn run(
             read_capped(out, &mut o, MAX_STDOUT_BYTES),
             read_capped(err, &mut e, MAX_STDERR_BYTES)
         );
-        r1.and(r2).map_err(|e| ExecError::Failed {
-            pod: pod.clone(),
-            message: e,
-        })?;
+        r1.and(r2).map_err(output_error)?;
         let st = match status {
             Some(s) => s.await,
             None => None,
@@ -84,7 +153,8 @@ pub async fn run(
     match tokio::time::timeout(timeout, work).await {
         Ok(r) => r,
         Err(_) => Err(ExecError::Timeout {
-            pod,
+            namespace: ns.to_string(),
+            name: name.to_string(),
             secs: timeout.as_secs_f64(),
         }),
     }
@@ -102,55 +172,59 @@ async fn read_capped(
     stream: impl tokio::io::AsyncRead + Unpin,
     buf: &mut Vec<u8>,
     cap: u64,
-) -> Result<(), String> {
+) -> Result<(), OutputError> {
     let read = stream
         .take(cap + 1)
         .read_to_end(buf)
         .await
-        .map_err(|e| format!("reading its output: {e}"))?;
+        .map_err(|e| OutputError::Read(std::sync::Arc::new(e)))?;
     if read as u64 > cap {
-        return Err(format!(
-            "it printed more than {} MiB, far more than a node probe prints; the output was dropped",
-            cap >> 20
-        ));
+        return Err(OutputError::TooLarge { mib: cap >> 20 });
     }
     Ok(())
 }
 
-/// Why the server would not start an exec, as a sentence. kube-rs hands over the server's
-/// Status when there is one (its message names the verb, resource and user of a 403); a bare
-/// refused upgrade only has its code.
-fn refused_message(e: &kube::Error, ns: &str, name: &str) -> String {
+/// Why the server would not start an exec, from its status code. kube-rs hands over the
+/// server's Status when there is one (its message names the verb, resource and user of a 403);
+/// a bare refused upgrade only has its code.
+fn refused(e: &kube::Error, ns: &str, name: &str) -> ExecError {
     use kube::client::UpgradeConnectionError::ProtocolSwitch;
+    let (namespace, name) = (ns.to_string(), name.to_string());
     let code = match e {
         kube::Error::Api(s) => s.code,
         kube::Error::UpgradeConnection(ProtocolSwitch(code)) => code.as_u16(),
         _ => 0,
     };
     match (code, e) {
-        (404, _) => format!("pod {ns}/{name} is gone (404 Not Found)"),
-        (403, kube::Error::UpgradeConnection(_)) => format!(
-            "not allowed to exec into pods in namespace {ns} (403 Forbidden: needs the create verb on pods/exec)"
-        ),
-        (429, kube::Error::UpgradeConnection(_)) => {
-            crate::cluster::retry::throttled_sentence(&kube::Error::Api(
+        (404, _) => ExecError::Gone { namespace, name },
+        (403, kube::Error::UpgradeConnection(_)) => ExecError::Forbidden { namespace, name },
+        (429, kube::Error::UpgradeConnection(_)) => ExecError::Refused {
+            namespace,
+            name,
+            code,
+            message: crate::cluster::retry::throttled_sentence(&kube::Error::Api(
                 kube::core::Status::failure("", "TooManyRequests")
                     .with_code(429)
                     .boxed(),
             ))
-            .unwrap_or_default()
-        }
-        _ => kube_message(e),
+            .unwrap_or_default(),
+        },
+        (0, _) => ExecError::Connection {
+            namespace,
+            name,
+            reason: kube_message(e),
+        },
+        _ => ExecError::Refused {
+            namespace,
+            name,
+            code,
+            message: kube_message(e),
+        },
     }
 }
 
-/// Whether an exec failed because its pod no longer exists.
-pub fn pod_gone(e: &ExecError) -> bool {
-    matches!(e, ExecError::Failed { message, .. } if message.ends_with("is gone (404 Not Found)"))
-}
-
-/// A failed command's status in a few words: `exit code 1`, else the server's reason.
-fn failure(s: k8s_openapi::apimachinery::pkg::apis::meta::v1::Status) -> String {
+/// A failed command's status: `exit code 1`, else the server's reason.
+fn failure(s: k8s_openapi::apimachinery::pkg::apis::meta::v1::Status) -> CommandFailure {
     let code = s
         .details
         .as_ref()
@@ -158,13 +232,13 @@ fn failure(s: k8s_openapi::apimachinery::pkg::apis::meta::v1::Status) -> String 
         .and_then(|c| c.iter().find(|c| c.reason.as_deref() == Some("ExitCode")))
         .and_then(|c| c.message.clone());
     match code {
-        Some(c) => format!("exit code {c}"),
+        Some(c) => CommandFailure::Exit(c),
         None => s
             .reason
             .filter(|r| !r.is_empty())
             .or(s.message)
-            .map(|m| m.chars().take(200).collect())
-            .unwrap_or_else(|| "the command failed".into()),
+            .map(|m| CommandFailure::Status(m.chars().take(200).collect()))
+            .unwrap_or(CommandFailure::Unknown),
     }
 }
 
@@ -196,7 +270,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(buf.len(), (2 << 20) + 1);
         assert_eq!(
-            e,
+            e.to_string(),
             "it printed more than 2 MiB, far more than a node probe prints; the output was dropped"
         );
     }

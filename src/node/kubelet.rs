@@ -3,11 +3,42 @@
 //! and no exec, but gives less: per-pod and per-container usage, working set and RSS, no processes
 //! and no smaps (see `parse::kubelet_summary`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::targets::Target;
 use crate::model::readings::NodeReadings;
-use crate::parse::kubelet_summary::{self, Wanted};
+use crate::parse::kubelet_summary::{self, SummaryError, Wanted};
+
+/// Why a node's kubelet summary gave no readings.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum KubeletError {
+    #[error("building the request for {path}: {message}")]
+    Request { path: String, message: String },
+    #[error("the kubelet's stats summary of node {node} did not come within {secs:.0}s")]
+    Timeout { node: String, secs: f64 },
+    /// 403: no `get` on `nodes/proxy`; `user` as the server's message names it.
+    #[error("{} may not read the kubelet's stats summary of node {node}: it needs get on \
+         nodes/proxy (the kubectl-vmmem-node-readings ClusterRole in assets/rbac/agent-role.yaml); \
+         without it use --live agent or --live pod-exec, or --live off for the spec alone",
+        .user.as_ref().map_or_else(|| "this user".to_string(), |u| format!("user \"{u}\"")))]
+    Forbidden { node: String, user: Option<String> },
+    /// 404: the node (or its proxy path) is not there.
+    #[error("the kubelet's stats summary of node {node} was not found ({message}): the node may be gone")]
+    NotFound { node: String, message: String },
+    /// Any other answer (`code`), or none (`None`).
+    #[error("reading the kubelet's stats summary of node {node} failed: {message}")]
+    Failed {
+        node: String,
+        code: Option<u16>,
+        message: String,
+    },
+    #[error("node {node}: {error}")]
+    Summary {
+        node: String,
+        error: Arc<SummaryError>,
+    },
+}
 
 /// Read the Summary of `node` and take the `targets`' pods from it; give up after `timeout`.
 pub async fn read_node(
@@ -16,22 +47,28 @@ pub async fn read_node(
     targets: &[Target],
     timeout: Duration,
     now: i64,
-) -> Result<NodeReadings, String> {
+) -> Result<NodeReadings, KubeletError> {
     let path = format!("/api/v1/nodes/{node}/proxy/stats/summary");
     let req = http::Request::get(&path)
         .body(Vec::new())
-        .map_err(|e| format!("building the request for {path}: {e}"))?;
+        .map_err(|e| KubeletError::Request {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
     let text = match tokio::time::timeout(timeout, client.request_text(req)).await {
         Err(_) => {
-            return Err(format!(
-                "the kubelet's stats summary of node {node} did not come within {:.0}s",
-                timeout.as_secs_f64()
-            ))
+            return Err(KubeletError::Timeout {
+                node: node.to_string(),
+                secs: timeout.as_secs_f64(),
+            })
         }
         Ok(Err(e)) => return Err(refused(node, &e)),
         Ok(Ok(t)) => t,
     };
-    let pods = kubelet_summary::parse(&text).map_err(|e| format!("node {node}: {e}"))?;
+    let pods = kubelet_summary::parse(&text).map_err(|e| KubeletError::Summary {
+        node: node.to_string(),
+        error: Arc::new(e),
+    })?;
     let wanted: Vec<Wanted> = targets
         .iter()
         .map(|t| Wanted {
@@ -42,32 +79,28 @@ pub async fn read_node(
     Ok(kubelet_summary::readings(&pods, node, &wanted, now))
 }
 
-/// One sentence for a refused or failed Summary request; a 403 names the permission and the
-/// other sources.
-pub fn refused(node: &str, e: &kube::Error) -> String {
+/// A refused or failed Summary request, by its status code; a 403 names the permission and
+/// the other sources.
+pub fn refused(node: &str, e: &kube::Error) -> KubeletError {
+    let node = node.to_string();
     match e {
-        kube::Error::Api(s) if s.code == 403 => forbidden_sentence(node, &s.message),
-        kube::Error::Api(s) if s.code == 404 => format!(
-            "the kubelet's stats summary of node {node} was not found ({}): the node may be gone",
-            super::exec::kube_message(e)
-        ),
-        _ => format!(
-            "reading the kubelet's stats summary of node {node} failed: {}",
-            super::exec::kube_message(e)
-        ),
+        kube::Error::Api(s) if s.code == 403 => KubeletError::Forbidden {
+            node,
+            user: crate::cluster::forbidden::user_in_message(&s.message),
+        },
+        kube::Error::Api(s) if s.code == 404 => KubeletError::NotFound {
+            node,
+            message: super::exec::kube_message(e),
+        },
+        _ => KubeletError::Failed {
+            node,
+            code: match e {
+                kube::Error::Api(s) => Some(s.code),
+                _ => None,
+            },
+            message: super::exec::kube_message(e),
+        },
     }
-}
-
-/// The 403 sentence: what to grant, and what works without it.
-pub fn forbidden_sentence(node: &str, message: &str) -> String {
-    let who = crate::cluster::forbidden::user_in_message(message)
-        .map(|u| format!("user \"{u}\""))
-        .unwrap_or_else(|| "this user".into());
-    format!(
-        "{who} may not read the kubelet's stats summary of node {node}: it needs get on \
-         nodes/proxy (the kubectl-vmmem-node-readings ClusterRole in assets/rbac/agent-role.yaml); \
-         without it use --live agent or --live pod-exec, or --live off for the spec alone"
-    )
 }
 
 #[cfg(test)]
@@ -77,10 +110,14 @@ mod tests {
     #[test]
     fn forbidden_names_the_permission_and_the_fallbacks() {
         let msg = "nodes \"n1\" is forbidden: User \"alice\" cannot get resource \"nodes/proxy\" in API group \"\" at the cluster scope";
-        let s = forbidden_sentence("n1", msg);
+        let forbidden = |message: &str| {
+            let status = kube::core::Status::failure(message, "Forbidden").with_code(403);
+            refused("n1", &kube::Error::Api(status.boxed())).to_string()
+        };
+        let s = forbidden(msg);
         assert!(s.starts_with("user \"alice\" may not read"), "{s}");
         assert!(s.contains("get on nodes/proxy"), "{s}");
         assert!(s.contains("--live agent or --live pod-exec"), "{s}");
-        assert!(forbidden_sentence("n1", "forbidden").starts_with("this user"));
+        assert!(forbidden("forbidden").starts_with("this user"));
     }
 }

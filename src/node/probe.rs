@@ -48,18 +48,19 @@ impl ProbeTarget {
     }
 
     /// Parse `UID[:BYTES[,BYTES…]]` as typed on the command line; sizes may be quantities (`2Gi`).
-    pub fn parse(s: &str) -> Result<ProbeTarget, String> {
+    pub fn parse(s: &str) -> Result<ProbeTarget, TargetError> {
         let (uid, sizes) = s.split_once(':').unwrap_or((s, ""));
         if uid.is_empty() || !uid.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
-            return Err(format!(
-                "{s:?} is not a pod UID (expected e.g. 99ee3a64-645b-4699-9384-5a3875d78b41[:2Gi])"
-            ));
+            return Err(TargetError::NotUid(s.to_string()));
         }
         let mut guest_bytes = Vec::new();
         for size in sizes.split(',').filter(|x| !x.is_empty()) {
-            let b = crate::units::parse_bytes(size).map_err(|e| e.to_string())?;
+            let b = crate::units::parse_bytes(size)?;
             if b <= 0 {
-                return Err(format!("guest size {size:?} in {s:?} must be positive"));
+                return Err(TargetError::NotPositive {
+                    size: size.to_string(),
+                    target: s.to_string(),
+                });
             }
             guest_bytes.push(b as u64);
         }
@@ -68,6 +69,17 @@ impl ProbeTarget {
             guest_bytes,
         })
     }
+}
+
+/// Why a `UID[:BYTES…]` argument is not a probe target.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    #[error("{0:?} is not a pod UID (expected e.g. 99ee3a64-645b-4699-9384-5a3875d78b41[:2Gi])")]
+    NotUid(String),
+    #[error(transparent)]
+    Size(#[from] crate::units::QuantityError),
+    #[error("guest size {size:?} in {target:?} must be positive")]
+    NotPositive { size: String, target: String },
 }
 
 /// Where the probe looks; `None` keeps the script's default.
@@ -164,9 +176,18 @@ mod tests {
             ProbeTarget::parse("abc").unwrap().guest_bytes,
             Vec::<u64>::new()
         );
-        assert!(ProbeTarget::parse("../etc").is_err());
-        assert!(ProbeTarget::parse("abc:lots").is_err());
-        assert!(ProbeTarget::parse("abc:-1").is_err());
+        assert_eq!(
+            ProbeTarget::parse("../etc"),
+            Err(TargetError::NotUid("../etc".into()))
+        );
+        assert!(matches!(
+            ProbeTarget::parse("abc:lots"),
+            Err(TargetError::Size(_))
+        ));
+        assert_eq!(
+            ProbeTarget::parse("abc:-1").unwrap_err().to_string(),
+            "guest size \"-1\" in \"abc:-1\" must be positive"
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ use futures::StreamExt;
 
 use super::agent_spec::{AgentConfig, AgentConfigError, AgentFlags, Session};
 use super::agents::Agents;
+use super::error::{AgentError, KernelLogError, ReadError, StderrTail};
 use super::exec;
 use super::probe::{exec_command, ProbeSettings, ProbeTarget};
 use super::smaps_policy::{GuestMemory, SmapsPolicy};
@@ -85,7 +86,7 @@ pub struct Round {
     pub warnings: Vec<String>,
     /// With [`ReadOptions::kernel_logs`]: the OOM reports in each node's kernel log, or why the
     /// log could not be read.
-    pub kernel_logs: BTreeMap<String, Result<Vec<OomEvent>, String>>,
+    pub kernel_logs: BTreeMap<String, Result<Vec<OomEvent>, KernelLogError>>,
 }
 
 /// Why live readings cannot start at all.
@@ -143,7 +144,7 @@ impl LiveReadings {
                         gone.join(", ")
                     )),
                     Ok(_) => {}
-                    Err(e) => warnings.push(e),
+                    Err(e) => warnings.push(e.to_string()),
                 }
                 Some(agents)
             }
@@ -207,7 +208,7 @@ impl LiveReadings {
                                 let a = agents.expect("an agent was started");
                                 Some(log_events(client, a, &node, timeout).await)
                             }
-                            Some(Err(why)) if log => Some(Err(why)),
+                            Some(Err(why)) if log => Some(Err(why.into())),
                             _ => None,
                         }
                     };
@@ -235,7 +236,7 @@ impl LiveReadings {
                     if let Some(old) = self.last.get(&node) {
                         round.readings.insert(node.clone(), old.clone());
                     }
-                    round.stale.insert(node, why);
+                    round.stale.insert(node, why.to_string());
                 }
             }
         }
@@ -268,18 +269,14 @@ impl LiveReadings {
 
     /// Read a node's kernel log through its agent (`dmesg`; the simulator's nodes name theirs in
     /// `VMMEM_KERNEL_LOG`).
-    pub async fn kernel_log(&self, node: &str) -> Result<String, String> {
-        let agents = self.agents.as_ref().ok_or_else(|| {
-            "reading a node's kernel log needs the agent (--live auto or agent)".to_string()
-        })?;
+    pub async fn kernel_log(&self, node: &str) -> Result<String, KernelLogError> {
+        let agents = self.agents.as_ref().ok_or(KernelLogError::NoAgent)?;
         kernel_log(&self.client, agents, node, self.opts.exec_timeout).await
     }
 
     /// The OOM reports in a node's kernel log (read through its agent).
-    pub async fn kernel_log_events(&self, node: &str) -> Result<Vec<OomEvent>, String> {
-        let agents = self.agents.as_ref().ok_or_else(|| {
-            "reading a node's kernel log needs the agent (--live auto or agent)".to_string()
-        })?;
+    pub async fn kernel_log_events(&self, node: &str) -> Result<Vec<OomEvent>, KernelLogError> {
+        let agents = self.agents.as_ref().ok_or(KernelLogError::NoAgent)?;
         log_events(&self.client, agents, node, self.opts.exec_timeout).await
     }
 
@@ -297,16 +294,18 @@ impl LiveReadings {
 /// name, or why it cannot run).
 async fn read_one(
     client: &kube::Client,
-    agent: Option<(&Agents, Result<String, String>)>,
+    agent: Option<(&Agents, Result<String, AgentError>)>,
     mode: Mode,
     node: &str,
     targets: &[Target],
     timeout: Duration,
     now: i64,
-) -> Result<NodeReadings, String> {
+) -> Result<NodeReadings, ReadError> {
     match (mode, agent) {
-        (Mode::Off, _) => Err("live readings are off".into()),
-        (Mode::Kubelet, _) => super::kubelet::read_node(client, node, targets, timeout, now).await,
+        (Mode::Off, _) => Err(ReadError::Off),
+        (Mode::Kubelet, _) => {
+            Ok(super::kubelet::read_node(client, node, targets, timeout, now).await?)
+        }
         (Mode::PodExec, _) | (_, None) => pod_exec(client, node, targets, timeout, now).await,
         (Mode::Agent, Some((a, started))) => {
             let pod = started?;
@@ -327,11 +326,10 @@ async fn read_one(
             // No exec either: the kubelet's summary (no processes, guest RAM estimated).
             super::kubelet::read_node(client, node, targets, timeout, now)
                 .await
-                .map_err(|k| {
-                    format!(
-                        "{why}; exec into the VMs' compute containers failed too: {exec_why}; \
-                         and the kubelet: {k}"
-                    )
+                .map_err(|kubelet| ReadError::Exhausted {
+                    agent: why,
+                    exec: Box::new(exec_why),
+                    kubelet,
                 })
         }
     }
@@ -344,7 +342,7 @@ async fn read_one(
 async fn start_agents(
     agents: Option<&Agents>,
     nodes: &BTreeSet<String>,
-) -> HashMap<String, Result<String, String>> {
+) -> HashMap<String, Result<String, AgentError>> {
     let Some(a) = agents else {
         return HashMap::new();
     };
@@ -364,7 +362,7 @@ async fn kernel_log(
     agents: &Agents,
     node: &str,
     timeout: Duration,
-) -> Result<String, String> {
+) -> Result<String, KernelLogError> {
     let pod = agents.ensure(node).await?;
     let argv: Vec<String> = [
         "sh",
@@ -383,13 +381,17 @@ async fn kernel_log(
         timeout,
     )
     .await
-    .map_err(|e| format!("reading the kernel log of node {node}: {e}"))?;
+    .map_err(|error| KernelLogError::Exec {
+        node: node.to_string(),
+        error,
+    })?;
     match out.failure {
         None => Ok(out.stdout),
-        Some(f) => Err(format!(
-            "reading the kernel log of node {node}: {f}{}",
-            stderr_tail(&out.stderr)
-        )),
+        Some(failure) => Err(KernelLogError::Failed {
+            node: node.to_string(),
+            failure,
+            stderr: StderrTail::of(&out.stderr),
+        }),
     }
 }
 
@@ -400,21 +402,15 @@ async fn log_events(
     agents: &Agents,
     node: &str,
     timeout: Duration,
-) -> Result<Vec<OomEvent>, String> {
+) -> Result<Vec<OomEvent>, KernelLogError> {
     let text = kernel_log(client, agents, node, timeout).await?;
     let n = node.to_string();
     tokio::task::spawn_blocking(move || crate::parse::oom::parse_node_kernel_log(&text, &n))
         .await
-        .map_err(|e| format!("parsing the kernel log of node {node}: {e}"))
-}
-
-fn stderr_tail(stderr: &str) -> String {
-    let s = stderr.trim();
-    if s.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", s.chars().take(300).collect::<String>())
-    }
+        .map_err(|e| KernelLogError::Parse {
+            node: node.to_string(),
+            message: e.to_string(),
+        })
 }
 
 /// The probe in the agent `pod` on `node`.
@@ -426,7 +422,7 @@ async fn read_node(
     targets: &[Target],
     timeout: Duration,
     now: i64,
-) -> Result<NodeReadings, String> {
+) -> Result<NodeReadings, ReadError> {
     let probes: Vec<ProbeTarget> = targets.iter().map(|t| t.probe.clone()).collect();
     let argv = exec_command(&probes, &ProbeSettings::default());
     let ns = agents.config().namespace.clone();
@@ -435,32 +431,32 @@ async fn read_node(
     let out = loop {
         match exec::run(client, &ns, &pod, agents.container(), argv.clone(), timeout).await {
             Ok(o) => break o,
-            Err(e @ exec::ExecError::Timeout { .. }) => return Err(e.to_string()),
+            Err(e @ exec::ExecError::Timeout { .. }) => return Err(e.into()),
             Err(e) => {
                 agents.forget(node).await;
                 // Someone deleted the agent (or it passed its deadline): make a new one now.
-                if exec::pod_gone(&e) && !retried {
+                if e.pod_gone() && !retried {
                     retried = true;
                     pod = agents
                         .ensure(node)
                         .await
-                        .map_err(|why| format!("{e}; a new agent: {why}"))?;
+                        .map_err(|agent| ReadError::Renew { exec: e, agent })?;
                     continue;
                 }
                 // Otherwise the next round makes a new one.
-                return Err(e.to_string());
+                return Err(e.into());
             }
         }
     };
     match crate::parse::probe::parse(&out.stdout) {
         Ok(r) => Ok(r.into_readings(node, LiveSource::Agent, now)),
         // The probe said why itself.
-        Err(e @ crate::parse::probe::ProbeError::Node(_)) => Err(e.to_string()),
-        Err(e) => Err(format!(
-            "{e}{}{}",
-            out.failure.map(|f| format!(" ({f})")).unwrap_or_default(),
-            stderr_tail(&out.stderr)
-        )),
+        Err(e @ crate::parse::probe::ProbeError::Node(_)) => Err(ReadError::Node(e)),
+        Err(error) => Err(ReadError::Probe {
+            error,
+            failure: out.failure,
+            stderr: StderrTail::of(&out.stderr),
+        }),
     }
 }
 
@@ -472,9 +468,9 @@ async fn pod_exec(
     targets: &[Target],
     timeout: Duration,
     now: i64,
-) -> Result<NodeReadings, String> {
+) -> Result<NodeReadings, ReadError> {
     let mut merged: Option<NodeReadings> = None;
-    let mut errors = Vec::new();
+    let mut errors: Vec<ReadError> = Vec::new();
     for t in targets {
         let settings = ProbeSettings {
             own_pod: Some(t.probe.uid.clone()),
@@ -484,19 +480,19 @@ async fn pod_exec(
         let out = match exec::run(client, &t.namespace, &t.pod, "compute", argv, timeout).await {
             Ok(o) => o,
             Err(e) => {
-                errors.push(e.to_string());
+                errors.push(e.into());
                 continue;
             }
         };
         let report = match crate::parse::probe::parse(&out.stdout) {
             Ok(r) => r,
-            Err(e) => {
-                errors.push(format!(
-                    "pod {}/{}: {e}{}",
-                    t.namespace,
-                    t.pod,
-                    stderr_tail(&out.stderr)
-                ));
+            Err(error) => {
+                errors.push(ReadError::PodProbe {
+                    namespace: t.namespace.clone(),
+                    pod: t.pod.clone(),
+                    error,
+                    stderr: StderrTail::of(&out.stderr),
+                });
                 continue;
             }
         };
@@ -516,9 +512,6 @@ async fn pod_exec(
     }
     match merged {
         Some(m) => Ok(m),
-        None => Err(errors
-            .into_iter()
-            .next()
-            .unwrap_or_else(|| "no VM pods to read".to_string())),
+        None => Err(errors.into_iter().next().unwrap_or(ReadError::NoPods)),
     }
 }

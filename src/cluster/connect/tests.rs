@@ -143,6 +143,19 @@ async fn server_flag_alone_is_enough() {
     assert!(connect_with_env(&flags, &env).await.is_err());
 }
 
+/// A server on 127.0.0.1 that accepts connections and never answers (until the task is aborted).
+async fn silent_server() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    let keep = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    (addr, keep)
+}
+
 #[tokio::test]
 async fn unreachable_and_silent_servers_fail_within_the_timeout() {
     // A port nobody listens on.
@@ -163,14 +176,7 @@ async fn unreachable_and_silent_servers_fail_within_the_timeout() {
         "{e}"
     );
     // A server that accepts connections and never answers.
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = silent.local_addr().unwrap();
-    let keep = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((s, _)) = silent.accept().await {
-            held.push(s);
-        }
-    });
+    let (addr, keep) = silent_server().await;
     let flags = ConnectFlags {
         server: Some(format!("http://{addr}")),
         request_timeout: Some(Duration::from_secs(1)),
@@ -261,4 +267,53 @@ fn flags_debug_holds_no_token() {
     let shown = format!("{flags:?}");
     assert!(!shown.contains("tok-that-must-not-leak"), "{shown}");
     assert!(shown.contains("<redacted>"), "{shown}");
+}
+
+#[tokio::test]
+async fn a_timeout_is_told_by_its_type_not_its_words() {
+    let flags = ConnectFlags {
+        server: Some("http://127.0.0.1:7".into()),
+        request_timeout: Some(Duration::from_secs(5)),
+        ..ConnectFlags::default()
+    };
+    let conn = connect_with_env(&flags, &Env::default()).await.unwrap();
+    let timeout = "the Kubernetes API server at http://127.0.0.1:7 did not answer within 5s (--request-timeout)";
+    let io = |kind, text: &str| kube::Error::Service(Box::new(std::io::Error::new(kind, text)));
+    // The client's read timeout: an I/O error of kind TimedOut, whatever it says.
+    let e = io(std::io::ErrorKind::TimedOut, "deadline has elapsed");
+    assert!(timed_out(&e));
+    assert_eq!(conn.request_error(&e).to_string(), timeout);
+    // tokio's Elapsed wrapped in an I/O error of another kind (found under it).
+    let elapsed = tokio::time::timeout(Duration::ZERO, std::future::pending::<()>())
+        .await
+        .unwrap_err();
+    let e = kube::Error::Service(Box::new(std::io::Error::other(elapsed)));
+    assert_eq!(conn.request_error(&e).to_string(), timeout);
+    // The words alone are no timeout.
+    let e = io(std::io::ErrorKind::ConnectionRefused, "the peer timed out");
+    assert!(!timed_out(&e));
+    assert_eq!(
+        conn.request_error(&e).to_string(),
+        "cannot reach the Kubernetes API server at http://127.0.0.1:7: the peer timed out"
+    );
+}
+
+#[tokio::test]
+async fn a_real_read_timeout_is_a_timeout() {
+    // A server that never answers: the client's own read timeout ends the request (no outer
+    // time limit here).
+    let (addr, keep) = silent_server().await;
+    let flags = ConnectFlags {
+        server: Some(format!("http://{addr}")),
+        request_timeout: Some(Duration::from_millis(300)),
+        ..ConnectFlags::default()
+    };
+    let conn = connect_with_env(&flags, &Env::default()).await.unwrap();
+    let e = conn.client.apiserver_version().await.unwrap_err();
+    assert!(timed_out(&e), "{e:?}");
+    assert!(
+        matches!(conn.request_error(&e), ConnectError::Timeout { .. }),
+        "{e:?}"
+    );
+    keep.abort();
 }

@@ -211,9 +211,11 @@ fn classify(e: &anyhow::Error) -> Health {
         Some(LiveError::Connect(_)) | Some(LiveError::InitialTimeout { .. }) => {
             Health::Unreachable(text)
         }
-        Some(LiveError::Read { message, .. }) if message.contains("forbidden") => {
-            Health::Forbidden(text)
-        }
+        // A 403 the feed did not take for a Kubernetes Forbidden (e.g. a proxy's, with no
+        // Status): still a refusal.
+        Some(LiveError::Read {
+            code: Some(403), ..
+        }) => Health::Forbidden(text),
         _ => Health::Failed(text),
     }
 }
@@ -319,5 +321,36 @@ impl DataSource for ClusterSource {
                 live.close().await;
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_error(code: Option<u16>, message: &str) -> anyhow::Error {
+        LiveError::Read {
+            resource: "virtualmachines",
+            server: "https://127.0.0.1:6443".into(),
+            code,
+            message: message.into(),
+        }
+        .into()
+    }
+
+    #[test]
+    fn a_refusal_is_told_by_its_code_not_its_words() {
+        let text = "reading virtualmachines from https://127.0.0.1:6443: Forbidden";
+        assert_eq!(
+            classify(&read_error(Some(403), "Forbidden")),
+            Health::Forbidden(text.into())
+        );
+        // The word alone is no refusal: a 500 whose message says "forbidden" is a failure.
+        let e = read_error(Some(500), "etcd: forbidden key");
+        assert!(matches!(classify(&e), Health::Failed(_)), "{e}");
+        let e = read_error(None, "the list did not finish");
+        assert!(matches!(classify(&e), Health::Failed(_)), "{e}");
+        let forbidden = LiveError::Forbidden("virtualmachines.kubevirt.io is forbidden".into());
+        assert!(matches!(classify(&forbidden.into()), Health::Forbidden(_)));
     }
 }

@@ -22,6 +22,7 @@ use crate::model::oom_verdict::OomExplanation;
 use crate::model::oom_vm::LogsRead;
 use crate::model::report::Report;
 use crate::model::version::Version;
+use crate::node::error::KernelLogError;
 use crate::node::readers::LiveReadings;
 
 /// Nodes whose logs are read at the same time.
@@ -30,7 +31,7 @@ const PARALLEL: usize = 4;
 /// One finished read.
 struct LogRead {
     node: String,
-    result: Result<Vec<OomEvent>, String>,
+    result: Result<Vec<OomEvent>, KernelLogError>,
     at: SystemTime,
 }
 
@@ -65,7 +66,9 @@ impl KernelLogs {
     /// Take in the reads that finished since the last refresh.
     pub fn collect(&mut self) {
         while let Ok(r) = self.rx.try_recv() {
-            self.watch.finished(&r.node, r.result, r.at);
+            // The watch keeps the sentence to show on the node's VMs.
+            let result = r.result.map_err(|e| e.to_string());
+            self.watch.finished(&r.node, result, r.at);
         }
     }
 
