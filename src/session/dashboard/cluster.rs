@@ -18,7 +18,7 @@ use crate::cluster::connect::{kubeconfig_paths, read_merged, Env};
 use crate::cluster::live::{Health as WatchHealth, LiveError};
 use crate::history::PeakKeeper;
 use crate::model::inventory::Readings;
-use crate::model::report::{self, Report};
+use crate::model::report::{self, Report, VmRow};
 use crate::node::readers::{LiveReadings, Mode};
 use crate::session::error_chain;
 use crate::session::inputs::filter_namespace;
@@ -220,6 +220,28 @@ fn classify(e: &anyhow::Error) -> Health {
     }
 }
 
+impl ClusterSource {
+    /// The peaks kept for this cluster, opened at the first refresh.
+    fn peak_keeper(&mut self, server: &str) -> &mut PeakKeeper {
+        let (opts, warnings) = (&self.opts, &mut self.peak_warnings);
+        self.peaks.get_or_insert_with(|| {
+            let (k, w) = crate::session::peaks::keeper_for(opts, server);
+            *warnings = w;
+            k
+        })
+    }
+
+    /// Remember this refresh's peaks, and write them out every [`PEAKS_SAVE_EVERY`] seconds.
+    fn keep_peaks(&mut self, server: &str, rows: &[VmRow], now: i64) {
+        self.peak_keeper(server).observe(rows);
+        if now - self.peaks_saved_at >= PEAKS_SAVE_EVERY {
+            let warnings = self.peak_keeper(server).save(now);
+            self.peak_warnings.extend(warnings);
+            self.peaks_saved_at = now;
+        }
+    }
+}
+
 impl DataSource for ClusterSource {
     fn fetch<'a>(&'a mut self, scope: &'a Scope) -> BoxFuture<'a, Snapshot> {
         Box::pin(async move {
@@ -270,21 +292,9 @@ impl DataSource for ClusterSource {
             opts.oom_history = self.kernel_logs.explanations(&inventory, opts.version_flag);
             opts.kernel_logs_read = self.kernel_logs.read_nodes();
             let now = crate::session::peaks::unix_now();
-            let keeper = match &mut self.peaks {
-                Some(k) => k,
-                None => {
-                    let (k, w) = crate::session::peaks::keeper_for(&self.opts, &server);
-                    self.peak_warnings = w;
-                    self.peaks.insert(k)
-                }
-            };
-            opts.peaks = keeper.for_report(now);
+            opts.peaks = self.peak_keeper(&server).for_report(now);
             let mut report = report::build(&inventory, &readings, &opts);
-            keeper.observe(&report.vms);
-            if now - self.peaks_saved_at >= PEAKS_SAVE_EVERY {
-                self.peak_warnings.extend(keeper.save(now));
-                self.peaks_saved_at = now;
-            }
+            self.keep_peaks(&server, &report.vms, now);
             report.warnings.extend(warnings);
             report.warnings.extend(self.peak_warnings.iter().cloned());
             if let Some(r) = &self.readers {
