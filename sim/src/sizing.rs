@@ -98,11 +98,9 @@ enum Stage {
     AfterRatio,
 }
 
-/// One line of KubeVirt's sum: in which releases, at which stage, how many MiB for a VMI.
+/// One line of KubeVirt's sum: in which releases, at which stage, how many MiB for a VMI (the
+/// comment above each row of [`TERMS`] names it).
 struct Term {
-    /// Names the line for whoever reads the table.
-    #[allow(dead_code)]
-    what: &'static str,
     stage: Stage,
     releases: fn(Version) -> bool,
     mebibytes: fn(&Vmi, &Budgets) -> i64,
@@ -114,34 +112,48 @@ fn always(_: Version) -> bool {
 
 #[rustfmt::skip]
 const TERMS: &[Term] = &[
-    Term { what: "processes", stage: Stage::Scaled, releases: always,
+    // processes
+    Term { stage: Stage::Scaled, releases: always,
            mebibytes: |_, b| b.processes.mebibytes() },
-    Term { what: "vCPUs", stage: Stage::Scaled, releases: always, mebibytes: |vmi, _| 8 * vmi.vcpus },
-    Term { what: "IOThread", stage: Stage::Scaled, releases: always, mebibytes: |_, _| 8 },
-    Term { what: "video", stage: Stage::Scaled, releases: always,
+    // vCPUs
+    Term { stage: Stage::Scaled, releases: always, mebibytes: |vmi, _| 8 * vmi.vcpus },
+    // IOThread
+    Term { stage: Stage::Scaled, releases: always, mebibytes: |_, _| 8 },
+    // video
+    Term { stage: Stage::Scaled, releases: always,
            mebibytes: |vmi, b| if vmi.graphics { b.video } else { 0 } },
-    Term { what: "arm64", stage: Stage::Scaled, releases: always,
+    // arm64
+    Term { stage: Stage::Scaled, releases: always,
            mebibytes: |vmi, _| if vmi.arm64 { 128 } else { 0 } },
-    Term { what: "host devices", stage: Stage::Scaled, releases: always,
+    // host devices
+    Term { stage: Stage::Scaled, releases: always,
            mebibytes: |vmi, _| if vmi.host_devices { 1024 } else { 0 } },
-    Term { what: "downward metrics", stage: Stage::Scaled, releases: always,
+    // downward metrics
+    Term { stage: Stage::Scaled, releases: always,
            mebibytes: |vmi, _| i64::from(vmi.downward_metrics) },
-    Term { what: "exec probes", stage: Stage::Scaled, releases: always,
+    // exec probes
+    Term { stage: Stage::Scaled, releases: always,
            mebibytes: |vmi, _| if vmi.exec_probes > 0 { 100 + 10 * vmi.exec_probes } else { 0 } },
-    Term { what: "SEV", stage: Stage::Scaled, releases: always,
+    // SEV
+    Term { stage: Stage::Scaled, releases: always,
            mebibytes: |vmi, _| if vmi.sev { 256 } else { 0 } },
-    Term { what: "TPM", stage: Stage::Scaled, releases: always,
+    // TPM
+    Term { stage: Stage::Scaled, releases: always,
            mebibytes: |vmi, _| if vmi.tpm { 53 } else { 0 } },
-    Term { what: "passt without ports", stage: Stage::Scaled,
+    // passt without ports
+    Term { stage: Stage::Scaled,
            releases: |r| (v(0, 59, 0)..v(1, 3, 0)).contains(&r),
            mebibytes: |vmi, _| 800 * vmi.passt_without_ports },
-    Term { what: "guaranteed QoS", stage: Stage::Scaled,
+    // guaranteed QoS
+    Term { stage: Stage::Scaled,
            releases: |r| r >= v(1, 6, 0) || r == v(1, 5, 3),
            mebibytes: |vmi, _| if vmi.dedicated_or_guaranteed { 100 } else { 0 } },
-    Term { what: "guaranteed QoS", stage: Stage::AfterRatio,
+    // guaranteed QoS
+    Term { stage: Stage::AfterRatio,
            releases: |r| (v(1, 1, 0)..=v(1, 5, 2)).contains(&r),
            mebibytes: |vmi, _| if vmi.dedicated_or_guaranteed { 100 } else { 0 } },
-    Term { what: "core passt binding", stage: Stage::AfterRatio, releases: |r| r >= v(1, 8, 0),
+    // core passt binding
+    Term { stage: Stage::AfterRatio, releases: |r| r >= v(1, 8, 0),
            mebibytes: |vmi, _| if vmi.passt_binding { 250 } else { 0 } },
 ];
 

@@ -1,15 +1,14 @@
 //! A real memory cgroup (v1) subtree below this process's own cgroup, laid out like a node's
 //! kubepods tree, with helper processes inside. Dropping it kills the helpers and removes every
-//! cgroup it made, also when a test fails half-way. Shared by tests/probe_kernel.rs and
+//! cgroup it made, also when a test fails half-way. Shared by tests/it/probe_kernel.rs and
 //! benches/probe.rs.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The memory cgroup v1 directory of this process, or why there is none to build below.
 pub fn own_memory_cgroup() -> Result<PathBuf, String> {
@@ -46,7 +45,8 @@ pub struct Tree {
     /// Plays the host's /sys/fs/cgroup: its `memory` entry is a symlink to `root`.
     pub fake: tempfile::TempDir,
     created: Vec<PathBuf>,
-    children: Vec<Child>,
+    /// The helpers started, at the index [`Tree::start`] returns; killed when the tree is dropped.
+    pub children: Vec<Child>,
 }
 
 impl Tree {
@@ -129,18 +129,6 @@ impl Tree {
         let mut stdin = self.children[i].stdin.take().ok_or("no stdin")?;
         stdin.write_all(b"g").map_err(|e| e.to_string())?;
         Ok(i)
-    }
-
-    /// Wait up to `timeout` for child `i` to end; its exit status.
-    pub fn wait(&mut self, i: usize, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let until = Instant::now() + timeout;
-        while Instant::now() < until {
-            if let Ok(Some(s)) = self.children[i].try_wait() {
-                return Some(s);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
     }
 }
 
@@ -262,20 +250,4 @@ pub fn container_id(seed: u64) -> String {
     }
     s.truncate(64);
     s
-}
-
-pub fn read_u64(path: &Path) -> u64 {
-    fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .trim()
-        .parse()
-        .unwrap()
-}
-
-/// A `memory.stat` key's value.
-pub fn stat_key(cgroup: &Path, key: &str) -> u64 {
-    let text = fs::read_to_string(cgroup.join("memory.stat")).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {key} in memory.stat"))
 }

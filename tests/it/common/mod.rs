@@ -1,0 +1,98 @@
+//! Helpers shared by the integration tests (`mod common;` in each test crate): the
+//! simulator's, and the real kube-apiserver harness in `apiserver`.
+
+pub mod apiserver;
+pub mod exec;
+pub mod kubectl;
+pub mod live;
+pub mod tmux;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use kube::api::{ApiResource, GroupVersionKind};
+use vmmem::cluster::connect::{connect_with_env, ConnectFlags, Connection, Env};
+use vmmem::model::inventory::Inventory;
+use vmmem_sim::{Scenario, Sim, SimHandle, SimOptions};
+
+pub fn vm_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("kubevirt.io", "v1", "VirtualMachine"),
+        "virtualmachines",
+    )
+}
+
+pub fn vmi_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("kubevirt.io", "v1", "VirtualMachineInstance"),
+        "virtualmachineinstances",
+    )
+}
+
+pub async fn demo() -> SimHandle {
+    start(Scenario::demo().unwrap()).await
+}
+
+/// `scenario` in a simulator whose pods start in 100 ms.
+pub async fn start(scenario: Scenario) -> SimHandle {
+    let opts = SimOptions {
+        pod_start_delay: Duration::from_millis(100),
+        ..SimOptions::default()
+    };
+    Sim::start(scenario, opts).await.unwrap()
+}
+
+/// A temporary directory holding `admin.kubeconfig` for `sim`, and that file's path.
+pub fn admin_kubeconfig(sim: &SimHandle) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("admin.kubeconfig");
+    sim.write_kubeconfig(&kc).unwrap();
+    (dir, kc)
+}
+
+/// The tool's connection as `user` through `dir/{user}.kubeconfig`, with `timeout` per request.
+pub async fn connect_as(
+    sim: &SimHandle,
+    dir: &Path,
+    user: &str,
+    timeout: Option<Duration>,
+) -> Connection {
+    let path = dir.join(format!("{user}.kubeconfig"));
+    sim.write_kubeconfig_as(&path, user).unwrap();
+    let flags = ConnectFlags {
+        kubeconfig: Some(path),
+        request_timeout: timeout,
+        ..ConnectFlags::default()
+    };
+    connect_with_env(&flags, &Env::default()).await.unwrap()
+}
+
+/// The resourceVersion of the VM `name` in `inv` (empty when it is not there). A change to the
+/// VM shows as a new version (the inventory keeps only the annotations the tool reads, so a
+/// test's marker annotation does not show).
+pub fn version_of(inv: &Inventory, name: &str) -> String {
+    inv.vms
+        .iter()
+        .find(|v| v.metadata.name == name)
+        .map(|v| v.metadata.resource_version.clone())
+        .unwrap_or_default()
+}
+
+/// Poll `f` until it holds or `within` passes.
+pub async fn eventually(within: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + within;
+    while Instant::now() < until {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    f()
+}
+
+pub fn api_code(e: &kube::Error) -> Option<(u16, String, String)> {
+    match e {
+        kube::Error::Api(s) => Some((s.code, s.reason.clone(), s.message.clone())),
+        _ => None,
+    }
+}
