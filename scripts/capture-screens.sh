@@ -5,7 +5,7 @@
 # screenshot assets/dashboard.png rendered from the colour capture by scripts/screen-to-png.py.
 # The demo's clock runs 4x (VMMEM_DEMO_SPEED) so memhold-vm is OOM-killed, restarts and heads for
 # its next kill within a minute; the dashboard is captured while that VM is at risk again with its
-# earlier kill counted, then its detail view. tests/readme_pictures.rs checks the results.
+# earlier kill counted, then its detail view. tests/it/readme_pictures.rs checks the results.
 #
 #   scripts/capture-screens.sh                      # builds the release binary first
 #   scripts/capture-screens.sh path/to/kubectl-vmmem
@@ -36,7 +36,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# The dashboard's own size for the screenshot (tests/readme_pictures.rs takes a fresh capture at
+# The dashboard's own size for the screenshot (tests/it/readme_pictures.rs takes a fresh capture at
 # the size written into the PNG).
 cols=160 rows=22
 tmux -L "$sock" -f /dev/null new-session -d -x "$cols" -y "$rows" \

@@ -7,7 +7,7 @@ The screen's SGR escapes (bold, dim, italic, underline, reverse; the 16 ANSI col
 shows them, the 256-colour palette and 24-bit colours) become an HTML page of a COLS x ROWS
 character grid, CELL_W x CELL_H pixels a cell, which headless Chromium (Debian's `chromium`,
 driven over the DevTools protocol) renders to OUT.png. The PNG then gets two iTXt chunks: `vmmem-terminal` (COLSxROWS) and
-`vmmem-capture` (the .ansi text it was rendered from), so tests/readme_pictures.rs can check that
+`vmmem-capture` (the .ansi text it was rendered from), so tests/it/readme_pictures.rs can check that
 the picture in the README is the committed capture at the committed terminal size.
 """
 
@@ -24,7 +24,7 @@ import tempfile
 import time
 import zlib
 
-# Cell size and margin in pixels; tests/readme_pictures.rs checks the PNG's size with these.
+# Cell size and margin in pixels; tests/it/readme_pictures.rs checks the PNG's size with these.
 CELL_W, CELL_H, PAD = 9, 18, 10
 FONT = "'DejaVu Sans Mono', 'Liberation Mono', monospace"
 FONT_PX = 15  # DejaVu Sans Mono's advance at 15px is 9.03px: letter-spacing makes it 9.

@@ -2,7 +2,7 @@
 //!
 //! The rules are KubeVirt's `GetMemoryOverhead` (pkg/virt-controller/services/template.go up to
 //! v0.55, renderresources.go v0.56–v1.7, pkg/hypervisor/kvm/hypervisorbackend.go from v1.8), and
-//! `tests/kubevirt_vectors.rs` checks them against what that Go code returned at 14 releases.
+//! `tests/it/kubevirt_vectors.rs` checks them against what that Go code returned at 14 releases.
 //! Every input comes from the VMI as stored (after KubeVirt's defaulting), never the VM template.
 
 use std::borrow::Cow;

@@ -39,9 +39,15 @@ fn kubeconfig(sim: &SimHandle, dir: &Path) -> PathBuf {
 
 /// Run the real binary to the end (off the runtime's threads, which serve the simulator).
 async fn run(args: Vec<String>) -> std::process::Output {
-    tokio::task::spawn_blocking(move || Command::new(BIN).args(&args).output().unwrap())
-        .await
-        .unwrap()
+    tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .env("XDG_STATE_HOME", crate::common::state_home())
+            .args(&args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
 }
 
 fn args(kc: &Path, extra: &[&str]) -> Vec<String> {
@@ -164,6 +170,7 @@ async fn kill_list_after_its_agents_run(sim: &SimHandle, kc: &Path) -> Vec<Strin
     let client = sim.client().await.unwrap();
     sim.set_exec_latency(Duration::from_secs(300));
     let mut child: Child = Command::new(BIN)
+        .env("XDG_STATE_HOME", crate::common::state_home())
         .args(args(kc, &["list", "-A", "--live", "agent"]))
         .stdout(Stdio::null())
         .stderr(Stdio::null())

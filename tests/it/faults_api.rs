@@ -157,6 +157,7 @@ async fn throttling_that_never_ends_is_one_sentence_from_list_and_fix() {
         tokio::task::spawn_blocking(move || {
             let t = Instant::now();
             let out = Command::new(bin)
+                .env("XDG_STATE_HOME", crate::common::state_home())
                 .args(args)
                 .args(["--kubeconfig", &kc, "--request-timeout", "30s"])
                 .output()

@@ -30,9 +30,15 @@ pub fn reader(sim: &SimHandle, dir: &Path) -> PathBuf {
 async fn run(kc: &Path, extra: &[&str]) -> std::process::Output {
     let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
     args.extend(["--kubeconfig".into(), kc.display().to_string()]);
-    tokio::task::spawn_blocking(move || Command::new(BIN).args(&args).output().unwrap())
-        .await
-        .unwrap()
+    tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .env("XDG_STATE_HOME", crate::common::state_home())
+            .args(&args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

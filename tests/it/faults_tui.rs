@@ -19,7 +19,9 @@ fn start(name: &str, kc: &Path, args: &str) -> Tmux {
         kc.display()
     );
     let timing = (Duration::from_secs(60), Duration::from_millis(200));
-    Tmux::start(socket, &script, (200, 40), &[("NO_COLOR", "1")], timing)
+    let state = crate::common::state_home().to_string_lossy();
+    let env = [("NO_COLOR", "1"), ("XDG_STATE_HOME", &*state)];
+    Tmux::start(socket, &script, (200, 40), &env, timing)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -33,6 +33,7 @@ fn assert_clean(what: &str, bytes: &[u8]) {
 
 fn run(args: &[&str], env: &[(&str, &Path)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_kubectl-vmmem"));
+    cmd.env("XDG_STATE_HOME", crate::common::state_home());
     cmd.args(args)
         .env("NO_COLOR", "1")
         .env_remove("KUBECONFIG")

@@ -11,6 +11,7 @@ async fn sim_subcommand_serves_5000_vms_until_interrupted() {
     let kc = dir.path().join("kubeconfig");
     let started = Instant::now();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-vmmem"))
+        .env("XDG_STATE_HOME", crate::common::state_home())
         .args([
             "sim",
             "--vms",

@@ -7,7 +7,7 @@ const A64: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
 const B64: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 const SLICE: &str = "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod99ee3a64_645b_4699_9384_5a3875d78b41.slice";
 
-/// What probe.sh printed for a hand-made cgroup v2 tree (tests/probe_fixtures.rs builds the same).
+/// What probe.sh printed for a hand-made cgroup v2 tree (tests/it/probe_fixtures.rs builds the same).
 fn v2_sample() -> String {
     format!(
         "vmmem-probe 1

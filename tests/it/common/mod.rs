@@ -96,3 +96,16 @@ pub fn api_code(e: &kube::Error) -> Option<(u16, String, String)> {
         _ => None,
     }
 }
+
+/// A state directory for the binaries the tests start (`XDG_STATE_HOME`), one per test
+/// process, so the peaks they remember never reach the user's own `~/.local/state`.
+pub fn state_home() -> &'static std::path::Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        tempfile::Builder::new()
+            .prefix("vmmem-test-state-")
+            .tempdir()
+            .expect("a temporary state directory")
+    })
+    .path()
+}
