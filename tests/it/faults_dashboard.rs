@@ -77,7 +77,16 @@ fn app_160x30(scope: &Scope) -> App {
 
 /// The dashboard's cluster source for `top -A --live agent` with `extra` flags against `kc`.
 fn agent_source(kc: &Path, extra: &[&str]) -> ClusterSource {
-    let head = ["kubectl-vmmem", "top", "-A", "--live", "agent"];
+    // In this process: no peak store, so nothing is written to the user's state directory.
+    let head = [
+        "kubectl-vmmem",
+        "top",
+        "-A",
+        "--live",
+        "agent",
+        "--history",
+        "off",
+    ];
     let tail = ["--kubeconfig", kc.to_str().unwrap()];
     let cli = Cli::try_parse_from(head.iter().chain(extra).chain(&tail)).unwrap();
     ClusterSource::new(

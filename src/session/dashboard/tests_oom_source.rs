@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use crate::cluster::connect::ConnectFlags;
+use crate::history::HistoryMode;
 use crate::model::report::{Flag, VmRow};
 use crate::session::dashboard::cluster::ClusterSource;
 use crate::session::dashboard::cluster_fix::ClientSlot;
@@ -36,6 +37,8 @@ async fn memhold_kill_reaches_the_row_from_the_kernel_log() {
             ..ConnectFlags::default()
         },
         namespaces: Namespaces::All,
+        // In this process: no peak store, so nothing is written to the user's state directory.
+        history: HistoryMode::Off,
         ..Options::default()
     };
     let mut source = ClusterSource::new(opts, ClientSlot::default());
