@@ -478,7 +478,9 @@ fn predict_harvester_request(
         return;
     };
     let spec = &target.vm.spec.template.spec;
-    let host_devices = !spec.domain.devices.host_devices.is_empty();
+    // Host devices and GPUs (vGPUs among them) alike: the request is the guest (Harvester v1.3+).
+    let devices = &spec.domain.devices;
+    let host_devices = !devices.host_devices.is_empty() || !devices.gpus.is_empty();
     let request = if dedicated_cpu(spec) {
         limit
     } else if host_devices {

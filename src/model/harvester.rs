@@ -27,8 +27,7 @@ impl HarvesterContext {
         let version = find(keys::SETTING_SERVER_VERSION)
             .and_then(|s| s.effective())
             .and_then(Version::parse);
-        let ratio_setting =
-            find(keys::SETTING_RATIO).map(|s| s.effective().unwrap_or("").to_string());
+        let ratio_setting = find(keys::SETTING_RATIO).map(effective_ratio);
         let overcommit_memory = find(keys::SETTING_OVERCOMMIT)
             .and_then(|s| s.effective())
             .and_then(|v| serde_json::from_str::<serde_json::Value>(v).ok())
@@ -56,11 +55,34 @@ impl HarvesterContext {
         if !self.has_ratio_setting() {
             return Some(LEGACY_DEFAULT_RESERVED);
         }
-        match self.ratio_setting.as_deref().map(str::trim) {
-            None | Some("") | Some("0") => Some(LEGACY_DEFAULT_RESERVED),
+        match self.ratio_setting.as_deref() {
+            None => Some(LEGACY_DEFAULT_RESERVED),
+            Some(r) if ratio_is_off(r) => Some(LEGACY_DEFAULT_RESERVED),
             Some(_) => None,
         }
     }
+}
+
+/// Harvester's own default of `additional-guest-memory-overhead-ratio` (v1.4+).
+pub const DEFAULT_RATIO: &str = "1.5";
+
+/// The ratio the setting holds: its value, else its default; an empty one means Harvester's
+/// default "1.5" (harvester/harvester pkg/settings, v1.4.0), not off.
+fn effective_ratio(s: &HarvesterSetting) -> String {
+    let set = |v: Option<&str>| {
+        v.map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    set(s.value.as_deref())
+        .or_else(|| set(s.default.as_deref()))
+        .unwrap_or_else(|| DEFAULT_RATIO.to_string())
+}
+
+/// The ratio is off when its value equals 0 ("0", "0.0", "0e0"); Harvester's validator refuses
+/// what is not a number, so such a value is taken as off too (the webhook then reserves 100Mi).
+fn ratio_is_off(ratio: &str) -> bool {
+    ratio.trim().parse::<f64>().map_or(true, |r| r == 0.0)
 }
 
 /// Where a VM's reservation comes from.
@@ -101,7 +123,7 @@ pub fn hotplug(vm: &VirtualMachine) -> bool {
     vm.metadata
         .annotations
         .get(keys::HARVESTER_HOTPLUG)
-        .is_some_and(|v| v == "true")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
 }
 
 /// The size table's reservation for a configured guest size: 1G → 256Mi, 2–4G → 384Mi,
@@ -155,8 +177,17 @@ mod tests {
             setting("additional-guest-memory-overhead-ratio", None, Some("1.5")),
         ]);
         assert_eq!(v14.default_reserved(), None);
-        // v1.4 with the ratio off ("" or "0") → 100Mi again.
-        for off in ["", "0"] {
+        // v1.4: an empty value is Harvester's default 1.5, not off → nothing reserved.
+        for empty in [Some(""), Some("  "), None] {
+            let c = HarvesterContext::from_settings(&[
+                setting("server-version", Some("v1.4.2"), None),
+                setting("additional-guest-memory-overhead-ratio", empty, None),
+            ]);
+            assert_eq!(c.ratio_setting.as_deref(), Some("1.5"), "{empty:?}");
+            assert_eq!(c.default_reserved(), None, "{empty:?}");
+        }
+        // v1.4 with the ratio off (any value equal to 0) → 100Mi again.
+        for off in ["0", "0.0", " 0.00 ", "0e0"] {
             let c = HarvesterContext::from_settings(&[
                 setting("server-version", Some("v1.4.2"), None),
                 setting(
@@ -178,6 +209,23 @@ mod tests {
             HarvesterContext::default().default_reserved(),
             Some(100 * MI)
         );
+    }
+
+    #[test]
+    fn the_hotplug_annotation_is_read_whatever_its_case() {
+        for (value, on) in [
+            ("true", true),
+            ("True", true),
+            ("TRUE", true),
+            ("false", false),
+            ("", false),
+        ] {
+            let mut vm = VirtualMachine::default();
+            vm.metadata
+                .annotations
+                .insert(keys::HARVESTER_HOTPLUG.into(), value.into());
+            assert_eq!(hotplug(&vm), on, "{value:?}");
+        }
     }
 
     #[test]

@@ -155,6 +155,29 @@ fn harvester_default_recommendation_sets_annotation_and_guest() {
 }
 
 #[test]
+fn harvester_predicts_the_guest_as_request_for_gpu_vms() {
+    // GPUs (vGPUs among them) count like host devices: the webhook sets request = guest.
+    let raw = vm(
+        json!({"harvesterhci.io/reservedMemory": "256Mi"}),
+        json!({"memory": {"guest": "7936Mi"},
+               "devices": {"gpus": [{"name": "gpu1", "deviceName": "nvidia.com/GRID_A100-4C"}]},
+               "resources": {"limits": {"memory": "8Gi"}, "requests": {"memory": "7936Mi"}}}),
+    );
+    let p = plan(
+        &target(&raw, &harvester_inv()),
+        &reserve(Some(512 * MI), None),
+    )
+    .unwrap();
+    let patch = p.patch.unwrap();
+    assert_eq!(domain_of(&patch)["memory"]["guest"], "7680Mi");
+    assert_eq!(
+        domain_of(&patch)["resources"]["requests"]["memory"],
+        "7680Mi",
+        "request = guest, not limit x 100 / overcommit"
+    );
+}
+
+#[test]
 fn harvester_webhook_request_is_predicted() {
     // A request the user edited by hand is rewritten by the webhook when the annotation changes.
     let raw = vm(
