@@ -148,6 +148,11 @@ fn plain_kubevirt_shapes() {
     // The memory cgroup holds only the overhead: max(0, limit − guest) + O.
     assert_eq!(hp.expected_pod_limit_bytes, Some(o_hp));
     assert_eq!(hp.overhead_budget_bytes, Some(o_hp));
+    // guest = limit is no missing reservation here, and the size table (guest RAM inside the
+    // memory cgroup) does not apply.
+    assert!(!hp.has_flag(Flag::GuestEqualsLimit), "{:?}", hp.flags);
+    assert!(!hp.has_flag(Flag::UnderReserved), "{:?}", hp.flags);
+    assert_eq!(hp.recommendation.reserve_bytes, 0);
 
     let ded = vm(&r, "dedicated");
     let o_ded = (2 * GI + 999) / 1000 * 1000 / 512 + (210 + 16 + 8 + 16) * MI + 100 * MI;

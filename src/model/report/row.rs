@@ -398,7 +398,9 @@ fn flags_and_notes(
             ));
         }
     }
-    if n.limit.is_some() && n.limit == n.guest {
+    // Hugepage-backed guest RAM is outside the memory cgroup: guest = limit reserves nothing
+    // less there.
+    if n.limit.is_some() && n.limit == n.guest && !n.hugepages {
         said.flags.push(Flag::GuestEqualsLimit);
     }
     if size.has_limit() && size.reserved.bytes.unwrap_or(0) < rec.reserve_bytes {
