@@ -45,6 +45,7 @@ mod live_cli;
 mod live_kubectl;
 mod live_source;
 mod manifest_prop;
+mod one_number;
 mod oom_cases;
 mod oom_cli;
 mod oom_fuzz;
