@@ -6,7 +6,8 @@ use serde::Serialize;
 use super::inventory::Inventory;
 use super::objects::{keys, Pod, VirtualMachine, VirtualMachineInstance, VmiSpec};
 use super::oom_event::OomEvent;
-use super::overhead::{overhead, process_role, ClusterInputs};
+use super::overhead::{overhead, process_role, ClusterInputs, Overhead};
+use super::spec::expected_pod;
 use super::version::{detect, DetectedVersion, Version};
 
 /// Whose kernel logs were read for OOM reports: with them, a VM with no live reading still has
@@ -46,8 +47,15 @@ pub struct VmFacts {
     /// The memory the user configured (`limits.memory`, else the guest size): the key of the
     /// size table of reservations.
     pub configured_bytes: Option<u64>,
-    /// KubeVirt's O for this VMI: observed (annotation/status) or from the formula.
+    /// KubeVirt's O for this VMI as applied (an overhead ratio included): observed
+    /// (annotation/status) or from the formula.
     pub overhead_bytes: Option<u64>,
+    /// The room an overhead ratio adds to O (O before the ratio × (ratio − 1)), by the formula;
+    /// 0 without a ratio or without the VMI's spec.
+    pub ratio_room: i64,
+    /// The memory limits of the containers beside `compute` that share the pod's limit (0 when
+    /// the pod is not known).
+    pub sidecars: i64,
     /// The Harvester reservation annotation, when set.
     pub reserved_annotation: Option<String>,
     /// Guest RAM is backed by hugepages: charged to hugetlb, not to the memory cgroup.
@@ -104,17 +112,18 @@ pub fn vm_for_pod(inv: &Inventory, pod_uid: &str, version: Version) -> Option<Vm
     let configured_bytes = spec
         .and_then(|s| bytes(&s.domain.resources.limits.memory))
         .or(guest_bytes);
+    let formula = vmi.map(|v| overhead(&v.spec, version, &cluster_inputs(inv)));
     let overhead_bytes = pod
         .and_then(observed_overhead)
         .or_else(|| {
             vmi.and_then(|v| v.status.memory.as_ref())
                 .and_then(|m| bytes(&m.memory_overhead))
         })
-        .or_else(|| {
-            let spec = vmi.map(|v| &v.spec)?;
-            let cluster = cluster_inputs(inv);
-            u64::try_from(overhead(spec, version, &cluster).total).ok()
-        });
+        .or_else(|| u64::try_from(formula.as_ref()?.total).ok());
+    // As `list` counts them: the sidecars KubeVirt adds for this spec, when its pod is known.
+    let sidecars = pod
+        .and(spec)
+        .map_or(0, |s| expected_pod(s, 0, version, false).sidecars);
     Some(VmFacts {
         vm: VmRef {
             namespace,
@@ -123,6 +132,8 @@ pub fn vm_for_pod(inv: &Inventory, pod_uid: &str, version: Version) -> Option<Vm
         guest_bytes,
         configured_bytes,
         overhead_bytes,
+        ratio_room: formula.as_ref().map_or(0, Overhead::ratio_room),
+        sidecars,
         reserved_annotation: vm.and_then(reserved_annotation),
         hugepages: spec
             .and_then(|s| s.domain.memory.as_ref())

@@ -5,8 +5,7 @@
 use super::risk::Risk;
 use crate::model::evidence::{worst_by, At, Bound, Evidence, EvidenceKind, Level};
 use crate::model::memory::MemoryModel;
-use crate::model::oom_event::OomScope;
-use crate::model::oom_verdict::OomExplanation;
+use crate::model::oom_verdict::{oom_kill_evidence, OomExplanation};
 use crate::model::readings::{CgroupLevel, NodeReadings};
 use crate::model::recommend::Sizing;
 use crate::model::trend::{self, Eta, Sample};
@@ -63,33 +62,10 @@ pub fn gather(i: &Inputs) -> Vec<Evidence> {
         i.history
             .iter()
             .filter(|e| e.kills_vm())
-            .filter_map(oom_kill),
+            .filter_map(|e| oom_kill_evidence(&e.event, e.overhead_used_bytes)),
     );
     out.extend(i.kept.iter().cloned());
     out
-}
-
-/// An OOM kill of the VM at its pod's or container's limit, as evidence: the memory outside
-/// guest RAM at the kill, a lower bound of what it needed.
-fn oom_kill(e: &OomExplanation) -> Option<Evidence> {
-    let level = match e.event.scope? {
-        OomScope::Pod => Level::Pod,
-        OomScope::Container => Level::Container,
-        _ => return None,
-    };
-    let bytes = i64::try_from(e.overhead_used_bytes?).ok()?;
-    let source = match &e.event.node {
-        Some(n) => format!("kernel log of node {n}"),
-        None => "kernel log".to_string(),
-    };
-    Some(Evidence {
-        kind: EvidenceKind::OomKill,
-        bytes,
-        at: e.event.time.clone().map(At::Printed),
-        source,
-        bound: Bound::Lower,
-        level,
-    })
 }
 
 /// A VM whose worst evidence is above its current budget is `warn` at least, even while this

@@ -17,6 +17,7 @@ use crate::model::inventory::{Inventory, Readings};
 use crate::model::oom_event::OomEvent;
 use crate::model::oom_verdict::{explain_one, OomExplanation};
 use crate::model::oom_vm::{is_harvester, kubevirt_version, vm_for_pod, VmFacts, VmRef};
+use crate::model::overhead::ratio_room_of;
 use crate::model::report::{Report, VmRow};
 use crate::model::version::Version;
 use crate::units::to_quantity_string;
@@ -103,6 +104,8 @@ fn facts_of(r: &VmRow) -> VmFacts {
         overhead_bytes: u64::try_from(r.expected_overhead_bytes)
             .ok()
             .filter(|&o| o > 0),
+        ratio_room: ratio_room_of(&r.overhead_terms),
+        sidecars: r.sidecar_bytes,
         reserved_annotation: (r.reserved_source == "annotation")
             .then(|| r.reserved_bytes.map(to_quantity_string))
             .flatten(),
