@@ -17,6 +17,8 @@ pub struct Inputs<'a> {
     pub reading: Option<&'a NodeReadings>,
     /// The VM's OOM kills from kernel logs, explained.
     pub history: &'a [OomExplanation],
+    /// Its OOM kills its pod's status shows that no kernel log has.
+    pub status_kills: &'a [Evidence],
     /// Evidence the caller kept (session peaks, peaks remembered on this machine, history).
     pub kept: &'a [Evidence],
 }
@@ -28,8 +30,8 @@ fn level(l: CgroupLevel) -> Level {
     }
 }
 
-/// Every item of evidence for one row, in a stable order: now, the cgroup's peak, OOM kills,
-/// then what the caller kept.
+/// Every item of evidence for one row, in a stable order: now, the cgroup's peak, OOM kills
+/// (the kernel logs', then the pod status's), then what the caller kept.
 pub fn gather(i: &Inputs) -> Vec<Evidence> {
     let mut out = Vec::new();
     if let (Some(m), Some(r)) = (i.model, i.reading) {
@@ -64,6 +66,7 @@ pub fn gather(i: &Inputs) -> Vec<Evidence> {
             .filter(|e| e.kills_vm())
             .filter_map(|e| oom_kill_evidence(&e.event, e.overhead_used_bytes)),
     );
+    out.extend(i.status_kills.iter().cloned());
     out.extend(i.kept.iter().cloned());
     out
 }
