@@ -8,10 +8,11 @@ use super::objects::{CpuSpec, VmiSpec};
 use super::oom_event::{OomEvent, OomScope, OomTask};
 pub use super::oom_explanation::{GuestSource, OomExplanation, TaskVerdict, TriggerKind};
 use super::oom_vm::{
-    container_of_process, is_harvester, kill_container, kubevirt_version, vm_for_pod,
-    KillContainer, VmFacts, COMPUTE_CONTAINER,
+    container_of_process, is_harvester, kill_container, kubevirt_version, vm_for_gone_pod,
+    vm_for_pod, KillContainer, VmFacts, COMPUTE_CONTAINER,
 };
 use super::overhead::{overhead, process_role, ClusterInputs, ProcessConstants, ProcessRole};
+use super::peaks::RememberedPods;
 use super::recommend::{recommend, Sizing, Strategy};
 use super::version::{DetectedVersion, Version};
 use crate::units::Quantity;
@@ -39,15 +40,28 @@ pub fn explain(
     inventory: Option<&Inventory>,
     version_flag: Option<Version>,
 ) -> Vec<OomExplanation> {
+    explain_remembering(events, inventory, version_flag, &RememberedPods::new())
+}
+
+/// [`explain`], and a kill in a pod the inventory no longer has (KubeVirt deleted it after it
+/// failed) belongs to the VM `remembered` names for that pod.
+pub fn explain_remembering(
+    events: &[OomEvent],
+    inventory: Option<&Inventory>,
+    version_flag: Option<Version>,
+    remembered: &RememberedPods,
+) -> Vec<OomExplanation> {
     let version = kubevirt_version(inventory, version_flag);
     let harvester = inventory.map(|i| is_harvester(Some(i)));
+    let v = version.version;
     events
         .iter()
         .map(|ev| {
-            let facts = inventory.and_then(|inv| {
-                ev.pod_uid
-                    .as_deref()
-                    .and_then(|uid| vm_for_pod(inv, uid, version.version))
+            let facts = inventory.zip(ev.pod_uid.as_deref()).and_then(|(inv, uid)| {
+                vm_for_pod(inv, uid, v).or_else(|| {
+                    let vm_uid = remembered.get(uid)?;
+                    vm_for_gone_pod(inv, vm_uid, v)
+                })
             });
             explain_one(ev, facts, version, harvester)
         })

@@ -107,6 +107,37 @@ pub fn vm_for_pod(inv: &Inventory, pod_uid: &str, version: Version) -> Option<Vm
         .iter()
         .map(|vm| &**vm)
         .find(|vm| vm.metadata.namespace == namespace && vm.metadata.name == vmi_name);
+    Some(facts_of(inv, pod, vmi, vm, (namespace, vmi_name), version))
+}
+
+/// The VM of a launcher pod that is gone from the inventory, by the VM's (or VMI's) UID
+/// remembered for that pod: its facts from the VM's spec as it is now.
+pub fn vm_for_gone_pod(inv: &Inventory, vm_uid: &str, version: Version) -> Option<VmFacts> {
+    let vm = inv
+        .vms
+        .iter()
+        .map(|v| &**v)
+        .find(|v| v.metadata.uid == vm_uid);
+    let vmi = inv.vmis.iter().map(|v| &**v).find(|v| {
+        v.metadata.uid == vm_uid
+            || vm.is_some_and(|vm| {
+                vm.metadata.namespace == v.metadata.namespace && vm.metadata.name == v.metadata.name
+            })
+    });
+    let meta = vm.map(|v| &v.metadata).or(vmi.map(|v| &v.metadata))?;
+    let name = (meta.namespace.clone(), meta.name.clone());
+    Some(facts_of(inv, None, vmi, vm, name, version))
+}
+
+/// What the objects of one VM say (its pod, VMI and VM, any of them missing).
+fn facts_of(
+    inv: &Inventory,
+    pod: Option<&Pod>,
+    vmi: Option<&VirtualMachineInstance>,
+    vm: Option<&VirtualMachine>,
+    (namespace, vmi_name): (String, String),
+    version: Version,
+) -> VmFacts {
     let spec: Option<&VmiSpec> = vmi.map(|v| &v.spec).or(vm.map(|v| &v.spec.template.spec));
     let guest_bytes = spec.and_then(guest_of);
     let configured_bytes = spec
@@ -124,7 +155,7 @@ pub fn vm_for_pod(inv: &Inventory, pod_uid: &str, version: Version) -> Option<Vm
     let sidecars = pod
         .and(spec)
         .map_or(0, |s| expected_pod(s, 0, version, false).sidecars);
-    Some(VmFacts {
+    VmFacts {
         vm: VmRef {
             namespace,
             name: vm.map_or(vmi_name, |v| v.metadata.name.clone()),
@@ -139,7 +170,7 @@ pub fn vm_for_pod(inv: &Inventory, pod_uid: &str, version: Version) -> Option<Vm
             .and_then(|s| s.domain.memory.as_ref())
             .is_some_and(|m| m.hugepages.is_some()),
         pod_containers: pod.map(pod_containers).unwrap_or_default(),
-    })
+    }
 }
 
 /// The container that runs qemu: only a kill there ends the VM.

@@ -340,3 +340,54 @@ fn oom_and_list_give_the_same_number_for_the_same_kill() {
         reasons[4]
     );
 }
+
+/// KubeVirt deleted the failed pod: the kernel log names only its UID. The VM remembered for
+/// that pod (the peak store) still owns the kill, with the facts of its spec.
+#[test]
+fn a_kill_in_a_deleted_pod_belongs_to_the_vm_remembered_for_it() {
+    use vmmem::model::inventory::Readings;
+    use vmmem::model::oom_verdict::explain_remembering;
+    use vmmem::model::oom_vm::LogsRead;
+    use vmmem::model::peaks::RememberedPods;
+    use vmmem::model::report::{build, ReportOptions};
+
+    let events = parse_kernel_log(&fixture("seed-example3-dmesg.log"));
+    let mut inv = seed_inventory();
+    inv.pods.clear();
+    std::sync::Arc::make_mut(&mut inv.vmis[0])
+        .status
+        .active_pods
+        .clear();
+    let alone = explain(&events, Some(&inv), None).remove(0);
+    assert!(alone.vm.is_none(), "no object names the pod");
+    let mut remembered = RememberedPods::new();
+    remembered.insert(
+        "bc31d215-d48e-4416-8e2b-68716b8f5bcb".into(),
+        "vm-uid".into(),
+    );
+    let explained = explain_remembering(&events, Some(&inv), None, &remembered);
+    let ex = &explained[0];
+    let vm = ex.vm.as_ref().unwrap();
+    assert_eq!(
+        (vm.namespace.as_str(), vm.name.as_str()),
+        ("default", "vm4")
+    );
+    assert_eq!(ex.guest_source, Some(GuestSource::Spec));
+    assert_eq!(ex.guest_bytes, Some(1948 * MI));
+    let opts = ReportOptions {
+        oom_history: explained,
+        kernel_logs_read: LogsRead::All,
+        ..Default::default()
+    };
+    let report = build(&inv, &Readings::new(), &opts);
+    let row = &report.vms[0];
+    assert_eq!(row.oom_kills, Some(1));
+    assert!(row
+        .flags
+        .contains(&vmmem::model::report::Flag::OomKilledBefore));
+    assert!(row
+        .recommendation
+        .evidence
+        .iter()
+        .any(|e| e.kind == vmmem::model::evidence::EvidenceKind::OomKill));
+}

@@ -233,7 +233,7 @@ impl ClusterSource {
 
     /// Remember this refresh's peaks, and write them out every [`PEAKS_SAVE_EVERY`] seconds.
     fn keep_peaks(&mut self, server: &str, rows: &[VmRow], now: i64) {
-        self.peak_keeper(server).observe(rows);
+        self.peak_keeper(server).observe(rows, now);
         if now - self.peaks_saved_at >= PEAKS_SAVE_EVERY {
             let warnings = self.peak_keeper(server).save(now);
             self.peak_warnings.extend(warnings);
