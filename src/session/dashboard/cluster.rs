@@ -289,7 +289,10 @@ impl DataSource for ClusterSource {
                 None => (Readings::new(), Vec::new()),
             };
             self.kernel_logs.collect();
-            opts.oom_history = self.kernel_logs.explanations(&inventory, opts.version_flag);
+            let remembered = self.peak_keeper(&server).remembered_pods();
+            opts.oom_history =
+                self.kernel_logs
+                    .explanations(&inventory, opts.version_flag, &remembered);
             opts.kernel_logs_read = self.kernel_logs.read_nodes();
             let now = crate::session::peaks::unix_now();
             opts.peaks = self.peak_keeper(&server).for_report(now);
