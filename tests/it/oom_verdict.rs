@@ -264,10 +264,7 @@ fn hugepage_guest_is_not_in_the_memory_cgroup() {
 /// kill as the one item of evidence.
 #[test]
 fn oom_and_list_give_the_same_number_for_the_same_kill() {
-    use vmmem::model::inventory::Readings;
     use vmmem::model::oom_event::OomScope;
-    use vmmem::model::oom_vm::LogsRead;
-    use vmmem::model::report::{build, ReportOptions};
 
     let with_ratio = |inv: &mut Inventory| {
         inv.kubevirts[0]
@@ -301,18 +298,13 @@ fn oom_and_list_give_the_same_number_for_the_same_kill() {
         change(&mut inv);
         let explained = explain(&events, Some(&inv), None);
         let oom = explained[0].reserve_bytes.unwrap();
-        let opts = ReportOptions {
-            oom_history: explained,
-            kernel_logs_read: LogsRead::All,
-            ..Default::default()
-        };
-        let report = build(&inv, &Readings::new(), &opts);
+        let (report, history) = report_with(&inv, explained);
         let row = &report.vms[0];
         let rec = &row.recommendation;
         assert_eq!(rec.evidence.len(), 1, "{name}: only the kill");
         assert_eq!(i64::try_from(oom).unwrap(), rec.reserve_bytes, "{name}");
         assert_eq!(
-            opts.oom_history[0].reserve_reason.as_deref(),
+            history[0].reserve_reason.as_deref(),
             Some(rec.reason.as_str()),
             "{name}: the same reason too"
         );
@@ -345,11 +337,8 @@ fn oom_and_list_give_the_same_number_for_the_same_kill() {
 /// that pod (the peak store) still owns the kill, with the facts of its spec.
 #[test]
 fn a_kill_in_a_deleted_pod_belongs_to_the_vm_remembered_for_it() {
-    use vmmem::model::inventory::Readings;
     use vmmem::model::oom_verdict::explain_remembering;
-    use vmmem::model::oom_vm::LogsRead;
     use vmmem::model::peaks::RememberedPods;
-    use vmmem::model::report::{build, ReportOptions};
 
     let events = parse_kernel_log(&fixture("seed-example3-dmesg.log"));
     let mut inv = seed_inventory();
@@ -374,12 +363,7 @@ fn a_kill_in_a_deleted_pod_belongs_to_the_vm_remembered_for_it() {
     );
     assert_eq!(ex.guest_source, Some(GuestSource::Spec));
     assert_eq!(ex.guest_bytes, Some(1948 * MI));
-    let opts = ReportOptions {
-        oom_history: explained,
-        kernel_logs_read: LogsRead::All,
-        ..Default::default()
-    };
-    let report = build(&inv, &Readings::new(), &opts);
+    let (report, _) = report_with(&inv, explained);
     let row = &report.vms[0];
     assert_eq!(row.oom_kills, Some(1));
     assert!(row
@@ -390,4 +374,23 @@ fn a_kill_in_a_deleted_pod_belongs_to_the_vm_remembered_for_it() {
         .evidence
         .iter()
         .any(|e| e.kind == vmmem::model::evidence::EvidenceKind::OomKill));
+}
+
+/// `list`'s report of `inv` with the kernel-log kills `explained` (no live data), and the kills.
+fn report_with(
+    inv: &Inventory,
+    explained: Vec<vmmem::model::oom_verdict::OomExplanation>,
+) -> (
+    vmmem::model::report::Report,
+    Vec<vmmem::model::oom_verdict::OomExplanation>,
+) {
+    use vmmem::model::inventory::Readings;
+    use vmmem::model::oom_vm::LogsRead;
+    use vmmem::model::report::{build, ReportOptions};
+    let opts = ReportOptions {
+        oom_history: explained,
+        kernel_logs_read: LogsRead::All,
+        ..Default::default()
+    };
+    (build(inv, &Readings::new(), &opts), opts.oom_history)
 }
