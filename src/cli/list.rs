@@ -20,9 +20,10 @@ pub fn run(opts: &Options, args: &ListArgs) -> anyhow::Result<ExitCode> {
         peaks,
     } = report_once(opts)?;
     let mut peaks = peaks;
+    let now = crate::session::peaks::unix_now();
     let mut observe = |r: &VmRow| {
         if let Some(k) = peaks.as_mut() {
-            k.observe([r]);
+            k.observe([r], now);
         }
     };
     print(

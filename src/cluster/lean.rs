@@ -159,4 +159,30 @@ mod tests {
             "harvesterhci.io/v1beta1"
         );
     }
+
+    #[test]
+    fn pods_keep_how_their_containers_ended() {
+        let json = r#"{"apiVersion":"v1","kind":"Pod",
+            "metadata":{"name":"virt-launcher-vm4-7xq9z","namespace":"default","uid":"u1"},
+            "status":{"phase":"Failed","containerStatuses":[{"name":"compute",
+                "containerID":"containerd://abc","restartCount":1,
+                "state":{"terminated":{"exitCode":137,"reason":"OOMKilled",
+                    "startedAt":"2024-05-21T08:00:05Z","finishedAt":"2024-05-21T09:14:03Z"}},
+                "lastState":{"terminated":{"exitCode":137,"reason":"OOMKilled",
+                    "finishedAt":"2024-05-21T07:00:00Z","message":"not kept"}}}]}}"#;
+        let pod: Lean<Pod> = serde_json::from_str(json).unwrap();
+        let c = &pod.obj.status.container_statuses[0];
+        let now = c.state.terminated.as_ref().unwrap();
+        assert_eq!(now.reason.as_deref(), Some("OOMKilled"));
+        assert_eq!(now.finished_at.as_deref(), Some("2024-05-21T09:14:03Z"));
+        assert_eq!(now.exit_code, Some(137));
+        let last = c.last_state.terminated.as_ref().unwrap();
+        assert_eq!(last.finished_at.as_deref(), Some("2024-05-21T07:00:00Z"));
+        // A running container's state has no `terminated`; `null` reads as nothing.
+        let json = r#"{"metadata":{"name":"p"},"status":{"containerStatuses":[{"name":"compute",
+            "state":{"running":{"startedAt":"2024-05-21T08:00:05Z"}},"lastState":null}]}}"#;
+        let pod: Lean<Pod> = serde_json::from_str(json).unwrap();
+        let c = &pod.obj.status.container_statuses[0];
+        assert!(c.state.is_empty() && c.last_state.is_empty());
+    }
 }

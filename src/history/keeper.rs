@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::store::PeakStore;
 use crate::model::evidence::EvidenceKind;
-use crate::model::peaks::{MemoryConfig, Peak, PeakTracker};
+use crate::model::peaks::{MemoryConfig, Peak, PeakTracker, RememberedPods};
 use crate::model::report::VmRow;
 
 /// Whether history is used, and over which window.
@@ -94,9 +94,24 @@ impl PeakKeeper {
         Arc::new(t)
     }
 
-    /// Take in each row's reading of now (rows without live data add nothing).
-    pub fn observe<'a>(&mut self, rows: impl IntoIterator<Item = &'a VmRow>) {
+    /// The launcher pods remembered for each VM, to find the VM of a kill in a pod that is gone
+    /// (none when history is off).
+    pub fn remembered_pods(&self) -> RememberedPods {
+        match self.mode {
+            HistoryMode::Off => RememberedPods::new(),
+            HistoryMode::Window { .. } => self.tracker.remembered_pods(),
+        }
+    }
+
+    /// Take in each row's reading of now (rows without live data add no peak) and its launcher
+    /// pod, seen at `now`.
+    pub fn observe<'a>(&mut self, rows: impl IntoIterator<Item = &'a VmRow>, now: i64) {
         for r in rows {
+            let config =
+                MemoryConfig::of(r.guest_bytes, r.vm_limit_bytes, r.expected_overhead_bytes);
+            if let (Some(vm_uid), Some(pod_uid)) = (r.vm_uid.as_deref(), r.pod_uid.as_deref()) {
+                self.tracker.saw_pod(vm_uid, &config, pod_uid, now);
+            }
             let Some(uid) = r.vm_uid.as_deref().or(r.pod_uid.as_deref()) else {
                 continue;
             };
@@ -114,8 +129,6 @@ impl PeakKeeper {
             }) else {
                 continue;
             };
-            let config =
-                MemoryConfig::of(r.guest_bytes, r.vm_limit_bytes, r.expected_overhead_bytes);
             self.tracker.observe(
                 uid,
                 &config,

@@ -186,6 +186,61 @@ pub fn rfc3339(t: i64) -> String {
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
 }
 
+/// (year, month, day) → days since 1970-01-01 (the inverse of `civil`).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from(if m > 2 { m - 3 } else { m + 9 });
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// `2026-12-07T06:40:12Z` (fractions and a `+hh:mm` offset allowed, as Kubernetes writes
+/// times) → Unix seconds; None for anything else.
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    let t = text.trim();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let s = t.get(r)?;
+        s.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| s.parse().ok())?
+    };
+    let sep = |i: usize, c: &[u8]| t.as_bytes().get(i).is_some_and(|b| c.contains(b));
+    if !(sep(4, b"-") && sep(7, b"-") && sep(10, b"Tt ") && sep(13, b":") && sep(16, b":")) {
+        return None;
+    }
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut rest = &t[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        rest = &frac[digits..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = match rest.as_bytes().first()? {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let (oh, om) = rest[1..].split_once(':')?;
+            let (oh, om): (i64, i64) = (oh.parse().ok()?, om.parse().ok()?);
+            if oh > 23 || om > 59 || rest.len() != 6 {
+                return None;
+            }
+            sign * (oh * 3600 + om * 60)
+        }
+    };
+    let days = days_from_civil(y, mo as u32, d as u32);
+    Some(days * 86_400 + h * 3600 + mi * 60 + sec - offset)
+}
+
 /// `2026-12-07 06:40 UTC`.
 pub fn utc_minute(t: i64) -> String {
     let (y, mo, d, h, mi, _) = parts(t);
@@ -222,6 +277,32 @@ mod tests {
             At::Printed("Feb 03 19:57:08".into()).words(),
             "Feb 03 19:57:08"
         );
+    }
+
+    #[test]
+    fn rfc3339_read_back() {
+        for t in [0, 951_782_400, 1_796_625_612, -1, 4_102_444_799] {
+            assert_eq!(parse_rfc3339(&rfc3339(t)), Some(t), "{t}");
+        }
+        assert_eq!(
+            parse_rfc3339("2026-12-07T07:40:12.5+01:00"),
+            Some(1_796_625_612)
+        );
+        assert_eq!(
+            parse_rfc3339("2026-12-07T06:40:12-00:30"),
+            Some(1_796_627_412)
+        );
+        for bad in [
+            "",
+            "2026-12-07",
+            "2026-13-07T06:40:12Z",
+            "2026-12-07T06:40:12",
+            "2026-12-07T06:40:12+1",
+            "2026-1a-07T06:40:12Z",
+            "२०२६-12-07T06:40:12Z",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
     }
 
     #[test]

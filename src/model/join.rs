@@ -15,6 +15,9 @@ pub struct Joined<'a> {
     pub pod: Option<&'a Pod>,
     /// Other live pods of the VMI (the migration target).
     pub other_pods: Vec<&'a Pod>,
+    /// Launcher pods of the VMI that ended (Succeeded or Failed): their status may still show
+    /// how the VM's last run ended.
+    pub ended_pods: Vec<&'a Pod>,
 }
 
 impl Joined<'_> {
@@ -115,11 +118,12 @@ fn with_pods<'a>(
             vmi: None,
             pod: None,
             other_pods: Vec::new(),
+            ended_pods: Vec::new(),
         };
     };
-    let mut pods: Vec<&Pod> = pods_by_vmi
+    let (ended_pods, mut pods): (Vec<&Pod>, Vec<&Pod>) = pods_by_vmi
         .get(&(vmi.metadata.namespace.as_str(), vmi.metadata.uid.as_str()))
-        .map(|v| v.iter().copied().filter(|p| !finished(p)).collect())
+        .map(|v| v.iter().copied().partition(|p| finished(p)))
         .unwrap_or_default();
     // Pods named in status.activePods first, then the newest.
     let active = &vmi.status.active_pods;
@@ -149,6 +153,7 @@ fn with_pods<'a>(
         vmi: Some(vmi),
         pod,
         other_pods: pods,
+        ended_pods,
     }
 }
 

@@ -29,6 +29,9 @@ where
     Ok(v)
 }
 
+mod container_state;
+pub use container_state::{ContainerState, Terminated};
+
 /// A field that an explicit `null` leaves at its zero value, as in Go (`resources: null`,
 /// `hard: null`, `name: null`).
 pub(crate) fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
@@ -509,6 +512,18 @@ pub struct ContainerStatus {
         deserialize_with = "null_default"
     )]
     pub container_id: String,
+    /// How the container ended, when it has (`state.terminated`).
+    #[serde(
+        skip_serializing_if = "ContainerState::is_empty",
+        deserialize_with = "null_default"
+    )]
+    pub state: ContainerState,
+    /// How its previous run ended, when it restarted (`lastState.terminated`).
+    #[serde(
+        skip_serializing_if = "ContainerState::is_empty",
+        deserialize_with = "null_default"
+    )]
+    pub last_state: ContainerState,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -2,15 +2,18 @@
 //! what each process held against its KubeVirt budget, how far over the room for non-guest
 //! memory, and what reservation to set. Pure: the inventory is optional and passed in.
 
+use super::evidence::{At, Bound, Evidence, EvidenceKind, Level};
 use super::inventory::Inventory;
 use super::objects::{CpuSpec, VmiSpec};
 use super::oom_event::{OomEvent, OomScope, OomTask};
 pub use super::oom_explanation::{GuestSource, OomExplanation, TaskVerdict, TriggerKind};
 use super::oom_vm::{
-    container_of_process, is_harvester, kill_container, kubevirt_version, vm_for_pod,
-    KillContainer, VmFacts, COMPUTE_CONTAINER,
+    container_of_process, is_harvester, kill_container, kubevirt_version, vm_for_gone_pod,
+    vm_for_pod, KillContainer, VmFacts, COMPUTE_CONTAINER,
 };
-use super::overhead::{overhead, process_role, ClusterInputs, ProcessConstants, ProcessRole, MI};
+use super::overhead::{overhead, process_role, ClusterInputs, ProcessConstants, ProcessRole};
+use super::peaks::RememberedPods;
+use super::recommend::{recommend, Sizing, Strategy};
 use super::version::{DetectedVersion, Version};
 use crate::units::Quantity;
 
@@ -37,31 +40,32 @@ pub fn explain(
     inventory: Option<&Inventory>,
     version_flag: Option<Version>,
 ) -> Vec<OomExplanation> {
+    explain_remembering(events, inventory, version_flag, &RememberedPods::new())
+}
+
+/// [`explain`], and a kill in a pod the inventory no longer has (KubeVirt deleted it after it
+/// failed) belongs to the VM `remembered` names for that pod.
+pub fn explain_remembering(
+    events: &[OomEvent],
+    inventory: Option<&Inventory>,
+    version_flag: Option<Version>,
+    remembered: &RememberedPods,
+) -> Vec<OomExplanation> {
     let version = kubevirt_version(inventory, version_flag);
     let harvester = inventory.map(|i| is_harvester(Some(i)));
+    let v = version.version;
     events
         .iter()
         .map(|ev| {
-            let facts = inventory.and_then(|inv| {
-                ev.pod_uid
-                    .as_deref()
-                    .and_then(|uid| vm_for_pod(inv, uid, version.version))
+            let facts = inventory.zip(ev.pod_uid.as_deref()).and_then(|(inv, uid)| {
+                vm_for_pod(inv, uid, v).or_else(|| {
+                    let vm_uid = remembered.get(uid)?;
+                    vm_for_gone_pod(inv, vm_uid, v)
+                })
             });
             explain_one(ev, facts, version, harvester)
         })
         .collect()
-}
-
-/// The size table of reservations, keyed by the VM's configured memory (one table for the whole
-/// tool: [`crate::model::harvester::size_table_reserve`]).
-pub fn seed_reservation(configured_bytes: u64) -> u64 {
-    let configured = i64::try_from(configured_bytes).unwrap_or(i64::MAX);
-    crate::model::harvester::size_table_reserve(configured).unsigned_abs()
-}
-
-fn round_up_64mi(b: u64) -> u64 {
-    let step = 64 << 20;
-    b.div_ceil(step).saturating_mul(step)
 }
 
 /// `CPU 11/KVM` → Some(11).
@@ -228,7 +232,15 @@ pub fn explain_one(
         .and_then(|f| f.configured_bytes)
         .or_else(|| guest_bytes.and(limit));
     let (reserve_bytes, reserve_reason) = if vm_room {
-        reservation(configured, overhead_used, overhead_bytes)
+        let inputs = ReserveInputs {
+            facts: facts.as_ref(),
+            configured,
+            overhead: overhead_bytes,
+            overhead_used,
+            hugepages,
+            harvester,
+        };
+        reservation(ev, &inputs)
     } else {
         (None, None)
     };
@@ -335,57 +347,67 @@ fn task_verdicts(
         .collect()
 }
 
-/// max(the size table for the configured memory, 1.25 × non-guest memory at the kill − O), rounded
-/// up to 64Mi, with its reason.
-fn reservation(
+/// The reservation for a kill of the VM's room, by the one rule `list` uses
+/// ([`recommend`]): the VM's sizing as far as the explanation knows it, and the kill as its
+/// one item of evidence. None without KubeVirt's O (nothing to subtract from the need).
+fn reservation(ev: &OomEvent, r: &ReserveInputs) -> (Option<u64>, Option<String>) {
+    let Some(o) = r.overhead.and_then(|o| i64::try_from(o).ok()) else {
+        return (None, None);
+    };
+    let as_i64 = |b: Option<u64>| b.and_then(|b| i64::try_from(b).ok()).unwrap_or(0);
+    let sizing = Sizing {
+        // Unknown only without a guest size: the smallest row of the table then.
+        configured: as_i64(r.configured),
+        table_applies: !r.hugepages,
+        overhead_applied: o,
+        ratio_room: r.facts.map_or(0, |f| f.ratio_room),
+        sidecars: r.facts.map_or(0, |f| f.sidecars),
+        strategy: Strategy::auto(r.harvester == Some(true)),
+        // The kill was at a memory limit.
+        has_limit: true,
+    };
+    let evidence = oom_kill_evidence(ev, r.overhead_used).into_iter().collect();
+    let rec = recommend(&sizing, evidence);
+    (u64::try_from(rec.reserve_bytes).ok(), Some(rec.reason))
+}
+
+/// What the reservation of one explanation is computed from.
+struct ReserveInputs<'a> {
+    facts: Option<&'a VmFacts>,
     configured: Option<u64>,
-    used: Option<u64>,
-    o: Option<u64>,
-) -> (Option<u64>, Option<String>) {
-    let table = configured.map(seed_reservation);
-    let need = used.zip(o).map(|(u, o)| {
-        let want = u.saturating_add(u / 4).saturating_sub(o);
-        round_up_64mi(want)
-    });
-    let human = |b: u64| crate::units::human(i64::try_from(b).unwrap_or(i64::MAX));
-    match (table, need) {
-        (Some(t), Some(n)) if n > t => (
-            Some(n),
-            Some(format!(
-                "1.25 x the {} of non-guest memory at the kill, minus KubeVirt's {} overhead, rounded up to 64Mi",
-                human(used.unwrap_or(0)),
-                human(o.unwrap_or(0))
-            )),
-        ),
-        (Some(t), _) => (
-            Some(t),
-            Some(format!(
-                "the reservation table by VM size, for a VM of about {}",
-                human(configured.unwrap_or(0))
-            )),
-        ),
-        (None, Some(n)) => (
-            Some(n.max(256 * MI as u64)),
-            Some("1.25 x the non-guest memory at the kill, minus KubeVirt's overhead".into()),
-        ),
-        (None, None) => (None, None),
-    }
+    overhead: Option<u64>,
+    overhead_used: Option<u64>,
+    hugepages: bool,
+    harvester: Option<bool>,
+}
+
+/// An OOM kill at the VM's pod or container limit as evidence: the memory outside guest RAM at
+/// the kill, a lower bound of what it needed. A limit whose level the report does not name is
+/// taken as the container's (nothing beside compute is subtracted: the larger need).
+pub fn oom_kill_evidence(ev: &OomEvent, overhead_used: Option<u64>) -> Option<Evidence> {
+    let level = match ev.scope {
+        Some(OomScope::Pod) => Level::Pod,
+        Some(OomScope::Container) | None => Level::Container,
+        _ => return None,
+    };
+    let bytes = i64::try_from(overhead_used?).ok()?;
+    let source = match &ev.node {
+        Some(n) => format!("kernel log of node {n}"),
+        None => "kernel log".to_string(),
+    };
+    Some(Evidence {
+        kind: EvidenceKind::OomKill,
+        bytes,
+        at: ev.time.clone().map(At::Printed),
+        source,
+        bound: Bound::Lower,
+        level,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn size_table() {
-        let gi = 1u64 << 30;
-        assert_eq!(seed_reservation(gi), 256 << 20);
-        assert_eq!(seed_reservation(2 * gi), 384 << 20);
-        assert_eq!(seed_reservation(4 * gi), 384 << 20);
-        assert_eq!(seed_reservation(5 * gi), 512 << 20);
-        assert_eq!(seed_reservation(16 * gi), 1024 << 20);
-        assert_eq!(seed_reservation(64 * gi), 1024 << 20);
-    }
 
     #[test]
     fn triggers() {
@@ -400,18 +422,5 @@ mod tests {
         assert_eq!(trigger_kind(None), TriggerKind::Unknown);
         assert_eq!(vcpu_index("CPU 1/KVM"), Some(1));
         assert_eq!(vcpu_index("CPU x/KVM"), None);
-    }
-
-    #[test]
-    fn reservation_takes_the_larger() {
-        let gi = 1u64 << 30;
-        let (r, why) = reservation(Some(2 * gi), Some(500_000_000), Some(264_939_521));
-        // 1.25 × 500 MB − 265 MB = 360 MB → 384Mi, equal to the table's 384Mi.
-        assert_eq!(r, Some(384 << 20));
-        assert!(why.unwrap().contains("table"));
-        let (r, why) = reservation(Some(2 * gi), Some(900_000_000), Some(264_939_521));
-        assert_eq!(r, Some(832 << 20));
-        assert!(why.unwrap().contains("1.25"));
-        assert_eq!(reservation(None, None, None), (None, None));
     }
 }

@@ -6,7 +6,8 @@ use serde::Serialize;
 use super::inventory::Inventory;
 use super::objects::{keys, Pod, VirtualMachine, VirtualMachineInstance, VmiSpec};
 use super::oom_event::OomEvent;
-use super::overhead::{overhead, process_role, ClusterInputs};
+use super::overhead::{overhead, process_role, ClusterInputs, Overhead};
+use super::spec::expected_pod;
 use super::version::{detect, DetectedVersion, Version};
 
 /// Whose kernel logs were read for OOM reports: with them, a VM with no live reading still has
@@ -46,8 +47,15 @@ pub struct VmFacts {
     /// The memory the user configured (`limits.memory`, else the guest size): the key of the
     /// size table of reservations.
     pub configured_bytes: Option<u64>,
-    /// KubeVirt's O for this VMI: observed (annotation/status) or from the formula.
+    /// KubeVirt's O for this VMI as applied (an overhead ratio included): observed
+    /// (annotation/status) or from the formula.
     pub overhead_bytes: Option<u64>,
+    /// The room an overhead ratio adds to O (O before the ratio × (ratio − 1)), by the formula;
+    /// 0 without a ratio or without the VMI's spec.
+    pub ratio_room: i64,
+    /// The memory limits of the containers beside `compute` that share the pod's limit (0 when
+    /// the pod is not known).
+    pub sidecars: i64,
     /// The Harvester reservation annotation, when set.
     pub reserved_annotation: Option<String>,
     /// Guest RAM is backed by hugepages: charged to hugetlb, not to the memory cgroup.
@@ -99,23 +107,55 @@ pub fn vm_for_pod(inv: &Inventory, pod_uid: &str, version: Version) -> Option<Vm
         .iter()
         .map(|vm| &**vm)
         .find(|vm| vm.metadata.namespace == namespace && vm.metadata.name == vmi_name);
+    Some(facts_of(inv, pod, vmi, vm, (namespace, vmi_name), version))
+}
+
+/// The VM of a launcher pod that is gone from the inventory, by the VM's (or VMI's) UID
+/// remembered for that pod: its facts from the VM's spec as it is now.
+pub fn vm_for_gone_pod(inv: &Inventory, vm_uid: &str, version: Version) -> Option<VmFacts> {
+    let vm = inv
+        .vms
+        .iter()
+        .map(|v| &**v)
+        .find(|v| v.metadata.uid == vm_uid);
+    let vmi = inv.vmis.iter().map(|v| &**v).find(|v| {
+        v.metadata.uid == vm_uid
+            || vm.is_some_and(|vm| {
+                vm.metadata.namespace == v.metadata.namespace && vm.metadata.name == v.metadata.name
+            })
+    });
+    let meta = vm.map(|v| &v.metadata).or(vmi.map(|v| &v.metadata))?;
+    let name = (meta.namespace.clone(), meta.name.clone());
+    Some(facts_of(inv, None, vmi, vm, name, version))
+}
+
+/// What the objects of one VM say (its pod, VMI and VM, any of them missing).
+fn facts_of(
+    inv: &Inventory,
+    pod: Option<&Pod>,
+    vmi: Option<&VirtualMachineInstance>,
+    vm: Option<&VirtualMachine>,
+    (namespace, vmi_name): (String, String),
+    version: Version,
+) -> VmFacts {
     let spec: Option<&VmiSpec> = vmi.map(|v| &v.spec).or(vm.map(|v| &v.spec.template.spec));
     let guest_bytes = spec.and_then(guest_of);
     let configured_bytes = spec
         .and_then(|s| bytes(&s.domain.resources.limits.memory))
         .or(guest_bytes);
+    let formula = vmi.map(|v| overhead(&v.spec, version, &cluster_inputs(inv)));
     let overhead_bytes = pod
         .and_then(observed_overhead)
         .or_else(|| {
             vmi.and_then(|v| v.status.memory.as_ref())
                 .and_then(|m| bytes(&m.memory_overhead))
         })
-        .or_else(|| {
-            let spec = vmi.map(|v| &v.spec)?;
-            let cluster = cluster_inputs(inv);
-            u64::try_from(overhead(spec, version, &cluster).total).ok()
-        });
-    Some(VmFacts {
+        .or_else(|| u64::try_from(formula.as_ref()?.total).ok());
+    // As `list` counts them: the sidecars KubeVirt adds for this spec, when its pod is known.
+    let sidecars = pod
+        .and(spec)
+        .map_or(0, |s| expected_pod(s, 0, version, false).sidecars);
+    VmFacts {
         vm: VmRef {
             namespace,
             name: vm.map_or(vmi_name, |v| v.metadata.name.clone()),
@@ -123,12 +163,14 @@ pub fn vm_for_pod(inv: &Inventory, pod_uid: &str, version: Version) -> Option<Vm
         guest_bytes,
         configured_bytes,
         overhead_bytes,
+        ratio_room: formula.as_ref().map_or(0, Overhead::ratio_room),
+        sidecars,
         reserved_annotation: vm.and_then(reserved_annotation),
         hugepages: spec
             .and_then(|s| s.domain.memory.as_ref())
             .is_some_and(|m| m.hugepages.is_some()),
         pod_containers: pod.map(pod_containers).unwrap_or_default(),
-    })
+    }
 }
 
 /// The container that runs qemu: only a kill there ends the VM.

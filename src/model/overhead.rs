@@ -195,12 +195,17 @@ impl Overhead {
     /// The room the overhead ratio adds beyond KubeVirt's own O: O before the ratio × (ratio −
     /// 1), as KubeVirt computes it (0 without a ratio).
     pub fn ratio_room(&self) -> i64 {
-        self.terms
-            .iter()
-            .filter(|t| t.kind == TermKind::Ratio)
-            .map(|t| t.bytes)
-            .sum()
+        ratio_room_of(&self.terms)
     }
+}
+
+/// The ratio's room among O's terms (a row keeps the terms, not the [`Overhead`]).
+pub fn ratio_room_of(terms: &[Term]) -> i64 {
+    terms
+        .iter()
+        .filter(|t| t.kind == TermKind::Ratio)
+        .map(|t| t.bytes)
+        .sum()
 }
 
 /// Cluster-wide inputs to O.

@@ -52,7 +52,17 @@ pub struct VmPeaks {
     pub samples: Vec<Sample>,
     /// When the VM was last seen (for expiry).
     pub seen: i64,
+    /// The UIDs of the VM's virt-launcher pods seen, oldest first (at most [`MAX_PODS`]): a
+    /// kernel log names only the pod of a kill, and KubeVirt deletes a failed pod.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pods: Vec<String>,
 }
+
+/// How many launcher pod UIDs a VM keeps.
+pub const MAX_PODS: usize = 8;
+
+/// Pod UID → the UID of the VM it ran (pods remembered on this machine).
+pub type RememberedPods = std::collections::HashMap<String, String>;
 
 /// Peaks of every VM of one cluster.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,24 +73,62 @@ pub struct PeakTracker {
 /// How many samples a VM keeps (a sample a refresh; the window is 15 minutes).
 pub const MAX_SAMPLES: usize = 64;
 
-impl PeakTracker {
-    /// Record one reading of `uid` (the VM's UID): overhead used `bytes` at `at`.
-    pub fn observe(&mut self, uid: &str, config: &MemoryConfig, reading: Peak) {
-        let vm = self.vms.entry(uid.to_string()).or_insert_with(|| VmPeaks {
+impl VmPeaks {
+    fn new(config: &MemoryConfig, seen: i64) -> VmPeaks {
+        VmPeaks {
             config: config.clone(),
             session: None,
             remembered: None,
             samples: Vec::new(),
-            seen: reading.at,
-        });
+            seen,
+            pods: Vec::new(),
+        }
+    }
+
+    /// Remember a launcher pod UID (the newest last; the oldest beyond [`MAX_PODS`] go).
+    fn saw_pod(&mut self, pod_uid: &str) {
+        if !self.pods.iter().any(|p| p == pod_uid) {
+            self.pods.push(pod_uid.to_string());
+        }
+        if self.pods.len() > MAX_PODS {
+            let cut = self.pods.len() - MAX_PODS;
+            self.pods.drain(..cut);
+        }
+    }
+}
+
+impl PeakTracker {
+    /// Remember that `pod_uid` is a launcher pod of the VM `uid` (seen at `now`).
+    pub fn saw_pod(&mut self, uid: &str, config: &MemoryConfig, pod_uid: &str, now: i64) {
+        let vm = self
+            .vms
+            .entry(uid.to_string())
+            .or_insert_with(|| VmPeaks::new(config, now));
+        vm.seen = vm.seen.max(now);
+        vm.saw_pod(pod_uid);
+    }
+
+    /// Every remembered launcher pod with its VM's UID.
+    pub fn remembered_pods(&self) -> RememberedPods {
+        self.vms
+            .iter()
+            .flat_map(|(uid, vm)| vm.pods.iter().map(move |p| (p.clone(), uid.clone())))
+            .collect()
+    }
+
+    /// Record one reading of `uid` (the VM's UID): overhead used `bytes` at `at`.
+    pub fn observe(&mut self, uid: &str, config: &MemoryConfig, reading: Peak) {
+        let vm = self
+            .vms
+            .entry(uid.to_string())
+            .or_insert_with(|| VmPeaks::new(config, reading.at));
         if &vm.config != config {
-            // Another configuration: what was seen before no longer applies.
+            // Another configuration: what was seen before no longer applies (its pods were
+            // still the VM's).
+            let pods = std::mem::take(&mut vm.pods);
             *vm = VmPeaks {
-                config: config.clone(),
-                session: None,
-                remembered: None,
-                samples: Vec::new(),
-                seen: reading.at,
+                pods,
+                ..VmPeaks::new(config, reading.at)
             };
         }
         vm.seen = vm.seen.max(reading.at);
@@ -112,10 +160,17 @@ impl PeakTracker {
     /// Take in what another run stored: the higher peak wins for the same configuration, the
     /// samples are merged; VMs this tracker has not seen are added.
     pub fn merge_stored(&mut self, stored: PeakTracker) {
-        for (uid, theirs) in stored.vms {
+        for (uid, mut theirs) in stored.vms {
+            // The pods are the VM's whatever its configuration: theirs are older than ours.
+            if let Some(ours) = self.vms.get(&uid) {
+                for p in &ours.pods {
+                    theirs.saw_pod(p);
+                }
+            }
+            let pods = theirs.pods.clone();
             match self.vms.get_mut(&uid) {
                 None => {
-                    self.vms.insert(uid, theirs);
+                    self.vms.insert(uid.clone(), theirs);
                 }
                 Some(ours) if ours.config == theirs.config => {
                     if let Some(p) = theirs.remembered {
@@ -140,6 +195,9 @@ impl PeakTracker {
                     *ours = theirs;
                 }
                 Some(_) => {}
+            }
+            if let Some(ours) = self.vms.get_mut(&uid) {
+                ours.pods = pods;
             }
         }
     }
@@ -299,5 +357,41 @@ mod tests {
         assert_eq!(t.samples("u9", &c).len(), MAX_SAMPLES);
         t.observe("u9", &c, peak(MI, 1000 + 400 + WINDOW + 10));
         assert_eq!(t.samples("u9", &c).len(), 1);
+    }
+
+    #[test]
+    fn launcher_pods_are_remembered_bounded_and_across_configurations() {
+        let mut t = PeakTracker::default();
+        let c = config(2300 * MI);
+        for i in 0..10 {
+            t.saw_pod("u1", &c, &format!("pod-{i}"), 100 + i);
+        }
+        t.saw_pod("u1", &c, "pod-9", 200);
+        let pods = &t.vms["u1"].pods;
+        assert_eq!(pods.len(), MAX_PODS);
+        assert_eq!(pods.first().map(String::as_str), Some("pod-2"));
+        assert_eq!(pods.last().map(String::as_str), Some("pod-9"));
+        assert_eq!(t.vms["u1"].seen, 200);
+        // A new configuration drops the peaks, not the pods: they were still the VM's.
+        t.observe("u1", &config(2800 * MI), peak(100 * MI, 300));
+        assert_eq!(t.vms["u1"].pods.len(), MAX_PODS);
+        let map = t.remembered_pods();
+        assert_eq!(map.get("pod-5").map(String::as_str), Some("u1"));
+        assert!(!map.contains_key("pod-1"));
+    }
+
+    #[test]
+    fn stored_pods_merge_with_this_runs() {
+        let c = config(2300 * MI);
+        let mut stored = PeakTracker::default();
+        stored.saw_pod("u1", &c, "old-pod", 10);
+        stored.saw_pod("u2", &c, "other-vm-pod", 10);
+        let mut now = PeakTracker::default();
+        // Another configuration now (the VM was resized and restarted): the pods still merge.
+        now.observe("u1", &config(2800 * MI), peak(MI, 50));
+        now.saw_pod("u1", &config(2800 * MI), "new-pod", 50);
+        now.merge_stored(stored);
+        assert_eq!(now.vms["u1"].pods, ["old-pod", "new-pod"]);
+        assert_eq!(now.vms["u2"].pods, ["other-vm-pod"]);
     }
 }

@@ -27,13 +27,17 @@ pub async fn fix_target(
         inventory.vms.push(Arc::new(vm));
     }
     let mut options = opts.report_options();
+    // The peaks this machine remembers for the VM count as evidence here too, and its pods
+    // remembered map the kernel log's kills in pods now gone.
+    let (keeper, store_warnings) = super::peaks::keeper_for(opts, server);
+    let remembered = keeper.remembered_pods();
     let (readings, warnings) = if opts.live == Mode::Off {
         (Readings::new(), Vec::new())
     } else {
         // An interrupt (or agent flags that cannot be used) ends the command here, with the
         // agents deleted; a node that cannot be read is only a warning.
         match super::readings::one_round(opts, client.clone(), &inventory).await {
-            Ok(round) => absorb_round(round, &inventory, &mut options),
+            Ok(round) => absorb_round(round, &inventory, &mut options, &remembered),
             Err(e) if e.is::<super::readings::Interrupted>() => return Err(e),
             // The plan still stands on the VM's spec; say why it has no live evidence.
             Err(e) => (
@@ -42,8 +46,6 @@ pub async fn fix_target(
             ),
         }
     };
-    // The peaks this machine remembers for the VM count as evidence here too.
-    let (keeper, store_warnings) = super::peaks::keeper_for(opts, server);
     options.peaks = keeper.for_report(super::peaks::unix_now());
     let mut warnings = warnings;
     warnings.extend(store_warnings);

@@ -11,8 +11,9 @@ use super::options::{Namespaces, Options};
 use crate::cluster::files::Loaded;
 use crate::model::inventory::{Inventory, Readings};
 use crate::model::oom_event::OomEvent;
-use crate::model::oom_verdict::{explain, OomExplanation};
+use crate::model::oom_verdict::{explain, explain_remembering, OomExplanation};
 use crate::model::oom_vm::LogsRead;
+use crate::model::peaks::RememberedPods;
 use crate::model::report::ReportOptions;
 use crate::model::version::Version;
 use crate::node::readers::Round;
@@ -93,6 +94,7 @@ pub fn absorb_round(
     round: Round,
     inv: &Inventory,
     options: &mut ReportOptions,
+    remembered: &RememberedPods,
 ) -> (Readings, Vec<String>) {
     let Round {
         readings,
@@ -115,7 +117,8 @@ pub fn absorb_round(
         }
     }
     if !read.is_empty() {
-        options.oom_history = explain(&events, Some(inv), options.version_flag);
+        options.oom_history =
+            explain_remembering(&events, Some(inv), options.version_flag, remembered);
         options.kernel_logs_read = LogsRead::Nodes(read);
     }
     (readings, warnings)
@@ -146,8 +149,10 @@ async fn live_once(opts: &Options) -> anyhow::Result<ReportInputs> {
     let round = super::readings::one_round(opts, opened.conn.client.clone(), &inventory).await;
     opened.close().await;
     let mut options = opts.report_options();
-    let (readings, mut warnings) = absorb_round(round?, &inventory, &mut options);
+    // The store first: the pods it remembers map the kernel logs' kills in pods now gone.
     let (keeper, store_warnings) = super::peaks::keeper_for(opts, &opened_server);
+    let remembered = keeper.remembered_pods();
+    let (readings, mut warnings) = absorb_round(round?, &inventory, &mut options, &remembered);
     warnings.extend(store_warnings);
     options.peaks = keeper.for_report(super::peaks::unix_now());
     Ok(ReportInputs {

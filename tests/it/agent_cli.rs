@@ -360,3 +360,96 @@ async fn peaks_are_remembered_across_runs_unless_history_is_off() {
         .is_file());
     sim.shutdown().await;
 }
+
+/// KubeVirt deleted a failed launcher pod: the node's kernel log names only its UID. The peak
+/// store remembers the VM's launcher pods, so `list` still counts that kill for its VM; with
+/// `--history off` it cannot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_in_a_deleted_pod_counts_for_the_vm_the_store_remembers_it_for() {
+    let sim = common::start(vmmem_sim::Scenario::demo().unwrap()).await;
+    let state = tempfile::tempdir().unwrap();
+    let list = ["list", "-A", "-o", "json", "--live", "agent"];
+    let first = ok_json(&run_with_state(&sim, state.path(), &list).await);
+    let vm = first["vms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["oomKills"] == 0 && v["node"].is_string() && v["name"] != "memhold-vm")
+        .cloned()
+        .expect("a running VM without kills");
+    let (name, node) = (vm["name"].clone(), vm["node"].as_str().unwrap().to_string());
+    // Its launcher pod, as the cluster has it.
+    let pods: Api<Pod> = Api::namespaced(
+        sim.client().await.unwrap(),
+        vm["namespace"].as_str().unwrap(),
+    );
+    let pod = pods
+        .list(&ListParams::default().labels(&format!(
+            "vm.kubevirt.io/name={}",
+            vm["name"].as_str().unwrap()
+        )))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .next()
+        .expect("the VM's launcher pod");
+    let pod_uid = pod.metadata.uid.unwrap();
+    // The first run remembered the VM's current pod; add an earlier one, now deleted.
+    let file = state.path().join("kubectl-vmmem/peaks.json");
+    let mut store: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let clusters = store["clusters"].as_object_mut().unwrap();
+    assert_eq!(clusters.len(), 1);
+    let vms = clusters.values_mut().next().unwrap()["vms"]
+        .as_object_mut()
+        .unwrap();
+    let (_, entry) = vms
+        .iter_mut()
+        .find(|(_, e)| e["pods"] == json!([pod_uid]))
+        .expect("the store remembers the VM's pod");
+    let gone = "0d1e2f30-4a5b-4c6d-8e9f-a0b1c2d3e4f5";
+    entry["pods"] = json!([gone, pod_uid]);
+    std::fs::write(&file, serde_json::to_vec(&store).unwrap()).unwrap();
+    // The node's kernel log has a kill in that pod (the seed's Example 3 report, in its cgroup).
+    let report = include_str!("../fixtures/oom/seed-example3-dmesg.log").replace(
+        "bc31d215_d48e_4416_8e2b_68716b8f5bcb",
+        &gone.replace('-', "_"),
+    );
+    sim.world()
+        .nodes
+        .get_mut(&node)
+        .unwrap()
+        .kernel_log
+        .extend(report.lines().map(str::to_string));
+    let find = |doc: &Value| {
+        doc["vms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == name)
+            .cloned()
+            .unwrap()
+    };
+    let second = find(&ok_json(&run_with_state(&sim, state.path(), &list).await));
+    assert_eq!(second["oomKills"], 1, "{second}");
+    let flags = second["flags"].to_string();
+    assert!(flags.contains("oom-killed-before"), "{flags}");
+    let kills: Vec<&Value> = second["recommendation"]["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "oom-kill")
+        .collect();
+    assert_eq!(kills.len(), 1, "{second}");
+    assert_eq!(kills[0]["source"], format!("kernel log of node {node}"));
+    assert_eq!(second["oomHistory"][0]["podUid"], gone);
+    // --history off: the store is not read, so the kill has no VM.
+    let off: Vec<&str> = list.iter().copied().chain(["--history", "off"]).collect();
+    let third = find(&ok_json(&run_with_state(&sim, state.path(), &off).await));
+    assert_eq!(third["oomKills"], 0, "{third}");
+    assert!(
+        !third["flags"].to_string().contains("oom-killed"),
+        "{third}"
+    );
+    sim.shutdown().await;
+}

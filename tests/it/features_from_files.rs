@@ -87,3 +87,42 @@ fn pods_no_single_version_explains_keep_the_version_assumed() {
     assert_eq!(row(&r, "web")["expectedOverheadBytes"], 283_115_520);
     assert!(warnings(&r).iter().any(|s| s.contains("assumed")));
 }
+
+/// A launcher pod whose compute container ended `OOMKilled` is an OOM kill of its VM without
+/// any kernel log: counted, flagged, and evidence (the compute limit less the guest was outside
+/// guest RAM at the kill).
+#[test]
+fn pod_status_oom_killed_is_a_kill_of_the_vm() {
+    let report = list_json("pod-status-oomkilled.yaml");
+    let vm = row(&report, "vm4");
+    assert_eq!(vm["oomKills"], 1);
+    let flags = vm["flags"].as_array().unwrap();
+    assert!(flags.iter().any(|f| f == "oom-killed-before"), "{flags:?}");
+    let rec = &vm["recommendation"];
+    let kills: Vec<&Value> = rec["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "oom-kill")
+        .collect();
+    assert_eq!(kills.len(), 1, "{rec}");
+    let k = kills[0];
+    // 2,412,423,169 (the compute limit) − 1948Mi (the guest).
+    assert_eq!(k["bytes"], 2_412_423_169i64 - 1948 * 1024 * 1024);
+    assert_eq!(k["at"], "2024-05-21T09:14:03Z");
+    assert_eq!(
+        k["source"],
+        "pod status (OOMKilled at 2024-05-21T09:14:03Z)"
+    );
+    assert_eq!(k["bound"], "lower");
+    // 1.25 × 352.7MiB − KubeVirt's 252.7MiB needs 189Mi: the size table's 384Mi decides.
+    assert_eq!(rec["reserveBytes"], 384 * 1024 * 1024);
+    assert_eq!(rec["decidedBy"], "size-table");
+    assert!(
+        rec["reason"]
+            .as_str()
+            .unwrap()
+            .contains("the OOM kill at 2024-05-21 09:14 UTC"),
+        "{rec}"
+    );
+}

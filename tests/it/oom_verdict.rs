@@ -258,3 +258,139 @@ fn hugepage_guest_is_not_in_the_memory_cgroup() {
         .unwrap();
     assert_eq!(qemu.budget_bytes, Some(30 * MI));
 }
+
+/// `oom` and `list` reserve the same for the same kill: one rule over the same sizing (O as
+/// applied with an overhead ratio, the ratio's room, the sidecars at a pod-level kill) and the
+/// kill as the one item of evidence.
+#[test]
+fn oom_and_list_give_the_same_number_for_the_same_kill() {
+    use vmmem::model::oom_event::OomScope;
+
+    let with_ratio = |inv: &mut Inventory| {
+        inv.kubevirts[0]
+            .spec
+            .configuration
+            .additional_guest_memory_overhead_ratio = Some("2".into());
+    };
+    // Guest RAM in hugepages is outside the memory cgroup: no size table, the kill decides.
+    let hugepages = |inv: &mut Inventory| {
+        let vmi = std::sync::Arc::make_mut(&mut inv.vmis[0]);
+        vmi.spec.domain.memory.as_mut().unwrap().hugepages =
+            Some(vmmem::model::objects::Hugepages {
+                page_size: "2Mi".into(),
+            });
+    };
+    type Change = fn(&mut Inventory);
+    let cases: [(&str, Change, Option<OomScope>); 5] = [
+        ("plain", |_| {}, None),
+        ("ratio 2", with_ratio, None),
+        ("ratio 2, pod-level kill", with_ratio, Some(OomScope::Pod)),
+        ("hugepages", hugepages, None),
+        ("hugepages, pod-level kill", hugepages, Some(OomScope::Pod)),
+    ];
+    let (mut reserves, mut reasons) = (Vec::new(), Vec::new());
+    for (name, change, scope) in cases {
+        let mut events = parse_kernel_log(&fixture("seed-example3-dmesg.log"));
+        if let Some(s) = scope {
+            events[0].scope = Some(s);
+        }
+        let mut inv = seed_inventory();
+        change(&mut inv);
+        let explained = explain(&events, Some(&inv), None);
+        let oom = explained[0].reserve_bytes.unwrap();
+        let (report, history) = report_with(&inv, explained);
+        let row = &report.vms[0];
+        let rec = &row.recommendation;
+        assert_eq!(rec.evidence.len(), 1, "{name}: only the kill");
+        assert_eq!(i64::try_from(oom).unwrap(), rec.reserve_bytes, "{name}");
+        assert_eq!(
+            history[0].reserve_reason.as_deref(),
+            Some(rec.reason.as_str()),
+            "{name}: the same reason too"
+        );
+        reserves.push(oom);
+        reasons.push(rec.reason.clone());
+    }
+    // No ratio: the size table's 384Mi (the kill's 477.1MiB × 1.25 − 252.7MiB needs 344Mi).
+    assert_eq!(reserves[0], 384 * MI);
+    // Ratio 2 doubles O (529.9MiB as applied): the table's 384Mi less the ratio's 252.7MiB of
+    // room is 131.3Mi, and the kill needs less than that → 192Mi. The older rule said 384Mi.
+    assert_eq!(reserves[1], 192 * MI);
+    // The guest-console-log sidecar's 60M shares a pod-level limit: the kill needs even less,
+    // the table still decides.
+    assert_eq!(reserves[2], 192 * MI);
+    // With hugepages the whole 2.2GiB usage was outside guest RAM: at a pod-level kill the
+    // sidecar's 60M (v1.1.1's guest-console-log) is not the VM's own need.
+    let o = 264_939_521u64;
+    let need = |beside: u64| (2_412_421_120u64 * 5).div_ceil(4) - o - beside;
+    assert_eq!(reserves[3], need(0).div_ceil(64 * MI) * 64 * MI);
+    assert_eq!(reserves[4], need(60_000_000).div_ceil(64 * MI) * 64 * MI);
+    assert!(!reasons[3].contains("beside compute"), "{}", reasons[3]);
+    assert!(
+        reasons[4].contains("and the 57.2MiB of the containers beside compute"),
+        "{}",
+        reasons[4]
+    );
+}
+
+/// KubeVirt deleted the failed pod: the kernel log names only its UID. The VM remembered for
+/// that pod (the peak store) still owns the kill, with the facts of its spec.
+#[test]
+fn a_kill_in_a_deleted_pod_belongs_to_the_vm_remembered_for_it() {
+    use vmmem::model::oom_verdict::explain_remembering;
+    use vmmem::model::peaks::RememberedPods;
+
+    let events = parse_kernel_log(&fixture("seed-example3-dmesg.log"));
+    let mut inv = seed_inventory();
+    inv.pods.clear();
+    std::sync::Arc::make_mut(&mut inv.vmis[0])
+        .status
+        .active_pods
+        .clear();
+    let alone = explain(&events, Some(&inv), None).remove(0);
+    assert!(alone.vm.is_none(), "no object names the pod");
+    let mut remembered = RememberedPods::new();
+    remembered.insert(
+        "bc31d215-d48e-4416-8e2b-68716b8f5bcb".into(),
+        "vm-uid".into(),
+    );
+    let explained = explain_remembering(&events, Some(&inv), None, &remembered);
+    let ex = &explained[0];
+    let vm = ex.vm.as_ref().unwrap();
+    assert_eq!(
+        (vm.namespace.as_str(), vm.name.as_str()),
+        ("default", "vm4")
+    );
+    assert_eq!(ex.guest_source, Some(GuestSource::Spec));
+    assert_eq!(ex.guest_bytes, Some(1948 * MI));
+    let (report, _) = report_with(&inv, explained);
+    let row = &report.vms[0];
+    assert_eq!(row.oom_kills, Some(1));
+    assert!(row
+        .flags
+        .contains(&vmmem::model::report::Flag::OomKilledBefore));
+    assert!(row
+        .recommendation
+        .evidence
+        .iter()
+        .any(|e| e.kind == vmmem::model::evidence::EvidenceKind::OomKill));
+}
+
+/// `list`'s report of `inv` with the kernel-log kills `explained` (no live data), and the kills.
+fn report_with(
+    inv: &Inventory,
+    explained: Vec<vmmem::model::oom_verdict::OomExplanation>,
+) -> (
+    vmmem::model::report::Report,
+    Vec<vmmem::model::oom_verdict::OomExplanation>,
+) {
+    use vmmem::model::inventory::Readings;
+    use vmmem::model::oom_vm::LogsRead;
+    use vmmem::model::report::{build, ReportOptions};
+    let opts = ReportOptions {
+        oom_history: explained,
+        kernel_logs_read: LogsRead::All,
+        ..Default::default()
+    };
+    (build(inv, &Readings::new(), &opts), opts.oom_history)
+}

@@ -133,3 +133,27 @@ fn the_state_directory_follows_xdg() {
         None => assert!(state_dir().unwrap().ends_with(".local/state/kubectl-vmmem")),
     }
 }
+
+#[test]
+fn an_older_file_without_pods_still_loads_and_pods_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = PeakStore::new(dir.path().to_path_buf());
+    // As the store was written before it remembered launcher pods.
+    let older = format!(
+        r#"{{"format":1,"clusters":{{"https://a:6443":{{"vms":{{"u1":{{"config":"{}","remembered":{{"bytes":{},"at":{NOW},"source":"node n1, agent reading","level":"pod"}},"samples":[],"seen":{NOW}}}}}}}}}}}"#,
+        config().0,
+        660 * MI
+    );
+    std::fs::write(store.path(), older).unwrap();
+    let (mut t, w) = store.load("https://a:6443");
+    assert!(w.is_empty(), "{w:?}");
+    assert_eq!(t.evidence("u1", &config())[0].bytes, 660 * MI);
+    assert!(t.vms["u1"].pods.is_empty());
+    t.saw_pod("u1", &config(), "gone-pod", NOW);
+    store.save("https://a:6443", &t, NOW).unwrap();
+    let (t, _) = store.load("https://a:6443");
+    assert_eq!(
+        t.remembered_pods().get("gone-pod").map(String::as_str),
+        Some("u1")
+    );
+}

@@ -9,6 +9,7 @@ use super::oom_history::sidecar_kills_note;
 use super::pod_facts::{compute_container, observed_overhead, q_bytes};
 use super::risk::Risk;
 use super::row_evidence;
+use super::status_kills::{self, StatusKill};
 use super::types::{CgroupJson, ReportOptions, VmRow};
 use crate::model::evidence::{Level, VmKey};
 use crate::model::harvester::ReservedSource;
@@ -283,6 +284,8 @@ struct OomKills {
     current: u64,
     /// Kills of earlier pods found in kernel logs.
     earlier: u64,
+    /// Kills of the current pod its status shows that no kernel log has.
+    from_status: Vec<StatusKill>,
     /// Whether the count is known (counters or the node's kernel log were read).
     known: bool,
 }
@@ -315,15 +318,20 @@ fn oom_kills(j: &Joined, live: &LiveFigures, opts: &ReportOptions, said: &mut Sa
         said.notes.push(note);
     }
     let cgroup_kills = live.model.as_ref().map_or(0, |m| m.oom_kills);
-    // Known when the VM's cgroup counters or its node's kernel log were read, or a log named a
-    // kill; a VM with neither (stopped, node unreachable, `--live off`) has an unknown count.
+    let (status_current, status_earlier) = status_kills::of_vm(j, &history);
+    // Known when the VM's cgroup counters or its node's kernel log were read, or a log or the
+    // pod's status named a kill; a VM with none of these (stopped, node unreachable, `--live
+    // off`) has an unknown count.
     let known = !history.is_empty()
+        || !status_current.is_empty()
+        || !status_earlier.is_empty()
         || (live.model.is_some() && live.source.is_some_and(|s| s.has_oom_counters()))
         || opts.kernel_logs_read.covers(live.node.as_deref());
     OomKills {
         history,
-        current: cgroup_kills.max(log_current),
-        earlier,
+        current: cgroup_kills.max(log_current + status_current.len() as u64),
+        earlier: earlier + status_earlier.len() as u64,
+        from_status: [status_current, status_earlier].concat(),
         known,
     }
 }
@@ -363,10 +371,15 @@ fn recommendation(
             .flatten()
             .cloned(),
     );
+    // At a kill the compute container was at its limit: at least limit − guest was outside.
+    let budget = size.pod_limit.or(size.expected.compute_limit);
+    let status_kills =
+        status_kills::evidence_all(&kills.from_status, budget.map(|l| l - size.charged_guest()));
     let evidence = row_evidence::gather(&row_evidence::Inputs {
         model: live.model.as_ref(),
         reading: live.reading,
         history: &kills.history,
+        status_kills: &status_kills,
         kept: &kept,
     });
     let eta = row_evidence::time_to_oom(

@@ -5,8 +5,7 @@
 use super::risk::Risk;
 use crate::model::evidence::{worst_by, At, Bound, Evidence, EvidenceKind, Level};
 use crate::model::memory::MemoryModel;
-use crate::model::oom_event::OomScope;
-use crate::model::oom_verdict::OomExplanation;
+use crate::model::oom_verdict::{oom_kill_evidence, OomExplanation};
 use crate::model::readings::{CgroupLevel, NodeReadings};
 use crate::model::recommend::Sizing;
 use crate::model::trend::{self, Eta, Sample};
@@ -18,6 +17,8 @@ pub struct Inputs<'a> {
     pub reading: Option<&'a NodeReadings>,
     /// The VM's OOM kills from kernel logs, explained.
     pub history: &'a [OomExplanation],
+    /// Its OOM kills its pod's status shows that no kernel log has.
+    pub status_kills: &'a [Evidence],
     /// Evidence the caller kept (session peaks, peaks remembered on this machine, history).
     pub kept: &'a [Evidence],
 }
@@ -29,8 +30,8 @@ fn level(l: CgroupLevel) -> Level {
     }
 }
 
-/// Every item of evidence for one row, in a stable order: now, the cgroup's peak, OOM kills,
-/// then what the caller kept.
+/// Every item of evidence for one row, in a stable order: now, the cgroup's peak, OOM kills
+/// (the kernel logs', then the pod status's), then what the caller kept.
 pub fn gather(i: &Inputs) -> Vec<Evidence> {
     let mut out = Vec::new();
     if let (Some(m), Some(r)) = (i.model, i.reading) {
@@ -63,33 +64,11 @@ pub fn gather(i: &Inputs) -> Vec<Evidence> {
         i.history
             .iter()
             .filter(|e| e.kills_vm())
-            .filter_map(oom_kill),
+            .filter_map(|e| oom_kill_evidence(&e.event, e.overhead_used_bytes)),
     );
+    out.extend(i.status_kills.iter().cloned());
     out.extend(i.kept.iter().cloned());
     out
-}
-
-/// An OOM kill of the VM at its pod's or container's limit, as evidence: the memory outside
-/// guest RAM at the kill, a lower bound of what it needed.
-fn oom_kill(e: &OomExplanation) -> Option<Evidence> {
-    let level = match e.event.scope? {
-        OomScope::Pod => Level::Pod,
-        OomScope::Container => Level::Container,
-        _ => return None,
-    };
-    let bytes = i64::try_from(e.overhead_used_bytes?).ok()?;
-    let source = match &e.event.node {
-        Some(n) => format!("kernel log of node {n}"),
-        None => "kernel log".to_string(),
-    };
-    Some(Evidence {
-        kind: EvidenceKind::OomKill,
-        bytes,
-        at: e.event.time.clone().map(At::Printed),
-        source,
-        bound: Bound::Lower,
-        level,
-    })
 }
 
 /// A VM whose worst evidence is above its current budget is `warn` at least, even while this

@@ -233,7 +233,7 @@ impl ClusterSource {
 
     /// Remember this refresh's peaks, and write them out every [`PEAKS_SAVE_EVERY`] seconds.
     fn keep_peaks(&mut self, server: &str, rows: &[VmRow], now: i64) {
-        self.peak_keeper(server).observe(rows);
+        self.peak_keeper(server).observe(rows, now);
         if now - self.peaks_saved_at >= PEAKS_SAVE_EVERY {
             let warnings = self.peak_keeper(server).save(now);
             self.peak_warnings.extend(warnings);
@@ -289,7 +289,10 @@ impl DataSource for ClusterSource {
                 None => (Readings::new(), Vec::new()),
             };
             self.kernel_logs.collect();
-            opts.oom_history = self.kernel_logs.explanations(&inventory, opts.version_flag);
+            let remembered = self.peak_keeper(&server).remembered_pods();
+            opts.oom_history =
+                self.kernel_logs
+                    .explanations(&inventory, opts.version_flag, &remembered);
             opts.kernel_logs_read = self.kernel_logs.read_nodes();
             let now = crate::session::peaks::unix_now();
             opts.peaks = self.peak_keeper(&server).for_report(now);

@@ -73,8 +73,13 @@ impl KernelLogs {
     }
 
     /// The kills found so far, explained against the current inventory.
-    pub fn explanations(&self, inv: &Inventory, flag: Option<Version>) -> Vec<OomExplanation> {
-        self.watch.explanations(inv, flag)
+    pub fn explanations(
+        &self,
+        inv: &Inventory,
+        flag: Option<Version>,
+        remembered: &crate::model::peaks::RememberedPods,
+    ) -> Vec<OomExplanation> {
+        self.watch.explanations(inv, flag, remembered)
     }
 
     /// The nodes whose log has been read successfully at least once.

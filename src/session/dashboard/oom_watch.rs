@@ -16,7 +16,11 @@ use std::time::{Duration, SystemTime};
 use crate::model::inventory::{Inventory, Readings};
 use crate::model::oom_event::OomEvent;
 use crate::model::oom_verdict::{explain_one, OomExplanation};
-use crate::model::oom_vm::{is_harvester, kubevirt_version, vm_for_pod, VmFacts, VmRef};
+use crate::model::oom_vm::{
+    is_harvester, kubevirt_version, vm_for_gone_pod, vm_for_pod, VmFacts, VmRef,
+};
+use crate::model::overhead::ratio_room_of;
+use crate::model::peaks::RememberedPods;
 use crate::model::report::{Report, VmRow};
 use crate::model::version::Version;
 use crate::units::to_quantity_string;
@@ -103,6 +107,8 @@ fn facts_of(r: &VmRow) -> VmFacts {
         overhead_bytes: u64::try_from(r.expected_overhead_bytes)
             .ok()
             .filter(|&o| o > 0),
+        ratio_room: ratio_room_of(&r.overhead_terms),
+        sidecars: r.sidecar_bytes,
         reserved_annotation: (r.reserved_source == "annotation")
             .then(|| r.reserved_bytes.map(to_quantity_string))
             .flatten(),
@@ -273,8 +279,14 @@ impl OomWatch {
     }
 
     /// Every kill found so far, explained: the VM of its pod from what this session saw
-    /// (current and ended pods), else from the inventory (a migration's other pod).
-    pub fn explanations(&self, inv: &Inventory, flag: Option<Version>) -> Vec<OomExplanation> {
+    /// (current and ended pods), else from the inventory (a migration's other pod), else from
+    /// the pods `remembered` on this machine for each VM (a pod deleted before this session).
+    pub fn explanations(
+        &self,
+        inv: &Inventory,
+        flag: Option<Version>,
+        remembered: &RememberedPods,
+    ) -> Vec<OomExplanation> {
         if self.events.is_empty() {
             return Vec::new();
         }
@@ -294,6 +306,10 @@ impl OomWatch {
                         .map(|f| (*f).clone())
                         .or_else(|| self.ended.get(uid).cloned())
                         .or_else(|| vm_for_pod(inv, uid, version.version))
+                        .or_else(|| {
+                            let vm_uid = remembered.get(uid)?;
+                            vm_for_gone_pod(inv, vm_uid, version.version)
+                        })
                 });
                 explain_one(ev, facts, version, harvester)
             })

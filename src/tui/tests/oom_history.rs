@@ -30,7 +30,7 @@ fn example3_on_harv41() -> Vec<OomEvent> {
 
 fn report(inv: &Inventory, readings: &Readings, watch: &OomWatch) -> Report {
     let opts = ReportOptions {
-        oom_history: watch.explanations(inv, None),
+        oom_history: watch.explanations(inv, None, &Default::default()),
         ..Default::default()
     };
     build(inv, readings, &opts)
@@ -258,4 +258,32 @@ fn ooms_column_counts_earlier_pods_and_long_verdicts_scroll() {
         .collect();
     assert_eq!(verdict.len(), 4, "{scrolled}");
     assert!(verdict.iter().all(|l| l.starts_with("     ")), "{scrolled}");
+}
+
+/// A dashboard started after vm4's old pod was deleted: neither this session nor the cluster
+/// knows the pod of the kill, but the pods remembered on this machine do.
+#[test]
+fn a_kill_in_a_pod_deleted_before_the_session_maps_through_the_remembered_pods() {
+    let inv = vm4_restarted(&seed_inventory());
+    let readings = seed_readings(0);
+    let mut w = OomWatch::new();
+    w.due(at(0));
+    w.finished("harv41", Ok(example3_on_harv41()), at(1));
+    let unmapped = w.explanations(&inv, None, &Default::default());
+    assert!(unmapped[0].vm.is_none());
+    let vm4_uid = inv
+        .vms
+        .iter()
+        .find(|v| v.metadata.name == "vm4")
+        .map(|v| v.metadata.uid.clone())
+        .unwrap();
+    let remembered = [(VM4_POD.to_string(), vm4_uid)].into_iter().collect();
+    let opts = ReportOptions {
+        oom_history: w.explanations(&inv, None, &remembered),
+        ..Default::default()
+    };
+    let r = build(&inv, &readings, &opts);
+    let vm4 = row(&r, "vm4");
+    assert_eq!(vm4.oom_history.len(), 1);
+    assert!(vm4.has_flag(Flag::OomKilledBefore), "{:?}", vm4.flags);
 }
