@@ -1,7 +1,8 @@
 //! One number everywhere: after the demo's memhold VM is OOM-killed, the dashboard's `f` dialog,
 //! `fix --dry-run=client` and `list -o json`, each a real process against the same simulated
 //! cluster, recommend the same reservation, and that reservation leaves more room outside guest
-//! RAM than the kill had.
+//! RAM than the kill had. After KubeVirt replaced the killed pod, the kill is still found: the
+//! peak store remembers the VM's pod UIDs, so the kernel log's kill maps to it.
 
 use std::path::Path;
 use std::process::Command;
@@ -127,8 +128,8 @@ fn one_number(kc: &Path) {
             words(listed),
             "the dialog's plan against list's {listed}"
         );
-        // It is decided by the kill, and it leaves more room than the kill had outside guest RAM.
-        assert_eq!(after["recommendation"]["decidedBy"], "oom-kill", "{after}");
+        // The kill is among its evidence, and the plan leaves more room outside guest RAM than
+        // the kill had (whether the kill or the size table decided).
         let kill = after["recommendation"]["evidence"]
             .as_array()
             .unwrap()
@@ -136,7 +137,7 @@ fn one_number(kc: &Path) {
             .filter(|e| e["kind"] == "oom-kill")
             .filter_map(|e| e["bytes"].as_i64())
             .max()
-            .unwrap();
+            .unwrap_or_else(|| panic!("no oom-kill evidence: {after}"));
         let room = plan["after"]["overheadBudgetBytes"].as_i64().unwrap();
         assert!(
             room > kill,
