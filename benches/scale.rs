@@ -484,6 +484,11 @@ fn main() {
         );
         return;
     }
+    // The plugin remembers peaks per VM in the user's state directory and reads them back on
+    // every run: each benchmark starts with an empty one of its own (children inherit it), so
+    // neither earlier runs nor the user's own clusters change what is measured.
+    let state = tempfile::tempdir().expect("a temporary state directory");
+    std::env::set_var("XDG_STATE_HOME", state.path());
     let kubectl = kubectl();
     let sizes: Vec<usize> = std::env::var("SCALE_VMS")
         .unwrap_or_else(|_| "500,5000,20000".into())

@@ -48,6 +48,7 @@ mod manifest_prop;
 mod one_number;
 mod oom_cases;
 mod oom_cli;
+mod oom_eta;
 mod oom_fuzz;
 mod oom_parse;
 mod oom_real_kernel;
