@@ -88,6 +88,11 @@ impl VmPeaks {
     /// Remember a launcher pod UID (the newest last; the oldest beyond [`MAX_PODS`] go).
     fn saw_pod(&mut self, pod_uid: &str) {
         if !self.pods.iter().any(|p| p == pod_uid) {
+            // A new launcher pod (the VM restarted after a kill, or moved): its processes start
+            // afresh, so the trend of the old pod's overhead says nothing about the time to OOM.
+            if !self.pods.is_empty() {
+                self.samples.clear();
+            }
             self.pods.push(pod_uid.to_string());
         }
         if self.pods.len() > MAX_PODS {
@@ -296,6 +301,33 @@ mod tests {
         assert_eq!(e[0].bytes, 660 * MI);
         assert_eq!(e[0].at, Some(At::Unix(20)));
         assert_eq!(t.samples("u1", &c).len(), 3);
+    }
+
+    #[test]
+    fn a_new_launcher_pod_starts_the_trend_afresh_but_keeps_the_peak() {
+        let mut t = PeakTracker::default();
+        let c = config(2300 * MI);
+        t.saw_pod("u1", &c, "pod-a", 10);
+        for (i, at) in [10, 20, 30].into_iter().enumerate() {
+            t.observe("u1", &c, peak((300 + 100 * i as i64) * MI, at));
+        }
+        t.saw_pod("u1", &c, "pod-a", 40);
+        assert_eq!(
+            t.samples("u1", &c).len(),
+            3,
+            "the same pod keeps its samples"
+        );
+        // The pod was OOM-killed and replaced: its ramp is no trend of the new pod's.
+        t.saw_pod("u1", &c, "pod-b", 50);
+        t.observe("u1", &c, peak(120 * MI, 50));
+        assert_eq!(
+            t.samples("u1", &c),
+            &[Sample {
+                at: 50,
+                bytes: 120 * MI
+            }]
+        );
+        assert_eq!(t.evidence("u1", &c)[0].bytes, 500 * MI, "the peak stays");
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //!   not a trend;
 //! - the budget is reached within [`HORIZON`] seconds.
 //!
-//! The error is the spread of the ETA over the slope ± two standard errors.
+//! The error is the spread of the ETA over the slope ± two standard errors, and at least how far
+//! the ETA of a line through the recent half of the samples alone is from it (a leak that began
+//! within the window makes the whole window's line too flat).
 
 use serde::Serialize;
 
@@ -57,23 +59,52 @@ pub fn duration_words(s: i64) -> String {
 }
 
 /// The ETA to `budget` from `samples` (any order), judged at `now`; `None` unless the trend is
-/// clear (see the module's rules).
+/// clear (see the module's rules). The error also covers the disagreement with a line through
+/// the recent half of the samples alone: when the growth began within the window (a leak that
+/// started after a calm spell), the whole window's line is too flat and its own spread too
+/// narrow.
 pub fn eta(samples: &[Sample], budget: i64, now: i64) -> Option<Eta> {
     let recent: Vec<&Sample> = samples
         .iter()
         .filter(|s| s.at <= now && now - s.at <= WINDOW)
         .collect();
-    if recent.len() < MIN_SAMPLES {
-        return None;
-    }
+    let whole = fit(&recent)?;
     let t0 = recent.iter().map(|s| s.at).min()?;
     let t1 = recent.iter().map(|s| s.at).max()?;
-    if t1 - t0 < MIN_SPAN {
+    if t1 - t0 < MIN_SPAN || !(whole.slope >= MIN_RATE && whole.r2 >= MIN_R2) {
         return None;
     }
-    let n = recent.len() as f64;
-    let xs: Vec<f64> = recent.iter().map(|s| (s.at - t0) as f64).collect();
-    let ys: Vec<f64> = recent.iter().map(|s| s.bytes as f64).collect();
+    let mut e = whole.eta(budget, now)?;
+    let mid = t1 - (t1 - t0) / 2;
+    let later: Vec<&Sample> = recent.iter().copied().filter(|s| s.at >= mid).collect();
+    if let Some(half) = fit(&later)
+        .filter(|f| f.slope >= MIN_RATE)
+        .and_then(|f| f.eta(budget, now))
+    {
+        e.error_seconds = e.error_seconds.max((half.seconds - e.seconds).abs());
+    }
+    Some(e)
+}
+
+/// A least-squares line through samples: bytes = intercept + slope × (at − t0).
+struct Line {
+    t0: i64,
+    slope: f64,
+    intercept: f64,
+    /// How much of the variance the line explains.
+    r2: f64,
+    /// The slope's standard error.
+    se: f64,
+}
+
+fn fit(samples: &[&Sample]) -> Option<Line> {
+    if samples.len() < MIN_SAMPLES {
+        return None;
+    }
+    let t0 = samples.iter().map(|s| s.at).min()?;
+    let n = samples.len() as f64;
+    let xs: Vec<f64> = samples.iter().map(|s| (s.at - t0) as f64).collect();
+    let ys: Vec<f64> = samples.iter().map(|s| s.bytes as f64).collect();
     let mx = xs.iter().sum::<f64>() / n;
     let my = ys.iter().sum::<f64>() / n;
     let sxx: f64 = xs.iter().map(|x| (x - mx).powi(2)).sum();
@@ -83,38 +114,45 @@ pub fn eta(samples: &[Sample], budget: i64, now: i64) -> Option<Eta> {
         return None;
     }
     let slope = sxy / sxx;
-    let r2 = sxy * sxy / (sxx * syy);
-    if !(slope >= MIN_RATE && r2 >= MIN_R2) {
-        return None;
-    }
-    let intercept = my - slope * mx;
-    let fitted_now = intercept + slope * (now - t0) as f64;
-    let left = budget as f64 - fitted_now;
-    if left <= 0.0 {
-        // Already at the budget by the line: the headroom says so; no countdown.
-        return None;
-    }
-    let seconds = left / slope;
-    if !seconds.is_finite() || seconds > HORIZON as f64 {
-        return None;
-    }
     let residual = (syy - slope * sxy).max(0.0);
-    let se = if n > 2.0 {
-        (residual / (n - 2.0) / sxx).sqrt()
-    } else {
-        0.0
-    };
-    let fast = left / (slope + 2.0 * se);
-    let slow = if slope - 2.0 * se > 0.0 {
-        left / (slope - 2.0 * se)
-    } else {
-        HORIZON as f64
-    };
-    Some(Eta {
-        seconds: seconds.round() as i64,
-        error_seconds: ((slow - fast) / 2.0).round().min(HORIZON as f64) as i64,
-        rate: slope,
+    Some(Line {
+        t0,
+        slope,
+        intercept: my - slope * mx,
+        r2: sxy * sxy / (sxx * syy),
+        se: if n > 2.0 {
+            (residual / (n - 2.0) / sxx).sqrt()
+        } else {
+            0.0
+        },
     })
+}
+
+impl Line {
+    /// When the line reaches `budget`, with the spread over the slope ± two standard errors.
+    fn eta(&self, budget: i64, now: i64) -> Option<Eta> {
+        let fitted_now = self.intercept + self.slope * (now - self.t0) as f64;
+        let left = budget as f64 - fitted_now;
+        if left <= 0.0 {
+            // Already at the budget by the line: the headroom says so; no countdown.
+            return None;
+        }
+        let seconds = left / self.slope;
+        if !seconds.is_finite() || seconds > HORIZON as f64 {
+            return None;
+        }
+        let fast = left / (self.slope + 2.0 * self.se);
+        let slow = if self.slope - 2.0 * self.se > 0.0 {
+            left / (self.slope - 2.0 * self.se)
+        } else {
+            HORIZON as f64
+        };
+        Some(Eta {
+            seconds: seconds.round() as i64,
+            error_seconds: ((slow - fast) / 2.0).round().min(HORIZON as f64) as i64,
+            rate: self.slope,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -130,6 +168,22 @@ mod tests {
                 bytes: from + per_s * i * every,
             })
             .collect()
+    }
+
+    #[test]
+    fn a_leak_that_began_after_a_calm_spell_is_within_the_stated_error() {
+        // Flat at 300Mi for 30 s, then 2 MiB/s for 60 s, a sample a second; budget 500Mi:
+        // the truth is 40 s from the last sample (420Mi).
+        let mut s = line(0, 1, 30, 300 * MI, 0);
+        s.extend(line(30, 1, 61, 300 * MI, 2 * MI));
+        let now = 90;
+        let e = eta(&s, 500 * MI, now).unwrap();
+        assert!(
+            (e.seconds - 40).abs() <= e.error_seconds,
+            "said {} s ± {} s, the truth is 40 s",
+            e.seconds,
+            e.error_seconds
+        );
     }
 
     #[test]

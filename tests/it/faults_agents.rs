@@ -37,17 +37,9 @@ fn kubeconfig(sim: &SimHandle, dir: &Path) -> PathBuf {
     p
 }
 
-/// Run the real binary to the end (off the runtime's threads, which serve the simulator).
+/// Run the real binary to the end.
 async fn run(args: Vec<String>) -> std::process::Output {
-    tokio::task::spawn_blocking(move || {
-        Command::new(BIN)
-            .env("XDG_STATE_HOME", crate::common::state_home())
-            .args(&args)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap()
+    crate::common::run_plugin(args).await
 }
 
 fn args(kc: &Path, extra: &[&str]) -> Vec<String> {

@@ -6,12 +6,10 @@
 use crate::common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
 use vmmem_sim::SimHandle;
 
-const BIN: &str = env!("CARGO_BIN_EXE_kubectl-vmmem");
 pub const USER: &str = "reader";
 
 /// A user who may read everything but not create pods, exec, read the kubelet through the
@@ -30,15 +28,7 @@ pub fn reader(sim: &SimHandle, dir: &Path) -> PathBuf {
 async fn run(kc: &Path, extra: &[&str]) -> std::process::Output {
     let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
     args.extend(["--kubeconfig".into(), kc.display().to_string()]);
-    tokio::task::spawn_blocking(move || {
-        Command::new(BIN)
-            .env("XDG_STATE_HOME", crate::common::state_home())
-            .args(&args)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap()
+    crate::common::run_plugin(args).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

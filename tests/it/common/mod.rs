@@ -109,3 +109,17 @@ pub fn state_home() -> &'static std::path::Path {
     })
     .path()
 }
+
+/// Run the real binary with `args` to the end, off the runtime's threads (which serve the
+/// simulator), with the test process's state directory.
+pub async fn run_plugin(args: Vec<String>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_kubectl-vmmem"))
+            .env("XDG_STATE_HOME", state_home())
+            .args(&args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
