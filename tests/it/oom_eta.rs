@@ -1,5 +1,5 @@
 //! The time to OOM against the kill itself: on the demo cluster, memhold-vm's dashboard detail
-//! view shows a time to OOM before each of qemu's kills, and each kill comes when it said, within
+//! view shows a time to OOM before each of qemu's first two kills, and each comes when it said, within
 //! the error it stated.
 
 use std::time::{Duration, Instant};
