@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Build kube-apiserver v1.20.2 from Debian's own `kubernetes` source package with Debian's Go, and cache
-# the binary outside the work tree. Idempotent: when the cached binary exists it only checks that the
-# runtime packages are installed and prints the binary's path (the only line on stdout).
+# Build kube-apiserver (or the kubelet) v1.20.2 from Debian's own `kubernetes` source package with
+# Debian's Go, and cache the binary outside the work tree. Idempotent: when the cached binary exists it
+# only checks that the runtime packages are installed and prints the binary's path (the only line on
+# stdout).
+#
+#   build.sh [kube-apiserver|kubelet]     (default kube-apiserver)
 #
 # Environment:
 #   VMMEM_APISERVER_CACHE  cache dir (default ${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-vmmem/kube-apiserver-v1.20.2)
+#   VMMEM_KUBELET_CACHE    the kubelet's (default ${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-vmmem/kubelet-v1.20.2)
 #   VMMEM_APISERVER_KEEP_BUILD=1  keep the unpacked source and Go build cache after a successful build
 #
 # Why each step is needed (kubernetes 1.20 on a current Go):
@@ -13,14 +17,29 @@
 #     the vendored openapi-gen.
 #   - The vendored github.com/modern-go/reflect2 v1.0.1 crashes under Go >= 1.18 on the first
 #     custom-resource request; Debian's reflect2 1.0.2 replaces it.
+#   - The kubelet is built with the `dockerless` tag (no dockershim; it talks CRI to containerd) and
+#     CGO off, so it needs no C toolchain and no source patch.
 set -euo pipefail
 
 VERSION=v1.20.2
-CACHE="${VMMEM_APISERVER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-vmmem/kube-apiserver-$VERSION}"
-BIN="$CACHE/bin/kube-apiserver"
+COMPONENT="${1:-kube-apiserver}"
+CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-vmmem"
+case "$COMPONENT" in
+kube-apiserver)
+    CACHE="${VMMEM_APISERVER_CACHE:-$CACHE_ROOT/kube-apiserver-$VERSION}"
+    TAGS=selinux,notest
+    RUNTIME_PKGS=(etcd-server openssl curl)
+    ;;
+kubelet)
+    CACHE="${VMMEM_KUBELET_CACHE:-$CACHE_ROOT/kubelet-$VERSION}"
+    TAGS=selinux,notest,dockerless
+    RUNTIME_PKGS=(containerd runc containernetworking-plugins iproute2)
+    ;;
+*) echo "usage: build.sh [kube-apiserver|kubelet]" >&2; exit 2 ;;
+esac
+BIN="$CACHE/bin/$COMPONENT"
 # Bump when the recipe below changes: a cached binary from another recipe is rebuilt.
 RECIPE=2
-RUNTIME_PKGS=(etcd-server openssl curl)
 BUILD_PKGS=(golang-go dpkg-dev golang-github-modern-go-reflect2-dev)
 
 log() { echo "build.sh: $*" >&2; }
@@ -97,7 +116,7 @@ mkdir -p "$WORK"
 log "apt-get source kubernetes (into $WORK)"
 (cd "$WORK" && apt-get source -qq kubernetes >&2) || die "apt-get source kubernetes failed"
 SRC=$(find "$WORK" -maxdepth 1 -mindepth 1 -type d -name 'kubernetes-*' | head -n1)
-if [ -z "$SRC" ] || [ ! -d "$SRC/cmd/kube-apiserver" ]; then die "unpacked kubernetes source not found in $WORK"; fi
+if [ -z "$SRC" ] || [ ! -d "$SRC/cmd/$COMPONENT" ]; then die "unpacked kubernetes source not found in $WORK"; fi
 grep -q 'gitMinor.*20\|1\.20' "$SRC/debian/changelog" 2>/dev/null || log "warning: source is not 1.20.x: $(head -n1 "$SRC/debian/changelog")"
 log "source: $SRC ($(head -n1 "$SRC/debian/changelog"))"
 
@@ -148,10 +167,10 @@ for V in pkg/version vendor/k8s.io/client-go/pkg/version vendor/k8s.io/component
     LDFLAGS="$LDFLAGS -X $V.gitVersion=$VERSION -X $V.gitMajor=1 -X $V.gitMinor=20 -X $V.gitTreeState=archive"
     LDFLAGS="$LDFLAGS -X $V.buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 done
-log "go build ./cmd/kube-apiserver"
+log "go build ./cmd/$COMPONENT"
 mkdir -p "$CACHE/bin"
-go build -p "$(nproc)" -tags selinux,notest -ldflags "$LDFLAGS" -o "$BIN.tmp" ./cmd/kube-apiserver >&2 \
-    || die "go build ./cmd/kube-apiserver failed"
+go build -p "$(nproc)" -tags "$TAGS" -ldflags "$LDFLAGS" -o "$BIN.tmp" "./cmd/$COMPONENT" >&2 \
+    || die "go build ./cmd/$COMPONENT failed"
 mv "$BIN.tmp" "$BIN"
 echo "$RECIPE" >"$BIN.recipe"
 "$BIN" --version >&2 || die "built binary does not run"

@@ -11,9 +11,14 @@
 # USER_NAME, ADMIN_NAME, CA_FILE, APISERVER_PID, ETCD_PID, ETCD_URL.
 # Environment: VMMEM_KUBE_APISERVER=path to use that binary instead of building/caching one
 # (build.sh); VMMEM_APISERVER_READY_TIMEOUT (seconds, default 180); KUBECTL (default kubectl; empty:
-# create the CRDs with curl).
+# create the CRDs with curl); VMMEM_APISERVER_ADDRESS (default 127.0.0.1: the address it listens on,
+# e.g. a network namespace's address for the real node of tests/node); VMMEM_APISERVER_EXTRA_ARGS
+# (more kube-apiserver flags, split on spaces); VMMEM_APISERVER_AUTHORIZATION_MODE (default RBAC).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
+ADDRESS="${VMMEM_APISERVER_ADDRESS:-127.0.0.1}"
+read -r -a EXTRA_ARGS <<<"${VMMEM_APISERVER_EXTRA_ARGS:-}"
+AUTHORIZATION_MODE="${VMMEM_APISERVER_AUTHORIZATION_MODE:-RBAC}"
 
 WATCH=
 while [ $# -gt 0 ]; do
@@ -93,7 +98,7 @@ mkdir -p "$PKI"
         rm -f "$2.csr" "$2.ext"
     }
     mkca ca kubectl-vmmem-test-ca
-    sign ca serving "/CN=kube-apiserver" "extendedKeyUsage=serverAuth" "subjectAltName=IP:127.0.0.1,DNS:localhost"
+    sign ca serving "/CN=kube-apiserver" "extendedKeyUsage=serverAuth" "subjectAltName=IP:127.0.0.1,IP:$ADDRESS,DNS:localhost"
     sign ca admin "/O=system:masters/CN=vmmem-admin" "extendedKeyUsage=clientAuth"
     sign ca user "/CN=vmmem-user" "extendedKeyUsage=clientAuth"
     # API aggregation: an aggregated API server (a stand-in for KubeVirt's virt-api serving
@@ -158,13 +163,13 @@ CURL_ADMIN=(curl -sS --max-time 5 --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt"
 
 start_apiserver() {
     PORT=$(free_port) || return 1
-    SERVER="https://127.0.0.1:$PORT"
+    SERVER="https://$ADDRESS:$PORT"
     "$APISERVER" \
-        --bind-address=127.0.0.1 --secure-port="$PORT" --insecure-port=0 \
+        --bind-address="$ADDRESS" --secure-port="$PORT" --insecure-port=0 \
         --etcd-servers="$ETCD_URL" \
         --client-ca-file="$PKI/ca.crt" \
         --tls-cert-file="$PKI/serving.crt" --tls-private-key-file="$PKI/serving.key" \
-        --authorization-mode=RBAC --anonymous-auth=false \
+        --authorization-mode="$AUTHORIZATION_MODE" --anonymous-auth=false \
         --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
         --service-account-issuer=https://kubernetes.default.svc \
         --service-cluster-ip-range=10.96.0.0/12 --endpoint-reconciler-type=none --allow-privileged=true \
@@ -173,7 +178,7 @@ start_apiserver() {
         --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
         --requestheader-extra-headers-prefix=X-Remote-Extra- \
         --proxy-client-cert-file="$PKI/front-proxy-client.crt" --proxy-client-key-file="$PKI/front-proxy-client.key" \
-        --cert-dir="$STATE/apiserver-certs" --profiling=false \
+        --cert-dir="$STATE/apiserver-certs" --profiling=false "${EXTRA_ARGS[@]}" \
         </dev/null >"$STATE/apiserver.log" 2>&1 &
     APISERVER_PID=$!
     record apiserver "$APISERVER_PID"

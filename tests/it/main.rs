@@ -63,6 +63,7 @@ mod probe_prop;
 mod rbac;
 mod readme_pictures;
 mod real_apiserver_smoke;
+mod real_node;
 mod report_from_files;
 mod sim_cli;
 mod sim_client;

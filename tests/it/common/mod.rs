@@ -5,6 +5,7 @@ pub mod apiserver;
 pub mod exec;
 pub mod kubectl;
 pub mod live;
+pub mod node;
 pub mod tmux;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,193 @@
+//! A real single-node Kubernetes for integration tests: etcd, kube-apiserver, containerd + runc and a
+//! kubelet v1.20.2 inside a network namespace the harness creates (`tests/node/start.sh` does the
+//! work; its header says what it changes on the host and `tests/node/stop.sh` undoes it). This guard
+//! stops it again in `Drop`, even when the test panics; a watchdog started by the script also stops it
+//! if this process dies without dropping the guard.
+//!
+//! When the node cannot be built or started here, [`RealNode::start`] returns an error saying why;
+//! tests must fail with it, never skip.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+
+/// A running node (and its control plane), stopped (by PID) when dropped.
+pub struct RealNode {
+    state: Option<tempfile::TempDir>,
+    env: HashMap<String, String>,
+}
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/node")
+        .join(name)
+}
+
+fn tail(text: &[u8], lines: usize) -> String {
+    let text = String::from_utf8_lossy(text);
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+impl RealNode {
+    /// Build (or take from the cache) the apiserver and the kubelet, build the local images, start
+    /// everything and wait until the node is Ready (about 20 s with cached binaries).
+    pub fn start() -> Result<Self> {
+        let state = tempfile::Builder::new()
+            .prefix("vmmem-node-")
+            .tempdir()
+            .context("creating the node's state dir")?;
+        let out = Command::new("bash")
+            .arg(script("start.sh"))
+            .arg("--watch")
+            .arg(std::process::id().to_string())
+            .arg(state.path())
+            .stdin(Stdio::null())
+            .output()
+            .context("running tests/node/start.sh")?;
+        let mut node = RealNode {
+            state: Some(state),
+            env: HashMap::new(),
+        };
+        if !out.status.success() {
+            bail!(
+                "the real node could not be started here ({}):\n{}",
+                out.status,
+                tail(&out.stderr, 60)
+            );
+        }
+        node.env = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        for key in [
+            "SERVER",
+            "ADMIN_KUBECONFIG",
+            "NODE_NAME",
+            "NODE_IP",
+            "IMAGE",
+        ] {
+            if !node.env.contains_key(key) {
+                bail!(
+                    "start.sh printed no {key}; stdout:\n{}",
+                    tail(&out.stdout, 20)
+                );
+            }
+        }
+        Ok(node)
+    }
+
+    fn var(&self, key: &str) -> &str {
+        self.env.get(key).map(String::as_str).unwrap_or_default()
+    }
+
+    /// Kubeconfig of the admin (group `system:masters`), certificates embedded.
+    pub fn admin_kubeconfig(&self) -> &Path {
+        Path::new(self.var("ADMIN_KUBECONFIG"))
+    }
+
+    /// Kubeconfig of a user in no group, bound to no role until a test grants one.
+    pub fn user_kubeconfig(&self) -> &Path {
+        Path::new(self.var("USER_KUBECONFIG"))
+    }
+
+    /// The node's name (as registered by the kubelet).
+    pub fn name(&self) -> &str {
+        self.var("NODE_NAME")
+    }
+
+    /// The busybox image with the fake launcher processes, already on the node (pull policy Never).
+    pub fn image(&self) -> &str {
+        self.var("IMAGE")
+    }
+
+    /// The kubelet's log, for a failing test's message.
+    pub fn kubelet_log_tail(&self, lines: usize) -> String {
+        let Some(state) = &self.state else {
+            return String::new();
+        };
+        let text = std::fs::read(state.path().join("kubelet.log")).unwrap_or_default();
+        tail(&text, lines)
+    }
+
+    /// Run `kubectl` as the admin; its stdout, or an error with its stderr.
+    pub fn kubectl(&self, args: &[&str]) -> Result<String> {
+        let out = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(self.admin_kubeconfig())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .context("running kubectl")?;
+        if !out.status.success() {
+            bail!(
+                "kubectl {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// `kubectl apply -f -` of `manifest` (YAML or JSON) as the admin.
+    pub fn apply(&self, manifest: &str) -> Result<String> {
+        use std::io::Write;
+        let mut child = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(self.admin_kubeconfig())
+            .args(["apply", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("running kubectl apply")?;
+        child
+            .stdin
+            .take()
+            .context("kubectl's stdin")?
+            .write_all(manifest.as_bytes())?;
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            bail!(
+                "kubectl apply failed: {}\n{manifest}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Stop everything (by the PIDs start.sh recorded), undo the host changes and remove the state
+    /// dir. Idempotent; `Drop` calls it too.
+    pub fn stop(&mut self) -> Result<()> {
+        let Some(state) = self.state.take() else {
+            return Ok(());
+        };
+        let out = Command::new("bash")
+            .arg(script("stop.sh"))
+            .arg(state.path())
+            .stdin(Stdio::null())
+            .output()
+            .context("running tests/node/stop.sh")?;
+        if !out.status.success() {
+            let kept = state.keep();
+            bail!(
+                "stop.sh failed ({}), state kept in {}:\n{}",
+                out.status,
+                kept.display(),
+                tail(&out.stderr, 20)
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Drop for RealNode {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop() {
+            eprintln!("RealNode: {e:#}");
+        }
+    }
+}
