@@ -6,6 +6,7 @@ pub mod exec;
 pub mod kubectl;
 pub mod live;
 pub mod node;
+pub mod node_vm;
 pub mod tmux;
 
 use std::path::{Path, PathBuf};
