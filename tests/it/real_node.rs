@@ -243,7 +243,9 @@ fn auto_falls_back_without_agent_rights(node: &RealNode, kernel: &Kernel) {
 /// with the pod's limit, and the recommended reservation exceeds what the kill needed.
 fn a_real_oom_kill_is_explained(node: &RealNode) {
     let pod_uid = create_vm(node, &MEMHOLD);
-    let kernel = Kernel::of(node, &MEMHOLD, &pod_uid);
+    // Kernel::of returns once qemu has touched all of its guest RAM: only then can the kill be
+    // of qemu, the largest task.
+    Kernel::of(node, &MEMHOLD, &pod_uid);
     let pod = MEMHOLD.pod_name();
     let admin = node.admin_kubeconfig().to_string_lossy().into_owned();
     let mut grow = std::process::Command::new("kubectl")

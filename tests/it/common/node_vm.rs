@@ -145,10 +145,8 @@ pub fn wait_running(node: &RealNode, pod: &str) {
 
 /// What the test reads from the host for a launcher pod: its cgroups and processes.
 pub struct Kernel {
-    /// The pod's memory cgroup and the compute container's (the tighter limit: compute's, below
-    /// the pod's compute + 60M).
-    #[allow(dead_code)]
-    pub pod: PathBuf,
+    /// The compute container's memory cgroup (the tighter limit: compute's, below the pod's
+    /// compute + 60M).
     pub compute: PathBuf,
     pub guest: u64,
     pub qemu: u32,
@@ -190,7 +188,6 @@ impl Kernel {
             .unwrap_or_else(|| panic!("compute's containerID {id:?} is not containerd's"));
         Kernel {
             compute: pod.join(id),
-            pod,
             guest: vm.guest,
             qemu,
             others,
