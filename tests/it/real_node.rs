@@ -13,15 +13,17 @@ use serde_json::Value;
 
 use crate::common::node::RealNode;
 use crate::common::node_vm::{
-    create_namespaces, create_vm, get, list_json_as, private_rss, read_u64, run_tool, Kernel,
-    TestVm, AGENT_NS, NS,
+    create_namespaces, create_vm, get, list_json_as, private_rss, read_u64, run_tool, start_vmi,
+    stop_vmi, Kernel, TestVm, AGENT_NS, NS,
 };
+use crate::common::tmux::Tmux;
 
 /// 4Gi of guest, 2 vCPUs; the compute limit KubeVirt v1.3.0 sets: 4Gi + O, O by hand from KubeVirt
 /// v1.3.0's renderresources.go: page tables ⌈4Gi/1000⌉·1000/512 = 8,388,609, 210Mi of processes,
 /// 2 × 8Mi per vCPU, 8Mi IOThread, 16Mi video.
 const PLAIN: TestVm = TestVm {
     name: "plain",
+    pod_suffix: "x7k2p",
     guest: 4 << 30,
     cores: 2,
     pod_limit: 4_294_967_296 + 270_532_609,
@@ -33,6 +35,7 @@ const PLAIN: TestVm = TestVm {
 /// = 254,279,681. A process started in its compute container grows until the kernel kills qemu.
 const MEMHOLD: TestVm = TestVm {
     name: "memhold",
+    pod_suffix: "b5n8w",
     guest: 256 << 20,
     cores: 1,
     pod_limit: 268_435_456 + 254_279_681,
@@ -333,6 +336,90 @@ fn a_real_oom_kill_is_explained(node: &RealNode) {
     assert_eq!(event["podUid"], pod_uid.as_str(), "{event}");
 }
 
+/// The dashboard's row of `name` (one namespace in scope: the NAME column comes first).
+fn row<'a>(screen: &'a str, name: &str) -> Option<&'a str> {
+    screen
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+}
+
+/// The dashboard in a real terminal (tmux) on the node's cluster, refreshing every 2 s.
+fn dashboard(node: &RealNode) -> Tmux {
+    let script = format!(
+        "{} top -n {NS} --refresh 2s --history off --kubeconfig {} --agent-namespace {AGENT_NS} \
+         --agent-image {} --agent-pull-policy Never --kubevirt-version v1.3.0",
+        env!("CARGO_BIN_EXE_kubectl-vmmem"),
+        node.admin_kubeconfig().display(),
+        node.image()
+    );
+    let state = crate::common::state_home().to_string_lossy().into_owned();
+    let env = [("NO_COLOR", "1"), ("XDG_STATE_HOME", state.as_str())];
+    let socket = format!("vmmem-real-node-{}", std::process::id());
+    let timing = (Duration::from_secs(90), Duration::from_millis(300));
+    Tmux::start(socket, &script, (200, 50), &env, timing)
+}
+
+/// `fix --reserve` patches the VM on the real apiserver; a restart done as KubeVirt would (the old
+/// launcher pod and VMI deleted, a new VMI from the patched template and a new pod with the limit
+/// for it) is seen by the dashboard, left running all along, without a restart of the tool.
+fn fix_and_restart_seen_by_the_dashboard(node: &RealNode) {
+    let t = dashboard(node);
+    let before = t.wait_for("plain's row with its 4GiB guest", |s| {
+        row(s, PLAIN.name).is_some_and(|r| r.contains("4GiB") && r.contains("agent"))
+    });
+    let out = run_tool(
+        node,
+        node.admin_kubeconfig(),
+        &[
+            "fix",
+            PLAIN.name,
+            "-n",
+            NS,
+            "--reserve",
+            "512Mi",
+            "--strategy",
+            "guest",
+            "--yes",
+            "-o",
+            "json",
+        ],
+    );
+    let fix: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let guest = get(
+        node,
+        "vm",
+        PLAIN.name,
+        "{.spec.template.spec.domain.memory.guest}",
+    );
+    assert_eq!(guest, "3584Mi", "the VM on the apiserver after fix: {fix}");
+    let new_limit = fix["plan"]["after"]["expectedPodLimitBytes"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no expected pod limit in the plan: {fix}"));
+
+    stop_vmi(node, &PLAIN);
+    let restarted = TestVm {
+        pod_suffix: "q9r4t",
+        guest: 3584 << 20,
+        pod_limit: new_limit,
+        ..PLAIN
+    };
+    let template: Value = serde_json::from_str(
+        &node
+            .kubectl(&["get", "vm", PLAIN.name, "-n", NS, "-o", "json"])
+            .unwrap(),
+    )
+    .unwrap();
+    start_vmi(
+        node,
+        &restarted,
+        template["spec"]["template"]["spec"].clone(),
+    );
+    let after = t.wait_for("plain's row with its new 3.5GiB guest and live data", |s| {
+        row(s, PLAIN.name).is_some_and(|r| r.contains("3.5GiB") && r.contains("agent"))
+    });
+    assert_ne!(row(&before, PLAIN.name), row(&after, PLAIN.name));
+}
+
 /// Issue 15: everything the tool does on a node, against a real kubelet + containerd + runc. One
 /// node for all the steps (two kubelets would share the host's /kubepods cgroups).
 #[test]
@@ -346,4 +433,5 @@ fn a_real_node_end_to_end() {
     kubelet_reads_what_the_kernel_says(&node, &kernel);
     auto_falls_back_without_agent_rights(&node, &kernel);
     a_real_oom_kill_is_explained(&node);
+    fix_and_restart_seen_by_the_dashboard(&node);
 }

@@ -19,6 +19,8 @@ pub const AGENT_NS: &str = "vmmem-agents";
 /// the fake qemu behaves.
 pub struct TestVm {
     pub name: &'static str,
+    /// The launcher pod's random suffix (a new one for each pod, as KubeVirt's generateName gives).
+    pub pod_suffix: &'static str,
     pub guest: u64,
     pub cores: u32,
     /// KubeVirt v1.3.0's compute limit: guest + O.
@@ -30,10 +32,10 @@ pub struct TestVm {
 
 impl TestVm {
     pub fn pod_name(&self) -> String {
-        format!("virt-launcher-{}-x7k2p", self.name)
+        format!("virt-launcher-{}-{}", self.name, self.pod_suffix)
     }
 
-    fn domain(&self) -> Value {
+    pub fn domain(&self) -> Value {
         json!({"cpu": {"cores": self.cores},
             "resources": {"limits": {"memory": self.guest.to_string(), "cpu": self.cores.to_string()},
                           "requests": {"memory": self.guest.to_string()}}})
@@ -57,14 +59,20 @@ pub fn create_vm(node: &RealNode, vm: &TestVm) -> String {
         "spec": {"runStrategy": "Always", "template": {"metadata": {"labels": {"kubevirt.io/domain": name}},
             "spec": {"domain": vm.domain()}}}});
     node.apply(&manifest.to_string()).unwrap();
+    start_vmi(node, vm, json!({"domain": vm.domain()}))
+}
+
+/// What virt-controller does to start a VM: a VMI with `spec` (Running on the node) and its
+/// launcher pod. Returns the pod's UID once it runs.
+pub fn start_vmi(node: &RealNode, vm: &TestVm, spec: Value) -> String {
+    let name = vm.name;
     let vmi = json!({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance",
         "metadata": {"name": name, "namespace": NS, "labels": {"kubevirt.io/domain": name}},
-        "spec": {"domain": vm.domain()}});
+        "spec": spec});
     node.apply(&vmi.to_string()).unwrap();
     let vmi_uid = get(node, "vmi", name, "{.metadata.uid}");
-    let status = json!({"status": {"phase": "Running", "nodeName": node.name()}});
-    let status = status.to_string();
-    node.kubectl(&[
+    let status = json!({"status": {"phase": "Running", "nodeName": node.name()}}).to_string();
+    let patch = [
         "patch",
         "vmi",
         name,
@@ -73,12 +81,23 @@ pub fn create_vm(node: &RealNode, vm: &TestVm) -> String {
         "--subresource=status",
         "--type=merge",
         "-p",
-        &status,
-    ])
-    .unwrap();
+    ];
+    let mut args = patch.to_vec();
+    args.push(&status);
+    node.kubectl(&args).unwrap();
     create_launcher_pod(node, vm, &vmi_uid);
     wait_running(node, &vm.pod_name());
     get(node, "pod", &vm.pod_name(), "{.metadata.uid}")
+}
+
+/// What virt-controller does to stop a VM: the launcher pod and the VMI deleted, and gone.
+pub fn stop_vmi(node: &RealNode, vm: &TestVm) {
+    let pod = vm.pod_name();
+    let grace = ["--grace-period=1", "--wait=true"];
+    node.kubectl(&[&["delete", "pod", pod.as_str(), "-n", NS][..], &grace].concat())
+        .unwrap();
+    node.kubectl(&["delete", "vmi", vm.name, "-n", NS, "--wait=true"])
+        .unwrap();
 }
 
 /// The launcher pod for the VMI `vmi_uid`, with `vm`'s compute limit.
