@@ -114,7 +114,10 @@ pub fn create_launcher_pod(node: &RealNode, vm: &TestVm, vmi_uid: &str) {
                        "vm.kubevirt.io/name": vm.name}},
         "spec": {"nodeName": node.name(), "terminationGracePeriodSeconds": 1,
             "containers": [
+                // Non-root KubeVirt (the default since v0.59) runs the compute container as
+                // the qemu user, 107: reading its processes' smaps takes CAP_SYS_PTRACE.
                 {"name": "compute", "image": node.image(), "imagePullPolicy": "Never",
+                 "securityContext": {"runAsUser": 107, "runAsGroup": 107},
                  "command": ["/bin/virt-launcher-monitor"], "args": monitor_args,
                  // KubeVirt requests 1/10 of a CPU per vCPU (the default allocation ratio); the
                  // node has only this machine's 2 cores.
