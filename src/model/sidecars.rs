@@ -58,6 +58,17 @@ impl SidecarKind {
             SidecarKind::Other => "other",
         }
     }
+
+    /// In words, as the dashboard shows it.
+    pub fn words(self) -> &'static str {
+        match self {
+            SidecarKind::GuestConsoleLog => "guest-console-log",
+            SidecarKind::Virtiofs => "virtiofs",
+            SidecarKind::HookSidecar => "hook sidecars",
+            SidecarKind::NetworkBinding => "binding plugin sidecars",
+            SidecarKind::Other => "other containers",
+        }
+    }
 }
 
 /// One container beside `compute` and its memory limit (`None`: unlimited).

@@ -241,3 +241,35 @@ fn hugepages_guest_is_outside_the_memory_cgroup() {
     let r = list_json("quota.yaml");
     assert_eq!(row(&r, "quota-vm")["hugepagesBytes"], Value::Null);
 }
+
+/// Harvester v1.4+: `value: ""` is the default ratio 1.5 (no 100Mi default reservation), the
+/// ratio's room counts against the size table, and the hotplug annotation is read whatever its
+/// case.
+#[test]
+fn harvester_v14_empty_ratio_value_is_the_default() {
+    let r = list_json("harvester-v1.4-empty-ratio.yaml");
+    let gap = row(&r, "gap-vm");
+    assert_eq!(gap["reservedBytes"], 100 << 20);
+    assert_eq!(gap["reservedSource"], "guest-gap", "{gap}");
+    let plain = row(&r, "plain-vm");
+    assert_eq!(plain["reservedSource"], "none");
+    let reason = plain["recommendation"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("less the") && reason.contains("the overhead ratio already adds"),
+        "{reason}"
+    );
+    // O as applied carries the ratio: (O − room) × 1.5 = O, so room = O / 3 (to rounding).
+    let o = plain["expectedOverheadBytes"].as_i64().unwrap();
+    let reserve = plain["recommendation"]["reserveBytes"].as_i64().unwrap();
+    let table = 384_i64 << 20;
+    let step = 64_i64 << 20;
+    let expected = (table - o / 3 + step - 1) / step * step;
+    assert!((reserve - expected).abs() < step, "{reserve} vs {expected}");
+    let hot = row(&r, "hotplug-vm");
+    assert!(
+        hot["notes"]
+            .to_string()
+            .contains("no effect on a hotplug VM"),
+        "{hot}"
+    );
+}

@@ -516,6 +516,29 @@ fn hugepages_pod_limit_grows_by_the_reserve() {
     );
 }
 
+/// The recommended plan for a hugepage-backed VM with limit = guest: no size-table reservation,
+/// and the reason says why (its guest RAM is outside the memory cgroup).
+#[test]
+fn hugepages_get_no_size_table_reservation() {
+    let raw = bare_vm(
+        json!({"memory": {"hugepages": {"pageSize": "2Mi"}, "guest": "4Gi"},
+        "resources": {"limits": {"memory": "4Gi"}, "requests": {"memory": "4Gi"}}}),
+    );
+    let p = plan(&target(&raw, &kubevirt_inv("v1.3.0")), &reserve(None, None)).unwrap();
+    assert_eq!(p.reserve_bytes, Some(0));
+    assert!(p.patch.is_none(), "nothing to change");
+    assert!(
+        p.reason
+            .contains("hugepage-backed guests (their RAM is outside the memory cgroup)"),
+        "{}",
+        p.reason
+    );
+    assert_eq!(
+        p.before.overhead_budget_bytes, p.before.expected_pod_limit_bytes,
+        "the whole limit is the budget"
+    );
+}
+
 #[test]
 fn added_overhead_keeps_the_guest() {
     let raw =

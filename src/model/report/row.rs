@@ -422,7 +422,8 @@ fn flags_and_notes(
     if size.has_limit() && size.reserved.bytes.unwrap_or(0) < rec.reserve_bytes {
         said.flags.push(Flag::UnderReserved);
     }
-    if live.model.as_ref().is_some_and(|m| !m.guest_resident_exact) {
+    // Hugepage-backed guest RAM is outside the memory cgroup: none of it is to estimate.
+    if live.model.as_ref().is_some_and(|m| !m.guest_resident_exact) && !n.hugepages {
         said.flags.push(Flag::Estimated);
     }
     if n.hugepages {
