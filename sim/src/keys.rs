@@ -13,3 +13,5 @@ pub const CREATED_BY: &str = "kubevirt.io/created-by";
 pub const MEMORY_OVERHEAD_ANNOTATION: &str = "kubevirt.io/memory-overhead-bytes";
 /// The VMI's hostname (usually the VM's name).
 pub const VM_NAME_LABEL: &str = "vm.kubevirt.io/name";
+/// VMI (and VM template) annotation: a JSON list of hook sidecars.
+pub const HOOK_SIDECARS: &str = "hooks.kubevirt.io/hookSidecars";

@@ -44,6 +44,7 @@ pub fn vm_object(vm: &VmSpec, cfg: &ClusterConfig) -> Value {
     if let Some(r) = &vm.reserved_memory {
         annotations[keys::HARVESTER_RESERVED_MEMORY] = json!(r.as_str());
     }
+    let template_annotations = features(vm, &mut domain);
     let os = if cfg.harvester.is_some() {
         "harvesterhci.io/os"
     } else {
@@ -68,8 +69,47 @@ pub fn vm_object(vm: &VmSpec, cfg: &ClusterConfig) -> Value {
         "status": {}
     });
     obj["metadata"]["annotations"] = annotations;
+    for fs in &vm.virtiofs {
+        if let Some(volumes) = obj["spec"]["template"]["spec"]["volumes"].as_array_mut() {
+            volumes.push(json!({"name": fs, "persistentVolumeClaim": {"claimName": format!("{}-{fs}", vm.name)}}));
+        }
+    }
+    if let Some(a) = template_annotations {
+        obj["spec"]["template"]["metadata"]["annotations"] = a;
+    }
     obj["spec"]["template"]["spec"]["domain"] = domain;
     obj
+}
+
+/// The scenario's features in the domain (hugepages, virtiofs, dedicated CPUs, console log
+/// off); the template's annotations when it has hook sidecars.
+fn features(vm: &VmSpec, domain: &mut Value) -> Option<Value> {
+    if let Some(size) = &vm.hugepages {
+        if domain["memory"].is_null() {
+            domain["memory"] = json!({"guest": vm.memory.as_str()});
+        }
+        domain["memory"]["hugepages"] = json!({"pageSize": size});
+    }
+    if !vm.virtiofs.is_empty() {
+        let fs: Vec<Value> = vm
+            .virtiofs
+            .iter()
+            .map(|n| json!({"name": n, "virtiofs": {}}))
+            .collect();
+        domain["devices"]["filesystems"] = Value::Array(fs);
+    }
+    if vm.dedicated_cpus {
+        domain["cpu"]["dedicatedCpuPlacement"] = json!(true);
+    }
+    if vm.console_log_off {
+        domain["devices"]["logSerialConsole"] = json!(false);
+    }
+    (vm.hook_sidecars > 0).then(|| {
+        let hooks: Vec<Value> = (0..vm.hook_sidecars)
+            .map(|_| json!({"image": "quay.io/kubevirt/sidecar-shim:v1.3.0", "args": ["--version", "v1alpha3"]}))
+            .collect();
+        json!({keys::HOOK_SIDECARS: Value::Array(hooks).to_string()})
+    })
 }
 
 /// Run a VM through admission (Harvester webhook) and store it, then reconcile.
@@ -216,6 +256,12 @@ pub fn start_vmi(w: &mut World, vm: &Value) {
         "status": {"phase": "Scheduling", "guestOSInfo": {}, "memory": {"guestAtBoot": guest, "guestCurrent": guest, "guestRequested": guest}}
     });
     vmi["metadata"]["labels"] = labels;
+    // Template annotations reach the VMI (hook sidecars among them), as KubeVirt copies them.
+    if let Some(a) = vm["spec"]["template"]["metadata"]["annotations"].as_object() {
+        for (k, v) in a {
+            vmi["metadata"]["annotations"][k] = v.clone();
+        }
+    }
     vmi["spec"] = spec;
     let now = w.timestamp();
     let Ok(vmi) = w.store.create(&VIRTUAL_MACHINE_INSTANCES, vmi, &now) else {

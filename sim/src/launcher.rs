@@ -11,7 +11,7 @@ use crate::version::Version;
 use super::resources::PODS;
 use super::scenario::{Flavour, Workload};
 use super::store::meta_str;
-use super::workload::{Params, Shape};
+use super::workload::{GuestBacking, Params, Shape};
 use super::world::{ClusterConfig, Launcher, VmPlan, World};
 
 const NAME_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
@@ -57,6 +57,9 @@ struct Sizing {
     cpu_limit: Option<String>,
     /// KubeVirt v1.1+ adds the `guest-console-log` container unless the VMI turns it off.
     console_sidecar: bool,
+    /// Other containers beside compute (virtiofs, hook sidecars): name and memory limit.
+    beside: Vec<(String, Option<i64>)>,
+    backing: GuestBacking,
 }
 
 /// The names a launcher pod carries for its VMI.
@@ -161,24 +164,35 @@ fn vmi_names(vmi: &Value) -> VmiNames {
     }
 }
 
-/// The compute container's memory and CPU from the VMI's domain and the overhead `o`.
+/// The compute container's memory and CPU from the VMI's domain and the overhead `o`, by the
+/// simulator's own reading of KubeVirt: hugepage-backed guest RAM leaves the memory request and
+/// limit ((request or limit − guest) + O); dedicated CPUs make the limit the request.
 fn compute_sizing(w: &World, vmi: &Value, o: i64, ns: &str) -> Sizing {
     let d = &vmi["spec"]["domain"];
     let bytes = |x: &Value| x.as_str().and_then(bytes_of);
     let request = bytes(&d["resources"]["requests"]["memory"]).unwrap_or(0);
     let limit = bytes(&d["resources"]["limits"]["memory"]);
+    let guest = bytes(&d["memory"]["guest"]).or(limit).unwrap_or(request);
+    let hugepages = !d["memory"]["hugepages"].is_null();
+    let outside = |x: i64| if hugepages { (x - guest).max(0) } else { x };
     let vcpus = sizing::vcpus(&vmi["spec"]);
     let memory_request = if d["resources"]["overcommitGuestOverhead"].as_bool() == Some(true) {
-        request
+        outside(request)
     } else {
-        request + o
+        outside(request) + o
+    };
+    let dedicated = d["cpu"]["dedicatedCpuPlacement"].as_bool() == Some(true);
+    let memory_limit = if dedicated {
+        Some(memory_request)
+    } else {
+        limit
+            .map(|l| outside(l) + o)
+            .or_else(|| auto_limit(w, ns, memory_request))
     };
     Sizing {
         memory_request,
-        memory_limit: limit
-            .map(|l| l + o)
-            .or_else(|| auto_limit(w, ns, memory_request)),
-        guest: bytes(&d["memory"]["guest"]).or(limit).unwrap_or(request),
+        memory_limit,
+        guest,
         vcpus,
         cpu_request: d["resources"]["requests"]["cpu"]
             .as_str()
@@ -187,7 +201,39 @@ fn compute_sizing(w: &World, vmi: &Value, o: i64, ns: &str) -> Sizing {
         cpu_limit: d["resources"]["limits"]["cpu"].as_str().map(str::to_string),
         console_sidecar: w.config.version >= Version::new(1, 1, 0)
             && d["devices"]["logSerialConsole"].as_bool() != Some(false),
+        beside: beside_containers(vmi, dedicated),
+        backing: if hugepages {
+            GuestBacking::Hugepages
+        } else if d["devices"]["filesystems"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty())
+        {
+            GuestBacking::Memfd
+        } else {
+            GuestBacking::Anon
+        },
     }
+}
+
+/// The containers beside compute other than the console log, from the simulator's table:
+/// `virtiofs-<name>` 80M each; `hook-sidecar-N` 64M with dedicated CPUs, else no limit.
+fn beside_containers(vmi: &Value, dedicated: bool) -> Vec<(String, Option<i64>)> {
+    let mut out = Vec::new();
+    let fs = vmi["spec"]["domain"]["devices"]["filesystems"].as_array();
+    for f in fs.into_iter().flatten() {
+        if let Some(name) = f["name"].as_str() {
+            out.push((format!("virtiofs-{name}"), Some(sizing::VIRTIOFS_BYTES)));
+        }
+    }
+    let hooks = vmi["metadata"]["annotations"][keys::HOOK_SIDECARS]
+        .as_str()
+        .and_then(|a| serde_json::from_str::<Vec<Value>>(a).ok())
+        .map_or(0, |l| l.len());
+    for i in 0..hooks {
+        let limit = dedicated.then_some(sizing::HOOK_SIDECAR_PINNED_BYTES);
+        out.push((format!("hook-sidecar-{i}"), limit));
+    }
+    out
 }
 
 /// The compute container's `resources` (KubeVirt's device plugins' kvm and tun too).
@@ -208,6 +254,7 @@ fn compute_resources(sz: &Sizing) -> Value {
 /// Burstable.
 fn qos_class(sz: &Sizing) -> &'static str {
     let guaranteed = !sz.console_sidecar
+        && sz.beside.iter().all(|(_, l)| l.is_some())
         && sz.memory_limit == Some(sz.memory_request)
         && match (
             sz.cpu_limit.as_deref().map(Exact::parse),
@@ -240,6 +287,19 @@ fn containers(
             "guest-console-log",
             image,
             &ids[2],
+            &w.timestamp(),
+        ));
+    }
+    for (name, limit) in &sz.beside {
+        let mut c = json!({"name": name, "image": image, "resources": {"requests": {"cpu": "10m", "memory": "1M"}}});
+        if let Some(l) = limit {
+            c["resources"]["limits"] = json!({"memory": l.to_string()});
+        }
+        containers.push(c);
+        statuses.push(container_status(
+            name,
+            image,
+            &container_id(),
             &w.timestamp(),
         ));
     }
@@ -337,18 +397,19 @@ fn pod_object(
 }
 
 /// The cgroup limits as the kernel stores them (whole pages): the compute container's, and the
-/// pod's (with the console sidecar's limit).
+/// pod's (the sum of every container's limit; none when one container has none).
 fn cgroup_limits(sz: &Sizing) -> (Option<i64>, Option<i64>) {
     let compute = sz.memory_limit.map(floor_page);
-    let pod = sz.memory_limit.map(|l| {
-        floor_page(
-            l + if sz.console_sidecar {
-                CONSOLE_LOG_SIDECAR_BYTES
-            } else {
-                0
-            },
-        )
-    });
+    let console = if sz.console_sidecar {
+        CONSOLE_LOG_SIDECAR_BYTES
+    } else {
+        0
+    };
+    let others: Option<i64> = sz.beside.iter().map(|(_, l)| *l).sum();
+    let pod = sz
+        .memory_limit
+        .zip(others)
+        .map(|(l, o)| floor_page(l + console + o));
     (compute, pod)
 }
 
@@ -377,6 +438,7 @@ fn workload_of(
         },
         seed: plan.map_or(1, |p| p.seed),
         migration_target,
+        guest_backing: sz.backing,
     };
     (shape, params)
 }

@@ -256,6 +256,7 @@ mod tests {
     #[test]
     fn report_reads_like_the_seed_example_3() {
         let shape = Shape {
+            guest_backing: Default::default(),
             guest: 2 << 30,
             vcpus: 2,
             libvirt_comm: "virtqemud",

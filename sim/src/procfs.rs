@@ -5,7 +5,7 @@ use std::io;
 use std::path::Path;
 
 use super::treefiles::TreeWriter;
-use super::workload::ProcMem;
+use super::workload::{GuestBacking, ProcMem};
 use super::world::Launcher;
 
 /// One process to write under `/proc`.
@@ -13,8 +13,10 @@ pub struct ProcFile<'a> {
     pub pid: u32,
     pub ppid: u32,
     pub mem: &'a ProcMem,
-    /// Resident guest RAM inside `anon` (qemu only) and the guest size.
+    /// Resident guest RAM (qemu only) and the guest size.
     pub guest: Option<(i64, i64)>,
+    /// What backs guest RAM: inside `anon`, a shared memfd (`shmem`), or hugetlb (neither).
+    pub backing: GuestBacking,
     pub cmdline: Vec<String>,
     pub cgroup: String,
     pub threads: i64,
@@ -69,6 +71,8 @@ struct Mapping<'a> {
     rss: i64,
     anon: bool,
     huge: i64,
+    /// Hugetlb pages mapped (not in `Rss`).
+    hugetlb: i64,
 }
 
 fn smaps_entry(out: &mut String, m: &Mapping) {
@@ -116,7 +120,7 @@ fn smaps_entry(out: &mut String, m: &Mapping) {
     line(out, "ShmemPmdMapped", 0);
     line(out, "FilePmdMapped", 0);
     line(out, "Shared_Hugetlb", 0);
-    line(out, "Private_Hugetlb", 0);
+    line(out, "Private_Hugetlb", m.hugetlb);
     line(out, "Swap", 0);
     line(out, "SwapPss", 0);
     line(out, "Locked", 0);
@@ -130,6 +134,44 @@ fn smaps_entry(out: &mut String, m: &Mapping) {
             "rd ex mr mw me sd "
         }
     );
+}
+
+/// qemu's guest RAM mapping: anonymous (transparent huge pages), a shared memfd (shmem,
+/// `Rss` but not `Anonymous`), or hugetlbfs (counted in `Private_Hugetlb`, not in `Rss`).
+fn guest_mapping(backing: GuestBacking, rss: i64, size: i64) -> Mapping<'static> {
+    let start = 0x7f00_0000_0000;
+    match backing {
+        GuestBacking::Anon => Mapping {
+            start,
+            size,
+            perms: "rw-p",
+            path: "",
+            rss,
+            anon: true,
+            huge: rss / (2 << 20) * (2 << 20),
+            hugetlb: 0,
+        },
+        GuestBacking::Memfd => Mapping {
+            start,
+            size,
+            perms: "rw-s",
+            path: "/memfd:memory-backend-memfd (deleted)",
+            rss,
+            anon: false,
+            huge: 0,
+            hugetlb: 0,
+        },
+        GuestBacking::Hugepages => Mapping {
+            start,
+            size,
+            perms: "rw-p",
+            path: "/dev/hugepages/libvirt/qemu/qemu_back_mem._objects_ram-node0 (deleted)",
+            rss: 0,
+            anon: false,
+            huge: 0,
+            hugetlb: rss,
+        },
+    }
 }
 
 fn smaps_file(p: &ProcFile) -> String {
@@ -147,10 +189,16 @@ fn smaps_file(p: &ProcFile) -> String {
             rss: m.file,
             anon: false,
             huge: 0,
+            hugetlb: 0,
         },
     );
     let (guest_rss, guest_size) = p.guest.unwrap_or((0, 0));
-    let heap = (m.anon - guest_rss - 135_168).max(0);
+    let guest_anon = if p.backing == GuestBacking::Anon {
+        guest_rss
+    } else {
+        0
+    };
+    let heap = (m.anon - guest_anon - 135_168).max(0);
     smaps_entry(
         &mut out,
         &Mapping {
@@ -161,21 +209,11 @@ fn smaps_file(p: &ProcFile) -> String {
             rss: heap,
             anon: true,
             huge: 0,
+            hugetlb: 0,
         },
     );
     if guest_size > 0 {
-        smaps_entry(
-            &mut out,
-            &Mapping {
-                start: 0x7f00_0000_0000,
-                size: guest_size,
-                perms: "rw-p",
-                path: "",
-                rss: guest_rss,
-                anon: true,
-                huge: guest_rss / (2 << 20) * (2 << 20),
-            },
-        );
+        smaps_entry(&mut out, &guest_mapping(p.backing, guest_rss, guest_size));
     }
     smaps_entry(
         &mut out,
@@ -187,6 +225,7 @@ fn smaps_file(p: &ProcFile) -> String {
             rss: 135_168.min(m.anon),
             anon: true,
             huge: 0,
+            hugetlb: 0,
         },
     );
     out

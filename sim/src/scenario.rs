@@ -105,6 +105,23 @@ pub struct VmSpec {
     /// Live-migrating to this node (two pods, `migrationState`).
     pub migrate_to: Option<String>,
     pub workload: Workload,
+    // Containers beside compute, hugepages, dedicated CPUs (issue 16, sidecars); all off by
+    // default.
+    /// `memory.hugepages.pageSize` (`2Mi`, `1Gi`): guest RAM from hugepages (hugetlb).
+    #[serde(default)]
+    pub hugepages: Option<String>,
+    /// virtiofs filesystems: a `virtiofs-<name>` container each, guest RAM on a shared memfd.
+    #[serde(default)]
+    pub virtiofs: Vec<String>,
+    /// Hook sidecars (`hooks.kubevirt.io/hookSidecars`), each a `hook-sidecar-N` container.
+    #[serde(default)]
+    pub hook_sidecars: u32,
+    /// `cpu.dedicatedCpuPlacement: true`.
+    #[serde(default)]
+    pub dedicated_cpus: bool,
+    /// `devices.logSerialConsole: false` (no guest-console-log container).
+    #[serde(default)]
+    pub console_log_off: bool,
 }
 
 impl Default for VmSpec {
@@ -122,6 +139,11 @@ impl Default for VmSpec {
             run_strategy: "RerunOnFailure".into(),
             migrate_to: None,
             workload: Workload::default(),
+            hugepages: None,
+            virtiofs: Vec::new(),
+            hook_sidecars: 0,
+            dedicated_cpus: false,
+            console_log_off: false,
         }
     }
 }
@@ -413,8 +435,8 @@ mod tests {
     #[test]
     fn demo_yaml_reads_to_its_values() {
         let s = Scenario::demo().unwrap();
-        assert_eq!((s.vms.len(), s.nodes.len()), (14, 3));
-        assert_eq!(s.namespaces, vec!["default", "prod"]);
+        assert_eq!((s.vms.len(), s.nodes.len()), (19, 3));
+        assert_eq!(s.namespaces, vec!["default", "prod", "lab"]);
         assert_eq!(s.overcommit_memory, 150);
         assert_eq!(s.overhead_ratio.as_deref(), Some("1.5"));
         let vm = |name: &str| s.vms.iter().find(|v| v.name == name).unwrap();

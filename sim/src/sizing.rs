@@ -18,6 +18,10 @@ const fn v(major: u32, minor: u32, patch: u32) -> Version {
 
 /// The guest-console-log sidecar's memory limit (v1.1+, serial console logging on): 60M.
 pub const CONSOLE_LOG_SIDECAR_BYTES: i64 = 60_000_000;
+/// `virtiofs-<volume>`: 80M each.
+pub const VIRTIOFS_BYTES: i64 = 80_000_000;
+/// `hook-sidecar-N` with dedicated CPUs or Guaranteed QoS (without: no limit).
+pub const HOOK_SIDECAR_PINNED_BYTES: i64 = 64_000_000;
 
 /// What KubeVirt budgets for each process of the compute container, in MiB.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

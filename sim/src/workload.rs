@@ -52,6 +52,20 @@ pub struct Shape {
     pub seed: u64,
     /// A migration target: the guest arrives at `fill_rate` from zero.
     pub migration_target: bool,
+    /// Where qemu keeps guest RAM.
+    pub guest_backing: GuestBacking,
+}
+
+/// What backs guest RAM in qemu.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GuestBacking {
+    /// Private anonymous memory, charged to the memory cgroup (the usual case).
+    #[default]
+    Anon,
+    /// Hugepages: charged to the hugetlb controller, not the memory cgroup; not in RSS.
+    Hugepages,
+    /// A shared memfd (virtiofs needs it): shmem in the memory cgroup, not anonymous.
+    Memfd,
 }
 
 /// Memory of one process.
@@ -77,6 +91,8 @@ impl ProcMem {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
     pub guest_resident: i64,
+    /// Guest RAM on hugepages (charged to hugetlb, not to the memory cgroup).
+    pub hugetlb: i64,
     /// The compute container's processes, `virt-launcher-m` first, qemu fifth, extras after.
     pub compute: Vec<ProcMem>,
     /// Sidecar (`virt-tail`) and `pause`.
@@ -152,6 +168,10 @@ pub fn sample(shape: &Shape, p: &Params, t: f64) -> Sample {
     let file_cache = p.file_cache as f64;
     Sample {
         guest_resident,
+        hugetlb: match shape.guest_backing {
+            GuestBacking::Hugepages => guest_resident,
+            _ => 0,
+        },
         pagetables: page(anon as f64 / 512.0),
         kernel_stack: (shape.vcpus + 24) * 16 * 1024,
         slab: page(base(shape, 3.0, 7)),
@@ -195,6 +215,11 @@ fn guest_resident(shape: &Shape, p: &Params, t: f64) -> i64 {
 /// Resident sizes seen on real launchers (seed Example 3): well under KubeVirt's constants.
 fn launcher_processes(shape: &Shape, guest_resident: i64, drift: f64) -> Vec<ProcMem> {
     let qemu_own = base(shape, 26.0 + 2.0 * shape.vcpus as f64, 5) + 0.2 * drift;
+    let (guest_anon, guest_shmem) = match shape.guest_backing {
+        GuestBacking::Anon => (guest_resident, 0),
+        GuestBacking::Hugepages => (0, 0),
+        GuestBacking::Memfd => (0, guest_resident),
+    };
     vec![
         ProcMem {
             comm: "virt-launcher-m",
@@ -226,9 +251,9 @@ fn launcher_processes(shape: &Shape, guest_resident: i64, drift: f64) -> Vec<Pro
         },
         ProcMem {
             comm: shape.qemu_comm,
-            anon: guest_resident + page(qemu_own),
+            anon: guest_anon + page(qemu_own),
             file: page(base(shape, 23.0, 15)),
-            shmem: 0,
+            shmem: guest_shmem,
             vsz: shape.guest + 700 * MI,
         },
     ]
@@ -295,6 +320,7 @@ mod tests {
 
     fn shape(guest: i64) -> Shape {
         Shape {
+            guest_backing: GuestBacking::Anon,
             guest,
             vcpus: 2,
             libvirt_comm: "virtqemud",

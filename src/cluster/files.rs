@@ -338,6 +338,7 @@ fn mentions_kind(text: &str) -> bool {
         "Setting",
         "Node",
         "ResourceQuota",
+        "Namespace",
     ]
     .iter()
     .any(|k| text.contains(k))

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
 use crate::model::objects::{
-    HarvesterSetting, KubeVirt, Node, ObjectMeta, Pod, ResourceQuota, VirtualMachine,
+    HarvesterSetting, KubeVirt, Namespace, Node, ObjectMeta, Pod, ResourceQuota, VirtualMachine,
     VirtualMachineInstance,
 };
 
@@ -62,6 +62,7 @@ kind!(
 kind!(KubeVirt, "kubevirt.io", "v1", "KubeVirt", "kubevirts", true);
 kind!(Pod, "", "v1", "Pod", "pods", true);
 kind!(Node, "", "v1", "Node", "nodes", false);
+kind!(Namespace, "", "v1", "Namespace", "namespaces", false);
 kind!(
     ResourceQuota,
     "",

@@ -187,6 +187,8 @@ impl LiveSource {
             kubevirts: owned(collect(&self.feeds.kubevirts)),
             harvester_settings: self.feeds.settings.as_ref().map(|s| owned(collect(s))),
             resource_quotas: owned(collect(&self.feeds.quotas)),
+            namespaces: (!self.feeds.namespaces.is_empty())
+                .then(|| owned(collect(&self.feeds.namespaces))),
             warnings: self.warnings.clone(),
         }
     }
@@ -207,6 +209,10 @@ impl LiveSource {
             kubevirts: owned(take_all(std::mem::take(&mut self.feeds.kubevirts)).await),
             harvester_settings: settings,
             resource_quotas: owned(take_all(std::mem::take(&mut self.feeds.quotas)).await),
+            namespaces: match std::mem::take(&mut self.feeds.namespaces) {
+                feeds if feeds.is_empty() => None,
+                feeds => Some(owned(take_all(feeds).await)),
+            },
             warnings: std::mem::take(&mut self.warnings),
         }
     }

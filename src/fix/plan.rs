@@ -13,6 +13,7 @@ use crate::model::objects::{keys, VirtualMachine};
 use crate::model::overhead::{dedicated_cpu, overhead, MI};
 use crate::model::phase::VmPhase;
 use crate::model::recommend::Strategy;
+use crate::model::sidecars;
 use crate::model::spec::{defaulted_vmi_spec, expected_pod, memory_numbers};
 use crate::model::version::Version;
 use crate::units::to_quantity_string;
@@ -308,7 +309,13 @@ pub fn side(doc: &Value, ctx: &FixContext, vm_ref: &str) -> Result<Side, Refusal
     }
     let spec = defaulted_vmi_spec(t, ctx.version, ctx.memory_overcommit);
     let o = overhead(&spec, ctx.version, &ctx.inputs).total;
-    let pod = expected_pod(&spec, o, ctx.version, ctx.quota_on_limits);
+    let beside = sidecars::predict(
+        &spec,
+        &vm.spec.template.metadata.annotations,
+        &ctx.inputs.config,
+        ctx.version,
+    );
+    let pod = expected_pod(&spec, o, ctx.auto_limit.map(|a| a.ratio), &beside);
     let charged_guest = if n.hugepages { 0 } else { n.guest.unwrap_or(0) };
     Ok(Side {
         fields: Fields::read(doc),
@@ -517,10 +524,16 @@ fn remove_limit(desired: &mut Value, target: &Target, before: &Side, warnings: &
     if dedicated_cpu(&target.vm.spec.template.spec) {
         warnings.push("the VM has dedicated CPUs: KubeVirt sets the pod's limit equal to its request, so the pod keeps a limit".into());
     }
-    if target.context.quota_on_limits {
+    if let Some(auto) = target.context.auto_limit {
         warnings.push(format!(
-            "namespace {} has a ResourceQuota on limits.memory: KubeVirt (v1.1+) then sets a limit of (request + overhead) x 2 anyway",
-            target.row.namespace
+            "namespace {} has a ResourceQuota on limits.memory: KubeVirt then sets a limit of (request + overhead) x {} anyway",
+            target.row.namespace, auto.ratio
+        ));
+        warnings.extend(target.context.namespace_warnings.iter().cloned());
+    } else if target.context.quota_on_limits {
+        warnings.push(format!(
+            "namespace {} has a ResourceQuota on limits.memory, which KubeVirt {} meets with a limit only with the feature gate AutoResourceLimitsGate (v1.1-v1.4; always from v1.5): without a limit the VM will not start there",
+            target.row.namespace, target.context.version
         ));
     }
 }

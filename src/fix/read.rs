@@ -1,5 +1,5 @@
 //! Reading one VM and what sizes its pod (VMI, launcher pods, KubeVirt CR, Harvester settings,
-//! quotas) from the API server. Small on purpose: it reads only what the planner needs. The
+//! quotas and, under a quota on limits.memory, its Namespace) from the API server. Small on purpose: it reads only what the planner needs. The
 //! session adds the VM's live evidence (its node's probe and kernel log) before planning;
 //! [`read_target`] plans from the objects alone.
 
@@ -13,7 +13,7 @@ use super::apply::{pod_resource, vm_resource, vmi_resource, ApplyError};
 use super::target::Refusal;
 use super::target::Target;
 use crate::model::inventory::{Inventory, Readings, SourceKind};
-use crate::model::objects::{keys, Pod, VirtualMachineInstance};
+use crate::model::objects::{keys, Namespace, Pod, VirtualMachineInstance};
 use crate::model::report::ReportOptions;
 
 /// Why the VM could not be read or planned.
@@ -189,4 +189,21 @@ async fn read_sizing_objects(
     )
     .await
     .unwrap_or_default();
+    if inv.resource_quotas.iter().any(|q| q.limits_memory()) {
+        inv.namespaces = read_namespace(client, namespace).await;
+    }
+}
+
+/// The VM's Namespace (its auto memory limits ratio label), when it may be read; the planner
+/// says what it assumed when not.
+async fn read_namespace(client: &kube::Client, namespace: &str) -> Option<Vec<Namespace>> {
+    let namespaces = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("", "v1", "Namespace"),
+        "namespaces",
+    );
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &namespaces);
+    match api.get_opt(namespace).await {
+        Ok(found) => Some(found.as_ref().and_then(lean).into_iter().collect()),
+        Err(_) => None,
+    }
 }

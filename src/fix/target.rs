@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use crate::model::auto_limits::{AutoLimit, NamespaceLimits};
 use crate::model::harvester::HarvesterContext;
 use crate::model::inventory::{Inventory, Readings};
 use crate::model::objects::VirtualMachine;
@@ -35,12 +36,25 @@ pub struct FixContext {
     pub memory_overcommit: i64,
     /// A ResourceQuota in the VM's namespace constrains `limits.memory`.
     pub quota_on_limits: bool,
+    /// The ratio KubeVirt limits a VM without a memory limit to (× its pod's request) in this
+    /// namespace, when it does (a quota on `limits.memory`).
+    pub auto_limit: Option<AutoLimit>,
+    /// Sentences on what had to be assumed about the namespace (its ratio label unread).
+    pub namespace_warnings: Vec<String>,
 }
 
 impl FixContext {
     pub fn from_inventory(inv: &Inventory, namespace: &str, version: Version) -> FixContext {
         let facts = report::SizingFacts::from_inventory(inv);
+        let namespaces = NamespaceLimits::from_inventory(inv);
+        let auto_limit = namespaces.auto_limit(namespace, version, &facts.inputs.config);
         FixContext {
+            auto_limit,
+            namespace_warnings: auto_limit
+                .filter(|a| a.assumed)
+                .map(|_| namespaces.assumed_warning(namespace))
+                .into_iter()
+                .collect(),
             version,
             harvester: facts.harvester,
             inputs: facts.inputs,

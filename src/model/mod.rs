@@ -1,5 +1,6 @@
 //! The pure core: objects, the overhead formula, the memory model, risk and recommendations.
 
+pub mod auto_limits;
 pub mod evidence;
 pub mod harvester;
 pub mod inventory;
@@ -17,6 +18,7 @@ pub mod phase;
 pub mod readings;
 pub mod recommend;
 pub mod report;
+pub mod sidecars;
 pub mod spec;
 pub mod string_map;
 pub mod trend;

@@ -247,9 +247,22 @@ pub struct Devices {
     /// `false` turns off the guest-console-log sidecar (v1.1+).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_serial_console: Option<bool>,
+    /// `false`: no serial console, so no guest-console-log sidecar either.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub autoattach_serial_console: Option<bool>,
+    /// virtiofs shares: one `virtiofs-<name>` container each.
+    #[serde(deserialize_with = "exact_vec", skip_serializing_if = "Vec::is_empty")]
+    pub filesystems: Vec<Filesystem>,
     /// `tpm: {}` enables a vTPM; `tpm: {enabled: false}` (v1.6+) disables it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tpm: Option<Tpm>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Filesystem {
+    #[serde(deserialize_with = "null_default")]
+    pub name: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -410,6 +423,29 @@ pub struct KubeVirtConfiguration {
     pub network: Option<NetworkConfiguration>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vm_rollout_strategy: Option<String>,
+    /// `disableSerialConsoleLog: {}` turns the guest-console-log sidecar off cluster-wide.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub virtual_machine_options: Option<VirtualMachineOptions>,
+    /// Overrides of the containers beside `compute` (`type`: guest-console-log, virtiofs,
+    /// sidecars, …).
+    #[serde(deserialize_with = "exact_vec", skip_serializing_if = "Vec::is_empty")]
+    pub support_container_resources: Vec<SupportContainerResources>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct VirtualMachineOptions {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disable_serial_console_log: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SupportContainerResources {
+    #[serde(rename = "type", deserialize_with = "null_default")]
+    pub kind: String,
+    #[serde(deserialize_with = "null_default")]
+    pub resources: Resources,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -417,6 +453,8 @@ pub struct KubeVirtConfiguration {
 pub struct DeveloperConfiguration {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory_overcommit: Option<i64>,
+    #[serde(deserialize_with = "exact_vec", skip_serializing_if = "Vec::is_empty")]
+    pub feature_gates: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -433,6 +471,9 @@ pub struct NetworkConfiguration {
 pub struct BindingPlugin {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compute_resource_overhead: Option<ComputeOverhead>,
+    /// A plugin with a sidecar image runs it beside `compute` (as `hook-sidecar-N`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sidecar_image: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -471,6 +512,10 @@ pub struct PodSpec {
     pub node_name: Option<String>,
     #[serde(deserialize_with = "exact_vec")]
     pub containers: Vec<Container>,
+    /// Init containers; those with `restartPolicy: Always` are native sidecars that run beside
+    /// `compute` (KubeVirt v1.6+ runs `guest-console-log` as one).
+    #[serde(deserialize_with = "exact_vec", skip_serializing_if = "Vec::is_empty")]
+    pub init_containers: Vec<Container>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -483,6 +528,9 @@ pub struct Container {
     pub image: String,
     #[serde(deserialize_with = "null_default")]
     pub resources: Resources,
+    /// `Always` on an init container makes it a native sidecar.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart_policy: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -584,6 +632,14 @@ impl ResourceQuota {
     }
 }
 
+/// A Namespace; only its labels matter (KubeVirt's auto memory limits ratio).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Namespace {
+    #[serde(deserialize_with = "null_default")]
+    pub metadata: ObjectMeta,
+}
+
 /// A Harvester `Setting` (`harvesterhci.io/v1beta1`, cluster scoped): `value` overrides `default`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
@@ -619,6 +675,10 @@ pub mod keys {
     pub const SETTING_RATIO: &str = "additional-guest-memory-overhead-ratio";
     pub const SETTING_OVERCOMMIT: &str = "overcommit-config";
     pub const SETTING_SERVER_VERSION: &str = "server-version";
+    /// VMI (and VM template) annotation: a JSON list of hook sidecars.
+    pub const HOOK_SIDECARS: &str = "hooks.kubevirt.io/hookSidecars";
+    /// Namespace label: the ratio of KubeVirt's automatic memory limit to the request.
+    pub const AUTO_MEMORY_LIMITS_RATIO: &str = "alpha.kubevirt.io/auto-memory-limits-ratio";
 
     /// The labels and annotations the tool reads on the objects it lists; decoding drops the
     /// others (see `ObjectMeta`). A key read anywhere must be listed here.
@@ -630,5 +690,7 @@ pub mod keys {
         HARVESTER_HOTPLUG,
         MEMORY_OVERHEAD_ANNOTATION,
         UNDO_ANNOTATION,
+        HOOK_SIDECARS,
+        AUTO_MEMORY_LIMITS_RATIO,
     ];
 }

@@ -7,7 +7,6 @@ use super::inventory::Inventory;
 use super::objects::{keys, Pod, VirtualMachine, VirtualMachineInstance, VmiSpec};
 use super::oom_event::OomEvent;
 use super::overhead::{overhead, process_role, ClusterInputs, Overhead};
-use super::spec::expected_pod;
 use super::version::{detect, DetectedVersion, Version};
 
 /// Whose kernel logs were read for OOM reports: with them, a VM with no live reading still has
@@ -151,10 +150,15 @@ fn facts_of(
                 .and_then(|m| bytes(&m.memory_overhead))
         })
         .or_else(|| u64::try_from(formula.as_ref()?.total).ok());
-    // As `list` counts them: the sidecars KubeVirt adds for this spec, when its pod is known.
-    let sidecars = pod
-        .and(spec)
-        .map_or(0, |s| expected_pod(s, 0, version, false).sidecars);
+    // As `list` counts them: the limits of the pod's containers beside compute.
+    let kubevirt_config = inv
+        .kubevirts
+        .first()
+        .map(|k| k.spec.configuration.clone())
+        .unwrap_or_default();
+    let sidecars = pod.map_or(0, |p| {
+        crate::model::sidecars::of_pod(p, &kubevirt_config).limited_bytes()
+    });
     VmFacts {
         vm: VmRef {
             namespace,

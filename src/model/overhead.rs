@@ -223,7 +223,7 @@ pub struct ClusterInputs {
 mod infer;
 mod inputs;
 pub use infer::{formula_spans, joined, spans_reproducing, AppliedOverhead, VersionSpan};
-pub use inputs::{dedicated_cpu, vcpu_count, vcpus, VcpuCount};
+pub use inputs::{dedicated_cpu, guaranteed_qos, vcpu_count, vcpus, VcpuCount};
 
 /// O as KubeVirt adds it up: `resource.Quantity` sums, exact to a billionth of a byte, rounded
 /// up to whole bytes once at the end (`Value()`). Each term keeps its own whole bytes to show.

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use super::inventory::{Inventory, Readings};
 use super::join::join;
+use super::objects;
 use super::overhead::ratio_supported;
 use super::version::VersionSource;
 
@@ -52,6 +53,7 @@ fn parts<'a>(
         )),
         _ => {}
     }
+    warnings.extend(assumed_ratio_warnings(inv, &cluster));
     let head = ReportHead {
         kind: "VmMemoryReport",
         source: inv.source,
@@ -64,17 +66,37 @@ fn parts<'a>(
         },
         warnings,
     };
-    let quota_ns: std::collections::HashSet<&str> = inv
-        .resource_quotas
-        .iter()
-        .filter(|q| q.limits_memory())
-        .map(|q| q.metadata.namespace.as_str())
-        .collect();
-    let rows = join(inv).into_iter().map(move |j| {
-        let in_quota = quota_ns.contains(j.namespace());
-        row(&j, &cluster, readings, opts, in_quota)
-    });
+    let rows = join(inv)
+        .into_iter()
+        .map(move |j| row(&j, &cluster, readings, opts));
     (head, rows)
+}
+
+/// For each namespace whose quota makes KubeVirt limit VMs without a memory limit, when its
+/// ratio label could not be read and such a VM is there.
+fn assumed_ratio_warnings(inv: &Inventory, cluster: &cluster::Cluster) -> Vec<String> {
+    let no_limit = |spec: &objects::VmiSpec| spec.domain.resources.limits.memory.is_none();
+    let namespaces: std::collections::BTreeSet<&str> = inv
+        .vms
+        .iter()
+        .filter(|v| no_limit(&v.spec.template.spec))
+        .map(|v| v.metadata.namespace.as_str())
+        .chain(
+            inv.vmis
+                .iter()
+                .filter(|v| no_limit(&v.spec))
+                .map(|v| v.metadata.namespace.as_str()),
+        )
+        .collect();
+    let v = cluster.detected.version;
+    namespaces
+        .into_iter()
+        .filter(|ns| {
+            let auto = cluster.namespaces.auto_limit(ns, v, &cluster.inputs.config);
+            auto.is_some_and(|a| a.assumed)
+        })
+        .map(|ns| cluster.namespaces.assumed_warning(ns))
+        .collect()
 }
 
 /// One sentence per reason for the nodes whose live data is stale (nodes sorted), so a
@@ -100,6 +122,7 @@ fn stale_warnings(stale: &HashMap<String, String>) -> Vec<String> {
         .collect()
 }
 
+mod beside;
 mod cluster;
 mod flag;
 mod from_pods;

@@ -1,9 +1,10 @@
 //! Numbers a VM's spec implies: guest, limits, requests, reservation, the VMI spec KubeVirt would
 //! store for it, and the pod KubeVirt would build.
 
+use super::auto_limits;
 use super::harvester::{self, HarvesterContext, ReservedSource};
 use super::objects::{VirtualMachine, VmiSpec};
-use super::overhead::CONSOLE_LOG_SIDECAR_BYTES;
+use super::sidecars::Sidecars;
 use super::version::Version;
 use crate::units::{Quantity, QuantityError};
 
@@ -129,15 +130,23 @@ pub fn reservation(
 pub struct ExpectedPod {
     pub compute_request: Option<i64>,
     pub compute_limit: Option<i64>,
-    /// Pod-level limit: compute + sidecars (guest-console-log from v1.1).
+    /// Pod-level limit: compute + every container beside it; `None` when one has no limit.
     pub pod_limit: Option<i64>,
+    /// The limits of the containers beside compute (those without one add nothing).
     pub sidecars: i64,
 }
 
 /// The compute container's resources as KubeVirt sets them (pkg/virt-controller/services/
 /// template.go up to v0.55, renderresources.go v0.56–v1.7): request = VMI request + O, limit =
-/// VMI limit + O when the VMI has one, and the pod-level limit the sum with the sidecars.
-pub fn expected_pod(spec: &VmiSpec, o: i64, v: Version, quota_on_limits: bool) -> ExpectedPod {
+/// VMI limit + O when the VMI has one; with dedicated CPUs limit = request; else, where a quota
+/// makes KubeVirt set one (`auto_ratio`, see `auto_limits`), request × ratio. The pod-level
+/// limit adds the containers beside compute.
+pub fn expected_pod(
+    spec: &VmiSpec,
+    o: i64,
+    auto_ratio: Option<f64>,
+    beside: &Sidecars,
+) -> ExpectedPod {
     let n = memory_numbers(spec);
     let d = &spec.domain;
     let guest = n.guest.unwrap_or(0);
@@ -157,19 +166,14 @@ pub fn expected_pod(spec: &VmiSpec, o: i64, v: Version, quota_on_limits: bool) -
     if super::overhead::dedicated_cpu(spec) {
         compute_limit = compute_request;
     }
-    if compute_limit.is_none() && quota_on_limits && v >= Version::new(1, 1, 0) {
-        compute_limit = base_request.map(|r| (r + o) * 2);
+    if let (None, Some(ratio)) = (compute_limit, auto_ratio) {
+        compute_limit = compute_request.map(|r| auto_limits::limit_of(r, ratio));
     }
-    let sidecars = if v >= Version::new(1, 1, 0) && d.devices.log_serial_console != Some(false) {
-        CONSOLE_LOG_SIDECAR_BYTES
-    } else {
-        0
-    };
     ExpectedPod {
         compute_request,
         compute_limit,
-        pod_limit: compute_limit.map(|c| c + sidecars),
-        sidecars,
+        pod_limit: beside.pod_level_limit(compute_limit),
+        sidecars: beside.limited_bytes(),
     }
 }
 
@@ -235,38 +239,54 @@ mod tests {
         );
     }
 
+    fn console_log() -> Sidecars {
+        crate::model::sidecars::predict(
+            &VmiSpec::default(),
+            &Default::default(),
+            &Default::default(),
+            Version::new(1, 1, 1),
+        )
+    }
+
     #[test]
     fn seed_pod_limits() {
         // v1.1.1, 2Gi limit: compute 2,412,423,169, pod slice + 60M sidecar.
         let s = spec(Some("1948Mi"), Some("1365Mi"), Some("2Gi"));
-        let p = expected_pod(&s, 264_939_521, Version::new(1, 1, 1), false);
+        let p = expected_pod(&s, 264_939_521, None, &console_log());
         assert_eq!(p.compute_limit, Some(2_412_423_169));
         assert_eq!(p.pod_limit, Some(2_472_423_169));
         assert_eq!(p.compute_request, Some(1365 * MI + 264_939_521));
-        // v0.54 has no sidecar.
-        let p = expected_pod(&s, 1, Version::new(0, 54, 0), false);
-        assert_eq!(p.sidecars, 0);
-        // No limit: none, unless a quota forces (request + O) × 2 from v1.1.
+        // No limit: none, unless a quota makes KubeVirt set request × ratio.
         let s = spec(None, Some("1Gi"), None);
+        let none = Sidecars::default();
+        assert_eq!(expected_pod(&s, MI, None, &none).compute_limit, None);
         assert_eq!(
-            expected_pod(&s, MI, Version::new(1, 3, 0), false).compute_limit,
-            None
-        );
-        assert_eq!(
-            expected_pod(&s, MI, Version::new(1, 3, 0), true).compute_limit,
+            expected_pod(&s, MI, Some(2.0), &none).compute_limit,
             Some(2 * (GI + MI))
         );
         assert_eq!(
-            expected_pod(&s, MI, Version::new(1, 0, 0), true).compute_limit,
-            None
+            expected_pod(&s, MI, Some(1.5), &none).compute_limit,
+            Some((GI + MI) * 3 / 2)
         );
+    }
+
+    #[test]
+    fn dedicated_cpus_limit_is_the_request_even_under_a_quota() {
+        let mut s = spec(None, Some("1Gi"), None);
+        s.domain.cpu = Some(crate::model::objects::CpuSpec {
+            dedicated_cpu_placement: Some(true),
+            ..Default::default()
+        });
+        let p = expected_pod(&s, MI, Some(2.0), &Sidecars::default());
+        assert_eq!(p.compute_limit, Some(GI + MI));
+        assert_eq!(p.compute_limit, p.compute_request);
     }
 
     #[test]
     fn hugepages_pod_holds_only_the_overhead() {
         let mut s = spec(Some("4Gi"), Some("4Gi"), Some("4Gi"));
         s.domain.memory.as_mut().unwrap().hugepages = Some(Default::default());
-        let p = expected_pod(&s, 300 * MI, Version::new(1, 3, 0), false);
+        let p = expected_pod(&s, 300 * MI, None, &Sidecars::default());
         assert_eq!(p.compute_limit, Some(300 * MI));
         assert_eq!(p.compute_request, Some(300 * MI));
     }

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use crate::model::inventory::Inventory;
 use crate::model::objects::{
     exact_vec, null_default, Container, ContainerStatus, DomainSpec, HarvesterSetting, KubeVirt,
-    KubeVirtConfiguration, KubeVirtSpec, KubeVirtStatus, MigrationState, Node, NodeInfo,
+    KubeVirtConfiguration, KubeVirtSpec, KubeVirtStatus, MigrationState, Namespace, Node, NodeInfo,
     NodeStatus, ObjectMeta, Pod, PodSpec, PodStatus, Probe, ResourceList, ResourceQuota,
     ResourceQuotaSpec, StringMap, VirtualMachine, VirtualMachineInstance, VmSpec, VmStatus,
     VmTemplate, VmiMemoryStatus, VmiSpec, VmiStatus, Volume,
@@ -27,6 +27,7 @@ pub enum Object {
     KubeVirt(Box<KubeVirt>),
     HarvesterSetting(Box<HarvesterSetting>),
     ResourceQuota(Box<ResourceQuota>),
+    Namespace(Box<Namespace>),
 }
 
 /// Put parsed objects where an [`Inventory`] keeps them.
@@ -42,6 +43,7 @@ pub fn add_to_inventory(objects: Vec<Object>, inv: &mut Inventory) {
                 inv.harvester_settings.get_or_insert_with(Vec::new).push(*s)
             }
             Object::ResourceQuota(q) => inv.resource_quotas.push(*q),
+            Object::Namespace(n) => inv.namespaces.get_or_insert_with(Vec::new).push(*n),
         }
     }
 }
@@ -146,6 +148,8 @@ struct AnySpec {
     node_name: Option<String>,
     #[serde(deserialize_with = "exact_vec")]
     containers: Vec<Container>,
+    #[serde(deserialize_with = "exact_vec")]
+    init_containers: Vec<Container>,
     // KubeVirt
     configuration: Option<KubeVirtConfiguration>,
     // ResourceQuota
@@ -221,6 +225,7 @@ fn typed(kind: &str, d: AnyObject) -> Option<Object> {
         "Pod" => pod(metadata, spec, status),
         "Node" => node(metadata, status),
         "KubeVirt" => kubevirt(metadata, spec, status),
+        "Namespace" => Object::Namespace(Box::new(Namespace { metadata })),
         "ResourceQuota" => Object::ResourceQuota(Box::new(ResourceQuota {
             metadata,
             spec: ResourceQuotaSpec { hard: spec.hard },
@@ -280,6 +285,7 @@ fn pod(metadata: ObjectMeta, spec: AnySpec, s: AnyStatus) -> Object {
         spec: PodSpec {
             node_name: spec.node_name,
             containers: spec.containers,
+            init_containers: spec.init_containers,
         },
         status: PodStatus {
             phase: s.phase.as_deref().map(PodPhase::from),
@@ -324,6 +330,7 @@ pub fn kind_from_file_name(name: &str) -> Option<&'static str> {
         "kubevirts" => "KubeVirt",
         "settings" => "Setting",
         "resourcequotas" => "ResourceQuota",
+        "namespaces" => "Namespace",
         _ => return None,
     })
 }

@@ -126,3 +126,150 @@ fn pod_status_oom_killed_is_a_kill_of_the_vm() {
         "{rec}"
     );
 }
+
+fn flags(vm: &Value) -> Vec<&str> {
+    vm["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect()
+}
+
+/// The containers beside compute (KubeVirt v1.6.0): predicted for stopped VMs, read from the
+/// pod for running ones; the pod-level limit sums them all, or is null when one has no limit.
+#[test]
+fn containers_beside_compute_as_kubevirt_adds_them() {
+    let r = list_json("sidecars.yaml");
+    let off = row(&r, "console-off");
+    assert_eq!(off["sidecarBytes"], serde_json::json!({}));
+    assert_eq!(off["podLevelLimitBytes"], off["expectedPodLimitBytes"]);
+
+    let share = row(&r, "share");
+    assert_eq!(share["podLimitBytes"], 1_356_857_344_i64);
+    assert_eq!(
+        share["sidecarBytes"],
+        serde_json::json!({"guestConsoleLog": 60_000_000, "virtiofs": 80_000_000})
+    );
+    assert_eq!(share["podLevelLimitBytes"], 1_496_857_344_i64);
+    assert!(share.get("notes").is_none(), "{share}");
+
+    let hooked = row(&r, "hooked");
+    assert_eq!(
+        hooked["sidecarBytes"],
+        serde_json::json!({"guestConsoleLog": 60_000_000, "hookSidecar": null})
+    );
+    assert_eq!(hooked["podLevelLimitBytes"], Value::Null);
+    assert!(hooked["expectedPodLimitBytes"].is_i64(), "{hooked}");
+    let notes = hooked["notes"].to_string();
+    assert!(
+        notes.contains("hook-sidecar-0") && notes.contains("no pod-level memory limit"),
+        "{notes}"
+    );
+
+    // Dedicated CPUs, no VM limit: limit = request = R + O; the hook sidecar gets 64M.
+    let pinned = row(&r, "hooked-pinned");
+    let o = pinned["expectedOverheadBytes"].as_i64().unwrap();
+    assert_eq!(pinned["expectedPodLimitBytes"], (1 << 30) + o);
+    assert_eq!(
+        pinned["sidecarBytes"],
+        serde_json::json!({"guestConsoleLog": 60_000_000, "hookSidecar": 64_000_000})
+    );
+    assert_eq!(
+        pinned["podLevelLimitBytes"],
+        (1 << 30) + o + 60_000_000 + 64_000_000
+    );
+    assert!(!flags(pinned).contains(&"no-limit"), "{pinned}");
+    let reason = pinned["recommendation"]["reason"].as_str().unwrap();
+    assert!(!reason.contains("no cgroup OOM kill"), "{reason}");
+}
+
+/// A namespace quota on limits.memory: KubeVirt v1.5+ limits a VM without one to
+/// int64(float64(R + O) × the namespace's ratio label); a namespace without a quota keeps no
+/// limit.
+#[test]
+fn quota_limits_by_the_namespace_ratio() {
+    let r = list_json("quota.yaml");
+    let vm = row(&r, "quota-vm");
+    let o = vm["expectedOverheadBytes"].as_i64().unwrap();
+    assert_eq!(o, 268_435_456);
+    // (2Gi + 256Mi) × 1.5 = 2,415,919,104 × 1.5.
+    assert_eq!(vm["expectedPodLimitBytes"], 3_623_878_656_i64);
+    assert_eq!(vm["podLevelLimitBytes"], 3_623_878_656_i64 + 60_000_000);
+    assert!(!flags(vm).contains(&"no-limit"), "{vm}");
+    assert!(!vm["recommendation"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("no cgroup OOM kill"));
+    let free = row(&r, "free-vm");
+    assert_eq!(free["expectedPodLimitBytes"], Value::Null);
+    assert!(flags(free).contains(&"no-limit"), "{free}");
+    assert!(warnings(&r).is_empty(), "{:?}", warnings(&r));
+
+    // Without the Namespace objects the label is unknown: KubeVirt's default 2, and a warning.
+    let r = list_json("quota-no-namespaces.yaml");
+    assert_eq!(
+        row(&r, "quota-vm")["expectedPodLimitBytes"],
+        2 * 2_415_919_104_i64
+    );
+    let w = warnings(&r);
+    assert!(
+        w.iter()
+            .any(|s| s.contains("namespace lab")
+                && s.contains("assuming KubeVirt's default ratio 2")),
+        "{w:?}"
+    );
+}
+
+/// Hugepage-backed guest RAM is outside the memory cgroup: the budget is the whole limit, and
+/// neither guest-equals-limit nor under-reserved nor a size-table reservation applies.
+#[test]
+fn hugepages_guest_is_outside_the_memory_cgroup() {
+    let r = list_json("hugepages.yaml");
+    let vm = row(&r, "huge");
+    assert_eq!(vm["hugepagesBytes"], 4_i64 << 30);
+    let o = vm["expectedOverheadBytes"].as_i64().unwrap();
+    assert_eq!(vm["expectedPodLimitBytes"], o, "(4Gi − 4Gi) + O");
+    assert_eq!(vm["overheadBudgetBytes"], o, "the whole limit");
+    assert_eq!(flags(vm), ["hugepages"]);
+    assert_eq!(vm["recommendation"]["reserveBytes"], 0);
+    assert!(vm["recommendation"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("hugepage-backed"));
+    // A VM without hugepages says null.
+    let r = list_json("quota.yaml");
+    assert_eq!(row(&r, "quota-vm")["hugepagesBytes"], Value::Null);
+}
+
+/// Harvester v1.4+: `value: ""` is the default ratio 1.5 (no 100Mi default reservation), the
+/// ratio's room counts against the size table, and the hotplug annotation is read whatever its
+/// case.
+#[test]
+fn harvester_v14_empty_ratio_value_is_the_default() {
+    let r = list_json("harvester-v1.4-empty-ratio.yaml");
+    let gap = row(&r, "gap-vm");
+    assert_eq!(gap["reservedBytes"], 100 << 20);
+    assert_eq!(gap["reservedSource"], "guest-gap", "{gap}");
+    let plain = row(&r, "plain-vm");
+    assert_eq!(plain["reservedSource"], "none");
+    let reason = plain["recommendation"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("less the") && reason.contains("the overhead ratio already adds"),
+        "{reason}"
+    );
+    // O as applied carries the ratio: (O − room) × 1.5 = O, so room = O / 3 (to rounding).
+    let o = plain["expectedOverheadBytes"].as_i64().unwrap();
+    let reserve = plain["recommendation"]["reserveBytes"].as_i64().unwrap();
+    let table = 384_i64 << 20;
+    let step = 64_i64 << 20;
+    let expected = (table - o / 3 + step - 1) / step * step;
+    assert!((reserve - expected).abs() < step, "{reserve} vs {expected}");
+    let hot = row(&r, "hotplug-vm");
+    assert!(
+        hot["notes"]
+            .to_string()
+            .contains("no effect on a hotplug VM"),
+        "{hot}"
+    );
+}

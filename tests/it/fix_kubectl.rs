@@ -135,7 +135,7 @@ async fn fix_restart_undo(scenario: Scenario, ns: &str, name: &str, harvester: b
         ..Default::default()
     };
     let o_formula = overhead(&vmi.spec, version, &inputs).total;
-    let formula_limit = expected_pod(&vmi.spec, o_formula, version, false)
+    let formula_limit = expected_pod(&vmi.spec, o_formula, None, &Default::default())
         .compute_limit
         .unwrap();
     let pods = kubectl_json(

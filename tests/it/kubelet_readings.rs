@@ -95,8 +95,12 @@ fn check_against_the_model(sim: &SimHandle, report: &Value) -> usize {
         );
         assert!(c["peakBytes"].is_null() && c["failcnt"].is_null());
         assert!(c["version"].is_null(), "the summary does not say");
-        // Guest RAM: min(compute container RSS, guest), estimated.
-        let guest = u(&vm["guestBytes"]);
+        // Guest RAM: min(compute container RSS, guest), estimated; none in the memory cgroup
+        // when hugepage-backed.
+        let hugepages = vm["flags"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|x| x == "hugepages"));
+        let guest = if hugepages { 0 } else { u(&vm["guestBytes"]) };
         assert_eq!(
             u(&vm["guestResidentBytes"]),
             (compute.total.anon as u64).min(guest),
@@ -104,11 +108,14 @@ fn check_against_the_model(sim: &SimHandle, report: &Value) -> usize {
         );
         assert_eq!(vm["guestResidentExact"], false);
         assert_eq!(vm["liveSource"], "kubelet");
-        assert!(vm["flags"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|f| f == "estimated"));
+        assert!(
+            hugepages
+                || vm["flags"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|f| f == "estimated")
+        );
         assert!(
             vm["notes"]
                 .as_array()

@@ -22,12 +22,14 @@ mod bad_input_cli;
 mod both_servers;
 mod cli_list;
 mod completion_kubectl;
+mod demo_lab;
 mod faults_agents;
 mod faults_api;
 mod faults_apiserver;
 mod faults_dashboard;
 mod faults_rbac;
 mod faults_tui;
+
 mod features_from_files;
 mod fix_apiserver;
 mod fix_interrupt;

@@ -39,7 +39,8 @@ fn seed_inventory() -> Inventory {
                      "ownerReferences": [{"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance",
                                           "name": "vm4", "uid": "vmi-uid", "controller": true}]},
         "spec": {"nodeName": "harv41", "containers": [{"name": "compute",
-                  "image": "registry.suse.com/suse/sles/15.5/virt-launcher:1.1.1-150500.8.6.1"}]}
+                  "image": "registry.suse.com/suse/sles/15.5/virt-launcher:1.1.1-150500.8.6.1"},
+                 {"name": "guest-console-log", "resources": {"limits": {"memory": "60M"}}}]}
     }))
     .unwrap();
     let kv: KubeVirt = serde_json::from_value(serde_json::json!({

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use super::{compute_pid, UNLIMITED};
 use crate::treefiles::TreeWriter;
-use crate::workload::{ProcMem, Sample};
+use crate::workload::{GuestBacking, ProcMem, Sample};
 use crate::world::Launcher;
 
 /// Memory charged to one cgroup.
@@ -148,7 +148,11 @@ pub fn launcher_cgroups(l: &Launcher, s: &Sample) -> LauncherCgroups {
         active_file: s.active_file,
         inactive_file: s.inactive_file,
         kernel: s.pagetables + s.kernel_stack + s.slab,
-        anon_huge: s.guest_resident / (2 << 20) * (2 << 20),
+        // Transparent huge pages back anonymous guest RAM only (not hugetlb, not a memfd).
+        anon_huge: match l.shape.guest_backing {
+            GuestBacking::Anon => s.guest_resident / (2 << 20) * (2 << 20),
+            _ => 0,
+        },
     };
     let leaf = |charge: Charge, limit: Option<i64>, procs: Vec<u32>| CgroupFiles {
         limit,

@@ -10,7 +10,7 @@ use super::cgroups::{launcher_cgroups, write_cgroup, CgroupFiles, Charge};
 use super::{cgroup_root, compute_pid, kernel_log, pod_slice, proc_root, scope};
 use crate::procfs::{cmdline_of, write_proc, ProcFile};
 use crate::treefiles::TreeWriter;
-use crate::workload::Sample;
+use crate::workload::{GuestBacking, Sample};
 use crate::world::{Launcher, NodeModel};
 
 /// A launcher and its memory now (qemu gone after an OOM kill).
@@ -94,6 +94,26 @@ fn write_launcher_cgroups(
     }
     write_cgroup(w, &pod_dir, &cgroups.pod)?;
     totals.live_dirs.insert(pod_dir);
+    if ln.sample.hugetlb > 0 || l.shape.guest_backing == GuestBacking::Hugepages {
+        // Hugepage-backed guest RAM is charged here, not to the memory cgroup above.
+        let hugetlb_dir = mem_root
+            .with_file_name("hugetlb")
+            .join(slice.trim_start_matches('/'));
+        w.dir(&hugetlb_dir)?;
+        for (name, text) in [
+            (
+                "hugetlb.2MB.usage_in_bytes",
+                format!("{}\n", ln.sample.hugetlb),
+            ),
+            (
+                "hugetlb.2MB.max_usage_in_bytes",
+                format!("{}\n", ln.sample.hugetlb),
+            ),
+            ("hugetlb.2MB.limit_in_bytes", format!("{}\n", l.shape.guest)),
+        ] {
+            w.file(&hugetlb_dir.join(name), text)?;
+        }
+    }
     let pod = cgroups.pod.total;
     totals.by_qos.entry(l.qos).or_default().add(&pod);
     totals.all.add(&pod);
@@ -111,6 +131,7 @@ fn write_launcher_processes(w: &mut TreeWriter, procs: &Path, ln: &LauncherNow) 
         ppid: 1,
         mem: &s.pause,
         guest: None,
+        backing: l.shape.guest_backing,
         cmdline: cmdline_of("pause", l),
         cgroup: cg(0),
         threads: 1,
@@ -123,6 +144,7 @@ fn write_launcher_processes(w: &mut TreeWriter, procs: &Path, ln: &LauncherNow) 
             ppid: if i == 0 { pause_pid } else { monitor_pid },
             mem: p,
             guest: is_qemu.then_some((s.guest_resident, l.shape.guest)),
+            backing: l.shape.guest_backing,
             cmdline: cmdline_of(p.comm, l),
             cgroup: cg(1),
             threads: if is_qemu { l.shape.vcpus + 5 } else { 12 },
@@ -135,6 +157,7 @@ fn write_launcher_processes(w: &mut TreeWriter, procs: &Path, ln: &LauncherNow) 
             ppid: pause_pid,
             mem: &s.sidecar,
             guest: None,
+            backing: l.shape.guest_backing,
             cmdline: cmdline_of("virt-tail", l),
             cgroup: cg(2),
             threads: 4,

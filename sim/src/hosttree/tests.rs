@@ -85,3 +85,93 @@ fn node_tree_has_kernel_formats_for_every_launcher() {
     assert!(!slice.exists());
     assert!(root.join("var/log/kern.log").exists());
 }
+
+fn launcher_of<'a>(w: &'a World, vm: &str) -> &'a Launcher {
+    w.launchers
+        .values()
+        .find(|l| l.vm_name == vm)
+        .unwrap_or_else(|| panic!("no launcher for {vm}"))
+}
+
+fn number(p: &Path) -> i64 {
+    read(p).trim().parse().unwrap()
+}
+
+fn stat_of(dir: &Path, key: &str) -> i64 {
+    read(&dir.join("memory.stat"))
+        .lines()
+        .find_map(|x| x.strip_prefix(key))
+        .unwrap_or_else(|| panic!("{key}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// The demo's `lab` VMs as the host shows them: hugepage-backed guest RAM charged to hugetlb
+/// (not the memory cgroup, not RSS), virtiofs guest RAM as shmem on a memfd with an 80M
+/// container in the pod-level limit, a hook sidecar without a limit leaving the pod without
+/// one, dedicated CPUs limiting the pod to its request.
+#[test]
+fn lab_vms_charge_guest_ram_where_the_kernel_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = World::new(&Scenario::demo().unwrap(), dir.path().to_path_buf()).unwrap();
+    for node in ["harvester-node-1", "harvester-node-2", "harvester-node-3"] {
+        write_host_tree(&mut w, node).unwrap();
+    }
+    let node_root = |n: &str| super::node_root(dir.path(), n);
+    let slice_of = |l: &Launcher, controller: &str| {
+        cgroup_root(&node_root(&l.node))
+            .join(controller)
+            .join(pod_slice(l.qos, &l.pod_uid).trim_start_matches('/'))
+    };
+
+    let huge = launcher_of(&w, "huge-01");
+    let hugetlb = number(&slice_of(huge, "hugetlb").join("hugetlb.2MB.usage_in_bytes"));
+    assert!(hugetlb > 0, "guest RAM is charged to hugetlb");
+    let mem = slice_of(huge, "memory");
+    let usage = number(&mem.join("memory.usage_in_bytes"));
+    assert!(
+        usage < huge.overhead,
+        "the memory cgroup holds only the launcher: {usage} < O {}",
+        huge.overhead
+    );
+    assert_eq!(stat_of(&mem, "total_rss_huge "), 0);
+    // (4Gi − 4Gi) + O: the memory limit holds only the overhead.
+    assert_eq!(huge.compute_limit, Some(huge.overhead / 4096 * 4096));
+    let qemu = proc_root(&node_root(&huge.node)).join(huge.pids[5].to_string());
+    let smaps = read(&qemu.join("smaps"));
+    assert!(smaps.contains("/dev/hugepages/"), "{smaps}");
+    assert!(smaps.contains(&format!("Private_Hugetlb:{:>8} kB", hugetlb / 1024)));
+
+    let share = launcher_of(&w, "share-01");
+    let compute = slice_of(share, "memory").join(scope(&share.container_ids[1]));
+    let shmem = stat_of(&compute, "total_shmem ");
+    assert!(shmem > 100 << 20, "guest RAM on a memfd is shmem: {shmem}");
+    assert!(stat_of(&compute, "total_rss ") < shmem);
+    let qemu = proc_root(&node_root(&share.node)).join(share.pids[5].to_string());
+    assert!(read(&qemu.join("smaps")).contains("/memfd:memory-backend-memfd (deleted)"));
+    let compute_limit = share.compute_limit.unwrap();
+    let pod_limit = share.pod_limit.unwrap();
+    assert!(
+        (pod_limit - compute_limit - 140_000_000).abs() < 4096,
+        "60M console log + 80M virtiofs"
+    );
+
+    let hooked = launcher_of(&w, "hooked-01");
+    assert!(hooked.compute_limit.is_some());
+    assert_eq!(hooked.pod_limit, None, "a hook sidecar without a limit");
+    assert_eq!(
+        number(&slice_of(hooked, "memory").join("memory.limit_in_bytes")),
+        UNLIMITED
+    );
+
+    let pinned = launcher_of(&w, "pinned-01");
+    assert!(
+        pinned.compute_limit.is_some(),
+        "dedicated CPUs: limit = request"
+    );
+
+    let quiet = launcher_of(&w, "quiet-01");
+    assert!(!quiet.has_console_sidecar());
+    assert_eq!(quiet.pod_limit, quiet.compute_limit);
+}

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::Namespace as K8sNamespace;
 use kube::api::ListParams;
 use kube::Api;
 
@@ -15,7 +15,7 @@ use crate::cluster::feed::{Feed, FeedState, Phase};
 use crate::cluster::forbidden::Denied;
 use crate::cluster::lean::Kind;
 use crate::model::objects::{
-    keys, HarvesterSetting, KubeVirt, Node, Pod, ResourceQuota, VirtualMachine,
+    keys, HarvesterSetting, KubeVirt, Namespace, Node, Pod, ResourceQuota, VirtualMachine,
     VirtualMachineInstance,
 };
 
@@ -117,6 +117,8 @@ pub(super) struct Feeds {
     pub(super) pods: Vec<Feed<Pod>>,
     pub(super) quotas: Vec<Feed<ResourceQuota>>,
     pub(super) nodes: Vec<Feed<Node>>,
+    /// Namespace objects (KubeVirt's auto memory limit ratio label); empty when refused.
+    pub(super) namespaces: Vec<Feed<Namespace>>,
     pub(super) kubevirts: Vec<Feed<KubeVirt>>,
     /// `None` when the server has no Harvester settings API.
     pub(super) settings: Option<Vec<Feed<HarvesterSetting>>>,
@@ -155,6 +157,7 @@ impl Feeds {
             pods: vec![feed(how, client, ns, Some(&launchers))],
             quotas: vec![feed(how, client, ns, None)],
             nodes: vec![feed(how, client, None, None)],
+            namespaces: vec![feed(how, client, None, None)],
             kubevirts: vec![feed(how, client, None, None)],
             settings: harvester_settings.then(|| vec![feed(how, client, None, None)]),
         }
@@ -168,6 +171,7 @@ impl Feeds {
             wait(&self.pods),
             wait(&self.quotas),
             wait(&self.nodes),
+            wait(&self.namespaces),
             wait(&self.kubevirts),
             async {
                 if let Some(s) = &self.settings {
@@ -248,6 +252,9 @@ impl Feeds {
         settle(&mut self.pods, denied, &mut forbidden_msgs, server)?;
         settle(&mut self.quotas, denied, &mut forbidden_msgs, server)?;
         settle(&mut self.nodes, denied, &mut forbidden_msgs, server)?;
+        // Namespaces matter only where a quota makes KubeVirt set a limit: the report says
+        // so there when they could not be read, so a refusal here is no warning of its own.
+        self.namespaces.retain(|f| f.phase() == Phase::Ready);
         if fallback.kubevirts {
             // Read namespace by namespace: keep only the watches where the CR is, and do not
             // count namespaces the user may not read (it can read the CR where it is).
@@ -272,6 +279,7 @@ impl Feeds {
         states.extend(self.pods.iter().map(|f| f.state().clone()));
         states.extend(self.quotas.iter().map(|f| f.state().clone()));
         states.extend(self.nodes.iter().map(|f| f.state().clone()));
+        states.extend(self.namespaces.iter().map(|f| f.state().clone()));
         states.extend(self.kubevirts.iter().map(|f| f.state().clone()));
         states.extend(self.settings.iter().flatten().map(|f| f.state().clone()));
         states
@@ -301,7 +309,7 @@ pub(super) async fn readable_namespaces(
 
 /// Namespace names, or the server's message when the user may not list them.
 async fn list_namespaces(conn: &Connection) -> Result<Vec<String>, String> {
-    let api: Api<Namespace> = Api::all(conn.client.clone());
+    let api: Api<K8sNamespace> = Api::all(conn.client.clone());
     match api.list(&ListParams::default()).await {
         Ok(list) => Ok(list
             .items

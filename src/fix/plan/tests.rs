@@ -379,11 +379,8 @@ fn dedicated_cpu_and_remove_limit() {
     );
 }
 
-#[test]
-fn remove_limit_with_quota() {
-    let raw =
-        bare_vm(json!({"resources": {"limits": {"memory": "2Gi"}, "requests": {"memory": "1Gi"}}}));
-    let mut inv = kubevirt_inv("v1.3.0");
+fn quota_inv(version: &str) -> Inventory {
+    let mut inv = kubevirt_inv(version);
     inv.resource_quotas.push(ResourceQuota {
         metadata: ObjectMeta {
             name: "q".into(),
@@ -394,11 +391,34 @@ fn remove_limit_with_quota() {
             hard: [("limits.memory".to_string(), Quantity::new("100Gi"))].into(),
         },
     });
-    let rl = Choice {
-        action: Action::RemoveLimit,
-        strategy: Some(Strategy::Guest),
+    inv
+}
+
+fn namespace_with_ratio(ratio: Option<&str>) -> crate::model::objects::Namespace {
+    let mut metadata = ObjectMeta {
+        name: "ns1".into(),
+        ..Default::default()
     };
-    let p = plan(&target(&raw, &inv), &rl).unwrap();
+    if let Some(r) = ratio {
+        metadata
+            .labels
+            .insert(keys::AUTO_MEMORY_LIMITS_RATIO.into(), r.into());
+    }
+    crate::model::objects::Namespace { metadata }
+}
+
+const REMOVE_LIMIT: Choice = Choice {
+    action: Action::RemoveLimit,
+    strategy: Some(Strategy::Guest),
+};
+
+#[test]
+fn remove_limit_with_quota() {
+    let raw =
+        bare_vm(json!({"resources": {"limits": {"memory": "2Gi"}, "requests": {"memory": "1Gi"}}}));
+    let mut inv = quota_inv("v1.5.0");
+    inv.namespaces = Some(vec![namespace_with_ratio(None)]);
+    let p = plan(&target(&raw, &inv), &REMOVE_LIMIT).unwrap();
     let patch = p.patch.clone().unwrap();
     assert_eq!(domain_of(&patch)["resources"]["limits"], Value::Null);
     assert!(domain_of(&patch)["resources"]
@@ -419,6 +439,55 @@ fn remove_limit_with_quota() {
         .warnings
         .iter()
         .any(|w| w.contains("ResourceQuota on limits.memory")));
+    assert!(!p.warnings.iter().any(|w| w.contains("assuming")));
+}
+
+#[test]
+fn remove_limit_with_quota_and_the_namespace_ratio() {
+    let raw =
+        bare_vm(json!({"resources": {"limits": {"memory": "2Gi"}, "requests": {"memory": "1Gi"}}}));
+    let mut inv = quota_inv("v1.6.0");
+    inv.namespaces = Some(vec![namespace_with_ratio(Some("1.5"))]);
+    let p = plan(&target(&raw, &inv), &REMOVE_LIMIT).unwrap();
+    let request = GI + p.after.overhead_bytes;
+    assert_eq!(
+        p.after.expected_pod_limit_bytes,
+        Some((request as f64 * 1.5) as i64)
+    );
+    // Namespaces not readable: KubeVirt's default 2 is assumed, and the plan says so.
+    inv.namespaces = None;
+    let p = plan(&target(&raw, &inv), &REMOVE_LIMIT).unwrap();
+    assert_eq!(p.after.expected_pod_limit_bytes, Some(request * 2));
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.contains("`list` on namespaces") && w.contains("assuming")),
+        "{:?}",
+        p.warnings
+    );
+}
+
+#[test]
+fn remove_limit_with_quota_before_v15_needs_the_gate() {
+    let raw =
+        bare_vm(json!({"resources": {"limits": {"memory": "2Gi"}, "requests": {"memory": "1Gi"}}}));
+    let mut inv = quota_inv("v1.3.0");
+    let p = plan(&target(&raw, &inv), &REMOVE_LIMIT).unwrap();
+    assert_eq!(p.after.expected_pod_limit_bytes, None);
+    assert!(p
+        .warnings
+        .iter()
+        .any(|w| w.contains("AutoResourceLimitsGate")));
+    inv.kubevirts[0].spec.configuration.developer_configuration =
+        Some(crate::model::objects::DeveloperConfiguration {
+            feature_gates: vec!["AutoResourceLimitsGate".into()],
+            ..Default::default()
+        });
+    let p = plan(&target(&raw, &inv), &REMOVE_LIMIT).unwrap();
+    assert_eq!(
+        p.after.expected_pod_limit_bytes,
+        Some((GI + p.after.overhead_bytes) * 2)
+    );
 }
 
 #[test]
@@ -444,6 +513,29 @@ fn hugepages_pod_limit_grows_by_the_reserve() {
     assert_eq!(
         p.after.overhead_budget_bytes,
         p.after.expected_pod_limit_bytes
+    );
+}
+
+/// The recommended plan for a hugepage-backed VM with limit = guest: no size-table reservation,
+/// and the reason says why (its guest RAM is outside the memory cgroup).
+#[test]
+fn hugepages_get_no_size_table_reservation() {
+    let raw = bare_vm(
+        json!({"memory": {"hugepages": {"pageSize": "2Mi"}, "guest": "4Gi"},
+        "resources": {"limits": {"memory": "4Gi"}, "requests": {"memory": "4Gi"}}}),
+    );
+    let p = plan(&target(&raw, &kubevirt_inv("v1.3.0")), &reserve(None, None)).unwrap();
+    assert_eq!(p.reserve_bytes, Some(0));
+    assert!(p.patch.is_none(), "nothing to change");
+    assert!(
+        p.reason
+            .contains("hugepage-backed guests (their RAM is outside the memory cgroup)"),
+        "{}",
+        p.reason
+    );
+    assert_eq!(
+        p.before.overhead_budget_bytes, p.before.expected_pod_limit_bytes,
+        "the whole limit is the budget"
     );
 }
 

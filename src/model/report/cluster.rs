@@ -3,6 +3,7 @@
 
 use super::from_pods;
 use super::types::ReportOptions;
+use crate::model::auto_limits::NamespaceLimits;
 use crate::model::harvester::HarvesterContext;
 use crate::model::inventory::Inventory;
 use crate::model::overhead::{ClusterInputs, VersionSpan};
@@ -60,6 +61,8 @@ pub struct Cluster {
     pub harvester: Option<HarvesterContext>,
     pub inputs: ClusterInputs,
     pub memory_overcommit: i64,
+    /// Namespace quotas on limits.memory and their auto-limit ratio labels.
+    pub namespaces: NamespaceLimits,
 }
 
 pub fn cluster_facts(inv: &Inventory, opts: &ReportOptions) -> Cluster {
@@ -94,5 +97,6 @@ pub fn cluster_facts(inv: &Inventory, opts: &ReportOptions) -> Cluster {
         harvester,
         inputs,
         memory_overcommit,
+        namespaces: NamespaceLimits::from_inventory(inv),
     }
 }

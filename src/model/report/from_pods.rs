@@ -6,7 +6,7 @@ use crate::model::inventory::Inventory;
 use crate::model::join::{join, Joined};
 use crate::model::overhead::{spans_reproducing, AppliedOverhead, ClusterInputs, VersionSpan};
 use crate::model::spec::expected_pod;
-use crate::model::version::{DetectedVersion, Version, VersionSource};
+use crate::model::version::{DetectedVersion, VersionSource};
 
 /// Cap on the pods read to infer the version: a few hundred agree or disagree as well as all.
 const MAX_PODS_FOR_VERSION: usize = 200;
@@ -37,7 +37,7 @@ pub(super) fn overhead_from_request(j: &Joined) -> Option<i64> {
         return None;
     }
     let pod_request = q_bytes(&compute_container(j.pod?)?.resources.requests.memory)?;
-    let without_o = expected_pod(&vmi.spec, 0, Version::NEWEST_KNOWN, false).compute_request?;
+    let without_o = expected_pod(&vmi.spec, 0, None, &Default::default()).compute_request?;
     Some(pod_request - without_o)
 }
 

@@ -24,3 +24,20 @@ pub fn observed_overhead(j: &Joined) -> Option<i64> {
         .and_then(|m| q_bytes(&m.memory_overhead));
     from_pod.or(from_vmi)
 }
+
+/// The compute container's runtime ID (without the `containerd://` scheme).
+pub(super) fn compute_container_id(j: &Joined) -> Option<String> {
+    j.pod.and_then(|p| {
+        p.status
+            .container_statuses
+            .iter()
+            .find(|c| c.name == "compute")
+            .map(|c| {
+                c.container_id
+                    .rsplit("://")
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            })
+    })
+}

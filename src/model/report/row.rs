@@ -2,11 +2,12 @@
 //! its live figures (the node's reading of its pod), its OOM history, the recommendation and
 //! time to OOM from its evidence, its flags and notes, and its risk.
 
+use super::beside::{hugepages_bytes, sidecar_note, sidecars_of};
 use super::cluster::Cluster;
 use super::flag::Flag;
 use super::from_pods;
 use super::oom_history::sidecar_kills_note;
-use super::pod_facts::{compute_container, observed_overhead, q_bytes};
+use super::pod_facts::{compute_container, compute_container_id, observed_overhead, q_bytes};
 use super::risk::Risk;
 use super::row_evidence;
 use super::status_kills::{self, StatusKill};
@@ -23,6 +24,7 @@ use crate::model::peaks::MemoryConfig;
 use crate::model::phase::VmPhase;
 use crate::model::readings::{CgroupLevel, LiveSource, NodeReadings};
 use crate::model::recommend::{recommend, Recommendation, Sizing, Strategy};
+use crate::model::sidecars::Sidecars;
 use crate::model::spec::{
     defaulted_vmi_spec, expected_pod, memory_numbers, reservation, ExpectedPod, MemorySpecNumbers,
     Reservation,
@@ -42,10 +44,9 @@ pub(super) fn row(
     cluster: &Cluster,
     readings: &Readings,
     opts: &ReportOptions,
-    quota: bool,
 ) -> VmRow {
     let mut said = Said::default();
-    let size = vm_sizing(j, cluster, quota, &mut said);
+    let size = vm_sizing(j, cluster, &mut said);
     let live = live_figures(j, &size, readings, opts, &mut said);
     let kills = oom_kills(j, &live, opts, &mut said);
     let sizing = rule_inputs(&size, cluster);
@@ -82,6 +83,10 @@ struct VmSizing {
     reserved: Reservation,
     pod_limit: Option<i64>,
     pod_request: Option<i64>,
+    /// The containers beside compute: the pod's own, else those KubeVirt would add.
+    beside: Sidecars,
+    /// The pod-level limit: the pod's containers' (or, without a pod, the predicted ones').
+    pod_level_limit: Option<i64>,
 }
 
 impl VmSizing {
@@ -94,12 +99,16 @@ impl VmSizing {
         }
     }
 
+    /// A limit on compute: the VM's, the pod's, or one KubeVirt sets without a VM limit
+    /// (dedicated CPUs, a namespace quota).
     fn has_limit(&self) -> bool {
-        self.numbers.limit.is_some() || self.pod_limit.is_some()
+        self.numbers.limit.is_some()
+            || self.pod_limit.is_some()
+            || self.expected.compute_limit.is_some()
     }
 }
 
-fn vm_sizing(j: &Joined, cluster: &Cluster, quota: bool, said: &mut Said) -> VmSizing {
+fn vm_sizing(j: &Joined, cluster: &Cluster, said: &mut Said) -> VmSizing {
     let version = j
         .pod
         .and_then(compute_container)
@@ -124,7 +133,11 @@ fn vm_sizing(j: &Joined, cluster: &Cluster, quota: bool, said: &mut Said) -> VmS
     let formula = overhead(&running_spec, version, &cluster.inputs);
     said.notes.extend(formula.notes.iter().cloned());
     let applied = applied_overhead(j, cluster, formula.total);
-    let expected = expected_pod(&running_spec, applied, version, quota);
+    let beside = sidecars_of(j, &running_spec, cluster, version);
+    let auto = cluster
+        .namespaces
+        .auto_limit(j.namespace(), version, &cluster.inputs.config);
+    let expected = expected_pod(&running_spec, applied, auto.map(|a| a.ratio), &beside);
     let reserved = match j.vm {
         Some(vm) => reservation(vm, &numbers, cluster.harvester.as_ref()),
         None => Reservation {
@@ -148,6 +161,11 @@ fn vm_sizing(j: &Joined, cluster: &Cluster, quota: bool, said: &mut Said) -> VmS
             ));
         }
     }
+    let pod_level_limit = match j.pod {
+        Some(_) => beside.pod_level_limit(pod_limit),
+        None => expected.pod_limit,
+    };
+    said.notes.extend(sidecar_note(&beside));
     VmSizing {
         version,
         numbers,
@@ -157,6 +175,8 @@ fn vm_sizing(j: &Joined, cluster: &Cluster, quota: bool, said: &mut Said) -> VmS
         reserved,
         pod_limit,
         pod_request,
+        beside,
+        pod_level_limit,
     }
 }
 
@@ -259,23 +279,6 @@ fn process_budgets(size: &VmSizing) -> Budgets {
     }
 }
 
-/// The compute container's runtime ID (without the `containerd://` scheme).
-fn compute_container_id(j: &Joined) -> Option<String> {
-    j.pod.and_then(|p| {
-        p.status
-            .container_statuses
-            .iter()
-            .find(|c| c.name == "compute")
-            .map(|c| {
-                c.container_id
-                    .rsplit("://")
-                    .next()
-                    .unwrap_or("")
-                    .to_string()
-            })
-    })
-}
-
 /// The VM's OOM kills: of its current pod and of earlier ones.
 struct OomKills {
     /// The kernel-log reports for this VM's pods, explained.
@@ -344,7 +347,7 @@ fn rule_inputs(size: &VmSizing, cluster: &Cluster) -> Sizing {
         table_applies: !size.numbers.hugepages,
         overhead_applied: size.applied,
         ratio_room: size.formula.ratio_room(),
-        sidecars: size.expected.sidecars,
+        sidecars: size.beside.limited_bytes(),
         strategy: Strategy::auto(cluster.harvester.is_some()),
         has_limit: size.has_limit(),
     }
@@ -419,7 +422,8 @@ fn flags_and_notes(
     if size.has_limit() && size.reserved.bytes.unwrap_or(0) < rec.reserve_bytes {
         said.flags.push(Flag::UnderReserved);
     }
-    if live.model.as_ref().is_some_and(|m| !m.guest_resident_exact) {
+    // Hugepage-backed guest RAM is outside the memory cgroup: none of it is to estimate.
+    if live.model.as_ref().is_some_and(|m| !m.guest_resident_exact) && !n.hugepages {
         said.flags.push(Flag::Estimated);
     }
     if n.hugepages {
@@ -540,7 +544,7 @@ fn assemble(
         reserved_bytes: size.reserved.bytes,
         reserved_source: size.reserved.source.as_str(),
         expected_overhead_bytes: size.applied,
-        expected_pod_limit_bytes: size.numbers.limit.and(size.expected.compute_limit),
+        expected_pod_limit_bytes: size.expected.compute_limit,
         pod_limit_bytes: size.pod_limit,
         pod_request_bytes: size.pod_request,
         cgroup: m.map(|m| cgroup_json(m, live.reading, live.source)),
@@ -563,13 +567,16 @@ fn assemble(
         pod_uid: live.pod_uid,
         vm_uid: j.vm.map(|v| v.metadata.uid.clone()),
         resource_version: j.vm.map(|v| v.metadata.resource_version.clone()),
-        sidecar_bytes: size.expected.sidecars,
+        sidecar_bytes: size.beside.limited_bytes(),
         stale: live.stale_reason.is_some(),
         has_vm: j.vm.is_some(),
         hugepages: size.numbers.hugepages,
         oom_eta: judged.oom_eta,
         oom_history: kills.history,
         node: live.node,
+        pod_level_limit_bytes: size.pod_level_limit,
+        sidecar_bytes_by_kind: size.beside.by_kind(),
+        hugepages_bytes: hugepages_bytes(&size.numbers),
     }
 }
 

@@ -1,7 +1,7 @@
 //! The report's shapes: the options it is built with, the report, and one VM's row, as the
 //! `list -o json` contract has them.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -19,6 +19,7 @@ use crate::model::peaks::PeakTracker;
 use crate::model::phase::VmPhase;
 use crate::model::readings::LiveSource;
 use crate::model::recommend::Recommendation;
+use crate::model::sidecars::SidecarKind;
 use crate::model::trend::Eta;
 use crate::model::version::Version;
 
@@ -150,6 +151,19 @@ pub struct VmRow {
         serialize_with = "oom_history_json"
     )]
     pub oom_history: Vec<OomExplanation>,
+    // Containers beside compute and hugepages (issue 16, sidecars).
+    /// The pod-level memory limit: compute's plus every container's beside it (native-sidecar
+    /// init containers included), from the pod when there is one, else as KubeVirt would set
+    /// it; `null` when one of them has no limit (then the pod has none).
+    pub pod_level_limit_bytes: Option<i64>,
+    /// The memory limits of the containers beside compute by kind (`guestConsoleLog`,
+    /// `virtiofs`, `hookSidecar`, `networkBinding`, `other`); a kind with a container without
+    /// a limit is `null`; kinds the pod does not have are left out.
+    #[serde(rename = "sidecarBytes")]
+    pub sidecar_bytes_by_kind: BTreeMap<SidecarKind, Option<i64>>,
+    /// Guest RAM backed by hugepages (charged to hugetlb, not the memory cgroup); `null` when
+    /// the guest is not hugepage-backed.
+    pub hugepages_bytes: Option<i64>,
 }
 
 impl VmRow {

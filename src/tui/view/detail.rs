@@ -349,11 +349,35 @@ fn spec_lines(app: &App, r: &VmRow) -> Vec<Line<'static>> {
         ),
     ));
     out.push(kv("pod request", size(r.pod_request_bytes), ""));
-    if r.sidecar_bytes > 0 {
+    out.extend(beside_lines(r));
+    out
+}
+
+/// The containers beside compute by kind and the pod-level limit they make, and hugepage-backed
+/// guest RAM (outside the memory cgroup).
+fn beside_lines(r: &VmRow) -> Vec<Line<'static>> {
+    let mut out = Vec::new();
+    if !r.sidecar_bytes_by_kind.is_empty() {
+        let kinds: Vec<String> = r
+            .sidecar_bytes_by_kind
+            .iter()
+            .map(|(k, b)| format!("{} {}", k.words(), b.map_or("no limit".into(), human)))
+            .collect();
+        let pod_level = match r.pod_level_limit_bytes {
+            Some(b) => format!("pod-level limit {}", human(b)),
+            None => "so no pod-level limit".into(),
+        };
         out.push(kv(
             "sidecars",
             human(r.sidecar_bytes),
-            "counted at the pod level",
+            &format!("{}; {pod_level}", kinds.join(", ")),
+        ));
+    }
+    if let Some(h) = r.hugepages_bytes {
+        out.push(kv(
+            "hugepages",
+            human(h),
+            "guest RAM charged to hugetlb, not the memory cgroup",
         ));
     }
     out
