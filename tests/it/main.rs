@@ -15,6 +15,7 @@ mod support;
 #[path = "../support/cgtree.rs"]
 mod cgtree;
 
+mod agent_caps;
 mod agent_cli;
 mod agent_readings;
 mod agent_wait;
@@ -41,6 +42,7 @@ mod kubeconfig_auth;
 mod kubeconfig_prop;
 mod kubelet_readings;
 mod kubevirt_vectors;
+mod least_privilege;
 mod live_cli;
 mod live_kubectl;
 mod live_source;
