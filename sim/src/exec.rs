@@ -49,10 +49,14 @@ fn prepare(
     let w = app.world();
     // A WebSocket exec is a GET: the apiserver authorizes it as `get` on pods/exec, and since
     // Kubernetes 1.30 (AuthorizePodWebsocketUpgradeCreatePermission) also as `create`.
+    app.requests
+        .access("get", "", "pods/exec", Some(ns), Some(name));
     w.auth
         .check(&user, "get", &PODS, Some("exec"), Some(ns))
         .map_err(|e| e.named(Some(name)))?;
     if checks_exec_create(&w.config.kubernetes_version) {
+        app.requests
+            .access("create", "", "pods/exec", Some(ns), Some(name));
         w.auth
             .check(&user, "create", &PODS, Some("exec"), Some(ns))
             .map_err(|e| e.named(Some(name)))?;

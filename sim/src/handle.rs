@@ -208,6 +208,11 @@ impl SimHandle {
         self.app.requests.tally()
     }
 
+    /// Every authorization the server made so far (verb, group, resource, namespace, name).
+    pub fn accesses(&self) -> Vec<super::requests::Access> {
+        self.app.requests.accesses()
+    }
+
     /// Compact like etcd: forget the event history and list snapshots, so watches and continue
     /// tokens from earlier resourceVersions get 410 and clients list again.
     pub fn compact(&self) {
