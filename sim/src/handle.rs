@@ -285,6 +285,12 @@ impl SimHandle {
         self.world().exec.latency = d;
     }
 
+    /// Let exec run any command (for tests of exec itself: exit codes, long runs). Off, as in
+    /// `kubectl vmmem sim` and the demo, exec runs only what the simulated pods would have.
+    pub fn allow_any_exec(&self, any: bool) {
+        self.world().exec.any_command = any;
+    }
+
     /// Make exec into pods on `node` hang (or stop hanging); its kubelet's summary then fails
     /// with 503 as if the node could not be reached.
     pub fn hang_node_exec(&self, node: &str, hang: bool) {

@@ -132,6 +132,9 @@ pub struct ExecControl {
     pub trees: HashMap<String, super::treefiles::Written>,
     /// Counter steps, stored probe outputs and the background that prepares them.
     pub cpus: super::nodecpu::NodeCpus,
+    /// Run any command a test sends (tests of the exec transport itself); otherwise only the
+    /// commands the simulated pods have (`sim::exec::allowed`).
+    pub any_command: bool,
 }
 
 pub struct World {
