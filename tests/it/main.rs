@@ -63,6 +63,7 @@ mod probe_fixtures;
 mod probe_kernel;
 mod probe_prop;
 mod rbac;
+mod rbac_apiserver;
 mod rbac_requests;
 mod readme_pictures;
 mod real_apiserver_smoke;
