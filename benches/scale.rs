@@ -88,8 +88,14 @@ impl SimProc {
                 let _ = child.kill();
                 panic!("kubectl-vmmem sim exited before serving");
             };
-            if let Some(rest) = line.split(" serving at ").nth(1) {
-                break rest.split_whitespace().next().unwrap_or("").to_string();
+            // Serving: the API's URL (with its secret path) is in the kubeconfig only.
+            if line.contains(" serving at ") {
+                let text = std::fs::read_to_string(&kubeconfig).expect("the sim's kubeconfig");
+                break text
+                    .lines()
+                    .find_map(|l| l.trim().strip_prefix("server: "))
+                    .expect("a server in the sim's kubeconfig")
+                    .to_string();
             }
         };
         // Keep draining its stderr so it never blocks on a full pipe.

@@ -49,10 +49,14 @@ fn prepare(
     let w = app.world();
     // A WebSocket exec is a GET: the apiserver authorizes it as `get` on pods/exec, and since
     // Kubernetes 1.30 (AuthorizePodWebsocketUpgradeCreatePermission) also as `create`.
+    app.requests
+        .access("get", "", "pods/exec", Some(ns), Some(name));
     w.auth
         .check(&user, "get", &PODS, Some("exec"), Some(ns))
         .map_err(|e| e.named(Some(name)))?;
     if checks_exec_create(&w.config.kubernetes_version) {
+        app.requests
+            .access("create", "", "pods/exec", Some(ns), Some(name));
         w.auth
             .check(&user, "create", &PODS, Some("exec"), Some(ns))
             .map_err(|e| e.named(Some(name)))?;
@@ -84,6 +88,12 @@ fn prepare(
     if command.is_empty() {
         return Err(ApiError::bad_request("you must specify at least 1 command"));
     }
+    if !w.exec.any_command && !allowed(&command) {
+        // The command runs on this machine: only the two the simulated images hold.
+        return Err(ApiError::bad_request(format!(
+            "the simulated pod {ns}/{name} has no such command: it runs only the node probe and the kernel log command of kubectl-vmmem"
+        )));
+    }
     let node = pod["spec"]["nodeName"].as_str().unwrap_or("").to_string();
     let host_pid = pod["spec"]["hostPID"].as_bool() == Some(true);
     let uid = pod["metadata"]["uid"].as_str().unwrap_or("").to_string();
@@ -103,6 +113,36 @@ fn prepare(
         command,
         stdin,
     })
+}
+
+/// The kernel log command of kubectl-vmmem's agent (`dmesg`, or the simulated node's log file).
+const KERNEL_LOG: &str =
+    "if [ -n \"$VMMEM_KERNEL_LOG\" ]; then cat \"$VMMEM_KERNEL_LOG\"; else dmesg; fi";
+
+/// Whether `command` is one the simulated pods have: the kernel log command, or the node probe
+/// (`sh -c PREAMBLE+probe.sh vmmem-probe ARGS…`) whose preamble only sets `VMMEM_*` variables to
+/// single-quoted values without quotes inside (the arguments are the script's positional
+/// parameters, never run).
+pub fn allowed(command: &[String]) -> bool {
+    if command.len() == 3 && command[0] == "sh" && command[1] == "-c" && command[2] == KERNEL_LOG {
+        return true;
+    }
+    if command.len() < 4 || command[0] != "sh" || command[1] != "-c" || command[3] != "vmmem-probe"
+    {
+        return false;
+    }
+    let Some(preamble) = command[2].strip_suffix(nodecpu::PROBE_SCRIPT) else {
+        return false;
+    };
+    preamble.lines().all(|line| {
+        line.split_once("='").is_some_and(|(name, rest)| {
+            name.starts_with("VMMEM_")
+                && name[6..]
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b == b'_')
+                && rest.strip_suffix('\'').is_some_and(|v| !v.contains('\''))
+        })
+    }) && (preamble.is_empty() || preamble.ends_with('\n'))
 }
 
 /// Whether a server of this version also asks for `create` on pods/exec (1.30 and later).
@@ -426,6 +466,48 @@ async fn probe(
         w.exec.cpus.store(&plan.node, run.clone());
     }
     Ok(run)
+}
+
+#[cfg(test)]
+mod allowed_tests {
+    use super::*;
+
+    fn probe(preamble: &str) -> Vec<String> {
+        vec![
+            "sh".into(),
+            "-c".into(),
+            format!("{preamble}{}", nodecpu::PROBE_SCRIPT),
+            "vmmem-probe".into(),
+            "uid-1:2147483648".into(),
+        ]
+    }
+
+    #[test]
+    fn only_the_probe_and_the_kernel_log_run() {
+        assert!(allowed(&probe("")));
+        assert!(allowed(&probe(
+            "VMMEM_SELF='abc'\nVMMEM_CGROUP_ROOT='/x y'\n"
+        )));
+        assert!(allowed(&["sh".into(), "-c".into(), KERNEL_LOG.into()]));
+        for bad in [
+            probe("rm -rf /tmp/x\n"),
+            probe("VMMEM_SELF='a'; touch /tmp/p\n"),
+            probe("VMMEM_SELF='a'\\''b'\n"),
+            probe("PATH='/evil'\n"),
+            vec!["sh".into(), "-c".into(), "exit 3".into()],
+            vec!["true".into()],
+            vec!["sh".into(), "-c".into(), format!("{KERNEL_LOG}; id")],
+        ] {
+            assert!(
+                !allowed(&bad),
+                "{:?}",
+                &bad[..bad.len().min(3)]
+                    .iter()
+                    .map(|s| &s[..s.len().min(60)])
+                    .collect::<Vec<_>>()
+            );
+        }
+    }
 }
 
 #[cfg(test)]

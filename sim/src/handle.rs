@@ -110,9 +110,11 @@ impl Sim {
 
     /// Build the cluster of `scenario` and serve it on 127.0.0.1.
     pub async fn start(scenario: Scenario, opts: SimOptions) -> Result<SimHandle, SimError> {
+        // The trees are created fresh and private (0700): an existing directory, which someone
+        // else may have prepared (or may read), is never reused.
         let root = match &opts.host_root {
             Some(p) => {
-                std::fs::create_dir_all(p)?;
+                create_private_dir(p)?;
                 HostRoot {
                     path: p.clone(),
                     owned: false,
@@ -120,11 +122,11 @@ impl Sim {
             }
             None => {
                 let p = host_tree_parent().join(format!(
-                    "vmmem-sim-{}-{:08x}",
+                    "vmmem-sim-{}-{:016x}",
                     std::process::id(),
-                    rand::random::<u32>()
+                    rand::random::<u64>()
                 ));
-                std::fs::create_dir_all(&p)?;
+                create_private_dir(&p)?;
                 HostRoot {
                     path: p,
                     owned: true,
@@ -208,6 +210,11 @@ impl SimHandle {
         self.app.requests.tally()
     }
 
+    /// Every authorization the server made so far (verb, group, resource, namespace, name).
+    pub fn accesses(&self) -> Vec<super::requests::Access> {
+        self.app.requests.accesses()
+    }
+
     /// Compact like etcd: forget the event history and list snapshots, so watches and continue
     /// tokens from earlier resourceVersions get 410 and clients list again.
     pub fn compact(&self) {
@@ -276,6 +283,12 @@ impl SimHandle {
 
     pub fn set_exec_latency(&self, d: Duration) {
         self.world().exec.latency = d;
+    }
+
+    /// Let exec run any command (for tests of exec itself: exit codes, long runs). Off, as in
+    /// `kubectl vmmem sim` and the demo, exec runs only what the simulated pods would have.
+    pub fn allow_any_exec(&self, any: bool) {
+        self.world().exec.any_command = any;
     }
 
     /// Make exec into pods on `node` hang (or stop hanging); its kubelet's summary then fails
@@ -426,6 +439,30 @@ fn tempfile_probe(dir: &Path) -> bool {
     let ok = std::fs::create_dir(&p).is_ok();
     let _ = std::fs::remove_dir(&p);
     ok
+}
+
+/// Create `dir` (its parent must exist) readable by its owner only; an existing one is an error.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "{} exists already: the simulator's host trees go to a new directory",
+                    dir.display()
+                ),
+            )
+        } else {
+            e
+        }
+    })?;
+    // The umask may have taken bits away, never added: set exactly 0700.
+    #[cfg(unix)]
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+    Ok(())
 }
 
 /// Write a file only its owner can read (the kubeconfig holds the API's secret URL).

@@ -43,12 +43,26 @@ impl RequestKind {
     }
 }
 
+/// One authorization the server made, as RBAC sees it: the verb, API group, resource (with
+/// `/subresource`), namespace (empty: cluster scope) and the object's name (for a list or watch,
+/// the name a `metadata.name` field selector asks for), which `resourceNames` rules match.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Access {
+    pub verb: String,
+    pub group: String,
+    pub resource: String,
+    pub namespace: String,
+    pub name: Option<String>,
+}
+
 /// Counters shared by the server's handlers.
 #[derive(Debug, Default)]
 pub struct RequestCounters {
     counts: [AtomicU64; 11],
     /// Objects sent in list responses (all pages).
     listed_items: AtomicU64,
+    /// Every authorization asked for (also refused ones), in order.
+    accesses: std::sync::Mutex<Vec<Access>>,
 }
 
 fn index(kind: RequestKind) -> usize {
@@ -58,6 +72,36 @@ fn index(kind: RequestKind) -> usize {
 impl RequestCounters {
     pub fn count(&self, kind: RequestKind) {
         self.counts[index(kind)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Log an authorization (before it is checked).
+    pub fn access(
+        &self,
+        verb: &str,
+        group: &str,
+        resource: &str,
+        ns: Option<&str>,
+        name: Option<&str>,
+    ) {
+        let a = Access {
+            verb: verb.to_string(),
+            group: group.to_string(),
+            resource: resource.to_string(),
+            namespace: ns.unwrap_or_default().to_string(),
+            name: name.map(str::to_string),
+        };
+        self.accesses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(a);
+    }
+
+    /// The authorizations logged so far.
+    pub fn accesses(&self) -> Vec<Access> {
+        self.accesses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn count_listed(&self, items: usize) {

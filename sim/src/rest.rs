@@ -143,6 +143,8 @@ fn dispatch(
         ["apis", SUBRESOURCES_GROUP, "v1", "version"] => ok(kubevirt_version(app)),
         ["openapi", "v3"] => ok(super::openapi::root(harvester)),
         ["api", "v1", "nodes", node, "proxy", "stats", "summary"] if method == Method::GET => {
+            app.requests
+                .access("get", "", "nodes/proxy", None, Some(node));
             let w = app.world();
             w.auth
                 .check(&user, "get", &resources::NODES, Some("proxy"), None)?;
@@ -222,6 +224,13 @@ fn kubevirt_action(
     if method != Method::PUT {
         return Err(ApiError::method_not_allowed());
     }
+    app.requests.access(
+        "update",
+        SUBRESOURCES_GROUP,
+        &format!("virtualmachines/{action}"),
+        Some(ns),
+        Some(name),
+    );
     let mut w = app.world();
     w.auth.check(
         user,
@@ -374,6 +383,21 @@ fn resource(
     let verb = verb_of(method, &req)?;
     app.requests.count(RequestKind::of_verb(verb));
     let t = &req.t;
+    let resource = match &t.sub {
+        Some(sub) => format!("{}/{sub}", t.rt.plural),
+        None => t.rt.plural.to_string(),
+    };
+    let name = t
+        .name
+        .clone()
+        .or_else(|| req.fields.name().map(str::to_string));
+    app.requests.access(
+        verb,
+        t.rt.group,
+        &resource,
+        t.ns.as_deref(),
+        name.as_deref(),
+    );
     app.world()
         .auth
         .check(user, verb, t.rt, t.sub.as_deref(), t.ns.as_deref())

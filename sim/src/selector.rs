@@ -133,6 +133,15 @@ impl FieldSelector {
         self.0.is_empty()
     }
 
+    /// The one name a `metadata.name=NAME` term asks for (RBAC's `resourceNames` authorize such
+    /// a list or watch).
+    pub fn name(&self) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(path, eq, _)| path == "metadata.name" && *eq)
+            .map(|(_, _, v)| v.as_str())
+    }
+
     pub fn matches(&self, obj: &Value) -> bool {
         self.0.iter().all(|(path, eq, want)| {
             let mut cur = obj;

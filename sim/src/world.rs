@@ -14,6 +14,10 @@ use super::auth::Auth;
 use super::clock::SimClock;
 use super::harvester::HarvesterConfig;
 use super::resources::{KUBEVIRTS, NAMESPACES, NODES, RESOURCE_QUOTAS, SETTINGS};
+
+/// The namespace kubectl-vmmem's agents go to by default, present in every simulated cluster as
+/// if its admin had applied the plugin's namespace manifest.
+pub const AGENT_NAMESPACE: &str = "vmmem-system";
 use super::scenario::{Flavour, Scenario};
 use super::status::ApiError;
 use super::store::Store;
@@ -128,6 +132,9 @@ pub struct ExecControl {
     pub trees: HashMap<String, super::treefiles::Written>,
     /// Counter steps, stored probe outputs and the background that prepares them.
     pub cpus: super::nodecpu::NodeCpus,
+    /// Run any command a test sends (tests of the exec transport itself); otherwise only the
+    /// commands the simulated pods have (`sim::exec::allowed`).
+    pub any_command: bool,
 }
 
 pub struct World {
@@ -219,19 +226,25 @@ impl World {
         }
     }
 
-    /// The scenario's namespaces, `kube-system` and KubeVirt's.
+    /// The scenario's namespaces, `kube-system`, KubeVirt's, and the agents' as the plugin's
+    /// install manifest makes it (Pod Security level privileged).
     fn create_namespaces(&mut self, scenario: &Scenario, now: &str) -> Result<(), ApiError> {
         let mut namespaces = scenario.all_namespaces();
         namespaces.extend([
+            AGENT_NAMESPACE.to_string(),
             "kube-system".to_string(),
             self.config.kubevirt_namespace.clone(),
         ]);
         namespaces.sort();
         namespaces.dedup();
         for ns in namespaces {
+            let mut labels = json!({"kubernetes.io/metadata.name": ns});
+            if ns == AGENT_NAMESPACE {
+                labels["pod-security.kubernetes.io/enforce"] = json!("privileged");
+            }
             self.store.create(
                 &NAMESPACES,
-                json!({"metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}),
+                json!({"metadata": {"name": ns, "labels": labels}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}),
                 now,
             )?;
         }

@@ -1,4 +1,5 @@
-//! `kubectl vmmem agent cleanup`: delete the agent pods left behind (e.g. by a killed run).
+//! `kubectl vmmem agent cleanup`: delete the agent pods left behind by killed runs of this
+//! machine and those past their deadline; with `--all` every agent pod in the namespace.
 
 use std::process::ExitCode;
 
@@ -6,6 +7,8 @@ use anyhow::Context;
 
 use super::args::{AgentArgs, AgentCommand};
 use crate::node::agent_spec::{AgentConfig, Session};
+use crate::node::agents::Sweep;
+use crate::node::owners::Owners;
 use crate::session::Options;
 
 pub fn run(opts: &Options, args: &AgentArgs) -> anyhow::Result<ExitCode> {
@@ -15,15 +18,25 @@ pub fn run(opts: &Options, args: &AgentArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     match args.command {
-        AgentCommand::Cleanup => rt.block_on(cleanup(opts)),
+        AgentCommand::Cleanup { all } => rt.block_on(cleanup(opts, all)),
     }
 }
 
-async fn cleanup(opts: &Options) -> anyhow::Result<ExitCode> {
+async fn cleanup(opts: &Options, all: bool) -> anyhow::Result<ExitCode> {
     let live = crate::session::source::open(opts).await?;
     let inventory = live.source.snapshot();
-    let result = match AgentConfig::for_cluster(&inventory, &opts.agent, Session::new(0)) {
-        Ok(config) => crate::node::agents::sweep(&live.conn.client, &config.namespace, None, 0)
+    let session = Session::new(crate::session::readings::unix_now());
+    let owners = Owners::in_state_dir();
+    let which = if all {
+        Sweep::All
+    } else {
+        Sweep::Stale {
+            keep: &session,
+            owners: &owners,
+        }
+    };
+    let result = match AgentConfig::for_cluster(&inventory, &opts.agent, session.clone()) {
+        Ok(config) => crate::node::agents::sweep(&live.conn.client, &config.namespace, which)
             .await
             .map(|gone| (config.namespace, gone))
             .map_err(anyhow::Error::from),
@@ -32,7 +45,7 @@ async fn cleanup(opts: &Options) -> anyhow::Result<ExitCode> {
     live.close().await;
     let (namespace, gone) = result?;
     let text = if gone.is_empty() {
-        format!("no agent pods in namespace {namespace}\n")
+        format!("no agent pods to delete in namespace {namespace}\n")
     } else {
         gone.iter()
             .map(|name| format!("pod/{name} deleted\n"))

@@ -102,7 +102,7 @@ jsonpath='{.metadata.uid}'`); with none, every pod under kubepods is read.",
     Completion,
     /// Manage the node agent pods.
     #[command(
-        after_help = "Examples:\n  kubectl vmmem agent cleanup\n  kubectl vmmem agent cleanup --agent-namespace kube-system"
+        after_help = "Examples:\n  kubectl vmmem agent cleanup\n  kubectl vmmem agent cleanup --agent-namespace vmmem-lab"
     )]
     Agent(AgentArgs),
 }
@@ -115,11 +115,17 @@ pub struct AgentArgs {
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum AgentCommand {
-    /// Delete every agent pod this tool left behind (in the agent namespace).
+    /// Delete the agent pods left behind: those of runs on this machine that were killed, and
+    /// any past their deadline (in the agent namespace).
     #[command(
-        after_help = "Examples:\n  kubectl vmmem agent cleanup\n  kubectl vmmem agent cleanup --agent-namespace harvester-system"
+        after_help = "Examples:\n  kubectl vmmem agent cleanup\n  kubectl vmmem agent cleanup --all --agent-namespace vmmem-lab"
     )]
-    Cleanup,
+    Cleanup {
+        /// Every agent pod in the namespace, also those of runs still going here or on other
+        /// machines.
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 /// Output formats of `oom`.
@@ -274,10 +280,10 @@ pub struct GlobalArgs {
     /// Where live memory numbers come from.
     #[arg(long, global = true, value_enum, default_value_t = LiveMode::Auto)]
     pub live: LiveMode,
-    /// Namespace for agent pods (default: harvester-system on Harvester, else KubeVirt's).
+    /// Namespace for agent pods (default: vmmem-system, made by assets/rbac/agent-namespace.yaml).
     #[arg(long, global = true, value_name = "NS")]
     pub agent_namespace: Option<String>,
-    /// Image for agent pods (default: busybox:1.37.0; SUSE BCI on Harvester).
+    /// Image for agent pods (default: busybox:1.37.0 pinned by digest; SUSE BCI on Harvester).
     #[arg(long, global = true, value_name = "IMAGE")]
     pub agent_image: Option<String>,
     /// Image pull secret for agent pods.

@@ -111,9 +111,12 @@ pub fn run(args: &SimArgs) -> anyhow::Result<ExitCode> {
         sim.write_kubeconfig(&args.write_kubeconfig)
             .with_context(|| format!("writing {}", args.write_kubeconfig.display()))?;
         let ready = started.elapsed();
+        // The API's path is its secret (anyone who knows it can exec on this machine): it goes
+        // to the kubeconfig (0600) only, never to stderr, which CI logs keep.
+        let url = sim.url();
+        let origin: String = url.split('/').take(3).collect::<Vec<_>>().join("/");
         eprintln!(
-            "simulated cluster with {vms} VMs on {nodes} nodes serving at {} (ready in {} ms); kubeconfig: {}\npress Ctrl-C to stop",
-            sim.url(),
+            "simulated cluster with {vms} VMs on {nodes} nodes serving at {origin} (the API's secret path is in the kubeconfig) (ready in {} ms); kubeconfig: {}\npress Ctrl-C to stop",
             ready.as_millis(),
             args.write_kubeconfig.display()
         );

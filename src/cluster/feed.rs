@@ -242,12 +242,22 @@ impl<T: Kind> Drop for Feed<T> {
 }
 
 impl<T: Kind> Feed<T> {
-    /// Start watching (needs a tokio runtime). `labels` narrows the list (e.g. launcher pods).
-    pub fn start(client: kube::Client, namespace: Option<&str>, labels: Option<&str>) -> Feed<T> {
+    /// Start watching (needs a tokio runtime). `labels` narrows the list (e.g. launcher pods),
+    /// `name` to one object (a field selector on `metadata.name`, which RBAC authorizes by
+    /// `resourceNames`).
+    pub fn start(
+        client: kube::Client,
+        namespace: Option<&str>,
+        labels: Option<&str>,
+        name: Option<&str>,
+    ) -> Feed<T> {
         let api = api_for::<T>(client, namespace);
         let mut cfg = watcher::Config::default();
         if let Some(l) = labels {
             cfg = cfg.labels(l);
+        }
+        if let Some(n) = name {
+            cfg = cfg.fields(&format!("metadata.name={n}"));
         }
         let writer: Writer<Lean<T>> = Writer::new(());
         let store = writer.as_reader();
@@ -276,14 +286,16 @@ impl<T: Kind> Feed<T> {
         client: kube::Client,
         namespace: Option<&str>,
         labels: Option<&str>,
+        name: Option<&str>,
     ) -> Feed<T> {
         let api = api_for::<T>(client, namespace);
         let held = Arc::new(Mutex::new(Vec::new()));
         let state = Arc::new(FeedState::new());
         let (task_held, task_state) = (held.clone(), state.clone());
         let labels = labels.map(str::to_string);
+        let name = name.map(str::to_string);
         let task = tokio::spawn(async move {
-            let result = super::paged::list_all(&api, labels.as_deref()).await;
+            let result = super::paged::list_all(&api, labels.as_deref(), name.as_deref()).await;
             let result = result.map(|(objects, _pages)| {
                 *task_held.lock().unwrap_or_else(|p| p.into_inner()) = objects;
             });

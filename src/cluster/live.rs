@@ -21,6 +21,7 @@ use crate::parse::duration;
 mod error;
 mod open;
 pub use error::LiveError;
+pub use open::SETTINGS_READ;
 use open::{readable_namespaces, Feeds, Reading, Start};
 
 /// Which namespaces to read: `-A`, `-n X`, else the context's namespace.

@@ -15,16 +15,20 @@ pub const PAGE_SIZE: u32 = 500;
 /// How often a list whose continue token expired (410) starts over before giving up.
 const RESTARTS: usize = 3;
 
-/// Every object of `api` that matches `labels`, and how many pages it took. When the server
+/// Every object of `api` that matches `labels` (and is named `name`), and how many pages it took. When the server
 /// expired the continue token between pages (410), the list starts over, as kube-apiserver
 /// advises, so what is returned is one consistent version.
 pub async fn list_all<T: Kind>(
     api: &Api<Lean<T>>,
     labels: Option<&str>,
+    name: Option<&str>,
 ) -> Result<(Vec<Arc<T>>, usize), kube::Error> {
     let mut first = ListParams::default().limit(PAGE_SIZE);
     if let Some(l) = labels {
         first = first.labels(l);
+    }
+    if let Some(n) = name {
+        first = first.fields(&format!("metadata.name={n}"));
     }
     let mut restarts = 0;
     let mut pages = 0;

@@ -191,20 +191,31 @@ pub fn shown(v: Option<&Value>) -> String {
     }
 }
 
-/// What the first fix replaced, kept as JSON in [`keys::UNDO_ANNOTATION`]. A later fix keeps
-/// the record it finds, so `--undo` always goes back to the values before the first fix.
+/// What the first fix replaced and what the last fix wrote, kept as JSON in
+/// [`keys::UNDO_ANNOTATION`]. A later fix keeps the replaced values it finds and records what it
+/// wrote, so `--undo` always goes back to the values before the first fix, and only while the VM
+/// still holds what the tool wrote (anyone who may edit the VM can write this annotation too: a
+/// record is read as a claim, checked against the VM and bounded, never trusted).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UndoRecord {
     /// The tool that wrote it and the record format.
     pub version: u32,
+    /// The values the first fix replaced.
     pub fields: Fields,
+    /// The values the last fix wrote (absent in records of format 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written: Option<Fields>,
     /// Objects that did not exist before the first fix.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub absent: Vec<Parent>,
 }
 
-pub const UNDO_RECORD_VERSION: u32 = 1;
+pub const UNDO_RECORD_VERSION: u32 = 2;
+/// A record longer than this is not one this tool wrote (its own are a few hundred bytes).
+pub const UNDO_RECORD_MAX_BYTES: usize = 4096;
+/// The largest quantity a record may hold: 1 PiB, above any VM's memory.
+pub const UNDO_MAX_BYTES: i64 = 1 << 50;
 
 impl UndoRecord {
     /// The record of a VM before any fix.
@@ -212,6 +223,7 @@ impl UndoRecord {
         UndoRecord {
             version: UNDO_RECORD_VERSION,
             fields: Fields::read(doc),
+            written: None,
             absent: ALL_PARENTS
                 .into_iter()
                 .filter(|p| get(doc, &p.path()).is_none_or(Value::is_null))
@@ -219,21 +231,68 @@ impl UndoRecord {
         }
     }
 
-    /// The record stored on a VM: `None` without one, `Some(Err(sentence))` when unreadable.
+    /// The record stored on a VM: `None` without one, `Some(Err(sentence))` when unreadable,
+    /// of another format, too long, or holding a value that is not a bounded quantity.
     pub fn stored(doc: &Value) -> Option<Result<UndoRecord, String>> {
         let raw = get(doc, &["metadata", "annotations", keys::UNDO_ANNOTATION])?;
         let text = raw.as_str().unwrap_or_default();
-        Some(serde_json::from_str(text).map_err(|e| {
-            format!(
-                "the annotation {} is not a record this tool wrote ({e})",
-                keys::UNDO_ANNOTATION
-            )
-        }))
+        Some(Self::checked(text))
+    }
+
+    fn checked(text: &str) -> Result<UndoRecord, String> {
+        let a = keys::UNDO_ANNOTATION;
+        if text.len() > UNDO_RECORD_MAX_BYTES {
+            return Err(format!(
+                "the annotation {a} is {} bytes, longer than any record this tool writes ({UNDO_RECORD_MAX_BYTES})",
+                text.len()
+            ));
+        }
+        let record: UndoRecord = serde_json::from_str(text)
+            .map_err(|e| format!("the annotation {a} is not a record this tool wrote ({e})"))?;
+        if record.version != UNDO_RECORD_VERSION {
+            return Err(format!(
+                "the annotation {a} is a record of format {}, not {UNDO_RECORD_VERSION}: it does not say which values were written, so undo cannot check them",
+                record.version
+            ));
+        }
+        let Some(written) = &record.written else {
+            return Err(format!(
+                "the annotation {a} does not say which values were written"
+            ));
+        };
+        for (what, fields) in [("replaced", &record.fields), ("written", written)] {
+            for f in ALL_FIELDS {
+                if let Some(v) = fields.get(f) {
+                    bounded_quantity(v).map_err(|why| {
+                        format!("the annotation {a}: the {what} {}: {why}", f.label())
+                    })?;
+                }
+            }
+        }
+        Ok(record)
     }
 
     pub fn to_annotation(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
+}
+
+/// The bytes of a stored quantity (a string like `2Gi` or a JSON number), checked: from 0 to
+/// [`UNDO_MAX_BYTES`].
+pub fn bounded_quantity(v: &Value) -> Result<i64, String> {
+    let bytes = match v {
+        Value::String(s) => {
+            crate::units::parse_memory(s).map_err(|e| format!("{s:?} is not a quantity ({e})"))?
+        }
+        Value::Number(n) => n
+            .as_i64()
+            .ok_or_else(|| format!("{n} is not a whole number of bytes"))?,
+        other => return Err(format!("{other} is not a quantity")),
+    };
+    if !(0..=UNDO_MAX_BYTES).contains(&bytes) {
+        return Err(format!("{} is outside 0 to 1Pi", shown(Some(v))));
+    }
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -251,7 +310,8 @@ mod tests {
         assert_eq!(f.guest, Some(json!(2147483648u64)));
         assert_eq!(f.limits_memory, Some(json!("2G")));
         assert_eq!(f.requests_memory, None);
-        let r = UndoRecord::of(&vm);
+        let mut r = UndoRecord::of(&vm);
+        r.written = Some(f.clone());
         assert_eq!(
             r.absent,
             vec![Parent::ReservedOverhead, Parent::Requests],
@@ -281,5 +341,49 @@ mod tests {
         assert_eq!(v, json!({"spec": {"template": {"spec": {"domain": {}}}}}));
         let bad = json!({"metadata": {"annotations": {keys::UNDO_ANNOTATION: "{"}}});
         assert!(UndoRecord::stored(&bad).unwrap().is_err());
+    }
+
+    /// Planted records: another format, no written values, quantities out of bounds or not
+    /// quantities, and sheer size, are each refused with the reason.
+    #[test]
+    fn planted_records_are_refused_with_the_reason() {
+        let refused = |record: Value| -> String {
+            let doc =
+                json!({"metadata": {"annotations": {keys::UNDO_ANNOTATION: record.to_string()}}});
+            UndoRecord::stored(&doc).unwrap().unwrap_err()
+        };
+        let w = json!({"limitsMemory": "4Gi"});
+        assert!(
+            refused(json!({"version": 1, "fields": {"limitsMemory": "64Gi"}}))
+                .contains("format 1, not 2")
+        );
+        assert!(
+            refused(json!({"version": 2, "fields": {"limitsMemory": "64Gi"}}))
+                .contains("does not say which values were written")
+        );
+        assert!(
+            refused(json!({"version": 2, "fields": {"limitsMemory": "-5Gi"}, "written": w}))
+                .contains("the replaced resources.limits.memory")
+        );
+        assert!(
+            refused(json!({"version": 2, "fields": {"guest": "2Pi"}, "written": w}))
+                .contains("memory.guest")
+        );
+        assert!(
+            refused(json!({"version": 2, "fields": {"guest": {"a": 1}}, "written": w}))
+                .contains("is not a quantity")
+        );
+        assert!(
+            refused(json!({"version": 2, "fields": {"guest": 1.5}, "written": w}))
+                .contains("not a whole number")
+        );
+        let long = "x".repeat(UNDO_RECORD_MAX_BYTES);
+        assert!(
+            refused(json!({"version": 2, "fields": {}, "written": w, "pad": long}))
+                .contains("longer than any record")
+        );
+        let ok = json!({"version": 2, "fields": {"limitsMemory": 4294967296u64}, "written": w});
+        let doc = json!({"metadata": {"annotations": {keys::UNDO_ANNOTATION: ok.to_string()}}});
+        assert!(UndoRecord::stored(&doc).unwrap().is_ok());
     }
 }

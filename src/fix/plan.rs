@@ -106,17 +106,20 @@ pub fn plan(target: &Target, choice: &Choice) -> Result<Plan, Refusal> {
         warnings: target.warnings.clone(),
     };
     let decided = match choice.action {
-        Action::Undo => decide_undo(&mut change, stored.as_ref(), &vm_ref),
+        Action::Undo => decide_undo(&mut change, stored.as_ref(), &vm_ref)?,
         Action::RemoveLimit => decide_remove_limit(&mut change, target, &before),
         Action::Reserve(asked) => {
             decide_reserve(&mut change, target, choice.strategy, asked, &before)?
         }
     };
-    if choice.action != Action::Undo && stored.is_none() {
-        keep_undo_record(&mut change.desired, raw);
+    if choice.action != Action::Undo {
+        keep_undo_record(&mut change.desired, raw, stored);
     }
     let patch = patch_of(raw, &change.desired, target);
     let after = side(&change.desired, ctx, &vm_ref)?;
+    if choice.action == Action::Undo && patch.is_some() {
+        warn_if_raised(&before, &after, &mut change.warnings);
+    }
     let restart_needed = patch.is_some() && pod_memory_changes(&before, &after);
     if patch.is_some() {
         common_warnings(
@@ -173,20 +176,71 @@ fn stored_undo_record(raw: &Value, vm_ref: &str) -> Result<Option<UndoRecord>, R
     }
 }
 
-fn decide_undo(change: &mut Change, stored: Option<&UndoRecord>, vm_ref: &str) -> Decided {
+fn decide_undo(
+    change: &mut Change,
+    stored: Option<&UndoRecord>,
+    vm_ref: &str,
+) -> Result<Decided, Refusal> {
     let reason = match stored {
         None => format!("no values recorded by kubectl vmmem on {vm_ref}: nothing to undo"),
         Some(record) => {
+            still_written(&change.desired, record, vm_ref)?;
             undo(&mut change.desired, record);
             "restore the values recorded before the first fix".to_string()
         }
     };
-    Decided {
+    Ok(Decided {
         action: "undo",
         strategy: None,
         reserve_bytes: None,
         reason,
+    })
+}
+
+/// Refuse unless the VM still holds every value the tool's last fix wrote (a record is checked
+/// for them when read).
+fn still_written(raw: &Value, record: &UndoRecord, vm_ref: &str) -> Result<(), Refusal> {
+    let now = Fields::read(raw);
+    let written = record.written.clone().unwrap_or_default();
+    for f in ALL_FIELDS {
+        if now.get(f) != written.get(f) {
+            return Err(Refusal::UndoChanged {
+                vm: vm_ref.to_string(),
+                field: f.label(),
+                written: fields::shown(written.get(f)),
+                now: fields::shown(now.get(f)),
+                annotation: keys::UNDO_ANNOTATION,
+            });
+        }
     }
+    Ok(())
+}
+
+/// Undo puts back older values: say so when that raises the memory limit (of the VM, or of the
+/// pod KubeVirt would build).
+fn warn_if_raised(before: &Side, after: &Side, warnings: &mut Vec<String>) {
+    let raised = |what: &str, b: Option<i64>, a: Option<i64>| match (b, a) {
+        (Some(b), Some(a)) if a > b => Some(format!(
+            "undo raises {what} from {} to {}",
+            to_quantity_string(b),
+            to_quantity_string(a)
+        )),
+        (Some(b), None) => Some(format!(
+            "undo removes {what} (now {}): the VM's pod then has no memory limit",
+            to_quantity_string(b)
+        )),
+        _ => None,
+    };
+    warnings.extend(raised(
+        "the memory limit",
+        before.limit_bytes,
+        after.limit_bytes,
+    ));
+    warnings.extend(raised(
+        "the pod's memory limit",
+        before.expected_pod_limit_bytes,
+        after.expected_pod_limit_bytes,
+    ));
 }
 
 fn decide_remove_limit(change: &mut Change, target: &Target, before: &Side) -> Decided {
@@ -253,16 +307,18 @@ fn decide_reserve(
     })
 }
 
-/// Keep what the first fix replaced (a second fix keeps the first record).
-fn keep_undo_record(desired: &mut Value, raw: &Value) {
-    let record = UndoRecord::of(raw);
-    if Fields::read(desired) != record.fields {
-        fields::set(
-            desired,
-            &["metadata", "annotations", keys::UNDO_ANNOTATION],
-            json!(record.to_annotation()),
-        );
+/// Keep what the first fix replaced (a second fix keeps the first record) and what this fix
+/// writes; no record when the fields end as they were before the first fix.
+fn keep_undo_record(desired: &mut Value, raw: &Value, stored: Option<UndoRecord>) {
+    let mut record = stored.unwrap_or_else(|| UndoRecord::of(raw));
+    let written = Fields::read(desired);
+    let path = ["metadata", "annotations", keys::UNDO_ANNOTATION];
+    if written == record.fields {
+        fields::remove(desired, &path);
+        return;
     }
+    record.written = Some(written);
+    fields::set(desired, &path, json!(record.to_annotation()));
 }
 
 /// The merge patch from `raw` to `desired`, carrying the resourceVersion it was made from.

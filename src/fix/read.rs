@@ -170,13 +170,22 @@ async fn read_sizing_objects(
         &GroupVersionKind::gvk("harvesterhci.io", "v1beta1", "Setting"),
         "settings",
     );
-    inv.harvester_settings = list_lean(
-        Api::all_with(client.clone(), &settings),
-        &ListParams::default(),
-        "Harvester settings",
-        warnings,
-    )
-    .await;
+    // Only the settings the report reads, each by name (the read-only role grants them by
+    // `resourceNames`).
+    for name in crate::cluster::live::SETTINGS_READ {
+        let found = list_lean(
+            Api::all_with(client.clone(), &settings),
+            &ListParams::default().fields(&format!("metadata.name={name}")),
+            &format!("the Harvester setting {name}"),
+            warnings,
+        )
+        .await;
+        if let Some(mut found) = found {
+            inv.harvester_settings
+                .get_or_insert_with(Vec::new)
+                .append(&mut found);
+        }
+    }
     let quotas = ApiResource::from_gvk_with_plural(
         &GroupVersionKind::gvk("", "v1", "ResourceQuota"),
         "resourcequotas",

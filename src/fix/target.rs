@@ -22,6 +22,15 @@ pub enum Refusal {
     Malformed { vm: String, problem: String },
     #[error("VirtualMachine {vm}: {problem}; remove that annotation by hand if it is not yours")]
     BadUndoRecord { vm: String, problem: String },
+    /// The VM no longer holds what the tool wrote: someone changed it since.
+    #[error("undo refused for VirtualMachine {vm}: {field} is {now} now, not the {written} kubectl vmmem wrote; it was changed since, and undo restores only what this tool wrote (edit the VM by hand, or remove the annotation {annotation})")]
+    UndoChanged {
+        vm: String,
+        field: &'static str,
+        written: String,
+        now: String,
+        annotation: &'static str,
+    },
 }
 
 /// Cluster facts that decide the pod KubeVirt builds for the VM's next start.

@@ -1,9 +1,13 @@
 //! What an agent pod looks like, where it goes, and what a stuck one's status says. Pure: no I/O.
 //!
-//! One agent per node with VMs: `nodeName`, `hostPID`, a privileged container with the host's
-//! `/sys/fs/cgroup` mounted read-only at `/host/sys/fs/cgroup` (the probe's default cgroup root),
+//! One agent per node with VMs: `nodeName`, `hostPID`, a container that is not privileged: root
+//! with every capability dropped but the two the probe needs (see [`CAPABILITIES`]), no privilege
+//! escalation, the runtime's default seccomp profile, a read-only root filesystem and the host's
+//! `/sys/fs/cgroup` mounted read-only at `/host/sys/fs/cgroup` (the probe's default cgroup root);
 //! tolerating every taint, `restartPolicy: Never`, no grace period, and `activeDeadlineSeconds` so
-//! the kubelet kills it even when this tool is killed before it can delete it.
+//! the kubelet kills it even when this tool is killed before it can delete it. Its labels name
+//! only the tool, a random session id and the node: which machine made it is kept on that machine
+//! (`super::owners`).
 
 use std::collections::BTreeMap;
 
@@ -19,17 +23,32 @@ pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 pub const MANAGED_BY_VALUE: &str = "kubectl-vmmem";
 /// Label with the session that created the pod: `<unix seconds>-<random hex>`.
 pub const SESSION_LABEL: &str = "vmmem.kubectl.io/session";
-/// Labels with the machine and process that created the pod, so a later run on the same
-/// machine can tell that the creator was killed (its process is gone) and sweep its agents
-/// before their deadline.
-pub const HOST_LABEL: &str = "vmmem.kubectl.io/host";
-pub const PID_LABEL: &str = "vmmem.kubectl.io/pid";
 /// Label with the node an agent serves.
 pub const NODE_LABEL: &str = "vmmem.kubectl.io/node";
 /// The agent's container name.
 pub const CONTAINER: &str = "agent";
-/// Default image off Harvester (what k9s uses for node shells).
-pub const DEFAULT_IMAGE: &str = "busybox:1.37.0";
+/// Default image off Harvester (what k9s uses for node shells), pinned to the multi-platform
+/// index digest the Docker official images publish for the tag (docker-library/repo-info,
+/// repos/busybox/remote/1.37.0.md), so a re-pushed tag cannot change what runs on every node.
+pub const DEFAULT_IMAGE: &str =
+    "busybox:1.37.0@sha256:9db7b59979c38555a39def84a31fb98b5296952f9e3afd4f6f11f05b07adfab0";
+/// SUSE BCI on Harvester, by tag only: no digest for these tags could be taken from a source
+/// that publishes them (SUSE rebuilds the tags), and the tag is the one every node of the
+/// release already holds. Pass `--agent-image REPO@sha256:...` to pin it.
+pub const HARVESTER_IMAGE_UNPINNED: &str = "registry.suse.com/bci/bci-base";
+/// Where agents run unless `--agent-namespace` says otherwise: a namespace of their own, made by
+/// the cluster's admin with assets/rbac/agent-namespace.yaml (Pod Security level `privileged`).
+pub const DEFAULT_NAMESPACE: &str = "vmmem-system";
+/// The manifest that creates [`DEFAULT_NAMESPACE`], as errors name it.
+pub const NAMESPACE_MANIFEST: &str = "assets/rbac/agent-namespace.yaml";
+/// Namespaces agents never go to: the cluster's and Harvester's own controllers run there, and
+/// a right to create pods in them is a right to their service accounts.
+pub const REFUSED_NAMESPACES: [&str; 2] = ["kube-system", "harvester-system"];
+/// The capabilities the agent keeps (everything else is dropped). Measured on a real kernel
+/// (tests/it/agent_caps.rs): `SYS_PTRACE` reads another user's `/proc/PID/smaps` (qemu runs as
+/// uid 107; procfs checks `ptrace_may_access(PTRACE_MODE_READ_FSCREDS)`), `SYSLOG` reads the
+/// kernel log (`dmesg` through syslog(2) when `kernel.dmesg_restrict=1`).
+pub const CAPABILITIES: [&str; 2] = ["SYS_PTRACE", "SYSLOG"];
 /// Lifetime of an agent pod; a session renews by recreating.
 pub const DEFAULT_DEADLINE_SECS: i64 = 3600;
 
@@ -64,8 +83,8 @@ pub struct AgentFlags {
 pub enum AgentConfigError {
     #[error("--agent-pull-policy {0:?} is not one of Always, IfNotPresent, Never")]
     PullPolicy(String),
-    #[error("--agent-namespace is not set and the cluster shows no KubeVirt CR to take the namespace from; pass --agent-namespace")]
-    NoNamespace,
+    #[error("agent pods never go to namespace {0}: the cluster's own controllers run there; create the namespace of {NAMESPACE_MANIFEST} (vmmem-system) or pass --agent-namespace with another one")]
+    SystemNamespace(String),
 }
 
 /// One run of the tool: its agents carry this id and its start time.
@@ -73,16 +92,13 @@ pub enum AgentConfigError {
 pub struct Session {
     pub started: i64,
     pub id: String,
-    /// The machine (as a label value) and process id that run this session, when known.
-    pub owner: Option<(String, u32)>,
 }
 
 impl Session {
     pub fn new(now: i64) -> Session {
         Session {
             started: now,
-            id: format!("{now}-{:08x}", rand::random::<u32>()),
-            owner: None,
+            id: format!("{now}-{:016x}", rand::random::<u64>()),
         }
     }
 
@@ -93,9 +109,9 @@ impl Session {
 }
 
 impl AgentConfig {
-    /// Defaults for this cluster, overridden by the flags: on Harvester `harvester-system` and
-    /// SUSE BCI (always on its nodes, also air-gapped); elsewhere the KubeVirt CR's namespace and
-    /// busybox.
+    /// Defaults for this cluster, overridden by the flags: the namespace [`DEFAULT_NAMESPACE`]
+    /// (never one of [`REFUSED_NAMESPACES`]); on Harvester SUSE BCI (always on its nodes, also
+    /// air-gapped), elsewhere busybox pinned by digest.
     pub fn for_cluster(
         inv: &Inventory,
         flags: &AgentFlags,
@@ -107,19 +123,16 @@ impl AgentConfig {
                 .map(bci_tag)
                 .unwrap_or("15.6")
         });
-        let namespace = match (&flags.namespace, harvester) {
-            (Some(ns), _) => ns.clone(),
-            (None, Some(_)) => "harvester-system".to_string(),
-            (None, None) => inv
-                .kubevirts
-                .first()
-                .map(|k| k.metadata.namespace.clone())
-                .filter(|ns| !ns.is_empty())
-                .ok_or(AgentConfigError::NoNamespace)?,
-        };
+        let namespace = flags
+            .namespace
+            .clone()
+            .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string());
+        if REFUSED_NAMESPACES.contains(&namespace.as_str()) {
+            return Err(AgentConfigError::SystemNamespace(namespace));
+        }
         let image = match (&flags.image, harvester) {
             (Some(i), _) => i.clone(),
-            (None, Some(tag)) => format!("registry.suse.com/bci/bci-base:{tag}"),
+            (None, Some(tag)) => format!("{HARVESTER_IMAGE_UNPINNED}:{tag}"),
             (None, None) => DEFAULT_IMAGE.to_string(),
         };
         let pull_policy = match flags.pull_policy.as_deref() {
@@ -143,15 +156,20 @@ impl AgentConfig {
         labels.insert(MANAGED_BY.to_string(), MANAGED_BY_VALUE.to_string());
         labels.insert(SESSION_LABEL.to_string(), self.session.id.clone());
         labels.insert(NODE_LABEL.to_string(), label_value(node));
-        if let Some((host, pid)) = &self.session.owner {
-            labels.insert(HOST_LABEL.to_string(), label_value(host));
-            labels.insert(PID_LABEL.to_string(), pid.to_string());
-        }
         let mut container = json!({
             "name": CONTAINER,
             "image": self.image,
             "command": ["sleep", self.deadline_secs.to_string()],
-            "securityContext": {"privileged": true},
+            "securityContext": {
+                "privileged": false,
+                "allowPrivilegeEscalation": false,
+                // Root, so that the kept capabilities are effective in the probe's processes.
+                "runAsUser": 0,
+                "runAsNonRoot": false,
+                "readOnlyRootFilesystem": true,
+                "capabilities": {"drop": ["ALL"], "add": CAPABILITIES},
+                "seccompProfile": {"type": "RuntimeDefault"}
+            },
             "resources": {
                 "requests": {"cpu": "10m", "memory": "16Mi"},
                 // The probe spreads its pods over up to 4 shells: ~100 ms of CPU for 100 pods,
@@ -170,6 +188,8 @@ impl AgentConfig {
             "terminationGracePeriodSeconds": 0,
             "activeDeadlineSeconds": self.deadline_secs,
             "automountServiceAccountToken": false,
+            "enableServiceLinks": false,
+            "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
             "tolerations": [{"operator": "Exists"}],
             "containers": [container],
             "volumes": [{"name": "host-cgroup", "hostPath": {"path": "/sys/fs/cgroup", "type": "Directory"}}]
@@ -355,7 +375,6 @@ mod tests {
             session: Session {
                 started: 1700000000,
                 id: "1700000000-0000abcd".into(),
-                owner: Some(("Build Host".into(), 4242)),
             },
         }
     }
@@ -373,7 +392,24 @@ mod tests {
         assert_eq!(spec["tolerations"], json!([{"operator": "Exists"}]));
         assert_eq!(spec["imagePullSecrets"], json!([{"name": "regcred"}]));
         let c = &spec["containers"][0];
-        assert_eq!(c["securityContext"]["privileged"], true);
+        // Not privileged: root with only the probe's two capabilities, nothing else.
+        assert_eq!(
+            c["securityContext"],
+            json!({
+                "privileged": false,
+                "allowPrivilegeEscalation": false,
+                "runAsUser": 0,
+                "runAsNonRoot": false,
+                "readOnlyRootFilesystem": true,
+                "capabilities": {"drop": ["ALL"], "add": ["SYS_PTRACE", "SYSLOG"]},
+                "seccompProfile": {"type": "RuntimeDefault"}
+            })
+        );
+        assert_eq!(
+            spec["securityContext"]["seccompProfile"]["type"],
+            "RuntimeDefault"
+        );
+        assert_eq!(spec["automountServiceAccountToken"], false);
         assert_eq!(c["imagePullPolicy"], "IfNotPresent");
         assert_eq!(c["command"], json!(["sleep", "3600"]));
         assert_eq!(c["volumeMounts"][0]["mountPath"], "/host/sys/fs/cgroup");
@@ -383,10 +419,14 @@ mod tests {
         assert_eq!(labels[MANAGED_BY], MANAGED_BY_VALUE);
         assert_eq!(labels[SESSION_LABEL], "1700000000-0000abcd");
         assert_eq!(labels[NODE_LABEL], "Node_1.example");
-        assert_eq!(labels[HOST_LABEL], "Build_Host");
-        assert_eq!(labels[PID_LABEL], "4242");
+        // The tool, the session and the node: no host name, no process id.
+        assert_eq!(labels.as_object().unwrap().len(), 3, "{labels}");
         assert_eq!(v["metadata"]["generateName"], "vmmem-agent-node-1-example-");
         assert_eq!(Session::started_of("1700000000-0000abcd"), Some(1700000000));
+        let a = Session::new(5);
+        let b = Session::new(5);
+        assert_ne!(a.id, b.id, "session ids are random");
+        assert!(a.id.starts_with("5-") && a.id.len() == 2 + 16, "{}", a.id);
     }
 
     #[test]
@@ -394,21 +434,33 @@ mod tests {
         let mut inv = Inventory::default();
         let flags = AgentFlags::default();
         let s = Session::new(1);
-        assert_eq!(
-            AgentConfig::for_cluster(&inv, &flags, s.clone()),
-            Err(AgentConfigError::NoNamespace)
-        );
         inv.kubevirts.push(Default::default());
         inv.kubevirts[0].metadata.namespace = "kubevirt".into();
         let c = AgentConfig::for_cluster(&inv, &flags, s.clone()).unwrap();
         assert_eq!(
             (c.namespace.as_str(), c.image.as_str()),
-            ("kubevirt", DEFAULT_IMAGE)
+            ("vmmem-system", DEFAULT_IMAGE)
         );
+        assert!(DEFAULT_IMAGE.contains("@sha256:"));
         inv.harvester_settings = Some(vec![]);
         let c = AgentConfig::for_cluster(&inv, &flags, s.clone()).unwrap();
-        assert_eq!(c.namespace, "harvester-system");
+        assert_eq!(c.namespace, "vmmem-system");
         assert!(c.image.starts_with("registry.suse.com/bci/bci-base:"));
+        for ns in ["kube-system", "harvester-system"] {
+            let f = AgentFlags {
+                namespace: Some(ns.into()),
+                ..Default::default()
+            };
+            let e = AgentConfig::for_cluster(&inv, &f, s.clone()).unwrap_err();
+            assert_eq!(e, AgentConfigError::SystemNamespace(ns.into()));
+            assert!(e.to_string().contains("agent-namespace.yaml"), "{e}");
+        }
+        let f = AgentFlags {
+            image: Some("me/agent@sha256:00".into()),
+            ..Default::default()
+        };
+        let c = AgentConfig::for_cluster(&inv, &f, s.clone()).unwrap();
+        assert_eq!(c.image, "me/agent@sha256:00");
         let flags = AgentFlags {
             namespace: Some("x".into()),
             image: Some("me/img:1".into()),

@@ -2,11 +2,12 @@
 //! and a reason when they will not run, reused across refreshes, renewed before their deadline,
 //! deleted at the end; earlier sessions' leftovers swept at start-up and by `agent cleanup`.
 //!
-//! Exit paths: [`Agents::delete_all`] runs on normal exit and on Ctrl-C/SIGTERM (the caller
-//! selects on the signals). A panic or SIGKILL cannot delete anything: there the pods'
+//! Exit paths: [`Agents::delete_all`] runs on normal exit and on Ctrl-C, SIGTERM and SIGHUP (the
+//! caller selects on the signals). A panic or SIGKILL cannot delete anything: there the pods'
 //! `activeDeadlineSeconds` makes the kubelet end them, and the next session's sweep deletes
-//! what is left: ended pods, pods past the deadline, and at once the pods whose creating process
-//! on this machine is gone (host and pid labels).
+//! what is left: pods past their deadline, and at once the pods of sessions this machine
+//! recorded whose process is gone ([`super::owners`]). Another machine's agents are never swept
+//! before their deadline.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -16,11 +17,12 @@ use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 
 use super::agent_spec::{
-    agent_state, create_refused, label_value, managed_selector, AgentConfig, AgentState, Session,
-    CONTAINER, HOST_LABEL, PID_LABEL, SESSION_LABEL,
+    agent_state, create_refused, managed_selector, AgentConfig, AgentState, Session, CONTAINER,
+    DEFAULT_DEADLINE_SECS, SESSION_LABEL,
 };
 use super::error::{AgentError, SweepError};
 use super::exec::kube_message;
+use super::owners::Owners;
 
 /// How long a failed node waits before its agent is tried again.
 const RETRY_AFTER: Duration = Duration::from_secs(30);
@@ -50,6 +52,9 @@ pub struct Agents {
     /// answers every agent that is starting, instead of one GET per agent per round).
     board: tokio::sync::Mutex<Board>,
     creates: tokio::sync::Semaphore,
+    /// This machine's record of its sessions (written before the first agent is created).
+    owners: Owners,
+    recorded: std::sync::Once,
 }
 
 /// This session's agent pods as one list saw them.
@@ -64,10 +69,17 @@ struct Board {
 }
 
 impl Agents {
-    pub fn new(client: kube::Client, mut config: AgentConfig, start_timeout: Duration) -> Agents {
-        if config.session.owner.is_none() {
-            config.session.owner = local_owner();
-        }
+    pub fn new(client: kube::Client, config: AgentConfig, start_timeout: Duration) -> Agents {
+        Agents::with_owners(client, config, start_timeout, Owners::in_state_dir())
+    }
+
+    /// The agents of a session recorded in `owners`.
+    pub fn with_owners(
+        client: kube::Client,
+        config: AgentConfig,
+        start_timeout: Duration,
+        owners: Owners,
+    ) -> Agents {
         Agents {
             client,
             config,
@@ -77,6 +89,8 @@ impl Agents {
             created: Mutex::default(),
             board: tokio::sync::Mutex::default(),
             creates: tokio::sync::Semaphore::new(CREATES_AT_ONCE),
+            owners,
+            recorded: std::sync::Once::new(),
         }
     }
 
@@ -143,6 +157,10 @@ impl Agents {
     async fn start(&self, node: &str) -> Result<String, AgentError> {
         let ns = &self.config.namespace;
         let permit = self.creates.acquire().await.ok();
+        // Without a record a killed session's agents wait for their deadline: that is all.
+        self.recorded.call_once(|| {
+            let _ = self.owners.record(&self.config.session);
+        });
         let created = self
             .api()
             .create(&PostParams::default(), &self.config.pod(node))
@@ -276,19 +294,25 @@ impl Agents {
             managed_selector(),
             self.config.session.id
         ));
-        let _ = self
+        let swept = self
             .api()
             .delete_collection(&DeleteParams::default().grace_period(0), &lp)
             .await;
+        if swept.is_ok() {
+            self.owners.forget(&self.config.session.id);
+        }
     }
 
-    /// Delete agent pods of earlier sessions that have ended or outlived the deadline.
+    /// Delete agent pods of earlier sessions of this machine whose process is gone, and any
+    /// past their deadline.
     pub async fn sweep(&self) -> Result<Vec<String>, SweepError> {
         sweep(
             &self.client,
             &self.config.namespace,
-            Some(&self.config.session),
-            self.config.deadline_secs,
+            Sweep::Stale {
+                keep: &self.config.session,
+                owners: &self.owners,
+            },
         )
         .await
     }
@@ -315,45 +339,61 @@ fn phase_and_reason(status: Option<&k8s_openapi::api::core::v1::PodStatus>) -> S
     }
 }
 
-/// This machine's host name and this process's id.
-fn local_owner() -> Option<(String, u32)> {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())?;
-    Some((host, std::process::id()))
-}
-
-/// Whether the process that made an agent is known to be gone: it ran on this machine (same
-/// host label) and its pid no longer exists. Unknown (another machine, no /proc) is not gone.
-fn creator_gone(labels: Option<&std::collections::BTreeMap<String, String>>) -> bool {
-    let (Some(labels), Some((host, _))) = (labels, local_owner()) else {
-        return false;
-    };
-    let same_host = labels.get(HOST_LABEL) == Some(&label_value(&host));
-    let pid = labels.get(PID_LABEL).and_then(|p| p.parse::<u32>().ok());
-    match pid {
-        Some(pid) if same_host && std::path::Path::new("/proc/self").exists() => {
-            !std::path::Path::new("/proc").join(pid.to_string()).exists()
-        }
-        _ => false,
-    }
-}
-
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Delete agent pods in `namespace` not of `keep`: all of them when `keep` is `None` (`agent
-/// cleanup`), else only those that ended, whose session began more than `deadline_secs` ago,
-/// or whose creating process on this machine is gone (killed: it could not delete them).
-/// Returns the deleted pods' names.
+/// Which agent pods a sweep deletes.
+#[derive(Debug, Clone, Copy)]
+pub enum Sweep<'a> {
+    /// Every one (`agent cleanup --all`).
+    All,
+    /// Not `keep`'s; those of sessions `owners` recorded whose process is gone, and those past
+    /// their deadline (creation plus `activeDeadlineSeconds`, at `keep.started`).
+    Stale {
+        keep: &'a Session,
+        owners: &'a Owners,
+    },
+}
+
+impl Sweep<'_> {
+    fn deletes(&self, pod: &Pod) -> bool {
+        let Sweep::Stale { keep, owners } = self else {
+            return true;
+        };
+        let session = pod
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(SESSION_LABEL))
+            .map(String::as_str)
+            .unwrap_or_default();
+        if session == keep.id {
+            return false;
+        }
+        owners.ours_and_gone(session) || past_deadline(pod, keep.started)
+    }
+}
+
+/// Whether `pod` was created more than its `activeDeadlineSeconds` (else the default) before
+/// `now` (Unix seconds): the kubelet has ended it, or it outlived every session that could use it.
+fn past_deadline(pod: &Pod, now: i64) -> bool {
+    let Some(created) = pod.metadata.creation_timestamp.as_ref() else {
+        return false;
+    };
+    let deadline = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.active_deadline_seconds)
+        .unwrap_or(DEFAULT_DEADLINE_SECS);
+    created.0.as_second().saturating_add(deadline) < now
+}
+
+/// Delete the agent pods in `namespace` that `which` says. Returns the deleted pods' names.
 pub async fn sweep(
     client: &kube::Client,
     namespace: &str,
-    keep: Option<&Session>,
-    deadline_secs: i64,
+    which: Sweep<'_>,
 ) -> Result<Vec<String>, SweepError> {
     let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let list = api
@@ -364,44 +404,39 @@ pub async fn sweep(
             message: kube_message(&e),
         })?;
     let mut deleted = Vec::new();
+    let mut sessions = std::collections::BTreeSet::new();
     for pod in list.items {
+        if !which.deletes(&pod) {
+            continue;
+        }
         let name = pod.metadata.name.clone().unwrap_or_default();
-        let session = pod
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(SESSION_LABEL))
-            .cloned()
-            .unwrap_or_default();
-        let stale = match keep {
-            None => true,
-            Some(s) if s.id == session => false,
-            Some(s) => {
-                let ended = matches!(
-                    pod.status.as_ref().and_then(|st| st.phase.as_deref()),
-                    Some("Failed" | "Succeeded")
-                );
-                let old =
-                    Session::started_of(&session).is_none_or(|t| t + deadline_secs < s.started);
-                ended || old || creator_gone(pod.metadata.labels.as_ref())
-            }
-        };
-        if stale {
-            match api
-                .delete(&name, &DeleteParams::default().grace_period(0))
-                .await
-            {
-                Ok(_) => deleted.push(name),
-                Err(kube::Error::Api(s)) if s.code == 404 => {}
-                Err(e) => {
-                    return Err(SweepError::Delete {
-                        namespace: namespace.to_string(),
-                        pod: name,
-                        message: kube_message(&e),
-                    })
-                }
+        match api
+            .delete(&name, &DeleteParams::default().grace_period(0))
+            .await
+        {
+            Ok(_) => deleted.push(name),
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => {
+                return Err(SweepError::Delete {
+                    namespace: namespace.to_string(),
+                    pod: name,
+                    message: kube_message(&e),
+                })
             }
         }
+        sessions.extend(
+            pod.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(SESSION_LABEL))
+                .cloned(),
+        );
+    }
+    if let Sweep::Stale { owners, .. } = which {
+        sessions
+            .iter()
+            .filter(|s| owners.ours_and_gone(s))
+            .for_each(|s| owners.forget(s));
     }
     Ok(deleted)
 }

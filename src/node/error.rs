@@ -38,6 +38,9 @@ pub enum AgentError {
     },
     #[error("the agent pod on node {node} went away while starting: {message}")]
     Vanished { node: String, message: String },
+    /// `--live auto` decided before any request not to make agents (`why` says why).
+    #[error("no agent pods ({why})")]
+    NotUsed { why: String },
 }
 
 impl AgentError {

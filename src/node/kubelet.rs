@@ -19,7 +19,7 @@ pub enum KubeletError {
     Timeout { node: String, secs: f64 },
     /// 403: no `get` on `nodes/proxy`; `user` as the server's message names it.
     #[error("{} may not read the kubelet's stats summary of node {node}: it needs get on \
-         nodes/proxy (the kubectl-vmmem-node-readings ClusterRole in assets/rbac/agent-role.yaml); \
+         nodes/proxy (the kubectl-vmmem-kubelet ClusterRole in assets/rbac/kubelet-clusterrole.yaml); \
          without it use --live agent or --live pod-exec, or --live off for the spec alone",
         .user.as_ref().map_or_else(|| "this user".to_string(), |u| format!("user \"{u}\"")))]
     Forbidden { node: String, user: Option<String> },

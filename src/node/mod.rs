@@ -7,12 +7,14 @@
 //! (pure) decides in which rounds qemu's smaps is read. `error`: why a node, an agent or a
 //! kernel log gave nothing, as types.
 
+pub mod agent_ns;
 pub mod agent_spec;
 pub mod agents;
 pub mod error;
 pub mod exec;
 pub mod kubelet;
 pub mod local;
+pub mod owners;
 pub mod probe;
 pub mod readers;
 pub mod smaps_policy;

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
-use super::agent_spec::{AgentConfig, AgentConfigError, AgentFlags, Session};
+use super::agent_spec::{AgentConfig, AgentConfigError, AgentFlags, Session, NAMESPACE_MANIFEST};
 use super::agents::Agents;
 use super::error::{AgentError, KernelLogError, ReadError, StderrTail};
 use super::exec;
@@ -58,6 +58,9 @@ pub struct ReadOptions {
     /// the OOM kills of pods that are gone. One-shot readers (`list`, `fix`) want this; the
     /// dashboard reads logs in the background when something suggests a kill.
     pub kernel_logs: bool,
+    /// `--readonly`: change nothing in the cluster, so no agent pods (and no sweep of old ones);
+    /// `Auto` reads through pod-exec, else the kubelet.
+    pub readonly: bool,
 }
 
 impl Default for ReadOptions {
@@ -71,6 +74,7 @@ impl Default for ReadOptions {
             start_timeout: Duration::from_secs(60),
             smaps: SmapsPolicy::default(),
             kernel_logs: false,
+            readonly: false,
         }
     }
 }
@@ -94,6 +98,15 @@ pub struct Round {
 pub enum ReadersError {
     #[error(transparent)]
     Config(#[from] AgentConfigError),
+    #[error("--readonly makes no change to the cluster, and the agent is a pod this tool creates; use --live pod-exec or --live kubelet (or leave out --readonly)")]
+    Readonly,
+    #[error("the agent namespace {0} does not exist; a cluster admin creates it with `kubectl apply -f {NAMESPACE_MANIFEST}` (or pass --agent-namespace, or use --live pod-exec or --live kubelet)")]
+    NoNamespace(String),
+}
+
+/// What `--live auto` says when it makes no agent pods: `why`, then where the numbers come from.
+fn without_agents(why: &str) -> String {
+    format!("no agent pods: {why}; live numbers come from each VM's compute container (pod-exec), else the kubelet")
 }
 
 /// The nodes whose kernel logs tell the OOM kills of the inventory's VMs: every node with a
@@ -134,8 +147,35 @@ impl LiveReadings {
         let mut warnings = Vec::new();
         let agents = match opts.mode {
             Mode::Off | Mode::PodExec | Mode::Kubelet => None,
+            Mode::Agent if opts.readonly => return Err(ReadersError::Readonly),
+            Mode::Auto if opts.readonly => {
+                warnings.push(without_agents("--readonly changes nothing in the cluster"));
+                None
+            }
             Mode::Auto | Mode::Agent => {
                 let config = AgentConfig::for_cluster(inv, flags, Session::new(now))?;
+                match super::agent_ns::check(&client, &config.namespace).await {
+                    super::agent_ns::Verdict::Usable => {}
+                    super::agent_ns::Verdict::Missing if opts.mode == Mode::Agent => {
+                        return Err(ReadersError::NoNamespace(config.namespace))
+                    }
+                    super::agent_ns::Verdict::Missing => {
+                        warnings.push(without_agents(&format!(
+                            "the agent namespace {} does not exist (a cluster admin creates it with `kubectl apply -f {NAMESPACE_MANIFEST}`)",
+                            config.namespace
+                        )));
+                        return Ok(Self::without(client, opts, warnings));
+                    }
+                    super::agent_ns::Verdict::Restricted(level) if opts.mode == Mode::Auto => {
+                        warnings.push(without_agents(&format!(
+                            "the agent namespace {} enforces Pod Security level {level}, which refuses the agent's hostPID and host mount (it needs privileged)",
+                            config.namespace
+                        )));
+                        return Ok(Self::without(client, opts, warnings));
+                    }
+                    // --live agent: try, and say what the server answers.
+                    super::agent_ns::Verdict::Restricted(_) => {}
+                }
                 let agents = Agents::new(client.clone(), config, opts.start_timeout);
                 match agents.sweep().await {
                     Ok(gone) if !gone.is_empty() => warnings.push(format!(
@@ -158,6 +198,19 @@ impl LiveReadings {
             round: 0,
             guest: GuestMemory::default(),
         })
+    }
+
+    /// Readings without agents (pod-exec, else the kubelet, in `Auto`).
+    fn without(client: kube::Client, opts: ReadOptions, warnings: Vec<String>) -> LiveReadings {
+        LiveReadings {
+            client,
+            agents: None,
+            opts,
+            last: Readings::new(),
+            warnings,
+            round: 0,
+            guest: GuestMemory::default(),
+        }
     }
 
     pub fn agents(&self) -> Option<&Agents> {
@@ -306,7 +359,25 @@ async fn read_one(
         (Mode::Kubelet, _) => {
             Ok(super::kubelet::read_node(client, node, targets, timeout, now).await?)
         }
-        (Mode::PodExec, _) | (_, None) => pod_exec(client, node, targets, timeout, now).await,
+        (Mode::PodExec, _) | (Mode::Agent, None) => {
+            pod_exec(client, node, targets, timeout, now).await
+        }
+        // No agents this session (--readonly, or no namespace for them): the same order without.
+        (Mode::Auto, None) => {
+            let exec_why = match pod_exec(client, node, targets, timeout, now).await {
+                Ok(r) => return Ok(r),
+                Err(e) => e,
+            };
+            super::kubelet::read_node(client, node, targets, timeout, now)
+                .await
+                .map_err(|kubelet| ReadError::Exhausted {
+                    agent: AgentError::NotUsed {
+                        why: "none this session".into(),
+                    },
+                    exec: Box::new(exec_why),
+                    kubelet,
+                })
+        }
         (Mode::Agent, Some((a, started))) => {
             let pod = started?;
             read_node(client, a, &pod, node, targets, timeout, now).await
@@ -356,6 +427,14 @@ async fn start_agents(
         .await
 }
 
+/// What the agent runs for the kernel log: `dmesg` (syslog(2): the agent's `SYSLOG` capability;
+/// the simulator's nodes name a file in `VMMEM_KERNEL_LOG` instead).
+pub const KERNEL_LOG_COMMAND: [&str; 3] = [
+    "sh",
+    "-c",
+    "if [ -n \"$VMMEM_KERNEL_LOG\" ]; then cat \"$VMMEM_KERNEL_LOG\"; else dmesg; fi",
+];
+
 /// A node's kernel log through its agent.
 async fn kernel_log(
     client: &kube::Client,
@@ -364,14 +443,7 @@ async fn kernel_log(
     timeout: Duration,
 ) -> Result<String, KernelLogError> {
     let pod = agents.ensure(node).await?;
-    let argv: Vec<String> = [
-        "sh",
-        "-c",
-        "if [ -n \"$VMMEM_KERNEL_LOG\" ]; then cat \"$VMMEM_KERNEL_LOG\"; else dmesg; fi",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let argv: Vec<String> = KERNEL_LOG_COMMAND.iter().map(|s| s.to_string()).collect();
     let out = exec::run(
         client,
         &agents.config().namespace,

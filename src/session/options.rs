@@ -116,6 +116,7 @@ impl Options {
     pub fn read_options(&self) -> ReadOptions {
         ReadOptions {
             mode: self.live,
+            readonly: self.readonly,
             ..ReadOptions::default()
         }
     }

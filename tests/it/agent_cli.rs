@@ -26,7 +26,7 @@ async fn run(sim: &SimHandle, args: &[&str]) -> Output {
 }
 
 async fn agents(client: &kube::Client) -> Vec<Pod> {
-    let api: Api<Pod> = Api::namespaced(client.clone(), "harvester-system");
+    let api: Api<Pod> = Api::namespaced(client.clone(), "vmmem-system");
     api.list(&ListParams::default().labels("app.kubernetes.io/managed-by=kubectl-vmmem"))
         .await
         .unwrap()
@@ -87,33 +87,77 @@ async fn list_reads_through_agents_and_deletes_them() {
     sim.shutdown().await;
 }
 
+/// `kubectl-vmmem ARGS` with `home` as HOME (its state directory holds the session records).
+async fn run_home(sim: &SimHandle, home: &std::path::Path, args: &[&str]) -> Output {
+    let kc = home.join("kubeconfig");
+    sim.write_kubeconfig(&kc).unwrap();
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-vmmem"))
+        .args(args)
+        .env("KUBECONFIG", &kc)
+        .env("HOME", home)
+        .env_remove("XDG_STATE_HOME")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .await
+        .unwrap()
+}
+
+/// `agent cleanup` deletes what this machine's records say its killed runs left, and leaves
+/// the agents of other machines (no record here, even with the same host name: the labels name
+/// no host) until their deadline; `--all` deletes every one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn agent_cleanup_deletes_every_agent() {
+async fn agent_cleanup_deletes_this_machines_leftovers_and_all_only_when_asked() {
     let sim = common::demo().await;
     let client = sim.client().await.unwrap();
-    let api: Api<Pod> = Api::namespaced(client.clone(), "harvester-system");
-    for session in ["1-aaaa", "99999999999-bbbb"] {
+    let api: Api<Pod> = Api::namespaced(client.clone(), "vmmem-system");
+    let home = tempfile::tempdir().unwrap();
+    // A session of this machine whose process is gone (a child that has exited).
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let records = home.path().join(".local/state/kubectl-vmmem/agents");
+    std::fs::create_dir_all(&records).unwrap();
+    std::fs::write(records.join("1700000000-aaaa"), format!("{dead} 1\n")).unwrap();
+    for session in ["1700000000-aaaa", "1700000000-bbbb", "99999999999-cccc"] {
         let pod: Pod = serde_json::from_value(json!({
             "metadata": {"generateName": "vmmem-agent-x-", "labels": {
                 "app.kubernetes.io/managed-by": "kubectl-vmmem", "vmmem.kubectl.io/session": session}},
-            "spec": {"nodeName": "harvester-node-3", "containers": [{"name": "agent", "image": "busybox:1.37.0"}]}
+            "spec": {"nodeName": "harvester-node-3", "activeDeadlineSeconds": 3600,
+                     "containers": [{"name": "agent", "image": "busybox:1.37.0"}]}
         }))
         .unwrap();
         api.create(&PostParams::default(), &pod).await.unwrap();
     }
-    assert_eq!(agents(&client).await.len(), 2);
-    let out = run(&sim, &["agent", "cleanup"]).await;
+    assert_eq!(agents(&client).await.len(), 3);
+    let out = run_home(&sim, home.path(), &["agent", "cleanup"]).await;
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.matches(" deleted").count(), 1, "{stdout}");
+    let left: Vec<String> = agents(&client)
+        .await
+        .iter()
+        .map(|p| p.metadata.labels.as_ref().unwrap()["vmmem.kubectl.io/session"].clone())
+        .collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(!left.contains(&"1700000000-aaaa".to_string()), "{left:?}");
+    assert!(
+        !records.join("1700000000-aaaa").exists(),
+        "the record goes with its agents"
+    );
+    // Another machine (an empty state directory) deletes none of them.
+    let other = tempfile::tempdir().unwrap();
+    let out = run_home(&sim, other.path(), &["agent", "cleanup"]).await;
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains("no agent pods to delete in namespace vmmem-system"));
+    assert_eq!(agents(&client).await.len(), 2);
+    let out = run_home(&sim, other.path(), &["agent", "cleanup", "--all"]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(stdout.matches(" deleted").count(), 2, "{stdout}");
     assert!(agents(&client).await.is_empty());
-    let again = run(&sim, &["agent", "cleanup"]).await;
-    assert!(String::from_utf8_lossy(&again.stdout)
-        .contains("no agent pods in namespace harvester-system"));
     sim.shutdown().await;
 }
 

@@ -52,7 +52,14 @@ async fn agents_are_shaped_reused_and_deleted() {
         assert_eq!(spec["terminationGracePeriodSeconds"], 0);
         assert!(spec["activeDeadlineSeconds"].as_i64().unwrap() > 0);
         assert_eq!(spec["tolerations"], json!([{"operator": "Exists"}]));
-        assert_eq!(spec["containers"][0]["securityContext"]["privileged"], true);
+        let sc = &spec["containers"][0]["securityContext"];
+        assert_eq!(sc["privileged"], false);
+        assert_eq!(
+            sc["capabilities"],
+            json!({"drop": ["ALL"], "add": ["SYS_PTRACE", "SYSLOG"]})
+        );
+        assert_eq!(sc["readOnlyRootFilesystem"], true);
+        assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault");
         assert_eq!(
             spec["containers"][0]["image"]
                 .as_str()
@@ -139,7 +146,7 @@ async fn a_hung_node_is_stale_and_the_others_are_read() {
 async fn start_up_sweeps_earlier_sessions_agents() {
     let sim = common::demo().await;
     let (client, inv) = inventory(&sim).await;
-    let api: Api<Pod> = Api::namespaced(client.clone(), "harvester-system");
+    let api: Api<Pod> = Api::namespaced(client.clone(), "vmmem-system");
     let leftover = |session: &str| -> Pod {
         serde_json::from_value(json!({
             "metadata": {"generateName": "vmmem-agent-old-", "labels": {
@@ -149,22 +156,19 @@ async fn start_up_sweeps_earlier_sessions_agents() {
         }))
         .unwrap()
     };
-    // A session from two hours ago, and one from a minute ago (still within its deadline).
-    let now = 1_700_000_000;
+    // Another machine's agents (no record of their sessions here): one created two hours ago
+    // (past the default deadline of an hour), one a minute ago (within it).
     let old = api
-        .create(
-            &PostParams::default(),
-            &leftover(&format!("{}-dead", now - 7200)),
-        )
+        .create(&PostParams::default(), &leftover("1700000000-dead"))
         .await
         .unwrap();
+    sim.advance(std::time::Duration::from_secs(7200));
     let recent = api
-        .create(
-            &PostParams::default(),
-            &leftover(&format!("{}-beef", now - 60)),
-        )
+        .create(&PostParams::default(), &leftover("1700007200-beef"))
         .await
         .unwrap();
+    let created = recent.metadata.creation_timestamp.clone().unwrap();
+    let now = created.0.as_second() + 60;
     let mut live = start_readings(&client, &inv, read_options(Mode::Agent), now).await;
     let round = live.read(&inv, now).await;
     let left: Vec<String> = agent_pods(&client)

@@ -82,7 +82,21 @@ async fn suite(who: &str, client: kube::Client, user: kube::Client, user_name: &
         "{who}"
     );
     let c = &spec["containers"][0];
-    assert_eq!(c["securityContext"]["privileged"], true, "{who}");
+    // Not privileged: the real server keeps the reduced securityContext as built.
+    assert_eq!(c["securityContext"]["privileged"], false, "{who}");
+    assert_eq!(
+        c["securityContext"]["capabilities"],
+        json!({"drop": ["ALL"], "add": ["SYS_PTRACE", "SYSLOG"]}),
+        "{who}"
+    );
+    assert_eq!(
+        c["securityContext"]["readOnlyRootFilesystem"], true,
+        "{who}"
+    );
+    assert_eq!(
+        c["securityContext"]["seccompProfile"]["type"], "RuntimeDefault",
+        "{who}"
+    );
     assert_eq!(c["image"], DEFAULT_IMAGE, "{who}");
     assert_eq!(
         c["volumeMounts"][0]["mountPath"], "/host/sys/fs/cgroup",

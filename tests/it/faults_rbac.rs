@@ -56,8 +56,8 @@ async fn list_shows_every_vm_and_names_the_missing_verbs() {
             .find(|w| w.starts_with(&format!("live data for node {node} is stale: ")))
             .unwrap_or_else(|| panic!("no warning for {node}: {warnings:#?}"));
         assert!(
-            w.contains("not allowed to create agent pods in namespace harvester-system")
-                && w.contains("User \"reader\" cannot create resource \"pods\" in API group \"\" in the namespace \"harvester-system\"")
+            w.contains("not allowed to create agent pods in namespace vmmem-system")
+                && w.contains("User \"reader\" cannot create resource \"pods\" in API group \"\" in the namespace \"vmmem-system\"")
                 && w.contains("cannot get resource \"pods/exec\"")
                 && w.contains("it needs get on nodes/proxy"),
             "{w}"

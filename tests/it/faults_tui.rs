@@ -70,7 +70,7 @@ async fn a_refused_fix_and_refused_live_data_are_shown_as_state() {
         row(s, "memhold-vm").is_some() && s.contains("warning: live data for node")
     });
     assert!(
-        s.contains("not allowed to create agent pods in namespace harvester-system"),
+        s.contains("not allowed to create agent pods in namespace vmmem-system"),
         "{s}"
     );
     t.filter_to_one("memhold");

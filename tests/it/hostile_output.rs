@@ -281,8 +281,9 @@ async fn fix_plans_show_annotation_values_escaped() {
     let vms: Api<DynamicObject> =
         Api::namespaced_with(conn.client.clone(), "default", &common::vm_resource());
     let record = serde_json::json!({
-        "version": 1,
-        "fields": {"reservedMemory": format!("100Mi{EVIL}"), "limitsMemory": format!("64Gi{EVIL}")}
+        "version": 2,
+        "fields": {"limitsMemory": format!("64Gi{EVIL}")},
+        "written": {"reservedMemory": format!("100Mi{EVIL}")}
     });
     let patch = serde_json::json!({"metadata": {"annotations": {
         "vmmem.kubectl.io/previous": record.to_string(),

@@ -15,6 +15,7 @@ mod support;
 #[path = "../support/cgtree.rs"]
 mod cgtree;
 
+mod agent_caps;
 mod agent_cli;
 mod agent_readings;
 mod agent_wait;
@@ -43,6 +44,7 @@ mod kubeconfig_auth;
 mod kubeconfig_prop;
 mod kubelet_readings;
 mod kubevirt_vectors;
+mod least_privilege;
 mod live_cli;
 mod live_kubectl;
 mod live_source;
@@ -63,6 +65,8 @@ mod probe_fixtures;
 mod probe_kernel;
 mod probe_prop;
 mod rbac;
+mod rbac_apiserver;
+mod rbac_requests;
 mod readme_pictures;
 mod real_apiserver_smoke;
 mod real_node;

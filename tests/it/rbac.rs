@@ -1,5 +1,6 @@
-//! The RBAC manifests in assets/rbac grant what the tool uses: every row of the table in
-//! docs/install.md is granted by the file it names, and the calls the code makes are in the table.
+//! The RBAC manifests in assets/rbac and the table in docs/install.md say the same: every row of
+//! the table is granted by the file it names and every grant of a file is a row of the table.
+//! That the grants are exactly what the code asks for is measured by rbac_requests.rs.
 
 use std::path::PathBuf;
 
@@ -98,16 +99,17 @@ fn the_files_are_roles_with_the_documented_names() {
     );
     assert_eq!(
         names("agent-role.yaml"),
-        vec![
-            ("Role".into(), "kubectl-vmmem-agent".into()),
-            ("ClusterRole".into(), "kubectl-vmmem-node-readings".into())
-        ]
+        vec![("Role".into(), "kubectl-vmmem-agent".into())]
     );
-    for f in [
-        "readonly-clusterrole.yaml",
-        "fix-role.yaml",
-        "agent-role.yaml",
-    ] {
+    assert_eq!(
+        names("pod-exec-role.yaml"),
+        vec![("ClusterRole".into(), "kubectl-vmmem-pod-exec".into())]
+    );
+    assert_eq!(
+        names("kubelet-clusterrole.yaml"),
+        vec![("ClusterRole".into(), "kubectl-vmmem-kubelet".into())]
+    );
+    for f in FILES {
         for o in objects(f) {
             for r in &o.rules {
                 assert!(
@@ -155,89 +157,54 @@ fn the_read_only_role_cannot_change_anything() {
     }
 }
 
-/// What the code calls, by feature: the source of the table. Reads: cluster/live.rs (reflectors
-/// for VMs, VMIs, pods, nodes, KubeVirt CRs, resource quotas, Harvester settings), completion
-/// (namespaces, nodes, VMs); fix (merge patch of the VM, PUT of the restart subresource, then
-/// VMI and pod reads); the node agent (pods create/delete, exec) and the fallbacks (pods/exec in
-/// VM namespaces, nodes/proxy).
+const FILES: [&str; 5] = [
+    "readonly-clusterrole.yaml",
+    "fix-role.yaml",
+    "agent-role.yaml",
+    "pod-exec-role.yaml",
+    "kubelet-clusterrole.yaml",
+];
+
+/// Every grant of every file is in the table, with the file's name.
 #[test]
-fn the_table_covers_every_call_the_tool_makes() {
-    let used: &[(&str, &str, &str, &str)] = &[
-        (
-            "readonly-clusterrole.yaml",
-            "kubevirt.io",
-            "virtualmachines",
-            "list,watch,get",
-        ),
-        (
-            "readonly-clusterrole.yaml",
-            "kubevirt.io",
-            "virtualmachineinstances",
-            "list,watch",
-        ),
-        (
-            "readonly-clusterrole.yaml",
-            "kubevirt.io",
-            "kubevirts",
-            "list,watch",
-        ),
-        ("readonly-clusterrole.yaml", "", "pods", "list,watch"),
-        ("readonly-clusterrole.yaml", "", "nodes", "list,watch"),
-        (
-            "readonly-clusterrole.yaml",
-            "",
-            "resourcequotas",
-            "list,watch",
-        ),
-        (
-            "readonly-clusterrole.yaml",
-            "harvesterhci.io",
-            "settings",
-            "list,watch",
-        ),
-        ("readonly-clusterrole.yaml", "", "namespaces", "list"),
-        (
-            "fix-role.yaml",
-            "kubevirt.io",
-            "virtualmachines",
-            "get,patch",
-        ),
-        (
-            "fix-role.yaml",
-            "subresources.kubevirt.io",
-            "virtualmachines/restart",
-            "update",
-        ),
-        (
-            "fix-role.yaml",
-            "kubevirt.io",
-            "virtualmachineinstances",
-            "get,watch",
-        ),
-        ("fix-role.yaml", "", "pods", "get,list"),
-        (
-            "agent-role.yaml",
-            "",
-            "pods",
-            "create,delete,get,list,watch,deletecollection",
-        ),
-        ("agent-role.yaml", "", "pods/exec", "create,get"),
-        ("agent-role.yaml", "", "nodes/proxy", "get"),
-    ];
+fn the_table_names_every_grant() {
     let rows = table();
-    for (file, group, resource, verbs) in used {
-        for verb in verbs.split(',') {
-            assert!(
-                rows.iter().any(|(_, g, r, vs, f)| f == file
-                    && g == group
-                    && r == resource
-                    && vs.iter().any(|v| v == verb)),
-                "docs/install.md's table lacks {verb} on {group}/{resource} ({file})"
-            );
-            assert!(
-                grants(file, group, resource, verb),
-                "{file} does not grant {verb} on {group}/{resource}"
-            );
+    for file in FILES {
+        for o in objects(file) {
+            for r in &o.rules {
+                for group in &r.api_groups {
+                    for resource in &r.resources {
+                        for verb in &r.verbs {
+                            assert!(
+                                rows.iter().any(|(_, g, res, vs, f)| f == file
+                                    && g == group
+                                    && res == resource
+                                    && vs.contains(verb)),
+                                "docs/install.md's table lacks {verb} on {group}/{resource} ({file})"
+                            );
+                        }
+                    }
+                }
+            }
         }
     }
+}
+
+/// The agent namespace's manifest: `vmmem-system`, Pod Security level privileged, and the Role
+/// applied there.
+#[test]
+fn the_agent_namespace_is_its_own_and_privileged() {
+    let text = std::fs::read_to_string(root().join("assets/rbac/agent-namespace.yaml")).unwrap();
+    let ns: serde_json::Value = vmmem::parse::yaml::from_str(&text).unwrap();
+    assert_eq!(ns["kind"], "Namespace");
+    assert_eq!(
+        ns["metadata"]["name"],
+        vmmem::node::agent_spec::DEFAULT_NAMESPACE
+    );
+    assert_eq!(
+        ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
+        "privileged"
+    );
+    let role = std::fs::read_to_string(root().join("assets/rbac/agent-role.yaml")).unwrap();
+    assert!(role.contains("namespace: vmmem-system"), "{role}");
 }

@@ -59,9 +59,19 @@ async fn sim_subcommand_serves_5000_vms_until_interrupted() {
         .status()
         .unwrap();
     assert!(killed.success());
-    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+    let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
         .await
         .expect("sim stops on SIGINT")
         .unwrap();
-    assert!(status.success(), "{status}");
+    assert!(out.status.success(), "{}", out.status);
+    // The API's path is its secret: in the kubeconfig, never on stderr.
+    let server = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: "))
+        .unwrap();
+    let secret = server.rsplit('/').next().unwrap();
+    assert!(secret.len() >= 32, "{server}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("serving at http://127.0.0.1:"), "{stderr}");
+    assert!(!stderr.contains(secret), "{stderr}");
 }

@@ -146,22 +146,26 @@ async fn real_kubectl_gets_patches_and_execs() {
     .await;
     let pod = text(&o).0;
     assert!(pod.starts_with("virt-launcher-web-01-"), "{pod}");
-    let o = kubectl(
-        dir.path(),
-        &[
-            "exec",
-            "-n",
-            "default",
-            &pod,
-            "-c",
-            "compute",
-            "--",
-            "sh",
-            "-c",
-            "cat $VMMEM_CGROUP_ROOT/memory/memory.limit_in_bytes; ls $VMMEM_PROC_ROOT | grep -c '^[0-9]'; exit 4",
-        ],
-    )
-    .await;
+    let exec_args = [
+        "exec",
+        "-n",
+        "default",
+        &pod,
+        "-c",
+        "compute",
+        "--",
+        "sh",
+        "-c",
+        "cat $VMMEM_CGROUP_ROOT/memory/memory.limit_in_bytes; ls $VMMEM_PROC_ROOT | grep -c '^[0-9]'; exit 4",
+    ];
+    // The simulated pods have only kubectl-vmmem's two commands: anything else is refused, as
+    // it would run on this machine.
+    let o = kubectl(dir.path(), &exec_args).await;
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("has no such command"), "{}", text(&o).1);
+    // A test of exec itself may allow any command.
+    sim.allow_any_exec(true);
+    let o = kubectl(dir.path(), &exec_args).await;
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(4), "{err}");
     // The compute container's own cgroup (limit = VM limit + O) and its five processes (the

@@ -85,8 +85,8 @@ fn feed<T: Kind>(
     labels: Option<&str>,
 ) -> Feed<T> {
     match how {
-        Reading::Watch => Feed::start(client.clone(), ns, labels),
-        Reading::Once => Feed::list_once(client.clone(), ns, labels),
+        Reading::Watch => Feed::start(client.clone(), ns, labels, None),
+        Reading::Once => Feed::list_once(client.clone(), ns, labels, None),
     }
 }
 
@@ -101,6 +101,13 @@ fn per_namespace<T: Kind>(
         .map(|ns| feed(how, client, Some(ns), labels))
         .collect()
 }
+
+/// The Harvester settings the report reads (model::harvester), and nothing else.
+pub const SETTINGS_READ: [&str; 3] = [
+    crate::model::objects::keys::SETTING_SERVER_VERSION,
+    crate::model::objects::keys::SETTING_RATIO,
+    crate::model::objects::keys::SETTING_OVERCOMMIT,
+];
 
 /// What every feed of one open shares.
 pub(super) struct Start<'a> {
@@ -159,7 +166,17 @@ impl Feeds {
             nodes: vec![feed(how, client, None, None)],
             namespaces: vec![feed(how, client, None, None)],
             kubevirts: vec![feed(how, client, None, None)],
-            settings: harvester_settings.then(|| vec![feed(how, client, None, None)]),
+            // Only the settings the report reads, each by name: the read-only role grants
+            // these by `resourceNames` (others, like the backup target, can hold secrets).
+            settings: harvester_settings.then(|| {
+                SETTINGS_READ
+                    .iter()
+                    .map(|n| match how {
+                        Reading::Watch => Feed::start(client.clone(), None, None, Some(n)),
+                        Reading::Once => Feed::list_once(client.clone(), None, None, Some(n)),
+                    })
+                    .collect()
+            }),
         }
     }
 

@@ -72,3 +72,54 @@ fn bad_undo_record_is_refused() {
         "{e}"
     );
 }
+
+/// Anyone with edit on a VM can write the annotation. A record whose written values the VM does
+/// not hold is refused, naming the field; one that matches (planted to look like the tool's)
+/// restores, but the plan warns that the limit goes up.
+#[test]
+fn undo_restores_only_what_the_tool_wrote_and_warns_when_it_raises_a_limit() {
+    let kv = kubevirt_inv("v1.3.0");
+    let planted = |written_limit: &str| {
+        let record = json!({"version": 2, "fields": {"limitsMemory": "64Gi"},
+            "written": {"limitsMemory": written_limit}});
+        vm(
+            json!({keys::UNDO_ANNOTATION: record.to_string()}),
+            json!({"resources": {"limits": {"memory": "4Gi"}}}),
+        )
+    };
+    let e = plan(&target(&planted("5Gi"), &kv), &UNDO).unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains("undo refused")
+            && text.contains("resources.limits.memory is 4Gi now, not the 5Gi kubectl vmmem wrote"),
+        "{text}"
+    );
+    let p = plan(&target(&planted("4Gi"), &kv), &UNDO).unwrap();
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w == "undo raises the memory limit from 4Gi to 64Gi"),
+        "{:?}",
+        p.warnings
+    );
+
+    // A real fix, then someone edits the limit: undo is refused; the tool's own record after
+    // a fix holds what it wrote.
+    let raw = bare_vm(json!({"resources": {"limits": {"memory": "4Gi"}}}));
+    let fixed = applied(
+        &raw,
+        &plan(&target(&raw, &kv), &reserve(None, None)).unwrap(),
+    );
+    let record = UndoRecord::stored(&fixed).unwrap().unwrap();
+    assert_eq!(record.version, 2);
+    assert_eq!(record.written, Some(Fields::read(&fixed)));
+    let mut edited = fixed.clone();
+    edited["spec"]["template"]["spec"]["domain"]["resources"]["limits"]["memory"] = json!("6Gi");
+    let e = plan(&target(&edited, &kv), &UNDO).unwrap_err().to_string();
+    assert!(e.contains("is 6Gi now"), "{e}");
+    // Untouched, the same record undoes.
+    assert_eq!(
+        applied(&fixed, &plan(&target(&fixed, &kv), &UNDO).unwrap()),
+        raw
+    );
+}

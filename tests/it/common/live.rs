@@ -86,9 +86,9 @@ pub async fn timed_round(
     (round, took)
 }
 
-/// The agent pods this tool manages, in harvester-system.
+/// The agent pods this tool manages, in vmmem-system.
 pub async fn agent_pods(client: &kube::Client) -> Vec<Pod> {
-    let api: Api<Pod> = Api::namespaced(client.clone(), "harvester-system");
+    let api: Api<Pod> = Api::namespaced(client.clone(), "vmmem-system");
     api.list(&ListParams::default().labels(&managed_selector()))
         .await
         .unwrap()
