@@ -16,6 +16,9 @@ use super::feed::{Feed, FeedState, Phase};
 use super::forbidden::Denied;
 use super::lean::Kind;
 use crate::model::inventory::{Inventory, SourceKind};
+use crate::model::objects::{
+    Instancetype, VirtualMachineClusterInstancetype, VirtualMachineInstancetype,
+};
 use crate::parse::duration;
 
 mod error;
@@ -111,6 +114,17 @@ fn owned<T: Kind>(shared: Vec<Arc<T>>) -> Vec<T> {
     shared.into_iter().map(Arc::unwrap_or_clone).collect()
 }
 
+/// Both kinds of instance type, as the inventory keeps them.
+fn instancetypes(
+    namespaced: Vec<Arc<VirtualMachineInstancetype>>,
+    cluster: Vec<Arc<VirtualMachineClusterInstancetype>>,
+) -> Vec<Instancetype> {
+    let namespaced = owned(namespaced).into_iter().map(Instancetype::from);
+    namespaced
+        .chain(owned(cluster).into_iter().map(Instancetype::from))
+        .collect()
+}
+
 async fn take_all<T: Kind>(feeds: Vec<Feed<T>>) -> Vec<Arc<T>> {
     let mut out = Vec::new();
     for f in feeds {
@@ -148,7 +162,7 @@ impl LiveSource {
             client: &client,
             deadline: opts.initial_timeout.map(|t| (t, Instant::now() + t)),
         };
-        let mut feeds = Feeds::start(&start, opts.scope.namespace(), apis.harvester_settings);
+        let mut feeds = Feeds::start(&start, opts.scope.namespace(), &apis);
         within(start.deadline, &server, feeds.initial()).await?;
         let mut denied = Denied::default();
         let fallback = feeds.refused_groups(opts.scope == Scope::All);
@@ -187,6 +201,10 @@ impl LiveSource {
             kubevirts: owned(collect(&self.feeds.kubevirts)),
             harvester_settings: self.feeds.settings.as_ref().map(|s| owned(collect(s))),
             resource_quotas: owned(collect(&self.feeds.quotas)),
+            instancetypes: instancetypes(
+                collect(&self.feeds.instancetypes),
+                collect(&self.feeds.cluster_instancetypes),
+            ),
             warnings: self.warnings.clone(),
         }
     }
@@ -207,6 +225,10 @@ impl LiveSource {
             kubevirts: owned(take_all(std::mem::take(&mut self.feeds.kubevirts)).await),
             harvester_settings: settings,
             resource_quotas: owned(take_all(std::mem::take(&mut self.feeds.quotas)).await),
+            instancetypes: instancetypes(
+                take_all(std::mem::take(&mut self.feeds.instancetypes)).await,
+                take_all(std::mem::take(&mut self.feeds.cluster_instancetypes)).await,
+            ),
             warnings: std::mem::take(&mut self.warnings),
         }
     }

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::model::harvester::HarvesterContext;
 use crate::model::inventory::{Inventory, Readings};
-use crate::model::objects::VirtualMachine;
+use crate::model::objects::{Instancetype, VirtualMachine};
 use crate::model::overhead::ClusterInputs;
 use crate::model::report::{self, ReportOptions, VmRow};
 use crate::model::version::Version;
@@ -21,6 +21,18 @@ pub enum Refusal {
     Malformed { vm: String, problem: String },
     #[error("VirtualMachine {vm}: {problem}; remove that annotation by hand if it is not yours")]
     BadUndoRecord { vm: String, problem: String },
+    #[error("VirtualMachine {vm} takes its memory from instance type {instancetype}: KubeVirt's admission rejects memory.guest, requests and limits on such a VM, so the {strategy} strategy cannot apply (added-overhead can, on KubeVirt v1.8 or newer)")]
+    InstancetypeStrategy {
+        vm: String,
+        instancetype: String,
+        strategy: &'static str,
+    },
+    #[error("VirtualMachine {vm} takes its memory from instance type {instancetype}: memory cannot be reserved on an instance-type VM before KubeVirt v1.8 (this cluster runs {version}); pick a larger instance type, or remove the pod's limit with --remove-limit if it has one")]
+    InstancetypeBeforeV18 {
+        vm: String,
+        instancetype: String,
+        version: Version,
+    },
 }
 
 /// Cluster facts that decide the pod KubeVirt builds for the VM's next start.
@@ -35,6 +47,8 @@ pub struct FixContext {
     pub memory_overcommit: i64,
     /// A ResourceQuota in the VM's namespace constrains `limits.memory`.
     pub quota_on_limits: bool,
+    /// The instance types VMs may take their memory from.
+    pub instancetypes: Vec<Instancetype>,
 }
 
 impl FixContext {
@@ -49,6 +63,7 @@ impl FixContext {
                 .resource_quotas
                 .iter()
                 .any(|q| q.metadata.namespace == namespace && q.limits_memory()),
+            instancetypes: inv.instancetypes.clone(),
         }
     }
 }

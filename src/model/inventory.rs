@@ -6,7 +6,8 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::objects::{
-    HarvesterSetting, KubeVirt, Node, Pod, ResourceQuota, VirtualMachine, VirtualMachineInstance,
+    HarvesterSetting, Instancetype, KubeVirt, Node, Pod, ResourceQuota, VirtualMachine,
+    VirtualMachineInstance,
 };
 use super::readings::NodeReadings;
 
@@ -45,6 +46,8 @@ pub struct Inventory {
     /// `Some` when the Harvester settings API exists (so this is a Harvester cluster).
     pub harvester_settings: Option<Vec<HarvesterSetting>>,
     pub resource_quotas: Vec<ResourceQuota>,
+    /// Instance types (namespaced and cluster-wide) that VMs name in `spec.instancetype`.
+    pub instancetypes: Vec<Instancetype>,
     /// Things the reader could not see, as sentences (e.g. a namespace it may not list).
     pub warnings: Vec<String>,
 }

@@ -2,6 +2,8 @@
 
 pub mod evidence;
 pub mod harvester;
+pub mod hotplug;
+pub mod instancetype;
 pub mod inventory;
 pub mod join;
 pub mod memory;

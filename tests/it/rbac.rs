@@ -196,6 +196,19 @@ fn the_table_covers_every_call_the_tool_makes() {
             "list,watch",
         ),
         ("readonly-clusterrole.yaml", "", "namespaces", "list"),
+        // Instance types (issue 16): listed and watched by list/top, read by fix.
+        (
+            "readonly-clusterrole.yaml",
+            "instancetype.kubevirt.io",
+            "virtualmachineinstancetypes",
+            "list,watch,get",
+        ),
+        (
+            "readonly-clusterrole.yaml",
+            "instancetype.kubevirt.io",
+            "virtualmachineclusterinstancetypes",
+            "list,watch,get",
+        ),
         (
             "fix-role.yaml",
             "kubevirt.io",

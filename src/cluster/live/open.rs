@@ -11,12 +11,13 @@ use kube::Api;
 
 use super::error::LiveError;
 use crate::cluster::connect::Connection;
+use crate::cluster::discovery::Apis;
 use crate::cluster::feed::{Feed, FeedState, Phase};
 use crate::cluster::forbidden::Denied;
 use crate::cluster::lean::Kind;
 use crate::model::objects::{
     keys, HarvesterSetting, KubeVirt, Node, Pod, ResourceQuota, VirtualMachine,
-    VirtualMachineInstance,
+    VirtualMachineClusterInstancetype, VirtualMachineInstance, VirtualMachineInstancetype,
 };
 
 /// Whether feeds watch (the dashboard) or list once (`list`).
@@ -120,6 +121,10 @@ pub(super) struct Feeds {
     pub(super) kubevirts: Vec<Feed<KubeVirt>>,
     /// `None` when the server has no Harvester settings API.
     pub(super) settings: Option<Vec<Feed<HarvesterSetting>>>,
+    /// Instance types (namespaced over the scope, and cluster-wide); empty when the server
+    /// has no instance type API. A refused list is a warning: running VMIs carry the values.
+    pub(super) instancetypes: Vec<Feed<VirtualMachineInstancetype>>,
+    pub(super) cluster_instancetypes: Vec<Feed<VirtualMachineClusterInstancetype>>,
 }
 
 /// The groups refused cluster-wide that are read namespace by namespace instead: VMs, VMIs,
@@ -146,8 +151,9 @@ impl Fallback {
 
 impl Feeds {
     /// One feed per resource over the scope (nodes, KubeVirt CRs and settings cluster-wide).
-    pub(super) fn start(s: &Start<'_>, ns: Option<&str>, harvester_settings: bool) -> Feeds {
+    pub(super) fn start(s: &Start<'_>, ns: Option<&str>, apis: &Apis) -> Feeds {
         let (how, client) = (s.how, s.client);
+        let instancetypes = apis.instancetypes;
         let launchers = launcher_selector();
         Feeds {
             vms: vec![feed(how, client, ns, None)],
@@ -156,7 +162,17 @@ impl Feeds {
             quotas: vec![feed(how, client, ns, None)],
             nodes: vec![feed(how, client, None, None)],
             kubevirts: vec![feed(how, client, None, None)],
-            settings: harvester_settings.then(|| vec![feed(how, client, None, None)]),
+            settings: apis
+                .harvester_settings
+                .then(|| vec![feed(how, client, None, None)]),
+            instancetypes: instancetypes
+                .then(|| feed(how, client, ns, None))
+                .into_iter()
+                .collect(),
+            cluster_instancetypes: instancetypes
+                .then(|| feed(how, client, None, None))
+                .into_iter()
+                .collect(),
         }
     }
 
@@ -174,6 +190,8 @@ impl Feeds {
                     wait(s).await
                 }
             },
+            wait(&self.instancetypes),
+            wait(&self.cluster_instancetypes),
         );
     }
 
@@ -262,6 +280,13 @@ impl Feeds {
         if let Some(s) = &mut self.settings {
             settle(s, denied, &mut forbidden_msgs, server)?;
         }
+        settle(&mut self.instancetypes, denied, &mut forbidden_msgs, server)?;
+        settle(
+            &mut self.cluster_instancetypes,
+            denied,
+            &mut forbidden_msgs,
+            server,
+        )?;
         Ok(())
     }
 
@@ -274,6 +299,8 @@ impl Feeds {
         states.extend(self.nodes.iter().map(|f| f.state().clone()));
         states.extend(self.kubevirts.iter().map(|f| f.state().clone()));
         states.extend(self.settings.iter().flatten().map(|f| f.state().clone()));
+        states.extend(self.instancetypes.iter().map(|f| f.state().clone()));
+        states.extend(self.cluster_instancetypes.iter().map(|f| f.state().clone()));
         states
     }
 }

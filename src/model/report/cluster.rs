@@ -5,6 +5,7 @@ use super::from_pods;
 use super::types::ReportOptions;
 use crate::model::harvester::HarvesterContext;
 use crate::model::inventory::Inventory;
+use crate::model::objects::Instancetype;
 use crate::model::overhead::{ClusterInputs, VersionSpan};
 use crate::model::version::{detect, DetectedVersion, VersionSource};
 
@@ -60,6 +61,8 @@ pub struct Cluster {
     pub harvester: Option<HarvesterContext>,
     pub inputs: ClusterInputs,
     pub memory_overcommit: i64,
+    /// The instance types VMs may name (few per cluster).
+    pub instancetypes: Vec<Instancetype>,
 }
 
 pub fn cluster_facts(inv: &Inventory, opts: &ReportOptions) -> Cluster {
@@ -94,5 +97,6 @@ pub fn cluster_facts(inv: &Inventory, opts: &ReportOptions) -> Cluster {
         harvester,
         inputs,
         memory_overcommit,
+        instancetypes: inv.instancetypes.clone(),
     }
 }

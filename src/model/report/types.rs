@@ -150,6 +150,11 @@ pub struct VmRow {
         serialize_with = "oom_history_json"
     )]
     pub oom_history: Vec<OomExplanation>,
+    // Memory hotplug (issue 16).
+    /// The guest the running qemu has (`status.memory.guestCurrent`), beside the configured
+    /// `guestBytes`; present for hotplug-capable VMIs and while qemu differs from the VMI.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guest_running_bytes: Option<i64>,
 }
 
 impl VmRow {
