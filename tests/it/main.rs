@@ -29,6 +29,7 @@ mod faults_dashboard;
 mod faults_rbac;
 mod faults_tui;
 mod features_from_files;
+mod features_hotplug;
 mod fix_apiserver;
 mod fix_interrupt;
 mod fix_kubectl;
