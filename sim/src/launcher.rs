@@ -11,7 +11,7 @@ use crate::version::Version;
 use super::resources::PODS;
 use super::scenario::{Flavour, Workload};
 use super::store::meta_str;
-use super::workload::{Params, Shape};
+use super::workload::{GuestMappings, Params, Shape};
 use super::world::{ClusterConfig, Launcher, VmPlan, World};
 
 const NAME_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
@@ -57,6 +57,8 @@ struct Sizing {
     cpu_limit: Option<String>,
     /// KubeVirt v1.1+ adds the `guest-console-log` container unless the VMI turns it off.
     console_sidecar: bool,
+    /// Memory hotplug: qemu's boot RAM and virtio-mem device.
+    mappings: Option<GuestMappings>,
 }
 
 /// The names a launcher pod carries for its VMI.
@@ -187,6 +189,7 @@ fn compute_sizing(w: &World, vmi: &Value, o: i64, ns: &str) -> Sizing {
         cpu_limit: d["resources"]["limits"]["cpu"].as_str().map(str::to_string),
         console_sidecar: w.config.version >= Version::new(1, 1, 0)
             && d["devices"]["logSerialConsole"].as_bool() != Some(false),
+        mappings: super::hotplug::guest_mappings(vmi),
     }
 }
 
@@ -377,6 +380,7 @@ fn workload_of(
         },
         seed: plan.map_or(1, |p| p.seed),
         migration_target,
+        virtio_mem: sz.mappings,
     };
     (shape, params)
 }

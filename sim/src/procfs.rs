@@ -13,8 +13,9 @@ pub struct ProcFile<'a> {
     pub pid: u32,
     pub ppid: u32,
     pub mem: &'a ProcMem,
-    /// Resident guest RAM inside `anon` (qemu only) and the guest size.
-    pub guest: Option<(i64, i64)>,
+    /// qemu's guest RAM mappings as (resident inside `anon`, size): one, or with memory hotplug
+    /// the boot RAM and the virtio-mem device. Empty for other processes.
+    pub guest: Vec<(i64, i64)>,
     pub cmdline: Vec<String>,
     pub cgroup: String,
     pub threads: i64,
@@ -149,7 +150,7 @@ fn smaps_file(p: &ProcFile) -> String {
             huge: 0,
         },
     );
-    let (guest_rss, guest_size) = p.guest.unwrap_or((0, 0));
+    let guest_rss: i64 = p.guest.iter().map(|(rss, _)| rss).sum();
     let heap = (m.anon - guest_rss - 135_168).max(0);
     smaps_entry(
         &mut out,
@@ -163,19 +164,21 @@ fn smaps_file(p: &ProcFile) -> String {
             huge: 0,
         },
     );
-    if guest_size > 0 {
+    let mut start = 0x7f00_0000_0000u64;
+    for &(rss, size) in p.guest.iter().filter(|(_, size)| *size > 0) {
         smaps_entry(
             &mut out,
             &Mapping {
-                start: 0x7f00_0000_0000,
-                size: guest_size,
+                start,
+                size,
                 perms: "rw-p",
                 path: "",
-                rss: guest_rss,
+                rss,
                 anon: true,
-                huge: guest_rss / (2 << 20) * (2 << 20),
+                huge: rss / (2 << 20) * (2 << 20),
             },
         );
+        start += (size as u64).next_multiple_of(1 << 30) + (1 << 30);
     }
     smaps_entry(
         &mut out,

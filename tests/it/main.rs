@@ -68,6 +68,7 @@ mod report_from_files;
 mod sim_cli;
 mod sim_client;
 mod sim_exec;
+mod sim_hotplug;
 mod sim_kubectl;
 mod sim_node_cpus;
 mod sim_paging;
