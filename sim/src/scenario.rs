@@ -506,8 +506,8 @@ mod tests {
     #[test]
     fn demo_yaml_reads_to_its_values() {
         let s = Scenario::demo().unwrap();
-        assert_eq!((s.vms.len(), s.nodes.len()), (14, 3));
-        assert_eq!(s.namespaces, vec!["default", "prod"]);
+        assert_eq!((s.vms.len(), s.nodes.len()), (16, 3));
+        assert_eq!(s.namespaces, vec!["default", "prod", "lab"]);
         assert_eq!(s.overcommit_memory, 150);
         assert_eq!(s.overhead_ratio.as_deref(), Some("1.5"));
         let vm = |name: &str| s.vms.iter().find(|v| v.name == name).unwrap();

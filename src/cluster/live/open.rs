@@ -136,6 +136,7 @@ pub(super) struct Fallback {
     pods: bool,
     quotas: bool,
     kubevirts: bool,
+    instancetypes: bool,
 }
 
 impl Fallback {
@@ -145,7 +146,7 @@ impl Fallback {
 
     /// Whether one of the groups read in the scope's namespaces falls back.
     fn scoped(&self) -> bool {
-        self.vms || self.vmis || self.pods || self.quotas
+        self.vms || self.vmis || self.pods || self.quotas || self.instancetypes
     }
 }
 
@@ -202,7 +203,8 @@ impl Feeds {
             wait(&self.vmis),
             wait(&self.pods),
             wait(&self.quotas),
-            wait(&self.kubevirts)
+            wait(&self.kubevirts),
+            wait(&self.instancetypes)
         );
     }
 
@@ -213,6 +215,7 @@ impl Feeds {
             pods: all && refused_cluster_wide(&self.pods),
             quotas: all && refused_cluster_wide(&self.quotas),
             kubevirts: refused_cluster_wide(&self.kubevirts),
+            instancetypes: all && refused_cluster_wide(&self.instancetypes),
         }
     }
 
@@ -239,6 +242,9 @@ impl Feeds {
         }
         if fallback.kubevirts {
             self.kubevirts = per_namespace(how, client, namespaces, None);
+        }
+        if fallback.instancetypes {
+            self.instancetypes = per_namespace(how, client, namespaces, None);
         }
     }
 

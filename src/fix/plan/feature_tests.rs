@@ -89,3 +89,32 @@ fn a_template_whose_limit_is_below_its_guest_warns_against_a_restart() {
         p.warnings
     );
 }
+
+#[test]
+fn a_plan_uses_the_version_the_running_pods_reproduce() {
+    // No KubeVirt CR, launcher images by digest: only v0.57.0–v0.58.0 give the pods' overhead.
+    let text = include_str!("../../../tests/fixtures/features/version-by-digest.yaml");
+    let mut inv = crate::model::inventory::Inventory::default();
+    let objects = crate::parse::manifest::parse(text, "version-by-digest.yaml", None).unwrap();
+    crate::parse::manifest::add_to_inventory(objects, &mut inv);
+    let raw = serde_json::to_value(
+        inv.vms
+            .iter()
+            .find(|v| v.metadata.name == "db")
+            .map(|v| (**v).clone())
+            .unwrap(),
+    )
+    .unwrap();
+    let t = target(&raw, &inv);
+    assert_eq!(t.context.version, Version::new(0, 57, 0));
+    let p = plan(&t, &reserve(Some(512 * MI), Some(Strategy::Guest))).unwrap();
+    // The plan's O is that version's (the pod's own), and it says which and why.
+    assert_eq!(p.before.overhead_bytes, 268_435_457);
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.contains("not stated") && w.contains("v0.57.0–v0.58.0")),
+        "{:?}",
+        p.warnings
+    );
+}

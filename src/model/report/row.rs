@@ -24,7 +24,7 @@ use crate::model::overhead::{overhead, Overhead, ProcessConstants, TermKind, MI}
 use crate::model::peaks::MemoryConfig;
 use crate::model::phase::VmPhase;
 use crate::model::readings::{CgroupLevel, LiveSource, NodeReadings};
-use crate::model::recommend::{recommend, Recommendation, Sizing, Strategy};
+use crate::model::recommend::{recommend, Recommendation, Sizing};
 use crate::model::spec::{
     defaulted_vmi_spec, expected_pod, memory_numbers, reservation, ExpectedPod, MemorySpecNumbers,
     Reservation,
@@ -43,7 +43,7 @@ pub(super) fn row(
     let size = vm_sizing(j, cluster, quota, &mut said);
     let live = live_figures(j, &size, readings, opts, &mut said);
     let kills = oom_kills(j, &live, opts, &mut said);
-    let sizing = rule_inputs(&size, cluster);
+    let sizing = rule_inputs(j, &size, cluster);
     let (rec, oom_eta) = recommendation(j, &size, &live, &kills, &sizing, opts);
     flags_and_notes(j, &size, &live, &kills, &rec, &mut said);
     let risk = risk(&live, &kills, &rec, &sizing, oom_eta, &mut said);
@@ -342,7 +342,7 @@ fn oom_kills(j: &Joined, live: &LiveFigures, opts: &ReportOptions, said: &mut Sa
 }
 
 /// What the recommendation rule needs to know about the VM besides its evidence.
-fn rule_inputs(size: &VmSizing, cluster: &Cluster) -> Sizing {
+fn rule_inputs(j: &Joined, size: &VmSizing, cluster: &Cluster) -> Sizing {
     Sizing {
         // The size table is by the size the user configured: the VM's limit, else its guest.
         configured: size.numbers.limit.or(size.numbers.guest).unwrap_or(0),
@@ -350,7 +350,7 @@ fn rule_inputs(size: &VmSizing, cluster: &Cluster) -> Sizing {
         overhead_applied: size.applied,
         ratio_room: size.formula.ratio_room(),
         sidecars: size.expected.sidecars,
-        strategy: Strategy::auto(cluster.harvester.is_some()),
+        strategy: row_features::strategy(j, size.version, cluster),
         has_limit: size.has_limit(),
     }
 }

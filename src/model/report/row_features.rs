@@ -8,6 +8,8 @@ use crate::model::hotplug::GuestRunning;
 use crate::model::instancetype::{self, Lookup};
 use crate::model::join::Joined;
 use crate::model::objects::VmiSpec;
+use crate::model::recommend::Strategy;
+use crate::model::version::Version;
 
 /// What the row says besides its figures, gathered step by step.
 #[derive(Default)]
@@ -51,4 +53,15 @@ pub(super) fn flags(j: &Joined, running: &GuestRunning, said: &mut Said) {
     said.notes.push(format!(
         "memory hotplug in progress: the VMI asks for {asked} bytes of guest memory, the running qemu has {has}{migrating}"
     ));
+}
+
+/// How a reservation would be made: KubeVirt's `addedOverhead` for an instance-type VM on v1.8+
+/// (its guest and limit belong to the instance type), else the cluster's usual way.
+pub(super) fn strategy(j: &Joined, version: Version, cluster: &Cluster) -> Strategy {
+    let instancetype = j.vm.is_some_and(|v| v.spec.instancetype.is_some());
+    if instancetype && version >= Version::new(1, 8, 0) {
+        Strategy::AddedOverhead
+    } else {
+        Strategy::auto(cluster.harvester.is_some())
+    }
 }

@@ -310,6 +310,14 @@ fn right_lines(app: &App, r: &VmRow) -> Vec<Line<'static>> {
 fn spec_lines(app: &App, r: &VmRow) -> Vec<Line<'static>> {
     let mut out = vec![heading(app, "Spec")];
     out.push(kv("guest", size(r.guest_bytes), "spec.domain.memory.guest"));
+    if let Some(running) = r.guest_running_bytes {
+        let why = if Some(running) == r.guest_bytes {
+            "what qemu has (memory hotplug on)"
+        } else {
+            "what qemu has: a memory hotplug is under way, the pod is judged with this"
+        };
+        out.push(kv("guest running", human(running), why));
+    }
     out.push(kv(
         "VM limit",
         r.vm_limit_bytes.map(human).unwrap_or_else(|| "none".into()),
@@ -333,6 +341,9 @@ fn spec_lines(app: &App, r: &VmRow) -> Vec<Line<'static>> {
             r.kubevirt_version
         ),
     ));
+    if let Some(why) = inferred_version(app) {
+        out.push(Line::from(format!("      {why}")));
+    }
     for t in &r.overhead_terms {
         out.push(Line::from(format!(
             "      {:<30} {:>10}",
@@ -357,6 +368,18 @@ fn spec_lines(app: &App, r: &VmRow) -> Vec<Line<'static>> {
         ));
     }
     out
+}
+
+/// When nothing states the KubeVirt version: which versions reproduce the pods' overhead.
+fn inferred_version(app: &App) -> Option<String> {
+    let k = &app.report.as_ref()?.kubevirt;
+    (k.version_source == "inferredFromPod").then(|| {
+        format!(
+            "version not stated: {} inferred from the running pods, whose overhead only {} reproduce",
+            k.version,
+            k.inferred_versions.join(", ")
+        )
+    })
 }
 
 /// The reservation to set, why, its evidence, and the time to OOM at the current trend.
