@@ -3,8 +3,10 @@
 //! whether a VM's template truly waits for a restart.
 //!
 //! KubeVirt (pkg/virt-controller/watch/vm.go, handleMemoryHotplugRequest, v1.1–v1.8) raises the
-//! VMI's `memory.guest`, `requests.memory` and `limits.memory` by the same amount and live-migrates
-//! the VMI to a pod sized from the new values; the VM template keeps its requests and limits.
+//! VMI's `memory.guest` to the template's, its `requests.memory` by as much (to at least the new
+//! guest; when it had to raise it further, the limit is not raised at all) and `limits.memory` by
+//! as much, and live-migrates the VMI to a pod sized from the new values; the VM template keeps
+//! its requests and limits.
 //! qemu holds the boot RAM (`status.memory.guestAtBoot`) and a virtio-mem device of
 //! `maxGuest − guestAtBoot` of which only the plugged part is resident
 //! (pkg/virt-launcher/virtwrap/converter, memory hotplug).
@@ -72,15 +74,6 @@ impl GuestRunning {
             .any(|g| g != current)
     }
 
-    /// Bytes hotplugged since boot (the VMI's guest less its boot RAM): what KubeVirt added to
-    /// the VMI's request and limit beyond the template's.
-    pub fn plugged_since_boot(&self) -> i64 {
-        match (self.capable(), self.configured, self.at_boot) {
-            (true, Some(g), Some(b)) => g - b,
-            _ => 0,
-        }
-    }
-
     /// The sizes of qemu's guest RAM mappings: the boot RAM and, on a hotplug-capable VMI, the
     /// virtio-mem device (maxGuest − guestAtBoot). Smaps is searched for both.
     pub fn mapping_sizes(&self) -> Vec<u64> {
@@ -113,7 +106,6 @@ pub fn restart_pending(vm: &VirtualMachine, vmi: &VirtualMachineInstance) -> Opt
     let want = memory_numbers(t);
     let have = memory_numbers(&vmi.spec);
     let g = GuestRunning::of(vmi);
-    let plugged = g.plugged_since_boot();
     if let (Some(w), Some(h)) = (want.guest, have.guest) {
         let hotpluggable = g.capable() && g.max_guest.is_some_and(|m| w <= m);
         if w != h && !hotpluggable {
@@ -121,6 +113,13 @@ pub fn restart_pending(vm: &VirtualMachine, vmi: &VirtualMachineInstance) -> Opt
                 "the VM's guest memory ({w} bytes) differs from the running VMI's ({h} bytes): it takes effect at the next restart"
             ));
         }
+    }
+    // On a hotplug-capable VMI KubeVirt rewrites the request and limit itself (raised by the
+    // hotplug, the request to at least the new guest, the limit then not at all: vm.go
+    // handleMemoryHotplugRequest, v1.5–v1.8), and sets RestartRequired for what it cannot apply
+    // live: the condition above decides.
+    if g.capable() {
+        return None;
     }
     let res = &t.domain.resources;
     let user_set = [
@@ -135,15 +134,10 @@ pub fn restart_pending(vm: &VirtualMachine, vmi: &VirtualMachineInstance) -> Opt
     for (what, set, w, h) in user_set {
         let (true, Some(w)) = (set, w) else { continue };
         match h {
-            Some(h) if w + plugged == h => {}
+            Some(h) if w == h => {}
             Some(h) => {
-                let hotplugged = if plugged != 0 {
-                    format!(", {plugged} of them hotplugged")
-                } else {
-                    String::new()
-                };
                 return Some(format!(
-                    "the VM's memory {what} ({w} bytes) differs from the running VMI's ({h} bytes{hotplugged}): it takes effect at the next restart"
+                    "the VM's memory {what} ({w} bytes) differs from the running VMI's ({h} bytes): it takes effect at the next restart"
                 ));
             }
             None => {

@@ -82,10 +82,31 @@ fn the_hotplug_migrations_source_pod_is_judged_with_its_own_numbers() {
     assert!(grown.get("notes").is_none(), "{grown}");
 }
 
+/// KubeVirt raised the request to the new guest and left the limit: the running pod's limit is
+/// truly below its guest (said), and nothing waits for a restart.
+#[test]
+fn a_hotplug_that_left_the_limit_behind_is_limit_below_guest_not_restart_pending() {
+    let rows = rows();
+    let v = row(&rows, "squeezed");
+    let f = flags(v);
+    assert!(f.contains(&"limit-below-guest".into()), "{f:?}");
+    assert!(!f.contains(&"restart-pending".into()), "{f:?}");
+    assert!(!f.contains(&"hotplug-in-progress".into()), "{f:?}");
+    assert_eq!(v["guestRunningBytes"], 4 * GI);
+    assert_eq!(v["podLimitBytes"], 2_956_984_321_i64);
+}
+
 #[test]
 fn values_kubevirt_filled_in_are_no_pending_restart() {
     let rows = rows();
-    for name in ["grow", "grown", "defaulted", "typed-run", "typed-gone"] {
+    for name in [
+        "grow",
+        "grown",
+        "squeezed",
+        "defaulted",
+        "typed-run",
+        "typed-gone",
+    ] {
         let f = flags(row(&rows, name));
         assert!(!f.contains(&"restart-pending".into()), "{name}: {f:?}");
     }
