@@ -314,7 +314,7 @@ fn spec_lines(app: &App, r: &VmRow) -> Vec<Line<'static>> {
         let why = if Some(running) == r.guest_bytes {
             "what qemu has (memory hotplug on)"
         } else {
-            "what qemu has: a memory hotplug is under way, the pod is judged with this"
+            "what qemu has: hotplug under way"
         };
         out.push(kv("guest running", human(running), why));
     }
@@ -375,7 +375,7 @@ fn inferred_version(app: &App) -> Option<String> {
     let k = &app.report.as_ref()?.kubevirt;
     (k.version_source == "inferredFromPod").then(|| {
         format!(
-            "version not stated: {} inferred from the running pods, whose overhead only {} reproduce",
+            "{} inferred: the pods' O is {}'s",
             k.version,
             k.inferred_versions.join(", ")
         )
