@@ -78,6 +78,7 @@ pub fn vm_object(vm: &VmSpec, cfg: &ClusterConfig) -> Value {
         obj["spec"]["template"]["metadata"]["annotations"] = a;
     }
     obj["spec"]["template"]["spec"]["domain"] = domain;
+    super::hotplug::vm_features(vm, &mut obj);
     obj
 }
 
@@ -238,7 +239,8 @@ pub fn start_vmi(w: &mut World, vm: &Value) {
     let Some(node) = pick_node(w, &ns, &name) else {
         return;
     };
-    let spec = default_vmi_spec(&vm["spec"]["template"]["spec"]);
+    let template = super::hotplug::with_instancetype(w, vm);
+    let spec = default_vmi_spec(&template);
     let guest = spec["domain"]["memory"]["guest"].clone();
     let mut labels = vm["spec"]["template"]["metadata"]["labels"].clone();
     if !labels.is_object() {
@@ -268,6 +270,7 @@ pub fn start_vmi(w: &mut World, vm: &Value) {
         return;
     };
     let plan = w.plans.get(&(ns.clone(), name.clone())).cloned();
+    super::hotplug::schedule(w, &vmi, plan.as_ref());
     let migrate_to = plan
         .as_ref()
         .and_then(|p| p.migrate_to.clone())

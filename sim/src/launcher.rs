@@ -11,7 +11,7 @@ use crate::version::Version;
 use super::resources::PODS;
 use super::scenario::{Flavour, Workload};
 use super::store::meta_str;
-use super::workload::{GuestBacking, Params, Shape};
+use super::workload::{GuestBacking, GuestMappings, Params, Shape};
 use super::world::{ClusterConfig, Launcher, VmPlan, World};
 
 const NAME_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
@@ -60,6 +60,8 @@ struct Sizing {
     /// Other containers beside compute (virtiofs, hook sidecars): name and memory limit.
     beside: Vec<(String, Option<i64>)>,
     backing: GuestBacking,
+    /// Memory hotplug: qemu's boot RAM and virtio-mem device.
+    mappings: Option<GuestMappings>,
 }
 
 /// The names a launcher pod carries for its VMI.
@@ -212,6 +214,7 @@ fn compute_sizing(w: &World, vmi: &Value, o: i64, ns: &str) -> Sizing {
         } else {
             GuestBacking::Anon
         },
+        mappings: super::hotplug::guest_mappings(vmi),
     }
 }
 
@@ -439,6 +442,7 @@ fn workload_of(
         seed: plan.map_or(1, |p| p.seed),
         migration_target,
         guest_backing: sz.backing,
+        virtio_mem: sz.mappings,
     };
     (shape, params)
 }

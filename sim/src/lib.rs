@@ -29,6 +29,7 @@ pub mod faults;
 pub mod handle;
 pub mod harvester;
 pub mod hosttree;
+pub mod hotplug;
 pub mod keys;
 pub mod kubevirt;
 pub mod launcher;

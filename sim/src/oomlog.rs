@@ -263,6 +263,7 @@ mod tests {
             qemu_comm: "qemu-system-x86",
             seed: 1,
             migration_target: false,
+            virtio_mem: None,
         };
         let stat = sample(&shape, &Params::from_workload(&Workload::default()), 100.0);
         let victim = stat.compute[4].clone();

@@ -13,8 +13,9 @@ pub struct ProcFile<'a> {
     pub pid: u32,
     pub ppid: u32,
     pub mem: &'a ProcMem,
-    /// Resident guest RAM (qemu only) and the guest size.
-    pub guest: Option<(i64, i64)>,
+    /// qemu's guest RAM mappings as (resident, size): one, or with memory hotplug the boot RAM
+    /// and the virtio-mem device. Empty for other processes.
+    pub guest: Vec<(i64, i64)>,
     /// What backs guest RAM: inside `anon`, a shared memfd (`shmem`), or hugetlb (neither).
     pub backing: GuestBacking,
     pub cmdline: Vec<String>,
@@ -138,8 +139,8 @@ fn smaps_entry(out: &mut String, m: &Mapping) {
 
 /// qemu's guest RAM mapping: anonymous (transparent huge pages), a shared memfd (shmem,
 /// `Rss` but not `Anonymous`), or hugetlbfs (counted in `Private_Hugetlb`, not in `Rss`).
-fn guest_mapping(backing: GuestBacking, rss: i64, size: i64) -> Mapping<'static> {
-    let start = 0x7f00_0000_0000;
+/// One guest RAM mapping of qemu at `start`, as its backing shows in smaps.
+fn guest_mapping(backing: GuestBacking, start: u64, rss: i64, size: i64) -> Mapping<'static> {
     match backing {
         GuestBacking::Anon => Mapping {
             start,
@@ -192,7 +193,7 @@ fn smaps_file(p: &ProcFile) -> String {
             hugetlb: 0,
         },
     );
-    let (guest_rss, guest_size) = p.guest.unwrap_or((0, 0));
+    let guest_rss: i64 = p.guest.iter().map(|(rss, _)| rss).sum();
     let guest_anon = if p.backing == GuestBacking::Anon {
         guest_rss
     } else {
@@ -212,8 +213,10 @@ fn smaps_file(p: &ProcFile) -> String {
             hugetlb: 0,
         },
     );
-    if guest_size > 0 {
-        smaps_entry(&mut out, &guest_mapping(p.backing, guest_rss, guest_size));
+    let mut start = 0x7f00_0000_0000u64;
+    for &(rss, size) in p.guest.iter().filter(|(_, size)| *size > 0) {
+        smaps_entry(&mut out, &guest_mapping(p.backing, start, rss, size));
+        start += (size as u64).next_multiple_of(1 << 30) + (1 << 30);
     }
     smaps_entry(
         &mut out,

@@ -175,8 +175,44 @@ pub static SETTINGS: ResourceType = rt!(
     true
 );
 
+// Instance types (issue 16): VMs with `spec.instancetype` take their memory from these.
+pub static VIRTUAL_MACHINE_INSTANCETYPES: ResourceType = rt!(
+    "virtualmachineinstancetypes.instancetype.kubevirt.io",
+    INSTANCETYPE_GROUP,
+    "v1beta1",
+    "virtualmachineinstancetypes",
+    "virtualmachineinstancetype",
+    "VirtualMachineInstancetype",
+    true,
+    &["vminstancetype", "vminstancetypes", "vmf", "vmfs"],
+    &[],
+    true,
+    false
+);
+pub static VIRTUAL_MACHINE_CLUSTER_INSTANCETYPES: ResourceType = rt!(
+    "virtualmachineclusterinstancetypes.instancetype.kubevirt.io",
+    INSTANCETYPE_GROUP,
+    "v1beta1",
+    "virtualmachineclusterinstancetypes",
+    "virtualmachineclusterinstancetype",
+    "VirtualMachineClusterInstancetype",
+    false,
+    &[
+        "vmclusterinstancetype",
+        "vmclusterinstancetypes",
+        "vmcf",
+        "vmcfs"
+    ],
+    &[],
+    true,
+    false
+);
+
+/// KubeVirt's instance type API group.
+pub const INSTANCETYPE_GROUP: &str = "instancetype.kubevirt.io";
+
 /// Every stored resource type.
-pub static ALL: [&ResourceType; 8] = [
+pub static ALL: [&ResourceType; 10] = [
     &NAMESPACES,
     &NODES,
     &PODS,
@@ -185,6 +221,8 @@ pub static ALL: [&ResourceType; 8] = [
     &VIRTUAL_MACHINE_INSTANCES,
     &KUBEVIRTS,
     &SETTINGS,
+    &VIRTUAL_MACHINE_INSTANCETYPES,
+    &VIRTUAL_MACHINE_CLUSTER_INSTANCETYPES,
 ];
 
 /// The group of KubeVirt's subresources (`restart`, `start`, `stop`).
@@ -285,6 +323,7 @@ pub fn api_group_list(harvester: bool) -> Value {
     let mut groups = vec![
         group_entry("kubevirt.io", "v1"),
         group_entry(SUBRESOURCES_GROUP, "v1"),
+        group_entry(INSTANCETYPE_GROUP, "v1beta1"),
     ];
     if harvester {
         groups.push(group_entry("harvesterhci.io", "v1beta1"));
@@ -296,6 +335,7 @@ pub fn api_group_list(harvester: bool) -> Value {
 pub fn api_group(group: &str, harvester: bool) -> Option<Value> {
     let version = match group {
         "kubevirt.io" | SUBRESOURCES_GROUP => "v1",
+        INSTANCETYPE_GROUP => "v1beta1",
         "harvesterhci.io" if harvester => "v1beta1",
         _ => return None,
     };

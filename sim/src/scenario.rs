@@ -32,6 +32,55 @@ pub struct Scenario {
     pub vms: Vec<VmSpec>,
     /// Namespace ResourceQuotas on `limits.memory` (KubeVirt v1.1+ then limits VMs that have none).
     pub quotas: Vec<QuotaSpec>,
+    // Instance types (issue 16).
+    /// `VirtualMachineClusterInstancetype`s VMs may name in `instancetype`.
+    pub instancetypes: Vec<InstancetypeDef>,
+}
+
+/// A cluster-wide instance type: the memory a VM naming it gets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InstancetypeDef {
+    pub name: String,
+    pub guest: Quantity,
+    /// `memory.overcommitPercent`: the VMI's request is that much below the guest.
+    #[serde(default)]
+    pub overcommit_percent: u32,
+    #[serde(default = "one_cpu")]
+    pub cpus: u32,
+}
+
+fn one_cpu() -> u32 {
+    1
+}
+
+/// A memory hotplug during the run: the user raises the VM's guest (rollout strategy
+/// LiveUpdate) and KubeVirt migrates the VMI to a pod sized for the new guest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub struct HotplugSpec {
+    /// `memory.maxGuest` (the virtio-mem device is maxGuest − the boot guest).
+    pub max_guest: Quantity,
+    /// The guest after the hotplug.
+    pub to: Quantity,
+    /// Seconds after the VMI starts.
+    pub after_seconds: f64,
+    /// How long the migration to the new pod takes.
+    pub migration_seconds: f64,
+    /// The migration target's node (default: the VM's node).
+    pub target_node: Option<String>,
+}
+
+impl Default for HotplugSpec {
+    fn default() -> Self {
+        HotplugSpec {
+            max_guest: Quantity::new("8Gi"),
+            to: Quantity::new("3Gi"),
+            after_seconds: 30.0,
+            migration_seconds: 20.0,
+            target_node: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,6 +106,7 @@ impl Default for Scenario {
             namespaces: Vec::new(),
             vms: Vec::new(),
             quotas: Vec::new(),
+            instancetypes: Vec::new(),
         }
     }
 }
@@ -122,6 +172,12 @@ pub struct VmSpec {
     /// `devices.logSerialConsole: false` (no guest-console-log container).
     #[serde(default)]
     pub console_log_off: bool,
+    // Memory hotplug and instance types (issue 16).
+    /// `spec.instancetype`: a cluster instance type of the scenario; the template then has no
+    /// memory values.
+    pub instancetype: Option<String>,
+    /// A memory hotplug during the run (needs `guest`).
+    pub hotplug: Option<HotplugSpec>,
 }
 
 impl Default for VmSpec {
@@ -144,6 +200,8 @@ impl Default for VmSpec {
             hook_sidecars: 0,
             dedicated_cpus: false,
             console_log_off: false,
+            instancetype: None,
+            hotplug: None,
         }
     }
 }
@@ -300,6 +358,7 @@ impl Scenario {
                 return invalid(format!("VM {id} appears twice"));
             }
             vm.validate(&id, &node_names)?;
+            self.check_features(vm, &id, &node_names)?;
         }
         self.quotas.iter().try_for_each(QuotaSpec::validate)
     }
@@ -316,6 +375,40 @@ impl Scenario {
         v.sort();
         v.dedup();
         v
+    }
+}
+
+impl Scenario {
+    /// A VM's instance type is one of the scenario's; a hotplug has sizes and a known node.
+    fn check_features(&self, vm: &VmSpec, id: &str, nodes: &[&str]) -> Result<(), ScenarioError> {
+        if let Some(it) = &vm.instancetype {
+            if !self.instancetypes.iter().any(|d| &d.name == it) {
+                return invalid(format!("VM {id}: instancetype {it} is not in the scenario"));
+            }
+        }
+        for d in &self.instancetypes {
+            if let Err(e) = d.guest.bytes() {
+                return invalid(format!("instancetype {}: guest: {e}", d.name));
+            }
+        }
+        let Some(h) = &vm.hotplug else {
+            return Ok(());
+        };
+        let guest = vm.guest.as_ref().and_then(|g| g.bytes().ok());
+        match (guest, h.to.bytes(), h.max_guest.bytes()) {
+            (Some(g), Ok(to), Ok(max)) if g < to && to <= max => {}
+            _ => {
+                return invalid(format!(
+                    "VM {id}: hotplug needs a guest, and guest < to <= maxGuest"
+                ))
+            }
+        }
+        match &h.target_node {
+            Some(n) if !nodes.contains(&n.as_str()) => invalid(format!(
+                "VM {id}: hotplug target node {n} is not in the scenario"
+            )),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -435,7 +528,7 @@ mod tests {
     #[test]
     fn demo_yaml_reads_to_its_values() {
         let s = Scenario::demo().unwrap();
-        assert_eq!((s.vms.len(), s.nodes.len()), (19, 3));
+        assert_eq!((s.vms.len(), s.nodes.len()), (21, 3));
         assert_eq!(s.namespaces, vec!["default", "prod", "lab"]);
         assert_eq!(s.overcommit_memory, 150);
         assert_eq!(s.overhead_ratio.as_deref(), Some("1.5"));

@@ -26,6 +26,12 @@ pub fn tick(w: &mut World) {
             Scheduled::PodRunning { ns, name } => pod_running(w, &ns, &name),
             Scheduled::StartVm { ns, name } => kubevirt::start_after_failure(w, &ns, &name),
             Scheduled::PodDeadline { ns, name, uid } => pod_deadline(w, &ns, &name, &uid),
+            Scheduled::Hotplug { ns, name, vmi_uid } => {
+                super::hotplug::hotplug(w, &ns, &name, &vmi_uid)
+            }
+            Scheduled::HotplugDone { ns, name, vmi_uid } => {
+                super::hotplug::hotplug_done(w, &ns, &name, &vmi_uid)
+            }
         }
     }
     let mut kills = Vec::new();

@@ -52,6 +52,9 @@ pub struct Shape {
     pub seed: u64,
     /// A migration target: the guest arrives at `fill_rate` from zero.
     pub migration_target: bool,
+    /// Memory hotplug: qemu's boot RAM mapping and its virtio-mem device (maxGuest − boot);
+    /// `guest` is then what is plugged in all (boot + plugged part). `None`: one guest mapping.
+    pub virtio_mem: Option<GuestMappings>,
     /// Where qemu keeps guest RAM.
     pub guest_backing: GuestBacking,
 }
@@ -66,6 +69,27 @@ pub enum GuestBacking {
     Hugepages,
     /// A shared memfd (virtiofs needs it): shmem in the memory cgroup, not anonymous.
     Memfd,
+}
+
+/// The sizes of a hotplug-capable qemu's two guest RAM mappings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuestMappings {
+    pub boot: i64,
+    pub virtio_mem: i64,
+}
+
+impl Shape {
+    /// qemu's guest RAM mappings as (resident, size): the boot RAM fills first, the rest of the
+    /// resident guest is in the virtio-mem device (only its plugged part can be resident).
+    pub fn guest_mappings(&self, resident: i64) -> Vec<(i64, i64)> {
+        match self.virtio_mem {
+            None => vec![(resident, self.guest)],
+            Some(m) => {
+                let boot = resident.min(m.boot);
+                vec![(boot, m.boot), (resident - boot, m.virtio_mem)]
+            }
+        }
+    }
 }
 
 /// Memory of one process.
@@ -327,6 +351,7 @@ mod tests {
             qemu_comm: "qemu-system-x86",
             seed: 7,
             migration_target: false,
+            virtio_mem: None,
         }
     }
 

@@ -61,6 +61,8 @@ pub struct VmPlan {
     pub migrate_to: Option<String>,
     pub workload: Params,
     pub seed: u64,
+    /// A memory hotplug to run after the VMI starts.
+    pub hotplug: Option<super::scenario::HotplugSpec>,
 }
 
 /// The runtime of one virt-launcher pod.
@@ -116,6 +118,18 @@ pub enum Scheduled {
         ns: String,
         name: String,
         uid: String,
+    },
+    /// The user raises a hotplug VM's guest (its VMI must be the one with `vmi_uid`).
+    Hotplug {
+        ns: String,
+        name: String,
+        vmi_uid: String,
+    },
+    /// The hotplug's migration ends: the new pod takes over and qemu has the new guest.
+    HotplugDone {
+        ns: String,
+        name: String,
+        vmi_uid: String,
     },
 }
 
@@ -200,6 +214,7 @@ impl World {
         let kv = kubevirt_cr(&w.config, &w.config.kubevirt_namespace);
         w.store.create(&KUBEVIRTS, kv, &now)?;
         w.create_harvester_settings(&now)?;
+        super::hotplug::create_instancetypes(&mut w, scenario, &now)?;
         w.create_vms(scenario)?;
         w.store.compact();
         Ok(w)
@@ -347,6 +362,7 @@ impl World {
                     migrate_to: vm.migrate_to.clone(),
                     workload: Params::from_workload(&vm.workload),
                     seed: seed_of(&format!("{}/{}", vm.namespace, vm.name)),
+                    hotplug: vm.hotplug.clone(),
                 },
             );
             let obj = super::kubevirt::vm_object(vm, &self.config);

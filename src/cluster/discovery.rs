@@ -9,6 +9,8 @@ pub struct Apis {
     pub kubevirt: bool,
     /// `harvesterhci.io/v1beta1` with settings (a Harvester cluster).
     pub harvester_settings: bool,
+    /// `instancetype.kubevirt.io/v1beta1` (instance types VMs may take their memory from).
+    pub instancetypes: bool,
 }
 
 /// Does `group_version` serve `resource`? A 404 means the API is not installed.
@@ -34,12 +36,18 @@ async fn serves(
 }
 
 pub async fn probe(conn: &Connection) -> Result<Apis, ConnectError> {
-    let (kubevirt, harvester) = tokio::join!(
+    let (kubevirt, harvester, instancetypes) = tokio::join!(
         serves(conn, "kubevirt.io/v1", "virtualmachines"),
         serves(conn, "harvesterhci.io/v1beta1", "settings"),
+        serves(
+            conn,
+            "instancetype.kubevirt.io/v1beta1",
+            "virtualmachineclusterinstancetypes"
+        ),
     );
     Ok(Apis {
         kubevirt: kubevirt?,
         harvester_settings: harvester?,
+        instancetypes: instancetypes?,
     })
 }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Deserializer};
 
 use crate::model::objects::{
     HarvesterSetting, KubeVirt, Namespace, Node, ObjectMeta, Pod, ResourceQuota, VirtualMachine,
-    VirtualMachineInstance,
+    VirtualMachineClusterInstancetype, VirtualMachineInstance, VirtualMachineInstancetype,
 };
 
 /// A lean object type the API serves: where it lives and how to read its metadata.
@@ -70,6 +70,22 @@ kind!(
     "ResourceQuota",
     "resourcequotas",
     true
+);
+kind!(
+    VirtualMachineInstancetype,
+    "instancetype.kubevirt.io",
+    "v1beta1",
+    "VirtualMachineInstancetype",
+    "virtualmachineinstancetypes",
+    true
+);
+kind!(
+    VirtualMachineClusterInstancetype,
+    "instancetype.kubevirt.io",
+    "v1beta1",
+    "VirtualMachineClusterInstancetype",
+    "virtualmachineclusterinstancetypes",
+    false
 );
 kind!(
     HarvesterSetting,

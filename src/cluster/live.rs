@@ -16,6 +16,9 @@ use super::feed::{Feed, FeedState, Phase};
 use super::forbidden::Denied;
 use super::lean::Kind;
 use crate::model::inventory::{Inventory, SourceKind};
+use crate::model::objects::{
+    Instancetype, VirtualMachineClusterInstancetype, VirtualMachineInstancetype,
+};
 use crate::parse::duration;
 
 mod error;
@@ -112,6 +115,17 @@ fn owned<T: Kind>(shared: Vec<Arc<T>>) -> Vec<T> {
     shared.into_iter().map(Arc::unwrap_or_clone).collect()
 }
 
+/// Both kinds of instance type, as the inventory keeps them.
+fn instancetypes(
+    namespaced: Vec<Arc<VirtualMachineInstancetype>>,
+    cluster: Vec<Arc<VirtualMachineClusterInstancetype>>,
+) -> Vec<Instancetype> {
+    let namespaced = owned(namespaced).into_iter().map(Instancetype::from);
+    namespaced
+        .chain(owned(cluster).into_iter().map(Instancetype::from))
+        .collect()
+}
+
 async fn take_all<T: Kind>(feeds: Vec<Feed<T>>) -> Vec<Arc<T>> {
     let mut out = Vec::new();
     for f in feeds {
@@ -149,7 +163,7 @@ impl LiveSource {
             client: &client,
             deadline: opts.initial_timeout.map(|t| (t, Instant::now() + t)),
         };
-        let mut feeds = Feeds::start(&start, opts.scope.namespace(), apis.harvester_settings);
+        let mut feeds = Feeds::start(&start, opts.scope.namespace(), &apis);
         within(start.deadline, &server, feeds.initial()).await?;
         let mut denied = Denied::default();
         let fallback = feeds.refused_groups(opts.scope == Scope::All);
@@ -190,6 +204,10 @@ impl LiveSource {
             resource_quotas: owned(collect(&self.feeds.quotas)),
             namespaces: (!self.feeds.namespaces.is_empty())
                 .then(|| owned(collect(&self.feeds.namespaces))),
+            instancetypes: instancetypes(
+                collect(&self.feeds.instancetypes),
+                collect(&self.feeds.cluster_instancetypes),
+            ),
             warnings: self.warnings.clone(),
         }
     }
@@ -214,6 +232,10 @@ impl LiveSource {
                 feeds if feeds.is_empty() => None,
                 feeds => Some(owned(take_all(feeds).await)),
             },
+            instancetypes: instancetypes(
+                take_all(std::mem::take(&mut self.feeds.instancetypes)).await,
+                take_all(std::mem::take(&mut self.feeds.cluster_instancetypes)).await,
+            ),
             warnings: std::mem::take(&mut self.warnings),
         }
     }

@@ -9,6 +9,7 @@ use super::merge;
 use super::target::{FixContext, Refusal, Target};
 use crate::model::evidence::Evidence;
 use crate::model::harvester;
+use crate::model::instancetype::{self, Lookup};
 use crate::model::objects::{keys, VirtualMachine};
 use crate::model::overhead::{dedicated_cpu, overhead, MI};
 use crate::model::phase::VmPhase;
@@ -121,6 +122,13 @@ pub fn plan(target: &Target, choice: &Choice) -> Result<Plan, Refusal> {
         warn_if_raised(&before, &after, &mut change.warnings);
     }
     let restart_needed = patch.is_some() && pod_memory_changes(&before, &after);
+    let sizes = TemplateSizes {
+        limit: after.limit_bytes,
+        guest: after.guest_bytes,
+        budget: after.overhead_budget_bytes,
+        overhead: after.overhead_bytes,
+    };
+    template_below_guest(sizes, &mut change.warnings);
     if patch.is_some() {
         common_warnings(
             target,
@@ -263,9 +271,10 @@ fn decide_reserve(
 ) -> Result<Decided, Refusal> {
     let vm_ref = format!("{}/{}", target.row.namespace, target.row.name);
     let s = match chosen {
-        None | Some(Strategy::RemoveLimit) => Strategy::auto(target.context.harvester.is_some()),
+        None | Some(Strategy::RemoveLimit) => auto_strategy(target, &vm_ref)?,
         Some(s) => s,
     };
+    refuse_on_instancetype(target, s, &vm_ref)?;
     let bytes = asked.unwrap_or(target.row.recommendation.reserve_bytes);
     let reason = match asked {
         Some(_) => format!("reserve {} as asked", to_quantity_string(bytes)),
@@ -355,7 +364,11 @@ pub fn side(doc: &Value, ctx: &FixContext, vm_ref: &str) -> Result<Side, Refusal
             vm: vm_ref.to_string(),
             problem: e.to_string(),
         })?;
-    let t = &vm.spec.template.spec;
+    let applied = match instancetype::lookup(&vm, &ctx.instancetypes) {
+        Lookup::Found(_, it) => Some(instancetype::apply(&vm.spec.template.spec, it)),
+        _ => None,
+    };
+    let t = applied.as_ref().unwrap_or(&vm.spec.template.spec);
     let n = memory_numbers(t);
     if let Some(problem) = n.problems.first() {
         return Err(Refusal::Malformed {
@@ -639,6 +652,11 @@ fn common_warnings(
     }
 }
 
+mod strategy;
+use strategy::{auto_strategy, refuse_on_instancetype, template_below_guest, TemplateSizes};
+
+#[cfg(test)]
+mod feature_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

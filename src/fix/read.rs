@@ -13,8 +13,12 @@ use super::apply::{pod_resource, vm_resource, vmi_resource, ApplyError};
 use super::target::Refusal;
 use super::target::Target;
 use crate::model::inventory::{Inventory, Readings, SourceKind};
-use crate::model::objects::{keys, Namespace, Pod, VirtualMachineInstance};
+use crate::model::objects::{
+    keys, Instancetype, Namespace, Pod, VirtualMachine, VirtualMachineClusterInstancetype,
+    VirtualMachineInstance, VirtualMachineInstancetype,
+};
 use crate::model::report::ReportOptions;
+use crate::model::version::Version;
 
 /// Why the VM could not be read or planned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -112,6 +116,10 @@ pub async fn read_objects(
             .extend(lean::<VirtualMachineInstance>(&vmi).map(Arc::new));
     }
     read_sizing_objects(client, namespace, &mut inv, &mut warnings).await;
+    read_instancetype(client, namespace, &raw, &mut inv, &mut warnings).await;
+    if !version_stated(&inv) {
+        read_version_evidence(client, namespace, &mut inv, &mut warnings).await;
+    }
     inv.warnings = warnings;
     Ok(VmObjects {
         vm: raw,
@@ -215,4 +223,127 @@ async fn read_namespace(client: &kube::Client, namespace: &str) -> Option<Vec<Na
         Ok(found) => Some(found.as_ref().and_then(lean).into_iter().collect()),
         Err(_) => None,
     }
+}
+
+/// The instance type the VM names, if any (a missing or unreadable one is a warning: the
+/// running VMI's values still size its pod).
+async fn read_instancetype(
+    client: &kube::Client,
+    namespace: &str,
+    raw: &Value,
+    inv: &mut Inventory,
+    warnings: &mut Vec<String>,
+) {
+    let Ok(vm) = serde_json::from_value::<VirtualMachine>(raw.clone()) else {
+        return;
+    };
+    let Some(m) = vm.spec.instancetype else {
+        return;
+    };
+    let cluster_wide = m.cluster_wide();
+    let kind = if cluster_wide {
+        "VirtualMachineClusterInstancetype"
+    } else {
+        "VirtualMachineInstancetype"
+    };
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("instancetype.kubevirt.io", "v1beta1", kind),
+        &format!("{}s", kind.to_ascii_lowercase()),
+    );
+    let api: Api<DynamicObject> = if cluster_wide {
+        Api::all_with(client.clone(), &resource)
+    } else {
+        Api::namespaced_with(client.clone(), namespace, &resource)
+    };
+    let found = match api.get_opt(&m.name).await {
+        Ok(Some(o)) => o,
+        Ok(None) => return warnings.push(format!("{kind} {} was not found", m.name)),
+        Err(e) => {
+            return warnings.push(format!(
+                "could not read {kind} {}: {}",
+                m.name,
+                ApplyError::from_kube(&e)
+            ))
+        }
+    };
+    let it = if cluster_wide {
+        lean::<VirtualMachineClusterInstancetype>(&found).map(Instancetype::from)
+    } else {
+        lean::<VirtualMachineInstancetype>(&found).map(Instancetype::from)
+    };
+    inv.instancetypes.extend(it);
+}
+
+/// Whether the KubeVirt CR or a launcher image tag states the version.
+fn version_stated(inv: &Inventory) -> bool {
+    let cr = inv
+        .kubevirts
+        .iter()
+        .any(|k| k.status.observed_kube_virt_version.is_some());
+    let tagged = inv.pods.iter().any(|p| {
+        p.spec
+            .containers
+            .iter()
+            .any(|c| Version::from_launcher_image(&c.image).is_some())
+    });
+    cr || tagged
+}
+
+/// Cap on the launcher pods and VMIs read to infer the version (as `list` does).
+const VERSION_EVIDENCE: u32 = 200;
+
+/// Nothing states the version: read other running launcher pods and their VMIs (cluster-wide,
+/// else in the VM's namespace), so the plan uses the version their overhead reproduces, as
+/// `list` does.
+async fn read_version_evidence(
+    client: &kube::Client,
+    namespace: &str,
+    inv: &mut Inventory,
+    warnings: &mut Vec<String>,
+) {
+    let selector = format!("{}={}", keys::LAUNCHER_LABEL, keys::LAUNCHER_LABEL_VALUE);
+    let lp = ListParams::default()
+        .labels(&selector)
+        .limit(VERSION_EVIDENCE);
+    let mut quiet = Vec::new();
+    let all_pods = list_lean::<Pod>(
+        Api::all_with(client.clone(), &pod_resource()),
+        &lp,
+        "pods",
+        &mut quiet,
+    )
+    .await;
+    let cluster_wide = all_pods.is_some();
+    let pods = match all_pods {
+        Some(p) => p,
+        None => list_lean::<Pod>(
+            Api::namespaced_with(client.clone(), namespace, &pod_resource()),
+            &lp,
+            "pods",
+            warnings,
+        )
+        .await
+        .unwrap_or_default(),
+    };
+    let vmi_api: Api<DynamicObject> = if cluster_wide {
+        Api::all_with(client.clone(), &vmi_resource())
+    } else {
+        Api::namespaced_with(client.clone(), namespace, &vmi_resource())
+    };
+    let lp = ListParams::default().limit(VERSION_EVIDENCE);
+    let vmis = list_lean::<VirtualMachineInstance>(vmi_api, &lp, "VMIs", warnings)
+        .await
+        .unwrap_or_default();
+    let known_pods: Vec<String> = inv.pods.iter().map(|p| p.metadata.uid.clone()).collect();
+    let known_vmis: Vec<String> = inv.vmis.iter().map(|v| v.metadata.uid.clone()).collect();
+    inv.pods.extend(
+        pods.into_iter()
+            .filter(|p| !known_pods.contains(&p.metadata.uid))
+            .map(Arc::new),
+    );
+    inv.vmis.extend(
+        vmis.into_iter()
+            .filter(|v| !known_vmis.contains(&v.metadata.uid))
+            .map(Arc::new),
+    );
 }

@@ -6,7 +6,7 @@ use serde_json::Value;
 use crate::model::auto_limits::{AutoLimit, NamespaceLimits};
 use crate::model::harvester::HarvesterContext;
 use crate::model::inventory::{Inventory, Readings};
-use crate::model::objects::VirtualMachine;
+use crate::model::objects::{Instancetype, VirtualMachine};
 use crate::model::overhead::ClusterInputs;
 use crate::model::report::{self, ReportOptions, VmRow};
 use crate::model::version::Version;
@@ -31,6 +31,18 @@ pub enum Refusal {
         now: String,
         annotation: &'static str,
     },
+    #[error("VirtualMachine {vm} takes its memory from instance type {instancetype}: KubeVirt's admission rejects memory.guest, requests and limits on such a VM, so the {strategy} strategy cannot apply (added-overhead can, on KubeVirt v1.8 or newer)")]
+    InstancetypeStrategy {
+        vm: String,
+        instancetype: String,
+        strategy: &'static str,
+    },
+    #[error("VirtualMachine {vm} takes its memory from instance type {instancetype}: memory cannot be reserved on an instance-type VM before KubeVirt v1.8 (this cluster runs {version}); pick a larger instance type, or remove the pod's limit with --remove-limit if it has one")]
+    InstancetypeBeforeV18 {
+        vm: String,
+        instancetype: String,
+        version: Version,
+    },
 }
 
 /// Cluster facts that decide the pod KubeVirt builds for the VM's next start.
@@ -50,6 +62,8 @@ pub struct FixContext {
     pub auto_limit: Option<AutoLimit>,
     /// Sentences on what had to be assumed about the namespace (its ratio label unread).
     pub namespace_warnings: Vec<String>,
+    /// The instance types VMs may take their memory from.
+    pub instancetypes: Vec<Instancetype>,
 }
 
 impl FixContext {
@@ -72,6 +86,7 @@ impl FixContext {
                 .resource_quotas
                 .iter()
                 .any(|q| q.metadata.namespace == namespace && q.limits_memory()),
+            instancetypes: inv.instancetypes.clone(),
         }
     }
 }

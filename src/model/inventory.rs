@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::objects::{
-    HarvesterSetting, KubeVirt, Namespace, Node, Pod, ResourceQuota, VirtualMachine,
+    HarvesterSetting, Instancetype, KubeVirt, Namespace, Node, Pod, ResourceQuota, VirtualMachine,
     VirtualMachineInstance,
 };
 use super::readings::NodeReadings;
@@ -49,6 +49,8 @@ pub struct Inventory {
     /// Namespace objects (their labels); `None` when they could not be read (not permitted,
     /// or not among the files).
     pub namespaces: Option<Vec<Namespace>>,
+    /// Instance types (namespaced and cluster-wide) that VMs name in `spec.instancetype`.
+    pub instancetypes: Vec<Instancetype>,
     /// Things the reader could not see, as sentences (e.g. a namespace it may not list).
     pub warnings: Vec<String>,
 }

@@ -143,9 +143,26 @@ fn with_pods<'a>(
             .cmp(&a.metadata.creation_timestamp)
     });
     let node = vmi.status.node_name.as_deref();
+    // While a migration runs, its target pod (possibly on the same node, as a memory hotplug's
+    // is) is not the one running the guest.
+    let target = vmi
+        .status
+        .migration_state
+        .as_ref()
+        .filter(|m| m.completed != Some(true) && m.failed != Some(true))
+        .and_then(|m| m.target_pod.as_deref());
+    let running_here = |p: &&Pod| {
+        node.is_some()
+            && p.spec.node_name.as_deref() == node
+            && Some(p.metadata.name.as_str()) != target
+    };
     let current = pods
         .iter()
-        .position(|p| node.is_some() && p.spec.node_name.as_deref() == node)
+        .position(running_here)
+        .or_else(|| {
+            pods.iter()
+                .position(|p| node.is_some() && p.spec.node_name.as_deref() == node)
+        })
         .or(if pods.is_empty() { None } else { Some(0) });
     let pod = current.map(|i| pods.remove(i));
     Joined {
@@ -268,6 +285,29 @@ mod tests {
         assert_eq!(j[0].other_pods.len(), 1);
         assert_eq!(j[0].other_pods[0].metadata.uid, "dst");
         assert!(j[0].migrating());
+    }
+
+    #[test]
+    fn a_migration_target_on_the_same_node_is_not_the_running_pod() {
+        let mut i = vmi("a", "web", "u1", "n1");
+        i.status.migration_state = Some(Box::new(crate::model::objects::MigrationState {
+            target_pod: Some("virt-launcher-web-new".into()),
+            ..Default::default()
+        }));
+        let mut new = pod("dst", "u1", "n1", "2024-02-01T00:00:00Z", true);
+        new.metadata.name = "virt-launcher-web-new".into();
+        let inv = Inventory {
+            vms: vec![vm("a", "web").into()],
+            vmis: vec![i.into()],
+            pods: vec![
+                pod("src", "u1", "n1", "2024-01-01T00:00:00Z", true).into(),
+                new.into(),
+            ],
+            ..Default::default()
+        };
+        let j = join(&inv);
+        assert_eq!(j[0].pod.unwrap().metadata.uid, "src");
+        assert_eq!(j[0].other_pods[0].metadata.uid, "dst");
     }
 
     #[test]

@@ -3,6 +3,8 @@
 pub mod auto_limits;
 pub mod evidence;
 pub mod harvester;
+pub mod hotplug;
+pub mod instancetype;
 pub mod inventory;
 pub mod join;
 pub mod memory;

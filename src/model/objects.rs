@@ -31,6 +31,11 @@ where
 
 mod container_state;
 pub use container_state::{ContainerState, Terminated};
+mod instancetype;
+pub use instancetype::{
+    Instancetype, InstancetypeMatcher, InstancetypeMemory, InstancetypeSpec,
+    VirtualMachineClusterInstancetype, VirtualMachineInstancetype,
+};
 
 /// A field that an explicit `null` leaves at its zero value, as in Go (`resources: null`,
 /// `hard: null`, `name: null`).
@@ -142,6 +147,9 @@ pub struct VmSpec {
     pub run_strategy: Option<String>,
     #[serde(deserialize_with = "null_default")]
     pub template: VmTemplate,
+    /// `spec.instancetype`: the (Cluster)Instancetype that gives the guest its memory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instancetype: Option<InstancetypeMatcher>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -158,6 +166,28 @@ pub struct VmTemplate {
 pub struct VmStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub printable_status: Option<VmPhase>,
+    /// Only `RestartRequired` is read (KubeVirt sets it when a change waits for a restart).
+    #[serde(deserialize_with = "exact_vec", skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+/// A status condition: its type and whether it holds (`"True"`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Condition {
+    #[serde(rename = "type", deserialize_with = "null_default")]
+    pub kind: String,
+    #[serde(deserialize_with = "null_default")]
+    pub status: String,
+}
+
+impl VmStatus {
+    /// KubeVirt's `RestartRequired` condition is `True`.
+    pub fn restart_required(&self) -> bool {
+        self.conditions
+            .iter()
+            .any(|c| c.kind == "RestartRequired" && c.status.eq_ignore_ascii_case("true"))
+    }
 }
 
 /// The VMI spec, also the VM's `spec.template.spec`.

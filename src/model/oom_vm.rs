@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::hotplug::GuestRunning;
 use super::inventory::Inventory;
 use super::objects::{keys, Pod, VirtualMachine, VirtualMachineInstance, VmiSpec};
 use super::oom_event::OomEvent;
@@ -138,7 +139,11 @@ fn facts_of(
     version: Version,
 ) -> VmFacts {
     let spec: Option<&VmiSpec> = vmi.map(|v| &v.spec).or(vm.map(|v| &v.spec.template.spec));
-    let guest_bytes = spec.and_then(guest_of);
+    // What the running qemu has (a memory hotplug raises the VMI before qemu has it).
+    let running = vmi
+        .and_then(|v| GuestRunning::of(v).current)
+        .and_then(|b| u64::try_from(b).ok());
+    let guest_bytes = running.or_else(|| spec.and_then(guest_of));
     let configured_bytes = spec
         .and_then(|s| bytes(&s.domain.resources.limits.memory))
         .or(guest_bytes);

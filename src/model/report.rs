@@ -131,6 +131,7 @@ mod pod_facts;
 mod risk;
 mod row;
 mod row_evidence;
+mod row_features;
 mod status_kills;
 mod streamed;
 mod types;

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::probe::ProbeTarget;
+use crate::model::hotplug::GuestRunning;
 use crate::model::inventory::Inventory;
 use crate::model::join::join;
 use crate::model::phase::PodPhase;
@@ -29,16 +30,11 @@ pub fn targets(inv: &Inventory) -> BTreeMap<String, Vec<Target>> {
         if pod.status.phase != Some(PodPhase::Running) {
             continue;
         }
-        let guest = j
-            .vmi
-            .map(|v| memory_numbers(&v.spec))
-            .filter(|n| !n.hugepages)
-            .and_then(|n| n.guest)
-            .filter(|&g| g > 0);
-        let probe = match guest {
-            Some(g) => ProbeTarget::with_guest(pod.metadata.uid.clone(), g as u64),
-            None => ProbeTarget::new(pod.metadata.uid.clone()),
-        };
+        let mut probe = ProbeTarget::new(pod.metadata.uid.clone());
+        if let Some(vmi) = j.vmi.filter(|v| !memory_numbers(&v.spec).hugepages) {
+            // qemu's guest RAM: the boot RAM and, with memory hotplug, the virtio-mem device.
+            probe.guest_bytes = GuestRunning::of(vmi).mapping_sizes();
+        }
         let compute_id = pod
             .status
             .container_statuses

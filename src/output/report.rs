@@ -126,7 +126,7 @@ fn row_cells(r: &VmRow) -> Vec<(String, Tone)> {
         (r.namespace.clone(), Tone::Plain),
         (r.name.clone(), Tone::Plain),
         (r.node.clone().unwrap_or_else(|| NONE.into()), Tone::Plain),
-        (size(r.guest_bytes), Tone::Plain),
+        (guest_cell(r), Tone::Plain),
         (
             r.vm_limit_bytes
                 .map(human)
@@ -154,6 +154,16 @@ fn row_cells(r: &VmRow) -> Vec<(String, Tone)> {
         (r.risk.as_str().to_string(), risk_tone(r.risk)),
         (recommend_cell(r), Tone::Plain),
     ]
+}
+
+/// The guest; during a memory hotplug what qemu has → what the VMI asks for.
+fn guest_cell(r: &VmRow) -> String {
+    match (r.guest_running_bytes, r.guest_bytes) {
+        (Some(running), Some(asked)) if running != asked => {
+            format!("{}→{}", human(running), human(asked))
+        }
+        _ => size(r.guest_bytes),
+    }
 }
 
 /// The sum of the breakdown terms named any of `names`, if there is one.

@@ -8,11 +8,15 @@ use serde::Deserialize;
 
 use crate::model::inventory::Inventory;
 use crate::model::objects::{
-    exact_vec, null_default, Container, ContainerStatus, DomainSpec, HarvesterSetting, KubeVirt,
-    KubeVirtConfiguration, KubeVirtSpec, KubeVirtStatus, MigrationState, Namespace, Node, NodeInfo,
-    NodeStatus, ObjectMeta, Pod, PodSpec, PodStatus, Probe, ResourceList, ResourceQuota,
+    exact_vec, null_default, Condition, Container, ContainerStatus, DomainSpec, HarvesterSetting,
+    KubeVirt, KubeVirtConfiguration, KubeVirtSpec, KubeVirtStatus, MigrationState, Namespace, Node,
+    NodeInfo, NodeStatus, ObjectMeta, Pod, PodSpec, PodStatus, Probe, ResourceList, ResourceQuota,
     ResourceQuotaSpec, StringMap, VirtualMachine, VirtualMachineInstance, VmSpec, VmStatus,
     VmTemplate, VmiMemoryStatus, VmiSpec, VmiStatus, Volume,
+};
+use crate::model::objects::{
+    Instancetype, InstancetypeMatcher, InstancetypeMemory, InstancetypeSpec,
+    VirtualMachineClusterInstancetype, VirtualMachineInstancetype,
 };
 use crate::model::phase::{PodPhase, VmPhase};
 use crate::units::Quantity;
@@ -28,6 +32,7 @@ pub enum Object {
     HarvesterSetting(Box<HarvesterSetting>),
     ResourceQuota(Box<ResourceQuota>),
     Namespace(Box<Namespace>),
+    Instancetype(Box<Instancetype>),
 }
 
 /// Put parsed objects where an [`Inventory`] keeps them.
@@ -44,6 +49,7 @@ pub fn add_to_inventory(objects: Vec<Object>, inv: &mut Inventory) {
             }
             Object::ResourceQuota(q) => inv.resource_quotas.push(*q),
             Object::Namespace(n) => inv.namespaces.get_or_insert_with(Vec::new).push(*n),
+            Object::Instancetype(i) => inv.instancetypes.push(*i),
         }
     }
 }
@@ -137,6 +143,7 @@ struct AnySpec {
     running: Option<bool>,
     run_strategy: Option<String>,
     template: Option<VmTemplate>,
+    instancetype: Option<InstancetypeMatcher>,
     // VirtualMachineInstance
     domain: Option<DomainSpec>,
     #[serde(deserialize_with = "exact_vec")]
@@ -155,6 +162,8 @@ struct AnySpec {
     // ResourceQuota
     #[serde(deserialize_with = "null_default")]
     hard: BTreeMap<String, Quantity>,
+    // VirtualMachine(Cluster)Instancetype
+    memory: Option<InstancetypeMemory>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -162,6 +171,8 @@ struct AnySpec {
 struct AnyStatus {
     // VirtualMachine
     printable_status: Option<String>,
+    #[serde(deserialize_with = "exact_vec")]
+    conditions: Vec<Condition>,
     // VirtualMachineInstance, Pod, KubeVirt
     phase: Option<String>,
     node_name: Option<String>,
@@ -226,6 +237,9 @@ fn typed(kind: &str, d: AnyObject) -> Option<Object> {
         "Node" => node(metadata, status),
         "KubeVirt" => kubevirt(metadata, spec, status),
         "Namespace" => Object::Namespace(Box::new(Namespace { metadata })),
+        "VirtualMachineInstancetype" | "VirtualMachineClusterInstancetype" => {
+            instancetype(kind, metadata, spec)
+        }
         "ResourceQuota" => Object::ResourceQuota(Box::new(ResourceQuota {
             metadata,
             spec: ResourceQuotaSpec { hard: spec.hard },
@@ -252,9 +266,11 @@ fn vm(metadata: ObjectMeta, spec: AnySpec, s: AnyStatus) -> Object {
             running: spec.running,
             run_strategy: spec.run_strategy,
             template: spec.template.unwrap_or_default(),
+            instancetype: spec.instancetype,
         },
         status: VmStatus {
             printable_status: s.printable_status.as_deref().map(VmPhase::from),
+            conditions: s.conditions,
         },
     }))
 }
@@ -319,6 +335,17 @@ fn kubevirt(metadata: ObjectMeta, spec: AnySpec, s: AnyStatus) -> Object {
     }))
 }
 
+fn instancetype(kind: &str, metadata: ObjectMeta, spec: AnySpec) -> Object {
+    let spec = InstancetypeSpec {
+        memory: spec.memory.unwrap_or_default(),
+    };
+    Object::Instancetype(Box::new(if kind == "VirtualMachineInstancetype" {
+        VirtualMachineInstancetype { metadata, spec }.into()
+    } else {
+        VirtualMachineClusterInstancetype { metadata, spec }.into()
+    }))
+}
+
 /// The kind a support-bundle file holds, from its name (`virtualmachines.yaml` → VirtualMachine).
 pub fn kind_from_file_name(name: &str) -> Option<&'static str> {
     let stem = name.rsplit('/').next()?.split('.').next()?;
@@ -331,6 +358,8 @@ pub fn kind_from_file_name(name: &str) -> Option<&'static str> {
         "settings" => "Setting",
         "resourcequotas" => "ResourceQuota",
         "namespaces" => "Namespace",
+        "virtualmachineinstancetypes" => "VirtualMachineInstancetype",
+        "virtualmachineclusterinstancetypes" => "VirtualMachineClusterInstancetype",
         _ => return None,
     })
 }

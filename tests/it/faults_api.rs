@@ -60,7 +60,7 @@ async fn lists_watches_patches_and_execs_ride_out_a_burst_of_429s() {
     // Lists: the first two VM lists are refused.
     sim.throttle(2, Some("/virtualmachines?"), 1);
     let live = LiveSource::start(&conn, opts()).await.unwrap();
-    assert_eq!(live.snapshot().vms.len(), 19);
+    assert_eq!(live.snapshot().vms.len(), 21);
     let vm_lists: Vec<(u16, Instant)> = answers(&sim, "/apis/kubevirt.io/v1/virtualmachines?")
         .into_iter()
         .filter(|_| true)

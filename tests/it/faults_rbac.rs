@@ -41,7 +41,7 @@ async fn list_shows_every_vm_and_names_the_missing_verbs() {
     assert!(out.status.success(), "{stderr}");
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     let vms = report["vms"].as_array().unwrap();
-    assert_eq!(vms.len(), 19, "every VM is listed");
+    assert_eq!(vms.len(), 21, "every VM is listed");
     let warnings: Vec<&str> = report["warnings"]
         .as_array()
         .unwrap_or_else(|| panic!("no warnings: {report:#}"))
@@ -88,7 +88,7 @@ async fn list_shows_every_vm_and_names_the_missing_verbs() {
         3,
         "{stderr}"
     );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 20);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 22);
     sim.shutdown().await;
 }
 

@@ -39,9 +39,9 @@ async fn reads_everything_the_sim_serves_in_each_scope() {
 
     let live = LiveSource::start(&conn, opts(Scope::All)).await.unwrap();
     let inv = live.snapshot();
-    assert_eq!(inv.vms.len(), 19, "{:?}", names(&inv));
-    assert_eq!(inv.vmis.len(), 18, "dev-01 is stopped");
-    assert_eq!(inv.pods.len(), 19, "18 launchers plus a migration target");
+    assert_eq!(inv.vms.len(), 21, "{:?}", names(&inv));
+    assert_eq!(inv.vmis.len(), 20, "dev-01 is stopped");
+    assert_eq!(inv.pods.len(), 21, "20 launchers plus a migration target");
     assert!(
         inv.pods
             .iter()
@@ -139,7 +139,7 @@ async fn a_forbidden_namespace_gives_one_warning_and_the_rest_of_the_report() {
 
     let live = LiveSource::start(&conn, opts(Scope::All)).await.unwrap();
     let inv = live.snapshot();
-    assert_eq!(inv.vms.len(), 12, "{:?}", names(&inv));
+    assert_eq!(inv.vms.len(), 14, "{:?}", names(&inv));
     let readable = |ns: &str| ns == "default" || ns == "lab";
     assert!(inv.vms.iter().all(|v| readable(&v.metadata.namespace)));
     assert!(inv.pods.iter().all(|p| readable(&p.metadata.namespace)));
@@ -152,7 +152,7 @@ async fn a_forbidden_namespace_gives_one_warning_and_the_rest_of_the_report() {
     assert_eq!(inv.warnings.len(), 1, "{:?}", inv.warnings);
     assert_eq!(
         inv.warnings[0],
-        "forbidden: user \"alice\" may not list virtualmachines, virtualmachineinstances, pods, resourcequotas in namespace prod; the report shows only what it may read"
+        "forbidden: user \"alice\" may not list virtualmachines, virtualmachineinstances, pods, resourcequotas, virtualmachineinstancetypes in namespace prod; the report shows only what it may read"
     );
     drop(live);
 
@@ -175,7 +175,7 @@ async fn server_gone_turns_stale_then_recovers_and_catches_up() {
     let dir = tempfile::tempdir().unwrap();
     let conn = connect_as(&sim, dir.path(), "admin", Some(Duration::from_secs(2))).await;
     let live = LiveSource::start(&conn, opts(Scope::All)).await.unwrap();
-    assert_eq!(live.snapshot().vms.len(), 19);
+    assert_eq!(live.snapshot().vms.len(), 21);
 
     sim.stop_server().await;
     let stale = eventually(Duration::from_secs(10), || {
@@ -191,7 +191,7 @@ async fn server_gone_turns_stale_then_recovers_and_catches_up() {
         "{error}"
     );
     // The last snapshot is still there while the server is away.
-    assert_eq!(live.snapshot().vms.len(), 19);
+    assert_eq!(live.snapshot().vms.len(), 21);
 
     // A new connection fails with a clear sentence within the request timeout.
     let started = Instant::now();

@@ -32,6 +32,7 @@ mod faults_rbac;
 mod faults_tui;
 
 mod features_from_files;
+mod features_hotplug;
 mod fix_apiserver;
 mod fix_interrupt;
 mod fix_kubectl;
@@ -74,6 +75,7 @@ mod report_from_files;
 mod sim_cli;
 mod sim_client;
 mod sim_exec;
+mod sim_hotplug;
 mod sim_kubectl;
 mod sim_node_cpus;
 mod sim_paging;

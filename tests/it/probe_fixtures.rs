@@ -544,6 +544,73 @@ fn guest_ram_backed_by_memfd_hugetlb_or_hotplug() {
     assert_eq!(r.pods[0].guest_resident_bytes, None);
 }
 
+/// After a memory hotplug qemu holds the boot RAM (guestAtBoot) and a virtio-mem device of
+/// maxGuest − guestAtBoot, of which only the plugged part is resident: the sizes the tool asks
+/// for find both, so the boot RAM is guest RAM, not overhead.
+#[test]
+fn hotplugged_guest_ram_is_found_in_both_mappings() {
+    use vmmem::model::hotplug::GuestRunning;
+    use vmmem::model::objects::VirtualMachineInstance;
+    let h = Host::new(CgroupVersion::V2);
+    let pod = format!("kubepods.slice/kubepods-pod{UID_}.slice");
+    h.cgroup(&pod, &Cg::new(1, &small_stat_v2(0)));
+    h.cgroup(
+        &format!("{pod}/cri-containerd-{COMPUTE}.scope"),
+        &Cg {
+            pids: vec![40],
+            ..Cg::new(1, &small_stat_v2(0))
+        },
+    );
+    h.process(40, "qemu-kvm", 3_200_000, 10, 0);
+    let map = |hdr: &str, size_kb: u64, rss_kb: u64| {
+        format!(
+            "{hdr}\nSize:   {size_kb} kB\nKernelPageSize:  4 kB\nMMUPageSize:  4 kB\nRss:  {rss_kb} kB\n\
+             Shared_Hugetlb:  0 kB\nPrivate_Hugetlb:  0 kB\nVmFlags: rd wr mr mw me\n"
+        )
+    };
+    // Boot RAM 2Gi (almost all touched), virtio-mem 6Gi with 2Gi plugged, qemu's own heap.
+    h.write(
+        "proc/40/smaps",
+        &[
+            map(
+                "7f0000000000-7f0080000000 rw-p 00000000 00:00 0 ",
+                2 << 20,
+                2_000_000,
+            ),
+            map(
+                "7f1000000000-7f1180000000 rw-p 00000000 00:00 0 ",
+                6 << 20,
+                1_048_576,
+            ),
+            map(
+                "55d000000000-55d008000000 rw-p 00000000 00:00 0 [heap]",
+                128 << 10,
+                100_000,
+            ),
+        ]
+        .concat(),
+    );
+    let vmi: VirtualMachineInstance = serde_json::from_value(serde_json::json!({
+        "spec": {"domain": {"memory": {"guest": "4Gi", "maxGuest": "8Gi"}}},
+        "status": {"memory": {"guestAtBoot": "2Gi", "guestCurrent": "4Gi", "guestRequested": "4Gi"}}
+    }))
+    .unwrap();
+    let sizes = GuestRunning::of(&vmi).mapping_sizes();
+    assert_eq!(sizes, vec![2 << 30, 6 << 30]);
+    let r = h.probe(&[ProbeTarget {
+        uid: UID.into(),
+        guest_bytes: sizes,
+    }]);
+    assert_eq!(
+        r.pods[0].guest_resident_bytes,
+        Some((2_000_000 + 1_048_576) * 1024)
+    );
+    // The VMI's guest alone (4Gi) is the size of neither mapping: nothing found, where the boot
+    // RAM would otherwise have been counted as qemu's overhead.
+    let r = h.probe(&[ProbeTarget::with_guest(UID, 4 << 30)]);
+    assert_eq!(r.pods[0].guest_resident_bytes, None);
+}
+
 #[test]
 fn v2_without_memory_peak_and_with_vanished_cgroups() {
     let h = Host::new(CgroupVersion::V2);

@@ -130,7 +130,7 @@ fn write_launcher_processes(w: &mut TreeWriter, procs: &Path, ln: &LauncherNow) 
         pid: pause_pid,
         ppid: 1,
         mem: &s.pause,
-        guest: None,
+        guest: Vec::new(),
         backing: l.shape.guest_backing,
         cmdline: cmdline_of("pause", l),
         cgroup: cg(0),
@@ -143,7 +143,11 @@ fn write_launcher_processes(w: &mut TreeWriter, procs: &Path, ln: &LauncherNow) 
             pid: compute_pid(l, i),
             ppid: if i == 0 { pause_pid } else { monitor_pid },
             mem: p,
-            guest: is_qemu.then_some((s.guest_resident, l.shape.guest)),
+            guest: if is_qemu {
+                l.shape.guest_mappings(s.guest_resident)
+            } else {
+                Vec::new()
+            },
             backing: l.shape.guest_backing,
             cmdline: cmdline_of(p.comm, l),
             cgroup: cg(1),
@@ -156,7 +160,7 @@ fn write_launcher_processes(w: &mut TreeWriter, procs: &Path, ln: &LauncherNow) 
             pid: l.pids[6],
             ppid: pause_pid,
             mem: &s.sidecar,
-            guest: None,
+            guest: Vec::new(),
             backing: l.shape.guest_backing,
             cmdline: cmdline_of("virt-tail", l),
             cgroup: cg(2),

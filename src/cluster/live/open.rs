@@ -11,12 +11,13 @@ use kube::Api;
 
 use super::error::LiveError;
 use crate::cluster::connect::Connection;
+use crate::cluster::discovery::Apis;
 use crate::cluster::feed::{Feed, FeedState, Phase};
 use crate::cluster::forbidden::Denied;
 use crate::cluster::lean::Kind;
 use crate::model::objects::{
     keys, HarvesterSetting, KubeVirt, Namespace, Node, Pod, ResourceQuota, VirtualMachine,
-    VirtualMachineInstance,
+    VirtualMachineClusterInstancetype, VirtualMachineInstance, VirtualMachineInstancetype,
 };
 
 /// Whether feeds watch (the dashboard) or list once (`list`).
@@ -129,6 +130,10 @@ pub(super) struct Feeds {
     pub(super) kubevirts: Vec<Feed<KubeVirt>>,
     /// `None` when the server has no Harvester settings API.
     pub(super) settings: Option<Vec<Feed<HarvesterSetting>>>,
+    /// Instance types (namespaced over the scope, and cluster-wide); empty when the server
+    /// has no instance type API. A refused list is a warning: running VMIs carry the values.
+    pub(super) instancetypes: Vec<Feed<VirtualMachineInstancetype>>,
+    pub(super) cluster_instancetypes: Vec<Feed<VirtualMachineClusterInstancetype>>,
 }
 
 /// The groups refused cluster-wide that are read namespace by namespace instead: VMs, VMIs,
@@ -140,6 +145,7 @@ pub(super) struct Fallback {
     pods: bool,
     quotas: bool,
     kubevirts: bool,
+    instancetypes: bool,
 }
 
 impl Fallback {
@@ -149,14 +155,15 @@ impl Fallback {
 
     /// Whether one of the groups read in the scope's namespaces falls back.
     fn scoped(&self) -> bool {
-        self.vms || self.vmis || self.pods || self.quotas
+        self.vms || self.vmis || self.pods || self.quotas || self.instancetypes
     }
 }
 
 impl Feeds {
     /// One feed per resource over the scope (nodes, KubeVirt CRs and settings cluster-wide).
-    pub(super) fn start(s: &Start<'_>, ns: Option<&str>, harvester_settings: bool) -> Feeds {
+    pub(super) fn start(s: &Start<'_>, ns: Option<&str>, apis: &Apis) -> Feeds {
         let (how, client) = (s.how, s.client);
+        let instancetypes = apis.instancetypes;
         let launchers = launcher_selector();
         Feeds {
             vms: vec![feed(how, client, ns, None)],
@@ -168,7 +175,7 @@ impl Feeds {
             kubevirts: vec![feed(how, client, None, None)],
             // Only the settings the report reads, each by name: the read-only role grants
             // these by `resourceNames` (others, like the backup target, can hold secrets).
-            settings: harvester_settings.then(|| {
+            settings: apis.harvester_settings.then(|| {
                 SETTINGS_READ
                     .iter()
                     .map(|n| match how {
@@ -177,6 +184,14 @@ impl Feeds {
                     })
                     .collect()
             }),
+            instancetypes: instancetypes
+                .then(|| feed(how, client, ns, None))
+                .into_iter()
+                .collect(),
+            cluster_instancetypes: instancetypes
+                .then(|| feed(how, client, None, None))
+                .into_iter()
+                .collect(),
         }
     }
 
@@ -195,6 +210,8 @@ impl Feeds {
                     wait(s).await
                 }
             },
+            wait(&self.instancetypes),
+            wait(&self.cluster_instancetypes),
         );
     }
 
@@ -205,7 +222,8 @@ impl Feeds {
             wait(&self.vmis),
             wait(&self.pods),
             wait(&self.quotas),
-            wait(&self.kubevirts)
+            wait(&self.kubevirts),
+            wait(&self.instancetypes)
         );
     }
 
@@ -216,6 +234,7 @@ impl Feeds {
             pods: all && refused_cluster_wide(&self.pods),
             quotas: all && refused_cluster_wide(&self.quotas),
             kubevirts: refused_cluster_wide(&self.kubevirts),
+            instancetypes: all && refused_cluster_wide(&self.instancetypes),
         }
     }
 
@@ -242,6 +261,9 @@ impl Feeds {
         }
         if fallback.kubevirts {
             self.kubevirts = per_namespace(how, client, namespaces, None);
+        }
+        if fallback.instancetypes {
+            self.instancetypes = per_namespace(how, client, namespaces, None);
         }
     }
 
@@ -286,6 +308,13 @@ impl Feeds {
         if let Some(s) = &mut self.settings {
             settle(s, denied, &mut forbidden_msgs, server)?;
         }
+        settle(&mut self.instancetypes, denied, &mut forbidden_msgs, server)?;
+        settle(
+            &mut self.cluster_instancetypes,
+            denied,
+            &mut forbidden_msgs,
+            server,
+        )?;
         Ok(())
     }
 
@@ -299,6 +328,8 @@ impl Feeds {
         states.extend(self.namespaces.iter().map(|f| f.state().clone()));
         states.extend(self.kubevirts.iter().map(|f| f.state().clone()));
         states.extend(self.settings.iter().flatten().map(|f| f.state().clone()));
+        states.extend(self.instancetypes.iter().map(|f| f.state().clone()));
+        states.extend(self.cluster_instancetypes.iter().map(|f| f.state().clone()));
         states
     }
 }

@@ -6,6 +6,7 @@ use super::types::ReportOptions;
 use crate::model::auto_limits::NamespaceLimits;
 use crate::model::harvester::HarvesterContext;
 use crate::model::inventory::Inventory;
+use crate::model::objects::Instancetype;
 use crate::model::overhead::{ClusterInputs, VersionSpan};
 use crate::model::version::{detect, DetectedVersion, VersionSource};
 
@@ -63,6 +64,8 @@ pub struct Cluster {
     pub memory_overcommit: i64,
     /// Namespace quotas on limits.memory and their auto-limit ratio labels.
     pub namespaces: NamespaceLimits,
+    /// The instance types VMs may name (few per cluster).
+    pub instancetypes: Vec<Instancetype>,
 }
 
 pub fn cluster_facts(inv: &Inventory, opts: &ReportOptions) -> Cluster {
@@ -98,5 +101,6 @@ pub fn cluster_facts(inv: &Inventory, opts: &ReportOptions) -> Cluster {
         inputs,
         memory_overcommit,
         namespaces: NamespaceLimits::from_inventory(inv),
+        instancetypes: inv.instancetypes.clone(),
     }
 }

@@ -27,6 +27,11 @@ pub enum Flag {
     OomKilled,
     /// An earlier pod of this VM was OOM-killed.
     OomKilledBefore,
+    // Memory hotplug and instance types (issue 16).
+    /// qemu does not have the guest the VMI asks for yet (a memory hotplug under way).
+    HotplugInProgress,
+    /// The VM takes its memory from an instance type (`spec.instancetype`).
+    Instancetype,
 }
 
 impl Flag {
@@ -43,6 +48,8 @@ impl Flag {
             Flag::Stale => "stale",
             Flag::OomKilled => "oom-killed",
             Flag::OomKilledBefore => "oom-killed-before",
+            Flag::HotplugInProgress => "hotplug-in-progress",
+            Flag::Instancetype => "instancetype",
         }
     }
 }
@@ -66,7 +73,7 @@ pub fn joined(flags: &[Flag], sep: &str) -> String {
 mod tests {
     use super::*;
 
-    const ALL: [Flag; 11] = [
+    const ALL: [Flag; 13] = [
         Flag::RestartPending,
         Flag::NoLimit,
         Flag::LimitBelowGuest,
@@ -78,6 +85,8 @@ mod tests {
         Flag::Stale,
         Flag::OomKilled,
         Flag::OomKilledBefore,
+        Flag::HotplugInProgress,
+        Flag::Instancetype,
     ];
 
     #[test]

@@ -2,6 +2,7 @@
 //! overhead the running pods show, and the versions whose formula gives it.
 
 use super::pod_facts::{compute_container, observed_overhead, q_bytes};
+use crate::model::hotplug::GuestRunning;
 use crate::model::inventory::Inventory;
 use crate::model::join::{join, Joined};
 use crate::model::overhead::{spans_reproducing, AppliedOverhead, ClusterInputs, VersionSpan};
@@ -18,6 +19,10 @@ fn applied_overheads(inv: &Inventory) -> Vec<AppliedOverhead<'_>> {
         .into_iter()
         .filter_map(|j| {
             let vmi = j.vmi?;
+            // A hotplug under way: the pod was sized for the guest before it.
+            if GuestRunning::of(vmi).in_progress() {
+                return None;
+            }
             let bytes = observed_overhead(&j).or_else(|| overhead_from_request(&j))?;
             Some(AppliedOverhead {
                 spec: &vmi.spec,

@@ -10,10 +10,12 @@ use super::oom_history::sidecar_kills_note;
 use super::pod_facts::{compute_container, compute_container_id, observed_overhead, q_bytes};
 use super::risk::Risk;
 use super::row_evidence;
+use super::row_features::{self, Said};
 use super::status_kills::{self, StatusKill};
 use super::types::{CgroupJson, ReportOptions, VmRow};
 use crate::model::evidence::{Level, VmKey};
 use crate::model::harvester::ReservedSource;
+use crate::model::hotplug::{restart_pending, GuestRunning};
 use crate::model::inventory::Readings;
 use crate::model::join::Joined;
 use crate::model::memory::{evaluate, Budgets, MemoryModel};
@@ -23,7 +25,7 @@ use crate::model::overhead::{overhead, Overhead, ProcessConstants, TermKind, MI}
 use crate::model::peaks::MemoryConfig;
 use crate::model::phase::VmPhase;
 use crate::model::readings::{CgroupLevel, LiveSource, NodeReadings};
-use crate::model::recommend::{recommend, Recommendation, Sizing, Strategy};
+use crate::model::recommend::{recommend, Recommendation, Sizing};
 use crate::model::sidecars::Sidecars;
 use crate::model::spec::{
     defaulted_vmi_spec, expected_pod, memory_numbers, reservation, ExpectedPod, MemorySpecNumbers,
@@ -31,13 +33,6 @@ use crate::model::spec::{
 };
 use crate::model::trend::Eta;
 use crate::model::version::{Version, VersionSource};
-
-/// What the row says besides its figures, gathered step by step.
-#[derive(Default)]
-struct Said {
-    flags: Vec<Flag>,
-    notes: Vec<String>,
-}
 
 pub(super) fn row(
     j: &Joined,
@@ -49,7 +44,7 @@ pub(super) fn row(
     let size = vm_sizing(j, cluster, &mut said);
     let live = live_figures(j, &size, readings, opts, &mut said);
     let kills = oom_kills(j, &live, opts, &mut said);
-    let sizing = rule_inputs(&size, cluster);
+    let sizing = rule_inputs(j, &size, cluster);
     let (rec, oom_eta) = recommendation(j, &size, &live, &kills, &sizing, opts);
     flags_and_notes(j, &size, &live, &kills, &rec, &mut said);
     let risk = risk(&live, &kills, &rec, &sizing, oom_eta, &mut said);
@@ -75,6 +70,8 @@ struct VmSizing {
     /// The version this VMI's launcher runs (a VM started before an upgrade keeps old constants).
     version: Version,
     numbers: MemorySpecNumbers,
+    /// What the running qemu has (memory hotplug); empty for a stopped VM.
+    running: GuestRunning,
     /// KubeVirt's O by the formula, with its terms.
     formula: Overhead,
     /// O as applied: the pod's own statement, else the formula.
@@ -90,13 +87,19 @@ struct VmSizing {
 }
 
 impl VmSizing {
-    /// The guest RAM charged to the memory cgroup (none when hugepage-backed).
+    /// The guest RAM charged to the memory cgroup (none when hugepage-backed): what the
+    /// running qemu has, else the VMI's guest.
     fn charged_guest(&self) -> i64 {
         if self.numbers.hugepages {
             0
         } else {
-            self.numbers.guest.unwrap_or(0)
+            self.running_guest().unwrap_or(0)
         }
+    }
+
+    /// The guest that counts against the pod: what its qemu has, else the configured guest.
+    fn running_guest(&self) -> Option<i64> {
+        self.running.running().or(self.numbers.guest)
     }
 
     /// A limit on compute: the VM's, the pod's, or one KubeVirt sets without a VM limit
@@ -114,25 +117,24 @@ fn vm_sizing(j: &Joined, cluster: &Cluster, said: &mut Said) -> VmSizing {
         .and_then(compute_container)
         .and_then(|c| Version::from_launcher_image(&c.image))
         .unwrap_or(cluster.detected.version);
-    let template: Option<&VmiSpec> = j.vm.map(|v| &v.spec.template.spec);
-    let running_spec: VmiSpec = match (j.vmi, template) {
+    let template = row_features::template_spec(j, cluster, said);
+    let running_spec: VmiSpec = match (j.vmi, &template) {
         (Some(vmi), _) => vmi.spec.clone(),
         (None, Some(t)) => defaulted_vmi_spec(t, version, cluster.memory_overcommit),
         (None, None) => VmiSpec::default(),
     };
     let numbers = memory_numbers(&running_spec);
     said.notes.extend(numbers.problems.iter().cloned());
-    if let (Some(t), Some(_)) = (template, j.vmi) {
-        let want = memory_numbers(t);
-        if (want.guest, want.limit, want.request) != (numbers.guest, numbers.limit, numbers.request)
-        {
+    let running = j.vmi.map(GuestRunning::of).unwrap_or_default();
+    if let (Some(vm), Some(vmi)) = (j.vm, j.vmi) {
+        if let Some(why) = restart_pending(vm, vmi) {
             said.flags.push(Flag::RestartPending);
-            said.notes.push("the VM's memory spec differs from the running VMI: it takes effect at the next restart".into());
+            said.notes.push(why);
         }
     }
     let formula = overhead(&running_spec, version, &cluster.inputs);
     said.notes.extend(formula.notes.iter().cloned());
-    let applied = applied_overhead(j, cluster, formula.total);
+    let applied = applied_overhead(j, cluster, formula.total, running.in_progress());
     let beside = sidecars_of(j, &running_spec, cluster, version);
     let auto = cluster
         .namespaces
@@ -154,7 +156,8 @@ fn vm_sizing(j: &Joined, cluster: &Cluster, said: &mut Said) -> VmSizing {
     let pod_limit = compute.and_then(|c| q_bytes(&c.resources.limits.memory));
     let pod_request = compute.and_then(|c| q_bytes(&c.resources.requests.memory));
     if let (Some(actual), Some(exp)) = (pod_limit, expected.compute_limit) {
-        if actual != exp && observed_overhead(j).is_none() {
+        // During a hotplug the pod was sized for the guest before it: its own limit is judged.
+        if actual != exp && observed_overhead(j).is_none() && !running.in_progress() {
             said.notes.push(format!(
                 "the pod's memory limit is {} bytes but KubeVirt {} would set {} bytes: check the version or sidecars",
                 actual, version, exp
@@ -169,6 +172,7 @@ fn vm_sizing(j: &Joined, cluster: &Cluster, said: &mut Said) -> VmSizing {
     VmSizing {
         version,
         numbers,
+        running,
         formula,
         applied,
         expected,
@@ -181,15 +185,16 @@ fn vm_sizing(j: &Joined, cluster: &Cluster, said: &mut Said) -> VmSizing {
 }
 
 /// O as the cluster applied it: what the pod or VMI states, else (without a stated version)
-/// what the pod's request shows, else the formula's.
-fn applied_overhead(j: &Joined, cluster: &Cluster, formula: i64) -> i64 {
+/// what the pod's request shows, else the formula's. During a hotplug the pod's request is the
+/// old guest's while the VMI's is the new one: the difference is not O then.
+fn applied_overhead(j: &Joined, cluster: &Cluster, formula: i64, hotplugging: bool) -> i64 {
     let stated = !matches!(
         cluster.detected.source,
         VersionSource::Assumed | VersionSource::InferredFromPod
     );
     observed_overhead(j)
         .or_else(|| {
-            (!stated)
+            (!stated && !hotplugging)
                 .then(|| from_pods::overhead_from_request(j))
                 .flatten()
         })
@@ -340,7 +345,7 @@ fn oom_kills(j: &Joined, live: &LiveFigures, opts: &ReportOptions, said: &mut Sa
 }
 
 /// What the recommendation rule needs to know about the VM besides its evidence.
-fn rule_inputs(size: &VmSizing, cluster: &Cluster) -> Sizing {
+fn rule_inputs(j: &Joined, size: &VmSizing, cluster: &Cluster) -> Sizing {
     Sizing {
         // The size table is by the size the user configured: the VM's limit, else its guest.
         configured: size.numbers.limit.or(size.numbers.guest).unwrap_or(0),
@@ -348,7 +353,7 @@ fn rule_inputs(size: &VmSizing, cluster: &Cluster) -> Sizing {
         overhead_applied: size.applied,
         ratio_room: size.formula.ratio_room(),
         sidecars: size.beside.limited_bytes(),
-        strategy: Strategy::auto(cluster.harvester.is_some()),
+        strategy: row_features::strategy(j, size.version, cluster),
         has_limit: size.has_limit(),
     }
 }
@@ -406,7 +411,11 @@ fn flags_and_notes(
     if !size.has_limit() {
         said.flags.push(Flag::NoLimit);
     }
-    if let (Some(l), Some(g)) = (size.pod_limit.or(size.expected.compute_limit), n.guest) {
+    row_features::flags(j, &size.running, said);
+    if let (Some(l), Some(g)) = (
+        size.pod_limit.or(size.expected.compute_limit),
+        size.running_guest(),
+    ) {
         if l < g && !n.hugepages {
             said.flags.push(Flag::LimitBelowGuest);
             said.notes.push(format!(
@@ -571,6 +580,11 @@ fn assemble(
         stale: live.stale_reason.is_some(),
         has_vm: j.vm.is_some(),
         hugepages: size.numbers.hugepages,
+        guest_running_bytes: size
+            .running
+            .worth_stating()
+            .then(|| size.running.running())
+            .flatten(),
         oom_eta: judged.oom_eta,
         oom_history: kills.history,
         node: live.node,

@@ -164,6 +164,11 @@ pub struct VmRow {
     /// Guest RAM backed by hugepages (charged to hugetlb, not the memory cgroup); `null` when
     /// the guest is not hugepage-backed.
     pub hugepages_bytes: Option<i64>,
+    // Memory hotplug (issue 16).
+    /// The guest the running qemu has (`status.memory.guestCurrent`), beside the configured
+    /// `guestBytes`; present for hotplug-capable VMIs and while qemu differs from the VMI.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guest_running_bytes: Option<i64>,
 }
 
 impl VmRow {

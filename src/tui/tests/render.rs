@@ -298,3 +298,27 @@ fn detail_says_when_the_guest_figure_is_carried_from_an_earlier_smaps_read() {
         "{screen}"
     );
 }
+
+/// A memory hotplug under way and a version nothing states: the detail view says both.
+#[test]
+fn detail_shows_the_running_guest_and_an_inferred_version() {
+    let mut app = app_with_data(8, 200, 50);
+    let selected = app.selected_row().unwrap().name.clone();
+    let report = app.report.as_mut().unwrap();
+    report.kubevirt.version_source = "inferredFromPod";
+    report.kubevirt.inferred_versions = vec!["v0.57.0–v0.58.0".into()];
+    for vm in report.vms.iter_mut().filter(|v| v.name == selected) {
+        vm.guest_running_bytes = vm.guest_bytes.map(|g| g / 2);
+    }
+    app.update(Action::Open);
+    let screen = render(&app, 200, 50);
+    assert!(screen.contains("guest running"), "{screen}");
+    assert!(
+        screen.contains("what qemu has: hotplug under way"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("v0.54.0 inferred: the pods' O is v0.57.0–v0.58.0's"),
+        "{screen}"
+    );
+}

@@ -310,6 +310,14 @@ fn right_lines(app: &App, r: &VmRow) -> Vec<Line<'static>> {
 fn spec_lines(app: &App, r: &VmRow) -> Vec<Line<'static>> {
     let mut out = vec![heading(app, "Spec")];
     out.push(kv("guest", size(r.guest_bytes), "spec.domain.memory.guest"));
+    if let Some(running) = r.guest_running_bytes {
+        let why = if Some(running) == r.guest_bytes {
+            "what qemu has (memory hotplug on)"
+        } else {
+            "what qemu has: hotplug under way"
+        };
+        out.push(kv("guest running", human(running), why));
+    }
     out.push(kv(
         "VM limit",
         r.vm_limit_bytes.map(human).unwrap_or_else(|| "none".into()),
@@ -333,6 +341,9 @@ fn spec_lines(app: &App, r: &VmRow) -> Vec<Line<'static>> {
             r.kubevirt_version
         ),
     ));
+    if let Some(why) = inferred_version(app) {
+        out.push(Line::from(format!("      {why}")));
+    }
     for t in &r.overhead_terms {
         out.push(Line::from(format!(
             "      {:<30} {:>10}",
@@ -381,6 +392,18 @@ fn beside_lines(r: &VmRow) -> Vec<Line<'static>> {
         ));
     }
     out
+}
+
+/// When nothing states the KubeVirt version: which versions reproduce the pods' overhead.
+fn inferred_version(app: &App) -> Option<String> {
+    let k = &app.report.as_ref()?.kubevirt;
+    (k.version_source == "inferredFromPod").then(|| {
+        format!(
+            "{} inferred: the pods' O is {}'s",
+            k.version,
+            k.inferred_versions.join(", ")
+        )
+    })
 }
 
 /// The reservation to set, why, its evidence, and the time to OOM at the current trend.
