@@ -108,6 +108,7 @@ mod pod_facts;
 mod risk;
 mod row;
 mod row_evidence;
+mod row_live;
 mod status_kills;
 mod streamed;
 mod types;

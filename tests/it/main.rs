@@ -34,6 +34,7 @@ mod fix_interrupt;
 mod fix_kubectl;
 mod fix_race;
 mod fix_sim;
+mod guest_filling;
 mod hostile_input;
 mod hostile_output;
 mod krew_manifest;

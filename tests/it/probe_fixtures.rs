@@ -852,3 +852,92 @@ fn v2_group_kills_per_container() {
         "one kill of the compute container, not six processes"
     );
 }
+
+/// Swap (issue 16), cgroup v2: `memory.swap.current` and `memory.swap.max` of the pod slice and of
+/// the compute container (LimitedSwap sets the container's; the slice's stays "max"); and the
+/// pod's usage read around qemu's smaps scan (the `u` record).
+#[test]
+fn v2_swap_and_the_usage_around_smaps() {
+    let h = Host::new(CgroupVersion::V2);
+    let pod = format!("kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{UID_}.slice");
+    let ct = format!("{pod}/cri-containerd-{COMPUTE}.scope");
+    h.cgroup(&pod, &Cg::new(3000, &small_stat_v2(0)));
+    h.cgroup(
+        &ct,
+        &Cg {
+            pids: vec![40],
+            ..Cg::new(2000, &small_stat_v2(0))
+        },
+    );
+    h.write(&format!("cg/{pod}/memory.swap.current"), "104857600\n");
+    h.write(&format!("cg/{pod}/memory.swap.max"), "max\n");
+    h.write(&format!("cg/{ct}/memory.swap.current"), "104857600\n");
+    h.write(&format!("cg/{ct}/memory.swap.max"), "268435456\n");
+    h.process(40, "qemu-kvm", 10, 10, 0);
+    h.write(
+        "proc/40/smaps",
+        "7f0000000000-7f0040000000 rw-p 00000000 00:00 0 \nSize:  1048576 kB\nRss:  2048 kB\nKernelPageSize:  4 kB\n",
+    );
+    let target = [ProbeTarget::with_guest(UID, 1 << 30)];
+    let raw = h.raw(&target);
+    assert!(raw.starts_with("vmmem-probe 2\n"), "{raw}");
+    assert!(raw.contains(" 104857600 max\n"), "{raw}");
+    assert!(raw.contains(" 104857600 268435456\n"), "{raw}");
+    assert!(raw.contains("\nu 40 3000 3000\n"), "{raw}");
+    let r = h.probe(&target);
+    let p = &r.pods[0];
+    assert_eq!(
+        (p.cgroup.swap_bytes, p.cgroup.swap_limit_bytes),
+        (Some(100 << 20), None)
+    );
+    let c = &p.containers[0];
+    assert_eq!(
+        (c.swap_bytes, c.swap_limit_bytes),
+        (Some(100 << 20), Some(256 << 20))
+    );
+    assert_eq!(p.usage_after_smaps_bytes, Some(3000));
+    assert_eq!(p.guest_resident_bytes, Some(2 << 20));
+}
+
+/// Swap, cgroup v1: `memory.memsw.*` (memory + swap) where the kernel accounts swap; none where it
+/// does not (the files are missing: `-`, unknown).
+#[test]
+fn v1_memsw_is_read_as_swap_and_its_absence_as_unknown() {
+    let h = Host::new(CgroupVersion::V1);
+    let pod = format!("kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{UID_}.slice");
+    h.cgroup(
+        &pod,
+        &Cg {
+            limit: Some(4_096_000),
+            ..Cg::new(3000, "total_rss 1\n")
+        },
+    );
+    h.write(
+        &format!("cg/memory/{pod}/memory.memsw.usage_in_bytes"),
+        "5000\n",
+    );
+    h.write(
+        &format!("cg/memory/{pod}/memory.memsw.limit_in_bytes"),
+        "9223372036854771712\n",
+    );
+    let r = h.probe(&[ProbeTarget::with_guest(UID, 1 << 30)]);
+    let p = &r.pods[0];
+    assert_eq!(
+        (p.cgroup.swap_bytes, p.cgroup.swap_limit_bytes),
+        (Some(2000), None)
+    );
+    assert_eq!(p.usage_after_smaps_bytes, None, "no qemu, no smaps scan");
+
+    let h = Host::new(CgroupVersion::V1);
+    h.cgroup(&pod, &Cg::new(3000, "total_rss 1\n"));
+    let raw = h.raw(&[ProbeTarget::with_guest(UID, 1 << 30)]);
+    assert!(raw.contains(" - -\n"), "{raw}");
+    let r = h.probe(&[ProbeTarget::with_guest(UID, 1 << 30)]);
+    assert_eq!(
+        (
+            r.pods[0].cgroup.swap_bytes,
+            r.pods[0].cgroup.swap_limit_bytes
+        ),
+        (None, None)
+    );
+}

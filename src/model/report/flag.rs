@@ -27,6 +27,12 @@ pub enum Flag {
     OomKilled,
     /// An earlier pod of this VM was OOM-killed.
     OomKilledBefore,
+    // Live cgroup reading (livecg).
+    /// The VM's cgroup has swap in use.
+    Swapping,
+    /// The guest grew fast between the guest RAM figure and the usage (a boot, a database
+    /// warming up): that reading's overhead is uncertain by the growth.
+    GuestFilling,
 }
 
 impl Flag {
@@ -43,6 +49,8 @@ impl Flag {
             Flag::Stale => "stale",
             Flag::OomKilled => "oom-killed",
             Flag::OomKilledBefore => "oom-killed-before",
+            Flag::Swapping => "swapping",
+            Flag::GuestFilling => "guest-filling",
         }
     }
 }
@@ -66,7 +74,7 @@ pub fn joined(flags: &[Flag], sep: &str) -> String {
 mod tests {
     use super::*;
 
-    const ALL: [Flag; 11] = [
+    const ALL: [Flag; 13] = [
         Flag::RestartPending,
         Flag::NoLimit,
         Flag::LimitBelowGuest,
@@ -78,6 +86,8 @@ mod tests {
         Flag::Stale,
         Flag::OomKilled,
         Flag::OomKilledBefore,
+        Flag::Swapping,
+        Flag::GuestFilling,
     ];
 
     #[test]

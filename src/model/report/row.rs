@@ -9,8 +9,9 @@ use super::oom_history::sidecar_kills_note;
 use super::pod_facts::{compute_container, observed_overhead, q_bytes};
 use super::risk::Risk;
 use super::row_evidence;
+use super::row_live::{cgroup_json, live_flags};
 use super::status_kills::{self, StatusKill};
-use super::types::{CgroupJson, ReportOptions, VmRow};
+use super::types::{ReportOptions, VmRow};
 use crate::model::evidence::{Level, VmKey};
 use crate::model::harvester::ReservedSource;
 use crate::model::inventory::Readings;
@@ -433,6 +434,7 @@ fn flags_and_notes(
         said.flags.push(Flag::Migrating);
     }
     live_notes(live, said);
+    live_flags(live.model.as_ref(), &mut said.flags, &mut said.notes);
     if kills.current > 0 {
         said.flags.push(Flag::OomKilled);
     } else if kills.earlier > 0 {
@@ -481,7 +483,8 @@ fn risk(
         None => Risk::Unknown,
         Some(_) if kills.current > 0 => Risk::Critical,
         Some(m) => match (m.headroom, live.budget) {
-            (Some(h), _) if h < 0 => Risk::Critical,
+            // A reading taken while the guest fills its RAM is no critical on its own.
+            (Some(h), _) if h < 0 && !m.overrun_is_guest_growth() => Risk::Critical,
             (Some(h), Some(b)) if h < b / 4 || h < 64 * MI => Risk::Warn,
             _ => Risk::Ok,
         },
@@ -570,24 +573,5 @@ fn assemble(
         oom_eta: judged.oom_eta,
         oom_history: kills.history,
         node: live.node,
-    }
-}
-
-fn cgroup_json(
-    m: &MemoryModel,
-    reading: Option<&NodeReadings>,
-    source: Option<LiveSource>,
-) -> CgroupJson {
-    CgroupJson {
-        level: m.counters.level.as_str(),
-        version: reading.and_then(|r| r.cgroup_version.known()),
-        limit_bytes: m.counters.limit_bytes,
-        usage_bytes: m.counters.usage_bytes,
-        working_set_bytes: m.counters.working_set_bytes,
-        peak_bytes: m.counters.peak_bytes,
-        failcnt: m.counters.failcnt,
-        oom_kills: source
-            .is_none_or(|s| s.has_oom_counters())
-            .then_some(m.oom_kills),
     }
 }
