@@ -122,3 +122,5 @@ pub use types::{CgroupJson, ClusterInfo, Report, ReportOptions, VmRow};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_live;

@@ -9,9 +9,9 @@ use super::oom_history::sidecar_kills_note;
 use super::pod_facts::{compute_container, observed_overhead, q_bytes};
 use super::risk::Risk;
 use super::row_evidence;
-use super::row_live::{cgroup_json, live_flags};
+use super::row_live::{cgroup_json, guest_split_unknown, live_flags, shared_guest_reason};
 use super::status_kills::{self, StatusKill};
-use super::types::{ReportOptions, VmRow};
+use super::types::{CgroupJson, ReportOptions, VmRow};
 use crate::model::evidence::{Level, VmKey};
 use crate::model::harvester::ReservedSource;
 use crate::model::inventory::Readings;
@@ -188,6 +188,8 @@ struct LiveFigures<'a> {
     /// Room for everything but guest RAM: the binding limit less the charged guest.
     budget: Option<i64>,
     source: Option<LiveSource>,
+    /// The cgroup's figures, also when guest and overhead cannot be told apart (no model).
+    cgroup: Option<CgroupJson>,
 }
 
 fn live_figures<'a>(
@@ -227,6 +229,21 @@ fn live_figures<'a>(
             &process_budgets(size),
         )
     });
+    let source = reading.and(node_readings.map(|r| r.source));
+    let node_reading = node_readings.filter(|_| reading.is_some()).map(|r| &**r);
+    let cgroup = model.as_ref().map(|m| cgroup_json(m, node_reading, source));
+    let split_unknown = model.as_ref().and_then(|m| {
+        let reason = shared_guest_reason(j, size.version);
+        guest_split_unknown(m, source, size.charged_guest(), reason)
+    });
+    // Guest and overhead cannot be told apart: no model figures, no risk from them.
+    let model = match split_unknown {
+        Some(note) => {
+            said.notes.push(note);
+            None
+        }
+        None => model,
+    };
     let limit_for_budget = model
         .as_ref()
         .and_then(|m| m.counters.limit_bytes.map(|l| l as i64))
@@ -234,8 +251,9 @@ fn live_figures<'a>(
         .or(size.expected.compute_limit);
     LiveFigures {
         budget: limit_for_budget.map(|l| l - size.charged_guest()),
-        source: reading.and(node_readings.map(|r| r.source)),
-        reading: node_readings.filter(|_| reading.is_some()).map(|r| &**r),
+        source,
+        reading: node_reading,
+        cgroup,
         node,
         pod_uid,
         stale_reason,
@@ -546,7 +564,7 @@ fn assemble(
         expected_pod_limit_bytes: size.numbers.limit.and(size.expected.compute_limit),
         pod_limit_bytes: size.pod_limit,
         pod_request_bytes: size.pod_request,
-        cgroup: m.map(|m| cgroup_json(m, live.reading, live.source)),
+        cgroup: live.cgroup,
         guest_resident_bytes: m.map(|m| m.guest_resident),
         guest_resident_exact: m.is_some_and(|m| m.guest_resident_exact),
         guest_resident_carried_from: m.and_then(|m| m.guest_resident_taken_at),

@@ -3,8 +3,10 @@
 
 use super::flag::Flag;
 use super::types::CgroupJson;
+use crate::model::join::Joined;
 use crate::model::memory::MemoryModel;
 use crate::model::readings::{LiveSource, NodeReadings};
+use crate::model::version::Version;
 use crate::units::human;
 
 /// `swapping` when the binding cgroup (or the pod) has swap in use; `guest-filling` when the
@@ -68,4 +70,61 @@ pub(super) fn cgroup_json(
         swap_bytes: m.counters.swap_bytes,
         swap_limit_bytes: m.counters.swap_limit_bytes,
     }
+}
+
+/// Why this VM's guest RAM may be shared memory (shmem: in the cgroup's usage and working set,
+/// not in any process's RSS nor in `anon`): virtiofs (KubeVirt backs guest RAM with a shared
+/// memfd so virtiofsd can map it; a `virtiofs-<volume>` container in the pod), or the passt
+/// binding from v1.8 (its vhost-user backend needs the same). `None` when nothing says so.
+pub(super) fn shared_guest_reason(j: &Joined, version: Version) -> Option<&'static str> {
+    let virtiofs = j.pod.is_some_and(|p| {
+        p.spec
+            .containers
+            .iter()
+            .any(|c| c.name.starts_with("virtiofs-"))
+    });
+    if virtiofs {
+        return Some("virtiofs");
+    }
+    let passt = j.vmi.is_some_and(|v| {
+        v.spec.domain.devices.interfaces.iter().any(|i| {
+            i.passt_binding.is_some() || i.binding.as_ref().is_some_and(|b| b.name == "passt")
+        })
+    });
+    (passt && version >= Version::new(1, 8, 0)).then_some("the passt binding (KubeVirt v1.8+)")
+}
+
+/// The working set above the anonymous memory from which, without processes to tell, guest RAM
+/// is taken to be shared memory even when the VMI does not say why.
+const SHARED_GUEST_FROM: i64 = 1 << 30;
+
+/// With only the kubelet's figures (no processes, no smaps), whether guest RAM and overhead
+/// cannot be told apart: the VMI says guest RAM is shared memory (`reason`), or the working set
+/// is far above the anonymous memory (≥ 1Gi and ≥ half the guest). The RSS-based estimate would
+/// then call the whole guest overhead. Returns the note to show.
+pub(super) fn guest_split_unknown(
+    m: &MemoryModel,
+    source: Option<LiveSource>,
+    guest: i64,
+    reason: Option<&'static str>,
+) -> Option<String> {
+    if source != Some(LiveSource::Kubelet) || m.guest_resident_exact {
+        return None;
+    }
+    let c = &m.counters;
+    let beyond_anon = c.working_set_bytes as i64 - c.stat.anon.unwrap_or(0) as i64;
+    let figures = beyond_anon >= SHARED_GUEST_FROM && beyond_anon >= guest / 2;
+    let why = match (reason, figures) {
+        (Some(r), _) => format!("guest RAM is shared memory with {r}"),
+        (None, true) => format!(
+            "the working set is {} above the anonymous memory, as when guest RAM is shared memory",
+            human(beyond_anon)
+        ),
+        (None, false) => return None,
+    };
+    Some(format!(
+        "{why}: the kubelet's figures (RSS, anonymous memory) do not show it, so guest RAM and \
+         overhead cannot be told apart here: guest resident, overhead and headroom unknown (the \
+         node agent reads qemu's memory map and gives the exact figures)"
+    ))
 }
