@@ -122,5 +122,3 @@ pub use types::{CgroupJson, ClusterInfo, Report, ReportOptions, VmRow};
 
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod tests_live;

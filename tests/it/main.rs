@@ -41,6 +41,7 @@ mod krew_manifest;
 mod kubeconfig_auth;
 mod kubeconfig_prop;
 mod kubelet_readings;
+mod kubelet_shmem_swap;
 mod kubevirt_vectors;
 mod live_cli;
 mod live_kubectl;

@@ -941,3 +941,89 @@ fn v1_memsw_is_read_as_swap_and_its_absence_as_unknown() {
         (None, None)
     );
 }
+
+/// kubevirt#15501 on a cgroup v2 node, from the probe to the row: guest-console-log hit its 60M
+/// limit and memory.oom.group killed its three processes at once (oom_kill 3, oom_group_kill 1,
+/// counted in the pod slice too: memory.events is hierarchical). The VM is not OOM-killed, not
+/// critical, and its notes say the sidecar was killed once.
+#[test]
+fn v2_sidecar_group_kill_is_not_the_vms_through_the_report() {
+    use vmmem::model::inventory::Readings;
+    use vmmem::model::report::{build, Flag, ReportOptions, Risk};
+    const CONSOLE: &str = "e8f6d4b2a0c8e6f4d2b0a8c6e4f2d0b8a6c4e2f0d8b6a4c2e0f8d6b4a2c0e8f6";
+    let h = Host::new(CgroupVersion::V2);
+    let pod = format!("kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{UID_}.slice");
+    let cg = |oom_kills, group_kills, usage: u64, limit, pids| Cg {
+        oom_kills,
+        group_kills,
+        pids,
+        limit,
+        ..Cg::new(usage, &small_stat_v2(0))
+    };
+    h.cgroup(&pod, &cg(3, 1, 2300 << 20, Some(2472 << 20), vec![]));
+    h.cgroup(
+        &format!("{pod}/cri-containerd-{COMPUTE}.scope"),
+        &cg(0, 0, 2200 << 20, Some(2412 << 20), vec![24790]),
+    );
+    h.cgroup(
+        &format!("{pod}/cri-containerd-{CONSOLE}.scope"),
+        &cg(3, 1, 58 << 20, Some(60 << 20), vec![24801]),
+    );
+    h.process(24790, "qemu-system-x86", 2100 << 10, 1000, 0);
+    h.process(24801, "virt-tail", 2000, 1000, 0);
+    let mut r = h.probe(&[ProbeTarget::new(UID)]);
+    r.node = "n1".into();
+    let inv = sidecar_inventory(CONSOLE);
+    let mut readings = Readings::new();
+    readings.insert("n1".into(), std::sync::Arc::new(r));
+    let rep = build(&inv, &readings, &ReportOptions::default());
+    let row = &rep.vms[0];
+    assert_eq!(row.oom_kills, Some(0), "{row:?}");
+    assert!(!row.has_flag(Flag::OomKilled), "{:?}", row.flags);
+    assert_ne!(row.risk, Risk::Critical);
+    assert!(
+        row.notes
+            .iter()
+            .any(|n| n.starts_with("the guest-console-log sidecar was OOM-killed once")),
+        "{:?}",
+        row.notes
+    );
+    let json = serde_json::to_value(row).unwrap();
+    assert_eq!(json["cgroup"]["oomKills"], 0);
+    assert!(!json["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f == "oom-killed"));
+}
+
+/// A running 2Gi VM on n1 whose launcher pod (UID) has compute and guest-console-log.
+fn sidecar_inventory(console_id: &str) -> vmmem::model::inventory::Inventory {
+    use vmmem::model::objects::{Pod, VirtualMachine, VirtualMachineInstance};
+    let domain = serde_json::json!({"memory": {"guest": "1948Mi"},
+        "resources": {"limits": {"memory": "2Gi"}, "requests": {"memory": "2Gi"}}});
+    let vm: VirtualMachine = serde_json::from_value(serde_json::json!({
+        "metadata": {"namespace": "lab", "name": "console-vm", "uid": "vm-c"},
+        "spec": {"template": {"spec": {"domain": domain}}}}))
+    .unwrap();
+    let vmi: VirtualMachineInstance = serde_json::from_value(serde_json::json!({
+        "metadata": {"namespace": "lab", "name": "console-vm", "uid": "vmi-c"},
+        "spec": {"domain": domain}, "status": {"phase": "Running", "nodeName": "n1"}}))
+    .unwrap();
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"namespace": "lab", "name": "virt-launcher-console-vm-x1", "uid": UID,
+                     "labels": {"kubevirt.io": "virt-launcher", "kubevirt.io/created-by": "vmi-c"}},
+        "spec": {"nodeName": "n1", "containers": [
+            {"name": "compute", "resources": {"limits": {"memory": "2412Mi"}}},
+            {"name": "guest-console-log", "resources": {"limits": {"memory": "60M"}}}]},
+        "status": {"phase": "Running", "containerStatuses": [
+            {"name": "compute", "containerID": format!("containerd://{COMPUTE}")},
+            {"name": "guest-console-log", "containerID": format!("containerd://{console_id}")}]}}))
+    .unwrap();
+    vmmem::model::inventory::Inventory {
+        vms: vec![vm.into()],
+        vmis: vec![vmi.into()],
+        pods: vec![pod.into()],
+        ..Default::default()
+    }
+}

@@ -9,7 +9,9 @@ use super::oom_history::sidecar_kills_note;
 use super::pod_facts::{compute_container, observed_overhead, q_bytes};
 use super::risk::Risk;
 use super::row_evidence;
-use super::row_live::{cgroup_json, guest_split_unknown, live_flags, shared_guest_reason};
+use super::row_live::{
+    cgroup_json, guest_split_unknown, live_flags, shared_guest_reason, sidecar_counter_note,
+};
 use super::status_kills::{self, StatusKill};
 use super::types::{CgroupJson, ReportOptions, VmRow};
 use crate::model::evidence::{Level, VmKey};
@@ -333,9 +335,15 @@ fn oom_kills(j: &Joined, live: &LiveFigures, opts: &ReportOptions, said: &mut Sa
         .iter()
         .filter(|e| e.kills_vm() && !current_pod(e))
         .count() as u64;
-    if let Some(note) = sidecar_kills_note(&history) {
-        said.notes.push(note);
-    }
+    let log_note = sidecar_kills_note(&history);
+    let pod_reading = live
+        .reading
+        .zip(pod_uid.as_deref())
+        .and_then(|(r, u)| r.pod(u));
+    let compute_id = compute_container_id(j);
+    let counter_note =
+        sidecar_counter_note(j, pod_reading, compute_id.as_deref(), log_note.is_some());
+    said.notes.extend(log_note.into_iter().chain(counter_note));
     let cgroup_kills = live.model.as_ref().map_or(0, |m| m.oom_kills);
     let (status_current, status_earlier) = status_kills::of_vm(j, &history);
     // Known when the VM's cgroup counters or its node's kernel log were read, or a log or the

@@ -5,7 +5,7 @@ use super::flag::Flag;
 use super::types::CgroupJson;
 use crate::model::join::Joined;
 use crate::model::memory::MemoryModel;
-use crate::model::readings::{LiveSource, NodeReadings};
+use crate::model::readings::{LiveSource, NodeReadings, PodReading};
 use crate::model::version::Version;
 use crate::units::human;
 
@@ -126,5 +126,50 @@ pub(super) fn guest_split_unknown(
         "{why}: the kubelet's figures (RSS, anonymous memory) do not show it, so guest RAM and \
          overhead cannot be told apart here: guest resident, overhead and headroom unknown (the \
          node agent reads qemu's memory map and gives the exact figures)"
+    ))
+}
+
+/// The OOM kills the cgroup counters show in containers beside `compute` (memory.events is
+/// hierarchical: the pod's counter holds them too), by the container's name from the pod's
+/// status: a sidecar's kill (kubevirt#15501: guest-console-log) leaves the VM running. A group
+/// kill (`memory.oom.group`, one report with several victims) counts once. `None` when there are
+/// none, or when `noted` (the kernel log already said so).
+pub(super) fn sidecar_counter_note(
+    j: &Joined,
+    reading: Option<&PodReading>,
+    compute_id: Option<&str>,
+    noted: bool,
+) -> Option<String> {
+    let (r, compute_id) = (reading?, compute_id?);
+    let statuses = j.pod.map(|p| {
+        p.status
+            .container_statuses
+            .iter()
+            .chain(&p.status.init_container_statuses)
+    })?;
+    let named: Vec<(&str, u64)> = statuses
+        .filter_map(|s| {
+            let id = s.container_id.rsplit("://").next()?;
+            let c = r
+                .containers
+                .iter()
+                .find(|c| c.container_id.as_deref() == Some(id))?;
+            (s.name != "compute" && id != compute_id && c.kill_events() > 0)
+                .then_some((s.name.as_str(), c.kill_events()))
+        })
+        .collect();
+    if named.is_empty() || noted {
+        return None;
+    }
+    let parts: Vec<String> = named
+        .iter()
+        .map(|(name, n)| match n {
+            1 => format!("the {name} sidecar was OOM-killed once"),
+            n => format!("the {name} sidecar was OOM-killed {n} times"),
+        })
+        .collect();
+    Some(format!(
+        "{} (its cgroup's memory.events); the VM kept running (only a kill in the compute container ends it), so these are not counted in its OOM kills",
+        parts.join(", ")
     ))
 }

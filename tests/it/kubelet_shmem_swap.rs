@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use super::*;
-use crate::model::inventory::Inventory;
-use crate::parse::kubelet_summary::{self, Wanted};
+use vmmem::model::inventory::{Inventory, Readings};
+use vmmem::model::report::{build, Flag, ReportOptions, Risk};
+use vmmem::parse::kubelet_summary::{self, Wanted};
 
 const POD_UID: &str = "5b0b3f2e-1c1d-4b8e-9a0e-0c8f6a2d7e11";
 const MI: u64 = 1 << 20;
@@ -13,7 +13,7 @@ const MI: u64 = 1 << 20;
 /// A running 4Gi VM (KubeVirt `version`) on node n1 whose launcher pod has the given extra
 /// containers; `interface` is the VMI's one interface.
 fn inventory(version: &str, extra: &[&str], interface: serde_json::Value) -> Inventory {
-    use crate::model::objects::{KubeVirt, Pod, VirtualMachine, VirtualMachineInstance};
+    use vmmem::model::objects::{KubeVirt, Pod, VirtualMachine, VirtualMachineInstance};
     let domain = serde_json::json!({
         "cpu": {"cores": 2},
         "memory": {"guest": "4Gi"},
