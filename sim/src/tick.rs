@@ -51,6 +51,7 @@ pub fn tick(w: &mut World) {
     for (uid, t, pod_level) in kills {
         oom_kill(w, &uid, t, pod_level);
     }
+    super::oomlog_sidecar::console_log_kills(w, now);
 }
 
 /// The launcher's memory at `t` seconds after start, page cache reclaimed down to its limit,
@@ -295,6 +296,8 @@ fn tree_fingerprint(at: f64, node: &NodeModel, launchers: &[&Launcher]) -> u64 {
         next_pid,
         kernel_log,
         ip,
+        cgroup_v2,
+        swap,
     } = node;
     (
         name,
@@ -304,6 +307,8 @@ fn tree_fingerprint(at: f64, node: &NodeModel, launchers: &[&Launcher]) -> u64 {
         uptime_at_start.to_bits(),
         next_pid,
         ip,
+        cgroup_v2,
+        swap,
     )
         .hash(&mut h);
     // Lines are only appended (and the oldest dropped): the count and the last line say
@@ -334,7 +339,9 @@ fn tree_fingerprint(at: f64, node: &NodeModel, launchers: &[&Launcher]) -> u64 {
             checked_until: _,
             never_over: _,
             overhead,
+            console_killed_at,
         } = l;
+        console_killed_at.map(f64::to_bits).hash(&mut h);
         (pod_uid, pod_name, namespace, vm_name, vmi_uid, node, qos).hash(&mut h);
         (
             format!("{shape:?}"),

@@ -72,5 +72,6 @@ mod sim_exec;
 mod sim_kubectl;
 mod sim_node_cpus;
 mod sim_paging;
+mod sim_v2_sidecar;
 mod support_bundle;
 mod tui_pty;
