@@ -457,10 +457,16 @@ mod tests {
         // Live cgroup reading: a cgroup v2 node with swap, a sidecar's OOM kill, a swapping VM.
         let lab = s.nodes.iter().find(|n| n.name == "lab-node-1").unwrap();
         assert!(lab.cgroup_v2 && lab.swap);
-        assert_eq!(vm("console-oom-vm").workload.console_log_oom_after, Some(20.0));
+        assert_eq!(
+            vm("console-oom-vm").workload.console_log_oom_after,
+            Some(20.0)
+        );
         let swap = &vm("swap-vm").workload;
         assert_eq!(
-            (swap.swap_limit.as_ref().unwrap().as_str(), swap.swap_used.as_str()),
+            (
+                swap.swap_limit.as_ref().unwrap().as_str(),
+                swap.swap_used.as_str()
+            ),
             ("512Mi", "200Mi")
         );
     }

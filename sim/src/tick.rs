@@ -404,8 +404,16 @@ pub fn container_view(
     let view = node_root.join("containers").join(id);
     let cg = view.join("cgroup");
     let procs = view.join("proc");
-    let scope = hosttree::cgroup_root(node_root)
-        .join("memory")
+    // A container's own cgroup as it sees it: v1, the scope as its memory hierarchy; v2 (a
+    // private cgroup namespace), the scope as its whole /sys/fs/cgroup.
+    let v2 = w.nodes.get(&l.node).is_some_and(|n| n.cgroup_v2);
+    let mem_root = hosttree::cgroup_root(node_root);
+    let mem_root = if v2 {
+        mem_root
+    } else {
+        mem_root.join("memory")
+    };
+    let scope = mem_root
         .join(hosttree::pod_slice(l.qos, &l.pod_uid).trim_start_matches('/'))
         .join(hosttree::scope(id));
     let pids: Vec<u32> = if idx == 1 {
@@ -416,7 +424,7 @@ pub fn container_view(
         vec![l.pids[6]]
     };
     let mut links = vec![
-        (cg.join("memory"), scope),
+        (if v2 { cg.clone() } else { cg.join("memory") }, scope),
         (
             procs.join("sys"),
             hosttree::proc_root(node_root).join("sys"),
@@ -433,7 +441,11 @@ pub fn container_view(
     let same = links
         .iter()
         .all(|(link, target)| std::fs::read_link(link).is_ok_and(|t| t == *target))
-        && entries(&cg) + entries(&procs) == links.len();
+        && if v2 {
+            entries(&procs) + 1 == links.len()
+        } else {
+            entries(&cg) + entries(&procs) == links.len()
+        };
     if same {
         return Ok((cg, procs));
     }
@@ -442,7 +454,9 @@ pub fn container_view(
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    std::fs::create_dir_all(&cg)?;
+    if !v2 {
+        std::fs::create_dir_all(&cg)?;
+    }
     std::fs::create_dir_all(&procs)?;
     for (link, target) in &links {
         symlink(target, link)?;

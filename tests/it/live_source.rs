@@ -39,16 +39,16 @@ async fn reads_everything_the_sim_serves_in_each_scope() {
 
     let live = LiveSource::start(&conn, opts(Scope::All)).await.unwrap();
     let inv = live.snapshot();
-    assert_eq!(inv.vms.len(), 14, "{:?}", names(&inv));
-    assert_eq!(inv.vmis.len(), 13, "dev-01 is stopped");
-    assert_eq!(inv.pods.len(), 14, "13 launchers plus a migration target");
+    assert_eq!(inv.vms.len(), 16, "{:?}", names(&inv));
+    assert_eq!(inv.vmis.len(), 15, "dev-01 is stopped");
+    assert_eq!(inv.pods.len(), 16, "15 launchers plus a migration target");
     assert!(
         inv.pods
             .iter()
             .all(|p| p.metadata.labels.get("kubevirt.io").map(String::as_str)
                 == Some("virt-launcher"))
     );
-    assert_eq!(inv.nodes.len(), 3);
+    assert_eq!(inv.nodes.len(), 4);
     assert_eq!(inv.kubevirts.len(), 1);
     assert_eq!(
         inv.kubevirts[0]
@@ -83,7 +83,7 @@ async fn reads_everything_the_sim_serves_in_each_scope() {
     let inv = live.snapshot();
     assert_eq!(inv.vms.len(), 7);
     assert!(inv.vmis.iter().all(|v| v.metadata.namespace == "prod"));
-    assert_eq!(inv.nodes.len(), 3, "nodes are cluster-wide");
+    assert_eq!(inv.nodes.len(), 4, "nodes are cluster-wide");
     // The one-shot hand-over gives the same objects as a snapshot.
     let taken = live.into_snapshot().await;
     assert_eq!(names(&taken), names(&inv));
@@ -139,9 +139,9 @@ async fn a_forbidden_namespace_gives_one_warning_and_the_rest_of_the_report() {
 
     let live = LiveSource::start(&conn, opts(Scope::All)).await.unwrap();
     let inv = live.snapshot();
-    assert_eq!(inv.vms.len(), 7, "{:?}", names(&inv));
-    assert!(inv.vms.iter().all(|v| v.metadata.namespace == "default"));
-    assert!(inv.pods.iter().all(|p| p.metadata.namespace == "default"));
+    assert_eq!(inv.vms.len(), 9, "{:?}", names(&inv));
+    assert!(inv.vms.iter().all(|v| v.metadata.namespace != "prod"));
+    assert!(inv.pods.iter().all(|p| p.metadata.namespace != "prod"));
     assert!(!inv.pods.is_empty());
     assert_eq!(
         inv.kubevirts.len(),
@@ -174,7 +174,7 @@ async fn server_gone_turns_stale_then_recovers_and_catches_up() {
     let dir = tempfile::tempdir().unwrap();
     let conn = connect_as(&sim, dir.path(), "admin", Some(Duration::from_secs(2))).await;
     let live = LiveSource::start(&conn, opts(Scope::All)).await.unwrap();
-    assert_eq!(live.snapshot().vms.len(), 14);
+    assert_eq!(live.snapshot().vms.len(), 16);
 
     sim.stop_server().await;
     let stale = eventually(Duration::from_secs(10), || {
@@ -190,7 +190,7 @@ async fn server_gone_turns_stale_then_recovers_and_catches_up() {
         "{error}"
     );
     // The last snapshot is still there while the server is away.
-    assert_eq!(live.snapshot().vms.len(), 14);
+    assert_eq!(live.snapshot().vms.len(), 16);
 
     // A new connection fails with a clear sentence within the request timeout.
     let started = Instant::now();

@@ -44,7 +44,12 @@ pub(super) fn write_cgroup_v2(w: &mut TreeWriter, dir: &Path, c: &CgroupFiles) -
         c.oom_kill + c.oom_kill_below,
         c.group_kills + c.group_kills_below,
     );
-    let files: [(&str, String); 8] = [
+    let files: [(&str, String); 9] = [
+        // Every v2 cgroup lists the controllers its parent gives it.
+        (
+            "cgroup.controllers",
+            "cpu io memory hugetlb pids\n".to_string(),
+        ),
         ("memory.max", limit(c.limit)),
         ("memory.current", format!("{usage}\n")),
         ("memory.peak", format!("{}\n", c.max_usage.max(usage))),
