@@ -90,5 +90,37 @@ async fn a_sidecar_oom_kill_on_a_v2_node_leaves_the_vm_running_and_swap_shows() 
             .any(|n| n.starts_with("the guest-console-log sidecar was OOM-killed once")),
         "{notes:?}"
     );
+    // `oom` reads the node's kernel log through its agent: one report (memory.oom.group), one
+    // event, in the sidecar, not the VM's death.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-vmmem"))
+        .args(["oom", "--node", "lab-node-1", "-o", "json"])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("HOME", dir.path())
+        .env("XDG_STATE_HOME", dir.path())
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let oom: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let events = oom["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{oom:#}");
+    let e = &events[0];
+    let pod_uid = {
+        let w = sim.world();
+        let l = w
+            .launchers
+            .values()
+            .find(|l| l.vm_name == "console-oom-vm")
+            .unwrap();
+        l.pod_uid.clone()
+    };
+    assert_eq!(e["podUid"], pod_uid.as_str(), "{e:#}");
+    assert_eq!(e["container"]["name"], "guest-console-log", "{e:#}");
+    assert_eq!(e["killsVm"], false, "{e:#}");
     sim.shutdown().await;
 }
