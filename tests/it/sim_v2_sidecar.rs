@@ -124,3 +124,34 @@ async fn a_sidecar_oom_kill_on_a_v2_node_leaves_the_vm_running_and_swap_shows() 
     assert_eq!(e["killsVm"], false, "{e:#}");
     sim.shutdown().await;
 }
+
+/// The kubelet's Summary of the v2 lab node has swap stats (Kubernetes 1.28+): `list --live
+/// kubelet` shows swap-vm swapping, with its limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kubelet_source_shows_swap_on_the_v2_node() {
+    let sim = crate::common::demo().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("config");
+    sim.write_kubeconfig(&kubeconfig).unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-vmmem"))
+        .args(["list", "-n", "lab", "--live", "kubelet", "-o", "json"])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("HOME", dir.path())
+        .env("XDG_STATE_HOME", dir.path())
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let swap = vm(&report, "swap-vm");
+    assert_eq!(swap["liveSource"], "kubelet");
+    assert_eq!(swap["cgroup"]["swapBytes"], 200u64 << 20, "{swap}");
+    assert_eq!(swap["cgroup"]["swapLimitBytes"], 512u64 << 20, "{swap}");
+    assert!(flags(swap).contains(&"swapping"), "{swap}");
+    sim.shutdown().await;
+}
