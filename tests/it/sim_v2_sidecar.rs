@@ -8,9 +8,10 @@ use std::time::Duration;
 use serde_json::Value;
 use vmmem_sim::{Scenario, Sim, SimOptions};
 
-async fn list_lab(kubeconfig: &std::path::Path, home: &std::path::Path) -> Value {
+/// The binary's JSON output for `args` against the kubeconfig, in a home of its own.
+async fn json_of(args: &[&str], kubeconfig: &std::path::Path, home: &std::path::Path) -> Value {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-vmmem"))
-        .args(["list", "-n", "lab", "-o", "json"])
+        .args(args)
         .env("KUBECONFIG", kubeconfig)
         .env("HOME", home)
         .env("XDG_STATE_HOME", home)
@@ -24,6 +25,10 @@ async fn list_lab(kubeconfig: &std::path::Path, home: &std::path::Path) -> Value
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+async fn list_lab(kubeconfig: &std::path::Path, home: &std::path::Path) -> Value {
+    json_of(&["list", "-n", "lab", "-o", "json"], kubeconfig, home).await
 }
 
 fn vm<'a>(report: &'a Value, name: &str) -> &'a Value {
@@ -92,21 +97,12 @@ async fn a_sidecar_oom_kill_on_a_v2_node_leaves_the_vm_running_and_swap_shows() 
     );
     // `oom` reads the node's kernel log through its agent: one report (memory.oom.group), one
     // event, in the sidecar, not the VM's death.
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-vmmem"))
-        .args(["oom", "--node", "lab-node-1", "-o", "json"])
-        .env("KUBECONFIG", &kubeconfig)
-        .env("HOME", dir.path())
-        .env("XDG_STATE_HOME", dir.path())
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let oom: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let oom = json_of(
+        &["oom", "--node", "lab-node-1", "-o", "json"],
+        &kubeconfig,
+        dir.path(),
+    )
+    .await;
     let events = oom["events"].as_array().unwrap();
     assert_eq!(events.len(), 1, "{oom:#}");
     let e = &events[0];
@@ -133,21 +129,12 @@ async fn the_kubelet_source_shows_swap_on_the_v2_node() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("config");
     sim.write_kubeconfig(&kubeconfig).unwrap();
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-vmmem"))
-        .args(["list", "-n", "lab", "--live", "kubelet", "-o", "json"])
-        .env("KUBECONFIG", &kubeconfig)
-        .env("HOME", dir.path())
-        .env("XDG_STATE_HOME", dir.path())
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = json_of(
+        &["list", "-n", "lab", "--live", "kubelet", "-o", "json"],
+        &kubeconfig,
+        dir.path(),
+    )
+    .await;
     let swap = vm(&report, "swap-vm");
     assert_eq!(swap["liveSource"], "kubelet");
     assert_eq!(swap["cgroup"]["swapBytes"], 200u64 << 20, "{swap}");

@@ -2,6 +2,7 @@
 //! from, swap in use, a guest filling its RAM.
 
 use super::flag::Flag;
+use super::oom_history::sidecar_note;
 use super::types::CgroupJson;
 use crate::model::join::Joined;
 use crate::model::memory::MemoryModel;
@@ -158,18 +159,8 @@ pub(super) fn sidecar_counter_note(
                 .then_some((s.name.as_str(), c.kill_events()))
         })
         .collect();
-    if named.is_empty() || noted {
+    if noted {
         return None;
     }
-    let parts: Vec<String> = named
-        .iter()
-        .map(|(name, n)| match n {
-            1 => format!("the {name} sidecar was OOM-killed once"),
-            n => format!("the {name} sidecar was OOM-killed {n} times"),
-        })
-        .collect();
-    Some(format!(
-        "{} (its cgroup's memory.events); the VM kept running (only a kill in the compute container ends it), so these are not counted in its OOM kills",
-        parts.join(", ")
-    ))
+    sidecar_note(&named, " (its cgroup's memory.events)")
 }
