@@ -1,4 +1,4 @@
-# kubectl-vmmem node probe, output format 1. POSIX sh plus cat only (busybox, SUSE bci-base).
+# kubectl-vmmem node probe, output format 2. POSIX sh plus cat only (busybox, SUSE bci-base).
 #
 # Reads the memory cgroup counters (v1 or v2) of Kubernetes pods and of their containers, the memory
 # of each process in them and, for qemu, the guest RAM it holds. One run covers every pod of a node.
@@ -14,20 +14,26 @@
 #   With sizes, qemu's /proc/PID/smaps is scanned for guest RAM: the mappings of exactly those sizes.
 #
 # Output: one record per line, fields separated by one space, '-' where the node has no such value.
-#   vmmem-probe 1                      always the first line
+#   vmmem-probe 2                      always the first line
 #   node VERSION KERNEL                VERSION v1|v2
 #   pod UID PATH                       PATH of the pod cgroup below the memory hierarchy root
 #   c NAME LIMIT USAGE PEAK FAILCNT OOMKILL ANON FILE SHMEM INACTIVE_FILE ACTIVE_FILE KERNEL
-#     KERNEL_STACK PAGETABLES SLAB SOCK ANON_THP PIDS GROUPKILL   (one line) counters of the pod cgroup
+#     KERNEL_STACK PAGETABLES SLAB SOCK ANON_THP PIDS GROUPKILL SWAP SWAP_LIMIT
+#                                      (one line) counters of the pod cgroup
 #                                      (NAME '.') or of a child of it (NAME its directory name),
 #                                      after its pod line; bytes; LIMIT 'max' or a huge number = none;
 #                                      OOMKILL v1: this cgroup only, v2: with descendants;
 #                                      FAILCNT v2: the 'max' line of memory.events; PIDS 1,2,3 or -;
-#                                      GROUPKILL v2 oom_group_kill (kernel 5.17+), else '-' (a
-#                                      last field: parsers of format 1 that predate it ignore it)
+#                                      GROUPKILL v2 oom_group_kill (kernel 5.17+), else '-';
+#                                      SWAP SWAP_LIMIT v2 memory.swap.current and .max, v1
+#                                      memory.memsw.usage_in_bytes and .limit_in_bytes (memory
+#                                      PLUS swap), '-' where the kernel has no swap accounting
 #   p PID RSS_ANON_KB RSS_FILE_KB RSS_SHMEM_KB COMM      a process listed in some PIDS
 #   g PID SIZE_KB RSS_KB HUGETLB_KB PAGE_KB KIND         a guest RAM mapping of qemu process PID
 #                                      (KIND anon|memfd|shmem|file)
+#   u PID BEFORE AFTER                 the usage of the pod cgroup of qemu process PID read right
+#                                      before and right after its smaps scan (a guest filling its
+#                                      RAM grows between them), after its g records
 #   missing UID                        no cgroup for this pod here (not on this node, or gone)
 #   err MESSAGE                        fatal; nothing follows
 #   end                                always the last line of a complete run
@@ -48,7 +54,7 @@ nl='
 '
 tab='	'
 ws=" $tab"
-echo 'vmmem-probe 1'
+echo 'vmmem-probe 2'
 die() {
 	printf 'err %s\n' "$*"
 	exit 1
@@ -165,6 +171,7 @@ list_pods() {
 F=
 D=
 X=
+W=
 add_cg() {
 	d=$2
 	v1=
@@ -172,24 +179,30 @@ add_cg() {
 	v3=
 	v4=
 	v5=
+	v6=
+	v7=
 	# Whether kernel memory is accounted (v1) or memory.peak exists (v2, Linux 5.19+) is the same
 	# for every cgroup of a node: look once. One stderr redirection for the group, not one a file.
 	if [ $V = v1 ]; then
 		[ -n "$X" ] || { [ -e "$d/memory.kmem.usage_in_bytes" ] && X=y || X=n; }
+		[ -n "$W" ] || { [ -e "$d/memory.memsw.usage_in_bytes" ] && W=y || W=n; }
 		{
 			read -r v1 <"$d/memory.limit_in_bytes"
 			read -r v2 <"$d/memory.usage_in_bytes"
 			read -r v3 <"$d/memory.max_usage_in_bytes"
 			read -r v4 <"$d/memory.failcnt"
 			[ $X = n ] || read -r v5 <"$d/memory.kmem.usage_in_bytes"
+			[ $W = n ] || { read -r v6 <"$d/memory.memsw.usage_in_bytes"; read -r v7 <"$d/memory.memsw.limit_in_bytes"; }
 		} 2>/dev/null
 		f="$d/memory.oom_control $d/memory.stat $d/cgroup.procs"
 	else
 		[ -n "$X" ] || { [ -e "$d/memory.peak" ] && X=y || X=n; }
+		[ -n "$W" ] || { [ -e "$d/memory.swap.current" ] && W=y || W=n; }
 		{
 			read -r v1 <"$d/memory.max"
 			read -r v2 <"$d/memory.current"
 			[ $X = n ] || read -r v3 <"$d/memory.peak"
+			[ $W = n ] || { read -r v6 <"$d/memory.swap.current"; read -r v7 <"$d/memory.swap.max"; }
 		} 2>/dev/null
 		f="$d/memory.events $d/memory.stat $d/cgroup.procs"
 	fi
@@ -199,8 +212,10 @@ add_cg() {
 	case $v3 in '' | *[!0-9]*) v3=- ;; esac
 	case $v4 in '' | *[!0-9]*) v4=- ;; esac
 	case $v5 in '' | *[!0-9]*) v5=- ;; esac
+	case $v6 in '' | *[!0-9]*) v6=- ;; esac
+	case $v7 in max) ;; '' | *[!0-9]*) v7=- ;; esac
 	PF="$PF $SEP $f"
-	PD="$PD $v1:$v2:$v3:$v4:$v5:$1"
+	PD="$PD $v1:$v2:$v3:$v4:$v5:$v6:$v7:$1"
 }
 
 # Print the record of the cgroup just read (descriptor $cur), and queue its processes' status files.
@@ -219,6 +234,10 @@ fin() {
 	t=${t#*:}
 	p5=${t%%:*}
 	t=${t#*:}
+	p6=${t%%:*}
+	t=${t#*:}
+	p7=${t%%:*}
+	t=${t#*:}
 	if [ "$p2" = - ]; then
 		# The cgroup went away (or could not be read) while it was being read.
 		case $t in p:*)
@@ -236,7 +255,8 @@ fin() {
 		printf 'pod %s /%s\n' "${t%%:*}" "${t#*:*:}"
 		t=${t#*:}
 		SF="$SF $SEP"
-		SD="$SD ${t%%:*}"
+		# The guest sizes and, for the usage read around smaps, the pod cgroup's path.
+		SD="$SD ${t%%:*}:${t#*:}"
 		t=.
 		;;
 	*)
@@ -250,7 +270,7 @@ fin() {
 		set -- "$p1" "$p2" "$p3" "${fc:--}" "$ok" "${kn:--}"
 	fi
 	echo "c $t $1 $2 $3 $4 ${5:--} ${an:--} ${fl:--} ${sm:--} ${ia:--} ${aa:--} $6 ${ks:--} ${pt:--}" \
-		"${sl:--} ${so:--} ${th:--} ${pl:--} ${gk:--}"
+		"${sl:--} ${so:--} ${th:--} ${pl:--} ${gk:--} $p6 $p7"
 	IFS=,
 	for x in $pl; do SF="$SF $PR/$x/status"; done
 	IFS=$nl
@@ -375,15 +395,24 @@ Q=
 proc() {
 	# Kernel threads and zombies have no Rss lines: nothing to report.
 	[ -n "$pid" ] && [ -n "$rs" ] && printf 'p %s %s %s %s %s\n' "$pid" "$ra" "$rf" "$rs" "$nm"
-	case $nm in qemu*) [ -n "$pid" ] && [ -n "$rs" ] && [ "$gs" != - ] && Q="$Q $pid=$gs" ;; esac
+	case $nm in qemu*) [ -n "$pid" ] && [ -n "$rs" ] && [ "${gs%%:*}" != - ] && Q="$Q $pid=$gs" ;; esac
 	pid= ra= rf= rs= nm=
 }
 
-# Print the mappings of qemu process $1 whose size in kB is one of the comma-separated $2. qemu
-# has hundreds of mappings of ~25 lines each: outside a guest mapping only the header and Size
-# lines are looked at (G is a pattern no line matches), inside it the few keys that matter.
+# Print the mappings of qemu process $1 whose size in kB is one of the comma-separated sizes
+# before the ':' of $2 (the pod cgroup's path after it). qemu has hundreds of mappings of ~25
+# lines each: outside a guest mapping only the header and Size lines are looked at (G is a
+# pattern no line matches), inside it the few keys that matter. The pod's usage is read just
+# before and just after, so a guest that fills its RAM meanwhile shows (the u record).
 smaps() {
+	U=memory.usage_in_bytes
+	[ $V = v2 ] && U=memory.current
+	ub=
+	ua=
+	read -r ub 2>/dev/null <"${2#*:}/$U"
 	o=$(MALLOC_MMAP_THRESHOLD_=1048576 MALLOC_TRIM_THRESHOLD_=8388608 cat "$PR/$1/smaps" 2>/dev/null)
+	read -r ua 2>/dev/null <"${2#*:}/$U"
+	set -- "$1" "${2%%:*}"
 	IFS=$nl
 	m=
 	G=$nl
@@ -423,6 +452,7 @@ smaps() {
 		esac
 	done
 	[ -n "$m" ] && mapping "$1"
+	case $ub$ua in *[!0-9]*) ;; ?*) [ -n "$ub" ] && [ -n "$ua" ] && echo "u $1 $ub $ua" ;; esac
 	IFS=' '
 }
 

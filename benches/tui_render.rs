@@ -64,6 +64,8 @@ fn reading(uid: &str, limit: u64, guest: u64, qemu: u64) -> PodReading {
             failcnt: Some(0),
             oom_kills: 0,
             oom_group_kills: None,
+            swap_bytes: None,
+            swap_limit_bytes: None,
             stat: MemoryStat {
                 file: Some(40 * MI),
                 inactive_file: Some(40 * MI),
@@ -74,6 +76,8 @@ fn reading(uid: &str, limit: u64, guest: u64, qemu: u64) -> PodReading {
         guest_resident_bytes: Some(guest),
         guest_resident_taken_at: None,
         guest_hugetlb_bytes: None,
+        usage_after_smaps_bytes: None,
+        guest_grown_since_bytes: None,
         containers: vec![],
         processes,
     }

@@ -8,9 +8,10 @@ pub use super::treefiles::write_atomic;
 use super::world::Launcher;
 
 mod cgroups;
+mod cgroups_v2;
 mod node;
 
-pub use cgroups::{launcher_cgroups, CgroupFiles, Charge, LauncherCgroups};
+pub use cgroups::{launcher_cgroups, CgroupFiles, Charge, Kernel, LauncherCgroups};
 pub use node::{write_node, LauncherNow};
 
 /// What v1 shows for "no limit".

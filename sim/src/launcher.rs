@@ -148,6 +148,7 @@ pub fn create_launcher_pod(
         killed_at: None,
         checked_until: started,
         overhead: o,
+        console_killed_at: None,
     };
     w.launchers.insert(pod_uid.clone(), launcher);
     Some((pod_uid, pod_name))

@@ -35,6 +35,7 @@ pub mod kubevirt;
 pub mod launcher;
 pub mod nodecpu;
 pub mod oomlog;
+mod oomlog_sidecar;
 pub mod openapi;
 pub mod ops;
 pub mod paging;

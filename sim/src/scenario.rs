@@ -118,6 +118,11 @@ pub struct NodeSpec {
     pub memory: Quantity,
     pub cpus: u32,
     pub kernel: String,
+    // Live cgroup reading (livecg): the node's cgroup layout and swap.
+    /// cgroup v2 (unified hierarchy: memory.current, memory.events, …) instead of v1.
+    pub cgroup_v2: bool,
+    /// The node has swap (v1 then shows `memory.memsw.*`; v2 always has `memory.swap.*`).
+    pub swap: bool,
 }
 
 impl Default for NodeSpec {
@@ -127,6 +132,8 @@ impl Default for NodeSpec {
             memory: Quantity::new("256Gi"),
             cpus: 64,
             kernel: "5.14.21-150400.24.116-default".into(),
+            cgroup_v2: false,
+            swap: false,
         }
     }
 }
@@ -224,6 +231,14 @@ pub struct Workload {
     pub file_cache: Quantity,
     /// The seed's `memhold`: a process in the compute container that grows until OOM.
     pub memhold: Option<MemHold>,
+    // Live cgroup reading (livecg): swap and a sidecar's OOM kill.
+    /// LimitedSwap: the swap the compute container may use (its `memory.swap.max`).
+    pub swap_limit: Option<Quantity>,
+    /// Swap the compute container has in use.
+    pub swap_used: Quantity,
+    /// Seconds after start when the guest-console-log sidecar hits its 60M limit and the kernel
+    /// kills its processes (kubevirt#15501; memory.oom.group on v2): the VM runs on.
+    pub console_log_oom_after: Option<f64>,
 }
 
 impl Default for Workload {
@@ -236,6 +251,9 @@ impl Default for Workload {
             overhead_drift_max: Quantity::new("48Mi"),
             file_cache: Quantity::new("24Mi"),
             memhold: None,
+            swap_limit: None,
+            swap_used: Quantity::new("0"),
+            console_log_oom_after: None,
         }
     }
 }
@@ -528,7 +546,7 @@ mod tests {
     #[test]
     fn demo_yaml_reads_to_its_values() {
         let s = Scenario::demo().unwrap();
-        assert_eq!((s.vms.len(), s.nodes.len()), (21, 3));
+        assert_eq!((s.vms.len(), s.nodes.len()), (23, 4));
         assert_eq!(s.namespaces, vec!["default", "prod", "lab"]);
         assert_eq!(s.overcommit_memory, 150);
         assert_eq!(s.overhead_ratio.as_deref(), Some("1.5"));
@@ -551,6 +569,21 @@ mod tests {
         assert!(vm("batch-01").no_limit);
         assert_eq!(vm("dev-01").run_strategy, "Halted");
         assert_eq!(s.nodes[0].memory.as_str(), "256Gi");
+        // Live cgroup reading: a cgroup v2 node with swap, a sidecar's OOM kill, a swapping VM.
+        let lab = s.nodes.iter().find(|n| n.name == "lab-node-1").unwrap();
+        assert!(lab.cgroup_v2 && lab.swap);
+        assert_eq!(
+            vm("console-oom-vm").workload.console_log_oom_after,
+            Some(20.0)
+        );
+        let swap = &vm("swap-vm").workload;
+        assert_eq!(
+            (
+                swap.swap_limit.as_ref().unwrap().as_str(),
+                swap.swap_used.as_str()
+            ),
+            ("512Mi", "200Mi")
+        );
     }
 
     /// A quantity reads as `serde_yaml` 0.9.34 read it before (recorded from it): strings as
@@ -608,7 +641,8 @@ mod tests {
     fn demo_scenario_meets_the_brief() {
         let s = Scenario::demo().unwrap();
         assert!(s.vms.len() >= 12);
-        assert_eq!(s.nodes.len(), 3);
+        // Three Harvester nodes and the cgroup v2 lab node.
+        assert_eq!(s.nodes.len(), 4);
         assert_eq!(s.flavour, Flavour::Harvester);
         assert_eq!(s.overhead_ratio.as_deref(), Some("1.5"));
         assert!(s.kubevirt_version.starts_with("v1.3"));

@@ -24,13 +24,29 @@ fn memory(time: &str, c: &CgroupFiles) -> Value {
     m
 }
 
-fn pod(l: &Launcher, cgroups: &LauncherCgroups, started: &str, time: &str) -> Value {
+/// A `swap` object (Kubernetes 1.28+, cgroup v2): swap in use, and what is left of the limit
+/// when there is one.
+fn swap(time: &str, c: &CgroupFiles) -> Value {
+    let mut s = json!({"time": time, "swapUsageBytes": c.swap});
+    if let Some(l) = c.swap_limit {
+        s["swapAvailableBytes"] = json!((l - c.swap).max(0));
+    }
+    s
+}
+
+fn pod(l: &Launcher, cgroups: &LauncherCgroups, started: &str, time: &str, v2: bool) -> Value {
     // The sandbox (pause) is not a container to the kubelet.
     let containers: Vec<Value> = cgroups
         .containers
         .iter()
         .filter(|(name, _, _)| *name != "pause")
-        .map(|(name, _, c)| json!({"name": name, "startTime": started, "memory": memory(time, c)}))
+        .map(|(name, _, c)| {
+            let mut v = json!({"name": name, "startTime": started, "memory": memory(time, c)});
+            if v2 {
+                v["swap"] = swap(time, c);
+            }
+            v
+        })
         .collect();
     json!({
         "podRef": {"name": l.pod_name, "namespace": l.namespace, "uid": l.pod_uid},
@@ -68,7 +84,7 @@ pub fn summary(w: &World, node: &str) -> Result<Value, ApiError> {
             .get(&super::resources::PODS, &l.namespace, &l.pod_name)
             .and_then(|p| p["status"]["startTime"].as_str().map(str::to_string))
             .unwrap_or_else(|| time.clone());
-        pods.push(pod(l, &cgroups, &started, &time));
+        pods.push(pod(l, &cgroups, &started, &time, n.cgroup_v2));
     }
     // The node: its pods plus 3Gi of system memory, half of it anonymous.
     let system = 3 << 30;

@@ -57,6 +57,7 @@ pub fn tick(w: &mut World) {
     for (uid, t, pod_level) in kills {
         oom_kill(w, &uid, t, pod_level);
     }
+    super::oomlog_sidecar::console_log_kills(w, now);
 }
 
 /// The launcher's memory at `t` seconds after start, page cache reclaimed down to its limit,
@@ -301,6 +302,8 @@ fn tree_fingerprint(at: f64, node: &NodeModel, launchers: &[&Launcher]) -> u64 {
         next_pid,
         kernel_log,
         ip,
+        cgroup_v2,
+        swap,
     } = node;
     (
         name,
@@ -310,6 +313,8 @@ fn tree_fingerprint(at: f64, node: &NodeModel, launchers: &[&Launcher]) -> u64 {
         uptime_at_start.to_bits(),
         next_pid,
         ip,
+        cgroup_v2,
+        swap,
     )
         .hash(&mut h);
     // Lines are only appended (and the oldest dropped): the count and the last line say
@@ -340,7 +345,9 @@ fn tree_fingerprint(at: f64, node: &NodeModel, launchers: &[&Launcher]) -> u64 {
             checked_until: _,
             never_over: _,
             overhead,
+            console_killed_at,
         } = l;
+        console_killed_at.map(f64::to_bits).hash(&mut h);
         (pod_uid, pod_name, namespace, vm_name, vmi_uid, node, qos).hash(&mut h);
         (
             format!("{shape:?}"),
@@ -403,8 +410,16 @@ pub fn container_view(
     let view = node_root.join("containers").join(id);
     let cg = view.join("cgroup");
     let procs = view.join("proc");
-    let scope = hosttree::cgroup_root(node_root)
-        .join("memory")
+    // A container's own cgroup as it sees it: v1, the scope as its memory hierarchy; v2 (a
+    // private cgroup namespace), the scope as its whole /sys/fs/cgroup.
+    let v2 = w.nodes.get(&l.node).is_some_and(|n| n.cgroup_v2);
+    let mem_root = hosttree::cgroup_root(node_root);
+    let mem_root = if v2 {
+        mem_root
+    } else {
+        mem_root.join("memory")
+    };
+    let scope = mem_root
         .join(hosttree::pod_slice(l.qos, &l.pod_uid).trim_start_matches('/'))
         .join(hosttree::scope(id));
     let pids: Vec<u32> = if idx == 1 {
@@ -415,7 +430,7 @@ pub fn container_view(
         vec![l.pids[6]]
     };
     let mut links = vec![
-        (cg.join("memory"), scope),
+        (if v2 { cg.clone() } else { cg.join("memory") }, scope),
         (
             procs.join("sys"),
             hosttree::proc_root(node_root).join("sys"),
@@ -432,7 +447,11 @@ pub fn container_view(
     let same = links
         .iter()
         .all(|(link, target)| std::fs::read_link(link).is_ok_and(|t| t == *target))
-        && entries(&cg) + entries(&procs) == links.len();
+        && if v2 {
+            entries(&procs) + 1 == links.len()
+        } else {
+            entries(&cg) + entries(&procs) == links.len()
+        };
     if same {
         return Ok((cg, procs));
     }
@@ -441,7 +460,9 @@ pub fn container_view(
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    std::fs::create_dir_all(&cg)?;
+    if !v2 {
+        std::fs::create_dir_all(&cg)?;
+    }
     std::fs::create_dir_all(&procs)?;
     for (link, target) in &links {
         symlink(target, link)?;

@@ -18,6 +18,11 @@ pub struct Params {
     pub file_cache: i64,
     /// (seconds after start, bytes per second)
     pub memhold: Option<(f64, f64)>,
+    /// The compute container's swap limit and swap in use (bytes).
+    pub swap_limit: Option<i64>,
+    pub swap_used: i64,
+    /// Seconds after start when the console-log sidecar is OOM-killed.
+    pub console_oom_after: Option<f64>,
 }
 
 impl Params {
@@ -35,6 +40,9 @@ impl Params {
                 .memhold
                 .as_ref()
                 .map(|m| (m.after_seconds.max(0.0), b(&m.rate) as f64)),
+            swap_limit: w.swap_limit.as_ref().map(b),
+            swap_used: b(&w.swap_used),
+            console_oom_after: w.console_log_oom_after.map(|a| a.max(0.0)),
         }
     }
 }

@@ -45,6 +45,9 @@ pub struct NodeModel {
     pub next_pid: u32,
     pub kernel_log: Vec<String>,
     pub ip: String,
+    /// cgroup v2 layout; swap on the node.
+    pub cgroup_v2: bool,
+    pub swap: bool,
 }
 
 impl NodeModel {
@@ -98,6 +101,8 @@ pub struct Launcher {
     pub never_over: bool,
     /// KubeVirt's overhead O added to this pod's compute container.
     pub overhead: i64,
+    /// Model time the guest-console-log sidecar was OOM-killed.
+    pub console_killed_at: Option<f64>,
 }
 
 impl Launcher {
@@ -294,6 +299,8 @@ impl World {
                     next_pid: 20_000 + (seed_of(&n.name) % 3000) as u32,
                     kernel_log: Vec::new(),
                     ip,
+                    cgroup_v2: n.cgroup_v2,
+                    swap: n.swap,
                 },
             );
         }

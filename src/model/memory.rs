@@ -6,6 +6,9 @@ use serde::Serialize;
 use super::overhead::{process_role, ProcessConstants, ProcessRole};
 use super::readings::{CgroupCounters, MemoryStat, PodReading, ProcessReading};
 
+mod live_skew;
+pub use live_skew::{swap_room, GuestSkew, FILLING_FROM};
+
 /// One slice of the cgroup's usage.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -100,6 +103,21 @@ pub struct MemoryModel {
     /// the compute container is not known, the pod's (slice and descendants).
     pub oom_kills: u64,
     pub breakdown: Vec<Component>,
+    /// Swap the binding cgroup may still use (counted in `headroom`: a cgroup is OOM-killed
+    /// only when its memory and its swap are full).
+    pub swap_room: i64,
+    /// How far apart in time the guest figure and the usage are (a guest filling its RAM).
+    pub guest_skew: GuestSkew,
+}
+
+impl MemoryModel {
+    /// Whether this reading's negative headroom may be nothing but the guest's growth between
+    /// the guest figure and the usage: no critical from it alone.
+    pub fn overrun_is_guest_growth(&self) -> bool {
+        self.headroom.is_some_and(|h| {
+            h < 0 && self.guest_skew.filling() && h + self.guest_skew.grown_since >= 0
+        })
+    }
 }
 
 /// Budgets per breakdown component, derived from O's terms for this VMI.
@@ -156,7 +174,8 @@ pub fn evaluate(
         .map(|c| {
             let f = c.stat.inactive_file.unwrap_or(0) as i64;
             let used = (c.usage_bytes as i64 - f) - guest_resident;
-            let headroom = c.limit_bytes.map(|l| l as i64 - (guest + used));
+            let swap = swap_room(c, compute);
+            let headroom = c.limit_bytes.map(|l| l as i64 + swap - (guest + used));
             (c, used, headroom)
         })
         .collect();
@@ -187,6 +206,7 @@ pub fn evaluate(
     } else {
         breakdown(&counters, reading, guest, guest_resident, budgets)
     };
+    let swap_room = swap_room(&counters, compute);
     MemoryModel {
         counters,
         guest_resident,
@@ -199,6 +219,8 @@ pub fn evaluate(
         peak_overhead,
         oom_kills,
         breakdown,
+        swap_room,
+        guest_skew: GuestSkew::of(reading),
     }
 }
 

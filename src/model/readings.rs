@@ -127,6 +127,14 @@ pub struct CgroupCounters {
     pub oom_group_kills: Option<u64>,
     #[serde(default)]
     pub stat: MemoryStat,
+    /// Swap in use (v2 `memory.swap.current`, v1 memsw usage − usage, kubelet `swapUsageBytes`);
+    /// `None` where the node has no swap accounting or it was not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swap_bytes: Option<u64>,
+    /// The swap this cgroup may use (v2 `memory.swap.max`, v1 memsw limit − limit); `None` when
+    /// unlimited or not read. 0: no swap allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swap_limit_bytes: Option<u64>,
 }
 
 impl CgroupCounters {
@@ -144,6 +152,8 @@ impl CgroupCounters {
             oom_kills: 0,
             oom_group_kills: None,
             stat: MemoryStat::default(),
+            swap_bytes: None,
+            swap_limit_bytes: None,
         }
     }
 
@@ -191,6 +201,15 @@ pub struct PodReading {
     /// Hugepage-backed guest RAM (charged to hugetlb, not memory).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guest_hugetlb_bytes: Option<u64>,
+    /// The pod cgroup's usage read again right after qemu's smaps scan (probe format 2): the
+    /// cgroup counters were read before it, so a guest filling its RAM meanwhile shows here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage_after_smaps_bytes: Option<u64>,
+    /// With a guest resident carried from an earlier round: how much the guest may have grown
+    /// since (qemu's RSS growth since then, or its growth rate over the time), which this
+    /// reading's usage holds but the carried figure does not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest_grown_since_bytes: Option<u64>,
     #[serde(default)]
     pub containers: Vec<CgroupCounters>,
     #[serde(default)]

@@ -132,6 +132,7 @@ mod risk;
 mod row;
 mod row_evidence;
 mod row_features;
+mod row_live;
 mod status_kills;
 mod streamed;
 mod types;

@@ -6,7 +6,10 @@
 //! has moved by more than `rss_moved` since the last exact reading (as the latest round saw it), when
 //! the guest sizes change (hotplug) or when qemu is a new process. In the rounds in between, the
 //! last exact figure is carried into the reading, marked with the time it was measured
-//! (`PodReading::guest_resident_taken_at`).
+//! (`PodReading::guest_resident_taken_at`), with how much the guest may have grown since
+//! (`PodReading::guest_grown_since_bytes`: qemu's RSS growth since then, or the guest's growth
+//! rate between its last two exact readings over the time passed, whichever is more), which the
+//! reading's usage holds and the carried figure does not.
 
 use std::collections::HashMap;
 
@@ -41,6 +44,17 @@ struct Exact {
     hugetlb: Option<u64>,
     qemu_pid: u32,
     qemu_rss: u64,
+    /// The guest's growth (bytes a second) between the two last exact readings of this qemu.
+    growth_per_second: u64,
+}
+
+impl Exact {
+    /// How much the guest may have grown by `now`, when qemu's private RSS is `rss`.
+    fn grown_by(&self, rss: u64, now: i64) -> u64 {
+        let seconds = now.saturating_sub(self.taken_at).max(0) as u64;
+        rss.saturating_sub(self.qemu_rss)
+            .max(self.growth_per_second.saturating_mul(seconds))
+    }
 }
 
 /// What was seen of a pod's qemu in its latest round.
@@ -104,6 +118,13 @@ impl GuestMemory {
             if let Some(sizes) = exact.get(&p.uid) {
                 match (p.guest_resident_bytes, q) {
                     (Some(g), Some(q)) => {
+                        let growth_per_second = match self.exact.get(&p.uid) {
+                            Some(e) if e.qemu_pid == q.pid && r.taken_at > e.taken_at => {
+                                g.saturating_sub(e.guest_resident)
+                                    / (r.taken_at - e.taken_at) as u64
+                            }
+                            _ => 0,
+                        };
                         self.exact.insert(
                             p.uid.clone(),
                             Exact {
@@ -114,6 +135,7 @@ impl GuestMemory {
                                 hugetlb: p.guest_hugetlb_bytes,
                                 qemu_pid: q.pid,
                                 qemu_rss: q.rss,
+                                growth_per_second,
                             },
                         );
                     }
@@ -129,10 +151,11 @@ impl GuestMemory {
             let Some(e) = self.exact.get(&p.uid) else {
                 continue;
             };
-            if q.is_some_and(|q| q.pid == e.qemu_pid) {
+            if let Some(q) = q.filter(|q| q.pid == e.qemu_pid) {
                 p.guest_resident_bytes = Some(e.guest_resident);
                 p.guest_hugetlb_bytes = e.hugetlb;
                 p.guest_resident_taken_at = Some(e.taken_at);
+                p.guest_grown_since_bytes = Some(e.grown_by(q.rss, r.taken_at));
             } else {
                 self.exact.remove(&p.uid);
             }

@@ -35,6 +35,7 @@ struct PodStats {
     pod_ref: PodRef,
     containers: Vec<ContainerStats>,
     memory: Option<MemoryStats>,
+    swap: Option<SwapStats>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -50,6 +51,16 @@ struct PodRef {
 struct ContainerStats {
     name: String,
     memory: Option<MemoryStats>,
+    swap: Option<SwapStats>,
+}
+
+/// The kubelet's `SwapStats` (Kubernetes 1.28+, pods and containers; both optional):
+/// `swapAvailableBytes` = swap limit − swap in use, only when there is a limit.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct SwapStats {
+    swap_usage_bytes: Option<u64>,
+    swap_available_bytes: Option<u64>,
 }
 
 /// The kubelet's `MemoryStats`: every field is optional there too.
@@ -88,6 +99,7 @@ pub fn parse(text: &str) -> Result<Vec<SummaryPod>, SummaryError> {
                     CgroupLevel::Pod,
                     format!("{where_} (kubelet stats summary)"),
                 )
+                .map(|c| with_swap(c, p.swap.as_ref()))
             });
             let containers = p
                 .containers
@@ -95,7 +107,8 @@ pub fn parse(text: &str) -> Result<Vec<SummaryPod>, SummaryError> {
                 .filter_map(|c| {
                     let m = c.memory.as_ref()?;
                     let path = format!("{where_}, container {} (kubelet stats summary)", c.name);
-                    Some((c.name.clone(), counters(m, CgroupLevel::Container, path)?))
+                    let counters = counters(m, CgroupLevel::Container, path)?;
+                    Some((c.name.clone(), with_swap(counters, c.swap.as_ref())))
                 })
                 .collect();
             SummaryPod {
@@ -143,7 +156,22 @@ fn counters(m: &MemoryStats, level: CgroupLevel, path: String) -> Option<CgroupC
             inactive_file: m.working_set_bytes.map(|_| usage - working_set),
             ..MemoryStat::default()
         },
+        swap_bytes: None,
+        swap_limit_bytes: None,
     })
+}
+
+/// `c` with the swap figures of `swap`, when the kubelet gave them (its limit is in use +
+/// available; without `swapAvailableBytes` there is no limit).
+fn with_swap(c: CgroupCounters, swap: Option<&SwapStats>) -> CgroupCounters {
+    let sane = |v: Option<u64>| v.filter(|&v| v <= MAX_MEMORY_BYTES.unsigned_abs());
+    let Some(s) = swap else { return c };
+    let used = sane(s.swap_usage_bytes);
+    CgroupCounters {
+        swap_bytes: used,
+        swap_limit_bytes: sane(s.swap_available_bytes).map(|a| a.saturating_add(used.unwrap_or(0))),
+        ..c
+    }
 }
 
 /// One pod to take from a Summary: its UID and its compute container's runtime id, when known.
@@ -191,6 +219,8 @@ pub fn readings(pods: &[SummaryPod], node: &str, wanted: &[Wanted], taken_at: i6
             cgroup,
             guest_resident_bytes: None,
             guest_hugetlb_bytes: None,
+            usage_after_smaps_bytes: None,
+            guest_grown_since_bytes: None,
             guest_resident_taken_at: None,
             containers,
             processes: Vec::new(),

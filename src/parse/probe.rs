@@ -1,15 +1,17 @@
-//! The node probe's output (`assets/probe.sh`, format 1) → [`ProbeReport`]. Pure; never panics.
+//! The node probe's output (`assets/probe.sh`, format 2, or the format 1 of earlier probes) →
+//! [`ProbeReport`]. Pure; never panics.
 //!
 //! The format is line-oriented, one record per line, fields separated by one space, `-` where the
 //! node has no such value (the script's header is the reference):
 //! ```text
-//! vmmem-probe 1
+//! vmmem-probe 2
 //! node v1|v2 KERNEL
 //! pod UID PATH
 //! c NAME LIMIT USAGE PEAK FAILCNT OOMKILL ANON FILE SHMEM INACTIVE_FILE ACTIVE_FILE KERNEL
-//!   KERNEL_STACK PAGETABLES SLAB SOCK ANON_THP PIDS [GROUPKILL]
+//!   KERNEL_STACK PAGETABLES SLAB SOCK ANON_THP PIDS [GROUPKILL [SWAP SWAP_LIMIT]]
 //! p PID RSS_ANON_KB RSS_FILE_KB RSS_SHMEM_KB COMM
 //! g PID SIZE_KB RSS_KB HUGETLB_KB PAGE_KB KIND
+//! u PID USAGE_BEFORE USAGE_AFTER
 //! missing UID
 //! err MESSAGE
 //! end
@@ -18,6 +20,8 @@
 //! directory (a container). `p` and `g` records may come anywhere: they are attached by PID to the
 //! cgroup whose PIDS lists it. Record types this version does not know are skipped, so a later
 //! probe may add records without changing the format number; anything else that changes bumps it.
+//! Format 2 added the swap fields (v1: memory+swap, as `memory.memsw.*` count it) and the `u`
+//! record (the pod's usage read around qemu's smaps scan); format 1 output still parses.
 
 use std::collections::HashMap;
 
@@ -28,8 +32,10 @@ use crate::model::readings::{
 
 /// The first word of every probe output.
 pub const MAGIC: &str = "vmmem-probe";
-/// The output format this parser reads (the second word of the first line).
-pub const FORMAT_VERSION: u32 = 1;
+/// The output format the probe writes and this parser reads (the second word of the first line).
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format this parser still reads.
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 
 /// Limits at or above this are "no limit" (v1 shows unlimited as 9223372036854771712 with 4 KiB
 /// pages, a little less with larger pages).
@@ -44,7 +50,7 @@ pub enum ProbeError {
     NotProbe(String),
     #[error(
         "the node probe wrote output format {found}, but this kubectl-vmmem reads format \
-         {FORMAT_VERSION}: run the probe that comes with this kubectl-vmmem"
+         {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION}: run the probe that comes with this kubectl-vmmem"
     )]
     Version { found: String },
     #[error("the node probe failed: {0}")]
@@ -108,6 +114,7 @@ pub fn parse(text: &str) -> Result<ProbeReport, ProbeError> {
     let mut pods = records.pods;
     attach_processes(&mut pods, &records.owners, records.processes)?;
     attach_guest_mappings(&mut pods, &records.owners, records.guests)?;
+    attach_usage_around_smaps(&mut pods, &records.owners, records.around)?;
     if cgroup_version == CgroupVersion::V1 {
         add_container_oom_kills_to_pods(&mut pods);
     }
@@ -129,6 +136,7 @@ struct Records<'a> {
     owners: HashMap<u32, Owner>,
     processes: Vec<(usize, &'a str)>,
     guests: Vec<(usize, &'a str)>,
+    around: Vec<(usize, &'a str)>,
 }
 
 /// Read the records after the header up to `end` (an output without it was cut).
@@ -149,9 +157,13 @@ fn read_records<'a>(
             "err" => return Err(ProbeError::Node(rest.trim().to_string())),
             "node" => records.node = Some(node_record(rest).map_err(bad)?),
             "pod" => records.pods.push(pod_record(rest).map_err(bad)?),
-            "c" => records.add_cgroup(rest).map_err(bad)?,
+            "c" => {
+                let v = records.node.as_ref().map(|n| n.0);
+                records.add_cgroup(rest, v).map_err(bad)?
+            }
             "p" => records.processes.push((no, rest)),
             "g" => records.guests.push((no, rest)),
+            "u" => records.around.push((no, rest)),
             "missing" => records.missing.push(rest.trim().to_string()),
             _ => {} // a record of a later probe: skip
         }
@@ -184,6 +196,8 @@ fn pod_record(rest: &str) -> Result<PodReading, &'static str> {
         guest_resident_bytes: None,
         guest_resident_taken_at: None,
         guest_hugetlb_bytes: None,
+        usage_after_smaps_bytes: None,
+        guest_grown_since_bytes: None,
         containers: Vec::new(),
         processes: Vec::new(),
     })
@@ -192,14 +206,15 @@ fn pod_record(rest: &str) -> Result<PodReading, &'static str> {
 impl Records<'_> {
     /// A `c` record: the last pod's own cgroup (`.`) or one of its containers; its PIDS now
     /// belong to that cgroup (the first cgroup to list a PID keeps it).
-    fn add_cgroup(&mut self, rest: &str) -> Result<(), &'static str> {
+    fn add_cgroup(&mut self, rest: &str, v: Option<CgroupVersion>) -> Result<(), &'static str> {
         let pod_index = self
             .pods
             .len()
             .checked_sub(1)
             .ok_or("a cgroup before any pod")?;
         let pod = &mut self.pods[pod_index];
-        let (name, counters, pids) = cgroup_record(rest, &pod.cgroup.path)?;
+        let (name, mut counters, pids) = cgroup_record(rest, &pod.cgroup.path)?;
+        swap_fields(&mut counters, rest, v)?;
         let container = if name == "." {
             pod.cgroup = counters;
             None
@@ -267,6 +282,62 @@ fn attach_guest_mappings(
     Ok(())
 }
 
+/// Each `u` record: the usage of the pod of qemu process PID read again after its smaps scan
+/// (the USAGE_BEFORE, read just before the scan, only bounds the scan's own duration).
+fn attach_usage_around_smaps(
+    pods: &mut [PodReading],
+    owners: &HashMap<u32, Owner>,
+    around: Vec<(usize, &str)>,
+) -> Result<(), ProbeError> {
+    for (no, rest) in around {
+        let f: Vec<&str> = rest.split(' ').collect();
+        if f.len() < 3 {
+            return Err(malformed(no, rest)("a usage record needs 3 fields"));
+        }
+        let pid = f[0]
+            .parse::<u32>()
+            .map_err(|_| malformed(no, rest)("the PID is not a number"))?;
+        number(f[1]).map_err(malformed(no, rest))?;
+        let after = number(f[2]).map_err(malformed(no, rest))?;
+        if let Some(&(p, _)) = owners.get(&pid) {
+            pods[p].usage_after_smaps_bytes = Some(after);
+        }
+    }
+    Ok(())
+}
+
+/// Format 2's SWAP and SWAP_LIMIT (fields 20 and 21): v2's `memory.swap.current`/`.max` as they
+/// are; v1's `memory.memsw.*` count memory plus swap, so the memory figures come off. v1's
+/// unlimited memsw (the kubelet never sets it) is no swap limit.
+fn swap_fields(
+    c: &mut CgroupCounters,
+    rest: &str,
+    v: Option<CgroupVersion>,
+) -> Result<(), &'static str> {
+    let f: Vec<&str> = rest.split(' ').collect();
+    let (Some(swap), Some(limit)) = (f.get(19), f.get(20)) else {
+        return Ok(());
+    };
+    let swap = opt(swap)?;
+    let limit = match *limit {
+        "max" | "-" => None,
+        l => Some(raw_number(l)?).filter(|&l| l < UNLIMITED_FROM),
+    };
+    match v {
+        Some(CgroupVersion::V1) => {
+            c.swap_bytes = swap.map(|s| s.saturating_sub(c.usage_bytes));
+            c.swap_limit_bytes = limit
+                .zip(c.limit_bytes)
+                .map(|(memsw, mem)| memsw.saturating_sub(mem));
+        }
+        _ => {
+            c.swap_bytes = swap;
+            c.swap_limit_bytes = limit.map(bounded).transpose()?;
+        }
+    }
+    Ok(())
+}
+
 /// v1 counts an OOM kill (memory.oom_control's oom_kill) only in the cgroup that held the killed
 /// task, not in its ancestors: the pod's count is the sum over its containers.
 fn add_container_oom_kills_to_pods(pods: &mut [PodReading]) {
@@ -286,7 +357,12 @@ fn check_header(first: &str) -> Result<(), ProbeError> {
         return Err(ProbeError::NotProbe(first.chars().take(80).collect()));
     }
     match words.next() {
-        Some(v) if v == FORMAT_VERSION.to_string() => Ok(()),
+        Some(v)
+            if v.parse::<u32>()
+                .is_ok_and(|n| (OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&n)) =>
+        {
+            Ok(())
+        }
         Some(v) => Err(ProbeError::Version {
             found: v.chars().take(20).collect(),
         }),

@@ -193,7 +193,15 @@ async fn start_up_sweeps_earlier_sessions_agents() {
     sim.shutdown().await;
 }
 
+fn cg_version(row: &vmmem::model::report::VmRow) -> Option<&'static str> {
+    row.cgroup.as_ref().and_then(|c| c.version)
+}
+
+/// A one-number cgroup file; "max" (v2's no limit) reads as u64::MAX.
 fn read_u64(p: &Path) -> u64 {
+    if std::fs::read_to_string(p).is_ok_and(|t| t.trim() == "max") {
+        return u64::MAX;
+    }
     std::fs::read_to_string(p)
         .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
         .trim()
@@ -252,21 +260,28 @@ async fn report_numbers_equal_the_simulators_model() {
             let uid = row.pod_uid.clone().unwrap();
             let l = &w.launchers[&uid];
             let node_root = hosttree::node_root(&w.host_root, &l.node);
-            let slice = hosttree::cgroup_root(&node_root)
-                .join("memory")
+            // cgroup v1 below `memory/`; v2 (the lab node) at the root, with v2 file names.
+            let v2 = cg_version(row) == Some("v2");
+            let root = hosttree::cgroup_root(&node_root);
+            let slice = if v2 { root } else { root.join("memory") }
                 .join(hosttree::pod_slice(l.qos, &uid).trim_start_matches('/'));
             let cg = row.cgroup.as_ref().unwrap();
             let dir = match cg.level {
                 "pod" => slice.clone(),
                 _ => slice.join(hosttree::scope(&l.container_ids[1])),
             };
+            let (usage, limit) = if v2 {
+                ("memory.current", "memory.max")
+            } else {
+                ("memory.usage_in_bytes", "memory.limit_in_bytes")
+            };
             assert_eq!(
                 cg.usage_bytes,
-                read_u64(&dir.join("memory.usage_in_bytes")),
+                read_u64(&dir.join(usage)),
                 "{} usage",
                 row.name
             );
-            let limit = read_u64(&dir.join("memory.limit_in_bytes"));
+            let limit = read_u64(&dir.join(limit));
             assert_eq!(
                 cg.limit_bytes,
                 (limit < 1 << 62).then_some(limit),

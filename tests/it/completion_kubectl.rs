@@ -124,7 +124,12 @@ fn names_come_from_the_cluster_of_the_kubeconfig() {
     let (nodes, _) = complete_via_kubectl(&s, &["oom", "--node", ""], &[("KUBECONFIG", &kc)]);
     assert_eq!(
         nodes,
-        vec!["harvester-node-1", "harvester-node-2", "harvester-node-3"]
+        vec![
+            "harvester-node-1",
+            "harvester-node-2",
+            "harvester-node-3",
+            "lab-node-1"
+        ]
     );
     let (ctx, _) = complete_via_kubectl(&s, &["--context", ""], &[("KUBECONFIG", &kc)]);
     assert_eq!(ctx, vec!["vmmem-sim"]);

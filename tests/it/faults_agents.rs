@@ -55,7 +55,7 @@ async fn an_agent_deleted_by_someone_else_is_recreated_in_the_next_refresh() {
     let first = live.read(&inv, 1).await;
     assert!(first.stale.is_empty(), "{:?}", first.stale);
     let before = agent_pods(&client).await;
-    assert_eq!(before.len(), 3);
+    assert_eq!(before.len(), 4);
     let victim = before
         .iter()
         .find(|p| p.spec.as_ref().unwrap().node_name.as_deref() == Some("harvester-node-1"))
@@ -74,7 +74,7 @@ async fn an_agent_deleted_by_someone_else_is_recreated_in_the_next_refresh() {
     let node1 = &second.readings["harvester-node-1"];
     assert_eq!((node1.source, node1.taken_at), (Source::Agent, 2), "fresh");
     let after = agent_pods(&client).await;
-    assert_eq!(after.len(), 3, "one agent per node again");
+    assert_eq!(after.len(), 4, "one agent per node again");
     let names: Vec<String> = after.iter().map(name).collect();
     assert!(!names.contains(&name(victim)));
     let replacement = after
@@ -172,7 +172,7 @@ async fn kill_list_after_its_agents_run(sim: &SimHandle, kc: &Path) -> Vec<Strin
     let left = loop {
         // The only agents in this cluster (their labels name no process).
         let ours: Vec<Pod> = agent_pods(&client).await;
-        if ours.len() == 3 && ours.iter().all(|p| phase(p) == "Running") {
+        if ours.len() == 4 && ours.iter().all(|p| phase(p) == "Running") {
             break ours;
         }
         assert!(
@@ -210,7 +210,7 @@ async fn a_killed_plugins_agents_end_at_their_deadline_and_the_next_run_sweeps_t
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
-        stderr.contains("warning: deleted 3 agent pod(s) left behind by earlier runs: "),
+        stderr.contains("warning: deleted 4 agent pod(s) left behind by earlier runs: "),
         "{stderr}"
     );
     for o in &orphans {
@@ -239,7 +239,7 @@ async fn a_killed_plugins_agents_end_at_their_deadline_and_the_next_run_sweeps_t
     );
     sim.advance(Duration::from_secs(61));
     let ended = agent_pods(&client).await;
-    assert_eq!(ended.len(), 3);
+    assert_eq!(ended.len(), 4);
     for p in &ended {
         assert!(orphans.contains(&name(p)));
         let st = p.status.as_ref().unwrap();

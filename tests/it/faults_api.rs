@@ -60,7 +60,7 @@ async fn lists_watches_patches_and_execs_ride_out_a_burst_of_429s() {
     // Lists: the first two VM lists are refused.
     sim.throttle(2, Some("/virtualmachines?"), 1);
     let live = LiveSource::start(&conn, opts()).await.unwrap();
-    assert_eq!(live.snapshot().vms.len(), 21);
+    assert_eq!(live.snapshot().vms.len(), 23);
     let vm_lists: Vec<(u16, Instant)> = answers(&sim, "/apis/kubevirt.io/v1/virtualmachines?")
         .into_iter()
         .filter(|_| true)
@@ -133,7 +133,7 @@ async fn lists_watches_patches_and_execs_ride_out_a_burst_of_429s() {
     let round = readers.read(&inv, 1).await;
     readers.close().await;
     assert!(round.stale.is_empty(), "{:?}", round.stale);
-    assert_eq!(round.readings.len(), 3);
+    assert_eq!(round.readings.len(), 4);
     let execs = answers(&sim, "/exec?");
     assert_eq!(
         execs.iter().filter(|(c, _)| *c == 429).count(),

@@ -123,7 +123,7 @@ async fn the_dashboard_says_the_server_is_gone_and_recovers_when_it_returns() {
     assert!(why.starts_with("watching http://127.0.0.1:"), "{why}");
     // The last objects are still there, every row marked stale.
     let report = gone.report.as_ref().expect("the last objects are kept");
-    assert_eq!(report.vms.len(), 21);
+    assert_eq!(report.vms.len(), 23);
     app.update(Action::Snapshot(Box::new(gone.clone())));
     app.update(Action::Tick(SystemTime::now()));
     let s = screen(&app);
@@ -141,7 +141,7 @@ async fn the_dashboard_says_the_server_is_gone_and_recovers_when_it_returns() {
         s.health == Health::Ok && live_rows(s) >= 10
     })
     .await;
-    assert!(back.report.as_ref().unwrap().vms.len() == 21);
+    assert!(back.report.as_ref().unwrap().vms.len() == 23);
     app.update(Action::Snapshot(Box::new(back)));
     app.update(Action::Tick(SystemTime::now()));
     let s = screen(&app);

@@ -41,7 +41,7 @@ async fn list_shows_every_vm_and_names_the_missing_verbs() {
     assert!(out.status.success(), "{stderr}");
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     let vms = report["vms"].as_array().unwrap();
-    assert_eq!(vms.len(), 21, "every VM is listed");
+    assert_eq!(vms.len(), 23, "every VM is listed");
     let warnings: Vec<&str> = report["warnings"]
         .as_array()
         .unwrap_or_else(|| panic!("no warnings: {report:#}"))
@@ -50,7 +50,12 @@ async fn list_shows_every_vm_and_names_the_missing_verbs() {
         .collect();
     // One sentence per node, naming each refusal: the agent's pod, the fallback's exec and the
     // kubelet's stats through nodes/proxy.
-    for node in ["harvester-node-1", "harvester-node-2", "harvester-node-3"] {
+    for node in [
+        "harvester-node-1",
+        "harvester-node-2",
+        "harvester-node-3",
+        "lab-node-1",
+    ] {
         let w = warnings
             .iter()
             .find(|w| w.starts_with(&format!("live data for node {node} is stale: ")))
@@ -85,10 +90,10 @@ async fn list_shows_every_vm_and_names_the_missing_verbs() {
             .lines()
             .filter(|l| l.starts_with("warning: live data for node ") && l.contains("pods/exec"))
             .count(),
-        3,
+        4,
         "{stderr}"
     );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 22);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 24);
     sim.shutdown().await;
 }
 

@@ -76,7 +76,7 @@ async fn list_reads_a_merged_kubeconfig_list() {
     let o = run(&["list", "-A", "-o", "json"], Some(list), dir.path()).await;
     let report = json(&o);
     assert_eq!(report["source"], "live");
-    assert_eq!(vm_names(&report).len(), 21);
+    assert_eq!(vm_names(&report).len(), 23);
     assert_eq!(report["kubevirt"]["version"], "v1.3.0");
     assert_eq!(report["kubevirt"]["harvester"], true);
 
@@ -111,7 +111,7 @@ async fn demo_runs_the_simulated_cluster_in_process() {
     let report = json(&o);
     assert_eq!(report["source"], "demo");
     let names = vm_names(&report);
-    assert_eq!(names.len(), 21);
+    assert_eq!(names.len(), 23);
     assert!(names.contains(&"default/memhold-vm".to_string()));
     let o = run(&["list", "--demo", "-n", "prod"], None, dir.path()).await;
     assert!(o.status.success());
@@ -306,7 +306,7 @@ async fn identity_from_exec_plugin_impersonation_and_token_flags() {
 async fn verbose_logs_each_request_with_status_and_latency_to_stderr() {
     let dir = tempfile::tempdir().unwrap();
     let o = run(&["list", "--demo", "-v=6", "-o", "json"], None, dir.path()).await;
-    assert_eq!(vm_names(&json(&o)).len(), 21, "stdout is the report alone");
+    assert_eq!(vm_names(&json(&o)).len(), 23, "stdout is the report alone");
     let err = String::from_utf8_lossy(&o.stderr);
     let line = err
         .lines()

@@ -43,7 +43,7 @@ async fn kubectl_and_vmmem_report_the_same_vms() {
         .iter()
         .filter(|o| o["kind"] == "Pod" && o["metadata"]["labels"]["kubevirt.io"] == "virt-launcher")
         .count();
-    assert_eq!(vms.len(), 21);
+    assert_eq!(vms.len(), 23);
     assert!(launchers >= vmi_nodes.len());
 
     let o = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-vmmem"))

@@ -39,16 +39,16 @@ async fn reads_everything_the_sim_serves_in_each_scope() {
 
     let live = LiveSource::start(&conn, opts(Scope::All)).await.unwrap();
     let inv = live.snapshot();
-    assert_eq!(inv.vms.len(), 21, "{:?}", names(&inv));
-    assert_eq!(inv.vmis.len(), 20, "dev-01 is stopped");
-    assert_eq!(inv.pods.len(), 21, "20 launchers plus a migration target");
+    assert_eq!(inv.vms.len(), 23, "{:?}", names(&inv));
+    assert_eq!(inv.vmis.len(), 22, "dev-01 is stopped");
+    assert_eq!(inv.pods.len(), 23, "22 launchers plus a migration target");
     assert!(
         inv.pods
             .iter()
             .all(|p| p.metadata.labels.get("kubevirt.io").map(String::as_str)
                 == Some("virt-launcher"))
     );
-    assert_eq!(inv.nodes.len(), 3);
+    assert_eq!(inv.nodes.len(), 4);
     assert_eq!(inv.kubevirts.len(), 1);
     assert_eq!(
         inv.kubevirts[0]
@@ -83,7 +83,7 @@ async fn reads_everything_the_sim_serves_in_each_scope() {
     let inv = live.snapshot();
     assert_eq!(inv.vms.len(), 7);
     assert!(inv.vmis.iter().all(|v| v.metadata.namespace == "prod"));
-    assert_eq!(inv.nodes.len(), 3, "nodes are cluster-wide");
+    assert_eq!(inv.nodes.len(), 4, "nodes are cluster-wide");
     // The one-shot hand-over gives the same objects as a snapshot.
     let taken = live.into_snapshot().await;
     assert_eq!(names(&taken), names(&inv));
@@ -139,7 +139,7 @@ async fn a_forbidden_namespace_gives_one_warning_and_the_rest_of_the_report() {
 
     let live = LiveSource::start(&conn, opts(Scope::All)).await.unwrap();
     let inv = live.snapshot();
-    assert_eq!(inv.vms.len(), 14, "{:?}", names(&inv));
+    assert_eq!(inv.vms.len(), 16, "{:?}", names(&inv));
     let readable = |ns: &str| ns == "default" || ns == "lab";
     assert!(inv.vms.iter().all(|v| readable(&v.metadata.namespace)));
     assert!(inv.pods.iter().all(|p| readable(&p.metadata.namespace)));
@@ -175,7 +175,7 @@ async fn server_gone_turns_stale_then_recovers_and_catches_up() {
     let dir = tempfile::tempdir().unwrap();
     let conn = connect_as(&sim, dir.path(), "admin", Some(Duration::from_secs(2))).await;
     let live = LiveSource::start(&conn, opts(Scope::All)).await.unwrap();
-    assert_eq!(live.snapshot().vms.len(), 21);
+    assert_eq!(live.snapshot().vms.len(), 23);
 
     sim.stop_server().await;
     let stale = eventually(Duration::from_secs(10), || {
@@ -191,7 +191,7 @@ async fn server_gone_turns_stale_then_recovers_and_catches_up() {
         "{error}"
     );
     // The last snapshot is still there while the server is away.
-    assert_eq!(live.snapshot().vms.len(), 21);
+    assert_eq!(live.snapshot().vms.len(), 23);
 
     // A new connection fails with a clear sentence within the request timeout.
     let started = Instant::now();

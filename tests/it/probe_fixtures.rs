@@ -919,3 +919,178 @@ fn v2_group_kills_per_container() {
         "one kill of the compute container, not six processes"
     );
 }
+
+/// Swap (issue 16), cgroup v2: `memory.swap.current` and `memory.swap.max` of the pod slice and of
+/// the compute container (LimitedSwap sets the container's; the slice's stays "max"); and the
+/// pod's usage read around qemu's smaps scan (the `u` record).
+#[test]
+fn v2_swap_and_the_usage_around_smaps() {
+    let h = Host::new(CgroupVersion::V2);
+    let pod = format!("kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{UID_}.slice");
+    let ct = format!("{pod}/cri-containerd-{COMPUTE}.scope");
+    h.cgroup(&pod, &Cg::new(3000, &small_stat_v2(0)));
+    h.cgroup(
+        &ct,
+        &Cg {
+            pids: vec![40],
+            ..Cg::new(2000, &small_stat_v2(0))
+        },
+    );
+    h.write(&format!("cg/{pod}/memory.swap.current"), "104857600\n");
+    h.write(&format!("cg/{pod}/memory.swap.max"), "max\n");
+    h.write(&format!("cg/{ct}/memory.swap.current"), "104857600\n");
+    h.write(&format!("cg/{ct}/memory.swap.max"), "268435456\n");
+    h.process(40, "qemu-kvm", 10, 10, 0);
+    h.write(
+        "proc/40/smaps",
+        "7f0000000000-7f0040000000 rw-p 00000000 00:00 0 \nSize:  1048576 kB\nRss:  2048 kB\nKernelPageSize:  4 kB\n",
+    );
+    let target = [ProbeTarget::with_guest(UID, 1 << 30)];
+    let raw = h.raw(&target);
+    assert!(raw.starts_with("vmmem-probe 2\n"), "{raw}");
+    assert!(raw.contains(" 104857600 max\n"), "{raw}");
+    assert!(raw.contains(" 104857600 268435456\n"), "{raw}");
+    assert!(raw.contains("\nu 40 3000 3000\n"), "{raw}");
+    let r = h.probe(&target);
+    let p = &r.pods[0];
+    assert_eq!(
+        (p.cgroup.swap_bytes, p.cgroup.swap_limit_bytes),
+        (Some(100 << 20), None)
+    );
+    let c = &p.containers[0];
+    assert_eq!(
+        (c.swap_bytes, c.swap_limit_bytes),
+        (Some(100 << 20), Some(256 << 20))
+    );
+    assert_eq!(p.usage_after_smaps_bytes, Some(3000));
+    assert_eq!(p.guest_resident_bytes, Some(2 << 20));
+}
+
+/// Swap, cgroup v1: `memory.memsw.*` (memory + swap) where the kernel accounts swap; none where it
+/// does not (the files are missing: `-`, unknown).
+#[test]
+fn v1_memsw_is_read_as_swap_and_its_absence_as_unknown() {
+    let h = Host::new(CgroupVersion::V1);
+    let pod = format!("kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{UID_}.slice");
+    h.cgroup(
+        &pod,
+        &Cg {
+            limit: Some(4_096_000),
+            ..Cg::new(3000, "total_rss 1\n")
+        },
+    );
+    h.write(
+        &format!("cg/memory/{pod}/memory.memsw.usage_in_bytes"),
+        "5000\n",
+    );
+    h.write(
+        &format!("cg/memory/{pod}/memory.memsw.limit_in_bytes"),
+        "9223372036854771712\n",
+    );
+    let r = h.probe(&[ProbeTarget::with_guest(UID, 1 << 30)]);
+    let p = &r.pods[0];
+    assert_eq!(
+        (p.cgroup.swap_bytes, p.cgroup.swap_limit_bytes),
+        (Some(2000), None)
+    );
+    assert_eq!(p.usage_after_smaps_bytes, None, "no qemu, no smaps scan");
+
+    let h = Host::new(CgroupVersion::V1);
+    h.cgroup(&pod, &Cg::new(3000, "total_rss 1\n"));
+    let raw = h.raw(&[ProbeTarget::with_guest(UID, 1 << 30)]);
+    assert!(raw.contains(" - -\n"), "{raw}");
+    let r = h.probe(&[ProbeTarget::with_guest(UID, 1 << 30)]);
+    assert_eq!(
+        (
+            r.pods[0].cgroup.swap_bytes,
+            r.pods[0].cgroup.swap_limit_bytes
+        ),
+        (None, None)
+    );
+}
+
+/// kubevirt#15501 on a cgroup v2 node, from the probe to the row: guest-console-log hit its 60M
+/// limit and memory.oom.group killed its three processes at once (oom_kill 3, oom_group_kill 1,
+/// counted in the pod slice too: memory.events is hierarchical). The VM is not OOM-killed, not
+/// critical, and its notes say the sidecar was killed once.
+#[test]
+fn v2_sidecar_group_kill_is_not_the_vms_through_the_report() {
+    use vmmem::model::inventory::Readings;
+    use vmmem::model::report::{build, Flag, ReportOptions, Risk};
+    const CONSOLE: &str = "e8f6d4b2a0c8e6f4d2b0a8c6e4f2d0b8a6c4e2f0d8b6a4c2e0f8d6b4a2c0e8f6";
+    let h = Host::new(CgroupVersion::V2);
+    let pod = format!("kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{UID_}.slice");
+    let cg = |oom_kills, group_kills, usage: u64, limit, pids| Cg {
+        oom_kills,
+        group_kills,
+        pids,
+        limit,
+        ..Cg::new(usage, &small_stat_v2(0))
+    };
+    h.cgroup(&pod, &cg(3, 1, 2300 << 20, Some(2472 << 20), vec![]));
+    h.cgroup(
+        &format!("{pod}/cri-containerd-{COMPUTE}.scope"),
+        &cg(0, 0, 2200 << 20, Some(2412 << 20), vec![24790]),
+    );
+    h.cgroup(
+        &format!("{pod}/cri-containerd-{CONSOLE}.scope"),
+        &cg(3, 1, 58 << 20, Some(60 << 20), vec![24801]),
+    );
+    h.process(24790, "qemu-system-x86", 2100 << 10, 1000, 0);
+    h.process(24801, "virt-tail", 2000, 1000, 0);
+    let mut r = h.probe(&[ProbeTarget::new(UID)]);
+    r.node = "n1".into();
+    let inv = sidecar_inventory(CONSOLE);
+    let mut readings = Readings::new();
+    readings.insert("n1".into(), std::sync::Arc::new(r));
+    let rep = build(&inv, &readings, &ReportOptions::default());
+    let row = &rep.vms[0];
+    assert_eq!(row.oom_kills, Some(0), "{row:?}");
+    assert!(!row.has_flag(Flag::OomKilled), "{:?}", row.flags);
+    assert_ne!(row.risk, Risk::Critical);
+    assert!(
+        row.notes
+            .iter()
+            .any(|n| n.starts_with("the guest-console-log sidecar was OOM-killed once")),
+        "{:?}",
+        row.notes
+    );
+    let json = serde_json::to_value(row).unwrap();
+    assert_eq!(json["cgroup"]["oomKills"], 0);
+    assert!(!json["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f == "oom-killed"));
+}
+
+/// A running 2Gi VM on n1 whose launcher pod (UID) has compute and guest-console-log.
+fn sidecar_inventory(console_id: &str) -> vmmem::model::inventory::Inventory {
+    use vmmem::model::objects::{Pod, VirtualMachine, VirtualMachineInstance};
+    let domain = serde_json::json!({"memory": {"guest": "1948Mi"},
+        "resources": {"limits": {"memory": "2Gi"}, "requests": {"memory": "2Gi"}}});
+    let vm: VirtualMachine = serde_json::from_value(serde_json::json!({
+        "metadata": {"namespace": "lab", "name": "console-vm", "uid": "vm-c"},
+        "spec": {"template": {"spec": {"domain": domain}}}}))
+    .unwrap();
+    let vmi: VirtualMachineInstance = serde_json::from_value(serde_json::json!({
+        "metadata": {"namespace": "lab", "name": "console-vm", "uid": "vmi-c"},
+        "spec": {"domain": domain}, "status": {"phase": "Running", "nodeName": "n1"}}))
+    .unwrap();
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"namespace": "lab", "name": "virt-launcher-console-vm-x1", "uid": UID,
+                     "labels": {"kubevirt.io": "virt-launcher", "kubevirt.io/created-by": "vmi-c"}},
+        "spec": {"nodeName": "n1", "containers": [
+            {"name": "compute", "resources": {"limits": {"memory": "2412Mi"}}},
+            {"name": "guest-console-log", "resources": {"limits": {"memory": "60M"}}}]},
+        "status": {"phase": "Running", "containerStatuses": [
+            {"name": "compute", "containerID": format!("containerd://{COMPUTE}")},
+            {"name": "guest-console-log", "containerID": format!("containerd://{console_id}")}]}}))
+    .unwrap();
+    vmmem::model::inventory::Inventory {
+        vms: vec![vm.into()],
+        vmis: vec![vmi.into()],
+        pods: vec![pod.into()],
+        ..Default::default()
+    }
+}

@@ -354,7 +354,7 @@ fn fresh_capture(cols: u16, rows: u16) -> String {
         (Duration::from_secs(90), Duration::from_millis(200)),
     );
     tmux.wait_for("every demo VM with live data", |s| {
-        s.contains("VMs: 21 ") && s.matches(" agent").count() >= 15
+        s.contains("VMs: 23 ") && s.matches(" agent").count() >= 15
     });
     let ansi = tmux.tmux(&["capture-pane", "-e", "-p", "-t", "0"]);
     tmux.keys(&["q"]);

@@ -18,11 +18,11 @@ async fn lists_vms_vmis_and_launcher_pods() {
     let client = sim.client().await.unwrap();
     let vms: Api<DynamicObject> = Api::all_with(client.clone(), &vm_resource());
     let list = vms.list(&ListParams::default()).await.unwrap();
-    assert_eq!(list.items.len(), 21);
+    assert_eq!(list.items.len(), 23);
     let vmis: Api<DynamicObject> = Api::all_with(client.clone(), &vmi_resource());
     assert_eq!(
         vmis.list(&ListParams::default()).await.unwrap().items.len(),
-        20,
+        22,
         "dev-01 is stopped"
     );
     let pods: Api<Pod> = Api::all(client.clone());
@@ -32,8 +32,8 @@ async fn lists_vms_vmis_and_launcher_pods() {
         .unwrap();
     assert_eq!(
         launchers.items.len(),
-        21,
-        "20 running VMs, one migrating with two pods"
+        23,
+        "22 running VMs, one migrating with two pods"
     );
     let on_node1 = pods
         .list(&ListParams::default().fields("spec.nodeName=harvester-node-1"))
@@ -216,7 +216,7 @@ async fn server_gone_is_a_connection_error_and_comes_back() {
     let vms: Api<DynamicObject> = Api::all_with(fresh, &vm_resource());
     assert_eq!(
         vms.list(&ListParams::default()).await.unwrap().items.len(),
-        21
+        23
     );
     sim.shutdown().await;
 }

@@ -58,7 +58,7 @@ async fn exec(pods: &Api<Pod>, name: &str, cmd: &[String]) -> (String, String) {
     let (o, e, st) = run_exec(pods, name, cmd).await;
     assert_eq!(st.status.as_deref(), Some("Success"), "{st:?} {e}");
     assert!(
-        o.starts_with("vmmem-probe 1\n") && o.ends_with("end\n"),
+        o.starts_with("vmmem-probe 2\n") && o.ends_with("end\n"),
         "{o}"
     );
     (o, e)

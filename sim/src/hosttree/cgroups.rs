@@ -47,6 +47,21 @@ pub struct CgroupFiles {
     pub failcnt: u64,
     pub oom_kill: u64,
     pub procs: Vec<u32>,
+    /// v2 `oom_group_kill`; `oom_kill` of the cgroups below (v2 counts them here too).
+    pub group_kills: u64,
+    pub oom_kill_below: u64,
+    pub group_kills_below: u64,
+    /// Swap in use and `memory.swap.max` (`None`: "max").
+    pub swap: i64,
+    pub swap_limit: Option<i64>,
+}
+
+/// How the node's kernel shows its cgroups.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Kernel {
+    pub v2: bool,
+    /// The node has swap: v1 then has `memory.memsw.usage_in_bytes`.
+    pub swap: bool,
 }
 
 fn memory_stat(c: &CgroupFiles) -> String {
@@ -89,8 +104,22 @@ fn memory_stat(c: &CgroupFiles) -> String {
     s
 }
 
-pub(super) fn write_cgroup(w: &mut TreeWriter, dir: &Path, c: &CgroupFiles) -> io::Result<()> {
+pub(super) fn write_cgroup(
+    w: &mut TreeWriter,
+    dir: &Path,
+    c: &CgroupFiles,
+    k: Kernel,
+) -> io::Result<()> {
+    if k.v2 {
+        return super::cgroups_v2::write_cgroup_v2(w, dir, c);
+    }
     w.dir(dir)?;
+    if k.swap {
+        w.file(
+            &dir.join("memory.memsw.usage_in_bytes"),
+            format!("{}\n", c.total.usage() + c.swap),
+        )?;
+    }
     let usage = c.total.usage();
     let files: [(&str, String); 9] = [
         (
@@ -142,6 +171,7 @@ pub fn launcher_cgroups(l: &Launcher, s: &Sample) -> LauncherCgroups {
     };
     let pause = file(&s.pause);
     let console = file(&s.sidecar);
+    let console_kills = u64::from(l.console_killed_at.is_some());
     let compute = Charge {
         anon: s.compute.iter().map(|p| p.anon).sum(),
         shmem: s.compute.iter().map(|p| p.shmem).sum(),
@@ -175,6 +205,9 @@ pub fn launcher_cgroups(l: &Launcher, s: &Sample) -> LauncherCgroups {
                 max_usage: l.max_usage,
                 failcnt: l.failcnt,
                 oom_kill: l.oom_kills,
+                group_kills: l.oom_kills,
+                swap: l.params.swap_used,
+                swap_limit: Some(l.params.swap_limit.unwrap_or(0)),
                 ..leaf(compute, l.compute_limit, compute_pids)
             },
         ),
@@ -183,7 +216,18 @@ pub fn launcher_cgroups(l: &Launcher, s: &Sample) -> LauncherCgroups {
         containers.push((
             "guest-console-log",
             l.container_ids[2].clone(),
-            leaf(console, None, vec![l.pids[6]]),
+            CgroupFiles {
+                oom_kill: console_kills,
+                group_kills: console_kills,
+                swap_limit: Some(0),
+                ..leaf(
+                    console,
+                    l.params
+                        .console_oom_after
+                        .map(|_| crate::oomlog_sidecar::CONSOLE_LIMIT),
+                    vec![l.pids[6]],
+                )
+            },
         ));
     }
     let mut pod = Charge::default();
@@ -196,6 +240,9 @@ pub fn launcher_cgroups(l: &Launcher, s: &Sample) -> LauncherCgroups {
             local: Charge::default(),
             total: pod,
             max_usage: l.max_usage + pause.usage() + console.usage(),
+            oom_kill_below: containers.iter().map(|c| c.2.oom_kill).sum(),
+            group_kills_below: containers.iter().map(|c| c.2.group_kills).sum(),
+            swap: containers.iter().map(|c| c.2.swap).sum(),
             ..CgroupFiles::default()
         },
         containers,

@@ -6,7 +6,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::cgroups::{launcher_cgroups, write_cgroup, CgroupFiles, Charge};
+use super::cgroups::{launcher_cgroups, write_cgroup, CgroupFiles, Charge, Kernel};
 use super::{cgroup_root, compute_pid, kernel_log, pod_slice, proc_root, scope};
 use crate::procfs::{cmdline_of, write_proc, ProcFile};
 use crate::treefiles::TreeWriter;
@@ -25,6 +25,7 @@ struct NodeDirs {
     mem_root: PathBuf,
     kubepods: PathBuf,
     procs: PathBuf,
+    k: Kernel,
 }
 
 /// What the launchers' cgroups add up to, and which pod and container directories are live.
@@ -42,16 +43,32 @@ pub fn write_node(
     node: &NodeModel,
     launchers: &[LauncherNow],
 ) -> io::Result<()> {
-    let mem_root = cgroup_root(node_root).join("memory");
+    let k = Kernel {
+        v2: node.cgroup_v2,
+        swap: node.swap,
+    };
+    // v1: the memory hierarchy below /sys/fs/cgroup/memory; v2: the unified one at the root.
+    let mem_root = if k.v2 {
+        let root = cgroup_root(node_root);
+        w.dir(&root)?;
+        w.file(
+            &root.join("cgroup.controllers"),
+            String::from("cpuset cpu io memory hugetlb pids rdma misc\n"),
+        )?;
+        root
+    } else {
+        cgroup_root(node_root).join("memory")
+    };
     let dirs = NodeDirs {
         kubepods: mem_root.join("kubepods.slice"),
         mem_root,
         procs: proc_root(node_root),
+        k,
     };
     write_kernel_release(w, &dirs.procs, node)?;
     let mut totals = Totals::default();
     for ln in launchers {
-        write_launcher_cgroups(w, &dirs.mem_root, ln, &mut totals)?;
+        write_launcher_cgroups(w, &dirs, ln, &mut totals)?;
         write_launcher_processes(w, &dirs.procs, ln)?;
     }
     write_node_cgroups(w, &dirs, node, &totals)?;
@@ -80,19 +97,20 @@ fn write_kernel_release(w: &mut TreeWriter, procs: &Path, node: &NodeModel) -> i
 /// The pod slice and container scopes of one launcher; adds its charge to the totals.
 fn write_launcher_cgroups(
     w: &mut TreeWriter,
-    mem_root: &Path,
+    dirs: &NodeDirs,
     ln: &LauncherNow,
     totals: &mut Totals,
 ) -> io::Result<()> {
+    let mem_root = &dirs.mem_root;
     let l = ln.launcher;
     let slice = pod_slice(l.qos, &l.pod_uid);
     let pod_dir = mem_root.join(slice.trim_start_matches('/'));
     let cgroups = launcher_cgroups(l, &ln.sample);
     for (_, id, c) in &cgroups.containers {
         totals.live_dirs.insert(pod_dir.join(scope(id)));
-        write_cgroup(w, &pod_dir.join(scope(id)), c)?;
+        write_cgroup(w, &pod_dir.join(scope(id)), c, dirs.k)?;
     }
-    write_cgroup(w, &pod_dir, &cgroups.pod)?;
+    write_cgroup(w, &pod_dir, &cgroups.pod, dirs.k)?;
     totals.live_dirs.insert(pod_dir);
     if ln.sample.hugetlb > 0 || l.shape.guest_backing == GuestBacking::Hugepages {
         // Hugepage-backed guest RAM is charged here, not to the memory cgroup above.
@@ -188,19 +206,19 @@ fn write_node_cgroups(
             total,
             ..CgroupFiles::default()
         };
-        write_cgroup(w, &dirs.kubepods.join(name), &files)?;
+        write_cgroup(w, &dirs.kubepods.join(name), &files, dirs.k)?;
     }
     let kubepods = CgroupFiles {
         limit: Some(node.memory / 4096 * 4096),
         total: totals.all,
         ..CgroupFiles::default()
     };
-    write_cgroup(w, &dirs.kubepods, &kubepods)?;
+    write_cgroup(w, &dirs.kubepods, &kubepods, dirs.k)?;
     let root = CgroupFiles {
         total: totals.all,
         ..CgroupFiles::default()
     };
-    write_cgroup(w, &dirs.mem_root, &root)
+    write_cgroup(w, &dirs.mem_root, &root, dirs.k)
 }
 
 /// The PIDs of every launcher process, as `/proc` names them.

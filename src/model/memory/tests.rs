@@ -21,6 +21,8 @@ fn counters(
         failcnt: None,
         oom_kills: 0,
         oom_group_kills: None,
+        swap_bytes: None,
+        swap_limit_bytes: None,
         stat: MemoryStat {
             inactive_file: Some(inactive_file),
             ..Default::default()
@@ -71,6 +73,8 @@ fn seed_reading(guest_resident: Option<u64>) -> PodReading {
         guest_resident_bytes: guest_resident,
         guest_resident_taken_at: None,
         guest_hugetlb_bytes: None,
+        usage_after_smaps_bytes: None,
+        guest_grown_since_bytes: None,
         containers: vec![compute],
         processes: vec![
             proc_("virt-launcher-m", 20, "fd57"),
@@ -241,4 +245,80 @@ fn a_carried_exact_guest_resident_says_when_it_was_measured() {
     assert!(m.guest_resident_exact);
     assert_eq!(m.guest_resident, 150 * MI);
     assert_eq!(m.guest_resident_taken_at, Some(1_700_000_000));
+}
+
+/// LimitedSwap (cgroup v2): a Burstable compute container with 256Mi of swap allowed, 100Mi of
+/// it in use; the pod slice has no swap limit of its own. The container is killed only when its
+/// memory and its swap are full: its headroom counts the 156Mi of swap left, and the pod slice's
+/// too (its pages are the containers').
+#[test]
+fn headroom_counts_the_swap_left_where_swap_is_allowed() {
+    let guest = 1948 * MI;
+    let plain = evaluate(
+        guest,
+        &seed_reading(Some(150 * MI as u64)),
+        Some("fd57"),
+        &budgets(),
+    );
+    let mut r = seed_reading(Some(150 * MI as u64));
+    r.containers[0].swap_bytes = Some(100 * MI as u64);
+    r.containers[0].swap_limit_bytes = Some(256 * MI as u64);
+    r.cgroup.swap_bytes = Some(100 * MI as u64);
+    let m = evaluate(guest, &r, Some("fd57"), &budgets());
+    assert_eq!(m.swap_room, 156 * MI);
+    assert_eq!(m.counters.level, CgroupLevel::Container);
+    assert_eq!(m.headroom, plain.headroom.map(|h| h + 156 * MI));
+    // No swap allowed (NoSwap, Guaranteed pods: swap.max 0): no room, whatever is in use.
+    r.containers[0].swap_limit_bytes = Some(0);
+    let m = evaluate(guest, &r, Some("fd57"), &budgets());
+    assert_eq!((m.swap_room, m.headroom), (0, plain.headroom));
+    // Unlimited swap (no limit read): the node's swap is not known, no room is counted.
+    r.containers[0].swap_limit_bytes = None;
+    assert_eq!(
+        evaluate(guest, &r, Some("fd57"), &budgets()).headroom,
+        plain.headroom
+    );
+}
+
+/// A guest figure carried from an earlier round while the guest grew by 600Mi since: a headroom
+/// below 0 by less than that growth may be nothing but the growth; below it by more, it is a
+/// real overrun.
+#[test]
+fn a_negative_headroom_within_the_guests_growth_is_not_an_overrun_on_its_own() {
+    let guest = 1948 * MI;
+    let mut r = seed_reading(Some(150 * MI as u64));
+    r.guest_resident_taken_at = Some(1_700_000_000);
+    r.guest_grown_since_bytes = Some(600 * MI as u64);
+    // Usage 400Mi up: the headroom goes negative by about 9Mi.
+    r.containers[0].usage_bytes += 400 * MI as u64;
+    r.cgroup.usage_bytes += 400 * MI as u64;
+    let m = evaluate(guest, &r, Some("fd57"), &budgets());
+    assert!(m.headroom.unwrap() < 0, "{:?}", m.headroom);
+    assert!(m.guest_skew.filling());
+    assert!(m.overrun_is_guest_growth());
+    // Grown by only 10Mi: not filling, the overrun stands.
+    r.guest_grown_since_bytes = Some(10 * MI as u64);
+    let m = evaluate(guest, &r, Some("fd57"), &budgets());
+    assert!(!m.guest_skew.filling() && !m.overrun_is_guest_growth());
+    // Grown by 64Mi but the overrun is 1Gi past that: a persistent overrun, not the growth.
+    r.guest_grown_since_bytes = Some(64 * MI as u64);
+    r.containers[0].usage_bytes += 1024 * MI as u64;
+    let m = evaluate(guest, &r, Some("fd57"), &budgets());
+    assert!(m.guest_skew.filling() && !m.overrun_is_guest_growth());
+}
+
+/// The probe's usage after the smaps scan: the guest grew into the guest figure after the
+/// counters were read, so the overhead is low by up to that much, never falsely high.
+#[test]
+fn growth_during_the_smaps_scan_is_measured_from_the_usage_read_after_it() {
+    let mut r = seed_reading(Some(150 * MI as u64));
+    r.usage_after_smaps_bytes = Some(341_094_400 + 200 * MI as u64);
+    let s = GuestSkew::of(&r);
+    assert_eq!((s.grown_since, s.grew_during_read), (0, 200 * MI));
+    assert!(s.filling());
+    let m = evaluate(1948 * MI, &r, Some("fd57"), &budgets());
+    assert!(
+        !m.overrun_is_guest_growth(),
+        "an under-estimate never excuses an overrun"
+    );
 }

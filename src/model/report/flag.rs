@@ -32,6 +32,12 @@ pub enum Flag {
     HotplugInProgress,
     /// The VM takes its memory from an instance type (`spec.instancetype`).
     Instancetype,
+    // Live cgroup reading (livecg).
+    /// The VM's cgroup has swap in use.
+    Swapping,
+    /// The guest grew fast between the guest RAM figure and the usage (a boot, a database
+    /// warming up): that reading's overhead is uncertain by the growth.
+    GuestFilling,
 }
 
 impl Flag {
@@ -50,6 +56,8 @@ impl Flag {
             Flag::OomKilledBefore => "oom-killed-before",
             Flag::HotplugInProgress => "hotplug-in-progress",
             Flag::Instancetype => "instancetype",
+            Flag::Swapping => "swapping",
+            Flag::GuestFilling => "guest-filling",
         }
     }
 }
@@ -73,7 +81,7 @@ pub fn joined(flags: &[Flag], sep: &str) -> String {
 mod tests {
     use super::*;
 
-    const ALL: [Flag; 13] = [
+    const ALL: [Flag; 15] = [
         Flag::RestartPending,
         Flag::NoLimit,
         Flag::LimitBelowGuest,
@@ -87,6 +95,8 @@ mod tests {
         Flag::OomKilledBefore,
         Flag::HotplugInProgress,
         Flag::Instancetype,
+        Flag::Swapping,
+        Flag::GuestFilling,
     ];
 
     #[test]

@@ -44,7 +44,7 @@ pub(super) fn oom_history_json<S: Serializer>(
 
 /// "the guest-console-log sidecar was OOM-killed 2 times; the VM kept running …", or nothing.
 pub(super) fn sidecar_kills_note(history: &[OomExplanation]) -> Option<String> {
-    let mut by_container: Vec<(&str, usize)> = Vec::new();
+    let mut by_container: Vec<(&str, u64)> = Vec::new();
     for c in history
         .iter()
         .filter(|e| e.in_sidecar())
@@ -55,6 +55,12 @@ pub(super) fn sidecar_kills_note(history: &[OomExplanation]) -> Option<String> {
             None => by_container.push((&c.name, 1)),
         }
     }
+    sidecar_note(&by_container, "")
+}
+
+/// "the NAME sidecar was OOM-killed N times{whence}; the VM kept running …" for each (container,
+/// kills), or nothing when there are none.
+pub(super) fn sidecar_note(by_container: &[(&str, u64)], whence: &str) -> Option<String> {
     if by_container.is_empty() {
         return None;
     }
@@ -66,7 +72,7 @@ pub(super) fn sidecar_kills_note(history: &[OomExplanation]) -> Option<String> {
         })
         .collect();
     Some(format!(
-        "{}; the VM kept running (only a kill in the compute container ends it), so these are not counted in its OOM kills",
+        "{}{whence}; the VM kept running (only a kill in the compute container ends it), so these are not counted in its OOM kills",
         parts.join(", ")
     ))
 }

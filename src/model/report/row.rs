@@ -11,6 +11,9 @@ use super::pod_facts::{compute_container, compute_container_id, observed_overhea
 use super::risk::Risk;
 use super::row_evidence;
 use super::row_features::{self, Said};
+use super::row_live::{
+    cgroup_json, guest_split_unknown, live_flags, shared_guest_reason, sidecar_counter_note,
+};
 use super::status_kills::{self, StatusKill};
 use super::types::{CgroupJson, ReportOptions, VmRow};
 use crate::model::evidence::{Level, VmKey};
@@ -212,6 +215,8 @@ struct LiveFigures<'a> {
     /// Room for everything but guest RAM: the binding limit less the charged guest.
     budget: Option<i64>,
     source: Option<LiveSource>,
+    /// The cgroup's figures, also when guest and overhead cannot be told apart (no model).
+    cgroup: Option<CgroupJson>,
 }
 
 fn live_figures<'a>(
@@ -251,6 +256,21 @@ fn live_figures<'a>(
             &process_budgets(size),
         )
     });
+    let source = reading.and(node_readings.map(|r| r.source));
+    let node_reading = node_readings.filter(|_| reading.is_some()).map(|r| &**r);
+    let cgroup = model.as_ref().map(|m| cgroup_json(m, node_reading, source));
+    let split_unknown = model.as_ref().and_then(|m| {
+        let reason = shared_guest_reason(j, size.version);
+        guest_split_unknown(m, source, size.charged_guest(), reason)
+    });
+    // Guest and overhead cannot be told apart: no model figures, no risk from them.
+    let model = match split_unknown {
+        Some(note) => {
+            said.notes.push(note);
+            None
+        }
+        None => model,
+    };
     let limit_for_budget = model
         .as_ref()
         .and_then(|m| m.counters.limit_bytes.map(|l| l as i64))
@@ -258,8 +278,9 @@ fn live_figures<'a>(
         .or(size.expected.compute_limit);
     LiveFigures {
         budget: limit_for_budget.map(|l| l - size.charged_guest()),
-        source: reading.and(node_readings.map(|r| r.source)),
-        reading: node_readings.filter(|_| reading.is_some()).map(|r| &**r),
+        source,
+        reading: node_reading,
+        cgroup,
         node,
         pod_uid,
         stale_reason,
@@ -322,9 +343,15 @@ fn oom_kills(j: &Joined, live: &LiveFigures, opts: &ReportOptions, said: &mut Sa
         .iter()
         .filter(|e| e.kills_vm() && !current_pod(e))
         .count() as u64;
-    if let Some(note) = sidecar_kills_note(&history) {
-        said.notes.push(note);
-    }
+    let log_note = sidecar_kills_note(&history);
+    let pod_reading = live
+        .reading
+        .zip(pod_uid.as_deref())
+        .and_then(|(r, u)| r.pod(u));
+    let compute_id = compute_container_id(j);
+    let counter_note =
+        sidecar_counter_note(j, pod_reading, compute_id.as_deref(), log_note.is_some());
+    said.notes.extend(log_note.into_iter().chain(counter_note));
     let cgroup_kills = live.model.as_ref().map_or(0, |m| m.oom_kills);
     let (status_current, status_earlier) = status_kills::of_vm(j, &history);
     // Known when the VM's cgroup counters or its node's kernel log were read, or a log or the
@@ -446,6 +473,7 @@ fn flags_and_notes(
         said.flags.push(Flag::Migrating);
     }
     live_notes(live, said);
+    live_flags(live.model.as_ref(), &mut said.flags, &mut said.notes);
     if kills.current > 0 {
         said.flags.push(Flag::OomKilled);
     } else if kills.earlier > 0 {
@@ -494,7 +522,8 @@ fn risk(
         None => Risk::Unknown,
         Some(_) if kills.current > 0 => Risk::Critical,
         Some(m) => match (m.headroom, live.budget) {
-            (Some(h), _) if h < 0 => Risk::Critical,
+            // A reading taken while the guest fills its RAM is no critical on its own.
+            (Some(h), _) if h < 0 && !m.overrun_is_guest_growth() => Risk::Critical,
             (Some(h), Some(b)) if h < b / 4 || h < 64 * MI => Risk::Warn,
             _ => Risk::Ok,
         },
@@ -556,7 +585,7 @@ fn assemble(
         expected_pod_limit_bytes: size.expected.compute_limit,
         pod_limit_bytes: size.pod_limit,
         pod_request_bytes: size.pod_request,
-        cgroup: m.map(|m| cgroup_json(m, live.reading, live.source)),
+        cgroup: live.cgroup,
         guest_resident_bytes: m.map(|m| m.guest_resident),
         guest_resident_exact: m.is_some_and(|m| m.guest_resident_exact),
         guest_resident_carried_from: m.and_then(|m| m.guest_resident_taken_at),
@@ -591,24 +620,5 @@ fn assemble(
         pod_level_limit_bytes: size.pod_level_limit,
         sidecar_bytes_by_kind: size.beside.by_kind(),
         hugepages_bytes: hugepages_bytes(&size.numbers),
-    }
-}
-
-fn cgroup_json(
-    m: &MemoryModel,
-    reading: Option<&NodeReadings>,
-    source: Option<LiveSource>,
-) -> CgroupJson {
-    CgroupJson {
-        level: m.counters.level.as_str(),
-        version: reading.and_then(|r| r.cgroup_version.known()),
-        limit_bytes: m.counters.limit_bytes,
-        usage_bytes: m.counters.usage_bytes,
-        working_set_bytes: m.counters.working_set_bytes,
-        peak_bytes: m.counters.peak_bytes,
-        failcnt: m.counters.failcnt,
-        oom_kills: source
-            .is_none_or(|s| s.has_oom_counters())
-            .then_some(m.oom_kills),
     }
 }

@@ -34,7 +34,7 @@ fn level(l: CgroupLevel) -> Level {
 /// (the kernel logs', then the pod status's), then what the caller kept.
 pub fn gather(i: &Inputs) -> Vec<Evidence> {
     let mut out = Vec::new();
-    if let (Some(m), Some(r)) = (i.model, i.reading) {
+    if let (Some(m), Some(r)) = (i.model, i.reading.filter(|_| !inflated(i.model))) {
         let source = format!("node {}, {} reading", r.node, r.source.as_str());
         out.push(Evidence {
             kind: EvidenceKind::Now,
@@ -69,6 +69,12 @@ pub fn gather(i: &Inputs) -> Vec<Evidence> {
     out.extend(i.status_kills.iter().cloned());
     out.extend(i.kept.iter().cloned());
     out
+}
+
+/// Whether this reading's overhead holds guest RAM the guest figure missed (a guest figure from
+/// an earlier round while the guest fills): then it is no evidence, nor a sample of the trend.
+fn inflated(m: Option<&MemoryModel>) -> bool {
+    m.is_some_and(|m| m.guest_skew.grown_since >= crate::model::memory::FILLING_FROM)
 }
 
 /// A VM whose worst evidence is above its current budget is `warn` at least, even while this
@@ -132,7 +138,7 @@ pub fn time_to_oom(
 ) -> Option<Eta> {
     let (m, r, budget) = (model?, reading?, budget?);
     let mut samples = kept.to_vec();
-    if !samples.iter().any(|s| s.at == r.taken_at) {
+    if !inflated(Some(m)) && !samples.iter().any(|s| s.at == r.taken_at) {
         samples.push(Sample {
             at: r.taken_at,
             bytes: m.overhead_used,

@@ -78,6 +78,13 @@ pub struct CgroupJson {
     pub failcnt: Option<u64>,
     /// `None` when the source has no OOM kill counters (kubelet).
     pub oom_kills: Option<u64>,
+    // Live cgroup reading (livecg): swap, left out where the node has no swap accounting.
+    /// Swap in use by this cgroup.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub swap_bytes: Option<u64>,
+    /// The swap it may use; left out when unlimited or not read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub swap_limit_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -12,6 +12,8 @@ fn pod(uid: &str, qemu_pid: u32, qemu_rss: u64, guest_resident: Option<u64>) -> 
         cgroup: CgroupCounters::empty(CgroupLevel::Pod),
         guest_resident_bytes: guest_resident,
         guest_hugetlb_bytes: None,
+        usage_after_smaps_bytes: None,
+        guest_grown_since_bytes: None,
         guest_resident_taken_at: None,
         containers: Vec::new(),
         processes: vec![

@@ -119,13 +119,14 @@ fn container_ids_lose_their_runtime_prefix() {
 
 #[test]
 fn another_format_is_rejected_clearly() {
-    let e = parse("vmmem-probe 2\nnode v2 6.1\nend\n").unwrap_err();
-    assert_eq!(e, ProbeError::Version { found: "2".into() });
+    let e = parse("vmmem-probe 3\nnode v2 6.1\nend\n").unwrap_err();
+    assert_eq!(e, ProbeError::Version { found: "3".into() });
     let msg = e.to_string();
     assert!(
-        msg.contains("format 2") && msg.contains("reads format 1"),
+        msg.contains("format 3") && msg.contains("reads format 1 to 2"),
         "{msg}"
     );
+    assert!(parse("vmmem-probe 0\nnode v2 6.1\nend\n").is_err());
     assert!(matches!(
         parse("hello\n").unwrap_err(),
         ProbeError::NotProbe(_)
@@ -247,4 +248,63 @@ proptest! {
         let body: Vec<String> = lines.iter().map(|l| l.join(" ")).collect();
         let _ = parse(&format!("vmmem-probe 1\nnode v1 k\n{}\nend\n", body.join("\n")));
     }
+}
+
+/// Format 2 on cgroup v2: SWAP and SWAP_LIMIT are `memory.swap.current` and `memory.swap.max`
+/// ("max": no limit); the `u` record gives the pod's usage after qemu's smaps scan.
+#[test]
+fn format_2_reads_v2_swap_and_the_usage_after_smaps() {
+    let text = format!(
+        "vmmem-probe 2\nnode v2 6.8\npod {POD} {SLICE}\n\
+         c . 2000 1000 - 0 0 - - - - - - - - - - - - 0 104857600 max\n\
+         c x 1500 900 - 0 0 - - - - - - - - - - - 7 0 104857600 268435456\n\
+         g 7 1048576 4096 0 4 anon\nu 7 1000 5000\nend\n"
+    );
+    let pod = &parse(&text).unwrap().pods[0];
+    assert_eq!(
+        (pod.cgroup.swap_bytes, pod.cgroup.swap_limit_bytes),
+        (Some(100 << 20), None)
+    );
+    let c = &pod.containers[0];
+    assert_eq!(
+        (c.swap_bytes, c.swap_limit_bytes),
+        (Some(100 << 20), Some(256 << 20))
+    );
+    assert_eq!(pod.usage_after_smaps_bytes, Some(5000));
+}
+
+/// Format 2 on cgroup v1: `memory.memsw.*` count memory plus swap; an unlimited memsw (what the
+/// kubelet leaves) is no swap limit, and `-` (no swap accounting) is unknown.
+#[test]
+fn format_2_reads_v1_memsw_as_swap() {
+    let text = format!(
+        "vmmem-probe 2\nnode v1 5.14\npod {POD} {SLICE}\n\
+         c . 2000 1000 - 0 0 - - - - - - - - - - - - - 1300 9223372036854771712\n\
+         c x 1500 900 - 0 0 - - - - - - - - - - - - - 1000 2500\n\
+         c y 1500 900 - 0 0 - - - - - - - - - - - - - - -\nend\n"
+    );
+    let pod = &parse(&text).unwrap().pods[0];
+    assert_eq!(
+        (pod.cgroup.swap_bytes, pod.cgroup.swap_limit_bytes),
+        (Some(300), None)
+    );
+    let x = &pod.containers[0];
+    assert_eq!((x.swap_bytes, x.swap_limit_bytes), (Some(100), Some(1000)));
+    let y = &pod.containers[1];
+    assert_eq!((y.swap_bytes, y.swap_limit_bytes), (None, None));
+}
+
+/// Format 1 (probes before swap and the `u` record) still parses: no swap, no usage after smaps.
+#[test]
+fn format_1_output_still_parses() {
+    let text = format!(
+        "vmmem-probe 1\nnode v2 6.1\npod {POD} {SLICE}\n\
+         c . 2000 1000 - 0 0 - - - - - - - - - - - - 0\nend\n"
+    );
+    let pod = &parse(&text).unwrap().pods[0];
+    assert_eq!(
+        (pod.cgroup.swap_bytes, pod.usage_after_smaps_bytes),
+        (None, None)
+    );
+    assert_eq!(pod.cgroup.oom_group_kills, Some(0));
 }

@@ -76,6 +76,8 @@ fn pod_reading(uid: &str, limit: i64, guest: i64, qemu: i64, oom_kills: u64) -> 
             failcnt: Some(oom_kills * 3),
             oom_kills,
             oom_group_kills: None,
+            swap_bytes: None,
+            swap_limit_bytes: None,
             stat: MemoryStat {
                 file: Some(file as u64),
                 inactive_file: Some(file as u64),
@@ -86,6 +88,8 @@ fn pod_reading(uid: &str, limit: i64, guest: i64, qemu: i64, oom_kills: u64) -> 
         guest_resident_bytes: Some(guest as u64),
         guest_resident_taken_at: None,
         guest_hugetlb_bytes: None,
+        usage_after_smaps_bytes: None,
+        guest_grown_since_bytes: None,
         containers: vec![],
         processes,
     }

@@ -322,3 +322,22 @@ fn detail_shows_the_running_guest_and_an_inferred_version() {
         "{screen}"
     );
 }
+
+#[test]
+fn detail_shows_swap_in_use_and_its_limit() {
+    let mut app = app_with_data(8, 200, 50);
+    let selected = app.selected_row().unwrap().name.clone();
+    let report = app.report.as_mut().unwrap();
+    for vm in report.vms.iter_mut().filter(|v| v.name == selected) {
+        let cg = vm.cgroup.as_mut().expect("the seed data is live");
+        cg.swap_bytes = Some(200 << 20);
+        cg.swap_limit_bytes = Some(512 << 20);
+    }
+    app.update(Action::Open);
+    let screen = render(&app, 200, 50);
+    assert!(screen.contains("swap"), "{screen}");
+    assert!(
+        screen.contains("of 512MiB allowed; the headroom counts what is left"),
+        "{screen}"
+    );
+}

@@ -286,6 +286,23 @@ fn left_lines(app: &App, r: &VmRow, width: u16) -> Vec<Line<'static>> {
     } else {
         head
     });
+    if let Some(swap) = r
+        .cgroup
+        .as_ref()
+        .and_then(|c| c.swap_bytes.map(|s| (s, c.swap_limit_bytes)))
+    {
+        out.push(kv(
+            "swap",
+            size(Some(swap.0 as i64)),
+            &match swap.1 {
+                Some(l) => format!(
+                    "of {} allowed; the headroom counts what is left",
+                    human(l as i64)
+                ),
+                None => "no swap limit read: the headroom counts memory only".into(),
+            },
+        ));
+    }
     out.push(Line::default());
     out.extend(super::detail_oom::lines(app, r, width));
     out
