@@ -255,7 +255,11 @@ async fn read_instancetype(
     } else {
         Api::namespaced_with(client.clone(), namespace, &resource)
     };
-    let found = match api.get_opt(&m.name).await {
+    // Listed by name (a `metadata.name` field selector) rather than read with get: the
+    // read-only role lets list and the dashboard list and watch instance types, and that is
+    // all fix needs too.
+    let by_name = ListParams::default().fields(&format!("metadata.name={}", m.name));
+    let found = match api.list(&by_name).await.map(|l| l.items.into_iter().next()) {
         Ok(Some(o)) => o,
         Ok(None) => return warnings.push(format!("{kind} {} was not found", m.name)),
         Err(e) => {

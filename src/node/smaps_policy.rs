@@ -7,9 +7,11 @@
 //! the guest sizes change (hotplug) or when qemu is a new process. In the rounds in between, the
 //! last exact figure is carried into the reading, marked with the time it was measured
 //! (`PodReading::guest_resident_taken_at`), with how much the guest may have grown since
-//! (`PodReading::guest_grown_since_bytes`: qemu's RSS growth since then, or the guest's growth
-//! rate between its last two exact readings over the time passed, whichever is more), which the
-//! reading's usage holds and the carried figure does not.
+//! (`PodReading::guest_grown_since_bytes`: qemu's RSS growth since then, read in the same round as
+//! the usage, and never more than the part of the guest that was not resident yet), which the
+//! reading's usage holds and the carried figure does not. Guest RAM grows only inside qemu's RSS,
+//! so this bound is measured, not predicted: a growth rate times the time passed would excuse a
+//! real overrun elsewhere in the pod (a leak beside a guest that fills) as the guest's.
 
 use std::collections::HashMap;
 
@@ -44,16 +46,18 @@ struct Exact {
     hugetlb: Option<u64>,
     qemu_pid: u32,
     qemu_rss: u64,
-    /// The guest's growth (bytes a second) between the two last exact readings of this qemu.
-    growth_per_second: u64,
 }
 
 impl Exact {
-    /// How much the guest may have grown by `now`, when qemu's private RSS is `rss`.
-    fn grown_by(&self, rss: u64, now: i64) -> u64 {
-        let seconds = now.saturating_sub(self.taken_at).max(0) as u64;
-        rss.saturating_sub(self.qemu_rss)
-            .max(self.growth_per_second.saturating_mul(seconds))
+    /// How much the guest may have grown since, when qemu's private RSS is `rss` now: qemu's
+    /// growth, at most the guest that was not resident yet.
+    fn grown_by(&self, rss: u64) -> u64 {
+        let unfilled = self
+            .sizes
+            .iter()
+            .sum::<u64>()
+            .saturating_sub(self.guest_resident);
+        rss.saturating_sub(self.qemu_rss).min(unfilled)
     }
 }
 
@@ -118,13 +122,6 @@ impl GuestMemory {
             if let Some(sizes) = exact.get(&p.uid) {
                 match (p.guest_resident_bytes, q) {
                     (Some(g), Some(q)) => {
-                        let growth_per_second = match self.exact.get(&p.uid) {
-                            Some(e) if e.qemu_pid == q.pid && r.taken_at > e.taken_at => {
-                                g.saturating_sub(e.guest_resident)
-                                    / (r.taken_at - e.taken_at) as u64
-                            }
-                            _ => 0,
-                        };
                         self.exact.insert(
                             p.uid.clone(),
                             Exact {
@@ -135,7 +132,6 @@ impl GuestMemory {
                                 hugetlb: p.guest_hugetlb_bytes,
                                 qemu_pid: q.pid,
                                 qemu_rss: q.rss,
-                                growth_per_second,
                             },
                         );
                     }
@@ -155,7 +151,7 @@ impl GuestMemory {
                 p.guest_resident_bytes = Some(e.guest_resident);
                 p.guest_hugetlb_bytes = e.hugetlb;
                 p.guest_resident_taken_at = Some(e.taken_at);
-                p.guest_grown_since_bytes = Some(e.grown_by(q.rss, r.taken_at));
+                p.guest_grown_since_bytes = Some(e.grown_by(q.rss));
             } else {
                 self.exact.remove(&p.uid);
             }

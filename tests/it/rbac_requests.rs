@@ -242,6 +242,27 @@ async fn each_role_grants_exactly_what_its_features_ask_for() {
             vec![&fix],
         ),
     );
+    // A VM taking its memory from an instance type: fix reads the instance type by name.
+    features.insert(
+        "fix on an instance-type VM",
+        (
+            run(
+                &sim,
+                &[
+                    "fix",
+                    "typed-vm",
+                    "-n",
+                    "lab",
+                    "--remove-limit",
+                    "--dry-run=client",
+                    "--live",
+                    "off",
+                ],
+            )
+            .await,
+            vec![&readonly, &fix],
+        ),
+    );
     features.insert(
         "--live agent",
         (

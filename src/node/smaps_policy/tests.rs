@@ -144,3 +144,24 @@ fn gone_pods_are_forgotten_and_every_one_reads_each_round() {
     let every_round = SmapsPolicy { every: 1, ..POLICY };
     assert!(m.wants_smaps(&every_round, "a", &[G], 1));
 }
+
+/// A carried guest figure may be short by what qemu grew since, never more: a leak in another
+/// process of the pod beside a guest that fills fast is not excused as the guest's growth, and
+/// qemu's growth past the guest's unfilled part is qemu's own.
+#[test]
+fn the_guest_may_have_grown_only_by_what_qemu_grew() {
+    let mut m = GuestMemory::default();
+    let mut r = node(100, vec![pod("a", 7, 1000 * MIB, Some(900 * MIB))]);
+    m.absorb(&mut r, &asked("a"), 0);
+    // The guest filled 300MiB a second between the first two exact readings.
+    let mut r = node(102, vec![pod("a", 7, 1600 * MIB, Some(1500 * MIB))]);
+    m.absorb(&mut r, &asked("a"), 1);
+    // Ten seconds on, qemu grew 40MiB: that is all the carried figure can be short by.
+    let mut r = node(112, vec![pod("a", 7, 1640 * MIB, None)]);
+    m.absorb(&mut r, &HashMap::new(), 2);
+    assert_eq!(r.pods[0].guest_grown_since_bytes, Some(40 * MIB));
+    // qemu grew by more than the guest had left to fill (548MiB of 2GiB): capped there.
+    let mut r = node(114, vec![pod("a", 7, 2400 * MIB, None)]);
+    m.absorb(&mut r, &HashMap::new(), 3);
+    assert_eq!(r.pods[0].guest_grown_since_bytes, Some(G - 1500 * MIB));
+}
