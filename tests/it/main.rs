@@ -38,6 +38,7 @@ mod fix_interrupt;
 mod fix_kubectl;
 mod fix_race;
 mod fix_sim;
+mod fix_version_inferred;
 mod guest_filling;
 mod hostile_input;
 mod hostile_output;

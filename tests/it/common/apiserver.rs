@@ -34,10 +34,24 @@ fn script(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn tail(text: &[u8], lines: usize) -> String {
+/// The last `lines` lines of a script's output, for an error message.
+pub(crate) fn tail(text: &[u8], lines: usize) -> String {
     let text = String::from_utf8_lossy(text);
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// The `KEY=VALUE` lines a start script printed, with each of `required` present.
+pub(crate) fn script_env(stdout: &[u8], required: &[&str]) -> Result<HashMap<String, String>> {
+    let env: HashMap<String, String> = String::from_utf8_lossy(stdout)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    if let Some(key) = required.iter().find(|k| !env.contains_key(**k)) {
+        bail!("start.sh printed no {key}; stdout:\n{}", tail(stdout, 20));
+    }
+    Ok(env)
 }
 
 impl RealApiServer {
@@ -70,19 +84,10 @@ impl RealApiServer {
                 tail(&out.stderr, 40)
             );
         }
-        server.env = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        for key in ["SERVER", "ADMIN_KUBECONFIG", "USER_KUBECONFIG"] {
-            if !server.env.contains_key(key) {
-                bail!(
-                    "start.sh printed no {key}; stdout:\n{}",
-                    tail(&out.stdout, 20)
-                );
-            }
-        }
+        server.env = script_env(
+            &out.stdout,
+            &["SERVER", "ADMIN_KUBECONFIG", "USER_KUBECONFIG"],
+        )?;
         Ok(server)
     }
 

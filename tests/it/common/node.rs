@@ -13,6 +13,8 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
+use super::apiserver::{script_env, tail};
+
 /// A running node (and its control plane), stopped (by PID) when dropped.
 pub struct RealNode {
     state: Option<tempfile::TempDir>,
@@ -23,12 +25,6 @@ fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/node")
         .join(name)
-}
-
-fn tail(text: &[u8], lines: usize) -> String {
-    let text = String::from_utf8_lossy(text);
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 impl RealNode {
@@ -58,25 +54,14 @@ impl RealNode {
                 tail(&out.stderr, 60)
             );
         }
-        node.env = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        for key in [
+        let required = [
             "SERVER",
             "ADMIN_KUBECONFIG",
             "NODE_NAME",
             "NODE_IP",
             "IMAGE",
-        ] {
-            if !node.env.contains_key(key) {
-                bail!(
-                    "start.sh printed no {key}; stdout:\n{}",
-                    tail(&out.stdout, 20)
-                );
-            }
-        }
+        ];
+        node.env = script_env(&out.stdout, &required)?;
         Ok(node)
     }
 
