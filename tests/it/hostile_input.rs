@@ -1,6 +1,6 @@
 //! Crafted inputs to `--from` (issue 18): each one ends, through the real binary, within
-//! seconds, with one clear sentence, and with the child's peak memory (getrusage of the child,
-//! `ru_maxrss`) under 200 MiB: a 3 MB zip whose entry unpacks to 3 GiB, declared honestly or
+//! seconds, with one clear sentence, and with the child's peak memory (the high-water mark of its
+//! own address space, `VmHWM`) under 200 MiB: a 3 MB zip whose entry unpacks to 3 GiB, declared honestly or
 //! not; sparse files of 1 GiB (YAML) and 2.1 GiB (dmesg); `/dev/zero`; a FIFO named `*.yaml`;
 //! flow-style YAML nested 80 KB and 200 KB deep; a folder past the total cap.
 
@@ -20,8 +20,39 @@ struct Run {
     elapsed: Duration,
 }
 
+/// The child's peak resident memory, watched every 2 ms from /proc/PID/status until it exits:
+/// `VmHWM` is the high-water mark of the address space the binary got at exec, its own. (The
+/// child's `ru_maxrss` would not do: exec folds the high-water mark of the address space it
+/// replaces into it, and a child spawned with vfork replaces the test process's own, which
+/// grows with the tests running beside it.) It is a lower bound: a run refused at once may end
+/// before the first look; but memory that grows takes page faults, and a blow-up past the cap
+/// lasts far longer than the 2 ms between two looks.
+fn watch_peak_rss(pid: libc::pid_t, done: std::sync::Arc<std::sync::atomic::AtomicBool>) -> i64 {
+    let mut peak = 0;
+    while !done.load(std::sync::atomic::Ordering::Relaxed) {
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+            break;
+        };
+        let hwm = status.lines().find_map(|l| {
+            l.strip_prefix("VmHWM:")?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse::<i64>()
+                .ok()
+        });
+        match hwm {
+            Some(kib) => peak = peak.max(kib),
+            None if status.contains("State:\tZ") => break,
+            None => {}
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    peak
+}
+
 /// Run the binary; kill it past `MAX_SECONDS` (a hang fails the test instead of stalling it);
-/// reap it with `wait4` for its own peak resident memory.
+/// watch its peak resident memory until it exits, and reap it with `wait4`.
 // The child is reaped by `wait4` (which `Child::wait` cannot do: it gives no rusage).
 #[allow(clippy::zombie_processes)]
 fn run(args: &[&str]) -> Run {
@@ -36,6 +67,11 @@ fn run(args: &[&str]) -> Run {
         .spawn()
         .unwrap();
     let pid = child.id() as libc::pid_t;
+    let exited = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let exited = exited.clone();
+        std::thread::spawn(move || watch_peak_rss(pid, exited))
+    };
     let mut out = child.stdout.take().unwrap();
     let mut err = child.stderr.take().unwrap();
     let out_reader = std::thread::spawn(move || {
@@ -59,12 +95,26 @@ fn run(args: &[&str]) -> Run {
         }
     });
     let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: pid is our child, not waited for elsewhere; the pointers are valid.
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(r, pid, "wait4: {}", std::io::Error::last_os_error());
+    // Wait for the exit without reaping (WNOWAIT): the watcher still sees the process, as a
+    // zombie, and its PID cannot be taken by another process before the watcher has stopped.
+    // SAFETY: an all-zero siginfo is a valid value for waitid to fill in.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: pid is our child, not waited for elsewhere; the pointer is valid.
+    let r = unsafe {
+        libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOWAIT,
+        )
+    };
+    assert_eq!(r, 0, "waitid: {}", std::io::Error::last_os_error());
     let elapsed = started.elapsed();
+    exited.store(true, std::sync::atomic::Ordering::Relaxed);
+    let peak_rss_kib = watcher.join().unwrap();
+    // SAFETY: as above; this reaps the child.
+    let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(r, pid, "waitpid: {}", std::io::Error::last_os_error());
     let _ = done_tx.send(());
     watchdog.join().unwrap();
     let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
@@ -72,7 +122,7 @@ fn run(args: &[&str]) -> Run {
         code,
         stdout: out_reader.join().unwrap(),
         stderr: err_reader.join().unwrap(),
-        peak_rss_kib: usage.ru_maxrss,
+        peak_rss_kib,
         elapsed,
     }
 }
