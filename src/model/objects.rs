@@ -31,6 +31,16 @@ where
 
 mod container_state;
 pub use container_state::{ContainerState, Terminated};
+mod cluster_objects;
+pub use cluster_objects::{
+    HarvesterSetting, Namespace, Node, NodeInfo, NodeStatus, ResourceQuota, ResourceQuotaSpec,
+};
+mod kubevirt_cr;
+pub use kubevirt_cr::{
+    BindingPlugin, ComputeOverhead, DeveloperConfiguration, KubeVirt, KubeVirtConfiguration,
+    KubeVirtSpec, KubeVirtStatus, NetworkConfiguration, SupportContainerResources,
+    VirtualMachineOptions,
+};
 mod instancetype;
 pub use instancetype::{
     Instancetype, InstancetypeMatcher, InstancetypeMemory, InstancetypeSpec,
@@ -423,105 +433,6 @@ pub struct VmiMemoryStatus {
     pub memory_overhead: Option<Quantity>,
 }
 
-/// The `kubevirt` CR (`kubevirt.io/v1`, kind KubeVirt).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct KubeVirt {
-    #[serde(deserialize_with = "null_default")]
-    pub metadata: ObjectMeta,
-    #[serde(deserialize_with = "null_default")]
-    pub spec: KubeVirtSpec,
-    #[serde(deserialize_with = "null_default")]
-    pub status: KubeVirtStatus,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct KubeVirtSpec {
-    #[serde(deserialize_with = "null_default")]
-    pub configuration: KubeVirtConfiguration,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct KubeVirtConfiguration {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub additional_guest_memory_overhead_ratio: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub developer_configuration: Option<DeveloperConfiguration>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub network: Option<NetworkConfiguration>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub vm_rollout_strategy: Option<String>,
-    /// `disableSerialConsoleLog: {}` turns the guest-console-log sidecar off cluster-wide.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub virtual_machine_options: Option<VirtualMachineOptions>,
-    /// Overrides of the containers beside `compute` (`type`: guest-console-log, virtiofs,
-    /// sidecars, …).
-    #[serde(deserialize_with = "exact_vec", skip_serializing_if = "Vec::is_empty")]
-    pub support_container_resources: Vec<SupportContainerResources>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct VirtualMachineOptions {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub disable_serial_console_log: Option<serde_json::Value>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct SupportContainerResources {
-    #[serde(rename = "type", deserialize_with = "null_default")]
-    pub kind: String,
-    #[serde(deserialize_with = "null_default")]
-    pub resources: Resources,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct DeveloperConfiguration {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub memory_overcommit: Option<i64>,
-    #[serde(deserialize_with = "exact_vec", skip_serializing_if = "Vec::is_empty")]
-    pub feature_gates: Vec<String>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct NetworkConfiguration {
-    /// binding plugin name → plugin
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    #[serde(deserialize_with = "null_default")]
-    pub binding: BTreeMap<String, BindingPlugin>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct BindingPlugin {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub compute_resource_overhead: Option<ComputeOverhead>,
-    /// A plugin with a sidecar image runs it beside `compute` (as `hook-sidecar-N`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sidecar_image: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ComputeOverhead {
-    #[serde(deserialize_with = "null_default")]
-    pub requests: ResourceList,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct KubeVirtStatus {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub observed_kube_virt_version: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
-}
-
 // ---------------------------------------------------------------- core/v1
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -602,91 +513,6 @@ pub struct ContainerStatus {
         deserialize_with = "null_default"
     )]
     pub last_state: ContainerState,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct Node {
-    #[serde(deserialize_with = "null_default")]
-    pub metadata: ObjectMeta,
-    #[serde(deserialize_with = "null_default")]
-    pub status: NodeStatus,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct NodeStatus {
-    #[serde(deserialize_with = "null_default")]
-    pub capacity: ResourceList,
-    #[serde(deserialize_with = "null_default")]
-    pub allocatable: ResourceList,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub node_info: Option<NodeInfo>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct NodeInfo {
-    #[serde(deserialize_with = "null_default")]
-    pub kernel_version: String,
-    #[serde(deserialize_with = "null_default")]
-    pub architecture: String,
-    #[serde(deserialize_with = "null_default")]
-    pub container_runtime_version: String,
-    #[serde(deserialize_with = "null_default")]
-    pub kubelet_version: String,
-    #[serde(deserialize_with = "null_default")]
-    pub os_image: String,
-}
-
-/// A namespace ResourceQuota; only whether it constrains `limits.memory` matters.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct ResourceQuota {
-    #[serde(deserialize_with = "null_default")]
-    pub metadata: ObjectMeta,
-    #[serde(deserialize_with = "null_default")]
-    pub spec: ResourceQuotaSpec,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct ResourceQuotaSpec {
-    #[serde(deserialize_with = "null_default")]
-    pub hard: BTreeMap<String, Quantity>,
-}
-
-impl ResourceQuota {
-    pub fn limits_memory(&self) -> bool {
-        self.spec.hard.contains_key("limits.memory")
-    }
-}
-
-/// A Namespace; only its labels matter (KubeVirt's auto memory limits ratio).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct Namespace {
-    #[serde(deserialize_with = "null_default")]
-    pub metadata: ObjectMeta,
-}
-
-/// A Harvester `Setting` (`harvesterhci.io/v1beta1`, cluster scoped): `value` overrides `default`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct HarvesterSetting {
-    #[serde(deserialize_with = "null_default")]
-    pub metadata: ObjectMeta,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub value: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub default: Option<String>,
-}
-
-impl HarvesterSetting {
-    /// The effective value: `value` when set (even empty), else `default`.
-    pub fn effective(&self) -> Option<&str> {
-        self.value.as_deref().or(self.default.as_deref())
-    }
 }
 
 /// Well-known labels and annotations.
