@@ -41,6 +41,27 @@ pub(crate) fn tail(text: &[u8], lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// Run a harness's `stop.sh` on its state dir, which is removed when it succeeds and kept (its
+/// pids file names what is still running) when it fails.
+pub(crate) fn run_stop(stop_script: &Path, state: tempfile::TempDir) -> Result<()> {
+    let out = Command::new("bash")
+        .arg(stop_script)
+        .arg(state.path())
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running {}", stop_script.display()))?;
+    if !out.status.success() {
+        let kept = state.keep();
+        bail!(
+            "stop.sh failed ({}), state kept in {}:\n{}",
+            out.status,
+            kept.display(),
+            tail(&out.stderr, 20)
+        );
+    }
+    Ok(())
+}
+
 /// The `KEY=VALUE` lines a start script printed, with each of `required` present.
 pub(crate) fn script_env(stdout: &[u8], required: &[&str]) -> Result<HashMap<String, String>> {
     let env: HashMap<String, String> = String::from_utf8_lossy(stdout)
@@ -245,26 +266,10 @@ impl RealApiServer {
     /// Stop etcd and the apiserver (by the PIDs start.sh recorded) and remove the state dir.
     /// Idempotent; `Drop` calls it too.
     pub fn stop(&mut self) -> Result<()> {
-        let Some(state) = self.state.take() else {
-            return Ok(());
-        };
-        let out = Command::new("bash")
-            .arg(script("stop.sh"))
-            .arg(state.path())
-            .stdin(Stdio::null())
-            .output()
-            .context("running tests/apiserver/stop.sh")?;
-        if !out.status.success() {
-            // keep the state dir: its pids file names what is still running
-            let kept = state.keep();
-            bail!(
-                "stop.sh failed ({}), state kept in {}:\n{}",
-                out.status,
-                kept.display(),
-                tail(&out.stderr, 20)
-            );
+        match self.state.take() {
+            Some(state) => run_stop(&script("stop.sh"), state),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 

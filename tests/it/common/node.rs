@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
-use super::apiserver::{script_env, tail};
+use super::apiserver::{run_stop, script_env, tail};
 
 /// A running node (and its control plane), stopped (by PID) when dropped.
 pub struct RealNode {
@@ -147,25 +147,10 @@ impl RealNode {
     /// Stop everything (by the PIDs start.sh recorded), undo the host changes and remove the state
     /// dir. Idempotent; `Drop` calls it too.
     pub fn stop(&mut self) -> Result<()> {
-        let Some(state) = self.state.take() else {
-            return Ok(());
-        };
-        let out = Command::new("bash")
-            .arg(script("stop.sh"))
-            .arg(state.path())
-            .stdin(Stdio::null())
-            .output()
-            .context("running tests/node/stop.sh")?;
-        if !out.status.success() {
-            let kept = state.keep();
-            bail!(
-                "stop.sh failed ({}), state kept in {}:\n{}",
-                out.status,
-                kept.display(),
-                tail(&out.stderr, 20)
-            );
+        match self.state.take() {
+            Some(state) => run_stop(&script("stop.sh"), state),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
