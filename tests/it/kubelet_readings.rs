@@ -29,20 +29,8 @@ async fn list_live_kubelet_shows_the_simulators_cgroup_numbers() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("config");
     sim.write_kubeconfig(&kubeconfig).unwrap();
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-vmmem"))
-        .args(["list", "-A", "--live", "kubelet", "-o", "json"])
-        .env("KUBECONFIG", &kubeconfig)
-        .env("HOME", dir.path())
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let args = ["list", "-A", "--live", "kubelet", "-o", "json"];
+    let report = common::plugin_json(&args, &kubeconfig, dir.path()).await;
     let checked = check_against_the_model(&sim, &report);
     assert!(checked >= 10, "checked {checked} VMs");
     sim.shutdown().await;

@@ -3,7 +3,6 @@
 
 use crate::common;
 
-use std::process::Output;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -16,21 +15,8 @@ async fn list(sim: &SimHandle) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let kc = dir.path().join("kubeconfig");
     sim.write_kubeconfig(&kc).unwrap();
-    let out: Output = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-vmmem"))
-        .args(["list", "-n", "lab", "-o", "json", "--live", "agent"])
-        .env("KUBECONFIG", &kc)
-        .env("HOME", dir.path())
-        .env("XDG_STATE_HOME", common::state_home())
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let args = ["list", "-n", "lab", "-o", "json", "--live", "agent"];
+    common::plugin_json(&args, &kc, dir.path()).await
 }
 
 fn row<'a>(r: &'a Value, name: &str) -> &'a Value {

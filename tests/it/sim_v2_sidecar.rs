@@ -5,30 +5,13 @@
 
 use std::time::Duration;
 
+use crate::common;
+
 use serde_json::Value;
 use vmmem_sim::{Scenario, Sim, SimOptions};
 
-/// The binary's JSON output for `args` against the kubeconfig, in a home of its own.
-async fn json_of(args: &[&str], kubeconfig: &std::path::Path, home: &std::path::Path) -> Value {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-vmmem"))
-        .args(args)
-        .env("KUBECONFIG", kubeconfig)
-        .env("HOME", home)
-        .env("XDG_STATE_HOME", home)
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 async fn list_lab(kubeconfig: &std::path::Path, home: &std::path::Path) -> Value {
-    json_of(&["list", "-n", "lab", "-o", "json"], kubeconfig, home).await
+    common::plugin_json(&["list", "-n", "lab", "-o", "json"], kubeconfig, home).await
 }
 
 fn vm<'a>(report: &'a Value, name: &str) -> &'a Value {
@@ -97,7 +80,7 @@ async fn a_sidecar_oom_kill_on_a_v2_node_leaves_the_vm_running_and_swap_shows() 
     );
     // `oom` reads the node's kernel log through its agent: one report (memory.oom.group), one
     // event, in the sidecar, not the VM's death.
-    let oom = json_of(
+    let oom = common::plugin_json(
         &["oom", "--node", "lab-node-1", "-o", "json"],
         &kubeconfig,
         dir.path(),
@@ -129,7 +112,7 @@ async fn the_kubelet_source_shows_swap_on_the_v2_node() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("config");
     sim.write_kubeconfig(&kubeconfig).unwrap();
-    let report = json_of(
+    let report = common::plugin_json(
         &["list", "-n", "lab", "--live", "kubelet", "-o", "json"],
         &kubeconfig,
         dir.path(),

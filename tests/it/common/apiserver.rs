@@ -41,6 +41,27 @@ pub(crate) fn tail(text: &[u8], lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// Run a harness's `start.sh` with a fresh state dir (named `prefix…`) and a watchdog on this
+/// process; the state dir and what the script printed.
+pub(crate) fn run_start(
+    start_script: &Path,
+    prefix: &str,
+) -> Result<(tempfile::TempDir, std::process::Output)> {
+    let state = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .context("creating a state dir")?;
+    let out = Command::new("bash")
+        .arg(start_script)
+        .arg("--watch")
+        .arg(std::process::id().to_string())
+        .arg(state.path())
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running {}", start_script.display()))?;
+    Ok((state, out))
+}
+
 /// Run a harness's `stop.sh` on its state dir, which is removed when it succeeds and kept (its
 /// pids file names what is still running) when it fails.
 pub(crate) fn run_stop(stop_script: &Path, state: tempfile::TempDir) -> Result<()> {
@@ -80,18 +101,7 @@ impl RealApiServer {
     /// and install the structural KubeVirt CRDs. Takes a few seconds with a cached binary; the first
     /// run on a machine builds it (minutes).
     pub fn start() -> Result<Self> {
-        let state = tempfile::Builder::new()
-            .prefix("vmmem-apiserver-")
-            .tempdir()
-            .context("creating the apiserver state dir")?;
-        let out = Command::new("bash")
-            .arg(script("start.sh"))
-            .arg("--watch")
-            .arg(std::process::id().to_string())
-            .arg(state.path())
-            .stdin(Stdio::null())
-            .output()
-            .context("running tests/apiserver/start.sh")?;
+        let (state, out) = run_start(&script("start.sh"), "vmmem-apiserver-")?;
         let mut server = RealApiServer {
             state: Some(state),
             env: HashMap::new(),

@@ -112,6 +112,26 @@ pub fn state_home() -> &'static std::path::Path {
     .path()
 }
 
+/// The real binary's JSON output for `args` against `kubeconfig`, with `home` as its HOME and
+/// state directory and no in-cluster configuration, after checking that it succeeded.
+pub async fn plugin_json(args: &[&str], kubeconfig: &Path, home: &Path) -> serde_json::Value {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-vmmem"))
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .env("HOME", home)
+        .env("XDG_STATE_HOME", home)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// Run the real binary with `args` to the end, off the runtime's threads (which serve the
 /// simulator), with the test process's state directory.
 pub async fn run_plugin(args: Vec<String>) -> std::process::Output {

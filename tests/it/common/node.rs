@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
-use super::apiserver::{run_stop, script_env, tail};
+use super::apiserver::{run_start, run_stop, script_env, tail};
 
 /// A running node (and its control plane), stopped (by PID) when dropped.
 pub struct RealNode {
@@ -31,18 +31,7 @@ impl RealNode {
     /// Build (or take from the cache) the apiserver and the kubelet, build the local images, start
     /// everything and wait until the node is Ready (about 20 s with cached binaries).
     pub fn start() -> Result<Self> {
-        let state = tempfile::Builder::new()
-            .prefix("vmmem-node-")
-            .tempdir()
-            .context("creating the node's state dir")?;
-        let out = Command::new("bash")
-            .arg(script("start.sh"))
-            .arg("--watch")
-            .arg(std::process::id().to_string())
-            .arg(state.path())
-            .stdin(Stdio::null())
-            .output()
-            .context("running tests/node/start.sh")?;
+        let (state, out) = run_start(&script("start.sh"), "vmmem-node-")?;
         let mut node = RealNode {
             state: Some(state),
             env: HashMap::new(),
