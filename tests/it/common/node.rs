@@ -19,6 +19,37 @@ use super::apiserver::{run_start, run_stop, script_env, tail};
 pub struct RealNode {
     state: Option<tempfile::TempDir>,
     env: HashMap<String, String>,
+    /// Held until the node is stopped: kubelets share the host's `/kubepods`, so only one real node
+    /// runs on a machine at a time (other tests, or other checkouts, wait here).
+    _host_lock: HostLock,
+}
+
+/// An exclusive `flock` on a file in the system's temp dir, released when dropped (or when the process
+/// dies: the kernel drops it with the descriptor).
+struct HostLock {
+    _file: std::fs::File,
+}
+
+impl HostLock {
+    fn take() -> Result<Self> {
+        use std::os::unix::io::AsRawFd;
+        let path = std::env::temp_dir().join("kubectl-vmmem-real-node.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        // SAFETY: flock on a descriptor this File owns; blocks until no other holder is left.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            bail!(
+                "locking {}: {}",
+                path.display(),
+                std::io::Error::last_os_error()
+            );
+        }
+        Ok(HostLock { _file: file })
+    }
 }
 
 fn script(name: &str) -> PathBuf {
@@ -29,12 +60,15 @@ fn script(name: &str) -> PathBuf {
 
 impl RealNode {
     /// Build (or take from the cache) the apiserver and the kubelet, build the local images, start
-    /// everything and wait until the node is Ready (about 20 s with cached binaries).
+    /// everything and wait until the node is Ready (about 20 s with cached binaries). Waits first while another real node
+    /// runs on this machine.
     pub fn start() -> Result<Self> {
+        let host_lock = HostLock::take()?;
         let (state, out) = run_start(&script("start.sh"), "vmmem-node-")?;
         let mut node = RealNode {
             state: Some(state),
             env: HashMap::new(),
+            _host_lock: host_lock,
         };
         if !out.status.success() {
             bail!(
