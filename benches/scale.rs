@@ -45,8 +45,6 @@ const EXEC_LATENCY: &str = "50ms";
 struct SimProc {
     child: Child,
     kubeconfig: PathBuf,
-    /// `http://127.0.0.1:PORT/sim-SECRET`
-    url: String,
     _dir: tempfile::TempDir,
 }
 
@@ -83,39 +81,33 @@ impl SimProc {
             .spawn()
             .expect("start kubectl-vmmem sim");
         let mut lines = BufReader::new(child.stderr.take().expect("sim stderr")).lines();
-        let url = loop {
+        // Serving: the API's URL (with its secret path), CA and token are in the kubeconfig only.
+        loop {
             let Some(Ok(line)) = lines.next() else {
                 let _ = child.kill();
                 panic!("kubectl-vmmem sim exited before serving");
             };
-            // Serving: the API's URL (with its secret path) is in the kubeconfig only.
             if line.contains(" serving at ") {
-                let text = std::fs::read_to_string(&kubeconfig).expect("the sim's kubeconfig");
-                break text
-                    .lines()
-                    .find_map(|l| l.trim().strip_prefix("server: "))
-                    .expect("a server in the sim's kubeconfig")
-                    .to_string();
+                break;
             }
-        };
+        }
         // Keep draining its stderr so it never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         SimProc {
             child,
             kubeconfig,
-            url,
             _dir: dir,
         }
     }
 
     fn requests(&self) -> RequestTally {
-        serde_json::from_str(&http_get(&format!("{}/vmmem-sim/requests", self.url)))
+        serde_json::from_str(&sim_get(&self.kubeconfig, "/vmmem-sim/requests"))
             .expect("the simulator's request counters")
     }
 
     /// The nodes' counter steps and stored probe output (`/vmmem-sim/nodes`).
     fn nodes(&self) -> NodesStatus {
-        serde_json::from_str(&http_get(&format!("{}/vmmem-sim/nodes", self.url)))
+        serde_json::from_str(&sim_get(&self.kubeconfig, "/vmmem-sim/nodes"))
             .expect("the simulator's node status")
     }
 
@@ -171,18 +163,55 @@ struct NodesStatus {
     ran: u64,
 }
 
-/// A plain HTTP/1.1 GET on loopback (the counters endpoint; no client library needed).
-fn http_get(url: &str) -> String {
-    let rest = url.strip_prefix("http://").expect("http URL");
-    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let mut s = std::net::TcpStream::connect(host).expect("connect to the simulator");
+/// An HTTPS GET of `path` on the simulator of `kubeconfig` (its server URL with the secret path,
+/// its CA and its bearer token), for the counters endpoints; HTTP/1.1 by hand over rustls.
+fn sim_get(kubeconfig: &Path, path: &str) -> String {
+    use base64::Engine;
+    use tokio_rustls::rustls::pki_types::{pem::PemObject, CertificateDer, ServerName};
+    use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
+    let text = std::fs::read_to_string(kubeconfig).expect("the sim's kubeconfig");
+    let field = |key: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(key))
+            .unwrap_or_else(|| panic!("{key} in the sim's kubeconfig"))
+            .trim()
+            .to_string()
+    };
+    let server = field("server:");
+    let token = field("token:");
+    let ca = base64::engine::general_purpose::STANDARD
+        .decode(field("certificate-authority-data:"))
+        .expect("the sim's CA data");
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(&ca).expect("the sim's CA"))
+        .expect("a usable CA");
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let rest = server.strip_prefix("https://").expect("https URL");
+    let (host, prefix) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let name = ServerName::try_from("127.0.0.1").unwrap();
+    let mut conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let mut tcp = std::net::TcpStream::connect(host).expect("connect to the simulator");
+    let mut s = rustls::Stream::new(&mut conn, &mut tcp);
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        "GET {prefix}{path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut text = String::new();
-    s.read_to_string(&mut text).expect("read the answer");
+    // The server may close without a TLS close_notify: what was read before counts.
+    if let Err(e) = s.read_to_string(&mut text) {
+        assert_eq!(
+            e.kind(),
+            std::io::ErrorKind::UnexpectedEof,
+            "read the answer: {e}"
+        );
+    }
     let (head, body) = text.split_once("\r\n\r\n").expect("HTTP answer");
     assert!(head.starts_with("HTTP/1.1 200"), "GET {path}: {head}");
     body.to_string()
@@ -450,7 +479,6 @@ fn bench_size(
         Command::new(exe)
             .env("SCALE_DASHBOARD_CHILD", "1")
             .env("SCALE_KUBECONFIG", &sim.kubeconfig)
-            .env("SCALE_URL", &sim.url)
             .env("SCALE_CHILD_VMS", vms.to_string())
             .env("SCALE_REFRESHES", refreshes.to_string()),
         &dash_out,
@@ -484,7 +512,6 @@ fn main() {
         let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} not set"));
         dashboard_child(
             &var("SCALE_KUBECONFIG"),
-            &var("SCALE_URL"),
             var("SCALE_CHILD_VMS").parse().unwrap(),
             var("SCALE_REFRESHES").parse().unwrap(),
         );

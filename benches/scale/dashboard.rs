@@ -7,7 +7,7 @@ use std::time::Instant;
 use serde::Deserialize;
 use vmmem_sim::requests::RequestTally;
 
-use super::http_get;
+use super::sim_get;
 
 /// What the headless dashboard child prints (one JSON line).
 #[derive(Debug, serde::Serialize, Deserialize)]
@@ -42,7 +42,7 @@ fn self_cpu() -> f64 {
 }
 
 /// The child that plays the dashboard: the refresh path of `kubectl vmmem top -A`, headless.
-pub fn dashboard_child(kubeconfig: &str, url: &str, vms: usize, refreshes: usize) {
+pub fn dashboard_child(kubeconfig: &str, vms: usize, refreshes: usize) {
     use clap::Parser;
     use vmmem::session::dashboard::cluster::ClusterSource;
     use vmmem::session::dashboard::snapshot::{DataSource, Health, Scope};
@@ -61,7 +61,11 @@ pub fn dashboard_child(kubeconfig: &str, url: &str, vms: usize, refreshes: usize
         .build()
         .unwrap();
     let tally = || -> RequestTally {
-        serde_json::from_str(&http_get(&format!("{url}/vmmem-sim/requests"))).unwrap()
+        serde_json::from_str(&sim_get(
+            std::path::Path::new(kubeconfig),
+            "/vmmem-sim/requests",
+        ))
+        .unwrap()
     };
     let result = rt.block_on(async {
         let opts = vmmem::cli::options::options(&cli.global).expect("dashboard options");

@@ -7,8 +7,53 @@ use super::status::ApiError;
 
 const TOKEN_PREFIX: &str = "sim-token-";
 
-/// Users are named by their token (`sim-token-<user>`); everyone may do everything except in
-/// namespaces, or verbs on resources, a test forbade for them.
+/// The bearer tokens one simulator issues: `sim-token-<user>.<secret>`, the secret random per
+/// simulator, so only holders of its kubeconfig (written 0600) get in.
+pub struct Tokens {
+    secret: String,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tokens(<secret>)")
+    }
+}
+
+impl Default for Tokens {
+    fn default() -> Self {
+        Tokens {
+            secret: format!(
+                "{:016x}{:016x}",
+                rand::random::<u64>(),
+                rand::random::<u64>()
+            ),
+        }
+    }
+}
+
+impl Tokens {
+    /// The token that names `user` on this simulator.
+    pub fn token_for(&self, user: &str) -> String {
+        format!("{TOKEN_PREFIX}{user}.{}", self.secret)
+    }
+
+    /// The user of an `Authorization` header value, `None` unless it carries a token this
+    /// simulator issued.
+    pub fn user_for_header(&self, header: Option<&str>) -> Option<String> {
+        let token = header?.strip_prefix("Bearer ")?.trim();
+        let (named, secret) = token.strip_prefix(TOKEN_PREFIX)?.rsplit_once('.')?;
+        let same = secret.len() == self.secret.len()
+            && secret
+                .bytes()
+                .zip(self.secret.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        (same && !named.is_empty()).then(|| named.to_string())
+    }
+}
+
+/// Who may do what: everyone may do everything except in namespaces, or verbs on resources, a
+/// test forbade for them.
 #[derive(Debug, Default, Clone)]
 pub struct Auth {
     forbidden: HashSet<(String, String)>,
@@ -17,19 +62,6 @@ pub struct Auth {
 }
 
 impl Auth {
-    pub fn token_for(user: &str) -> String {
-        format!("{TOKEN_PREFIX}{user}")
-    }
-
-    /// The user of an `Authorization` header value, `None` when it is not ours.
-    pub fn user_for_header(header: Option<&str>) -> Option<String> {
-        let token = header?.strip_prefix("Bearer ")?.trim();
-        token
-            .strip_prefix(TOKEN_PREFIX)
-            .filter(|u| !u.is_empty())
-            .map(str::to_string)
-    }
-
     pub fn forbid_namespace(&mut self, user: &str, ns: &str) {
         self.forbidden.insert((user.to_string(), ns.to_string()));
     }
@@ -80,14 +112,32 @@ mod tests {
     use crate::resources::{NODES, VIRTUAL_MACHINES};
 
     #[test]
-    fn tokens_name_users() {
+    fn tokens_name_users_and_need_this_simulators_secret() {
+        let t = Tokens::default();
+        let alice = t.token_for("alice");
         assert_eq!(
-            Auth::user_for_header(Some("Bearer sim-token-alice")).as_deref(),
+            t.user_for_header(Some(&format!("Bearer {alice}")))
+                .as_deref(),
             Some("alice")
         );
-        assert_eq!(Auth::user_for_header(Some("Bearer other")), None);
-        assert_eq!(Auth::user_for_header(None), None);
-        assert_eq!(Auth::token_for("bob"), "sim-token-bob");
+        // A user name with dots keeps them.
+        let dotted = t.token_for("system:serviceaccount:a.b");
+        assert_eq!(
+            t.user_for_header(Some(&format!("Bearer {dotted}")))
+                .as_deref(),
+            Some("system:serviceaccount:a.b")
+        );
+        // The old predictable token, another simulator's token, a cut secret: nobody.
+        assert_eq!(t.user_for_header(Some("Bearer sim-token-alice")), None);
+        let other = Tokens::default().token_for("alice");
+        assert_eq!(t.user_for_header(Some(&format!("Bearer {other}"))), None);
+        assert_eq!(
+            t.user_for_header(Some(&format!("Bearer {}", &alice[..alice.len() - 1]))),
+            None
+        );
+        assert_eq!(t.user_for_header(Some(&alice)), None, "no Bearer scheme");
+        assert_eq!(t.user_for_header(None), None);
+        assert!(!format!("{t:?}").contains(&alice[alice.len() - 8..]));
     }
 
     #[test]

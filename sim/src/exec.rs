@@ -45,7 +45,7 @@ fn prepare(
     name: &str,
     q: &Query,
 ) -> Result<Plan, ApiError> {
-    let user = user_of(headers)?;
+    let user = user_of(&app.tokens, headers)?;
     let w = app.world();
     // A WebSocket exec is a GET: the apiserver authorizes it as `get` on pods/exec, and since
     // Kubernetes 1.30 (AuthorizePodWebsocketUpgradeCreatePermission) also as `create`.

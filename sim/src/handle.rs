@@ -11,13 +11,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::auth::Auth;
 use super::requests::RequestTally;
 use super::resources::VIRTUAL_MACHINES;
 use super::scenario::{Scenario, ScenarioError};
 use super::server::{serve, App};
 use super::status::ApiError;
 use super::tick;
+use super::tls::ServerTls;
 use super::world::World;
 
 /// Why the simulator could not do something.
@@ -33,6 +33,8 @@ pub enum SimError {
     Kubeconfig(String),
     #[error("kube client for the simulator: {0}")]
     Kube(#[from] kube::Error),
+    #[error(transparent)]
+    Tls(#[from] super::tls::TlsError),
 }
 
 /// How the simulator runs.
@@ -156,6 +158,8 @@ impl Sim {
                 rand::random::<u64>()
             ),
             requests: Default::default(),
+            tokens: Default::default(),
+            tls: ServerTls::generate()?,
         };
         let server = tokio::spawn(serve(listener, app.clone()));
         let ticker = {
@@ -200,9 +204,31 @@ impl SimHandle {
         self.app.addr
     }
 
-    /// The API's base URL (with its secret first path segment).
+    /// The API's base URL (HTTPS, with its secret first path segment).
     pub fn url(&self) -> String {
-        format!("http://{}/{}", self.app.addr, self.app.prefix)
+        format!("https://{}/{}", self.app.addr, self.app.prefix)
+    }
+
+    /// The bearer token that names `user` on this simulator (every API request needs one).
+    pub fn token_for(&self, user: &str) -> String {
+        self.app.tokens.token_for(user)
+    }
+
+    /// The certificate (PEM) of the CA that signed the server's: what clients must trust.
+    pub fn ca_pem(&self) -> &str {
+        self.app.tls.ca_pem()
+    }
+
+    /// The server's TLS configuration (its certificate for 127.0.0.1), for tests that put a
+    /// proxy in front of the simulator which must look like it to clients.
+    pub fn server_tls_config(&self) -> Arc<tokio_rustls::rustls::ServerConfig> {
+        self.app.tls.config()
+    }
+
+    /// The CA as a kubeconfig's `certificate-authority-data` (base64 of the PEM).
+    pub fn ca_data(&self) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(self.ca_pem())
     }
 
     /// Requests served so far, by kind.
@@ -226,13 +252,14 @@ impl SimHandle {
         self.app.world()
     }
 
-    /// A kubeconfig for `user` (plain HTTP on 127.0.0.1; a bearer token naming the user, and
-    /// `as:` impersonation for kubectl, which sends no token over plain HTTP).
+    /// A kubeconfig for `user`: HTTPS on 127.0.0.1 with this simulator's CA, and the bearer
+    /// token that names the user.
     pub fn kubeconfig_yaml(&self, user: &str) -> String {
         format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: vmmem-sim\n  cluster:\n    server: {url}\ncontexts:\n- name: vmmem-sim\n  context:\n    cluster: vmmem-sim\n    user: {user}\n    namespace: default\ncurrent-context: vmmem-sim\nusers:\n- name: {user}\n  user:\n    token: {token}\n    as: {user}\n",
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: vmmem-sim\n  cluster:\n    server: {url}\n    certificate-authority-data: {ca}\ncontexts:\n- name: vmmem-sim\n  context:\n    cluster: vmmem-sim\n    user: {user}\n    namespace: default\ncurrent-context: vmmem-sim\nusers:\n- name: {user}\n  user:\n    token: {token}\n",
             url = self.url(),
-            token = Auth::token_for(user),
+            ca = self.ca_data(),
+            token = self.token_for(user),
         )
     }
 

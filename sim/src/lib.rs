@@ -54,6 +54,7 @@ pub mod store;
 pub mod summary;
 pub mod table;
 pub mod tick;
+pub mod tls;
 pub mod treefiles;
 pub mod units;
 pub mod version;

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use super::auth::Auth;
+use super::auth::Tokens;
 use super::ops::{self, PatchType, Target};
 use super::paging::{self, ListError, ListParams};
 use super::requests::RequestKind;
@@ -79,20 +79,20 @@ impl Query {
     }
 }
 
-/// The user a request acts as: `Impersonate-User`, else the bearer token's user. kubectl never
-/// sends a bearer token over plain HTTP, so the simulator's kubeconfig also names the user with
-/// `as:` (impersonation); a request with neither is unauthorized.
-pub fn user_of(headers: &HeaderMap) -> Result<String, ApiError> {
+/// The user a request acts as: a request without a bearer token this simulator issued is
+/// unauthorized (401); with one, `Impersonate-User` (as `--as` sends) names the user acted as,
+/// else the token's user.
+pub fn user_of(tokens: &Tokens, headers: &HeaderMap) -> Result<String, ApiError> {
     let header = |name: &str| {
         headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .filter(|v| !v.is_empty())
     };
-    if let Some(user) = header("impersonate-user") {
-        return Ok(user.to_string());
-    }
-    Auth::user_for_header(header("authorization")).ok_or_else(ApiError::unauthorized)
+    let user = tokens
+        .user_for_header(header("authorization"))
+        .ok_or_else(ApiError::unauthorized)?;
+    Ok(header("impersonate-user").map_or(user, str::to_string))
 }
 
 pub async fn handle(
@@ -127,7 +127,7 @@ fn dispatch(
     if matches!(path, "/healthz" | "/livez" | "/readyz") {
         return Ok((StatusCode::OK, "ok").into_response());
     }
-    let user = user_of(headers)?;
+    let user = user_of(&app.tokens, headers)?;
     let q = Query::parse(uri.query());
     let harvester = app.world().config.harvester.is_some();
     match segs.as_slice() {

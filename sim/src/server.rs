@@ -14,8 +14,10 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use super::auth::Tokens;
 use super::requests::RequestCounters;
 use super::status::ApiError;
+use super::tls::ServerTls;
 use super::world::World;
 
 /// What every handler shares.
@@ -26,9 +28,14 @@ pub struct App {
     /// Turns true when the server stops: watches and exec sessions end.
     pub stop: watch::Receiver<bool>,
     /// A random first path segment every request must carry (it is in the kubeconfig's server
-    /// URL). kubectl sends no bearer token over plain HTTP, so this secret is what keeps other
-    /// local users from reaching the API, whose exec runs commands on this machine.
+    /// URL), on top of the bearer token: the API's exec runs commands on this machine.
     pub prefix: String,
+    /// The bearer tokens this simulator issued (in its kubeconfigs only); every API request
+    /// needs one.
+    pub tokens: Arc<Tokens>,
+    /// The server's certificate and the CA that signed it (served over TLS only, so that
+    /// kubectl sends its token).
+    pub tls: ServerTls,
     /// Requests served, by kind.
     pub requests: Arc<RequestCounters>,
 }
@@ -60,15 +67,53 @@ pub fn router(app: App) -> Router {
         .fallback(|| async { error_response(&ApiError::path_not_found()) })
 }
 
-/// Serve until `stop` turns true.
+/// Serve HTTPS until `stop` turns true: each connection's TLS handshake and requests run in a
+/// task of their own (a slow or silent client holds up nobody), with WebSocket upgrades for exec.
 pub async fn serve(listener: TcpListener, app: App) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(app.tls.config());
     let mut stop = app.stop.clone();
-    let r = router(app);
-    let _ = axum::serve(listener, r)
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
-        .await;
+    let r = router(app.clone());
+    loop {
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(_) => continue,
+            },
+            _ = stopped(&mut stop) => return,
+        };
+        tokio::spawn(serve_connection(
+            tcp,
+            acceptor.clone(),
+            r.clone(),
+            app.stop.clone(),
+        ));
+    }
+}
+
+/// How long a client may take for its TLS handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn serve_connection(
+    tcp: tokio::net::TcpStream,
+    acceptor: tokio_rustls::TlsAcceptor,
+    r: Router,
+    mut stop: watch::Receiver<bool>,
+) {
+    let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await else {
+        return;
+    };
+    let service = hyper_util::service::TowerToHyperService::new(r);
+    let builder =
+        hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    let conn = builder.serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(tls), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = stopped(&mut stop) => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
 }
 
 /// The request counters, for benchmarks that run the simulator as a separate process.

@@ -251,6 +251,10 @@ pub struct GlobalArgs {
     /// Do not verify the server's certificate (insecure).
     #[arg(long, global = true)]
     pub insecure_skip_tls_verify: bool,
+    /// A CA certificate file (PEM) to verify the server's certificate with, instead of the
+    /// kubeconfig's.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub certificate_authority: Option<PathBuf>,
     /// Bearer token for the API server (sent over https, or plain http to this machine only).
     #[arg(long, global = true)]
     pub token: Option<crate::cluster::token::Token>,

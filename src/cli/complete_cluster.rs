@@ -58,6 +58,7 @@ fn connect_flags(a: &Answer) -> ConnectFlags {
         server: own("server"),
         token: own("token").map(crate::cluster::token::Token::from),
         insecure_skip_tls_verify: a.flag("insecure_skip_tls_verify").is_some(),
+        certificate_authority: own("certificate_authority").map(PathBuf::from),
         request_timeout: Some(timeout),
     }
 }

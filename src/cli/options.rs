@@ -37,6 +37,7 @@ pub fn connect_flags(global: &GlobalArgs) -> anyhow::Result<ConnectFlags> {
         server: global.server.clone(),
         token: global.token.clone(),
         insecure_skip_tls_verify: global.insecure_skip_tls_verify,
+        certificate_authority: global.certificate_authority.clone(),
         request_timeout: (!timeout.is_zero()).then_some(timeout),
     })
 }

@@ -24,6 +24,8 @@ pub struct ConnectFlags {
     pub server: Option<String>,
     pub token: Option<Token>,
     pub insecure_skip_tls_verify: bool,
+    /// `--certificate-authority`: a PEM file whose certificates replace the kubeconfig's CA.
+    pub certificate_authority: Option<PathBuf>,
     /// `None` waits as long as the server takes (kubectl's `0`).
     pub request_timeout: Option<Duration>,
 }
@@ -73,6 +75,8 @@ pub enum ConnectError {
     InCluster(String),
     #[error("--server {0:?} is not a URL like https://10.0.0.1:6443")]
     BadServer(String),
+    #[error("--certificate-authority {path}: {reason}")]
+    CertificateAuthority { path: String, reason: String },
     #[error("refusing to send credentials in clear text to {server}: plain http is only used for this machine (127.0.0.1, ::1, localhost); use https://")]
     PlainHttpCredentials { server: String },
     #[error("cannot build a client for {server}: {reason}")]
@@ -408,6 +412,37 @@ pub async fn from_kubeconfig(
     finish(cfg, flags, Some(context_name), Some(cluster_name))
 }
 
+/// The certificates (DER) of a PEM file given with `--certificate-authority`.
+fn read_ca_file(path: &Path) -> Result<Vec<Vec<u8>>, ConnectError> {
+    use rustls_pki_types::{pem::PemObject, CertificateDer};
+    let bad = |reason: String| ConnectError::CertificateAuthority {
+        path: crate::escape::escape(&path.display().to_string()).into_owned(),
+        reason,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(bad("not a regular file".to_string()));
+    }
+    if meta.len() > CA_FILE_LIMIT {
+        return Err(bad(format!(
+            "{} bytes is too large for a CA certificate file",
+            meta.len()
+        )));
+    }
+    let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .map(|c| c.map(|c| c.to_vec()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(format!("not a PEM certificate file ({e})")))?;
+    if certs.is_empty() {
+        return Err(bad("holds no PEM certificate".to_string()));
+    }
+    Ok(certs)
+}
+
+/// A CA bundle larger than this is not one (the system's whole bundle is about 200 KiB).
+const CA_FILE_LIMIT: u64 = 4 << 20;
+
 /// Apply the override flags and build the client.
 fn finish(
     mut cfg: kube::Config,
@@ -428,6 +463,9 @@ fn finish(
         a.auth_provider = None;
         a.username = None;
         a.password = None;
+    }
+    if let Some(path) = &flags.certificate_authority {
+        cfg.root_cert = Some(read_ca_file(path)?);
     }
     if flags.insecure_skip_tls_verify {
         cfg.accept_invalid_certs = true;

@@ -120,7 +120,7 @@ async fn the_dashboard_says_the_server_is_gone_and_recovers_when_it_returns() {
     let Health::Unreachable(why) = &gone.health else {
         unreachable!()
     };
-    assert!(why.starts_with("watching http://127.0.0.1:"), "{why}");
+    assert!(why.starts_with("watching https://127.0.0.1:"), "{why}");
     // The last objects are still there, every row marked stale.
     let report = gone.report.as_ref().expect("the last objects are kept");
     assert_eq!(report.vms.len(), 23);
@@ -128,7 +128,9 @@ async fn the_dashboard_says_the_server_is_gone_and_recovers_when_it_returns() {
     app.update(Action::Tick(SystemTime::now()));
     let s = screen(&app);
     assert!(
-        s.contains("UNREACHABLE (showing the last data, marked stale): watching http://127.0.0.1:"),
+        s.contains(
+            "UNREACHABLE (showing the last data, marked stale): watching https://127.0.0.1:"
+        ),
         "a visible status line: {s}"
     );
     assert!(s.contains("(showing the last data, marked stale)"), "{s}");

@@ -38,7 +38,7 @@ async fn the_server_goes_away_and_comes_back_in_the_terminal() {
 
     sim.stop_server().await;
     let s = t.wait_for("the unreachable banner", |s| {
-        s.contains("UNREACHABLE (showing the last data, marked stale): watching http://127.0.0.1:")
+        s.contains("UNREACHABLE (showing the last data, marked stale): watching https://127.0.0.1:")
     });
     assert!(s.contains("(showing the last data, marked stale)"), "{s}");
     assert!(

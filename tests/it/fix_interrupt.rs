@@ -245,7 +245,7 @@ async fn interrupted_fix_restart_is_all_or_nothing() {
     let (dir, kc) = common::admin_kubeconfig(&sim);
     let admin = client(&kc).await;
     // The plugin talks to the simulator through the proxy that can hold its requests.
-    let gate = Gate::start(sim.addr()).await;
+    let gate = Gate::start(sim.addr(), sim.server_tls_config(), sim.ca_pem()).await;
     let proxied = dir.path().join("proxied.kubeconfig");
     std::fs::write(
         &proxied,

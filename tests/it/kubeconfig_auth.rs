@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Output;
 
-use vmmem_sim::{Scenario, Sim, SimOptions};
+use vmmem_sim::{Scenario, Sim, SimHandle, SimOptions};
 
 /// A credential plugin: records that it ran (and what kubectl-style exec info it got), then
 /// prints an ExecCredential with `token`.
@@ -25,7 +25,7 @@ fn write_plugin(dir: &Path, token: &str) -> std::path::PathBuf {
     script
 }
 
-fn write_kubeconfig(dir: &Path, server: &str, plugin: &Path) -> std::path::PathBuf {
+fn write_kubeconfig(dir: &Path, sim: &SimHandle, plugin: &Path) -> std::path::PathBuf {
     let kc = dir.join("kubeconfig");
     std::fs::write(
         &kc,
@@ -36,6 +36,7 @@ clusters:
 - name: sim
   cluster:
     server: {server}
+    certificate-authority-data: {ca}
 contexts:
 - name: sim
   context:
@@ -52,6 +53,8 @@ users:
       interactiveMode: Never
       provideClusterInfo: false
 ",
+            server = sim.url(),
+            ca = sim.ca_data(),
             plugin = plugin.display()
         ),
     )
@@ -77,8 +80,8 @@ async fn an_exec_credential_plugin_supplies_the_token() {
     let sim = Sim::start(Scenario::demo().unwrap(), SimOptions::default())
         .await
         .unwrap();
-    let plugin = write_plugin(dir.path(), "sim-token-alice");
-    let kc = write_kubeconfig(dir.path(), &sim.url(), &plugin);
+    let plugin = write_plugin(dir.path(), &sim.token_for("alice"));
+    let kc = write_kubeconfig(dir.path(), &sim, &plugin);
 
     let o = vmmem(
         &kc,
@@ -123,8 +126,9 @@ async fn an_exec_credential_plugin_supplies_the_token() {
     // The sim rejects a token it did not issue: the plugin's token really is the one used.
     let bad_dir = dir.path().join("bad");
     std::fs::create_dir_all(&bad_dir).unwrap();
-    let bad = write_plugin(&bad_dir, "not-a-sim-token");
-    let kc_bad = write_kubeconfig(&bad_dir, &sim.url(), &bad);
+    // The old predictable shape, without this simulator's secret.
+    let bad = write_plugin(&bad_dir, "sim-token-alice");
+    let kc_bad = write_kubeconfig(&bad_dir, &sim, &bad);
     let o = vmmem(
         &kc_bad,
         dir.path(),
@@ -155,7 +159,7 @@ async fn a_failing_credential_plugin_is_one_clear_error() {
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let kc = write_kubeconfig(dir.path(), &sim.url(), &script);
+    let kc = write_kubeconfig(dir.path(), &sim, &script);
     let o = vmmem(
         &kc,
         dir.path(),

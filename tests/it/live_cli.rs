@@ -6,7 +6,6 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use vmmem_sim::auth::Auth;
 use vmmem_sim::{Scenario, Sim, SimHandle, SimOptions};
 
 async fn demo() -> SimHandle {
@@ -64,9 +63,10 @@ async fn list_reads_a_merged_kubeconfig_list() {
     std::fs::write(
         &b,
         format!(
-            "apiVersion: v1\nkind: Config\ncurrent-context: elsewhere\nclusters:\n- name: vmmem-sim\n  cluster:\n    server: {}\nusers:\n- name: admin\n  user:\n    token: {}\n",
+            "apiVersion: v1\nkind: Config\ncurrent-context: elsewhere\nclusters:\n- name: vmmem-sim\n  cluster:\n    server: {}\n    certificate-authority-data: {}\nusers:\n- name: admin\n  user:\n    token: {}\n",
             sim.url(),
-            Auth::token_for("admin")
+            sim.ca_data(),
+            sim.token_for("admin")
         ),
     )
     .unwrap();
@@ -243,7 +243,7 @@ async fn identity_from_exec_plugin_impersonation_and_token_flags() {
         &plugin,
         format!(
             "#!/bin/sh\necho '{{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":{{\"token\":\"{}\"}}}}'\n",
-            Auth::token_for("carol")
+            sim.token_for("carol")
         ),
     )
     .unwrap();
@@ -256,8 +256,9 @@ async fn identity_from_exec_plugin_impersonation_and_token_flags() {
     std::fs::write(
         &kc,
         format!(
-            "apiVersion: v1\nkind: Config\ncurrent-context: sim\nclusters:\n- name: sim\n  cluster:\n    server: {}\ncontexts:\n- name: sim\n  context:\n    cluster: sim\n    user: carol\nusers:\n- name: carol\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: {}\n      interactiveMode: Never\n",
+            "apiVersion: v1\nkind: Config\ncurrent-context: sim\nclusters:\n- name: sim\n  cluster:\n    server: {}\n    certificate-authority-data: {}\ncontexts:\n- name: sim\n  context:\n    cluster: sim\n    user: carol\nusers:\n- name: carol\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: {}\n      interactiveMode: Never\n",
             sim.url(),
+            sim.ca_data(),
             plugin.display()
         ),
     )
@@ -288,15 +289,36 @@ async fn identity_from_exec_plugin_impersonation_and_token_flags() {
     .await;
     assert!(warning_of(&o).contains("user \"bob\""), "{o:?}");
 
-    // --server and --token alone, without any kubeconfig.
-    let token = Auth::token_for("dave");
-    let o = run(
-        &["--server", &sim.url(), "--token", &token, "list", "-A"],
-        None,
-        dir.path(),
-    )
-    .await;
+    // --server, --certificate-authority and --token alone, without any kubeconfig.
+    let token = sim.token_for("dave");
+    let ca = dir.path().join("ca.crt");
+    std::fs::write(&ca, sim.ca_pem()).unwrap();
+    let server_flags = ["--server", &sim.url(), "--token", &token];
+    let mut args = server_flags.to_vec();
+    args.extend([
+        "--certificate-authority",
+        ca.to_str().unwrap(),
+        "list",
+        "-A",
+    ]);
+    let o = run(&args, None, dir.path()).await;
     assert!(warning_of(&o).contains("user \"dave\""), "{o:?}");
+    // Without the CA the simulator's certificate is not trusted, and the error says so.
+    let mut args = server_flags.to_vec();
+    args.extend(["list", "-A", "--request-timeout", "5s"]);
+    let o = run(&args, None, dir.path()).await;
+    assert!(!o.status.success(), "an unknown CA was trusted: {o:?}");
+    let err = String::from_utf8_lossy(&o.stderr).to_lowercase();
+    assert!(err.contains("certificate"), "{err}");
+    // A CA file that is not one.
+    let mut args = server_flags.to_vec();
+    args.extend(["--certificate-authority", "/dev/null", "list", "-A"]);
+    let o = run(&args, None, dir.path()).await;
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("--certificate-authority /dev/null: not a regular file"),
+        "{o:?}"
+    );
     sim.shutdown().await;
 }
 

@@ -72,6 +72,12 @@ async fn sim_subcommand_serves_5000_vms_until_interrupted() {
     let secret = server.rsplit('/').next().unwrap();
     assert!(secret.len() >= 32, "{server}");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("serving at http://127.0.0.1:"), "{stderr}");
+    assert!(stderr.contains("serving at https://127.0.0.1:"), "{stderr}");
     assert!(!stderr.contains(secret), "{stderr}");
+    // Nor its bearer token.
+    let token = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("token: "))
+        .unwrap();
+    assert!(!stderr.contains(token), "{stderr}");
 }

@@ -472,32 +472,65 @@ async fn malformed_writes_are_rejected_not_fatal() {
     sim.shutdown().await;
 }
 
+/// The API is HTTPS only, under a secret path, and every request needs a bearer token this
+/// simulator issued (its exec runs commands on this machine): plain HTTP, no token, a token of the
+/// old predictable shape, or another simulator's token get nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_api_needs_the_secret_path_from_the_kubeconfig() {
+async fn the_api_needs_tls_the_secret_path_and_the_token_from_the_kubeconfig() {
     use tokio::io::AsyncWriteExt;
     let sim = demo().await;
+    let other = demo().await;
     let addr = sim.addr();
-    let raw = |path: String| async move {
-        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nImpersonate-User: admin\r\nConnection: close\r\n\r\n");
-        s.write_all(req.as_bytes()).await.unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).await.unwrap();
-        out.lines().next().unwrap_or("").to_string()
-    };
+    // Plain HTTP gets no HTTP answer at all (the server speaks TLS only).
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /api/v1/pods HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(15), s.read_to_end(&mut out)).await;
     assert!(
-        raw("/api/v1/pods".into()).await.contains(" 404 "),
-        "no secret, no API"
+        !out.starts_with(b"HTTP/"),
+        "{:?}",
+        String::from_utf8_lossy(&out)
     );
+
+    let get = |cfg: kube::Config, path: &'static str| async move {
+        let client = kube::Client::try_from(cfg).unwrap();
+        let req = http::Request::get(path).body(Vec::new()).unwrap();
+        match client.request_text(req).await {
+            Ok(_) => 200,
+            Err(e) => api_code(&e).map_or(0, |c| c.0),
+        }
+    };
+    let admin = || sim.kube_config_as("admin");
+    assert_eq!(get(admin().await.unwrap(), "/api/v1/pods").await, 200);
+    let mut no_token = admin().await.unwrap();
+    no_token.auth_info.token = None;
+    assert_eq!(get(no_token, "/api/v1/pods").await, 401);
+    for token in ["sim-token-admin".to_string(), other.token_for("admin")] {
+        let mut cfg = admin().await.unwrap();
+        cfg.auth_info.token = Some(token.into());
+        assert_eq!(get(cfg, "/api/v1/pods").await, 401);
+    }
+    // Impersonation needs a valid token too.
+    let mut impersonating = admin().await.unwrap();
+    impersonating.auth_info.token = None;
+    impersonating.auth_info.impersonate = Some("admin".into());
+    assert_eq!(get(impersonating, "/api/v1/pods").await, 401);
+    // The right token without the secret path: no API.
+    let mut no_prefix = admin().await.unwrap();
+    no_prefix.cluster_url = format!("https://{addr}").parse().unwrap();
+    assert_eq!(get(no_prefix, "/api/v1/pods").await, 404);
     let secret = sim.url().rsplit('/').next().unwrap().to_string();
     assert!(secret.len() >= 32);
-    assert!(raw(format!("/{secret}/api/v1/pods"))
-        .await
-        .contains(" 200 "));
+
     let dir = tempfile::tempdir().unwrap();
     let kc = dir.path().join("kc");
     sim.write_kubeconfig(&kc).unwrap();
-    assert!(std::fs::read_to_string(&kc).unwrap().contains(&sim.url()));
+    let text = std::fs::read_to_string(&kc).unwrap();
+    assert!(text.contains(&sim.url()));
+    assert!(text.contains(&sim.token_for("admin")));
+    assert!(text.contains(&sim.ca_data()));
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -506,6 +539,7 @@ async fn the_api_needs_the_secret_path_from_the_kubeconfig() {
             0o600
         );
     }
+    other.shutdown().await;
 }
 
 /// Found by `tests/both_servers.rs`: a real kube-apiserver answers a group it does not serve with

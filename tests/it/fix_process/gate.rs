@@ -1,14 +1,19 @@
-//! A TCP proxy on 127.0.0.1 in front of the simulator's plain-HTTP API that can hold a request
-//! (the first whose bytes contain a pattern) until the test decides to forward or drop it: a
-//! deterministic "the request is in flight" moment to kill the client at.
+//! A proxy on 127.0.0.1 in front of the simulator's HTTPS API that can hold a request (the first
+//! whose bytes contain a pattern) until the test decides to forward or drop it: a deterministic
+//! "the request is in flight" moment to kill the client at. It ends the client's TLS with the
+//! simulator's own certificate (so the simulator's kubeconfig works against it) and talks TLS to
+//! the simulator, reading the plain requests in between.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::rustls::pki_types::{pem::PemObject, CertificateDer, ServerName};
+use tokio_rustls::rustls::{self, ClientConfig, RootCertStore, ServerConfig};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 #[derive(Default)]
 struct State {
@@ -25,16 +30,26 @@ pub struct Gate {
 }
 
 impl Gate {
-    pub async fn start(upstream: SocketAddr) -> Gate {
+    /// A gate to the simulator at `upstream`, whose server TLS configuration and CA (PEM) these are.
+    pub async fn start(upstream: SocketAddr, server_tls: Arc<ServerConfig>, ca_pem: &str) -> Gate {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(State::default());
         let s = state.clone();
+        let acceptor = TlsAcceptor::from(server_tls);
+        let connector = connector_trusting(ca_pem);
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let s = s.clone();
+                let (s, acceptor, connector) = (s.clone(), acceptor.clone(), connector.clone());
                 tokio::spawn(async move {
-                    if let Ok(server) = TcpStream::connect(upstream).await {
+                    let Ok(client) = acceptor.accept(client).await else {
+                        return;
+                    };
+                    let Ok(server) = TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    let name = ServerName::try_from("127.0.0.1").unwrap();
+                    if let Ok(server) = connector.connect(name, server).await {
                         pipe(client, server, s).await;
                     }
                 });
@@ -72,9 +87,27 @@ impl Drop for Gate {
     }
 }
 
-async fn pipe(client: TcpStream, server: TcpStream, s: Arc<State>) {
-    let (mut cr, mut cw) = client.into_split();
-    let (mut sr, mut sw) = server.into_split();
+fn connector_trusting(ca_pem: &str) -> TlsConnector {
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap())
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    TlsConnector::from(Arc::new(config))
+}
+
+async fn pipe<C, S>(client: C, server: S, s: Arc<State>)
+where
+    C: AsyncRead + AsyncWrite + Send + 'static,
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut cr, mut cw) = tokio::io::split(client);
+    let (mut sr, mut sw) = tokio::io::split(server);
     // Client to server. Returns the server's write half when the client closed (the server may
     // still be answering a request that was delivered late), `None` when a request was dropped.
     let up = async move {
