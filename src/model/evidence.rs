@@ -146,13 +146,9 @@ impl Evidence {
             },
             EvidenceKind::Prometheus => match &self.at {
                 Some(At::Unix(t)) => {
-                    format!(
-                        "the peak on {} {}, from Prometheus",
-                        weekday(*t),
-                        utc_minute(*t)
-                    )
+                    format!("Prometheus's peak on {} {}", weekday(*t), utc_minute(*t))
                 }
-                _ => "the peak from Prometheus".to_string(),
+                _ => "Prometheus's peak".to_string(),
             },
         }
     }
