@@ -418,3 +418,156 @@ async fn history_off_asks_nothing() {
         run.stderr
     );
 }
+
+// Through the API server's service proxy: a small front that answers as the API server does
+// (Kubernetes Status bodies for 403/404) for the service lookups and the proxied queries.
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Front {
+    /// kube-prometheus's service, proxied.
+    Proxied,
+    /// The service is there, the proxy refused (RBAC: no `get` on `services/proxy`).
+    ProxyForbidden,
+    /// No monitoring service; one namespace's lookup refused (RBAC: no `get` on `services`).
+    NoneSomeForbidden,
+    /// No monitoring at all.
+    Nothing,
+}
+
+#[derive(Clone)]
+struct FrontState {
+    mode: Front,
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+fn status(code: u16, reason: &str, message: &str) -> Response {
+    (
+        StatusCode::from_u16(code).unwrap(),
+        Json(json!({"kind":"Status","apiVersion":"v1","status":"Failure","reason":reason,"message":message,"code":code})),
+    )
+        .into_response()
+}
+
+async fn front(
+    State(s): State<FrontState>,
+    uri: axum::http::Uri,
+    Query(p): Query<HashMap<String, String>>,
+) -> Response {
+    let path = uri.path().to_string();
+    s.seen.lock().unwrap().push(path.clone());
+    let segs: Vec<&str> = path.split('/').filter(|x| !x.is_empty()).collect();
+    match (s.mode, segs.as_slice()) {
+        (Front::Proxied | Front::ProxyForbidden, ["api", "v1", "namespaces", "monitoring", "services", "prometheus-k8s"]) => {
+            Json(json!({"kind":"Service","metadata":{"name":"prometheus-k8s","namespace":"monitoring"}})).into_response()
+        }
+        (Front::ProxyForbidden, ["api", "v1", "namespaces", "monitoring", "services", svc, "proxy", ..]) => status(
+            403,
+            "Forbidden",
+            &format!("services \"{svc}\" is forbidden: User \"viewer\" cannot get resource \"services/proxy\" in API group \"\" in the namespace \"monitoring\""),
+        ),
+        (Front::Proxied, ["api", "v1", "namespaces", "monitoring", "services", "http:prometheus-k8s:9090", "proxy", "api", "v1", "query_range"]) => {
+            let q = p.get("query").cloned().unwrap_or_default();
+            let metric = metric_of(&q).to_string();
+            assert!(q.contains("namespace=\"prod\""), "the scope's namespace: {q}");
+            let start: i64 = p["start"].parse().unwrap();
+            let v = match metric.as_str() {
+                "container_memory_rss" => 2048 * MI + 300 * MI,
+                "container_memory_usage_bytes" => 2048 * MI + 400 * MI,
+                _ => return matrix(vec![]),
+            };
+            matrix(vec![json!({"metric":{"namespace":"prod","pod":"virt-launcher-db-x1y2z"},"values":[[start + 3600, v.to_string()]]})])
+        }
+        (Front::NoneSomeForbidden, ["api", "v1", "namespaces", "openshift-monitoring", "services", name]) => status(
+            403,
+            "Forbidden",
+            &format!("services \"{name}\" is forbidden: User \"viewer\" cannot get resource \"services\""),
+        ),
+        _ => status(404, "NotFound", "the server could not find the requested resource"),
+    }
+}
+
+async fn through_front(mode: Front) -> (vmmem::session::prometheus::Loaded, Vec<String>) {
+    let s = FrontState {
+        mode,
+        seen: Arc::default(),
+    };
+    let app = Router::new().fallback(front).with_state(s.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let kc = kube::config::Kubeconfig::from_yaml(&format!(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters: [{{name: k, cluster: {{server: 'http://{addr}'}}}}]\nusers: [{{name: u, user: {{token: viewer-token}}}}]\ncontexts: [{{name: c, context: {{cluster: k, user: u, namespace: prod}}}}]\n"
+    ))
+    .unwrap();
+    let conn = vmmem::cluster::connect::from_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    let vmi: vmmem::model::objects::VirtualMachineInstance = serde_json::from_value(json!({
+        "metadata": {"name": "db", "namespace": "prod", "uid": "u1", "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "spec": {"domain": {"memory": {"guest": "2Gi"}, "resources": {}}},
+    }))
+    .unwrap();
+    let inv = vmmem::model::inventory::Inventory {
+        vmis: vec![Arc::new(vmi)],
+        ..Default::default()
+    };
+    let opts = vmmem::session::Options::default();
+    let now = 1_796_625_612;
+    let loaded = vmmem::session::prometheus::load(&opts, &conn, &inv, now).await;
+    let seen = s.seen.lock().unwrap().clone();
+    (loaded, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_well_known_service_is_found_and_queried_through_the_api_server() {
+    let (loaded, seen) = through_front(Front::Proxied).await;
+    // The front serves no KubeVirt metric: said, and the spec's guest stands in.
+    assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+    assert!(
+        loaded.warnings[0].contains("has no kubevirt_vmi_memory_domain_bytes"),
+        "{:?}",
+        loaded.warnings
+    );
+    let status = loaded.status.unwrap();
+    assert!(
+        status.contains("from Prometheus at monitoring/prometheus-k8s:9090 via the API server"),
+        "{status}"
+    );
+    assert!(status.ends_with("for 1 of 1 VMs"), "{status}");
+    let h = &loaded.histories[&vmmem::model::evidence::VmKey::new("prod", "db")];
+    assert_eq!(h.peak_overhead.unwrap().bytes, 300 * MI);
+    // Harvester's and OpenShift's services were looked for first.
+    assert_eq!(
+        seen[..3],
+        [
+            "/api/v1/namespaces/cattle-monitoring-system/services/rancher-monitoring-prometheus",
+            "/api/v1/namespaces/openshift-monitoring/services/thanos-querier",
+            "/api/v1/namespaces/monitoring/services/prometheus-k8s",
+        ]
+    );
+    assert_eq!(seen.len(), 3 + 7, "{seen:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_missing_permission_is_named() {
+    let (loaded, _) = through_front(Front::ProxyForbidden).await;
+    assert!(loaded.histories.is_empty() && loaded.status.is_none());
+    assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+    assert!(
+        loaded.warnings[0].starts_with("no history from Prometheus: the API server refused the service proxy to monitoring/prometheus-k8s:9090: your user may not get services/proxy in namespace monitoring (RBAC: get on services/proxy); it said: services \"http:prometheus-k8s:9090\" is forbidden"),
+        "{}",
+        loaded.warnings[0]
+    );
+    let (loaded, _) = through_front(Front::NoneSomeForbidden).await;
+    assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+    let w = &loaded.warnings[0];
+    assert!(w.contains("openshift-monitoring/thanos-querier:9091 (OpenShift cluster monitoring) could not be looked up: your user may not get services in namespace openshift-monitoring (RBAC: get on services)"), "{w}");
+    assert!(
+        w.contains("monitoring/prometheus-k8s:9090 (kube-prometheus) is not there"),
+        "{w}"
+    );
+    // A cluster without monitoring: nothing to say, nothing asked but the lookups.
+    let (loaded, seen) = through_front(Front::Nothing).await;
+    assert!(loaded.warnings.is_empty() && loaded.status.is_none() && loaded.histories.is_empty());
+    assert_eq!(seen.len(), 4);
+}
