@@ -2,7 +2,7 @@
 //! container's usage and the memory outside guest RAM, against the pod's limit and the room
 //! outside guest RAM), and the figures in words.
 
-use ratatui::layout::Rect;
+use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Color, Style};
 use ratatui::symbols::Marker;
 use ratatui::text::Line;
@@ -86,6 +86,8 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App, r: &VmRow) {
             ])
             .style(label_style(app)),
     )
+    // The legend says which line is which; shown unless it would cover half the chart.
+    .hidden_legend_constraints((Constraint::Ratio(1, 2), Constraint::Ratio(1, 1)))
     .y_axis(
         Axis::default()
             .bounds([0.0, top])
