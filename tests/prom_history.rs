@@ -252,6 +252,7 @@ async fn a_week_of_history_becomes_figures_evidence_and_columns() {
     );
     // One query per metric for every VM (7), plus the refused one: never one per VM.
     let seen = f.seen.lock().unwrap().clone();
+    f.seen.lock().unwrap().clear();
     assert_eq!(seen.len(), 8, "{seen:#?}");
     let metrics: std::collections::BTreeSet<&str> = seen.iter().map(|q| metric_of(q)).collect();
     assert_eq!(metrics.len(), 7, "{metrics:?}");
@@ -295,6 +296,40 @@ async fn a_week_of_history_becomes_figures_evidence_and_columns() {
     // Another VM: 100Mi outside its guest all week.
     let other = &row(&report, &f.vms[1])["prometheus"];
     assert_eq!(other["peakOverhead"]["bytes"], 100 * MI, "{other:#}");
+
+    // fix decides with the same evidence.
+    let fix = plugin(&[
+        "fix",
+        &target.1,
+        "-n",
+        &target.0,
+        "--demo",
+        "--dry-run",
+        "-o",
+        "json",
+        "--prometheus",
+        &url,
+    ])
+    .await;
+    assert!(fix.ok, "{}", fix.stderr);
+    let plan: Value = serde_json::from_str(&fix.stdout).unwrap();
+    let plan = &plan["plan"];
+    assert!(
+        plan["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "prometheus" && e["bytes"] == 702 * MI),
+        "{plan:#}"
+    );
+    assert_eq!(plan["reserveBytes"], rec["reserveBytes"], "{plan:#}");
+    assert!(
+        plan["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("Prometheus's peak on "),
+        "{plan:#}"
+    );
 
     let wide = plugin(&["list", "--demo", "-o", "wide", "--prometheus", &url]).await;
     assert!(wide.ok, "{}", wide.stderr);
