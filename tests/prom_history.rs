@@ -250,12 +250,12 @@ async fn a_week_of_history_becomes_figures_evidence_and_columns() {
         "{}",
         run.stderr
     );
-    // One query per metric for every VM (7), plus the refused one: never one per VM.
+    // One query per metric for every VM (8), plus the refused one: never one per VM.
     let seen = f.seen.lock().unwrap().clone();
     f.seen.lock().unwrap().clear();
-    assert_eq!(seen.len(), 8, "{seen:#?}");
+    assert_eq!(seen.len(), 9, "{seen:#?}");
     let metrics: std::collections::BTreeSet<&str> = seen.iter().map(|q| metric_of(q)).collect();
-    assert_eq!(metrics.len(), 7, "{metrics:?}");
+    assert_eq!(metrics.len(), 8, "{metrics:?}");
     assert!(
         seen.iter().all(|q| !q.contains("namespace=")),
         "the demo's scope is every namespace: {seen:#?}"
@@ -580,7 +580,7 @@ async fn a_well_known_service_is_found_and_queried_through_the_api_server() {
             "/api/v1/namespaces/monitoring/services/prometheus-k8s",
         ]
     );
-    assert_eq!(seen.len(), 3 + 7, "{seen:#?}");
+    assert_eq!(seen.len(), 3 + 8, "{seen:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -173,7 +173,7 @@ type Merged = BTreeMap<i64, f64>;
 struct VmSeries {
     by_metric: BTreeMap<Metric, Merged>,
     pods: BTreeSet<String>,
-    /// Per pod, the first time its last termination was an OOM kill.
+    /// Per pod, the first time kube-state-metrics said its compute container was OOM-killed.
     oom_reason_from: BTreeMap<String, i64>,
 }
 
@@ -198,7 +198,7 @@ fn gather(answers: &Answers, join: &PodJoin) -> HashMap<VmKey, VmSeries> {
             let vm = out.entry(key).or_default();
             if let Some(p) = pod {
                 vm.pods.insert(p.to_string());
-                if *metric == Metric::OomKilledReason {
+                if matches!(metric, Metric::OomKilledReason | Metric::OomKilledState) {
                     if let Some(&(t, _)) = s.points.iter().find(|(_, v)| *v >= 1.0) {
                         vm.oom_reason_from.insert(p.to_string(), t);
                     }
@@ -236,8 +236,8 @@ fn overhead_points(s: &VmSeries, guest: Option<i64>) -> BTreeMap<i64, i64> {
     out
 }
 
-/// Kill times: the steps in which the OOM counter rose, and the first time each pod's last
-/// termination was an OOM kill that no counter step already holds.
+/// Kill times: the steps in which the OOM counter rose, and the first time kube-state-metrics
+/// said each pod's compute container was OOM-killed, unless a counter step already holds it.
 fn oom_kills(s: &VmSeries, step: i64) -> Vec<i64> {
     let mut kills: Vec<i64> = s
         .by_metric

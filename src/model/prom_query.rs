@@ -16,8 +16,10 @@
 //!   docs/metrics.md of each release). `kubevirt_vmi_memory_resident_bytes` is qemu's whole RSS
 //!   (guest pages and qemu's own), so on its own it tells no overhead: not used.
 //! - kube-state-metrics (labels `namespace`, `pod`, `container`, `reason`):
-//!   `kube_pod_container_status_last_terminated_reason` (1 while the container's last
-//!   termination had that reason).
+//!   `kube_pod_container_status_terminated_reason` (1 while the container is terminated for that
+//!   reason: a launcher pod's compute container is never restarted, so its OOM kill shows here)
+//!   and `kube_pod_container_status_last_terminated_reason` (1 while the last termination before
+//!   a restart had that reason).
 
 use std::fmt::Write as _;
 
@@ -85,11 +87,12 @@ pub enum Metric {
     Limit,
     GuestSize,
     OomKilledReason,
+    OomKilledState,
 }
 
 impl Metric {
     /// Every metric, in the order they are asked.
-    pub const ALL: [Metric; 7] = [
+    pub const ALL: [Metric; 8] = [
         Metric::WorkingSet,
         Metric::Usage,
         Metric::Rss,
@@ -97,6 +100,7 @@ impl Metric {
         Metric::Limit,
         Metric::GuestSize,
         Metric::OomKilledReason,
+        Metric::OomKilledState,
     ];
 
     pub fn name(self) -> &'static str {
@@ -108,13 +112,14 @@ impl Metric {
             Metric::Limit => "container_spec_memory_limit_bytes",
             Metric::GuestSize => "kubevirt_vmi_memory_domain_bytes",
             Metric::OomKilledReason => "kube_pod_container_status_last_terminated_reason",
+            Metric::OomKilledState => "kube_pod_container_status_terminated_reason",
         }
     }
 
     pub fn exporter(self) -> Exporter {
         match self {
             Metric::GuestSize => Exporter::KubeVirt,
-            Metric::OomKilledReason => Exporter::KubeStateMetrics,
+            Metric::OomKilledReason | Metric::OomKilledState => Exporter::KubeStateMetrics,
             _ => Exporter::Cadvisor,
         }
     }
@@ -136,7 +141,9 @@ impl Metric {
         const COMPUTE: (&str, &str, &str) = ("container", "=", "compute");
         match self {
             Metric::GuestSize => &[],
-            Metric::OomKilledReason => &[COMPUTE, LAUNCHER, ("reason", "=", "OOMKilled")],
+            Metric::OomKilledReason | Metric::OomKilledState => {
+                &[COMPUTE, LAUNCHER, ("reason", "=", "OOMKilled")]
+            }
             _ => &[COMPUTE, LAUNCHER],
         }
     }

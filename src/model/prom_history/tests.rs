@@ -102,6 +102,11 @@ fn peaks_overhead_kills_and_limit_changes_over_two_pods() {
         Metric::OomKilledReason,
         Some(vec![pod("ns", a, &[(T0 + 3 * H, 1)])]),
     );
+    // The second pod's compute container was OOM-killed as it ended (its current state).
+    answers.insert(
+        Metric::OomKilledState,
+        Some(vec![pod("ns", b, &[(T0 + 3 * H, 0), (T0 + 4 * H, 1)])]),
+    );
     answers.insert(
         Metric::Limit,
         Some(vec![
@@ -127,8 +132,9 @@ fn peaks_overhead_kills_and_limit_changes_over_two_pods() {
         (o.bytes, o.at, o.bound),
         (702 * MI, T0 + 4 * H, Bound::Lower)
     );
-    // The counter's kill and the reason's, one step apart, are one kill.
-    assert_eq!(db.oom_kills, vec![T0 + 2 * H]);
+    // The counter's kill and the last-terminated reason's, one step apart, are one kill; the
+    // second pod's, two steps later, another.
+    assert_eq!(db.oom_kills, vec![T0 + 2 * H, T0 + 4 * H]);
     assert_eq!(
         db.limit_changes,
         vec![LimitChange {
