@@ -312,6 +312,24 @@ pub struct GlobalArgs {
     /// no history at all (peaks are kept per cluster and VM in the user's state directory).
     #[arg(long, global = true, value_name = "WINDOW|off", default_value = "7d")]
     pub history: String,
+    /// Prometheus to read each VM's history from (peaks, OOM kills, limit changes over the
+    /// --history window). Without it, a well-known monitoring service (Harvester's, OpenShift's,
+    /// kube-prometheus') is used through the API server's service proxy when there is one.
+    #[arg(long, global = true, value_name = "URL")]
+    pub prometheus: Option<String>,
+    /// Bearer token for --prometheus (default: the kubeconfig user's credentials); sent over
+    /// https, or plain http to this machine only.
+    #[arg(
+        long,
+        global = true,
+        value_name = "TOKEN",
+        env = "VMMEM_PROMETHEUS_TOKEN",
+        hide_env_values = true
+    )]
+    pub prometheus_token: Option<crate::cluster::token::Token>,
+    /// Do not verify --prometheus's certificate (insecure).
+    #[arg(long, global = true)]
+    pub prometheus_insecure_skip_tls_verify: bool,
     /// Log what the tool does, as kubectl's -v: 6 logs each API request with its status and
     /// latency, 8 their bodies too. To stderr; the dashboard writes a file named in its ? help.
     #[arg(

@@ -159,17 +159,16 @@ pub async fn run_with(
     let (ns, name) = split_name(&args.name, opts.namespaces.named(), context_ns)?;
     let mut report = Report::new(args.output);
     let client = &opened.client;
-    let target =
-        match crate::session::fix::fix_target(opts, client, &opened.conn.server, ns, name).await {
-            Ok((t, warnings)) => {
-                // What could not be read live (the plan's own notes say what it means for the VM).
-                if !warnings.is_empty() {
-                    report.set("warnings", json!(warnings));
-                }
-                t
+    let target = match crate::session::fix::fix_target(opts, &opened.conn, ns, name).await {
+        Ok((t, warnings)) => {
+            // What could not be read live (the plan's own notes say what it means for the VM).
+            if !warnings.is_empty() {
+                report.set("warnings", json!(warnings));
             }
-            Err(e) => return report.fail(&crate::session::error_chain(&e)),
-        };
+            t
+        }
+        Err(e) => return report.fail(&crate::session::error_chain(&e)),
+    };
     // The agents of the reading round are gone: from here a signal ends fix as it comes (the
     // patch carries its resourceVersion, so a request cut short is all or nothing).
     exit_on_signal(stops);

@@ -18,7 +18,11 @@ pub fn run(opts: &Options, args: &ListArgs) -> anyhow::Result<ExitCode> {
         options,
         warnings,
         peaks,
+        history_notes,
     } = report_once(opts)?;
+    for n in &history_notes {
+        eprintln!("note: {}", crate::escape::Shown(n));
+    }
     let mut peaks = peaks;
     let now = crate::session::peaks::unix_now();
     let mut observe = |r: &VmRow| {

@@ -90,6 +90,11 @@ pub fn options(global: &GlobalArgs) -> anyhow::Result<Options> {
         readonly: global.readonly,
         file_limits: file_limits(global)?,
         history: history(&global.history)?,
+        prometheus: crate::cluster::prometheus::PromFlags {
+            url: global.prometheus.clone(),
+            token: global.prometheus_token.clone(),
+            insecure_skip_tls_verify: global.prometheus_insecure_skip_tls_verify,
+        },
     })
 }
 
@@ -113,6 +118,9 @@ pub fn history(s: &str) -> anyhow::Result<HistoryMode> {
     };
     if d.is_zero() {
         return Ok(HistoryMode::Off);
+    }
+    if d < Duration::from_secs(3600) || d > Duration::from_secs(30 * 86_400) {
+        bail!("--history {s:?} is outside 1h to 30d (or off)");
     }
     Ok(HistoryMode::Window {
         window_seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),

@@ -15,5 +15,6 @@ pub mod kernel_log;
 pub mod lean;
 pub mod live;
 pub mod paged;
+pub mod prometheus;
 pub mod retry;
 pub mod token;

@@ -144,9 +144,11 @@ impl Evidence {
                 Some(w) => format!("the peak remembered on this machine from {w}"),
                 None => "the peak remembered on this machine".to_string(),
             },
-            EvidenceKind::Prometheus => match &when {
-                Some(w) => format!("the peak on {w}, from Prometheus"),
-                None => "the peak from Prometheus".to_string(),
+            EvidenceKind::Prometheus => match &self.at {
+                Some(At::Unix(t)) => {
+                    format!("Prometheus's peak on {} {}", weekday(*t), utc_minute(*t))
+                }
+                _ => "Prometheus's peak".to_string(),
             },
         }
     }
@@ -241,6 +243,20 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
     Some(days * 86_400 + h * 3600 + mi * 60 + sec - offset)
 }
 
+/// The day of the week of Unix time `t` in UTC (1970-01-01 was a Thursday).
+pub fn weekday(t: i64) -> &'static str {
+    const DAYS: [&str; 7] = [
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+    ];
+    DAYS[t.div_euclid(86_400).rem_euclid(7) as usize]
+}
+
 /// `2026-12-07 06:40 UTC`.
 pub fn utc_minute(t: i64) -> String {
     let (y, mo, d, h, mi, _) = parts(t);
@@ -268,6 +284,9 @@ mod tests {
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_796_625_612), "2026-12-07T06:40:12Z");
         assert_eq!(utc_minute(1_796_625_612), "2026-12-07 06:40 UTC");
+        assert_eq!(weekday(1_796_625_612), "Monday");
+        assert_eq!(weekday(0), "Thursday");
+        assert_eq!(weekday(-1), "Wednesday");
         assert_eq!(rfc3339(-1), "1969-12-31T23:59:59Z");
         assert_eq!(
             At::Printed("10166.123456".into()).words(),

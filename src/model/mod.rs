@@ -17,6 +17,8 @@ pub mod oom_words;
 pub mod overhead;
 pub mod peaks;
 pub mod phase;
+pub mod prom_history;
+pub mod prom_query;
 pub mod readings;
 pub mod recommend;
 pub mod report;

@@ -3,5 +3,6 @@
 pub mod oom;
 pub mod probe;
 pub mod report;
+pub mod report_history;
 pub mod table;
 pub mod yaml;

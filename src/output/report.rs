@@ -105,14 +105,21 @@ const WIDE_COLUMNS: [&str; 15] = [
 /// The `list` table; `wide` adds spec details and the breakdown.
 pub fn table(report: &Report, wide: bool) -> Table {
     let mut headers = COLUMNS.to_vec();
+    let history = wide && super::report_history::shown(report);
     if wide {
         headers.extend(WIDE_COLUMNS);
+    }
+    if history {
+        headers.extend(super::report_history::COLUMNS);
     }
     let mut t = Table::new(headers);
     for r in &report.vms {
         let mut cells = row_cells(r);
         if wide {
             cells.extend(wide_cells(r));
+        }
+        if history {
+            cells.extend(super::report_history::cells(r));
         }
         t.row(cells);
     }

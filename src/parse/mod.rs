@@ -7,5 +7,6 @@ pub mod kubelet_summary;
 pub mod manifest;
 pub mod oom;
 pub mod probe;
+pub mod prometheus;
 pub mod yaml;
 pub mod yaml_depth;

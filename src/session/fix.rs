@@ -15,11 +15,11 @@ use crate::node::readers::Mode;
 /// (a node that could not be read, agents of earlier runs deleted).
 pub async fn fix_target(
     opts: &Options,
-    client: &kube::Client,
-    server: &str,
+    conn: &crate::cluster::connect::Connection,
     namespace: &str,
     name: &str,
 ) -> anyhow::Result<(Target, Vec<String>)> {
+    let (client, server) = (&conn.client, conn.server.as_str());
     let objects = read_objects(client, namespace, name).await?;
     let mut inventory = objects.inventory;
     // The VM itself, so the kernel log's kills map to it.
@@ -46,9 +46,15 @@ pub async fn fix_target(
             ),
         }
     };
-    options.peaks = keeper.for_report(super::peaks::unix_now());
+    let now = super::peaks::unix_now();
+    options.peaks = keeper.for_report(now);
     let mut warnings = warnings;
     warnings.extend(store_warnings);
+    // The VM's history from Prometheus is evidence here as in `list` (its failures are said).
+    let scoped = opts.with_namespace(Some(namespace));
+    let history = super::prometheus::load(&scoped, conn, &inventory, now).await;
+    history.apply(&mut options);
+    warnings.extend(history.warnings);
     let target = Target::new(objects.vm, &inventory, &readings, &options)?;
     Ok((target, warnings))
 }

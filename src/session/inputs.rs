@@ -29,6 +29,9 @@ pub struct ReportInputs {
     pub warnings: Vec<String>,
     /// The peaks this run keeps (and the store they go back to).
     pub peaks: Option<crate::history::PeakKeeper>,
+    /// What the history from Prometheus said: where it came from, what failed or is missing
+    /// (to stderr; not in the report, whose JSON stays as it was).
+    pub history_notes: Vec<String>,
 }
 
 /// Keep only the namespace asked for (`-n`); `-A` or nothing keeps all (files are a snapshot).
@@ -84,6 +87,7 @@ pub fn from_files(path: &Path, opts: &Options) -> anyhow::Result<ReportInputs> {
         options,
         warnings: Vec::new(),
         peaks: None,
+        history_notes: Vec::new(),
     })
 }
 
@@ -147,8 +151,12 @@ async fn live_once(opts: &Options) -> anyhow::Result<ReportInputs> {
     let (inventory, opened) = live.into_parts().await;
     let opened_server = opened.conn.server.clone();
     let round = super::readings::one_round(opts, opened.conn.client.clone(), &inventory).await;
+    let now = super::peaks::unix_now();
+    let history = super::prometheus::load(opts, &opened.conn, &inventory, now).await;
     opened.close().await;
     let mut options = opts.report_options();
+    history.apply(&mut options);
+    let history_notes = history.status.into_iter().chain(history.warnings).collect();
     // The store first: the pods it remembers map the kernel logs' kills in pods now gone.
     let (keeper, store_warnings) = super::peaks::keeper_for(opts, &opened_server);
     let remembered = keeper.remembered_pods();
@@ -161,5 +169,6 @@ async fn live_once(opts: &Options) -> anyhow::Result<ReportInputs> {
         options,
         warnings,
         peaks: Some(keeper),
+        history_notes,
     })
 }

@@ -12,6 +12,7 @@ pub mod fix;
 pub mod inputs;
 pub mod options;
 pub mod peaks;
+pub mod prometheus;
 pub mod readings;
 pub mod signals;
 pub mod source;

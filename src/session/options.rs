@@ -70,6 +70,8 @@ pub struct Options {
     pub file_limits: crate::cluster::files::Limits,
     /// Whether peaks remembered on this machine are used and kept, and over which window.
     pub history: crate::history::HistoryMode,
+    /// Where history from Prometheus comes from (`--prometheus*`; issue 20).
+    pub prometheus: crate::cluster::prometheus::PromFlags,
 }
 
 impl Default for Options {
@@ -85,6 +87,7 @@ impl Default for Options {
             readonly: false,
             file_limits: crate::cluster::files::Limits::default(),
             history: crate::history::HistoryMode::default(),
+            prometheus: crate::cluster::prometheus::PromFlags::default(),
         }
     }
 }

@@ -57,7 +57,10 @@ pub(super) fn row(
         oom_eta,
         said,
     };
-    assemble(j, size, live, kills, judged)
+    let mut row = assemble(j, size, live, kills, judged);
+    let key = VmKey::new(j.namespace(), j.name());
+    row.prometheus = opts.prometheus.get(&key).cloned();
+    row
 }
 
 /// What the row concludes: its risk, recommendation, time to OOM, flags and notes.
@@ -620,5 +623,6 @@ fn assemble(
         pod_level_limit_bytes: size.pod_level_limit,
         sidecar_bytes_by_kind: size.beside.by_kind(),
         hugepages_bytes: hugepages_bytes(&size.numbers),
+        prometheus: None,
     }
 }

@@ -17,6 +17,7 @@ use crate::model::oom_vm::LogsRead;
 use crate::model::overhead::Term;
 use crate::model::peaks::PeakTracker;
 use crate::model::phase::VmPhase;
+use crate::model::prom_history::VmHistory;
 use crate::model::readings::LiveSource;
 use crate::model::recommend::Recommendation;
 use crate::model::sidecars::SidecarKind;
@@ -39,6 +40,9 @@ pub struct ReportOptions {
     pub oom_history: Vec<OomExplanation>,
     /// Whose kernel logs `oom_history` comes from.
     pub kernel_logs_read: LogsRead,
+    /// Each VM's history from Prometheus (issue 20); its peak outside guest RAM is in
+    /// `evidence` too.
+    pub prometheus: HashMap<VmKey, Arc<VmHistory>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -176,6 +180,11 @@ pub struct VmRow {
     /// `guestBytes`; present for hotplug-capable VMIs and while qemu differs from the VMI.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub guest_running_bytes: Option<i64>,
+    // History from Prometheus (issue 20).
+    /// The VM's figures over the history window from Prometheus, with the window and where
+    /// they came from; left out when no Prometheus was asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<Arc<VmHistory>>,
 }
 
 impl VmRow {

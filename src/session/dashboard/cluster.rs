@@ -55,7 +55,12 @@ pub struct ClusterSource {
     peaks_saved_at: i64,
     /// What the peak store said (a broken file set aside), shown with every report.
     peak_warnings: Vec<String>,
+    /// The history from Prometheus, for the scope it was loaded for and when (issue 20).
+    history: Option<(Scope, i64, crate::session::prometheus::Loaded)>,
 }
+
+/// How often the dashboard asks Prometheus again (seconds): history changes slowly.
+const HISTORY_EVERY: i64 = 15 * 60;
 
 /// How often the dashboard writes its peaks to the store.
 const PEAKS_SAVE_EVERY: i64 = 60;
@@ -71,6 +76,7 @@ impl ClusterSource {
             peaks: None,
             peaks_saved_at: 0,
             peak_warnings: Vec::new(),
+            history: None,
         }
     }
 
@@ -288,6 +294,20 @@ impl DataSource for ClusterSource {
                 }
                 None => (Readings::new(), Vec::new()),
             };
+            let now = unix_now();
+            let due = self
+                .history
+                .as_ref()
+                .is_none_or(|(s, at, _)| s != scope || now - at >= HISTORY_EVERY);
+            if due {
+                let scoped = self.opts.with_namespace(scope.namespace.as_deref());
+                let loaded =
+                    crate::session::prometheus::load(&scoped, &live.conn, &inventory, now).await;
+                self.history = Some((scope.clone(), now, loaded));
+            }
+            if let Some((_, _, loaded)) = &self.history {
+                loaded.apply(&mut opts);
+            }
             self.kernel_logs.collect();
             let remembered = self.peak_keeper(&server).remembered_pods();
             opts.oom_history =
@@ -300,6 +320,10 @@ impl DataSource for ClusterSource {
             self.keep_peaks(&server, &report.vms, now);
             report.warnings.extend(warnings);
             report.warnings.extend(self.peak_warnings.iter().cloned());
+            if let Some((_, _, loaded)) = &self.history {
+                report.warnings.extend(loaded.status.iter().cloned());
+                report.warnings.extend(loaded.warnings.iter().cloned());
+            }
             if let Some(r) = &self.readers {
                 self.kernel_logs
                     .schedule(r, &report, &readings, SystemTime::now());

@@ -3,6 +3,7 @@
 
 mod event_loop;
 mod fake_fix;
+mod history;
 mod oom_history;
 mod render;
 mod state;

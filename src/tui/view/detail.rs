@@ -54,17 +54,27 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App, key: &VmKey) {
     };
     let series = app.history.get(key);
     let spark_rows = if area.height >= 30 { 2 } else { 1 };
-    let [title, bar, legend, sparks, body] = Layout::vertical([
+    // The history chart (issue 20) only where there is history and room for it.
+    let chart_rows = if super::detail_history::has_chart(r) && area.height >= 24 {
+        super::detail_history::CHART_ROWS
+    } else {
+        0
+    };
+    let [title, bar, legend, sparks, chart, body] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(1),
         Constraint::Length(1),
         Constraint::Length(spark_rows * 2),
+        Constraint::Length(chart_rows),
         Constraint::Min(1),
     ])
     .areas(area);
     frame.render_widget(Paragraph::new(title_line(app, r)), title);
     draw_bar(frame, bar, legend, app, r);
     draw_sparks(frame, sparks, app, series, spark_rows);
+    if chart_rows > 0 {
+        super::detail_history::draw(frame, chart, app, r);
+    }
     let split = body.width >= 150;
     let left = left_lines(app, r, if split { body.width / 2 } else { body.width });
     let right = right_lines(app, r);
@@ -313,6 +323,11 @@ fn right_lines(app: &App, r: &VmRow) -> Vec<Line<'static>> {
     let mut out = spec_lines(app, r);
     out.push(Line::default());
     out.extend(recommendation_lines(app, r));
+    let history = super::detail_history::lines(app, r);
+    if !history.is_empty() {
+        out.push(Line::default());
+        out.extend(history);
+    }
     if !r.notes.is_empty() {
         out.push(Line::default());
         out.push(heading(app, "Notes"));

@@ -2,6 +2,7 @@
 
 pub mod bars;
 pub mod detail;
+pub mod detail_history;
 pub mod detail_oom;
 pub mod dialog;
 pub mod header;
