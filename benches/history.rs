@@ -15,7 +15,7 @@
 //!    peak RSS. Without it, says that it did not.
 //!
 //! Run: `cargo bench --bench history`. Environment: `HISTORY_VMS` (default 5000), `HISTORY_DAYS`
-//! (7), `HISTORY_SCRAPE` (the history's sample interval in seconds, default 300: see
+//! (7), `HISTORY_SCRAPE` (the history's sample interval in seconds, default 600: see
 //! docs/performance.md for why), `HISTORY_RUNS` (3). Fails loudly when Prometheus is missing.
 
 use std::collections::HashMap;
@@ -261,7 +261,7 @@ fn main() {
     }
     let vms = env_num("HISTORY_VMS", 5000) as usize;
     let days = env_num("HISTORY_DAYS", 7);
-    let scrape = env_num("HISTORY_SCRAPE", 300);
+    let scrape = env_num("HISTORY_SCRAPE", 600);
     let runs = env_num("HISTORY_RUNS", 3) as usize;
     let history = fleet(vms, END, days, scrape);
     let blocks = root().join(format!(

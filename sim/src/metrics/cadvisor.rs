@@ -1,9 +1,11 @@
 //! cAdvisor's container memory metrics as the kubelet serves them at `/metrics/cadvisor`
 //! (Prometheus text format 0.0.4), from the node's simulated cgroups right now: one series per
 //! container of each launcher pod (`container`, `id` = the cgroup path, `image`, `name` = the
-//! runtime's container ID, `namespace`, `pod`) and one for the pod's own cgroup, where cAdvisor
-//! leaves `container`, `image` and `name` empty. cgroup v1 figures: usage = memory.usage_in_bytes,
-//! working set = usage − total_inactive_file, rss = total_rss, cache = total_cache.
+//! runtime's container ID, `namespace`, `pod`), one for the sandbox (pause: `container` empty,
+//! `image` and `name` set) and one for the pod's own cgroup, where cAdvisor leaves `container`,
+//! `image` and `name` empty, as kubelet v1.20.2 does with containerd. cgroup v1 figures: usage =
+//! memory.usage_in_bytes, working set = usage − total_inactive_file, rss = total_rss, cache =
+//! total_cache.
 
 use std::fmt::Write;
 
@@ -15,6 +17,7 @@ use crate::world::{Launcher, World};
 
 pub const LAUNCHER_IMAGE: &str = "registry.suse.com/suse/sles/15.5/virt-launcher:1.3.0";
 const SIDECAR_IMAGE: &str = "registry.suse.com/suse/sles/15.5/virt-launcher:1.3.0";
+const PAUSE_IMAGE: &str = "registry.rancher.com/rancher/mirrored-pause:3.6";
 
 /// The labels cAdvisor gives a series of pod `pod_name` (UID `pod_uid`) of launcher `l`: the
 /// pod's cgroup for `None`, else the container `(name, runtime ID, image)`.
@@ -121,19 +124,14 @@ pub fn exposition(w: &World, node: &str) -> Result<String, ApiError> {
     for l in w.launchers.values().filter(|l| l.node == node) {
         let cg = launcher_cgroups(l, &clamped(l, now - l.started));
         for (name, id, files) in &cg.containers {
-            // the sandbox is the pod's pause container, which cAdvisor reports with no name
-            let image = if *name == "compute" {
-                LAUNCHER_IMAGE
-            } else {
-                SIDECAR_IMAGE
+            // the sandbox (pause) has no container name, but its image and ID
+            let (container, image) = match *name {
+                "compute" => ("compute", LAUNCHER_IMAGE),
+                "pause" => ("", PAUSE_IMAGE),
+                other => (other, SIDECAR_IMAGE),
             };
-            let container = (*name != "pause").then_some((*name, id.as_str(), image));
-            if container.is_some() {
-                rows.push((
-                    container_labels(l, &l.pod_uid, &l.pod_name, container),
-                    files.clone(),
-                ));
-            }
+            let labels = container_labels(l, &l.pod_uid, &l.pod_name, Some((container, id, image)));
+            rows.push((labels, files.clone()));
         }
         rows.push((
             container_labels(l, &l.pod_uid, &l.pod_name, None),

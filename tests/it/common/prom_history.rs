@@ -105,10 +105,12 @@ impl VmHistory {
     }
 }
 
-/// One sample line's label set, written as OpenMetrics wants it (`{a="b",...}`).
+/// One sample line's label set, written as OpenMetrics wants it (`{a="b",...}`), without the
+/// empty ones (Prometheus drops them when it scrapes).
 fn labels(pairs: &[(&str, &str)]) -> String {
     let body: Vec<String> = pairs
         .iter()
+        .filter(|(_, v)| !v.is_empty())
         .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
         .collect();
     format!("{{{}}}", body.join(","))
