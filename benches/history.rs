@@ -4,8 +4,8 @@
 //! 1. Generates the history (`tests/it/common/prom_history.rs`, `fleet`: launcher pods with
 //!    restarts, OOM kills and spikes) one 2-hour window at a time and loads each window with
 //!    `promtool tsdb create-blocks-from openmetrics` into a cache directory, once: later runs with
-//!    the same size reuse the blocks (`target/history-blocks/…`). The history ends at a fixed time
-//!    so the cache stays valid.
+//!    the same size reuse the blocks (`target/history-blocks/…`; an interrupted first run resumes
+//!    from the blocks it finished). The history ends at a fixed time so the cache stays valid.
 //! 2. Starts Prometheus on a copy of the blocks (tests/prometheus/start.sh) and times one query
 //!    per metric for every VM over the week (the contract's shape, `max by (namespace, pod)
 //!    (max_over_time(M{…}[1h]))` at a 1-hour step), plain HTTP like curl: wall time, response
@@ -76,9 +76,10 @@ struct Made {
 /// free).
 fn make_blocks(history: &History, blocks: &Path) -> Made {
     let work = tempfile::tempdir().expect("temp dir");
+    // An interrupted run left whole blocks in `partial`: their windows are not made again.
     let partial = blocks.with_extension("partial");
-    let _ = std::fs::remove_dir_all(&partial);
     std::fs::create_dir_all(&partial).expect("block dir");
+    let done = made_windows(&partial);
     let mut made = Made {
         samples: 0,
         text_bytes: 0,
@@ -88,6 +89,10 @@ fn make_blocks(history: &History, blocks: &Path) -> Made {
     let step = prom_history::BLOCK_SECONDS;
     let mut from = history.start - history.start.rem_euclid(step);
     while from < history.end {
+        if done.contains(&from) {
+            from += step;
+            continue;
+        }
         let file = work.path().join("window.om");
         let t = Instant::now();
         let mut out = std::io::BufWriter::new(std::fs::File::create(&file).expect("window file"));
@@ -115,6 +120,19 @@ fn make_blocks(history: &History, blocks: &Path) -> Made {
     }
     std::fs::rename(&partial, blocks).expect("moving the blocks into the cache");
     made
+}
+
+/// The windows (their first second) of the whole blocks in `dir`: a block's `minTime` is its
+/// window's first sample, which the fleet has at the window's start.
+fn made_windows(dir: &Path) -> Vec<i64> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("meta.json")).ok())
+        .filter_map(|meta| serde_json::from_str::<serde_json::Value>(&meta).ok())
+        .filter_map(|meta| meta["minTime"].as_i64().map(|ms| ms / 1000))
+        .collect()
 }
 
 /// A Prometheus started by tests/prometheus/start.sh, stopped (by PID, stop.sh) when dropped.
