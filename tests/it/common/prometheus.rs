@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use super::apiserver::{script_env, tail};
+use super::apiserver::{run_stop, script_env, tail};
 use super::prom_http::{self, encode};
 
 /// What to load and scrape.
@@ -63,7 +63,7 @@ impl RealPrometheus {
             cmd.arg("--scrape").arg(path);
         }
         let out = cmd
-            .arg(state.path().join("run"))
+            .arg(state.path())
             .stdin(Stdio::null())
             .output()
             .context("running tests/prometheus/start.sh")?;
@@ -140,24 +140,7 @@ impl RealPrometheus {
     /// `Drop` calls it too.
     pub fn stop(&mut self) -> Result<()> {
         match self.state.take() {
-            Some(state) => {
-                let out = Command::new("bash")
-                    .arg(script("stop.sh"))
-                    .arg(state.path().join("run"))
-                    .stdin(Stdio::null())
-                    .output()
-                    .context("running tests/prometheus/stop.sh")?;
-                if !out.status.success() {
-                    let kept = state.keep();
-                    bail!(
-                        "stop.sh failed ({}), state kept in {}:\n{}",
-                        out.status,
-                        kept.display(),
-                        tail(&out.stderr, 20)
-                    );
-                }
-                Ok(())
-            }
+            Some(state) => run_stop(&script("stop.sh"), state),
             None => Ok(()),
         }
     }
