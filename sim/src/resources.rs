@@ -122,6 +122,20 @@ pub static RESOURCE_QUOTAS: ResourceType = rt!(
     false,
     false
 );
+// Monitoring (issue 20): rancher-monitoring's Prometheus Service, reached through `services/proxy`.
+pub static SERVICES: ResourceType = rt!(
+    "services",
+    "",
+    "v1",
+    "services",
+    "service",
+    "Service",
+    true,
+    &["svc"],
+    &["status", "proxy"],
+    false,
+    false
+);
 pub static VIRTUAL_MACHINES: ResourceType = rt!(
     "virtualmachines.kubevirt.io",
     "kubevirt.io",
@@ -212,7 +226,7 @@ pub static VIRTUAL_MACHINE_CLUSTER_INSTANCETYPES: ResourceType = rt!(
 pub const INSTANCETYPE_GROUP: &str = "instancetype.kubevirt.io";
 
 /// Every stored resource type.
-pub static ALL: [&ResourceType; 10] = [
+pub static ALL: [&ResourceType; 11] = [
     &NAMESPACES,
     &NODES,
     &PODS,
@@ -223,6 +237,7 @@ pub static ALL: [&ResourceType; 10] = [
     &SETTINGS,
     &VIRTUAL_MACHINE_INSTANCETYPES,
     &VIRTUAL_MACHINE_CLUSTER_INSTANCETYPES,
+    &SERVICES,
 ];
 
 /// The group of KubeVirt's subresources (`restart`, `start`, `stop`).

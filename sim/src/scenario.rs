@@ -35,6 +35,11 @@ pub struct Scenario {
     // Instance types (issue 16).
     /// `VirtualMachineClusterInstancetype`s VMs may name in `instancetype`.
     pub instancetypes: Vec<InstancetypeDef>,
+    // Prometheus history (issue 20).
+    /// Run rancher-monitoring's Prometheus (`cattle-monitoring-system/rancher-monitoring-prometheus`),
+    /// its query API answering from a week of history, through the API server's service proxy.
+    #[serde(default)]
+    pub monitoring: bool,
 }
 
 /// A cluster-wide instance type: the memory a VM naming it gets.
@@ -107,6 +112,7 @@ impl Default for Scenario {
             vms: Vec::new(),
             quotas: Vec::new(),
             instancetypes: Vec::new(),
+            monitoring: false,
         }
     }
 }

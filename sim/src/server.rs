@@ -56,6 +56,8 @@ pub fn router(app: App) -> Router {
         )
         .route("/vmmem-sim/requests", get(requests))
         .route("/vmmem-sim/nodes", get(nodes))
+        // cAdvisor's metrics per node and rancher-monitoring's Prometheus (issue 20)
+        .merge(super::metrics::routes())
         .fallback(super::rest::handle)
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),

@@ -221,6 +221,9 @@ impl World {
         w.create_harvester_settings(&now)?;
         super::hotplug::create_instancetypes(&mut w, scenario, &now)?;
         w.create_vms(scenario)?;
+        if scenario.monitoring {
+            super::metrics::install(&mut w, &now)?; // issue 20
+        }
         w.store.compact();
         Ok(w)
     }

@@ -7,6 +7,9 @@ pub mod kubectl;
 pub mod live;
 pub mod node;
 pub mod node_vm;
+pub mod prom_history;
+pub mod prom_http;
+pub mod prometheus;
 pub mod tmux;
 
 use std::path::{Path, PathBuf};

@@ -107,6 +107,17 @@ impl RealNode {
         self.var("NODE_NAME")
     }
 
+    /// The node's address (the kubelet listens on it, port 10250), reached from the host.
+    pub fn node_ip(&self) -> &str {
+        self.var("NODE_IP")
+    }
+
+    /// The CA that signed the apiserver's and the admin's certificates (`admin.crt`, `admin.key`
+    /// beside it: the kubelet trusts this CA for client certificates).
+    pub fn ca_file(&self) -> &Path {
+        Path::new(self.var("CA_FILE"))
+    }
+
     /// The busybox image with the fake launcher processes, already on the node (pull policy Never).
     pub fn image(&self) -> &str {
         self.var("IMAGE")
