@@ -52,7 +52,7 @@ async fn cadvisor_metrics(
     app.requests
         .access("get", "", "nodes/proxy", None, Some(&node));
     let w = app.world();
-    let answer = super::rest::user_of(&headers)
+    let answer = super::rest::user_of(&app.tokens, &headers)
         .and_then(|user| w.auth.check(&user, "get", &NODES, Some("proxy"), None))
         .and_then(|()| cadvisor::exposition(&w, &node));
     match answer {
@@ -91,7 +91,7 @@ async fn service_proxy(
     app.requests
         .access("get", "", "services/proxy", Some(&ns), Some(&service));
     let w = app.world();
-    let checked = super::rest::user_of(&headers).and_then(|user| {
+    let checked = super::rest::user_of(&app.tokens, &headers).and_then(|user| {
         w.auth
             .check(&user, "get", &SERVICES, Some("proxy"), Some(&ns))
     });
