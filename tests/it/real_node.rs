@@ -290,8 +290,9 @@ fn a_real_oom_kill_is_explained(node: &RealNode) {
     }
     let _ = grow.kill();
     let _ = grow.wait();
-    // cgroup v1 counts the kill (memory.oom_control oom_kill) only in the memcg that hit its
-    // limit, the killed container's, and that memcg goes with the container: after the restart
+    // cgroup v1 counts the kill (memory.oom_control oom_kill) only in the victim's memcg and its
+    // failcnt only in the memcg that hit its limit (both the killed container's here), and that
+    // memcg goes with the container: after the restart
     // the container status and the kernel log are what is left, and the tool must use both.
     let json = list_json_as(node, node.admin_kubeconfig(), "agent");
     let row = row_of(&json, &MEMHOLD);
