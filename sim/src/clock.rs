@@ -79,6 +79,12 @@ impl SimClock {
     pub fn timestamp(&self) -> String {
         rfc3339(self.wall())
     }
+
+    /// [`SimClock::timestamp`] of model time `at` (seconds since start; earlier or later).
+    pub fn timestamp_at(&self, at: f64) -> String {
+        let at = Duration::from_secs_f64(at.max(0.0));
+        rfc3339(self.started_wall + at)
+    }
 }
 
 impl Default for SimClock {

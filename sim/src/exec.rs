@@ -405,11 +405,20 @@ async fn relay(
     finish(sink, &exit_status(command, code)).await;
 }
 
-/// The status a runtime sends when the command cannot start.
+/// The status the API server relays when containerd cannot start the command (as a kubelet
+/// v1.20 with containerd and runc says it: a 500 with no exit code, the exec's id named).
 fn spawn_failed(program: &str, e: &std::io::Error) -> Value {
-    json!({"metadata": {}, "status": "Failure", "reason": "InternalError",
-        "message": format!("OCI runtime exec failed: exec failed: unable to start container process: exec: {program:?}: {e}: unknown"),
-        "details": {"causes": [{"reason": "ExitCode", "message": "126"}]}})
+    let why = match e.kind() {
+        std::io::ErrorKind::NotFound => format!("stat {program}: no such file or directory"),
+        _ => e.to_string(),
+    };
+    let cause = format!(
+        "error executing command in container: failed to exec in container: failed to start exec \"{:064x}\": OCI runtime exec failed: exec failed: unable to start container process: exec: {program:?}: {why}: unknown",
+        rand::random::<u64>()
+    );
+    json!({"metadata": {}, "status": "Failure", "code": 500, "reason": "InternalError",
+        "message": format!("Internal error occurred: {cause}"),
+        "details": {"causes": [{"message": cause}]}})
 }
 
 /// The node probe: its stored output when the node's tree is the one it ran against (after the

@@ -1,5 +1,5 @@
 //! A node's host files as a probe on that node would see them: the cgroup v1 memory hierarchy
-//! (systemd driver) with real kernel file formats, `/proc/<pid>/…` of every launcher process,
+//! (systemd or cgroupfs driver) with real kernel file formats, `/proc/<pid>/…` of every launcher process,
 //! and the kernel log. Written from the workload model whenever someone looks (exec).
 
 use std::path::{Path, PathBuf};
@@ -35,20 +35,82 @@ pub fn kernel_log(node_root: &Path) -> PathBuf {
     node_root.join("var/log/kern.log")
 }
 
-/// `/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod<uid_>.slice` (systemd driver).
-pub fn pod_slice(qos: &str, pod_uid: &str) -> String {
-    let uid = pod_uid.replace('-', "_");
-    match qos {
-        "Guaranteed" => format!("/kubepods.slice/kubepods-pod{uid}.slice"),
-        "BestEffort" => {
-            format!("/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{uid}.slice")
+/// How the node's kubelet names its cgroups (`--cgroup-driver`): `systemd` slices and scopes
+/// (the default of kubeadm since Kubernetes 1.22, and of Harvester) or `cgroupfs` plain
+/// directories (`/kubepods/burstable/pod<uid>/<container id>`, the kubelet's own default).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum CgroupDriver {
+    #[default]
+    Systemd,
+    Cgroupfs,
+}
+
+impl CgroupDriver {
+    /// The directory of every pod's cgroup, below the hierarchy's root.
+    pub fn kubepods(self) -> &'static str {
+        match self {
+            CgroupDriver::Systemd => "kubepods.slice",
+            CgroupDriver::Cgroupfs => "kubepods",
         }
-        _ => format!("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid}.slice"),
+    }
+
+    /// The Burstable and BestEffort QoS directories, below [`CgroupDriver::kubepods`].
+    pub fn qos_dirs(self) -> [(&'static str, &'static str); 2] {
+        match self {
+            CgroupDriver::Systemd => [
+                ("Burstable", "kubepods-burstable.slice"),
+                ("BestEffort", "kubepods-besteffort.slice"),
+            ],
+            CgroupDriver::Cgroupfs => [("Burstable", "burstable"), ("BestEffort", "besteffort")],
+        }
+    }
+
+    /// The pod's cgroup below the hierarchy's root: systemd
+    /// `/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod<uid with _>.slice`,
+    /// cgroupfs `/kubepods/burstable/pod<uid>` (Guaranteed pods directly below kubepods).
+    pub fn pod_dir(self, qos: &str, pod_uid: &str) -> String {
+        match self {
+            CgroupDriver::Systemd => {
+                let uid = pod_uid.replace('-', "_");
+                match qos {
+                    "Guaranteed" => format!("/kubepods.slice/kubepods-pod{uid}.slice"),
+                    "BestEffort" => format!(
+                        "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{uid}.slice"
+                    ),
+                    _ => format!(
+                        "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid}.slice"
+                    ),
+                }
+            }
+            CgroupDriver::Cgroupfs => match qos {
+                "Guaranteed" => format!("/kubepods/pod{pod_uid}"),
+                "BestEffort" => format!("/kubepods/besteffort/pod{pod_uid}"),
+                _ => format!("/kubepods/burstable/pod{pod_uid}"),
+            },
+        }
+    }
+
+    /// A container's cgroup name in its pod's: systemd `cri-containerd-<id>.scope`, cgroupfs the
+    /// bare id (also what the kernel prints as `cpuset=` in an OOM report).
+    pub fn container_dir(self, container_id: &str) -> String {
+        match self {
+            CgroupDriver::Systemd => format!("cri-containerd-{container_id}.scope"),
+            CgroupDriver::Cgroupfs => container_id.to_string(),
+        }
     }
 }
 
-pub fn scope(container_id: &str) -> String {
-    format!("cri-containerd-{container_id}.scope")
+/// [`CgroupDriver::pod_dir`].
+pub fn pod_slice(driver: CgroupDriver, qos: &str, pod_uid: &str) -> String {
+    driver.pod_dir(qos, pod_uid)
+}
+
+/// [`CgroupDriver::container_dir`].
+pub fn scope(driver: CgroupDriver, container_id: &str) -> String {
+    driver.container_dir(container_id)
 }
 
 /// PID of the i-th compute process (monitor, launcher, libvirt, virtlogd, qemu, sh, memhold).

@@ -149,6 +149,7 @@ pub fn create_launcher_pod(
         checked_until: started,
         overhead: o,
         console_killed_at: None,
+        killed_by_pod_limit: false,
     };
     w.launchers.insert(pod_uid.clone(), launcher);
     Some((pod_uid, pod_name))
@@ -385,6 +386,9 @@ fn pod_object(
         vmi_uid,
         ..
     } = names;
+    let conditions = ["Initialized", "Ready", "ContainersReady", "PodScheduled"].map(
+        |t| json!({"type": t, "status": "True", "lastProbeTime": null, "lastTransitionTime": now}),
+    );
     json!({
         "metadata": {"name": pod_name, "namespace": ns, "labels": null, "annotations": null,
             "ownerReferences": [{"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance", "name": vmi_name,
@@ -394,8 +398,7 @@ fn pod_object(
                  "priority": 0, "schedulerName": "default-scheduler"},
         "status": {"phase": "Running", "qosClass": qos, "hostIP": host_ip, "podIP": pod_ip, "podIPs": [{"ip": pod_ip}],
                    "startTime": now,
-                   "conditions": [{"type": "Initialized", "status": "True"}, {"type": "Ready", "status": "True"},
-                                  {"type": "ContainersReady", "status": "True"}, {"type": "PodScheduled", "status": "True"}],
+                   "conditions": conditions,
                    "containerStatuses": null}
     })
 }
@@ -456,11 +459,8 @@ fn never_over(
     pod_limit: Option<i64>,
 ) -> bool {
     let far = super::workload::sample(shape, params, 1e9);
-    match (compute_limit, pod_limit) {
-        (Some(l), _) => far.compute_unreclaimable() <= l,
-        (None, Some(l)) => far.pod_unreclaimable() <= l,
-        (None, None) => true,
-    }
+    compute_limit.is_none_or(|l| far.compute_unreclaimable() <= l)
+        && pod_limit.is_none_or(|l| far.pod_unreclaimable() <= l)
 }
 
 fn container_status(name: &str, image: &str, id: &str, started: &str) -> Value {

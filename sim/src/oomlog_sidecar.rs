@@ -30,10 +30,11 @@ pub fn console_log_kills(w: &mut World, now: f64) {
             continue;
         };
         let victim = clamped(&l, at - l.started).sidecar;
+        let driver = node.cgroup_driver;
         let cg = format!(
             "{}/{}",
-            pod_slice(l.qos, &l.pod_uid),
-            scope(&l.container_ids[2])
+            pod_slice(driver, l.qos, &l.pod_uid),
+            scope(driver, &l.container_ids[2])
         );
         let report = Report {
             uptime: node.uptime_at_start + at,
@@ -41,7 +42,7 @@ pub fn console_log_kills(w: &mut World, now: f64) {
             v2: node.cgroup_v2,
             pid: l.pids[6],
             cgroup: cg,
-            cpuset: scope(&l.container_ids[2]),
+            cpuset: scope(driver, &l.container_ids[2]),
             anon: victim.anon,
             file: victim.file,
             vsz: victim.vsz,

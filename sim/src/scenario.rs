@@ -129,6 +129,15 @@ pub struct NodeSpec {
     pub cgroup_v2: bool,
     /// The node has swap (v1 then shows `memory.memsw.*`; v2 always has `memory.swap.*`).
     pub swap: bool,
+    // Simulator vs real node (issue 19): the kubelet's cgroup driver.
+    /// `systemd` (slices and scopes, the default) or `cgroupfs` (`/kubepods/burstable/pod<uid>/<id>`).
+    #[serde(default)]
+    pub cgroup_driver: crate::hosttree::CgroupDriver,
+    /// cAdvisor's housekeeping interval behind the kubelet's Summary (seconds; 0, the default:
+    /// every read is a fresh sample). Real kubelets serve a sample up to ~15 s old, and a new
+    /// pod's own (pod-level) memory is all zeros until its second sample.
+    #[serde(default)]
+    pub cadvisor_housekeeping_seconds: f64,
 }
 
 impl Default for NodeSpec {
@@ -140,6 +149,8 @@ impl Default for NodeSpec {
             kernel: "5.14.21-150400.24.116-default".into(),
             cgroup_v2: false,
             swap: false,
+            cgroup_driver: Default::default(),
+            cadvisor_housekeeping_seconds: 0.0,
         }
     }
 }

@@ -34,7 +34,37 @@ fn swap(time: &str, c: &CgroupFiles) -> Value {
     s
 }
 
-fn pod(l: &Launcher, cgroups: &LauncherCgroups, started: &str, time: &str, v2: bool) -> Value {
+/// The pod's own `memory` before cAdvisor has sampled its cgroup a second time: all zeros (and
+/// availableBytes = the whole limit), as a kubelet v1.20 on cgroup v1 serves it for a new pod.
+fn unsampled(time: &str, c: &CgroupFiles) -> Value {
+    let empty = CgroupFiles {
+        limit: c.limit,
+        ..CgroupFiles::default()
+    };
+    let mut m = memory(time, &empty);
+    m["majorPageFaults"] = json!(0);
+    m
+}
+
+/// When cAdvisor last sampled launcher `l`'s cgroups, as of model time `now`: every `period`
+/// seconds from the pod's start (`period` 0: at `now`). Also whether that is its first sample.
+pub fn sampled_at(l: &Launcher, now: f64, period: f64) -> (f64, bool) {
+    if period <= 0.0 {
+        return (now, false);
+    }
+    let rounds = ((now - l.started).max(0.0) / period).floor();
+    (l.started + rounds * period, rounds == 0.0)
+}
+
+/// One pod of the Summary: its containers' and its own memory as sampled at `time` (the pod's
+/// own all zeros at its `first` sample).
+fn pod(
+    l: &Launcher,
+    cgroups: &LauncherCgroups,
+    started: &str,
+    (time, first): (&str, bool),
+    v2: bool,
+) -> Value {
     // The sandbox (pause) is not a container to the kubelet.
     let containers: Vec<Value> = cgroups
         .containers
@@ -52,7 +82,7 @@ fn pod(l: &Launcher, cgroups: &LauncherCgroups, started: &str, time: &str, v2: b
         "podRef": {"name": l.pod_name, "namespace": l.namespace, "uid": l.pod_uid},
         "startTime": started,
         "containers": containers,
-        "memory": memory(time, &cgroups.pod),
+        "memory": if first { unsampled(time, &cgroups.pod) } else { memory(time, &cgroups.pod) },
     })
 }
 
@@ -68,13 +98,21 @@ pub fn summary(w: &World, node: &str) -> Result<Value, ApiError> {
             "error trying to reach service: dial tcp {node}:10250: i/o timeout"
         )));
     }
-    // The kubelet reports the same counters the node's cgroup files show.
-    let now = w.exec.cpus.counter_time(w.now());
-    let time = w.timestamp();
+    // The kubelet reports the same counters the node's cgroup files show, as cAdvisor last
+    // sampled them (every `housekeeping` seconds; the files step every counter period).
+    let period = n.housekeeping;
+    let node_at = if period > 0.0 {
+        (w.now() / period).floor() * period
+    } else {
+        w.now()
+    };
+    let time = w.clock.timestamp_at(node_at);
     let mut pods = Vec::new();
     let (mut used, mut inactive, mut rss) = (0i64, 0i64, 0i64);
     for l in w.launchers.values().filter(|l| l.node == node) {
-        let s = clamped(l, now - l.started);
+        let (at, first) = sampled_at(l, w.now(), period);
+        let sample_time = w.clock.timestamp_at(at);
+        let s = clamped(l, w.exec.cpus.counter_time(at) - l.started);
         let cgroups = launcher_cgroups(l, &s);
         used += cgroups.pod.total.usage();
         inactive += cgroups.pod.total.inactive_file;
@@ -84,7 +122,13 @@ pub fn summary(w: &World, node: &str) -> Result<Value, ApiError> {
             .get(&super::resources::PODS, &l.namespace, &l.pod_name)
             .and_then(|p| p["status"]["startTime"].as_str().map(str::to_string))
             .unwrap_or_else(|| time.clone());
-        pods.push(pod(l, &cgroups, &started, &time, n.cgroup_v2));
+        pods.push(pod(
+            l,
+            &cgroups,
+            &started,
+            (&sample_time, first),
+            n.cgroup_v2,
+        ));
     }
     // The node: its pods plus 3Gi of system memory, half of it anonymous.
     let system = 3 << 30;

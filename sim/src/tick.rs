@@ -41,16 +41,7 @@ pub fn tick(w: &mut World) {
         }
         let (from, to) = (l.checked_until - l.started, now - l.started);
         l.checked_until = now;
-        let hit = match (l.compute_limit, l.pod_limit) {
-            (Some(lim), _) => {
-                first_over(&l.shape, &l.params, from, to, lim, false).map(|t| (t, false))
-            }
-            (None, Some(lim)) => {
-                first_over(&l.shape, &l.params, from, to, lim, true).map(|t| (t, true))
-            }
-            _ => None,
-        };
-        if let Some((t, pod_level)) = hit {
+        if let Some((t, pod_level)) = first_memcg_over(l, from, to) {
             kills.push((l.pod_uid.clone(), t, pod_level));
         }
     }
@@ -58,6 +49,27 @@ pub fn tick(w: &mut World) {
         oom_kill(w, &uid, t, pod_level);
     }
     super::oomlog_sidecar::console_log_kills(w, now);
+}
+
+/// When, between `from` and `to`, the launcher's memory first crosses a limit, and whether that
+/// limit is the pod's (`true`) or compute's. The kernel charges a page to compute's memcg and
+/// then to each parent: the first limit crossed is the memcg that hits (compute's on a tie, as
+/// it is charged first). The pod's limit is compute's plus the sidecars' (each held below its
+/// own), so compute's binds first unless the containers without a limit of their own (pause)
+/// take the pod over.
+fn first_memcg_over(l: &Launcher, from: f64, to: f64) -> Option<(f64, bool)> {
+    let compute = l
+        .compute_limit
+        .and_then(|lim| first_over(&l.shape, &l.params, from, to, lim, false));
+    let pod = l
+        .pod_limit
+        .and_then(|lim| first_over(&l.shape, &l.params, from, to, lim, true));
+    match (compute, pod) {
+        (Some(c), Some(p)) if p < c => Some((p, true)),
+        (Some(c), _) => Some((c, false)),
+        (None, Some(p)) => Some((p, true)),
+        (None, None) => None,
+    }
 }
 
 /// The launcher's memory at `t` seconds after start, page cache reclaimed down to its limit,
@@ -112,11 +124,12 @@ fn pod_running(w: &mut World, ns: &str, name: &str) {
                 .collect()
         })
         .unwrap_or_default();
+    let conditions = ["Initialized", "Ready", "ContainersReady", "PodScheduled"]
+        .map(|t| pod_condition(t, &json!(now)));
     pod["status"] = json!({
         "phase": "Running", "hostIP": host_ip, "podIP": ip, "podIPs": [{"ip": ip}], "startTime": now,
         "qosClass": pod["status"]["qosClass"].as_str().unwrap_or("Burstable"),
-        "conditions": [{"type": "Initialized", "status": "True"}, {"type": "Ready", "status": "True"},
-                       {"type": "ContainersReady", "status": "True"}, {"type": "PodScheduled", "status": "True"}],
+        "conditions": conditions,
         "containerStatuses": statuses
     });
     let deadline = pod["spec"]["activeDeadlineSeconds"].as_f64();
@@ -132,6 +145,11 @@ fn pod_running(w: &mut World, ns: &str, name: &str) {
             },
         );
     }
+}
+
+/// A pod condition that is true since `since`, as the kubelet writes it.
+fn pod_condition(kind: &str, since: &Value) -> Value {
+    json!({"type": kind, "status": "True", "lastProbeTime": null, "lastTransitionTime": since})
 }
 
 /// Like the kubelet: a pod past its `activeDeadlineSeconds` is killed and fails.
@@ -168,8 +186,13 @@ fn oom_kill(w: &mut World, pod_uid: &str, t: f64, pod_level: bool) {
         l.compute_limit
     }
     .unwrap_or(0);
-    let slice = hosttree::pod_slice(l.qos, &l.pod_uid);
-    let scope = format!("{slice}/{}", hosttree::scope(&l.container_ids[1]));
+    let driver = w
+        .nodes
+        .get(&l.node)
+        .map(|n| n.cgroup_driver)
+        .unwrap_or_default();
+    let slice = hosttree::pod_slice(driver, l.qos, &l.pod_uid);
+    let scope = format!("{slice}/{}", hosttree::scope(driver, &l.container_ids[1]));
     let vcpu = (l.shape.seed % l.shape.vcpus.max(1) as u64) as u32;
     let qemu_pid = l.pids[5];
     let mut tasks = Vec::new();
@@ -199,7 +222,7 @@ fn oom_kill(w: &mut World, pod_uid: &str, t: f64, pod_level: bool) {
             scope.clone()
         },
         task_memcg: scope,
-        cpuset: hosttree::scope(&l.container_ids[1]),
+        cpuset: hosttree::scope(driver, &l.container_ids[1]),
         tasks,
         victim_pid: qemu_pid,
         victim: s.compute[4].clone(),
@@ -215,6 +238,7 @@ fn oom_kill(w: &mut World, pod_uid: &str, t: f64, pod_level: bool) {
         lm.oom_kills += 1;
         lm.failcnt = failcnt;
         lm.max_usage = limit;
+        lm.killed_by_pod_limit = pod_level;
     }
     mark_pod_failed(w, &l);
     kubevirt::vmi_failed(w, &l.namespace, &l.vm_name, "Crashed");
@@ -226,13 +250,27 @@ fn mark_pod_failed(w: &mut World, l: &Launcher) {
     };
     let now = w.timestamp();
     pod["status"]["phase"] = json!("Failed");
-    pod["status"]["conditions"] =
-        json!([{"type": "Ready", "status": "False", "reason": "PodFailed"}]);
+    // As the kubelet writes them for a pod that ended (its generator's "PodCompleted").
+    let since = |t: &str| {
+        json!({"type": t, "status": "False", "reason": "PodCompleted",
+                                 "lastProbeTime": null, "lastTransitionTime": now})
+    };
+    pod["status"]["conditions"] = json!([
+        pod_condition("Initialized", &pod["status"]["startTime"]),
+        since("Ready"),
+        since("ContainersReady"),
+        pod_condition("PodScheduled", &pod["status"]["startTime"]),
+    ]);
     if let Some(cs) = pod["status"]["containerStatuses"].as_array_mut() {
         for c in cs.iter_mut().filter(|c| c["name"] == json!("compute")) {
             c["ready"] = json!(false);
-            c["state"] = json!({"terminated": {"exitCode": 1, "reason": "Error", "finishedAt": now,
-                                               "message": "server error. command SyncVMI failed: qemu-system-x86 was killed (signal 9)"}});
+            c["started"] = json!(false);
+            // containerd calls an exit OOMKilled when the container's memcg (or one above it)
+            // saw an OOM kill in its life: qemu's kill takes virt-launcher down with it.
+            c["state"] = json!({"terminated": {"exitCode": 137, "reason": "OOMKilled",
+                "startedAt": c["state"]["running"]["startedAt"], "finishedAt": now,
+                "containerID": c["containerID"],
+                "message": "server error. command SyncVMI failed: qemu-system-x86 was killed (signal 9)"}});
         }
     }
     let _ = w.store.replace(&PODS, pod);
@@ -304,6 +342,8 @@ fn tree_fingerprint(at: f64, node: &NodeModel, launchers: &[&Launcher]) -> u64 {
         ip,
         cgroup_v2,
         swap,
+        cgroup_driver,
+        housekeeping: _,
     } = node;
     (
         name,
@@ -315,6 +355,7 @@ fn tree_fingerprint(at: f64, node: &NodeModel, launchers: &[&Launcher]) -> u64 {
         ip,
         cgroup_v2,
         swap,
+        cgroup_driver,
     )
         .hash(&mut h);
     // Lines are only appended (and the oldest dropped): the count and the last line say
@@ -346,8 +387,9 @@ fn tree_fingerprint(at: f64, node: &NodeModel, launchers: &[&Launcher]) -> u64 {
             never_over: _,
             overhead,
             console_killed_at,
+            killed_by_pod_limit,
         } = l;
-        console_killed_at.map(f64::to_bits).hash(&mut h);
+        (console_killed_at.map(f64::to_bits), killed_by_pod_limit).hash(&mut h);
         (pod_uid, pod_name, namespace, vm_name, vmi_uid, node, qos).hash(&mut h);
         (
             format!("{shape:?}"),
@@ -413,6 +455,11 @@ pub fn container_view(
     // A container's own cgroup as it sees it: v1, the scope as its memory hierarchy; v2 (a
     // private cgroup namespace), the scope as its whole /sys/fs/cgroup.
     let v2 = w.nodes.get(&l.node).is_some_and(|n| n.cgroup_v2);
+    let driver = w
+        .nodes
+        .get(&l.node)
+        .map(|n| n.cgroup_driver)
+        .unwrap_or_default();
     let mem_root = hosttree::cgroup_root(node_root);
     let mem_root = if v2 {
         mem_root
@@ -420,8 +467,8 @@ pub fn container_view(
         mem_root.join("memory")
     };
     let scope = mem_root
-        .join(hosttree::pod_slice(l.qos, &l.pod_uid).trim_start_matches('/'))
-        .join(hosttree::scope(id));
+        .join(hosttree::pod_slice(driver, l.qos, &l.pod_uid).trim_start_matches('/'))
+        .join(hosttree::scope(driver, id));
     let pids: Vec<u32> = if idx == 1 {
         let at = w.exec.cpus.counter_time(w.now());
         let n = clamped(l, at - l.started).compute.len();

@@ -48,6 +48,10 @@ pub struct NodeModel {
     /// cgroup v2 layout; swap on the node.
     pub cgroup_v2: bool,
     pub swap: bool,
+    /// How the kubelet names the pods' cgroups.
+    pub cgroup_driver: crate::hosttree::CgroupDriver,
+    /// cAdvisor's sampling interval behind the Summary (0: always fresh).
+    pub housekeeping: f64,
 }
 
 impl NodeModel {
@@ -103,6 +107,8 @@ pub struct Launcher {
     pub overhead: i64,
     /// Model time the guest-console-log sidecar was OOM-killed.
     pub console_killed_at: Option<f64>,
+    /// qemu's kill was the pod's limit at work (the pod's memcg hit it), not compute's.
+    pub killed_by_pod_limit: bool,
 }
 
 impl Launcher {
@@ -304,6 +310,8 @@ impl World {
                     ip,
                     cgroup_v2: n.cgroup_v2,
                     swap: n.swap,
+                    cgroup_driver: n.cgroup_driver,
+                    housekeeping: n.cadvisor_housekeeping_seconds.max(0.0),
                 },
             );
         }

@@ -131,7 +131,69 @@ async fn node_logs(opts: &Options, nodes: &[String]) -> anyhow::Result<(Inventor
     };
     readers.close().await;
     live.close().await;
-    Ok((inventory, result?))
+    let events = result?;
+    let inventory = inventory_of_every_pod(opts, inventory, &events).await;
+    Ok((inventory, events))
+}
+
+/// A node's kernel log holds the kills of every namespace's pods: when a kill's pod is not in
+/// the namespace in scope, the objects of every namespace the user may list map it to its VM
+/// (by the pod's UID); when some could not be read, one sentence says how to name those VMs.
+async fn inventory_of_every_pod(
+    opts: &Options,
+    mut inventory: Inventory,
+    events: &[OomEvent],
+) -> Inventory {
+    if opts.namespaces == crate::session::Namespaces::All {
+        return inventory;
+    }
+    let knows = |inv: &Inventory, uid: &str| {
+        inv.pods.iter().any(|p| p.metadata.uid == uid)
+            || inv
+                .vmis
+                .iter()
+                .any(|v| v.status.active_pods.contains_key(uid))
+    };
+    let outside = events
+        .iter()
+        .filter_map(|e| e.pod_uid.as_deref())
+        .filter(|uid| !knows(&inventory, uid))
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    if outside == 0 {
+        return inventory;
+    }
+    let refused = match crate::session::source::open_once(&opts.with_namespace(None)).await {
+        Ok(live) => {
+            let every = live.source.snapshot();
+            live.close().await;
+            let refused = every.warnings.first().cloned();
+            add_objects_of(&mut inventory, every);
+            refused
+        }
+        Err(e) => Some(format!("{e:#}")),
+    };
+    if let Some(why) = refused {
+        eprintln!(
+            "{outside} of the killed pods are not in the namespace in scope and not every namespace could be read ({}): pass -n with their namespace, or -A, to name their VMs",
+            Shown(&why)
+        );
+    }
+    inventory
+}
+
+/// The VMs, VMIs and launcher pods of `other` that `inventory` lacks (by UID).
+fn add_objects_of(inventory: &mut Inventory, other: Inventory) {
+    fn add<T>(to: &mut Vec<std::sync::Arc<T>>, from: Vec<std::sync::Arc<T>>, uid: fn(&T) -> &str) {
+        for o in from {
+            if !to.iter().any(|t| uid(t) == uid(&o)) {
+                to.push(o);
+            }
+        }
+    }
+    add(&mut inventory.vms, other.vms, |v| &v.metadata.uid);
+    add(&mut inventory.vmis, other.vmis, |v| &v.metadata.uid);
+    add(&mut inventory.pods, other.pods, |p| &p.metadata.uid);
 }
 
 /// The report for parsed events (tables print nothing when there are none).

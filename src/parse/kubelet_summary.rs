@@ -67,6 +67,8 @@ struct SwapStats {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 struct MemoryStats {
+    /// When cAdvisor sampled the cgroup (RFC 3339): up to ~15 s before the Summary is read.
+    time: Option<String>,
     available_bytes: Option<u64>,
     usage_bytes: Option<u64>,
     working_set_bytes: Option<u64>,
@@ -83,6 +85,8 @@ pub struct SummaryPod {
     pub memory: Option<CgroupCounters>,
     /// Containers (by name) with memory figures.
     pub containers: Vec<(String, CgroupCounters)>,
+    /// The oldest sample time (Unix seconds) of the figures above, when the kubelet gave one.
+    pub sampled_at: Option<i64>,
 }
 
 /// Parse a Summary response. Pods without a UID are left out (nothing could match them).
@@ -91,35 +95,76 @@ pub fn parse(text: &str) -> Result<Vec<SummaryPod>, SummaryError> {
     Ok(s.pods
         .into_iter()
         .filter(|p| !p.pod_ref.uid.is_empty())
-        .map(|p| {
-            let where_ = format!("pod {}/{}", p.pod_ref.namespace, p.pod_ref.name);
-            let memory = p.memory.as_ref().and_then(|m| {
-                counters(
-                    m,
-                    CgroupLevel::Pod,
-                    format!("{where_} (kubelet stats summary)"),
-                )
-                .map(|c| with_swap(c, p.swap.as_ref()))
-            });
-            let containers = p
-                .containers
-                .iter()
-                .filter_map(|c| {
-                    let m = c.memory.as_ref()?;
-                    let path = format!("{where_}, container {} (kubelet stats summary)", c.name);
-                    let counters = counters(m, CgroupLevel::Container, path)?;
-                    Some((c.name.clone(), with_swap(counters, c.swap.as_ref())))
-                })
-                .collect();
-            SummaryPod {
-                namespace: p.pod_ref.namespace,
-                name: p.pod_ref.name,
-                uid: p.pod_ref.uid,
-                memory,
-                containers,
-            }
-        })
+        .map(pod_of)
         .collect())
+}
+
+/// One pod's counters. A kubelet on cgroup v1 serves a new pod's own figures as zeros (its
+/// limit in availableBytes) until cAdvisor's second sample of the pod cgroup, ~30 s after the
+/// start (measured on v1.20): not a reading, so the pod's figures are then its containers' sum.
+fn pod_of(p: PodStats) -> SummaryPod {
+    let where_ = format!("pod {}/{}", p.pod_ref.namespace, p.pod_ref.name);
+    let of_containers = |f: fn(&MemoryStats) -> Option<u64>| {
+        p.containers
+            .iter()
+            .filter_map(|c| c.memory.as_ref().and_then(f))
+            .fold(0u64, u64::saturating_add)
+    };
+    let used = of_containers(|m| m.usage_bytes);
+    let unsampled = p
+        .memory
+        .as_ref()
+        .is_some_and(|m| m.usage_bytes == Some(0) && used > 0);
+    let summed;
+    let (own, path) = if unsampled {
+        let working_set = of_containers(|m| m.working_set_bytes.or(m.usage_bytes));
+        let pod = p.memory.as_ref();
+        summed = MemoryStats {
+            time: None,
+            // The limit stays what the pod's zeros said: availableBytes = limit − 0.
+            available_bytes: pod
+                .and_then(|m| m.available_bytes)
+                .map(|limit| limit.saturating_sub(working_set)),
+            usage_bytes: Some(used),
+            working_set_bytes: Some(working_set),
+            rss_bytes: Some(of_containers(|m| m.rss_bytes)),
+        };
+        let path = format!("{where_} (its containers' sum in the kubelet stats summary)");
+        (Some(&summed), path)
+    } else {
+        (
+            p.memory.as_ref(),
+            format!("{where_} (kubelet stats summary)"),
+        )
+    };
+    let sampled_at = p
+        .memory
+        .iter()
+        .filter(|_| !unsampled)
+        .chain(p.containers.iter().filter_map(|c| c.memory.as_ref()))
+        .filter_map(|m| crate::model::evidence::parse_rfc3339(m.time.as_deref()?))
+        .min();
+    let memory = own
+        .and_then(|m| counters(m, CgroupLevel::Pod, path))
+        .map(|c| with_swap(c, p.swap.as_ref()));
+    let containers = p
+        .containers
+        .iter()
+        .filter_map(|c| {
+            let m = c.memory.as_ref()?;
+            let path = format!("{where_}, container {} (kubelet stats summary)", c.name);
+            let counters = counters(m, CgroupLevel::Container, path)?;
+            Some((c.name.clone(), with_swap(counters, c.swap.as_ref())))
+        })
+        .collect();
+    SummaryPod {
+        namespace: p.pod_ref.namespace,
+        name: p.pod_ref.name,
+        uid: p.pod_ref.uid,
+        memory,
+        containers,
+        sampled_at,
+    }
 }
 
 /// Counters from one `memory` object; `None` without a usage figure.
@@ -128,6 +173,7 @@ fn counters(m: &MemoryStats, level: CgroupLevel, path: String) -> Option<CgroupC
     // would overflow on it. Such a figure is unknown; without a usage the pod has no numbers.
     let sane = |v: Option<u64>| v.filter(|&v| v <= MAX_MEMORY_BYTES.unsigned_abs());
     let m = MemoryStats {
+        time: None,
         available_bytes: sane(m.available_bytes),
         usage_bytes: sane(m.usage_bytes),
         working_set_bytes: sane(m.working_set_bytes),
@@ -202,6 +248,10 @@ pub fn readings(pods: &[SummaryPod], node: &str, wanted: &[Wanted], taken_at: i6
             out.missing_pods.push(w.uid.clone());
             continue;
         };
+        // The figures are as old as cAdvisor's sample, not as the read.
+        if let Some(at) = p.sampled_at {
+            out.taken_at = out.taken_at.min(at);
+        }
         let containers = p
             .containers
             .iter()

@@ -263,12 +263,13 @@ async fn report_numbers_equal_the_simulators_model() {
             // cgroup v1 below `memory/`; v2 (the lab node) at the root, with v2 file names.
             let v2 = cg_version(row) == Some("v2");
             let root = hosttree::cgroup_root(&node_root);
+            let driver = w.nodes[&l.node].cgroup_driver;
             let slice = if v2 { root } else { root.join("memory") }
-                .join(hosttree::pod_slice(l.qos, &uid).trim_start_matches('/'));
+                .join(hosttree::pod_slice(driver, l.qos, &uid).trim_start_matches('/'));
             let cg = row.cgroup.as_ref().unwrap();
             let dir = match cg.level {
                 "pod" => slice.clone(),
-                _ => slice.join(hosttree::scope(&l.container_ids[1])),
+                _ => slice.join(hosttree::scope(driver, &l.container_ids[1])),
             };
             let (usage, limit) = if v2 {
                 ("memory.current", "memory.max")

@@ -55,7 +55,24 @@ fn check_against_the_model(sim: &SimHandle, report: &Value) -> usize {
                     && Some(l.node.as_str()) == vm["node"].as_str()
             })
             .unwrap_or_else(|| panic!("no launcher for {name}"));
-        let cg = launcher_cgroups(l, &clamped(l, now - l.started));
+        // The Summary is cAdvisor's last sample of the pod (every housekeeping period of the
+        // node, harvester-node-3's 15 s as a real kubelet's), not the model now.
+        let period = w.nodes[&l.node].housekeeping;
+        let (at, first) = vmmem_sim::summary::sampled_at(l, now, period);
+        let mut cg = launcher_cgroups(l, &clamped(l, at - l.started));
+        if first {
+            // The pod's own figures are zeros at its first sample: the tool then sums its
+            // containers (pause is none of them).
+            let pause = cg
+                .containers
+                .iter()
+                .find(|c| c.0 == "pause")
+                .unwrap()
+                .2
+                .total;
+            cg.pod.total.anon -= pause.anon;
+            cg.pod.total.shmem -= pause.shmem;
+        }
         let compute = &cg.containers.iter().find(|c| c.0 == "compute").unwrap().2;
         let c = &vm["cgroup"];
         let files = match c["level"].as_str().unwrap() {

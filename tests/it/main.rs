@@ -20,6 +20,7 @@ mod agent_cli;
 mod agent_readings;
 mod agent_wait;
 mod bad_input_cli;
+mod both_nodes;
 mod both_servers;
 mod cli_list;
 mod completion_kubectl;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::both_nodes::{self, VmUnderTest};
 use crate::common::node::RealNode;
 use crate::common::node_vm::{
     create_namespaces, create_vm, get, list_json_as, private_rss, read_u64, run_tool, start_vmi,
@@ -289,8 +290,9 @@ fn a_real_oom_kill_is_explained(node: &RealNode) {
     }
     let _ = grow.kill();
     let _ = grow.wait();
-    // cgroup v1 counts the kill (memory.oom_control oom_kill) only in the memcg that hit its
-    // limit, the killed container's, and that memcg goes with the container: after the restart
+    // cgroup v1 counts the kill (memory.oom_control oom_kill) only in the victim's memcg and its
+    // failcnt only in the memcg that hit its limit (both the killed container's here), and that
+    // memcg goes with the container: after the restart
     // the container status and the kernel log are what is left, and the tool must use both.
     let json = list_json_as(node, node.admin_kubeconfig(), "agent");
     let row = row_of(&json, &MEMHOLD);
@@ -334,6 +336,8 @@ fn a_real_oom_kill_is_explained(node: &RealNode) {
         "{event}"
     );
     assert_eq!(event["podUid"], pod_uid.as_str(), "{event}");
+    let vm = VmUnderTest::of(node, NS, MEMHOLD.name);
+    both_nodes::oom_kill_is_where_the_kernel_keeps_it(node, &vm, MEMHOLD.pod_limit / 4096 * 4096);
 }
 
 /// The dashboard's row of `name` (one namespace in scope: the NAME column comes first).
@@ -431,6 +435,11 @@ fn a_real_node_end_to_end() {
     agent_reads_what_the_kernel_says(&node, &kernel);
     pod_exec_reads_what_the_kernel_says(&node, &kernel);
     kubelet_reads_what_the_kernel_says(&node, &kernel);
+    // The assertions the simulator passes too (both_nodes.rs).
+    let plain = VmUnderTest::of(&node, NS, PLAIN.name);
+    both_nodes::node_sources_read_the_host_files(&node, &plain, 1 << 20);
+    both_nodes::kubelet_summary_is_a_sample(&node, &plain);
+    both_nodes::kubelet_source_reads_the_summary(&node, &plain);
     auto_falls_back_without_agent_rights(&node, &kernel);
     a_real_oom_kill_is_explained(&node);
     fix_and_restart_seen_by_the_dashboard(&node);

@@ -54,6 +54,10 @@ pub struct CgroupFiles {
     /// Swap in use and `memory.swap.max` (`None`: "max").
     pub swap: i64,
     pub swap_limit: Option<i64>,
+    /// Times this memcg hit its own limit and the OOM killer ran for it (v2 `oom`, which the
+    /// parents count too); `oom_kill` is counted where the victim was, `failcnt` here.
+    pub ooms: u64,
+    pub ooms_below: u64,
 }
 
 /// How the node's kernel shows its cgroups.
@@ -192,26 +196,38 @@ pub fn launcher_cgroups(l: &Launcher, s: &Sample) -> LauncherCgroups {
         ..CgroupFiles::default()
     };
     let compute_pids: Vec<u32> = (0..s.compute.len()).map(|i| compute_pid(l, i)).collect();
-    let mut containers = vec![
-        (
-            "pause",
-            l.container_ids[0].clone(),
-            leaf(pause, None, vec![l.pids[0]]),
-        ),
-        (
-            "compute",
-            l.container_ids[1].clone(),
-            CgroupFiles {
-                max_usage: l.max_usage,
-                failcnt: l.failcnt,
-                oom_kill: l.oom_kills,
-                group_kills: l.oom_kills,
-                swap: l.params.swap_used,
-                swap_limit: Some(l.params.swap_limit.unwrap_or(0)),
-                ..leaf(compute, l.compute_limit, compute_pids)
-            },
-        ),
-    ];
+    // The memcg that hit its limit counts the failures (and, v2, the `oom` event); the kill is
+    // counted where qemu was, compute's (kernel 6.x, measured as tests/it/both_nodes.rs does).
+    let by_pod = l.killed_by_pod_limit;
+    let (compute_hits, pod_hits) = if by_pod {
+        (0, l.oom_kills)
+    } else {
+        (l.oom_kills, 0)
+    };
+    let mut containers = vec![(
+        "pause",
+        l.container_ids[0].clone(),
+        leaf(pause, None, vec![l.pids[0]]),
+    )];
+    let compute_files = CgroupFiles {
+        max_usage: if by_pod { 0 } else { l.max_usage },
+        failcnt: if by_pod { 0 } else { l.failcnt },
+        oom_kill: l.oom_kills,
+        group_kills: l.oom_kills,
+        ooms: compute_hits,
+        swap: l.params.swap_used,
+        swap_limit: Some(l.params.swap_limit.unwrap_or(0)),
+        ..leaf(compute, l.compute_limit, compute_pids)
+    };
+    // qemu's kill ends virt-launcher and so the compute container: its memcg goes with it, and
+    // with it its counters (what is left: the pod status, the kernel log and, v2 only, the
+    // pod's hierarchical memory.events, kept by the parent).
+    let gone = if l.killed_at.is_none() {
+        containers.push(("compute", l.container_ids[1].clone(), compute_files));
+        None
+    } else {
+        Some(compute_files)
+    };
     if l.has_console_sidecar() {
         containers.push((
             "guest-console-log",
@@ -219,6 +235,7 @@ pub fn launcher_cgroups(l: &Launcher, s: &Sample) -> LauncherCgroups {
             CgroupFiles {
                 oom_kill: console_kills,
                 group_kills: console_kills,
+                ooms: console_kills,
                 swap_limit: Some(0),
                 ..leaf(
                     console,
@@ -234,14 +251,23 @@ pub fn launcher_cgroups(l: &Launcher, s: &Sample) -> LauncherCgroups {
     for (_, _, c) in &containers {
         pod.add(&c.total);
     }
+    let below = containers.iter().map(|c| &c.2).chain(gone.as_ref());
+    let sum = |f: fn(&CgroupFiles) -> u64| below.clone().map(f).sum::<u64>();
     LauncherCgroups {
         pod: CgroupFiles {
             limit: l.pod_limit,
             local: Charge::default(),
             total: pod,
-            max_usage: l.max_usage + pause.usage() + console.usage(),
-            oom_kill_below: containers.iter().map(|c| c.2.oom_kill).sum(),
-            group_kills_below: containers.iter().map(|c| c.2.group_kills).sum(),
+            max_usage: if by_pod {
+                l.max_usage
+            } else {
+                l.max_usage + pause.usage() + console.usage()
+            },
+            failcnt: if by_pod { l.failcnt } else { 0 },
+            ooms: pod_hits,
+            ooms_below: sum(|c| c.ooms),
+            oom_kill_below: sum(|c| c.oom_kill),
+            group_kills_below: sum(|c| c.group_kills),
             swap: containers.iter().map(|c| c.2.swap).sum(),
             ..CgroupFiles::default()
         },

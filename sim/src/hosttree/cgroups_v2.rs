@@ -40,7 +40,8 @@ pub(super) fn write_cgroup_v2(w: &mut TreeWriter, dir: &Path, c: &CgroupFiles) -
     w.dir(dir)?;
     let usage = c.total.usage();
     let limit = |l: Option<i64>| l.map_or_else(|| "max\n".to_string(), |l| format!("{l}\n"));
-    let (kills, groups) = (
+    let (ooms, kills, groups) = (
+        c.ooms + c.ooms_below,
         c.oom_kill + c.oom_kill_below,
         c.group_kills + c.group_kills_below,
     );
@@ -56,7 +57,7 @@ pub(super) fn write_cgroup_v2(w: &mut TreeWriter, dir: &Path, c: &CgroupFiles) -
         (
             "memory.events",
             format!(
-                "low 0\nhigh 0\nmax {}\noom {kills}\noom_kill {kills}\noom_group_kill {groups}\n",
+                "low 0\nhigh 0\nmax {}\noom {ooms}\noom_kill {kills}\noom_group_kill {groups}\n",
                 c.failcnt
             ),
         ),

@@ -7,7 +7,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::cgroups::{launcher_cgroups, write_cgroup, CgroupFiles, Charge, Kernel};
-use super::{cgroup_root, compute_pid, kernel_log, pod_slice, proc_root, scope};
+use super::{cgroup_root, compute_pid, kernel_log, pod_slice, proc_root, scope, CgroupDriver};
 use crate::procfs::{cmdline_of, write_proc, ProcFile};
 use crate::treefiles::TreeWriter;
 use crate::workload::{GuestBacking, Sample};
@@ -26,6 +26,7 @@ struct NodeDirs {
     kubepods: PathBuf,
     procs: PathBuf,
     k: Kernel,
+    driver: CgroupDriver,
 }
 
 /// What the launchers' cgroups add up to, and which pod and container directories are live.
@@ -60,27 +61,22 @@ pub fn write_node(
         cgroup_root(node_root).join("memory")
     };
     let dirs = NodeDirs {
-        kubepods: mem_root.join("kubepods.slice"),
+        kubepods: mem_root.join(node.cgroup_driver.kubepods()),
         mem_root,
         procs: proc_root(node_root),
         k,
+        driver: node.cgroup_driver,
     };
     write_kernel_release(w, &dirs.procs, node)?;
     let mut totals = Totals::default();
     for ln in launchers {
         write_launcher_cgroups(w, &dirs, ln, &mut totals)?;
-        write_launcher_processes(w, &dirs.procs, ln)?;
+        write_launcher_processes(w, &dirs, ln)?;
     }
     write_node_cgroups(w, &dirs, node, &totals)?;
     let live_pids = live_pids(launchers);
     if w.live_changed(&totals.live_dirs, &live_pids) {
-        prune(
-            w,
-            &dirs.kubepods,
-            &totals.live_dirs,
-            &live_pids,
-            &dirs.procs,
-        )?;
+        prune(w, &dirs, &totals.live_dirs, &live_pids)?;
     }
     write_kernel_log(w, node_root, node)
 }
@@ -103,12 +99,13 @@ fn write_launcher_cgroups(
 ) -> io::Result<()> {
     let mem_root = &dirs.mem_root;
     let l = ln.launcher;
-    let slice = pod_slice(l.qos, &l.pod_uid);
+    let slice = pod_slice(dirs.driver, l.qos, &l.pod_uid);
     let pod_dir = mem_root.join(slice.trim_start_matches('/'));
     let cgroups = launcher_cgroups(l, &ln.sample);
     for (_, id, c) in &cgroups.containers {
-        totals.live_dirs.insert(pod_dir.join(scope(id)));
-        write_cgroup(w, &pod_dir.join(scope(id)), c, dirs.k)?;
+        let dir = pod_dir.join(scope(dirs.driver, id));
+        totals.live_dirs.insert(dir.clone());
+        write_cgroup(w, &dir, c, dirs.k)?;
     }
     write_cgroup(w, &pod_dir, &cgroups.pod, dirs.k)?;
     totals.live_dirs.insert(pod_dir);
@@ -139,11 +136,16 @@ fn write_launcher_cgroups(
 }
 
 /// `/proc/<pid>` of one launcher's processes: pause, the compute container's, virt-tail.
-fn write_launcher_processes(w: &mut TreeWriter, procs: &Path, ln: &LauncherNow) -> io::Result<()> {
+fn write_launcher_processes(
+    w: &mut TreeWriter,
+    dirs: &NodeDirs,
+    ln: &LauncherNow,
+) -> io::Result<()> {
     let (l, s) = (ln.launcher, &ln.sample);
-    let slice = pod_slice(l.qos, &l.pod_uid);
+    let procs = dirs.procs.as_path();
+    let slice = pod_slice(dirs.driver, l.qos, &l.pod_uid);
     let [pause_pid, monitor_pid, ..] = l.pids;
-    let cg = |i: usize| format!("{slice}/{}", scope(&l.container_ids[i]));
+    let cg = |i: usize| format!("{slice}/{}", scope(dirs.driver, &l.container_ids[i]));
     let pause = ProcFile {
         pid: pause_pid,
         ppid: 1,
@@ -197,10 +199,7 @@ fn write_node_cgroups(
     node: &NodeModel,
     totals: &Totals,
 ) -> io::Result<()> {
-    for (qos, name) in [
-        ("Burstable", "kubepods-burstable.slice"),
-        ("BestEffort", "kubepods-besteffort.slice"),
-    ] {
+    for (qos, name) in dirs.driver.qos_dirs() {
         let total = totals.by_qos.get(qos).copied().unwrap_or_default();
         let files = CgroupFiles {
             total,
@@ -267,16 +266,17 @@ fn dirs_in(dir: &Path) -> io::Result<Vec<PathBuf>> {
 /// Remove pod slices, container scopes and `/proc` entries of pods and processes that are gone.
 fn prune(
     w: &mut TreeWriter,
-    kubepods: &Path,
+    dirs: &NodeDirs,
     live_dirs: &HashSet<PathBuf>,
     live_pids: &HashSet<String>,
-    procs: &Path,
 ) -> io::Result<()> {
+    let [(_, burstable), (_, besteffort)] = dirs.driver.qos_dirs();
     let qos_dirs = [
-        kubepods.to_path_buf(),
-        kubepods.join("kubepods-burstable.slice"),
-        kubepods.join("kubepods-besteffort.slice"),
+        dirs.kubepods.clone(),
+        dirs.kubepods.join(burstable),
+        dirs.kubepods.join(besteffort),
     ];
+    let procs = dirs.procs.as_path();
     for qos in &qos_dirs {
         for pod in dirs_in(qos)? {
             if qos_dirs.contains(&pod) {

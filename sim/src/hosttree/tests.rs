@@ -21,8 +21,9 @@ fn node_tree_has_kernel_formats_for_every_launcher() {
     assert!(here.len() >= 4);
     let mem = cgroup_root(&root).join("memory");
     for l in &here {
-        let slice = mem.join(pod_slice(l.qos, &l.pod_uid).trim_start_matches('/'));
-        let compute = slice.join(scope(&l.container_ids[1]));
+        let slice =
+            mem.join(pod_slice(CgroupDriver::Systemd, l.qos, &l.pod_uid).trim_start_matches('/'));
+        let compute = slice.join(scope(CgroupDriver::Systemd, &l.container_ids[1]));
         let limit: i64 = read(&compute.join("memory.limit_in_bytes"))
             .trim()
             .parse()
@@ -73,13 +74,13 @@ fn node_tree_has_kernel_formats_for_every_launcher() {
         );
         assert!(read(&qemu.join("cgroup")).contains(&format!(
             "memory:{}/{}",
-            pod_slice(l.qos, &l.pod_uid),
-            scope(&l.container_ids[1])
+            pod_slice(CgroupDriver::Systemd, l.qos, &l.pod_uid),
+            scope(CgroupDriver::Systemd, &l.container_ids[1])
         )));
     }
     // Rewriting after a pod is gone prunes it.
     let (gone, qos) = (here[0].pod_uid.clone(), here[0].qos);
-    let slice = mem.join(pod_slice(qos, &gone).trim_start_matches('/'));
+    let slice = mem.join(pod_slice(CgroupDriver::Systemd, qos, &gone).trim_start_matches('/'));
     w.launchers.remove(&gone);
     write_host_tree(&mut w, "harvester-node-1").unwrap();
     assert!(!slice.exists());
@@ -120,9 +121,9 @@ fn lab_vms_charge_guest_ram_where_the_kernel_would() {
     }
     let node_root = |n: &str| super::node_root(dir.path(), n);
     let slice_of = |l: &Launcher, controller: &str| {
-        cgroup_root(&node_root(&l.node))
-            .join(controller)
-            .join(pod_slice(l.qos, &l.pod_uid).trim_start_matches('/'))
+        cgroup_root(&node_root(&l.node)).join(controller).join(
+            pod_slice(w.nodes[&l.node].cgroup_driver, l.qos, &l.pod_uid).trim_start_matches('/'),
+        )
     };
 
     let huge = launcher_of(&w, "huge-01");
@@ -144,7 +145,8 @@ fn lab_vms_charge_guest_ram_where_the_kernel_would() {
     assert!(smaps.contains(&format!("Private_Hugetlb:{:>8} kB", hugetlb / 1024)));
 
     let share = launcher_of(&w, "share-01");
-    let compute = slice_of(share, "memory").join(scope(&share.container_ids[1]));
+    let driver = w.nodes[&share.node].cgroup_driver;
+    let compute = slice_of(share, "memory").join(scope(driver, &share.container_ids[1]));
     let shmem = stat_of(&compute, "total_shmem ");
     assert!(shmem > 100 << 20, "guest RAM on a memfd is shmem: {shmem}");
     assert!(stat_of(&compute, "total_rss ") < shmem);
@@ -174,4 +176,38 @@ fn lab_vms_charge_guest_ram_where_the_kernel_would() {
     let quiet = launcher_of(&w, "quiet-01");
     assert!(!quiet.has_console_sidecar());
     assert_eq!(quiet.pod_limit, quiet.compute_limit);
+}
+
+#[test]
+fn a_cgroupfs_node_names_pods_and_containers_as_that_driver_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = World::new(&Scenario::demo().unwrap(), dir.path().to_path_buf()).unwrap();
+    let node = "harvester-node-3";
+    assert_eq!(w.nodes[node].cgroup_driver, CgroupDriver::Cgroupfs);
+    let root = write_host_tree(&mut w, node).unwrap();
+    let mem = cgroup_root(&root).join("memory");
+    let l = launcher_of(&w, "db-02");
+    let pod = mem.join(format!("kubepods/burstable/pod{}", l.pod_uid));
+    let compute = pod.join(&l.container_ids[1]);
+    assert_eq!(
+        Some(number(&compute.join("memory.limit_in_bytes"))),
+        l.compute_limit
+    );
+    let qemu = read(&compute.join("cgroup.procs"))
+        .lines()
+        .nth(4)
+        .unwrap()
+        .to_string();
+    assert!(
+        read(&proc_root(&root).join(qemu).join("cgroup")).contains(&format!(
+            "memory:/kubepods/burstable/pod{}/{}\n",
+            l.pod_uid, l.container_ids[1]
+        ))
+    );
+    assert!(!mem.join("kubepods.slice").exists());
+    // Pruned like the systemd driver's slices.
+    let gone = l.pod_uid.clone();
+    w.launchers.remove(&gone);
+    write_host_tree(&mut w, node).unwrap();
+    assert!(!pod.exists());
 }

@@ -28,7 +28,8 @@ fn a_real_shaped_summary_gives_pod_and_container_counters() {
     );
     assert_eq!(r.source, LiveSource::Kubelet);
     assert_eq!(r.cgroup_version, CgroupVersion::Unknown);
-    assert_eq!(r.taken_at, 1_715_266_354);
+    // Read at 14:52:34, but the figures are cAdvisor's samples, the oldest of 14:52:23.
+    assert_eq!(r.taken_at, 1_715_266_343);
     assert!(r.missing_pods.is_empty());
     let p = &r.pods[0];
     assert_eq!(p.uid, LAUNCHER);
@@ -233,4 +234,28 @@ proptest! {
             prop_assert!(c.limit_bytes.is_none_or(|l| l >= c.working_set_bytes));
         }
     }
+}
+
+/// A kubelet v1.20 on cgroup v1 (measured on the real node of tests/node) serves a new pod's own
+/// figures as zeros until cAdvisor samples the pod cgroup again: the pod's figures are then its
+/// containers' sum, with the limit its zeros still say.
+#[test]
+fn a_pods_unsampled_zeros_are_its_containers_sum() {
+    let text = serde_json::json!({"pods": [{"podRef": {"name": "p", "namespace": "vms", "uid": "u1"},
+        "memory": {"time": "2026-12-07T15:24:51Z", "availableBytes": 1390116864, "usageBytes": 0,
+                   "workingSetBytes": 0, "rssBytes": 0, "pageFaults": 0, "majorPageFaults": 0},
+        "containers": [
+            {"name": "compute", "memory": {"time": "2026-12-07T15:24:51Z", "availableBytes": 1327865856,
+             "usageBytes": 2252800, "workingSetBytes": 2252800, "rssBytes": 1650688}},
+            {"name": "guest-console-log", "memory": {"time": "2026-12-07T15:24:50Z", "availableBytes": 57749504,
+             "usageBytes": 2248704, "workingSetBytes": 2248704, "rssBytes": 1703936}}]}]})
+    .to_string();
+    let pods = parse(&text).unwrap();
+    let r = readings(&pods, "n", &[wanted("u1")], 1_796_657_105);
+    let pod = &r.pods[0].cgroup;
+    assert_eq!(pod.usage_bytes, 2_252_800 + 2_248_704);
+    assert_eq!(pod.limit_bytes, Some(1_390_116_864));
+    assert_eq!(pod.stat.anon, Some(1_650_688 + 1_703_936));
+    // 2026-12-07T15:24:50Z, the containers' oldest sample (the zeros' time is no reading's).
+    assert_eq!(r.taken_at, 1_796_657_090);
 }
