@@ -23,6 +23,7 @@ mod bad_input_cli;
 mod both_servers;
 mod cli_list;
 mod completion_kubectl;
+mod dashboard_restarts;
 mod demo_lab;
 mod faults_agents;
 mod faults_api;
