@@ -34,6 +34,10 @@ use vmmem_sim::requests::RequestTally;
 
 #[path = "scale/dashboard.rs"]
 mod dashboard;
+#[path = "scale/soak.rs"]
+mod soak;
+#[path = "scale/tmux.rs"]
+mod tmux;
 
 use dashboard::{dashboard_child, DashboardResult};
 
@@ -396,6 +400,8 @@ struct SizeResult {
     ours: Vec<(Run, RequestTally, f64, (u64, u64))>,
     theirs: Vec<(Run, RequestTally, f64, (u64, u64))>,
     dash: DashboardResult,
+    /// The real dashboard in tmux (`None` with `SCALE_TMUX_SECONDS=0`).
+    tmux: Option<tmux::TmuxResult>,
 }
 
 /// One measured command against the simulator: its run, the requests it made, the simulator's
@@ -491,6 +497,10 @@ fn bench_size(
     for (running, live) in &dash.incomplete {
         incomplete.push(format!("{vms} VMs, dashboard refresh: {live} of {running}"));
     }
+    let tmux = match env_num("SCALE_TMUX_SECONDS", 60) {
+        0 => None,
+        secs => Some(tmux::measure(&sim.kubeconfig, secs as u64)),
+    };
     SizeResult {
         vms,
         nodes,
@@ -500,6 +510,7 @@ fn bench_size(
         ours,
         theirs,
         dash,
+        tmux,
     }
 }
 
@@ -508,6 +519,12 @@ fn mib(kib: i64) -> f64 {
 }
 
 fn main() {
+    if std::env::args().any(|a| a == "soak") || std::env::var_os("SCALE_SOAK_MINUTES").is_some() {
+        let state = tempfile::tempdir().expect("a temporary state directory");
+        std::env::set_var("XDG_STATE_HOME", state.path());
+        soak::run(env_num("SCALE_SOAK_MINUTES", 60), &kubectl());
+        return;
+    }
     if std::env::var_os("SCALE_DASHBOARD_CHILD").is_some() {
         let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} not set"));
         dashboard_child(
@@ -603,6 +620,26 @@ fn main() {
             mib(d.rss_kib),
             mib(d.hwm_kib)
         );
+    }
+    println!();
+    println!(
+        "The real dashboard (`top -A --refresh 2s`, tmux 200x50), from its first screen of rows:"
+    );
+    println!();
+    println!("| VMs | seconds | CPU | CPU per refresh per 1,000 VMs | RSS at the end | peak RSS |");
+    println!("|---:|---:|---:|---:|---:|---:|");
+    for r in &results {
+        if let Some(t) = &r.tmux {
+            println!(
+                "| {} | {:.0} | {:.2} s | {:.3} s | {:.1} MiB | {:.1} MiB |",
+                r.vms,
+                t.seconds,
+                t.cpu,
+                t.cpu / (t.seconds / 2.0) / (r.vms as f64 / 1000.0),
+                mib(t.rss_kib),
+                mib(t.hwm_kib)
+            );
+        }
     }
     println!();
     println!(

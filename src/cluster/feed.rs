@@ -8,13 +8,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use kube::runtime::reflector::{self, store::Writer, Store};
 use kube::runtime::utils::Backoff;
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::Api;
 use tokio::task::JoinHandle;
 
 use super::lean::{Kind, Lean};
+
+mod cache;
+use cache::Cache;
 
 /// How the first list of a feed ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,8 +216,8 @@ impl Backoff for QuickBackoff {
 
 /// Where a feed keeps its objects.
 enum Held<T: Kind> {
-    /// The reflector's store, kept current by the watch.
-    Watched(Store<Lean<T>>),
+    /// The watch's objects, kept current by it.
+    Watched(Arc<Cache<T>>),
     /// The result of one paged list.
     Listed(Arc<Mutex<Vec<Arc<T>>>>),
 }
@@ -259,22 +261,21 @@ impl<T: Kind> Feed<T> {
         if let Some(n) = name {
             cfg = cfg.fields(&format!("metadata.name={n}"));
         }
-        let writer: Writer<Lean<T>> = Writer::new(());
-        let store = writer.as_reader();
+        let cache = Arc::new(Cache::default());
         let state = Arc::new(FeedState::new());
-        let task_state = state.clone();
-        let stream = reflector::reflector(
-            writer,
-            watcher(api, cfg).backoff(QuickBackoff { next: BACKOFF_MIN }),
-        )
-        .for_each(move |ev| {
-            task_state.record(&ev);
-            futures::future::ready(())
-        });
+        let (task_cache, task_state) = (cache.clone(), state.clone());
+        let stream = watcher(api, cfg)
+            .backoff(QuickBackoff { next: BACKOFF_MIN })
+            .for_each(move |mut ev| {
+                // The object goes into the cache; the `Lean` wrapper (kube's metadata) goes.
+                task_cache.apply(&mut ev);
+                task_state.record(&ev);
+                futures::future::ready(())
+            });
         let task = tokio::spawn(stream);
         Feed {
             namespace: namespace.filter(|_| T::NAMESPACED).map(str::to_string),
-            held: Held::Watched(store),
+            held: Held::Watched(cache),
             state,
             task,
         }
@@ -334,7 +335,7 @@ impl<T: Kind> Feed<T> {
     /// that changes; it never changes one in place).
     pub fn objects(&self) -> Vec<Arc<T>> {
         match &self.held {
-            Held::Watched(store) => store.state().iter().map(|l| l.obj.clone()).collect(),
+            Held::Watched(cache) => cache.objects(),
             Held::Listed(list) => list.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         }
     }
@@ -348,21 +349,14 @@ impl<T: Kind> Feed<T> {
             Held::Listed(list) => {
                 std::mem::take(&mut *list.lock().unwrap_or_else(|p| p.into_inner()))
             }
-            Held::Watched(store) => {
-                let objects = store.state().iter().map(|l| l.obj.clone()).collect();
-                // The store's own references go with it: the objects are then held once.
-                drop(std::mem::replace(
-                    store,
-                    Writer::<Lean<T>>::new(()).as_reader(),
-                ));
-                objects
-            }
+            // The cache's own references go: the objects are then held once.
+            Held::Watched(cache) => cache.take(),
         }
     }
 
     pub fn len(&self) -> usize {
         match &self.held {
-            Held::Watched(store) => store.len(),
+            Held::Watched(cache) => cache.len(),
             Held::Listed(list) => list.lock().unwrap_or_else(|p| p.into_inner()).len(),
         }
     }

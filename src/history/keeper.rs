@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::store::PeakStore;
 use crate::model::evidence::EvidenceKind;
-use crate::model::peaks::{MemoryConfig, Peak, PeakTracker, RememberedPods};
+use crate::model::peaks::{MemoryConfig, Peak, PeakTracker, RememberedPods, RememberedUse};
 use crate::model::report::VmRow;
 
 /// Whether history is used, and over which window.
@@ -31,7 +31,8 @@ pub struct PeakKeeper {
     store: Option<PeakStore>,
     cluster: String,
     mode: HistoryMode,
-    tracker: PeakTracker,
+    /// Shared with the report being built (never copied: changed in place between reports).
+    tracker: Arc<PeakTracker>,
 }
 
 impl PeakKeeper {
@@ -42,7 +43,7 @@ impl PeakKeeper {
             store: None,
             cluster: cluster.to_string(),
             mode: HistoryMode::Off,
-            tracker: PeakTracker::default(),
+            tracker: Arc::default(),
         }
     }
 
@@ -62,36 +63,22 @@ impl PeakKeeper {
             return (keeper, Vec::new());
         };
         let (tracker, warnings) = store.load(cluster);
-        keeper.tracker = tracker;
+        keeper.tracker = Arc::new(tracker);
         keeper.store = Some(store);
         (keeper, warnings)
     }
 
     /// The peaks to build a report with at `now`: remembered peaks older than the window do
     /// not count.
-    pub fn for_report(&self, now: i64) -> Arc<PeakTracker> {
-        let mut t = self.tracker.clone();
-        match self.mode {
-            HistoryMode::Off => {
-                for vm in t.vms.values_mut() {
-                    if vm.remembered != vm.session {
-                        vm.remembered = None;
-                    }
-                }
-            }
-            HistoryMode::Window { window_seconds } => {
-                for vm in t.vms.values_mut() {
-                    if vm
-                        .remembered
-                        .as_ref()
-                        .is_some_and(|p| p.at < now - window_seconds)
-                    {
-                        vm.remembered = None;
-                    }
-                }
-            }
+    pub fn for_report(&mut self, now: i64) -> Arc<PeakTracker> {
+        let using = match self.mode {
+            HistoryMode::Off => RememberedUse::None,
+            HistoryMode::Window { window_seconds } => RememberedUse::Since(now - window_seconds),
+        };
+        if self.tracker.remembered_use != using {
+            Arc::make_mut(&mut self.tracker).remembered_use = using;
         }
-        Arc::new(t)
+        self.tracker.clone()
     }
 
     /// The launcher pods remembered for each VM, to find the VM of a kill in a pod that is gone
@@ -110,7 +97,7 @@ impl PeakKeeper {
             let config =
                 MemoryConfig::of(r.guest_bytes, r.vm_limit_bytes, r.expected_overhead_bytes);
             if let (Some(vm_uid), Some(pod_uid)) = (r.vm_uid.as_deref(), r.pod_uid.as_deref()) {
-                self.tracker.saw_pod(vm_uid, &config, pod_uid, now);
+                Arc::make_mut(&mut self.tracker).saw_pod(vm_uid, &config, pod_uid, now);
             }
             let Some(uid) = r.vm_uid.as_deref().or(r.pod_uid.as_deref()) else {
                 continue;
@@ -129,7 +116,7 @@ impl PeakKeeper {
             }) else {
                 continue;
             };
-            self.tracker.observe(
+            Arc::make_mut(&mut self.tracker).observe(
                 uid,
                 &config,
                 Peak {

@@ -68,6 +68,32 @@ pub type RememberedPods = std::collections::HashMap<String, String>;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeakTracker {
     pub vms: BTreeMap<String, VmPeaks>,
+    /// Which remembered peaks count as evidence (the keeper sets it for its history mode;
+    /// not stored).
+    #[serde(skip)]
+    pub remembered_use: RememberedUse,
+}
+
+/// Which remembered peaks count as evidence: a report reads the keeper's own tracker (shared,
+/// not copied for every dashboard refresh) through this.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RememberedUse {
+    #[default]
+    All,
+    /// History off: none (a peak of this session counts as the session's).
+    None,
+    /// Those seen at or after this time (Unix seconds).
+    Since(i64),
+}
+
+impl RememberedUse {
+    fn allows(self, p: &Peak) -> bool {
+        match self {
+            RememberedUse::All => true,
+            RememberedUse::None => false,
+            RememberedUse::Since(t) => p.at >= t,
+        }
+    }
 }
 
 /// How many samples a VM keeps (a sample a refresh; the window is 15 minutes).
@@ -138,6 +164,15 @@ impl PeakTracker {
         }
         vm.seen = vm.seen.max(reading.at);
         if !vm.samples.iter().any(|s| s.at == reading.at) {
+            // Make room first, so the list never grows past its bound (a full list that grew
+            // by one before the cut kept twice the room: 2 KiB a VM instead of 1).
+            if vm.samples.len() >= MAX_SAMPLES {
+                let cut = vm.samples.len() + 1 - MAX_SAMPLES;
+                vm.samples.drain(..cut);
+            }
+            if vm.samples.capacity() == 0 {
+                vm.samples.reserve_exact(MAX_SAMPLES);
+            }
             vm.samples.push(Sample {
                 at: reading.at,
                 bytes: reading.bytes,
@@ -238,7 +273,11 @@ impl PeakTracker {
         if let Some(p) = &vm.session {
             out.push(item(EvidenceKind::SessionPeak, p, p.source.clone()));
         }
-        if let Some(p) = &vm.remembered {
+        if let Some(p) = vm
+            .remembered
+            .as_ref()
+            .filter(|p| self.remembered_use.allows(p))
+        {
             if vm.session.as_ref() != Some(p) {
                 out.push(item(
                     EvidenceKind::History,

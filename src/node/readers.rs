@@ -22,6 +22,8 @@ use super::exec;
 use super::probe::{exec_command, ProbeSettings, ProbeTarget};
 use super::smaps_policy::{GuestMemory, SmapsPolicy};
 pub use super::targets::{targets, Target};
+
+mod missed;
 use crate::model::inventory::{Inventory, Readings};
 use crate::model::join::join;
 use crate::model::oom_event::OomEvent;

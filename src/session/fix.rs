@@ -29,7 +29,7 @@ pub async fn fix_target(
     let mut options = opts.report_options();
     // The peaks this machine remembers for the VM count as evidence here too, and its pods
     // remembered map the kernel log's kills in pods now gone.
-    let (keeper, store_warnings) = super::peaks::keeper_for(opts, server);
+    let (mut keeper, store_warnings) = super::peaks::keeper_for(opts, server);
     let remembered = keeper.remembered_pods();
     let (readings, warnings) = if opts.live == Mode::Off {
         (Readings::new(), Vec::new())

@@ -158,7 +158,7 @@ async fn live_once(opts: &Options) -> anyhow::Result<ReportInputs> {
     history.apply(&mut options);
     let history_notes = history.status.into_iter().chain(history.warnings).collect();
     // The store first: the pods it remembers map the kernel logs' kills in pods now gone.
-    let (keeper, store_warnings) = super::peaks::keeper_for(opts, &opened_server);
+    let (mut keeper, store_warnings) = super::peaks::keeper_for(opts, &opened_server);
     let remembered = keeper.remembered_pods();
     let (readings, mut warnings) = absorb_round(round?, &inventory, &mut options, &remembered);
     warnings.extend(store_warnings);

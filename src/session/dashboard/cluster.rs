@@ -269,14 +269,17 @@ impl DataSource for ClusterSource {
                 );
             };
             let mut opts = self.opts.report_options();
-            let mut inventory = live.source.snapshot();
-            filter_namespace(
-                &mut inventory,
-                &self
-                    .opts
-                    .with_namespace(scope.namespace.as_deref())
-                    .namespaces,
-            );
+            let namespaces = self
+                .opts
+                .with_namespace(scope.namespace.as_deref())
+                .namespaces;
+            let snapshot = || {
+                let mut inventory = live.source.snapshot();
+                filter_namespace(&mut inventory, &namespaces);
+                inventory
+            };
+            let events = live.source.stats().events;
+            let mut inventory = snapshot();
             let (health, taken_at) = match live.source.health() {
                 WatchHealth::Ok => (Health::Ok, SystemTime::now()),
                 // The caches hold the objects as of when watching began to fail.
@@ -288,7 +291,18 @@ impl DataSource for ClusterSource {
             let server = live.source.server().to_string();
             let (readings, warnings) = match self.readers.as_ref() {
                 Some(r) => {
-                    let round = r.write().await.read(&inventory, unix_now()).await;
+                    let mut readers = r.write().await;
+                    let mut round = readers.read(&inventory, unix_now()).await;
+                    // Objects changed during the round (a VM restarted or migrated: a pod the
+                    // round did not read): read those pods now, so the VM has live data in
+                    // this refresh, and report on the objects as they are now.
+                    if live.source.stats().events != events {
+                        inventory = snapshot();
+                        readers
+                            .read_missed(&inventory, &mut round, unix_now())
+                            .await;
+                    }
+                    drop(readers);
                     opts.stale_nodes = round.stale;
                     (round.readings, round.warnings)
                 }
@@ -317,6 +331,9 @@ impl DataSource for ClusterSource {
             let now = crate::session::peaks::unix_now();
             opts.peaks = self.peak_keeper(&server).for_report(now);
             let mut report = report::build(&inventory, &readings, &opts);
+            // The report's hold on the keeper's peaks goes first, so taking in this refresh's
+            // changes them in place instead of copying every VM's.
+            drop(opts);
             self.keep_peaks(&server, &report.vms, now);
             report.warnings.extend(warnings);
             report.warnings.extend(self.peak_warnings.iter().cloned());

@@ -255,8 +255,11 @@ impl OomWatch {
             Ok(events) => {
                 log.error = None;
                 log.reports = events.len();
-                for ev in events {
+                for mut ev in events {
                     if self.seen.insert(EventKey::of(&ev)) {
+                        // The memory.stat block of the report: nothing the dashboard shows or
+                        // explains a kill with reads it, and it is most of a kept report's size.
+                        ev.stats = Default::default();
                         self.events.push_back(ev);
                     }
                 }

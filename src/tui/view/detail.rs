@@ -203,9 +203,9 @@ fn draw_sparks(
         (u, "usage   ", &s.usage, Color::Blue),
         (o, "overhead", &s.overhead, Color::Magenta),
     ] {
-        let last = data.back().copied().unwrap_or(0);
-        let max = data.iter().copied().max().unwrap_or(0);
-        let min = data.iter().copied().min().unwrap_or(0);
+        let last = data.back().unwrap_or(0);
+        let max = data.iter().max().unwrap_or(0);
+        let min = data.iter().min().unwrap_or(0);
         let label = format!(
             "{name} {:>8} (min {:>8}, max {:>8}) ",
             human(last as i64),

@@ -1,0 +1,131 @@
+//! VMs restarting while the dashboard refreshes (issue 21): a VM whose launcher pod is replaced
+//! between the objects a refresh starts from and the node probe has a new pod the probe was not
+//! asked about, and its old pod is gone from the node. Every refresh must still give every
+//! running VM on a node that answered its live data (the new pod, read in the same refresh).
+
+use crate::common;
+
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, ListParams};
+use vmmem::cli::args::Cli;
+use vmmem::session::dashboard::cluster::ClusterSource;
+use vmmem::session::dashboard::cluster_fix::ClientSlot;
+use vmmem::session::dashboard::snapshot::{DataSource, Scope};
+use vmmem_sim::handle::{Sim, SimOptions};
+use vmmem_sim::scenario::Scenario;
+
+/// Running VMs on nodes that answered, without live data, in one refresh's report.
+fn without_live_data(r: &vmmem::model::report::Report, stale_nodes: &[String]) -> Vec<String> {
+    r.vms
+        .iter()
+        .filter(|v| v.phase == "Running" && v.cgroup.is_none())
+        .filter(|v| !v.node.as_ref().is_some_and(|n| stale_nodes.contains(n)))
+        .map(|v| format!("{}/{}", v.namespace, v.name))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vms_restarting_during_refreshes_keep_their_live_data() {
+    // Execs take 400 ms, so a refresh's probe round is long enough for restarts to land in it;
+    // a restarted VM is back (new VMI, new pod) within about half a second.
+    let opts = SimOptions {
+        pod_start_delay: Duration::from_millis(100),
+        restart_backoff: Duration::from_millis(200),
+        exec_latency: Duration::from_millis(400),
+        ..SimOptions::default()
+    };
+    let sim = Sim::start(Scenario::generated(60, 4), opts).await.unwrap();
+    let (_dir, kc) = common::admin_kubeconfig(&sim);
+    let cli = Cli::try_parse_from([
+        "kubectl-vmmem",
+        "top",
+        "-A",
+        "--live",
+        "agent",
+        "--history",
+        "off",
+        "--kubeconfig",
+        kc.to_str().unwrap(),
+    ])
+    .unwrap();
+    let mut source = ClusterSource::new(
+        vmmem::cli::options::options(&cli.global).unwrap(),
+        ClientSlot::default(),
+    );
+    let scope = Scope { namespace: None };
+    let first = source.fetch(&scope).await;
+    let report = first.report.expect("a first report");
+    assert!(
+        without_live_data(&report, &[]).is_empty(),
+        "before any restart every running VM has live data: {:?}",
+        report.warnings
+    );
+    // Someone restarts VMs, one every 150 ms, while the dashboard refreshes.
+    let client = sim.client().await.unwrap();
+    let names: Vec<(String, String)> = report
+        .vms
+        .iter()
+        .filter(|v| v.phase == "Running")
+        .map(|v| (v.namespace.clone(), v.name.clone()))
+        .collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let restarter = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut restarted = 0usize;
+            for (ns, name) in names.iter().cycle().step_by(7) {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+                let lp = ListParams::default().labels(&format!("vm.kubevirt.io/name={name}"));
+                if pods
+                    .delete_collection(&DeleteParams::default(), &lp)
+                    .await
+                    .is_ok()
+                {
+                    restarted += 1;
+                }
+                tokio::time::sleep(Duration::from_millis(150)).await;
+            }
+            restarted
+        })
+    };
+    let until = Instant::now() + Duration::from_secs(20);
+    let (mut refreshes, mut read_again) = (0, 0);
+    while Instant::now() < until {
+        let s = source.fetch(&scope).await;
+        let r = s.report.expect("a report");
+        let stale: Vec<String> = r
+            .warnings
+            .iter()
+            .filter_map(|w| w.strip_prefix("live data for node "))
+            .filter_map(|w| w.split_once(' ').map(|(n, _)| n.to_string()))
+            .collect();
+        let missing = without_live_data(&r, &stale);
+        assert!(
+            missing.is_empty(),
+            "refresh {refreshes}: running VMs without live data on nodes that answered: {missing:?}; warnings {:?}",
+            r.warnings
+        );
+        read_again += r
+            .vms
+            .iter()
+            .filter(|v| v.phase == "Running" && v.cgroup.is_some())
+            .count();
+        refreshes += 1;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let restarted = restarter.await.unwrap();
+    assert!(refreshes >= 5, "only {refreshes} refreshes in 20 s");
+    assert!(
+        restarted >= 50,
+        "only {restarted} restarts: the test did not race the refreshes"
+    );
+    assert!(read_again > 0);
+    source.shutdown().await;
+    sim.shutdown().await;
+}
