@@ -22,14 +22,20 @@ const PAUSE_IMAGE: &str = "registry.rancher.com/rancher/mirrored-pause:3.6";
 /// The labels cAdvisor gives a series of pod `pod_name` (UID `pod_uid`) of launcher `l`: the
 /// pod's cgroup for `None`, else the container `(name, runtime ID, image)`.
 pub fn container_labels(
+    w: &World,
     l: &Launcher,
     pod_uid: &str,
     pod_name: &str,
     container: Option<(&str, &str, &str)>,
 ) -> Labels {
-    let slice = pod_slice(l.qos, pod_uid);
+    let driver = w
+        .nodes
+        .get(&l.node)
+        .map(|n| n.cgroup_driver)
+        .unwrap_or_default();
+    let slice = pod_slice(driver, l.qos, pod_uid);
     let (container, id, image, name) = match container {
-        Some((c, cid, image)) => (c, format!("{slice}/{}", scope(cid)), image, cid),
+        Some((c, cid, image)) => (c, format!("{slice}/{}", scope(driver, cid)), image, cid),
         None => ("", slice, "", ""),
     };
     [
@@ -130,11 +136,12 @@ pub fn exposition(w: &World, node: &str) -> Result<String, ApiError> {
                 "pause" => ("", PAUSE_IMAGE),
                 other => (other, SIDECAR_IMAGE),
             };
-            let labels = container_labels(l, &l.pod_uid, &l.pod_name, Some((container, id, image)));
+            let labels =
+                container_labels(w, l, &l.pod_uid, &l.pod_name, Some((container, id, image)));
             rows.push((labels, files.clone()));
         }
         rows.push((
-            container_labels(l, &l.pod_uid, &l.pod_name, None),
+            container_labels(w, l, &l.pod_uid, &l.pod_name, None),
             cg.pod.clone(),
         ));
     }

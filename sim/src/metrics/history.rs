@@ -305,8 +305,9 @@ fn life_series(w: &World, life: &PodLife, metric: &str) -> Option<Vec<Series>> {
     };
     Some(match metric {
         m if m.starts_with("container_") => {
-            let pod = kubelet(container_labels(l, &life.uid, &life.name, None));
+            let pod = kubelet(container_labels(w, l, &life.uid, &life.name, None));
             let compute = kubelet(container_labels(
+                w,
                 l,
                 &life.uid,
                 &life.name,
