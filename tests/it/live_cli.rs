@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use vmmem_sim::{Scenario, Sim, SimHandle, SimOptions};
 
+/// The demo cluster without its Prometheus (history has tests of its own).
 async fn demo() -> SimHandle {
-    Sim::start(Scenario::demo().unwrap(), SimOptions::default())
-        .await
-        .unwrap()
+    let mut scenario = Scenario::demo().unwrap();
+    scenario.monitoring = false;
+    Sim::start(scenario, SimOptions::default()).await.unwrap()
 }
 
 async fn run(args: &[&str], kubeconfig_env: Option<&str>, home: &Path) -> Output {

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use vmmem::cluster::live::{LiveOptions, LiveSource, Scope};
+use vmmem::cluster::prometheus::{KnownService, WELL_KNOWN};
 use vmmem::model::inventory::SourceKind;
 use vmmem_sim::requests::Access;
 use vmmem_sim::SimHandle;
@@ -127,7 +128,15 @@ impl Role {
     }
 }
 
+/// Run the binary with `args`. `list` and `fix` run without history (`--history off`) unless
+/// `args` say otherwise: history from the cluster's Prometheus is a feature of its own, with its
+/// own role.
 async fn run(sim: &SimHandle, args: &[&str]) -> Vec<Access> {
+    let mut args = args.to_vec();
+    if matches!(args.first(), Some(&"list" | &"fix")) && !args.contains(&"--history") {
+        args.extend(["--history", "off"]);
+    }
+    let args = &args[..];
     let before = sim.accesses().len();
     let dir = tempfile::tempdir().unwrap();
     let kc = dir.path().join("kubeconfig");
@@ -177,6 +186,7 @@ async fn each_role_grants_exactly_what_its_features_ask_for() {
     let agent = role("agent-role.yaml");
     let pod_exec = role("pod-exec-role.yaml");
     let kubelet = role("kubelet-clusterrole.yaml");
+    let history = role("history-role.yaml");
 
     // Kubernetes 1.30 and later authorize a WebSocket exec as `create` on pods/exec besides
     // `get`: a cluster of that age asks for both.
@@ -288,6 +298,27 @@ async fn each_role_grants_exactly_what_its_features_ask_for() {
             vec![&kubelet],
         ),
     );
+    // The demo has Rancher's monitoring: history through the API server's service proxy.
+    features.insert(
+        "history from the cluster's Prometheus",
+        (
+            run(
+                &sim,
+                &[
+                    "list",
+                    "-A",
+                    "-o",
+                    "json",
+                    "--live",
+                    "off",
+                    "--history",
+                    "7d",
+                ],
+            )
+            .await,
+            vec![&history],
+        ),
+    );
     sim.shutdown().await;
 
     // No fewer: each request is granted by the roles the feature needs.
@@ -305,8 +336,20 @@ async fn each_role_grants_exactly_what_its_features_ask_for() {
     // No more: each grant of a role is asked for by a feature that needs the role (for the
     // other roles, by a request the read-only role does not grant already).
     let mut unused = Vec::new();
-    for role in [&readonly, &fix, &agent, &pod_exec, &kubelet] {
+    for role in [&readonly, &fix, &agent, &pod_exec, &kubelet, &history] {
         for grant in role.grants() {
+            // The simulator has one distribution's monitoring service; the other names are
+            // those the code looks up (`history_role_names_the_services_the_code_looks_up`).
+            let grant = if std::ptr::eq(role, &history) {
+                let rancher = &WELL_KNOWN[0];
+                let name = match grant.1.as_str() {
+                    "services/proxy" => service_proxy_name(rancher),
+                    _ => rancher.name.to_string(),
+                };
+                (grant.0, grant.1, grant.2, Some(name))
+            } else {
+                grant
+            };
             let used = features.values().any(|(accesses, roles)| {
                 let needs =
                     std::ptr::eq(role, &readonly) || roles.iter().any(|r| std::ptr::eq(*r, role));
@@ -328,6 +371,30 @@ async fn each_role_grants_exactly_what_its_features_ask_for() {
     );
 }
 
+/// The name RBAC sees for a service proxy request: `SCHEME:NAME:PORT`, as the code asks.
+fn service_proxy_name(s: &KnownService) -> String {
+    format!("{}:{}:{}", s.scheme, s.name, s.port)
+}
+
+/// The history role names exactly the services the code looks up, in both forms (the Service,
+/// and its proxy).
+#[test]
+fn history_role_names_the_services_the_code_looks_up() {
+    let history = role("history-role.yaml");
+    let names = |resource: &str| -> BTreeSet<String> {
+        history
+            .rules
+            .iter()
+            .filter(|r| r.resources.iter().any(|x| x == resource))
+            .flat_map(|r| r.resource_names.clone())
+            .collect()
+    };
+    let services: BTreeSet<String> = WELL_KNOWN.iter().map(|s| s.name.to_string()).collect();
+    let proxies: BTreeSet<String> = WELL_KNOWN.iter().map(service_proxy_name).collect();
+    assert_eq!(names("services"), services);
+    assert_eq!(names("services/proxy"), proxies);
+}
+
 /// Each role file says in its first lines what the role amounts to.
 #[test]
 fn each_role_file_says_what_it_amounts_to() {
@@ -338,6 +405,7 @@ fn each_role_file_says_what_it_amounts_to() {
         ("pod-exec-role.yaml", "Amounts to:"),
         ("kubelet-clusterrole.yaml", "equals root on every node"),
         ("agent-namespace.yaml", "Amounts to:"),
+        ("history-role.yaml", "Amounts to:"),
     ] {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("assets/rbac")

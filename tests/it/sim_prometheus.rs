@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, ListParams};
 use serde_json::Value;
 
-use crate::common::demo;
+use crate::common;
 use crate::common::prom_http::encode;
 
 const PROXY: &str = "/api/v1/namespaces/cattle-monitoring-system/services/http:rancher-monitoring-prometheus:9090/proxy";
@@ -54,6 +54,11 @@ fn rows(status: u16, v: &Value) -> Vec<Value> {
     v["data"]["result"].as_array().cloned().unwrap()
 }
 
+/// The demo as `--demo` runs it: with rancher-monitoring's Prometheus.
+async fn demo_with_prometheus() -> vmmem_sim::SimHandle {
+    common::start(vmmem_sim::Scenario::demo().unwrap()).await
+}
+
 fn peak(row: &Value) -> f64 {
     row["values"]
         .as_array()
@@ -65,7 +70,7 @@ fn peak(row: &Value) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_lists_rancher_monitorings_prometheus_service() {
-    let sim = demo().await;
+    let sim = demo_with_prometheus().await;
     let client = sim.client().await.unwrap();
     let services: Api<Service> = Api::all(client);
     let names: Vec<String> = services
@@ -90,7 +95,7 @@ async fn the_demo_lists_rancher_monitorings_prometheus_service() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kubelets_cadvisor_metrics_name_the_compute_container_like_the_summary() {
-    let sim = demo().await;
+    let sim = demo_with_prometheus().await;
     sim.freeze_model_time(true);
     let client = sim.client().await.unwrap();
     let (status, body) = get(
@@ -139,7 +144,7 @@ async fn the_kubelets_cadvisor_metrics_name_the_compute_container_like_the_summa
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_prometheus_behind_the_service_proxy_answers_a_week_with_a_spike_and_an_oom() {
-    let sim = demo().await;
+    let sim = demo_with_prometheus().await;
     let client = sim.client().await.unwrap();
     let events = vmmem_sim::metrics::history::events(&sim.world());
     let spike = events.iter().find(|e| e.3 == "spike").unwrap().clone();
@@ -236,7 +241,7 @@ async fn the_prometheus_behind_the_service_proxy_answers_a_week_with_a_spike_and
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_simulated_prometheus_refuses_like_the_real_one() {
-    let sim = demo().await;
+    let sim = demo_with_prometheus().await;
     let client = sim.client().await.unwrap();
     let end = now();
     let q = "max by (pod) (max_over_time(container_memory_rss{container=\"compute\"}[5m]))";

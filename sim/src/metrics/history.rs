@@ -33,6 +33,36 @@ struct PodLife<'a> {
     /// Its history's events (the earlier pods only).
     spike: Option<i64>,
     oom_at: Option<i64>,
+    /// A workload that outgrows its limit within the window is OOM-killed each time it reaches
+    /// it (the memcg never holds more than its limit): the seconds from start to each kill.
+    kill_period: Option<i64>,
+}
+
+/// The earlier launcher `l` as its own pod: none of the current launcher's kills.
+fn as_earlier_pod(l: &Launcher) -> Launcher {
+    let mut l = l.clone();
+    l.killed_at = None;
+    l
+}
+
+/// The age at which `l`'s compute container first outgrows its limit, if before `horizon`
+/// seconds: the kernel kills it there (found by bisection on the workload model).
+fn kill_period(l: &Launcher, horizon: f64) -> Option<i64> {
+    let limit = l.compute_limit?;
+    let over = |age: f64| clamped(l, age).compute_usage() > limit;
+    if !over(horizon) {
+        return None;
+    }
+    let (mut lo, mut hi) = (0.0, horizon);
+    for _ in 0..40 {
+        let mid = (lo + hi) / 2.0;
+        if over(mid) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    Some((lo as i64).max(SCRAPE_SECONDS))
 }
 
 /// The unix time of model time `t` (seconds since the simulator started).
@@ -100,14 +130,16 @@ fn lives(w: &World) -> Vec<PodLife<'_>> {
         let week_start = start - WEEK;
         let day = |d: i64, minute: i64| week_start + d * 86400 + minute * 60;
         let is = |k: usize| limited.get(k).is_some_and(|x| std::ptr::eq(*x, *l));
+        let born = week_start - 3600;
         out.push(PodLife {
             l,
             name: earlier_pod_name(l),
             uid: earlier_pod_uid(l),
-            born: week_start - 3600,
+            born,
             until: start,
             spike: is(0).then(|| day(2, 14 * 60 + 20)),
             oom_at: is(1).then(|| day(4, 9 * 60 + 40)),
+            kill_period: kill_period(&as_earlier_pod(l), (start - born) as f64),
         });
     }
     for l in w.launchers.values() {
@@ -119,6 +151,8 @@ fn lives(w: &World) -> Vec<PodLife<'_>> {
             until: now + 1,
             spike: None,
             oom_at: None,
+            // the current pod's own kills are in its launcher (`killed_at`)
+            kill_period: None,
         });
     }
     out
@@ -128,13 +162,17 @@ fn lives(w: &World) -> Vec<PodLife<'_>> {
 /// kills of the compute container so far).
 fn cgroups_at(life: &PodLife, t: i64) -> (CgroupFiles, CgroupFiles, u64) {
     let restarted = life.oom_at.filter(|o| *o < t);
-    let age = (t - restarted.unwrap_or(life.born)) as f64;
-    let mut l = life.l.clone();
-    if life.name != l.pod_name {
-        // an earlier pod: none of the current launcher's kills
-        l.killed_at = None;
-    }
-    let s = clamped(&l, age.max(0.0));
+    let age = (t - restarted.unwrap_or(life.born)).max(0);
+    let l = if life.name != life.l.pod_name {
+        as_earlier_pod(life.l)
+    } else {
+        life.l.clone()
+    };
+    // Killed at its limit each period, the container starts over (as a restarted container).
+    let (kills, age) = life
+        .kill_period
+        .map_or((0, age), |p| ((age / p) as u64, age % p));
+    let s = clamped(&l, age as f64);
     let cg = launcher_cgroups(&l, &s);
     let mut compute = cg
         .containers
@@ -162,7 +200,7 @@ fn cgroups_at(life: &PodLife, t: i64) -> (CgroupFiles, CgroupFiles, u64) {
     let ooms = if life.name == life.l.pod_name {
         life.l.killed_at.map_or(0, |_| life.l.oom_kills)
     } else {
-        u64::from(restarted.is_some())
+        u64::from(restarted.is_some()) + kills
     };
     (pod, compute, ooms)
 }

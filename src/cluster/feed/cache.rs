@@ -18,7 +18,7 @@ use std::sync::{Arc, RwLock};
 
 use kube::runtime::watcher;
 
-use super::super::lean::{Kind, Lean};
+use crate::cluster::lean::{Kind, Lean};
 
 /// An object in the set, hashed and compared by its namespace and name.
 struct ByName<T: Kind>(Arc<T>);

@@ -337,8 +337,9 @@ impl DataSource for ClusterSource {
             self.keep_peaks(&server, &report.vms, now);
             report.warnings.extend(warnings);
             report.warnings.extend(self.peak_warnings.iter().cloned());
+            // Where the history came from is in the detail view; only what went wrong is a
+            // warning.
             if let Some((_, _, loaded)) = &self.history {
-                report.warnings.extend(loaded.status.iter().cloned());
                 report.warnings.extend(loaded.warnings.iter().cloned());
             }
             if let Some(r) = &self.readers {

@@ -54,8 +54,10 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App, key: &VmKey) {
     };
     let series = app.history.get(key);
     let spark_rows = if area.height >= 30 { 2 } else { 1 };
-    // The history chart (issue 20) only where there is history and room for it.
-    let chart_rows = if super::detail_history::has_chart(r) && area.height >= 24 {
+    // The history chart (issue 20) only where there is history and room for it beside a body
+    // that still shows everything down to the time to OOM at 200 columns (on a shorter terminal
+    // the history is in words in the body).
+    let chart_rows = if super::detail_history::has_chart(r) && area.height >= CHART_MIN_HEIGHT {
         super::detail_history::CHART_ROWS
     } else {
         0
@@ -230,6 +232,9 @@ fn draw_sparks(
         );
     }
 }
+
+/// The detail view's height from which the history chart is drawn.
+const CHART_MIN_HEIGHT: u16 = 56;
 
 /// Breakdown table, memory model, OOM history (`width`: the column's).
 fn left_lines(app: &App, r: &VmRow, width: u16) -> Vec<Line<'static>> {

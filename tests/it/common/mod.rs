@@ -34,8 +34,13 @@ pub fn vmi_resource() -> ApiResource {
     )
 }
 
+/// The demo cluster without its Prometheus: tests of everything but history see the cluster's
+/// live state and remembered peaks only, as on a cluster without monitoring. (`--demo`, and the
+/// tests of history, `common::start(Scenario::demo())`, have rancher-monitoring's Prometheus.)
 pub async fn demo() -> SimHandle {
-    start(Scenario::demo().unwrap()).await
+    let mut scenario = Scenario::demo().unwrap();
+    scenario.monitoring = false;
+    start(scenario).await
 }
 
 /// `scenario` in a simulator whose pods start in 100 ms.
