@@ -7,8 +7,8 @@
 //!   capture `assets/dashboard.ansi` at the terminal size it names (both are written into the
 //!   PNG), and that capture is the text picture with its colours;
 //! - a fresh capture of the demo dashboard in tmux at that size has the same layout as the
-//!   committed one: the same lines in the same places, the same column headings, key bar and
-//!   VMs, and the same colours for the same risks. The figures are not compared: the demo's
+//!   committed one: the same lines in the same places, the same column headings, key bar,
+//!   as many demo VMs, and the same colours for the same risks. The figures are not compared: the demo's
 //!   memory moves as it runs.
 
 use std::collections::BTreeMap;
@@ -370,7 +370,19 @@ fn a_fresh_capture_of_the_demo_has_the_committed_layout() {
     let (got, got_risks) = layout(&fresh);
     let help = "the dashboard's layout changed: run scripts/capture-screens.sh";
     assert_eq!(got.lines, want.lines, "{help}\n{fresh}");
-    assert_eq!(got.vms, want.vms, "{help}");
+    // As many VM rows, each a demo VM: which ones fill the screen depends on the moment (rows are
+    // sorted by headroom, and the demo's VMs fill up as it runs, so the capture script's later
+    // moment shows others at the bottom than the first screen with live data does).
+    assert_eq!(got.vms.len(), want.vms.len(), "{help}");
+    let demo: std::collections::BTreeSet<String> = vmmem_sim::Scenario::demo()
+        .unwrap()
+        .vms
+        .iter()
+        .map(|vm| format!("{}/{}", vm.namespace, vm.name))
+        .collect();
+    for vm in &got.vms {
+        assert!(demo.contains(vm), "{vm} is no demo VM\n{fresh}");
+    }
     assert_eq!(got.row_lines, want.row_lines, "{help}");
     assert_eq!(
         got.chrome_styles, want.chrome_styles,
