@@ -31,18 +31,7 @@ pub trait NodeUnderTest {
     /// The kubelet's Summary of the node, through the API server's node proxy.
     fn summary(&self) -> Value {
         let path = format!("/api/v1/nodes/{}/proxy/stats/summary", self.node());
-        let out = std::process::Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(self.kubeconfig())
-            .args(["get", "--raw", &path])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+        kubectl_json(self.kubeconfig(), &["get", "--raw", &path])
     }
 }
 
@@ -76,21 +65,31 @@ impl VmUnderTest {
     }
 }
 
-/// The launcher pod of VM `name`, through kubectl.
-pub fn launcher_pod(node: &dyn NodeUnderTest, namespace: &str, name: &str) -> Value {
+/// `kubectl --kubeconfig KC args` (the real kubectl), its JSON output; fails the test with
+/// kubectl's stderr.
+fn kubectl_json(kubeconfig: &Path, args: &[&str]) -> Value {
     let out = std::process::Command::new("kubectl")
         .arg("--kubeconfig")
-        .arg(node.kubeconfig())
-        .args(["get", "pods", "-n", namespace, "-o", "json", "-l"])
-        .arg(format!("vm.kubevirt.io/name={name}"))
+        .arg(kubeconfig)
+        .args(args)
         .output()
-        .unwrap();
+        .expect("running kubectl");
     assert!(
         out.status.success(),
-        "{}",
+        "kubectl {}: {}",
+        args.join(" "),
         String::from_utf8_lossy(&out.stderr)
     );
-    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The launcher pod of VM `name`, through kubectl.
+pub fn launcher_pod(node: &dyn NodeUnderTest, namespace: &str, name: &str) -> Value {
+    let selector = format!("vm.kubevirt.io/name={name}");
+    let args = [
+        "get", "pods", "-n", namespace, "-o", "json", "-l", &selector,
+    ];
+    let list = kubectl_json(node.kubeconfig(), &args);
     list["items"]
         .as_array()
         .unwrap()
