@@ -40,7 +40,7 @@ pub fn run(opts: &Options, args: &ListArgs) -> anyhow::Result<ExitCode> {
     )?;
     // What this round saw is remembered for the next run (a store that cannot be written only
     // costs the memory: a warning).
-    if let Some(k) = &peaks {
+    if let Some(k) = &mut peaks {
         for w in k.save(crate::session::peaks::unix_now()) {
             eprintln!("warning: {}", crate::escape::Shown(&w));
         }

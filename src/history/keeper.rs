@@ -129,12 +129,13 @@ impl PeakKeeper {
         }
     }
 
-    /// Write what this run saw into the store (nothing when history is off). Warnings are
+    /// Write what this run saw into the store (nothing when history is off), taking in what
+    /// another process stored meanwhile. Warnings are
     /// returned, never an error: a store that cannot be written costs only the memory.
-    pub fn save(&self, now: i64) -> Vec<String> {
+    pub fn save(&mut self, now: i64) -> Vec<String> {
         match &self.store {
             None => Vec::new(),
-            Some(store) => match store.save(&self.cluster, &self.tracker, now) {
+            Some(store) => match store.save(&self.cluster, Arc::make_mut(&mut self.tracker), now) {
                 Ok(w) => w,
                 Err(e) => vec![format!("peaks could not be remembered: {e}")],
             },

@@ -1,28 +1,41 @@
-//! Peaks remembered across runs, like k9s keeps its state: one JSON file in the user's state
-//! directory (`$XDG_STATE_HOME/kubectl-vmmem/`, else `~/.local/state/kubectl-vmmem/`) holding,
-//! per cluster and VM UID, the highest overhead seen with its time and source and the memory
-//! configuration it was measured under. Written atomically (a temporary file renamed over it)
-//! under an advisory lock, merged with what another process wrote meanwhile (two dashboards),
-//! bounded (VMs unseen for 30 days expire; at most 20,000 VMs), and never a reason to fail: a
+//! Peaks remembered across runs, like k9s keeps its state: one JSON file per cluster in the
+//! user's state directory (`$XDG_STATE_HOME/kubectl-vmmem/peaks/`, else
+//! `~/.local/state/kubectl-vmmem/peaks/`) holding, per VM UID, the highest overhead seen with its
+//! time and source and the memory configuration it was measured under. Written atomically (a
+//! temporary file renamed over it) under an advisory lock, merged with what another process wrote
+//! meanwhile (two dashboards), bounded (VMs unseen for 30 days expire, at most 20,000 VMs a
+//! cluster, a cluster's file untouched for 30 days is removed), and never a reason to fail: a
 //! broken file is set aside with a warning and a new one started.
+//!
+//! One file per cluster, so that a dashboard reads and writes only its own cluster's peaks (one
+//! file for every cluster made each save read them all: 22 MB and some 50 MiB of memory a minute
+//! on a machine that had seen 20,000 VMs). A save reads the file only when another process wrote
+//! it since this one did. The single file of earlier versions (`peaks.json`) is split into these
+//! at the first load.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::{BufWriter, Read};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
 use crate::model::peaks::PeakTracker;
 
-/// VMs not seen for this long are forgotten.
+/// VMs not seen for this long are forgotten (and a cluster's file not written for this long).
 pub const EXPIRE_AFTER: i64 = 30 * 24 * 3600;
-/// At most this many VMs in the whole file.
+/// At most this many VMs of one cluster.
 pub const MAX_VMS: usize = 20_000;
 /// A file larger than this is not read (it was not written by us).
 pub const MAX_FILE: u64 = 64 << 20;
-const FILE: &str = "peaks.json";
-const FORMAT: u32 = 1;
+/// The folder of the clusters' files, in the state directory.
+const DIR: &str = "peaks";
+/// Earlier versions' single file for every cluster (format 1).
+const OLD_FILE: &str = "peaks.json";
+const OLD_FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -42,11 +55,27 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     }
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct OnDisk {
+/// Earlier versions' file: cluster (its API server URL) → that cluster's tracker.
+#[derive(Debug, Default, Deserialize)]
+struct OldFile {
     format: u32,
-    /// Cluster (its API server URL) → that cluster's tracker.
     clusters: BTreeMap<String, PeakTracker>,
+}
+
+/// One cluster's file, as read.
+#[derive(Debug, Deserialize)]
+struct ClusterFile {
+    format: u32,
+    cluster: String,
+    peaks: PeakTracker,
+}
+
+/// One cluster's file, as written (borrowing the tracker: no copy).
+#[derive(Serialize)]
+struct ClusterFileRef<'a> {
+    format: u32,
+    cluster: &'a str,
+    peaks: &'a PeakTracker,
 }
 
 /// The state directory: `$XDG_STATE_HOME/kubectl-vmmem`, else `$HOME/.local/state/kubectl-vmmem`.
@@ -60,15 +89,40 @@ pub fn state_dir() -> Result<PathBuf, StoreError> {
     }
 }
 
+/// What identifies a version of a file: a file renamed over it, or rewritten, differs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    modified: Option<SystemTime>,
+    #[cfg(unix)]
+    ino: u64,
+}
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    let m = std::fs::metadata(path).ok()?;
+    Some(Stamp {
+        len: m.len(),
+        modified: m.modified().ok(),
+        #[cfg(unix)]
+        ino: std::os::unix::fs::MetadataExt::ino(&m),
+    })
+}
+
 /// The peak store of one directory.
 #[derive(Debug, Clone)]
 pub struct PeakStore {
     dir: PathBuf,
+    /// The cluster files as this process last read or wrote them: unchanged since, a save need
+    /// not read them again.
+    known: Arc<Mutex<BTreeMap<PathBuf, Stamp>>>,
 }
 
 impl PeakStore {
     pub fn new(dir: PathBuf) -> PeakStore {
-        PeakStore { dir }
+        PeakStore {
+            dir,
+            known: Arc::default(),
+        }
     }
 
     /// The store in the user's state directory.
@@ -76,87 +130,109 @@ impl PeakStore {
         Ok(PeakStore::new(state_dir()?))
     }
 
-    pub fn path(&self) -> PathBuf {
-        self.dir.join(FILE)
+    /// The file of `cluster`: its host and port to be found by eye, and a hash of its whole
+    /// URL to be told apart (the URL's path is left out of the name: it can be a secret).
+    pub fn path_for(&self, cluster: &str) -> PathBuf {
+        self.dir
+            .join(DIR)
+            .join(format!("{}.json", file_stem(cluster)))
     }
 
     /// What is stored for `cluster`; a missing file is an empty store, a broken one is moved
-    /// aside (the warning says where) and read as empty.
+    /// aside (the warning says where) and read as empty. Splits an earlier version's single
+    /// file first, and removes the files of clusters not seen for [`EXPIRE_AFTER`].
     pub fn load(&self, cluster: &str) -> (PeakTracker, Vec<String>) {
         let mut warnings = Vec::new();
-        let mut disk = self.read_all(&mut warnings);
-        (disk.clusters.remove(cluster).unwrap_or_default(), warnings)
+        self.split_old_file(&mut warnings);
+        self.remove_expired_files(SystemTime::now());
+        let path = self.path_for(cluster);
+        let tracker = self.read_cluster(&path, cluster, &mut warnings);
+        (tracker.unwrap_or_default(), warnings)
     }
 
-    /// Merge `tracker` into what is stored for `cluster` (the other clusters are kept), expire,
-    /// and write atomically under the lock. Returns warnings about a broken file set aside.
+    /// Take what another process stored for `cluster` into `tracker` (the file is read again
+    /// only when another process wrote it since this store last read or wrote it, so `tracker`
+    /// must be the one this store loaded for the cluster, grown since), expire, and write it
+    /// atomically under the lock. Returns warnings about a broken file set aside.
     pub fn save(
         &self,
         cluster: &str,
-        tracker: &PeakTracker,
+        tracker: &mut PeakTracker,
         now: i64,
     ) -> Result<Vec<String>, StoreError> {
-        std::fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
-        let _lock = Lock::take(&self.dir.join("peaks.lock"))?;
+        let path = self.path_for(cluster);
+        let dir = self.dir.join(DIR);
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let _lock = Lock::take(&path.with_extension("lock"))?;
         let mut warnings = Vec::new();
-        let mut disk = self.read_all(&mut warnings);
-        let mut merged = tracker.clone();
-        if let Some(stored) = disk.clusters.remove(cluster) {
-            merged.merge_stored(stored);
-        }
-        for vm in merged.vms.values_mut() {
-            vm.session = None;
-        }
-        disk.clusters.insert(cluster.to_string(), merged);
-        for t in disk.clusters.values_mut() {
-            t.expire(now - EXPIRE_AFTER, MAX_VMS);
-        }
-        disk.clusters.retain(|_, t| !t.vms.is_empty());
-        let total: usize = disk.clusters.values().map(|t| t.vms.len()).sum();
-        if total > MAX_VMS {
-            // Across clusters: keep the most recently seen.
-            let mut seen: Vec<i64> = disk
-                .clusters
-                .values()
-                .flat_map(|t| t.vms.values().map(|v| v.seen))
-                .collect();
-            seen.sort_unstable();
-            let oldest = seen[total - MAX_VMS];
-            for t in disk.clusters.values_mut() {
-                t.expire(oldest, MAX_VMS);
+        let unchanged = self
+            .known_stamp(&path)
+            .is_some_and(|s| Some(s) == stamp(&path));
+        if !unchanged {
+            if let Some(stored) = self.read_cluster(&path, cluster, &mut warnings) {
+                tracker.merge_stored(stored);
             }
         }
-        disk.format = FORMAT;
-        self.write_atomically(&disk)?;
+        tracker.expire(now - EXPIRE_AFTER, MAX_VMS);
+        self.write_cluster(&path, cluster, tracker)?;
         Ok(warnings)
     }
 
-    fn read_all(&self, warnings: &mut Vec<String>) -> OnDisk {
-        let path = self.path();
-        let text = match read_bounded(&path) {
-            Ok(Some(t)) => t,
-            Ok(None) => return OnDisk::default(),
+    fn known_stamp(&self, path: &Path) -> Option<Stamp> {
+        self.known.lock().ok()?.get(path).cloned()
+    }
+
+    fn remember_stamp(&self, path: &Path) {
+        if let (Ok(mut known), Some(s)) = (self.known.lock(), stamp(path)) {
+            known.insert(path.to_path_buf(), s);
+        }
+    }
+
+    /// One cluster's tracker from its file: `None` when there is none, or it was broken (then
+    /// set aside with a warning) or belongs to another cluster (a hash collision: not used).
+    fn read_cluster(
+        &self,
+        path: &Path,
+        cluster: &str,
+        warnings: &mut Vec<String>,
+    ) -> Option<PeakTracker> {
+        let bytes = match read_bounded(path) {
+            Ok(Some(b)) => b,
+            Ok(None) => return None,
             Err(why) => {
-                self.set_aside(&path, &why, warnings);
-                return OnDisk::default();
+                self.set_aside(path, &why, warnings);
+                return None;
             }
         };
-        match serde_json::from_str::<OnDisk>(&text) {
-            Ok(d) if d.format == FORMAT => d,
-            Ok(d) => {
-                let why = format!("format {} is not {FORMAT}", d.format);
-                self.set_aside(&path, &why, warnings);
-                OnDisk::default()
+        match serde_json::from_slice::<ClusterFile>(&bytes) {
+            Ok(f) if f.format != FORMAT => {
+                let why = format!("format {} is not {FORMAT}", f.format);
+                self.set_aside(path, &why, warnings);
+                None
+            }
+            Ok(f) if f.cluster != cluster => {
+                warnings.push(format!(
+                    "the peak store {} holds another cluster's peaks ({}); peaks from earlier runs are not used",
+                    path.display(),
+                    f.cluster
+                ));
+                None
+            }
+            Ok(f) => {
+                self.remember_stamp(path);
+                Some(f.peaks)
             }
             Err(e) => {
-                self.set_aside(&path, &e.to_string(), warnings);
-                OnDisk::default()
+                self.set_aside(path, &e.to_string(), warnings);
+                None
             }
         }
     }
 
     fn set_aside(&self, path: &Path, why: &str, warnings: &mut Vec<String>) {
-        let aside = self.dir.join(format!("{FILE}.broken"));
+        let mut aside = path.as_os_str().to_owned();
+        aside.push(".broken");
+        let aside = PathBuf::from(aside);
         let moved = std::fs::rename(path, &aside).is_ok();
         warnings.push(if moved {
             format!(
@@ -172,24 +248,120 @@ impl PeakStore {
         });
     }
 
-    fn write_atomically(&self, disk: &OnDisk) -> Result<(), StoreError> {
-        let path = self.path();
-        let tmp = self.dir.join(format!("{FILE}.{}.tmp", std::process::id()));
-        let body = serde_json::to_vec(disk).map_err(|e| StoreError::Io {
+    /// Write one cluster's file (streamed: no copy of the text in memory) and remember it.
+    fn write_cluster(
+        &self,
+        path: &Path,
+        cluster: &str,
+        tracker: &PeakTracker,
+    ) -> Result<(), StoreError> {
+        let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
+        let file = File::create(&tmp).map_err(io(&tmp))?;
+        let mut out = BufWriter::new(file);
+        let body = ClusterFileRef {
+            format: FORMAT,
+            cluster,
+            peaks: tracker,
+        };
+        serde_json::to_writer(&mut out, &body).map_err(|e| StoreError::Io {
             path: tmp.clone(),
             source: std::io::Error::other(e),
         })?;
-        let mut f = File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(&body).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
-        drop(f);
-        std::fs::rename(&tmp, &path).map_err(io(&path))
+        let file = out.into_inner().map_err(|e| StoreError::Io {
+            path: tmp.clone(),
+            source: e.into_error(),
+        })?;
+        file.sync_all().map_err(io(&tmp))?;
+        drop(file);
+        std::fs::rename(&tmp, path).map_err(io(path))?;
+        self.remember_stamp(path);
+        Ok(())
+    }
+
+    /// Split an earlier version's single file into the clusters' files (merged with any that
+    /// exist), then remove it; a broken one is set aside as before.
+    fn split_old_file(&self, warnings: &mut Vec<String>) {
+        let old = self.dir.join(OLD_FILE);
+        if !old.exists() {
+            return;
+        }
+        let Ok(_lock) = Lock::take(&self.dir.join("peaks.lock")) else {
+            return;
+        };
+        let bytes = match read_bounded(&old) {
+            Ok(Some(b)) => b,
+            Ok(None) => return,
+            Err(why) => return self.set_aside(&old, &why, warnings),
+        };
+        let file = match serde_json::from_slice::<OldFile>(&bytes) {
+            Ok(f) if f.format == OLD_FORMAT => f,
+            Ok(f) => {
+                let why = format!("format {} is not {OLD_FORMAT}", f.format);
+                return self.set_aside(&old, &why, warnings);
+            }
+            Err(e) => return self.set_aside(&old, &e.to_string(), warnings),
+        };
+        drop(bytes);
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        for (cluster, mut tracker) in file.clusters {
+            if let Err(e) = self.save(&cluster, &mut tracker, now) {
+                warnings.push(format!(
+                    "the peak store {} could not be split into one file per cluster ({e}); it is kept",
+                    old.display()
+                ));
+                return;
+            }
+        }
+        let _ = std::fs::remove_file(&old);
+    }
+
+    /// Remove the files of clusters not written for [`EXPIRE_AFTER`] (every VM in them has
+    /// expired).
+    fn remove_expired_files(&self, now: SystemTime) {
+        let Ok(entries) = std::fs::read_dir(self.dir.join(DIR)) else {
+            return;
+        };
+        let Some(oldest) = now.checked_sub(Duration::from_secs(EXPIRE_AFTER as u64)) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            let json = path.extension().is_some_and(|x| x == "json");
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t < oldest);
+            if json && old {
+                let _ = std::fs::remove_file(&path);
+                let _ = std::fs::remove_file(path.with_extension("lock"));
+            }
+        }
     }
 }
 
-/// The file's text; `None` when there is none; an error (as words) when it is not a regular
+/// `host_port-<16 hex digits of a 64-bit FNV-1a hash of the whole URL>`.
+fn file_stem(cluster: &str) -> String {
+    let rest = cluster.split_once("://").map_or(cluster, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or("");
+    let readable: String = authority
+        .chars()
+        .take(64)
+        .map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '.' | '-' => c,
+            _ => '_',
+        })
+        .collect();
+    let hash = cluster.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("{readable}-{hash:016x}")
+}
+
+/// The file's bytes; `None` when there is none; an error (as words) when it is not a regular
 /// file, too large, or unreadable.
-fn read_bounded(path: &Path) -> Result<Option<String>, String> {
+fn read_bounded(path: &Path) -> Result<Option<Vec<u8>>, String> {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -201,11 +373,11 @@ fn read_bounded(path: &Path) -> Result<Option<String>, String> {
     if meta.len() > MAX_FILE {
         return Err(format!("{} bytes, more than {MAX_FILE}", meta.len()));
     }
-    let mut text = String::new();
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
     File::open(path)
-        .and_then(|f| f.take(MAX_FILE + 1).read_to_string(&mut text))
+        .and_then(|f| f.take(MAX_FILE + 1).read_to_end(&mut bytes))
         .map_err(|e| e.to_string())?;
-    Ok(Some(text))
+    Ok(Some(bytes))
 }
 
 /// An advisory lock on a file, released when dropped (the kernel releases it if we die).

@@ -348,6 +348,17 @@ fn evidence_kinds(row: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The peak store's one cluster file under the state directory `state` (one cluster per test).
+fn peak_file(state: &std::path::Path) -> std::path::PathBuf {
+    let files: Vec<_> = std::fs::read_dir(state.join("kubectl-vmmem/peaks"))
+        .expect("the peak store was not written")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    files.into_iter().next().unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peaks_are_remembered_across_runs_unless_history_is_off() {
     let sim = common::start(vmmem_sim::Scenario::demo().unwrap()).await;
@@ -363,8 +374,7 @@ async fn peaks_are_remembered_across_runs_unless_history_is_off() {
         !evidence_kinds(&first).contains(&"history".to_string()),
         "{first}"
     );
-    let file = state.path().join("kubectl-vmmem/peaks.json");
-    assert!(file.is_file(), "the peak store was not written");
+    let file = peak_file(state.path());
     // The memhold process grows: the next run sees more now, and the first run's peak from the
     // store.
     sim.advance(Duration::from_secs(30));
@@ -402,10 +412,9 @@ async fn peaks_are_remembered_across_runs_unless_history_is_off() {
     let doc = ok_json(&out);
     let warnings = doc["warnings"].to_string();
     assert!(warnings.contains("could not be read"), "{warnings}");
-    assert!(state
-        .path()
-        .join("kubectl-vmmem/peaks.json.broken")
-        .is_file());
+    let mut aside = file.clone().into_os_string();
+    aside.push(".broken");
+    assert!(std::path::PathBuf::from(aside).is_file());
     sim.shutdown().await;
 }
 
@@ -444,13 +453,9 @@ async fn a_kill_in_a_deleted_pod_counts_for_the_vm_the_store_remembers_it_for() 
         .expect("the VM's launcher pod");
     let pod_uid = pod.metadata.uid.unwrap();
     // The first run remembered the VM's current pod; add an earlier one, now deleted.
-    let file = state.path().join("kubectl-vmmem/peaks.json");
+    let file = peak_file(state.path());
     let mut store: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
-    let clusters = store["clusters"].as_object_mut().unwrap();
-    assert_eq!(clusters.len(), 1);
-    let vms = clusters.values_mut().next().unwrap()["vms"]
-        .as_object_mut()
-        .unwrap();
+    let vms = store["peaks"]["vms"].as_object_mut().unwrap();
     let (_, entry) = vms
         .iter_mut()
         .find(|(_, e)| e["pods"] == json!([pod_uid]))

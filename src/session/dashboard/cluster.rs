@@ -82,7 +82,7 @@ impl ClusterSource {
 
     /// Stop reading kernel logs and delete the agent pods (and keep what was seen).
     async fn close_readers(&mut self) {
-        if let Some(k) = &self.peaks {
+        if let Some(k) = &mut self.peaks {
             k.save(crate::session::peaks::unix_now());
         }
         self.kernel_logs.stop().await;
