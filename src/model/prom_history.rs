@@ -316,7 +316,7 @@ pub fn histories(
     let mut out = HashMap::new();
     for vm in vms {
         let mut s = series.remove(&vm.key).unwrap_or_default();
-        let set_aside = guard::set_aside_impossible(&mut s);
+        let set_aside = guard::set_aside_impossible(&mut s.by_metric);
         let overhead = overhead_points(&s, vm.guest_bytes);
         let usage = s.by_metric.get(&Metric::Usage);
         let limit = s.by_metric.get(&Metric::Limit);

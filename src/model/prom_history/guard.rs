@@ -12,10 +12,14 @@
 //! container's series only, so the limit in effect is the compute container's; a limit of 0
 //! (cAdvisor's "unlimited") or no limit point at that time sets nothing aside.
 
-use super::{Merged, VmSeries};
+use std::collections::BTreeMap;
+
 use crate::model::evidence::{utc_minute, weekday};
 use crate::model::prom_query::Metric;
 use crate::units::human;
+
+/// One VM's points of one metric (Unix seconds → value).
+type Points = BTreeMap<i64, f64>;
 
 /// How far above the limit a point may be and still be kept (separate scrapes of two series).
 pub const TOLERANCE: i64 = 1 << 20;
@@ -36,11 +40,10 @@ struct Worst {
     limit: i64,
 }
 
-/// Take every impossible point out of `s`; the sentence saying so (the worst point, and how many
-/// others), or `None` when every point is possible.
-pub(super) fn set_aside_impossible(s: &mut VmSeries) -> Option<String> {
-    let limits: Vec<(i64, i64)> = s
-        .by_metric
+/// Take every impossible point out of one VM's series; the sentence saying so (the worst point,
+/// and how many others), or `None` when every point is possible.
+pub(super) fn set_aside_impossible(by_metric: &mut BTreeMap<Metric, Points>) -> Option<String> {
+    let limits: Vec<(i64, i64)> = by_metric
         .get(&Metric::Limit)?
         .iter()
         .map(|(&t, &v)| (t, v as i64))
@@ -49,7 +52,7 @@ pub(super) fn set_aside_impossible(s: &mut VmSeries) -> Option<String> {
     let mut worst: Option<Worst> = None;
     let mut count = 0usize;
     for (metric, what) in BOUNDED {
-        let Some(points) = s.by_metric.get_mut(&metric) else {
+        let Some(points) = by_metric.get_mut(&metric) else {
             continue;
         };
         for &(t, limit) in &limits {
@@ -85,7 +88,7 @@ pub(super) fn set_aside_impossible(s: &mut VmSeries) -> Option<String> {
 }
 
 /// The point at `t` when it is above `limit` by more than the tolerance.
-fn above(points: &Merged, t: i64, limit: i64) -> Option<i64> {
+fn above(points: &Points, t: i64, limit: i64) -> Option<i64> {
     let bytes = *points.get(&t)? as i64;
     (bytes > limit.saturating_add(TOLERANCE)).then_some(bytes)
 }
