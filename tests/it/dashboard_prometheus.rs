@@ -5,7 +5,7 @@
 //! the Prometheus answers the detail view shows the history.
 
 use std::collections::HashMap;
-use std::process::Command;
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,6 +16,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
+use crate::common;
 use crate::common::tmux::{row, Tmux};
 
 const MI: i64 = 1 << 20;
@@ -80,18 +81,13 @@ async fn query_range(State(h): State<Held>, Query(p): Query<HashMap<String, Stri
 }
 
 /// The demo's `name`: its namespace and guest size, from the tool without history.
-fn demo_vm(name: &str, state: &std::path::Path) -> (String, String, i64) {
-    let out = Command::new(env!("CARGO_BIN_EXE_kubectl-vmmem"))
-        .args(["list", "--demo", "-o", "json", "--history", "off"])
-        .env("XDG_STATE_HOME", state)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+fn demo_vm(rt: &tokio::runtime::Runtime, name: &str, home: &Path) -> (String, String, i64) {
+    let args = ["list", "--demo", "-o", "json", "--history", "off"];
+    let v = rt.block_on(common::plugin_json(
+        &args,
+        &home.join("no-kubeconfig"),
+        home,
+    ));
     let r = v["vms"]
         .as_array()
         .unwrap()
@@ -108,9 +104,9 @@ fn demo_vm(name: &str, state: &std::path::Path) -> (String, String, i64) {
 #[test]
 fn the_dashboard_shows_live_rows_while_prometheus_hangs_then_its_history() {
     let dir = tempfile::tempdir().unwrap();
-    let vm = demo_vm("memhold-vm", dir.path());
-    let guest = vm.2;
     let rt = tokio::runtime::Runtime::new().unwrap();
+    let vm = demo_vm(&rt, "memhold-vm", dir.path());
+    let guest = vm.2;
     let (open, gate) = tokio::sync::watch::channel(false);
     let held = Held {
         gate,
@@ -183,7 +179,7 @@ fn the_dashboard_shows_live_rows_while_prometheus_hangs_then_its_history() {
         "{usage}:\n{s}"
     );
     assert_eq!(held.asked.load(Ordering::SeqCst), 8, "one query per metric");
-    eprintln!("rows and the loading line came {held_for:?} after the start, with Prometheus held");
+    eprintln!("Prometheus was held for {held_for:?}: the rows, the loading line and 5 s of refreshes came meanwhile");
     t.keys(&["Escape", "q"]);
     t.wait_for("exit", |s| s.contains("EXITED rc=0"));
 }
