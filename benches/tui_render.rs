@@ -144,6 +144,7 @@ fn snapshot(report: Report, at: SystemTime) -> Snapshot {
         health: Health::Ok,
         live: "agent".into(),
         scope: Scope::default(),
+        history_loading: None,
     }
 }
 

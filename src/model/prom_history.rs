@@ -94,6 +94,10 @@ pub struct VmHistory {
     /// Why there is no (or little) history, as a sentence.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Points above the limit then, which no memory cgroup can hold, set aside (see
+    /// [`guard`]), as a sentence: the report puts it in the row's notes.
+    #[serde(skip)]
+    pub set_aside: Option<String>,
     #[serde(skip)]
     pub chart: Vec<ChartPoint>,
 }
@@ -311,7 +315,8 @@ pub fn histories(
     let mut series = gather(answers, &join);
     let mut out = HashMap::new();
     for vm in vms {
-        let s = series.remove(&vm.key).unwrap_or_default();
+        let mut s = series.remove(&vm.key).unwrap_or_default();
+        let set_aside = guard::set_aside_impossible(&mut s.by_metric);
         let overhead = overhead_points(&s, vm.guest_bytes);
         let usage = s.by_metric.get(&Metric::Usage);
         let limit = s.by_metric.get(&Metric::Limit);
@@ -351,12 +356,15 @@ pub fn histories(
             limit_changes: limit_changes(limit),
             pods: s.pods.iter().cloned().collect(),
             note: s.by_metric.is_empty().then(|| no_history(vm, window, now)),
+            set_aside,
             chart,
         };
         out.insert(vm.key.clone(), h);
     }
     out
 }
+
+mod guard;
 
 #[cfg(test)]
 mod tests;

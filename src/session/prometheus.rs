@@ -107,9 +107,35 @@ async fn client(opts: &Options, conn: &Connection) -> Result<Option<PromClient>,
     }
 }
 
+/// What a session says while its first load runs (`history: loading the last 7 d from
+/// Prometheus at …`); `None` when the options load nothing (history off, files).
+pub fn loading_words(opts: &Options) -> Option<String> {
+    let HistoryMode::Window { window_seconds } = opts.history else {
+        return None;
+    };
+    if matches!(opts.objects, Objects::Files(_)) {
+        return None;
+    }
+    let window = crate::model::prom_history::ago_words(window_seconds);
+    Some(match &opts.prometheus.url {
+        Some(url) => format!(
+            "history: loading the last {window} from Prometheus at {}…",
+            url.trim_end_matches('/')
+        ),
+        None => format!(
+            "history: looking for a Prometheus through the API server to load the last {window}…"
+        ),
+    })
+}
+
 /// Each VM's history over the options' window from Prometheus, or nothing (history off, files,
 /// no Prometheus).
 pub async fn load(opts: &Options, conn: &Connection, inv: &Inventory, now: i64) -> Loaded {
+    load_for(opts, conn, &known_vms(inv), now).await
+}
+
+/// [`load`] for the VMs `vms` (what a load in the background owns instead of the inventory).
+pub async fn load_for(opts: &Options, conn: &Connection, vms: &[KnownVm], now: i64) -> Loaded {
     let HistoryMode::Window { window_seconds } = opts.history else {
         return Loaded::default();
     };
@@ -126,7 +152,6 @@ pub async fn load(opts: &Options, conn: &Connection, inv: &Inventory, now: i64) 
             }
         }
     };
-    let vms = known_vms(inv);
     let namespace = scope_namespace(opts, conn);
     let mut window = Window::new(now, window_seconds, vms.len());
     let mut loaded = Loaded::default();
@@ -161,8 +186,8 @@ pub async fn load(opts: &Options, conn: &Connection, inv: &Inventory, now: i64) 
     }
     loaded
         .warnings
-        .extend(missing_exporters(&answers, &vms, &client.source));
-    let found = histories(&vms, &answers, &window, &client.source, now);
+        .extend(missing_exporters(&answers, vms, &client.source));
+    let found = histories(vms, &answers, &window, &client.source, now);
     let with_data = found.values().filter(|h| h.note.is_none()).count();
     loaded.status = Some(format!(
         "history: the last {} from Prometheus at {} (one point per {}), for {with_data} of {} VMs",

@@ -86,6 +86,8 @@ pub struct App {
     pub taken_at: Option<SystemTime>,
     pub context: ContextInfo,
     pub live: String,
+    /// While the first history load runs: what the detail view says where the history will be.
+    pub history_loading: Option<String>,
     /// How the last fetch went.
     pub health: Health,
     /// The clock, as a value (ticks move it), so rendering is deterministic.
@@ -129,6 +131,7 @@ impl App {
             taken_at: None,
             context: ContextInfo::default(),
             live: String::new(),
+            history_loading: None,
             health: Health::Ok,
             now,
             refresh,

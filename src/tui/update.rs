@@ -217,6 +217,7 @@ impl App {
             }
             self.history.record(&report.vms);
             self.report = Some(report);
+            self.history_loading = s.history_loading;
             self.taken_at = Some(s.taken_at);
             if self.taken_at > Some(self.now) {
                 self.now = s.taken_at;

@@ -24,6 +24,7 @@ mod both_nodes;
 mod both_servers;
 mod cli_list;
 mod completion_kubectl;
+mod dashboard_prometheus;
 mod dashboard_restarts;
 mod demo_lab;
 mod faults_agents;

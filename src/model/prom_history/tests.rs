@@ -199,3 +199,109 @@ fn a_new_vm_says_how_long_ago_it_started() {
     assert_eq!(ago_words(40 * 60), "40 min");
     assert_eq!(ago_words(3 * 86_400), "3 d");
 }
+
+/// A week of a 4Gi guest whose compute container is limited to 4Gi + 300Mi (KubeVirt's overhead
+/// on a small VM): usage, working set and RSS one point an hour, all below the limit.
+fn four_gi_week(p: &str) -> Answers {
+    let guest = 4 * GI;
+    let limit = guest + 300 * MI;
+    let hours: Vec<i64> = (1..=168).map(|i| T0 + i * H).collect();
+    let at =
+        |f: &dyn Fn(i64) -> i64| -> Vec<(i64, i64)> { hours.iter().map(|&t| (t, f(t))).collect() };
+    let ripple = |t: i64| (t / H % 10) * MI;
+    let mut answers = Answers::new();
+    answers.insert(
+        Metric::Usage,
+        Some(vec![pod("ns", p, &at(&|t| guest + 220 * MI + ripple(t)))]),
+    );
+    answers.insert(
+        Metric::WorkingSet,
+        Some(vec![pod("ns", p, &at(&|t| guest + 180 * MI + ripple(t)))]),
+    );
+    answers.insert(
+        Metric::Rss,
+        Some(vec![pod("ns", p, &at(&|t| guest + 150 * MI + ripple(t)))]),
+    );
+    answers.insert(Metric::Limit, Some(vec![pod("ns", p, &at(&|_| limit))]));
+    answers
+}
+
+/// Put `bytes` into `metric`'s series at `t` (a point of a broken scrape).
+fn poke(answers: &mut Answers, metric: Metric, t: i64, bytes: i64) {
+    let s = &mut answers.get_mut(&metric).unwrap().as_mut().unwrap()[0];
+    match s.points.iter_mut().find(|(at, _)| *at == t) {
+        Some(point) => point.1 = bytes as f64,
+        None => s.points.push((t, bytes as f64)),
+    }
+}
+
+fn week_window() -> Window {
+    Window {
+        start: T0,
+        end: T0 + 168 * H,
+        step: H,
+    }
+}
+
+#[test]
+fn a_peak_above_the_limit_then_is_set_aside_and_said_once() {
+    let p = "virt-launcher-db-q7x2z";
+    let mut answers = four_gi_week(p);
+    // Tuesday 03:00 (T0 is Monday 01:00 UTC): a scrape said 791Gi in use, and the RSS with it.
+    let tuesday = T0 + 26 * H;
+    poke(&mut answers, Metric::Usage, tuesday, 791 * GI);
+    poke(&mut answers, Metric::Rss, tuesday, 12 * GI);
+    let vms = [known("ns", "db", 4 * GI)];
+    let h = &histories(&vms, &answers, &week_window(), "p", T0 + 168 * H)[&VmKey::new("ns", "db")];
+    assert_eq!(
+        h.set_aside.as_deref(),
+        Some("Prometheus reports 791GiB in use on Tuesday 2026-12-01 03:00 UTC, above the 4.3GiB limit then: that point is not used (nor is 1 other such point)")
+    );
+    // The peaks are those the cgroup could have had: the ripple's top (9Mi).
+    assert_eq!(h.peak_usage.unwrap().bytes, 4 * GI + 229 * MI);
+    let o = h.peak_overhead.unwrap();
+    assert_eq!(o.bytes, 159 * MI, "the 12Gi RSS is no overhead");
+    assert_ne!(o.at, tuesday);
+    assert_eq!(h.evidence().unwrap().bytes, 159 * MI);
+    // Nor is it drawn: the chart has no point then (no usage, no overhead), every other hour.
+    assert!(h.chart.iter().all(|c| c.at != tuesday));
+    assert_eq!(h.chart.len(), 167);
+}
+
+#[test]
+fn points_near_the_limit_an_unlimited_container_and_a_raised_limit_are_kept() {
+    let p = "virt-launcher-db-q7x2z";
+    let limit = 4 * GI + 300 * MI;
+    let vms = [known("ns", "db", 4 * GI)];
+    let peak_of = |answers: &Answers| {
+        let h = histories(&vms, answers, &week_window(), "p", T0 + 168 * H);
+        let h = &h[&VmKey::new("ns", "db")];
+        (h.peak_usage.unwrap().bytes, h.set_aside.clone())
+    };
+    // Within a MiB of the limit: two scrapes a moment apart, kept.
+    let mut answers = four_gi_week(p);
+    poke(&mut answers, Metric::Usage, T0 + 30 * H, limit + 512 * 1024);
+    assert_eq!(peak_of(&answers), (limit + 512 * 1024, None));
+    // cAdvisor's 0 is "no limit": nothing to compare with.
+    let mut answers = four_gi_week(p);
+    answers.insert(Metric::Limit, Some(vec![pod("ns", p, &[(T0 + 30 * H, 0)])]));
+    poke(&mut answers, Metric::Usage, T0 + 30 * H, 9 * GI);
+    assert_eq!(peak_of(&answers), (9 * GI, None));
+    // No limit series at all (kube-state-metrics' pod limit is not asked): kept.
+    answers.remove(&Metric::Limit);
+    assert_eq!(peak_of(&answers), (9 * GI, None));
+    // The limit was raised to 6Gi at T0+100h (a restart with a reservation): 5Gi in use after
+    // it is real, the same 5Gi before it was not.
+    let mut answers = four_gi_week(p);
+    for t in 100..=168 {
+        poke(&mut answers, Metric::Limit, T0 + t * H, 6 * GI);
+    }
+    poke(&mut answers, Metric::Usage, T0 + 120 * H, 5 * GI);
+    poke(&mut answers, Metric::WorkingSet, T0 + 50 * H, 5 * GI);
+    let (peak, said) = peak_of(&answers);
+    assert_eq!(peak, 5 * GI);
+    assert_eq!(
+        said.as_deref(),
+        Some("Prometheus reports 5GiB in the working set on Wednesday 2026-12-02 03:00 UTC, above the 4.3GiB limit then: that point is not used")
+    );
+}

@@ -60,6 +60,10 @@ pub(super) fn row(
     let mut row = assemble(j, size, live, kills, judged);
     let key = VmKey::new(j.namespace(), j.name());
     row.prometheus = opts.prometheus.get(&key).cloned();
+    // Points of its history no memory cgroup could hold, set aside: said once.
+    if let Some(said) = row.prometheus.as_ref().and_then(|h| h.set_aside.clone()) {
+        row.notes.push(said);
+    }
     row
 }
 

@@ -12,6 +12,7 @@ use std::time::{Instant, SystemTime};
 use futures::future::BoxFuture;
 
 use super::cluster_fix::ClientSlot;
+use super::history_load::HistoryLoads;
 use super::kernel_logs::KernelLogs;
 use super::snapshot::{ContextInfo, DataSource, Health, Scope, Snapshot};
 use crate::cluster::connect::{kubeconfig_paths, read_merged, Env};
@@ -55,12 +56,9 @@ pub struct ClusterSource {
     peaks_saved_at: i64,
     /// What the peak store said (a broken file set aside), shown with every report.
     peak_warnings: Vec<String>,
-    /// The history from Prometheus, for the scope it was loaded for and when (issue 20).
-    history: Option<(Scope, i64, crate::session::prometheus::Loaded)>,
+    /// The history from Prometheus (issue 20), loaded in the background.
+    history: HistoryLoads,
 }
-
-/// How often the dashboard asks Prometheus again (seconds): history changes slowly.
-const HISTORY_EVERY: i64 = 15 * 60;
 
 /// How often the dashboard writes its peaks to the store.
 const PEAKS_SAVE_EVERY: i64 = 60;
@@ -76,7 +74,7 @@ impl ClusterSource {
             peaks: None,
             peaks_saved_at: 0,
             peak_warnings: Vec::new(),
-            history: None,
+            history: HistoryLoads::default(),
         }
     }
 
@@ -166,6 +164,8 @@ impl ClusterSource {
         }
         self.close_readers().await;
         self.kernel_logs = KernelLogs::new();
+        // Its connection goes: a load through it stops.
+        self.history.reset();
         if let Some((old, _)) = self.live.take() {
             self.set_client(None);
             old.close().await;
@@ -258,6 +258,7 @@ impl DataSource for ClusterSource {
                 health,
                 live: live_label(&me.opts),
                 scope: scope.clone(),
+                history_loading: None,
             };
             if let Err(h) = self.ensure(scope).await {
                 return failed(self, h);
@@ -308,18 +309,10 @@ impl DataSource for ClusterSource {
                 }
                 None => (Readings::new(), Vec::new()),
             };
-            let now = unix_now();
-            let due = self
-                .history
-                .as_ref()
-                .is_none_or(|(s, at, _)| s != scope || now - at >= HISTORY_EVERY);
-            if due {
-                let scoped = self.opts.with_namespace(scope.namespace.as_deref());
-                let loaded =
-                    crate::session::prometheus::load(&scoped, &live.conn, &inventory, now).await;
-                self.history = Some((scope.clone(), now, loaded));
-            }
-            if let Some((_, _, loaded)) = &self.history {
+            // Never waited for: a load runs beside the refreshes, its result taken when done.
+            self.history
+                .refresh(&self.opts, scope, &live.conn, &inventory, unix_now());
+            if let Some(loaded) = self.history.current(scope) {
                 loaded.apply(&mut opts);
             }
             self.kernel_logs.collect();
@@ -339,7 +332,7 @@ impl DataSource for ClusterSource {
             report.warnings.extend(self.peak_warnings.iter().cloned());
             // Where the history came from is in the detail view; only what went wrong is a
             // warning.
-            if let Some((_, _, loaded)) = &self.history {
+            if let Some(loaded) = self.history.current(scope) {
                 report.warnings.extend(loaded.warnings.iter().cloned());
             }
             if let Some(r) = &self.readers {
@@ -354,6 +347,7 @@ impl DataSource for ClusterSource {
                 health,
                 live: live_label(&self.opts),
                 scope: scope.clone(),
+                history_loading: self.history.loading(scope),
             }
         })
     }
@@ -369,7 +363,8 @@ impl DataSource for ClusterSource {
 
     fn shutdown(&mut self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            // Delete the agent pods before the connection goes.
+            // Delete the agent pods before the connection goes; a history load stops.
+            self.history.abort();
             self.close_readers().await;
             if let Some((live, _)) = self.live.take() {
                 self.set_client(None);

@@ -6,6 +6,7 @@
 pub mod cluster;
 pub mod cluster_fix;
 pub mod fix;
+mod history_load;
 pub mod kernel_logs;
 pub mod oom_watch;
 pub mod snapshot;

@@ -64,6 +64,9 @@ pub struct Snapshot {
     pub live: String,
     /// The scope this snapshot was taken for.
     pub scope: Scope,
+    /// While the first load of history from Prometheus for this scope runs (issue 20): what
+    /// the detail view says where the history will be.
+    pub history_loading: Option<String>,
 }
 
 /// Something that can take snapshots: the files reader here, the live cluster client and the
@@ -193,6 +196,7 @@ impl DataSource for FilesSource {
                 health,
                 live: "off (files have no live data)".into(),
                 scope: scope.clone(),
+                history_loading: None,
             }
         })
     }
@@ -216,6 +220,7 @@ mod tests {
                     health: Health::Failed(format!("fetch {n}")),
                     live: String::new(),
                     scope: scope.clone(),
+                    history_loading: None,
                 }
             })
         }

@@ -52,6 +52,7 @@ fn week(end: i64, guest: i64) -> VmHistory {
         }],
         pods: vec!["virt-launcher-a-1".into(), "virt-launcher-a-2".into()],
         note: None,
+        set_aside: None,
         chart,
     }
 }

@@ -174,6 +174,7 @@ pub fn snapshot(report: Option<Report>, at: SystemTime, health: Health, scope: S
         health,
         live: "agent".into(),
         scope,
+        history_loading: None,
     }
 }
 

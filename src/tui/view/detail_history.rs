@@ -97,10 +97,16 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App, r: &VmRow) {
     frame.render_widget(chart, area);
 }
 
-/// The figures in words, for the right column.
+/// The figures in words, for the right column; while the first load runs, that it runs.
 pub fn lines(app: &App, r: &VmRow) -> Vec<Line<'static>> {
     let Some(h) = r.prometheus.as_deref() else {
-        return Vec::new();
+        return match &app.history_loading {
+            Some(words) => vec![
+                heading(app, "History (from Prometheus)"),
+                Line::from(format!("  {words}")),
+            ],
+            None => Vec::new(),
+        };
     };
     let mut out = vec![heading(
         app,
