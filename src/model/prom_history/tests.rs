@@ -116,7 +116,7 @@ fn peaks_overhead_kills_and_limit_changes_over_two_pods() {
     );
     answers.insert(Metric::GuestSize, None);
     let vms = [known("ns", "db", guest), known("ns", "idle", guest)];
-    let h = histories(&vms, &answers, &window(), "test-prom", T0 + 10 * H);
+    let h = histories(&vms, answers.clone(), &window(), "test-prom", T0 + 10 * H);
     let db = &h[&VmKey::new("ns", "db")];
     assert_eq!(db.pods, vec![a.to_string(), b.to_string()]);
     assert_eq!(
@@ -173,7 +173,7 @@ fn an_unfilled_guest_is_never_overhead_and_kubevirt_s_guest_size_wins() {
         Some(vec![pod("ns", p, &[(T0 + H, GI), (T0 + 2 * H, 3 * GI)])]),
     );
     let vms = [known("ns", "web", 4 * GI)];
-    let h = histories(&vms, &answers, &window(), "p", T0 + 10 * H);
+    let h = histories(&vms, answers.clone(), &window(), "p", T0 + 10 * H);
     assert!(h[&VmKey::new("ns", "web")].peak_overhead.is_none());
     // KubeVirt says the domain is 2Gi at T0+2h (hotplugged down): 1Gi outside it then.
     answers.insert(
@@ -183,7 +183,7 @@ fn an_unfilled_guest_is_never_overhead_and_kubevirt_s_guest_size_wins() {
             &[(T0 + 2 * H, 2 * GI)],
         )]),
     );
-    let h = histories(&vms, &answers, &window(), "p", T0 + 10 * H);
+    let h = histories(&vms, answers.clone(), &window(), "p", T0 + 10 * H);
     assert_eq!(h[&VmKey::new("ns", "web")].peak_overhead.unwrap().bytes, GI);
 }
 
@@ -191,7 +191,7 @@ fn an_unfilled_guest_is_never_overhead_and_kubevirt_s_guest_size_wins() {
 fn a_new_vm_says_how_long_ago_it_started() {
     let mut vm = known("ns", "new", GI);
     vm.created = Some(T0 + 8 * H);
-    let h = histories(&[vm], &Answers::new(), &window(), "p", T0 + 10 * H);
+    let h = histories(&[vm], Answers::new(), &window(), "p", T0 + 10 * H);
     assert_eq!(
         h[&VmKey::new("ns", "new")].note.as_deref(),
         Some("no history: started 2 h ago (Prometheus has no series of its launcher pod yet)")
@@ -252,7 +252,8 @@ fn a_peak_above_the_limit_then_is_set_aside_and_said_once() {
     poke(&mut answers, Metric::Usage, tuesday, 791 * GI);
     poke(&mut answers, Metric::Rss, tuesday, 12 * GI);
     let vms = [known("ns", "db", 4 * GI)];
-    let h = &histories(&vms, &answers, &week_window(), "p", T0 + 168 * H)[&VmKey::new("ns", "db")];
+    let h = &histories(&vms, answers.clone(), &week_window(), "p", T0 + 168 * H)
+        [&VmKey::new("ns", "db")];
     assert_eq!(
         h.set_aside.as_deref(),
         Some("Prometheus reports 791GiB in use on Tuesday 2026-12-01 03:00 UTC, above the 4.3GiB limit then: that point is not used (nor is 1 other such point)")
@@ -274,7 +275,7 @@ fn points_near_the_limit_an_unlimited_container_and_a_raised_limit_are_kept() {
     let limit = 4 * GI + 300 * MI;
     let vms = [known("ns", "db", 4 * GI)];
     let peak_of = |answers: &Answers| {
-        let h = histories(&vms, answers, &week_window(), "p", T0 + 168 * H);
+        let h = histories(&vms, answers.clone(), &week_window(), "p", T0 + 168 * H);
         let h = &h[&VmKey::new("ns", "db")];
         (h.peak_usage.unwrap().bytes, h.set_aside.clone())
     };
