@@ -36,6 +36,8 @@ struct Fake {
     /// More points per series than this are refused (Prometheus's limit is 11,000).
     max_points: i64,
     seen: Arc<Mutex<Vec<String>>>,
+    /// The `end` of every query asked.
+    ends: Arc<Mutex<Vec<i64>>>,
 }
 
 fn points(start: i64, end: i64, step: i64) -> Vec<i64> {
@@ -121,6 +123,7 @@ async fn query_range(State(f): State<Fake>, Query(p): Query<HashMap<String, Stri
         )
             .into_response();
     }
+    f.ends.lock().unwrap().push(end);
     let metric = metric_of(&q).to_string();
     let ts = points(start, end, step);
     let half = ts.len() / 2;
@@ -220,6 +223,7 @@ async fn fake(mode: Mode, max_points: i64) -> (Fake, String) {
         mode,
         max_points,
         seen: Arc::default(),
+        ends: Arc::default(),
     };
     let addr = serve(f.clone()).await;
     (f, format!("http://{addr}"))
@@ -431,20 +435,17 @@ async fn refusals_and_an_unreachable_server_are_sentences_and_the_report_stands(
     );
 }
 
+/// `list --demo -o json --prometheus URL EXTRA…`.
+async fn list_json(url: &str, extra: &[&str]) -> Run {
+    let mut args = vec!["list", "--demo", "-o", "json", "--prometheus", url];
+    args.extend_from_slice(extra);
+    plugin(&args).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_off_asks_nothing() {
     let (f, url) = fake(Mode::Serve, 11_000).await;
-    let run = plugin(&[
-        "list",
-        "--demo",
-        "-o",
-        "json",
-        "--prometheus",
-        &url,
-        "--history",
-        "off",
-    ])
-    .await;
+    let run = list_json(&url, &["--history", "off"]).await;
     assert!(run.ok, "{}", run.stderr);
     assert!(f.seen.lock().unwrap().is_empty());
     assert!(!run.stderr.contains("history"), "{}", run.stderr);
@@ -456,6 +457,34 @@ async fn history_off_asks_nothing() {
         "{}",
         run.stderr
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_window_ends_where_prometheus_until_says() {
+    let (f, url) = fake(Mode::Serve, 11_000).await;
+    let until = "2026-11-21T22:00:00Z";
+    let run = list_json(&url, &["--prometheus-until", until]).await;
+    assert!(run.ok, "{}", run.stderr);
+    let ends = f.ends.lock().unwrap().clone();
+    assert_eq!(ends.len(), 8, "{ends:?}");
+    // 2026-11-21T22:00:00Z
+    assert!(ends.iter().all(|e| *e == 1_795_298_400), "{ends:?}");
+    assert!(
+        run.stderr.contains(&format!("history: the 7 d to {until}")),
+        "{}",
+        run.stderr
+    );
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    let h = &report["vms"][0]["prometheus"];
+    assert_eq!(h["end"], until, "{h}");
+    for (bad, says) in [
+        ("yesterday", "is not an RFC 3339 time"),
+        ("2999-01-01T00:00:00Z", "is in the future"),
+    ] {
+        let run = plugin(&["list", "--demo", "--prometheus-until", bad]).await;
+        assert!(!run.ok);
+        assert!(run.stderr.contains(says), "{bad}: {}", run.stderr);
+    }
 }
 
 // Through the API server's service proxy: a small front that answers as the API server does

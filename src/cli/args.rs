@@ -330,6 +330,10 @@ pub struct GlobalArgs {
     /// Do not verify --prometheus's certificate (insecure).
     #[arg(long, global = true)]
     pub prometheus_insecure_skip_tls_verify: bool,
+    /// End the Prometheus history window at this time (RFC 3339, e.g. 2026-11-21T22:00:00Z)
+    /// instead of now: the week before an incident.
+    #[arg(long, global = true, value_name = "TIME")]
+    pub prometheus_until: Option<String>,
     /// Log what the tool does, as kubectl's -v: 6 logs each API request with its status and
     /// latency, 8 their bodies too. To stderr; the dashboard writes a file named in its ? help.
     #[arg(

@@ -94,8 +94,27 @@ pub fn options(global: &GlobalArgs) -> anyhow::Result<Options> {
             url: global.prometheus.clone(),
             token: global.prometheus_token.clone(),
             insecure_skip_tls_verify: global.prometheus_insecure_skip_tls_verify,
+            until: global
+                .prometheus_until
+                .as_deref()
+                .map(prometheus_until)
+                .transpose()?,
         },
     })
+}
+
+/// `--prometheus-until`: an RFC 3339 time, not in the future (Unix seconds).
+pub fn prometheus_until(s: &str) -> anyhow::Result<i64> {
+    let Some(t) = crate::model::evidence::parse_rfc3339(s) else {
+        anyhow::bail!(
+            "--prometheus-until \"{}\" is not an RFC 3339 time (e.g. 2026-11-21T22:00:00Z)",
+            crate::escape::Shown(s)
+        );
+    };
+    if t > crate::session::peaks::unix_now() {
+        anyhow::bail!("--prometheus-until {s} is in the future");
+    }
+    Ok(t)
 }
 
 /// `--history`: `off`, or the window within which remembered peaks count.

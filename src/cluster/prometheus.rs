@@ -90,6 +90,8 @@ pub struct PromFlags {
     pub token: Option<Token>,
     /// `--prometheus-insecure-skip-tls-verify`.
     pub insecure_skip_tls_verify: bool,
+    /// `--prometheus-until` (Unix seconds): the window's end; `None`: now.
+    pub until: Option<i64>,
 }
 
 /// Which credential went with the requests, for the sentence of a 401.

@@ -153,7 +153,8 @@ pub async fn load_for(opts: &Options, conn: &Connection, vms: &[KnownVm], now: i
         }
     };
     let namespace = scope_namespace(opts, conn);
-    let mut window = Window::new(now, window_seconds, vms.len());
+    let end = opts.prometheus.until.map_or(now, |t| t.min(now));
+    let mut window = Window::new(end, window_seconds, vms.len());
     let mut loaded = Loaded::default();
     let mut answers = Answers::new();
     for metric in Metric::ALL {
@@ -187,11 +188,21 @@ pub async fn load_for(opts: &Options, conn: &Connection, vms: &[KnownVm], now: i
     loaded
         .warnings
         .extend(missing_exporters(&answers, vms, &client.source));
-    let found = histories(vms, &answers, &window, &client.source, now);
+    let found = histories(vms, answers, &window, &client.source, now);
     let with_data = found.values().filter(|h| h.note.is_none()).count();
+    let span = match end < now {
+        true => format!(
+            "the {} to {}",
+            crate::model::prom_history::ago_words(window.seconds()),
+            crate::model::evidence::rfc3339(end)
+        ),
+        false => format!(
+            "the last {}",
+            crate::model::prom_history::ago_words(window.seconds())
+        ),
+    };
     loaded.status = Some(format!(
-        "history: the last {} from Prometheus at {} (one point per {}), for {with_data} of {} VMs",
-        crate::model::prom_history::ago_words(window.seconds()),
+        "history: {span} from Prometheus at {} (one point per {}), for {with_data} of {} VMs",
         client.source,
         crate::model::prom_history::ago_words(window.step),
         vms.len()
