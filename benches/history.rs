@@ -10,32 +10,49 @@
 //!    per metric for every VM over the week (the contract's shape, `max by (namespace, pod)
 //!    (max_over_time(M{…}[1h]))` at a 1-hour step), plain HTTP like curl: wall time, response
 //!    size, series; `HISTORY_RUNS` runs each, the median printed.
-//! 3. With `HISTORY_TOOL_KUBECONFIG` set (a cluster holding the same VMs), runs
-//!    [`tool_with_history`]: `kubectl-vmmem list -A -o json --prometheus URL`, its wall time and
-//!    peak RSS. Without it, says that it did not.
+//! 3. Starts the simulator with the same VMs (names, namespaces, nodes, guest sizes; its own
+//!    Prometheus off) and times the tool on it, each run a child measured by `wait4` (wall, CPU,
+//!    peak RSS): `kubectl-vmmem list -A -o json --prometheus URL` (the week's history of every
+//!    VM), the same with `--history off`, and the real `kubectl get vm,vmi,pods -A -o json`. The
+//!    run with history must have joined a history to every VM, or the bench fails.
 //!
 //! Run: `cargo bench --bench history`. Environment: `HISTORY_VMS` (default 5000), `HISTORY_DAYS`
 //! (7), `HISTORY_SCRAPE` (the history's sample interval in seconds, default 600: see
-//! docs/performance.md for why), `HISTORY_RUNS` (3). Fails loudly when Prometheus is missing.
+//! docs/performance.md for why), `HISTORY_RUNS` (3). Fails loudly when Prometheus or kubectl is
+//! missing.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "common/kubectl.rs"]
+mod kubectl;
 #[path = "../tests/it/common/prom_history.rs"]
 #[allow(dead_code)]
 mod prom_history;
 #[path = "../tests/it/common/prom_http.rs"]
 mod prom_http;
+#[path = "common/sim_child.rs"]
+mod sim_child;
 
+use kubectl::kubectl;
 use prom_history::{fleet, History, FAMILIES};
+use sim_child::SimChild;
+use vmmem_sim::units::Quantity;
+use vmmem_sim::Scenario;
 
 const PLUGIN: &str = env!("CARGO_BIN_EXE_kubectl-vmmem");
 /// The history's end: a fixed time (2026-11-21 22:00 UTC, a multiple of promtool's 2-hour
 /// blocks) so cached blocks stay valid.
 const END: i64 = 1_795_298_400;
+/// The generator's version in the cache's name: blocks of an earlier generator are not reused.
+/// `""`: until 2026-12-07 the usage series passed the compute limit at an OOM kill; `-v2`: it
+/// stops at the limit.
+const GENERATOR: &str = "-v2";
+/// [`END`] as the tool's `--prometheus-until` takes it: the tool's window is the history's week.
+const END_RFC3339: &str = "2026-11-21T22:00:00Z";
 
 fn env_num(key: &str, default: i64) -> i64 {
     match std::env::var(key) {
@@ -237,35 +254,170 @@ fn contract_query(metric: &str) -> String {
     format!("max by ({by}) ({func}({metric}{{{matchers}}}[1h]))")
 }
 
-/// `kubectl-vmmem list -A -o json --prometheus URL` against the cluster of `kubeconfig`: wall
-/// seconds and peak RSS (KiB), measured with wait4. The lead points this at the tool once the
-/// product reads history (issue 20's product side).
+/// The simulator holding the history's VMs: the same names, namespaces, nodes and guest sizes
+/// (its workloads and pod names are its own; the tool joins history by namespace and the
+/// `virt-launcher-<vm>-` prefix).
+fn fleet_cluster(history: &History) -> SimChild {
+    let nodes: BTreeSet<&str> = history.vms.iter().map(|v| v.node.as_str()).collect();
+    let namespaces: BTreeSet<&str> = history.vms.iter().map(|v| v.namespace.as_str()).collect();
+    let mut scenario = Scenario::generated(history.vms.len(), nodes.len());
+    for (spec, name) in scenario.nodes.iter_mut().zip(&nodes) {
+        spec.name = name.to_string();
+    }
+    scenario.namespaces = namespaces.iter().map(|n| n.to_string()).collect();
+    scenario.monitoring = false;
+    for (spec, vm) in scenario.vms.iter_mut().zip(&history.vms) {
+        spec.name = vm.name.clone();
+        spec.namespace = vm.namespace.clone();
+        spec.node = Some(vm.node.clone());
+        spec.memory = Quantity::new(format!("{}Mi", vm.guest >> 20));
+        spec.no_limit = false;
+        spec.run_strategy = "Always".into();
+    }
+    let text = serde_json::to_string(&scenario).expect("the scenario as JSON (YAML reads it)");
+    let args = ["--exec-latency".to_string(), "50ms".into()];
+    SimChild::start(PLUGIN, &args, |dir| {
+        let file = dir.join("fleet.json");
+        std::fs::write(&file, text).expect("writing the scenario");
+        vec!["--scenario".into(), file.display().to_string()]
+    })
+}
+
+/// The highest `VmHWM` (KiB) of process `pid` read every 20 ms until it exits. wait4's
+/// `ru_maxrss` is no measure here: a child started by posix_spawn (vfork) carries the spawning
+/// process's RSS as its high-water mark through exec, and this bench holds a week of replies.
+fn hwm_poller(pid: u32) -> std::thread::JoinHandle<i64> {
+    std::thread::spawn(move || {
+        let path = format!("/proc/{pid}/status");
+        let mut best = 0;
+        while let Ok(text) = std::fs::read_to_string(&path) {
+            // A zombie's status has no memory lines: it has exited.
+            let Some(kib) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
+            else {
+                break;
+            };
+            best = best.max(kib);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        best
+    })
+}
+
+/// One command as a child: wall and CPU seconds (wait4), peak RSS (KiB, its `VmHWM`), stdout.
 #[allow(clippy::zombie_processes)] // reaped by wait4, which also gives the rusage
-fn tool_with_history(kubeconfig: &Path, prometheus_url: &str) -> (f64, i64) {
+fn measured(cmd: &mut Command) -> (f64, f64, i64, Vec<u8>) {
+    let out = tempfile::tempfile().expect("temp file");
     let start = Instant::now();
-    let child = Command::new(PLUGIN)
-        .args(["list", "-A", "-o", "json", "--prometheus", prometheus_url])
-        .env("KUBECONFIG", kubeconfig)
+    let child = cmd
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(out.try_clone().expect("temp file"))
         .stderr(Stdio::piped())
         .spawn()
-        .expect("running kubectl-vmmem");
+        .expect("running the command");
     let pid = child.id() as libc::pid_t;
+    let hwm = hwm_poller(child.id());
     let mut stderr = child.stderr.expect("stderr");
+    let mut err = String::new();
+    let _ = stderr.read_to_string(&mut err);
     let mut status = 0;
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: waits for the child this function spawned, once.
     let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
     let wall = start.elapsed().as_secs_f64();
-    let mut err = String::new();
-    let _ = stderr.read_to_string(&mut err);
     assert_eq!(r, pid, "wait4 failed");
     assert!(
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "kubectl-vmmem list --prometheus failed:\n{err}"
+        "{cmd:?} failed:\n{err}"
     );
-    (wall, ru.ru_maxrss)
+    let cpu = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let mut stdout = Vec::new();
+    let mut out = out;
+    std::io::Seek::rewind(&mut out).expect("rewind");
+    out.read_to_end(&mut stdout).expect("reading stdout");
+    let peak = hwm.join().expect("the RSS poller");
+    (wall, cpu(ru.ru_utime) + cpu(ru.ru_stime), peak, stdout)
+}
+
+/// How many VMs of a `list -o json` carry a Prometheus history with a peak.
+fn vms_with_history(json: &[u8]) -> (usize, usize) {
+    let v: serde_json::Value = serde_json::from_slice(json).expect("list -o json");
+    let vms = v["vms"].as_array().expect("vms");
+    let with = vms
+        .iter()
+        .filter(|vm| !vm["prometheus"]["peakWorkingSet"].is_null())
+        .count();
+    (with, vms.len())
+}
+
+/// Makes a new command to run (each run needs its own).
+type MakeCommand<'a> = Box<dyn Fn() -> Command + 'a>;
+
+/// The tool with and without the history, and kubectl, `runs` times each against the fleet's
+/// simulator; prints a table of medians.
+fn tool_runs(history: &History, prometheus_url: &str, runs: usize) {
+    let sim = fleet_cluster(history);
+    let kc = sim.kubeconfig.clone();
+    let kubectl = kubectl();
+    let list = |extra: &[&str]| {
+        let mut c = Command::new(PLUGIN);
+        c.args(["list", "-A", "-o", "json"])
+            .args(extra)
+            .env("KUBECONFIG", &kc);
+        c
+    };
+    let commands: Vec<(&str, MakeCommand)> = vec![
+        (
+            "kubectl-vmmem list -A -o json --prometheus URL --prometheus-until END",
+            Box::new(|| {
+                list(&[
+                    "--prometheus",
+                    prometheus_url,
+                    "--prometheus-until",
+                    END_RFC3339,
+                ])
+            }),
+        ),
+        (
+            "kubectl-vmmem list -A -o json --history off",
+            Box::new(|| list(&["--history", "off"])),
+        ),
+        (
+            "kubectl get vm,vmi,pods -A -o json",
+            Box::new(|| {
+                let mut c = Command::new(&kubectl);
+                c.args(["get", "vm,vmi,pods", "-A", "-o", "json"])
+                    .env("KUBECONFIG", &kc);
+                c
+            }),
+        ),
+    ];
+    println!(
+        "| command ({} VMs, simulator) | median wall (s) | median CPU (s) | peak RSS (MiB, max) |",
+        history.vms.len()
+    );
+    println!("|---|---|---|---|");
+    for (label, make) in &commands {
+        let (mut walls, mut cpus, mut rss) = (Vec::new(), Vec::new(), 0);
+        for _ in 0..runs.max(1) {
+            let (w, c, r, out) = measured(&mut make());
+            if label.contains("--prometheus") {
+                let (with, all) = vms_with_history(&out);
+                assert_eq!(with, all, "only {with} of {all} VMs got their history");
+            }
+            walls.push(w);
+            cpus.push(c);
+            rss = rss.max(r);
+        }
+        println!(
+            "| `{label}` | {:.2} | {:.2} | {:.1} |",
+            median(walls),
+            median(cpus),
+            rss as f64 / 1024.0
+        );
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -283,7 +435,7 @@ fn main() {
     let runs = env_num("HISTORY_RUNS", 3) as usize;
     let history = fleet(vms, END, days, scrape);
     let blocks = root().join(format!(
-        "target/history-blocks/{vms}vms-{days}d-{scrape}s-{END}"
+        "target/history-blocks/{vms}vms-{days}d-{scrape}s-{END}{GENERATOR}"
     ));
     println!("# history: {vms} VMs × {days} days, one sample every {scrape} s, ending {END}");
     if blocks.is_dir() {
@@ -334,17 +486,6 @@ fn main() {
         "all {} queries, one after the other: {total:.1} s",
         FAMILIES.len()
     );
-    match std::env::var_os("HISTORY_TOOL_KUBECONFIG") {
-        Some(kc) => {
-            let (wall, rss) = tool_with_history(Path::new(&kc), &prom.url);
-            println!(
-                "kubectl-vmmem list -A -o json --prometheus: {wall:.1} s, peak RSS {:.0} MiB",
-                rss as f64 / 1024.0
-            );
-        }
-        None => println!(
-            "the tool's own run with --prometheus was NOT measured (set HISTORY_TOOL_KUBECONFIG)"
-        ),
-    }
+    tool_runs(&history, &prom.url, runs);
     drop(prom);
 }

@@ -23,9 +23,9 @@
 //! `SCALE_RUNS` (runs of each command per size, default 3), `SCALE_REFRESHES` (dashboard refreshes
 //! measured after the first, default 5). Fails loudly when `kubectl` is missing.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde::de::IgnoredAny;
@@ -34,74 +34,44 @@ use vmmem_sim::requests::RequestTally;
 
 #[path = "scale/dashboard.rs"]
 mod dashboard;
+#[path = "common/kubectl.rs"]
+mod kubectl;
+#[path = "common/sim_child.rs"]
+mod sim_child;
 #[path = "scale/soak.rs"]
 mod soak;
 #[path = "scale/tmux.rs"]
 mod tmux;
 
 use dashboard::{dashboard_child, DashboardResult};
+use kubectl::kubectl;
+use sim_child::SimChild;
 
 const PLUGIN: &str = env!("CARGO_BIN_EXE_kubectl-vmmem");
 const VMS_PER_NODE: usize = 25;
 const EXEC_LATENCY: &str = "50ms";
 
 /// The simulator, running as a child process; stopped (SIGTERM, by PID) when dropped.
-struct SimProc {
-    child: Child,
-    kubeconfig: PathBuf,
-    _dir: tempfile::TempDir,
+struct SimProc(SimChild);
+
+impl std::ops::Deref for SimProc {
+    type Target = SimChild;
+    fn deref(&self) -> &SimChild {
+        &self.0
+    }
 }
 
 impl SimProc {
     fn start(vms: usize, nodes: usize) -> SimProc {
-        // The nodes' cgroup and proc files the simulator writes stand in for the kernel's
-        // in-memory cgroupfs and procfs: keep them in memory too (tmpfs) where there is one, so
-        // the disk does not time the simulator.
-        let shm = Path::new("/dev/shm");
-        let dir = if shm.is_dir() {
-            tempfile::Builder::new()
-                .prefix("vmmem-scale-")
-                .tempdir_in(shm)
-        } else {
-            tempfile::tempdir()
-        }
-        .expect("temp dir");
-        let kubeconfig = dir.path().join("kubeconfig");
-        let mut child = Command::new(PLUGIN)
-            .args([
-                "sim",
-                "--vms",
-                &vms.to_string(),
-                "--nodes",
-                &nodes.to_string(),
-            ])
-            .args(["--exec-latency", EXEC_LATENCY, "--write-kubeconfig"])
-            .arg(&kubeconfig)
-            .arg("--host-root")
-            .arg(dir.path().join("hosts"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start kubectl-vmmem sim");
-        let mut lines = BufReader::new(child.stderr.take().expect("sim stderr")).lines();
-        // Serving: the API's URL (with its secret path), CA and token are in the kubeconfig only.
-        loop {
-            let Some(Ok(line)) = lines.next() else {
-                let _ = child.kill();
-                panic!("kubectl-vmmem sim exited before serving");
-            };
-            if line.contains(" serving at ") {
-                break;
-            }
-        }
-        // Keep draining its stderr so it never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        SimProc {
-            child,
-            kubeconfig,
-            _dir: dir,
-        }
+        let args = [
+            "--vms".to_string(),
+            vms.to_string(),
+            "--nodes".into(),
+            nodes.to_string(),
+            "--exec-latency".into(),
+            EXEC_LATENCY.into(),
+        ];
+        SimProc(SimChild::start(PLUGIN, &args, |_| Vec::new()))
     }
 
     fn requests(&self) -> RequestTally {
@@ -135,21 +105,6 @@ impl SimProc {
     /// The simulator's own CPU seconds so far.
     fn cpu(&self) -> f64 {
         proc_cpu(self.child.id())
-    }
-}
-
-impl Drop for SimProc {
-    fn drop(&mut self) {
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -344,17 +299,6 @@ fn check_kubectl(path: &Path, vms: usize) {
         v == vms && vmis > 0 && pods >= vmis,
         "kubectl returned {v} VMs, {vmis} VMIs, {pods} pods for {vms} VMs"
     );
-}
-
-fn kubectl() -> PathBuf {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join("kubectl"))
-            .find(|p| p.is_file())
-    });
-    found.unwrap_or_else(|| {
-        panic!("kubectl is not installed (not on PATH): this benchmark compares against the real kubectl and cannot run without it")
-    })
 }
 
 fn requests_cell(t: &RequestTally) -> String {

@@ -266,9 +266,11 @@ fn pod_series<'a>(
             Box::new(move |t| Some(ws(t))),
             Box::new(move |t| Some(ws(t) + SIDECARS)),
         ),
+        // Usage never passes a cgroup's limit: the kernel reclaims the page cache before it
+        // kills (at the OOM kill the working set is the limit and the cache is gone).
         Family::Usage => both(
-            Box::new(move |t| Some(ws(t) + CACHE)),
-            Box::new(move |t| Some(ws(t) + CACHE + SIDECARS)),
+            Box::new(move |t| Some((ws(t) + CACHE).min(pod.compute_limit))),
+            Box::new(move |t| Some((ws(t) + CACHE + SIDECARS).min(pod.pod_limit))),
         ),
         Family::MaxUsage => {
             // cgroup v1's memory.max_usage_in_bytes: the highest usage since the cgroup was made;
@@ -289,7 +291,11 @@ fn pod_series<'a>(
                     .oom_at
                     .filter(|o| (from..=t).contains(o))
                     .map_or(0, |_| pod.compute_limit);
-                Some(recent.max(spike).max(oom) + CACHE + extra)
+                let limit = match extra {
+                    0 => pod.compute_limit,
+                    _ => pod.pod_limit,
+                };
+                Some((recent.max(spike).max(oom) + CACHE + extra).min(limit))
             };
             both(
                 Box::new(move |t| {
