@@ -242,7 +242,7 @@ fn row<'a>(report: &'a Value, vm: &Vm) -> &'a Value {
 async fn a_week_of_history_becomes_figures_evidence_and_columns() {
     // 100 points at most: the first step (one hour, 168 points) is refused.
     let (f, url) = fake(Mode::Serve, 100).await;
-    let run = plugin(&["list", "--demo", "-o", "json", "--prometheus", &url]).await;
+    let run = list_json(&url, &[]).await;
     assert!(run.ok, "{}", run.stderr);
     assert!(
         run.stderr.contains(&format!(
@@ -363,7 +363,7 @@ async fn a_week_of_history_becomes_figures_evidence_and_columns() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_exporter_is_named_and_the_spec_s_guest_stands_in() {
     let (f, url) = fake(Mode::NoKubeVirt, 11_000).await;
-    let run = plugin(&["list", "--demo", "-o", "json", "--prometheus", &url]).await;
+    let run = list_json(&url, &[]).await;
     assert!(run.ok, "{}", run.stderr);
     assert!(
         run.stderr.contains("has no kubevirt_vmi_memory_domain_bytes (KubeVirt's VMI metrics (virt-handler's /metrics is not scraped)"),
@@ -395,7 +395,7 @@ async fn refusals_and_an_unreachable_server_are_sentences_and_the_report_stands(
     assert_eq!(f.seen.lock().unwrap().len(), 2);
 
     let (_, url) = fake(Mode::Forbidden, 11_000).await;
-    let run = plugin(&["list", "--demo", "-o", "json", "--prometheus", &url]).await;
+    let run = list_json(&url, &[]).await;
     assert!(
         run.stderr.contains(&format!("Prometheus at {url} answered 403 Forbidden to the kubeconfig user: that user may not query it")),
         "{}",
@@ -405,7 +405,7 @@ async fn refusals_and_an_unreachable_server_are_sentences_and_the_report_stands(
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let gone = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
-    let run = plugin(&["list", "--demo", "-o", "json", "--prometheus", &gone]).await;
+    let run = list_json(&gone, &[]).await;
     assert!(run.ok, "{}", run.stderr);
     assert!(
         run.stderr.contains(&format!(

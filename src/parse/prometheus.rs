@@ -106,7 +106,7 @@ pub fn series(body: &[u8]) -> Result<Vec<Series>, AnswerError> {
         Some(r) => {
             serde_json::from_str(r.get()).map_err(|e| AnswerError::Malformed(e.to_string()))?
         }
-        None => Vec::new(),
+        None => return Err(AnswerError::Malformed("a success without a result".into())),
     };
     Ok(raw
         .into_iter()
@@ -145,6 +145,14 @@ mod tests {
         );
         let v = br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"a":"b"},"value":[10,"1"]}]}}"#;
         assert_eq!(series(v).unwrap()[0].points, vec![(10, 1.0)]);
+        // Read straight from the body: an answer without a result, or a value that is no plain
+        // string, is malformed, never an empty history.
+        for bad in [
+            &br#"{"status":"success","data":{"resultType":"matrix"}}"#[..],
+            br#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1,"\u0031"]]}]}}"#,
+        ] {
+            assert!(matches!(series(bad), Err(AnswerError::Malformed(_))), "{}", String::from_utf8_lossy(bad));
+        }
     }
 
     #[test]
