@@ -17,7 +17,7 @@ use vmmem::model::readings::{
     ProcessReading,
 };
 use vmmem::model::report::{build, Report, ReportOptions};
-use vmmem::session::dashboard::snapshot::{ContextInfo, Health, Scope, Snapshot};
+use vmmem::session::dashboard::snapshot::{ContextInfo, Detail, Health, Scope, Snapshot};
 use vmmem::tui::action::Action;
 use vmmem::tui::app::App;
 
@@ -132,19 +132,17 @@ fn report(step: u64) -> Report {
     r
 }
 
+/// A snapshot as the source sends it: the table of every VM, no full rows (the one looked at
+/// comes on its own, as a `Detail`).
 fn snapshot(report: Report, at: SystemTime) -> Snapshot {
     Snapshot {
-        report: Some(report),
-        taken_at: at,
         context: ContextInfo {
             context: "bench".into(),
             cluster: "bench".into(),
             server: "-".into(),
         },
-        health: Health::Ok,
         live: "agent".into(),
-        scope: Scope::default(),
-        history_loading: None,
+        ..Snapshot::of_report(Some(report), None, at, Health::Ok, Scope::default())
     }
 }
 
@@ -198,6 +196,14 @@ fn main() {
         }
         stats(&format!("main view frame, 5,000 VMs, {w}x{h}"), frames);
         app.update(Action::Open);
+        let key = app.focus().expect("a VM is open");
+        let row = reports[0].vms.iter().find(|r| key.matches(*r)).cloned();
+        assert!(row.is_some(), "{key} is in the report");
+        app.update(Action::Detail(Box::new(Detail {
+            scope: Scope::default(),
+            key,
+            row,
+        })));
         let mut frames = Vec::new();
         for _ in 0..300 {
             let start = Instant::now();

@@ -45,7 +45,7 @@ fn self_cpu() -> f64 {
 pub fn dashboard_child(kubeconfig: &str, vms: usize, refreshes: usize) {
     use clap::Parser;
     use vmmem::session::dashboard::cluster::ClusterSource;
-    use vmmem::session::dashboard::snapshot::{DataSource, Health, Scope};
+    use vmmem::session::dashboard::snapshot::{DataSource, Health, Request};
     let cli = vmmem::cli::args::Cli::try_parse_from([
         "kubectl-vmmem",
         "--kubeconfig",
@@ -70,15 +70,15 @@ pub fn dashboard_child(kubeconfig: &str, vms: usize, refreshes: usize) {
     let result = rt.block_on(async {
         let opts = vmmem::cli::options::options(&cli.global).expect("dashboard options");
         let mut source = ClusterSource::new(opts, Default::default());
-        let scope = Scope { namespace: None };
+        let scope = Request::default();
         // Refreshes where some running VM had no live data: (running, with live data).
         let mut incomplete: Vec<(usize, usize)> = Vec::new();
         let mut check = |s: &vmmem::session::dashboard::snapshot::Snapshot| {
             assert_eq!(s.health, Health::Ok, "dashboard health");
-            let r = s.report.as_ref().expect("a report");
-            assert_eq!(r.vms.len(), vms);
-            let running: Vec<_> = r.vms.iter().filter(|v| v.phase == "Running").collect();
-            let live = running.iter().filter(|v| v.cgroup.is_some()).count();
+            let r = s.table.as_ref().expect("a table");
+            assert_eq!(r.rows.len(), vms);
+            let running: Vec<_> = r.rows.iter().filter(|v| v.phase == "Running").collect();
+            let live = running.iter().filter(|v| v.usage_bytes.is_some()).count();
             if live < running.len() {
                 eprintln!(
                     "INCOMPLETE refresh: {live} of {} running VMs have live data; warnings: {:?}",

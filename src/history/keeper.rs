@@ -93,39 +93,19 @@ impl PeakKeeper {
     /// Take in each row's reading of now (rows without live data add no peak) and its launcher
     /// pod, seen at `now`.
     pub fn observe<'a>(&mut self, rows: impl IntoIterator<Item = &'a VmRow>, now: i64) {
-        for r in rows {
-            let config =
-                MemoryConfig::of(r.guest_bytes, r.vm_limit_bytes, r.expected_overhead_bytes);
-            if let (Some(vm_uid), Some(pod_uid)) = (r.vm_uid.as_deref(), r.pod_uid.as_deref()) {
-                Arc::make_mut(&mut self.tracker).saw_pod(vm_uid, &config, pod_uid, now);
+        self.take_in(rows.into_iter().filter_map(Sighting::of), now);
+    }
+
+    /// Take in what [`Sighting::of`] noted of a refresh's rows, seen at `now`.
+    pub fn take_in(&mut self, sightings: impl IntoIterator<Item = Sighting>, now: i64) {
+        for s in sightings {
+            if let (Some(vm_uid), Some(pod_uid)) = (s.vm_uid.as_deref(), s.pod_uid.as_deref()) {
+                Arc::make_mut(&mut self.tracker).saw_pod(vm_uid, &s.config, pod_uid, now);
             }
-            let Some(uid) = r.vm_uid.as_deref().or(r.pod_uid.as_deref()) else {
+            let (Some(uid), Some(peak)) = (s.vm_uid.or(s.pod_uid), s.reading) else {
                 continue;
             };
-            let Some(now) = r
-                .recommendation
-                .evidence
-                .iter()
-                .find(|e| e.kind == EvidenceKind::Now)
-            else {
-                continue;
-            };
-            let Some(at) = now.at.as_ref().and_then(|a| match a {
-                crate::model::evidence::At::Unix(t) => Some(*t),
-                crate::model::evidence::At::Printed(_) => None,
-            }) else {
-                continue;
-            };
-            Arc::make_mut(&mut self.tracker).observe(
-                uid,
-                &config,
-                Peak {
-                    bytes: now.bytes,
-                    at,
-                    source: now.source.clone(),
-                    level: now.level,
-                },
-            );
+            Arc::make_mut(&mut self.tracker).observe(&uid, &s.config, peak);
         }
     }
 
@@ -140,5 +120,48 @@ impl PeakKeeper {
                 Err(e) => vec![format!("peaks could not be remembered: {e}")],
             },
         }
+    }
+}
+
+/// What the keeper takes from one row: the VM's configuration, its UIDs and its reading of now.
+/// Noted while a refresh's rows are built (when the report still holds the tracker) and taken
+/// in after, so the tracker is changed in place, not copied.
+#[derive(Debug, Clone)]
+pub struct Sighting {
+    config: MemoryConfig,
+    vm_uid: Option<String>,
+    pod_uid: Option<String>,
+    reading: Option<Peak>,
+}
+
+impl Sighting {
+    /// `None` for a row with neither UID (nothing to keep).
+    pub fn of(r: &VmRow) -> Option<Sighting> {
+        if r.vm_uid.is_none() && r.pod_uid.is_none() {
+            return None;
+        }
+        let reading = r
+            .recommendation
+            .evidence
+            .iter()
+            .find(|e| e.kind == EvidenceKind::Now)
+            .and_then(|now| {
+                let at = match now.at.as_ref()? {
+                    crate::model::evidence::At::Unix(t) => *t,
+                    crate::model::evidence::At::Printed(_) => return None,
+                };
+                Some(Peak {
+                    bytes: now.bytes,
+                    at,
+                    source: now.source.clone(),
+                    level: now.level,
+                })
+            });
+        Some(Sighting {
+            config: MemoryConfig::of(r.guest_bytes, r.vm_limit_bytes, r.expected_overhead_bytes),
+            vm_uid: r.vm_uid.clone(),
+            pod_uid: r.pod_uid.clone(),
+            reading,
+        })
     }
 }

@@ -4,5 +4,5 @@
 pub mod keeper;
 pub mod store;
 
-pub use keeper::{HistoryMode, PeakKeeper};
+pub use keeper::{HistoryMode, PeakKeeper, Sighting};
 pub use store::PeakStore;

@@ -103,6 +103,25 @@ impl VmKey {
             name: name.to_string(),
         }
     }
+    /// The key of a row (a full report row or a table row).
+    pub fn of(row: &impl Keyed) -> VmKey {
+        VmKey::new(row.namespace(), row.name())
+    }
+    pub fn matches(&self, row: &impl Keyed) -> bool {
+        self.namespace == row.namespace() && self.name == row.name()
+    }
+}
+
+impl std::fmt::Display for VmKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// Something that belongs to one VM: a report row, a table row.
+pub trait Keyed {
+    fn namespace(&self) -> &str;
+    fn name(&self) -> &str;
 }
 
 /// One item of evidence.

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use super::evidence::VmKey;
 use super::inventory::{Inventory, Readings};
 use super::join::join;
 use super::objects;
@@ -21,8 +22,49 @@ pub fn build(inv: &Inventory, readings: &Readings, opts: &ReportOptions) -> Repo
     }
 }
 
-/// The report's fields but its rows, and an iterator building the rows one by one.
-fn parts<'a>(
+/// The full row of one VM, exactly as [`build`] makes it, without building the others': the
+/// cluster's facts come from the whole inventory, the join only from this VM's objects.
+pub fn vm_row(
+    inv: &Inventory,
+    readings: &Readings,
+    opts: &ReportOptions,
+    key: &VmKey,
+) -> Option<VmRow> {
+    let cluster = cluster_facts(inv, opts);
+    let ours = |ns: &str, name: &str| ns == key.namespace && name == key.name;
+    let one = Inventory {
+        source: inv.source,
+        vms: inv
+            .vms
+            .iter()
+            .filter(|v| ours(&v.metadata.namespace, &v.metadata.name))
+            .cloned()
+            .collect(),
+        vmis: inv
+            .vmis
+            .iter()
+            .filter(|v| ours(&v.metadata.namespace, &v.metadata.name))
+            .cloned()
+            .collect(),
+        // A launcher pod belongs to a VMI of its own namespace (join.rs).
+        pods: inv
+            .pods
+            .iter()
+            .filter(|p| p.metadata.namespace == key.namespace)
+            .cloned()
+            .collect(),
+        ..Inventory::default()
+    };
+    let row = join(&one)
+        .into_iter()
+        .find(|j| ours(j.namespace(), j.name()))
+        .map(|j| row(&j, &cluster, readings, opts));
+    row
+}
+
+/// The report's fields but its rows, and an iterator building the rows one by one (the
+/// dashboard keeps a [`TableRow`] of each).
+pub fn parts<'a>(
     inv: &'a Inventory,
     readings: &'a Readings,
     opts: &'a ReportOptions,
@@ -135,6 +177,7 @@ mod row_features;
 mod row_live;
 mod status_kills;
 mod streamed;
+mod table;
 mod types;
 use cluster::cluster_facts;
 pub use cluster::SizingFacts;
@@ -142,6 +185,7 @@ pub use flag::{joined as flags_joined, Flag};
 pub use risk::Risk;
 use row::row;
 pub use streamed::{streamed, ReportHead, StreamedReport};
+pub use table::{Table, TableRow};
 pub use types::{CgroupJson, ClusterInfo, Report, ReportOptions, VmRow};
 
 #[cfg(test)]

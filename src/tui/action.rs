@@ -7,7 +7,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use super::app::{App, Overlay};
 use super::columns::Column;
 use crate::session::dashboard::fix::{ApplyOutcome, FixRequest, PlanView};
-use crate::session::dashboard::snapshot::Snapshot;
+use crate::session::dashboard::snapshot::{Detail, Snapshot};
 
 #[derive(Debug, Clone)]
 pub enum Action {
@@ -46,6 +46,8 @@ pub enum Action {
     Confirm,
     /// From the background.
     Snapshot(Box<Snapshot>),
+    /// The full row of a VM in focus, built on demand.
+    Detail(Box<Detail>),
     Planned(FixRequest, Result<PlanView, String>),
     Applied(FixRequest, ApplyOutcome),
     /// A step of an apply in progress (restart).

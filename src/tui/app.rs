@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime};
 
 use super::columns::Sort;
 use super::history::{History, VmKey};
-use crate::model::report::{Report, Risk, VmRow};
+use crate::model::report::{Risk, Table, TableRow, VmRow};
 use crate::session::dashboard::fix::{ApplyOutcome, FixKind, PlanView};
 use crate::session::dashboard::snapshot::{ContextInfo, Health, Scope};
 
@@ -49,6 +49,8 @@ pub struct FixDialog {
     pub key: VmKey,
     pub kind: FixKind,
     pub restart: bool,
+    /// The plan waits for the VM's full row (asked for when the dialog opened).
+    pub waiting_for_row: bool,
     pub plan: Option<Result<PlanView, String>>,
     pub stage: Stage,
     /// The last step reported while applying.
@@ -80,8 +82,11 @@ pub struct RiskCounts {
 
 #[derive(Debug, Clone)]
 pub struct App {
-    /// The last report that arrived (kept when later fetches fail, then drawn as stale).
-    pub report: Option<Report>,
+    /// The last table that arrived (kept when later fetches fail, then drawn as stale).
+    pub table: Option<Table>,
+    /// Full rows of the VMs in focus (the detail view, the fix dialog, the selection): only
+    /// these, as the table keeps of every VM only what it shows.
+    pub details: Vec<VmRow>,
     /// When `report` was taken.
     pub taken_at: Option<SystemTime>,
     pub context: ContextInfo,
@@ -127,7 +132,8 @@ pub struct App {
 impl App {
     pub fn new(scope: Scope, refresh: Duration, readonly: bool, now: SystemTime) -> App {
         App {
-            report: None,
+            table: None,
+            details: Vec::new(),
             taken_at: None,
             context: ContextInfo::default(),
             live: String::new(),
@@ -158,24 +164,39 @@ impl App {
         }
     }
 
-    pub fn rows(&self) -> &[VmRow] {
-        self.report
+    pub fn rows(&self) -> &[TableRow] {
+        self.table
             .as_ref()
-            .map(|r| r.vms.as_slice())
+            .map(|r| r.rows.as_slice())
             .unwrap_or(&[])
     }
 
     /// The row at a position of the visible list.
-    pub fn visible_row(&self, i: usize) -> Option<&VmRow> {
+    pub fn visible_row(&self, i: usize) -> Option<&TableRow> {
         self.visible.get(i).and_then(|&idx| self.rows().get(idx))
     }
 
-    pub fn selected_row(&self) -> Option<&VmRow> {
+    pub fn selected_row(&self) -> Option<&TableRow> {
         self.visible_row(self.selected)
     }
 
-    pub fn row(&self, key: &VmKey) -> Option<&VmRow> {
-        self.rows().iter().find(|r| key.matches(r))
+    pub fn row(&self, key: &VmKey) -> Option<&TableRow> {
+        self.rows().iter().find(|r| key.matches(*r))
+    }
+
+    /// The full row of a VM, when it has arrived.
+    pub fn detail(&self, key: &VmKey) -> Option<&VmRow> {
+        self.details.iter().find(|r| key.matches(*r))
+    }
+
+    /// The VM whose full row the dashboard needs: the fix dialog's, the detail view's, else
+    /// the selected one.
+    pub fn focus(&self) -> Option<VmKey> {
+        match (&self.overlay, &self.view) {
+            (Some(Overlay::Fix(d)), _) => Some(d.key.clone()),
+            (_, View::Detail(k)) => Some(k.clone()),
+            _ => self.selected_row().map(VmKey::of),
+        }
     }
 
     /// Age of the data on screen.
@@ -191,8 +212,8 @@ impl App {
     }
 
     /// Whether one row is marked stale.
-    pub fn row_stale(&self, r: &VmRow) -> bool {
-        r.stale || (self.report.is_some() && self.data_stale())
+    pub fn row_stale(&self, row_stale: bool) -> bool {
+        row_stale || (self.table.is_some() && self.data_stale())
     }
 
     /// Rows per page of the table, from the terminal height.
@@ -261,7 +282,7 @@ impl App {
 }
 
 /// Case-insensitive substring match on the fields a user would type.
-fn matches_filter(r: &VmRow, needle: &str) -> bool {
+fn matches_filter(r: &TableRow, needle: &str) -> bool {
     let hay = |s: &str| s.to_lowercase().contains(needle);
     hay(&r.name)
         || hay(&r.namespace)

@@ -3,7 +3,7 @@
 
 use std::cmp::Ordering;
 
-use crate::model::report::{Flag, VmRow};
+use crate::model::report::{Flag, TableRow};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Column {
@@ -102,7 +102,7 @@ impl Column {
     }
 
     /// Compare two rows by this column alone; unknown values sort last.
-    pub fn compare(self, a: &VmRow, b: &VmRow) -> Ordering {
+    pub fn compare(self, a: &TableRow, b: &TableRow) -> Ordering {
         fn opt<T: Ord>(a: Option<T>, b: Option<T>) -> Ordering {
             match (a, b) {
                 (Some(x), Some(y)) => x.cmp(&y),
@@ -117,15 +117,15 @@ impl Column {
             Column::Node => opt(a.node.as_ref(), b.node.as_ref()),
             Column::Guest => opt(a.guest_bytes, b.guest_bytes),
             Column::VmLimit => opt(a.vm_limit_bytes, b.vm_limit_bytes),
-            Column::PodLimit => opt(pod_limit(a), pod_limit(b)),
-            Column::Usage => opt(usage_ratio(a), usage_ratio(b)),
+            Column::PodLimit => opt(a.pod_limit_bytes, b.pod_limit_bytes),
+            Column::Usage => opt(a.usage_permille(), b.usage_permille()),
             Column::Overhead => opt(a.overhead_used_bytes, b.overhead_used_bytes),
             Column::Headroom => opt(a.headroom_bytes, b.headroom_bytes),
             Column::Risk => a
                 .risk
                 .cmp(&b.risk)
                 // A VM on its way to an OOM kill goes first, the soonest first.
-                .then_with(|| opt(a.oom_eta_seconds, b.oom_eta_seconds))
+                .then_with(|| opt(a.oom_eta_seconds(), b.oom_eta_seconds()))
                 .then_with(|| opt(a.headroom_bytes, b.headroom_bytes))
                 .then_with(|| {
                     b.has_flag(Flag::UnderReserved)
@@ -138,18 +138,6 @@ impl Column {
             ),
         }
     }
-}
-
-/// The pod limit shown: the live pod's, else what KubeVirt would set.
-pub fn pod_limit(r: &VmRow) -> Option<i64> {
-    r.pod_limit_bytes.or(r.expected_pod_limit_bytes)
-}
-
-/// Usage against the binding limit, in per-mille (for sorting and bars).
-pub fn usage_ratio(r: &VmRow) -> Option<i64> {
-    let c = r.cgroup.as_ref()?;
-    let l = c.limit_bytes.filter(|&l| l > 0)?;
-    Some((c.usage_bytes as i128 * 1000 / l as i128) as i64)
 }
 
 /// The active sort.
@@ -171,7 +159,7 @@ impl Default for Sort {
 
 impl Sort {
     /// Full order: the column, then namespace/name so the order is stable between snapshots.
-    pub fn compare(&self, a: &VmRow, b: &VmRow) -> Ordering {
+    pub fn compare(&self, a: &TableRow, b: &TableRow) -> Ordering {
         let o = self
             .column
             .compare(a, b)

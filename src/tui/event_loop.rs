@@ -16,7 +16,7 @@ use super::app::App;
 use super::effect::Effect;
 use super::view;
 use crate::session::dashboard::fix::FixBackend;
-use crate::session::dashboard::snapshot::{fetch_loop, DataSource, Scope};
+use crate::session::dashboard::snapshot::{fetch_loop, DataSource, Feed, Request};
 use crate::session::signals::StopSignals;
 
 /// Reads terminal events on a thread (crossterm's reads block) until `stop` is set.
@@ -87,7 +87,11 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
     S: DataSource,
 {
-    let (req_tx, req_rx) = watch::channel::<Scope>(app.scope.clone());
+    let (req_tx, req_rx) = watch::channel(Request {
+        scope: app.scope.clone(),
+        focus: None,
+        generation: 0,
+    });
     let (snap_tx, mut snap_rx) = mpsc::channel(2);
     let fetcher = tokio::spawn(fetch_loop(source, app.refresh, req_rx, snap_tx));
     let (act_tx, mut act_rx) = mpsc::channel::<Action>(16);
@@ -116,19 +120,32 @@ where
                     // quit the dashboard any more, so it quits itself.
                     None => Some(Action::Quit),
                 },
-                Some(s) = snap_rx.recv() => Some(Action::Snapshot(Box::new(s))),
+                Some(feed) = snap_rx.recv() => Some(match feed {
+                    Feed::Snapshot(s) => Action::Snapshot(s),
+                    Feed::Detail(d) => Action::Detail(d),
+                }),
                 Some(a) = act_rx.recv() => Some(a),
                 _ = tick.tick() => Some(Action::Tick(SystemTime::now())),
                 _ = terms.recv() => Some(Action::Quit),
             };
             let Some(act) = act else { continue };
             // A key clears the last one-line message.
-            if !matches!(act, Action::Tick(_) | Action::Snapshot(_)) {
+            if !matches!(
+                act,
+                Action::Tick(_) | Action::Snapshot(_) | Action::Detail(_)
+            ) {
                 app.flash = None;
             }
             for eff in app.update(act) {
                 run_effect(eff, &req_tx, &act_tx, fix.as_ref());
             }
+            // The source builds the full row of the VM looked at, and only that one.
+            let focus = app.focus();
+            req_tx.send_if_modified(|r| {
+                let changed = r.focus != focus;
+                r.focus = focus;
+                changed
+            });
         }
     }
     .await;
@@ -141,14 +158,17 @@ where
 
 fn run_effect(
     eff: Effect,
-    req_tx: &watch::Sender<Scope>,
+    req_tx: &watch::Sender<Request>,
     act_tx: &mpsc::Sender<Action>,
     fix: Option<&Arc<dyn FixBackend>>,
 ) {
     match eff {
         // The fetch task always sees the latest request; it only fails once the task is gone.
         Effect::Fetch(scope) => {
-            let _ = req_tx.send(scope);
+            req_tx.send_modify(|r| {
+                r.scope = scope;
+                r.generation += 1;
+            });
         }
         Effect::Plan(row, req) => {
             let tx = act_tx.clone();

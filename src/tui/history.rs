@@ -2,35 +2,13 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::model::report::VmRow;
+use crate::model::report::TableRow;
 
 /// Samples kept per VM (at the default 2s refresh: the last 8 minutes).
 pub const SAMPLES: usize = 240;
 
 /// One VM's identity across snapshots.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct VmKey {
-    pub namespace: String,
-    pub name: String,
-}
-
-impl VmKey {
-    pub fn of(row: &VmRow) -> VmKey {
-        VmKey {
-            namespace: row.namespace.clone(),
-            name: row.name.clone(),
-        }
-    }
-    pub fn matches(&self, row: &VmRow) -> bool {
-        self.namespace == row.namespace && self.name == row.name
-    }
-}
-
-impl std::fmt::Display for VmKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
-    }
-}
+pub use crate::model::evidence::VmKey;
 
 /// Bounded samples of one quantity, kept in KiB as `u32` (up to 4 TiB; more is held at the
 /// top) and read back in bytes: a full series of [`SAMPLES`] takes 960 bytes, allocated once,
@@ -90,11 +68,11 @@ pub struct History {
 
 impl History {
     /// Add one sample per row with live data; forget VMs that are gone.
-    pub fn record(&mut self, rows: &[VmRow]) {
+    pub fn record(&mut self, rows: &[TableRow]) {
         self.generation += 1;
         let generation = self.generation;
         for r in rows {
-            let live = r.cgroup.as_ref().zip(r.overhead_used_bytes);
+            let live = r.usage_bytes.zip(r.overhead_used_bytes);
             let existing = self
                 .series
                 .get_mut(r.namespace.as_str())
@@ -111,8 +89,8 @@ impl History {
                     .or_default(),
             };
             s.seen = generation;
-            if let Some((c, o)) = live {
-                s.usage.push(c.usage_bytes);
+            if let Some((usage, o)) = live {
+                s.usage.push(usage);
                 s.overhead.push(o.max(0) as u64);
             }
         }

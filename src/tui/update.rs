@@ -9,7 +9,7 @@ use crate::model::recommend::Strategy;
 use crate::session::dashboard::fix::{
     ApplyOutcome, FixKind, FixRequest, PlanView, NOT_IN_THIS_BUILD, RESERVE_STRATEGIES,
 };
-use crate::session::dashboard::snapshot::{Scope, Snapshot};
+use crate::session::dashboard::snapshot::{Detail, Scope, Snapshot};
 
 impl App {
     pub fn update(&mut self, action: Action) -> Vec<Effect> {
@@ -48,7 +48,8 @@ impl App {
             Action::Applied(req, outcome) => return self.applied(&req, outcome),
             Action::FixProgress(req, line) => self.fix_progress(&req, line),
             // Data and the terminal.
-            Action::Snapshot(s) => self.apply_snapshot(*s),
+            Action::Snapshot(s) => return self.apply_snapshot(*s),
+            Action::Detail(d) => return self.apply_detail(*d),
             Action::Tick(now) => self.now = now,
             Action::Resize(w, h) => {
                 self.size = (w, h);
@@ -205,25 +206,54 @@ impl App {
         self.fetch()
     }
 
-    pub(super) fn apply_snapshot(&mut self, s: Snapshot) {
+    pub(super) fn apply_snapshot(&mut self, s: Snapshot) -> Vec<Effect> {
         self.fetching = false;
         self.context = s.context;
         self.live = s.live;
         self.health = s.health;
-        if let Some(report) = s.report {
+        if let Some(table) = s.table {
             // A snapshot for an older scope would show the wrong namespace: keep waiting.
             if s.scope != self.scope {
-                return;
+                return Vec::new();
             }
-            self.history.record(&report.vms);
-            self.report = Some(report);
+            self.history.record(&table.rows);
+            self.table = Some(table);
+            self.details = s.details;
             self.history_loading = s.history_loading;
             self.taken_at = Some(s.taken_at);
             if self.taken_at > Some(self.now) {
                 self.now = s.taken_at;
             }
             self.relist();
+            return self.plan_if_row_arrived();
         }
+        Vec::new()
+    }
+
+    /// A full row asked for: it replaces the one held for its VM; rows of VMs no longer in
+    /// focus go.
+    pub(super) fn apply_detail(&mut self, d: Detail) -> Vec<Effect> {
+        if d.scope != self.scope {
+            return Vec::new();
+        }
+        self.details.retain(|r| !d.key.matches(r));
+        self.details.extend(d.row);
+        let focus = self.focus();
+        self.details
+            .retain(|r| focus.as_ref().is_some_and(|f| f.matches(r)));
+        self.plan_if_row_arrived()
+    }
+
+    /// A fix dialog that waited for its VM's full row plans once the row is there.
+    fn plan_if_row_arrived(&mut self) -> Vec<Effect> {
+        let waiting = match &self.overlay {
+            Some(Overlay::Fix(d)) => d.waiting_for_row && self.detail(&d.key).is_some(),
+            _ => false,
+        };
+        if waiting {
+            return self.plan();
+        }
+        Vec::new()
     }
 
     fn start_fix(&mut self, kind: FixKind) -> Vec<Effect> {
@@ -258,11 +288,11 @@ impl App {
         }
         let kind = match kind {
             FixKind::Reserve(_) => FixKind::Reserve(
-                self.row(&key)
+                self.detail(&key)
                     .map(|r| r.recommendation.strategy)
                     .filter(|s| RESERVE_STRATEGIES.contains(s))
                     .unwrap_or(Strategy::auto(
-                        self.report.as_ref().is_some_and(|r| r.kubevirt.harvester),
+                        self.table.as_ref().is_some_and(|r| r.kubevirt.harvester),
                     )),
             ),
             k => k,
@@ -271,6 +301,7 @@ impl App {
             key,
             kind,
             restart: false,
+            waiting_for_row: false,
             plan: None,
             stage: Stage::Planning,
             progress: None,
@@ -306,10 +337,18 @@ impl App {
         };
         d.stage = Stage::Planning;
         d.plan = None;
+        d.waiting_for_row = false;
         let req = Self::request(d);
         let key = d.key.clone();
-        match self.row(&key) {
+        match self.detail(&key) {
             Some(row) => vec![Effect::Plan(Box::new(row.clone()), req)],
+            // The VM is there but its full row is not yet: it comes, as the dialog is the focus.
+            None if self.row(&key).is_some() => {
+                if let Some(d) = self.dialog() {
+                    d.waiting_for_row = true;
+                }
+                Vec::new()
+            }
             None => {
                 if let Some(d) = self.dialog() {
                     d.plan = Some(Err(format!("{key} is no longer in the list")));
@@ -355,7 +394,7 @@ impl App {
                 d.stage = Stage::Applying;
                 let req = Self::request(d);
                 let key = d.key.clone();
-                match self.row(&key) {
+                match self.detail(&key) {
                     Some(row) => vec![Effect::Apply(Box::new(row.clone()), req)],
                     None => {
                         if let Some(d) = self.dialog() {

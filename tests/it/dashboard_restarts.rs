@@ -13,15 +13,15 @@ use kube::api::{Api, DeleteParams, ListParams};
 use vmmem::cli::args::Cli;
 use vmmem::session::dashboard::cluster::ClusterSource;
 use vmmem::session::dashboard::cluster_fix::ClientSlot;
-use vmmem::session::dashboard::snapshot::{DataSource, Scope};
+use vmmem::session::dashboard::snapshot::{DataSource, Request};
 use vmmem_sim::handle::{Sim, SimOptions};
 use vmmem_sim::scenario::Scenario;
 
 /// Running VMs on nodes that answered, without live data, in one refresh's report.
-fn without_live_data(r: &vmmem::model::report::Report, stale_nodes: &[String]) -> Vec<String> {
-    r.vms
+fn without_live_data(r: &vmmem::model::report::Table, stale_nodes: &[String]) -> Vec<String> {
+    r.rows
         .iter()
-        .filter(|v| v.phase == "Running" && v.cgroup.is_none())
+        .filter(|v| v.phase == "Running" && v.usage_bytes.is_none())
         .filter(|v| !v.node.as_ref().is_some_and(|n| stale_nodes.contains(n)))
         .map(|v| format!("{}/{}", v.namespace, v.name))
         .collect()
@@ -55,9 +55,9 @@ async fn vms_restarting_during_refreshes_keep_their_live_data() {
         vmmem::cli::options::options(&cli.global).unwrap(),
         ClientSlot::default(),
     );
-    let scope = Scope { namespace: None };
+    let scope = Request::default();
     let first = source.fetch(&scope).await;
-    let report = first.report.expect("a first report");
+    let report = first.table.expect("a first report");
     assert!(
         without_live_data(&report, &[]).is_empty(),
         "before any restart every running VM has live data: {:?}",
@@ -66,7 +66,7 @@ async fn vms_restarting_during_refreshes_keep_their_live_data() {
     // Someone restarts VMs, one every 150 ms, while the dashboard refreshes.
     let client = sim.client().await.unwrap();
     let names: Vec<(String, String)> = report
-        .vms
+        .rows
         .iter()
         .filter(|v| v.phase == "Running")
         .map(|v| (v.namespace.clone(), v.name.clone()))
@@ -98,7 +98,7 @@ async fn vms_restarting_during_refreshes_keep_their_live_data() {
     let (mut refreshes, mut read_again) = (0, 0);
     while Instant::now() < until {
         let s = source.fetch(&scope).await;
-        let r = s.report.expect("a report");
+        let r = s.table.expect("a report");
         let stale: Vec<String> = r
             .warnings
             .iter()
@@ -112,9 +112,9 @@ async fn vms_restarting_during_refreshes_keep_their_live_data() {
             r.warnings
         );
         read_again += r
-            .vms
+            .rows
             .iter()
-            .filter(|v| v.phase == "Running" && v.cgroup.is_some())
+            .filter(|v| v.phase == "Running" && v.usage_bytes.is_some())
             .count();
         refreshes += 1;
     }

@@ -14,7 +14,7 @@ use ratatui::Terminal;
 use vmmem::cli::args::Cli;
 use vmmem::session::dashboard::cluster::ClusterSource;
 use vmmem::session::dashboard::cluster_fix::ClientSlot;
-use vmmem::session::dashboard::snapshot::{DataSource, Health, Scope, Snapshot};
+use vmmem::session::dashboard::snapshot::{DataSource, Health, Request, Scope, Snapshot};
 use vmmem::tui::action::Action;
 use vmmem::tui::app::App;
 
@@ -41,7 +41,11 @@ async fn fetch_until(
 ) -> Snapshot {
     let until = Instant::now() + Duration::from_secs(40);
     loop {
-        let s = source.fetch(scope).await;
+        let request = Request {
+            scope: scope.clone(),
+            ..Request::default()
+        };
+        let s = source.fetch(&request).await;
         if pred(&s) {
             return s;
         }
@@ -55,10 +59,10 @@ async fn fetch_until(
 }
 
 fn live_rows(s: &Snapshot) -> usize {
-    s.report.as_ref().map_or(0, |r| {
-        r.vms
+    s.table.as_ref().map_or(0, |r| {
+        r.rows
             .iter()
-            .filter(|v| v.cgroup.is_some() && !v.stale)
+            .filter(|v| v.usage_bytes.is_some() && !v.stale)
             .count()
     })
 }
@@ -122,8 +126,8 @@ async fn the_dashboard_says_the_server_is_gone_and_recovers_when_it_returns() {
     };
     assert!(why.starts_with("watching https://127.0.0.1:"), "{why}");
     // The last objects are still there, every row marked stale.
-    let report = gone.report.as_ref().expect("the last objects are kept");
-    assert_eq!(report.vms.len(), 23);
+    let table = gone.table.as_ref().expect("the last objects are kept");
+    assert_eq!(table.rows.len(), 23);
     app.update(Action::Snapshot(Box::new(gone.clone())));
     app.update(Action::Tick(SystemTime::now()));
     let s = screen(&app);
@@ -143,7 +147,7 @@ async fn the_dashboard_says_the_server_is_gone_and_recovers_when_it_returns() {
         s.health == Health::Ok && live_rows(s) >= 10
     })
     .await;
-    assert!(back.report.as_ref().unwrap().vms.len() == 23);
+    assert!(back.table.as_ref().unwrap().rows.len() == 23);
     app.update(Action::Snapshot(Box::new(back)));
     app.update(Action::Tick(SystemTime::now()));
     let s = screen(&app);
@@ -171,17 +175,17 @@ async fn a_hung_node_is_stale_with_its_reason_on_the_dashboard() {
     })
     .await;
     assert_eq!(snap.health, Health::Ok, "the API is fine; one node is not");
-    let report = snap.report.as_ref().unwrap();
+    let report = snap.table.as_ref().unwrap();
     let reason = report
         .warnings
         .iter()
         .find(|w| w.starts_with("live data for node harvester-node-2 is stale: "))
         .unwrap_or_else(|| panic!("{:?}", report.warnings));
     assert!(reason.ends_with("did not finish within 10s"), "{reason}");
-    for vm in report.vms.iter().filter(|v| v.phase == "Running") {
+    for vm in report.rows.iter().filter(|v| v.phase == "Running") {
         let on_hung = vm.node.as_deref() == Some("harvester-node-2");
         assert_eq!(vm.stale, on_hung, "{}", vm.name);
-        assert_eq!(vm.cgroup.is_some(), !on_hung, "{}", vm.name);
+        assert_eq!(vm.usage_bytes.is_some(), !on_hung, "{}", vm.name);
     }
     let mut app = app_160x30(&scope);
     app.update(Action::Snapshot(Box::new(snap)));

@@ -14,12 +14,13 @@ use futures::future::BoxFuture;
 use super::cluster_fix::ClientSlot;
 use super::history_load::HistoryLoads;
 use super::kernel_logs::KernelLogs;
-use super::snapshot::{ContextInfo, DataSource, Health, Scope, Snapshot};
+use super::snapshot::{ContextInfo, DataSource, Health, Request, Scope, Snapshot};
 use crate::cluster::connect::{kubeconfig_paths, read_merged, Env};
 use crate::cluster::live::{Health as WatchHealth, LiveError};
-use crate::history::PeakKeeper;
-use crate::model::inventory::Readings;
-use crate::model::report::{self, Report, VmRow};
+use crate::history::{PeakKeeper, Sighting};
+use crate::model::evidence::VmKey;
+use crate::model::inventory::{Inventory, Readings};
+use crate::model::report::{self, ReportOptions, Table, TableRow, VmRow};
 use crate::node::readers::{LiveReadings, Mode};
 use crate::session::error_chain;
 use crate::session::inputs::filter_namespace;
@@ -58,6 +59,8 @@ pub struct ClusterSource {
     peak_warnings: Vec<String>,
     /// The history from Prometheus (issue 20), loaded in the background.
     history: HistoryLoads,
+    /// What the last refresh was built from, for full rows asked for in between.
+    kept: Option<Kept>,
 }
 
 /// How often the dashboard writes its peaks to the store.
@@ -75,6 +78,7 @@ impl ClusterSource {
             peaks_saved_at: 0,
             peak_warnings: Vec::new(),
             history: HistoryLoads::default(),
+            kept: None,
         }
     }
 
@@ -197,16 +201,31 @@ impl ClusterSource {
     }
 }
 
-/// Say on each VM whose node's kernel log cannot be read that kills of its earlier pods are
-/// not counted, and why.
-fn note_unreadable_logs(report: &mut Report, logs: &KernelLogs) {
-    for row in &mut report.vms {
-        let Some(why) = row.node.as_deref().and_then(|n| logs.watch().error(n)) else {
-            continue;
-        };
+/// Say on a VM whose node's kernel log cannot be read that kills of its earlier pods are not
+/// counted, and why.
+fn note_unreadable_logs(row: &mut VmRow, logs: &KernelLogs) {
+    if let Some(why) = row.node.as_deref().and_then(|n| logs.watch().error(n)) {
         row.notes
             .push(format!("OOM kills of earlier pods are not counted: {why}"));
     }
+}
+
+/// What one refresh made of its rows.
+struct Built {
+    table: Table,
+    /// The full row of the VM in focus.
+    details: Vec<VmRow>,
+    /// What the peak keeper takes in once the rows are built.
+    sightings: Vec<Sighting>,
+}
+
+/// What a refresh was built from, kept for the full rows asked for until the next one (the
+/// objects and readings are shared with the caches and readers, not copies).
+struct Kept {
+    scope: Scope,
+    inventory: Inventory,
+    readings: Readings,
+    opts: ReportOptions,
 }
 
 /// A failure to open the live source, as the dashboard draws it.
@@ -237,9 +256,49 @@ impl ClusterSource {
         })
     }
 
+    /// Build the refresh's rows one at a time, keeping of each what the table shows (and the
+    /// full row of the VM in focus), and noting each for the kernel-log watch and the peaks.
+    fn build_table(
+        &mut self,
+        inventory: &Inventory,
+        readings: &Readings,
+        opts: &ReportOptions,
+        focus: Option<&VmKey>,
+    ) -> Built {
+        let (head, rows) = report::parts(inventory, readings, opts);
+        let watching = self.readers.is_some();
+        if watching {
+            self.kernel_logs.watch_mut().begin_round(readings);
+        }
+        let (mut table_rows, mut details, mut sightings) = (Vec::new(), Vec::new(), Vec::new());
+        for row in rows {
+            if watching {
+                self.kernel_logs.watch_mut().see_row(&row);
+            }
+            sightings.extend(Sighting::of(&row));
+            table_rows.push(TableRow::of(&row));
+            if focus.is_some_and(|k| k.matches(&row)) {
+                details.push(row);
+            }
+        }
+        if watching {
+            self.kernel_logs.watch_mut().end_round();
+        }
+        table_rows.shrink_to_fit();
+        Built {
+            table: Table {
+                kubevirt: head.kubevirt,
+                rows: table_rows,
+                warnings: head.warnings,
+            },
+            details,
+            sightings,
+        }
+    }
+
     /// Remember this refresh's peaks, and write them out every [`PEAKS_SAVE_EVERY`] seconds.
-    fn keep_peaks(&mut self, server: &str, rows: &[VmRow], now: i64) {
-        self.peak_keeper(server).observe(rows, now);
+    fn keep_peaks(&mut self, server: &str, sightings: Vec<Sighting>, now: i64) {
+        self.peak_keeper(server).take_in(sightings, now);
         if now - self.peaks_saved_at >= PEAKS_SAVE_EVERY {
             let warnings = self.peak_keeper(server).save(now);
             self.peak_warnings.extend(warnings);
@@ -249,10 +308,14 @@ impl ClusterSource {
 }
 
 impl DataSource for ClusterSource {
-    fn fetch<'a>(&'a mut self, scope: &'a Scope) -> BoxFuture<'a, Snapshot> {
+    fn fetch<'a>(&'a mut self, request: &'a Request) -> BoxFuture<'a, Snapshot> {
         Box::pin(async move {
+            let scope = &request.scope;
+            // What the last refresh kept goes first: it holds the peaks this one takes in.
+            self.kept = None;
             let failed = |me: &Self, health: Health| Snapshot {
-                report: None,
+                table: None,
+                details: Vec::new(),
                 taken_at: SystemTime::now(),
                 context: me.context(""),
                 health,
@@ -323,25 +386,40 @@ impl DataSource for ClusterSource {
             opts.kernel_logs_read = self.kernel_logs.read_nodes();
             let now = crate::session::peaks::unix_now();
             opts.peaks = self.peak_keeper(&server).for_report(now);
-            let mut report = report::build(&inventory, &readings, &opts);
+            let built = self.build_table(&inventory, &readings, &opts, request.focus.as_ref());
+            let Built {
+                mut table,
+                mut details,
+                sightings,
+            } = built;
             // The report's hold on the keeper's peaks goes first, so taking in this refresh's
             // changes them in place instead of copying every VM's.
-            drop(opts);
-            self.keep_peaks(&server, &report.vms, now);
-            report.warnings.extend(warnings);
-            report.warnings.extend(self.peak_warnings.iter().cloned());
+            opts.peaks = Default::default();
+            self.keep_peaks(&server, sightings, now);
+            table.warnings.extend(warnings);
+            table.warnings.extend(self.peak_warnings.iter().cloned());
             // Where the history came from is in the detail view; only what went wrong is a
             // warning.
             if let Some(loaded) = self.history.current(scope) {
-                report.warnings.extend(loaded.warnings.iter().cloned());
+                table.warnings.extend(loaded.warnings.iter().cloned());
             }
             if let Some(r) = &self.readers {
-                self.kernel_logs
-                    .schedule(r, &report, &readings, SystemTime::now());
-                note_unreadable_logs(&mut report, &self.kernel_logs);
+                self.kernel_logs.schedule(r, SystemTime::now());
             }
+            for row in &mut details {
+                note_unreadable_logs(row, &self.kernel_logs);
+            }
+            // Kept for the full rows asked for before the next refresh.
+            opts.peaks = self.peak_keeper(&server).for_report(now);
+            self.kept = Some(Kept {
+                scope: scope.clone(),
+                inventory,
+                readings,
+                opts,
+            });
             Snapshot {
-                report: Some(report),
+                table: Some(table),
+                details,
                 taken_at,
                 context: self.context(&server),
                 health,
@@ -350,6 +428,19 @@ impl DataSource for ClusterSource {
                 history_loading: self.history.loading(scope),
             }
         })
+    }
+
+    fn detail<'a>(&'a mut self, scope: &'a Scope, key: &'a VmKey) -> BoxFuture<'a, Option<VmRow>> {
+        let row = self
+            .kept
+            .as_ref()
+            .filter(|k| &k.scope == scope)
+            .and_then(|k| report::vm_row(&k.inventory, &k.readings, &k.opts, key))
+            .map(|mut row| {
+                note_unreadable_logs(&mut row, &self.kernel_logs);
+                row
+            });
+        Box::pin(async move { row })
     }
 
     /// The demo shows every namespace; a cluster, like kubectl, the context's namespace,

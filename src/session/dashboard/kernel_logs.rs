@@ -16,11 +16,10 @@ use tokio::sync::{mpsc, RwLock};
 use tokio::task::JoinHandle;
 
 use super::oom_watch::OomWatch;
-use crate::model::inventory::{Inventory, Readings};
+use crate::model::inventory::Inventory;
 use crate::model::oom_event::OomEvent;
 use crate::model::oom_verdict::OomExplanation;
 use crate::model::oom_vm::LogsRead;
-use crate::model::report::Report;
 use crate::model::version::Version;
 use crate::node::error::KernelLogError;
 use crate::node::readers::LiveReadings;
@@ -94,16 +93,14 @@ impl KernelLogs {
         )
     }
 
-    /// After a refresh: note what changed and, unless a read is still in flight, start
-    /// reading the nodes that are due.
-    pub fn schedule(
-        &mut self,
-        readers: &Arc<RwLock<LiveReadings>>,
-        report: &Report,
-        readings: &Readings,
-        now: SystemTime,
-    ) {
-        self.watch.observe(report, readings);
+    /// Where each refresh's rows are noted (what changed), before [`KernelLogs::schedule`].
+    pub fn watch_mut(&mut self) -> &mut OomWatch {
+        &mut self.watch
+    }
+
+    /// After a refresh was noted: unless a read is still in flight, start reading the nodes
+    /// that are due.
+    pub fn schedule(&mut self, readers: &Arc<RwLock<LiveReadings>>, now: SystemTime) {
         if self.task.as_ref().is_some_and(|t| !t.is_finished()) {
             return;
         }

@@ -58,6 +58,8 @@ struct PodSeen {
     /// The VMI failed or finished: the pod is done.
     ended: bool,
     facts: VmFacts,
+    /// The last refresh that had this VM.
+    round: u64,
 }
 
 /// The session's view of OOM kills in kernel logs.
@@ -70,6 +72,8 @@ pub struct OomWatch {
     ended_order: VecDeque<String>,
     events: VecDeque<OomEvent>,
     seen: HashSet<EventKey>,
+    /// Refreshes noted so far.
+    round: u64,
 }
 
 /// What makes two reports the same kill (line numbers move as the ring buffer wraps).
@@ -166,6 +170,17 @@ impl OomWatch {
 
     /// Note one refresh: counters that rose, pods that changed or ended, new nodes.
     pub fn observe(&mut self, report: &Report, readings: &Readings) {
+        self.begin_round(readings);
+        for r in &report.vms {
+            self.see_row(r);
+        }
+        self.end_round();
+    }
+
+    /// Start noting a refresh (its rows come one by one to [`OomWatch::see_row`], then
+    /// [`OomWatch::end_round`]): counters that rose.
+    pub fn begin_round(&mut self, readings: &Readings) {
+        self.round += 1;
         for (node, r) in readings {
             let kills: u64 = r.pods.iter().map(|p| p.cgroup.oom_kills).sum();
             let log = self.see_node(node);
@@ -174,47 +189,53 @@ impl OomWatch {
             }
             log.kills = kills;
         }
-        let mut present = HashSet::with_capacity(report.vms.len());
-        for r in &report.vms {
-            let key = (r.namespace.clone(), r.name.clone());
-            if let Some(node) = r.node.as_deref().filter(|n| !n.is_empty()) {
-                self.see_node(node);
-            }
-            let ended_now = r.phase.ended();
-            let same_pod = self
-                .vms
-                .get(&key)
-                .is_some_and(|p| Some(&p.uid) == r.pod_uid.as_ref());
-            if same_pod {
-                let p = self.vms.get_mut(&key).expect("checked above");
+    }
+
+    /// One row of the refresh: its node, and whether its pod changed or ended.
+    pub fn see_row(&mut self, r: &VmRow) {
+        let key = (r.namespace.clone(), r.name.clone());
+        if let Some(node) = r.node.as_deref().filter(|n| !n.is_empty()) {
+            self.see_node(node);
+        }
+        let ended_now = r.phase.ended();
+        let round = self.round;
+        match self.vms.get_mut(&key) {
+            Some(p) if Some(&p.uid) == r.pod_uid.as_ref() => {
+                p.round = round;
                 if ended_now && !p.ended {
                     p.ended = true;
                     let node = p.node.clone();
                     self.want(node.as_deref());
                 }
-            } else {
+            }
+            _ => {
                 if let Some(old) = self.vms.remove(&key) {
                     self.end(old);
                 }
                 if let Some(uid) = &r.pod_uid {
                     self.vms.insert(
-                        key.clone(),
+                        key,
                         PodSeen {
                             uid: uid.clone(),
                             node: r.node.clone(),
                             ended: ended_now,
                             facts: facts_of(r),
+                            round,
                         },
                     );
                 }
             }
-            present.insert(key);
         }
+    }
+
+    /// The refresh is over: the pods of VMs it did not have are gone.
+    pub fn end_round(&mut self) {
+        let round = self.round;
         let gone: Vec<(String, String)> = self
             .vms
-            .keys()
-            .filter(|k| !present.contains(*k))
-            .cloned()
+            .iter()
+            .filter(|(_, p)| p.round != round)
+            .map(|(k, _)| k.clone())
             .collect();
         for k in gone {
             if let Some(old) = self.vms.remove(&k) {

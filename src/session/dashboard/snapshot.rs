@@ -7,7 +7,8 @@ use std::time::{Duration, SystemTime};
 use futures::future::BoxFuture;
 use tokio::sync::{mpsc, watch};
 
-use crate::model::report::{self, Report};
+use crate::model::evidence::VmKey;
+use crate::model::report::{self, Report, Table, VmRow};
 use crate::session::options::Options;
 
 /// Where the data comes from, for the header.
@@ -52,11 +53,22 @@ pub struct Scope {
     pub namespace: Option<String>,
 }
 
+/// What the dashboard asks its source for: the scope, the VM it looks at (whose full row it
+/// needs) and how many refreshes were asked for by hand (a new number fetches at once).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Request {
+    pub scope: Scope,
+    pub focus: Option<VmKey>,
+    pub generation: u64,
+}
+
 /// One owned picture of the cluster.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     /// `None` when the fetch failed outright (then `health` says why and old rows stay up).
-    pub report: Option<Report>,
+    pub table: Option<Table>,
+    /// The full rows of the VMs the request focused on (one, or none; all of them in tests).
+    pub details: Vec<VmRow>,
     pub taken_at: SystemTime,
     pub context: ContextInfo,
     pub health: Health,
@@ -69,11 +81,60 @@ pub struct Snapshot {
     pub history_loading: Option<String>,
 }
 
+impl Snapshot {
+    /// A snapshot of a whole report: its table, and the full row of `focus`.
+    pub fn of_report(
+        report: Option<Report>,
+        focus: Option<&VmKey>,
+        taken_at: SystemTime,
+        health: Health,
+        scope: Scope,
+    ) -> Snapshot {
+        let (table, details) = match report {
+            Some(r) => {
+                let (t, d) = Table::split(r, |row| focus.is_some_and(|k| k.matches(row)));
+                (Some(t), d)
+            }
+            None => (None, Vec::new()),
+        };
+        Snapshot {
+            table,
+            details,
+            taken_at,
+            context: ContextInfo::default(),
+            health,
+            live: String::new(),
+            scope,
+            history_loading: None,
+        }
+    }
+}
+
+/// The full row of one VM, built on demand from what the last snapshot was built from.
+#[derive(Debug, Clone)]
+pub struct Detail {
+    pub scope: Scope,
+    pub key: VmKey,
+    /// `None` when the VM is not there (any more).
+    pub row: Option<VmRow>,
+}
+
+/// What the fetch task sends the dashboard.
+#[derive(Debug, Clone)]
+pub enum Feed {
+    Snapshot(Box<Snapshot>),
+    Detail(Box<Detail>),
+}
+
 /// Something that can take snapshots: the files reader here, the live cluster client and the
 /// demo elsewhere. A source keeps whatever state it needs between calls (watches, session peaks
 /// for the recommendation) and is only ever driven by [`fetch_loop`], never by the UI.
 pub trait DataSource: Send + 'static {
-    fn fetch<'a>(&'a mut self, scope: &'a Scope) -> BoxFuture<'a, Snapshot>;
+    /// A picture of `request.scope`, with the full row of `request.focus`.
+    fn fetch<'a>(&'a mut self, request: &'a Request) -> BoxFuture<'a, Snapshot>;
+
+    /// The full row of `key`, as the last snapshot would have had it (`None`: not there).
+    fn detail<'a>(&'a mut self, scope: &'a Scope, key: &'a VmKey) -> BoxFuture<'a, Option<VmRow>>;
 
     /// The namespace to show when neither `-n` nor `-A` is given (the context's, for a
     /// cluster); `None` shows all.
@@ -87,46 +148,81 @@ pub trait DataSource: Send + 'static {
     }
 }
 
-/// Run a source: one snapshot now, then one per `interval`, and one at once whenever a request
-/// arrives (manual refresh, namespace switch). `requests` always holds the latest scope, so
-/// requests made while a fetch is slow merge into one and none is lost. Ends when either side
-/// goes away (a fetch in flight is dropped), then shuts the source down.
+/// Run a source: one snapshot now, then one per `interval`, and one at once whenever the
+/// scope or the generation of the request changes (namespace switch, manual refresh). A change
+/// of focus alone is answered from what the last snapshot was built from, without a refresh and
+/// without moving the next one. `requests` always holds the latest request, so requests made
+/// while a fetch is slow merge into one and none is lost. Ends when either side goes away (a
+/// fetch in flight is dropped), then shuts the source down.
 pub async fn fetch_loop<S: DataSource>(
     mut source: S,
     interval: Duration,
-    mut requests: watch::Receiver<Scope>,
-    snapshots: mpsc::Sender<Snapshot>,
+    mut requests: watch::Receiver<Request>,
+    feed: mpsc::Sender<Feed>,
 ) {
+    // What the last snapshot (or detail) answered, and when the next refresh is due.
+    let mut done: Option<Request> = None;
+    let mut next = tokio::time::Instant::now();
     loop {
-        let scope = requests.borrow_and_update().clone();
-        let mut asked = false;
-        let snap = {
-            let fut = source.fetch(&scope);
-            tokio::pin!(fut);
-            loop {
-                tokio::select! {
-                    s = &mut fut => break Some(s),
-                    changed = requests.changed(), if !asked => match changed {
-                        Ok(()) => asked = true,
-                        // The dashboard is gone: drop the slow fetch.
-                        Err(_) => break None,
-                    },
+        let request = requests.borrow_and_update().clone();
+        let refetch = done
+            .as_ref()
+            .is_none_or(|d| d.scope != request.scope || d.generation != request.generation)
+            || tokio::time::Instant::now() >= next;
+        if refetch {
+            let Some(snap) = fetch_once(&mut source, &request, &mut requests).await else {
+                break;
+            };
+            if feed.send(Feed::Snapshot(Box::new(snap))).await.is_err() {
+                break;
+            }
+            return_free_memory();
+            next = tokio::time::Instant::now() + interval;
+            done = Some(request);
+            continue;
+        }
+        if let Some(d) = done.as_mut().filter(|d| d.focus != request.focus) {
+            d.focus = request.focus.clone();
+            if let Some(key) = &request.focus {
+                let row = source.detail(&request.scope, key).await;
+                let detail = Detail {
+                    scope: request.scope.clone(),
+                    key: key.clone(),
+                    row,
+                };
+                if feed.send(Feed::Detail(Box::new(detail))).await.is_err() {
+                    break;
                 }
             }
-        };
-        let Some(snap) = snap else { break };
-        if snapshots.send(snap).await.is_err() {
-            break;
+            continue;
         }
-        return_free_memory();
-        if !asked {
-            tokio::select! {
-                _ = tokio::time::sleep(interval) => {}
-                changed = requests.changed() => if changed.is_err() { break },
-            }
+        tokio::select! {
+            _ = tokio::time::sleep_until(next) => {}
+            changed = requests.changed() => if changed.is_err() { break },
         }
     }
     source.shutdown().await;
+}
+
+/// One fetch; `None` when the dashboard went away meanwhile (the fetch is dropped). Requests
+/// that arrive meanwhile are left for the loop to look at.
+async fn fetch_once<S: DataSource>(
+    source: &mut S,
+    request: &Request,
+    requests: &mut watch::Receiver<Request>,
+) -> Option<Snapshot> {
+    let fut = source.fetch(request);
+    tokio::pin!(fut);
+    let mut asked = false;
+    loop {
+        tokio::select! {
+            s = &mut fut => return Some(s),
+            changed = requests.changed(), if !asked => match changed {
+                Ok(()) => asked = true,
+                Err(_) => return None,
+            },
+        }
+    }
 }
 
 /// Give the pages a refresh freed back to the system. glibc keeps an arena per thread and
@@ -144,11 +240,17 @@ fn return_free_memory() {
 pub struct FilesSource {
     path: PathBuf,
     opts: Options,
+    /// The last report, whose rows the detail view is given.
+    last: Option<Report>,
 }
 
 impl FilesSource {
     pub fn new(path: PathBuf, opts: Options) -> FilesSource {
-        FilesSource { path, opts }
+        FilesSource {
+            path,
+            opts,
+            last: None,
+        }
     }
 
     fn context(&self) -> ContextInfo {
@@ -177,11 +279,11 @@ pub fn report_from_files(
 }
 
 impl DataSource for FilesSource {
-    fn fetch<'a>(&'a mut self, scope: &'a Scope) -> BoxFuture<'a, Snapshot> {
+    fn fetch<'a>(&'a mut self, request: &'a Request) -> BoxFuture<'a, Snapshot> {
         Box::pin(async move {
             let path = self.path.clone();
             let opts = self.opts.clone();
-            let sc = scope.clone();
+            let sc = request.scope.clone();
             let result =
                 tokio::task::spawn_blocking(move || report_from_files(&path, &opts, &sc)).await;
             let (report, health) = match result {
@@ -189,16 +291,30 @@ impl DataSource for FilesSource {
                 Ok(Err(e)) => (None, Health::Failed(crate::session::error_chain(&e))),
                 Err(e) => (None, Health::Failed(format!("reading files: {e}"))),
             };
+            self.last = report.clone();
             Snapshot {
-                report,
-                taken_at: SystemTime::now(),
                 context: self.context(),
-                health,
                 live: "off (files have no live data)".into(),
-                scope: scope.clone(),
-                history_loading: None,
+                ..Snapshot::of_report(
+                    report,
+                    request.focus.as_ref(),
+                    SystemTime::now(),
+                    health,
+                    request.scope.clone(),
+                )
             }
         })
+    }
+
+    fn detail<'a>(&'a mut self, scope: &'a Scope, key: &'a VmKey) -> BoxFuture<'a, Option<VmRow>> {
+        let row = self
+            .last
+            .as_ref()
+            .filter(|_| {
+                scope.namespace.is_none() || scope.namespace.as_ref() == Some(&key.namespace)
+            })
+            .and_then(|r| r.vms.iter().find(|v| key.matches(*v)).cloned());
+        Box::pin(async move { row })
     }
 }
 
@@ -206,95 +322,201 @@ impl DataSource for FilesSource {
 mod tests {
     use super::*;
 
-    struct Counting(u32);
+    /// Counts fetches and details; each snapshot says which fetch it was.
+    struct Counting {
+        fetches: u32,
+        details: u32,
+    }
 
     impl DataSource for Counting {
-        fn fetch<'a>(&'a mut self, scope: &'a Scope) -> BoxFuture<'a, Snapshot> {
-            self.0 += 1;
-            let n = self.0;
+        fn fetch<'a>(&'a mut self, request: &'a Request) -> BoxFuture<'a, Snapshot> {
+            self.fetches += 1;
+            let n = self.fetches;
             Box::pin(async move {
-                Snapshot {
-                    report: None,
-                    taken_at: SystemTime::UNIX_EPOCH,
-                    context: ContextInfo::default(),
-                    health: Health::Failed(format!("fetch {n}")),
-                    live: String::new(),
-                    scope: scope.clone(),
-                    history_loading: None,
-                }
+                Snapshot::of_report(
+                    None,
+                    None,
+                    SystemTime::UNIX_EPOCH,
+                    Health::Failed(format!("fetch {n}")),
+                    request.scope.clone(),
+                )
             })
+        }
+
+        fn detail<'a>(
+            &'a mut self,
+            _scope: &'a Scope,
+            _key: &'a VmKey,
+        ) -> BoxFuture<'a, Option<VmRow>> {
+            self.details += 1;
+            Box::pin(async { None })
+        }
+    }
+
+    fn counting() -> Counting {
+        Counting {
+            fetches: 0,
+            details: 0,
+        }
+    }
+
+    async fn next_snapshot(rx: &mut mpsc::Receiver<Feed>) -> Snapshot {
+        match rx.recv().await.unwrap() {
+            Feed::Snapshot(s) => *s,
+            Feed::Detail(d) => panic!("a detail came instead of a snapshot: {d:?}"),
         }
     }
 
     #[tokio::test]
     async fn refreshes_on_request_with_the_new_scope() {
-        let (req_tx, req_rx) = watch::channel(Scope::default());
+        let (req_tx, req_rx) = watch::channel(Request::default());
         let (snap_tx, mut snap_rx) = mpsc::channel(4);
         let task = tokio::spawn(fetch_loop(
-            Counting(0),
+            counting(),
             Duration::from_secs(3600),
             req_rx,
             snap_tx,
         ));
-        let first = snap_rx.recv().await.unwrap();
+        let first = next_snapshot(&mut snap_rx).await;
         assert_eq!(first.health, Health::Failed("fetch 1".into()));
         assert_eq!(first.scope.namespace, None);
         let prod = Scope {
             namespace: Some("prod".into()),
         };
         // Two requests before the loop looks: they merge, the latest scope wins.
-        req_tx.send(Scope::default()).unwrap();
-        req_tx.send(prod.clone()).unwrap();
-        let second = snap_rx.recv().await.unwrap();
+        req_tx.send_modify(|r| r.generation += 1);
+        req_tx.send_modify(|r| r.scope = prod.clone());
+        let second = next_snapshot(&mut snap_rx).await;
         assert_eq!(second.health, Health::Failed("fetch 2".into()));
         assert_eq!(second.scope, prod);
+        // A manual refresh of the same scope fetches too.
+        req_tx.send_modify(|r| r.generation += 1);
+        let third = next_snapshot(&mut snap_rx).await;
+        assert_eq!(third.health, Health::Failed("fetch 3".into()));
         drop(req_tx);
         // With the request channel closed the loop ends.
         task.await.unwrap();
     }
 
     #[tokio::test]
-    async fn refreshes_on_interval() {
-        let (_req_tx, req_rx) = watch::channel(Scope::default());
+    async fn a_new_focus_gets_its_row_without_a_refresh() {
+        let (req_tx, req_rx) = watch::channel(Request::default());
         let (snap_tx, mut snap_rx) = mpsc::channel(4);
         let task = tokio::spawn(fetch_loop(
-            Counting(0),
+            counting(),
+            Duration::from_secs(3600),
+            req_rx,
+            snap_tx,
+        ));
+        next_snapshot(&mut snap_rx).await;
+        let key = VmKey::new("prod", "db");
+        req_tx.send_modify(|r| r.focus = Some(key.clone()));
+        match snap_rx.recv().await.unwrap() {
+            Feed::Detail(d) => {
+                assert_eq!(d.key, key);
+                assert!(d.row.is_none());
+            }
+            Feed::Snapshot(s) => panic!("a refresh came for a new focus: {:?}", s.health),
+        }
+        // No focus: nothing to build, nothing sent; the next refresh is still an hour away.
+        req_tx.send_modify(|r| r.focus = None);
+        let quiet = tokio::time::timeout(Duration::from_millis(200), snap_rx.recv()).await;
+        assert!(quiet.is_err(), "{quiet:?}");
+        drop(req_tx);
+        task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn refreshes_on_interval() {
+        let (_req_tx, req_rx) = watch::channel(Request::default());
+        let (snap_tx, mut snap_rx) = mpsc::channel(4);
+        let task = tokio::spawn(fetch_loop(
+            counting(),
             Duration::from_millis(10),
             req_rx,
             snap_tx,
         ));
         for n in 1..=3 {
-            let s = snap_rx.recv().await.unwrap();
+            let s = next_snapshot(&mut snap_rx).await;
             assert_eq!(s.health, Health::Failed(format!("fetch {n}")));
         }
         drop(snap_rx);
         task.await.unwrap();
     }
 
+    fn all() -> Request {
+        Request::default()
+    }
+
     #[tokio::test]
     async fn files_source_counts_the_kills_of_a_bundles_kernel_logs() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bundle");
         let mut src = FilesSource::new(dir, Options::default());
-        let snap = src.fetch(&Scope::default()).await;
-        let report = snap.report.unwrap();
-        let vm = report.vms.iter().find(|v| v.name == "vm-64g").unwrap();
-        assert_eq!(vm.oom_kills, Some(1));
+        let key = VmKey::new("prod", "vm-64g");
+        let request = Request {
+            focus: Some(key.clone()),
+            ..all()
+        };
+        let snap = src.fetch(&request).await;
+        let table = snap.table.unwrap();
+        let row = table.rows.iter().find(|v| v.name == "vm-64g").unwrap();
+        assert_eq!(row.oom_kills, Some(1));
+        // The focus's full row comes with the table, and again when asked for.
+        let [vm] = snap.details.as_slice() else {
+            panic!("{:?}", snap.details)
+        };
         assert_eq!(vm.oom_history.len(), 1);
         assert!(vm.oom_history[0]
             .verdict
             .starts_with("VM prod/vm-64g was OOM-killed"));
+        let again = src.detail(&request.scope, &key).await.unwrap();
+        assert_eq!(again.oom_history.len(), 1);
     }
 
     #[tokio::test]
     async fn files_source_reads_fixtures_and_reports_errors() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seed");
         let mut src = FilesSource::new(dir, Options::default());
-        let snap = src.fetch(&Scope::default()).await;
+        let snap = src.fetch(&all()).await;
         assert!(snap.health.is_ok(), "{:?}", snap.health);
-        assert!(snap.report.unwrap().vms.iter().any(|v| v.name == "vm2"));
+        assert!(snap.table.unwrap().rows.iter().any(|v| v.name == "vm2"));
+        assert!(snap.details.is_empty(), "no focus, no full rows");
         let mut bad = FilesSource::new("no/such/dir".into(), Options::default());
-        let snap = bad.fetch(&Scope::default()).await;
-        assert!(snap.report.is_none());
+        let snap = bad.fetch(&all()).await;
+        assert!(snap.table.is_none());
         assert!(matches!(snap.health, Health::Failed(m) if m.contains("no/such/dir")));
+    }
+
+    /// The full row built on demand for one VM is the row the whole report has for it, for
+    /// every VM of every fixture (hotplug, hugepages, quotas, sidecars, versions inferred from
+    /// pods, OOM kills in kernel logs, Harvester).
+    #[test]
+    fn a_row_built_alone_is_the_row_of_the_whole_report() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let mut checked = 0;
+        let mut paths = vec![root.join("seed"), root.join("bundle")];
+        for e in std::fs::read_dir(root.join("features")).unwrap() {
+            paths.push(e.unwrap().path());
+        }
+        for path in paths {
+            let inputs = crate::session::inputs::from_files(&path, &Options::default()).unwrap();
+            let (inv, readings, opts) = (&inputs.inventory, &inputs.readings, &inputs.options);
+            let whole = report::build(inv, readings, opts);
+            assert!(!whole.vms.is_empty(), "{}", path.display());
+            for row in &whole.vms {
+                let alone = report::vm_row(inv, readings, opts, &VmKey::of(row))
+                    .unwrap_or_else(|| panic!("{}: {} not built", path.display(), row.name));
+                assert_eq!(
+                    format!("{alone:?}"),
+                    format!("{row:?}"),
+                    "{}",
+                    path.display()
+                );
+                checked += 1;
+            }
+            let gone = VmKey::new("no-such-namespace", "no-such-vm");
+            assert!(report::vm_row(inv, readings, opts, &gone).is_none());
+        }
+        assert!(checked >= 20, "only {checked} rows");
     }
 }

@@ -7,18 +7,17 @@ use std::time::{Duration, Instant};
 
 use crate::cluster::connect::ConnectFlags;
 use crate::history::HistoryMode;
+use crate::model::evidence::VmKey;
 use crate::model::report::{Flag, VmRow};
 use crate::session::dashboard::cluster::ClusterSource;
 use crate::session::dashboard::cluster_fix::ClientSlot;
-use crate::session::dashboard::snapshot::{DataSource, Scope, Snapshot};
+use crate::session::dashboard::snapshot::{DataSource, Request, Scope, Snapshot};
 use crate::session::options::{Namespaces, Options};
 use vmmem_sim::resources::PODS;
 use vmmem_sim::Sim;
 
 fn memhold(snap: &Snapshot) -> Option<VmRow> {
-    snap.report
-        .as_ref()?
-        .vms
+    snap.details
         .iter()
         .find(|v| v.name == "memhold-vm")
         .cloned()
@@ -42,7 +41,12 @@ async fn memhold_kill_reaches_the_row_from_the_kernel_log() {
         ..Options::default()
     };
     let mut source = ClusterSource::new(opts, ClientSlot::default());
-    let scope = Scope { namespace: None };
+    // The source builds the full row of the VM in focus only.
+    let scope = Request {
+        scope: Scope { namespace: None },
+        focus: Some(VmKey::new("default", "memhold-vm")),
+        generation: 0,
+    };
     let first = source.fetch(&scope).await;
     assert!(first.health.is_ok(), "{:?}", first.health);
     let before = memhold(&first).expect("memhold-vm in the first snapshot");

@@ -166,9 +166,19 @@ pub fn context() -> ContextInfo {
     }
 }
 
+/// A snapshot of a whole report, with the full rows of all its VMs (a live source sends only
+/// the focus's; the tests of that are in event_loop.rs and state.rs).
 pub fn snapshot(report: Option<Report>, at: SystemTime, health: Health, scope: Scope) -> Snapshot {
+    let (table, details) = match report {
+        Some(r) => {
+            let (t, d) = crate::model::report::Table::split(r, |_| true);
+            (Some(t), d)
+        }
+        None => (None, Vec::new()),
+    };
     Snapshot {
-        report,
+        table,
+        details,
         taken_at: at,
         context: context(),
         health,

@@ -286,8 +286,7 @@ fn detail_says_when_the_guest_figure_is_carried_from_an_earlier_smaps_read() {
         .unwrap()
         .as_secs() as i64;
     let selected = app.selected_row().unwrap().name.clone();
-    let report = app.report.as_mut().unwrap();
-    for vm in report.vms.iter_mut().filter(|v| v.name == selected) {
+    for vm in app.details.iter_mut().filter(|v| v.name == selected) {
         assert!(vm.guest_resident_exact, "the seed data reads smaps");
         vm.guest_resident_carried_from = Some(now - 30);
     }
@@ -304,10 +303,10 @@ fn detail_says_when_the_guest_figure_is_carried_from_an_earlier_smaps_read() {
 fn detail_shows_the_running_guest_and_an_inferred_version() {
     let mut app = app_with_data(8, 200, 50);
     let selected = app.selected_row().unwrap().name.clone();
-    let report = app.report.as_mut().unwrap();
-    report.kubevirt.version_source = "inferredFromPod";
-    report.kubevirt.inferred_versions = vec!["v0.57.0–v0.58.0".into()];
-    for vm in report.vms.iter_mut().filter(|v| v.name == selected) {
+    let table = app.table.as_mut().unwrap();
+    table.kubevirt.version_source = "inferredFromPod";
+    table.kubevirt.inferred_versions = vec!["v0.57.0–v0.58.0".into()];
+    for vm in app.details.iter_mut().filter(|v| v.name == selected) {
         vm.guest_running_bytes = vm.guest_bytes.map(|g| g / 2);
     }
     app.update(Action::Open);
@@ -327,8 +326,7 @@ fn detail_shows_the_running_guest_and_an_inferred_version() {
 fn detail_shows_swap_in_use_and_its_limit() {
     let mut app = app_with_data(8, 200, 50);
     let selected = app.selected_row().unwrap().name.clone();
-    let report = app.report.as_mut().unwrap();
-    for vm in report.vms.iter_mut().filter(|v| v.name == selected) {
+    for vm in app.details.iter_mut().filter(|v| v.name == selected) {
         let cg = vm.cgroup.as_mut().expect("the seed data is live");
         cg.swap_bytes = Some(200 << 20);
         cg.swap_limit_bytes = Some(512 << 20);

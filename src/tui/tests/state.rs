@@ -191,7 +191,7 @@ fn data_turns_stale_after_three_refreshes_or_a_failed_fetch() {
     ))));
     assert!(app.data_stale());
     assert_eq!(app.visible.len(), 4, "old rows stay on screen");
-    assert!(app.row_stale(app.selected_row().unwrap()));
+    assert!(app.row_stale(app.selected_row().unwrap().stale));
 }
 
 #[test]
@@ -210,7 +210,7 @@ fn history_records_live_rows_and_is_bounded() {
     };
     assert!(app.history.get(&no_live).is_none());
     let mut h = crate::tui::history::History::default();
-    let rows = seed_report(0).vms;
+    let rows = table_rows(&seed_report(0).vms);
     for _ in 0..crate::tui::history::SAMPLES + 10 {
         h.record(&rows);
     }
@@ -346,7 +346,7 @@ fn a_plan_error_cannot_be_confirmed() {
 #[test]
 fn history_keeps_a_vm_without_live_data_and_forgets_a_deleted_one() {
     let mut h = crate::tui::history::History::default();
-    let rows = seed_report(0).vms;
+    let rows = table_rows(&seed_report(0).vms);
     h.record(&rows);
     let key = |name: &str| crate::tui::history::VmKey {
         namespace: "default".into(),
@@ -355,7 +355,7 @@ fn history_keeps_a_vm_without_live_data_and_forgets_a_deleted_one() {
     // vm2 loses its live data (node unreachable); vm4 is deleted.
     let mut next: Vec<_> = rows.iter().filter(|r| r.name != "vm4").cloned().collect();
     for r in next.iter_mut().filter(|r| r.name == "vm2") {
-        r.cgroup = None;
+        r.usage_bytes = None;
         r.overhead_used_bytes = None;
     }
     h.record(&next);
@@ -378,4 +378,10 @@ fn initial_scope_from_the_flags() {
         Some("prod")
     );
     assert_eq!(initial_scope(&Namespaces::All, &files).namespace, None);
+}
+
+fn table_rows(rows: &[crate::model::report::VmRow]) -> Vec<crate::model::report::TableRow> {
+    rows.iter()
+        .map(crate::model::report::TableRow::of)
+        .collect()
 }

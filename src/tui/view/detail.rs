@@ -42,14 +42,16 @@ fn short(part: Part) -> &'static str {
 }
 
 pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App, key: &VmKey) {
-    let Some(r) = app.row(key) else {
-        frame.render_widget(
+    let Some(r) = app.detail(key) else {
+        let text = if app.row(key).is_some() {
+            Paragraph::new(format!("Reading {key}…"))
+        } else {
             Paragraph::new(format!(
                 "{key} is not in the current data (deleted, or outside the namespace). esc goes back."
             ))
-            .style(bad_style(app)),
-            area,
-        );
+            .style(bad_style(app))
+        };
+        frame.render_widget(text, area);
         return;
     };
     let series = app.history.get(key);
@@ -121,7 +123,7 @@ fn title_line(app: &App, r: &VmRow) -> Line<'static> {
         )),
         Span::styled(format!("risk {}", r.risk.as_str()), risk_style(app, r.risk)),
     ];
-    if app.row_stale(r) {
+    if app.row_stale(r.stale) {
         spans.push(Span::styled(
             "  STALE",
             paint(app, Style::default().fg(Color::Yellow)),
@@ -433,7 +435,7 @@ fn beside_lines(r: &VmRow) -> Vec<Line<'static>> {
 
 /// When nothing states the KubeVirt version: which versions reproduce the pods' overhead.
 fn inferred_version(app: &App) -> Option<String> {
-    let k = &app.report.as_ref()?.kubevirt;
+    let k = &app.table.as_ref()?.kubevirt;
     (k.version_source == "inferredFromPod").then(|| {
         format!(
             "{} inferred: the pods' O is {}'s",

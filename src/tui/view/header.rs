@@ -47,7 +47,7 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
         "data",
         format!("{data}, refresh {}", age(app.refresh)),
     ));
-    if app.data_stale() && app.report.is_some() {
+    if app.data_stale() && app.table.is_some() {
         l1.push(Span::styled(
             "STALE  ",
             paint(app, Style::default().fg(Color::Yellow)).add_modifier(Modifier::BOLD),
@@ -66,7 +66,7 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
     ));
     l2.extend(kv(app, "server", or_dash(&ctx.server)));
     let mut l3 = Vec::new();
-    match &app.report {
+    match &app.table {
         Some(r) => {
             l3.extend(kv(
                 app,

@@ -47,7 +47,7 @@ pub fn draw(frame: &mut Frame<'_>, app: &App) {
 fn draw_banner(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let line = if let Some((what, msg)) = app.health.describe() {
         // What the screen shows comes before the error, which may be long enough to be cut.
-        let shown = if app.report.is_some() {
+        let shown = if app.table.is_some() {
             " (showing the last data, marked stale)"
         } else {
             ""
@@ -56,8 +56,8 @@ fn draw_banner(frame: &mut Frame<'_>, area: Rect, app: &App) {
             Span::styled(format!("{}{shown}: ", what.to_uppercase()), bad_style(app)),
             Span::raw(msg.to_string()),
         ])
-    } else if let Some(w) = app.report.as_ref().and_then(|r| r.warnings.first()) {
-        let more = app.report.as_ref().map(|r| r.warnings.len()).unwrap_or(0);
+    } else if let Some(w) = app.table.as_ref().and_then(|r| r.warnings.first()) {
+        let more = app.table.as_ref().map(|r| r.warnings.len()).unwrap_or(0);
         let more = if more > 1 {
             format!(" (+{} more)", more - 1)
         } else {

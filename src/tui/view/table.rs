@@ -8,9 +8,9 @@ use ratatui::Frame;
 
 use super::bars::{inline_bar, level_colour};
 use super::style::{bad_style, centred, paint, risk_style};
-use crate::model::report::{Flag, VmRow};
+use crate::model::report::{Flag, TableRow};
 use crate::tui::app::App;
-use crate::tui::columns::{pod_limit, usage_ratio, Column, ALL, PRIORITY};
+use crate::tui::columns::{Column, ALL, PRIORITY};
 use crate::units::human;
 
 const GAP: u16 = 2;
@@ -20,8 +20,8 @@ fn size(b: Option<i64>) -> String {
 }
 
 /// Cells of one row for the chosen columns.
-fn cells(app: &App, r: &VmRow, cols: &[Column], bar: usize) -> Vec<Cell<'static>> {
-    let stale = app.row_stale(r);
+fn cells(app: &App, r: &TableRow, cols: &[Column], bar: usize) -> Vec<Cell<'static>> {
+    let stale = app.row_stale(r.stale);
     cols.iter()
         .map(|c| match c {
             Column::Namespace => Cell::from(r.namespace.clone()),
@@ -31,7 +31,7 @@ fn cells(app: &App, r: &VmRow, cols: &[Column], bar: usize) -> Vec<Cell<'static>
             Column::VmLimit => {
                 Cell::from(r.vm_limit_bytes.map(human).unwrap_or_else(|| "none".into()))
             }
-            Column::PodLimit => Cell::from(match pod_limit(r) {
+            Column::PodLimit => Cell::from(match r.pod_limit_bytes {
                 Some(l) => human(l),
                 None if r.vm_limit_bytes.is_none() => "none".into(),
                 None => "-".into(),
@@ -60,7 +60,7 @@ fn cells(app: &App, r: &VmRow, cols: &[Column], bar: usize) -> Vec<Cell<'static>
 }
 
 /// The risk, `*` when under-reserved, and the time to OOM when the overhead grows steadily.
-fn risk_text(r: &VmRow) -> String {
+fn risk_text(r: &TableRow) -> String {
     let mut text = r.risk.as_str().to_string();
     if r.has_flag(Flag::UnderReserved) {
         text.push('*');
@@ -73,16 +73,16 @@ fn risk_text(r: &VmRow) -> String {
 
 /// OOM kills of the VM across its current and earlier pods (cgroup counters and kernel logs,
 /// each kill once); `-` when nothing could be read.
-fn ooms(r: &VmRow) -> String {
+fn ooms(r: &TableRow) -> String {
     r.oom_kills.map_or_else(|| "-".into(), |n| n.to_string())
 }
 
-fn usage_cell(app: &App, r: &VmRow, bar: usize) -> Cell<'static> {
-    let Some(c) = &r.cgroup else {
+fn usage_cell(app: &App, r: &TableRow, bar: usize) -> Cell<'static> {
+    let Some(usage) = r.usage_bytes else {
         return Cell::from("-");
     };
-    let used = human(c.usage_bytes as i64);
-    match usage_ratio(r) {
+    let used = human(usage as i64);
+    match r.usage_permille() {
         Some(p) => Cell::from(Line::from(vec![
             Span::styled(
                 inline_bar(p, bar),
@@ -95,7 +95,7 @@ fn usage_cell(app: &App, r: &VmRow, bar: usize) -> Cell<'static> {
 }
 
 /// `used/budget`.
-pub fn overhead_cell(r: &VmRow) -> String {
+pub fn overhead_cell(r: &TableRow) -> String {
     match (r.overhead_used_bytes, r.overhead_budget_bytes) {
         (Some(u), Some(b)) => format!("{}/{}", human(u), human(b)),
         (Some(u), None) => format!("{}/-", human(u)),
@@ -106,7 +106,7 @@ pub fn overhead_cell(r: &VmRow) -> String {
 
 /// Choose columns and widths for `width` cells: drop the least important columns until they
 /// fit, then squeeze NAME.
-pub fn layout(app: &App, rows: &[&VmRow], width: u16) -> (Vec<Column>, Vec<u16>, usize) {
+pub fn layout(app: &App, rows: &[&TableRow], width: u16) -> (Vec<Column>, Vec<u16>, usize) {
     let bar = if width >= 120 { 8 } else { 4 };
     let mut keep: Vec<Column> = ALL
         .into_iter()
@@ -138,7 +138,7 @@ pub fn layout(app: &App, rows: &[&VmRow], width: u16) -> (Vec<Column>, Vec<u16>,
 }
 
 /// Width a column needs for the rows on screen.
-fn content_width_of(app: &App, rows: &[&VmRow], c: Column, bar: usize) -> u16 {
+fn content_width_of(app: &App, rows: &[&TableRow], c: Column, bar: usize) -> u16 {
     let header = c.header().chars().count() + 1;
     let w = rows
         .iter()
@@ -149,25 +149,27 @@ fn content_width_of(app: &App, rows: &[&VmRow], c: Column, bar: usize) -> u16 {
 }
 
 /// The plain text of a cell (for widths), same as what `cells` draws.
-fn text_of(r: &VmRow, c: Column, bar: usize, app: &App) -> String {
+fn text_of(r: &TableRow, c: Column, bar: usize, app: &App) -> String {
     match c {
         Column::Namespace => r.namespace.clone(),
         Column::Name => r.name.clone(),
         Column::Node => r.node.clone().unwrap_or_else(|| "-".into()),
         Column::Guest => size(r.guest_bytes),
         Column::VmLimit => r.vm_limit_bytes.map(human).unwrap_or_else(|| "none".into()),
-        Column::PodLimit => pod_limit(r).map(human).unwrap_or_else(|| "none".into()),
+        Column::PodLimit => r
+            .pod_limit_bytes
+            .map(human)
+            .unwrap_or_else(|| "none".into()),
         Column::Usage => r
-            .cgroup
-            .as_ref()
-            .map(|g| format!("{} {}", " ".repeat(bar), human(g.usage_bytes as i64)))
+            .usage_bytes
+            .map(|u| format!("{} {}", " ".repeat(bar), human(u as i64)))
             .unwrap_or_else(|| "-".into()),
         Column::Overhead => overhead_cell(r),
         Column::Headroom => size(r.headroom_bytes),
         Column::Risk => risk_text(r),
         Column::Ooms => ooms(r),
         Column::Source => {
-            if app.row_stale(r) {
+            if app.row_stale(r.stale) {
                 "stale".into()
             } else {
                 r.live_source
@@ -191,7 +193,7 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
     } else if app.selected >= offset + page {
         offset = app.selected + 1 - page;
     }
-    let window: Vec<&VmRow> = (offset..(offset + page).min(app.visible.len()))
+    let window: Vec<&TableRow> = (offset..(offset + page).min(app.visible.len()))
         .filter_map(|i| app.visible_row(i))
         .collect();
     let (cols, widths, bar) = layout(app, &window, area.width);
@@ -208,7 +210,7 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
         .enumerate()
         .map(|(i, r)| {
             let mut style = Style::default();
-            if app.row_stale(r) {
+            if app.row_stale(r.stale) {
                 style = style.add_modifier(Modifier::DIM);
             }
             if offset + i == app.selected {
@@ -224,7 +226,7 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
 }
 
 fn draw_empty(frame: &mut Frame<'_>, area: Rect, app: &App) {
-    let (text, style) = if app.report.is_none() {
+    let (text, style) = if app.table.is_none() {
         match app.health.describe() {
             Some((what, msg)) => (
                 format!("Cannot read the cluster ({what}):\n{msg}\n\nctrl-r retries; q quits."),
