@@ -84,6 +84,9 @@ impl ClusterSource {
 
     /// Stop reading kernel logs and delete the agent pods (and keep what was seen).
     async fn close_readers(&mut self) {
+        // What the last refresh kept shares the peaks: let them go first, so saving them does
+        // not copy them.
+        self.kept = None;
         if let Some(k) = &mut self.peaks {
             k.save(crate::session::peaks::unix_now());
         }

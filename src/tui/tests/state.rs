@@ -385,3 +385,28 @@ fn table_rows(rows: &[crate::model::report::VmRow]) -> Vec<crate::model::report:
         .map(crate::model::report::TableRow::of)
         .collect()
 }
+
+/// Samples keep their value to the unit the series' largest sample needs, and a larger sample
+/// coarsens the older ones instead of clipping.
+#[test]
+fn history_samples_hold_small_and_huge_values() {
+    let mut s = crate::tui::history::Samples::default();
+    let mi = 1u64 << 20;
+    s.push(300 * mi + 5 * 1024);
+    assert_eq!(s.back(), Some(300 * mi), "in 8 KiB units up to 512 MiB");
+    s.push(16 << 30);
+    s.push(4 << 40);
+    let got: Vec<u64> = s.iter().collect();
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[2], 4 << 40, "4 TiB kept");
+    assert_eq!(got[1], 16 << 30, "16 GiB kept");
+    let err = got[0].abs_diff(300 * mi);
+    assert!(
+        err <= 128 * mi,
+        "300 MiB within the 4 TiB series' unit: {err}"
+    );
+    for _ in 0..crate::tui::history::SAMPLES {
+        s.push(mi);
+    }
+    assert_eq!(s.len(), crate::tui::history::SAMPLES);
+}
