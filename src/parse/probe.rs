@@ -213,8 +213,9 @@ impl Records<'_> {
             .checked_sub(1)
             .ok_or("a cgroup before any pod")?;
         let pod = &mut self.pods[pod_index];
-        let (name, mut counters, pids) = cgroup_record(rest, &pod.cgroup.path)?;
-        swap_fields(&mut counters, rest, v)?;
+        let f = Fields::<CGROUP_FIELDS>::of(rest);
+        let (name, mut counters, pids) = cgroup_record(&f, &pod.cgroup.path)?;
+        swap_fields(&mut counters, &f, v)?;
         let container = if name == "." {
             pod.cgroup = counters;
             None
@@ -311,15 +312,14 @@ fn attach_usage_around_smaps(
 /// unlimited memsw (the kubelet never sets it) is no swap limit.
 fn swap_fields(
     c: &mut CgroupCounters,
-    rest: &str,
+    f: &Fields<'_, CGROUP_FIELDS>,
     v: Option<CgroupVersion>,
 ) -> Result<(), &'static str> {
-    let f: Vec<&str> = rest.split(' ').collect();
     let (Some(swap), Some(limit)) = (f.get(19), f.get(20)) else {
         return Ok(());
     };
     let swap = opt(swap)?;
-    let limit = match *limit {
+    let limit = match limit {
         "max" | "-" => None,
         l => Some(raw_number(l)?).filter(|&l| l < UNLIMITED_FROM),
     };
@@ -397,9 +397,47 @@ pub fn container_id(name: &str) -> String {
 
 type CgroupRecord = (String, CgroupCounters, Vec<u32>);
 
+/// The fields of a cgroup record read: 18, then OOM_GROUP_KILL, then SWAP and SWAP_LIMIT.
+const CGROUP_FIELDS: usize = 21;
+
+/// The first `N` space-separated fields of a record, without a list on the heap (a node's
+/// probe prints thousands of records each refresh).
+struct Fields<'a, const N: usize> {
+    f: [&'a str; N],
+    len: usize,
+}
+
+impl<'a, const N: usize> Fields<'a, N> {
+    fn of(rest: &'a str) -> Self {
+        let mut f = [""; N];
+        let mut len = 0;
+        for (slot, field) in f.iter_mut().zip(rest.split(' ')) {
+            *slot = field;
+            len += 1;
+        }
+        Fields { f, len }
+    }
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn get(&self, i: usize) -> Option<&'a str> {
+        (i < self.len).then(|| self.f[i])
+    }
+}
+
+impl<'a, const N: usize> std::ops::Index<usize> for Fields<'a, N> {
+    type Output = &'a str;
+    fn index(&self, i: usize) -> &&'a str {
+        assert!(i < self.len, "field {i} of {}", self.len);
+        &self.f[i]
+    }
+}
+
 /// `NAME LIMIT USAGE … ANON_THP PIDS`.
-fn cgroup_record(rest: &str, pod_path: &str) -> Result<CgroupRecord, &'static str> {
-    let f: Vec<&str> = rest.split(' ').collect();
+fn cgroup_record(
+    f: &Fields<'_, CGROUP_FIELDS>,
+    pod_path: &str,
+) -> Result<CgroupRecord, &'static str> {
     if f.len() < 18 {
         return Err("a cgroup record needs 18 fields");
     }
@@ -464,8 +502,13 @@ fn cgroup_record(rest: &str, pod_path: &str) -> Result<CgroupRecord, &'static st
 
 /// `PID RSS_ANON_KB RSS_FILE_KB RSS_SHMEM_KB COMM` (COMM may hold spaces).
 fn process_record(rest: &str) -> Result<(u32, ProcessReading), &'static str> {
-    let f: Vec<&str> = rest.splitn(5, ' ').collect();
-    if f.len() < 5 {
+    let mut f = [""; 5];
+    let mut n = 0;
+    for (slot, field) in f.iter_mut().zip(rest.splitn(5, ' ')) {
+        *slot = field;
+        n += 1;
+    }
+    if n < 5 {
         return Err("a process record needs 5 fields");
     }
     let pid = f[0].parse::<u32>().map_err(|_| "the PID is not a number")?;
@@ -491,7 +534,7 @@ struct Guest {
 
 /// `PID SIZE_KB RSS_KB HUGETLB_KB PAGE_KB KIND`.
 fn guest_record(rest: &str) -> Result<Guest, &'static str> {
-    let f: Vec<&str> = rest.split(' ').collect();
+    let f = Fields::<6>::of(rest);
     if f.len() < 6 {
         return Err("a guest mapping record needs 6 fields");
     }

@@ -128,10 +128,13 @@ fn vm_sizing(j: &Joined, cluster: &Cluster, said: &mut Said) -> VmSizing {
         .and_then(|c| Version::from_launcher_image(&c.image))
         .unwrap_or(cluster.detected.version);
     let template = row_features::template_spec(j, cluster, said);
-    let running_spec: VmiSpec = match (j.vmi, &template) {
-        (Some(vmi), _) => vmi.spec.clone(),
-        (None, Some(t)) => defaulted_vmi_spec(t, version, cluster.memory_overcommit),
-        (None, None) => VmiSpec::default(),
+    // The running VMI's spec is read where it is (thousands of rows a refresh).
+    let running_spec: std::borrow::Cow<'_, VmiSpec> = match (j.vmi, &template) {
+        (Some(vmi), _) => std::borrow::Cow::Borrowed(&vmi.spec),
+        (None, Some(t)) => {
+            std::borrow::Cow::Owned(defaulted_vmi_spec(t, version, cluster.memory_overcommit))
+        }
+        (None, None) => std::borrow::Cow::Owned(VmiSpec::default()),
     };
     let numbers = memory_numbers(&running_spec);
     said.notes.extend(numbers.problems.iter().cloned());

@@ -20,7 +20,11 @@ pub(super) struct Said {
 
 /// The VM's template as KubeVirt turns it into a VMI spec: with its instance type's memory
 /// applied (flagged `instancetype`; a missing one is a note, the VMI's values still count).
-pub(super) fn template_spec(j: &Joined, cluster: &Cluster, said: &mut Said) -> Option<VmiSpec> {
+pub(super) fn template_spec<'a>(
+    j: &Joined<'a>,
+    cluster: &Cluster,
+    said: &mut Said,
+) -> Option<std::borrow::Cow<'a, VmiSpec>> {
     let vm = j.vm?;
     let found = instancetype::lookup(vm, &cluster.instancetypes);
     if found.named() {
@@ -30,8 +34,10 @@ pub(super) fn template_spec(j: &Joined, cluster: &Cluster, said: &mut Said) -> O
         said.notes.push(note);
     }
     Some(match found {
-        Lookup::Found(_, it) => instancetype::apply(&vm.spec.template.spec, it),
-        _ => vm.spec.template.spec.clone(),
+        Lookup::Found(_, it) => {
+            std::borrow::Cow::Owned(instancetype::apply(&vm.spec.template.spec, it))
+        }
+        _ => std::borrow::Cow::Borrowed(&vm.spec.template.spec),
     })
 }
 

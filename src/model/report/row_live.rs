@@ -142,6 +142,10 @@ pub(super) fn sidecar_counter_note(
     noted: bool,
 ) -> Option<String> {
     let (r, compute_id) = (reading?, compute_id?);
+    // Most pods have no kills at all: nothing to match by container ID.
+    if noted || r.containers.iter().all(|c| c.kill_events() == 0) {
+        return None;
+    }
     let statuses = j.pod.map(|p| {
         p.status
             .container_statuses
@@ -159,8 +163,5 @@ pub(super) fn sidecar_counter_note(
                 .then_some((s.name.as_str(), c.kill_events()))
         })
         .collect();
-    if noted {
-        return None;
-    }
     sidecar_note(&named, " (its cgroup's memory.events)")
 }
