@@ -87,6 +87,8 @@ pub struct App {
     /// Full rows of the VMs in focus (the detail view, the fix dialog, the selection): only
     /// these, as the table keeps of every VM only what it shows.
     pub details: Vec<VmRow>,
+    /// The VM whose full row was asked for and could not be built (until the next snapshot).
+    pub detail_missing: Option<VmKey>,
     /// When `report` was taken.
     pub taken_at: Option<SystemTime>,
     pub context: ContextInfo,
@@ -134,6 +136,7 @@ impl App {
         App {
             table: None,
             details: Vec::new(),
+            detail_missing: None,
             taken_at: None,
             context: ContextInfo::default(),
             live: String::new(),

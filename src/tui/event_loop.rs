@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, watch};
 use super::action::{self, Action};
 use super::app::App;
 use super::effect::Effect;
+use super::history::VmKey;
 use super::view;
 use crate::session::dashboard::fix::FixBackend;
 use crate::session::dashboard::snapshot::{fetch_loop, DataSource, Feed, Request};
@@ -136,11 +137,13 @@ where
             ) {
                 app.flash = None;
             }
-            for eff in app.update(act) {
-                run_effect(eff, &req_tx, &act_tx, fix.as_ref());
-            }
-            // The source builds the full row of the VM looked at, and only that one.
+            // The source builds the full row of the VM looked at, and only that one: the focus
+            // goes with a fetch asked for by the same action, or alone when it changed.
+            let effects = app.update(act);
             let focus = app.focus();
+            for eff in effects {
+                run_effect(eff, &req_tx, &focus, &act_tx, fix.as_ref());
+            }
             req_tx.send_if_modified(|r| {
                 let changed = r.focus != focus;
                 r.focus = focus;
@@ -159,6 +162,7 @@ where
 fn run_effect(
     eff: Effect,
     req_tx: &watch::Sender<Request>,
+    focus: &Option<VmKey>,
     act_tx: &mpsc::Sender<Action>,
     fix: Option<&Arc<dyn FixBackend>>,
 ) {
@@ -168,6 +172,7 @@ fn run_effect(
             req_tx.send_modify(|r| {
                 r.scope = scope;
                 r.generation += 1;
+                r.focus = focus.clone();
             });
         }
         Effect::Plan(row, req) => {

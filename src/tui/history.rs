@@ -33,7 +33,7 @@ impl Samples {
         while kib >> self.shift > u64::from(u16::MAX) {
             self.shift += 1;
             for u in &mut self.units {
-                *u = u.div_ceil(2);
+                *u >>= 1;
             }
         }
         self.units.push_back((kib >> self.shift) as u16);

@@ -219,6 +219,7 @@ impl App {
             self.history.record(&table.rows);
             self.table = Some(table);
             self.details = s.details;
+            self.detail_missing = None;
             self.history_loading = s.history_loading;
             self.taken_at = Some(s.taken_at);
             if self.taken_at > Some(self.now) {
@@ -230,28 +231,58 @@ impl App {
         Vec::new()
     }
 
-    /// A full row asked for: it replaces the one held for its VM; rows of VMs no longer in
-    /// focus go.
+    /// A full row asked for: it replaces the one held for its VM; rows of other VMs no longer
+    /// in focus go (the one that came stays: the focus may come back to it before the next
+    /// refresh). No row means the source could not build it now (the VM just went, or the
+    /// last refresh failed): the detail view and a waiting fix dialog say so.
     pub(super) fn apply_detail(&mut self, d: Detail) -> Vec<Effect> {
         if d.scope != self.scope {
             return Vec::new();
         }
-        self.details.retain(|r| !d.key.matches(r));
-        self.details.extend(d.row);
         let focus = self.focus();
         self.details
-            .retain(|r| focus.as_ref().is_some_and(|f| f.matches(r)));
+            .retain(|r| !d.key.matches(r) && focus.as_ref().is_some_and(|f| f.matches(r)));
+        match d.row {
+            Some(row) => {
+                self.detail_missing = None;
+                self.details.push(row);
+            }
+            None => self.detail_missing = Some(d.key),
+        }
         self.plan_if_row_arrived()
     }
 
-    /// A fix dialog that waited for its VM's full row plans once the row is there.
+    /// A fix dialog that waited for its VM's full row plans once the row is there (with the
+    /// VM's own strategy, which it could not know before), or says why it cannot.
     fn plan_if_row_arrived(&mut self) -> Vec<Effect> {
-        let waiting = match &self.overlay {
-            Some(Overlay::Fix(d)) => d.waiting_for_row && self.detail(&d.key).is_some(),
-            _ => false,
+        let Some(Overlay::Fix(d)) = &self.overlay else {
+            return Vec::new();
         };
-        if waiting {
+        if !d.waiting_for_row {
+            return Vec::new();
+        }
+        let key = d.key.clone();
+        if let Some(row) = self.detail(&key) {
+            let strategy = row.recommendation.strategy;
+            if let Some(d) = self.dialog() {
+                if matches!(d.kind, FixKind::Reserve(_)) && RESERVE_STRATEGIES.contains(&strategy) {
+                    d.kind = FixKind::Reserve(strategy);
+                }
+            }
             return self.plan();
+        }
+        if self.row(&key).is_none() {
+            // Gone from the table: plan() says so.
+            return self.plan();
+        }
+        if self.detail_missing.as_ref() == Some(&key) {
+            if let Some(d) = self.dialog() {
+                d.waiting_for_row = false;
+                d.plan = Some(Err(format!(
+                    "{key}'s figures could not be read just now; esc, and try again after the next refresh"
+                )));
+                d.stage = Stage::Review;
+            }
         }
         Vec::new()
     }

@@ -61,6 +61,11 @@ pub struct ClusterSource {
     history: HistoryLoads,
     /// What the last refresh was built from, for full rows asked for in between.
     kept: Option<Kept>,
+    /// The last refresh's readings for the peak keeper, taken in when the next one starts:
+    /// until then its kept inputs share the peaks it was built with, so a full row built on
+    /// demand has the evidence the refresh's own rows had.
+    pending: Vec<Sighting>,
+    pending_at: i64,
 }
 
 /// How often the dashboard writes its peaks to the store.
@@ -79,15 +84,19 @@ impl ClusterSource {
             peak_warnings: Vec::new(),
             history: HistoryLoads::default(),
             kept: None,
+            pending: Vec::new(),
+            pending_at: 0,
         }
     }
 
     /// Stop reading kernel logs and delete the agent pods (and keep what was seen).
     async fn close_readers(&mut self) {
-        // What the last refresh kept shares the peaks: let them go first, so saving them does
-        // not copy them.
+        // What the last refresh kept shares the peaks: let them go first, so taking in its
+        // readings and saving them does not copy them.
         self.kept = None;
+        let (pending, at) = (std::mem::take(&mut self.pending), self.pending_at);
         if let Some(k) = &mut self.peaks {
+            k.take_in(pending, at);
             k.save(crate::session::peaks::unix_now());
         }
         self.kernel_logs.stop().await;
@@ -314,8 +323,6 @@ impl DataSource for ClusterSource {
     fn fetch<'a>(&'a mut self, request: &'a Request) -> BoxFuture<'a, Snapshot> {
         Box::pin(async move {
             let scope = &request.scope;
-            // What the last refresh kept goes first: it holds the peaks this one takes in.
-            self.kept = None;
             let failed = |me: &Self, health: Health| Snapshot {
                 table: None,
                 details: Vec::new(),
@@ -382,6 +389,12 @@ impl DataSource for ClusterSource {
                 loaded.apply(&mut opts);
             }
             self.kernel_logs.collect();
+            // What the last refresh kept goes now (it shares the peaks): its readings are taken
+            // in without copying every VM's peaks. Until here a failed refresh leaves it for
+            // the full rows asked for.
+            self.kept = None;
+            let (pending, at) = (std::mem::take(&mut self.pending), self.pending_at);
+            self.keep_peaks(&server, pending, at);
             let remembered = self.peak_keeper(&server).remembered_pods();
             opts.oom_history =
                 self.kernel_logs
@@ -395,10 +408,7 @@ impl DataSource for ClusterSource {
                 mut details,
                 sightings,
             } = built;
-            // The report's hold on the keeper's peaks goes first, so taking in this refresh's
-            // changes them in place instead of copying every VM's.
-            opts.peaks = Default::default();
-            self.keep_peaks(&server, sightings, now);
+            (self.pending, self.pending_at) = (sightings, now);
             table.warnings.extend(warnings);
             table.warnings.extend(self.peak_warnings.iter().cloned());
             // Where the history came from is in the detail view; only what went wrong is a
@@ -412,8 +422,8 @@ impl DataSource for ClusterSource {
             for row in &mut details {
                 note_unreadable_logs(row, &self.kernel_logs);
             }
-            // Kept for the full rows asked for before the next refresh.
-            opts.peaks = self.peak_keeper(&server).for_report(now);
+            // Kept for the full rows asked for before the next refresh, with the peaks this
+            // refresh's rows were built with.
             self.kept = Some(Kept {
                 scope: scope.clone(),
                 inventory,

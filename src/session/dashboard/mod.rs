@@ -12,6 +12,8 @@ pub mod oom_watch;
 pub mod snapshot;
 
 #[cfg(test)]
+mod tests_focus;
+#[cfg(test)]
 mod tests_oom_source;
 
 use std::sync::Arc;

@@ -14,6 +14,7 @@ use crate::tui::action::{from_key, Action};
 use crate::tui::app::{Overlay, Stage, View};
 use crate::tui::columns::Column;
 use crate::tui::effect::Effect;
+use crate::tui::history::VmKey;
 
 fn names(app: &App) -> Vec<String> {
     (0..app.visible.len())
@@ -409,4 +410,111 @@ fn history_samples_hold_small_and_huge_values() {
         s.push(mi);
     }
     assert_eq!(s.len(), crate::tui::history::SAMPLES);
+}
+
+/// An app whose snapshots carry the table only, as a live source sends them (no full rows).
+fn app_with_table_only() -> App {
+    let mut app = App::new(Scope::default(), Duration::from_secs(2), false, t0());
+    app.update(Action::Resize(80, 24));
+    let snap = crate::session::dashboard::snapshot::Snapshot::of_report(
+        Some(seed_report(0)),
+        None,
+        t0(),
+        Health::Ok,
+        Scope::default(),
+    );
+    app.update(Action::Snapshot(Box::new(snap)));
+    app
+}
+
+fn detail_of(app: &App, row: Option<crate::model::report::VmRow>) -> Action {
+    Action::Detail(Box::new(crate::session::dashboard::snapshot::Detail {
+        scope: app.scope.clone(),
+        key: app.focus().unwrap(),
+        row,
+    }))
+}
+
+/// `f` before the VM's full row came: the dialog waits, then plans with the VM's own strategy
+/// once the row arrives.
+#[test]
+fn a_fix_dialog_waits_for_its_row_and_takes_the_vms_strategy() {
+    let mut app = app_with_table_only();
+    app.fix_enabled = true;
+    assert!(app.details.is_empty());
+    let eff = app.update(Action::Fix);
+    assert!(eff.is_empty(), "no plan without the row: {eff:?}");
+    let Some(Overlay::Fix(d)) = &app.overlay else {
+        panic!("{:?}", app.overlay)
+    };
+    assert!(d.waiting_for_row);
+    assert_eq!(d.stage, Stage::Planning);
+    let key = d.key.clone();
+    let mut row = seed_report(0)
+        .vms
+        .into_iter()
+        .find(|r| key.matches(r))
+        .unwrap();
+    row.recommendation.strategy = Strategy::Guest;
+    let eff = app.update(detail_of(&app, Some(row)));
+    assert!(
+        matches!(&eff[..], [Effect::Plan(r, _)] if key.matches(r.as_ref())),
+        "{eff:?}"
+    );
+    let Some(Overlay::Fix(d)) = &app.overlay else {
+        panic!()
+    };
+    assert!(!d.waiting_for_row);
+    assert_eq!(d.kind, FixKind::Reserve(Strategy::Guest));
+}
+
+/// A row that could not be built is said, in the detail view and in a waiting fix dialog,
+/// instead of "Reading…" for good.
+#[test]
+fn a_row_that_cannot_be_built_is_said() {
+    let mut app = app_with_table_only();
+    app.fix_enabled = true;
+    app.update(Action::Open);
+    let key = app.focus().unwrap();
+    assert!(render(&app, 120, 30).contains(&format!("Reading {key}…")));
+    app.update(Action::Fix);
+    let eff = app.update(detail_of(&app, None));
+    assert!(eff.is_empty());
+    let Some(Overlay::Fix(d)) = &app.overlay else {
+        panic!()
+    };
+    assert!(
+        matches!(&d.plan, Some(Err(m)) if m.contains("could not be read just now")),
+        "{:?}",
+        d.plan
+    );
+    app.update(Action::Back);
+    let screen = render(&app, 120, 30);
+    assert!(screen.contains("could not be read just now"), "{screen}");
+}
+
+/// The row that came stays when the focus moved on meanwhile (it may come back before the
+/// next refresh); other rows not in focus go.
+#[test]
+fn a_detail_that_came_stays_until_the_next_snapshot() {
+    let mut app = app_with_table_only();
+    let first = app.focus().unwrap();
+    let row = |k: &VmKey| seed_report(0).vms.into_iter().find(|r| k.matches(r));
+    app.update(detail_of(&app, row(&first)));
+    app.update(Action::Down);
+    let second = app.focus().unwrap();
+    assert_ne!(first, second);
+    app.update(detail_of(&app, row(&second)));
+    assert!(app.detail(&second).is_some());
+    assert!(app.detail(&first).is_none(), "not in focus any more");
+    // The answer for the first arrives late, after the focus moved back and forth.
+    app.update(Action::Up);
+    app.update(Action::Detail(Box::new(
+        crate::session::dashboard::snapshot::Detail {
+            scope: app.scope.clone(),
+            key: second.clone(),
+            row: row(&second),
+        },
+    )));
+    assert!(app.detail(&second).is_some(), "the row that came is kept");
 }

@@ -43,7 +43,11 @@ fn short(part: Part) -> &'static str {
 
 pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App, key: &VmKey) {
     let Some(r) = app.detail(key) else {
-        let text = if app.row(key).is_some() {
+        let text = if app.detail_missing.as_ref() == Some(key) {
+            Paragraph::new(format!(
+                "{key}'s figures could not be read just now; they come with the next refresh. esc goes back."
+            ))
+        } else if app.row(key).is_some() {
             Paragraph::new(format!("Reading {key}…"))
         } else {
             Paragraph::new(format!(
