@@ -360,6 +360,20 @@ mod tests {
         }
     }
 
+    /// The fetch loop over a counting source, refreshing every `interval`.
+    fn start(
+        interval: Duration,
+    ) -> (
+        watch::Sender<Request>,
+        mpsc::Receiver<Feed>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let (req_tx, req_rx) = watch::channel(Request::default());
+        let (snap_tx, snap_rx) = mpsc::channel(4);
+        let task = tokio::spawn(fetch_loop(counting(), interval, req_rx, snap_tx));
+        (req_tx, snap_rx, task)
+    }
+
     async fn next_snapshot(rx: &mut mpsc::Receiver<Feed>) -> Snapshot {
         match rx.recv().await.unwrap() {
             Feed::Snapshot(s) => *s,
@@ -369,14 +383,7 @@ mod tests {
 
     #[tokio::test]
     async fn refreshes_on_request_with_the_new_scope() {
-        let (req_tx, req_rx) = watch::channel(Request::default());
-        let (snap_tx, mut snap_rx) = mpsc::channel(4);
-        let task = tokio::spawn(fetch_loop(
-            counting(),
-            Duration::from_secs(3600),
-            req_rx,
-            snap_tx,
-        ));
+        let (req_tx, mut snap_rx, task) = start(Duration::from_secs(3600));
         let first = next_snapshot(&mut snap_rx).await;
         assert_eq!(first.health, Health::Failed("fetch 1".into()));
         assert_eq!(first.scope.namespace, None);
@@ -400,14 +407,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_new_focus_gets_its_row_without_a_refresh() {
-        let (req_tx, req_rx) = watch::channel(Request::default());
-        let (snap_tx, mut snap_rx) = mpsc::channel(4);
-        let task = tokio::spawn(fetch_loop(
-            counting(),
-            Duration::from_secs(3600),
-            req_rx,
-            snap_tx,
-        ));
+        let (req_tx, mut snap_rx, task) = start(Duration::from_secs(3600));
         next_snapshot(&mut snap_rx).await;
         let key = VmKey::new("prod", "db");
         req_tx.send_modify(|r| r.focus = Some(key.clone()));
@@ -428,14 +428,7 @@ mod tests {
 
     #[tokio::test]
     async fn refreshes_on_interval() {
-        let (_req_tx, req_rx) = watch::channel(Request::default());
-        let (snap_tx, mut snap_rx) = mpsc::channel(4);
-        let task = tokio::spawn(fetch_loop(
-            counting(),
-            Duration::from_millis(10),
-            req_rx,
-            snap_tx,
-        ));
+        let (_req_tx, mut snap_rx, task) = start(Duration::from_millis(10));
         for n in 1..=3 {
             let s = next_snapshot(&mut snap_rx).await;
             assert_eq!(s.health, Health::Failed(format!("fetch {n}")));

@@ -4,34 +4,14 @@
 
 use std::time::Duration;
 
-use crate::cluster::connect::ConnectFlags;
-use crate::history::HistoryMode;
 use crate::model::evidence::VmKey;
-use crate::session::dashboard::cluster::ClusterSource;
-use crate::session::dashboard::cluster_fix::ClientSlot;
 use crate::session::dashboard::snapshot::{DataSource, Request, Scope};
-use crate::session::options::{Namespaces, Options};
 use vmmem_sim::Sim;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_row_asked_for_after_a_refresh_is_the_refreshs_own() {
     let sim = Sim::start_demo().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let kc = dir.path().join("kubeconfig");
-    sim.write_kubeconfig(&kc).unwrap();
-    let opts = Options {
-        connect: ConnectFlags {
-            kubeconfig: Some(kc),
-            request_timeout: Some(Duration::from_secs(10)),
-            ..ConnectFlags::default()
-        },
-        namespaces: Namespaces::All,
-        // No peak store (nothing written to the user's state directory); the session's own
-        // peaks are still kept and are evidence.
-        history: HistoryMode::Off,
-        ..Options::default()
-    };
-    let mut source = ClusterSource::new(opts, ClientSlot::default());
+    let (mut source, _dir) = super::tests_oom_source::demo_source(&sim);
     let key = VmKey::new("default", "memhold-vm");
     let request = Request {
         scope: Scope { namespace: None },

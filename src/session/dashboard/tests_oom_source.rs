@@ -14,7 +14,7 @@ use crate::session::dashboard::cluster_fix::ClientSlot;
 use crate::session::dashboard::snapshot::{DataSource, Request, Scope, Snapshot};
 use crate::session::options::{Namespaces, Options};
 use vmmem_sim::resources::PODS;
-use vmmem_sim::Sim;
+use vmmem_sim::{Sim, SimHandle};
 
 fn memhold(snap: &Snapshot) -> Option<VmRow> {
     snap.details
@@ -23,9 +23,9 @@ fn memhold(snap: &Snapshot) -> Option<VmRow> {
         .cloned()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn memhold_kill_reaches_the_row_from_the_kernel_log() {
-    let sim = Sim::start_demo().await.unwrap();
+/// The dashboard's source for all namespaces of the demo simulator `sim`, with agents (the
+/// directory holds its kubeconfig).
+pub(super) fn demo_source(sim: &SimHandle) -> (ClusterSource, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let kc = dir.path().join("kubeconfig");
     sim.write_kubeconfig(&kc).unwrap();
@@ -36,11 +36,18 @@ async fn memhold_kill_reaches_the_row_from_the_kernel_log() {
             ..ConnectFlags::default()
         },
         namespaces: Namespaces::All,
-        // In this process: no peak store, so nothing is written to the user's state directory.
+        // In this process: no peak store, so nothing is written to the user's state directory
+        // (the session's own peaks are still kept and are evidence).
         history: HistoryMode::Off,
         ..Options::default()
     };
-    let mut source = ClusterSource::new(opts, ClientSlot::default());
+    (ClusterSource::new(opts, ClientSlot::default()), dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memhold_kill_reaches_the_row_from_the_kernel_log() {
+    let sim = Sim::start_demo().await.unwrap();
+    let (mut source, _dir) = demo_source(&sim);
     // The source builds the full row of the VM in focus only.
     let scope = Request {
         scope: Scope { namespace: None },
