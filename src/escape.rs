@@ -23,6 +23,11 @@ fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
+/// Whether `s` holds a character that must not reach a terminal raw.
+pub fn has_unsafe(s: &str) -> bool {
+    s.chars().any(is_unsafe)
+}
+
 /// `s` with every control character shown escaped (`\x1b`, `\u{9b}`); borrowed when there is none.
 pub fn escape(s: &str) -> Cow<'_, str> {
     if !s.chars().any(is_unsafe) {

@@ -291,7 +291,11 @@ impl DataSource for FilesSource {
                 Ok(Err(e)) => (None, Health::Failed(crate::session::error_chain(&e))),
                 Err(e) => (None, Health::Failed(format!("reading files: {e}"))),
             };
-            self.last = report.clone();
+            // A failed read keeps the last report for the rows asked for, as the screen keeps
+            // its table.
+            if report.is_some() {
+                self.last = report.clone();
+            }
             Snapshot {
                 context: self.context(),
                 live: "off (files have no live data)".into(),

@@ -108,14 +108,24 @@ async fn keys_are_answered_while_a_fetch_hangs_and_quit_shuts_the_source_down() 
     drop(keys.await.unwrap());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn background_snapshots_are_drawn() {
-    let source = Source::new(Duration::ZERO);
+/// Run the loop on a `w`x`h` test terminal: after `wait`, `keys` 100 ms apart, then `q` 600 ms
+/// later; the screen at the end.
+async fn screen_after(
+    source: Source,
+    app: App,
+    (w, h): (u16, u16),
+    wait: Duration,
+    keys: Vec<Event>,
+) -> String {
     let (tx, rx) = mpsc::channel(16);
-    let mut term = Terminal::new(TestBackend::new(120, 20)).unwrap();
-    let app = App::new(Scope::default(), Duration::from_secs(2), false, t0());
-    let keys = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
+    let typing = tokio::spawn(async move {
+        tokio::time::sleep(wait).await;
+        for ev in keys {
+            tx.send(ev).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(600)).await;
         tx.send(key(KeyCode::Char('q'), KeyModifiers::NONE))
             .await
             .unwrap();
@@ -124,12 +134,25 @@ async fn background_snapshots_are_drawn() {
     run_with_events(&mut term, app, source, None, rx)
         .await
         .unwrap();
-    let screen = buffer_text(term.backend().buffer());
+    drop(typing.await.unwrap());
+    buffer_text(term.backend().buffer())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_snapshots_are_drawn() {
+    let app = App::new(Scope::default(), Duration::from_secs(2), false, t0());
+    let screen = screen_after(
+        Source::new(Duration::ZERO),
+        app,
+        (120, 20),
+        Duration::from_millis(900),
+        Vec::new(),
+    )
+    .await;
     assert!(
         screen.contains("vm4") && screen.contains("critical"),
         "{screen}"
     );
-    drop(keys.await.unwrap());
 }
 
 /// A closed terminal (its reader stopped) must end the dashboard, not leave it running unseen.
@@ -154,33 +177,17 @@ async fn a_gone_terminal_quits() {
 async fn the_detail_view_gets_its_row_on_demand() {
     let source = Source::new(Duration::ZERO);
     let (fetches, details) = (source.fetches.clone(), source.details.clone());
-    let (tx, rx) = mpsc::channel(16);
-    let mut term = Terminal::new(TestBackend::new(160, 40)).unwrap();
     // No refresh comes by itself during the test.
     let app = App::new(Scope::default(), Duration::from_secs(3600), false, t0());
-    let keys = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(800)).await;
-        for ev in [
-            key(KeyCode::Char('N'), KeyModifiers::SHIFT),
-            // The sort keeps the selected VM selected: go to the top first.
-            key(KeyCode::Char('g'), KeyModifiers::NONE),
-            key(KeyCode::Char('j'), KeyModifiers::NONE),
-            key(KeyCode::Char('j'), KeyModifiers::NONE),
-            key(KeyCode::Enter, KeyModifiers::NONE),
-        ] {
-            tx.send(ev).await.unwrap();
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(600)).await;
-        tx.send(key(KeyCode::Char('q'), KeyModifiers::NONE))
-            .await
-            .unwrap();
-        tx
-    });
-    run_with_events(&mut term, app, source, None, rx)
-        .await
-        .unwrap();
-    let screen = buffer_text(term.backend().buffer());
+    let keys = vec![
+        key(KeyCode::Char('N'), KeyModifiers::SHIFT),
+        // The sort keeps the selected VM selected: go to the top first.
+        key(KeyCode::Char('g'), KeyModifiers::NONE),
+        key(KeyCode::Char('j'), KeyModifiers::NONE),
+        key(KeyCode::Char('j'), KeyModifiers::NONE),
+        key(KeyCode::Enter, KeyModifiers::NONE),
+    ];
+    let screen = screen_after(source, app, (160, 40), Duration::from_millis(800), keys).await;
     // Sorted by name, the third VM of the seed.
     let third = {
         let mut names: Vec<String> = seed_report(0).vms.into_iter().map(|r| r.name).collect();
@@ -196,5 +203,4 @@ async fn the_detail_view_gets_its_row_on_demand() {
         "a move or an open refreshed"
     );
     assert!(details.load(Ordering::SeqCst) >= 2, "rows built on demand");
-    drop(keys.await.unwrap());
 }

@@ -339,3 +339,49 @@ fn detail_shows_swap_in_use_and_its_limit() {
         "{screen}"
     );
 }
+
+/// A name with terminal controls (clear screen, a C1 CSI, a bidi override) is drawn without
+/// them raw, in the table, the detail view and the messages that name the VM.
+#[test]
+fn hostile_names_reach_the_screen_escaped() {
+    let mut report = seed_report(0);
+    let bad = "vm\u{1b}[2J\u{9b}31m\u{202e}x";
+    for vm in report.vms.iter_mut().filter(|v| v.name == "vm4") {
+        vm.name = bad.into();
+    }
+    let mut app = App::new(Scope::default(), Duration::from_secs(2), false, t0());
+    app.update(Action::Resize(160, 40));
+    let snap = crate::session::dashboard::snapshot::Snapshot::of_report(
+        Some(report.clone()),
+        None,
+        t0(),
+        Health::Ok,
+        Scope::default(),
+    );
+    app.update(Action::Snapshot(Box::new(snap)));
+    let clean = |screen: &str| {
+        assert!(
+            !screen
+                .chars()
+                .any(|c| c != '\n' && (c.is_control() || c == '\u{202e}')),
+            "raw control {:?} in:\n{screen}",
+            screen
+                .chars()
+                .find(|c| *c != '\n' && (c.is_control() || *c == '\u{202e}'))
+        );
+    };
+    clean(&render(&app, 160, 40));
+    // The detail view waiting for the row, then with it.
+    let key = crate::tui::history::VmKey::new("default", bad);
+    app.view = crate::tui::app::View::Detail(key.clone());
+    clean(&render(&app, 160, 40));
+    let row = report.vms.into_iter().find(|r| key.matches(r));
+    app.update(Action::Detail(Box::new(
+        crate::session::dashboard::snapshot::Detail {
+            scope: Scope::default(),
+            key: key.clone(),
+            row,
+        },
+    )));
+    clean(&render(&app, 160, 40));
+}

@@ -41,6 +41,18 @@ pub fn draw(frame: &mut Frame<'_>, app: &App) {
         Some(super::app::Overlay::Fix(d)) => dialog::draw_fix(frame, frame.area(), app, d),
         None => {}
     }
+    blank_unsafe_cells(frame);
+}
+
+/// The last filter between cluster text and the terminal: ratatui leaves out C0 and C1
+/// controls, but a cell may still hold a bidirectional override from a VM's name or a kernel
+/// log (which reorders what the reader sees): such a cell shows U+FFFD instead.
+fn blank_unsafe_cells(frame: &mut Frame<'_>) {
+    for cell in frame.buffer_mut().content.iter_mut() {
+        if crate::escape::has_unsafe(cell.symbol()) {
+            cell.set_symbol("\u{fffd}");
+        }
+    }
 }
 
 /// The line under the header: the error of the last fetch, else warnings, else the filter.
