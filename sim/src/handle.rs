@@ -48,6 +48,8 @@ pub struct SimOptions {
     pub pod_start_delay: Duration,
     /// Wait after a VMI failed before its VM starts again.
     pub restart_backoff: Duration,
+    /// Wait after a launcher pod is deleted before its VMI is marked failed (zero: at once).
+    pub pod_gone_notice: Duration,
     /// How often model time is applied (pods starting, OOM kills).
     pub tick: Duration,
     /// Where node host trees go (default: a fresh temporary directory, removed on drop).
@@ -69,6 +71,7 @@ impl Default for SimOptions {
             exec_latency: Duration::ZERO,
             pod_start_delay: Duration::from_millis(300),
             restart_backoff: Duration::from_secs(10),
+            pod_gone_notice: Duration::ZERO,
             tick: Duration::from_millis(200),
             host_root: None,
             speed: 1.0,
@@ -139,6 +142,7 @@ impl Sim {
         world.exec.latency = opts.exec_latency;
         world.pod_start_delay = opts.pod_start_delay.as_secs_f64();
         world.restart_backoff = opts.restart_backoff.as_secs_f64();
+        world.pod_gone_notice = opts.pod_gone_notice.as_secs_f64();
         world.exec.cpus.counter_period = opts.counter_period.as_secs_f64();
         world.exec.cpus.fresh = opts.fresh_exec;
         if opts.speed != 1.0 {

@@ -432,6 +432,17 @@ pub fn vmi_failed(w: &mut World, ns: &str, name: &str, reason: &str) {
     update_vm_status(w, ns, name);
 }
 
+/// KubeVirt noticed a deleted launcher pod: its VMI fails, if it is still the same VMI.
+pub fn launcher_pod_gone(w: &mut World, ns: &str, name: &str, vmi_uid: &str) {
+    let same = w
+        .store
+        .get(&VIRTUAL_MACHINE_INSTANCES, ns, name)
+        .is_some_and(|v| meta_str(v, "uid") == vmi_uid);
+    if same {
+        vmi_failed(w, ns, name, "PodDeleted");
+    }
+}
+
 /// A scheduled start after a failure: drop the failed VMI and pods, start anew.
 pub fn start_after_failure(w: &mut World, ns: &str, name: &str) {
     stop_vmi(w, ns, name);

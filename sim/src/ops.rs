@@ -319,7 +319,16 @@ pub fn delete(w: &mut World, t: &Target, dry_run: bool) -> Result<Value, ApiErro
     if t.rt == &PODS {
         let uid = meta_str(&deleted, "uid").to_string();
         if let Some(l) = w.launchers.remove(&uid) {
-            kubevirt::vmi_failed(w, &l.namespace, &l.vm_name, "PodDeleted");
+            if w.pod_gone_notice > 0.0 {
+                let what = Scheduled::PodGone {
+                    ns: l.namespace.clone(),
+                    name: l.vm_name.clone(),
+                    vmi_uid: l.vmi_uid.clone(),
+                };
+                w.schedule(w.pod_gone_notice, what);
+            } else {
+                kubevirt::vmi_failed(w, &l.namespace, &l.vm_name, "PodDeleted");
+            }
         }
     }
     Ok(deleted)

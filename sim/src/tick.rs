@@ -25,6 +25,9 @@ pub fn tick(w: &mut World) {
         match what {
             Scheduled::PodRunning { ns, name } => pod_running(w, &ns, &name),
             Scheduled::StartVm { ns, name } => kubevirt::start_after_failure(w, &ns, &name),
+            Scheduled::PodGone { ns, name, vmi_uid } => {
+                kubevirt::launcher_pod_gone(w, &ns, &name, &vmi_uid)
+            }
             Scheduled::PodDeadline { ns, name, uid } => pod_deadline(w, &ns, &name, &uid),
             Scheduled::Hotplug { ns, name, vmi_uid } => {
                 super::hotplug::hotplug(w, &ns, &name, &vmi_uid)

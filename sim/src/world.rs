@@ -124,6 +124,12 @@ pub enum Scheduled {
     PodRunning { ns: String, name: String },
     /// A VM whose VMI failed gets a new one.
     StartVm { ns: String, name: String },
+    /// KubeVirt notices that the launcher pod of a VM's VMI (the one with `vmi_uid`) is gone.
+    PodGone {
+        ns: String,
+        name: String,
+        vmi_uid: String,
+    },
     /// A pod's `activeDeadlineSeconds` ran out (if it still runs, it fails).
     PodDeadline {
         ns: String,
@@ -178,6 +184,9 @@ pub struct World {
     pub pod_start_delay: f64,
     /// Seconds a VM waits after its VMI failed before it starts again.
     pub restart_backoff: f64,
+    /// Seconds before KubeVirt marks a VMI failed whose launcher pod was deleted (its VMI says
+    /// Running meanwhile, as on a real cluster until virt-handler reports the domain gone).
+    pub pod_gone_notice: f64,
     /// Directory holding one host tree per node.
     pub host_root: PathBuf,
     pub next_ip: u32,
@@ -249,6 +258,7 @@ impl World {
             scheduled: Vec::new(),
             pod_start_delay: 0.5,
             restart_backoff: 10.0,
+            pod_gone_notice: 0.0,
             host_root,
             next_ip: 10,
             round_robin: 0,

@@ -165,6 +165,7 @@ fn stale_warnings(stale: &HashMap<String, String>) -> Vec<String> {
 }
 
 mod beside;
+pub mod carry;
 mod cluster;
 mod flag;
 mod from_pods;
@@ -190,3 +191,5 @@ pub use types::{CgroupJson, ClusterInfo, Report, ReportOptions, VmRow};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_carry;

@@ -1,7 +1,8 @@
 //! VMs restarting while the dashboard refreshes (issue 21): a VM whose launcher pod is replaced
 //! between the objects a refresh starts from and the node probe has a new pod the probe was not
 //! asked about, and its old pod is gone from the node. Every refresh must still give every
-//! running VM on a node that answered its live data (the new pod, read in the same refresh).
+//! running VM on a node that answered its live data (the new pod, read in the same refresh), or
+//! its last reading marked stale while its objects still say it runs on a pod that is gone.
 
 use crate::common;
 
@@ -11,6 +12,7 @@ use clap::Parser;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams};
 use vmmem::cli::args::Cli;
+use vmmem::model::evidence::VmKey;
 use vmmem::session::dashboard::cluster::ClusterSource;
 use vmmem::session::dashboard::cluster_fix::ClientSlot;
 use vmmem::session::dashboard::snapshot::{DataSource, Request};
@@ -27,6 +29,94 @@ fn without_live_data(r: &vmmem::model::report::Table, stale_nodes: &[String]) ->
         .collect()
 }
 
+fn top_cli(kc: &std::path::Path) -> Cli {
+    Cli::try_parse_from([
+        "kubectl-vmmem",
+        "top",
+        "-A",
+        "--live",
+        "agent",
+        "--history",
+        "off",
+        "--kubeconfig",
+        kc.to_str().unwrap(),
+    ])
+    .unwrap()
+}
+
+/// On a real cluster a VMI says `Running` for a while after its launcher pod is gone (until
+/// virt-handler reports the domain gone); the simulator waits a minute here. The refreshes in
+/// between have the VMI without its pod: the VM keeps its last reading, marked stale, with its
+/// time in the detail view, rather than a running row without live data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_vm_whose_pod_is_gone_keeps_its_last_reading_marked_stale() {
+    let opts = SimOptions {
+        pod_gone_notice: Duration::from_secs(60),
+        ..SimOptions::default()
+    };
+    let sim = Sim::start(Scenario::generated(8, 2), opts).await.unwrap();
+    let (_dir, kc) = common::admin_kubeconfig(&sim);
+    let cli = top_cli(&kc);
+    let mut source = ClusterSource::new(
+        vmmem::cli::options::options(&cli.global).unwrap(),
+        ClientSlot::default(),
+    );
+    let first = source.fetch(&Request::default()).await.table.unwrap();
+    let vm = first
+        .rows
+        .iter()
+        .find(|v| v.phase == "Running" && v.usage_bytes.is_some() && !v.stale)
+        .expect("a running VM read live")
+        .clone();
+    let client = sim.client().await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(client, &vm.namespace);
+    let lp = ListParams::default().labels(&format!("vm.kubevirt.io/name={}", vm.name));
+    let deleted = pods
+        .delete_collection(&DeleteParams::default(), &lp)
+        .await
+        .unwrap();
+    assert!(deleted.left().is_some_and(|l| !l.items.is_empty()));
+    // The watch has the deletion well within this.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let focus = Request {
+        focus: Some(VmKey::new(&vm.namespace, &vm.name)),
+        ..Request::default()
+    };
+    for refresh in 0..2 {
+        let s = source.fetch(&focus).await;
+        let table = s.table.unwrap();
+        let row = table
+            .rows
+            .iter()
+            .find(|r| r.namespace == vm.namespace && r.name == vm.name)
+            .unwrap();
+        assert_eq!(row.phase, "Running", "the VMI has not failed yet");
+        assert_eq!(
+            (row.usage_bytes, row.stale),
+            (vm.usage_bytes, true),
+            "refresh {refresh}: the first refresh's reading, marked stale"
+        );
+        let detail = &s.details[0];
+        assert!(detail.pod_uid.is_none(), "the pod is gone from the objects");
+        assert!(
+            detail
+                .notes
+                .iter()
+                .any(|n| n.contains("could not read the VM") && n.contains("Unix time")),
+            "{:?}",
+            detail.notes
+        );
+        // Every other running VM is read live.
+        assert!(table
+            .rows
+            .iter()
+            .filter(|r| r.phase == "Running" && r.name != vm.name)
+            .all(|r| r.usage_bytes.is_some() && !r.stale));
+    }
+    source.shutdown().await;
+    sim.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vms_restarting_during_refreshes_keep_their_live_data() {
     // Execs take 400 ms, so a refresh's probe round is long enough for restarts to land in it;
@@ -39,18 +129,7 @@ async fn vms_restarting_during_refreshes_keep_their_live_data() {
     };
     let sim = Sim::start(Scenario::generated(60, 4), opts).await.unwrap();
     let (_dir, kc) = common::admin_kubeconfig(&sim);
-    let cli = Cli::try_parse_from([
-        "kubectl-vmmem",
-        "top",
-        "-A",
-        "--live",
-        "agent",
-        "--history",
-        "off",
-        "--kubeconfig",
-        kc.to_str().unwrap(),
-    ])
-    .unwrap();
+    let cli = top_cli(&kc);
     let mut source = ClusterSource::new(
         vmmem::cli::options::options(&cli.global).unwrap(),
         ClientSlot::default(),

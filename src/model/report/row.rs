@@ -3,6 +3,7 @@
 //! time to OOM from its evidence, its flags and notes, and its risk.
 
 use super::beside::{hugepages_bytes, sidecar_note, sidecars_of};
+use super::carry;
 use super::cluster::Cluster;
 use super::flag::Flag;
 use super::from_pods;
@@ -221,6 +222,8 @@ struct LiveFigures<'a> {
     /// The node's reading, when it has this pod.
     reading: Option<&'a NodeReadings>,
     stale_reason: Option<&'a String>,
+    /// The figures are an earlier refresh's reading of the VM (see `carry`).
+    carried: bool,
     model: Option<MemoryModel>,
     /// Room for everything but guest RAM: the binding limit less the charged guest.
     budget: Option<i64>,
@@ -241,8 +244,8 @@ fn live_figures<'a>(
         .and_then(|p| p.spec.node_name.clone())
         .or_else(|| j.vmi.and_then(|v| v.status.node_name.clone()));
     let pod_uid = j.pod.map(|p| p.metadata.uid.clone());
-    let node_readings = node.as_ref().and_then(|n| readings.get(n));
-    let reading = pod_uid
+    let mut node_readings = node.as_ref().and_then(|n| readings.get(n));
+    let mut reading = pod_uid
         .as_ref()
         .and_then(|uid| node_readings.and_then(|r| r.pod(uid)));
     let stale_reason = node.as_ref().and_then(|n| opts.stale_nodes.get(n));
@@ -257,7 +260,15 @@ fn live_figures<'a>(
             format!("the reading of node {} has no pod {uid}", n.node)
         });
     }
-    let compute_id = compute_container_id(j);
+    let mut compute_id = compute_container_id(j);
+    let carried = carry::carried_for(&opts.carried, j)
+        .filter(|_| reading.is_none() && stale_reason.is_none());
+    if let Some(c) = carried {
+        node_readings = Some(&c.node);
+        reading = c.node.pod(&c.pod_uid);
+        compute_id = c.compute_id.clone();
+        said.notes.push(carry::note(c));
+    }
     let model: Option<MemoryModel> = reading.map(|r| {
         evaluate(
             size.charged_guest(),
@@ -294,6 +305,7 @@ fn live_figures<'a>(
         node,
         pod_uid,
         stale_reason,
+        carried: carried.is_some(),
         model,
     }
 }
@@ -507,6 +519,9 @@ fn live_notes(live: &LiveFigures, said: &mut Said) {
              smaps is read every few rounds, or sooner when qemu's RSS moves"
         ));
     }
+    if live.carried {
+        said.flags.push(Flag::Stale);
+    }
     if let Some(reason) = live.stale_reason {
         said.flags.push(Flag::Stale);
         said.notes.push(format!(
@@ -616,7 +631,7 @@ fn assemble(
         vm_uid: j.vm.map(|v| v.metadata.uid.clone()),
         resource_version: j.vm.map(|v| v.metadata.resource_version.clone()),
         sidecar_bytes: size.beside.limited_bytes(),
-        stale: live.stale_reason.is_some(),
+        stale: live.stale_reason.is_some() || live.carried,
         has_vm: j.vm.is_some(),
         hugepages: size.numbers.hugepages,
         guest_running_bytes: size

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::carry::Carried;
 use super::flag::Flag;
 use super::oom_history::oom_history_json;
 use super::risk::Risk;
@@ -43,6 +44,8 @@ pub struct ReportOptions {
     /// Each VM's history from Prometheus (issue 20); its peak outside guest RAM is in
     /// `evidence` too.
     pub prometheus: HashMap<VmKey, Arc<VmHistory>>,
+    /// Running VMs this refresh could not read, with an earlier refresh's reading of them.
+    pub carried: HashMap<VmKey, Carried>,
 }
 
 #[derive(Debug, Clone, Serialize)]

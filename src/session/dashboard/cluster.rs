@@ -6,6 +6,7 @@
 //! something suggests an OOM kill (kernel_logs.rs); the kills found go into the report as
 //! explained history (the OOMS column, the detail view).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -20,6 +21,7 @@ use crate::cluster::live::{Health as WatchHealth, LiveError};
 use crate::history::{PeakKeeper, Sighting};
 use crate::model::evidence::VmKey;
 use crate::model::inventory::{Inventory, Readings};
+use crate::model::report::carry::{self, Carried, Earlier};
 use crate::model::report::{self, ReportOptions, Table, TableRow, VmRow};
 use crate::node::readers::{LiveReadings, Mode};
 use crate::session::error_chain;
@@ -308,6 +310,26 @@ impl ClusterSource {
         }
     }
 
+    /// VMs this refresh could not read although their nodes answered (they restarted or moved
+    /// meanwhile), with the last reading of them (`report::carry`): shown for those running.
+    fn carried(
+        &self,
+        inventory: &Inventory,
+        readings: &Readings,
+        stale_nodes: &HashMap<String, String>,
+    ) -> HashMap<VmKey, Carried> {
+        let Some(kept) = self.kept.as_ref().filter(|_| !readings.is_empty()) else {
+            return HashMap::new();
+        };
+        let wanted = carry::wanted(inventory, readings, stale_nodes);
+        let earlier = Earlier {
+            inventory: &kept.inventory,
+            readings: &kept.readings,
+            carried: &kept.opts.carried,
+        };
+        carry::carry(&wanted, &earlier, readings, unix_now())
+    }
+
     /// Remember this refresh's peaks, and write them out every [`PEAKS_SAVE_EVERY`] seconds.
     fn keep_peaks(&mut self, server: &str, sightings: Vec<Sighting>, now: i64) {
         self.peak_keeper(server).take_in(sightings, now);
@@ -389,6 +411,7 @@ impl DataSource for ClusterSource {
                 loaded.apply(&mut opts);
             }
             self.kernel_logs.collect();
+            opts.carried = self.carried(&inventory, &readings, &opts.stale_nodes);
             // What the last refresh kept goes now (it shares the peaks): its readings are taken
             // in without copying every VM's peaks. Until here a failed refresh leaves it for
             // the full rows asked for.
