@@ -432,12 +432,13 @@ pub fn vmi_failed(w: &mut World, ns: &str, name: &str, reason: &str) {
     update_vm_status(w, ns, name);
 }
 
-/// KubeVirt noticed a deleted launcher pod: its VMI fails, if it is still the same VMI.
+/// KubeVirt noticed a deleted launcher pod: its VMI fails, if it is still the same VMI and has
+/// not failed meanwhile (qemu killed before the pod went).
 pub fn launcher_pod_gone(w: &mut World, ns: &str, name: &str, vmi_uid: &str) {
     let same = w
         .store
         .get(&VIRTUAL_MACHINE_INSTANCES, ns, name)
-        .is_some_and(|v| meta_str(v, "uid") == vmi_uid);
+        .is_some_and(|v| meta_str(v, "uid") == vmi_uid && v["status"]["phase"] == "Running");
     if same {
         vmi_failed(w, ns, name, "PodDeleted");
     }

@@ -19,7 +19,10 @@ use vmmem::session::dashboard::snapshot::{DataSource, Request};
 use vmmem_sim::handle::{Sim, SimOptions};
 use vmmem_sim::scenario::Scenario;
 
-/// Running VMs on nodes that answered, without live data, in one refresh's report.
+/// Running VMs on nodes that answered, without live data, in one refresh's report. A row with
+/// its last reading carried (marked stale: the VMI said Running while its pod was gone from the
+/// objects) has live data; `a_vm_restarted_during_the_probe_round_is_read_in_the_same_refresh`
+/// checks the new pod is read in the same refresh.
 fn without_live_data(r: &vmmem::model::report::Table, stale_nodes: &[String]) -> Vec<String> {
     r.rows
         .iter()
@@ -113,6 +116,67 @@ async fn a_running_vm_whose_pod_is_gone_keeps_its_last_reading_marked_stale() {
             .filter(|r| r.phase == "Running" && r.name != vm.name)
             .all(|r| r.usage_bytes.is_some() && !r.stale));
     }
+    source.shutdown().await;
+    sim.shutdown().await;
+}
+
+/// A VM restarted while a refresh's probe round runs: its new pod is not among those the round
+/// was asked for, and is read right after the round, in the same refresh (not carried, not
+/// stale, the new pod's UID).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vm_restarted_during_the_probe_round_is_read_in_the_same_refresh() {
+    let opts = SimOptions {
+        pod_start_delay: Duration::from_millis(100),
+        restart_backoff: Duration::from_millis(100),
+        exec_latency: Duration::from_secs(3),
+        ..SimOptions::default()
+    };
+    let sim = Sim::start(Scenario::generated(8, 2), opts).await.unwrap();
+    let (_dir, kc) = common::admin_kubeconfig(&sim);
+    let cli = top_cli(&kc);
+    let mut source = ClusterSource::new(
+        vmmem::cli::options::options(&cli.global).unwrap(),
+        ClientSlot::default(),
+    );
+    let first = source.fetch(&Request::default()).await.table.unwrap();
+    let vm = first
+        .rows
+        .iter()
+        .find(|v| v.phase == "Running" && v.usage_bytes.is_some())
+        .expect("a running VM read live")
+        .clone();
+    let key = VmKey::new(&vm.namespace, &vm.name);
+    let client = sim.client().await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(client, &vm.namespace);
+    let lp = ListParams::default().labels(&format!("vm.kubevirt.io/name={}", vm.name));
+    let old_pod = pods.list(&lp).await.unwrap().items[0]
+        .metadata
+        .uid
+        .clone()
+        .unwrap();
+    let focus = Request {
+        focus: Some(key.clone()),
+        ..Request::default()
+    };
+    // The restart lands a second into the round's 3 s execs, and is over well before they end.
+    let restart = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        pods.delete_collection(&DeleteParams::default(), &lp)
+            .await
+            .unwrap();
+    };
+    let (s, ()) = tokio::join!(source.fetch(&focus), restart);
+    let table = s.table.unwrap();
+    let row = table.rows.iter().find(|r| key.matches(*r)).unwrap();
+    let detail = &s.details[0];
+    assert_eq!(row.phase, "Running", "{:?}", detail.notes);
+    assert!(
+        row.usage_bytes.is_some() && !row.stale,
+        "the new pod read in the same refresh: {:?}",
+        detail.notes
+    );
+    let new_pod = detail.pod_uid.clone().expect("the new pod");
+    assert_ne!(new_pod, old_pod, "a new launcher pod");
     source.shutdown().await;
     sim.shutdown().await;
 }

@@ -222,8 +222,8 @@ struct LiveFigures<'a> {
     /// The node's reading, when it has this pod.
     reading: Option<&'a NodeReadings>,
     stale_reason: Option<&'a String>,
-    /// The figures are an earlier refresh's reading of the VM (see `carry`).
-    carried: bool,
+    /// The pod whose earlier reading the figures are, when carried (see `carry`).
+    carried_pod: Option<String>,
     model: Option<MemoryModel>,
     /// Room for everything but guest RAM: the binding limit less the charged guest.
     budget: Option<i64>,
@@ -305,7 +305,7 @@ fn live_figures<'a>(
         node,
         pod_uid,
         stale_reason,
-        carried: carried.is_some(),
+        carried_pod: carried.map(|c| c.pod_uid.clone()),
         model,
     }
 }
@@ -342,7 +342,8 @@ struct OomKills {
 }
 
 fn oom_kills(j: &Joined, live: &LiveFigures, opts: &ReportOptions, said: &mut Said) -> OomKills {
-    let pod_uid = &live.pod_uid;
+    // A carried reading's pod is the one the figures (and their kill counter) are of.
+    let pod_uid = &live.pod_uid.clone().or_else(|| live.carried_pod.clone());
     let history: Vec<OomExplanation> = opts
         .oom_history
         .iter()
@@ -519,7 +520,7 @@ fn live_notes(live: &LiveFigures, said: &mut Said) {
              smaps is read every few rounds, or sooner when qemu's RSS moves"
         ));
     }
-    if live.carried {
+    if live.carried_pod.is_some() {
         said.flags.push(Flag::Stale);
     }
     if let Some(reason) = live.stale_reason {
@@ -631,7 +632,7 @@ fn assemble(
         vm_uid: j.vm.map(|v| v.metadata.uid.clone()),
         resource_version: j.vm.map(|v| v.metadata.resource_version.clone()),
         sidecar_bytes: size.beside.limited_bytes(),
-        stale: live.stale_reason.is_some() || live.carried,
+        stale: live.stale_reason.is_some() || live.carried_pod.is_some(),
         has_vm: j.vm.is_some(),
         hugepages: size.numbers.hugepages,
         guest_running_bytes: size

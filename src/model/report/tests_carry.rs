@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::carry::{self, Carried, Earlier, CARRY_AT_MOST_SECONDS};
+use super::carry::{self, Carried, Earlier, Wanted, CARRY_AT_MOST_SECONDS};
 use super::*;
 use crate::model::evidence::VmKey;
 use crate::model::inventory::{Inventory, Readings};
@@ -77,8 +77,29 @@ fn vm2() -> VmKey {
     VmKey::new("default", "vm2")
 }
 
+fn wanted_vm2() -> Wanted {
+    Wanted {
+        key: vm2(),
+        vmi_uid: "vmi-uid".into(),
+    }
+}
+
 fn row_of<'a>(r: &'a Report, key: &VmKey) -> &'a VmRow {
     r.vms.iter().find(|v| key.matches(*v)).unwrap()
+}
+
+fn carried_vm2(readings: &Readings, vmi_uid: &str) -> HashMap<VmKey, Carried> {
+    [(
+        vm2(),
+        Carried {
+            vmi_uid: vmi_uid.into(),
+            node: readings["harv41"].clone(),
+            pod_uid: VM2_POD.into(),
+            compute_id: None,
+        },
+    )]
+    .into_iter()
+    .collect()
 }
 
 #[test]
@@ -89,7 +110,7 @@ fn a_running_vm_whose_pod_went_keeps_its_last_reading_marked_stale() {
     // harv41 answered this refresh, without vm2's pod.
     let now_readings = harv41(1002, &[], 0);
     let wanted = carry::wanted(&now_inv, &now_readings, &HashMap::new());
-    assert!(wanted.contains(&vm2()), "{wanted:?}");
+    assert_eq!(wanted, [wanted_vm2()]);
     let earlier = Earlier {
         inventory: &earlier_inv,
         readings: &earlier_readings,
@@ -98,6 +119,7 @@ fn a_running_vm_whose_pod_went_keeps_its_last_reading_marked_stale() {
     let carried = carry::carry(&wanted, &earlier, &now_readings, 1002);
     let c = carried.get(&vm2()).expect("vm2's last reading");
     assert_eq!((c.pod_uid.as_str(), c.taken_at()), (VM2_POD, 1000));
+    assert_eq!(c.node.pods.len(), 1, "only the VM's own pod is kept");
 
     let without = build(&now_inv, &now_readings, &ReportOptions::default());
     let row = row_of(&without, &vm2());
@@ -142,7 +164,7 @@ fn the_pods_reading_in_this_refresh_is_carried_before_the_earlier_one() {
         readings: &earlier_readings,
         carried: &HashMap::new(),
     };
-    let carried = carry::carry(&[vm2()], &earlier, &now_readings, 1002);
+    let carried = carry::carry(&[wanted_vm2()], &earlier, &now_readings, 1002);
     assert_eq!(carried[&vm2()].taken_at(), 1002);
 }
 
@@ -150,51 +172,51 @@ fn the_pods_reading_in_this_refresh_is_carried_before_the_earlier_one() {
 fn a_carried_reading_is_carried_on_until_it_is_too_old() {
     let earlier_inv = without_vm2_pod(seed());
     let none = harv41(1000, &[], 0);
-    let old = harv41(1000, &[VM2_POD], 5);
-    let before: HashMap<VmKey, Carried> = [(
-        vm2(),
-        Carried {
-            node: old["harv41"].clone(),
-            pod_uid: VM2_POD.into(),
-            compute_id: None,
-        },
-    )]
-    .into_iter()
-    .collect();
+    let before = carried_vm2(&harv41(1000, &[VM2_POD], 5), "vmi-uid");
     let earlier = Earlier {
         inventory: &earlier_inv,
         readings: &none,
         carried: &before,
     };
     let at_most = 1000 + CARRY_AT_MOST_SECONDS;
-    assert!(carry::carry(&[vm2()], &earlier, &none, at_most).contains_key(&vm2()));
-    assert!(carry::carry(&[vm2()], &earlier, &none, at_most + 1).is_empty());
+    assert!(carry::carry(&[wanted_vm2()], &earlier, &none, at_most).contains_key(&vm2()));
+    assert!(carry::carry(&[wanted_vm2()], &earlier, &none, at_most + 1).is_empty());
 }
 
 #[test]
-fn a_vm_not_running_shows_nothing_carried() {
+fn nothing_is_carried_to_a_new_vmi() {
+    // The VM restarted (or was made again under its name): its new VMI is a new boot.
+    let earlier_inv = seed();
+    let earlier_readings = harv41(1000, &[VM2_POD], 5);
+    let earlier = Earlier {
+        inventory: &earlier_inv,
+        readings: &earlier_readings,
+        carried: &HashMap::new(),
+    };
+    let new_vmi = Wanted {
+        key: vm2(),
+        vmi_uid: "new-vmi-uid".into(),
+    };
+    assert!(carry::carry(&[new_vmi], &earlier, &harv41(1002, &[], 0), 1002).is_empty());
+    // Nor is a reading of the old VMI shown on the new one's row.
     let mut inv = without_vm2_pod(seed());
-    for v in &mut inv.vmis {
-        if v.metadata.name == "vm2" {
-            Arc::make_mut(v).status.phase = Some(crate::model::phase::VmPhase::Failed);
-        }
-    }
-    let now_readings = harv41(1002, &[], 0);
-    let old = harv41(1000, &[VM2_POD], 5);
-    let carried: HashMap<VmKey, Carried> = [(
-        vm2(),
-        Carried {
-            node: old["harv41"].clone(),
-            pod_uid: VM2_POD.into(),
-            compute_id: None,
-        },
-    )]
-    .into_iter()
-    .collect();
-    // Still wanted (it may run again in a moment), but not shown while it is not running.
-    assert!(carry::wanted(&inv, &now_readings, &HashMap::new()).contains(&vm2()));
+    Arc::make_mut(&mut inv.vmis[0]).metadata.uid = "new-vmi-uid".into();
     let opts = ReportOptions {
-        carried,
+        carried: carried_vm2(&earlier_readings, "vmi-uid"),
+        ..ReportOptions::default()
+    };
+    let row = row_of(&build(&inv, &harv41(1002, &[], 0), &opts), &vm2()).clone();
+    assert!(row.cgroup.is_none() && !row.stale);
+}
+
+#[test]
+fn a_vm_not_running_is_not_wanted_and_shows_nothing_carried() {
+    let mut inv = without_vm2_pod(seed());
+    Arc::make_mut(&mut inv.vmis[0]).status.phase = Some(crate::model::phase::VmPhase::Failed);
+    let now_readings = harv41(1002, &[], 0);
+    assert!(carry::wanted(&inv, &now_readings, &HashMap::new()).is_empty());
+    let opts = ReportOptions {
+        carried: carried_vm2(&harv41(1000, &[VM2_POD], 5), "vmi-uid"),
         ..ReportOptions::default()
     };
     let row = row_of(&build(&inv, &now_readings, &opts), &vm2()).clone();
@@ -202,13 +224,49 @@ fn a_vm_not_running_shows_nothing_carried() {
 }
 
 #[test]
-fn a_vm_on_a_stale_node_or_read_now_is_not_wanted() {
+fn a_vm_on_a_stale_node_a_node_not_read_or_read_now_is_not_wanted() {
     let inv = seed();
     let read = harv41(1002, &[VM2_POD], 5);
-    assert!(!carry::wanted(&inv, &read, &HashMap::new()).contains(&vm2()));
+    assert!(carry::wanted(&inv, &read, &HashMap::new()).is_empty());
     let stale: HashMap<String, String> = [("harv41".to_string(), "exec timed out".to_string())]
         .into_iter()
         .collect();
     let unread = harv41(1002, &[], 0);
-    assert!(!carry::wanted(&inv, &unread, &stale).contains(&vm2()));
+    assert!(carry::wanted(&inv, &unread, &stale).is_empty());
+    assert!(carry::wanted(&inv, &Readings::new(), &HashMap::new()).is_empty());
+}
+
+#[test]
+fn a_kill_of_the_carried_pod_counts_once() {
+    // qemu was killed; the last reading has the pod's kill counter at 1, and the node's kernel
+    // log has the same kill.
+    let readings = {
+        let mut r = harv41(1000, &[VM2_POD], 5);
+        let node = Arc::make_mut(r.get_mut("harv41").unwrap());
+        node.pods[0].cgroup.oom_kills = 1;
+        r
+    };
+    let inv = without_vm2_pod(seed());
+    let event = crate::model::oom_event::OomEvent {
+        time: Some("8758.722811".into()),
+        node: Some("harv41".into()),
+        pod_uid: Some(VM2_POD.into()),
+        scope: Some(crate::model::oom_event::OomScope::Pod),
+        victim: Some(crate::model::oom_event::OomVictim {
+            pid: 24790,
+            comm: "qemu-system-x86".into(),
+            uid: Some(107),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let opts = ReportOptions {
+        carried: carried_vm2(&readings, "vmi-uid"),
+        oom_history: crate::model::oom_verdict::explain(&[event], Some(&seed()), None),
+        kernel_logs_read: crate::model::oom_vm::LogsRead::All,
+        ..ReportOptions::default()
+    };
+    let row = row_of(&build(&inv, &harv41(1002, &[], 0), &opts), &vm2()).clone();
+    assert!(row.stale);
+    assert_eq!(row.oom_kills, Some(1), "{:?}", row.notes);
 }

@@ -310,8 +310,8 @@ impl ClusterSource {
         }
     }
 
-    /// VMs this refresh could not read although their nodes answered (they restarted or moved
-    /// meanwhile), with the last reading of them (`report::carry`): shown for those running.
+    /// Running VMs this refresh could not read although their nodes answered (their pods ended
+    /// or moved meanwhile), with the last reading of the same VMI (`report::carry`).
     fn carried(
         &self,
         inventory: &Inventory,
