@@ -176,7 +176,6 @@ pub async fn fetch_loop<S: DataSource>(
             if feed.send(Feed::Snapshot(Box::new(snap))).await.is_err() {
                 break;
             }
-            return_free_memory();
             next = tokio::time::Instant::now() + interval;
             done = Some(request);
             continue;
@@ -222,17 +221,6 @@ async fn fetch_once<S: DataSource>(
                 Err(_) => return None,
             },
         }
-    }
-}
-
-/// Give the pages a refresh freed back to the system. glibc keeps an arena per thread and
-/// returns only the top of each, so a dashboard's RSS stayed at its highest refresh: at 5,000
-/// VMs 172 MiB with 95 MiB of heap in use at the peak (heaptrack), 155 MiB with this.
-fn return_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim takes no pointers; it only hands free pages back to the kernel.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
 
