@@ -175,6 +175,7 @@ mod risk;
 mod row;
 mod row_evidence;
 mod row_features;
+mod row_kills;
 mod row_live;
 mod status_kills;
 mod streamed;

@@ -7,16 +7,16 @@ use super::carry;
 use super::cluster::Cluster;
 use super::flag::Flag;
 use super::from_pods;
-use super::oom_history::sidecar_kills_note;
 use super::pod_facts::{compute_container, compute_container_id, observed_overhead, q_bytes};
 use super::risk::Risk;
 use super::row_evidence;
 use super::row_features::{self, Said};
+use super::row_kills::{oom_kills, OomKills};
 use super::row_live::{
-    cgroup_json, guest_split_unknown, live_flags, shared_guest_reason, sidecar_counter_note,
+    cgroup_json, guest_split_unknown, live_flags, shared_guest_reason, LiveFigures,
 };
-use super::status_kills::{self, StatusKill};
-use super::types::{CgroupJson, ReportOptions, VmRow};
+use super::status_kills;
+use super::types::{ReportOptions, VmRow};
 use crate::model::evidence::{Level, VmKey};
 use crate::model::harvester::ReservedSource;
 use crate::model::hotplug::{restart_pending, GuestRunning};
@@ -24,11 +24,10 @@ use crate::model::inventory::Readings;
 use crate::model::join::Joined;
 use crate::model::memory::{evaluate, Budgets, MemoryModel};
 use crate::model::objects::VmiSpec;
-use crate::model::oom_verdict::OomExplanation;
 use crate::model::overhead::{overhead, Overhead, ProcessConstants, TermKind, MI};
 use crate::model::peaks::MemoryConfig;
 use crate::model::phase::VmPhase;
-use crate::model::readings::{CgroupLevel, LiveSource, NodeReadings};
+use crate::model::readings::{CgroupLevel, LiveSource};
 use crate::model::recommend::{recommend, Recommendation, Sizing};
 use crate::model::sidecars::Sidecars;
 use crate::model::spec::{
@@ -215,23 +214,6 @@ fn applied_overhead(j: &Joined, cluster: &Cluster, formula: i64, hotplugging: bo
         .unwrap_or(formula)
 }
 
-/// What the node's reading says of this VM's pod.
-struct LiveFigures<'a> {
-    node: Option<String>,
-    pod_uid: Option<String>,
-    /// The node's reading, when it has this pod.
-    reading: Option<&'a NodeReadings>,
-    stale_reason: Option<&'a String>,
-    /// The pod whose earlier reading the figures are, when carried (see `carry`).
-    carried_pod: Option<String>,
-    model: Option<MemoryModel>,
-    /// Room for everything but guest RAM: the binding limit less the charged guest.
-    budget: Option<i64>,
-    source: Option<LiveSource>,
-    /// The cgroup's figures, also when guest and overhead cannot be told apart (no model).
-    cgroup: Option<CgroupJson>,
-}
-
 fn live_figures<'a>(
     j: &Joined,
     size: &VmSizing,
@@ -324,73 +306,6 @@ fn process_budgets(size: &VmSizing) -> Budgets {
         constants: Some(ProcessConstants::for_version(size.version)),
         page_tables: sum_of(|k| k == TermKind::PageTables),
         qemu_extra: sum_of(TermKind::is_qemu_extra),
-    }
-}
-
-/// The VM's OOM kills: of its current pod and of earlier ones.
-struct OomKills {
-    /// The kernel-log reports for this VM's pods, explained.
-    history: Vec<OomExplanation>,
-    /// Kills of the current pod (its cgroup counter or the kernel log, whichever saw more).
-    current: u64,
-    /// Kills of earlier pods found in kernel logs.
-    earlier: u64,
-    /// Kills of the current pod its status shows that no kernel log has.
-    from_status: Vec<StatusKill>,
-    /// Whether the count is known (counters or the node's kernel log were read).
-    known: bool,
-}
-
-fn oom_kills(j: &Joined, live: &LiveFigures, opts: &ReportOptions, said: &mut Said) -> OomKills {
-    // A carried reading's pod is the one the figures (and their kill counter) are of.
-    let pod_uid = &live.pod_uid.clone().or_else(|| live.carried_pod.clone());
-    let history: Vec<OomExplanation> = opts
-        .oom_history
-        .iter()
-        .filter(|e| {
-            let same_pod = pod_uid.is_some() && e.event.pod_uid == *pod_uid;
-            let same_vm =
-                e.vm.as_ref()
-                    .is_some_and(|v| v.namespace == j.namespace() && v.name == j.name());
-            same_pod || same_vm
-        })
-        .cloned()
-        .collect();
-    // Only kills in the compute container (or in a container not known) count as the VM's.
-    let current_pod = |e: &OomExplanation| pod_uid.is_some() && e.event.pod_uid == *pod_uid;
-    let log_current = history
-        .iter()
-        .filter(|e| e.kills_vm() && current_pod(e))
-        .count() as u64;
-    let earlier = history
-        .iter()
-        .filter(|e| e.kills_vm() && !current_pod(e))
-        .count() as u64;
-    let log_note = sidecar_kills_note(&history);
-    let pod_reading = live
-        .reading
-        .zip(pod_uid.as_deref())
-        .and_then(|(r, u)| r.pod(u));
-    let compute_id = compute_container_id(j);
-    let counter_note =
-        sidecar_counter_note(j, pod_reading, compute_id.as_deref(), log_note.is_some());
-    said.notes.extend(log_note.into_iter().chain(counter_note));
-    let cgroup_kills = live.model.as_ref().map_or(0, |m| m.oom_kills);
-    let (status_current, status_earlier) = status_kills::of_vm(j, &history);
-    // Known when the VM's cgroup counters or its node's kernel log were read, or a log or the
-    // pod's status named a kill; a VM with none of these (stopped, node unreachable, `--live
-    // off`) has an unknown count.
-    let known = !history.is_empty()
-        || !status_current.is_empty()
-        || !status_earlier.is_empty()
-        || (live.model.is_some() && live.source.is_some_and(|s| s.has_oom_counters()))
-        || opts.kernel_logs_read.covers(live.node.as_deref());
-    OomKills {
-        history,
-        current: cgroup_kills.max(log_current + status_current.len() as u64),
-        earlier: earlier + status_earlier.len() as u64,
-        from_status: [status_current, status_earlier].concat(),
-        known,
     }
 }
 

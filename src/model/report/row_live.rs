@@ -10,6 +10,23 @@ use crate::model::readings::{LiveSource, NodeReadings, PodReading};
 use crate::model::version::Version;
 use crate::units::human;
 
+/// What the node's reading says of this VM's pod.
+pub(super) struct LiveFigures<'a> {
+    pub(super) node: Option<String>,
+    pub(super) pod_uid: Option<String>,
+    /// The node's reading, when it has this pod.
+    pub(super) reading: Option<&'a NodeReadings>,
+    pub(super) stale_reason: Option<&'a String>,
+    /// The pod whose earlier reading the figures are, when carried (see `carry`).
+    pub(super) carried_pod: Option<String>,
+    pub(super) model: Option<MemoryModel>,
+    /// Room for everything but guest RAM: the binding limit less the charged guest.
+    pub(super) budget: Option<i64>,
+    pub(super) source: Option<LiveSource>,
+    /// The cgroup's figures, also when guest and overhead cannot be told apart (no model).
+    pub(super) cgroup: Option<CgroupJson>,
+}
+
 /// `swapping` when the binding cgroup (or the pod) has swap in use; `guest-filling` when the
 /// guest grew fast between the guest figure and the usage, with what that does to the figures.
 pub(super) fn live_flags(m: Option<&MemoryModel>, flags: &mut Vec<Flag>, notes: &mut Vec<String>) {
