@@ -133,6 +133,12 @@ for p in $platforms; do
   esac
 done
 
+# jemalloc (the Linux allocator) learns the page size by running a test program, which a cross
+# build cannot: it would assume 4 KiB and refuse to start on arm64 kernels with 16 KiB pages
+# (Raspberry Pi 5, Asahi) or 64 KiB pages (RHEL on arm64). 64 KiB works on all three.
+AARCH64_UNKNOWN_LINUX_MUSL_JEMALLOC_SYS_WITH_LG_PAGE=${AARCH64_UNKNOWN_LINUX_MUSL_JEMALLOC_SYS_WITH_LG_PAGE:-16}
+export AARCH64_UNKNOWN_LINUX_MUSL_JEMALLOC_SYS_WITH_LG_PAGE
+
 # Where a platform's build goes: CARGO_TARGET_DIR or target/, except that with --parallel every
 # platform but the first gets its own target/cross/PLATFORM (cargo locks a build folder, so
 # builds sharing one would run one after another).

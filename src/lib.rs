@@ -5,6 +5,7 @@
 //! value. `session` is the service layer: the one place the command line and the dashboard get
 //! their data from. Which folder may use which is checked by `layering` (a test).
 
+pub mod allocator;
 pub mod cli;
 pub mod cluster;
 pub mod demo;
