@@ -1,7 +1,7 @@
 //! What an explained OOM kill says (the types [`super::oom_verdict`] fills and
 //! [`super::oom_words`] puts into words).
 
-use super::oom_event::OomEvent;
+use super::oom_event::{ContainerRuntime, OomEvent};
 use super::oom_vm::{KillContainer, VmRef};
 use super::overhead::ProcessRole;
 use super::version::DetectedVersion;
@@ -46,6 +46,8 @@ pub struct OomExplanation {
     pub vm: Option<VmRef>,
     /// The container of the virt-launcher pod the kill was in, when known.
     pub container: Option<KillContainer>,
+    /// The container runtime: named by the cgroup path, else by the pod's status.
+    pub runtime: Option<ContainerRuntime>,
     pub version: DetectedVersion,
     pub harvester: Option<bool>,
     pub trigger_kind: TriggerKind,

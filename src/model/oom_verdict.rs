@@ -8,8 +8,8 @@ use super::objects::{CpuSpec, VmiSpec};
 use super::oom_event::{OomEvent, OomScope, OomTask};
 pub use super::oom_explanation::{GuestSource, OomExplanation, TaskVerdict, TriggerKind};
 use super::oom_vm::{
-    container_of_process, is_harvester, kill_container, kubevirt_version, vm_for_gone_pod,
-    vm_for_pod, KillContainer, VmFacts, COMPUTE_CONTAINER,
+    container_of_process, is_harvester, kill_container, kill_runtime, kubevirt_version,
+    vm_for_gone_pod, vm_for_pod, KillContainer, VmFacts, COMPUTE_CONTAINER,
 };
 use super::overhead::{overhead, process_role, ClusterInputs, ProcessConstants, ProcessRole};
 use super::peaks::RememberedPods;
@@ -198,8 +198,9 @@ pub fn explain_one(
     harvester: Option<bool>,
 ) -> OomExplanation {
     let kubevirt = facts.is_some() || looks_kubevirt(ev);
-    let container =
-        kill_container(facts.as_ref().map_or(&[], |f| &f.pod_containers), ev).filter(|_| kubevirt);
+    let containers = facts.as_ref().map_or(&[][..], |f| &f.pod_containers);
+    let container = kill_container(containers, ev).filter(|_| kubevirt);
+    let runtime = kill_runtime(containers, ev);
     let limit = ev.limit_bytes();
     let vm_room = kubevirt && vm_room_ran_out(ev, container.as_ref());
     let overhead_bytes = facts.as_ref().and_then(|f| f.overhead_bytes).or_else(|| {
@@ -250,6 +251,7 @@ pub fn explain_one(
         kubevirt,
         vm: facts.as_ref().map(|f| f.vm.clone()),
         container,
+        runtime,
         version,
         harvester,
         trigger_kind: trigger_kind(ev.trigger.as_deref()),

@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::hotplug::GuestRunning;
 use super::inventory::Inventory;
 use super::objects::{keys, Pod, VirtualMachine, VirtualMachineInstance, VmiSpec};
-use super::oom_event::OomEvent;
+use super::oom_event::{ContainerRuntime, OomEvent};
 use super::overhead::{overhead, process_role, ClusterInputs, Overhead};
 use super::version::{detect, DetectedVersion, Version};
 
@@ -220,11 +220,35 @@ pub fn container_of_process(comm: &str) -> Option<&'static str> {
     (comm == "virt-tail").then_some("guest-console-log")
 }
 
-/// One container of a pod: its runtime id (without the `containerd://` prefix) and its name.
+/// One container of a pod: its runtime id (without the `containerd://` prefix), its name and
+/// the runtime the prefix names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PodContainer {
     pub id: String,
     pub name: String,
+    pub runtime: Option<ContainerRuntime>,
+}
+
+/// The runtime a container status's ID names (`containerd://…`, `cri-o://…`, `docker://…`).
+pub fn runtime_of_container_id(container_id: &str) -> Option<ContainerRuntime> {
+    match container_id.split_once("://")?.0 {
+        "containerd" => Some(ContainerRuntime::Containerd),
+        "cri-o" => Some(ContainerRuntime::Crio),
+        "docker" => Some(ContainerRuntime::Docker),
+        _ => None,
+    }
+}
+
+/// The runtime of a kill: what its cgroup path names, else what the pod's status says of the
+/// container it was in, else of the pod's containers (a pod's containers share one runtime).
+pub fn kill_runtime(containers: &[PodContainer], ev: &OomEvent) -> Option<ContainerRuntime> {
+    let by_id = ev
+        .container_id
+        .as_deref()
+        .and_then(|id| containers.iter().find(|c| c.id == id));
+    ev.runtime
+        .or_else(|| by_id.and_then(|c| c.runtime))
+        .or_else(|| containers.iter().find_map(|c| c.runtime))
 }
 
 /// The containers a pod's status lists, init containers too (native sidecars).
@@ -238,6 +262,7 @@ pub fn pod_containers(pod: &Pod) -> Vec<PodContainer> {
             (!id.is_empty()).then(|| PodContainer {
                 id: id.to_string(),
                 name: c.name.clone(),
+                runtime: runtime_of_container_id(&c.container_id),
             })
         })
         .collect()
@@ -459,5 +484,49 @@ mod tests {
         let f = vm_for_pod(&inv, "old-pod", Version::NEWEST_KNOWN).unwrap();
         assert_eq!(f.vm.name, "vm4");
         assert_eq!(f.overhead_bytes, Some(300 << 20));
+    }
+
+    #[test]
+    fn a_kills_runtime_comes_from_the_pods_status_when_the_path_names_none() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"namespace": "default", "name": "virt-launcher-vm1-abcde", "uid": "p1"},
+            "status": {"containerStatuses": [
+                {"name": "compute", "containerID": "cri-o://c0ffee"},
+                {"name": "guest-console-log", "containerID": "cri-o://beef"}]}}))
+        .unwrap();
+        let containers = pod_containers(&pod);
+        assert_eq!(containers[0].runtime, Some(ContainerRuntime::Crio));
+        // A cgroupfs path (`/kubepods/burstable/podp1/c0ffee`) names the container, not the
+        // runtime.
+        let ev = OomEvent {
+            container_id: Some("c0ffee".into()),
+            ..Default::default()
+        };
+        assert_eq!(kill_runtime(&containers, &ev), Some(ContainerRuntime::Crio));
+        let pod_level = OomEvent::default();
+        assert_eq!(
+            kill_runtime(&containers, &pod_level),
+            Some(ContainerRuntime::Crio)
+        );
+        // The path's own word wins; without a pod there is none.
+        let named = OomEvent {
+            runtime: Some(ContainerRuntime::Containerd),
+            ..Default::default()
+        };
+        assert_eq!(
+            kill_runtime(&containers, &named),
+            Some(ContainerRuntime::Containerd)
+        );
+        assert_eq!(kill_runtime(&[], &pod_level), None);
+        assert_eq!(
+            runtime_of_container_id("docker://1"),
+            Some(ContainerRuntime::Docker)
+        );
+        assert_eq!(
+            runtime_of_container_id("containerd://1"),
+            Some(ContainerRuntime::Containerd)
+        );
+        assert_eq!(runtime_of_container_id("rkt://1"), None);
+        assert_eq!(runtime_of_container_id(""), None);
     }
 }

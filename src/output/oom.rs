@@ -71,7 +71,8 @@ pub struct EventJson<'a> {
     pub scope: Option<&'static str>,
     pub pod_uid: Option<&'a str>,
     pub container_id: Option<&'a str>,
-    /// `containerd`, `crio` or `docker`, when the cgroup path names it.
+    /// `containerd`, `crio` or `docker`: named by the cgroup path, else by the pod's status (the
+    /// path of a node with the cgroupfs driver names no runtime).
     pub container_runtime: Option<ContainerRuntime>,
     pub limit_bytes: Option<u64>,
     pub usage_bytes: Option<u64>,
@@ -121,7 +122,7 @@ fn event_json(ex: &OomExplanation) -> EventJson<'_> {
         scope: ev.scope.map(|s| s.as_str()),
         pod_uid: ev.pod_uid.as_deref(),
         container_id: ev.container_id.as_deref(),
-        container_runtime: ev.runtime,
+        container_runtime: ex.runtime,
         limit_bytes: ev.limit_bytes(),
         usage_bytes: ev.usage_bytes(),
         failcnt: ev.failcnt(),
