@@ -12,7 +12,8 @@ use crate::cluster::kernel_log::{read_ooms, StreamedOoms};
 use crate::escape::Shown;
 use crate::model::inventory::Inventory;
 use crate::model::oom_event::OomEvent;
-use crate::model::oom_verdict::explain;
+use crate::model::oom_verdict::explain_remembering;
+use crate::model::peaks::RememberedPods;
 use crate::model::version::Version;
 use crate::parse::oom::{parse_kernel_log, parse_node_kernel_log};
 use crate::session::Options;
@@ -29,8 +30,8 @@ pub fn run(opts: &Options, args: &OomArgs) -> anyhow::Result<ExitCode> {
             .enable_all()
             .build()
             .context("starting the async runtime")?;
-        let (inventory, events) = rt.block_on(node_logs(opts, &args.nodes))?;
-        let out = render(&events, Some(&inventory), flag, args.output)?;
+        let (inventory, events, remembered) = rt.block_on(node_logs(opts, &args.nodes))?;
+        let out = render(&events, Some(&inventory), &remembered, flag, args.output)?;
         if events.is_empty() {
             eprintln!(
                 "no OOM kill reports found in the kernel log of {}",
@@ -80,7 +81,13 @@ pub fn run(opts: &Options, args: &OomArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let inventory = loaded.as_ref().map(|l| &l.inventory);
-    let out = render(&events, inventory, flag, args.output)?;
+    let out = render(
+        &events,
+        inventory,
+        &RememberedPods::new(),
+        flag,
+        args.output,
+    )?;
     if events.is_empty() {
         eprintln!("no OOM kill reports found in {}", Shown(&source));
     }
@@ -92,13 +99,22 @@ pub fn run(opts: &Options, args: &OomArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The kernel logs of `nodes`, read through agent pods (deleted again on every exit path), and
-/// the live inventory to map pods to VMs.
-async fn node_logs(opts: &Options, nodes: &[String]) -> anyhow::Result<(Inventory, Vec<OomEvent>)> {
+/// The kernel logs of `nodes`, read through agent pods (deleted again on every exit path), the
+/// live inventory to map pods to VMs, and the launcher pods this machine's peak store remembers
+/// for the cluster's VMs (a kill in a pod KubeVirt has deleted since names only its UID).
+async fn node_logs(
+    opts: &Options,
+    nodes: &[String],
+) -> anyhow::Result<(Inventory, Vec<OomEvent>, RememberedPods)> {
     use crate::node::readers::{LiveReadings, Mode};
     use crate::session::{readings::unix_now, signals::interrupted};
     let live = crate::session::source::open(opts).await?;
     let inventory = live.source.snapshot();
+    let (keeper, store_warnings) = crate::session::peaks::keeper_for(opts, &live.conn.server);
+    for w in store_warnings {
+        eprintln!("warning: {}", Shown(&w));
+    }
+    let remembered = keeper.remembered_pods();
     let mut read_opts = opts.read_options();
     if read_opts.mode == Mode::Off {
         read_opts.mode = Mode::Agent;
@@ -133,7 +149,7 @@ async fn node_logs(opts: &Options, nodes: &[String]) -> anyhow::Result<(Inventor
     live.close().await;
     let events = result?;
     let inventory = inventory_of_every_pod(opts, inventory, &events).await;
-    Ok((inventory, events))
+    Ok((inventory, events, remembered))
 }
 
 /// A node's kernel log holds the kills of every namespace's pods: when a kill's pod is not in
@@ -200,10 +216,11 @@ fn add_objects_of(inventory: &mut Inventory, other: Inventory) {
 pub fn render(
     events: &[OomEvent],
     inventory: Option<&Inventory>,
+    remembered: &RememberedPods,
     flag: Option<Version>,
     output: OomOutput,
 ) -> anyhow::Result<String> {
-    let explained = explain(events, inventory, flag);
+    let explained = explain_remembering(events, inventory, flag, remembered);
     Ok(match output {
         OomOutput::Json => crate::output::oom::to_json(&explained).context("encoding JSON")?,
         OomOutput::Table if explained.is_empty() => String::new(),

@@ -419,8 +419,8 @@ async fn peaks_are_remembered_across_runs_unless_history_is_off() {
 }
 
 /// KubeVirt deleted a failed launcher pod: the node's kernel log names only its UID. The peak
-/// store remembers the VM's launcher pods, so `list` still counts that kill for its VM; with
-/// `--history off` it cannot.
+/// store remembers the VM's launcher pods, so `list` still counts that kill for its VM and `oom
+/// --node` names the VM; with `--history off` neither can.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_in_a_deleted_pod_counts_for_the_vm_the_store_remembers_it_for() {
     let sim = common::start(vmmem_sim::Scenario::demo().unwrap()).await;
@@ -496,7 +496,28 @@ async fn a_kill_in_a_deleted_pod_counts_for_the_vm_the_store_remembers_it_for() 
     assert_eq!(kills.len(), 1, "{second}");
     assert_eq!(kills[0]["source"], format!("kernel log of node {node}"));
     assert_eq!(second["oomHistory"][0]["podUid"], gone);
+    // `oom --node` names the VM too, from the same store.
+    let oom = ["oom", "--node", &node, "-o", "json"];
+    let kills = ok_json(&run_with_state(&sim, state.path(), &oom).await);
+    let kill = kills["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["podUid"] == gone)
+        .cloned()
+        .expect("the kill in the deleted pod");
+    assert_eq!(kill["vm"]["name"], name, "{kill}");
     // --history off: the store is not read, so the kill has no VM.
+    let oom_off: Vec<&str> = oom.iter().copied().chain(["--history", "off"]).collect();
+    let kills = ok_json(&run_with_state(&sim, state.path(), &oom_off).await);
+    let kill = kills["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["podUid"] == gone)
+        .cloned()
+        .unwrap();
+    assert!(kill["vm"].is_null(), "{kill}");
     let off: Vec<&str> = list.iter().copied().chain(["--history", "off"]).collect();
     let third = find(&ok_json(&run_with_state(&sim, state.path(), &off).await));
     assert_eq!(third["oomKills"], 0, "{third}");
