@@ -110,11 +110,11 @@ async fn node_logs(
     use crate::session::{readings::unix_now, signals::interrupted};
     let live = crate::session::source::open(opts).await?;
     let inventory = live.source.snapshot();
-    let (keeper, store_warnings) = crate::session::peaks::keeper_for(opts, &live.conn.server);
+    let (remembered, store_warnings) =
+        crate::session::peaks::remembered_pods(opts, &live.conn.server);
     for w in store_warnings {
         eprintln!("warning: {}", Shown(&w));
     }
-    let remembered = keeper.remembered_pods();
     let mut read_opts = opts.read_options();
     if read_opts.mode == Mode::Off {
         read_opts.mode = Mode::Agent;

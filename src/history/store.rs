@@ -150,6 +150,16 @@ impl PeakStore {
         (tracker.unwrap_or_default(), warnings)
     }
 
+    /// What is stored for `cluster`, read without changing the store (no lock, nothing moved
+    /// aside or removed): for commands that only read it. A file that cannot be read gives a
+    /// warning and no tracker.
+    pub fn peek(&self, cluster: &str) -> (Option<PeakTracker>, Vec<String>) {
+        let mut warnings = Vec::new();
+        let path = self.path_for(cluster);
+        let tracker = self.read_cluster_as(&path, cluster, &mut warnings, Broken::Leave);
+        (tracker, warnings)
+    }
+
     /// Take what another process stored for `cluster` into `tracker` (the file is read again
     /// only when another process wrote it since this store last read or wrote it, so `tracker`
     /// must be the one this store loaded for the cluster, grown since), expire, and write it
@@ -196,18 +206,35 @@ impl PeakStore {
         cluster: &str,
         warnings: &mut Vec<String>,
     ) -> Option<PeakTracker> {
+        self.read_cluster_as(path, cluster, warnings, Broken::SetAside)
+    }
+
+    fn read_cluster_as(
+        &self,
+        path: &Path,
+        cluster: &str,
+        warnings: &mut Vec<String>,
+        broken: Broken,
+    ) -> Option<PeakTracker> {
+        let set_aside = |why: &str, warnings: &mut Vec<String>| match broken {
+            Broken::SetAside => self.set_aside(path, why, warnings),
+            Broken::Leave => warnings.push(format!(
+                "the peak store {} could not be read ({why}); peaks from earlier runs are not used",
+                path.display()
+            )),
+        };
         let bytes = match read_bounded(path) {
             Ok(Some(b)) => b,
             Ok(None) => return None,
             Err(why) => {
-                self.set_aside(path, &why, warnings);
+                set_aside(&why, warnings);
                 return None;
             }
         };
         match serde_json::from_slice::<ClusterFile>(&bytes) {
             Ok(f) if f.format != FORMAT => {
                 let why = format!("format {} is not {FORMAT}", f.format);
-                self.set_aside(path, &why, warnings);
+                set_aside(&why, warnings);
                 None
             }
             Ok(f) if f.cluster != cluster => {
@@ -223,7 +250,7 @@ impl PeakStore {
                 Some(f.peaks)
             }
             Err(e) => {
-                self.set_aside(path, &e.to_string(), warnings);
+                set_aside(&e.to_string(), warnings);
                 None
             }
         }
@@ -342,6 +369,15 @@ impl PeakStore {
 }
 
 /// `host_port-<16 hex digits of a 64-bit FNV-1a hash of the whole URL>`.
+/// What reading a cluster's file does with one it cannot read.
+#[derive(Clone, Copy)]
+enum Broken {
+    /// Move it aside, so the next save starts a new one.
+    SetAside,
+    /// Leave it as it is (a command that only reads the store).
+    Leave,
+}
+
 fn file_stem(cluster: &str) -> String {
     let rest = cluster.split_once("://").map_or(cluster, |(_, r)| r);
     let authority = rest.split('/').next().unwrap_or("");

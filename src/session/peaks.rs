@@ -3,6 +3,7 @@
 
 use super::options::{Objects, Options};
 use crate::history::{HistoryMode, PeakKeeper, PeakStore};
+use crate::model::peaks::RememberedPods;
 
 /// The keeper for a session on the cluster at `server`, with warnings about a store that
 /// could not be read (never an error: without a store, peaks live as long as the process).
@@ -13,6 +14,21 @@ pub fn keeper_for(opts: &Options, server: &str) -> (PeakKeeper, Vec<String>) {
         _ => None,
     };
     PeakKeeper::open(store, server, opts.history)
+}
+
+/// The launcher pods this machine's peak store remembers for the VMs of the cluster at
+/// `server`, read without changing the store (`oom --node` only reads it), with warnings about
+/// a store that could not be read. None with `--history off`, for the demo and for files.
+pub fn remembered_pods(opts: &Options, server: &str) -> (RememberedPods, Vec<String>) {
+    if opts.history == HistoryMode::Off || opts.objects != Objects::Cluster {
+        return (RememberedPods::new(), Vec::new());
+    }
+    let Ok(store) = PeakStore::in_state_dir() else {
+        return (RememberedPods::new(), Vec::new());
+    };
+    let (tracker, warnings) = store.peek(server);
+    let pods = tracker.map(|t| t.remembered_pods()).unwrap_or_default();
+    (pods, warnings)
 }
 
 /// Unix seconds now.

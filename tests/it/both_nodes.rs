@@ -504,6 +504,18 @@ async fn the_simulator_passes_the_real_nodes_assertions() {
                 && e["vm"] == serde_json::json!({"namespace": "other", "name": "memhold"})
         });
         assert!(named, "the kill in namespace other is not named: {oom}");
+        // The cgroupfs path names no runtime; the pod's status does (`containerd://…`).
+        let runtimes: Vec<&Value> = oom["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["podUid"] == memhold.pod_uid.as_str())
+            .map(|e| &e["containerRuntime"])
+            .collect();
+        assert!(
+            !runtimes.is_empty() && runtimes.iter().all(|r| *r == "containerd"),
+            "{runtimes:?}"
+        );
         node
     })
     .await

@@ -76,6 +76,32 @@ fn a_broken_file_is_set_aside_with_a_warning_and_never_fails() {
 }
 
 #[test]
+fn a_peek_reads_the_store_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = PeakStore::new(dir.path().to_path_buf());
+    assert_eq!(
+        store.peek("x"),
+        (None, Vec::new()),
+        "no file: nothing, no warning"
+    );
+    store.save("x", &mut tracker("u1", MI, NOW), NOW).unwrap();
+    let (t, w) = store.peek("x");
+    assert!(w.is_empty(), "{w:?}");
+    assert_eq!(t.unwrap().vms.len(), 1);
+    // A broken file is left where it is (a warning, nothing moved aside).
+    let path = store.path_for("x");
+    std::fs::write(&path, b"{\"format\":2,\"cluster\":\"x\",\"peaks\": [tru").unwrap();
+    let (t, w) = PeakStore::new(dir.path().to_path_buf()).peek("x");
+    assert!(t.is_none());
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].contains("could not be read"), "{}", w[0]);
+    assert!(!w[0].contains(".broken"), "{}", w[0]);
+    assert!(path.is_file());
+    let files = std::fs::read_dir(path.parent().unwrap()).unwrap().count();
+    assert_eq!(files, 2, "the file and its lock, nothing else");
+}
+
+#[test]
 fn two_writers_at_once_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_path_buf();
