@@ -28,15 +28,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The allocator the binary ships with (src/main.rs): the headless dashboard below runs in this
-/// process's child, and the soak's simulator in this process.
-#[cfg(target_os = "linux")]
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
-#[cfg(target_os = "linux")]
-#[export_name = "_rjem_malloc_conf"]
-static JEMALLOC_CONF: &u8 = &vmmem::allocator::JEMALLOC_OPTIONS[0];
+// The allocator the binary ships with (src/main.rs): the headless dashboard below runs in this
+// process's child, and the soak's simulator in this process.
+vmmem::jemalloc!();
 
 use serde::de::IgnoredAny;
 use serde::Deserialize;

@@ -10,6 +10,25 @@
 pub const JEMALLOC_OPTIONS: &[u8] =
     b"narenas:1,background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
 
+#[cfg(target_os = "linux")]
+pub use tikv_jemallocator::Jemalloc;
+
+/// jemalloc as the global allocator, with [`JEMALLOC_OPTIONS`], on Linux: `vmmem::jemalloc!();`
+/// in a binary's root (the plugin, the scale benchmark).
+#[macro_export]
+macro_rules! jemalloc {
+    () => {
+        #[cfg(target_os = "linux")]
+        #[global_allocator]
+        static ALLOCATOR: $crate::allocator::Jemalloc = $crate::allocator::Jemalloc;
+
+        /// jemalloc reads its options from this symbol before `main`.
+        #[cfg(target_os = "linux")]
+        #[export_name = "_rjem_malloc_conf"]
+        static JEMALLOC_CONF: &u8 = &$crate::allocator::JEMALLOC_OPTIONS[0];
+    };
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -498,25 +498,20 @@ async fn a_kill_in_a_deleted_pod_counts_for_the_vm_the_store_remembers_it_for() 
     assert_eq!(second["oomHistory"][0]["podUid"], gone);
     // `oom --node` names the VM too, from the same store.
     let oom = ["oom", "--node", &node, "-o", "json"];
-    let kills = ok_json(&run_with_state(&sim, state.path(), &oom).await);
-    let kill = kills["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["podUid"] == gone)
-        .cloned()
-        .expect("the kill in the deleted pod");
+    let kill_in_gone_pod = |doc: Value| {
+        doc["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["podUid"] == gone)
+            .cloned()
+            .expect("the kill in the deleted pod")
+    };
+    let kill = kill_in_gone_pod(ok_json(&run_with_state(&sim, state.path(), &oom).await));
     assert_eq!(kill["vm"]["name"], name, "{kill}");
     // --history off: the store is not read, so the kill has no VM.
     let oom_off: Vec<&str> = oom.iter().copied().chain(["--history", "off"]).collect();
-    let kills = ok_json(&run_with_state(&sim, state.path(), &oom_off).await);
-    let kill = kills["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["podUid"] == gone)
-        .cloned()
-        .unwrap();
+    let kill = kill_in_gone_pod(ok_json(&run_with_state(&sim, state.path(), &oom_off).await));
     assert!(kill["vm"].is_null(), "{kill}");
     let off: Vec<&str> = list.iter().copied().chain(["--history", "off"]).collect();
     let third = find(&ok_json(&run_with_state(&sim, state.path(), &off).await));

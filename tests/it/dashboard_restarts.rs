@@ -16,7 +16,7 @@ use vmmem::model::evidence::VmKey;
 use vmmem::session::dashboard::cluster::ClusterSource;
 use vmmem::session::dashboard::cluster_fix::ClientSlot;
 use vmmem::session::dashboard::snapshot::{DataSource, Request};
-use vmmem_sim::handle::{Sim, SimOptions};
+use vmmem_sim::handle::{Sim, SimHandle, SimOptions};
 use vmmem_sim::scenario::Scenario;
 
 /// Running VMs on nodes that answered, without live data, in one refresh's report. A row with
@@ -47,6 +47,38 @@ fn top_cli(kc: &std::path::Path) -> Cli {
     .unwrap()
 }
 
+/// The simulator with `opts`, and a dashboard source on it (`top -A --live agent`).
+async fn started(
+    scenario: Scenario,
+    opts: SimOptions,
+) -> (SimHandle, tempfile::TempDir, ClusterSource) {
+    let sim = Sim::start(scenario, opts).await.unwrap();
+    let (dir, kc) = common::admin_kubeconfig(&sim);
+    let cli = top_cli(&kc);
+    let source = ClusterSource::new(
+        vmmem::cli::options::options(&cli.global).unwrap(),
+        ClientSlot::default(),
+    );
+    (sim, dir, source)
+}
+
+/// A running VM the first refresh read live, with its launcher pods' API and selector.
+async fn a_vm_read_live(
+    sim: &SimHandle,
+    source: &mut ClusterSource,
+) -> (vmmem::model::report::TableRow, Api<Pod>, ListParams) {
+    let first = source.fetch(&Request::default()).await.table.unwrap();
+    let vm = first
+        .rows
+        .iter()
+        .find(|v| v.phase == "Running" && v.usage_bytes.is_some() && !v.stale)
+        .expect("a running VM read live")
+        .clone();
+    let pods: Api<Pod> = Api::namespaced(sim.client().await.unwrap(), &vm.namespace);
+    let lp = ListParams::default().labels(&format!("vm.kubevirt.io/name={}", vm.name));
+    (vm, pods, lp)
+}
+
 /// On a real cluster a VMI says `Running` for a while after its launcher pod is gone (until
 /// virt-handler reports the domain gone); the simulator waits a minute here. The refreshes in
 /// between have the VMI without its pod: the VM keeps its last reading, marked stale, with its
@@ -57,23 +89,8 @@ async fn a_running_vm_whose_pod_is_gone_keeps_its_last_reading_marked_stale() {
         pod_gone_notice: Duration::from_secs(60),
         ..SimOptions::default()
     };
-    let sim = Sim::start(Scenario::generated(8, 2), opts).await.unwrap();
-    let (_dir, kc) = common::admin_kubeconfig(&sim);
-    let cli = top_cli(&kc);
-    let mut source = ClusterSource::new(
-        vmmem::cli::options::options(&cli.global).unwrap(),
-        ClientSlot::default(),
-    );
-    let first = source.fetch(&Request::default()).await.table.unwrap();
-    let vm = first
-        .rows
-        .iter()
-        .find(|v| v.phase == "Running" && v.usage_bytes.is_some() && !v.stale)
-        .expect("a running VM read live")
-        .clone();
-    let client = sim.client().await.unwrap();
-    let pods: Api<Pod> = Api::namespaced(client, &vm.namespace);
-    let lp = ListParams::default().labels(&format!("vm.kubevirt.io/name={}", vm.name));
+    let (sim, _dir, mut source) = started(Scenario::generated(8, 2), opts).await;
+    let (vm, pods, lp) = a_vm_read_live(&sim, &mut source).await;
     let deleted = pods
         .delete_collection(&DeleteParams::default(), &lp)
         .await
@@ -131,24 +148,9 @@ async fn a_vm_restarted_during_the_probe_round_is_read_in_the_same_refresh() {
         exec_latency: Duration::from_secs(3),
         ..SimOptions::default()
     };
-    let sim = Sim::start(Scenario::generated(8, 2), opts).await.unwrap();
-    let (_dir, kc) = common::admin_kubeconfig(&sim);
-    let cli = top_cli(&kc);
-    let mut source = ClusterSource::new(
-        vmmem::cli::options::options(&cli.global).unwrap(),
-        ClientSlot::default(),
-    );
-    let first = source.fetch(&Request::default()).await.table.unwrap();
-    let vm = first
-        .rows
-        .iter()
-        .find(|v| v.phase == "Running" && v.usage_bytes.is_some())
-        .expect("a running VM read live")
-        .clone();
+    let (sim, _dir, mut source) = started(Scenario::generated(8, 2), opts).await;
+    let (vm, pods, lp) = a_vm_read_live(&sim, &mut source).await;
     let key = VmKey::new(&vm.namespace, &vm.name);
-    let client = sim.client().await.unwrap();
-    let pods: Api<Pod> = Api::namespaced(client, &vm.namespace);
-    let lp = ListParams::default().labels(&format!("vm.kubevirt.io/name={}", vm.name));
     let old_pod = pods.list(&lp).await.unwrap().items[0]
         .metadata
         .uid
@@ -191,13 +193,7 @@ async fn vms_restarting_during_refreshes_keep_their_live_data() {
         exec_latency: Duration::from_millis(400),
         ..SimOptions::default()
     };
-    let sim = Sim::start(Scenario::generated(60, 4), opts).await.unwrap();
-    let (_dir, kc) = common::admin_kubeconfig(&sim);
-    let cli = top_cli(&kc);
-    let mut source = ClusterSource::new(
-        vmmem::cli::options::options(&cli.global).unwrap(),
-        ClientSlot::default(),
-    );
+    let (sim, _dir, mut source) = started(Scenario::generated(60, 4), opts).await;
     let scope = Request::default();
     let first = source.fetch(&scope).await;
     let report = first.table.expect("a first report");
