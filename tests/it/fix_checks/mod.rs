@@ -89,9 +89,13 @@ pub async fn undo(client: &kube::Client, ns: &str, name: &str) {
         .unwrap();
 }
 
-/// A write between reading and applying is a 409, never a lost update; planning again works.
+/// A write between reading and applying is a 409, never a lost update. A write where no plan
+/// reads (a label; KubeVirt's status updates) leaves the same change, which the shared path
+/// applies with the new resourceVersion; a write of what the plan reads (someone else's fix)
+/// comes back as a conflict with the plan for the VM as it is now, and nothing applied.
 pub async fn conflict(client: &kube::Client, ns: &str, name: &str) {
-    let stale = plan_now(client, ns, name, reserve(Some(512 << 20))).await;
+    let choice = reserve(Some(512 << 20));
+    let stale = plan_now(client, ns, name, choice).await;
     vms(client, ns)
         .patch(
             name,
@@ -111,34 +115,60 @@ pub async fn conflict(client: &kube::Client, ns: &str, name: &str) {
         stale.before.fields,
         "nothing applied"
     );
-    // The shared path: the conflict comes back with the plan for the VM as it is now.
-    let outcome = fix::apply_or_replan(
-        client,
-        &stale,
-        &reserve(Some(512 << 20)),
-        fix::Options::default(),
-        &ReportOptions::default(),
-    )
-    .await
-    .unwrap();
+    let replanned = |stale: Plan| async move {
+        fix::apply_or_replan(
+            client,
+            &stale,
+            &choice,
+            fix::Options::default(),
+            &ReportOptions::default(),
+        )
+        .await
+        .unwrap()
+    };
+    // The label is nothing a plan reads: the plan made now is the same change, applied.
+    let outcome = replanned(stale.clone()).await;
+    let fix::Outcome::Applied(applied) = outcome else {
+        panic!("expected the same change applied, got {outcome:?}")
+    };
+    let stored = get_vm(client, ns, name).await;
+    assert_eq!(Fields::read(&stored), stale.after.fields);
+    assert_eq!(
+        applied.resource_version,
+        stored["metadata"]["resourceVersion"].as_str().unwrap()
+    );
+    assert_eq!(stored["metadata"]["labels"]["touched-by"], "someone-else");
+    undo(client, ns, name).await;
+    // Someone else fixes the VM meanwhile: a conflict, with the plan for the VM as it is now.
+    let stale = plan_now(client, ns, name, choice).await;
+    let theirs = plan_now(client, ns, name, reserve(Some(768 << 20))).await;
+    fix::apply(client, &theirs, fix::Options::default())
+        .await
+        .unwrap();
+    let stored = get_vm(client, ns, name).await;
+    let outcome = replanned(stale.clone()).await;
     let fix::Outcome::Conflict { message, fresh } = outcome else {
         panic!("expected a conflict, got {outcome:?}")
     };
     assert!(!message.is_empty());
     let fresh = fresh.unwrap();
-    assert_ne!(fresh.resource_version, stale.resource_version);
     assert_eq!(
         fresh.resource_version,
         stored["metadata"]["resourceVersion"].as_str().unwrap()
     );
+    assert_eq!(fresh.before.fields, theirs.after.fields);
     assert_eq!(
         Fields::read(&get_vm(client, ns, name).await),
-        stale.before.fields,
-        "still nothing applied"
+        theirs.after.fields,
+        "nothing applied over their change"
     );
     fix::apply(client, &fresh, fix::Options::default())
         .await
         .unwrap();
+    assert_eq!(
+        Fields::read(&get_vm(client, ns, name).await),
+        fresh.after.fields
+    );
     undo(client, ns, name).await;
     vms(client, ns)
         .patch(
