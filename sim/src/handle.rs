@@ -48,6 +48,10 @@ pub struct SimOptions {
     pub pod_start_delay: Duration,
     /// Wait after a VMI failed before its VM starts again.
     pub restart_backoff: Duration,
+    /// Wait from a started VMI's launcher pod to the VMI `Running`: KubeVirt marks a VMI
+    /// `Running` only once virt-handler started its domain in the running pod, so a watch sees
+    /// the pod before the VMI runs. The scenario's own VMs run from the start.
+    pub domain_start_delay: Duration,
     /// Wait after a launcher pod is deleted before its VMI is marked failed (zero: at once).
     pub pod_gone_notice: Duration,
     /// How often model time is applied (pods starting, OOM kills).
@@ -72,6 +76,7 @@ impl Default for SimOptions {
             pod_start_delay: Duration::from_millis(300),
             restart_backoff: Duration::from_secs(10),
             pod_gone_notice: Duration::ZERO,
+            domain_start_delay: Duration::from_millis(300),
             tick: Duration::from_millis(200),
             host_root: None,
             speed: 1.0,
@@ -143,6 +148,7 @@ impl Sim {
         world.pod_start_delay = opts.pod_start_delay.as_secs_f64();
         world.restart_backoff = opts.restart_backoff.as_secs_f64();
         world.pod_gone_notice = opts.pod_gone_notice.as_secs_f64();
+        world.domain_start_delay = opts.domain_start_delay.as_secs_f64();
         world.exec.cpus.counter_period = opts.counter_period.as_secs_f64();
         world.exec.cpus.fresh = opts.fresh_exec;
         if opts.speed != 1.0 {

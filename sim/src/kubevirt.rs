@@ -293,7 +293,9 @@ pub fn start_vmi(w: &mut World, vm: &Value) {
             status["migrationMethod"] = json!("LiveMigration");
         }
     }
-    status["phase"] = json!("Running");
+    // The pod runs; the VMI is `Running` once virt-handler started the domain in it.
+    let booting = w.domain_start_delay > 0.0;
+    status["phase"] = json!(if booting { "Scheduled" } else { "Running" });
     status["nodeName"] = json!(node);
     status["activePods"] = active;
     status["qosClass"] = json!(w.launchers.get(&source.0).map_or("Burstable", |l| l.qos));
@@ -303,11 +305,36 @@ pub fn start_vmi(w: &mut World, vm: &Value) {
             status["memory"]["memoryOverhead"] = json!(l.overhead.to_string());
         }
     }
-    status["conditions"] = json!([{"type": "Ready", "status": "True", "lastTransitionTime": w.timestamp()},
-                                  {"type": "LiveMigratable", "status": "True"}]);
+    status["conditions"] = ready_conditions(!booting, &w.timestamp());
     status["interfaces"] =
         json!([{"name": "default", "ipAddress": w.alloc_ip(), "interfaceName": "eth0"}]);
     set_status(w, &VIRTUAL_MACHINE_INSTANCES, &ns, &name, status);
+    if booting {
+        let vmi_uid = meta_str(&vmi, "uid").to_string();
+        let delay = w.domain_start_delay;
+        w.schedule(delay, Scheduled::DomainStarted { ns, name, vmi_uid });
+    }
+}
+
+fn ready_conditions(ready: bool, since: &str) -> Value {
+    let status = if ready { "True" } else { "False" };
+    json!([{"type": "Ready", "status": status, "lastTransitionTime": since},
+           {"type": "LiveMigratable", "status": "True"}])
+}
+
+/// virt-handler started the domain of the VMI with `vmi_uid` (if that VMI still waits for it).
+pub fn domain_started(w: &mut World, ns: &str, name: &str, vmi_uid: &str) {
+    let Some(vmi) = w.store.get(&VIRTUAL_MACHINE_INSTANCES, ns, name) else {
+        return;
+    };
+    if meta_str(vmi, "uid") != vmi_uid || vmi["status"]["phase"] != "Scheduled" {
+        return;
+    }
+    let mut status = vmi["status"].clone();
+    status["phase"] = json!("Running");
+    status["conditions"] = ready_conditions(true, &w.timestamp());
+    set_status(w, &VIRTUAL_MACHINE_INSTANCES, ns, name, status);
+    update_vm_status(w, ns, name);
 }
 
 /// Replace the status of a stored object.
@@ -438,7 +465,10 @@ pub fn launcher_pod_gone(w: &mut World, ns: &str, name: &str, vmi_uid: &str) {
     let same = w
         .store
         .get(&VIRTUAL_MACHINE_INSTANCES, ns, name)
-        .is_some_and(|v| meta_str(v, "uid") == vmi_uid && v["status"]["phase"] == "Running");
+        .is_some_and(|v| {
+            meta_str(v, "uid") == vmi_uid
+                && (v["status"]["phase"] == "Running" || v["status"]["phase"] == "Scheduled")
+        });
     if same {
         vmi_failed(w, ns, name, "PodDeleted");
     }
@@ -527,5 +557,40 @@ mod tests {
             default_vmi_spec(&only_guest)["domain"]["resources"]["requests"]["memory"],
             "2Gi"
         );
+    }
+
+    fn phase(w: &World, ns: &str, name: &str) -> (String, String) {
+        let vmi = w.store.get(&VIRTUAL_MACHINE_INSTANCES, ns, name).unwrap();
+        let phase = vmi["status"]["phase"].as_str().unwrap_or("").to_string();
+        (phase, meta_str(vmi, "uid").to_string())
+    }
+
+    #[test]
+    fn a_started_vmi_runs_only_after_its_launcher_pod() {
+        let scenario = crate::scenario::Scenario::generated(1, 1);
+        let mut w = World::new(&scenario, std::env::temp_dir()).unwrap();
+        let l = w.launchers.values().next().unwrap();
+        let (ns, name, first_pod) = (l.namespace.clone(), l.vm_name.clone(), l.pod_uid.clone());
+        assert_eq!(phase(&w, &ns, &name).0, "Running", "the scenario's VMs run");
+        w.domain_start_delay = 1.0;
+        restart(&mut w, &ns, &name).unwrap();
+        let (now, uid) = phase(&w, &ns, &name);
+        assert_eq!(now, "Scheduled", "the domain is not started yet");
+        let pod = w.launchers.values().find(|l| l.vmi_uid == uid).unwrap();
+        assert_ne!(pod.pod_uid, first_pod);
+        let pod = w.store.get(&PODS, &ns, &pod.pod_name).unwrap();
+        assert_eq!(pod["status"]["phase"], "Running", "the pod runs first");
+        let started = Scheduled::DomainStarted {
+            ns: ns.clone(),
+            name: name.clone(),
+            vmi_uid: uid.clone(),
+        };
+        assert!(w.scheduled.iter().any(|(_, s)| *s == started));
+        domain_started(&mut w, &ns, &name, "another-vmi");
+        assert_eq!(phase(&w, &ns, &name).0, "Scheduled");
+        domain_started(&mut w, &ns, &name, &uid);
+        assert_eq!(phase(&w, &ns, &name), ("Running".to_string(), uid));
+        let vm = w.store.get(&VIRTUAL_MACHINES, &ns, &name).unwrap();
+        assert_eq!(vm["status"]["printableStatus"], "Running");
     }
 }

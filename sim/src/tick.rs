@@ -25,6 +25,9 @@ pub fn tick(w: &mut World) {
         match what {
             Scheduled::PodRunning { ns, name } => pod_running(w, &ns, &name),
             Scheduled::StartVm { ns, name } => kubevirt::start_after_failure(w, &ns, &name),
+            Scheduled::DomainStarted { ns, name, vmi_uid } => {
+                kubevirt::domain_started(w, &ns, &name, &vmi_uid)
+            }
             Scheduled::PodGone { ns, name, vmi_uid } => {
                 kubevirt::launcher_pod_gone(w, &ns, &name, &vmi_uid)
             }

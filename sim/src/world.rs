@@ -124,6 +124,12 @@ pub enum Scheduled {
     PodRunning { ns: String, name: String },
     /// A VM whose VMI failed gets a new one.
     StartVm { ns: String, name: String },
+    /// virt-handler started the domain of the VMI with `vmi_uid`: the VMI is `Running`.
+    DomainStarted {
+        ns: String,
+        name: String,
+        vmi_uid: String,
+    },
     /// KubeVirt notices that the launcher pod of a VM's VMI (the one with `vmi_uid`) is gone.
     PodGone {
         ns: String,
@@ -184,6 +190,10 @@ pub struct World {
     pub pod_start_delay: f64,
     /// Seconds a VM waits after its VMI failed before it starts again.
     pub restart_backoff: f64,
+    /// Seconds from a started VMI's launcher pod to its VMI `Running` (virt-handler starting
+    /// the domain; the VMI says `Scheduled` meanwhile). Zero while the scenario is built: its
+    /// VMs run from the start.
+    pub domain_start_delay: f64,
     /// Seconds before KubeVirt marks a VMI failed whose launcher pod was deleted (its VMI says
     /// Running meanwhile, as on a real cluster until virt-handler reports the domain gone).
     pub pod_gone_notice: f64,
@@ -259,6 +269,7 @@ impl World {
             pod_start_delay: 0.5,
             restart_backoff: 10.0,
             pod_gone_notice: 0.0,
+            domain_start_delay: 0.0,
             host_root,
             next_ip: 10,
             round_robin: 0,

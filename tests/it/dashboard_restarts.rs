@@ -144,6 +144,7 @@ async fn a_running_vm_whose_pod_is_gone_keeps_its_last_reading_marked_stale() {
 async fn a_vm_restarted_during_the_probe_round_is_read_in_the_same_refresh() {
     let opts = SimOptions {
         pod_start_delay: Duration::from_millis(100),
+        domain_start_delay: Duration::from_millis(100),
         restart_backoff: Duration::from_millis(100),
         exec_latency: Duration::from_secs(3),
         ..SimOptions::default()
@@ -188,7 +189,7 @@ async fn vms_restarting_during_refreshes_keep_their_live_data() {
     // Execs take 400 ms, so a refresh's probe round is long enough for restarts to land in it;
     // a restarted VM is back (new VMI, new pod) within about half a second.
     let opts = SimOptions {
-        pod_start_delay: Duration::from_millis(100),
+        domain_start_delay: Duration::from_millis(100),
         restart_backoff: Duration::from_millis(200),
         exec_latency: Duration::from_millis(400),
         ..SimOptions::default()

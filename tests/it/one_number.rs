@@ -61,6 +61,7 @@ async fn after_the_kill_the_dialog_fix_and_list_recommend_one_number() {
     let opts = SimOptions {
         speed: 5.0,
         pod_start_delay: Duration::from_millis(100),
+        domain_start_delay: Duration::from_millis(100),
         ..SimOptions::default()
     };
     let sim = Sim::start(Scenario::demo().unwrap(), opts).await.unwrap();

@@ -46,6 +46,7 @@ async fn the_kill_comes_within_the_stated_error_of_the_time_to_oom() {
     // overhead passes the budget, about two minutes later.
     let opts = SimOptions {
         pod_start_delay: Duration::from_millis(100),
+        domain_start_delay: Duration::from_millis(100),
         ..SimOptions::default()
     };
     let sim = Sim::start(Scenario::demo().unwrap(), opts).await.unwrap();

@@ -246,6 +246,10 @@ async fn restart_makes_a_new_vmi_and_pod() {
         .unwrap();
     let after = vmis.get("web-01").await.unwrap();
     assert_ne!(after.metadata.uid.clone().unwrap(), before);
+    // Its pod runs; the VMI runs once virt-handler started the domain in it.
+    assert_eq!(after.data["status"]["phase"], "Scheduled");
+    sim.advance(Duration::from_secs(1));
+    let after = vmis.get("web-01").await.unwrap();
     assert_eq!(after.data["status"]["phase"], "Running");
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let web = pods
@@ -323,6 +327,8 @@ async fn memhold_vm_is_oom_killed_and_restarts() {
         .contains("invoked oom-killer"));
     // After the back-off the VM runs again with a new VMI.
     sim.advance(Duration::from_secs(11));
+    // The domain starts in the new pod.
+    sim.advance(Duration::from_secs(1));
     let again = vmis.get("memhold-vm").await.unwrap();
     assert_ne!(again.metadata.uid.clone().unwrap(), first);
     assert_eq!(again.data["status"]["phase"], "Running");

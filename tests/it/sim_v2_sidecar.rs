@@ -37,6 +37,7 @@ async fn a_sidecar_oom_kill_on_a_v2_node_leaves_the_vm_running_and_swap_shows() 
     // Model time 5x the wall clock: the sidecar's kill comes 4 s after its pod runs.
     let opts = SimOptions {
         pod_start_delay: Duration::from_millis(100),
+        domain_start_delay: Duration::from_millis(100),
         speed: 5.0,
         ..SimOptions::default()
     };

@@ -47,6 +47,7 @@ pub async fn demo() -> SimHandle {
 pub async fn start(scenario: Scenario) -> SimHandle {
     let opts = SimOptions {
         pod_start_delay: Duration::from_millis(100),
+        domain_start_delay: Duration::from_millis(100),
         ..SimOptions::default()
     };
     Sim::start(scenario, opts).await.unwrap()
