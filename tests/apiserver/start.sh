@@ -34,6 +34,9 @@ mkdir -p "$1"
 STATE="$(cd "$1" && pwd)"
 [ ! -e "$STATE/pids" ] || { echo "start.sh: $STATE already holds a server (pids file)" >&2; exit 2; }
 
+PIDS="$STATE/pids"
+# shellcheck source=tests/lib/procs.sh
+. "$HERE/../lib/procs.sh"
 log() { echo "start.sh: $*" >&2; }
 fail() {
     echo "start.sh: ERROR: $*" >&2
@@ -58,27 +61,6 @@ ETCD="$(command -v etcd || true)"
 for tool in openssl curl base64; do
     command -v "$tool" >/dev/null || { echo "start.sh: ERROR: $tool not found" >&2; exit 1; }
 done
-
-# --- free loopback ports ----------------------------------------------------------------------------
-port_in_use() {
-    local hex
-    hex=$(printf ':%04X ' "$1")
-    cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '{print $2" "}' | grep -q "$hex"
-}
-TAKEN=" "
-free_port() {
-    local p i
-    for i in $(seq 1 200); do
-        p=$((20000 + RANDOM % 12000)) # below the usual ephemeral range (32768-60999)
-        case "$TAKEN" in *" $p "*) continue ;; esac
-        if ! port_in_use "$p"; then
-            TAKEN="$TAKEN$p "
-            echo "$p"
-            return 0
-        fi
-    done
-    return 1
-}
 
 # --- throwaway PKI (ECDSA P-256: RSA key generation would cost a CPU-second per start) ----------------
 PKI="$STATE/pki"
@@ -116,21 +98,8 @@ chmod 0644 "$PKI"/*.crt
 
 # --- etcd + kube-apiserver --------------------------------------------------------------------------
 : >"$STATE/pids"
-# name pid starttime: the start time (clock ticks after boot, /proc/PID/stat field 22) tells the
-# process apart from a later one that reuses its PID.
-starttime() {
-    local st
-    st=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
-    # shellcheck disable=SC2086 # split the fields after "(comm) "
-    set -- ${st##*) }
-    echo "${20}"
-}
-record() { echo "$1 $2 $(starttime "$2")" >>"$STATE/pids"; }
-
-alive() { kill -0 "$1" 2>/dev/null; }
-
 start_etcd() {
-    ETCD_PORT=$(free_port) && PEER_PORT=$(free_port) || return 1
+    free_port ETCD_PORT && free_port PEER_PORT || return 1
     rm -rf "$STATE/etcd"
     ETCD_URL="http://127.0.0.1:$ETCD_PORT"
     "$ETCD" --name vmmem --data-dir "$STATE/etcd" \
@@ -162,7 +131,7 @@ READY_TIMEOUT="${VMMEM_APISERVER_READY_TIMEOUT:-180}"
 CURL_ADMIN=(curl -sS --max-time 5 --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key")
 
 start_apiserver() {
-    PORT=$(free_port) || return 1
+    free_port PORT || return 1
     SERVER="https://$ADDRESS:$PORT"
     "$APISERVER" \
         --bind-address="$ADDRESS" --secure-port="$PORT" --insecure-port=0 \
@@ -256,10 +225,7 @@ for i in $(seq 1 150); do
 done
 
 # --- watchdog ---------------------------------------------------------------------------------------
-if [ -n "$WATCH" ]; then
-    nohup "$HERE/stop.sh" --after "$WATCH" --purge "$STATE" </dev/null >>"$STATE/watchdog.log" 2>&1 &
-    record watchdog "$!"
-fi
+[ -z "$WATCH" ] || start_watchdog "$HERE/stop.sh" "$WATCH"
 
 cat >"$STATE/env" <<ENV
 SERVER=$SERVER

@@ -34,6 +34,9 @@ STATE="$(cd "$1" && pwd)"
 [ ! -e "$STATE/node.pids" ] || { echo "start.sh: $STATE already holds a node (node.pids)" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "start.sh: ERROR: a real node needs root (network namespace, cgroups, mounts)" >&2; exit 1; }
 
+PIDS="$STATE/node.pids"
+# shellcheck source=tests/lib/procs.sh
+. "$HERE/../lib/procs.sh"
 log() { echo "node/start.sh: $*" >&2; }
 fail() {
     echo "node/start.sh: ERROR: $*" >&2
@@ -97,15 +100,6 @@ ip -n "$NETNS" link set lo up
 # namespace on /sys, which hides the host's cgroup mounts from the kubelet ("mountpoint for cpu not
 # found") and its mounts from the host.
 IN_NS=(nsenter "--net=/var/run/netns/$NETNS")
-
-starttime() {
-    local st
-    st=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
-    # shellcheck disable=SC2086
-    set -- ${st##*) }
-    echo "${20}"
-}
-record() { echo "$1 $2 $(starttime "$2")" >>"$STATE/node.pids"; }
 
 # --- etcd + kube-apiserver inside the namespace --------------------------------------------------------
 NODE_NAME="vmmem-node-$SUFFIX"
@@ -223,10 +217,7 @@ KUBELET_PID=$!
 record kubelet "$KUBELET_PID"
 
 # --- watchdog (before the wait, so a test killed while waiting cleans up too) --------------------------
-if [ -n "$WATCH" ]; then
-    nohup "$HERE/stop.sh" --after "$WATCH" --purge "$STATE" </dev/null >>"$STATE/watchdog.log" 2>&1 &
-    record watchdog "$!"
-fi
+[ -z "$WATCH" ] || start_watchdog "$HERE/stop.sh" "$WATCH"
 
 KUBECTL=(kubectl --kubeconfig "$ADMIN_KUBECONFIG")
 READY_TIMEOUT="${VMMEM_NODE_READY_TIMEOUT:-180}"

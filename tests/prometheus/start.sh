@@ -38,6 +38,9 @@ mkdir -p "$1"
 STATE="$(cd "$1" && pwd)"
 [ ! -e "$STATE/pids" ] || { echo "start.sh: $STATE already holds a server (pids file)" >&2; exit 2; }
 
+PIDS="$STATE/pids"
+# shellcheck source=tests/lib/procs.sh
+. "$HERE/../lib/procs.sh"
 fail() {
     echo "prometheus/start.sh: ERROR: $*" >&2
     [ -s "$STATE/prometheus.log" ] && { echo "--- last lines of prometheus.log:" >&2; tail -n 15 "$STATE/prometheus.log" >&2; }
@@ -81,36 +84,11 @@ CONFIG="$STATE/prometheus.yml"
 promtool check config "$CONFIG" >"$STATE/check.log" 2>&1 \
     || { echo "prometheus/start.sh: ERROR: the config is refused: $(cat "$STATE/check.log")" >&2; exit 1; }
 
-# --- free loopback port -----------------------------------------------------------------------------
-port_in_use() {
-    local hex
-    hex=$(printf ':%04X ' "$1")
-    cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '{print $2" "}' | grep -q "$hex"
-}
-free_port() {
-    local p i
-    for i in $(seq 1 200); do
-        p=$((20000 + RANDOM % 12000)) # below the usual ephemeral range (32768-60999)
-        if ! port_in_use "$p"; then echo "$p"; return 0; fi
-    done
-    return 1
-}
-
 # --- prometheus -------------------------------------------------------------------------------------
 : >"$STATE/pids"
-starttime() {
-    local st
-    st=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
-    # shellcheck disable=SC2086 # split the fields after "(comm) "
-    set -- ${st##*) }
-    echo "${20}"
-}
-record() { echo "$1 $2 $(starttime "$2")" >>"$STATE/pids"; }
-alive() { kill -0 "$1" 2>/dev/null; }
-
 READY_TIMEOUT="${VMMEM_PROMETHEUS_READY_TIMEOUT:-120}"
 start_prometheus() {
-    PORT=$(free_port) || return 1
+    free_port PORT || return 1
     URL="http://127.0.0.1:$PORT"
     # Retention far longer than any history a test loads: blocks from the past are kept. No
     # admin API, no lifecycle endpoints.
@@ -141,10 +119,7 @@ done
 [ "$started" = 1 ] || fail "prometheus did not start; log: $STATE/prometheus.log"
 echo "prometheus/start.sh: ready at $URL in $((SECONDS - t1)) s (pid $PROMETHEUS_PID)" >&2
 
-if [ -n "$WATCH" ]; then
-    nohup "$HERE/stop.sh" --after "$WATCH" --purge "$STATE" </dev/null >>"$STATE/watchdog.log" 2>&1 &
-    record watchdog "$!"
-fi
+[ -z "$WATCH" ] || start_watchdog "$HERE/stop.sh" "$WATCH"
 
 cat >"$STATE/env" <<ENV
 URL=$URL
