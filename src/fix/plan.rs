@@ -4,18 +4,15 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::fields::{self, Field, Fields, Parent, UndoRecord};
+use super::fields::{self, Field, Parent, UndoRecord};
 use super::merge;
-use super::target::{FixContext, Refusal, Target};
+use super::target::{Refusal, Target};
 use crate::model::evidence::Evidence;
 use crate::model::harvester;
-use crate::model::instancetype::{self, Lookup};
-use crate::model::objects::{keys, VirtualMachine};
-use crate::model::overhead::{dedicated_cpu, overhead, MI};
+use crate::model::objects::keys;
+use crate::model::overhead::{dedicated_cpu, MI};
 use crate::model::phase::VmPhase;
 use crate::model::recommend::Strategy;
-use crate::model::sidecars;
-use crate::model::spec::{defaulted_vmi_spec, expected_pod, memory_numbers};
 use crate::model::version::Version;
 use crate::units::to_quantity_string;
 
@@ -36,25 +33,6 @@ pub struct Choice {
     /// How to reserve; `None` is `auto`: the annotation on Harvester, the guest elsewhere
     /// (`RemoveLimit` is an action, not a way to reserve, and also means `auto` here).
     pub strategy: Option<Strategy>,
-}
-
-/// One side (before or after) of a plan.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Side {
-    /// The fields as stored (`null` = absent).
-    pub fields: Fields,
-    pub guest_bytes: Option<i64>,
-    pub limit_bytes: Option<i64>,
-    pub request_bytes: Option<i64>,
-    /// limit − guest.
-    pub reserved_bytes: Option<i64>,
-    /// KubeVirt's overhead O for the VMI this spec starts.
-    pub overhead_bytes: i64,
-    /// The compute container's memory limit KubeVirt would set.
-    pub expected_pod_limit_bytes: Option<i64>,
-    /// Room for everything that is not guest RAM: expected pod limit − guest.
-    pub overhead_budget_bytes: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -258,6 +236,33 @@ fn decide_reserve(
     })
 }
 
+/// Undo puts back older values: say so when that raises the memory limit (of the VM, or of the
+/// pod KubeVirt would build).
+fn warn_if_raised(before: &Side, after: &Side, warnings: &mut Vec<String>) {
+    let raised = |what: &str, b: Option<i64>, a: Option<i64>| match (b, a) {
+        (Some(b), Some(a)) if a > b => Some(format!(
+            "undo raises {what} from {} to {}",
+            to_quantity_string(b),
+            to_quantity_string(a)
+        )),
+        (Some(b), None) => Some(format!(
+            "undo removes {what} (now {}): the VM's pod then has no memory limit",
+            to_quantity_string(b)
+        )),
+        _ => None,
+    };
+    warnings.extend(raised(
+        "the memory limit",
+        before.limit_bytes,
+        after.limit_bytes,
+    ));
+    warnings.extend(raised(
+        "the pod's memory limit",
+        before.expected_pod_limit_bytes,
+        after.expected_pod_limit_bytes,
+    ));
+}
+
 /// The merge patch from `raw` to `desired`, carrying the resourceVersion it was made from.
 fn patch_of(raw: &Value, desired: &Value, target: &Target) -> Option<Value> {
     merge::diff(raw, desired).map(|mut p| {
@@ -283,47 +288,6 @@ fn pod_memory_changes(before: &Side, after: &Side) -> bool {
         after.request_bytes,
         after.expected_pod_limit_bytes,
     )
-}
-
-/// The numbers of a VM document under the cluster's current KubeVirt.
-pub fn side(doc: &Value, ctx: &FixContext, vm_ref: &str) -> Result<Side, Refusal> {
-    let vm: VirtualMachine =
-        serde_json::from_value(doc.clone()).map_err(|e| Refusal::Malformed {
-            vm: vm_ref.to_string(),
-            problem: e.to_string(),
-        })?;
-    let applied = match instancetype::lookup(&vm, &ctx.instancetypes) {
-        Lookup::Found(_, it) => Some(instancetype::apply(&vm.spec.template.spec, it)),
-        _ => None,
-    };
-    let t = applied.as_ref().unwrap_or(&vm.spec.template.spec);
-    let n = memory_numbers(t);
-    if let Some(problem) = n.problems.first() {
-        return Err(Refusal::Malformed {
-            vm: vm_ref.to_string(),
-            problem: problem.clone(),
-        });
-    }
-    let spec = defaulted_vmi_spec(t, ctx.version, ctx.memory_overcommit);
-    let o = overhead(&spec, ctx.version, &ctx.inputs).total;
-    let beside = sidecars::predict(
-        &spec,
-        &vm.spec.template.metadata.annotations,
-        &ctx.inputs.config,
-        ctx.version,
-    );
-    let pod = expected_pod(&spec, o, ctx.auto_limit.map(|a| a.ratio), &beside);
-    let charged_guest = if n.hugepages { 0 } else { n.guest.unwrap_or(0) };
-    Ok(Side {
-        fields: Fields::read(doc),
-        guest_bytes: n.guest,
-        limit_bytes: n.limit,
-        request_bytes: n.request,
-        reserved_bytes: n.limit.zip(n.guest).map(|(l, g)| l - g),
-        overhead_bytes: o,
-        expected_pod_limit_bytes: pod.compute_limit,
-        overhead_budget_bytes: pod.compute_limit.map(|l| l - charged_guest),
-    })
 }
 
 /// What the VM reserves today in the strategy's own terms.
@@ -567,10 +531,12 @@ fn common_warnings(
     }
 }
 
+mod side;
 mod strategy;
 mod undo_record;
+pub use side::{side, Side};
 use strategy::{auto_strategy, refuse_on_instancetype, template_below_guest, TemplateSizes};
-use undo_record::{keep_undo_record, still_written, stored_undo_record, undo, warn_if_raised};
+use undo_record::{keep_undo_record, still_written, stored_undo_record, undo};
 
 #[cfg(test)]
 mod feature_tests;

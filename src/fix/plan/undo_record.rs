@@ -4,11 +4,9 @@
 
 use serde_json::{json, Value};
 
-use super::Side;
 use crate::fix::fields::{self, Fields, UndoRecord, ALL_FIELDS, ALL_PARENTS};
 use crate::fix::target::Refusal;
 use crate::model::objects::keys;
-use crate::units::to_quantity_string;
 
 /// The undo record an earlier fix left on the VM (refused when it cannot be read).
 pub(super) fn stored_undo_record(raw: &Value, vm_ref: &str) -> Result<Option<UndoRecord>, Refusal> {
@@ -39,33 +37,6 @@ pub(super) fn still_written(raw: &Value, record: &UndoRecord, vm_ref: &str) -> R
         }
     }
     Ok(())
-}
-
-/// Undo puts back older values: say so when that raises the memory limit (of the VM, or of the
-/// pod KubeVirt would build).
-pub(super) fn warn_if_raised(before: &Side, after: &Side, warnings: &mut Vec<String>) {
-    let raised = |what: &str, b: Option<i64>, a: Option<i64>| match (b, a) {
-        (Some(b), Some(a)) if a > b => Some(format!(
-            "undo raises {what} from {} to {}",
-            to_quantity_string(b),
-            to_quantity_string(a)
-        )),
-        (Some(b), None) => Some(format!(
-            "undo removes {what} (now {}): the VM's pod then has no memory limit",
-            to_quantity_string(b)
-        )),
-        _ => None,
-    };
-    warnings.extend(raised(
-        "the memory limit",
-        before.limit_bytes,
-        after.limit_bytes,
-    ));
-    warnings.extend(raised(
-        "the pod's memory limit",
-        before.expected_pod_limit_bytes,
-        after.expected_pod_limit_bytes,
-    ));
 }
 
 /// Keep what the first fix replaced (a second fix keeps the first record) and what this fix

@@ -4,6 +4,7 @@ use serde_json::{json, Value};
 
 use super::tests::{applied, bare_vm, harvester_inv, kubevirt_inv, reserve, target, vm, UNDO};
 use super::*;
+use crate::fix::fields::Fields;
 use crate::model::inventory::Inventory;
 
 /// fix, then undo: the VM is what it was, byte for byte (the resourceVersion aside).
