@@ -1,8 +1,9 @@
 //! `kubectl vmmem fix`: plan a memory reservation (pure), then apply it through the cluster.
 //!
 //! The dashboard and the CLI share one path: [`read_target`] (or [`Target::new`] from an inventory
-//! it already holds) → [`plan()`] → [`apply_or_replan`] (a 409 comes back with the plan for the VM
-//! as it is now) → [`restart_and_wait`]. A plan
+//! it already holds) → [`plan()`] → [`apply()`] → [`restart_and_wait`]; the CLI applies through
+//! [`apply_or_replan`] (a 409 comes back with the plan for the VM as it is now, or the same
+//! change applied again), the dashboard shows a 409 as a conflict. A plan
 //! shows before and after of every field it touches and the JSON merge patch of the
 //! VirtualMachine (never the VMI or the pod); the patch carries the resourceVersion it was
 //! planned from, so a concurrent edit is a conflict, not a lost update. The replaced values go

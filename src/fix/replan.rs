@@ -1,8 +1,7 @@
-//! Apply, and on a 409 read the VM again and plan again, so the caller (the CLI reports and
-//! exits 1; the dashboard shows the new plan) can show what the VM is now. The user decides on
-//! a new plan; the one retry is when the new plan is the very change the user approved (the VM
-//! changed only where no plan reads it: KubeVirt updates a VM's status, and with it its
-//! resourceVersion, while the VM starts or stops).
+//! Apply, and on a 409 read the VM again and plan again, so the CLI can show what the VM is now
+//! (and exit 1). The user decides on a new plan; the one retry is when the new plan is the very
+//! change the user approved, with the same warnings (the VM changed only where no plan reads it:
+//! KubeVirt updates a VM's status, and with it its resourceVersion, while the VM starts).
 
 use super::apply::{apply, Applied, ApplyError, Options};
 use super::plan::{plan, Choice, Plan};
@@ -49,7 +48,9 @@ pub async fn apply_or_replan(
 }
 
 /// `fresh` (made from the VM as it is now) makes the same change as `planned`: the same
-/// fields before and after, and the same patch but for the resourceVersion it carries.
+/// fields before and after, the same patch but for the resourceVersion it carries, and the same
+/// warnings and need of a restart (a VM started or stopped meanwhile is not the same change: what
+/// the user was told about when it takes effect no longer holds).
 pub fn same_change(planned: &Plan, fresh: &Plan) -> bool {
     let without_version = |p: &Plan| {
         p.patch.clone().map(|mut patch| {
@@ -64,6 +65,8 @@ pub fn same_change(planned: &Plan, fresh: &Plan) -> bool {
         && planned.reserve_bytes == fresh.reserve_bytes
         && planned.before == fresh.before
         && planned.after == fresh.after
+        && planned.warnings == fresh.warnings
+        && planned.restart_needed == fresh.restart_needed
         && planned.patch.is_some()
         && without_version(planned) == without_version(fresh)
 }
@@ -114,6 +117,10 @@ mod tests {
         // Someone changed the guest meanwhile: a different change, for the user to review.
         let edited = planned(vm("9", "3Gi", "Running"));
         assert!(!same_change(&first, &edited));
+        // The VM started or stopped meanwhile: other warnings (when the change takes effect).
+        let mut started = status_only.clone();
+        started.warnings.push("a restart is needed".into());
+        assert!(!same_change(&first, &started));
         // A plan with nothing to do is never applied again.
         let mut nothing = first.clone();
         nothing.patch = None;

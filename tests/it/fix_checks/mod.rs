@@ -90,8 +90,8 @@ pub async fn undo(client: &kube::Client, ns: &str, name: &str) {
 }
 
 /// A write between reading and applying is a 409, never a lost update. A write where no plan
-/// reads (a label; KubeVirt's status updates) leaves the same change, which the shared path
-/// applies with the new resourceVersion; a write of what the plan reads (someone else's fix)
+/// reads (a label; KubeVirt's status updates) leaves the same change, which the CLI's path
+/// (`apply_or_replan`) applies with the new resourceVersion; a write of what the plan reads (someone else's fix)
 /// comes back as a conflict with the plan for the VM as it is now, and nothing applied.
 pub async fn conflict(client: &kube::Client, ns: &str, name: &str) {
     let choice = reserve(Some(512 << 20));
