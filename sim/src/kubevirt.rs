@@ -330,6 +330,14 @@ pub fn domain_started(w: &mut World, ns: &str, name: &str, vmi_uid: &str) {
     if meta_str(vmi, "uid") != vmi_uid || vmi["status"]["phase"] != "Scheduled" {
         return;
     }
+    // Its pod was deleted meanwhile (KubeVirt notices after `pod_gone_notice`): no domain starts.
+    let pod_runs = w
+        .launchers
+        .values()
+        .any(|l| l.vmi_uid == vmi_uid && l.killed_at.is_none());
+    if !pod_runs {
+        return;
+    }
     let mut status = vmi["status"].clone();
     status["phase"] = json!("Running");
     status["conditions"] = ready_conditions(true, &w.timestamp());
