@@ -4,9 +4,12 @@
 
 # port_in_use PORT: something listens on PORT (TCP, IPv4 or IPv6).
 port_in_use() {
-    local hex
+    local hex tables
     hex=$(printf ':%04X ' "$1")
-    cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '{print $2" "}' | grep -q "$hex"
+    # No pipeline: under pipefail a missing tcp6 table (cat fails) or grep -q leaving early (its
+    # writer gets SIGPIPE) would make a busy port look free.
+    tables=$(cat /proc/net/tcp /proc/net/tcp6 2>/dev/null || true)
+    awk -v h="$hex" 'index($2 " ", h) { found = 1 } END { exit !found }' <<<"$tables"
 }
 
 # free_port VAR: set VAR to a free port below the usual ephemeral range (32768-60999) that this
