@@ -14,7 +14,8 @@
 //!   (`kubectl delete pods -l app.kubernetes.io/managed-by=kubectl-vmmem`);
 //! - from minute 5 to the end, exec into one node's pods hangs (a hung node).
 //!
-//! `SCALE_SOAK_VMS` changes the size (default 5000). Prints the per-minute RSS as it goes and a
+//! `SCALE_SOAK_VMS` changes the size (default 5000). Prints the per-minute RSS (with its anonymous
+//! and file pages, and the thread count: what grows, if anything) as it goes and a
 //! table at the end; fails when the RSS of the last minute is more than 4 MiB above the highest
 //! RSS of minutes 10 to 20 (growth after the first ten minutes).
 
@@ -26,7 +27,7 @@ use vmmem_sim::handle::{Sim, SimOptions};
 use vmmem_sim::scenario::{HotplugSpec, Scenario};
 use vmmem_sim::units::Quantity;
 
-use super::tmux::{rss_hwm, TmuxDashboard};
+use super::tmux::{status_fields, TmuxDashboard};
 use super::{load_average, mib, VMS_PER_NODE};
 
 /// The generated scenario with VMs that migrate: hotplugs that complete, migrations that do not.
@@ -122,7 +123,7 @@ pub fn run(minutes: usize, kubectl: &Path) {
     );
     let hung = format!("node-{:03}", nodes.min(7));
     let t0 = Instant::now();
-    let mut samples: Vec<(usize, i64, i64, String)> = Vec::new();
+    let mut samples: Vec<(usize, [i64; 5], String)> = Vec::new();
     for m in 1..=minutes {
         for (ns, name) in restarted_in(&s, m) {
             let selector = format!("vm.kubevirt.io/name={name}");
@@ -154,25 +155,35 @@ pub fn run(minutes: usize, kubectl: &Path) {
             assert!(dash.alive(), "the dashboard exited during the soak");
             std::thread::sleep(Duration::from_millis(500));
         }
-        let (rss, hwm) = rss_hwm(dash.pid);
+        // What grows, if anything: the heap's pages (anonymous), the binary's pages touched so
+        // far (file), or threads.
+        let status = status_fields(
+            dash.pid,
+            ["VmRSS", "VmHWM", "RssAnon", "RssFile", "Threads"],
+        );
+        let [rss, hwm, anon, file, threads] = status;
         let load = load_average();
         eprintln!(
-            "soak minute {m}: RSS {:.1} MiB, peak {:.1} MiB, load {load}",
+            "soak minute {m}: RSS {:.1} MiB (anonymous {:.1}, file {:.1}), peak {:.1} MiB, {threads} threads, load {load}",
             mib(rss),
+            mib(anon),
+            mib(file),
             mib(hwm)
         );
-        samples.push((m, rss, hwm, load));
+        samples.push((m, status, load));
     }
     let stale = dash.screen().contains("STALE");
     drop(dash);
     drop(sim);
     println!();
-    println!("| minute | RSS | peak RSS | load average |");
-    println!("|---:|---:|---:|---|");
-    for (m, rss, hwm, load) in &samples {
+    println!("| minute | RSS | anonymous | file | peak RSS | threads | load average |");
+    println!("|---:|---:|---:|---:|---:|---:|---|");
+    for (m, [rss, hwm, anon, file, threads], load) in &samples {
         println!(
-            "| {m} | {:.1} MiB | {:.1} MiB | {load} |",
+            "| {m} | {:.1} MiB | {:.1} MiB | {:.1} MiB | {:.1} MiB | {threads} | {load} |",
             mib(*rss),
+            mib(*anon),
+            mib(*file),
             mib(*hwm)
         );
     }
@@ -180,8 +191,8 @@ pub fn run(minutes: usize, kubectl: &Path) {
         eprintln!("warning: the dashboard showed STALE data at the end (machine too busy?)");
     }
     if minutes >= 20 {
-        let settled = samples[9..20].iter().map(|x| x.1).max().unwrap_or(0);
-        let last = samples.last().map_or(0, |x| x.1);
+        let settled = samples[9..20].iter().map(|x| x.1[0]).max().unwrap_or(0);
+        let last = samples.last().map_or(0, |x| x.1[0]);
         println!(
             "\nRSS after minutes 10-20: at most {:.1} MiB; at the end {:.1} MiB",
             mib(settled),

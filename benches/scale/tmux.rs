@@ -15,18 +15,24 @@ pub struct TmuxDashboard {
     _dir: tempfile::TempDir,
 }
 
-/// VmRSS and VmHWM of a process, in KiB.
-pub fn rss_hwm(pid: u32) -> (i64, i64) {
+/// Fields of a process's `/proc/PID/status` (the number: KiB for the memory ones), 0 when
+/// missing.
+pub fn status_fields<const N: usize>(pid: u32, keys: [&str; N]) -> [i64; N] {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib = |key: &str| {
+    keys.map(|key| {
         status
             .lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1))
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+            .and_then(|rest| rest.split_whitespace().next())
             .and_then(|n| n.parse().ok())
             .unwrap_or(0)
-    };
-    (kib("VmRSS:"), kib("VmHWM:"))
+    })
+}
+
+/// VmRSS and VmHWM of a process, in KiB.
+pub fn rss_hwm(pid: u32) -> (i64, i64) {
+    let [rss, hwm] = status_fields(pid, ["VmRSS", "VmHWM"]);
+    (rss, hwm)
 }
 
 impl TmuxDashboard {

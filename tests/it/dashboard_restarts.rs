@@ -187,9 +187,11 @@ async fn a_vm_restarted_during_the_probe_round_is_read_in_the_same_refresh() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vms_restarting_during_refreshes_keep_their_live_data() {
     // Execs take 400 ms, so a refresh's probe round is long enough for restarts to land in it;
-    // a restarted VM is back (new VMI, new pod) within about half a second.
+    // a restarted VM is back (new VMI, new pod) within about 600 ms. Its pod is there 300 ms
+    // before its VMI runs (KubeVirt takes seconds): far more than the pod and VMI watches drift
+    // apart on a busy machine.
     let opts = SimOptions {
-        domain_start_delay: Duration::from_millis(100),
+        domain_start_delay: Duration::from_millis(300),
         restart_backoff: Duration::from_millis(200),
         exec_latency: Duration::from_millis(400),
         ..SimOptions::default()
