@@ -159,16 +159,17 @@ pub async fn run_with(
     let (ns, name) = split_name(&args.name, opts.namespaces.named(), context_ns)?;
     let mut report = Report::new(args.output);
     let client = &opened.client;
-    let target = match crate::session::fix::fix_target(opts, &opened.conn, ns, name).await {
-        Ok((t, warnings)) => {
-            // What could not be read live (the plan's own notes say what it means for the VM).
-            if !warnings.is_empty() {
-                report.set("warnings", json!(warnings));
+    let (target, evidence) =
+        match crate::session::fix::fix_target(opts, &opened.conn, ns, name).await {
+            Ok((t, evidence, warnings)) => {
+                // What could not be read live (the plan's own notes say what it means for the VM).
+                if !warnings.is_empty() {
+                    report.set("warnings", json!(warnings));
+                }
+                (t, evidence)
             }
-            t
-        }
-        Err(e) => return report.fail(&crate::session::error_chain(&e)),
-    };
+            Err(e) => return report.fail(&crate::session::error_chain(&e)),
+        };
     // The agents of the reading round are gone: from here a signal ends fix as it comes (the
     // patch carries its resourceVersion, so a request cut short is all or nothing).
     exit_on_signal(stops);
@@ -205,8 +206,7 @@ pub async fn run_with(
             return report.fail("not applied");
         }
     }
-    run.apply(&choice, &opts.report_options(), server_dry_run, report)
-        .await
+    run.apply(&choice, &evidence, server_dry_run, report).await
 }
 
 /// One `fix` past its plan: what it acts on and how.
@@ -249,7 +249,7 @@ impl Run<'_> {
     async fn apply(
         &self,
         choice: &Choice,
-        report_opts: &crate::model::report::ReportOptions,
+        evidence: &fix::Evidence,
         server_dry_run: bool,
         mut report: Report,
     ) -> anyhow::Result<ExitCode> {
@@ -259,7 +259,7 @@ impl Run<'_> {
             plan,
             choice,
             fix::Options { server_dry_run },
-            report_opts,
+            evidence,
         )
         .await;
         let applied = match outcome {

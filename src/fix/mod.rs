@@ -20,6 +20,6 @@ pub mod target;
 
 pub use apply::{apply, restart_and_wait, Applied, ApplyError, Options, Restarted};
 pub use plan::{plan, Action, Choice, Plan, Side};
-pub use read::{read_objects, read_target, ReadError, VmObjects};
+pub use read::{read_objects, read_target, read_target_with, Evidence, ReadError, VmObjects};
 pub use replan::{apply_or_replan, Outcome};
 pub use target::{FixContext, Refusal, Target};

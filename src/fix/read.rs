@@ -61,12 +61,35 @@ pub async fn read_target(
     name: &str,
     opts: &ReportOptions,
 ) -> Result<Target, ReadError> {
+    let evidence = Evidence {
+        readings: Readings::new(),
+        options: opts.clone(),
+    };
+    read_target_with(client, namespace, name, &evidence).await
+}
+
+/// What a VM is judged from besides its objects: the node readings and the report's inputs
+/// (peaks, kernel-log kills, history). Planning again after a conflict uses the same, so the
+/// new plan recommends from the same evidence as the first.
+#[derive(Debug, Clone, Default)]
+pub struct Evidence {
+    pub readings: Readings,
+    pub options: ReportOptions,
+}
+
+/// Read `namespace/name` again and judge it from `evidence`.
+pub async fn read_target_with(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    evidence: &Evidence,
+) -> Result<Target, ReadError> {
     let objects = read_objects(client, namespace, name).await?;
     Ok(Target::new(
         objects.vm,
         &objects.inventory,
-        &Readings::new(),
-        opts,
+        &evidence.readings,
+        &evidence.options,
     )?)
 }
 

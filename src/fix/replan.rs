@@ -5,8 +5,7 @@
 
 use super::apply::{apply, Applied, ApplyError, Options};
 use super::plan::{plan, Choice, Plan};
-use super::read::read_target;
-use crate::model::report::ReportOptions;
+use super::read::{read_target_with, Evidence};
 
 #[derive(Debug, Clone)]
 pub enum Outcome {
@@ -25,14 +24,14 @@ pub async fn apply_or_replan(
     planned: &Plan,
     choice: &Choice,
     opts: Options,
-    report_opts: &ReportOptions,
+    evidence: &Evidence,
 ) -> Result<Outcome, ApplyError> {
     let message = match apply(client, planned, opts).await {
         Ok(a) => return Ok(Outcome::Applied(a)),
         Err(ApplyError::Conflict(message)) => message,
         Err(e) => return Err(e),
     };
-    let fresh = match read_target(client, &planned.namespace, &planned.name, report_opts).await {
+    let fresh = match read_target_with(client, &planned.namespace, &planned.name, evidence).await {
         Ok(t) => plan(&t, choice).map(Box::new).map_err(|r| r.to_string()),
         Err(e) => Err(e.to_string()),
     };
@@ -78,6 +77,7 @@ mod tests {
     use super::*;
     use crate::fix::{Action, Target};
     use crate::model::inventory::{Inventory, Readings};
+    use crate::model::report::ReportOptions;
 
     fn vm(rv: &str, guest: &str, phase: &str) -> Value {
         json!({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",

@@ -6,19 +6,20 @@ use std::sync::Arc;
 
 use super::inputs::absorb_round;
 use super::options::Options;
-use crate::fix::{read_objects, Target};
+use crate::fix::{read_objects, Evidence, Target};
 use crate::model::inventory::Readings;
 use crate::model::objects::VirtualMachine;
 use crate::node::readers::Mode;
 
-/// The VM `namespace/name` with what is known about it live, and the remarks of that reading
-/// (a node that could not be read, agents of earlier runs deleted).
+/// The VM `namespace/name` with what is known about it live, the evidence it was judged from
+/// (to plan again from after a conflict), and the remarks of that reading (a node that could
+/// not be read, agents of earlier runs deleted).
 pub async fn fix_target(
     opts: &Options,
     conn: &crate::cluster::connect::Connection,
     namespace: &str,
     name: &str,
-) -> anyhow::Result<(Target, Vec<String>)> {
+) -> anyhow::Result<(Target, Evidence, Vec<String>)> {
     let (client, server) = (&conn.client, conn.server.as_str());
     let objects = read_objects(client, namespace, name).await?;
     let mut inventory = objects.inventory;
@@ -56,5 +57,5 @@ pub async fn fix_target(
     history.apply(&mut options);
     warnings.extend(history.warnings);
     let target = Target::new(objects.vm, &inventory, &readings, &options)?;
-    Ok((target, warnings))
+    Ok((target, Evidence { readings, options }, warnings))
 }

@@ -121,7 +121,7 @@ pub async fn conflict(client: &kube::Client, ns: &str, name: &str) {
             &stale,
             &choice,
             fix::Options::default(),
-            &ReportOptions::default(),
+            &fix::Evidence::default(),
         )
         .await
         .unwrap()
